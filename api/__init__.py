@@ -1,0 +1,1 @@
+"""gridpatrol HTTP service: FastAPI routes, OGC API – Features, auth and offline map pages."""
