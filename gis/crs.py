@@ -1,0 +1,168 @@
+"""Coordinate systems: WGS-84 ⇄ GCJ-02 ⇄ BD-09 conversions and the choice of a local metric CRS."""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+import pyproj
+import shapely
+from numpy.typing import ArrayLike, NDArray
+
+from gis.errors import InputError
+
+# Krasovsky 1940 ellipsoid, as used by the published GCJ-02 obfuscation.
+_A = 6378245.0
+_EE = 0.00669342162296594323
+# BD-09 constants (Baidu's published transform on top of GCJ-02).
+_X_PI = math.pi * 3000.0 / 180.0
+
+Pair = tuple[NDArray[np.float64], NDArray[np.float64]]
+
+
+def in_mainland_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
+    """True where (lon, lat) lies in the rough box where GCJ-02 applies (outside it: untouched)."""
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    return (lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271)
+
+
+def _delta(lon: NDArray, lat: NDArray) -> Pair:
+    x = lon - 105.0
+    y = lat - 35.0
+    sqrt_abs_x = np.sqrt(np.abs(x))
+    dlat = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * sqrt_abs_x
+    dlat += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlat += (20.0 * np.sin(y * np.pi) + 40.0 * np.sin(y / 3.0 * np.pi)) * 2.0 / 3.0
+    dlat += (160.0 * np.sin(y / 12.0 * np.pi) + 320.0 * np.sin(y * np.pi / 30.0)) * 2.0 / 3.0
+    dlon = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * sqrt_abs_x
+    dlon += (20.0 * np.sin(6.0 * x * np.pi) + 20.0 * np.sin(2.0 * x * np.pi)) * 2.0 / 3.0
+    dlon += (20.0 * np.sin(x * np.pi) + 40.0 * np.sin(x / 3.0 * np.pi)) * 2.0 / 3.0
+    dlon += (150.0 * np.sin(x / 12.0 * np.pi) + 300.0 * np.sin(x / 30.0 * np.pi)) * 2.0 / 3.0
+    radlat = lat / 180.0 * np.pi
+    magic = 1.0 - _EE * np.sin(radlat) ** 2
+    sqrtmagic = np.sqrt(magic)
+    dlat = (dlat * 180.0) / ((_A * (1.0 - _EE)) / (magic * sqrtmagic) * np.pi)
+    dlon = (dlon * 180.0) / (_A / sqrtmagic * np.cos(radlat) * np.pi)
+    return dlon, dlat
+
+
+def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Pair:
+    """WGS-84 → GCJ-02 (degrees, vectorised); points outside mainland China are returned as is."""
+    lon = np.asarray(lon, dtype=float)
+    lat = np.asarray(lat, dtype=float)
+    dlon, dlat = _delta(lon, lat)
+    inside = in_mainland_china(lon, lat)
+    return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
+
+
+def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9, max_iter: int = 30) -> Pair:
+    """GCJ-02 → WGS-84 by fixed-point iteration of the forward transform (error ≪ 0.5 m)."""
+    glon = np.asarray(lon, dtype=float)
+    glat = np.asarray(lat, dtype=float)
+    wlon, wlat = glon.copy(), glat.copy()
+    for _ in range(max_iter):
+        flon, flat = wgs84_to_gcj02(wlon, wlat)
+        elon, elat = flon - glon, flat - glat
+        wlon, wlat = wlon - elon, wlat - elat
+        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
+            break
+    inside = in_mainland_china(glon, glat)
+    return np.where(inside, wlon, glon), np.where(inside, wlat, glat)
+
+
+def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> Pair:
+    """GCJ-02 → BD-09 (Baidu), vectorised."""
+    x = np.asarray(lon, dtype=float)
+    y = np.asarray(lat, dtype=float)
+    z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * _X_PI)
+    theta = np.arctan2(y, x) + 0.000003 * np.cos(x * _X_PI)
+    return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
+
+
+def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-10, max_iter: int = 20) -> Pair:
+    """BD-09 → GCJ-02: the closed-form inverse, refined by iteration so round trips are exact."""
+    blon = np.asarray(lon, dtype=float)
+    blat = np.asarray(lat, dtype=float)
+    x = blon - 0.0065
+    y = blat - 0.006
+    z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
+    theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
+    glon, glat = z * np.cos(theta), z * np.sin(theta)
+    for _ in range(max_iter):
+        flon, flat = gcj02_to_bd09(glon, glat)
+        elon, elat = flon - blon, flat - blat
+        glon, glat = glon - elon, glat - elat
+        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
+            break
+    return glon, glat
+
+
+def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> Pair:
+    """WGS-84 → BD-09, vectorised (through GCJ-02)."""
+    return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
+
+
+def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> Pair:
+    """BD-09 → WGS-84, vectorised (through GCJ-02)."""
+    return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
+
+
+_TO_WGS84: dict[str, Callable[[ArrayLike, ArrayLike], Pair]] = {
+    "gcj02": gcj02_to_wgs84,
+    "bd09": bd09_to_wgs84,
+}
+_FROM_WGS84: dict[str, Callable[[ArrayLike, ArrayLike], Pair]] = {
+    "gcj02": wgs84_to_gcj02,
+    "bd09": wgs84_to_bd09,
+}
+CHINESE_SYSTEMS = ("wgs84", "gcj02", "bd09")
+
+
+def normalize_crs_name(name: str | None) -> str | None:
+    """``wgs84``/``gcj02``/``bd09``, or an ``EPSG:n``/WKT string unchanged; None stays None."""
+    if name is None:
+        return None
+    key = name.strip().lower().replace("-", "").replace("_", "")
+    aliases = {"wgs84": "wgs84", "epsg:4326": "wgs84", "4326": "wgs84", "gcj02": "gcj02",
+               "gcj": "gcj02", "mars": "gcj02", "bd09": "bd09", "bd09ll": "bd09", "baidu": "bd09"}
+    if key in aliases:
+        return aliases[key]
+    try:
+        pyproj.CRS.from_user_input(name)
+    except pyproj.exceptions.CRSError:
+        raise InputError(
+            f"unknown coordinate system {name!r}", hint="use wgs84, gcj02, bd09 or EPSG:<code>"
+        ) from None
+    return name
+
+
+def _transform_geoms(geoms, fn: Callable[[ArrayLike, ArrayLike], Pair]):  # noqa: ANN001
+    def apply(coords: NDArray) -> NDArray:
+        x, y = fn(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geoms, apply)
+
+
+def to_wgs84_geometry(geoms, source: str):  # noqa: ANN001
+    """Geometries in ``source`` (``gcj02`` or ``bd09``) converted to WGS-84 (array or scalar)."""
+    return _transform_geoms(geoms, _TO_WGS84[source])
+
+
+def from_wgs84_geometry(geoms, target: str):  # noqa: ANN001
+    """WGS-84 geometries converted to ``target`` (``gcj02`` or ``bd09``), for Chinese map apps."""
+    return _transform_geoms(geoms, _FROM_WGS84[target])
+
+
+def local_metric_crs(lon: float, lat: float) -> pyproj.CRS:
+    """The UTM zone CRS (WGS-84 datum, metres) containing (lon, lat): the area's metric CRS."""
+    zone = int(math.floor((lon + 180.0) / 6.0)) % 60 + 1
+    epsg = (32600 if lat >= 0 else 32700) + zone
+    return pyproj.CRS.from_epsg(epsg)
+
+
+def looks_like_lonlat(bounds: tuple[float, float, float, float]) -> bool:
+    """True when (minx, miny, maxx, maxy) can be longitude/latitude degrees."""
+    minx, miny, maxx, maxy = bounds
+    return -180.0 <= minx <= maxx <= 180.0 and -90.0 <= miny <= maxy <= 90.0

@@ -1,0 +1,80 @@
+"""Read vector files (GeoJSON, GeoPackage, Shapefile, CSV points) into WGS-84 with CRS checks."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import shapely
+
+from gis.crs import looks_like_lonlat, normalize_crs_name, to_wgs84_geometry
+from gis.errors import InputError
+
+WGS84 = "EPSG:4326"
+
+
+def read_vector(path: str | Path, *, crs: str | None = None, layer: str | None = None) -> gpd.GeoDataFrame:
+    """Read ``path`` and return its features in EPSG:4326.
+
+    ``crs`` says what the coordinates are when the file does not (or says it wrongly):
+    ``wgs84``, ``gcj02``, ``bd09`` or any ``EPSG:n``. A file whose coordinates cannot be
+    longitude/latitude and that declares no CRS is refused with a hint to pass ``--crs``;
+    empty and unreadable files are refused with the file name.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"file not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path} is empty")
+    source = normalize_crs_name(crs)
+    try:
+        gdf = pyogrio.read_dataframe(path, layer=layer)
+    except Exception as exc:  # pyogrio raises DataSourceError/DataLayerError/… for broken files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: cannot read as a vector file: {first}") from None
+    if not isinstance(gdf, gpd.GeoDataFrame) or gdf.geometry.name not in gdf:
+        raise InputError(f"{path} has no geometry column")
+    gdf = gdf[~(gdf.geometry.isna() | gdf.geometry.is_empty)].copy()
+    if len(gdf) == 0:
+        raise InputError(f"{path} has no features with a geometry", hint="is the layer empty?")
+    bounds = tuple(float(v) for v in gdf.total_bounds)
+    declared = gdf.crs
+    # GDAL reports EPSG:4326 for every GeoJSON without a "crs" member, so a declared 4326 whose
+    # numbers are not degrees is really "no CRS".
+    if source is None:
+        if declared is not None and not declared.is_geographic:
+            return gdf.to_crs(WGS84)
+        if not looks_like_lonlat(bounds):
+            raise InputError(
+                f"{path}: coordinates up to ({bounds[2]:.0f}, {bounds[3]:.0f}) are not longitude/latitude"
+                " and the file declares no usable CRS",
+                hint="pass --crs EPSG:<code> with the file's coordinate system, e.g. --crs EPSG:2248",
+            )
+        return gdf.set_crs(WGS84, allow_override=True)
+    if source in ("wgs84", "gcj02", "bd09"):
+        if not looks_like_lonlat(bounds):
+            raise InputError(
+                f"{path}: --crs {source} given but coordinates up to ({bounds[2]:.0f}, {bounds[3]:.0f})"
+                " are not longitude/latitude",
+                hint="pass the projected CRS instead, e.g. --crs EPSG:2248",
+            )
+        gdf = gdf.set_crs(WGS84, allow_override=True)
+        if source != "wgs84":
+            gdf["geometry"] = to_wgs84_geometry(gdf.geometry.values, source)
+        return gdf
+    gdf = gdf.set_crs(source, allow_override=True).to_crs(WGS84)
+    if not looks_like_lonlat(tuple(float(v) for v in gdf.total_bounds)):
+        raise InputError(f"{path}: coordinates do not fit {crs}", hint="check the --crs value")
+    return gdf
+
+
+def as_multipolygon(geom):  # noqa: ANN001, ANN201
+    """A valid MultiPolygon from any polygonal geometry (lines and points dropped)."""
+    geom = shapely.make_valid(geom)
+    polys = [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"]
+    for g in shapely.get_parts(geom):
+        if g.geom_type == "MultiPolygon":
+            polys.extend(g.geoms)
+        elif g.geom_type == "GeometryCollection":
+            polys.extend(p for p in g.geoms if p.geom_type == "Polygon")
+    return shapely.MultiPolygon(polys) if polys else None

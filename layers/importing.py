@@ -1,0 +1,251 @@
+"""Import OSM extracts and area boundaries into a store, atomically and without duplicates."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, Table, and_, delete, or_, select, tuple_
+
+from gis.crs import local_metric_crs, normalize_crs_name
+from gis.errors import InputError
+from gis.osm import OsmData, OsmOptions, read_osm
+from gis.vector import as_multipolygon, read_vector
+from layers.models import Area, Barrier, Building, Camera, ImportRecord, Road, utcnow
+from layers.store import Store
+
+Progress = Callable[[str], None]
+ADMIN_LEVELS = {"2": "country", "4": "province", "5": "city", "6": "district", "7": "district",
+                "8": "street", "9": "community", "10": "community"}
+LEVELS = ("county", "district", "street", "community")
+
+
+@dataclass
+class ImportResult:
+    """What an import did: counts per layer and what it dropped (and why)."""
+
+    source: str
+    sha256: str
+    counts: dict[str, Any]
+    dropped: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _chunks(seq: list, n: int = 500) -> Iterable[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _delete_keys(conn: Connection, table: Table, cols: list[str], keys: list[tuple]) -> None:
+    """Delete rows whose key columns match ``keys`` (so a re-import replaces, not duplicates)."""
+    if not keys:
+        return
+    for part in _chunks(keys):
+        if len(cols) == 1:
+            cond = table.c[cols[0]].in_([k[0] for k in part])
+        else:
+            cond = or_(*[and_(*[table.c[c] == v for c, v in zip(cols, k)]) for k in part])
+        conn.execute(delete(table).where(cond))
+
+
+def load_boundary(path: str | Path, crs: str | None) -> shapely.MultiPolygon:
+    """The union of the polygons in a boundary file, in WGS-84 (converted from ``crs``)."""
+    gdf = read_vector(path, crs=crs)
+    geom = as_multipolygon(shapely.union_all(gdf.geometry.values))
+    if geom is None or geom.is_empty:
+        raise InputError(f"{path} has no polygon to use as a boundary")
+    return geom
+
+
+def import_osm(
+    store: Store,
+    path: str | Path,
+    *,
+    boundary: str | Path | None = None,
+    boundary_crs: str | None = None,
+    options: OsmOptions | None = None,
+    progress: Progress | None = None,
+) -> ImportResult:
+    """Import an OSM extract into ``store`` (streets, buildings, barriers, admin areas, cameras).
+
+    Everything is read and checked before the store is touched, then written in one
+    transaction; rows of the same OSM objects are replaced, so importing a file twice leaves
+    one copy. Returns the counts and what was dropped (ways cut by the extract edge, …).
+    """
+    path = Path(path)
+    say = progress or (lambda _m: None)
+    started = utcnow()
+    poly = load_boundary(boundary, boundary_crs) if boundary is not None else None
+    data = read_osm(path, boundary=poly, options=options, progress=say)
+    sha = file_sha256(path)
+    say("writing to the store")
+    with store.begin() as conn:
+        _write_osm(store, conn, data)
+        counts = dict(data.counts)
+        rec = gpd.GeoDataFrame(
+            [{
+                "kind": "osm",
+                "source_path": str(path.resolve()),
+                "source_sha256": sha,
+                "source_bytes": path.stat().st_size,
+                "options_json": json.dumps({
+                    "boundary": str(boundary) if boundary else None,
+                    "boundary_crs": boundary_crs,
+                    **(options or OsmOptions()).__dict__,
+                }, ensure_ascii=False),
+                "counts_json": json.dumps(counts, ensure_ascii=False),
+                "dropped_json": json.dumps({k: len(v) for k, v in data.dropped.items()}),
+                "started_at": started,
+                "finished_at": utcnow(),
+            }],
+            geometry=[as_multipolygon(data.bounds)],
+            crs="EPSG:4326",
+        )
+        store.insert_gdf(conn, "imports", rec)
+    return ImportResult(source=str(path), sha256=sha, counts=counts, dropped=data.dropped)
+
+
+def _write_osm(store: Store, conn: Connection, data: OsmData) -> None:
+    roads = Road.__table__
+    _delete_keys(conn, roads, ["osm_id"], [(int(i),) for i in data.roads["osm_id"].unique()])
+    store.insert_gdf(conn, "roads", data.roads)
+
+    b = Building.__table__
+    keys = list(zip(data.buildings["osm_type"], data.buildings["osm_id"].astype(int)))
+    _delete_keys_by_type(conn, b, keys)
+    store.insert_gdf(conn, "buildings", data.buildings)
+
+    bar = Barrier.__table__
+    keys = list(zip(data.barriers["osm_type"], data.barriers["osm_id"].astype(int)))
+    _delete_keys_by_type(conn, bar, keys)
+    store.insert_gdf(conn, "barriers", data.barriers)
+
+    if len(data.cameras):
+        cams = data.cameras.copy()
+        cams["source"] = "osm"
+        cams["project"] = "other"
+        cams["status"] = "online"
+        _delete_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
+        store.insert_gdf(conn, "cameras", cams)
+
+    if len(data.admin):
+        adm = data.admin.copy()
+        adm["level"] = adm["admin_level"].map(ADMIN_LEVELS).fillna("other")
+        adm["code"] = adm["code"].where(adm["code"].notna(), "osm:r" + adm["osm_id"].astype(str))
+        adm["source"] = "osm"
+        adm["geometry"] = [as_multipolygon(g) for g in adm.geometry]
+        _upsert_areas(store, conn, adm)
+
+
+def _delete_keys_by_type(conn: Connection, table: Table, keys: list[tuple[str, int]]) -> None:
+    by_type: dict[str, list[tuple]] = {}
+    for t, i in keys:
+        by_type.setdefault(t, []).append((i,))
+    for t, ids in by_type.items():
+        for part in _chunks(ids):
+            conn.execute(delete(table).where(and_(table.c.osm_type == t, table.c.osm_id.in_([p[0] for p in part]))))
+
+
+def _upsert_areas(store: Store, conn: Connection, areas: gpd.GeoDataFrame) -> None:
+    t = Area.__table__
+    for level, code in zip(areas["level"], areas["code"]):
+        conn.execute(delete(t).where(and_(t.c.level == level, t.c.code == code)))
+    c = areas.geometry.union_all().centroid
+    areas = areas.copy()
+    areas["area_m2"] = areas.to_crs(local_metric_crs(c.x, c.y)).area.to_numpy()
+    store.insert_gdf(conn, "areas", areas)
+
+
+_CODE_RE = re.compile(r"^\d{6}(\d{3}){0,2}$")
+
+
+def import_areas(
+    store: Store,
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    level: str = "district",
+    code_field: str | None = None,
+    name_field: str | None = None,
+    code: str | None = None,
+    name: str | None = None,
+    parent_code: str | None = None,
+) -> ImportResult:
+    """Import administrative areas from a vector file, converting from ``crs`` (e.g. gcj02).
+
+    The code comes from ``code_field``, else ``code``, else a file name that is an
+    administrative code (``510104.geojson``). Areas are replaced by (level, code).
+    """
+    path = Path(path)
+    if level not in LEVELS:
+        raise InputError(f"unknown area level {level!r}", hint="use one of " + ", ".join(LEVELS))
+    started = utcnow()
+    gdf = read_vector(path, crs=crs)
+    if code_field is not None and code_field not in gdf.columns:
+        raise InputError(f"{path}: no field {code_field!r}", hint="fields: " + ", ".join(map(str, gdf.columns.drop(gdf.geometry.name))))
+    if name_field is not None and name_field not in gdf.columns:
+        raise InputError(f"{path}: no field {name_field!r}")
+    if code_field is not None:
+        codes = gdf[code_field].astype(str).tolist()
+    else:
+        base = code or path.name.split(".")[0]
+        if len(gdf) > 1 and code is None:
+            codes = [f"{base}-{i + 1}" for i in range(len(gdf))] if not _CODE_RE.match(base) else None
+            if codes is None:
+                # One code for several features: they are parts of one area.
+                gdf = gpd.GeoDataFrame({"geometry": [shapely.union_all(gdf.geometry.values)]}, crs=gdf.crs)
+                codes = [base]
+        else:
+            codes = [base] * len(gdf)
+    if len(set(codes)) != len(codes):
+        raise InputError(f"{path}: duplicate area codes in {code_field or 'the file'}")
+    geoms = [as_multipolygon(g) for g in gdf.geometry]
+    bad = [i for i, g in enumerate(geoms) if g is None]
+    if bad:
+        raise InputError(f"{path}: feature {bad[0]} is not a polygon", hint="areas must be polygons")
+    names = gdf[name_field].astype(str).tolist() if name_field else [name] * len(gdf)
+    areas = gpd.GeoDataFrame(
+        {"code": codes, "name": names, "level": level, "parent_code": parent_code,
+         "source": str(path.resolve())},
+        geometry=geoms, crs="EPSG:4326",
+    )
+    sha = file_sha256(path)
+    with store.begin() as conn:
+        _upsert_areas(store, conn, areas)
+        store.insert_gdf(conn, "imports", gpd.GeoDataFrame([{
+            "kind": "areas", "source_path": str(path.resolve()), "source_sha256": sha,
+            "source_bytes": path.stat().st_size,
+            "options_json": json.dumps({"crs": crs, "level": level}),
+            "counts_json": json.dumps({"areas": len(areas)}),
+            "dropped_json": "{}", "started_at": started, "finished_at": utcnow(),
+        }], geometry=[None], crs="EPSG:4326"))
+    return ImportResult(source=str(path), sha256=sha, counts={"areas": len(areas)})
+
+
+def layer_summary(store: Store) -> pd.DataFrame:
+    """Rows and extent of every layer of ``store``."""
+    from layers.models import LAYERS
+
+    rows = []
+    for name in LAYERS:
+        n = store.count(name)
+        ext = store.extent(name) if n else None
+        rows.append({"layer": name, "rows": n,
+                     "extent": "" if ext is None else "{:.5f}, {:.5f}, {:.5f}, {:.5f}".format(*ext)})
+    return pd.DataFrame(rows)

@@ -1,0 +1,54 @@
+"""Versioned schema migrations: numbered steps applied in order, recorded in the store."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, Engine, inspect, select, text
+
+from gis.errors import StoreError
+from layers.models import Base, SchemaVersion
+
+
+def _v1_initial(conn: Connection) -> None:
+    Base.metadata.create_all(conn)
+
+
+# (version, description, step). A later release appends steps; never edit a released one.
+STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
+    (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
+]
+CURRENT_VERSION = STEPS[-1][0]
+
+
+def current_version(conn: Connection) -> int:
+    """The schema version of the store behind ``conn`` (0 for an empty store)."""
+    if not inspect(conn).has_table(SchemaVersion.__tablename__):
+        return 0
+    v = conn.execute(select(SchemaVersion.version).order_by(SchemaVersion.version.desc())).first()
+    return int(v[0]) if v else 0
+
+
+def upgrade(engine: Engine) -> int:
+    """Bring the store to ``CURRENT_VERSION``; returns the number of steps applied.
+
+    A store written by a newer gridpatrol is refused rather than touched.
+    """
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            # Two processes opening a fresh database at once must not both create the schema.
+            conn.execute(text("SELECT pg_advisory_xact_lock(74201)"))
+            conn.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        have = current_version(conn)
+        if have > CURRENT_VERSION:
+            raise StoreError(
+                f"the store has schema version {have}, newer than this gridpatrol ({CURRENT_VERSION})",
+                hint="upgrade gridpatrol",
+            )
+        applied = 0
+        for version, description, step in STEPS:
+            if version <= have:
+                continue
+            step(conn)
+            conn.execute(SchemaVersion.__table__.insert().values(version=version, description=description))
+            applied += 1
+        return applied

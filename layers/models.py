@@ -1,0 +1,314 @@
+"""GeoAlchemy2 models of every layer: one set of tables for the GeoPackage and PostGIS stores."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+SRID = 4326
+
+# GeoPackage readers (GDAL, QGIS) know only the GPKG column types: TEXT, INTEGER, REAL/FLOAT,
+# BOOLEAN, DATETIME, BLOB. VARCHAR, BIGINT and JSON make GDAL skip the column, so strings are
+# Text everywhere and 64-bit ids become plain INTEGER (64-bit in SQLite anyway) on GeoPackage.
+BigInt = BigInteger().with_variant(Integer(), "geopackage", "sqlite")
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def geom(kind: str) -> Geometry:
+    """A WGS-84 geometry column of ``kind`` with a spatial index."""
+    return Geometry(kind, srid=SRID, spatial_index=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    """One row per applied migration step."""
+
+    __tablename__ = "gp_schema_version"
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    description: Mapped[str] = mapped_column(Text)
+    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ImportRecord(Base):
+    """Metadata of every import: source, checksum, counts, what was dropped, and when."""
+
+    __tablename__ = "imports"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)  # osm, areas, cameras, incidents, grids
+    source_path: Mapped[str] = mapped_column(Text)
+    source_sha256: Mapped[str] = mapped_column(Text)
+    source_bytes: Mapped[int] = mapped_column(BigInt)
+    options_json: Mapped[str] = mapped_column(Text, default="{}")
+    counts_json: Mapped[str] = mapped_column(Text, default="{}")
+    dropped_json: Mapped[str] = mapped_column(Text, default="{}")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    # The area the import covers (the extract's bounds, or the --boundary polygon).
+    geom = mapped_column(geom("MULTIPOLYGON"), nullable=True)
+
+
+class Area(Base):
+    """Administrative areas: county, district, street/town, community (and the extract)."""
+
+    __tablename__ = "areas"
+    __table_args__ = (UniqueConstraint("level", "code", name="uq_areas_level_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    level: Mapped[str] = mapped_column(Text)  # county | district | street | community | extract
+    parent_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)
+    area_m2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
+
+
+class Road(Base):
+    """Street segments between graph nodes (OSM node ids): the routable street graph."""
+
+    __tablename__ = "roads"
+    __table_args__ = (
+        UniqueConstraint("osm_id", "seq", name="uq_roads_osm_seq"),
+        Index("ix_roads_osm_id", "osm_id"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    osm_id: Mapped[int] = mapped_column(BigInt)
+    seq: Mapped[int] = mapped_column(Integer)  # segment number within the way
+    u: Mapped[int] = mapped_column(BigInt)  # OSM node id at the start
+    v: Mapped[int] = mapped_column(BigInt)  # OSM node id at the end
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name_zh: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name_en: Mapped[str | None] = mapped_column(Text, nullable=True)
+    highway: Mapped[str] = mapped_column(Text)
+    oneway: Mapped[bool] = mapped_column(Boolean, default=False)
+    length_m: Mapped[float] = mapped_column(Float)
+    geom = mapped_column(geom("LINESTRING"), nullable=False)
+
+
+class Building(Base):
+    """Building footprints with households (estimated from footprint × levels unless given)."""
+
+    __tablename__ = "buildings"
+    __table_args__ = (
+        UniqueConstraint("osm_type", "osm_id", name="uq_buildings_osm"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    osm_type: Mapped[str] = mapped_column(Text)  # way | relation | landuse (estimate) | user
+    osm_id: Mapped[int] = mapped_column(BigInt)
+    building: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    levels: Mapped[float | None] = mapped_column(Float, nullable=True)
+    levels_estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    footprint_m2: Mapped[float] = mapped_column(Float)
+    households: Mapped[float] = mapped_column(Float, default=0.0)
+    households_estimated: Mapped[bool] = mapped_column(Boolean, default=True)
+    # "footprint" (footprint × levels), "landuse" (residential area without mapped buildings),
+    # or "given" (the planner's own number).
+    estimate_method: Mapped[str] = mapped_column(Text, default="footprint")
+    population: Mapped[float | None] = mapped_column(Float, nullable=True)
+    geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
+
+
+class Barrier(Base):
+    """Rivers, canals, railways and walls: lines grids should follow and routes cannot cross."""
+
+    __tablename__ = "barriers"
+    __table_args__ = (UniqueConstraint("osm_type", "osm_id", name="uq_barriers_osm"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    osm_type: Mapped[str] = mapped_column(Text)
+    osm_id: Mapped[int] = mapped_column(BigInt)
+    kind: Mapped[str] = mapped_column(Text)  # river | canal | stream | railway | wall | water …
+    subkind: Mapped[str | None] = mapped_column(Text, nullable=True)  # the OSM tag value
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    geom = mapped_column(geom("GEOMETRY"), nullable=False)
+
+
+class Camera(Base):
+    """Skynet (天网), Sharp Eyes (雪亮) and other cameras, with their field of view."""
+
+    __tablename__ = "cameras"
+    __table_args__ = (UniqueConstraint("code", name="uq_cameras_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(Text)  # GB/T 28181 20-digit device code, or osm:<id>
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    project: Mapped[str] = mapped_column(Text, default="other")  # skynet | sharp_eyes | other
+    azimuth_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fov_deg: Mapped[float | None] = mapped_column(Float, nullable=True)
+    range_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    height_m: Mapped[float | None] = mapped_column(Float, nullable=True)
+    camera_type: Mapped[str] = mapped_column(Text, default="fixed")  # fixed | dome | ptz
+    status: Mapped[str] = mapped_column(Text, default="online")  # online | offline | fault
+    secrecy_level: Mapped[int] = mapped_column(Integer, default=0)
+    owner_unit: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)
+    osm_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    geom = mapped_column(geom("POINT"), nullable=False)
+
+
+class GridPlan(Base):
+    """A version of the grid layout; drawing or importing grids creates a new plan."""
+
+    __tablename__ = "grid_plans"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    method: Mapped[str] = mapped_column(Text, default="draw")  # draw | import | edit
+    parent_plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    params_json: Mapped[str] = mapped_column(Text, default="{}")
+    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class Block(Base):
+    """Atomic units of a plan (street blocks), the pieces grids are made of."""
+
+    __tablename__ = "blocks"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(Integer, ForeignKey("grid_plans.id"), index=True)
+    block_id: Mapped[int] = mapped_column(Integer)  # stable id within the plan
+    area_code: Mapped[str] = mapped_column(Text)
+    grid_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    households: Mapped[float] = mapped_column(Float, default=0.0)
+    street_m: Mapped[float] = mapped_column(Float, default=0.0)
+    area_m2: Mapped[float] = mapped_column(Float, default=0.0)
+    geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
+
+
+class Grid(Base):
+    """A grid (网格) of a plan with its workload metrics."""
+
+    __tablename__ = "grids"
+    __table_args__ = (UniqueConstraint("plan_id", "code", name="uq_grids_plan_code"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int] = mapped_column(Integer, ForeignKey("grid_plans.id"), index=True)
+    code: Mapped[str] = mapped_column(Text)
+    parent_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    households: Mapped[float] = mapped_column(Float, default=0.0)
+    buildings: Mapped[int] = mapped_column(Integer, default=0)
+    street_m: Mapped[float] = mapped_column(Float, default=0.0)
+    area_m2: Mapped[float] = mapped_column(Float, default=0.0)
+    polsby_popper: Mapped[float] = mapped_column(Float, default=0.0)
+    exempt: Mapped[bool] = mapped_column(Boolean, default=False)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(Text, nullable=True)
+    station_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    station_lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
+
+
+class Route(Base):
+    """A planned patrol route for a grid (or any polygon)."""
+
+    __tablename__ = "routes"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    grid_code: Mapped[str] = mapped_column(Text, index=True)
+    kind: Mapped[str] = mapped_column(Text, default="coverage")  # coverage | visit
+    mode: Mapped[str] = mapped_column(Text)  # walk | drive
+    worker_index: Mapped[int] = mapped_column(Integer, default=0)
+    length_m: Mapped[float] = mapped_column(Float)
+    required_m: Mapped[float] = mapped_column(Float)
+    lower_bound_m: Mapped[float] = mapped_column(Float)
+    duration_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    directions_json: Mapped[str] = mapped_column(Text, default="[]")
+    stats_json: Mapped[str] = mapped_column(Text, default="{}")
+    geom = mapped_column(geom("LINESTRING"), nullable=False)
+
+
+class Incident(Base):
+    """An event in the governance closed loop (发现 → … → 回访 → closed)."""
+
+    __tablename__ = "incidents"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    category: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)
+    reporter: Mapped[str | None] = mapped_column(Text, nullable=True)
+    state: Mapped[str] = mapped_column(Text, default="reported")
+    state_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking of transitions
+    grid_code: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(Text, nullable=True)
+    duplicate_of: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    synthetic: Mapped[bool] = mapped_column(Boolean, default=False)
+    geom = mapped_column(geom("POINT"), nullable=False)
+
+
+class IncidentEvent(Base):
+    """An appended transition of an incident: who moved it where, when, and why."""
+
+    __tablename__ = "incident_events"
+    __table_args__ = (UniqueConstraint("incident_id", "seq", name="uq_incident_events_seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    from_state: Mapped[str | None] = mapped_column(Text, nullable=True)
+    to_state: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A user of the service with one role."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("name", name="uq_users_name"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(Text)  # admin | planner | dispatcher | worker | viewer
+    password_hash: Mapped[str] = mapped_column(Text)
+    max_secrecy_level: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """Every write through the service: who, when, what."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    action: Mapped[str] = mapped_column(Text)
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)
+    detail_json: Mapped[str] = mapped_column(Text, default="{}")
+
+
+# Layers a user can name on the command line (export, info) and their tables.
+LAYERS: dict[str, type[Base]] = {
+    "areas": Area,
+    "roads": Road,
+    "buildings": Building,
+    "barriers": Barrier,
+    "cameras": Camera,
+    "blocks": Block,
+    "grids": Grid,
+    "routes": Route,
+    "incidents": Incident,
+    "imports": ImportRecord,
+}

@@ -1,0 +1,260 @@
+"""Open a store (GeoPackage file or PostGIS) by URL and move GeoDataFrames in and out of it."""
+from __future__ import annotations
+
+# pyogrio must be imported before mod_spatialite is loaded into the process: the other order
+# segfaults when pyogrio later reads a file (GDAL and SpatiaLite share symbols).
+import pyogrio  # noqa: F401  isort:skip
+
+import contextlib
+import os
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from geoalchemy2 import functions as gfunc
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Integer,
+    Table,
+    and_,
+    column,
+    create_engine,
+    event,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+
+from gis.errors import InputError, NotFoundError, StoreError
+from layers import migrations
+from layers.models import LAYERS, SRID, Base
+
+DEFAULT_URL = "gpkg:///gridpatrol.gpkg"
+SPATIALITE = os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
+os.environ.setdefault("SPATIALITE_LIBRARY_PATH", SPATIALITE)
+
+
+@compiles(gfunc.ST_GeomFromEWKT, "geopackage")
+def _gpkg_geom_from_ewkt(element, compiler, **kw):  # noqa: ANN001
+    # GeoAlchemy2 binds geometries through GeomFromEWKT, which yields a SpatiaLite blob; the
+    # GeoPackage standard (and QGIS) expects GPKG binary, so wrap every bind in AsGPB.
+    return f"AsGPB(GeomFromEWKT({compiler.process(element.clauses, **kw)}))"
+
+
+def _load_gpkg(dbapi_conn, _record) -> None:  # noqa: ANN001
+    from geoalchemy2.admin.dialects.geopackage import load_spatialite_gpkg
+
+    load_spatialite_gpkg(dbapi_conn)
+    cur = dbapi_conn.cursor()
+    # GeoPackage application id ("GPKG") and version 1.2, so GDAL/QGIS accept the file cleanly.
+    cur.execute("PRAGMA application_id = 1196444487")
+    cur.execute("PRAGMA user_version = 10200")
+    cur.execute("PRAGMA foreign_keys = ON")
+    cur.execute("PRAGMA busy_timeout = 30000")
+    cur.close()
+
+
+def resolve_url(url: str | None = None) -> str:
+    """The store URL to use: the argument, else ``GRIDPATROL_DB``, else ``./gridpatrol.gpkg``."""
+    url = url or os.environ.get("GRIDPATROL_DB") or DEFAULT_URL
+    if url.endswith(".gpkg") and "://" not in url:
+        url = "gpkg:///" + url
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def gpkg_path(url: str) -> Path | None:
+    """The file path of a GeoPackage URL, or None for other stores."""
+    if url.startswith("gpkg:///"):
+        return Path(url[len("gpkg:///"):])
+    return None
+
+
+@dataclass
+class Store:
+    """An open store: a SQLAlchemy engine plus the dialect-specific spatial helpers."""
+
+    url: str
+    engine: Engine
+
+    @property
+    def dialect(self) -> str:
+        """``"geopackage"`` or ``"postgresql"``."""
+        return self.engine.dialect.name
+
+    @property
+    def is_gpkg(self) -> bool:
+        return self.dialect == "geopackage"
+
+    def display_url(self) -> str:
+        """The URL without a password, for messages and ``info``."""
+        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
+
+    @contextlib.contextmanager
+    def begin(self) -> Iterator[Connection]:
+        """A connection in a transaction: committed on success, rolled back on any error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+    def table(self, name: str) -> Table:
+        """The table of layer ``name``; NotFoundError lists the layers that exist."""
+        model = LAYERS.get(name)
+        if model is None:
+            raise NotFoundError(
+                f"unknown layer {name!r}", hint="layers: " + ", ".join(sorted(LAYERS))
+            )
+        return model.__table__
+
+    def bbox_filter(self, table: Table, bbox: Sequence[float]):
+        """A WHERE clause selecting rows of ``table`` whose geometry meets ``bbox``.
+
+        ``bbox`` is (min_lon, min_lat, max_lon, max_lat) in WGS-84. The clause uses the spatial
+        index on both stores: the GeoPackage R-tree through an explicit subquery (SpatiaLite does
+        not use it otherwise), PostGIS's GiST index through ``&&``.
+        """
+        minx, miny, maxx, maxy = (float(v) for v in bbox)
+        if self.is_gpkg:
+            pk = table.primary_key.columns.values()[0]
+            rtree = text(
+                f"SELECT id FROM rtree_{table.name}_geom "
+                "WHERE minx <= :bb_maxx AND maxx >= :bb_minx AND miny <= :bb_maxy AND maxy >= :bb_miny"
+            ).bindparams(bb_minx=minx, bb_miny=miny, bb_maxx=maxx, bb_maxy=maxy)
+            return pk.in_(rtree.columns(column("id", Integer)))
+        env = func.ST_MakeEnvelope(minx, miny, maxx, maxy, SRID)
+        return table.c.geom.op("&&")(env)
+
+    def read_layer(
+        self,
+        name: str,
+        *,
+        bbox: Sequence[float] | None = None,
+        where: Any = None,
+        conn: Connection | None = None,
+    ) -> gpd.GeoDataFrame:
+        """Rows of layer ``name`` as a GeoDataFrame in EPSG:4326 (index: the row id)."""
+        table = self.table(name)
+        cols = [c for c in table.columns if c.name != "geom"]
+        stmt = select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb"))
+        conds = []
+        if bbox is not None:
+            conds.append(self.bbox_filter(table, bbox))
+        if where is not None:
+            conds.append(where)
+        if conds:
+            stmt = stmt.where(and_(*conds))
+        stmt = stmt.order_by(table.c.id)
+        with contextlib.ExitStack() as stack:
+            c = conn if conn is not None else stack.enter_context(self.engine.connect())
+            rows = c.execute(stmt).all()
+        df = pd.DataFrame(rows, columns=[c.name for c in cols] + ["geom_wkb"])
+        wkb = df.pop("geom_wkb").to_numpy(dtype=object)
+        geoms = shapely.from_wkb([bytes(w) if w is not None else None for w in wkb])
+        gdf = gpd.GeoDataFrame(df, geometry=geoms, crs=f"EPSG:{SRID}")
+        return gdf.set_index("id", drop=False).rename_axis(None)
+
+    def insert_gdf(self, conn: Connection, name: str, gdf: gpd.GeoDataFrame) -> int:
+        """Insert ``gdf`` (EPSG:4326; columns named as the table's) into layer ``name``.
+
+        Columns the table lacks are ignored; returns the number of rows inserted.
+        """
+        if gdf is None or len(gdf) == 0:
+            return 0
+        table = self.table(name) if name in LAYERS else Base.metadata.tables[name]
+        if gdf.crs is not None and not gdf.crs.equals(f"EPSG:{SRID}"):
+            gdf = gdf.to_crs(SRID)
+        names = [c.name for c in table.columns if c.name not in ("id", "geom")]
+        present = [n for n in names if n in gdf.columns]
+        wkt = shapely.to_wkt(gdf.geometry.values, rounding_precision=-1)
+        ewkt = [None if w is None else "SRID=4326;" + w for w in wkt]
+        data = gdf[present].astype(object).where(pd.notna(gdf[present]), None)
+        records = data.to_dict("records")
+        for rec, g in zip(records, ewkt):
+            rec["geom"] = g
+            for k, v in rec.items():
+                if isinstance(v, np.generic):
+                    rec[k] = v.item()
+        chunk = 5000
+        for i in range(0, len(records), chunk):
+            conn.execute(table.insert(), records[i : i + chunk])
+        return len(records)
+
+    def count(self, name: str) -> int:
+        """Number of rows in layer ``name``."""
+        table = self.table(name)
+        with self.engine.connect() as c:
+            return int(c.execute(select(func.count()).select_from(table)).scalar_one())
+
+    def extent(self, name: str) -> tuple[float, float, float, float] | None:
+        """(min_lon, min_lat, max_lon, max_lat) of layer ``name``, None when empty."""
+        table = self.table(name)
+        with self.engine.connect() as c:
+            if self.is_gpkg:
+                row = c.execute(
+                    text(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM rtree_{table.name}_geom")
+                ).one()
+            else:
+                row = c.execute(
+                    select(
+                        func.ST_XMin(func.ST_Extent(table.c.geom)),
+                        func.ST_YMin(func.ST_Extent(table.c.geom)),
+                        func.ST_XMax(func.ST_Extent(table.c.geom)),
+                        func.ST_YMax(func.ST_Extent(table.c.geom)),
+                    )
+                ).one()
+        if row[0] is None:
+            return None
+        return tuple(float(v) for v in row)  # type: ignore[return-value]
+
+    def dispose(self) -> None:
+        """Close every pooled connection."""
+        self.engine.dispose()
+
+
+def open_store(url: str | None = None, *, create: bool = True) -> Store:
+    """Open (and on first use create, then migrate) the store at ``url``.
+
+    ``gpkg:///path.gpkg`` (the default ``./gridpatrol.gpkg``) is the embedded GeoPackage store;
+    ``postgresql+psycopg://user@host/db`` is PostGIS. With ``create=False`` a missing
+    GeoPackage file is an error instead of being created.
+    """
+    url = resolve_url(url)
+    if url.startswith("gpkg:///"):
+        path = gpkg_path(url)
+        assert path is not None
+        if not create and not path.exists():
+            raise NotFoundError(f"store {path} does not exist", hint="import data first, e.g. gridpatrol import-osm")
+        if path.exists() and path.is_dir():
+            raise InputError(f"store path {path} is a directory, not a GeoPackage file")
+        if path.exists() and path.stat().st_size > 0:
+            with open(path, "rb") as fh:
+                if fh.read(16) != b"SQLite format 3\x00":
+                    raise StoreError(f"{path} is not a GeoPackage (SQLite) file", hint="pass another --db")
+        import pysqlite3.dbapi2 as sqlite  # sqlite3 of the stdlib cannot load extensions
+
+        engine = create_engine(url, module=sqlite, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _load_gpkg)
+    elif url.startswith("postgresql+psycopg://"):
+        engine = create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    else:
+        raise InputError(
+            f"unsupported store URL {url!r}",
+            hint="use a .gpkg path, gpkg:///path.gpkg or postgresql+psycopg://user@host/db",
+        )
+    store = Store(url=url, engine=engine)
+    try:
+        migrations.upgrade(store.engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        msg = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
+        raise StoreError(f"cannot open store {store.display_url()}: {msg.strip().splitlines()[0]}") from None
+    return store

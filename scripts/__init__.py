@@ -1,0 +1,1 @@
+"""Command line, setup and benchmark scripts of gridpatrol."""

@@ -1,0 +1,218 @@
+"""The ``gridpatrol`` command line: parse arguments, show progress, call layers/gis functions."""
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from gis.errors import GridPatrolError
+
+app = typer.Typer(
+    name="gridpatrol",
+    help="Grid-based community governance GIS: grids (网格), patrol routes, cameras and incidents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+class State:
+    """Options shared by every command (the store URL)."""
+
+    db: str | None = None
+
+
+state = State()
+
+
+@app.callback()
+def _main(
+    db: Annotated[
+        Optional[str],
+        typer.Option("--db", help="Store URL: a .gpkg path (default ./gridpatrol.gpkg) or postgresql+psycopg://…",
+                     envvar="GRIDPATROL_DB"),
+    ] = None,
+) -> None:
+    state.db = db
+
+
+def open_cli_store(create: bool = True):  # noqa: ANN201
+    """Open the store chosen by --db / GRIDPATROL_DB."""
+    from layers.store import open_store
+
+    return open_store(state.db, create=create)
+
+
+@contextmanager
+def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step, on stderr, for long work."""
+    quiet = not err_console.is_terminal
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=quiet) as prog:
+        task = prog.add_task(title)
+
+        def step(msg: str) -> None:
+            prog.update(task, description=f"{title}: {msg}")
+
+        yield step
+
+
+def print_table(rows: list[dict], title: str | None = None) -> None:
+    """Print rows (dicts with the same keys) as a rich table."""
+    if not rows:
+        console.print("(nothing)")
+        return
+    t = Table(title=title)
+    for k in rows[0]:
+        t.add_column(str(k))
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r.values()])
+    console.print(t)
+
+
+@app.command("import-osm")
+def import_osm_cmd(
+    path: Annotated[Path, typer.Argument(help="OSM extract: .osm, .osm.bz2 or .osm.pbf")],
+    boundary: Annotated[Optional[Path], typer.Option(help="Clip everything to the polygon(s) of this file")] = None,
+    boundary_crs: Annotated[
+        Optional[str], typer.Option(help="CRS of --boundary: wgs84, gcj02, bd09 or EPSG:n (default: as declared)")
+    ] = None,
+    m2_per_household: Annotated[float, typer.Option(help="Gross floor area per household, m²")] = 100.0,
+    default_levels: Annotated[float, typer.Option(help="Levels of residential buildings without building:levels")] = 6.0,
+    landuse_households_per_ha: Annotated[
+        float, typer.Option(help="Households per hectare of landuse=residential without mapped buildings")
+    ] = 150.0,
+) -> None:
+    """Import streets, buildings, barriers, admin areas and cameras from an OSM extract."""
+    from gis.osm import OsmOptions
+    from layers.importing import import_osm
+
+    opts = OsmOptions(m2_per_household=m2_per_household, default_levels=default_levels,
+                      landuse_households_per_ha=landuse_households_per_ha)
+    # Read and check the input before the store is opened, so a broken file never creates
+    # or touches a store.
+    with progress_steps(f"import {path.name}") as step:
+        from gis.osm import _check_readable
+
+        _check_readable(path)
+        store = open_cli_store()
+        res = import_osm(store, path, boundary=boundary, boundary_crs=boundary_crs, options=opts, progress=step)
+    print_table([{"layer": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
+    dropped = {k: v for k, v in res.dropped.items() if v}
+    for k, ids in dropped.items():
+        sample = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
+        err_console.print(f"[yellow]dropped/cut: {len(ids)} {k.replace('_', ' ')} (OSM ids {sample})[/]")
+
+
+@app.command("import-areas")
+def import_areas_cmd(
+    files: Annotated[list[Path], typer.Argument(help="Vector files (GeoJSON, GPKG, Shapefile) of area polygons")],
+    crs: Annotated[Optional[str], typer.Option(help="Coordinates of the files: wgs84, gcj02, bd09 or EPSG:n")] = None,
+    level: Annotated[str, typer.Option(help="county, district, street or community")] = "district",
+    code_field: Annotated[Optional[str], typer.Option(help="Field with the administrative code")] = None,
+    name_field: Annotated[Optional[str], typer.Option(help="Field with the name")] = None,
+    code: Annotated[Optional[str], typer.Option(help="Code for a single-area file (default: the file name)")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Name for a single-area file")] = None,
+    parent_code: Annotated[Optional[str], typer.Option(help="Code of the parent area")] = None,
+) -> None:
+    """Import administrative areas (county/district/street/community boundaries)."""
+    from gis.vector import read_vector
+    from layers.importing import import_areas
+
+    for f in files:  # check every file first: all or nothing
+        read_vector(f, crs=crs)
+    store = open_cli_store()
+    rows = []
+    for f in files:
+        res = import_areas(store, f, crs=crs, level=level, code_field=code_field, name_field=name_field,
+                           code=code, name=name, parent_code=parent_code)
+        rows.append({"file": f.name, "areas": res.counts["areas"]})
+    print_table(rows, title=f"imported {level} areas")
+
+
+@app.command("export")
+def export_cmd(
+    layer: Annotated[str, typer.Argument(help="Layer: areas, roads, buildings, barriers, cameras, grids, routes, incidents, …")],
+    path: Annotated[Path, typer.Argument(help="Output file: .geojson or .gpkg")],
+) -> None:
+    """Export a layer (WGS-84, every attribute) to GeoJSON or GeoPackage."""
+    from layers.export import export_layer
+
+    store = open_cli_store(create=False)
+    n = export_layer(store, layer, path)
+    console.print(f"wrote {n} {layer} to {path}")
+
+
+@app.command("info")
+def info_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
+) -> None:
+    """Show the store URL, schema version, and rows and extent per layer."""
+    from layers import migrations
+    from layers.importing import layer_summary
+
+    store = open_cli_store(create=False)
+    df = layer_summary(store)
+    with store.engine.connect() as c:
+        version = migrations.current_version(c)
+    if as_json:
+        print(json.dumps({"store": store.display_url(), "schema_version": version,
+                          "layers": df.to_dict("records")}, ensure_ascii=False))
+        return
+    console.print(f"store: {store.display_url()}  (schema version {version})")
+    print_table(df.to_dict("records"))
+
+
+def _register_topic_modules() -> None:
+    # Each issue's commands live in scripts/cmd_<topic>.py with register(app).
+    for name in ("cmd_grids", "cmd_routes", "cmd_cameras", "cmd_service", "cmd_demo"):
+        try:
+            mod = importlib.import_module(f"scripts.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"scripts.{name}":
+                continue
+            raise
+        mod.register(app)
+
+
+_register_topic_modules()
+
+
+def main() -> None:
+    """Entry point: run the app; GridPatrolError → one clear line on stderr and its exit code."""
+    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
+    try:
+        app(standalone_mode=False)
+    except GridPatrolError as exc:
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except (typer.BadParameter, typer.Exit) as exc:
+        raise exc
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        if isinstance(exc, click.exceptions.Exit):
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

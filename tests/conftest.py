@@ -1,0 +1,86 @@
+"""Shared fixtures: the real data folder and a fresh store per test on both GeoPackage and PostGIS."""
+from __future__ import annotations
+
+import pyogrio  # noqa: F401  (before mod_spatialite: see layers/store.py)
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
+# PostGIS for tests: a database of its own, so tests never touch a user's data.
+PG_ADMIN_URL = os.environ.get("GRIDPATROL_TEST_PG_ADMIN", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
+PG_DB = os.environ.get("GRIDPATROL_TEST_PG_DB", "gridpatrol_test")
+PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DB
+
+
+def data_path(*parts: str) -> Path:
+    """A file of ../shared/data; the test is skipped with a clear message if it is missing."""
+    p = DATA.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
+    return p
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> str:
+    """Create the PostGIS test database once (with the postgis extension) and return its URL."""
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": PG_DB}).first():
+                c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
+    except Exception as exc:  # a test run without PostgreSQL is a broken setup, not a skip
+        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}; run scripts/run.sh test")
+    finally:
+        admin.dispose()
+    eng = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+    eng.dispose()
+    return PG_URL
+
+
+def _pg_schema_url(base: str, schema: str) -> str:
+    return f"{base}?options=-csearch_path%3D{schema},public"
+
+
+@pytest.fixture
+def pg_url(pg_database: str):
+    """A URL to a fresh, empty PostGIS schema (dropped after the test)."""
+    schema = "t_" + uuid.uuid4().hex[:12]
+    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    yield _pg_schema_url(pg_database, schema)
+    with eng.connect() as c:
+        c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    eng.dispose()
+
+
+@pytest.fixture
+def gpkg_url(tmp_path: Path) -> str:
+    """A URL to a new GeoPackage file in the test's temporary folder."""
+    return f"gpkg:///{tmp_path / 'store.gpkg'}"
+
+
+@pytest.fixture(params=["gpkg", "postgis"])
+def store_url(request) -> str:
+    """The URL of a fresh empty store, once per store kind."""
+    if request.param == "gpkg":
+        return request.getfixturevalue("gpkg_url")
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture
+def store(store_url: str):
+    """A fresh empty store (GeoPackage and PostGIS: every test using it runs on both)."""
+    from layers.store import open_store
+
+    s = open_store(store_url)
+    yield s
+    s.dispose()
