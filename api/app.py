@@ -1,0 +1,194 @@
+"""The FastAPI application factory: settings, store, middleware, error handlers and routers."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import text
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api import errors, logs
+from api.config import Settings, load_settings
+from api.static_assets import check_vendor
+from gis.errors import GridPatrolError
+from layers import migrations, users
+from layers.store import Store, open_store
+
+log = logging.getLogger("gridpatrol.api")
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+class BodyLimit:
+    """Refuse request bodies over ``max_bytes`` with 413, whether or not Content-Length is sent."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None:
+            try:
+                too_big = int(declared) > self.max_bytes
+            except ValueError:
+                await self._refuse(send, 400, "Content-Length header is not a number")
+                return
+            if too_big:
+                await self._refuse(send, 413, self._message(int(declared)))
+                return
+        seen = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge()
+            return msg
+
+        async def tracking_send(msg: Message) -> None:
+            nonlocal started
+            if msg["type"] == "http.response.start":
+                started = True
+            await send(msg)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._refuse(send, 413, self._message(seen))
+
+    def _message(self, size: int) -> str:
+        return (f"request body of {size} bytes is over the limit of {self.max_bytes} bytes; "
+                "send smaller pieces (or raise max_body_bytes in the settings)")
+
+    @staticmethod
+    async def _refuse(send: Send, status: int, message: str) -> None:
+        resp = JSONResponse(errors.error_body(status, message, "InputError"), status)
+        await send({"type": "http.response.start", "status": status, "headers": resp.raw_headers})
+        await send({"type": "http.response.body", "body": resp.body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _include_routers(app: FastAPI) -> None:
+    """Include every router whose module exists (resource routers land as their layers do)."""
+    import importlib
+
+    from api.routes import auth as auth_routes
+
+    app.include_router(auth_routes.router)
+    for name in ("ogc", "pages"):
+        try:
+            mod = importlib.import_module(f"api.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"api.{name}":
+                raise
+            continue
+        app.include_router(mod.router)
+    routes_dir = Path(__file__).resolve().parent / "routes"
+    for path in sorted(routes_dir.glob("*.py")):
+        if path.stem in ("__init__", "auth") or path.stem.startswith("_"):
+            continue
+        mod = importlib.import_module(f"api.routes.{path.stem}")
+        app.include_router(mod.router)
+
+
+def create_app(store_url: str | None = None, *, settings: Settings | None = None, store: Store | None = None) -> FastAPI:
+    """The gridpatrol service for the store at ``store_url`` (default: settings.db, GRIDPATROL_DB).
+
+    Opens (and migrates) the store once; its engine pools connections for all requests.
+    """
+    settings = settings or load_settings()
+    logs.configure(settings.log_level, settings.log_json)
+    store = store or open_store(store_url or settings.db)
+    app = FastAPI(
+        title="gridpatrol",
+        summary="Grid management (网格化管理): grids, patrol routes, cameras and incidents, with OGC API – Features.",
+        version="0.1.0",
+        docs_url="/docs",
+        redoc_url=None,
+        swagger_ui_parameters={"persistAuthorization": True},
+    )
+    app.state.settings = settings
+    app.state.store = store
+    errors.install(app)
+
+    @app.middleware("http")
+    async def access_log_and_audit(request: Request, call_next):  # noqa: ANN001, ANN202
+        t0 = time.perf_counter()
+        response = await call_next(request)
+        elapsed_ms = (time.perf_counter() - t0) * 1000
+        principal = getattr(request.state, "principal", None)
+        actor = principal.name if principal is not None else None
+        log.info(
+            "request",
+            extra={
+                "method": request.method, "path": request.url.path, "status": response.status_code,
+                "duration_ms": round(elapsed_ms, 2), "user": actor,
+                "client": request.client.host if request.client else None,
+            },
+        )
+        if request.method in WRITE_METHODS:
+            # Every write attempt, allowed or refused, is audited: who, when, what, outcome.
+            detail: dict[str, Any] = {"status": response.status_code, "query": str(request.url.query)[:2000]}
+            detail.update(getattr(request.state, "audit_detail", {}) or {})
+            action = "login" if request.url.path == "/auth/token" else f"{request.method} {request.url.path}"
+            try:
+                await run_in_threadpool(users.record_audit, store, actor, action, request.url.path, detail)
+            except Exception:  # noqa: BLE001  the response stands even if the audit store hiccups
+                log.exception("audit write failed", extra={"path": request.url.path})
+        return response
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    def healthz() -> dict[str, str]:
+        """The process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness")
+    def readyz() -> JSONResponse:
+        """Ready when the store answers at the current schema version and the map assets exist."""
+        checks: dict[str, str] = {}
+        ok = True
+        try:
+            with store.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+                version = migrations.current_version(conn)
+            checks["store"] = f"ok ({store.dialect}, schema {version})"
+            if version != migrations.CURRENT_VERSION:
+                ok = False
+                checks["store"] = f"schema {version}, expected {migrations.CURRENT_VERSION}"
+        except Exception as exc:  # noqa: BLE001  any failure means "not ready", with the reason
+            ok = False
+            checks["store"] = f"unreachable: {str(exc).splitlines()[0][:200]}"
+        try:
+            check_vendor()
+            checks["map_assets"] = "ok"
+        except GridPatrolError as exc:
+            ok = False
+            checks["map_assets"] = str(exc)
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks}, 200 if ok else 503)
+
+    _include_routers(app)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory api.app:app_from_env`` (settings and store from GRIDPATROL_*)."""
+    return create_app()

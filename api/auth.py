@@ -1,0 +1,106 @@
+"""Roles and what they may do, row filters per role, and access tokens (JWT)."""
+from __future__ import annotations
+
+import time
+import uuid
+
+import jwt
+from sqlalchemy import ColumnElement, Table, false, or_, select
+
+from api.config import Settings
+from gis.errors import GridPatrolError, PermissionDenied
+from layers.models import Grid
+from layers.users import ROLES, Principal
+
+# What each role may do. Reading public layers (areas, roads, buildings, barriers, blocks, grids)
+# needs no permission beyond being allowed in at all.
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "read_routes": frozenset({"admin", "planner", "dispatcher", "worker"}),
+    "read_incidents": frozenset({"admin", "dispatcher", "worker"}),
+    "read_cameras": frozenset({"admin", "dispatcher"}),
+    "read_workers": frozenset({"admin", "planner", "dispatcher", "worker"}),
+    "edit_grids": frozenset({"admin", "planner"}),
+    "plan_routes": frozenset({"admin", "planner"}),
+    "create_incident": frozenset({"admin", "dispatcher", "worker"}),
+    "advance_incident": frozenset({"admin", "dispatcher", "worker"}),
+    "edit_cameras": frozenset({"admin"}),
+    "manage_users": frozenset({"admin"}),
+    "read_audit": frozenset({"admin"}),
+}
+PUBLIC_LAYERS = ("areas", "roads", "buildings", "barriers", "blocks", "grids")
+# Layers beyond the public ones and the permission needed to see them at all.
+PROTECTED_LAYERS = {"routes": "read_routes", "incidents": "read_incidents", "cameras": "read_cameras", "imports": "manage_users"}
+
+
+class AuthError(GridPatrolError):
+    """No valid credentials (HTTP 401)."""
+
+    exit_code = 6
+    http_status = 401
+
+
+def can(principal: Principal, permission: str) -> bool:
+    """Whether ``principal``'s role grants ``permission``."""
+    return principal.role in PERMISSIONS[permission]
+
+
+def require_permission(principal: Principal, permission: str, what: str) -> None:
+    """Raise PermissionDenied (403) unless ``principal`` may ``permission``; ``what`` names the action."""
+    if not can(principal, permission):
+        allowed = ", ".join(r for r in ROLES if r in PERMISSIONS[permission])
+        who = "anonymous users" if principal.is_anonymous else f"role {principal.role!r}"
+        raise PermissionDenied(f"{who} may not {what}", hint=f"roles allowed: {allowed}")
+
+
+def visible_layers(principal: Principal) -> list[str]:
+    """The layers ``principal`` may read, in a stable order."""
+    return [*PUBLIC_LAYERS, *(name for name, perm in PROTECTED_LAYERS.items() if can(principal, perm))]
+
+
+def layer_filter(principal: Principal, layer: str, table: Table) -> ColumnElement[bool] | None:
+    """The row filter ``principal`` gets on ``layer`` (None: every row); 403 if not visible at all.
+
+    Workers see only routes and incidents of the grids they are responsible for; dispatchers see
+    cameras up to their secrecy level; admins see everything.
+    """
+    if layer in PUBLIC_LAYERS:
+        return None
+    perm = PROTECTED_LAYERS.get(layer)
+    if perm is None:
+        return false()
+    require_permission(principal, perm, f"read layer {layer!r}")
+    if principal.role == "admin":
+        return None
+    if layer == "cameras":
+        return table.c.secrecy_level <= principal.max_secrecy_level
+    if principal.role == "worker":
+        own_grids = select(Grid.code).where(Grid.worker == principal.name)
+        if layer == "routes":
+            return table.c.grid_code.in_(own_grids)
+        if layer == "incidents":
+            return or_(table.c.worker == principal.name, table.c.grid_code.in_(own_grids))
+    return None
+
+
+def issue_token(settings: Settings, principal: Principal) -> tuple[str, int]:
+    """A signed bearer token for ``principal`` and its lifetime in seconds."""
+    now = int(time.time())
+    claims = {
+        "sub": principal.name, "role": principal.role, "iat": now,
+        "exp": now + settings.token_ttl_s, "jti": uuid.uuid4().hex, "iss": "gridpatrol",
+    }
+    return jwt.encode(claims, settings.secret_key, algorithm="HS256"), settings.token_ttl_s
+
+
+def decode_token(settings: Settings, token: str) -> str:
+    """The user name in a valid token; AuthError if it is forged, expired or malformed."""
+    try:
+        claims = jwt.decode(
+            token, settings.secret_key, algorithms=["HS256"], issuer="gridpatrol",
+            options={"require": ["exp", "sub", "iss"]},
+        )
+    except jwt.ExpiredSignatureError:
+        raise AuthError("access token expired", hint="log in again at POST /auth/token") from None
+    except jwt.PyJWTError:
+        raise AuthError("invalid access token", hint="log in at POST /auth/token") from None
+    return str(claims["sub"])

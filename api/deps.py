@@ -1,0 +1,63 @@
+"""Request dependencies: the store, the settings and the current user (from the bearer token)."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import OAuth2PasswordBearer
+
+from api.auth import AuthError, decode_token
+from api.config import Settings
+from layers import users
+from layers.store import Store
+from layers.users import ANONYMOUS, Principal
+
+# auto_error=False: a missing token means "anonymous", which current_user decides about.
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+
+
+def get_store(request: Request) -> Store:
+    """The app's store (opened once at startup; its engine pools connections)."""
+    return request.app.state.store
+
+
+def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+def current_user(request: Request, token: str | None = None) -> Principal:
+    """The user of this request: from the bearer token, else anonymous (viewer) if allowed.
+
+    Raises AuthError (401) for a bad token, or for no token when anonymous reading is off.
+    The user is re-read from the store, so a deactivated user or a changed role takes effect
+    at once.
+    """
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    if token is None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    settings = get_settings(request)
+    if token is None:
+        if not settings.allow_anonymous:
+            raise AuthError("log in first", hint="POST /auth/token with username and password")
+        principal = ANONYMOUS
+    else:
+        name = decode_token(settings, token)
+        principal = users.get_user(get_store(request), name)
+        if principal is None:
+            raise AuthError(f"user {name!r} no longer exists or is deactivated")
+    request.state.principal = principal
+    return principal
+
+
+def _current_user_dep(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    return current_user(request, token)
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+UserDep = Annotated[Principal, Depends(_current_user_dep)]

@@ -1,0 +1,89 @@
+"""Map errors to JSON responses: GridPatrolError → its 4xx with the same message; never a 500 for bad input."""
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gis.errors import GridPatrolError
+
+log = logging.getLogger("gridpatrol.api")
+
+
+def error_body(status: int, message: str, kind: str, **extra: Any) -> dict[str, Any]:
+    """The JSON body of every error: ``detail`` is the human message (as the CLI prints it)."""
+    return {"detail": message, "error": kind, "status": status, **extra}
+
+
+def _loc(loc: tuple) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("query", "path", "header", "cookie"):
+        return f"{parts[0]} parameter {'.'.join(parts[1:])!r}"
+    if parts and parts[0] == "body":
+        return "request body" + (f" field {'.'.join(parts[1:])!r}" if len(parts) > 1 else "")
+    return ".".join(parts) or "request"
+
+
+def validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str, Any]]]:
+    """A readable one-line message for a validation error, plus the per-field problems."""
+    problems = []
+    for err in exc.errors():
+        value = err.get("input")
+        shown = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
+        if isinstance(value, str) and len(shown) > 80:
+            shown = shown[:77] + "…'"
+        problems.append({"where": _loc(tuple(err.get("loc", ()))), "problem": err.get("msg", ""), "got": shown})
+    text = "; ".join(f"{p['where']}: {p['problem']} (got {p['got']})" for p in problems[:5])
+    if len(problems) > 5:
+        text += f"; and {len(problems) - 5} more"
+    return text or "invalid request", problems
+
+
+def install(app: FastAPI) -> None:
+    """Register the exception handlers on ``app``."""
+
+    @app.exception_handler(GridPatrolError)
+    async def _gp(request: Request, exc: GridPatrolError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSONResponse(error_body(exc.http_status, str(exc), type(exc).__name__), exc.http_status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        text, problems = validation_message(exc)
+        return JSONResponse(error_body(422, text, "ValidationError", problems=problems), 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"no such endpoint: {request.method} {request.url.path}"
+            detail += " (see /docs for the API)"
+        elif exc.status_code == 405:
+            detail = f"method {request.method} not allowed on {request.url.path}"
+        return JSONResponse(error_body(exc.status_code, detail, "HTTPError"), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(DataError)
+    async def _data(request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value (out of range, malformed geometry): the caller's input.
+        msg = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        return JSONResponse(error_body(400, f"the store refused a value: {msg}", "InputError"), 400)
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+        log.error("store unavailable", extra={"error": str(exc).splitlines()[0]})
+        return JSONResponse(error_body(503, "the store is unavailable; try again shortly", "StoreError"), 503)
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception) -> JSONResponse:
+        incident = uuid.uuid4().hex[:12]
+        log.exception("internal error", extra={"error_id": incident, "path": request.url.path})
+        return JSONResponse(
+            error_body(500, f"internal error {incident}; the administrator finds it in the server log", "InternalError"),
+            500,
+        )

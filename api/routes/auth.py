@@ -1,0 +1,81 @@
+"""Log in (OAuth2 password flow), who-am-I, users and the audit log."""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import PERMISSIONS, AuthError, can, issue_token, require_permission, visible_layers
+from api.deps import SettingsDep, StoreDep, UserDep
+from layers import users
+
+router = APIRouter(prefix="/auth", tags=["auth"])
+
+
+class TokenOut(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    role: str
+
+
+class UserIn(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    role: str = Field(description="admin | planner | dispatcher | worker | viewer")
+    password: str = Field(min_length=users.MIN_PASSWORD_LEN, max_length=1024)
+    max_secrecy_level: int | None = Field(default=None, ge=0, le=9)
+
+
+@router.post("/token", response_model=TokenOut, summary="Log in (OAuth2 password flow)")
+def login(
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    username: Annotated[str, Form(min_length=1, max_length=64)],
+    password: Annotated[str, Form(min_length=1, max_length=1024)],
+) -> TokenOut:
+    """Exchange a user name and password for a bearer token (send it as ``Authorization: Bearer …``)."""
+    request.state.audit_detail = {"username": username}
+    principal = users.authenticate(store, username, password)
+    if principal is None:
+        raise AuthError("wrong user name or password")
+    request.state.principal = principal
+    token, ttl = issue_token(settings, principal)
+    return TokenOut(access_token=token, expires_in=ttl, role=principal.role)
+
+
+@router.get("/me", summary="Who am I")
+def me(principal: UserDep) -> dict[str, Any]:
+    """The current user's name, role, secrecy level, permissions and readable layers."""
+    return {
+        "name": principal.name, "role": principal.role, "max_secrecy_level": principal.max_secrecy_level,
+        "anonymous": principal.is_anonymous,
+        "permissions": sorted(p for p in PERMISSIONS if can(principal, p)),
+        "layers": visible_layers(principal),
+    }
+
+
+@router.get("/users", summary="List users (admin)")
+def get_users(store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
+    require_permission(principal, "manage_users", "list users")
+    return users.list_users(store)
+
+
+@router.post("/users", status_code=201, summary="Create a user (admin)")
+def post_user(body: UserIn, store: StoreDep, principal: UserDep) -> dict[str, Any]:
+    require_permission(principal, "manage_users", "create users")
+    created = users.create_user(
+        store, body.name, body.role, body.password, max_secrecy_level=body.max_secrecy_level, actor=principal.name
+    )
+    return {"name": created.name, "role": created.role, "max_secrecy_level": created.max_secrecy_level}
+
+
+@router.get("/audit", summary="Audit log (admin)")
+def get_audit(
+    store: StoreDep, principal: UserDep, actor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 200,
+) -> list[dict[str, Any]]:
+    """Audit entries, newest first: every write through the service and every login attempt."""
+    require_permission(principal, "read_audit", "read the audit log")
+    return users.read_audit(store, actor=actor, limit=limit)
