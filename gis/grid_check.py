@@ -1,0 +1,236 @@
+"""Validate a grid plan with shapely: coverage, overlaps, nesting, contiguity, buildings, workload, codes."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+
+from gis.assign import assign_xy, crossing_buildings, representative_xy
+from gis.errors import InputError
+from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, validate_codes
+
+# Kinds of problems and whether they make a plan invalid ("error") or are only reported ("info").
+SEVERITY: dict[str, str] = {
+    "invalid_geometry": "error",
+    "gap": "error",
+    "overlap": "error",
+    "unknown_parent": "error",
+    "outside_parent": "error",
+    "non_contiguous": "error",
+    "building_unassigned": "error",
+    "building_cut": "error",
+    "households_out_of_band": "error",
+    "households_exempt": "info",
+    "duplicate_code": "error",
+    "malformed_code": "error",
+    "code_parent_mismatch": "error",
+}
+
+PROBLEM_COLUMNS = ["kind", "severity", "grid_code", "detail", "area_m2", "geometry"]
+
+
+@dataclass
+class CheckResult:
+    """Problems (GeoDataFrame, EPSG of the input) and a summary of a plan check."""
+
+    problems: gpd.GeoDataFrame
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def valid(self) -> bool:
+        """True when no problem of severity "error" was found."""
+        return bool(self.summary.get("valid", False))
+
+
+def _metric(gdf: gpd.GeoDataFrame, crs) -> gpd.GeoDataFrame:
+    if crs is not None:
+        return gdf.to_crs(crs)
+    return gdf
+
+
+def check_plan(
+    grids: gpd.GeoDataFrame,
+    areas: gpd.GeoDataFrame,
+    buildings: gpd.GeoDataFrame | None = None,
+    *,
+    blocks: gpd.GeoDataFrame | None = None,
+    min_households: float = 300,
+    max_households: float = 500,
+    code_format: CodeFormat | str = DEFAULT_CODE_FORMAT,
+    metric_crs=None,
+    tolerance_m2: float = 1.0,
+) -> CheckResult:
+    """Check a grid plan against the planning rules; pure shapely, no store.
+
+    ``grids``: code, parent_code, geometry (optional exempt). ``areas``: code, geometry: the
+    parent (planning) areas that the grids must tile exactly. ``buildings``: households,
+    geometry. ``blocks`` (optional): grid_code per block; a grid made of one block is exempt from
+    the household band (it cannot be split along streets). All frames share one CRS (EPSG:4326 in
+    the store); areas are measured in ``metric_crs`` (default: UTM zone of the grids). Gaps,
+    overlaps, parts outside the parent and cut buildings smaller than ``tolerance_m2`` (m²) are
+    ignored as floating-point noise. Households per grid are recomputed from the buildings
+    (representative point) when buildings are given, otherwise taken from ``grids.households``.
+    """
+    for col in ("code", "parent_code"):
+        if col not in grids.columns:
+            raise InputError(f"grids have no {col!r} column", hint="a plan's grids need code and parent_code")
+    if "code" not in areas.columns:
+        raise InputError("areas have no 'code' column")
+    crs = grids.crs
+    if metric_crs is None and crs is not None and crs.is_geographic:
+        metric_crs = grids.estimate_utm_crs() if len(grids) else areas.estimate_utm_crs()
+    g = _metric(grids.reset_index(drop=True), metric_crs)
+    a = _metric(areas.reset_index(drop=True), metric_crs)
+    geoms = np.asarray(g.geometry.values)
+    codes = g["code"].astype(str).to_numpy()
+    rows: list[tuple] = []
+
+    def add(kind: str, code, detail: str, geom, area_m2: float | None = None) -> None:
+        rows.append((kind, SEVERITY[kind], code, detail, area_m2, geom))
+
+    # Geometry validity first: overlay operations below assume valid polygons.
+    invalid = ~shapely.is_valid(geoms)
+    for i in np.flatnonzero(invalid):
+        add("invalid_geometry", codes[i], f"grid {codes[i]}: {shapely.is_valid_reason(geoms[i])}",
+            shapely.point_on_surface(shapely.make_valid(geoms[i])))
+    geoms = np.where(invalid, shapely.make_valid(geoms), geoms)
+
+    # Contiguity: one polygon per grid.
+    nparts = shapely.get_num_geometries(geoms)
+    for i in np.flatnonzero(nparts > 1):
+        part_areas = sorted((float(p.area) for p in shapely.get_parts(geoms[i])), reverse=True)
+        add("non_contiguous", codes[i],
+            f"grid {codes[i]} has {nparts[i]} separate parts (m²: "
+            + ", ".join(f"{x:.0f}" for x in part_areas[:5]) + ")", geoms[i], sum(part_areas[1:]))
+
+    # Overlaps between any two grids.
+    tree = shapely.STRtree(geoms)
+    li, ri = tree.query(geoms, predicate="intersects")
+    keep = li < ri
+    li, ri = li[keep], ri[keep]
+    overlap_total = 0.0
+    if len(li):
+        inter = shapely.intersection(geoms[li], geoms[ri])
+        ia = shapely.area(inter)
+        for k in np.flatnonzero(ia > tolerance_m2):
+            overlap_total += float(ia[k])
+            add("overlap", codes[li[k]], f"grids {codes[li[k]]} and {codes[ri[k]]} overlap by "
+                f"{ia[k]:.1f} m²", inter[k], float(ia[k]))
+
+    # Nesting and coverage per parent area.
+    area_by_code = {str(c): geom for c, geom in zip(a["code"].astype(str), a.geometry.values)}
+    parents = g["parent_code"].astype(str).to_numpy()
+    gap_total = 0.0
+    for i in np.flatnonzero(~np.isin(parents, list(area_by_code))):
+        add("unknown_parent", codes[i], f"grid {codes[i]} names parent area {parents[i]!r}, "
+            "which is not a planning area", shapely.point_on_surface(geoms[i]))
+    outside_total = 0.0
+    for pcode, pgeom in area_by_code.items():
+        idx = np.flatnonzero(parents == pcode)
+        pgeom = shapely.make_valid(pgeom)
+        if len(idx):
+            outside = shapely.difference(geoms[idx], pgeom)
+            oa = shapely.area(outside)
+            for k in np.flatnonzero(oa > tolerance_m2):
+                outside_total += float(oa[k])
+                add("outside_parent", codes[idx[k]], f"{oa[k]:.1f} m² of grid {codes[idx[k]]} lie "
+                    f"outside its parent area {pcode}", outside[k], float(oa[k]))
+            covered = shapely.union_all(geoms[idx])
+            missing = shapely.difference(pgeom, covered)
+        else:
+            missing = pgeom
+        for part in shapely.get_parts(missing):
+            if part.area > tolerance_m2:
+                gap_total += float(part.area)
+                add("gap", None, f"{part.area:.1f} m² of area {pcode} belong to no grid "
+                    f"(near {_lonlat_text(part, metric_crs, crs)})", part, float(part.area))
+
+    # Buildings: assignment by representative point and cuts by grid boundaries.
+    households = None
+    n_unassigned = n_cut = 0
+    if buildings is not None and len(buildings):
+        b = _metric(buildings.reset_index(drop=True), metric_crs)
+        # Assign in the input CRS, exactly as the store's assignment does (a representative point
+        # near an edge can fall on the other side after projection).
+        bx, by = representative_xy(buildings.geometry)
+        owner = assign_xy(bx, by, shapely.make_valid(np.asarray(grids.geometry.values)))
+        pts = gpd.GeoSeries(shapely.points(bx, by), crs=crs)
+        pts = pts.to_crs(metric_crs).values if metric_crs is not None and crs is not None else pts.values
+        label = _building_labels(buildings)
+        for k in np.flatnonzero(owner < 0):
+            n_unassigned += 1
+            add("building_unassigned", None, f"building {label[k]} is in no grid", pts[k])
+        cut = crossing_buildings(b, g.set_geometry(gpd.GeoSeries(geoms, crs=g.crs)), min_area_m2=tolerance_m2)
+        for _, r in cut.iterrows():
+            n_cut += 1
+            add("building_cut", ",".join(map(str, r["grid_codes"])),
+                f"building {label[r['building']]} is cut by the boundary of grids "
+                f"{', '.join(map(str, r['grid_codes']))} ({r['outside_m2']:.1f} m² on the minor side)",
+                b.geometry.values[r["building"]], float(r["outside_m2"]))
+        hh = pd.to_numeric(b.get("households", pd.Series(0.0, index=b.index)), errors="coerce").fillna(0.0)
+        households = np.bincount(owner[owner >= 0], weights=hh.to_numpy()[owner >= 0], minlength=len(g))
+    elif "households" in g.columns:
+        households = pd.to_numeric(g["households"], errors="coerce").fillna(0.0).to_numpy()
+
+    # Workload band; single-block grids are exempt but still listed.
+    exempt = np.zeros(len(g), dtype=bool)
+    if blocks is not None and len(blocks) and "grid_code" in blocks.columns:
+        nblocks = blocks["grid_code"].astype(str).value_counts()
+        exempt = np.array([nblocks.get(c, 0) == 1 for c in codes])
+    elif "exempt" in g.columns:
+        exempt = g["exempt"].fillna(False).astype(bool).to_numpy()
+    in_band = np.ones(len(g), dtype=bool)
+    if households is not None:
+        in_band = (households >= min_households) & (households <= max_households)
+        for i in np.flatnonzero(~in_band):
+            kind = "households_exempt" if exempt[i] else "households_out_of_band"
+            why = " (single indivisible block: exempt)" if exempt[i] else ""
+            add(kind, codes[i], f"grid {codes[i]} has {households[i]:.0f} households, outside "
+                f"{min_households:g}–{max_households:g}{why}", shapely.point_on_surface(geoms[i]))
+
+    # Codes.
+    bad_codes = validate_codes(g["code"], fmt=code_format, parent_codes=g["parent_code"])
+    for _, r in bad_codes.iterrows():
+        add(r["kind"], r["code"], r["detail"], shapely.point_on_surface(geoms[int(r["index"])]))
+
+    problems = gpd.GeoDataFrame(rows, columns=PROBLEM_COLUMNS, geometry="geometry", crs=metric_crs)
+    if crs is not None and metric_crs is not None:
+        problems = problems.to_crs(crs)
+    counts = problems["kind"].value_counts().to_dict() if len(problems) else {}
+    n_errors = int((problems["severity"] == "error").sum()) if len(problems) else 0
+    non_exempt = ~exempt
+    summary = {
+        "valid": n_errors == 0,
+        "grids": int(len(g)),
+        "errors": n_errors,
+        "problems_by_kind": {k: int(v) for k, v in counts.items()},
+        "gap_m2": gap_total,
+        "overlap_m2": overlap_total,
+        "outside_parent_m2": outside_total,
+        "buildings_unassigned": n_unassigned,
+        "buildings_cut": n_cut,
+        "exempt_grids": int(exempt.sum()),
+        "share_in_band": float(in_band.mean()) if len(g) else 1.0,
+        "share_in_band_non_exempt": float(in_band[non_exempt].mean()) if non_exempt.any() else 1.0,
+    }
+    return CheckResult(problems=problems, summary=summary)
+
+
+def _building_labels(buildings: gpd.GeoDataFrame) -> list[str]:
+    """Human-readable building names for messages: osm_type/osm_id or the row id."""
+    if {"osm_type", "osm_id"} <= set(buildings.columns):
+        return [f"{t}/{i}" for t, i in zip(buildings["osm_type"], buildings["osm_id"])]
+    if "id" in buildings.columns:
+        return [f"id {i}" for i in buildings["id"]]
+    return [f"row {i}" for i in range(len(buildings))]
+
+
+def _lonlat_text(geom, metric_crs, crs) -> str:
+    """Location of a problem as 'lon, lat' (or x, y when no geographic CRS is known)."""
+    p = shapely.point_on_surface(geom)
+    if metric_crs is not None and crs is not None:
+        p = gpd.GeoSeries([p], crs=metric_crs).to_crs(crs).iloc[0]
+    return f"{p.x:.6f}, {p.y:.6f}"

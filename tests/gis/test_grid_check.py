@@ -1,0 +1,158 @@
+"""check_plan finds every kind of planning-rule violation, with its location, and none on a clean plan."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pytest
+import shapely
+
+from gis.assign import crossing_buildings
+from gis.grid_check import SEVERITY, check_plan
+from gis.gridcodes import assign_codes
+
+DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+LOOSE = {"min_households": 0, "max_households": 1e9}
+
+
+@pytest.fixture(scope="module")
+def plan():
+    """A gap-free Voronoi plan of real 玄武区 with the real buildings it does not cut."""
+    osm, boundary = DATA / "nanjing" / "xuanwu.osm", DATA / "nanjing" / "320102.geojson"
+    if not osm.exists() or not boundary.exists():
+        pytest.skip(f"real data missing under {DATA / 'nanjing'} (see ../shared/data/README.md)")
+    from gis.osm import read_osm
+    from gis.vector import read_vector
+
+    data = read_osm(osm)
+    area = shapely.union_all(read_vector(boundary, crs="gcj02").geometry.values)
+    areas = gpd.GeoDataFrame({"code": ["320102"]}, geometry=[area], crs="EPSG:4326")
+    rng = np.random.default_rng(7)
+    minx, miny, maxx, maxy = area.bounds
+    pts = shapely.points(rng.uniform(minx, maxx, 120), rng.uniform(miny, maxy, 120))
+    pts = pts[shapely.contains(area, pts)][:30]
+    cells = shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(pts), extend_to=area)), area)
+    # Cells clipped to a concave district can fall apart: each piece is a grid of its own.
+    cells = shapely.get_parts(cells)
+    grids = gpd.GeoDataFrame({"parent_code": ["320102"] * len(cells)}, geometry=cells, crs="EPSG:4326")
+    grids["code"] = assign_codes(grids)
+    inside = data.buildings[data.buildings.representative_point().within(area)].reset_index(drop=True)
+    cut = crossing_buildings(inside, grids, metric_crs=data.metric_crs)
+    cut_positions = set(cut["building"])
+    clean = inside.drop(index=list(cut_positions)).reset_index(drop=True)
+    return {"areas": areas, "grids": grids, "buildings": clean, "cut": inside.iloc[sorted(cut_positions)],
+            "outside": data.buildings[~data.buildings.representative_point().within(area)],
+            "metric": data.metric_crs}
+
+
+def _check(p, grids=None, buildings=None, **kw):
+    opts = {**LOOSE, **kw}
+    return check_plan(p["grids"] if grids is None else grids, p["areas"],
+                      p["buildings"] if buildings is None else buildings, metric_crs=p["metric"], **opts)
+
+
+def test_clean_plan_is_valid(plan):
+    res = _check(plan)
+    assert res.valid, res.problems[["kind", "detail"]]
+    assert len(res.problems) == 0
+    assert res.summary["gap_m2"] < 1 and res.summary["overlap_m2"] < 1
+    assert len(plan["buildings"]) > 200
+
+
+def test_missing_grid_is_a_gap_of_its_area_at_its_place(plan):
+    grids = plan["grids"]
+    gone = grids.iloc[4]
+    res = _check(plan, grids=grids.drop(index=grids.index[4]))
+    gaps = res.problems[res.problems["kind"] == "gap"]
+    want_m2 = gpd.GeoSeries([gone.geometry], crs="EPSG:4326").to_crs(plan["metric"]).area.iloc[0]
+    assert len(gaps) == 1
+    assert gaps["area_m2"].iloc[0] == pytest.approx(want_m2, rel=1e-6)
+    assert gaps.geometry.iloc[0].representative_point().within(gone.geometry.buffer(1e-7))
+    assert not res.valid
+    # buildings of the removed grid are now in no grid
+    n_in_gone = int(plan["buildings"].representative_point().within(gone.geometry).sum())
+    assert res.summary["buildings_unassigned"] == n_in_gone
+
+
+def test_overlap_and_outside_parent_are_measured(plan):
+    grids = plan["grids"].copy()
+    metric = plan["metric"]
+    g_m = grids.to_crs(metric)
+    i = 10
+    grown = g_m.geometry.iloc[i].buffer(25.0)
+    g_m.loc[g_m.index[i], "geometry"] = grown
+    res = _check(plan, grids=g_m.to_crs("EPSG:4326"), buildings=plan["buildings"].iloc[:0])
+    overlaps = res.problems[res.problems["kind"] == "overlap"]
+    others = g_m.drop(index=g_m.index[i]).geometry
+    want = float(others.intersection(grown).area.sum())
+    assert overlaps["area_m2"].sum() == pytest.approx(want, rel=1e-3)
+    assert all(plan["grids"]["code"].iloc[i] in d for d in overlaps["detail"])
+    outside = grown.difference(plan["areas"].to_crs(metric).geometry.iloc[0]).area
+    got_out = res.problems.loc[res.problems["kind"] == "outside_parent", "area_m2"].sum()
+    assert got_out == pytest.approx(outside, rel=1e-3, abs=1.0)
+
+
+def test_non_contiguous_grid_and_unknown_parent(plan):
+    grids = plan["grids"].copy()
+    a, b = grids.index[0], grids.index[1]
+    far = grids.geometry.distance(grids.geometry.loc[a]).idxmax()
+    grids.loc[a, "geometry"] = shapely.union_all([grids.geometry.loc[a], grids.geometry.loc[far]])
+    grids = grids.drop(index=far)
+    grids.loc[b, "parent_code"] = "320199"
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0])
+    kinds = res.problems.set_index("grid_code")["kind"]
+    assert "non_contiguous" in set(res.problems.loc[res.problems["grid_code"] == grids.loc[a, "code"], "kind"])
+    assert {"unknown_parent", "code_parent_mismatch"} <= set(kinds[kinds.index == grids.loc[b, "code"]])
+    # the unknown-parent grid leaves a hole in 320102
+    assert "gap" in set(res.problems["kind"])
+
+
+def test_cut_and_unassigned_buildings_are_listed(plan):
+    some_cut = plan["cut"].iloc[:2]
+    outside = plan["outside"].iloc[:2]
+    assert len(some_cut) == 2 and len(outside) == 2
+    b = pd.concat([plan["buildings"], some_cut, outside], ignore_index=True)
+    res = _check(plan, buildings=b)
+    cut = res.problems[res.problems["kind"] == "building_cut"]
+    assert sorted(cut["detail"].str.extract(r"building (\S+) is cut")[0]) == sorted(
+        f"{t}/{i}" for t, i in zip(some_cut["osm_type"], some_cut["osm_id"]))
+    un = res.problems[res.problems["kind"] == "building_unassigned"]
+    assert len(un) == 2
+    assert not res.valid
+
+
+def test_household_band_with_single_block_grids_exempt_not_hidden(plan):
+    hh = plan["buildings"]["households"]
+    res = _check(plan, min_households=float(hh.sum()) / 30, max_households=float(hh.sum()) / 30 * 1.5)
+    out = res.problems[res.problems["kind"] == "households_out_of_band"]
+    assert len(out) > 0 and not res.valid
+    # Declare every out-of-band grid a single block: they become exempt (info) and the plan valid.
+    codes = list(out["grid_code"])
+    blocks = pd.DataFrame({"grid_code": list(plan["grids"]["code"]) + [c for c in plan["grids"]["code"]
+                                                                       if c not in codes]})
+    res2 = _check(plan, blocks=blocks, min_households=float(hh.sum()) / 30,
+                  max_households=float(hh.sum()) / 30 * 1.5)
+    ex = res2.problems[res2.problems["kind"] == "households_exempt"]
+    assert sorted(ex["grid_code"]) == sorted(codes)
+    assert (ex["severity"] == "info").all() and SEVERITY["households_exempt"] == "info"
+    assert res2.valid and res2.summary["exempt_grids"] == len(codes)
+
+
+def test_duplicate_and_malformed_codes(plan):
+    grids = plan["grids"].copy()
+    grids.loc[grids.index[1], "code"] = grids["code"].iloc[0]
+    grids.loc[grids.index[2], "code"] = "G-2"
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0])
+    assert (res.problems["kind"] == "duplicate_code").sum() == 2
+    assert list(res.problems.loc[res.problems["kind"] == "malformed_code", "grid_code"]) == ["G-2"]
+
+
+def test_problem_locations_are_lon_lat(plan):
+    res = _check(plan, grids=plan["grids"].iloc[1:])
+    assert res.problems.crs.equals("EPSG:4326")
+    minx, miny, maxx, maxy = plan["areas"].total_bounds
+    b = res.problems.total_bounds
+    assert minx - 0.01 <= b[0] and b[2] <= maxx + 0.01 and miny - 0.01 <= b[1] and b[3] <= maxy + 0.01
