@@ -1,0 +1,337 @@
+"""OGC API – Features (Part 1: Core, GeoJSON) over every layer the user may read, paged for QGIS."""
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime, timezone
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+import shapely
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import Table, and_, func, select
+
+from api.auth import PUBLIC_LAYERS, layer_filter, visible_layers
+from api.deps import SettingsDep, StoreDep, UserDep
+from gis.errors import InputError, NotFoundError
+from layers.store import Store
+
+router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
+
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+GEOJSON = "application/geo+json"
+TITLES = {
+    "areas": "Administrative areas", "roads": "Street segments", "buildings": "Buildings with households",
+    "barriers": "Rivers, railways and walls", "blocks": "Street blocks of grid plans", "grids": "Grids (网格) of all plans",
+    "routes": "Patrol routes", "incidents": "Incidents (事件)", "cameras": "Cameras (天网/雪亮)", "imports": "Imports",
+}
+# The time column the datetime parameter filters on, per layer.
+TIME_COLUMN = {"incidents": "occurred_at", "routes": "created_at", "imports": "started_at"}
+# Query parameters of the items request that are not property filters.
+RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs"}
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _json(body: Any, media: str = "application/json") -> JSONResponse:
+    return JSONResponse(body, media_type=media)
+
+
+def parse_bbox(text: str) -> tuple[float, float, float, float]:
+    """(min_lon, min_lat, max_lon, max_lat) from ``"minx,miny,maxx,maxy"``; InputError (400) otherwise.
+
+    Six numbers (with heights) are accepted and the heights ignored. A bbox across the
+    antimeridian (min_lon > max_lon) is refused with a hint to split it: no layer of a county
+    crosses it, and the stores' index filters expect min ≤ max.
+    """
+    parts = [p.strip() for p in text.split(",")]
+    if len(parts) not in (4, 6):
+        raise InputError(f"bbox must be 4 numbers minlon,minlat,maxlon,maxlat; got {len(parts)} values: {text[:100]!r}")
+    try:
+        nums = [float(p) for p in parts]
+    except ValueError:
+        raise InputError(f"bbox must be 4 numbers minlon,minlat,maxlon,maxlat; got {text[:100]!r}") from None
+    if not all(math.isfinite(n) for n in nums):
+        raise InputError(f"bbox values must be finite numbers; got {text[:100]!r}")
+    minx, miny, maxx, maxy = (nums[0], nums[1], nums[3], nums[4]) if len(nums) == 6 else nums
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90):
+        raise InputError(
+            f"bbox {text[:100]!r} is outside longitude −180…180 / latitude −90…90",
+            hint="give WGS-84 longitude/latitude (CRS84), not projected coordinates",
+        )
+    if miny > maxy:
+        raise InputError(f"bbox {text[:100]!r} is inverted: min latitude {miny} > max latitude {maxy}",
+                         hint="order is minlon,minlat,maxlon,maxlat")
+    if minx > maxx:
+        raise InputError(
+            f"bbox {text[:100]!r} has min longitude {minx} > max longitude {maxx} (inverted, or across the antimeridian)",
+            hint="order is minlon,minlat,maxlon,maxlat; split a box across ±180° into two requests",
+        )
+    return minx, miny, maxx, maxy
+
+
+def _parse_instant(text: str, where: str) -> datetime | None:
+    if text in ("..", ""):
+        return None
+    try:
+        if len(text) == 10:
+            d = date.fromisoformat(text)
+            return datetime(d.year, d.month, d.day, tzinfo=timezone.utc)
+        t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError(f"{where} {text[:60]!r} is not an RFC 3339 date-time (e.g. 2018-05-01T00:00:00Z)") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
+    """(start, end) of an OGC ``datetime`` parameter: an instant, ``a/b``, ``../b`` or ``a/..``."""
+    if "/" in text:
+        a, _, b = text.partition("/")
+        start, end = _parse_instant(a, "datetime start"), _parse_instant(b, "datetime end")
+        if start and end and start > end:
+            raise InputError(f"datetime interval {text[:100]!r} ends before it starts")
+        return start, end
+    t = _parse_instant(text, "datetime")
+    if t is None:
+        raise InputError("datetime '..' alone is not an interval; use a/.., ../b or a/b")
+    return t, t
+
+
+def _layer_table(store: Store, principal, layer: str) -> Table:  # noqa: ANN001
+    table = store.table(layer)  # NotFoundError for unknown names
+    layer_filter(principal, layer, table)  # PermissionDenied when hidden from this role
+    return table
+
+
+def _time_naive_ok(store: Store, t: datetime) -> datetime:
+    # GeoPackage stores datetimes as naive UTC text; compare like with like.
+    return t.astimezone(timezone.utc).replace(tzinfo=None) if store.is_gpkg else t
+
+
+def _collection(request: Request, store: Store, layer: str) -> dict[str, Any]:
+    base = _base(request)
+    ext = store.extent(layer)
+    out: dict[str, Any] = {
+        "id": layer,
+        "title": TITLES.get(layer, layer),
+        "itemType": "feature",
+        "crs": [CRS84],
+        "storageCrs": CRS84,
+        "links": [
+            {"href": f"{base}/ogc/collections/{layer}", "rel": "self", "type": "application/json", "title": layer},
+            {"href": f"{base}/ogc/collections/{layer}/items", "rel": "items", "type": GEOJSON, "title": f"{layer} items"},
+        ],
+    }
+    if ext is not None:
+        out["extent"] = {"spatial": {"bbox": [list(ext)], "crs": CRS84}}
+    return out
+
+
+@router.get("", summary="Landing page")
+def landing(request: Request) -> JSONResponse:
+    base = _base(request)
+    return _json({
+        "title": "gridpatrol OGC API – Features",
+        "description": "Every gridpatrol layer you may read, as GeoJSON features in WGS-84 (CRS84).",
+        "links": [
+            {"href": f"{base}/ogc", "rel": "self", "type": "application/json", "title": "this document"},
+            {"href": f"{base}/openapi.json", "rel": "service-desc", "type": "application/vnd.oai.openapi+json;version=3.0", "title": "API definition"},
+            {"href": f"{base}/docs", "rel": "service-doc", "type": "text/html", "title": "API documentation"},
+            {"href": f"{base}/ogc/conformance", "rel": "conformance", "type": "application/json", "title": "conformance classes"},
+            {"href": f"{base}/ogc/collections", "rel": "data", "type": "application/json", "title": "collections"},
+        ],
+    })
+
+
+@router.get("/conformance", summary="Conformance classes")
+def conformance() -> JSONResponse:
+    return _json({"conformsTo": CONFORMANCE})
+
+
+@router.get("/collections", summary="Collections (the layers you may read)")
+def collections(request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
+    base = _base(request)
+    layers = [name for name in visible_layers(principal)]
+    return _json({
+        "links": [{"href": f"{base}/ogc/collections", "rel": "self", "type": "application/json"}],
+        "collections": [_collection(request, store, name) for name in layers],
+    })
+
+
+@router.get("/collections/{layer}", summary="One collection")
+def collection(layer: str, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
+    _layer_table(store, principal, layer)
+    return _json(_collection(request, store, layer))
+
+
+def _props(row: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, datetime):
+            v = (v if v.tzinfo else v.replace(tzinfo=timezone.utc)).isoformat()
+        elif isinstance(v, float) and not math.isfinite(v):
+            v = None
+        elif isinstance(v, (bytes, memoryview)):
+            continue
+        out[k] = v
+    return out
+
+
+def query_items(
+    store: Store,
+    principal,  # noqa: ANN001
+    layer: str,
+    *,
+    bbox: tuple[float, float, float, float] | None = None,
+    time_range: tuple[datetime | None, datetime | None] | None = None,
+    equals: dict[str, str] | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """GeoJSON features of ``layer`` visible to ``principal`` and the number matched.
+
+    ``bbox`` selects features whose geometry intersects it (index filter, then exact test);
+    ``time_range`` filters the layer's time column; ``equals`` compares columns as text.
+    Features are ordered by id so that offsets page stably.
+    """
+    table = _layer_table(store, principal, layer)
+    conds = []
+    role_where = layer_filter(principal, layer, table)
+    if role_where is not None:
+        conds.append(role_where)
+    if bbox is not None:
+        conds.append(store.bbox_filter(table, bbox))
+        env = func.ST_MakeEnvelope(*bbox, 4326) if not store.is_gpkg else func.BuildMbr(*bbox, 4326)
+        geom_col = table.c.geom if not store.is_gpkg else func.GeomFromGPB(table.c.geom)
+        conds.append(func.ST_Intersects(geom_col, env) == (True if not store.is_gpkg else 1))
+    if time_range is not None:
+        col_name = TIME_COLUMN.get(layer)
+        if col_name is None:
+            raise InputError(f"layer {layer!r} has no time; datetime applies to {', '.join(TIME_COLUMN)}")
+        col = table.c[col_name]
+        start, end = time_range
+        if start is not None:
+            conds.append(col >= _time_naive_ok(store, start))
+        if end is not None:
+            conds.append(col <= _time_naive_ok(store, end))
+    for key, value in (equals or {}).items():
+        if key not in table.c or key == "geom":
+            props = ", ".join(c.name for c in table.columns if c.name != "geom")
+            raise InputError(f"unknown query parameter {key!r} for layer {layer!r}",
+                             hint=f"filter by one of: {props}; or bbox, datetime, limit, offset")
+        col = table.c[key]
+        conds.append(func.cast(col, type_=_text_type()) == value)
+    where = and_(*conds) if conds else None
+    cols = [c for c in table.columns if c.name != "geom"]
+    stmt = select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb"))
+    count_stmt = select(func.count()).select_from(table)
+    if where is not None:
+        stmt, count_stmt = stmt.where(where), count_stmt.where(where)
+    stmt = stmt.order_by(table.c.id).limit(limit).offset(offset)
+    with store.engine.connect() as conn:
+        matched = int(conn.execute(count_stmt).scalar_one())
+        rows = conn.execute(stmt).all() if offset < matched else []
+    geoms = shapely.from_wkb([bytes(r.geom_wkb) if r.geom_wkb is not None else None for r in rows])
+    features = []
+    for r, g in zip(rows, geoms):
+        m = dict(r._mapping)
+        m.pop("geom_wkb")
+        features.append({
+            "type": "Feature", "id": m["id"],
+            "geometry": json.loads(shapely.to_geojson(g)) if g is not None else None,
+            "properties": _props(m),
+        })
+    return features, matched
+
+
+def _text_type():  # noqa: ANN202
+    from sqlalchemy import Text
+
+    return Text()
+
+
+@router.get("/collections/{layer}/items", summary="Features of a collection (GeoJSON, paged)")
+def items(
+    layer: str,
+    request: Request,
+    store: StoreDep,
+    settings: SettingsDep,
+    principal: UserDep,
+    bbox: Annotated[str | None, Query(max_length=400, description="minlon,minlat,maxlon,maxlat (CRS84)")] = None,
+    limit: Annotated[int | None, Query(ge=1, description="page size; values above the server maximum are capped")] = None,
+    offset: Annotated[int, Query(ge=0, le=2**53)] = 0,
+    datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
+    f: Annotated[str | None, Query(pattern="^(json|geojson)$")] = None,
+    bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+) -> JSONResponse:
+    """Features of ``layer`` as a GeoJSON FeatureCollection with ``numberMatched``,
+    ``numberReturned`` and ``next``/``prev`` links. Other query parameters filter properties by
+    equality (e.g. ``state=reported``, ``plan_id=3``)."""
+    if bbox_crs is not None and bbox_crs not in (CRS84, "CRS84", "EPSG:4326"):
+        raise InputError(f"bbox-crs {bbox_crs!r} is not supported", hint=f"use {CRS84}")
+    # The OGC standard: a limit above the maximum is not an error; the maximum is used instead.
+    page = min(limit or settings.ogc_default_limit, settings.ogc_max_limit)
+    box = parse_bbox(bbox) if bbox is not None else None
+    trange = parse_datetime(datetime_) if datetime_ is not None else None
+    equals = {k: v for k, v in request.query_params.items() if k not in RESERVED}
+    for k, v in equals.items():
+        if len(v) > 200:
+            raise InputError(f"query parameter {k!r} is longer than 200 characters")
+    features, matched = query_items(
+        store, principal, layer, bbox=box, time_range=trange, equals=equals, limit=page, offset=offset
+    )
+    base = f"{_base(request)}/ogc/collections/{layer}/items"
+    params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
+
+    def link(rel: str, off: int) -> dict[str, str]:
+        return {"href": f"{base}?{urlencode({**params, 'limit': page, 'offset': off})}", "rel": rel, "type": GEOJSON}
+
+    links = [link("self", offset)]
+    if offset + len(features) < matched:
+        links.append(link("next", offset + page))
+    if offset > 0:
+        links.append(link("prev", max(0, offset - page)))
+    links.append({"href": f"{_base(request)}/ogc/collections/{layer}", "rel": "collection", "type": "application/json"})
+    return _json(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberMatched": matched,
+            "numberReturned": len(features),
+            "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "links": links,
+        },
+        GEOJSON,
+    )
+
+
+@router.get("/collections/{layer}/items/{feature_id}", summary="One feature")
+def item(layer: str, feature_id: int, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
+    table = _layer_table(store, principal, layer)
+    conds = [table.c.id == feature_id]
+    role_where = layer_filter(principal, layer, table)
+    if role_where is not None:
+        conds.append(role_where)
+    cols = [c for c in table.columns if c.name != "geom"]
+    with store.engine.connect() as conn:
+        r = conn.execute(select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb")).where(and_(*conds))).first()
+    if r is None:
+        raise NotFoundError(f"no feature {feature_id} in {layer!r}")
+    m = dict(r._mapping)
+    g = shapely.from_wkb(bytes(m.pop("geom_wkb")))
+    return _json({
+        "type": "Feature", "id": m["id"], "geometry": json.loads(shapely.to_geojson(g)), "properties": _props(m),
+        "links": [{"href": f"{_base(request)}/ogc/collections/{layer}/items/{feature_id}", "rel": "self", "type": GEOJSON},
+                  {"href": f"{_base(request)}/ogc/collections/{layer}", "rel": "collection", "type": "application/json"}],
+    }, GEOJSON)
+
+
+__all__ = ["router", "parse_bbox", "parse_datetime", "query_items", "PUBLIC_LAYERS"]

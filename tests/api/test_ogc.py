@@ -1,0 +1,154 @@
+"""OGC API – Features: a client paging like QGIS gets exactly the store's features, on both stores."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+import shapely
+
+from layers.store import open_store
+
+
+def page_all(client, url: str, headers: dict | None = None, max_pages: int = 1000) -> tuple[list[dict], list[dict]]:  # noqa: ANN001
+    """Follow ``next`` links from ``url`` until there is none, as QGIS does; (features, pages)."""
+    features, pages = [], []
+    while url:
+        assert len(pages) < max_pages, "next links never end"
+        r = client.get(url, headers=headers or {})
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"].startswith("application/geo+json")
+        body = r.json()
+        assert body["numberReturned"] == len(body["features"])
+        pages.append(body)
+        features.extend(body["features"])
+        nxt = [link["href"] for link in body["links"] if link["rel"] == "next"]
+        if nxt:
+            parts = urlsplit(nxt[0])
+            url = f"{parts.path}?{parts.query}"
+        else:
+            url = ""
+    return features, pages
+
+
+def test_landing_conformance_collections(client, loaded_store_url):  # noqa: ANN001
+    land = client.get("/ogc").json()
+    rels = {link["rel"] for link in land["links"]}
+    assert {"self", "service-desc", "conformance", "data"} <= rels
+    conf = client.get("/ogc/conformance").json()["conformsTo"]
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core" in conf
+    assert "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson" in conf
+    cols = {c["id"]: c for c in client.get("/ogc/collections").json()["collections"]}
+    assert {"roads", "buildings", "grids"} <= set(cols)
+    # Anonymous users (viewers) never learn of cameras, incidents or routes.
+    assert not {"cameras", "incidents", "routes"} & set(cols)
+    store = open_store(loaded_store_url)
+    try:
+        want = store.read_layer("roads").total_bounds
+    finally:
+        store.dispose()
+    got = cols["roads"]["extent"]["spatial"]["bbox"][0]
+    # The GeoPackage R-tree keeps float32 bounds: equal to about 1e-5 degrees (~1 m).
+    assert max(abs(a - b) for a, b in zip(got, want)) < 1e-4
+
+
+@pytest.mark.parametrize("layer,limit", [("roads", 700), ("buildings", 97), ("barriers", 50)])
+def test_qgis_style_paging_matches_store(client, loaded_store_url, layer, limit):  # noqa: ANN001
+    feats, pages = page_all(client, f"/ogc/collections/{layer}/items?limit={limit}")
+    store = open_store(loaded_store_url)
+    try:
+        expected = store.read_layer(layer)
+        n = store.count(layer)
+    finally:
+        store.dispose()
+    ids = [f["id"] for f in feats]
+    assert len(ids) == n == len(expected) > 0
+    assert len(set(ids)) == len(ids), "a feature came twice while paging"
+    assert set(ids) == set(expected["id"].tolist())
+    assert all(p["numberMatched"] == n for p in pages)
+    assert len(pages) == -(-n // limit)
+    # Geometry and properties round-trip: compare a sample exactly with the store.
+    by_id = {f["id"]: f for f in feats}
+    for rid in expected["id"].tolist()[:: max(1, n // 50)]:
+        got = shapely.geometry.shape(by_id[rid]["geometry"])
+        assert shapely.equals_exact(got, expected.loc[rid, "geometry"], tolerance=1e-9)
+
+
+def test_bbox_equals_brute_force_intersection(client, loaded_store_url):  # noqa: ANN001
+    store = open_store(loaded_store_url)
+    try:
+        roads = store.read_layer("roads")
+        buildings = store.read_layer("buildings")
+    finally:
+        store.dispose()
+    box = (104.07, 30.66, 104.085, 30.672)
+    q = ",".join(map(str, box))
+    for layer, gdf in (("roads", roads), ("buildings", buildings)):
+        feats, _ = page_all(client, f"/ogc/collections/{layer}/items?bbox={q}&limit=37")
+        want = set(gdf.index[shapely.intersects(gdf.geometry.values, shapely.box(*box))].tolist())
+        assert want, f"the test box should hold some {layer}"
+        assert {f["id"] for f in feats} == want
+
+
+def test_limit_is_capped_not_an_error(client):  # noqa: ANN001
+    r = client.get("/ogc/collections/roads/items?limit=1000000000")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["numberReturned"] == min(body["numberMatched"], 10_000)
+    nxt = [link for link in body["links"] if link["rel"] == "next"]
+    assert all("limit=10000" in link["href"] for link in nxt)
+
+
+def test_datetime_and_property_filters(client, tokens, loaded_store_url):  # noqa: ANN001
+    h = tokens["ada"]
+    feats, _ = page_all(client, "/ogc/collections/incidents/items?datetime=2018-03-01T00:00:00Z/2018-03-31T23:59:59Z&limit=20", h)
+    store = open_store(loaded_store_url)
+    try:
+        inc = store.read_layer("incidents")
+    finally:
+        store.dispose()
+    import pandas as pd
+
+    t = pd.to_datetime(inc["occurred_at"], utc=True)
+    want = set(inc.index[(t >= "2018-03-01") & (t <= "2018-03-31T23:59:59")].tolist())
+    assert want and {f["id"] for f in feats} == want
+    feats, _ = page_all(client, "/ogc/collections/incidents/items?category=治安&limit=50", h)
+    assert {f["id"] for f in feats} == set(inc.index[inc["category"] == "治安"].tolist())
+    open_only, _ = page_all(client, "/ogc/collections/incidents/items?datetime=../2018-01-31T00:00:00Z&limit=500", h)
+    assert {f["id"] for f in open_only} == set(inc.index[t <= "2018-01-31"].tolist())
+
+
+def test_cameras_by_role_match_secrecy(client, tokens, loaded_store_url):  # noqa: ANN001
+    store = open_store(loaded_store_url)
+    try:
+        cams = store.read_layer("cameras")
+    finally:
+        store.dispose()
+    admin, _ = page_all(client, "/ogc/collections/cameras/items?limit=250", tokens["ada"])
+    assert {f["id"] for f in admin} == set(cams.index.tolist())
+    dan, _ = page_all(client, "/ogc/collections/cameras/items?limit=250", tokens["dan"])
+    assert {f["id"] for f in dan} == set(cams.index[cams["secrecy_level"] <= 0].tolist())
+    dora, _ = page_all(client, "/ogc/collections/cameras/items?limit=250", tokens["dora"])
+    assert {f["id"] for f in dora} == set(cams.index[cams["secrecy_level"] <= 2].tolist())
+    for user in ("pia", "wu", "vic", "anonymous"):
+        r = client.get("/ogc/collections/cameras/items", headers=tokens[user])
+        assert r.status_code == 403, (user, r.text)
+        assert "cameras" in r.json()["detail"]
+        ids = {c["id"] for c in client.get("/ogc/collections", headers=tokens[user]).json()["collections"]}
+        assert "cameras" not in ids
+        # A single camera by id does not leak either.
+        assert client.get(f"/ogc/collections/cameras/items/{int(cams.index[0])}", headers=tokens[user]).status_code == 403
+    hidden = int(cams.index[cams["secrecy_level"] == 3][0])
+    assert client.get(f"/ogc/collections/cameras/items/{hidden}", headers=tokens["dan"]).status_code == 404
+    assert client.get(f"/ogc/collections/cameras/items/{hidden}", headers=tokens["ada"]).status_code == 200
+
+
+def test_worker_sees_only_own_incidents(client, tokens, loaded_store_url):  # noqa: ANN001
+    store = open_store(loaded_store_url)
+    try:
+        inc = store.read_layer("incidents")
+    finally:
+        store.dispose()
+    feats, _ = page_all(client, "/ogc/collections/incidents/items?limit=300", tokens["wu"])
+    want = set(inc.index[(inc["worker"] == "wu") | inc["grid_code"].isin(["510104001001", "510104001002"])].tolist())
+    assert {f["id"] for f in feats} == want
+    assert 0 < len(want) < len(inc)
