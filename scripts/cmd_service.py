@@ -1,0 +1,124 @@
+"""CLI commands of the service: ``create-user``, ``set-password``, ``users`` and ``serve``."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gis.errors import InputError
+
+
+def _read_password(password_file: Path | None, name: str, generate: bool) -> tuple[str, bool]:
+    """The password from a file, generated, or from a hidden prompt; (password, was_generated)."""
+    if password_file is not None and generate:
+        raise InputError("give either --password-file or --generate-password, not both")
+    if generate:
+        return secrets.token_urlsafe(12), True
+    if password_file is not None:
+        if not password_file.is_file():
+            raise InputError(f"password file {password_file} does not exist")
+        lines = password_file.read_text(encoding="utf-8").splitlines()
+        if not lines or not lines[0]:
+            raise InputError(f"password file {password_file} is empty", hint="put the password on its first line")
+        return lines[0], False
+    pw = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    return pw, False
+
+
+def register(app: typer.Typer) -> None:
+    """Add the service commands to the ``gridpatrol`` Typer app."""
+
+    @app.command("create-user")
+    def create_user_cmd(
+        name: Annotated[str, typer.Argument(help="User name (1–64 characters)")],
+        role: Annotated[str, typer.Option(help="admin | planner | dispatcher | worker | viewer")],
+        password_file: Annotated[
+            Optional[Path], typer.Option(help="Read the password from the first line of this file (else a prompt)")
+        ] = None,
+        generate_password: Annotated[
+            bool, typer.Option("--generate-password", help="Generate a random password and print it once")
+        ] = False,
+        max_secrecy: Annotated[
+            Optional[int], typer.Option(help="Highest camera secrecy level the user may see (default: 9 admin, 0 others)")
+        ] = None,
+    ) -> None:
+        """Create a user of the service with one role (passwords are stored argon2-hashed)."""
+        from layers.users import ROLES, create_user
+        from scripts.cli import console, open_cli_store
+
+        if role not in ROLES:
+            raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
+        password, generated = _read_password(password_file, name, generate_password)
+        store = open_cli_store()
+        try:
+            user = create_user(store, name, role, password, max_secrecy_level=max_secrecy, actor=os.environ.get("USER", "cli"))
+        finally:
+            store.dispose()
+        console.print(f"created user [bold]{user.name}[/] with role {user.role} (secrecy level ≤ {user.max_secrecy_level})")
+        if generated:
+            console.print(f"one-time password (shown only now): [bold]{password}[/]")
+
+    @app.command("set-password")
+    def set_password_cmd(
+        name: Annotated[str, typer.Argument(help="User name")],
+        password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file (else a prompt)")] = None,
+    ) -> None:
+        """Replace a user's password."""
+        from layers.users import set_password
+        from scripts.cli import console, open_cli_store
+
+        password, _ = _read_password(password_file, name, False)
+        store = open_cli_store()
+        try:
+            set_password(store, name, password, actor=os.environ.get("USER", "cli"))
+        finally:
+            store.dispose()
+        console.print(f"password of {name} changed")
+
+    @app.command("users")
+    def users_cmd() -> None:
+        """List the users of the service."""
+        from layers.users import list_users
+        from scripts.cli import open_cli_store, print_table
+
+        store = open_cli_store()
+        try:
+            print_table(list_users(store), title="users")
+        finally:
+            store.dispose()
+
+    @app.command("serve")
+    def serve_cmd(
+        host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for the whole intranet)")] = "127.0.0.1",
+        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
+        workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+        config: Annotated[Optional[Path], typer.Option(help="TOML settings file (else GRIDPATROL_CONFIG)")] = None,
+    ) -> None:
+        """Serve the API, OGC API – Features and the map pages (uvicorn)."""
+        import uvicorn
+
+        from api.config import load_settings
+        from api.logs import uvicorn_log_config
+        from api.static_assets import check_vendor
+        from layers.store import open_store, resolve_url
+        from scripts.cli import err_console, state
+
+        if config is not None:
+            os.environ["GRIDPATROL_CONFIG"] = str(config)
+        settings = load_settings()  # fail here, with the message, not in every worker
+        url = resolve_url(state.db or settings.db)
+        os.environ["GRIDPATROL_DB"] = url
+        open_store(url).dispose()  # create/migrate once before the workers start
+        if not os.environ.get("GRIDPATROL_SECRET_KEY") and not settings.production:
+            # All workers must sign and check tokens with the same key; tokens die with the server.
+            os.environ["GRIDPATROL_SECRET_KEY"] = settings.secret_key
+            err_console.print("[yellow]no GRIDPATROL_SECRET_KEY set: using a random key; tokens end with this server[/]")
+        check_vendor()
+        err_console.print(f"serving {url.split('?')[0]} at http://{host}:{port}  (docs: /docs, OGC API: /ogc)")
+        uvicorn.run(
+            "api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+            log_config=uvicorn_log_config(settings.log_level), access_log=False, proxy_headers=False,
+        )
