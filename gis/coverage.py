@@ -1,0 +1,817 @@
+"""Street-coverage patrol routes per grid: exact walking postman, one-way-aware driving, k workers."""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import geopandas as gpd
+import highspy
+import networkx as nx
+import numpy as np
+import pyproj
+import shapely
+from scipy import sparse
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
+from shapely.geometry import LineString
+from shapely.geometry.base import BaseGeometry
+
+from gis.crs import local_metric_crs
+from gis.errors import GridPatrolError, InputError
+from gis.streets import MODES, StreetNetwork, nearest_node, street_network
+
+# ---------------------------------------------------------------------------------------------
+# Minimum-weight perfect matching (the T-join of odd street ends)
+# ---------------------------------------------------------------------------------------------
+# Exact minimum-weight perfect matching on a metric (shortest-path) distance matrix, with a bound.
+#
+# The matching LP (degree = 1, odd-set "blossom" cuts) is solved with HiGHS by column generation:
+# start from each point's nearest neighbours, price every pair with the duals (numpy, all n² pairs
+# at once), add negative columns, cut off odd cycles. When the LP optimum is integral and nothing
+# prices out it is a matching *and* a certificate of optimality over the complete graph. If odd-set
+# separation stalls, networkx's blossom algorithm on the generated columns gives the matching and
+# the LP value stays a valid lower bound.
+
+_EPS = 1e-7
+
+
+@dataclass
+class MatchingResult:
+    """Pairs (i, j) of a perfect matching, its weight and a lower bound on the optimum."""
+
+    pairs: list[tuple[int, int]]
+    weight: float
+    lower_bound: float
+    exact: bool
+    method: str
+    lp_rounds: int
+
+
+def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
+    """Minimum-weight perfect matching of the n points (n even) with pairwise costs ``D`` (n × n).
+
+    Returns the matching, its weight and the LP lower bound; ``exact`` when they agree (to 1e-6
+    relative). ``D`` must be symmetric and finite off the diagonal.
+    """
+    n = len(D)
+    if n == 0:
+        return MatchingResult([], 0.0, 0.0, True, "empty", 0)
+    if n % 2:
+        raise ValueError("a perfect matching needs an even number of points")
+    if n == 2:
+        w = float(D[0, 1])
+        return MatchingResult([(0, 1)], w, w, True, "pair", 0)
+    D = np.array(D, dtype=float)
+    np.fill_diagonal(D, np.inf)
+    scale = max(float(np.max(D[np.isfinite(D)])), 1.0)
+
+    h = highspy.Highs()
+    h.silent()
+    h.setOptionValue("output_flag", False)
+    inf = highspy.kHighsInf
+    # Degree rows: every point matched exactly once.
+    h.addRows(n, np.ones(n), np.ones(n), 0, np.zeros(n + 1, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
+    cols: list[tuple[int, int]] = []
+    col_index: dict[tuple[int, int], int] = {}
+    cuts: list[np.ndarray] = []  # boolean membership vectors of odd sets S: x(δ(S)) ≥ 1
+
+    def add_cols(pairs: list[tuple[int, int]]) -> int:
+        pairs = [p for p in pairs if p not in col_index]
+        if not pairs:
+            return 0
+        starts, idx, vals, costs = [], [], [], []
+        for i, j in pairs:
+            starts.append(len(idx))
+            rows = [i, j] + [n + c for c, s in enumerate(cuts) if s[i] != s[j]]
+            idx.extend(rows)
+            vals.extend([1.0] * len(rows))
+            costs.append(D[i, j])
+            col_index[(i, j)] = len(cols)
+            cols.append((i, j))
+        m = len(pairs)
+        # No upper bound: degree = 1 implies x ≤ 1, and a bound would hide negative reduced costs.
+        h.addCols(m, np.array(costs), np.zeros(m), np.full(m, inf), len(idx), np.array(starts, dtype=np.int32),
+                  np.array(idx, dtype=np.int32), np.array(vals))
+        return m
+
+    nearest = np.argsort(D, axis=1)[:, : min(k, n - 1)]
+    add_cols(sorted({(min(i, j), max(i, j)) for i in range(n) for j in nearest[i].tolist()}))
+
+    iu = np.triu_indices(n, 1)
+    rounds = 0
+    x = np.zeros(0)
+    while rounds < max_rounds:
+        rounds += 1
+        h.run()
+        sol = h.getSolution()
+        x = np.asarray(sol.col_value)
+        duals = np.asarray(sol.row_dual)
+        y = duals[:n]
+        # Reduced cost of every pair: c_ij − y_i − y_j − Σ_S w_S [edge ij crosses S].
+        rc = D - y[:, None] - y[None, :]
+        active = [c for c in range(len(cuts)) if abs(duals[n + c]) > 1e-12]
+        if active:
+            # Σ_S w_S [s_i ≠ s_j] = a_i + a_j − 2 (Sᵀ W S)_ij with a = Sᵀ w: one matrix product.
+            S = np.array([cuts[c] for c in active], dtype=float)
+            w = duals[n + np.array(active)]
+            a = S.T @ w
+            rc -= a[:, None] + a[None, :] - 2.0 * (S.T * w) @ S
+        rc_u = rc[iu]
+        neg = np.flatnonzero(rc_u < -_EPS * scale)
+        if len(neg):
+            # Most negative columns first, a bounded number per round keeps the LP small.
+            neg = neg[np.argsort(rc_u[neg])[: max(4 * n, 200)]]
+            if add_cols(list(zip(iu[0][neg].tolist(), iu[1][neg].tolist()))):
+                continue
+        frac = np.flatnonzero((x > 1e-6) & (x < 1 - 1e-6))
+        if len(frac) == 0:
+            break
+        # Odd components of the fractional support are blossom candidates (odd cycles of ½).
+        fi = np.array([cols[c][0] for c in frac])
+        fj = np.array([cols[c][1] for c in frac])
+        g = sparse.coo_matrix((np.ones(len(frac)), (fi, fj)), shape=(n, n))
+        _, labels = connected_components(g, directed=False)
+        new = []
+        touched = np.zeros(n, dtype=bool)
+        touched[fi] = True
+        touched[fj] = True
+        ci = np.array([c[0] for c in cols])
+        cj = np.array([c[1] for c in cols])
+        for lab in np.unique(labels[touched]):
+            s = labels == lab
+            if s.sum() % 2 == 1:
+                crossing = s[ci] != s[cj]
+                if x[crossing].sum() < 1 - 1e-6:
+                    new.append((s, np.flatnonzero(crossing)))
+        if not new:
+            break
+        for s, members in new:
+            h.addRow(1.0, inf, len(members), members.astype(np.int32), np.ones(len(members)))
+            cuts.append(s)
+    lower = float(h.getInfo().objective_function_value)
+    if len(x) and np.all((x < 1e-6) | (x > 1 - 1e-6)):
+        pairs = [cols[c] for c in np.flatnonzero(x > 0.5)]
+        if len(pairs) * 2 == n:
+            weight = float(sum(D[i, j] for i, j in pairs))
+            return MatchingResult(pairs, weight, min(lower, weight), True, "lp", rounds)
+    # Separation stalled: blossom algorithm on the columns the LP found useful (plus neighbours).
+    pairs = _blossom(D, cols)
+    weight = float(sum(D[i, j] for i, j in pairs))
+    exact = weight <= lower * (1 + 1e-6) + 1e-6
+    return MatchingResult(pairs, weight, lower, exact, "blossom", rounds)
+
+
+def _blossom(D: np.ndarray, cols: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    n = len(D)
+    edges = set(cols)
+    k = 8
+    while True:
+        G = nx.Graph()
+        G.add_weighted_edges_from((i, j, float(D[i, j])) for i, j in edges)
+        M = nx.min_weight_matching(G)
+        if len(M) * 2 == n:
+            return [(min(a, b), max(a, b)) for a, b in M]
+        # The sparse graph has no perfect matching: widen it.
+        k *= 2
+        nearest = np.argsort(D, axis=1)[:, : min(k, n - 1)]
+        edges |= {(min(i, j), max(i, j)) for i in range(n) for j in nearest[i].tolist()}
+
+# ---------------------------------------------------------------------------------------------
+# Coverage routes
+# ---------------------------------------------------------------------------------------------
+
+TURN_DEG = 30.0  # a change of heading beyond this is a turn
+UTURN_DEG = 150.0  # … and beyond this a U-turn
+WALK_SPEED_MPS = 1.25  # 4.5 km/h, a patrol pace with looking around
+DRIVE_SPEED_MPS = 6.9  # 25 km/h, a patrol car in town
+
+
+@dataclass
+class Traversal:
+    """One pass along street edge ``edge`` (index in the StreetNetwork), forwards or backwards."""
+
+    edge: int
+    forward: bool
+    required: bool  # the first pass over a street of the grid (otherwise deadhead/repeat)
+
+
+@dataclass
+class CoverageRoute:
+    """A closed route from the start node: ordered traversals plus its figures (metres, seconds)."""
+
+    mode: str
+    start_node: int
+    traversals: list[Traversal]
+    length_m: float
+    required_m: float
+    lower_bound_m: float
+    duration_s: float
+    n_turns: int
+    n_uturns: int
+    geometry: LineString  # metric CRS of the network
+    worker_index: int = 0
+
+    @property
+    def deadhead_m(self) -> float:
+        return self.length_m - self.required_m
+
+    @property
+    def gap(self) -> float:
+        """(length − lower bound) / lower bound; 0 means proven optimal."""
+        return (self.length_m - self.lower_bound_m) / self.lower_bound_m if self.lower_bound_m > 0 else 0.0
+
+
+@dataclass
+class CoveragePlan:
+    """The result of plan_coverage: one or more closed routes and the report on the whole grid."""
+
+    network: StreetNetwork
+    mode: str
+    routes: list[CoverageRoute]
+    required_edges: np.ndarray  # edge indices of the grid's streets
+    required_m: float
+    length_m: float
+    lower_bound_m: float
+    gap: float
+    exact: bool
+    start_node: int
+    start_snap_m: float
+    islands: list[dict[str, Any]]
+    unreachable_edges: np.ndarray
+    warnings: list[str]
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def required_mask(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float = 2.0, min_share: float = 0.5) -> np.ndarray:
+    """Edges that count as streets of the polygon (metric CRS of ``net``).
+
+    An edge belongs when at least ``min_share`` of its length lies within ``tol_m`` of the
+    polygon, so streets that form the grid boundary belong to it too.
+    """
+    mask = np.zeros(net.n_edges, dtype=bool)
+    if net.n_edges == 0:
+        return mask
+    area = shapely.buffer(polygon_m, tol_m)
+    shapely.prepare(area)
+    tree = shapely.STRtree(net.edge_geom)
+    cand = tree.query(area, predicate="intersects")
+    if len(cand):
+        inside = shapely.length(shapely.intersection(net.edge_geom[cand], area))
+        total = shapely.length(net.edge_geom[cand])
+        mask[cand] = inside >= min_share * np.maximum(total, 1e-9)
+    return mask
+
+
+def _bearings(net: StreetNetwork) -> tuple[np.ndarray, np.ndarray]:
+    """Heading (deg, 0 = north, clockwise) leaving u and arriving at v of every edge."""
+    coords, index = shapely.get_coordinates(net.edge_geom, return_index=True)
+    start = np.searchsorted(index, np.arange(net.n_edges), side="left")
+    end = np.searchsorted(index, np.arange(net.n_edges), side="right") - 1
+    # The second point can sit on top of the first (duplicated vertices): use the far end then.
+    d0 = coords[np.minimum(start + 1, end)] - coords[start]
+    d1 = coords[end] - coords[np.maximum(end - 1, start)]
+    out_b = np.degrees(np.arctan2(d0[:, 0], d0[:, 1])) % 360
+    in_b = np.degrees(np.arctan2(d1[:, 0], d1[:, 1])) % 360
+    return out_b, in_b
+
+
+def turn_angle(b_in: float, b_out: float) -> float:
+    """Signed heading change in degrees (−180, 180]: positive is a right turn."""
+    d = (b_out - b_in + 180.0) % 360.0 - 180.0
+    return 180.0 if d == -180.0 else d
+
+
+def _path_nodes(pred_row: np.ndarray, src: int, dst: int) -> list[int]:
+    nodes = [dst]
+    while nodes[-1] != src:
+        p = int(pred_row[nodes[-1]])
+        if p < 0:
+            raise GridPatrolError(f"no street path from node {src} to node {dst}")
+        nodes.append(p)
+    return nodes[::-1]
+
+
+class _Router:
+    """Shortest paths on one StreetNetwork (directed for driving), turned into edge traversals."""
+
+    def __init__(self, net: StreetNetwork, directed: bool):
+        self.net = net
+        self.directed = directed
+        self.graph = net.csgraph(directed)
+        self.best = net.best_arc(directed)
+
+    def dijkstra(self, sources: Sequence[int], *, reverse: bool = False, min_only: bool = False):
+        g = self.graph.T.tocsr() if reverse else self.graph
+        return dijkstra(g, directed=True, indices=list(sources), return_predecessors=True, min_only=min_only)
+
+    def traversals(self, nodes: list[int]) -> list[Traversal]:
+        out = []
+        for a, b in zip(nodes[:-1], nodes[1:]):
+            e = self.best[(a, b)]
+            forward = bool(self.net.edge_u[e] == a and self.net.edge_v[e] == b)
+            out.append(Traversal(e, forward, False))
+        return out
+
+
+def _odd_nodes(n_nodes: int, ends: np.ndarray) -> np.ndarray:
+    deg = np.bincount(ends.ravel(), minlength=n_nodes)
+    return np.flatnonzero(deg % 2 == 1)
+
+
+def _tjoin(router: _Router, T: np.ndarray) -> tuple[list[list[int]], MatchingResult]:
+    """Minimum T-join of nodes T as shortest paths (node lists), exact by perfect matching."""
+    if len(T) == 0:
+        return [], MatchingResult([], 0.0, 0.0, True, "empty", 0)
+    dist, pred = router.dijkstra(T)
+    D = dist[:, T]
+    if not np.all(np.isfinite(D[~np.eye(len(T), dtype=bool)])):
+        raise GridPatrolError("odd street ends fall into parts that are not connected")
+    res = min_weight_perfect_matching(D)
+    paths = [_path_nodes(pred[i], int(T[i]), int(T[j])) for i, j in res.pairs]
+    return paths, res
+
+
+def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    g = sparse.coo_matrix((np.ones(len(u)), (u, v)), shape=(n_nodes, n_nodes))
+    _, labels = connected_components(g, directed=False)
+    return labels
+
+
+def _item_groups(net: StreetNetwork, items: list[Traversal], start: int) -> list[np.ndarray]:
+    """Node sets of the connected pieces formed by ``items`` (the start alone is a piece too)."""
+    e = np.array([t.edge for t in items], dtype=np.int64)
+    u, v = net.edge_u[e], net.edge_v[e]
+    labels = _components(net.n_nodes, u, v)
+    touched = np.zeros(net.n_nodes, dtype=bool)
+    touched[u] = True
+    touched[v] = True
+    touched[start] = True
+    idx = np.flatnonzero(touched)
+    return [idx[labels[idx] == k] for k in np.unique(labels[idx])]
+
+
+def _connectors(router: _Router, groups: list[np.ndarray]) -> tuple[list[list[int]], float]:
+    """Frederickson's step: shortest paths joining node groups along a minimum spanning tree.
+
+    Returns the connecting paths (node lists, each to be travelled once; driving adds the way
+    back as well) and their total length (m).
+    """
+    c = len(groups)
+    if c <= 1:
+        return [], 0.0
+    Dc = np.full((c, c), np.inf)
+    link: dict[tuple[int, int], tuple[int, int]] = {}
+    preds = {}
+    for a, nodes in enumerate(groups):
+        dist, pred, src = dijkstra(router.graph, directed=True, indices=list(nodes), return_predecessors=True, min_only=True)
+        preds[a] = (pred, src)
+        for b, other in enumerate(groups):
+            if a != b:
+                k = int(other[np.argmin(dist[other])])
+                if np.isfinite(dist[k]):
+                    d = float(dist[k])
+                    if router.directed:
+                        # Going there is not enough: the route must come back too.
+                        back = dijkstra(router.graph, directed=True, indices=list(other), min_only=True)
+                        d += float(back[int(src[k])])
+                    Dc[a, b] = d
+                    link[(a, b)] = (int(src[k]), k)
+    sym = np.minimum(Dc, Dc.T)
+    mst = minimum_spanning_tree(sparse.csr_matrix(np.where(np.isfinite(sym), sym + 1e-9, 0)))
+    paths, total = [], 0.0
+    for a, b in zip(*mst.nonzero()):
+        a, b = (int(a), int(b)) if Dc[a, b] <= Dc[b, a] else (int(b), int(a))
+        s, t = link[(a, b)]
+        pred, _ = preds[a]
+        p = _path_nodes(pred, s, t)
+        paths.append(p)
+        if router.directed:
+            dist, predb = router.dijkstra([t])
+            paths.append(_path_nodes(predb[0], t, s))
+    for p in paths:
+        total += sum(float(router.graph[x, y]) for x, y in zip(p[:-1], p[1:]))
+    return paths, total
+
+
+def _euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
+                   out_b: np.ndarray, in_b: np.ndarray) -> list[Traversal]:
+    """Hierholzer's algorithm over the traversal multiset, continuing as straight as possible.
+
+    Undirected items may be used either way (their ``forward`` is set by the walk); at every node
+    the unused item with the smallest heading change is taken, so U-turns only happen where a
+    street ends or nothing else is left.
+    """
+    adj: dict[int, list[tuple[int, bool]]] = {}
+    for i, it in enumerate(items):
+        e = it.edge
+        u, v = int(net.edge_u[e]), int(net.edge_v[e])
+        if directed:
+            tail = u if it.forward else v
+            adj.setdefault(tail, []).append((i, it.forward))
+        else:
+            adj.setdefault(u, []).append((i, True))
+            adj.setdefault(v, []).append((i, False))
+    used = np.zeros(len(items), dtype=bool)
+    stack: list[tuple[int, int, bool, float]] = [(start, -1, True, np.nan)]  # node, item, forward, heading
+    circuit: list[tuple[int, bool]] = []
+    while stack:
+        node, item, fwd, heading = stack[-1]
+        options = adj.get(node, [])
+        # Drop used items from the list head so repeated scans stay short.
+        best, best_cost = None, np.inf
+        alive = []
+        for i, f in options:
+            if used[i]:
+                continue
+            alive.append((i, f))
+            e = items[i].edge
+            b_out = out_b[e] if f else (in_b[e] + 180.0) % 360
+            cost = 0.0 if np.isnan(heading) else abs(turn_angle(heading, b_out))
+            if cost < best_cost:
+                best, best_cost = (i, f), cost
+        adj[node] = alive
+        if best is None:
+            stack.pop()
+            if item >= 0:
+                circuit.append((item, fwd))
+            continue
+        i, f = best
+        used[i] = True
+        e = items[i].edge
+        nxt = int(net.edge_v[e]) if f else int(net.edge_u[e])
+        b_in = in_b[e] if f else (out_b[e] + 180.0) % 360
+        stack.append((nxt, i, f, b_in))
+    if not used.all():
+        raise GridPatrolError("route pieces are not connected (internal error: please report)")
+    circuit.reverse()
+    return [Traversal(items[i].edge, f, items[i].required) for i, f in circuit]
+
+
+def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, int]:
+    """(turns, U-turns) along a sequence of traversals (heading changes over 30° / 150°)."""
+    if len(traversals) < 2:
+        return 0, 0
+    out_b, in_b = _bearings(net)
+    e = np.array([t.edge for t in traversals])
+    f = np.array([t.forward for t in traversals])
+    dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)
+    arr = np.where(f, in_b[e], (out_b[e] + 180) % 360)
+    d = np.abs((dep[1:] - arr[:-1] + 180) % 360 - 180)
+    # Turning on the spot at a dead end on a self-loop or zero-length edge is not a turn.
+    return int(np.sum((d >= TURN_DEG) & (d < UTURN_DEG))), int(np.sum(d >= UTURN_DEG))
+
+
+def route_line(net: StreetNetwork, traversals: list[Traversal]) -> LineString:
+    """The route as one LineString in the network's metric CRS."""
+    parts = [net.edge_line(t.edge, t.forward) for t in traversals]
+    if not parts:
+        return LineString()
+    xy = np.concatenate(parts)
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)
+    xy = xy[keep]
+    if len(xy) < 2:
+        xy = np.vstack([xy, xy])
+    return LineString(xy)
+
+
+def _mark_required(net: StreetNetwork, traversals: list[Traversal], required: set[int]) -> list[Traversal]:
+    """Flag the first pass over each required edge (the rest of the length is deadhead)."""
+    seen: set[int] = set()
+    out = []
+    for t in traversals:
+        first = t.edge in required and t.edge not in seen
+        if first:
+            seen.add(t.edge)
+        out.append(Traversal(t.edge, t.forward, first))
+    return out
+
+
+def _make_route(net: StreetNetwork, mode: str, start: int, trav: list[Traversal], required: set[int],
+                lower_bound_m: float, worker: int = 0) -> CoverageRoute:
+    trav = _mark_required(net, trav, required)
+    length = float(sum(net.edge_length_m[t.edge] for t in trav))
+    req = float(sum(net.edge_length_m[t.edge] for t in trav if t.required))
+    turns, uturns = count_turns(net, trav)
+    speed = WALK_SPEED_MPS if mode == "walk" else DRIVE_SPEED_MPS
+    return CoverageRoute(mode, start, trav, length, req, lower_bound_m, length / speed, turns, uturns,
+                         route_line(net, trav), worker)
+
+
+def _solve_drive_mip(net: StreetNetwork, req_edges: np.ndarray, extra_arcs: list[list[int]],
+                     nodes_ok: np.ndarray, time_limit_s: float) -> tuple[list[Traversal], float, float, str]:
+    """Mixed Chinese postman as a MIP (HiGHS): orient two-way streets, add deadhead arc copies.
+
+    Every required two-way street is travelled once in a chosen direction (binary y), one-way
+    streets forwards; integer x_a extra copies of any allowed arc make every node balanced
+    (in = out). Returns (traversals, deadhead objective, certified lower bound of it, status).
+    """
+    n = net.n_nodes
+    two = req_edges[~net.edge_oneway[req_edges]]
+    one = req_edges[net.edge_oneway[req_edges]]
+    b = np.zeros(n)
+    np.add.at(b, net.edge_u[one], 1.0)  # out − in of the fixed one-way passes
+    np.add.at(b, net.edge_v[one], -1.0)
+    np.add.at(b, net.edge_u[two], -1.0)  # y = 0 (v → u) baseline: out at v, in at u
+    np.add.at(b, net.edge_v[two], 1.0)
+    for p in extra_arcs:  # connector passes that are fixed
+        for a, c in zip(p[:-1], p[1:]):
+            b[a] += 1
+            b[c] -= 1
+    tail, head, length, eidx = net.arcs(True)
+    ok = nodes_ok[tail] & nodes_ok[head] & (tail != head)
+    tail, head, length, eidx = tail[ok], head[ok], length[ok], eidx[ok]
+    n_y, n_x = len(two), len(tail)
+    rows = np.concatenate([net.edge_u[two], net.edge_v[two], tail, head])
+    cols = np.concatenate([np.arange(n_y), np.arange(n_y), n_y + np.arange(n_x), n_y + np.arange(n_x)])
+    # y = 1 moves one unit of out-flow from v to u: +2 at u, −2 at v relative to the baseline.
+    vals = np.concatenate([np.full(n_y, 2.0), np.full(n_y, -2.0), np.ones(n_x), -np.ones(n_x)])
+    A = sparse.csr_matrix((vals, (rows, cols)), shape=(n, n_y + n_x))
+    used_rows = np.flatnonzero((np.asarray(np.abs(A).sum(axis=1)).ravel() > 0) | (b != 0))
+    A = A[used_rows]
+    rhs = -b[used_rows]
+    c = np.concatenate([np.zeros(n_y), length])
+    lb = np.zeros(n_y + n_x)
+    ub = np.concatenate([np.ones(n_y), np.full(n_x, np.inf)])
+    res = milp(c, constraints=LinearConstraint(A, rhs, rhs), integrality=np.ones(n_y + n_x),
+               bounds=Bounds(lb, ub), options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6, "disp": False})
+    if res.x is None:
+        raise GridPatrolError(f"the driving route optimisation found no solution ({res.message})",
+                              hint="check that the grid's streets can be driven in and out of")
+    sol = np.round(res.x).astype(int)
+    trav = [Traversal(int(e), True, True) for e in one]
+    trav += [Traversal(int(e), bool(sol[i] == 1), True) for i, e in enumerate(two)]
+    for k in np.flatnonzero(sol[n_y:] > 0):
+        e = int(eidx[k])
+        fwd = bool(net.edge_u[e] == tail[k] and net.edge_v[e] == head[k])
+        trav += [Traversal(e, fwd, False)] * int(sol[n_y + k])
+    bound = float(getattr(res, "mip_dual_bound", None) or res.fun)
+    status = "optimal" if res.status == 0 else "time_limit"
+    return trav, float(res.fun), min(bound, float(res.fun)), status
+
+
+def plan_coverage(
+    roads: gpd.GeoDataFrame,
+    polygon: BaseGeometry,
+    *,
+    mode: str = "walk",
+    start: tuple[float, float] | None = None,
+    workers: int = 1,
+    time_limit_s: float = 60.0,
+    max_start_m: float = 1000.0,
+    buffer_m: float = 1500.0,
+    incidents: gpd.GeoSeries | None = None,
+    name: str = "grid",
+) -> CoveragePlan:
+    """Plan closed routes that cover every street of ``polygon`` (EPSG:4326) from a start point.
+
+    ``roads`` (EPSG:4326, columns as the roads layer) should include the streets around the
+    polygon: streets outside (within ``buffer_m``) are used where that is shorter. ``start`` is
+    (lon, lat), snapped to the nearest street node (at most ``max_start_m`` away); by default the
+    street node nearest the polygon's centre. Walking routes are exact (lower bound = length);
+    driving respects one-way streets and is solved as a MIP within ``time_limit_s`` with a
+    certified lower bound. ``workers`` > 1 splits the circuit into that many closed routes from
+    the start. Street pieces not reachable from the start are reported in ``islands`` and left
+    out. ``incidents`` (points, EPSG:4326) weight streets for the hot-spot share in ``stats``.
+    Raises InputError for an area without streets, a start too far away or bad options.
+    """
+    t0 = time.perf_counter()
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", where=name, hint="use walk or drive")
+    if workers < 1:
+        raise InputError(f"workers must be at least 1, not {workers}", where=name)
+    if polygon is None or polygon.is_empty or polygon.area == 0:
+        raise InputError("the area to cover is empty", where=name, hint="pass a polygon with area")
+    c = polygon.centroid
+    crs = local_metric_crs(c.x, c.y)
+    to_m = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
+    poly_m = shapely.transform(polygon, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+    if len(roads):
+        geoms_m = roads.geometry.to_crs(crs)
+        near = geoms_m.intersects(shapely.buffer(poly_m, buffer_m)).to_numpy()
+        roads = roads[near]
+    net = street_network(roads, mode=mode, crs=crs)
+    req = required_mask(net, poly_m)
+    warnings: list[str] = []
+    if not req.any():
+        raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} streets inside the area",
+                         where=name, hint="check the grid polygon and that the roads layer was imported for this area")
+    directed = mode == "drive"
+    router = _Router(net, directed)
+
+    # Start: snap to the nearest street node.
+    if start is not None:
+        sx, sy = to_m.transform(*start)
+        start_node, snap = nearest_node(net, sx, sy)
+        if snap > max_start_m:
+            raise InputError(
+                f"start point {start[0]:.6f},{start[1]:.6f} is {snap / 1000:.1f} km from the nearest street of the area",
+                where=name, hint=f"give a start (station) within {max_start_m:.0f} m of the grid's streets, as LON,LAT in WGS-84")
+    else:
+        rp = poly_m.representative_point()
+        ends = np.unique(np.concatenate([net.edge_u[req], net.edge_v[req]]))
+        start_node, snap = nearest_node(net, rp.x, rp.y, ends)
+        snap = 0.0
+
+    # Reachability from the start (both ways when driving).
+    dist_from, _ = router.dijkstra([start_node])
+    reach = np.isfinite(dist_from[0])
+    if directed:
+        dist_to, _ = router.dijkstra([start_node], reverse=True)
+        reach &= np.isfinite(dist_to[0])
+    reach[start_node] = True
+    req_idx = np.flatnonzero(req)
+    ok_edge = reach[net.edge_u[req_idx]] & reach[net.edge_v[req_idx]]
+    unreachable = req_idx[~ok_edge]
+    req_idx = req_idx[ok_edge]
+    if len(req_idx) == 0:
+        raise InputError("none of the area's streets can be reached from the start point",
+                         where=name, hint="move the start onto a street connected to the grid")
+    required_set = set(req_idx.tolist())
+    required_m = float(net.edge_length_m[req_idx].sum())
+
+    # Pieces of the grid's street network (connected inside the grid), plus the start itself.
+    labels = _components(net.n_nodes, net.edge_u[req_idx], net.edge_v[req_idx])
+    comp_of_edge = labels[net.edge_u[req_idx]]
+    comps = np.unique(comp_of_edge)
+    islands: list[dict[str, Any]] = []
+    if len(comps) > 1:
+        main = int(np.argmax([net.edge_length_m[req_idx[comp_of_edge == k]].sum() for k in comps]))
+        for i, k in enumerate(comps):
+            if i != main:
+                e = req_idx[comp_of_edge == k]
+                islands.append({"status": "covered via outside streets", "edges": len(e),
+                                "length_m": float(net.edge_length_m[e].sum()),
+                                "at": _lonlat(net, int(net.edge_u[e[0]]))})
+    if len(unreachable):
+        ul = _components(net.n_nodes, net.edge_u[unreachable], net.edge_v[unreachable])[net.edge_u[unreachable]]
+        for k in np.unique(ul):
+            e = unreachable[ul == k]
+            islands.append({"status": "unreachable", "edges": len(e), "length_m": float(net.edge_length_m[e].sum()),
+                            "at": _lonlat(net, int(net.edge_u[e[0]]))})
+        warnings.append(f"{len(unreachable)} street segment(s), {net.edge_length_m[unreachable].sum():.0f} m, "
+                        "cannot be reached from the start and are left out")
+
+    def augment(conns: list[list[int]]) -> tuple[list[Traversal], float, bool, dict[str, Any]]:
+        """Required passes + connector passes, made Eulerian at least cost (exact for fixed conns)."""
+        fixed = [Traversal(int(e), True, True) for e in req_idx]
+        for p in conns:
+            fixed += router.traversals(p)
+        if not directed:
+            ends = np.array([[net.edge_u[t.edge], net.edge_v[t.edge]] for t in fixed])
+            T = _odd_nodes(net.n_nodes, ends.ravel())
+            paths, m = _tjoin(router, T)
+            extra = [t for p in paths for t in router.traversals(p)]
+            return fixed + extra, m.lower_bound, m.exact, {"matching": m.method, "odd_nodes": int(len(T)),
+                                                           "lp_rounds": m.lp_rounds}
+        trav, _obj, bound, status = _solve_drive_mip(net, req_idx, conns, reach, time_limit_s)
+        return trav + fixed[len(req_idx):], bound, status == "optimal", {"mip_status": status}
+
+    # Solve without connectivity first: its bound is a lower bound of the true problem. Where
+    # the result falls apart into pieces (street islands of the grid joined only by outside
+    # streets), join the pieces along a minimum spanning tree of shortest paths (Frederickson)
+    # and solve again, until one closed route remains.
+    items, bound0, solved_exactly, solver = augment([])
+    first_items = items
+    conns: list[list[int]] = []
+    pieces = _item_groups(net, items, start_node)
+    first_pieces = pieces
+    rounds = 0
+    while len(pieces) > 1 and rounds < 50:
+        rounds += 1
+        more, _ = _connectors(router, pieces)
+        conns += more
+        items, _b, _ok, solver = augment(conns)
+        pieces = _item_groups(net, items, start_node)
+    if len(pieces) > 1:
+        raise GridPatrolError("could not join the grid's street pieces into one route", where=name)
+    if rounds:
+        # Alternative: keep the first solution and walk each joining path there and back.
+        more, _ = _connectors(router, first_pieces)
+        alt = list(first_items)
+        for p in more:
+            alt += router.traversals(p) * (1 if directed else 2)
+        if sum(net.edge_length_m[t.edge] for t in alt) < sum(net.edge_length_m[t.edge] for t in items):
+            items, conns = alt, more
+    conn_m = float(sum(router.graph[x, y] for p in conns for x, y in zip(p[:-1], p[1:])))
+    if directed:
+        # Ignoring one-way streets for deadheading relaxes the problem: another valid bound.
+        _, m_und = _tjoin(_Router(net, False), _odd_nodes(net.n_nodes, np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx]])))
+        solver["undirected_bound_m"] = required_m + m_und.lower_bound
+        solver["mip_bound_m"] = required_m + bound0
+        bound0 = max(bound0, m_und.lower_bound)
+    lower = required_m + bound0
+    exact = solved_exactly and rounds == 0
+    status = "optimal" if exact else ("bounded" if rounds == 0 else "joined islands")
+    solver["join_rounds"] = rounds
+    out_b, in_b = _bearings(net)
+    circuit = _euler_circuit(net, items, start_node, directed, out_b, in_b)
+    whole = _make_route(net, mode, start_node, circuit, required_set, lower)
+    if exact:
+        # Proven optimal: the bound and the length are the same number up to rounding.
+        whole.lower_bound_m = min(whole.lower_bound_m, whole.length_m)
+    routes = [whole] if workers == 1 else _split(net, router, whole, workers, required_set, lower)
+    stats: dict[str, Any] = {
+        "segments_required": int(len(req_idx)),
+        "segments_unreachable": int(len(unreachable)),
+        "unreachable_m": float(net.edge_length_m[unreachable].sum()) if len(unreachable) else 0.0,
+        "connector_m": conn_m,
+        "deadhead_m": whole.length_m - required_m,
+        "deadhead_share": (whole.length_m - required_m) / whole.length_m if whole.length_m else 0.0,
+        "turns": whole.n_turns,
+        "uturns": whole.n_uturns,
+        "turns_per_km": whole.n_turns / (whole.length_m / 1000) if whole.length_m else 0.0,
+        "solver": solver,
+        "status": status,
+        "runtime_s": time.perf_counter() - t0,
+    }
+    if workers > 1:
+        lengths = [r.length_m for r in routes]
+        stats["worker_lengths_m"] = lengths
+        stats["balance"] = max(lengths) / (sum(lengths) / len(lengths))
+    if incidents is not None and len(incidents):
+        stats.update(_hot_spots(net, req, unreachable, incidents, crs))
+    return CoveragePlan(
+        network=net, mode=mode, routes=routes, required_edges=req_idx, required_m=required_m,
+        length_m=whole.length_m, lower_bound_m=whole.lower_bound_m, gap=whole.gap, exact=exact,
+        start_node=start_node, start_snap_m=snap, islands=islands, unreachable_edges=unreachable,
+        warnings=warnings, stats=stats,
+    )
+
+
+def _lonlat(net: StreetNetwork, node: int) -> tuple[float, float]:
+    back = pyproj.Transformer.from_crs(net.crs, 4326, always_xy=True)
+    x, y = back.transform(net.node_xy[node, 0], net.node_xy[node, 1])
+    return (round(float(x), 6), round(float(y), 6))
+
+
+def _hot_spots(net: StreetNetwork, req: np.ndarray, unreachable: np.ndarray, incidents: gpd.GeoSeries,
+               crs: pyproj.CRS, radius_m: float = 50.0) -> dict[str, Any]:
+    """Incident-weighted street length covered: weight 1 + incidents within ``radius_m`` of a street."""
+    pts = incidents.to_crs(crs).to_numpy()
+    req_idx = np.flatnonzero(req)
+    tree = shapely.STRtree(net.edge_geom[req_idx])
+    pi, ei = tree.query_nearest(pts, max_distance=radius_m, all_matches=False)
+    hits = np.bincount(ei, minlength=len(req_idx)).astype(float)
+    weight = (1.0 + hits) * net.edge_length_m[req_idx]
+    covered = ~np.isin(req_idx, unreachable)
+    total = float(weight.sum())
+    return {
+        "incidents_near_streets": int(len(pi)),
+        "hot_weighted_m": total,
+        "hot_covered_share": float(weight[covered].sum() / total) if total else 1.0,
+    }
+
+
+def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, required: set[int],
+           lower: float) -> list[CoverageRoute]:
+    """Frederickson's k-split: cut the circuit into k pieces, each closed at the start by shortest paths.
+
+    Cut points are chosen by bisection on the longest route (min-max), so the longest route is
+    close to the mean.
+    """
+    trav = whole.traversals
+    start = whole.start_node
+    nodes = [start]
+    for t in trav:
+        nodes.append(int(net.edge_v[t.edge]) if t.forward else int(net.edge_u[t.edge]))
+    pos = np.concatenate([[0.0], np.cumsum([net.edge_length_m[t.edge] for t in trav])])
+    d_out, p_out = router.dijkstra([start])
+    d_back, p_back = router.dijkstra([start], reverse=True)
+    to_n = d_out[0][nodes]
+    from_n = d_back[0][nodes]
+    m = len(trav)
+
+    def pieces(limit: float) -> list[tuple[int, int]] | None:
+        cuts, i = [], 0
+        while i < m:
+            cost = to_n[i] + pos[i + 1:] - pos[i] + from_n[i + 1:]
+            ok = np.flatnonzero(cost <= limit)
+            if len(ok) == 0:
+                return None
+            j = i + 1 + int(ok[-1])
+            cuts.append((i, j))
+            i = j
+        return cuts
+
+    lo, hi = whole.length_m / k, whole.length_m + 2 * float(np.max(to_n + from_n))
+    best = pieces(hi)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        cuts = pieces(mid)
+        if cuts is not None and len(cuts) <= k:
+            best, hi = cuts, mid
+        else:
+            lo = mid
+    assert best is not None
+    routes = []
+    for w, (i, j) in enumerate(best):
+        go = router.traversals(_path_nodes(p_out[0], start, nodes[i]))
+        # p_back holds predecessors on the reversed graph: following it from nodes[j] leads to start.
+        back_nodes = _path_nodes(p_back[0], start, nodes[j])[::-1]
+        back = router.traversals(back_nodes)
+        part = go + trav[i:j] + back
+        routes.append(_make_route(net, whole.mode, start, part, required, 0.0, w))
+    return routes

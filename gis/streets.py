@@ -1,0 +1,215 @@
+"""Street graphs for routing: road segments (EPSG:4326) → networkx graphs in a local metric CRS."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from scipy import sparse
+
+from gis.crs import local_metric_crs
+from gis.errors import InputError
+
+REQUIRED_COLUMNS = ("u", "v", "length_m", "oneway", "name", "highway", "geometry")
+
+# Highway values a person on foot does not use (or cannot: the road does not exist yet).
+NOT_WALKABLE = frozenset(
+    {"motorway", "motorway_link", "construction", "proposed", "raceway", "bus_guideway", "abandoned"}
+)
+# Highway values a car does not use.
+NOT_DRIVABLE = frozenset(
+    {
+        "footway", "path", "pedestrian", "steps", "cycleway", "bridleway", "corridor", "elevator",
+        "platform", "construction", "proposed", "raceway", "bus_guideway", "abandoned", "via_ferrata",
+    }
+)
+MODES = ("walk", "drive")
+
+
+@dataclass
+class StreetNetwork:
+    """Street segments of one mode as arrays in a local metric CRS (fast to route on).
+
+    Nodes are numbered 0..n-1 (``node_osm`` holds their OSM ids, ``node_xy`` metres). Edge ``i``
+    runs from ``edge_u[i]`` to ``edge_v[i]`` along ``edge_geom[i]`` (metric, oriented u → v);
+    ``edge_oneway[i]`` means it may only be travelled u → v (always False for walking).
+    ``edge_row`` is the row label of the segment in the roads GeoDataFrame it came from.
+    """
+
+    crs: pyproj.CRS
+    mode: str
+    node_osm: np.ndarray
+    node_xy: np.ndarray
+    edge_u: np.ndarray
+    edge_v: np.ndarray
+    edge_length_m: np.ndarray
+    edge_oneway: np.ndarray
+    edge_name: np.ndarray
+    edge_highway: np.ndarray
+    edge_geom: np.ndarray
+    edge_row: np.ndarray
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_osm)
+
+    @property
+    def n_edges(self) -> int:
+        return len(self.edge_u)
+
+    def arcs(self, directed: bool | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(tail, head, length_m, edge index) of every allowed travel direction of every edge.
+
+        ``directed`` defaults to the mode (drive: one-way edges only forwards).
+        """
+        directed = self.mode == "drive" if directed is None else directed
+        idx = np.arange(self.n_edges)
+        back = ~self.edge_oneway if directed else np.ones(self.n_edges, dtype=bool)
+        tail = np.concatenate([self.edge_u, self.edge_v[back]])
+        head = np.concatenate([self.edge_v, self.edge_u[back]])
+        return tail, head, np.concatenate([self.edge_length_m, self.edge_length_m[back]]), np.concatenate([idx, idx[back]])
+
+    def csgraph(self, directed: bool | None = None, edge_mask: np.ndarray | None = None) -> sparse.csr_matrix:
+        """Sparse adjacency (metres) for scipy.sparse.csgraph, the shortest of parallel edges kept.
+
+        ``edge_mask`` restricts it to some edges. Self-loops are left out (never on a shortest path).
+        """
+        tail, head, length, eidx = self.arcs(directed)
+        keep = tail != head
+        if edge_mask is not None:
+            keep &= edge_mask[eidx]
+        df = pd.DataFrame({"t": tail[keep], "h": head[keep], "w": length[keep]})
+        # csr_matrix would sum duplicate (t, h) entries; parallel streets must keep the shorter.
+        df = df.groupby(["t", "h"], sort=False, as_index=False)["w"].min()
+        # A zero-length segment would vanish as an explicit zero: give it a tiny positive weight.
+        w = np.maximum(df["w"].to_numpy(), 1e-6)
+        return sparse.csr_matrix((w, (df["t"].to_numpy(), df["h"].to_numpy())), shape=(self.n_nodes, self.n_nodes))
+
+    def best_arc(self, directed: bool | None = None) -> dict[tuple[int, int], int]:
+        """For every (tail, head) node pair the index of the shortest edge allowed that way."""
+        tail, head, length, eidx = self.arcs(directed)
+        order = np.lexsort((length, head, tail))
+        best: dict[tuple[int, int], int] = {}
+        for t, h, e in zip(tail[order].tolist(), head[order].tolist(), eidx[order].tolist()):
+            best.setdefault((t, h), e)
+        return best
+
+    def edge_line(self, e: int, forward: bool) -> np.ndarray:
+        """Coordinates (metres) of edge ``e`` in the direction travelled."""
+        xy = shapely.get_coordinates(self.edge_geom[e])
+        return xy if forward else xy[::-1]
+
+
+def _check_roads(roads: gpd.GeoDataFrame) -> None:
+    missing = [c for c in REQUIRED_COLUMNS if c not in roads.columns]
+    if missing:
+        raise InputError(
+            f"road layer lacks column(s) {', '.join(missing)}",
+            where="roads",
+            hint="import streets with `gridpatrol import-osm` (gis.osm.read_osm) first",
+        )
+    if roads.crs is None or not roads.crs.equals(pyproj.CRS.from_epsg(4326)):
+        raise InputError(f"road layer must be EPSG:4326, not {roads.crs}", where="roads")
+
+
+def street_network(
+    roads: gpd.GeoDataFrame, *, mode: str = "walk", crs: pyproj.CRS | None = None
+) -> StreetNetwork:
+    """Build the routable street network of ``mode`` ("walk" or "drive") from road segments.
+
+    ``roads`` is EPSG:4326 with columns u, v, length_m, oneway, name, highway, geometry (as from
+    gis.osm.read_osm or the roads layer). Geometry is projected to ``crs`` (default: the UTM zone
+    of the roads' centre). Walking ignores one-way restrictions and motorways; driving drops
+    footways, steps and the like. Raises InputError for a layer without the needed columns.
+    """
+    if mode not in MODES:
+        raise InputError(f"unknown mode {mode!r}", hint="use walk or drive")
+    _check_roads(roads)
+    excluded = NOT_WALKABLE if mode == "walk" else NOT_DRIVABLE
+    roads = roads[~roads["highway"].isin(excluded) & roads.geometry.notna() & ~roads.geometry.is_empty]
+    if crs is None:
+        if len(roads):
+            minx, miny, maxx, maxy = roads.total_bounds
+            crs = local_metric_crs((minx + maxx) / 2, (miny + maxy) / 2)
+        else:
+            crs = pyproj.CRS.from_epsg(3857)
+    metric = roads.geometry.to_crs(crs)
+    geoms = metric.to_numpy()
+    u_osm = roads["u"].to_numpy(dtype=np.int64)
+    v_osm = roads["v"].to_numpy(dtype=np.int64)
+    node_osm, inverse = np.unique(np.concatenate([u_osm, v_osm]), return_inverse=True)
+    n_e = len(roads)
+    edge_u, edge_v = inverse[:n_e], inverse[n_e:]
+    node_xy = np.zeros((len(node_osm), 2))
+    if n_e:
+        first = shapely.get_coordinates(shapely.get_point(geoms, 0))
+        last = shapely.get_coordinates(shapely.get_point(geoms, -1))
+        node_xy[edge_u] = first
+        node_xy[edge_v] = last
+    names = roads["name"].astype(object).where(roads["name"].notna(), None).to_numpy()
+    if "name_zh" in roads.columns:
+        # Chinese names first: the sheets are printed for Chinese grid workers.
+        zh = roads["name_zh"].astype(object).where(roads["name_zh"].notna(), None).to_numpy()
+        names = np.where(pd.notna(zh), zh, names)
+    length = roads["length_m"].to_numpy(dtype=float)
+    length = np.where(np.isfinite(length), length, shapely.length(geoms))
+    oneway = roads["oneway"].fillna(False).to_numpy(dtype=bool) if mode == "drive" else np.zeros(n_e, dtype=bool)
+    return StreetNetwork(
+        crs=crs,
+        mode=mode,
+        node_osm=node_osm,
+        node_xy=node_xy,
+        edge_u=edge_u.astype(np.int64),
+        edge_v=edge_v.astype(np.int64),
+        edge_length_m=length,
+        edge_oneway=oneway,
+        edge_name=names,
+        edge_highway=roads["highway"].to_numpy(dtype=object),
+        edge_geom=geoms,
+        edge_row=roads.index.to_numpy(),
+    )
+
+
+def street_graph(
+    roads: gpd.GeoDataFrame, *, mode: str = "walk", crs: pyproj.CRS | None = None
+) -> nx.MultiGraph | nx.MultiDiGraph:
+    """The street network of ``mode`` as a networkx graph in a local metric CRS.
+
+    Walking gives an undirected MultiGraph; driving a MultiDiGraph with both directions of
+    two-way streets and one-way streets only forwards. Nodes are OSM node ids with ``x``, ``y``
+    (metres in ``G.graph["crs"]``); edges carry length_m, oneway, name, highway, geometry (metric,
+    oriented along the edge) and ``row`` (index in ``roads``); keys are the row labels.
+    """
+    net = street_network(roads, mode=mode, crs=crs)
+    G: nx.MultiGraph | nx.MultiDiGraph = nx.MultiDiGraph() if mode == "drive" else nx.MultiGraph()
+    G.graph["crs"] = net.crs
+    G.graph["mode"] = mode
+    for i, osm in enumerate(net.node_osm.tolist()):
+        G.add_node(osm, x=float(net.node_xy[i, 0]), y=float(net.node_xy[i, 1]))
+    for e in range(net.n_edges):
+        u, v = int(net.node_osm[net.edge_u[e]]), int(net.node_osm[net.edge_v[e]])
+        attrs = dict(
+            length_m=float(net.edge_length_m[e]),
+            oneway=bool(net.edge_oneway[e]),
+            name=net.edge_name[e],
+            highway=net.edge_highway[e],
+            row=net.edge_row[e],
+        )
+        G.add_edge(u, v, key=net.edge_row[e], geometry=net.edge_geom[e], **attrs)
+        if mode == "drive" and not net.edge_oneway[e]:
+            G.add_edge(v, u, key=net.edge_row[e], geometry=net.edge_geom[e].reverse(), **attrs)
+    return G
+
+
+def nearest_node(net: StreetNetwork, x: float, y: float, candidates: np.ndarray | None = None) -> tuple[int, float]:
+    """The node (index) nearest to metric point (x, y), among ``candidates`` if given, and its distance (m)."""
+    idx = np.arange(net.n_nodes) if candidates is None else np.asarray(candidates)
+    if len(idx) == 0:
+        raise InputError("no street nodes to snap to")
+    d = np.hypot(net.node_xy[idx, 0] - x, net.node_xy[idx, 1] - y)
+    k = int(np.argmin(d))
+    return int(idx[k]), float(d[k])
