@@ -49,6 +49,7 @@ class StreetNetwork:
     edge_length_m: np.ndarray
     edge_oneway: np.ndarray
     edge_name: np.ndarray
+    edge_name_en: np.ndarray
     edge_highway: np.ndarray
     edge_geom: np.ndarray
     edge_row: np.ndarray
@@ -155,6 +156,8 @@ def street_network(
         # Chinese names first: the sheets are printed for Chinese grid workers.
         zh = roads["name_zh"].astype(object).where(roads["name_zh"].notna(), None).to_numpy()
         names = np.where(pd.notna(zh), zh, names)
+    names_en = (roads["name_en"].astype(object).where(roads["name_en"].notna(), None).to_numpy()
+                if "name_en" in roads.columns else np.full(n_e, None, dtype=object))
     length = roads["length_m"].to_numpy(dtype=float)
     length = np.where(np.isfinite(length), length, shapely.length(geoms))
     oneway = roads["oneway"].fillna(False).to_numpy(dtype=bool) if mode == "drive" else np.zeros(n_e, dtype=bool)
@@ -168,6 +171,7 @@ def street_network(
         edge_length_m=length,
         edge_oneway=oneway,
         edge_name=names,
+        edge_name_en=names_en,
         edge_highway=roads["highway"].to_numpy(dtype=object),
         edge_geom=geoms,
         edge_row=roads.index.to_numpy(),
