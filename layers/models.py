@@ -145,7 +145,8 @@ class Camera(Base):
     """Skynet (天网), Sharp Eyes (雪亮) and other cameras, with their field of view."""
 
     __tablename__ = "cameras"
-    __table_args__ = (UniqueConstraint("code", name="uq_cameras_code"),)
+    # ix_cameras_range_m: the longest range (max over an index) bounds every in-view search.
+    __table_args__ = (UniqueConstraint("code", name="uq_cameras_code"), Index("ix_cameras_range_m", "range_m"))
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(Text)  # GB/T 28181 20-digit device code, or osm:<id>
     name: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -189,6 +190,7 @@ class Block(Base):
     area_code: Mapped[str] = mapped_column(Text)
     grid_code: Mapped[str | None] = mapped_column(Text, nullable=True)
     households: Mapped[float] = mapped_column(Float, default=0.0)
+    buildings: Mapped[int] = mapped_column(Integer, default=0)
     street_m: Mapped[float] = mapped_column(Float, default=0.0)
     area_m2: Mapped[float] = mapped_column(Float, default=0.0)
     geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)

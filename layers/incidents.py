@@ -1,0 +1,403 @@
+"""Incident register in the store: create/import with grid and worker, closed-loop transitions with optimistic locking, overdue list, map-click lookup."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from gis.cameras import degree_box, distance_bearing
+from gis.errors import ConflictError, InputError, NotFoundError
+from gis.incidents import (
+    DUPLICATE_RADIUS_M,
+    DUPLICATE_WINDOW_S,
+    OPEN_STATES,
+    STATES,
+    check_transition,
+    find_duplicates,
+    normalize_state,
+    overdue,
+    utc,
+)
+from layers.cameras import (
+    Progress,
+    RowProblem,
+    _problems_error,
+    _record_import,
+    _text,
+    apply_mapping,
+    cameras_at,
+    check_coordinates,
+    convert_crs,
+    newest_plan_id,
+    parse_mapping,
+    read_records,
+)
+from layers.importing import ImportResult, file_sha256
+from layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
+from layers.store import Store
+
+INCIDENT_COLUMNS = ("occurred_at", "time", "category", "description", "source", "reporter", "lon", "lat",
+                    "external_id", "state")
+LOOKUP_RADIUS_M = 200.0
+LOOKUP_DAYS = 90.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Grids.
+
+def grids_at(store: Store, conn: Connection, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
+    """Grid code, name and worker of the newest plan at each point (None outside every grid)."""
+    lon = np.atleast_1d(np.asarray(lon, float))
+    lat = np.atleast_1d(np.asarray(lat, float))
+    out = pd.DataFrame({"grid_code": [None] * len(lon), "grid_name": [None] * len(lon), "worker": [None] * len(lon)})
+    pid = newest_plan_id(conn)
+    if pid is None or len(lon) == 0:
+        return out
+    bbox = (lon.min(), lat.min(), lon.max(), lat.max())
+    t = Grid.__table__
+    rows = conn.execute(
+        select(t.c.code, t.c.name, t.c.worker, func.ST_AsBinary(t.c.geom))
+        .where(and_(t.c.plan_id == pid, store.bbox_filter(t, bbox)))
+        .order_by(t.c.code)
+    ).all()
+    if not rows:
+        return out
+    geoms = shapely.from_wkb([bytes(r[3]) for r in rows])
+    pts = shapely.points(lon, lat)
+    p, g = shapely.STRtree(geoms).query(pts, predicate="intersects")
+    # A point on a shared edge belongs to the grid with the smaller code: one answer, always the same.
+    first = pd.DataFrame({"p": p, "g": g}).sort_values(["p", "g"]).drop_duplicates("p")
+    for col, k in (("grid_code", 0), ("grid_name", 1), ("worker", 2)):
+        vals = np.array([r[k] for r in rows], dtype=object)
+        out.loc[first["p"].to_numpy(), col] = vals[first["g"].to_numpy()]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Creating and importing.
+
+def _open_nearby(store: Store, conn: Connection, lon: np.ndarray, lat: np.ndarray,
+                 t0: datetime, t1: datetime) -> pd.DataFrame:
+    """Open stored incidents near the points (bbox + DUPLICATE_RADIUS_M) between t0 and t1."""
+    t = Incident.__table__
+    b0 = degree_box(float(np.min(lon)), float(np.min(lat)), DUPLICATE_RADIUS_M)
+    b1 = degree_box(float(np.max(lon)), float(np.max(lat)), DUPLICATE_RADIUS_M)
+    rows = conn.execute(
+        select(t.c.id, t.c.occurred_at, t.c.category, t.c.state, func.ST_X(t.c.geom), func.ST_Y(t.c.geom))
+        .where(and_(store.bbox_filter(t, (b0[0], b0[1], b1[2], b1[3])), t.c.state.in_(OPEN_STATES),
+                    t.c.occurred_at >= t0, t.c.occurred_at <= t1))
+    ).all()
+    return pd.DataFrame(rows, columns=["id", "occurred_at", "category", "state", "lon", "lat"])
+
+
+def _insert_incidents(store: Store, conn: Connection, rows: pd.DataFrame, actor: str | None) -> list[int]:
+    """Insert incidents (with their first event) and return their ids in row order."""
+    t = Incident.__table__
+    recs = []
+    for r in rows.itertuples(index=False):
+        recs.append({
+            "external_id": r.external_id, "occurred_at": r.occurred_at, "category": r.category,
+            "description": r.description, "source": r.source, "reporter": r.reporter, "state": r.state,
+            "state_since": r.state_since, "version": 1, "grid_code": r.grid_code, "worker": r.worker,
+            "duplicate_of": None, "synthetic": bool(r.synthetic), "geom": f"SRID={SRID};POINT({r.lon!r} {r.lat!r})",
+        })
+    ids: list[int] = []
+    for i in range(0, len(recs), 2000):
+        res = conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), recs[i:i + 2000])
+        ids.extend(int(x) for x in res.scalars().all())
+    events = [{"incident_id": i, "seq": 1, "from_state": None, "to_state": s, "actor": actor,
+               "note": "imported" if s != "reported" else "reported", "at": since}
+              for i, s, since in zip(ids, rows["state"], rows["state_since"])]
+    for i in range(0, len(events), 5000):
+        conn.execute(IncidentEvent.__table__.insert(), events[i:i + 5000])
+    return ids
+
+
+def _flag_duplicates(store: Store, conn: Connection, rows: pd.DataFrame, ids: list[int]) -> pd.Series:
+    """Set incidents.duplicate_of for new rows that duplicate an open incident; returns it."""
+    window = timedelta(seconds=DUPLICATE_WINDOW_S)
+    t0 = rows["occurred_at"].min() - window
+    t1 = rows["occurred_at"].max() + window
+    existing = _open_nearby(store, conn, rows["lon"].to_numpy(), rows["lat"].to_numpy(), t0, t1)
+    existing = existing[~existing["id"].isin(ids)]
+    new = rows.assign(id=ids)
+    new = new[new["state"].isin(OPEN_STATES)]
+    dup = find_duplicates(new, existing) if len(new) else pd.Series(dtype="Int64")
+    dup = dup.dropna()
+    t = Incident.__table__
+    for row_idx, ref in dup.items():
+        conn.execute(update(t).where(t.c.id == int(new.loc[row_idx, "id"])).values(duplicate_of=int(ref)))
+    return dup
+
+
+def create_incident(
+    store: Store, *, lon: float, lat: float, category: str, occurred_at: datetime | None = None,
+    description: str | None = None, source: str | None = None, reporter: str | None = None,
+    actor: str | None = None, crs: str | None = "wgs84", external_id: str | None = None,
+    synthetic: bool = False,
+) -> dict[str, Any]:
+    """Register a new incident (state reported 发现) at (lon, lat) in ``crs``.
+
+    The grid and its worker of the newest plan are attached; an open incident of the same
+    category within 50 m and 24 h is recorded in ``duplicate_of``. Returns the stored fields.
+    """
+    if not category or not str(category).strip():
+        raise InputError("an incident needs a category", hint="e.g. 矛盾纠纷, 治安, 消防安全, 环境卫生")
+    x, y = convert_crs(np.array([float(lon)]), np.array([float(lat)]), crs)
+    if not (-180 <= x[0] <= 180 and -90 <= y[0] <= 90):
+        raise InputError(f"({lon}, {lat}) is not a longitude/latitude")
+    when = utc(occurred_at)
+    with store.begin() as conn:
+        g = grids_at(store, conn, x, y)
+        rows = pd.DataFrame([{
+            "external_id": external_id, "occurred_at": when, "category": str(category).strip(),
+            "description": description, "source": source, "reporter": reporter, "state": "reported",
+            "state_since": when, "grid_code": g["grid_code"][0], "worker": g["worker"][0],
+            "synthetic": synthetic, "lon": float(x[0]), "lat": float(y[0]),
+        }])
+        ids = _insert_incidents(store, conn, rows, actor)
+        dup = _flag_duplicates(store, conn, rows, ids)
+    out = rows.iloc[0].to_dict()
+    out.update(id=ids[0], version=1, duplicate_of=int(dup.iloc[0]) if len(dup) else None)
+    return out
+
+
+def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
+    """occurred_at (+ optional time of day) → UTC timestamps, and a mask of unparseable cells."""
+    raw = df["occurred_at"]
+    num = pd.to_numeric(raw, errors="coerce")
+    is_num = num.notna()
+    out = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
+    if is_num.any():
+        # Epoch numbers: milliseconds (as in Open Baltimore's CrimeDate) when large, else seconds.
+        unit_ms = num.abs() > 1e11
+        ms = pd.to_datetime(num.where(unit_ms), unit="ms", utc=True)
+        s = pd.to_datetime(num.where(~unit_ms & is_num), unit="s", utc=True)
+        out = out.where(~(is_num & unit_ms), ms).where(~(is_num & ~unit_ms), s)
+    text = _text(raw)
+    txt_mask = ~is_num & (text != "")
+    if txt_mask.any():
+        parsed = pd.to_datetime(text.where(txt_mask), errors="coerce", utc=False, format="mixed")
+        if getattr(parsed.dt, "tz", None) is None:
+            parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
+        else:
+            parsed = parsed.dt.tz_convert("UTC")
+        out = out.where(~txt_mask, parsed)
+    if "time" in df:
+        # A separate time of day: the date part is a calendar day, the time is local time in tz.
+        tod = pd.to_timedelta(_text(df["time"]).where(_text(df["time"]) != "", "00:00:00"), errors="coerce")
+        day = out.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+        out = (day + tod).dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
+        bad = (_text(raw) == "") | out.isna()
+        return out, bad & (_text(raw) != "")
+    return out, out.isna() & (text != "")
+
+
+def import_incidents(
+    store: Store, path: str | Path, *, crs: str | None = "wgs84", mapping: str | Mapping[str, str] | None = None,
+    state: str = "reported", tz: str = "UTC", source: str | None = None, skip_bad: bool = False,
+    actor: str | None = None, progress: Progress | None = None,
+) -> ImportResult:
+    """Import incidents from CSV, JSON (array of records, e.g. Open Baltimore crime) or GeoJSON.
+
+    Columns (rename with ``mapping``): occurred_at (ISO text or epoch s/ms), optional time (time of
+    day, local in ``tz``), category, description, source, reporter, lon, lat, external_id, state.
+    Records without coordinates are skipped and listed in ``dropped["no_coordinates"]``; other
+    bad rows (unparseable time, unknown state) fail the whole import unless ``skip_bad``.
+    Grids/workers are attached and duplicates flagged as for :func:`create_incident`.
+    """
+    path = Path(path)
+    say = progress or (lambda _m: None)
+    started = utcnow()
+    default_state = normalize_state(state)
+    raw, line0 = read_records(path, crs=crs)
+    df = apply_mapping(raw, parse_mapping(mapping), INCIDENT_COLUMNS, path)
+    for col in ("occurred_at", "category", "lon", "lat"):
+        if col not in df:
+            raise InputError(f"{path}: required column {col!r} missing",
+                             hint="rename with --map, e.g. --map occurred_at=CrimeDate,time=CrimeTime,"
+                                  "category=Description,lon=Longitude,lat=Latitude")
+    coord_problems: list[RowProblem] = []
+    lon, lat = check_coordinates(df, line0, coord_problems, crs)
+    problems: list[RowProblem] = []
+    times, bad_time = _parse_times(df, tz)
+    cat = _text(df["category"])
+    st = _text(df["state"]) if "state" in df else pd.Series("", index=df.index)
+    for i in range(len(df)):
+        n, line = i + 1, (line0 + i if line0 else None)
+        if bad_time.iloc[i]:
+            problems.append(RowProblem(n, line, f"time {df['occurred_at'].iloc[i]!r} is not a date/time"))
+        elif pd.isna(times.iloc[i]):
+            problems.append(RowProblem(n, line, "missing time (occurred_at)"))
+        if cat.iloc[i] == "":
+            problems.append(RowProblem(n, line, "missing category"))
+        if st.iloc[i]:
+            try:
+                normalize_state(st.iloc[i])
+            except InputError:
+                problems.append(RowProblem(n, line, f"state {st.iloc[i]!r} is unknown"))
+    if problems and not skip_bad:
+        raise _problems_error(path, problems, "incident")
+    no_coords = [p for p in coord_problems if "missing" in p.message]
+    bad_coords = [p for p in coord_problems if "missing" not in p.message]
+    if bad_coords and not skip_bad:
+        raise _problems_error(path, bad_coords, "incident")
+    skip = {p.row for p in problems + coord_problems}
+    good = np.array([i + 1 not in skip for i in range(len(df))], dtype=bool)
+    if not good.any():
+        raise InputError(f"{path}: no incident rows to import",
+                         hint=f"{len(no_coords)} rows have no coordinates" if no_coords else None)
+    wlon, wlat = convert_crs(lon[good], lat[good], crs)
+    states = st[good].map(lambda s: normalize_state(s) if s else default_state)
+    rows = pd.DataFrame({
+        "external_id": (_text(df["external_id"])[good].replace("", None).to_numpy() if "external_id" in df else None),
+        "occurred_at": times[good].dt.to_pydatetime(),
+        "category": cat[good].to_numpy(),
+        "description": (_text(df["description"])[good].replace("", None).to_numpy() if "description" in df else None),
+        "source": (_text(df["source"])[good].replace("", None).to_numpy() if "source" in df else (source or f"file:{path.name}")),
+        "reporter": (_text(df["reporter"])[good].replace("", None).to_numpy() if "reporter" in df else None),
+        "state": states.to_numpy(),
+        "synthetic": False,
+        "lon": wlon, "lat": wlat,
+    })
+    rows["state_since"] = rows["occurred_at"]
+    sha = file_sha256(path)
+    say(f"writing {len(rows)} incidents")
+    with store.begin() as conn:
+        g = grids_at(store, conn, wlon, wlat)
+        rows["grid_code"] = g["grid_code"].to_numpy()
+        rows["worker"] = g["worker"].to_numpy()
+        ids = _insert_incidents(store, conn, rows, actor)
+        dup = _flag_duplicates(store, conn, rows, ids)
+        counts = {"incidents": len(ids), "duplicates": int(len(dup)), "no_coordinates": len(no_coords),
+                  "bad_rows": len(problems) + len(bad_coords), "in_grid": int(rows["grid_code"].notna().sum())}
+        dropped = {"no_coordinates": [str(p) for p in no_coords],
+                   "bad_rows": [str(p) for p in sorted(problems + bad_coords, key=lambda p: p.row)]}
+        _record_import(store, conn, "incidents", path, sha, started, counts,
+                       {k: v[:1000] for k, v in dropped.items()},
+                       {"crs": crs, "map": parse_mapping(mapping), "state": default_state, "tz": tz},
+                       gpd.GeoSeries(shapely.points(wlon, wlat), crs=SRID))
+    warnings = []
+    if no_coords:
+        warnings.append(f"{len(no_coords)} record(s) without coordinates were not imported: "
+                        + ", ".join(str(p.row) for p in no_coords[:20]) + (" …" if len(no_coords) > 20 else ""))
+    return ImportResult(source=str(path), sha256=sha, counts=counts, dropped=dropped, warnings=warnings)
+
+
+# ---------------------------------------------------------------------------------------------
+# The closed loop.
+
+def advance_incident(
+    store: Store, incident_id: int, to_state: str, *, actor: str | None = None, note: str | None = None,
+    at: datetime | None = None, expected_version: int | None = None,
+    on_read: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Move an incident to ``to_state`` and append the event, atomically.
+
+    Optimistic locking: the update only applies if ``incidents.version`` is still the one read,
+    so of two racing transitions exactly one wins and the other gets a ConflictError (no event is
+    lost or written twice). ``expected_version``: refuse if the caller's copy is stale.
+    ``on_read`` is called between the read and the write (tests use it to force a race).
+    Returns ``id, from_state, to_state, version, seq``.
+    """
+    to = normalize_state(to_state)
+    when = utc(at)
+    t, ev = Incident.__table__, IncidentEvent.__table__
+    try:
+        with store.begin() as conn:
+            row = conn.execute(select(t.c.state, t.c.version).where(t.c.id == int(incident_id))).first()
+            if row is None:
+                raise NotFoundError(f"incident {incident_id} does not exist")
+            state, version = row
+            if expected_version is not None and int(expected_version) != int(version):
+                raise ConflictError(f"incident {incident_id} changed since you loaded it (version {version}, "
+                                    f"yours {expected_version})", hint="reload it and try again")
+            check_transition(state, to, note)
+            if on_read is not None:
+                on_read()
+            res = conn.execute(
+                update(t).where(and_(t.c.id == int(incident_id), t.c.version == version))
+                .values(state=to, state_since=when, version=version + 1)
+            )
+            if res.rowcount != 1:
+                raise ConflictError(f"incident {incident_id} was moved by someone else at the same time",
+                                    hint="reload it and try again")
+            conn.execute(ev.insert().values(incident_id=int(incident_id), seq=version + 1, from_state=state,
+                                            to_state=to, actor=actor, note=note, at=when))
+    except OperationalError as exc:
+        if "locked" in str(exc).lower() or "deadlock" in str(exc).lower() or "serializ" in str(exc).lower():
+            raise ConflictError(f"incident {incident_id} is being changed by someone else",
+                                hint="try again") from None
+        raise
+    except IntegrityError:
+        raise ConflictError(f"incident {incident_id} was moved by someone else at the same time",
+                            hint="reload it and try again") from None
+    return {"id": int(incident_id), "from_state": state, "to_state": to, "version": version + 1, "seq": version + 1}
+
+
+def incident_events(store: Store, incident_id: int) -> pd.DataFrame:
+    """The events of an incident in order (seq, from_state, to_state, actor, note, at)."""
+    ev = IncidentEvent.__table__
+    with store.engine.connect() as c:
+        rows = c.execute(select(ev.c.seq, ev.c.from_state, ev.c.to_state, ev.c.actor, ev.c.note, ev.c.at)
+                         .where(ev.c.incident_id == int(incident_id)).order_by(ev.c.seq)).all()
+    return pd.DataFrame(rows, columns=["seq", "from_state", "to_state", "actor", "note", "at"])
+
+
+def overdue_incidents(store: Store, *, now: datetime | None = None,
+                      deadlines: Mapping[str, float] | None = None) -> pd.DataFrame:
+    """Open incidents past the deadline of their current state, most overdue first."""
+    t = Incident.__table__
+    with store.engine.connect() as c:
+        rows = c.execute(select(t.c.id, t.c.category, t.c.state, t.c.state_since, t.c.occurred_at, t.c.grid_code,
+                                t.c.worker, t.c.description).where(t.c.state.in_(OPEN_STATES))).all()
+    df = pd.DataFrame(rows, columns=["id", "category", "state", "state_since", "occurred_at", "grid_code",
+                                     "worker", "description"])
+    df["state_since"] = pd.to_datetime(df["state_since"], utc=True)
+    res = overdue(df, now=utc(now), deadlines=deadlines)
+    res["state_zh"] = res["state"].map(STATES)
+    return res.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Map click.
+
+def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
+           radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS) -> dict[str, Any]:
+    """What a dispatcher needs at a map click (WGS-84): the grid and its worker (newest plan),
+    incidents within ``radius_m`` in the ``days`` before ``at`` (default now), nearest first,
+    and the cameras whose field of view contains the point (ranked; offline ones flagged)."""
+    when = utc(at)
+    t = Incident.__table__
+    with store.engine.connect() as conn:
+        g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0]
+        rows = conn.execute(
+            select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
+                   func.ST_X(t.c.geom), func.ST_Y(t.c.geom))
+            .where(and_(store.bbox_filter(t, degree_box(lon, lat, radius_m)),
+                        t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when))
+        ).all()
+        cams = cameras_at(store, lon, lat, in_view_only=True, conn=conn)
+    incidents = []
+    if rows:
+        x = np.array([r[6] for r in rows], float)
+        y = np.array([r[7] for r in rows], float)
+        d, _ = distance_bearing(x, y, lon, lat)
+        for r, dist in sorted(zip(rows, d), key=lambda p: p[1]):
+            if dist <= radius_m:
+                incidents.append({"id": r[0], "category": r[1], "state": r[2], "state_zh": STATES.get(r[2]),
+                                  "occurred_at": utc(r[3]).isoformat(), "description": r[4],
+                                  "duplicate_of": r[5], "distance_m": round(float(dist), 1)})
+    cam_list = [{"code": c.code, "name": c.name, "project": c.project, "distance_m": round(float(c.distance_m), 1),
+                 "bearing_deg": round(float(c.bearing_deg), 1), "in_view": bool(c.in_view),
+                 "online": bool(c.online), "status": c.status} for c in cams.itertuples()]
+    grid = None if g["grid_code"] is None else {"code": g["grid_code"], "name": g["grid_name"], "worker": g["worker"]}
+    return {"lon": lon, "lat": lat, "at": when.isoformat(), "grid": grid, "incidents": incidents, "cameras": cam_list}
