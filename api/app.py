@@ -45,29 +45,36 @@ class BodyLimit:
             if too_big:
                 await self._refuse(send, 413, self._message(int(declared)))
                 return
-        seen = 0
-        started = False
-
-        async def counting_receive() -> Message:
-            nonlocal seen
-            msg = await receive()
-            if msg["type"] == "http.request":
-                seen += len(msg.get("body", b""))
+        if declared is None and scope.get("method") in WRITE_METHODS:
+            # A streamed body without Content-Length: read it up to the limit before the app
+            # sees it (the framework would turn an error raised mid-parse into a vague 400).
+            chunks: list[bytes] = []
+            seen = 0
+            while True:
+                msg = await receive()
+                if msg["type"] != "http.request":
+                    return  # client went away
+                chunk = msg.get("body", b"")
+                seen += len(chunk)
                 if seen > self.max_bytes:
-                    raise _TooLarge()
-            return msg
+                    await self._refuse(send, 413, self._message(seen))
+                    return
+                chunks.append(chunk)
+                if not msg.get("more_body", False):
+                    break
+            body = b"".join(chunks)
+            replayed = False
 
-        async def tracking_send(msg: Message) -> None:
-            nonlocal started
-            if msg["type"] == "http.response.start":
-                started = True
-            await send(msg)
+            async def replay() -> Message:
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": body, "more_body": False}
+                return await receive()
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send, 413, self._message(seen))
+            await self.app(scope, replay, send)
+            return
+        await self.app(scope, receive, send)
 
     def _message(self, size: int) -> str:
         return (f"request body of {size} bytes is over the limit of {self.max_bytes} bytes; "
@@ -78,10 +85,6 @@ class BodyLimit:
         resp = JSONResponse(errors.error_body(status, message, "InputError"), status)
         await send({"type": "http.response.start", "status": status, "headers": resp.raw_headers})
         await send({"type": "http.response.body", "body": resp.body})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _include_routers(app: FastAPI) -> None:

@@ -38,7 +38,8 @@ def validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str,
         shown = repr(value) if isinstance(value, (str, int, float, bool)) or value is None else type(value).__name__
         if isinstance(value, str) and len(shown) > 80:
             shown = shown[:77] + "…'"
-        problems.append({"where": _loc(tuple(err.get("loc", ()))), "problem": err.get("msg", ""), "got": shown})
+        msg = str(err.get("msg", "")).replace("a valid dictionary", "a JSON object")
+        problems.append({"where": _loc(tuple(err.get("loc", ()))), "problem": msg, "got": shown})
     text = "; ".join(f"{p['where']}: {p['problem']} (got {p['got']})" for p in problems[:5])
     if len(problems) > 5:
         text += f"; and {len(problems) - 5} more"

@@ -1,0 +1,33 @@
+"""Download a whole layer as GeoJSON or GeoPackage, filtered to what the user may see."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from api.auth import layer_filter
+from api.deps import StoreDep, UserDep
+from layers.export import export_layer
+
+router = APIRouter(prefix="/export", tags=["export"])
+MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3"}
+
+
+@router.get("/{layer}", summary="Export a layer (GeoJSON or GeoPackage)")
+def export(
+    layer: str, store: StoreDep, principal: UserDep,
+    format: Annotated[str, Query(pattern="^(geojson|gpkg)$")] = "geojson",  # noqa: A002
+) -> Response:
+    """The layer with every attribute, in WGS-84; rows hidden from the user's role are left out."""
+    table = store.table(layer)
+    where = layer_filter(principal, layer, table)
+    gdf = store.read_layer(layer, where=where)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{layer}.{format}"
+        export_layer(store, layer, path, gdf=gdf)
+        data = path.read_bytes()
+    return Response(data, media_type=MEDIA[format],
+                    headers={"Content-Disposition": f'attachment; filename="{layer}.{format}"'})

@@ -1,0 +1,121 @@
+"""Roles: each role can do exactly what it should (403 otherwise); cameras never leak; writes are audited."""
+from __future__ import annotations
+
+import time
+
+import jwt
+import pytest
+
+from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS
+
+ROLES = list(ROLE_USERS)
+
+
+def test_login_and_me(client, tokens):  # noqa: ANN001
+    for role, name in ROLE_USERS.items():
+        me = client.get("/auth/me", headers=tokens[name]).json()
+        assert (me["name"], me["role"], me["anonymous"]) == (name, role, False)
+    anon = client.get("/auth/me").json()
+    assert anon["anonymous"] and anon["role"] == "viewer" and anon["permissions"] == []
+
+
+@pytest.mark.parametrize("username,password", [("ada", "wrong-password-1"), ("nobody", PASSWORD), ("ada", "")])
+def test_bad_logins_are_401_with_message(client, username, password):  # noqa: ANN001
+    r = client.post("/auth/token", data={"username": username, "password": password})
+    assert r.status_code in (401, 422)
+    assert r.json()["detail"]
+    assert "access_token" not in r.json()
+
+
+def test_forged_expired_and_garbage_tokens_are_refused(client, app):  # noqa: ANN001
+    now = int(time.time())
+    claims = {"sub": "ada", "role": "admin", "iat": now, "exp": now + 600, "iss": "gridpatrol"}
+    forged = jwt.encode(claims, "x" * 48, algorithm="HS256")
+    expired = jwt.encode({**claims, "exp": now - 10}, app.state.settings.secret_key, algorithm="HS256")
+    unsigned = jwt.encode(claims, None, algorithm="none")
+    ghost = jwt.encode({**claims, "sub": "ghost"}, app.state.settings.secret_key, algorithm="HS256")
+    for tok, word in ((forged, "invalid"), (expired, "expired"), (unsigned, "invalid"), ("abc.def", "invalid"), (ghost, "ghost")):
+        r = client.get("/auth/me", headers={"Authorization": f"Bearer {tok}"})
+        assert r.status_code == 401, r.text
+        assert word in r.json()["detail"]
+        assert r.headers.get("www-authenticate") == "Bearer"
+        # A bad token never falls back to anonymous access.
+        assert client.get("/ogc/collections/roads/items?limit=1", headers={"Authorization": f"Bearer {tok}"}).status_code == 401
+
+
+def test_passwords_are_stored_as_argon2(loaded_store_url):  # noqa: ANN001
+    from sqlalchemy import select
+
+    from layers.models import User
+    from layers.store import open_store
+
+    store = open_store(loaded_store_url)
+    try:
+        with store.engine.connect() as c:
+            hashes = c.execute(select(User.password_hash)).scalars().all()
+    finally:
+        store.dispose()
+    assert hashes and all(h.startswith("$argon2id$") and PASSWORD not in h for h in hashes)
+
+
+# (method, path, json body or None, roles allowed). Anonymous users act as viewers where allowed.
+MATRIX = [
+    ("GET", "/auth/users", None, {"admin"}),
+    ("GET", "/auth/audit", None, {"admin"}),
+    ("POST", "/auth/users", {"name": "new-{role}", "role": "viewer", "password": "another-pass-1"}, {"admin"}),
+    ("GET", "/ogc/collections/roads/items?limit=1", None, set(ROLES)),
+    ("GET", "/ogc/collections/grids/items?limit=1", None, set(ROLES)),
+    ("GET", "/ogc/collections/cameras/items?limit=1", None, {"admin", "dispatcher"}),
+    ("GET", "/ogc/collections/incidents/items?limit=1", None, {"admin", "dispatcher", "worker"}),
+    ("GET", "/ogc/collections/routes/items?limit=1", None, {"admin", "planner", "dispatcher", "worker"}),
+    ("GET", "/ogc/collections/imports/items?limit=1", None, {"admin"}),
+]
+
+
+@pytest.mark.parametrize("method,path,body,allowed", MATRIX, ids=[f"{m} {p}" for m, p, _, _ in MATRIX])
+def test_role_matrix(client, tokens, method, path, body, allowed):  # noqa: ANN001
+    for role in [*ROLES, "anonymous"]:
+        headers = tokens["anonymous" if role == "anonymous" else ROLE_USERS[role]]
+        payload = {k: (v.format(role=role) if isinstance(v, str) else v) for k, v in body.items()} if body else None
+        r = client.request(method, path, headers=headers, json=payload)
+        effective = "viewer" if role == "anonymous" else role
+        if effective in allowed:
+            assert r.status_code < 400, (role, r.status_code, r.text)
+        else:
+            assert r.status_code == 403, (role, r.status_code, r.text)
+            assert "may not" in r.json()["detail"]
+
+
+def test_every_write_is_audited(client, tokens):  # noqa: ANN001
+    r = client.post("/auth/users", headers=tokens["ada"],
+                    json={"name": "audited-user", "role": "worker", "password": "audited-pass-1"})
+    assert r.status_code == 201, r.text
+    denied = client.post("/auth/users", headers=tokens["pia"],
+                         json={"name": "sneaky", "role": "admin", "password": "sneaky-pass-12"})
+    assert denied.status_code == 403
+    log = client.get("/auth/audit?limit=100", headers=tokens["ada"]).json()
+    actions = [(e["actor"], e["action"], e["detail"].get("status")) for e in log]
+    assert ("ada", "create-user", None) in actions  # the layer's own entry, in the same transaction
+    assert ("ada", "POST /auth/users", 201) in actions
+    assert ("pia", "POST /auth/users", 403) in actions
+    assert not client.get("/auth/users", headers=tokens["ada"]).json() or "sneaky" not in {
+        u["name"] for u in client.get("/auth/users", headers=tokens["ada"]).json()}
+
+
+def test_secrecy_levels_for_cameras(client, tokens):  # noqa: ANN001
+    def levels(user: str) -> set[int]:
+        body = client.get("/ogc/collections/cameras/items?limit=10000", headers=tokens[user]).json()
+        return {f["properties"]["secrecy_level"] for f in body["features"]}
+
+    assert levels("ada") == {0, 1, 2, 3}
+    assert levels("dan") == {0}
+    assert levels(CLEARED_DISPATCHER) == {0, 1, 2}
+
+
+def test_weak_passwords_and_bad_roles_refused(client, tokens):  # noqa: ANN001
+    r = client.post("/auth/users", headers=tokens["ada"], json={"name": "x", "role": "viewer", "password": "short"})
+    assert r.status_code == 422 and "password" in r.json()["detail"]
+    r = client.post("/auth/users", headers=tokens["ada"], json={"name": "y", "role": "king", "password": "long-enough-pw"})
+    assert r.status_code == 422 and "role" in r.json()["detail"]
+    r = client.post("/auth/users", headers=tokens["ada"], json={"name": "ada", "role": "viewer", "password": "long-enough-pw"})
+    assert r.status_code == 409 and "already exists" in r.json()["detail"]
