@@ -212,3 +212,33 @@ def _same_crs(a: gpd.GeoDataFrame, b: gpd.GeoDataFrame) -> None:
     if a.crs is not None and b.crs is not None and not a.crs.equals(b.crs):
         raise InputError(f"buildings are in {a.crs.to_string()} but grids in {b.crs.to_string()}",
                          hint="reproject one of them first (the store uses EPSG:4326)")
+
+
+def blocks_joined_by_buildings(blocks: gpd.GeoDataFrame, buildings: gpd.GeoDataFrame, *,
+                               min_area_m2: float = 1.0, metric_crs=None) -> np.ndarray:
+    """Group label per block: blocks that share a building (more than ``min_area_m2`` of its
+    footprint on each side) get the same label, transitively.
+
+    Streets mapped through buildings (arcades, footways under a podium) would otherwise put a
+    grid boundary through the building; grouping such blocks before partitioning keeps every
+    building whole. Labels are 0..k-1 in order of first block. Landuse-based estimates
+    (``estimate_method == "landuse"``) are areas, not buildings, and are ignored.
+    """
+    n = len(blocks)
+    if "estimate_method" in buildings.columns:
+        buildings = buildings[buildings["estimate_method"].astype(str) != "landuse"]
+    labels = np.arange(n)
+    if n == 0 or len(buildings) == 0:
+        return labels
+    cut = crossing_buildings(buildings, blocks.assign(code=np.arange(n)), min_area_m2=min_area_m2,
+                             metric_crs=metric_crs)
+    import networkx as nx
+
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    for parts in cut["grid_codes"]:
+        parts = [int(p) for p in parts]
+        graph.add_edges_from(zip(parts[:-1], parts[1:]))
+    for k, comp in enumerate(sorted(nx.connected_components(graph), key=min)):
+        labels[list(comp)] = k
+    return labels

@@ -22,6 +22,7 @@ SEVERITY: dict[str, str] = {
     "non_contiguous": "error",
     "building_unassigned": "error",
     "building_cut": "error",
+    "building_on_area_boundary": "info",
     "households_out_of_band": "error",
     "households_exempt": "info",
     "duplicate_code": "error",
@@ -62,17 +63,21 @@ def check_plan(
     code_format: CodeFormat | str = DEFAULT_CODE_FORMAT,
     metric_crs=None,
     tolerance_m2: float = 1.0,
+    recount_households: bool = True,
+    target_households: float | None = None,
 ) -> CheckResult:
     """Check a grid plan against the planning rules; pure shapely, no store.
 
-    ``grids``: code, parent_code, geometry (optional exempt). ``areas``: code, geometry: the
+    ``grids``: code, parent_code, geometry (optional exempt: True marks grids whose household
+    count no regrouping can fix, e.g. the only grid of a small area). ``areas``: code, geometry: the
     parent (planning) areas that the grids must tile exactly. ``buildings``: households,
     geometry. ``blocks`` (optional): grid_code per block; a grid made of one block is exempt from
     the household band (it cannot be split along streets). All frames share one CRS (EPSG:4326 in
     the store); areas are measured in ``metric_crs`` (default: UTM zone of the grids). Gaps,
     overlaps, parts outside the parent and cut buildings smaller than ``tolerance_m2`` (m²) are
     ignored as floating-point noise. Households per grid are recomputed from the buildings
-    (representative point) when buildings are given, otherwise taken from ``grids.households``.
+    (representative point) when buildings are given and ``recount_households``, otherwise taken
+    from ``grids.households`` (the store's plans count landuse-based estimates shared by block).
     """
     for col in ("code", "parent_code"):
         if col not in grids.columns:
@@ -160,19 +165,32 @@ def check_plan(
         pts = gpd.GeoSeries(shapely.points(bx, by), crs=crs)
         pts = pts.to_crs(metric_crs).values if metric_crs is not None and crs is not None else pts.values
         label = _building_labels(buildings)
-        for k in np.flatnonzero(owner < 0):
+        # Only buildings inside the planning areas must lie in a grid.
+        in_area = assign_xy(bx, by, shapely.make_valid(np.asarray(
+            (areas.to_crs(crs) if crs is not None and areas.crs is not None else areas).geometry.values))) >= 0
+        for k in np.flatnonzero((owner < 0) & in_area):
             n_unassigned += 1
             add("building_unassigned", None, f"building {label[k]} is in no grid", pts[k])
         cut = crossing_buildings(b, g.set_geometry(gpd.GeoSeries(geoms, crs=g.crs)), min_area_m2=tolerance_m2)
+        parent_of = dict(zip(codes, parents))
         for _, r in cut.iterrows():
+            if len({parent_of.get(str(c)) for c in r["grid_codes"]}) > 1:
+                # The administrative boundary itself runs through the building: no grid
+                # boundary can avoid it, so it is reported, not counted as an error.
+                add("building_on_area_boundary", ",".join(map(str, r["grid_codes"])),
+                    f"building {label[r['building']]} straddles the boundary of areas "
+                    f"{', '.join(sorted({str(parent_of.get(str(c))) for c in r['grid_codes']}))}",
+                    b.geometry.values[r["building"]], float(r["outside_m2"]))
+                continue
             n_cut += 1
             add("building_cut", ",".join(map(str, r["grid_codes"])),
                 f"building {label[r['building']]} is cut by the boundary of grids "
                 f"{', '.join(map(str, r['grid_codes']))} ({r['outside_m2']:.1f} m² on the minor side)",
                 b.geometry.values[r["building"]], float(r["outside_m2"]))
-        hh = pd.to_numeric(b.get("households", pd.Series(0.0, index=b.index)), errors="coerce").fillna(0.0)
-        households = np.bincount(owner[owner >= 0], weights=hh.to_numpy()[owner >= 0], minlength=len(g))
-    elif "households" in g.columns:
+        if recount_households or "households" not in g.columns:
+            hh = pd.to_numeric(b.get("households", pd.Series(0.0, index=b.index)), errors="coerce").fillna(0.0)
+            households = np.bincount(owner[owner >= 0], weights=hh.to_numpy()[owner >= 0], minlength=len(g))
+    if households is None and "households" in g.columns:
         households = pd.to_numeric(g["households"], errors="coerce").fillna(0.0).to_numpy()
 
     # Workload band; single-block grids are exempt but still listed.
@@ -180,8 +198,9 @@ def check_plan(
     if blocks is not None and len(blocks) and "grid_code" in blocks.columns:
         nblocks = blocks["grid_code"].astype(str).value_counts()
         exempt = np.array([nblocks.get(c, 0) == 1 for c in codes])
-    elif "exempt" in g.columns:
-        exempt = g["exempt"].fillna(False).astype(bool).to_numpy()
+    if "exempt" in g.columns:
+        # exemptions decided by the planner's tool (e.g. the only grid of a small area)
+        exempt |= g["exempt"].fillna(False).astype(bool).to_numpy()
     in_band = np.ones(len(g), dtype=bool)
     if households is not None:
         in_band = (households >= min_households) & (households <= max_households)
@@ -202,6 +221,7 @@ def check_plan(
     counts = problems["kind"].value_counts().to_dict() if len(problems) else {}
     n_errors = int((problems["severity"] == "error").sum()) if len(problems) else 0
     non_exempt = ~exempt
+    target = target_households if target_households else (min_households + max_households) / 2
     summary = {
         "valid": n_errors == 0,
         "grids": int(len(g)),
@@ -212,9 +232,11 @@ def check_plan(
         "outside_parent_m2": outside_total,
         "buildings_unassigned": n_unassigned,
         "buildings_cut": n_cut,
-        "exempt_grids": int(exempt.sum()),
+        "exempt_grids": int((exempt & ~in_band).sum()),
         "share_in_band": float(in_band.mean()) if len(g) else 1.0,
         "share_in_band_non_exempt": float(in_band[non_exempt].mean()) if non_exempt.any() else 1.0,
+        "worst_deviation_non_exempt": (float(np.max(np.abs(households[non_exempt] - target) / target))
+                                       if households is not None and non_exempt.any() and target else None),
     }
     return CheckResult(problems=problems, summary=summary)
 

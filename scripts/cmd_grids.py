@@ -1,0 +1,199 @@
+"""CLI commands for grid plans: draw, check, diff, redraw (split/merge/move/lock/rebalance), import, map."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gis.errors import InputError
+
+
+def register(app: typer.Typer) -> None:
+    """Add the grid commands to the ``gridpatrol`` app."""
+    from scripts.cli import console, err_console, open_cli_store, print_table, progress_steps
+
+    def _edit_report(res) -> None:  # noqa: ANN001
+        console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
+        if res.changed_codes:
+            console.print("changed grids: " + ", ".join(res.changed_codes))
+        if res.removed_codes:
+            console.print("removed grids: " + ", ".join(res.removed_codes))
+
+    @app.command("draw-grids")
+    def draw_grids_cmd(
+        target_households: Annotated[float, typer.Option(help="Households per grid to aim for")] = 300,
+        min_households: Annotated[float, typer.Option(help="Lower end of the household band")] = 300,
+        max_households: Annotated[float, typer.Option(help="Upper end of the household band")] = 500,
+        seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same plan)")] = 0,
+        max_street_m: Annotated[Optional[float], typer.Option(help="Cap on street length per grid, metres")] = None,
+        max_area_m2: Annotated[Optional[float], typer.Option(help="Cap on grid area, m²")] = None,
+        code_format: Annotated[str, typer.Option(help="Grid code format (fields county, street, community, seq)")]
+        = "{county}{street}{community}{seq:03d}",
+    ) -> None:
+        """Draw a new grid plan for every finest loaded area (community, else district)."""
+        from layers.grids import PlanParams, draw_grids, plan_row
+
+        params = PlanParams(target_households=target_households, min_households=min_households,
+                            max_households=max_households, seed=seed, max_street_m=max_street_m,
+                            max_area_m2=max_area_m2, code_format=code_format).validate()
+        store = open_cli_store(create=False)
+        with progress_steps("draw grids") as step:
+            pid = draw_grids(store, params, progress=step)
+        import json
+
+        m = json.loads(plan_row(store, pid)["metrics_json"])
+        console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
+        print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items() if k not in ("areas",)],
+                    title=f"plan {pid}")
+
+    @app.command("check-grids")
+    def check_grids_cmd(
+        plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
+        geojson: Annotated[Optional[Path], typer.Option(help="Write the problem locations to this GeoJSON")] = None,
+    ) -> None:
+        """Validate a plan: coverage, overlaps, nesting, contiguity, buildings, workload, codes (exit 0 = valid)."""
+        from layers.grids import check_grids
+
+        store = open_cli_store(create=False)
+        with progress_steps("check grids"):
+            res, pid = check_grids(store, plan)
+        p = res.problems
+        if len(p):
+            print_table([{"kind": r.kind, "severity": r.severity, "grid": r.grid_code or "",
+                          "detail": r.detail} for r in p.itertuples()][:200],
+                        title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
+        s = res.summary
+        print_table([{"check": k, "value": _fmt(v)} for k, v in s.items()], title=f"plan {pid} summary")
+        if geojson is not None:
+            from layers.export import export_layer
+
+            export_layer(store, "grid_problems", geojson, gdf=p)
+            console.print(f"wrote {len(p)} problem locations to {geojson}")
+        if not res.valid:
+            err_console.print(f"[red]plan {pid} is NOT valid: {s['errors']} errors[/]")
+            raise typer.Exit(1)
+        console.print(f"[green]plan {pid} is valid[/]")
+
+    @app.command("diff-grids")
+    def diff_grids_cmd(
+        plan_a: Annotated[int, typer.Argument(help="Plan id A")],
+        plan_b: Annotated[int, typer.Argument(help="Plan id B")],
+        limit: Annotated[int, typer.Option(help="Rows of changed buildings to print")] = 50,
+    ) -> None:
+        """List buildings and households that changed grid between plans A and B."""
+        from layers.grids import diff_plans
+
+        store = open_cli_store(create=False)
+        changes, summary = diff_plans(store, plan_a, plan_b)
+        if len(changes):
+            print_table(changes.head(limit).to_dict("records"),
+                        title=f"{len(changes)} buildings changed grid" + (f" (first {limit})" if len(changes) > limit else ""))
+        print_table([{"item": k, "value": _fmt(v)} for k, v in summary.items()], title=f"plan {plan_a} → {plan_b}")
+
+    @app.command("split-grid")
+    def split_grid_cmd(
+        code: Annotated[str, typer.Argument(help="Grid code")],
+        parts: Annotated[int, typer.Option(help="Number of parts")] = 2,
+        force: Annotated[bool, typer.Option(help="Accept parts outside the household band")] = False,
+    ) -> None:
+        """Split a grid into N contiguous parts with balanced households (new plan version)."""
+        from layers.grids import split_grid
+
+        _edit_report(split_grid(open_cli_store(create=False), code, parts, force=force))
+
+    @app.command("merge-grids")
+    def merge_grids_cmd(
+        codes: Annotated[list[str], typer.Argument(help="Codes of adjacent grids of one area")],
+        force: Annotated[bool, typer.Option(help="Accept a merged grid outside the household band")] = False,
+    ) -> None:
+        """Merge adjacent grids of one area into one (new plan version)."""
+        from layers.grids import merge_grids
+
+        _edit_report(merge_grids(open_cli_store(create=False), codes, force=force))
+
+    @app.command("move-blocks")
+    def move_blocks_cmd(
+        to: Annotated[str, typer.Option("--to", help="Code of the grid that receives the blocks")],
+        items: Annotated[list[str], typer.Argument(help="Block ids, building names or way/<osm id>")],
+        force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
+    ) -> None:
+        """Move blocks (or the blocks of named buildings) into an adjacent grid (new plan version)."""
+        from layers.grids import move_blocks
+
+        _edit_report(move_blocks(open_cli_store(create=False), to, items, force=force))
+
+    @app.command("lock-grid")
+    def lock_grid_cmd(codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
+        """Lock grids: edits touching them are refused (new plan version)."""
+        from layers.grids import set_locked
+
+        _edit_report(set_locked(open_cli_store(create=False), codes, True))
+
+    @app.command("unlock-grid")
+    def unlock_grid_cmd(codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
+        """Unlock grids (new plan version)."""
+        from layers.grids import set_locked
+
+        _edit_report(set_locked(open_cli_store(create=False), codes, False))
+
+    @app.command("rebalance")
+    def rebalance_cmd(
+        codes: Annotated[list[str], typer.Argument(help="Codes of neighbouring grids of one area")],
+        force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
+    ) -> None:
+        """Rebalance households among neighbouring grids with few block moves (new plan version)."""
+        from layers.grids import rebalance_grids
+
+        _edit_report(rebalance_grids(open_cli_store(create=False), codes, force=force))
+
+    @app.command("import-grids")
+    def import_grids_cmd(
+        path: Annotated[Path, typer.Argument(help="Grid polygons: GeoJSON, GPKG or Shapefile")],
+        crs: Annotated[Optional[str], typer.Option(help="Coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = None,
+        code_field: Annotated[Optional[str], typer.Option(help="Field with the grid code (default: 'code')")] = None,
+        parent_field: Annotated[Optional[str], typer.Option(help="Field with the parent area code")] = None,
+    ) -> None:
+        """Import an existing grid layer as a new plan."""
+        from layers.grids import import_grids
+
+        store = open_cli_store(create=False)
+        pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field)
+        console.print(f"plan {pid}: imported grids from {path}")
+
+    @app.command("map-grids")
+    def map_grids_cmd(
+        out: Annotated[Path, typer.Option("--out", help="HTML file to write")],
+        plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
+    ) -> None:
+        """Write an offline HTML map of a plan (no CDN, no online tiles)."""
+        from layers.grids import plan_map
+
+        if out.suffix.lower() not in (".html", ".htm"):
+            raise InputError(f"--out {out} must end in .html")
+        if not out.parent.exists():
+            raise InputError(f"folder {out.parent} does not exist")
+        store = open_cli_store(create=False)
+        m = plan_map(store, plan)
+        from api.static_assets import save_offline
+
+        save_offline(m, out)
+        console.print(f"wrote {out}")
+
+    @app.command("plans")
+    def plans_cmd() -> None:
+        """List grid plans (versions) with their parent and share of grids in band."""
+        from layers.grids import list_plans
+
+        df = list_plans(open_cli_store(create=False))
+        print_table(df.to_dict("records"), title="grid plans")
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v.items()) or "—"
+    if isinstance(v, list):
+        return ", ".join(_fmt(x) for x in v[:8]) + (" …" if len(v) > 8 else "")
+    return str(v)
