@@ -105,15 +105,16 @@ def check_transition(from_state: str, to_state: str, note: str | None = None) ->
                          hint="pass --note")
 
 
-def legal_paths(start: str = "reported", end: str = "closed") -> list[list[str]]:
-    """Every path from ``start`` to ``end`` that visits no state twice (the loop's routes)."""
+def legal_paths(start: str = "reported", end: str = "closed", *, max_visits: int = 2) -> list[list[str]]:
+    """Every route from ``start`` to ``end`` that visits no state more than ``max_visits`` times
+    (so each loop-back — a department returning the incident, a failed revisit — is included)."""
     out: list[list[str]] = []
 
     def walk(path: list[str]) -> None:
         for nxt in TRANSITIONS[path[-1]]:
             if nxt == end:
                 out.append(path + [nxt])
-            elif nxt not in path:
+            elif path.count(nxt) < max_visits:
                 walk(path + [nxt])
 
     walk([start])
