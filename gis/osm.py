@@ -613,7 +613,7 @@ def _clip_roads(roads: gpd.GeoDataFrame, boundary, metric) -> gpd.GeoDataFrame: 
             c0, c1 = line.coords[0], line.coords[-1]
             d["u"] = row.u if c0 == start else cut_node_id(*c0)
             d["v"] = row.v if c1 == end else cut_node_id(*c1)
-            d["seq"] = row.seq * 1000 + k + 1
+            d["seq"] = -(row.seq * 1000 + k + 1)  # cut pieces: negative, never an original seq
             d["geometry"] = line
             recs.append(d)
     if recs:

@@ -1,6 +1,7 @@
 """Export a layer of the store to GeoJSON or GeoPackage (WGS-84, every attribute)."""
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,6 +23,12 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
     driver = FORMATS.get(path.suffix.lower())
     if driver is None:
         raise InputError(f"cannot export to {path.name}", hint="use a .geojson or .gpkg file name")
+    if gdf is None and layer in ("grids", "blocks", "buildings"):
+        # Grid plans are versioned: grids/blocks mean the newest plan's, and buildings carry
+        # that plan's grid_code (layers.grids.export_frame).
+        from layers.grids import export_frame
+
+        gdf = export_frame(store, layer)
     if gdf is None:
         gdf = store.read_layer(layer)
     gdf = gdf.reset_index(drop=True)
@@ -30,6 +37,9 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
     if path.parent and not path.parent.exists():
         raise InputError(f"folder {path.parent} does not exist")
     kwargs = {"layer": layer} if driver == "GPKG" else {}
-    pyogrio.write_dataframe(gdf, tmp, driver=driver, **kwargs)
+    with warnings.catch_warnings():
+        # The temporary ".part" name is not a .gpkg name; the renamed file is.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pyogrio.write_dataframe(gdf, tmp, driver=driver, **kwargs)
     tmp.replace(path)
     return len(gdf)

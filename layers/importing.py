@@ -73,9 +73,38 @@ def load_boundary(path: str | Path, crs: str | None) -> shapely.MultiPolygon:
     return geom
 
 
+@dataclass
+class PreparedOsm:
+    """An extract read and checked, ready to be written (nothing in a store touched yet)."""
+
+    path: Path
+    data: OsmData
+    sha256: str
+    options: dict[str, Any]
+    started_at: Any
+
+
+def prepare_osm(
+    path: str | Path,
+    *,
+    boundary: str | Path | None = None,
+    boundary_crs: str | None = None,
+    options: OsmOptions | None = None,
+    progress: Progress | None = None,
+) -> PreparedOsm:
+    """Read and check an OSM extract (and its boundary file) without touching any store."""
+    path = Path(path)
+    started = utcnow()
+    poly = load_boundary(boundary, boundary_crs) if boundary is not None else None
+    data = read_osm(path, boundary=poly, options=options, progress=progress)
+    opts = {"boundary": str(boundary) if boundary else None, "boundary_crs": boundary_crs,
+            **(options or OsmOptions()).__dict__}
+    return PreparedOsm(path=path, data=data, sha256=file_sha256(path), options=opts, started_at=started)
+
+
 def import_osm(
     store: Store,
-    path: str | Path,
+    path: str | Path | PreparedOsm,
     *,
     boundary: str | Path | None = None,
     boundary_crs: str | None = None,
@@ -84,16 +113,15 @@ def import_osm(
 ) -> ImportResult:
     """Import an OSM extract into ``store`` (streets, buildings, barriers, admin areas, cameras).
 
-    Everything is read and checked before the store is touched, then written in one
-    transaction; rows of the same OSM objects are replaced, so importing a file twice leaves
-    one copy. Returns the counts and what was dropped (ways cut by the extract edge, …).
+    Everything is read and checked before the store is touched (pass a ``PreparedOsm`` to do
+    that step first), then written in one transaction; rows of the same OSM objects are
+    replaced, so importing a file twice leaves one copy. Returns the counts and what was
+    dropped (ways cut by the extract edge, incomplete areas).
     """
-    path = Path(path)
     say = progress or (lambda _m: None)
-    started = utcnow()
-    poly = load_boundary(boundary, boundary_crs) if boundary is not None else None
-    data = read_osm(path, boundary=poly, options=options, progress=say)
-    sha = file_sha256(path)
+    prep = path if isinstance(path, PreparedOsm) else prepare_osm(
+        path, boundary=boundary, boundary_crs=boundary_crs, options=options, progress=say)
+    data = prep.data
     say("writing to the store")
     with store.begin() as conn:
         _write_osm(store, conn, data)
@@ -101,24 +129,20 @@ def import_osm(
         rec = gpd.GeoDataFrame(
             [{
                 "kind": "osm",
-                "source_path": str(path.resolve()),
-                "source_sha256": sha,
-                "source_bytes": path.stat().st_size,
-                "options_json": json.dumps({
-                    "boundary": str(boundary) if boundary else None,
-                    "boundary_crs": boundary_crs,
-                    **(options or OsmOptions()).__dict__,
-                }, ensure_ascii=False),
+                "source_path": str(prep.path.resolve()),
+                "source_sha256": prep.sha256,
+                "source_bytes": prep.path.stat().st_size,
+                "options_json": json.dumps(prep.options, ensure_ascii=False),
                 "counts_json": json.dumps(counts, ensure_ascii=False),
                 "dropped_json": json.dumps({k: len(v) for k, v in data.dropped.items()}),
-                "started_at": started,
+                "started_at": prep.started_at,
                 "finished_at": utcnow(),
             }],
             geometry=[as_multipolygon(data.bounds)],
             crs="EPSG:4326",
         )
         store.insert_gdf(conn, "imports", rec)
-    return ImportResult(source=str(path), sha256=sha, counts=counts, dropped=data.dropped)
+    return ImportResult(source=str(prep.path), sha256=prep.sha256, counts=counts, dropped=data.dropped)
 
 
 def _write_osm(store: Store, conn: Connection, data: OsmData) -> None:

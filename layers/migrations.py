@@ -3,14 +3,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, inspect, select, text
+from sqlalchemy import Connection, Engine, MetaData, inspect, select, text
 
 from gis.errors import StoreError
 from layers.models import Base, SchemaVersion
 
 
+def _fresh_metadata() -> MetaData:
+    # GeoAlchemy2's create hooks edit the Table objects (the GeoPackage hooks drop the GiST
+    # index definitions, for example); with both stores in one process, each create must work
+    # on its own copy or the second store silently loses its spatial indexes.
+    md = MetaData()
+    for table in Base.metadata.sorted_tables:
+        table.to_metadata(md)
+    return md
+
+
 def _v1_initial(conn: Connection) -> None:
-    Base.metadata.create_all(conn)
+    _fresh_metadata().create_all(conn)
 
 
 # (version, description, step). A later release appends steps; never edit a released one.

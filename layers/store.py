@@ -51,13 +51,23 @@ def _gpkg_geom_from_ewkt(element, compiler, **kw):  # noqa: ANN001
 
 
 def _load_gpkg(dbapi_conn, _record) -> None:  # noqa: ANN001
-    from geoalchemy2.admin.dialects.geopackage import load_spatialite_gpkg
+    from geoalchemy2.admin.dialects.geopackage import init_geopackage
 
-    load_spatialite_gpkg(dbapi_conn)
+    # Not GeoAlchemy2's load_spatialite_gpkg: its AutoGpkgStart() writes VirtualGPKG wrapper
+    # tables into the file on every connection. Amphibious mode is all the SQL needs (SpatiaLite
+    # functions read GPKG blobs); AsGPB in binds writes proper GPKG geometries.
+    dbapi_conn.enable_load_extension(True)
+    dbapi_conn.load_extension(SPATIALITE)
+    dbapi_conn.enable_load_extension(False)
+    dbapi_conn.execute("SELECT EnableGpkgAmphibiousMode()")
+    init_geopackage(dbapi_conn)
     cur = dbapi_conn.cursor()
     # GeoPackage application id ("GPKG") and version 1.2, so GDAL/QGIS accept the file cleanly.
-    cur.execute("PRAGMA application_id = 1196444487")
-    cur.execute("PRAGMA user_version = 10200")
+    # Only when not yet set: rewriting the header would change the file on every open, and a
+    # failed import must leave the store byte-for-byte as it was.
+    if cur.execute("PRAGMA application_id").fetchone()[0] != 1196444487:
+        cur.execute("PRAGMA application_id = 1196444487")
+        cur.execute("PRAGMA user_version = 10200")
     cur.execute("PRAGMA foreign_keys = ON")
     cur.execute("PRAGMA busy_timeout = 30000")
     cur.close()

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -97,18 +96,16 @@ def import_osm_cmd(
 ) -> None:
     """Import streets, buildings, barriers, admin areas and cameras from an OSM extract."""
     from gis.osm import OsmOptions
-    from layers.importing import import_osm
+    from layers.importing import import_osm, prepare_osm
 
     opts = OsmOptions(m2_per_household=m2_per_household, default_levels=default_levels,
                       landuse_households_per_ha=landuse_households_per_ha)
     # Read and check the input before the store is opened, so a broken file never creates
     # or touches a store.
     with progress_steps(f"import {path.name}") as step:
-        from gis.osm import _check_readable
-
-        _check_readable(path)
+        prepared = prepare_osm(path, boundary=boundary, boundary_crs=boundary_crs, options=opts, progress=step)
         store = open_cli_store()
-        res = import_osm(store, path, boundary=boundary, boundary_crs=boundary_crs, options=opts, progress=step)
+        res = import_osm(store, prepared, progress=step)
     print_table([{"layer": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
     dropped = {k: v for k, v in res.dropped.items() if v}
     for k, ids in dropped.items():
@@ -192,26 +189,11 @@ _register_topic_modules()
 
 def main() -> None:
     """Entry point: run the app; GridPatrolError → one clear line on stderr and its exit code."""
-    os.environ.setdefault("PYTHONIOENCODING", "utf-8")
     try:
-        app(standalone_mode=False)
+        app()  # standalone mode: usage errors print themselves and exit 2
     except GridPatrolError as exc:
         err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("aborted")
-        sys.exit(130)
-    except (typer.BadParameter, typer.Exit) as exc:
-        raise exc
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":

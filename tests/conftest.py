@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pyogrio  # noqa: F401  (before mod_spatialite: see layers/store.py)
 
+import getpass
 import os
 import uuid
 from pathlib import Path
@@ -13,9 +14,26 @@ from sqlalchemy import create_engine, text
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 # PostGIS for tests: a database of its own, so tests never touch a user's data.
-PG_ADMIN_URL = os.environ.get("GRIDPATROL_TEST_PG_ADMIN", "postgresql+psycopg://root@127.0.0.1:5432/postgres")
+# The local socket (peer or trust auth as the current user), which scripts/run.sh sets up on a
+# fresh machine; override with GRIDPATROL_TEST_PG (a server URL without the database name).
+PG_SERVER = os.environ.get(
+    "GRIDPATROL_TEST_PG",
+    f"postgresql+psycopg://{getpass.getuser()}@/?host=/var/run/postgresql&port={os.environ.get('PGPORT', '5432')}",
+)
 PG_DB = os.environ.get("GRIDPATROL_TEST_PG_DB", "gridpatrol_test")
-PG_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + PG_DB
+
+
+def pg_url_for(database: str, schema: str | None = None) -> str:
+    """The URL of ``database`` on the test server, optionally with ``schema`` first on the search path."""
+    base, _, query = PG_SERVER.partition("?")
+    url = base.rstrip("/") + "/" + database + ("?" + query if query else "")
+    if schema:
+        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema},public"
+    return url
+
+
+PG_ADMIN_URL = pg_url_for("postgres")
+PG_URL = pg_url_for(PG_DB)
 
 
 def data_path(*parts: str) -> Path:
@@ -45,10 +63,6 @@ def pg_database() -> str:
     return PG_URL
 
 
-def _pg_schema_url(base: str, schema: str) -> str:
-    return f"{base}?options=-csearch_path%3D{schema},public"
-
-
 @pytest.fixture
 def pg_url(pg_database: str):
     """A URL to a fresh, empty PostGIS schema (dropped after the test)."""
@@ -56,7 +70,7 @@ def pg_url(pg_database: str):
     eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
     with eng.connect() as c:
         c.execute(text(f"CREATE SCHEMA {schema}"))
-    yield _pg_schema_url(pg_database, schema)
+    yield pg_url_for(PG_DB, schema)
     with eng.connect() as c:
         c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
     eng.dispose()

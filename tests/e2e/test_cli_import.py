@@ -1,0 +1,105 @@
+"""The real ``gridpatrol`` command: imports, info, export, and broken inputs that change nothing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyogrio
+import pytest
+
+from tests.conftest import data_path
+
+GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
+
+
+def run(db: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run([GRIDPATROL, "--db", db, *args], capture_output=True, text=True, timeout=600)
+    if check and p.returncode != 0:
+        raise AssertionError(f"gridpatrol {' '.join(args)} failed ({p.returncode}):\n{p.stderr}")
+    return p
+
+
+def snapshot(db: str) -> object:
+    """Byte-for-byte for a GeoPackage file, row-for-row (counts per layer) for PostGIS."""
+    if db.startswith("gpkg:///"):
+        return hashlib.sha256(Path(db[len("gpkg:///"):]).read_bytes()).hexdigest()
+    info = json.loads(run(db, "info", "--json").stdout)
+    return {row["layer"]: row["rows"] for row in info["layers"]}
+
+
+@pytest.fixture
+def loaded(store_url):
+    run(store_url, "import-osm", str(data_path("chengdu", "chengdu.osm")))
+    return store_url
+
+
+def test_import_info_export(loaded, tmp_path):
+    info = json.loads(run(loaded, "info", "--json").stdout)
+    rows = {r["layer"]: r["rows"] for r in info["layers"]}
+    assert rows["roads"] == 5070 and rows["buildings"] > 900
+    out = tmp_path / "roads.geojson"
+    run(loaded, "export", "roads", str(out))
+    assert len(pyogrio.read_dataframe(out)) == 5070
+    districts = [str(data_path("chengdu", f"{c}.geojson")) for c in ("510104", "510105", "510106", "510107", "510108")]
+    run(loaded, "import-areas", *districts, "--crs", "gcj02", "--level", "district")
+    info = json.loads(run(loaded, "info", "--json").stdout)
+    assert {r["layer"]: r["rows"] for r in info["layers"]}["areas"] == 5
+
+
+def _broken_inputs(tmp: Path) -> list[tuple[list[str], str]]:
+    pbf = data_path("baltimore", "baltimore.osm.pbf").read_bytes()
+    (tmp / "cut.osm.pbf").write_bytes(pbf[: len(pbf) // 3])
+    (tmp / "page.osm").write_text("<!DOCTYPE html><html><head><title>Error</title></head></html>")
+    (tmp / "empty.osm").write_bytes(b"")
+    return [
+        (["import-osm", str(tmp / "cut.osm.pbf")], "cut.osm.pbf"),
+        (["import-osm", str(tmp / "page.osm")], "HTML"),
+        (["import-osm", str(tmp / "empty.osm")], "empty"),
+        (["import-areas", str(data_path("baltimore", "neighborhoods.geojson"))], "--crs"),
+        (["import-osm", str(data_path("chengdu", "chengdu.osm")), "--boundary",
+          str(data_path("nanjing", "320102.geojson")), "--boundary-crs", "gcj02"], "does not intersect"),
+        (["export", "nosuchlayer", str(tmp / "x.geojson")], "unknown layer"),
+        (["export", "roads", str(tmp / "x.shp")], ".geojson or .gpkg"),
+    ]
+
+
+def test_broken_inputs_fail_cleanly_and_change_nothing(loaded, tmp_path):
+    before = snapshot(loaded)
+    for args, message in _broken_inputs(tmp_path):
+        p = run(loaded, *args, check=False)
+        assert p.returncode != 0, args
+        err = p.stderr.strip()
+        assert message in err, (args, err)
+        assert "Traceback" not in err and len(err.splitlines()) == 1, err
+        assert snapshot(loaded) == before, f"store changed by {args}"
+
+
+def test_broken_input_does_not_create_a_store(tmp_path):
+    db = f"gpkg:///{tmp_path / 'new.gpkg'}"
+    (tmp_path / "empty.osm").write_bytes(b"")
+    p = run(db, "import-osm", str(tmp_path / "empty.osm"), check=False)
+    assert p.returncode == 2
+    assert not (tmp_path / "new.gpkg").exists()
+
+
+def test_boundary_clips_the_import(store_url):
+    run(store_url, "import-osm", str(data_path("chengdu", "chengdu.osm")), "--boundary",
+        str(data_path("chengdu", "510104.geojson")), "--boundary-crs", "gcj02")
+    info = json.loads(run(store_url, "info", "--json").stdout)
+    rows = {r["layer"]: r["rows"] for r in info["layers"]}
+    assert 0 < rows["roads"] < 5070
+
+
+def test_help_on_every_command():
+    p = subprocess.run([GRIDPATROL, "--help"], capture_output=True, text=True)
+    assert p.returncode == 0
+    panel = p.stdout.split("Commands")[1]
+    commands = [line.split()[1] for line in panel.splitlines()
+                if line.startswith("│ ") and line[2] != " " and len(line.split()) > 2]
+    assert {"import-osm", "import-areas", "export", "info"} <= set(commands)
+    for cmd in commands:
+        q = subprocess.run([GRIDPATROL, cmd, "--help"], capture_output=True, text=True)
+        assert q.returncode == 0 and "Usage" in q.stdout, cmd
