@@ -1,6 +1,8 @@
 """Roles: each role can do exactly what it should (403 otherwise); cameras never leak; writes are audited."""
 from __future__ import annotations
 
+import json
+import math
 import time
 
 import jwt
@@ -69,6 +71,19 @@ MATRIX = [
     ("GET", "/ogc/collections/incidents/items?limit=1", None, {"admin", "dispatcher", "worker"}),
     ("GET", "/ogc/collections/routes/items?limit=1", None, {"admin", "planner", "dispatcher", "worker"}),
     ("GET", "/ogc/collections/imports/items?limit=1", None, {"admin"}),
+    ("GET", "/cameras?limit=1", None, {"admin", "dispatcher"}),
+    ("GET", "/cameras/at?lon=104.08&lat=30.69&radius_m=300", None, {"admin", "dispatcher"}),
+    ("GET", "/export/cameras", None, {"admin", "dispatcher"}),
+    ("GET", "/export/incidents", None, {"admin", "dispatcher", "worker"}),
+    ("GET", "/export/roads", None, set(ROLES)),
+    ("GET", "/incidents?limit=1", None, {"admin", "dispatcher", "worker"}),
+    ("GET", "/incidents/overdue", None, {"admin", "dispatcher", "worker"}),
+    ("POST", "/incidents", {"lon": 104.07, "lat": 30.67, "category": "环境卫生", "description": "by {role}"},
+     {"admin", "dispatcher", "worker"}),
+    ("POST", "/areas?level=community", {"type": "Feature", "properties": {"code": "510104001{role}"}, "geometry": {
+        "type": "Polygon", "coordinates": [[[104.05, 30.66], [104.06, 30.66], [104.06, 30.67], [104.05, 30.66]]]}},
+     {"admin", "planner"}),
+    ("GET", "/lookup?lon=104.08&lat=30.69", None, set(ROLES)),
 ]
 
 
@@ -76,7 +91,7 @@ MATRIX = [
 def test_role_matrix(client, tokens, method, path, body, allowed):  # noqa: ANN001
     for role in [*ROLES, "anonymous"]:
         headers = tokens["anonymous" if role == "anonymous" else ROLE_USERS[role]]
-        payload = {k: (v.format(role=role) if isinstance(v, str) else v) for k, v in body.items()} if body else None
+        payload = json.loads(json.dumps(body).replace("{role}", role)) if body else None
         r = client.request(method, path, headers=headers, json=payload)
         effective = "viewer" if role == "anonymous" else role
         if effective in allowed:
@@ -119,3 +134,71 @@ def test_weak_passwords_and_bad_roles_refused(client, tokens):  # noqa: ANN001
     assert r.status_code == 422 and "role" in r.json()["detail"]
     r = client.post("/auth/users", headers=tokens["ada"], json={"name": "ada", "role": "viewer", "password": "long-enough-pw"})
     assert r.status_code == 409 and "already exists" in r.json()["detail"]
+
+
+def _point_in_view(cam: dict) -> tuple[float, float]:
+    """A point 30 m from the camera straight along its azimuth (inside its 90°, 80 m sector)."""
+    lon, lat = cam["geometry"]["coordinates"]
+    az = math.radians(cam["properties"]["azimuth_deg"])
+    return (lon + 30 / 111_320 / math.cos(math.radians(lat)) * math.sin(az), lat + 30 / 110_574 * math.cos(az))
+
+
+def test_cameras_never_leak(client, tokens):  # noqa: ANN001
+    """For a camera of each secrecy level: lookup, /cameras, OGC and exports show it exactly to
+    the users allowed (admin: all; dispatcher: level ≤ theirs; others: never)."""
+    allcams = client.get("/cameras?limit=10000", headers=tokens["ada"]).json()["features"]
+    by_level = {}
+    for c in allcams:
+        by_level.setdefault(c["properties"]["secrecy_level"], c)
+    assert set(by_level) == {0, 1, 2, 3}
+    clearance = {"ada": 99, "dan": 0, CLEARED_DISPATCHER: 2, "pia": -1, "wu": -1, "vic": -1, "anonymous": -1}
+    exports = {u: client.get("/export/cameras", headers=tokens[u]) for u in clearance}
+    for level, cam in by_level.items():
+        code = cam["properties"]["code"]
+        lon, lat = _point_in_view(cam)
+        for user, clear in clearance.items():
+            h = tokens[user]
+            res = client.get(f"/lookup?lon={lon}&lat={lat}", headers=h)
+            assert res.status_code == 200, res.text
+            body = res.json()
+            codes = {c["code"] for c in body.get("cameras", [])}
+            text = res.text
+            if clear >= level:
+                assert code in codes, (user, level)
+                hit = next(c for c in body["cameras"] if c["code"] == code)
+                assert hit["in_view"] and 25 < hit["distance_m"] < 35
+            else:
+                assert code not in codes and code not in text, (user, level)
+                if clear < 0:
+                    assert "cameras" not in body
+            at = client.get(f"/cameras/at?lon={lon}&lat={lat}&radius_m=100", headers=h)
+            one = client.get(f"/cameras/{code}", headers=h)
+            if clear >= level:
+                assert code in {c["code"] for c in at.json()} and one.status_code == 200
+            else:
+                assert at.status_code == 403 or code not in at.text
+                assert one.status_code in (403, 404) and "coordinates" not in one.text
+            exp = exports[user]
+            if clear >= level:
+                assert exp.status_code == 200 and code in exp.text
+            else:
+                assert code not in exp.text
+
+
+def test_incident_rights(client, tokens):  # noqa: ANN001
+    made = client.post("/incidents", headers=tokens["dan"],
+                       json={"lon": 104.07, "lat": 30.67, "category": "治安", "description": "rights"})
+    assert made.status_code == 201
+    iid = made.json()["id"]
+    assert client.post(f"/incidents/{iid}/advance", headers=tokens["pia"], json={"to": "escalated"}).status_code == 403
+    assert client.post(f"/incidents/{iid}/advance", headers=tokens["vic"], json={"to": "escalated"}).status_code == 403
+    # zhang's incidents are not wu's: hidden from him (404), so he cannot move them either.
+    zhang = client.get("/incidents?limit=1&grid_code=510104001004", headers=tokens["ada"]).json()["features"][0]["id"]
+    assert client.get(f"/incidents/{zhang}", headers=tokens["wu"]).status_code == 404
+    assert client.post(f"/incidents/{zhang}/advance", headers=tokens["wu"], json={"to": "handled"}).status_code == 404
+    r = client.post(f"/incidents/{iid}/advance", headers=tokens["dan"], json={"to": "escalated"})
+    assert r.status_code == 200 and r.json()["to_state"] == "escalated"
+    bad = client.post(f"/incidents/{iid}/advance", headers=tokens["dan"], json={"to": "closed"})
+    assert bad.status_code == 409 and "assigned" in bad.json()["detail"]
+    ev = client.get(f"/incidents/{iid}/events", headers=tokens["dan"]).json()
+    assert [e["to_state"] for e in ev] == ["reported", "escalated"] and ev[-1]["actor"] == "dan"
