@@ -37,6 +37,24 @@ from gis.streets import MODES, StreetNetwork, nearest_node, street_network
 _EPS = 1e-7
 
 
+def _new_highs() -> highspy.Highs:
+    """A silent HiGHS instance (its constructor prints a banner to fd 1 once per process)."""
+    import os
+    import sys
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            h = highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    h.silent()
+    return h
+
+
 @dataclass
 class MatchingResult:
     """Pairs (i, j) of a perfect matching, its weight and a lower bound on the optimum."""
@@ -67,8 +85,7 @@ def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 
     np.fill_diagonal(D, np.inf)
     scale = max(float(np.max(D[np.isfinite(D)])), 1.0)
 
-    h = highspy.Highs()
-    h.silent()
+    h = _new_highs()
     h.setOptionValue("output_flag", False)
     inf = highspy.kHighsInf
     # Degree rows: every point matched exactly once.

@@ -1,0 +1,367 @@
+"""Patrol routes in the store: plan coverage/visit routes for grids or polygons, read them back, print them."""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyproj
+import shapely
+from shapely.geometry import LineString
+from shapely.geometry.base import BaseGeometry
+from sqlalchemy import and_, delete
+
+from gis.coverage import CoveragePlan, CoverageRoute, plan_coverage
+from gis.directions import directions
+from gis.errors import GridPatrolError, InputError, NotFoundError
+from gis.routesheet import SheetRoute, route_map, write_geojson, write_gpx, write_route_sheet
+from gis.visit import VisitPlan, plan_visit
+from layers.models import Grid, Route
+from layers.store import Store
+
+NEIGHBOURHOOD_DEG = 0.015  # ~1.5 km of streets around a grid for shortcuts outside it
+
+
+@dataclass
+class Target:
+    """An area to plan a route for: a grid of the newest plan or a polygon the user gave (EPSG:4326)."""
+
+    code: str
+    polygon: BaseGeometry
+    plan_id: int | None = None
+    station: tuple[float, float] | None = None
+    worker: str | None = None
+
+
+@dataclass
+class PlanOutcome:
+    """What planning did per target: the stored summary, or the error that made it skip the target."""
+
+    code: str
+    ok: bool
+    summary: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+def _expand(bounds: Sequence[float], pad: float = NEIGHBOURHOOD_DEG) -> tuple[float, float, float, float]:
+    minx, miny, maxx, maxy = bounds
+    return (minx - pad, miny - pad, maxx + pad, maxy + pad)
+
+
+def grid_targets(store: Store, codes: Sequence[str] | None = None, plan_id: int | None = None) -> list[Target]:
+    """Grids of the newest plan (or ``plan_id``) as targets, all or those with ``codes``.
+
+    Raises NotFoundError naming unknown codes.
+    """
+    from layers.grids import read_grids
+
+    grids = read_grids(store, plan_id)
+    if codes:
+        missing = sorted(set(codes) - set(grids["code"]))
+        if missing:
+            raise NotFoundError(f"grid(s) {', '.join(missing)} not in plan {int(grids['plan_id'].iloc[0]) if len(grids) else plan_id}",
+                                hint="list grids with `gridpatrol export grids FILE` or check the code")
+        grids = grids[grids["code"].isin(codes)]
+    out = []
+    for _, g in grids.iterrows():
+        station = None
+        if pd.notna(g.get("station_lon")) and pd.notna(g.get("station_lat")):
+            station = (float(g["station_lon"]), float(g["station_lat"]))
+        out.append(Target(g["code"], g.geometry, int(g["plan_id"]), station, g.get("worker")))
+    return out
+
+
+def read_polygon_file(path: str | Path, code: str | None = None) -> list[Target]:
+    """Polygons of a GeoJSON/GeoPackage/Shapefile (reprojected to EPSG:4326) as targets.
+
+    The code comes from a ``code`` column if there is one, else ``<file stem>-<n>``.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", where=str(path))
+    try:
+        gdf = gpd.read_file(path)
+    except Exception as exc:  # pyogrio raises many kinds for unreadable files
+        raise InputError(f"cannot read polygons: {exc}", where=str(path), hint="give a GeoJSON or GeoPackage of polygons") from exc
+    gdf = gdf[gdf.geometry.notna() & gdf.geom_type.isin(["Polygon", "MultiPolygon"])]
+    if not len(gdf):
+        raise InputError("no polygons in the file", where=str(path), hint="the area to cover must be a (multi)polygon")
+    if gdf.crs is None:
+        raise InputError("the file declares no coordinate system", where=str(path), hint="save it with a CRS (WGS-84)")
+    gdf = gdf.to_crs(4326)
+    out = []
+    for i, (_, row) in enumerate(gdf.iterrows()):
+        c = code or (str(row["code"]) if "code" in gdf.columns and pd.notna(row["code"]) else f"{path.stem}-{i + 1}")
+        if code and len(gdf) > 1:
+            c = f"{code}-{i + 1}"
+        out.append(Target(c, row.geometry))
+    return out
+
+
+def _roads_near(store: Store, geom: BaseGeometry) -> gpd.GeoDataFrame:
+    roads = store.read_layer("roads", bbox=_expand(geom.bounds))
+    if not len(roads):
+        raise InputError("no streets in the store around this area", hint="import an OSM extract first (gridpatrol import-osm FILE)")
+    return roads
+
+
+def _to_wgs84(net_crs: pyproj.CRS, geom: BaseGeometry) -> BaseGeometry:
+    tf = pyproj.Transformer.from_crs(net_crs, 4326, always_xy=True)
+    return shapely.transform(geom, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
+
+
+def _steps_both(plan: CoveragePlan, route: CoverageRoute) -> list[dict[str, Any]]:
+    zh = directions(plan.network, route.traversals, lang="zh", mode=plan.mode)
+    en = directions(plan.network, route.traversals, lang="en", mode=plan.mode)
+    out = []
+    for a, b in zip(zh, en):
+        d = a.to_dict()
+        d["text_en"] = b.text
+        d["street_en"] = b.street
+        out.append(d)
+    return out
+
+
+def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFrame:
+    rows = []
+    for r in plan.routes:
+        stats = dict(plan.stats)
+        stats.update({
+            "worker_index": r.worker_index, "workers": len(plan.routes), "gap": r.gap if len(plan.routes) == 1 else None,
+            "plan_gap": plan.gap, "exact": plan.exact, "turns": r.n_turns, "uturns": r.n_uturns,
+            "islands": plan.islands, "warnings": plan.warnings, "start_snap_m": plan.start_snap_m,
+            "grid_required_m": plan.required_m, "synthetic": synthetic, "worker": t.worker,
+        })
+        rows.append({
+            "plan_id": t.plan_id, "grid_code": t.code, "kind": "coverage", "mode": plan.mode,
+            "worker_index": r.worker_index, "length_m": r.length_m, "required_m": r.required_m,
+            "lower_bound_m": r.lower_bound_m if len(plan.routes) == 1 else plan.lower_bound_m,
+            "duration_s": r.duration_s,
+            "directions_json": json.dumps(_steps_both(plan, r), ensure_ascii=False),
+            "stats_json": json.dumps(stats, ensure_ascii=False, default=float),
+            "geometry": _to_wgs84(plan.network.crs, r.geometry),
+        })
+    return gpd.GeoDataFrame(rows, geometry="geometry", crs=4326)
+
+
+def _replace_routes(store: Store, rows: list[gpd.GeoDataFrame]) -> int:
+    """Replace the stored routes of the same (grid, kind, mode) with ``rows``, in one transaction."""
+    t = Route.__table__
+    n = 0
+    with store.begin() as conn:
+        for gdf in rows:
+            if not len(gdf):
+                continue
+            first = gdf.iloc[0]
+            conn.execute(delete(t).where(and_(t.c.grid_code == first["grid_code"], t.c.kind == first["kind"],
+                                              t.c.mode == first["mode"])))
+            n += store.insert_gdf(conn, "routes", gdf)
+    return n
+
+
+def plan_routes(
+    store: Store,
+    targets: Sequence[Target],
+    *,
+    mode: str = "walk",
+    workers: int = 1,
+    start: tuple[float, float] | None = None,
+    time_limit_s: float = 60.0,
+    skip_failures: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> list[PlanOutcome]:
+    """Plan coverage routes for ``targets`` and store them (replacing older routes of the same grid/mode).
+
+    ``start`` (lon, lat) overrides each grid's station. All routes are computed before anything
+    is written; with ``skip_failures`` a target that fails (no streets, …) is reported and left
+    out, otherwise its GridPatrolError is raised and nothing is stored.
+    """
+    if not targets:
+        raise InputError("nothing to plan", hint="give --grid CODE, --all or --polygon FILE")
+    say = progress or (lambda _m: None)
+    outcomes: list[PlanOutcome] = []
+    rows: list[gpd.GeoDataFrame] = []
+    for i, t in enumerate(targets):
+        say(f"{t.code} ({i + 1}/{len(targets)})")
+        try:
+            roads = _roads_near(store, t.polygon)
+            incidents = store.read_layer("incidents", bbox=t.polygon.bounds)
+            inc = incidents[incidents.intersects(t.polygon)] if len(incidents) else incidents
+            synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())
+            plan = plan_coverage(roads, t.polygon, mode=mode, start=start or t.station, workers=workers,
+                                 time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code)
+        except GridPatrolError as exc:
+            if not skip_failures:
+                raise
+            outcomes.append(PlanOutcome(t.code, False, error=str(exc)))
+            continue
+        gdf = _route_rows(t, plan, synthetic)
+        rows.append(gdf)
+        outcomes.append(PlanOutcome(t.code, True, {
+            "grid": t.code, "mode": mode, "routes": len(plan.routes), "length_m": plan.length_m,
+            "required_m": plan.required_m, "lower_bound_m": plan.lower_bound_m, "gap": plan.gap,
+            "exact": plan.exact, "turns_per_km": plan.stats["turns_per_km"],
+            "deadhead_share": plan.stats["deadhead_share"], "islands": len(plan.islands),
+            "unreachable_m": plan.stats["unreachable_m"], "warnings": plan.warnings,
+            "balance": plan.stats.get("balance"), "hot_covered_share": plan.stats.get("hot_covered_share"),
+            "runtime_s": plan.stats["runtime_s"],
+        }))
+    _replace_routes(store, rows)
+    return outcomes
+
+
+def read_points_file(path: str | Path) -> gpd.GeoDataFrame:
+    """Key points from GeoJSON/GeoPackage (any CRS) or CSV with lon/lat columns, as EPSG:4326.
+
+    Raises InputError for a missing, unreadable or empty file, naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("points file not found", where=str(path))
+    if path.stat().st_size == 0:
+        raise InputError("the points file is empty", where=str(path), hint="give at least one point")
+    try:
+        if path.suffix.lower() == ".csv":
+            df = pd.read_csv(path)
+            cols = {c.lower(): c for c in df.columns}
+            lon = cols.get("lon") or cols.get("longitude") or cols.get("x")
+            lat = cols.get("lat") or cols.get("latitude") or cols.get("y")
+            if not lon or not lat:
+                raise InputError("CSV needs lon and lat columns", where=str(path), hint="columns lon,lat (WGS-84)")
+            gdf = gpd.GeoDataFrame(df, geometry=gpd.points_from_xy(df[lon], df[lat]), crs=4326)
+        else:
+            gdf = gpd.read_file(path)
+    except GridPatrolError:
+        raise
+    except Exception as exc:
+        raise InputError(f"cannot read points: {exc}", where=str(path)) from exc
+    if not len(gdf):
+        raise InputError("the points file has no points", where=str(path), hint="give at least one point")
+    if gdf.crs is None:
+        gdf = gdf.set_crs(4326)
+    return gdf.to_crs(4326)
+
+
+def plan_visit_route(
+    store: Store,
+    points_path: str | Path,
+    *,
+    code: str = "visit",
+    mode: str = "walk",
+    start: tuple[float, float] | None = None,
+    closed: bool = True,
+    budget_min: float | None = None,
+    dwell_min: float = 0.0,
+    time_limit_s: float = 10.0,
+) -> tuple[VisitPlan, gpd.GeoDataFrame]:
+    """Plan a key-point route through the points in ``points_path`` and store it (kind "visit")."""
+    pts = read_points_file(points_path)
+    area = shapely.box(*pts.total_bounds)
+    roads = store.read_layer("roads", bbox=_expand(area.bounds))
+    plan = plan_visit(pts, roads=roads if len(roads) else None, mode=mode, start=start, closed=closed,
+                      budget_s=None if budget_min is None else budget_min * 60, dwell_s=dwell_min * 60,
+                      time_limit_s=time_limit_s)
+    name_col = "name" if "name" in pts.columns else None
+    steps = []
+    for k, i in enumerate(plan.order):
+        p = pts.geometry.iloc[i]
+        label = str(pts[name_col].iloc[i]) if name_col else f"#{i + 1}"
+        steps.append({"index": k + 1, "action": "visit", "street": None, "distance_m": 0.0, "heading_deg": 0.0,
+                      "lon": p.x, "lat": p.y, "first_traversal": 0, "text": f"到达 {label}", "text_en": f"Visit {label}"})
+    stats = {"order": plan.order, "dropped": plan.dropped, "gap": plan.gap, "closed": closed, **plan.stats}
+    row = gpd.GeoDataFrame([{
+        "plan_id": None, "grid_code": code, "kind": "visit", "mode": mode, "worker_index": 0,
+        "length_m": plan.length_m, "required_m": 0.0, "lower_bound_m": plan.lower_bound_m,
+        "duration_s": plan.duration_s, "directions_json": json.dumps(steps, ensure_ascii=False),
+        "stats_json": json.dumps(stats, ensure_ascii=False, default=float), "geometry": plan.geometry,
+    }], geometry="geometry", crs=4326)
+    _replace_routes(store, [row])
+    return plan, pts
+
+
+def read_routes(store: Store, code: str, *, mode: str | None = None, kind: str | None = None) -> gpd.GeoDataFrame:
+    """Stored routes of grid ``code`` (newest first per worker); NotFoundError when there are none."""
+    t = Route.__table__
+    cond = [t.c.grid_code == code]
+    if mode:
+        cond.append(t.c.mode == mode)
+    if kind:
+        cond.append(t.c.kind == kind)
+    routes = store.read_layer("routes", where=and_(*cond))
+    if not len(routes):
+        raise NotFoundError(f"no stored route for {code}" + (f" ({mode})" if mode else ""),
+                            hint=f"plan it first: gridpatrol plan-routes --grid {code}")
+    return routes.sort_values(["kind", "mode", "worker_index"])
+
+
+def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute:
+    """A SheetRoute (what the printers need) from a stored routes row, with its grid if stored."""
+    stats = json.loads(row["stats_json"] or "{}")
+    steps = json.loads(row["directions_json"] or "[]")
+    if lang == "en":
+        steps = [{**s, "text": s.get("text_en", s["text"]), "street": s.get("street_en", s.get("street"))} for s in steps]
+    grid_geom, worker = None, stats.get("worker")
+    g = store.read_layer("grids", where=Grid.__table__.c.code == row["grid_code"])
+    if len(g):
+        g = g.sort_values("plan_id").iloc[-1]
+        grid_geom = g.geometry
+        worker = worker or g.get("worker")
+    notes = []
+    unreachable = [i for i in stats.get("islands", []) if i.get("status") == "unreachable"]
+    if unreachable:
+        m = sum(i["length_m"] for i in unreachable)
+        notes.append(f"未覆盖（无法到达）: {len(unreachable)} 处, {m:.0f} 米" if lang == "zh"
+                     else f"Not covered (unreachable): {len(unreachable)} piece(s), {m:.0f} m")
+    if stats.get("workers", 1) > 1:
+        notes.append(f"{stats['workers']} 条路线之第 {int(row['worker_index']) + 1} 条" if lang == "zh"
+                     else f"route {int(row['worker_index']) + 1} of {stats['workers']}")
+    return SheetRoute(
+        grid_code=row["grid_code"], mode=row["mode"], line=row.geometry, steps=steps, length_m=float(row["length_m"]),
+        duration_s=float(row["duration_s"]), required_m=float(row["required_m"] or 0),
+        lower_bound_m=float(row["lower_bound_m"] or 0) if stats.get("workers", 1) == 1 else None,
+        grid=grid_geom, worker=worker if isinstance(worker, str) else None, worker_index=int(row["worker_index"]),
+        synthetic=bool(stats.get("synthetic")), notes=notes,
+    )
+
+
+def print_route(
+    store: Store,
+    code: str,
+    out: str | Path,
+    *,
+    mode: str | None = None,
+    worker_index: int = 0,
+    lang: str = "zh",
+    gpx: str | Path | None = None,
+    gpx_crs: str = "wgs84",
+    geojson: str | Path | None = None,
+) -> SheetRoute:
+    """Write the A4 route sheet (and optionally GPX/GeoJSON) of the stored route of grid ``code``."""
+    routes = read_routes(store, code, mode=mode)
+    sel = routes[routes["worker_index"] == worker_index]
+    if not len(sel):
+        raise NotFoundError(f"route {code} has no worker {worker_index + 1}",
+                            hint=f"it has {routes['worker_index'].nunique()} route(s)")
+    row = sel.iloc[0]
+    sr = sheet_route(store, row, lang=lang)
+    streets = store.read_layer("roads", bbox=_expand(row.geometry.bounds, 0.003))
+    write_route_sheet(out, sr, streets=streets, lang=lang)
+    if gpx:
+        write_gpx(gpx, sr, crs=gpx_crs)
+    if geojson:
+        write_geojson(geojson, sr)
+    return sr
+
+
+def route_folium_map(store: Store, code: str, *, mode: str | None = None, worker_index: int = 0):  # noqa: ANN201
+    """A folium map (no tiles) of the stored route of ``code``; save it with api.static_assets.save_offline."""
+    routes = read_routes(store, code, mode=mode)
+    row = routes[routes["worker_index"] == worker_index].iloc[0]
+    sr = sheet_route(store, row)
+    streets = store.read_layer("roads", bbox=_expand(row.geometry.bounds, 0.003))
+    return route_map(sr, streets=streets)

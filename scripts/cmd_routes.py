@@ -1,0 +1,158 @@
+"""CLI commands for patrol routes: plan-routes, plan-visit, print-route, route-map."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from gis.errors import InputError
+
+
+def parse_lonlat(text: str | None, what: str = "--start") -> tuple[float, float] | None:
+    """"LON,LAT" (WGS-84 degrees) → (lon, lat); InputError for anything else."""
+    if text is None:
+        return None
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{what} must be LON,LAT in degrees, not {text!r}", hint="e.g. --start 104.0668,30.6598") from None
+    if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InputError(f"{what} {text} is not a longitude,latitude pair", hint="longitude first, WGS-84 degrees")
+    return lon, lat
+
+
+def area_pieces(store, code: str, pieces: int):  # noqa: ANN001, ANN201
+    """Targets from an administrative area cut into about ``pieces`` rectangles (before grids exist)."""
+    import numpy as np
+    import shapely
+
+    from layers.models import Area
+    from layers.routes import Target
+
+    areas = store.read_layer("areas", where=Area.__table__.c.code == code)
+    if not len(areas):
+        raise InputError(f"area {code} is not in the store", hint="import it with gridpatrol import-areas")
+    geom = areas.geometry.iloc[0]
+    n = max(1, int(np.ceil(np.sqrt(pieces))))
+    minx, miny, maxx, maxy = geom.bounds
+    xs, ys = np.linspace(minx, maxx, n + 1), np.linspace(miny, maxy, n + 1)
+    out = []
+    for i in range(n):
+        for j in range(n):
+            part = shapely.intersection(geom, shapely.box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
+            if not part.is_empty and part.area > 0:
+                out.append(Target(f"{code}-{len(out) + 1:02d}", part))
+    return out
+
+
+def register(app: typer.Typer) -> None:
+    """Add the route commands to the ``gridpatrol`` app."""
+    from scripts.cli import console, err_console, open_cli_store, print_table, progress_steps
+
+    @app.command("plan-routes")
+    def plan_routes_cmd(
+        grid: Annotated[Optional[list[str]], typer.Option("--grid", help="Grid code (repeat for several)")] = None,
+        all_grids: Annotated[bool, typer.Option("--all", help="Every grid of the newest plan")] = False,
+        polygon: Annotated[Optional[Path], typer.Option(help="Cover the polygon(s) of this file instead of grids")] = None,
+        area: Annotated[Optional[str], typer.Option(help="Cover an administrative area cut into --pieces rectangles")] = None,
+        pieces: Annotated[int, typer.Option(help="With --area: number of pieces")] = 4,
+        mode: Annotated[str, typer.Option(help="walk (every street, either way) or drive (one-way streets respected)")] = "walk",
+        workers: Annotated[int, typer.Option(help="Split each grid's patrol into this many closed routes")] = 1,
+        start: Annotated[Optional[str], typer.Option(help="Start LON,LAT (WGS-84); default: the grid's station")] = None,
+        time_limit: Annotated[float, typer.Option(help="Seconds per grid for the driving optimisation")] = 60.0,
+        plan: Annotated[Optional[int], typer.Option(help="Grid plan id (default: the newest)")] = None,
+    ) -> None:
+        """Plan street-coverage patrol routes and store them in the routes layer."""
+        from layers.routes import grid_targets, plan_routes, read_polygon_file
+
+        if mode not in ("walk", "drive"):
+            raise InputError(f"--mode must be walk or drive, not {mode!r}")
+        chosen = sum(bool(x) for x in (grid, all_grids, polygon, area))
+        if chosen != 1:
+            raise InputError("say what to cover: exactly one of --grid CODE, --all, --polygon FILE, --area CODE")
+        start_ll = parse_lonlat(start)
+        store = open_cli_store(create=False)
+        if polygon is not None:
+            targets = read_polygon_file(polygon)
+        elif area is not None:
+            targets = area_pieces(store, area, pieces)
+        else:
+            targets = grid_targets(store, None if all_grids else grid, plan)
+        with progress_steps(f"plan {mode} routes") as step:
+            outcomes = plan_routes(store, targets, mode=mode, workers=workers, start=start_ll,
+                                   time_limit_s=time_limit, skip_failures=all_grids or area is not None, progress=step)
+        rows = []
+        for o in outcomes:
+            if not o.ok:
+                rows.append({"grid": o.code, "routes": "-", "length_m": "-", "required_m": "-", "lower_bound_m": "-",
+                             "gap": "-", "turns/km": "-", "note": o.error})
+                continue
+            s = o.summary
+            note = "; ".join(s["warnings"]) if s["warnings"] else ("optimal" if s["exact"] else "bounded")
+            if s.get("balance"):
+                note += f"; longest/mean {s['balance']:.3f}"
+            rows.append({"grid": o.code, "routes": s["routes"], "length_m": f"{s['length_m']:.0f}",
+                         "required_m": f"{s['required_m']:.0f}", "lower_bound_m": f"{s['lower_bound_m']:.0f}",
+                         "gap": f"{s['gap'] * 100:.2f}%", "turns/km": f"{s['turns_per_km']:.1f}", "note": note})
+        print_table(rows, title=f"{mode} routes")
+        failed = [o for o in outcomes if not o.ok]
+        if failed:
+            err_console.print(f"[yellow]{len(failed)} area(s) without a route (see note)[/]")
+        console.print(f"stored {sum(o.summary.get('routes', 0) for o in outcomes if o.ok)} route(s)")
+
+    @app.command("plan-visit")
+    def plan_visit_cmd(
+        points: Annotated[Path, typer.Option("--points", help="GeoJSON/GPKG or CSV (lon,lat[,name,importance]) of key points")],
+        budget_min: Annotated[Optional[float], typer.Option(help="Time budget in minutes: drop the least important points that do not fit")] = None,
+        dwell_min: Annotated[float, typer.Option(help="Minutes spent at each point")] = 0.0,
+        mode: Annotated[str, typer.Option(help="walk or drive")] = "walk",
+        start: Annotated[Optional[str], typer.Option(help="Start LON,LAT; default: the first point")] = None,
+        open_route: Annotated[bool, typer.Option("--open", help="End at the last point instead of returning")] = False,
+        code: Annotated[str, typer.Option(help="Name to store the route under")] = "visit",
+        time_limit: Annotated[float, typer.Option(help="Seconds for the optimisation")] = 10.0,
+    ) -> None:
+        """Plan a route visiting key points (schools, markets, hazards) and store it."""
+        from layers.routes import plan_visit_route
+
+        if mode not in ("walk", "drive"):
+            raise InputError(f"--mode must be walk or drive, not {mode!r}")
+        store = open_cli_store(create=False)
+        with progress_steps("plan visit route"):
+            plan, pts = plan_visit_route(store, points, code=code, mode=mode, start=parse_lonlat(start),
+                                         closed=not open_route, budget_min=budget_min, dwell_min=dwell_min,
+                                         time_limit_s=time_limit)
+        names = pts["name"].astype(str).tolist() if "name" in pts.columns else [f"#{i + 1}" for i in range(len(pts))]
+        print_table([{"#": k + 1, "point": names[i]} for k, i in enumerate(plan.order)], title=f"visit order ({code})")
+        console.print(f"length {plan.length_m:.0f} m, about {plan.duration_s / 60:.0f} min; lower bound "
+                      f"{plan.lower_bound_m:.0f} m (gap {plan.gap * 100:.2f}%, {plan.stats['bound']})")
+        if plan.dropped:
+            err_console.print("[yellow]not visited (budget): " + ", ".join(names[i] for i in plan.dropped) + "[/]")
+
+    @app.command("print-route")
+    def print_route_cmd(
+        code: Annotated[str, typer.Argument(help="Grid code (or the name a route was stored under)")],
+        out: Annotated[Path, typer.Option("--out", help="PDF file to write (A4 route sheet)")],
+        gpx: Annotated[Optional[Path], typer.Option(help="Also write a GPX track")] = None,
+        gpx_crs: Annotated[str, typer.Option(help="GPX coordinates: wgs84, or gcj02 for Chinese phone map apps")] = "wgs84",
+        geojson: Annotated[Optional[Path], typer.Option(help="Also write the route as GeoJSON")] = None,
+        html: Annotated[Optional[Path], typer.Option(help="Also write an offline HTML map")] = None,
+        lang: Annotated[str, typer.Option(help="zh (default) or en")] = "zh",
+        mode: Annotated[Optional[str], typer.Option(help="walk or drive when both are stored")] = None,
+        worker: Annotated[int, typer.Option(help="Which of several routes (1 = first)")] = 1,
+    ) -> None:
+        """Print a stored route: A4 PDF route sheet, and GPX/GeoJSON/HTML on request."""
+        from layers.routes import print_route, route_folium_map
+
+        if gpx_crs not in ("wgs84", "gcj02"):
+            raise InputError(f"--gpx-crs must be wgs84 or gcj02, not {gpx_crs!r}")
+        store = open_cli_store(create=False)
+        sr = print_route(store, code, out, mode=mode, worker_index=worker - 1, lang=lang, gpx=gpx, gpx_crs=gpx_crs,
+                         geojson=geojson)
+        written = [str(out)] + [str(p) for p in (gpx, geojson) if p]
+        if html:
+            from api.static_assets import save_offline
+
+            save_offline(route_folium_map(store, code, mode=mode, worker_index=worker - 1), html)
+            written.append(str(html))
+        console.print(f"{code}: {sr.length_m:.0f} m, {len(sr.steps)} steps → " + ", ".join(written))
