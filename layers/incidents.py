@@ -401,3 +401,63 @@ def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
                  "online": bool(c.online), "status": c.status} for c in cams.itertuples()]
     grid = None if g["grid_code"] is None else {"code": g["grid_code"], "name": g["grid_name"], "worker": g["worker"]}
     return {"lon": lon, "lat": lat, "at": when.isoformat(), "grid": grid, "incidents": incidents, "cameras": cam_list}
+
+
+# ---------------------------------------------------------------------------------------------
+# Synthetic demo data.
+
+def synth_demo_data(store: Store, *, seed: int = 0, county_code: str = "510104", n_incidents: int = 2000,
+                    year: int = 2025, now: datetime | None = None, progress: Progress | None = None) -> dict[str, int]:
+    """Generate SYNTHETIC Skynet/Sharp Eyes cameras and ``n_incidents`` incidents of ``year`` from
+    the streets and buildings in the store and write them (replacing earlier synthetic data).
+
+    Everything is marked: ``synthetic`` = true, source ``synthetic``, names/descriptions tagged
+    （合成）. The same seed and store give the same data. Returns counts.
+    """
+    from sqlalchemy import delete
+
+    from gis.synthetic import synthetic_cameras, synthetic_incidents
+    from layers.cameras import write_cameras
+    from layers.models import Camera
+
+    say = progress or (lambda _m: None)
+    say("reading streets and buildings")
+    roads = store.read_layer("roads")
+    if len(roads) == 0:
+        raise InputError("the store has no streets", hint="import an OSM extract first (gridpatrol import-osm)")
+    buildings = store.read_layer("buildings")
+    say("placing cameras")
+    cams = synthetic_cameras(roads, buildings, county_code, seed)
+    say("simulating a year of incidents")
+    inc, events = synthetic_incidents(roads, n_incidents, seed, year=year, now=now)
+    inc["lon"], inc["lat"] = inc.geometry.x.to_numpy(), inc.geometry.y.to_numpy()
+    t, ev = Incident.__table__, IncidentEvent.__table__
+    with store.begin() as conn:
+        say("writing")
+        old = select(t.c.id).where(t.c.synthetic.is_(True))
+        conn.execute(delete(ev).where(ev.c.incident_id.in_(old)))
+        conn.execute(delete(t).where(t.c.synthetic.is_(True)))
+        conn.execute(delete(Camera.__table__).where(Camera.__table__.c.synthetic.is_(True)))
+        n_cams = write_cameras(store, conn, cams)
+        g = grids_at(store, conn, inc["lon"].to_numpy(), inc["lat"].to_numpy())
+        inc["grid_code"] = g["grid_code"].to_numpy()
+        inc["worker"] = g["worker"].to_numpy()
+        recs = [{
+            "external_id": r.external_id, "occurred_at": r.occurred_at, "category": r.category,
+            "description": r.description, "source": r.source, "reporter": None, "state": r.state,
+            "state_since": r.state_since, "version": int(r.version), "grid_code": r.grid_code, "worker": r.worker,
+            "duplicate_of": None, "synthetic": True, "geom": f"SRID={SRID};POINT({r.lon!r} {r.lat!r})",
+        } for r in inc.itertuples(index=False)]
+        ids: list[int] = []
+        for i in range(0, len(recs), 2000):
+            res = conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), recs[i:i + 2000])
+            ids.extend(int(x) for x in res.scalars().all())
+        id_of = np.asarray(ids)
+        evs = events.assign(incident_id=id_of[events["incident"].to_numpy()], actor="synthetic").drop(columns="incident")
+        ev_recs = evs.astype(object).where(evs.notna(), None).to_dict("records")
+        for i in range(0, len(ev_recs), 5000):
+            conn.execute(ev.insert(), ev_recs[i:i + 5000])
+    return {"skynet_cameras": int((cams["project"] == "skynet").sum()),
+            "sharp_eyes_cameras": int((cams["project"] == "sharp_eyes").sum()),
+            "cameras_written": int(n_cams), "incidents": len(ids), "events": len(ev_recs),
+            "open_incidents": int((inc["state"] != "closed").sum()), "in_grid": int(inc["grid_code"].notna().sum())}
