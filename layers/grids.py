@@ -442,6 +442,20 @@ def buildings_with_grid_code(store: Store, plan_id: int | None = None) -> gpd.Ge
     return buildings
 
 
+def export_frame(store: Store, layer: str, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    """What ``export grids|blocks|buildings`` writes: the plan's (default newest) grids or
+    blocks, or all buildings with that plan's ``grid_code``. Without any plan: the raw layer."""
+    if layer == "buildings":
+        return buildings_with_grid_code(store, plan_id)
+    try:
+        pid = plan_row(store, plan_id)["id"]
+    except NotFoundError:
+        if plan_id is not None:
+            raise
+        return store.read_layer(layer)
+    return read_grids(store, pid) if layer == "grids" else read_blocks(store, pid)
+
+
 def diff_plans(store: Store, plan_a: int, plan_b: int) -> tuple[pd.DataFrame, dict]:
     """Buildings whose grid differs between plans A and B.
 

@@ -1,0 +1,254 @@
+"""Grid plans on both stores: draw on Chengdu and Nanjing, independent re-check of the exported
+files, versioned redraw operations that keep the plan valid, refused edits that change nothing."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from sqlalchemy import func, select
+
+from gis.crs import local_metric_crs
+from gis.errors import ConflictError, GridPatrolError
+from layers import grids as plans
+from layers.export import export_layer
+from layers.importing import import_areas, import_osm
+from layers.models import Block, Grid, GridPlan
+from tests.conftest import data_path
+
+CHENGDU_DISTRICTS = ["510104", "510105", "510106", "510107", "510108"]
+
+
+def _load_chengdu(store) -> None:
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+    for code in CHENGDU_DISTRICTS:
+        import_areas(store, data_path("chengdu", f"{code}.geojson"), crs="gcj02")
+
+
+def _load_nanjing(store) -> None:
+    import_osm(store, data_path("nanjing", "xuanwu.osm"))
+    import_areas(store, data_path("nanjing", "320102.geojson"), crs="gcj02")
+
+
+def _counts(store) -> dict:
+    """Row counts of the plan tables and the newest plan id: what a refused edit must not change."""
+    with store.engine.connect() as c:
+        out = {t.__tablename__: c.execute(select(func.count()).select_from(t.__table__)).scalar_one()
+               for t in (GridPlan, Grid, Block)}
+        out["latest"] = c.execute(select(func.max(GridPlan.__table__.c.id))).scalar()
+    return out
+
+
+def _independent_recheck(store, tmp_path: Path) -> dict:
+    """Export grids and buildings, then verify the plan with shapely only, on the files."""
+    gpath, bpath = tmp_path / "grids.geojson", tmp_path / "buildings.gpkg"
+    export_layer(store, "grids", gpath)
+    export_layer(store, "buildings", bpath)
+    grids = gpd.read_file(gpath)
+    buildings = gpd.read_file(bpath)
+    # Planning areas straight from the stored inputs: area ∩ the union of the OSM import coverage.
+    areas = store.read_layer("areas")
+    imports = store.read_layer("imports")
+    cover = shapely.union_all(imports.geometry[imports["kind"] == "osm"].to_numpy())
+    c = shapely.centroid(cover)
+    metric = local_metric_crs(c.x, c.y)
+    areas_m = gpd.GeoSeries(shapely.intersection(areas.geometry.to_numpy(), cover), crs=4326).to_crs(metric)
+    area_by_code = dict(zip(areas["code"], areas_m))
+    g_m = grids.to_crs(metric)
+    geoms = g_m.geometry.to_numpy()
+
+    # single-polygon grids
+    assert (shapely.get_num_geometries(geoms) == 1).all()
+    # nesting: every grid inside its parent area
+    for code, parent, geom in zip(grids["code"], grids["parent_code"], geoms):
+        assert shapely.difference(geom, area_by_code[parent]).area < 1.0, code
+    # coverage: union equals the planning areas within 1 m² per km²
+    used = sorted(set(grids["parent_code"]))
+    target = shapely.union_all([area_by_code[p] for p in used])
+    union = shapely.union_all(geoms)
+    sym = shapely.symmetric_difference(union, target).area
+    assert sym <= 1.0 * target.area / 1e6, (sym, target.area)
+    # pairwise overlaps
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a < b
+    overlap = float(shapely.area(shapely.intersection(geoms[a[keep]], geoms[b[keep]])).sum())
+    assert overlap < 1.0
+    # every building inside the planning areas in exactly one grid, and its grid_code says which
+    pts = shapely.point_on_surface(buildings.geometry.to_numpy())
+    inside = shapely.contains(shapely.union_all(
+        [shapely.intersection(a_, cover) for a_, c_ in zip(areas.geometry, areas["code"]) if c_ in used]), pts)
+    hits = np.zeros(len(pts), dtype=int)
+    first = np.full(len(pts), None, dtype=object)
+    for code, geom in zip(grids["code"], grids.geometry):
+        h = shapely.covers(geom, pts)
+        first[h & (hits == 0)] = code
+        hits += h
+    assert (hits[inside] == 1).all()
+    assert inside.sum() > 0
+    assert (buildings["grid_code"].to_numpy()[inside] == first[inside]).all()
+    return {"grids": len(grids), "buildings_checked": int(inside.sum()), "overlap_m2": overlap, "sym_m2": sym}
+
+
+@pytest.mark.parametrize("city", ["chengdu", "nanjing"])
+def test_draw_passes_check_and_independent_recheck(store, tmp_path, city):
+    (_load_chengdu if city == "chengdu" else _load_nanjing)(store)
+    pid = plans.draw_grids(store)
+    res, checked = plans.check_grids(store)
+    assert checked == pid
+    assert res.valid, res.problems.loc[res.problems["severity"] == "error", ["kind", "detail"]].head(20)
+    grids = plans.read_grids(store, pid)
+    parents = set(grids["parent_code"])
+    if city == "chengdu":
+        assert parents == set(CHENGDU_DISTRICTS)
+    else:
+        assert parents == {"320102"}
+    # every non-exempt grid within the band; exempt ones are listed, not hidden
+    hh = grids["households"]
+    out = ~hh.between(300, 500)
+    assert (grids.loc[out, "exempt"]).all()
+    listed = set(res.problems.loc[res.problems["kind"] == "households_exempt", "grid_code"])
+    assert set(grids.loc[out, "code"]) == listed
+    # per-grid metrics as stored agree with the blocks they are made of
+    blocks = plans.read_blocks(store, pid)
+    by_grid = blocks.groupby("grid_code")["households"].sum()
+    assert np.allclose(grids.set_index("code")["households"], by_grid.reindex(grids["code"]).to_numpy())
+    assert (grids["polsby_popper"].between(0, 1)).all() and (grids["area_m2"] > 0).all()
+    m = plans.plan_row(store, pid)
+    assert '"worst_deviation"' in m["metrics_json"] and '"boundary_on_street_share"' in m["metrics_json"]
+    stats = _independent_recheck(store, tmp_path)
+    assert stats["grids"] == len(grids)
+
+
+def _first_ok(ops):
+    """Run candidate edits until one is accepted; return its result (None if all were refused)."""
+    for op in ops:
+        try:
+            return op()
+        except ConflictError:
+            continue
+    return None
+
+
+def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store, tmp_path):
+    _load_chengdu(store)
+    # A wider band than the default, so that split and merge results can lie inside it.
+    params = plans.PlanParams(target_households=400, min_households=150, max_households=700, seed=1)
+    p0 = plans.draw_grids(store, params)
+    res, _ = plans.check_grids(store)
+    assert res.valid, res.problems[["kind", "detail"]].head(20)
+    total_hh = plans.read_grids(store)["households"].sum()
+
+    def ctx():
+        c = plans._context(store, None)
+        return c, plans._grid_graph(c)
+
+    # --- split the biggest multi-block grid in two
+    c, gg = ctx()
+    nb = c.blocks["grid_code"].value_counts()
+    big = c.grids[c.grids["code"].isin(nb[nb >= 2].index) & (c.grids["households"] >= 300)]
+    big = big.sort_values("households", ascending=False)
+    r = _first_ok([lambda code=code: plans.split_grid(store, code, 2) for code in big["code"]])
+    assert r is not None and r.parent_plan_id == p0 and len(r.changed_codes) == 2
+    assert plans.check_grids(store)[0].valid
+    g1 = plans.read_grids(store, r.plan_id)
+    assert g1["households"].sum() == pytest.approx(total_hh)
+    assert len(g1) == len(c.grids) + 1
+    # the diff lists exactly the buildings that moved to the new code
+    changes, summary = plans.diff_plans(store, p0, r.plan_id)
+    new_code = (set(r.changed_codes) - {r.message.split()[1]}).pop()
+    assert set(changes["grid_b"]) <= {new_code} and set(changes["grid_a"]) <= set(r.changed_codes)
+    assert summary["households_changed"] == pytest.approx(changes["households"].sum())
+    assert plans.read_grids(store, p0)["code"].tolist() == c.grids["code"].tolist()  # old plan readable
+
+    # --- merge the adjacent pair (same area) with the fewest households
+    c, gg = ctx()
+    hh = dict(zip(c.grids["code"], c.grids["households"]))
+    par = dict(zip(c.grids["code"], c.grids["parent_code"]))
+    pairs = sorted((hh[a] + hh[b], a, b) for a, b in gg.edges if par[a] == par[b])
+    r = _first_ok([lambda a=a, b=b: plans.merge_grids(store, [a, b]) for s, a, b in pairs if s <= 700])
+    assert r is not None and len(r.removed_codes) == 1
+    assert plans.check_grids(store)[0].valid
+
+    # --- move a boundary block into a neighbouring grid
+    c, gg = ctx()
+    adj = plans._block_graph(c, c.blocks)
+    gob = dict(zip(c.blocks["block_id"], c.blocks["grid_code"]))
+    cands = [(u, gob[v]) for u, v in adj.edges if gob[u] != gob[v] and par.get(gob[u]) == par.get(gob[v])]
+    cands += [(v, gob[u]) for u, v in adj.edges if gob[u] != gob[v] and par.get(gob[u]) == par.get(gob[v])]
+    r = _first_ok([lambda b=b, to=to: plans.move_blocks(store, to, [b]) for b, to in cands[:60]])
+    assert r is not None
+    assert plans.check_grids(store)[0].valid
+
+    # --- rebalance a grid with its neighbours of the same area
+    c, gg = ctx()
+    seed = c.grids.sort_values("households")["code"].iloc[0]
+    group = [seed] + [n for n in gg[seed] if par.get(n) == par.get(seed)]
+    if len(group) >= 2:
+        r = plans.rebalance_grids(store, group)
+        assert plans.check_grids(store)[0].valid
+        assert plans.read_grids(store)["households"].sum() == pytest.approx(total_hh)
+
+    # --- refused edits: nothing changes
+    c, gg = ctx()
+    codes = list(c.grids["code"])
+    par = dict(zip(c.grids["code"], c.grids["parent_code"]))
+    before = _counts(store)
+    a = codes[0]
+    far = next(x for x in codes if x != a and par[x] == par[a] and x not in gg[a])
+    with pytest.raises(ConflictError, match="not adjacent"):
+        plans.merge_grids(store, [a, far])
+    cross = next(((u, v) for u, v in gg.edges if par[u] != par[v]), None)
+    assert cross is not None, "five districts must have neighbouring grids across a district boundary"
+    with pytest.raises(ConflictError, match="different areas"):
+        plans.merge_grids(store, list(cross))
+    gob = dict(zip(c.blocks["block_id"], c.blocks["grid_code"]))
+    adj = plans._block_graph(c, c.blocks)
+    out_move = next((u, gob[v]) for u, v in adj.edges if par[gob[u]] != par[gob[v]])
+    with pytest.raises(ConflictError, match="may not leave"):
+        plans.move_blocks(store, out_move[1], [out_move[0]])
+    assert _counts(store) == before
+
+    # --- locking: a locked grid refuses edits until unlocked
+    r = plans.set_locked(store, [a], True)
+    assert plans.read_grids(store).set_index("code").loc[a, "locked"]
+    before = _counts(store)
+    neighbour = next(iter(gg[a]))
+    for edit in (lambda: plans.split_grid(store, a, 2), lambda: plans.merge_grids(store, [a, neighbour]),
+                 lambda: plans.rebalance_grids(store, [a, neighbour])):
+        with pytest.raises(ConflictError, match="locked"):
+            edit()
+    assert _counts(store) == before
+    plans.set_locked(store, [a], False)
+    assert not plans.read_grids(store).set_index("code").loc[a, "locked"]
+    assert plans.check_grids(store)[0].valid
+    # every version is kept, chained by parent_plan_id
+    lst = plans.list_plans(store)
+    assert lst["plan"].tolist() == sorted(lst["plan"]) and lst["parent"].iloc[1:].notna().all()
+
+
+def test_import_exported_grids_as_plan(store, tmp_path):
+    _load_nanjing(store)
+    pid = plans.draw_grids(store, plans.PlanParams(target_households=60, min_households=30, max_households=90))
+    path = tmp_path / "grids.geojson"
+    export_layer(store, "grids", path)
+    before = _counts(store)
+    new = plans.import_grids(store, path)
+    assert new == before["latest"] + 1
+    assert plans.plan_row(store, new)["method"] == "import"
+    res, _ = plans.check_grids(store, new)
+    structural = res.problems[(res.problems["severity"] == "error")
+                              & ~res.problems["kind"].str.startswith("households")]
+    assert structural.empty, structural[["kind", "detail"]]
+    changes, summary = plans.diff_plans(store, pid, new)
+    assert summary["buildings_changed"] == 0 and len(changes) == 0
+    # a broken file is refused and writes nothing
+    bad = tmp_path / "bad.geojson"
+    bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
+                   '"geometry": {"type": "Point", "coordinates": [118.79, 32.05]}}]}')
+    n = _counts(store)
+    with pytest.raises(GridPatrolError, match="not a polygon"):
+        plans.import_grids(store, bad)
+    assert _counts(store) == n
