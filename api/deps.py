@@ -14,6 +14,7 @@ from layers.users import ANONYMOUS, Principal
 
 # auto_error=False: a missing token means "anonymous", which current_user decides about.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
+COOKIE = "gp_token"
 
 
 def get_store(request: Request) -> Store:
@@ -40,6 +41,10 @@ def current_user(request: Request, token: str | None = None) -> Principal:
         auth = request.headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if token is None and request.method in ("GET", "HEAD"):
+        # Map pages log in with a cookie. It is honoured for reads only, so a forged cross-site
+        # form cannot write anything (writes need the Authorization header).
+        token = request.cookies.get(COOKIE) or None
     settings = get_settings(request)
     if token is None:
         if not settings.allow_anonymous:

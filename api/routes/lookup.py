@@ -4,12 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import and_, func, select
 
 from api.auth import can, layer_filter
 from api.deps import SettingsDep, StoreDep, UserDep
+from gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from layers.incidents import lookup as store_lookup
 from layers.models import Camera, Incident
 from layers.store import Store
@@ -65,10 +67,20 @@ async def lookup(
     at: Annotated[datetime | None, Query(description="time of interest (default now), RFC 3339")] = None,
     radius_m: Annotated[float | None, Query(gt=0, le=5000, description="incident search radius, m")] = None,
     days: Annotated[float | None, Query(gt=0, le=3650, description="incidents of this many days before `at`")] = None,
+    crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$", description="datum of lon/lat in and out")] = "wgs84",
 ) -> dict[str, Any]:
     """What a dispatcher needs at a click. Sections the user's role may not see are left out
-    (not emptied): viewers get the grid only; cameras need the dispatcher or admin role."""
-    return await run_in_threadpool(
+    (not emptied): viewers get the grid only; cameras need the dispatcher or admin role.
+    With ``crs=gcj02`` (maps on GCJ-02 tiles) the click and the camera positions are GCJ-02."""
+    if crs == "gcj02":
+        x, y = gcj02_to_wgs84(np.array([lon]), np.array([lat]))
+        lon, lat = float(x[0]), float(y[0])
+    out = await run_in_threadpool(
         role_lookup, store, principal, lon, lat, at,
         radius_m or settings.lookup_radius_m, days or float(settings.lookup_incident_days),
     )
+    if crs == "gcj02":
+        for item in [out, *out.get("cameras", [])]:
+            x, y = wgs84_to_gcj02(np.array([item["lon"]]), np.array([item["lat"]]))
+            item["lon"], item["lat"] = float(x[0]), float(y[0])
+    return out
