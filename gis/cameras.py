@@ -216,33 +216,62 @@ def sector_contains(
     return (d <= np.asarray(range_m, dtype=float)) & in_sector
 
 
+def optics_arrays(camera_type: ArrayLike, azimuth_deg: ArrayLike, fov_deg: ArrayLike, range_m: ArrayLike,
+                  status: ArrayLike) -> dict[str, NDArray]:
+    """The defaults above applied to raw columns (numpy, no pandas: the map-click path uses it).
+
+    Returns arrays ``camera_type, azimuth_deg, fov_deg, range_m, full_circle, direction_known,
+    status, online``.
+    """
+    ctype = np.array([_TYPE_ALIASES.get(str(t).strip().lower(), "fixed") if t is not None else "fixed"
+                      for t in np.asarray(camera_type, dtype=object)], dtype=object)
+    az = _floats(azimuth_deg)
+    fov = _floats(fov_deg)
+    rng = _floats(range_m)
+    dome = np.isin(ctype, FULL_CIRCLE_TYPES)
+    with np.errstate(invalid="ignore"):
+        full = dome | np.isnan(az) | (fov >= 360)
+    default_range = np.where(dome, DEFAULT_RANGE_M["dome"], DEFAULT_RANGE_M["fixed"])
+    st = np.array([str(v).strip().lower() if v is not None and v == v else "online"
+                   for v in np.asarray(status, dtype=object)], dtype=object)
+    return {
+        "camera_type": ctype,
+        "azimuth_deg": np.nan_to_num(az, nan=0.0) % 360.0,
+        "fov_deg": np.where(full, 360.0, np.where(np.isnan(fov), DEFAULT_FOV_DEG, fov)),
+        "range_m": np.where(np.isnan(rng), default_range, rng),
+        "full_circle": full,
+        "direction_known": ~np.isnan(az) & ~dome,
+        "status": st,
+        "online": st == "online",
+    }
+
+
+def _floats(values: ArrayLike) -> NDArray[np.float64]:
+    try:
+        return np.asarray(values, dtype=float)  # None → NaN
+    except (TypeError, ValueError):
+        return np.asarray(pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce"), dtype=float)
+
+
+_TYPE_ALIASES = {"fixed": "fixed", "bullet": "fixed", "box": "fixed", "": "fixed", "nan": "fixed", "none": "fixed",
+                 "dome": "dome", "speed_dome": "dome", "panorama": "dome", "ptz": "ptz"}
+
+
 def normalize_cameras(cameras: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Cameras with the optics filled in: camera_type, azimuth_deg, fov_deg, range_m, status,
-    full_circle and direction_known (defaults above); geometry in EPSG:4326."""
+    online, full_circle and direction_known (defaults above); geometry in EPSG:4326."""
     if cameras.crs is not None and not cameras.crs.equals("EPSG:4326"):
         cameras = cameras.to_crs(4326)
     out = cameras.copy()
     n = len(out)
 
-    def col(name: str, default: object) -> pd.Series:
-        return out[name] if name in out.columns else pd.Series([default] * n, index=out.index, dtype=object)
+    def col(name: str, default: object) -> NDArray:
+        return out[name].to_numpy(dtype=object) if name in out.columns else np.full(n, default, dtype=object)
 
-    ctype = col("camera_type", "fixed").fillna("fixed").astype(str).str.strip().str.lower()
-    ctype = ctype.replace({"": "fixed", "bullet": "fixed", "box": "fixed", "speed_dome": "dome", "panorama": "dome"})
-    ctype = ctype.where(ctype.isin(CAMERA_TYPES), "fixed")
-    az = pd.to_numeric(col("azimuth_deg", np.nan), errors="coerce")
-    fov = pd.to_numeric(col("fov_deg", np.nan), errors="coerce")
-    rng = pd.to_numeric(col("range_m", np.nan), errors="coerce")
-    full = ctype.isin(FULL_CIRCLE_TYPES) | az.isna() | (fov >= 360)
-    out["camera_type"] = ctype
-    out["direction_known"] = az.notna() & ~ctype.isin(FULL_CIRCLE_TYPES)
-    out["azimuth_deg"] = az.fillna(0.0) % 360.0
-    out["fov_deg"] = np.where(full, 360.0, fov.fillna(DEFAULT_FOV_DEG))
-    out["range_m"] = rng.where(rng.notna(), ctype.map(DEFAULT_RANGE_M)).astype(float)
-    out["full_circle"] = full.to_numpy()
-    status = col("status", "online").fillna("online").astype(str).str.lower()
-    out["status"] = status
-    out["online"] = (status == "online").to_numpy()
+    opt = optics_arrays(col("camera_type", "fixed"), col("azimuth_deg", None), col("fov_deg", None),
+                        col("range_m", None), col("status", "online"))
+    for k, v in opt.items():
+        out[k] = v
     return out
 
 

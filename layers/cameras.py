@@ -21,7 +21,7 @@ from gis.cameras import (
     CameraIndex,
     degree_box,
     distance_bearing,
-    normalize_cameras,
+    optics_arrays,
     sector_contains,
     validate_camera_codes,
 )
@@ -423,17 +423,18 @@ _CAM_COLS = ("id", "code", "name", "project", "azimuth_deg", "fov_deg", "range_m
 def max_range_m(conn: Connection) -> float:
     """The longest field-of-view range among stored cameras (defaults included), in metres."""
     t = Camera.__table__
-    longest = conn.execute(select(func.max(t.c.range_m))).scalar()
-    has_null = conn.execute(select(t.c.id).where(t.c.range_m.is_(None)).limit(1)).first() is not None
+    has_null = select(t.c.id).where(t.c.range_m.is_(None)).limit(1).exists()
+    longest, any_null = conn.execute(select(func.max(t.c.range_m), has_null)).one()
     vals = [float(longest)] if longest is not None else []
-    if has_null or not vals:
+    if any_null or not vals:
         vals.append(max(DEFAULT_RANGE_M.values()))
     return max(vals)
 
 
-def candidate_cameras(store: Store, conn: Connection, lon: float, lat: float, radius_m: float) -> pd.DataFrame:
+def candidate_cameras(store: Store, conn: Connection, lon: float, lat: float, radius_m: float) -> list[tuple]:
     """Stored cameras possibly within ``radius_m`` of (lon, lat), found through the spatial
-    index (GeoPackage R-tree subquery; PostGIS ``&&`` plus ST_DWithin on geography)."""
+    index (GeoPackage R-tree subquery; PostGIS ``&&`` plus ST_DWithin on geography). Rows of
+    ``_CAM_COLS`` + lon, lat."""
     t = Camera.__table__
     stmt = select(*[t.c[c] for c in _CAM_COLS], func.ST_X(t.c.geom).label("lon"), func.ST_Y(t.c.geom).label("lat"))
     cond = store.bbox_filter(t, degree_box(lon, lat, radius_m))
@@ -442,21 +443,47 @@ def candidate_cameras(store: Store, conn: Connection, lon: float, lat: float, ra
         # The spheroid distance may differ from ours by micrometres: keep 1 m of slack, the exact
         # test follows in Python.
         cond = cond & func.ST_DWithin(func.geography(t.c.geom), func.geography(pt), radius_m + 1.0)
-    rows = conn.execute(stmt.where(cond)).all()
-    return pd.DataFrame(rows, columns=list(_CAM_COLS) + ["lon", "lat"])
+    return conn.execute(stmt.where(cond)).all()
 
 
-def evaluate_cameras(cands: pd.DataFrame, lon: float, lat: float) -> pd.DataFrame:
-    """Distance, bearing and the exact in-view test of candidate cameras (with lon/lat) to a point."""
-    if len(cands) == 0:
-        return cands.assign(distance_m=pd.Series(dtype=float), bearing_deg=pd.Series(dtype=float),
-                            in_view=pd.Series(dtype=bool), online=pd.Series(dtype=bool))
-    cams = normalize_cameras(gpd.GeoDataFrame(cands, geometry=shapely.points(cands["lon"], cands["lat"]), crs=SRID))
-    dist, bearing = distance_bearing(cams["lon"].to_numpy(float), cams["lat"].to_numpy(float), lon, lat)
-    cams["distance_m"] = dist
-    cams["bearing_deg"] = bearing
-    cams["in_view"] = sector_contains(dist, bearing, cams["azimuth_deg"], cams["fov_deg"], cams["range_m"], cams["full_circle"])
-    return pd.DataFrame(cams.drop(columns="geometry"))
+def evaluate_cameras(rows: list[tuple], lon: float, lat: float, *, radius_m: float | None = None,
+                     in_view_only: bool = False) -> list[dict[str, Any]]:
+    """Distance, bearing and the exact in-view test of candidate rows (``candidate_cameras``) to a
+    point, filtered (radius, or each camera's range when None; in view) and ranked: in view
+    first, online first, nearest first. Plain numpy: this is the map-click path."""
+    if not rows:
+        return []
+    cols = list(zip(*rows))
+    rec = dict(zip(list(_CAM_COLS) + ["lon", "lat"], cols))
+    opt = optics_arrays(rec["camera_type"], rec["azimuth_deg"], rec["fov_deg"], rec["range_m"], rec["status"])
+    clon = np.asarray(rec["lon"], float)
+    clat = np.asarray(rec["lat"], float)
+    dist, bearing = distance_bearing(clon, clat, lon, lat)
+    seen = sector_contains(dist, bearing, opt["azimuth_deg"], opt["fov_deg"], opt["range_m"], opt["full_circle"])
+    keep = dist <= (opt["range_m"] if radius_m is None else radius_m)
+    if in_view_only:
+        keep &= seen
+    idx = np.flatnonzero(keep)
+    idx = idx[np.lexsort((dist[idx], ~opt["online"][idx], ~seen[idx]))]
+    out = []
+    for i in idx:
+        d = {c: rec[c][i] for c in _CAM_COLS}
+        d.update(camera_type=opt["camera_type"][i], status=opt["status"][i], lon=float(clon[i]), lat=float(clat[i]),
+                 azimuth_deg=float(opt["azimuth_deg"][i]), fov_deg=float(opt["fov_deg"][i]),
+                 range_m=float(opt["range_m"][i]), full_circle=bool(opt["full_circle"][i]),
+                 direction_known=bool(opt["direction_known"][i]), distance_m=float(dist[i]),
+                 bearing_deg=float(bearing[i]), in_view=bool(seen[i]), online=bool(opt["online"][i]))
+        out.append(d)
+    return out
+
+
+def cameras_near(store: Store, conn: Connection, lon: float, lat: float, *, radius_m: float | None = None,
+                 in_view_only: bool = False) -> list[dict[str, Any]]:
+    """:func:`cameras_at` as a list of dicts on an open connection (the API/lookup path)."""
+    reach = max_range_m(conn)
+    search = reach if radius_m is None else (max(radius_m, reach) if in_view_only else radius_m)
+    return evaluate_cameras(candidate_cameras(store, conn, lon, lat, search), lon, lat, radius_m=radius_m,
+                            in_view_only=in_view_only)
 
 
 def cameras_at(
@@ -469,22 +496,14 @@ def cameras_at(
     point. ``in_view_only``: only those whose field of view contains the point. Offline and
     faulty cameras are kept and flagged (``online`` False).
     """
-    def run(c: Connection) -> pd.DataFrame:
-        reach = max_range_m(c)
-        search = reach if radius_m is None else (max(radius_m, reach) if in_view_only else radius_m)
-        ev = evaluate_cameras(candidate_cameras(store, c, lon, lat, search), lon, lat)
-        if len(ev) == 0:
-            return ev
-        keep = ev["distance_m"] <= (ev["range_m"] if radius_m is None else radius_m)
-        if in_view_only:
-            keep &= ev["in_view"]
-        return ev[keep.to_numpy()].sort_values(["in_view", "online", "distance_m"], ascending=[False, False, True],
-                                               kind="stable").reset_index(drop=True)
-
+    cols = list(_CAM_COLS) + ["lon", "lat", "full_circle", "direction_known", "distance_m", "bearing_deg",
+                              "in_view", "online"]
     if conn is not None:
-        return run(conn)
-    with store.engine.connect() as c:
-        return run(c)
+        rows = cameras_near(store, conn, lon, lat, radius_m=radius_m, in_view_only=in_view_only)
+    else:
+        with store.engine.connect() as c:
+            rows = cameras_near(store, c, lon, lat, radius_m=radius_m, in_view_only=in_view_only)
+    return pd.DataFrame(rows, columns=cols)
 
 
 def camera_index(store: Store, *, bbox: tuple[float, float, float, float] | None = None) -> CameraIndex:

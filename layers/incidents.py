@@ -33,7 +33,7 @@ from layers.cameras import (
     _record_import,
     _text,
     apply_mapping,
-    cameras_at,
+    cameras_near,
     check_coordinates,
     convert_crs,
     newest_plan_id,
@@ -385,7 +385,7 @@ def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
             .where(and_(store.bbox_filter(t, degree_box(lon, lat, radius_m)),
                         t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when))
         ).all()
-        cams = cameras_at(store, lon, lat, in_view_only=True, conn=conn)
+        cams = cameras_near(store, conn, lon, lat, in_view_only=True)
     incidents = []
     if rows:
         x = np.array([r[6] for r in rows], float)
@@ -396,9 +396,10 @@ def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
                 incidents.append({"id": r[0], "category": r[1], "state": r[2], "state_zh": STATES.get(r[2]),
                                   "occurred_at": utc(r[3]).isoformat(), "description": r[4],
                                   "duplicate_of": r[5], "distance_m": round(float(dist), 1)})
-    cam_list = [{"code": c.code, "name": c.name, "project": c.project, "distance_m": round(float(c.distance_m), 1),
-                 "bearing_deg": round(float(c.bearing_deg), 1), "in_view": bool(c.in_view),
-                 "online": bool(c.online), "status": c.status} for c in cams.itertuples()]
+    cam_list = [{"code": c["code"], "name": c["name"], "project": c["project"],
+                 "distance_m": round(c["distance_m"], 1), "bearing_deg": round(c["bearing_deg"], 1),
+                 "in_view": c["in_view"], "online": c["online"], "status": c["status"],
+                 "camera_type": c["camera_type"]} for c in cams]
     grid = None if g["grid_code"] is None else {"code": g["grid_code"], "name": g["grid_name"], "worker": g["worker"]}
     return {"lon": lon, "lat": lat, "at": when.isoformat(), "grid": grid, "incidents": incidents, "cameras": cam_list}
 

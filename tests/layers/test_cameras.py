@@ -1,0 +1,202 @@
+"""Camera registry on both stores: imports (CSV mapping, GeoJSON, GPKG), bad rows, atomicity, GCJ-02 warning, store queries = in-memory."""
+from __future__ import annotations
+
+import csv
+import json
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import pyogrio
+import pyproj
+import pytest
+import shapely
+from typer.testing import CliRunner
+
+from gis.cameras import CameraIndex
+from gis.crs import wgs84_to_gcj02
+from gis.errors import InputError
+from layers.cameras import cameras_at, import_cameras, link_incidents, write_cameras
+from layers.importing import import_osm
+from tests.conftest import data_path
+
+BALTIMORE_MAP = "code=ID,name=CameraName,owner_unit=Owner,lon=Longitude,lat=Latitude"
+GEOD = pyproj.Geod(ellps="WGS84")
+
+
+def _codes(store) -> list[str]:
+    return sorted(store.read_layer("cameras")["code"])
+
+
+def test_baltimore_cctv_imports_with_a_column_mapping(store):
+    src = data_path("baltimore", "cctv_2014.csv")
+    res = import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    raw = pd.read_csv(src)
+    assert res.counts["cameras"] == len(raw) == store.count("cameras")
+    cams = store.read_layer("cameras").set_index("code")
+    row = raw.iloc[0]
+    got = cams.loc[f"baltimore:{row['ID']}"]
+    assert got["name"] == row["CameraName"] and got["owner_unit"] == row["Owner"]
+    assert got.geometry.x == pytest.approx(row["Longitude"]) and got.geometry.y == pytest.approx(row["Latitude"])
+    # importing again replaces, never duplicates
+    import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    assert store.count("cameras") == len(raw)
+    # without the prefix, the bare ids are refused as malformed GB/T 28181 codes
+    with pytest.raises(InputError, match=r"row 1 \(line 2\).*GB/T 28181"):
+        import_cameras(store, src, mapping=BALTIMORE_MAP)
+
+
+def test_bad_rows_are_listed_and_the_store_is_unchanged(store, tmp_path):
+    good = "51010400001320000001"
+    import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    before = _codes(store)
+    f = tmp_path / "cams.csv"
+    rows = [
+        ["code", "name", "project", "lon", "lat", "direction_deg", "fov_deg"],
+        [good, "好的", "天网", "104.06", "30.66", "90", "60"],
+        ["51010400001320000002", "缺坐标", "skynet", "", "30.66", "", ""],
+        ["5101040000132000003", "短一位", "skynet", "104.06", "30.66", "", ""],
+        ["51010400001180000004", "录像机", "skynet", "104.06", "30.66", "", ""],
+        [good, "重复", "sharp_eyes", "104.07", "30.67", "", ""],
+        ["51010400001320000006", "方向错", "雪亮", "104.06", "30.66", "400", "60"],
+        ["51010400001320000007", "好的2", "雪亮", "104.061", "30.661", "", ""],
+    ]
+    with open(f, "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows)
+    with pytest.raises(InputError) as err:
+        import_cameras(store, f)
+    msg = str(err.value)
+    assert "5 bad camera row(s); nothing was imported" in msg
+    assert "row 2 (line 3): missing coordinates" in msg
+    assert "row 3 (line 4): device code '5101040000132000003' has 19 digits" in msg
+    assert "row 4 (line 5): type code 118 (NVR) is not a camera" in msg
+    assert f"row 5 (line 6): device code {good} repeats row 1" in msg
+    assert "row 6 (line 7): direction_deg 400 is outside 0–360" in msg
+    assert _codes(store) == before
+    res = import_cameras(store, f, skip_bad=True)
+    assert res.counts["cameras"] == 2 and len(res.dropped["bad_rows"]) == 5
+    cams = store.read_layer("cameras").set_index("code")
+    assert cams.loc[good, "project"] == "skynet" and cams.loc["51010400001320000007", "project"] == "sharp_eyes"
+    assert len(_codes(store)) == len(before) + 2
+
+
+def test_missing_required_column_and_unknown_mapping_are_refused(store, tmp_path):
+    f = tmp_path / "c.csv"
+    f.write_text("code,name,x_coord,lat\n51010400001320000001,a,104.0,30.6\n", encoding="utf-8")
+    with pytest.raises(InputError, match="required column.*lon"):
+        import_cameras(store, f)
+    with pytest.raises(InputError, match="no column 'Longitude'"):
+        import_cameras(store, f, mapping="lon=Longitude")
+    res = import_cameras(store, f, mapping="lon=x_coord")
+    assert res.counts["cameras"] == 1
+
+
+def test_geojson_and_projected_gpkg_import(store, tmp_path):
+    rng = np.random.default_rng(0)
+    n = 50
+    lon, lat = 104.05 + rng.random(n) * 0.05, 30.65 + rng.random(n) * 0.05
+    gdf = gpd.GeoDataFrame({
+        "code": [f"51010400001320{i:06d}" for i in range(n)], "name": [f"摄像机{i}" for i in range(n)],
+        "project": "skynet", "direction_deg": rng.uniform(0, 360, n), "type": "fixed",
+    }, geometry=shapely.points(lon, lat), crs=4326)
+    gj = tmp_path / "cams.geojson"
+    pyogrio.write_dataframe(gdf, gj)
+    assert import_cameras(store, gj).counts["cameras"] == n
+    gp = tmp_path / "cams.gpkg"
+    g2 = gdf.assign(code=[f"51010400001320{i + 1000:06d}" for i in range(n)]).to_crs(32648)  # UTM 48N metres
+    pyogrio.write_dataframe(g2, gp)
+    assert import_cameras(store, gp).counts["cameras"] == n
+    cams = store.read_layer("cameras").set_index("code")
+    back = cams.loc[g2["code"]]
+    _, _, d = GEOD.inv(back.geometry.x.to_numpy(), back.geometry.y.to_numpy(), lon, lat)
+    assert d.max() < 0.01
+    np.testing.assert_allclose(back["azimuth_deg"].to_numpy(), gdf["direction_deg"].to_numpy())
+
+
+@pytest.fixture
+def chengdu_streets(store):
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+    return store
+
+
+def test_gcj02_file_imported_as_wgs84_is_detected(chengdu_streets, tmp_path):
+    from gis.synthetic import synthetic_cameras
+
+    store = chengdu_streets
+    roads = store.read_layer("roads")
+    cams = synthetic_cameras(roads, store.read_layer("buildings"), "510104", seed=4).iloc[:200]
+    lon, lat = cams.geometry.x.to_numpy(), cams.geometry.y.to_numpy()
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    f = tmp_path / "gcj.csv"
+    pd.DataFrame({"code": cams["code"], "name": cams["name"], "project": cams["project"],
+                  "lon": glon, "lat": glat}).to_csv(f, index=False)
+    res = import_cameras(store, f, crs="wgs84")
+    assert len(res.warnings) == 1 and "--crs gcj02" in res.warnings[0]
+    # with the right --crs: no warning, and the positions are the true ones within 0.5 m
+    res = import_cameras(store, f, crs="gcj02")
+    assert res.warnings == []
+    got = store.read_layer("cameras").set_index("code").loc[cams["code"]]
+    _, _, d = GEOD.inv(got.geometry.x.to_numpy(), got.geometry.y.to_numpy(), lon, lat)
+    assert d.max() < 0.5
+    # a true WGS-84 file gets no warning
+    f2 = tmp_path / "wgs.csv"
+    pd.DataFrame({"code": cams["code"], "name": cams["name"], "project": cams["project"],
+                  "lon": lon, "lat": lat}).to_csv(f2, index=False)
+    assert import_cameras(store, f2).warnings == []
+
+
+def test_in_view_from_the_store_equals_in_memory(store):
+    rng = np.random.default_rng(11)
+    n = 20_000
+    lon0, lat0, w = -76.64, 39.27, 0.06
+    ctype = rng.choice(["fixed", "fixed", "fixed", "dome"], n)
+    cams = gpd.GeoDataFrame({
+        "code": [f"test:{i}" for i in range(n)], "project": "other",
+        "azimuth_deg": np.where(rng.random(n) < 0.9, rng.uniform(0, 360, n), np.nan),
+        "fov_deg": np.where(rng.random(n) < 0.8, rng.uniform(20, 120, n), np.nan),
+        "range_m": np.where(rng.random(n) < 0.8, rng.uniform(15, 180, n), np.nan),
+        "camera_type": ctype, "status": rng.choice(["online", "offline", "fault"], n, p=[0.8, 0.1, 0.1]),
+    }, geometry=shapely.points(lon0 + rng.random(n) * w, lat0 + rng.random(n) * w), crs=4326)
+    with store.begin() as conn:
+        write_cameras(store, conn, cams)
+    mem = CameraIndex(cams)
+    pts = np.column_stack([lon0 + rng.random(300) * w, lat0 + rng.random(300) * w])
+    n_seen = 0
+    for lon, lat in pts:
+        a = cameras_at(store, lon, lat, in_view_only=True)
+        b = mem.in_view(lon, lat)
+        assert list(a["code"]) == list(b["code"])  # same cameras, same ranking
+        np.testing.assert_allclose(a["distance_m"], b["distance_m"], atol=1e-6)
+        n_seen += len(a)
+        r = cameras_at(store, lon, lat, radius_m=120.0)
+        assert set(r["code"]) == set(mem.within(lon, lat, 120.0)["code"])
+    assert n_seen > 300
+
+
+def test_link_incidents_and_cli_outputs(store, tmp_path, monkeypatch):
+    from layers.incidents import import_incidents
+    from scripts.cli import app
+
+    import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    import_incidents(store, data_path("baltimore", "crime_2018_homicide.json"),
+                     mapping="occurred_at=CrimeDate,time=CrimeTime,category=Description,lon=Longitude,lat=Latitude",
+                     tz="America/New_York", state="closed")
+    pairs = link_incidents(store, radius_m=150.0)
+    inc = store.read_layer("incidents")
+    mem = CameraIndex(store.read_layer("cameras")).link(inc.geometry.values, radius_m=150.0)
+    assert len(pairs) == len(mem) > 50
+    runner = CliRunner()
+    monkeypatch.setenv("GRIDPATROL_DB", store.url)
+    out = tmp_path / "pairs.csv"
+    res = runner.invoke(app, ["link-incidents", "--radius", "150", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    df = pd.read_csv(out)
+    assert {"incident_id", "camera_code", "distance_m", "in_view"} <= set(df.columns)
+    assert len(df) == len(pairs) and (df["distance_m"] <= 150.0).all()
+    p = inc.geometry.iloc[0]
+    res = runner.invoke(app, ["cameras-at", "--radius", "400", "--json", "--", str(p.x), str(p.y)])
+    assert res.exit_code == 0, res.output
+    rows = json.loads(res.stdout)
+    want = cameras_at(store, p.x, p.y, radius_m=400.0)
+    assert [r["code"] for r in rows] == list(want["code"])
+    assert all({"code", "distance_m", "in_view"} <= set(r) for r in rows)
