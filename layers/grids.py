@@ -955,13 +955,28 @@ def plan_map(store: Store, plan_id: int | None = None):  # noqa: ANN201
                        style_function=lambda f: {"color": "#555555", "weight": 0.5, "fillColor": "#999999",
                                                  "fillOpacity": 0.6}).add_to(m)
     labels = folium.FeatureGroup(name="grid codes")
+    fmt = CodeFormat(params.code_format)
     for code, p in zip(g["code"], g.geometry.representative_point()):
+        # The sequence number is enough on the map (the full code is in the tooltip); 15-digit
+        # labels would hide the grids.
+        try:
+            short = f"{int(fmt.parse(code)['seq']):0{fmt.seq_width or 1}d}"
+        except InputError:
+            short = str(code)
         folium.Marker([p.y, p.x], icon=folium.DivIcon(
-            html=f'<div style="font-size:10px;font-weight:bold;white-space:nowrap">{code}</div>')).add_to(labels)
+            html=f'<div title="{code}" style="font-size:10px;font-weight:bold;white-space:nowrap">{short}</div>'),
+            tooltip=str(code)).add_to(labels)
     labels.add_to(m)
-    cmap.add_to(m)
+    # A static legend: branca's colormap legend would pull d3 from a CDN.
+    stops = ", ".join(f"{cmap(v)} {int(100 * i / 4)}%" for i, v in enumerate(np.linspace(cmap.vmin, cmap.vmax, 5)))
     m.get_root().html.add_child(folium.Element(
-        f'<div style="position:fixed;bottom:4px;left:4px;z-index:9999;background:white;padding:2px 6px;'
+        '<div style="position:fixed;top:10px;left:50px;z-index:9999;background:white;padding:4px 8px;'
+        'font-size:11px;border:1px solid #999">households per grid '
+        f'(band {params.min_households:g}–{params.max_households:g})<div style="width:200px;height:10px;'
+        f'background:linear-gradient(to right, {stops})"></div>'
+        f'<span>{cmap.vmin:g}</span><span style="float:right">{cmap.vmax:g}</span></div>'))
+    m.get_root().html.add_child(folium.Element(
+        f'<div style="position:fixed;bottom:4px;left:120px;z-index:9999;background:white;padding:2px 6px;'
         f'font-size:11px">{attribution} · plan {row["id"]}</div>'))
     folium.LayerControl().add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])

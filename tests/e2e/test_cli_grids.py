@@ -1,0 +1,132 @@
+"""The real ``gridpatrol`` command for grid plans: draw, check, export, map, edits and refusals."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+
+from tests.conftest import data_path
+
+GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
+CONFLICT_EXIT = 4  # gis.errors.ConflictError.exit_code
+INPUT_EXIT = 2
+
+
+def run(db: str, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
+    p = subprocess.run([GRIDPATROL, "--db", db, *args], capture_output=True, text=True, timeout=600,
+                       env={**os.environ, "COLUMNS": "200"})
+    if expect is not None and p.returncode != expect:
+        raise AssertionError(f"gridpatrol {' '.join(args)} exited {p.returncode}, expected {expect}:\n"
+                             f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+def plans(db: str) -> list[int]:
+    return [int(x) for x in re.findall(r"│\s*(\d+)\s*│\s*\d{4}-", run(db, "plans").stdout)]
+
+
+def test_grid_commands_end_to_end(store_url, tmp_path):
+    db = store_url
+    run(db, "import-osm", str(data_path("chengdu", "chengdu.osm")))
+    districts = [str(data_path("chengdu", f"{c}.geojson")) for c in ("510104", "510105", "510106", "510107", "510108")]
+    run(db, "import-areas", *districts, "--crs", "gcj02")
+
+    bad = run(db, "draw-grids", "--min-households", "600", "--max-households", "500", expect=INPUT_EXIT)
+    assert "band" in bad.stderr and "Traceback" not in bad.stderr
+
+    out = run(db, "draw-grids", "--target-households", "400", "--min-households", "150",
+              "--max-households", "700", "--seed", "3").stdout
+    first = int(re.search(r"plan (\d+):", out).group(1))
+    problems = tmp_path / "problems.geojson"
+    chk = run(db, "check-grids", "--geojson", str(problems))
+    assert "is valid" in chk.stdout and problems.exists()
+
+    grids_path, buildings_path = tmp_path / "grids.geojson", tmp_path / "buildings.geojson"
+    run(db, "export", "grids", str(grids_path))
+    run(db, "export", "buildings", str(buildings_path))
+    grids = gpd.read_file(grids_path)
+    buildings = gpd.read_file(buildings_path)
+    assert {"code", "parent_code", "households", "buildings", "street_m", "area_m2", "polsby_popper"} <= set(grids.columns)
+    assert grids["code"].str.fullmatch(r"5101\d{11}").all() and grids["code"].is_unique
+    # grid_code of every exported building = the exported grid containing its representative point
+    pts = shapely.point_on_surface(buildings.geometry.to_numpy())
+    owner = np.full(len(pts), None, dtype=object)
+    for code, geom in zip(grids["code"], grids.geometry):
+        owner[shapely.covers(geom, pts) & (owner == None)] = code  # noqa: E711
+    have = buildings["grid_code"].to_numpy(dtype=object)
+    assert all((a is None and (b is None or b != b)) or a == b for a, b in zip(owner, have))
+    assert sum(a is not None for a in owner) > 500
+
+    html = tmp_path / "map.html"
+    run(db, "map-grids", "--out", str(html))
+    text = html.read_text(encoding="utf-8")
+    assert "OpenStreetMap contributors" in text
+    # nothing is loaded from the network: no remote scripts, stylesheets, images or tiles
+    loads = re.findall(r"""<(?:script|link|img)[^>]*(?:src|href)\s*=\s*["']([^"']+)""", text)
+    loads += re.findall(r"""L\.tileLayer\(\s*["']([^"']+)""", text)
+    assert all(not u.startswith(("http://", "https://", "//")) for u in loads), loads
+    for cdn in ("cdnjs.cloudflare.com", "cdn.jsdelivr.net", "unpkg.com", "code.jquery.com", "netdna"):
+        assert cdn not in text
+
+    # lock a grid: edits of it are refused with exit 4 and change nothing
+    metric = grids.estimate_utm_crs()
+    gm = grids.to_crs(metric)
+    a = grids["code"].iloc[0]
+    touching = [c for c, g in zip(gm["code"], gm.geometry)
+                if c != a and g.intersection(gm.geometry.iloc[0]).length > 1.0]
+    run(db, "lock-grid", a)
+    n_before = plans(db)
+    r = run(db, "split-grid", a, "--parts", "2", expect=CONFLICT_EXIT)
+    assert "locked" in r.stderr and "Traceback" not in r.stderr
+    r = run(db, "merge-grids", a, touching[0], expect=CONFLICT_EXIT)
+    assert "locked" in r.stderr
+    assert plans(db) == n_before
+    run(db, "unlock-grid", a)
+
+    # merging grids that do not touch is refused
+    far = next(c for c, g in zip(gm["code"], gm.geometry)
+               if c != a and g.distance(gm.geometry.iloc[0]) > 100 and grids.set_index("code").loc[c, "parent_code"]
+               == grids["parent_code"].iloc[0])
+    n_before = plans(db)
+    r = run(db, "merge-grids", a, far, expect=CONFLICT_EXIT)
+    assert "not adjacent" in r.stderr
+    assert plans(db) == n_before
+
+    # a merge of two small touching grids of one district is accepted and keeps the plan valid
+    par = dict(zip(grids["code"], grids["parent_code"]))
+    hh = dict(zip(grids["code"], grids["households"]))
+    pairs = sorted((hh[c1] + hh[c2], c1, c2) for i, c1 in enumerate(gm["code"]) for c2 in gm["code"][i + 1:]
+                   if par[c1] == par[c2] and gm.geometry[gm["code"] == c1].iloc[0].intersection(
+                       gm.geometry[gm["code"] == c2].iloc[0]).length > 1.0)
+    merged = None
+    for s, c1, c2 in pairs[:10]:
+        if s > 700:
+            break
+        p = run(db, "merge-grids", c1, c2, expect=None)
+        if p.returncode == 0:
+            merged = (c1, c2)
+            break
+        assert p.returncode == CONFLICT_EXIT, p.stderr
+    assert merged is not None
+    run(db, "check-grids")
+    last = plans(db)[-1]
+    diff = run(db, "diff-grids", str(first), str(last)).stdout
+    assert "buildings_changed" in diff
+
+    # unknown grid: a clear not-found error (exit 3)
+    r = run(db, "split-grid", "510104000000999", "--parts", "2", expect=3)
+    assert "510104000000999" in r.stderr
+
+    # an exported plan imports back as a new plan; its grids have no blocks to regroup
+    run(db, "import-grids", str(grids_path))
+    assert plans(db)[-1] == last + 1
+    r = run(db, "split-grid", a, "--parts", "2", expect=CONFLICT_EXIT)
+    assert "imported" in r.stderr
+
