@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gis.errors import GridPatrolError
@@ -74,6 +74,13 @@ def install(app: FastAPI) -> None:
         # The database refused a value (out of range, malformed geometry): the caller's input.
         msg = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
         return JSONResponse(error_body(400, f"the store refused a value: {msg}", "InputError"), 400)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # A unique or foreign-key rule of the store refused the write: it conflicts with what is there.
+        log.warning("integrity error", extra={"path": request.url.path, "error": str(exc.orig).splitlines()[0]})
+        return JSONResponse(error_body(409, "the change conflicts with existing data (a duplicate or a dangling "
+                                            "reference); reload and try again", "ConflictError"), 409)
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:

@@ -1,7 +1,6 @@
 """Administrative areas: list, read, and import (replace by level and code) from GeoJSON."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any

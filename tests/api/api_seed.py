@@ -2,7 +2,6 @@
 with workers, and generated cameras/incidents with secrecy levels and owners."""
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,7 +9,6 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data"
@@ -43,10 +41,14 @@ def seed(store) -> dict:  # noqa: ANN001
              shapely.box(minx, midy, midx, maxy), shapely.box(midx, midy, maxx, maxy)]
     rng = np.random.default_rng(7)
     with store.begin() as conn:
-        conn.execute(text("INSERT INTO grid_plans (id, name, method, params_json, metrics_json, created_at) "
-                          "VALUES (1, 'test', 'import', '{}', '{}', :t)"), {"t": datetime.now(timezone.utc)})
+        from sqlalchemy import insert
+
+        from layers.models import GridPlan
+
+        plan_id = conn.execute(insert(GridPlan).values(name="test", method="import", params_json="{}", metrics_json="{}")
+                               .returning(GridPlan.id)).scalar_one()
         grids = gpd.GeoDataFrame(
-            {"plan_id": 1, "code": [f"5101040010{i}" for i in range(1, 5)], "worker": ["wu", "wu", "li", "zhang"],
+            {"plan_id": plan_id, "code": [f"5101040010{i}" for i in range(1, 5)], "worker": ["wu", "wu", "li", "zhang"],
              "households": 400.0},
             geometry=[shapely.MultiPolygon([b]) for b in boxes], crs=4326)
         store.insert_gdf(conn, "grids", grids)

@@ -84,6 +84,10 @@ MATRIX = [
         "type": "Polygon", "coordinates": [[[104.05, 30.66], [104.06, 30.66], [104.06, 30.67], [104.05, 30.66]]]}},
      {"admin", "planner"}),
     ("GET", "/lookup?lon=104.08&lat=30.69", None, set(ROLES)),
+    ("GET", "/grids", None, set(ROLES)),
+    ("GET", "/grids/plans", None, set(ROLES)),
+    ("POST", "/grids/lock", {"codes": ["51010400104"], "locked": True}, {"admin", "planner"}),
+    ("GET", "/routes", None, {"admin", "planner", "dispatcher", "worker"}),
 ]
 
 
@@ -202,3 +206,22 @@ def test_incident_rights(client, tokens):  # noqa: ANN001
     assert bad.status_code == 409 and "assigned" in bad.json()["detail"]
     ev = client.get(f"/incidents/{iid}/events", headers=tokens["dan"]).json()
     assert [e["to_state"] for e in ev] == ["reported", "escalated"] and ev[-1]["actor"] == "dan"
+
+
+def test_only_planners_and_admins_plan_routes_or_edit_grids(client, tokens):  # noqa: ANN001
+    for user in ("dan", "wu", "vic", "anonymous"):
+        h = tokens[user]
+        for path, body in (("/routes/plan", {"grids": ["51010400101"]}), ("/grids/draw", {}),
+                           ("/grids/merge", {"codes": ["51010400101", "51010400102"]}),
+                           ("/grids/51010400101/split", {"parts": 2}), ("/grids/rebalance", {"codes": ["51010400101"]}),
+                           ("/grids/move-blocks", {"to": "51010400101", "items": [1]})):
+            r = client.post(path, json=body, headers=h)
+            assert r.status_code == 403, (user, path, r.text)
+
+
+def test_viewers_get_no_worker_names(client, tokens):  # noqa: ANN001
+    for user, sees in (("vic", False), ("anonymous", False), ("pia", True), ("dan", True)):
+        feats = client.get("/grids", headers=tokens[user]).json()["features"]
+        assert feats and all(("worker" in f["properties"]) == sees for f in feats)
+        body = client.get("/lookup?lon=104.06&lat=30.66", headers=tokens[user]).json()
+        assert body["grid"] is not None and ("worker" in body["grid"]) == sees

@@ -1,0 +1,172 @@
+"""Grid plans and grids: read, draw, check, diff, and every redraw operation (planners and admins edit)."""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from api.auth import can, require_permission
+from api.deps import StoreDep, UserDep
+from api.geojson import parse_features
+from layers import grids as gl
+
+router = APIRouter(prefix="/grids", tags=["grids"])
+
+Codes = Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1, max_length=200)]
+
+
+def _clean(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if hasattr(v, "isoformat"):
+        return v.isoformat()
+    return v
+
+
+def _records(df) -> list[dict[str, Any]]:  # noqa: ANN001
+    return [{k: _clean(v) for k, v in r.items() if k != "geometry"} for r in df.to_dict("records")]
+
+
+def _edit_out(res: gl.EditResult) -> dict[str, Any]:
+    return {k: _clean(v) if not isinstance(v, list) else v for k, v in asdict(res).items()}
+
+
+class DrawIn(BaseModel):
+    target_households: float = Field(default=300, gt=0, le=100_000)
+    min_households: float = Field(default=300, ge=0, le=100_000)
+    max_households: float = Field(default=500, gt=0, le=100_000)
+    seed: int = Field(default=0, ge=0, le=2**31 - 1)
+    max_street_m: float | None = Field(default=None, gt=0)
+    max_area_m2: float | None = Field(default=None, gt=0)
+    name: str | None = Field(default=None, max_length=200)
+
+
+class SplitIn(BaseModel):
+    parts: int = Field(ge=2, le=50)
+    force: bool = False
+
+
+class CodesIn(BaseModel):
+    codes: Codes
+    force: bool = False
+
+
+class MoveIn(BaseModel):
+    to: str = Field(min_length=1, max_length=64)
+    items: Annotated[list[str | int], Field(min_length=1, max_length=10_000,
+                                            description="block ids, or buildings as osm_type/osm_id or names")]
+    force: bool = False
+
+
+class LockIn(BaseModel):
+    codes: Codes
+    locked: bool = True
+
+
+PlanQ = Annotated[int | None, Query(ge=1, description="plan id (default: newest)")]
+
+
+@router.get("/plans", summary="All grid plans (versions), newest last")
+def plans(store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
+    return _records(gl.list_plans(store))
+
+
+@router.get("", summary="Grids of a plan (GeoJSON)")
+def grids(store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    g = gl.read_grids(store, plan_id)
+    if not can(principal, "read_workers"):
+        g = g.drop(columns=["worker"], errors="ignore")
+    body = json.loads(g.to_json(na="null", drop_id=True))
+    return body
+
+
+@router.get("/check", summary="Validate a plan (coverage, contiguity, buildings, band, codes)")
+async def check(store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    res, pid = await run_in_threadpool(gl.check_grids, store, plan_id)
+    problems = res.problems.to_crs(4326) if res.problems.crs is not None else res.problems
+    return {"plan_id": pid, "valid": res.valid, "summary": {k: _clean(v) for k, v in res.summary.items()},
+            "problems": json.loads(problems.to_json(na="null", drop_id=True)) if len(problems) else
+            {"type": "FeatureCollection", "features": []}}
+
+
+@router.get("/diff", summary="Buildings and households that changed grid between two plans")
+def diff(store: StoreDep, principal: UserDep, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
+    changes, summary = gl.diff_plans(store, a, b)
+    return {"summary": {k: _clean(v) for k, v in summary.items()}, "changes": _records(changes)}
+
+
+@router.post("/draw", status_code=201, summary="Draw a new plan for every planning area (planner, admin)")
+async def draw(body: DrawIn, request: Request, store: StoreDep, principal: UserDep) -> dict[str, Any]:
+    require_permission(principal, "edit_grids", "draw grids")
+    params = gl.PlanParams(target_households=body.target_households, min_households=body.min_households,
+                           max_households=body.max_households, seed=body.seed, max_street_m=body.max_street_m,
+                           max_area_m2=body.max_area_m2)
+    pid = await run_in_threadpool(lambda: gl.draw_grids(store, params, created_by=principal.name, name=body.name))
+    request.state.audit_detail = {"plan_id": pid, "params": body.model_dump()}
+    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid))}
+
+
+@router.post("/import", status_code=201, summary="Import a grid layer made elsewhere as a new plan (GeoJSON)")
+async def import_plan(
+    request: Request, store: StoreDep, principal: UserDep,
+    body: Annotated[dict[str, Any], Body(description="GeoJSON FeatureCollection of grid polygons")],
+    code_field: Annotated[str | None, Query(max_length=64)] = None,
+    crs: Annotated[str, Query(pattern="^(wgs84|gcj02|bd09)$")] = "wgs84",
+) -> dict[str, Any]:
+    require_permission(principal, "edit_grids", "import grids")
+    gdf = parse_features(body, allowed={"Polygon", "MultiPolygon"})
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "grids.geojson"
+        path.write_text(gdf.to_json(), encoding="utf-8")
+        pid = await run_in_threadpool(lambda: gl.import_grids(
+            store, path, crs=None if crs == "wgs84" else crs, code_field=code_field, created_by=principal.name))
+    request.state.audit_detail = {"plan_id": pid, "features": len(gdf)}
+    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid))}
+
+
+async def _edit(request: Request, principal, what: str, fn, **detail) -> dict[str, Any]:  # noqa: ANN001
+    require_permission(principal, "edit_grids", what)
+    res = await run_in_threadpool(fn)
+    request.state.audit_detail = {**detail, "plan_id": res.plan_id, "parent_plan_id": res.parent_plan_id,
+                                  "changed": res.changed_codes}
+    return _edit_out(res)
+
+
+@router.post("/{code}/split", summary="Split a grid into n balanced contiguous parts (new plan version)")
+async def split(code: str, body: SplitIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    return await _edit(request, principal, "split grids", lambda: gl.split_grid(
+        store, code, body.parts, plan_id=plan_id, force=body.force, created_by=principal.name), code=code, parts=body.parts)
+
+
+@router.post("/merge", summary="Merge adjacent grids (new plan version)")
+async def merge(body: CodesIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    return await _edit(request, principal, "merge grids", lambda: gl.merge_grids(
+        store, body.codes, plan_id=plan_id, force=body.force, created_by=principal.name), codes=body.codes)
+
+
+@router.post("/move-blocks", summary="Move blocks or buildings to an adjacent grid (new plan version)")
+async def move(body: MoveIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    return await _edit(request, principal, "move blocks", lambda: gl.move_blocks(
+        store, body.to, body.items, plan_id=plan_id, force=body.force, created_by=principal.name),
+        to=body.to, items=[str(i) for i in body.items[:100]])
+
+
+@router.post("/lock", summary="Lock or unlock grids (new plan version)")
+async def lock(body: LockIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    return await _edit(request, principal, "lock grids", lambda: gl.set_locked(
+        store, body.codes, body.locked, plan_id=plan_id, created_by=principal.name), codes=body.codes, locked=body.locked)
+
+
+@router.post("/rebalance", summary="Rebalance neighbouring grids with few household moves (new plan version)")
+async def rebalance(body: CodesIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+    return await _edit(request, principal, "rebalance grids", lambda: gl.rebalance_grids(
+        store, body.codes, plan_id=plan_id, force=body.force, created_by=principal.name), codes=body.codes)

@@ -1,0 +1,127 @@
+"""Patrol routes: plan (planners, admins), list, read (GeoJSON with directions), route sheet PDF, GPX."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from api.auth import layer_filter, require_permission
+from api.deps import StoreDep, UserDep
+from api.ogc import query_items
+from gis.errors import NotFoundError
+from layers import routes as rl
+from layers.models import Route
+from layers.store import Store
+from layers.users import Principal
+
+router = APIRouter(prefix="/routes", tags=["routes"])
+
+
+class PlanIn(BaseModel):
+    grids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
+                     Field(default=None, max_length=500, description="grid codes; omitted: every grid of the plan")]
+    mode: str = Field(default="walk", pattern="^(walk|drive)$")
+    workers: int = Field(default=1, ge=1, le=20)
+    start: tuple[float, float] | None = Field(default=None, description="[lon, lat] start instead of the station")
+    time_limit_s: float = Field(default=30, gt=0, le=300)
+    plan_id: int | None = Field(default=None, ge=1)
+
+
+def _visible_routes(store: Store, principal: Principal, code: str, mode: str | None):  # noqa: ANN202
+    """The stored routes of ``code`` the user may see; NotFoundError otherwise (no hint of others')."""
+    require_permission(principal, "read_routes", "see patrol routes")
+    routes = rl.read_routes(store, code, mode=mode)
+    where = layer_filter(principal, "routes", Route.__table__)
+    if where is not None:
+        keep = {f["id"] for f in query_items(store, principal, "routes", equals={"grid_code": code}, limit=1000)[0]}
+        routes = routes[routes["id"].isin(keep)]
+        if not len(routes):
+            raise NotFoundError(f"no stored route for {code} that you may see")
+    return routes
+
+
+@router.post("/plan", status_code=201, summary="Plan street-coverage routes for grids and store them")
+async def plan(body: PlanIn, request: Request, store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
+    require_permission(principal, "plan_routes", "plan routes")
+    targets = rl.grid_targets(store, body.grids, body.plan_id)
+    if body.start is not None:
+        lon, lat = body.start
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            from gis.errors import InputError
+
+            raise InputError(f"start {lon}, {lat} is not a WGS-84 longitude, latitude")
+    out = await run_in_threadpool(lambda: rl.plan_routes(
+        store, targets, mode=body.mode, workers=body.workers, start=body.start, time_limit_s=body.time_limit_s,
+        skip_failures=True))
+    request.state.audit_detail = {"grids": [o.code for o in out][:100], "mode": body.mode}
+    return [json.loads(json.dumps({"code": o.code, "ok": o.ok, "error": o.error, "summary": o.summary}, default=str))
+            for o in out]
+
+
+@router.get("", summary="Stored routes (summary, no geometry)")
+def list_routes(store: StoreDep, principal: UserDep,
+                limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+                offset: Annotated[int, Query(ge=0, le=2**53)] = 0) -> list[dict[str, Any]]:
+    require_permission(principal, "read_routes", "see patrol routes")
+    feats, _ = query_items(store, principal, "routes", limit=limit, offset=offset)
+    keep = ("id", "grid_code", "kind", "mode", "worker_index", "length_m", "required_m", "lower_bound_m", "duration_s", "created_at")
+    return [{k: f["properties"].get(k) for k in keep} for f in feats]
+
+
+@router.get("/{code}", summary="A grid's route(s) as GeoJSON with turn-by-turn directions")
+def get_route(code: str, store: StoreDep, principal: UserDep,
+              mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None) -> dict[str, Any]:
+    routes = _visible_routes(store, principal, code, mode)
+    body = json.loads(routes.to_json(na="null", drop_id=True, default=str))
+    for f in body["features"]:
+        p = f["properties"]
+        p["directions"] = json.loads(p.pop("directions_json") or "[]")
+        p["stats"] = json.loads(p.pop("stats_json") or "{}")
+    return body
+
+
+def _row(store: Store, principal: Principal, code: str, mode: str | None, worker: int):  # noqa: ANN202
+    routes = _visible_routes(store, principal, code, mode)
+    sel = routes[routes["worker_index"] == worker - 1]
+    if not len(sel):
+        raise NotFoundError(f"route {code} has no worker {worker}", hint=f"it has {routes['worker_index'].nunique()} route(s)")
+    return sel
+
+
+@router.get("/{code}/sheet.pdf", summary="A4 route sheet (PDF)")
+async def sheet(code: str, store: StoreDep, principal: UserDep,
+                mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None,
+                worker: Annotated[int, Query(ge=1, le=100)] = 1,
+                lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh") -> Response:
+    _row(store, principal, code, mode, worker)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "sheet.pdf"
+        await run_in_threadpool(lambda: rl.print_route(store, code, out, mode=mode, worker_index=worker - 1, lang=lang))
+        data = out.read_bytes()
+    return Response(data, media_type="application/pdf",
+                    headers={"Content-Disposition": f'inline; filename="route-{code}.pdf"'})
+
+
+@router.get("/{code}/route.gpx", summary="GPX track (WGS-84, or GCJ-02 for Chinese phone map apps)")
+async def gpx(code: str, store: StoreDep, principal: UserDep,
+              mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None,
+              worker: Annotated[int, Query(ge=1, le=100)] = 1,
+              crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$")] = "wgs84") -> Response:
+    from gis.routesheet import write_gpx
+
+    sel = _row(store, principal, code, mode, worker)
+    sr = rl.sheet_route(store, sel.iloc[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "route.gpx"
+        write_gpx(out, sr, crs=crs)
+        data = out.read_bytes()
+    return Response(data, media_type="application/gpx+xml",
+                    headers={"Content-Disposition": f'attachment; filename="route-{code}.gpx"'})
+
+
