@@ -187,7 +187,9 @@ def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
     if txt_mask.any():
         parsed = pd.to_datetime(text.where(txt_mask), errors="coerce", utc=False, format="mixed")
         if getattr(parsed.dt, "tz", None) is None:
-            parsed = parsed.dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
+            # The repeated hour when clocks go back is read as standard time (the second pass).
+            parsed = parsed.dt.tz_localize(tz, ambiguous=np.zeros(len(parsed), dtype=bool),
+                                           nonexistent="shift_forward").dt.tz_convert("UTC")
         else:
             parsed = parsed.dt.tz_convert("UTC")
         out = out.where(~txt_mask, parsed)
@@ -195,7 +197,8 @@ def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
         # A separate time of day: the date part is a calendar day, the time is local time in tz.
         tod = pd.to_timedelta(_text(df["time"]).where(_text(df["time"]) != "", "00:00:00"), errors="coerce")
         day = out.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
-        out = (day + tod).dt.tz_localize(tz, ambiguous="NaT", nonexistent="shift_forward").dt.tz_convert("UTC")
+        out = (day + tod).dt.tz_localize(tz, ambiguous=np.zeros(len(day), dtype=bool),
+                                         nonexistent="shift_forward").dt.tz_convert("UTC")
         bad = (_text(raw) == "") | out.isna()
         return out, bad & (_text(raw) != "")
     return out, out.isna() & (text != "")
