@@ -669,6 +669,26 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
                         note=f"split {code} into {', '.join([code, *new_codes])}")
 
 
+def _neighbour_group(store: Store, plan_id: int | None, codes: Sequence[str], verb: str) -> tuple[_Ctx, list[str]]:
+    """Context and sorted codes of ≥2 unlocked grids of one area forming one connected group."""
+    codes = sorted({str(c) for c in codes})
+    if len(codes) < 2:
+        raise InputError(f"{verb} needs at least two grid codes")
+    ctx = _context(store, plan_id)
+    sel = _require_grids(ctx, codes)
+    parents = sorted(set(sel["parent_code"].astype(str)))
+    if len(parents) > 1:
+        raise ConflictError(f"grids {', '.join(codes)} lie in different areas ({', '.join(parents)}); "
+                            "a grid must stay inside one community/district", hint=f"{verb} grids of one area only")
+    graph = _grid_graph(ctx, codes)
+    if not nx.is_connected(graph):
+        comps = [sorted(c) for c in nx.connected_components(graph)]
+        raise ConflictError(f"grids {', '.join(codes)} are not adjacent (separate groups: "
+                            + " | ".join(", ".join(c) for c in comps) + ")",
+                            hint=f"{verb} only grids that share a boundary")
+    return ctx, codes
+
+
 def merge_grids(store: Store, codes: Sequence[str], *, plan_id: int | None = None, force: bool = False,
                 created_by: str | None = None) -> EditResult:
     """Merge adjacent grids of one parent area into the one with the lowest code (new version).
@@ -676,21 +696,7 @@ def merge_grids(store: Store, codes: Sequence[str], *, plan_id: int | None = Non
     Refused when fewer than two codes are given, a grid is locked, the grids lie in different
     parent areas, or they do not form one connected piece.
     """
-    codes = sorted({str(c) for c in codes})
-    if len(codes) < 2:
-        raise InputError("merge needs at least two grid codes")
-    ctx = _context(store, plan_id)
-    sel = _require_grids(ctx, codes)
-    parents = sorted(set(sel["parent_code"].astype(str)))
-    if len(parents) > 1:
-        raise ConflictError(f"grids {', '.join(codes)} lie in different areas ({', '.join(parents)}); "
-                            "a grid must stay inside one community/district", hint="merge grids of one area only")
-    graph = _grid_graph(ctx, codes)
-    if not nx.is_connected(graph):
-        comps = [sorted(c) for c in nx.connected_components(graph)]
-        raise ConflictError(f"grids {', '.join(codes)} are not adjacent (separate groups: "
-                            + " | ".join(", ".join(c) for c in comps) + ")",
-                            hint="merge only grids that share a boundary")
+    ctx, codes = _neighbour_group(store, plan_id, codes, "merge")
     keep = codes[0]
     blocks = ctx.blocks.copy()
     blocks.loc[blocks["grid_code"].isin(codes), "grid_code"] = keep
@@ -799,18 +805,7 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     """
     from gis.partition import rebalance
 
-    codes = sorted({str(c) for c in codes})
-    if len(codes) < 2:
-        raise InputError("rebalance needs at least two neighbouring grid codes")
-    ctx = _context(store, plan_id)
-    sel = _require_grids(ctx, codes)
-    parents = sorted(set(sel["parent_code"].astype(str)))
-    if len(parents) > 1:
-        raise ConflictError(f"grids {', '.join(codes)} lie in different areas ({', '.join(parents)})",
-                            hint="rebalance grids of one community/district only")
-    if not nx.is_connected(_grid_graph(ctx, codes)):
-        raise ConflictError(f"grids {', '.join(codes)} are not neighbours (not one connected group)",
-                            hint="name grids that share boundaries")
+    ctx, codes = _neighbour_group(store, plan_id, codes, "rebalance")
     blocks = ctx.blocks.copy()
     mask = blocks["grid_code"].isin(codes)
     sub = blocks[mask].reset_index(drop=True)

@@ -1,8 +1,6 @@
 """Building → grid assignment equals brute-force point-in-polygon; incremental and cut detection."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -11,26 +9,22 @@ import shapely
 from gis.assign import (
     assign_buildings,
     assign_xy,
+    blocks_joined_by_buildings,
     crossing_buildings,
     reassign_buildings,
     representative_xy,
 )
 from gis.errors import InputError
-
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
+from tests.conftest import data_path
 
 @pytest.fixture(scope="module")
 def nanjing():
     """(district polygon, buildings, metric CRS) of Nanjing 玄武区 from the real OSM extract."""
-    osm, boundary = DATA / "nanjing" / "xuanwu.osm", DATA / "nanjing" / "320102.geojson"
-    if not osm.exists() or not boundary.exists():
-        pytest.skip(f"real data missing under {DATA / 'nanjing'} (see ../shared/data/README.md)")
     from gis.osm import read_osm
     from gis.vector import read_vector
 
-    data = read_osm(osm)
-    area = shapely.union_all(read_vector(boundary, crs="gcj02").geometry.values)
+    data = read_osm(data_path("nanjing", "xuanwu.osm"))
+    area = shapely.union_all(read_vector(data_path("nanjing", "320102.geojson"), crs="gcj02").geometry.values)
     return area, data.buildings.reset_index(drop=True), data.metric_crs
 
 
@@ -129,3 +123,22 @@ def test_crossing_buildings_equals_brute_force_overlay(nanjing):
     row = found.iloc[0]
     assert row["parts"] == len(row["grid_codes"]) >= 2
     assert 1.0 < row["outside_m2"] < row["footprint_m2"]
+
+
+def test_blocks_joined_by_buildings_equals_brute_force_grouping(nanjing):
+    import networkx as nx
+
+    area, buildings, metric = nanjing
+    blocks = _voronoi_grids(area, 40, seed=3)  # cuts real buildings (see the crossing test)
+    labels = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
+    b = buildings[buildings["estimate_method"] != "landuse"].to_crs(metric).geometry
+    g = blocks.to_crs(metric).geometry.to_numpy()
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(g)))
+    for fp in b:
+        sides = [j for j, gg in enumerate(g) if fp.intersection(gg).area > 1.0]
+        graph.add_edges_from(zip(sides[:-1], sides[1:]))
+    comps = list(nx.connected_components(graph))
+    assert len(set(labels.tolist())) == len(comps) < len(g)
+    for comp in comps:
+        assert len({labels[i] for i in comp}) == 1

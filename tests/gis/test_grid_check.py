@@ -1,8 +1,6 @@
 """check_plan finds every kind of planning-rule violation, with its location, and none on a clean plan."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -12,22 +10,15 @@ import shapely
 from gis.assign import crossing_buildings
 from gis.grid_check import SEVERITY, check_plan
 from gis.gridcodes import assign_codes
+from tests.gis.test_assign import nanjing  # noqa: F401  (shared fixture: real 玄武区 data)
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 LOOSE = {"min_households": 0, "max_households": 1e9}
 
 
 @pytest.fixture(scope="module")
-def plan():
+def plan(nanjing):
     """A gap-free Voronoi plan of real 玄武区 with the real buildings it does not cut."""
-    osm, boundary = DATA / "nanjing" / "xuanwu.osm", DATA / "nanjing" / "320102.geojson"
-    if not osm.exists() or not boundary.exists():
-        pytest.skip(f"real data missing under {DATA / 'nanjing'} (see ../shared/data/README.md)")
-    from gis.osm import read_osm
-    from gis.vector import read_vector
-
-    data = read_osm(osm)
-    area = shapely.union_all(read_vector(boundary, crs="gcj02").geometry.values)
+    area, buildings, metric = nanjing
     areas = gpd.GeoDataFrame({"code": ["320102"]}, geometry=[area], crs="EPSG:4326")
     rng = np.random.default_rng(7)
     minx, miny, maxx, maxy = area.bounds
@@ -39,13 +30,13 @@ def plan():
     cells = shapely.get_parts(cells)
     grids = gpd.GeoDataFrame({"parent_code": ["320102"] * len(cells)}, geometry=cells, crs="EPSG:4326")
     grids["code"] = assign_codes(grids)
-    inside = data.buildings[data.buildings.representative_point().within(area)].reset_index(drop=True)
-    cut = crossing_buildings(inside, grids, metric_crs=data.metric_crs)
+    inside = buildings[buildings.representative_point().within(area)].reset_index(drop=True)
+    cut = crossing_buildings(inside, grids, metric_crs=metric)
     cut_positions = set(cut["building"])
     clean = inside.drop(index=list(cut_positions)).reset_index(drop=True)
     return {"areas": areas, "grids": grids, "buildings": clean, "cut": inside.iloc[sorted(cut_positions)],
-            "outside": data.buildings[~data.buildings.representative_point().within(area)],
-            "metric": data.metric_crs}
+            "outside": buildings[~buildings.representative_point().within(area)],
+            "metric": metric}
 
 
 def _check(p, grids=None, buildings=None, **kw):
@@ -156,3 +147,17 @@ def test_problem_locations_are_lon_lat(plan):
     minx, miny, maxx, maxy = plan["areas"].total_bounds
     b = res.problems.total_bounds
     assert minx - 0.01 <= b[0] and b[2] <= maxx + 0.01 and miny - 0.01 <= b[1] and b[3] <= maxy + 0.01
+
+
+def test_building_on_an_area_boundary_is_reported_not_an_error(plan):
+    """Two areas split at a line through a building: no grid boundary can avoid cutting it."""
+    b = plan["buildings"].iloc[[0]]
+    x = b.geometry.iloc[0].centroid.x
+    minx, miny, maxx, maxy = b.geometry.iloc[0].buffer(0.002).bounds
+    west, east = shapely.box(minx, miny, x, maxy), shapely.box(x, miny, maxx, maxy)
+    areas = gpd.GeoDataFrame({"code": ["320102001", "320102002"]}, geometry=[west, east], crs="EPSG:4326")
+    grids = gpd.GeoDataFrame({"code": ["320102001000001", "320102002000001"],
+                              "parent_code": ["320102001", "320102002"]}, geometry=[west, east], crs="EPSG:4326")
+    res = check_plan(grids, areas, b, metric_crs=plan["metric"], **LOOSE)
+    kinds = res.problems["kind"].tolist()
+    assert kinds == ["building_on_area_boundary"] and res.valid

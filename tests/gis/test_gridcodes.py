@@ -1,8 +1,6 @@
 """Grid codes: default 15-digit layout, west→east/north→south numbering, custom formats, validation."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import geopandas as gpd
 import numpy as np
 import pandas as pd
@@ -10,6 +8,7 @@ import pytest
 import shapely
 
 from gis.errors import InputError
+from tests.conftest import data_path
 from gis.gridcodes import (
     DEFAULT_CODE_FORMAT,
     CodeFormat,
@@ -19,16 +18,10 @@ from gis.gridcodes import (
     west_east_north_south_order,
 )
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
 def _district(code: str = "320102") -> gpd.GeoDataFrame:
-    path = DATA / "nanjing" / f"{code}.geojson"
-    if not path.exists():
-        pytest.skip(f"real data missing: {path} (see ../shared/data/README.md)")
     from gis.vector import read_vector
 
-    return read_vector(path, crs="gcj02")
+    return read_vector(data_path("nanjing", f"{code}.geojson"), crs="gcj02")
 
 
 def _square_grids(rows: int, cols: int, *, x0: float = 118.80, y0: float = 32.07, d: float = 0.004,
