@@ -79,8 +79,11 @@ fi
 stamp=".venv/.gridpatrol-installed"
 if [[ ! -f "$stamp" || pyproject.toml -nt "$stamp" ]]; then
   log "installing gridpatrol and its dependencies into .venv"
-  .venv/bin/pip install -q --upgrade pip >/dev/null
-  .venv/bin/pip install -q -e ".[test]"
+  if ! { .venv/bin/pip install -q --upgrade pip && .venv/bin/pip install -q -e ".[test]"; } >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2
+    log "pip install failed (log above)"
+    exit 1
+  fi
   touch "$stamp"
 fi
 
