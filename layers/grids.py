@@ -16,10 +16,10 @@ from sqlalchemy import Connection, func, insert, select
 
 from gis.assign import assign_buildings, assign_xy, blocks_joined_by_buildings, representative_xy
 from gis.crs import local_metric_crs
-from gis.errors import ConflictError, InputError, NotFoundError
+from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
 from gis.grid_check import CheckResult, check_plan
 from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, assign_codes
-from layers.models import Block, Grid, GridPlan, ImportRecord, utcnow
+from layers.models import Block, Grid, GridPlan, utcnow
 from layers.store import Store
 
 # Finest first: grids nest in the finest administrative level that is loaded.
@@ -155,7 +155,7 @@ def plan_row(store: Store, plan_id: int | None = None, conn: Connection | None =
     with store.engine.connect() if conn is None else _nullctx(conn) as c:
         row = c.execute(select(t).where(t.c.id == pid)).mappings().first()
     if row is None:
-        raise NotFoundError(f"grid plan {pid} does not exist", hint="gridpatrol check-grids lists plans? use list of plans: gridpatrol plans")
+        raise NotFoundError(f"grid plan {pid} does not exist", hint="list the plans with: gridpatrol plans")
     return dict(row)
 
 
@@ -304,6 +304,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         barriers = _read_in(store, "barriers", geom)
         buildings = _read_in(store, "buildings", geom)
         say(f"area {area['code']}: building blocks")
+        # Blocks of at most half the target leave the partition room to balance every grid.
         blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
                               max_block_households=max(params.target_households / 2.0, 1.0))
         if len(blocks) == 0:
@@ -600,14 +601,13 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     try:
         adj = _block_graph(ctx, blocks)
         gob = dict(zip(blocks["block_id"].astype(int), blocks["grid_code"]))
-    except Exception:  # metrics only: a failed adjacency must not block an otherwise valid edit
+    except GridPatrolError:  # metrics only: a failed adjacency must not block a valid edit
         adj, gob = None, None
     metrics = plan_metrics(grids, ctx.params, adj, gob)
     with store.begin() as conn:
         pid = _insert_plan(conn, method="edit", parent=int(ctx.row["id"]), params=ctx.params, metrics=metrics,
                            created_by=created_by, note=note)
-        _insert_rows(store, conn, pid, grids[[c for c in cols if c in grids.columns] + ["n_blocks"]].drop(columns=["n_blocks"]),
-                     blocks)
+        _insert_rows(store, conn, pid, grids[cols], blocks)
     return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=sorted(changed),
                       removed_codes=sorted(removed), message=note)
 
