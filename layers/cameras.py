@@ -515,18 +515,53 @@ def camera_index(store: Store, *, bbox: tuple[float, float, float, float] | None
 def link_incidents(store: Store, *, radius_m: float | None = None, in_view_only: bool = False) -> pd.DataFrame:
     """Every (incident, camera) pair within ``radius_m`` (None: within the camera's range).
 
-    Columns: incident_id, camera_code, distance_m, bearing_deg, in_view, online, camera_status.
+    Candidates come from one spatial-index join in the store (GeoPackage: the cameras' R-tree
+    joined per incident; PostGIS: ``&&`` on an expanded box plus ST_DWithin on geography); the
+    exact distance and in-view test follow in numpy. Columns: incident_id, camera_code,
+    distance_m, bearing_deg, in_view, online, sorted by incident then rank.
     """
-    idx = camera_index(store)
-    inc = store.read_layer("incidents")
-    pairs = idx.link(inc.geometry.values, radius_m=radius_m, in_view_only=in_view_only) if len(inc) else idx.link([], [])
+    from sqlalchemy import text
+
+    cols = ["incident_id", "camera_code", "distance_m", "bearing_deg", "in_view", "online"]
+    ext = store.extent("incidents")
+    if ext is None or store.extent("cameras") is None:
+        return pd.DataFrame({c: [] for c in cols})
+    with store.engine.connect() as conn:
+        search = max_range_m(conn) if radius_m is None else float(radius_m)
+        lat_edge = max(abs(ext[1]), abs(ext[3]))
+        x0, y0, x1, y1 = degree_box(0.0, lat_edge if ext[3] >= 0 else -lat_edge, search)
+        dlon, dlat = (x1 - x0) / 2, (y1 - y0) / 2
+        pick = ("i.id, ST_X(i.geom), ST_Y(i.geom), c.code, c.azimuth_deg, c.fov_deg, c.range_m, "
+                "c.camera_type, c.status, ST_X(c.geom), ST_Y(c.geom)")
+        if store.is_gpkg:
+            sql = text(
+                f"SELECT {pick} FROM incidents i JOIN rtree_cameras_geom r "
+                "ON r.minx <= ST_X(i.geom) + :dlon AND r.maxx >= ST_X(i.geom) - :dlon "
+                "AND r.miny <= ST_Y(i.geom) + :dlat AND r.maxy >= ST_Y(i.geom) - :dlat "
+                "JOIN cameras c ON c.id = r.id")
+        else:
+            sql = text(
+                f"SELECT {pick} FROM incidents i JOIN cameras c "
+                "ON c.geom && ST_Expand(i.geom, :dlon, :dlat) "
+                "AND ST_DWithin(geography(c.geom), geography(i.geom), :r)")
+        rows = conn.execute(sql, {"dlon": dlon, "dlat": dlat, "r": search + 1.0}).all()
+    if not rows:
+        return pd.DataFrame({c: [] for c in cols})
+    c = list(zip(*rows))
+    opt = optics_arrays(c[7], c[4], c[5], c[6], c[8])
+    dist, bearing = distance_bearing(np.asarray(c[9], float), np.asarray(c[10], float),
+                                     np.asarray(c[1], float), np.asarray(c[2], float))
+    seen = sector_contains(dist, bearing, opt["azimuth_deg"], opt["fov_deg"], opt["range_m"], opt["full_circle"])
+    keep = dist <= (opt["range_m"] if radius_m is None else float(radius_m))
+    if in_view_only:
+        keep &= seen
+    inc_id = np.asarray(c[0], dtype=np.int64)
+    idx = np.flatnonzero(keep)
+    idx = idx[np.lexsort((dist[idx], ~opt["online"][idx], ~seen[idx], inc_id[idx]))]
     return pd.DataFrame({
-        "incident_id": inc["id"].to_numpy()[pairs["point"].to_numpy(np.int64)] if len(pairs) else pd.Series(dtype=int),
-        "camera_code": pairs["code"].to_numpy(),
-        "distance_m": pairs["distance_m"].round(2).to_numpy(),
-        "bearing_deg": pairs["bearing_deg"].round(2).to_numpy(),
-        "in_view": pairs["in_view"].to_numpy(),
-        "online": pairs["online"].to_numpy(),
+        "incident_id": inc_id[idx], "camera_code": np.asarray(c[3], dtype=object)[idx],
+        "distance_m": dist[idx].round(2), "bearing_deg": bearing[idx].round(2),
+        "in_view": seen[idx], "online": opt["online"][idx],
     })
 
 

@@ -185,6 +185,10 @@ def test_link_incidents_and_cli_outputs(store, tmp_path, monkeypatch):
     inc = store.read_layer("incidents")
     mem = CameraIndex(store.read_layer("cameras")).link(inc.geometry.values, radius_m=150.0)
     assert len(pairs) == len(mem) > 50
+    # the store's index join + exact test gives the very pairs of the in-memory KD-tree
+    got = set(zip(pairs["incident_id"], pairs["camera_code"], pairs["in_view"]))
+    want = set(zip(inc["id"].to_numpy()[mem["point"].to_numpy()], mem["code"], mem["in_view"]))
+    assert got == want
     runner = CliRunner()
     monkeypatch.setenv("GRIDPATROL_DB", store.url)
     out = tmp_path / "pairs.csv"
