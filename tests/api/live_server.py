@@ -1,0 +1,119 @@
+"""Helpers for end-to-end tests: build a store with the real CLI and run the real server (uvicorn)."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT.parent / "shared" / "data"
+# The installed entry point: ``python -m scripts.cli`` would load cli.py twice (as __main__ and as
+# scripts.cli), and the topic modules would read --db from the copy that never saw it.
+CLI = [str(Path(sys.executable).parent / "gridpatrol")]
+PASSWORD = "e2e-password-123"
+USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cli(db: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``gridpatrol --db DB ARGS…``; fail the test with its output if it exits non-zero."""
+    res = subprocess.run([*CLI, "--db", db, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if res.returncode != 0:
+        pytest.fail(f"gridpatrol {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
+    return res
+
+
+def build_store(db: str, tmp: Path) -> None:
+    """Chengdu streets/buildings, 锦江区 (GCJ-02 → WGS-84), synthetic cameras/incidents, one user per role."""
+    osm = DATA / "chengdu" / "chengdu.osm"
+    district = DATA / "chengdu" / "510104.geojson"
+    for p in (osm, district):
+        if not p.exists():
+            pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
+    cli(db, "import-osm", str(osm))
+    cli(db, "import-areas", str(district), "--crs", "gcj02", "--name", "锦江区")
+    cli(db, "synth-demo-data", "--seed", "3", "--incidents", "600")
+    pw = tmp / "pw.txt"
+    pw.write_text(PASSWORD + "\n", encoding="utf-8")
+    for role, name in USERS.items():
+        cli(db, "create-user", name, "--role", role, "--password-file", str(pw))
+
+
+def pg_schema_url(pg_database: str) -> tuple[str, str]:
+    """A new schema on the test database and the store URL that uses it."""
+    from sqlalchemy import create_engine, text
+
+    schema = "e2e_" + uuid.uuid4().hex[:10]
+    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    eng.dispose()
+    return pg_database + ("&" if "?" in pg_database else "?") + f"options=-csearch_path%3D{schema},public", schema
+
+
+def drop_schema(pg_database: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    eng.dispose()
+
+
+@contextmanager
+def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
+    """``gridpatrol serve`` on a free loopback port; yields the base URL once /readyz answers 200."""
+    port = free_port()
+    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gp-e2e-server-{port}.log"
+    fh = open(log, "w", encoding="utf-8")
+    proc = subprocess.Popen(
+        [*CLI, "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
+        cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GRIDPATROL_SECRET_KEY": "e2e-" + "k" * 40, **(env or {})},
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"server not ready after 90 s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        fh.close()
+
+
+def login(base: str, name: str) -> dict[str, str]:
+    """Authorization header of user ``name`` (OAuth2 password flow over HTTP)."""
+    r = httpx.post(base + "/auth/token", data={"username": name, "password": PASSWORD}, timeout=30)
+    assert r.status_code == 200, r.text
+    return {"Authorization": "Bearer " + r.json()["access_token"]}
