@@ -337,6 +337,7 @@ def _split_lines(face: BaseGeometry, k: int, mass_pts: np.ndarray, mass_w: np.nd
     if best is None or best[0][0] > 0.35:
         return []  # no building-free cut near a fair split: leave the block whole
     _, t, u, seg = best
+    seg = _overshoot(seg, 0.05)
     v = np.array([-u[1], u[0]])
     p0 = c + t * u
     half_lo = shapely.polygons([p0 - 2 * diag * v, p0 + 2 * diag * v,
@@ -352,11 +353,31 @@ def _split_lines(face: BaseGeometry, k: int, mass_pts: np.ndarray, mass_w: np.nd
     return out
 
 
+def _overshoot(seg: BaseGeometry, by_m: float) -> BaseGeometry:
+    """Each straight part of `seg` lengthened by `by_m` at both ends.
+
+    A cut that merely ends on its parent cut or on the block edge can fail to be noded there
+    once everything is snapped to the precision grid; crossing it by a few centimetres makes the
+    junction a proper intersection. The overhangs are dangles, which polygonize drops.
+    """
+    parts = []
+    for part in shapely.get_parts(seg):
+        xy = shapely.get_coordinates(part)
+        a, b = xy[0], xy[-1]
+        d = b - a
+        norm = math.hypot(d[0], d[1])
+        if norm == 0:
+            continue
+        d = d / norm * by_m
+        parts.append(shapely.linestrings([a - d, b + d]))
+    return shapely.multilinestrings(parts) if len(parts) > 1 else (parts[0] if parts else seg)
+
+
 def _mass_points(face: BaseGeometry, fp_pts: np.ndarray, fp_hh: np.ndarray, lu_geoms: np.ndarray,
                  lu_hh: np.ndarray, by_area: bool) -> tuple[np.ndarray, np.ndarray]:
     """Weighted points standing for the face's load: households (landuse spread on a lattice) or area."""
     minx, miny, maxx, maxy = face.bounds
-    spacing = max(math.sqrt(face.area / 400.0), 2.0)
+    spacing = max(math.sqrt(face.area / 3000.0), 1.0)
     xs = np.arange(minx + spacing / 2, maxx, spacing)
     ys = np.arange(miny + spacing / 2, maxy, spacing)
     gx, gy = np.meshgrid(xs, ys)
