@@ -10,10 +10,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from gis.cameras import degree_box, distance_bearing
+from gis.cameras import DEFAULT_RANGE_M, degree_box, distance_bearing
 from gis.errors import ConflictError, InputError, NotFoundError
 from gis.incidents import (
     DUPLICATE_RADIUS_M,
@@ -55,30 +55,39 @@ LOOKUP_DAYS = 90.0
 
 def grids_at(store: Store, conn: Connection, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
     """Grid code, name and worker of the newest plan at each point (None outside every grid)."""
+    from layers.models import GridPlan
+
     lon = np.atleast_1d(np.asarray(lon, float))
     lat = np.atleast_1d(np.asarray(lat, float))
-    out = pd.DataFrame({"grid_code": [None] * len(lon), "grid_name": [None] * len(lon), "worker": [None] * len(lon)})
-    pid = newest_plan_id(conn)
-    if pid is None or len(lon) == 0:
-        return out
-    bbox = (lon.min(), lat.min(), lon.max(), lat.max())
-    t = Grid.__table__
-    rows = conn.execute(
-        select(t.c.code, t.c.name, t.c.worker, func.ST_AsBinary(t.c.geom))
-        .where(and_(t.c.plan_id == pid, store.bbox_filter(t, bbox)))
-        .order_by(t.c.code)
-    ).all()
-    if not rows:
-        return out
-    geoms = shapely.from_wkb([bytes(r[3]) for r in rows])
-    pts = shapely.points(lon, lat)
-    p, g = shapely.STRtree(geoms).query(pts, predicate="intersects")
-    # A point on a shared edge belongs to the grid with the smaller code: one answer, always the same.
-    first = pd.DataFrame({"p": p, "g": g}).sort_values(["p", "g"]).drop_duplicates("p")
-    for col, k in (("grid_code", 0), ("grid_name", 1), ("worker", 2)):
-        vals = np.array([r[k] for r in rows], dtype=object)
-        out.loc[first["p"].to_numpy(), col] = vals[first["g"].to_numpy()]
-    return out
+    codes = np.full(len(lon), None, dtype=object)
+    names = codes.copy()
+    workers = codes.copy()
+    if len(lon):
+        bbox = (lon.min(), lat.min(), lon.max(), lat.max())
+        t = Grid.__table__
+        newest = select(func.max(GridPlan.__table__.c.id)).scalar_subquery()
+        rows = conn.execute(
+            select(t.c.code, t.c.name, t.c.worker, func.ST_AsBinary(t.c.geom))
+            .where(and_(t.c.plan_id == newest, store.bbox_filter(t, bbox)))
+            .order_by(t.c.code)
+        ).all()
+        if rows:
+            geoms = shapely.from_wkb([bytes(r[3]) for r in rows])
+            pts = shapely.points(lon, lat)
+            if len(lon) == 1:  # a map click: a handful of candidate grids, no tree needed
+                hit = np.flatnonzero(shapely.intersects(geoms, pts[0]))
+                p, g = np.zeros(len(hit[:1]), dtype=np.int64), hit[:1]
+            else:
+                p, g = shapely.STRtree(geoms).query(pts, predicate="intersects")
+                # A point on a shared edge belongs to the grid with the smaller code: one answer.
+                order = np.lexsort((g, p))
+                p, g = p[order], g[order]
+                first = np.r_[True, p[1:] != p[:-1]]
+                p, g = p[first], g[first]
+            codes[p] = np.array([r[0] for r in rows], dtype=object)[g]
+            names[p] = np.array([r[1] for r in rows], dtype=object)[g]
+            workers[p] = np.array([r[2] for r in rows], dtype=object)[g]
+    return pd.DataFrame({"grid_code": codes, "grid_name": names, "worker": workers})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,6 +382,52 @@ def overdue_incidents(store: Store, *, now: datetime | None = None,
 # ---------------------------------------------------------------------------------------------
 # Map click.
 
+_LOOKUP_SQL = text("""
+WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
+reach AS (SELECT GREATEST(COALESCE((SELECT max(range_m) FROM cameras), 0),
+          CASE WHEN EXISTS (SELECT 1 FROM cameras WHERE range_m IS NULL) THEN :default_r ELSE 0 END) AS r)
+SELECT
+ (SELECT json_build_array(code, name, worker) FROM grids, p
+   WHERE plan_id = (SELECT max(id) FROM grid_plans) AND grids.geom && p.g AND ST_Intersects(grids.geom, p.g)
+   ORDER BY code LIMIT 1),
+ (SELECT json_agg(json_build_array(id, category, state, occurred_at, description, duplicate_of, ST_X(geom), ST_Y(geom)))
+   FROM incidents WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
+   AND occurred_at >= :t0 AND occurred_at <= :t1),
+ (SELECT json_agg(json_build_array(c.id, c.code, c.name, c.project, c.azimuth_deg, c.fov_deg, c.range_m, c.height_m,
+                                   c.camera_type, c.status, c.secrecy_level, c.owner_unit, c.synthetic,
+                                   ST_X(c.geom), ST_Y(c.geom)))
+   FROM cameras c, p, reach
+   WHERE c.geom && ST_Expand(p.g, reach.r * :kx, reach.r * :ky)
+   AND ST_DWithin(geography(c.geom), geography(p.g), reach.r + 1.0)),
+ (SELECT r FROM reach)
+""")
+
+
+def _lookup_postgis(store: Store, conn: Connection, lon: float, lat: float, when: datetime, radius_m: float,
+                    days: float) -> tuple[dict, list, list]:
+    """The map click on PostGIS in one statement (one round trip): grid, incidents, cameras.
+
+    Every part uses the GiST index (``&&``); the camera search box grows with the longest
+    range, read from the range index inside the same statement.
+    """
+    from layers.cameras import MAX_RANGE_M, cameras_near, evaluate_cameras
+
+    x0, y0, x1, y1 = degree_box(lon, lat, radius_m)
+    # degrees per metre at this latitude, conservative for every range up to MAX_RANGE_M
+    bx0, by0, bx1, by1 = degree_box(lon, lat, MAX_RANGE_M)
+    kx, ky = (bx1 - bx0) / 2 / MAX_RANGE_M, (by1 - by0) / 2 / MAX_RANGE_M
+    grid, inc, cams, reach = conn.execute(_LOOKUP_SQL, {
+        "lon": lon, "lat": lat, "default_r": max(DEFAULT_RANGE_M.values()), "x0": x0, "y0": y0, "x1": x1, "y1": y1,
+        "t0": when - timedelta(days=days), "t1": when, "kx": kx, "ky": ky}).one()
+    g = {"grid_code": None, "grid_name": None, "worker": None}
+    if grid:
+        g = {"grid_code": grid[0], "grid_name": grid[1], "worker": grid[2]}
+    rows = [(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5], r[6], r[7]) for r in (inc or [])]
+    if reach is not None and float(reach) > MAX_RANGE_M:  # beyond the box factors: the general path
+        return g, rows, cameras_near(store, conn, lon, lat, in_view_only=True)
+    return g, rows, evaluate_cameras([tuple(r) for r in (cams or [])], lon, lat, in_view_only=True)
+
+
 def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
            radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS) -> dict[str, Any]:
     """What a dispatcher needs at a map click (WGS-84): the grid and its worker (newest plan),
@@ -381,14 +436,17 @@ def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
     when = utc(at)
     t = Incident.__table__
     with store.engine.connect() as conn:
-        g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0]
-        rows = conn.execute(
-            select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
-                   func.ST_X(t.c.geom), func.ST_Y(t.c.geom))
-            .where(and_(store.bbox_filter(t, degree_box(lon, lat, radius_m)),
-                        t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when))
-        ).all()
-        cams = cameras_near(store, conn, lon, lat, in_view_only=True)
+        if not store.is_gpkg:
+            g, rows, cams = _lookup_postgis(store, conn, lon, lat, when, radius_m, days)
+        else:
+            g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0].to_dict()
+            rows = conn.execute(
+                select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
+                       func.ST_X(t.c.geom), func.ST_Y(t.c.geom))
+                .where(and_(store.bbox_filter(t, degree_box(lon, lat, radius_m)),
+                            t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when))
+            ).all()
+            cams = cameras_near(store, conn, lon, lat, in_view_only=True)
     incidents = []
     if rows:
         x = np.array([r[6] for r in rows], float)
