@@ -201,6 +201,7 @@ def _blossom(D: np.ndarray, cols: list[tuple[int, int]]) -> list[tuple[int, int]
 
 TURN_DEG = 30.0  # a change of heading beyond this is a turn
 UTURN_DEG = 150.0  # … and beyond this a U-turn
+RPP_TIME_S = 10.0  # walking grids with street islands: seconds for the exact rural-postman MIP
 WALK_SPEED_MPS = 1.25  # 4.5 km/h, a patrol pace with looking around
 DRIVE_SPEED_MPS = 6.9  # 25 km/h, a patrol car in town
 
@@ -354,6 +355,95 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     g = sparse.coo_matrix((np.ones(len(u)), (u, v)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(g, directed=False)
     return labels
+
+
+def _rpp_mip(net: StreetNetwork, req_idx: np.ndarray, start: int, reach: np.ndarray, time_limit_s: float,
+             incumbent_m: float) -> dict[str, Any]:
+    """Undirected rural postman by cutting planes: parity MIP, then connectivity cuts until connected.
+
+    x_e ∈ {0, 1, 2} extra passes over edge e (at most 1 over a required edge), z_v makes the
+    degree at v even; for every piece S of a disconnected solution x(δ(S)) ≥ 2 is added and
+    the MIP solved again (HiGHS). Returns the traversals (None when no better connected
+    solution than ``incumbent_m`` deadhead metres was proven), the deadhead lower bound (m)
+    and the status.
+    """
+    t_end = time.perf_counter() + time_limit_s
+    is_req = np.zeros(net.n_edges, dtype=bool)
+    is_req[req_idx] = True
+    keep = (net.edge_u != net.edge_v) & reach[net.edge_u] & reach[net.edge_v]
+    # Deadhead passes form pieces attached to the required streets (or the start), each no
+    # longer than the incumbent's deadhead, so no useful edge lies farther than half of it.
+    seeds = np.unique(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx], [start]]))
+    d = dijkstra(net.csgraph(False), directed=True, indices=seeds, min_only=True)
+    keep &= np.minimum(d[net.edge_u], d[net.edge_v]) <= incumbent_m / 2 + 1e-6
+    # Dead-end spurs off the required streets are never worth walking: prune them repeatedly.
+    pinned = np.zeros(net.n_nodes, dtype=bool)
+    pinned[seeds] = True
+    while True:
+        deg_all = np.bincount(np.concatenate([net.edge_u[keep], net.edge_v[keep]]), minlength=net.n_nodes)
+        leaf = (deg_all == 1) & ~pinned
+        drop = keep & ~is_req & (leaf[net.edge_u] | leaf[net.edge_v])
+        if not drop.any():
+            break
+        keep &= ~drop
+    E = np.flatnonzero(keep)
+    n, m = net.n_nodes, len(E)
+    deg = np.bincount(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx]]), minlength=n)
+    A = sparse.csr_matrix(
+        (np.concatenate([np.ones(2 * m), -2.0 * np.ones(n)]),
+         (np.concatenate([net.edge_u[E], net.edge_v[E], np.arange(n)]),
+          np.concatenate([np.arange(m), np.arange(m), m + np.arange(n)]))),
+        shape=(n, m + n))
+    parity = -(deg % 2).astype(float)
+    ub = np.concatenate([np.where(is_req[E], 1.0, 2.0), np.full(n, np.inf)])
+    c = np.concatenate([net.edge_length_m[E], np.zeros(n)])
+    cuts: list[np.ndarray] = []
+
+    def add_cut(nodes: np.ndarray) -> None:
+        inside = np.zeros(n, dtype=bool)
+        inside[nodes] = True
+        row = np.zeros(m + n)
+        row[:m] = (inside[net.edge_u[E]] != inside[net.edge_v[E]]).astype(float)
+        cuts.append(row)
+
+    # Every piece of the grid's streets must be entered and left: x(δ(piece)) ≥ 2.
+    labels = _components(n, net.edge_u[req_idx], net.edge_v[req_idx])
+    pieces = [np.unique(np.concatenate([net.edge_u[req_idx][labels[net.edge_u[req_idx]] == k],
+                                        net.edge_v[req_idx][labels[net.edge_u[req_idx]] == k]]))
+              for k in np.unique(labels[net.edge_u[req_idx]])]
+    if start not in set(np.concatenate(pieces).tolist()):
+        pieces.append(np.array([start]))
+    for p in pieces:
+        add_cut(p)
+    bound = 0.0
+    for _ in range(100):
+        left = t_end - time.perf_counter()
+        if left <= 0.5:
+            return {"items": None, "bound": bound, "status": "time_limit"}
+        cons = [LinearConstraint(A, parity, parity)]
+        if cuts:
+            cons.append(LinearConstraint(sparse.csr_matrix(np.array(cuts)), 2.0, np.inf))
+        res = milp(c, constraints=cons, integrality=np.ones(m + n), bounds=Bounds(np.zeros(m + n), ub),
+                   options={"time_limit": left, "mip_rel_gap": 1e-7, "disp": False})
+        if res.x is None:
+            return {"items": None, "bound": bound, "status": "time_limit"}
+        b = float(getattr(res, "mip_dual_bound", None) or res.fun)
+        bound = max(bound, min(b, float(res.fun)))
+        if res.status != 0:
+            return {"items": None, "bound": bound, "status": "time_limit"}
+        x = np.round(res.x[:m]).astype(int)
+        items = [Traversal(int(e), True, True) for e in req_idx]
+        for k in np.flatnonzero(x > 0):
+            items += [Traversal(int(E[k]), True, False)] * int(x[k])
+        groups = _item_groups(net, items, start)
+        if len(groups) == 1:
+            status = "optimal"
+            if float(res.fun) >= incumbent_m - 1e-6:
+                return {"items": None, "bound": bound, "status": status}
+            return {"items": items, "bound": bound, "status": status}
+        for g in groups:
+            add_cut(g)
+    return {"items": None, "bound": bound, "status": "cut_limit"}
 
 
 def _item_groups(net: StreetNetwork, items: list[Traversal], start: int) -> list[np.ndarray]:
@@ -712,6 +802,18 @@ def plan_coverage(
             alt += router.traversals(p) * (1 if directed else 2)
         if sum(net.edge_length_m[t.edge] for t in alt) < sum(net.edge_length_m[t.edge] for t in items):
             items, conns = alt, more
+    rpp_optimal = False
+    if rounds and not directed:
+        # Islands: solve the rural postman exactly (parity + connectivity cuts) when time allows;
+        # its bound is valid even when it stops early, and beats the matching bound.
+        best_m = float(sum(net.edge_length_m[t.edge] for t in items)) - required_m
+        rpp = _rpp_mip(net, req_idx, start_node, reach, min(time_limit_s, RPP_TIME_S), best_m)
+        solver["rpp"] = rpp["status"]
+        bound0 = max(bound0, rpp["bound"])
+        # Optimal: either its route, or (when no shorter) the joined route already was optimal.
+        rpp_optimal = rpp["status"] == "optimal"
+        if rpp["items"] is not None:
+            items, conns = rpp["items"], []
     conn_m = float(sum(router.graph[x, y] for p in conns for x, y in zip(p[:-1], p[1:])))
     if directed:
         # Ignoring one-way streets for deadheading relaxes the problem: another valid bound.
@@ -720,7 +822,7 @@ def plan_coverage(
         solver["mip_bound_m"] = required_m + bound0
         bound0 = max(bound0, m_und.lower_bound)
     lower = required_m + bound0
-    exact = solved_exactly and rounds == 0
+    exact = (solved_exactly and rounds == 0) or rpp_optimal
     status = "optimal" if exact else ("bounded" if rounds == 0 else "joined islands")
     solver["join_rounds"] = rounds
     out_b, in_b = _bearings(net)
