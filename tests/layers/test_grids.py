@@ -243,6 +243,21 @@ def test_import_exported_grids_as_plan(store, tmp_path):
     assert structural.empty, structural[["kind", "detail"]]
     changes, summary = plans.diff_plans(store, pid, new)
     assert summary["buildings_changed"] == 0 and len(changes) == 0
+    # buildings name the blocks that hold them (move-blocks accepts way/<id> and names)
+    ctx = plans._context(store, pid)
+    b = store.read_layer("buildings")
+    b = b[b["estimate_method"] == "footprint"]
+    pts = b.representative_point()
+    inside = b[pts.within(shapely.union_all(ctx.blocks.geometry.to_numpy()))].iloc[:5]
+    for _, row in inside.iterrows():
+        want = [int(bid) for bid, geom in zip(ctx.blocks["block_id"], ctx.blocks.geometry)
+                if geom.covers(row.geometry.representative_point())]
+        assert plans._resolve_blocks(store, ctx, [f"{row['osm_type']}/{row['osm_id']}"]) == want[:1]
+    n = _counts(store)
+    with pytest.raises(GridPatrolError, match="no building named"):
+        plans.move_blocks(store, ctx.grids["code"].iloc[0], ["no such building"], plan_id=pid)
+    assert _counts(store) == n
+
     # a broken file is refused and writes nothing
     bad = tmp_path / "bad.geojson"
     bad.write_text('{"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {}, '
