@@ -45,7 +45,7 @@ def cut_cost(length_m: np.ndarray, rank: np.ndarray) -> np.ndarray:
     A boundary on a big street or barrier (high rank) is cheap, one across no mapped line is dear,
     so minimising the cut both keeps grids compact (short boundaries) and puts their edges on streets.
     """
-    factor = 3.0 / (1.0 + np.asarray(rank, dtype=float))
+    factor = 4.0 / (1.0 + np.asarray(rank, dtype=float)) ** 2
     return np.asarray(length_m, dtype=float) * factor
 
 

@@ -397,7 +397,8 @@ def _choose_k(total_hh: float, band: Band, n_blocks: int, extra_totals: list[tup
     """Number of grids for a component: mean in the band's window if possible, else least outside."""
     if n_blocks <= 1:
         return 1
-    k_caps = max([1] + [math.ceil(t / cap - 1e-9) for t, cap in extra_totals])
+    # 15 % headroom: with the mean right at a cap, half the grids would end up over it
+    k_caps = max([1] + [math.ceil(t / (0.85 * cap) - 1e-9) for t, cap in extra_totals])
     if total_hh <= band.high:
         k = 1
     else:
@@ -428,12 +429,16 @@ def _metis(g: _Graph, members: np.ndarray, h: np.ndarray, k: int, seed: int) -> 
                 ew.append(max(1, int(round(c * 10))))
         xadj.append(len(adjncy))
     vw = (np.round(h[members] * _HH_SCALE).astype(np.int64) + 1).tolist()
+    if hasattr(pymetis, "CSRAdjacency"):  # pymetis >= 2025.2; the xadj/adjncy keywords are deprecated
+        graph = {"adjacency": pymetis.CSRAdjacency(xadj, adjncy)}
+    else:
+        graph = {"xadj": xadj, "adjncy": adjncy}
     opts = pymetis.Options(seed=int(seed), ufactor=20, contig=1, ncuts=2)
     try:
-        _, parts = pymetis.part_graph(k, xadj=xadj, adjncy=adjncy, vweights=vw, eweights=ew, options=opts)
+        _, parts = pymetis.part_graph(k, **graph, vweights=vw, eweights=ew, options=opts)
     except Exception:  # METIS refuses contig on some graphs; contiguity is repaired afterwards anyway
         opts = pymetis.Options(seed=int(seed), ufactor=20, ncuts=2)
-        _, parts = pymetis.part_graph(k, xadj=xadj, adjncy=adjncy, vweights=vw, eweights=ew, options=opts)
+        _, parts = pymetis.part_graph(k, **graph, vweights=vw, eweights=ew, options=opts)
     return np.asarray(parts, dtype=np.int64)
 
 
@@ -551,7 +556,7 @@ def _solve_component(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.
     if k0 == 1:
         return np.zeros(g.n, dtype=np.int64)
     kmin = max(1, math.ceil(total / band.high)) if band.high < float("inf") else 1
-    kmin = max(kmin, max([1] + [math.ceil(float(v.sum()) / cap - 1e-9) for v, cap in extra]))
+    kmin = max(kmin, max([1] + [math.ceil(float(v.sum()) / (0.85 * cap) - 1e-9) for v, cap in extra]))
     tries = [k0]
     for f in (0.93, 0.86, 0.79):
         k = max(kmin, int(round(k0 * f)))

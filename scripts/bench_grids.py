@@ -117,7 +117,7 @@ def fmt_row(name, method, n_blocks, secs, m, note=""):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--cases", default="chengdu,10000,100000",
+    ap.add_argument("--cases", default="400,1000,chengdu,10000,100000",
                     help="comma list: chengdu and/or synthetic block counts")
     ap.add_argument("--methods", default="ours,RegionKMeansHeuristic,Skater,MaxPHeuristic")
     ap.add_argument("--cap-s", type=float, default=120.0, help="time cap per spopt run (seconds)")
