@@ -1,0 +1,103 @@
+"""Turn-by-turn directions: synthetic streets with known turns, and a real Chengdu route."""
+from __future__ import annotations
+
+import re
+
+import geopandas as gpd
+import pytest
+from shapely.geometry import LineString, box
+
+from gis.coverage import Traversal, plan_coverage
+from gis.crs import local_metric_crs
+from gis.directions import classify_turn, directions, format_distance
+from gis.errors import InputError
+from gis.osm import read_osm
+from gis.streets import street_network
+from tests.conftest import data_path
+
+# ~100 m steps near Chengdu (1° lon ≈ 95.8 km at 30.67° N, 1° lat ≈ 110.9 km).
+DX, DY = 100 / 95_800, 100 / 110_900
+X0, Y0 = 104.06, 30.66
+
+
+def _roads(recs):
+    gdf = gpd.GeoDataFrame(recs, crs=4326)
+    gdf["length_m"] = gdf.to_crs(local_metric_crs(X0, Y0)).length
+    gdf["highway"] = "residential"
+    gdf["oneway"] = False
+    return gdf
+
+
+def _pt(i, j):
+    return (X0 + i * DX, Y0 + j * DY)
+
+
+def test_same_street_merges_and_turns_get_named():
+    # 人民南路 runs north in three 100 m segments, then a right turn into 蜀都大道 (east, 200 m),
+    # then left into an unnamed lane (north, 100 m).
+    roads = _roads([
+        dict(u=1, v=2, name="人民南路", geometry=LineString([_pt(0, 0), _pt(0, 1)])),
+        dict(u=2, v=3, name="人民南路", geometry=LineString([_pt(0, 1), _pt(0, 2)])),
+        dict(u=3, v=4, name="人民南路", geometry=LineString([_pt(0, 2), _pt(0, 3)])),
+        dict(u=4, v=5, name="蜀都大道", geometry=LineString([_pt(0, 3), _pt(2, 3)])),
+        dict(u=5, v=6, name=None, geometry=LineString([_pt(2, 3), _pt(2, 4)])),
+    ])
+    net = street_network(roads, mode="walk")
+    order = [int((net.edge_row == r).nonzero()[0][0]) for r in range(5)]
+    trav = [Traversal(e, bool(net.node_osm[net.edge_u[e]] < net.node_osm[net.edge_v[e]]), True) for e in order]
+    steps = directions(net, trav, closed=False)
+    texts = [s.text for s in steps]
+    assert texts[0] == "从起点出发，沿人民南路向北步行 300 米"
+    assert texts[1] == "右转进入蜀都大道，向东步行 200 米"
+    assert texts[2] == "左转进入无名道路，向北步行 100 米"
+    assert texts[3] == "到达终点"
+    # Whole-output invariant: the steps add up to the route.
+    assert sum(s.distance_m for s in steps) == pytest.approx(sum(net.edge_length_m[t.edge] for t in trav))
+    en = [s.text for s in directions(net, trav, lang="en", mode="drive", closed=False)]
+    assert en[0] == "Start on 人民南路 and drive 300 m north"
+    assert en[1] == "Turn right onto 蜀都大道, drive 200 m east"
+    assert en[2] == "Turn left onto unnamed road, drive 100 m north"
+
+
+def test_u_turn_and_kinks():
+    assert classify_turn(0) == "straight"
+    assert classify_turn(45) == "slight_right"
+    assert classify_turn(-90) == "left"
+    assert classify_turn(140) == "sharp_right"
+    assert classify_turn(179) == "uturn"
+    assert format_distance(347) == "350 米"
+    assert format_distance(1234, "en") == "1.2 km"
+    roads = _roads([dict(u=1, v=2, name="断头路", geometry=LineString([_pt(0, 0), _pt(1, 0)]))])
+    net = street_network(roads, mode="walk")
+    steps = directions(net, [Traversal(0, True, True), Traversal(0, False, False)])
+    assert [s.action for s in steps] == ["depart", "uturn", "arrive"]
+    assert steps[1].text == "掉头，沿断头路向西步行 100 米"
+    assert steps[-1].text == "回到起点"
+
+
+def test_empty_route_and_bad_language_are_clear_errors():
+    roads = _roads([dict(u=1, v=2, name="a", geometry=LineString([_pt(0, 0), _pt(1, 0)]))])
+    net = street_network(roads, mode="walk")
+    with pytest.raises(InputError, match="empty"):
+        directions(net, [])
+    with pytest.raises(InputError, match="language"):
+        directions(net, [Traversal(0, True, True)], lang="fr")
+
+
+def test_real_route_directions_name_real_streets_and_add_up():
+    data = read_osm(data_path("chengdu", "chengdu.osm"))
+    plan = plan_coverage(data.roads, box(104.065, 30.665, 104.072, 30.672), mode="walk", start=(104.068, 30.668))
+    route = plan.routes[0]
+    steps = directions(plan.network, route.traversals)
+    assert sum(s.distance_m for s in steps) == pytest.approx(route.length_m)
+    # Same-street segments are merged: far fewer lines than street segments walked.
+    assert len(steps) < 0.8 * len(route.traversals)
+    names = set(data.roads["name"].dropna())
+    named = [s for s in steps if s.street]
+    assert named and all(s.street in names for s in named)
+    pattern = re.compile(r"^(从起点出发，沿|掉头，沿|(直行|稍向[左右]转|[左右]转|向[左右]急转)(进入|，继续沿)).+向(北|东北|东|东南|南|西南|西|西北)步行 \d+(\.\d)? (米|公里)$")
+    for s in steps[:-1]:
+        assert pattern.match(s.text), s.text
+    # Consecutive lines never repeat the same street going straight on (those are merged).
+    for a, b in zip(steps[1:-1], steps[2:-1]):
+        assert not (b.action == "straight" and b.street == a.street)

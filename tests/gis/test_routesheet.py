@@ -1,0 +1,121 @@
+"""Route sheet PDF (fonts, text, rendering, size), GPX and GeoJSON of a real Chengdu route."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import gpxpy
+import numpy as np
+import pyproj
+import pytest
+import shapely
+from shapely.geometry import box
+
+from gis.coverage import plan_coverage
+from gis.crs import wgs84_to_gcj02
+from gis.directions import directions, steps_json
+from gis.errors import InputError
+from gis.osm import read_osm
+from gis.routesheet import MAX_PDF_BYTES, SheetRoute, write_geojson, write_gpx, write_route_sheet
+from tests.conftest import data_path
+
+GRID = box(104.065, 30.665, 104.072, 30.672)
+
+
+@pytest.fixture(scope="module")
+def sheet():
+    data = read_osm(data_path("chengdu", "chengdu.osm"))
+    plan = plan_coverage(data.roads, GRID, mode="walk", start=(104.068, 30.668))
+    r = plan.routes[0]
+    back = pyproj.Transformer.from_crs(plan.network.crs, 4326, always_xy=True)
+    line = shapely.transform(r.geometry, lambda xy: np.column_stack(back.transform(xy[:, 0], xy[:, 1])))
+    steps = steps_json(directions(plan.network, r.traversals))
+    sr = SheetRoute("510104001001001", "walk", line, steps, r.length_m, r.duration_s, r.required_m,
+                    r.lower_bound_m, grid=GRID, worker="张三", synthetic=True)
+    return sr, data.roads
+
+
+def _run(*cmd: str) -> str:
+    if shutil.which(cmd[0]) is None:
+        pytest.skip(f"{cmd[0]} (poppler-utils) is not installed")
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def test_pdf_embeds_the_cjk_font_and_carries_the_chinese_directions(sheet, tmp_path):
+    sr, roads = sheet
+    pdf = tmp_path / "route.pdf"
+    write_route_sheet(pdf, sr, streets=roads)
+    assert 10_000 < pdf.stat().st_size < MAX_PDF_BYTES
+    fonts = _run("pdffonts", str(pdf)).splitlines()[2:]
+    assert fonts, "no fonts in the PDF"
+    for line in fonts:
+        assert " yes " in line, f"font not embedded: {line}"
+    assert any("WenQuanYi" in line for line in fonts)
+    text = _run("pdftotext", "-layout", str(pdf), "-")
+    streets_in_steps = {s["street"] for s in sr.steps if s["street"]}
+    found = {s for s in streets_in_steps if s in text}
+    assert len(found) == len(streets_in_steps), f"missing street names: {streets_in_steps - found}"
+    for must in ("巡查路线", "510104001001001", "张三", "© OpenStreetMap contributors, ODbL", "合成数据 / synthetic data",
+                 "从起点出发", "回到起点"):
+        assert must in text
+    assert f"{sr.length_m / 1000:.1f} 公里" in text
+    # Render like a reader would; the page is mostly white with a coloured map.
+    _run("pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page"))
+    png = next(tmp_path.glob("page*.png"))
+    from matplotlib.image import imread
+
+    img = imread(png)
+    h, w = img.shape[:2]
+    assert h > w  # A4 portrait
+    red = (img[..., 0] > 0.7) & (img[..., 1] < 0.35) & (img[..., 2] < 0.35)
+    assert red.sum() > 500, "the red route line is not drawn"
+    # No temporary file is left behind.
+    assert not list(tmp_path.glob("*.part"))
+
+
+def test_english_sheet(sheet, tmp_path):
+    sr, roads = sheet
+    en_steps = [{**s, "text": s["text"].replace("从起点出发", "Start")} for s in sr.steps]
+    sr_en = SheetRoute(**{**sr.__dict__, "steps": en_steps})
+    pdf = write_route_sheet(tmp_path / "en.pdf", sr_en, streets=roads, lang="en")
+    text = _run("pdftotext", str(pdf), "-")
+    assert "Patrol route (walking)" in text and "Directions" in text
+
+
+def test_bad_inputs_write_nothing(sheet, tmp_path):
+    sr, roads = sheet
+    with pytest.raises(InputError, match="does not exist"):
+        write_route_sheet(tmp_path / "nodir" / "x.pdf", sr)
+    with pytest.raises(InputError, match="language"):
+        write_route_sheet(tmp_path / "x.pdf", sr, lang="de")
+    empty = SheetRoute(**{**sr.__dict__, "line": shapely.LineString()})
+    with pytest.raises(InputError, match="no geometry"):
+        write_route_sheet(tmp_path / "y.pdf", empty)
+    assert not list(tmp_path.iterdir())
+
+
+def test_gpx_in_wgs84_and_gcj02(sheet, tmp_path):
+    sr, _ = sheet
+    g1 = gpxpy.parse(write_gpx(tmp_path / "a.gpx", sr).read_text())
+    g2 = gpxpy.parse(write_gpx(tmp_path / "b.gpx", sr, crs="gcj02").read_text())
+    p1 = np.array([(p.longitude, p.latitude) for p in g1.tracks[0].segments[0].points])
+    p2 = np.array([(p.longitude, p.latitude) for p in g2.tracks[0].segments[0].points])
+    assert np.allclose(p1, np.asarray(sr.line.coords), atol=1e-9)
+    lon, lat = wgs84_to_gcj02(p1[:, 0], p1[:, 1])
+    assert np.allclose(p2, np.column_stack([lon, lat]), atol=1e-9)
+    # GCJ-02 is shifted by a few hundred metres in Chengdu.
+    shift_m = np.hypot((p2[:, 0] - p1[:, 0]) * 95_800, (p2[:, 1] - p1[:, 1]) * 110_900)
+    assert 100 < shift_m.mean() < 800
+    with pytest.raises(InputError, match="wgs84 or gcj02"):
+        write_gpx(tmp_path / "c.gpx", sr, crs="bd09")
+
+
+def test_geojson_round_trip(sheet, tmp_path):
+    sr, _ = sheet
+    fc = json.loads(write_geojson(tmp_path / "r.geojson", sr).read_text(encoding="utf-8"))
+    line = shapely.geometry.shape(fc["features"][0]["geometry"])
+    assert line.equals_exact(sr.line, 1e-9)
+    assert fc["features"][0]["properties"]["grid_code"] == "510104001001001"
+    assert len(fc["features"]) == 1 + len(sr.steps)
+    assert "从起点出发" in fc["features"][1]["properties"]["text"]
