@@ -15,8 +15,9 @@ import numpy as np
 import shapely
 from sqlalchemy import create_engine, text
 
-from gis.cameras import CameraIndex, distance_bearing, sector_contains
+from gis.cameras import CameraIndex, distance_bearing, ecef, sector_contains
 from gis.crs import local_metric_crs
+from scripts.bench_assign import timed
 
 LON0, LAT0, WIDTH_DEG = 104.0, 30.2, 1.0  # about 96 × 111 km around Chengdu
 
@@ -46,24 +47,21 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def timed(fn, repeat: int = 3):  # noqa: ANN001, ANN201
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
-def brute_force(cams: CameraIndex, lon: np.ndarray, lat: np.ndarray, chunk: int = 16) -> set[tuple[int, int]]:
-    """Every camera against every point, chunked numpy (no index)."""
+def brute_force(cams: CameraIndex, lon: np.ndarray, lat: np.ndarray) -> set[tuple[int, int]]:
+    """Every camera against every point, numpy (no index): the same ENU maths per pair."""
+    xyz = ecef(cams.lon, cams.lat)
+    lam, phi = np.radians(cams.lon), np.radians(cams.lat)
+    sl, cl, sp, cp = np.sin(lam), np.cos(lam), np.sin(phi), np.cos(phi)
     out = set()
-    for s in range(0, len(lon), chunk):
-        pl, pa = lon[s:s + chunk, None], lat[s:s + chunk, None]
-        d, b = distance_bearing(cams.lon[None, :], cams.lat[None, :], pl, pa)
-        ok = sector_contains(d, b, cams.azimuth[None, :], cams.fov[None, :], cams.range[None, :], cams.full[None, :])
-        i, j = np.nonzero(ok)
-        out |= set(zip((i + s).tolist(), j.tolist()))
+    pts = ecef(lon, lat)
+    for k in range(len(lon)):
+        d = pts[k] - xyz
+        east = -sl * d[:, 0] + cl * d[:, 1]
+        north = -sp * cl * d[:, 0] - sp * sl * d[:, 1] + cp * d[:, 2]
+        dist = np.hypot(east, north)
+        bearing = np.degrees(np.arctan2(east, north)) % 360.0
+        ok = sector_contains(dist, bearing, cams.azimuth, cams.fov, cams.range, cams.full)
+        out |= {(k, int(j)) for j in np.flatnonzero(ok)}
     return out
 
 
@@ -128,8 +126,8 @@ def main() -> None:
     density = args.cameras / area_km2
 
     t_build, idx = timed(lambda: CameraIndex(cams), repeat=1)
-    add("index build (1M cameras)", "CameraIndex (2-D cKDTree)", t_build, args.cameras)
-    t_link, pairs = timed(lambda: idx.link(lon, lat))
+    add(f"index build ({args.cameras:,} cameras)", "CameraIndex (2-D cKDTree)", t_build, args.cameras)
+    t_link, pairs = timed(lambda: idx.link(lon, lat), repeat=3)
     n_view = int(pairs["in_view"].sum())
     add("bulk link: cameras that see each", "CameraIndex.link (KD + exact ENU)", t_link, args.incidents,
         f"{len(pairs):,} pairs in range, {n_view:,} in view")
@@ -148,13 +146,13 @@ def main() -> None:
     metric = local_metric_crs(LON0 + WIDTH_DEG / 2, LAT0 + WIDTH_DEG / 2)
     t_proj, mcams = timed(lambda: cams[["code", "geometry"]].to_crs(metric), repeat=1)
     t_sidx, _ = timed(lambda: mcams.sindex, repeat=1)
-    add("index build (1M cameras)", "geopandas to_crs + sindex (STRtree)", t_proj + t_sidx, args.cameras)
+    add(f"index build ({args.cameras:,} cameras)", "geopandas to_crs + sindex (STRtree)", t_proj + t_sidx, args.cameras)
     inc = gpd.GeoDataFrame(geometry=shapely.points(lon, lat), crs=4326).to_crs(metric)
-    t_sj, sj = timed(lambda: gpd.sjoin(inc, mcams, predicate="dwithin", distance=150.0))
+    t_sj, sj = timed(lambda: gpd.sjoin(inc, mcams, predicate="dwithin", distance=150.0), repeat=3)
     add("bulk link: cameras within 150 m", "geopandas sjoin(dwithin), no FOV test", t_sj, args.incidents, f"{len(sj):,} pairs")
-    t_kd150, p150 = timed(lambda: idx.link(lon, lat, radius_m=150.0))
+    t_kd150, p150 = timed(lambda: idx.link(lon, lat, radius_m=150.0), repeat=3)
     add("bulk link: cameras within 150 m", "CameraIndex.link(radius_m=150) + FOV", t_kd150, args.incidents, f"{len(p150):,} pairs")
-    t_sn, _ = timed(lambda: gpd.sjoin_nearest(inc, mcams, distance_col="d"))
+    t_sn, _ = timed(lambda: gpd.sjoin_nearest(inc, mcams, distance_col="d"), repeat=3)
     add("nearest camera per incident", "geopandas sjoin_nearest", t_sn, args.incidents)
     t_nn, _ = timed(lambda: [idx.nearest(x, y, 1) for x, y in zip(lon[:1000], lat[:1000])], repeat=1)
     add("nearest camera per incident", "CameraIndex.nearest (per call, 1,000)", t_nn, 1000)
@@ -174,7 +172,7 @@ def main() -> None:
         d, b = distance_bearing(idx.lon, idx.lat, x, y)
         sector_contains(d, b, idx.azimuth, idx.fov, idx.range, idx.full)
         bf_ms.append((time.perf_counter() - t) * 1000)
-    add("map click: cameras in view", "brute force numpy over 1M", sum(bf_ms) / 1000, len(bf_ms),
+    add("map click: cameras in view", f"brute force numpy over {args.cameras:,}", sum(bf_ms) / 1000, len(bf_ms),
         f"p50 {np.percentile(bf_ms, 50):.1f} ms")
 
     if not args.no_stores:
@@ -197,7 +195,7 @@ def main() -> None:
         for name, url in stores:
             print(f"loading {name}", flush=True)
             store, t_load = setup_store(url, cams, lon, lat, args.seed)
-            add(f"load 1M cameras + {args.incidents:,} incidents", f"{name} insert", t_load, args.cameras)
+            add(f"load {args.cameras:,} cameras + {args.incidents:,} incidents", f"{name} insert", t_load, args.cameras)
             t_sl, sp = timed(lambda: link_incidents(store), repeat=2)
             add("bulk link: cameras that see each", f"{name}: index join + exact test", t_sl, args.incidents,
                 f"{len(sp):,} pairs, {int(sp['in_view'].sum()):,} in view (memory: {len(pairs):,}/{n_view:,})")

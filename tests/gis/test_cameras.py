@@ -281,3 +281,51 @@ def test_coverage_invariants_on_baltimore_streets():
                              geometry=[b.centroid for b in boxes], crs=4326)
     full = CameraIndex(domes).coverage(roads, grids)
     np.testing.assert_allclose(full["share"], 1.0)
+
+
+# --- synthetic demo cameras -------------------------------------------------------------------
+
+def test_synthetic_cameras_are_reproducible_valid_and_where_they_belong():
+    from gis.osm import read_osm
+    from gis.synthetic import MAJOR, synthetic_cameras
+
+    data = read_osm(data_file("chengdu", "chengdu.osm"))
+    a = synthetic_cameras(data.roads, data.buildings, "510104", seed=7)
+    b = synthetic_cameras(data.roads, data.buildings, "510104", seed=7)
+    c = synthetic_cameras(data.roads, data.buildings, "510104", seed=8)
+    assert a.drop(columns="geometry").equals(b.drop(columns="geometry")) and a.geometry.equals(b.geometry)
+    assert not a.geometry.equals(c.geometry)
+    assert (validate_camera_codes(a["code"]) == "").all() and a["code"].is_unique
+    assert a["code"].str.startswith("51010400").all()
+    assert a["synthetic"].all() and a["name"].str.contains("合成").all()
+    sky = a[a["project"] == "skynet"]
+    eyes = a[a["project"] == "sharp_eyes"]
+    assert len(sky) > 100 and len(eyes) > 20
+    # every Skynet camera stands within 8 m of a junction of ≥ 3 major street ends, and a
+    # fixed one looks down one of the streets leaving that junction
+    major = data.roads[data.roads["highway"].isin(MAJOR)]
+    ends = pd.concat([
+        pd.DataFrame({"node": major["u"], "lon": [g.coords[0][0] for g in major.geometry],
+                      "lat": [g.coords[0][1] for g in major.geometry],
+                      "lon2": [g.coords[1][0] for g in major.geometry], "lat2": [g.coords[1][1] for g in major.geometry]}),
+        pd.DataFrame({"node": major["v"], "lon": [g.coords[-1][0] for g in major.geometry],
+                      "lat": [g.coords[-1][1] for g in major.geometry],
+                      "lon2": [g.coords[-2][0] for g in major.geometry], "lat2": [g.coords[-2][1] for g in major.geometry]}),
+    ])
+    junction = ends.groupby("node").filter(lambda g: len(g) >= 3)
+    az, _, _ = GEOD.inv(junction["lon"].to_numpy(), junction["lat"].to_numpy(), junction["lon2"].to_numpy(),
+                        junction["lat2"].to_numpy())
+    junction = junction.assign(az=np.asarray(az) % 360)
+    for cam in sky.itertuples():
+        _, _, d = GEOD.inv(np.full(len(junction), cam.geometry.x), np.full(len(junction), cam.geometry.y),
+                           junction["lon"].to_numpy(), junction["lat"].to_numpy())
+        near = junction[d <= 8.0 + 1e-6]
+        assert len(near), cam.code
+        if cam.camera_type == "fixed":
+            diff = np.abs((near["az"].to_numpy() - cam.azimuth_deg + 180) % 360 - 180)
+            assert diff.min() < 1e-6, cam.code
+    # Sharp Eyes cameras sit next to a street (entrances), not in the middle of nowhere
+    streets = data.roads.to_crs(32648)
+    d = gpd.GeoSeries(eyes.geometry.values, crs=4326).to_crs(32648).apply(
+        lambda p: streets.distance(p).min())
+    assert (d <= 60.5).all()

@@ -12,6 +12,7 @@ import pyproj
 import pytest
 
 from gis.errors import ConflictError, InputError
+from gis.incidents import CATEGORIES as CATEGORIES_ALL
 from gis.incidents import (
     DEFAULT_DEADLINES_H,
     NOTE_REQUIRED,
@@ -150,3 +151,35 @@ def test_duplicates_within_a_batch_point_to_the_original():
     assert find_duplicates(new.iloc[:1], closed).isna().all()  # closed incidents are not originals
     open_ = closed.assign(state="assigned")
     assert find_duplicates(new.iloc[:1], open_).tolist() == [1]
+
+
+def test_synthetic_incidents_follow_the_loop_and_are_reproducible():
+    import shapely
+
+    from gis.synthetic import synthetic_incidents
+
+    p = DATA / "nanjing" / "xuanwu.osm"
+    if not p.exists():
+        pytest.skip(f"real data file {p} is missing")
+    from gis.osm import read_osm
+
+    roads = read_osm(p).roads
+    inc, ev = synthetic_incidents(roads, 800, seed=3, year=2025)
+    inc2, ev2 = synthetic_incidents(roads, 800, seed=3, year=2025)
+    assert inc.drop(columns="geometry").equals(inc2.drop(columns="geometry")) and ev.equals(ev2)
+    assert inc["synthetic"].all() and inc["description"].str.contains("合成").all()
+    assert set(inc["category"]) <= set(CATEGORIES_ALL) and inc["category"].nunique() >= 6
+    start = datetime(2025, 1, 1, tzinfo=timezone.utc) - timedelta(hours=8)
+    assert (inc["occurred_at"] >= start).all() and (inc["occurred_at"] < start + timedelta(days=365)).all()
+    for i, g in ev.groupby("incident"):
+        states = list(g.sort_values("seq")["to_state"])
+        assert states[0] == "reported"
+        for a, b in itertools.pairwise(states):
+            check_transition(a, b, note="n")  # every simulated step is a legal transition
+        assert states[-1] == inc.loc[i, "state"] and len(states) == inc.loc[i, "version"]
+        assert g["at"].is_monotonic_increasing
+    assert (inc["state"] == "closed").mean() > 0.8  # a year later most are closed
+    # near the streets: within 60 m (12 m normal jitter)
+    utm = inc.to_crs(32650)
+    lines = shapely.union_all(roads.to_crs(32650).geometry.values)
+    assert shapely.distance(utm.geometry.values, lines).max() < 60
