@@ -277,14 +277,39 @@ def plan_metrics(grids: gpd.GeoDataFrame, params: PlanParams, adjacency: nx.Grap
 # drawing
 
 
+def _locked_grids(store: Store) -> gpd.GeoDataFrame:
+    """Locked grids of the newest plan (empty when there is no plan)."""
+    try:
+        grids = read_grids(store)
+    except NotFoundError:
+        return gpd.GeoDataFrame({"code": [], "parent_code": []}, geometry=[], crs="EPSG:4326")
+    return grids[grids["locked"].fillna(False).astype(bool)].reset_index(drop=True)
+
+
+def _codes_around_locked(parts: gpd.GeoDataFrame, locked_codes: dict[int, str], parent: str,
+                         fmt: CodeFormat, metric) -> list[str]:
+    """Codes for ``parts``: locked labels keep their code; the others are numbered west→east,
+    north→south into the sequence numbers the locked grids leave free."""
+    free_parts = parts[~parts["_part"].isin(list(locked_codes))]
+    order = assign_codes(free_parts, fmt=fmt, metric_crs=metric) if len(free_parts) else pd.Series(dtype=object)
+    taken = {int(fmt.parse(c)["seq"]) for c in locked_codes.values()}
+    free_seq = (s for s in range(1, 10**6) if s not in taken)
+    # assign_codes numbered the free parts 1..n in spatial order; map rank → next free number.
+    rank = order.map(lambda c: int(fmt.parse(c)["seq"])).sort_values()
+    new_code = {int(free_parts.loc[i, "_part"]): fmt.format(parent, next(free_seq)) for i in rank.index}
+    return [locked_codes.get(int(p), new_code.get(int(p))) for p in parts["_part"]]
+
+
 def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Progress | None = None,
                created_by: str | None = None, name: str | None = None) -> int:
     """Draw a new plan for every planning area (see planning_areas); returns the new plan id.
 
     Blocks come from ``gis.blocks.build_blocks`` (streets, barriers, area outline), grids from
     ``gis.partition.partition_blocks`` on the block adjacency; codes follow
-    ``params.code_format`` numbered west→east, north→south within each area. Earlier plans
-    are kept. Nothing is written unless every area was drawn.
+    ``params.code_format`` numbered west→east, north→south within each area. Grids locked in
+    the newest plan are kept (same blocks by representative point, same code, still locked);
+    the rest is redrawn around them. Earlier plans are kept. Nothing is written unless every
+    area was drawn.
     """
     from gis.blocks import block_adjacency, build_blocks
     from gis.partition import partition_blocks
@@ -296,6 +321,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     graphs: list[nx.Graph] = []
     next_block = 1
     fmt = CodeFormat(params.code_format)
+    locked_all = _locked_grids(store)
     for _, area in areas.iterrows():
         say(f"area {area['code']}: reading streets and buildings")
         geom = area.geometry
@@ -323,6 +349,11 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
             kw["max_street_m"] = params.max_street_m
         if params.max_area_m2 is not None:
             kw["max_area_m2"] = params.max_area_m2
+        locked = locked_all[locked_all["parent_code"].astype(str) == str(area["code"])]
+        if len(locked):
+            # A block belongs to a locked grid when its representative point lies in it.
+            x, y = representative_xy(blocks.geometry)
+            kw["locked"] = assign_xy(x, y, locked.geometry)
         labels = np.asarray(partition_blocks(
             blocks, adj, target_households=params.target_households, min_households=params.min_households,
             max_households=params.max_households, seed=params.seed, **kw))
@@ -330,10 +361,14 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         blocks["_part"] = labels
         parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
         parts["parent_code"] = str(area["code"])
-        parts["code"] = assign_codes(parts, fmt=fmt, metric_crs=metric).to_numpy()
+        locked_codes = {}
+        if len(locked):
+            locked_codes = {int(lab): str(locked["code"].iloc[int(lab)])
+                            for lab in set(kw["locked"].tolist()) if lab >= 0}
+        parts["code"] = _codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
         code_of = dict(zip(parts["_part"], parts["code"]))
         blocks["grid_code"] = [code_of[p] for p in labels]
-        grids = _mark_exempt(_grids_from_blocks(blocks, metric), params)
+        grids = _mark_exempt(_grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params)
         all_blocks.append(blocks.drop(columns=["_part"]))
         all_grids.append(grids)
         graphs.append(adj)

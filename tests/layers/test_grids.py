@@ -266,3 +266,30 @@ def test_import_exported_grids_as_plan(store, tmp_path):
     with pytest.raises(GridPatrolError, match="not a polygon"):
         plans.import_grids(store, bad)
     assert _counts(store) == n
+
+
+def test_redraw_keeps_locked_grids(store):
+    _load_nanjing(store)
+    first = plans.PlanParams(target_households=20, min_households=5, max_households=40)
+    second = plans.PlanParams(target_households=35, min_households=5, max_households=70, seed=9)
+    p1 = plans.draw_grids(store, first)
+    g1 = plans.read_grids(store, p1)
+    metric = local_metric_crs(*g1.union_all().centroid.coords[0])
+    g1m = g1.to_crs(metric)
+    # Redraw without a lock first, to find a grid that the second parameters would change.
+    p_free = plans.draw_grids(store, second)
+    free = plans.read_grids(store, p_free).to_crs(metric).geometry
+    changed = [c for c, g in zip(g1m["code"], g1m.geometry)
+               if not any(g.symmetric_difference(f).area < 1.0 for f in free)]
+    assert changed, "the second parameters must redraw some grid of the first plan"
+    keep = changed[0]
+    plans.set_locked(store, [keep], True, plan_id=p1)
+    p2 = plans.draw_grids(store, second)
+    g2 = plans.read_grids(store, p2).set_index("code")
+    old = g1.set_index("code").loc[keep]
+    assert g2.loc[keep, "locked"] and g2.loc[keep, "households"] == pytest.approx(old["households"])
+    kept = gpd.GeoSeries([g2.loc[keep, "geometry"]], crs=4326).to_crs(metric).iloc[0]
+    assert kept.symmetric_difference(g1m.set_index("code").loc[keep, "geometry"]).area < 1.0
+    assert g2.index.is_unique
+    res, _ = plans.check_grids(store, p2)
+    assert not (res.problems["kind"].isin(["gap", "overlap", "duplicate_code", "building_cut"])).any()
