@@ -377,7 +377,8 @@ def _mass_points(face: BaseGeometry, fp_pts: np.ndarray, fp_hh: np.ndarray, lu_g
                  lu_hh: np.ndarray, by_area: bool) -> tuple[np.ndarray, np.ndarray]:
     """Weighted points standing for the face's load: households (landuse spread on a lattice) or area."""
     minx, miny, maxx, maxy = face.bounds
-    spacing = max(math.sqrt(face.area / 3000.0), 1.0)
+    # about 3,000 lattice points in the face, and never more than 20,000 in its bounding box
+    spacing = max(math.sqrt(face.area / 3000.0), math.sqrt((maxx - minx) * (maxy - miny) / 20_000.0), 1.0)
     xs = np.arange(minx + spacing / 2, maxx, spacing)
     ys = np.arange(miny + spacing / 2, maxy, spacing)
     gx, gy = np.meshgrid(xs, ys)
@@ -465,12 +466,13 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     if (k_parts > 1).any():
         fp_tree = shapely.STRtree(fp_geoms) if len(fp_geoms) else None
         lu_tree = shapely.STRtree(lu_geoms) if len(lu_geoms) else None
+        pt_tree = shapely.STRtree(fp_pts) if len(fp_pts) else None
         for fi in np.flatnonzero(k_parts > 1):
             face = faces[fi]
             obs = fp_geoms[fp_tree.query(face, predicate="intersects")] if fp_tree else np.array([], dtype=object)
             lu_idx = lu_tree.query(face, predicate="intersects") if lu_tree else np.zeros(0, int)
             by_area = households[fi] <= max_block_households
-            in_face = shapely.intersects(face, fp_pts) if len(fp_pts) else np.zeros(0, bool)
+            in_face = np.sort(pt_tree.query(face, predicate="intersects")) if pt_tree else np.zeros(0, int)
             pts, w = _mass_points(face, fp_pts[in_face], fp_hh[in_face], lu_geoms[lu_idx], lu_hh[lu_idx], by_area)
             cuts += _split_lines(face, int(k_parts[fi]), pts, w, obs)
     split_flag = np.zeros(len(faces), dtype=bool)

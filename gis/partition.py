@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import geopandas as gpd
 import networkx as nx
@@ -68,18 +68,27 @@ def _graph(blocks: gpd.GeoDataFrame, adjacency: nx.Graph) -> _Graph:
         src += [i, j]
         dst += [j, i]
         w += [cost, cost]
-    src_a = np.asarray(src, dtype=np.int64)
-    dst_a = np.asarray(dst, dtype=np.int64)
-    w_a = np.maximum(np.asarray(w, dtype=float), 1e-3)
-    order = np.lexsort((dst_a, src_a))
-    src_a, dst_a, w_a = src_a[order], dst_a[order], w_a[order]
-    n = len(ids)
+    return _from_arrays(len(ids), np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64),
+                        np.maximum(np.asarray(w, dtype=float), 1e-3))
+
+
+def _from_arrays(n: int, src: np.ndarray, dst: np.ndarray, w: np.ndarray) -> _Graph:
+    """_Graph from directed edge arrays (both directions present), neighbours sorted."""
+    order = np.lexsort((dst, src))
+    src, dst, w = src[order], dst[order], w[order]
     nb: list[list[int]] = [[] for _ in range(n)]
     nbw: list[list[float]] = [[] for _ in range(n)]
-    for s, d, c in zip(src_a.tolist(), dst_a.tolist(), w_a.tolist()):
-        nb[s].append(d)
-        nbw[s].append(c)
-    return _Graph(n, nb, nbw, src_a, dst_a, w_a)
+    for s_, d_, c_ in zip(src.tolist(), dst.tolist(), w.tolist()):
+        nb[s_].append(d_)
+        nbw[s_].append(c_)
+    return _Graph(n, nb, nbw, src, dst, w)
+
+
+def _same_label_components(g: _Graph, labels: np.ndarray) -> np.ndarray:
+    """Connected component id per block of the graph keeping only edges inside one grid."""
+    same = labels[g.src] == labels[g.dst]
+    m = coo_matrix((np.ones(same.sum()), (g.src[same], g.dst[same])), shape=(g.n, g.n))
+    return connected_components(m, directed=False)[1]
 
 
 def _households(blocks: gpd.GeoDataFrame) -> np.ndarray:
@@ -92,16 +101,16 @@ def _households(blocks: gpd.GeoDataFrame) -> np.ndarray:
     return h
 
 
-def grid_components(labels: np.ndarray, graph_or_blocks, adjacency: nx.Graph | None = None) -> np.ndarray:
+def grid_components(labels: np.ndarray, blocks: gpd.GeoDataFrame, adjacency: nx.Graph) -> np.ndarray:
     """Number of connected pieces of every grid label (index = label) in the block adjacency graph.
 
-    Call as ``grid_components(labels, blocks, adjacency)``; a contiguous plan has all ones.
+    A contiguous plan has all ones; labels that do not occur count 0.
     """
-    g = graph_or_blocks if isinstance(graph_or_blocks, _Graph) else _graph(graph_or_blocks, adjacency)
-    labels = np.asarray(labels)
-    same = labels[g.src] == labels[g.dst]
-    m = coo_matrix((np.ones(same.sum()), (g.src[same], g.dst[same])), shape=(g.n, g.n))
-    _, comp = connected_components(m, directed=False)
+    return _pieces(_graph(blocks, adjacency), np.asarray(labels))
+
+
+def _pieces(g: _Graph, labels: np.ndarray) -> np.ndarray:
+    comp = _same_label_components(g, labels)
     pieces = np.zeros(labels.max() + 1 if len(labels) else 0, dtype=np.int64)
     uniq = np.unique(np.column_stack([labels, comp]), axis=0)
     np.add.at(pieces, uniq[:, 0], 1)
@@ -206,8 +215,7 @@ class _Search:
                 other = labels[j]
                 if other != lab and not frozen[j]:
                     out.append((b, lab, int(other)))
-                    if not frozen[j]:
-                        out.append((j, int(other), lab))
+                    out.append((j, int(other), lab))
         return list(dict.fromkeys(out))
 
     def run(self, grids: list[int], *, max_rounds: int = 200, polish_rounds: int = 2, chain_rounds: int = 6) -> None:
@@ -353,9 +361,7 @@ class _Search:
 def _fix_contiguity(g: _Graph, labels: np.ndarray, h: np.ndarray, frozen: np.ndarray) -> np.ndarray:
     """Give every detached piece of a grid to the neighbouring grid it shares most boundary with."""
     for _ in range(50):
-        same = labels[g.src] == labels[g.dst]
-        m = coo_matrix((np.ones(same.sum()), (g.src[same], g.dst[same])), shape=(g.n, g.n))
-        _, comp = connected_components(m, directed=False)
+        comp = _same_label_components(g, labels)
         # the main piece of each grid: most households, then most blocks, then lowest component id
         hh_c = np.bincount(comp, weights=h, minlength=comp.max() + 1)
         n_c = np.bincount(comp, minlength=comp.max() + 1)
@@ -527,13 +533,7 @@ def _subgraph(g: _Graph, members: np.ndarray) -> _Graph:
     local = np.full(g.n, -1, dtype=np.int64)
     local[members] = np.arange(len(members))
     keep = (local[g.src] >= 0) & (local[g.dst] >= 0)
-    src, dst, w = local[g.src[keep]], local[g.dst[keep]], g.w[keep]
-    nb: list[list[int]] = [[] for _ in range(len(members))]
-    nbw: list[list[float]] = [[] for _ in range(len(members))]
-    for s_, d_, c_ in zip(src.tolist(), dst.tolist(), w.tolist()):
-        nb[s_].append(d_)
-        nbw[s_].append(c_)
-    return _Graph(len(members), nb, nbw, src, dst, w)
+    return _from_arrays(len(members), local[g.src[keep]], local[g.dst[keep]], g.w[keep])
 
 
 def _plan_score(hh: np.ndarray, band: Band) -> tuple[float, float]:
@@ -611,7 +611,7 @@ def split_grid(blocks_of_grid: gpd.GeoDataFrame, adjacency: nx.Graph, parts: int
     g = _graph(blocks_of_grid, adjacency)
     if parts == 1:
         return np.zeros(n, dtype=np.int64)
-    if grid_components(np.zeros(n, dtype=np.int64), g)[0] != 1:
+    if _pieces(g, np.zeros(n, dtype=np.int64))[0] != 1:
         raise InputError("the grid's blocks are not connected", hint="check the grid with check-grids first")
     total = float(h.sum())
     mean = total / parts

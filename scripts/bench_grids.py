@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing as mp
 import os
 import platform
@@ -29,7 +28,7 @@ DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 CHENGDU_DISTRICTS = ("510104", "510105", "510106", "510107", "510108")
 
 
-def chengdu_case(max_block_households: float):
+def chengdu_case():
     """Chengdu: blocks of the five districts (GCJ-02 → WGS-84) ∩ the extract, as one planning area."""
     from gis.crs import to_wgs84_geometry
     from gis.osm import read_osm
@@ -138,7 +137,7 @@ def main() -> None:
             if not (DATA / "chengdu" / "chengdu.osm").exists():
                 print(f"skipping chengdu: {DATA / 'chengdu'} is missing")
                 continue
-            area, roads, barriers, buildings, crs = chengdu_case(args.max_block_households)
+            area, roads, barriers, buildings, crs = chengdu_case()
             name = "Chengdu (5 districts ∩ extract)"
         else:
             area, roads, barriers, buildings, crs = synth_case(int(case), args.seed)
