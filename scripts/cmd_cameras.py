@@ -156,6 +156,7 @@ def register(app: typer.Typer) -> None:
         df = overdue_incidents(store, deadlines=_parse_deadlines(deadline))
         cols = ["id", "category", "state", "state_zh", "grid_code", "worker", "due_at", "overdue_h"]
         df = df[cols].assign(due_at=df["due_at"].astype(str), overdue_h=df["overdue_h"].round(1))
+        df = df.astype(object).where(df.notna(), None)
         if as_json:
             print(json.dumps(df.to_dict("records"), ensure_ascii=False))
             return

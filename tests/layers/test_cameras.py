@@ -204,3 +204,30 @@ def test_link_incidents_and_cli_outputs(store, tmp_path, monkeypatch):
     want = cameras_at(store, p.x, p.y, radius_m=400.0)
     assert [r["code"] for r in rows] == list(want["code"])
     assert all({"code", "distance_m", "in_view"} <= set(r) for r in rows)
+
+
+def test_osm_surveillance_cameras_share_the_layer_with_defaults(store, tmp_path):
+    # rows as the OSM import writes them (man_made=surveillance: direction optional, no fov/range)
+    lon0, lat0 = 104.06, 30.66
+    east_lon, east_lat, _ = GEOD.fwd(lon0, lat0, 90, 40)   # 40 m east of the spot
+    west_lon, west_lat, _ = GEOD.fwd(lon0, lat0, 270, 80)  # 80 m west
+    osm = gpd.GeoDataFrame({
+        "osm_id": [1, 2, 3], "code": ["osm:1", "osm:2", "osm:3"], "name": [None, "路口监控", None],
+        "azimuth_deg": [270.0, np.nan, 90.0], "fov_deg": np.nan, "camera_type": ["fixed", "dome", "fixed"],
+        "source": "osm", "project": "other", "status": "online",
+    }, geometry=shapely.points([east_lon, west_lon, west_lon], [east_lat, west_lat, west_lat]), crs=4326)
+    with store.begin() as conn:
+        store.insert_gdf(conn, "cameras", osm)
+    f = tmp_path / "c.csv"
+    f.write_text(f"code,name,project,lon,lat,direction_deg\n51010400001320000001,天网1,天网,{lon0},{lat0},0\n",
+                 encoding="utf-8")
+    import_cameras(store, f)
+    got = cameras_at(store, lon0, lat0, radius_m=100.0).set_index("code")
+    assert set(got.index) == {"osm:1", "osm:2", "osm:3", "51010400001320000001"}
+    # osm:1 looks west at the spot from 40 m (default 60°, 50 m): in view; osm:2 is a dome
+    # (default 100 m) 80 m away: in view; osm:3 looks east away from the spot: not in view
+    assert got.loc["osm:1", "in_view"] and got.loc["osm:1", "fov_deg"] == 60.0 and got.loc["osm:1", "range_m"] == 50.0
+    assert got.loc["osm:2", "in_view"] and got.loc["osm:2", "full_circle"] and got.loc["osm:2", "range_m"] == 100.0
+    assert not got.loc["osm:3", "in_view"]
+    assert got.loc["51010400001320000001", "in_view"]  # at the spot itself
+    assert store.count("cameras") == 4
