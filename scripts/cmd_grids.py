@@ -31,7 +31,7 @@ def register(app: typer.Typer) -> None:
         code_format: Annotated[str, typer.Option(help="Grid code format (fields county, street, community, seq)")]
         = "{county}{street}{community}{seq:03d}",
     ) -> None:
-        """Draw a new grid plan for every finest loaded area (community, else district)."""
+        """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
         from layers.grids import PlanParams, draw_grids, plan_row
 
         params = PlanParams(target_households=target_households, min_households=min_households,
