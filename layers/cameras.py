@@ -42,7 +42,7 @@ Progress = Callable[[str], None]
 # Columns of a camera file (README: "Camera files"). Required: code, name, project, lon, lat.
 CAMERA_COLUMNS = ("code", "name", "project", "lon", "lat", "direction_deg", "fov_deg", "range_m",
                   "height_m", "type", "status", "secrecy_level", "owner_unit")
-REQUIRED_CAMERA_COLUMNS = ("code", "lon", "lat")
+REQUIRED_CAMERA_COLUMNS = ("code", "name", "project", "lon", "lat")
 # Header names seen in Chinese spreadsheets and common English variants, mapped to ours.
 SYNONYMS = {
     "设备编码": "code", "设备编号": "code", "国标编码": "code", "device_code": "code", "id": "code",
@@ -290,11 +290,13 @@ def prepare_cameras(
     path = Path(path)
     raw, line0 = read_records(path, crs=crs)
     df = apply_mapping(raw, parse_mapping(mapping), CAMERA_COLUMNS, path)
-    missing = [c for c in REQUIRED_CAMERA_COLUMNS if c not in df.columns]
+    # --project stands in for a missing project column (e.g. a list that is all Skynet)
+    missing = [c for c in REQUIRED_CAMERA_COLUMNS if c not in df.columns and not (c == "project" and project)]
     if missing:
         raise InputError(f"{path}: required column(s) {', '.join(missing)} missing",
                          hint="columns: code,name,project,lon,lat[,direction_deg,fov_deg,range_m,height_m,type,"
-                              "status,secrecy_level,owner_unit]; rename with --map code=ID,lon=Longitude,…")
+                              "status,secrecy_level,owner_unit]; rename with --map code=ID,lon=Longitude,…; "
+                              "--project skynet|sharp_eyes|other stands in for a missing project column")
     problems: list[RowProblem] = []
     lon, lat = check_coordinates(df, line0, problems, crs)
     code = _text(df["code"])

@@ -30,7 +30,7 @@ def _codes(store) -> list[str]:
 
 def test_baltimore_cctv_imports_with_a_column_mapping(store):
     src = data_path("baltimore", "cctv_2014.csv")
-    res = import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    res = import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:", project="other")
     raw = pd.read_csv(src)
     assert res.counts["cameras"] == len(raw) == store.count("cameras")
     cams = store.read_layer("cameras").set_index("code")
@@ -39,16 +39,18 @@ def test_baltimore_cctv_imports_with_a_column_mapping(store):
     assert got["name"] == row["CameraName"] and got["owner_unit"] == row["Owner"]
     assert got.geometry.x == pytest.approx(row["Longitude"]) and got.geometry.y == pytest.approx(row["Latitude"])
     # importing again replaces, never duplicates
-    import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:", project="other")
     assert store.count("cameras") == len(raw)
     # without the prefix, the bare ids are refused as malformed GB/T 28181 codes
     with pytest.raises(InputError, match=r"row 1 \(line 2\).*GB/T 28181"):
-        import_cameras(store, src, mapping=BALTIMORE_MAP)
+        import_cameras(store, src, mapping=BALTIMORE_MAP, project="other")
+    with pytest.raises(InputError, match="required column.*project"):
+        import_cameras(store, src, mapping=BALTIMORE_MAP, code_prefix="baltimore:")
 
 
 def test_bad_rows_are_listed_and_the_store_is_unchanged(store, tmp_path):
     good = "51010400001320000001"
-    import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:", project="other")
     before = _codes(store)
     f = tmp_path / "cams.csv"
     rows = [
@@ -82,7 +84,7 @@ def test_bad_rows_are_listed_and_the_store_is_unchanged(store, tmp_path):
 
 def test_missing_required_column_and_unknown_mapping_are_refused(store, tmp_path):
     f = tmp_path / "c.csv"
-    f.write_text("code,name,x_coord,lat\n51010400001320000001,a,104.0,30.6\n", encoding="utf-8")
+    f.write_text("code,name,project,x_coord,lat\n51010400001320000001,a,天网,104.0,30.6\n", encoding="utf-8")
     with pytest.raises(InputError, match="required column.*lon"):
         import_cameras(store, f)
     with pytest.raises(InputError, match="no column 'Longitude'"):
@@ -177,7 +179,7 @@ def test_link_incidents_and_cli_outputs(store, tmp_path, monkeypatch):
     from layers.incidents import import_incidents
     from scripts.cli import app
 
-    import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:")
+    import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:", project="other")
     import_incidents(store, data_path("baltimore", "crime_2018_homicide.json"),
                      mapping="occurred_at=CrimeDate,time=CrimeTime,category=Description,lon=Longitude,lat=Latitude",
                      tz="America/New_York", state="closed")
