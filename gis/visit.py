@@ -10,7 +10,7 @@ import numpy as np
 import pyproj
 import shapely
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
-from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from shapely.geometry import LineString
 
 from gis.coverage import DRIVE_SPEED_MPS, WALK_SPEED_MPS, Traversal, _path_nodes, _Router, route_line
@@ -158,10 +158,13 @@ def plan_visit(
         net = street_network(roads, mode=mode, crs=crs)
         if net.n_nodes == 0:
             raise InputError("no streets to route on near the points")
-        # Snap every site to its nearest street node (vectorised over all nodes).
-        d2 = ((sites[:, None, :] - net.node_xy[None, :, :]) ** 2).sum(axis=2)
-        node = d2.argmin(axis=1)
-        snap = np.sqrt(d2[np.arange(n), node]).tolist()
+        # Snap every site to its nearest node of the main street network (not to a detached
+        # courtyard path from which nothing else can be reached).
+        _, labels = connected_components(net.csgraph(False), directed=False)
+        main = np.flatnonzero(labels == np.bincount(labels).argmax())
+        d2 = ((sites[:, None, :] - net.node_xy[None, main, :]) ** 2).sum(axis=2)
+        node = main[d2.argmin(axis=1)]
+        snap = np.sqrt(d2.min(axis=1)).tolist()
         far = [i for i, s in enumerate(snap) if s > max_snap_m]
         if far:
             i = far[0]

@@ -103,10 +103,11 @@ def read_polygon_file(path: str | Path, code: str | None = None) -> list[Target]
     return out
 
 
-def _roads_near(store: Store, geom: BaseGeometry) -> gpd.GeoDataFrame:
+def _roads_near(store: Store, geom: BaseGeometry, code: str) -> gpd.GeoDataFrame:
     roads = store.read_layer("roads", bbox=_expand(geom.bounds))
     if not len(roads):
-        raise InputError("no streets in the store around this area", hint="import an OSM extract first (gridpatrol import-osm FILE)")
+        raise InputError("no streets in the store in or around this area", where=code,
+                         hint="import the OSM extract that covers it first (gridpatrol import-osm FILE)")
     return roads
 
 
@@ -189,7 +190,7 @@ def plan_routes(
     for i, t in enumerate(targets):
         say(f"{t.code} ({i + 1}/{len(targets)})")
         try:
-            roads = _roads_near(store, t.polygon)
+            roads = _roads_near(store, t.polygon, t.code)
             incidents = store.read_layer("incidents", bbox=t.polygon.bounds)
             inc = incidents[incidents.intersects(t.polygon)] if len(incidents) else incidents
             synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())

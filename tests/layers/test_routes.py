@@ -1,0 +1,185 @@
+"""Routes in the store (GeoPackage and PostGIS): plan, replace, read back, print, visit, bad input."""
+from __future__ import annotations
+
+import itertools
+import json
+import re
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import box
+
+from gis.crs import local_metric_crs
+from gis.errors import InputError, NotFoundError
+from layers.importing import import_osm
+from layers.routes import (
+    Target,
+    grid_targets,
+    plan_routes,
+    plan_visit_route,
+    print_route,
+    read_routes,
+    route_folium_map,
+)
+from tests.conftest import data_path
+
+AREA = box(118.770, 32.035, 118.780, 32.043)  # a piece of Nanjing 玄武区 with streets
+NOWHERE = box(118.60, 31.90, 118.601, 31.901)  # inside the extract's bounds, no streets
+
+
+@pytest.fixture
+def nanjing(store):
+    import_osm(store, data_path("nanjing", "xuanwu.osm"))
+    return store
+
+
+def test_plan_routes_stores_routes_that_read_back(nanjing):
+    store = nanjing
+    out = plan_routes(store, [Target("NJ-1", AREA)], mode="walk", time_limit_s=10)
+    assert out[0].ok, out[0].error
+    routes = read_routes(store, "NJ-1")
+    assert len(routes) == 1
+    r = routes.iloc[0]
+    assert r["kind"] == "coverage" and r["mode"] == "walk"
+    assert r["lower_bound_m"] <= r["length_m"] and r["required_m"] <= r["length_m"]
+    assert r["duration_s"] == pytest.approx(r["length_m"] / 1.25)
+    # The stored line is the route: its length in metres matches length_m.
+    line_m = gpd.GeoSeries([r.geometry], crs=4326).to_crs(local_metric_crs(118.775, 32.04)).iloc[0]
+    assert line_m.length == pytest.approx(r["length_m"], rel=0.005)
+    steps = json.loads(r["directions_json"])
+    assert steps[0]["text"].startswith("从起点出发") and steps[0]["text_en"].startswith("Start on")
+    assert sum(s["distance_m"] for s in steps) == pytest.approx(r["length_m"])
+    stats = json.loads(r["stats_json"])
+    assert stats["segments_required"] > 10
+    # Planning again replaces the route instead of adding a second one.
+    plan_routes(store, [Target("NJ-1", AREA)], mode="walk", workers=2, time_limit_s=10)
+    again = read_routes(store, "NJ-1")
+    assert sorted(again["worker_index"]) == [0, 1]
+    assert max(again["length_m"]) <= 1.10 * again["length_m"].mean()
+
+
+def test_driving_and_walking_routes_live_side_by_side(nanjing):
+    plan_routes(nanjing, [Target("NJ-1", AREA)], mode="walk")
+    plan_routes(nanjing, [Target("NJ-1", AREA)], mode="drive", time_limit_s=10)
+    both = read_routes(nanjing, "NJ-1")
+    assert sorted(both["mode"]) == ["drive", "walk"]
+    assert len(read_routes(nanjing, "NJ-1", mode="drive")) == 1
+
+
+def test_a_failing_target_writes_nothing(nanjing):
+    store = nanjing
+    with pytest.raises(InputError, match=r"EMPTY: no (walkable )?streets"):
+        plan_routes(store, [Target("NJ-1", AREA), Target("EMPTY", NOWHERE)])
+    assert store.count("routes") == 0
+    # With --all semantics the empty grid is reported and the others stored.
+    out = plan_routes(store, [Target("NJ-1", AREA), Target("EMPTY", NOWHERE)], skip_failures=True)
+    assert [o.ok for o in out] == [True, False]
+    assert out[1].error.startswith("EMPTY: no")
+    assert store.count("routes") == 1
+    with pytest.raises(InputError, match="km from the nearest street"):
+        plan_routes(store, [Target("NJ-2", AREA)], start=(119.3, 32.04))
+    with pytest.raises(NotFoundError):
+        read_routes(store, "NJ-2")
+
+
+def test_unknown_grid_code_is_not_found(nanjing):
+    with pytest.raises(NotFoundError):
+        grid_targets(nanjing, ["999999"])
+
+
+def test_print_route_from_the_store(nanjing, tmp_path):
+    import subprocess
+
+    plan_routes(nanjing, [Target("NJ-1", AREA)], mode="walk")
+    pdf, gpx = tmp_path / "r.pdf", tmp_path / "r.gpx"
+    sr = print_route(nanjing, "NJ-1", pdf, gpx=gpx, gpx_crs="gcj02", geojson=tmp_path / "r.geojson")
+    assert pdf.stat().st_size < 2 * 1024 * 1024 and gpx.exists() and (tmp_path / "r.geojson").exists()
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    named = {s["street"] for s in sr.steps if s["street"]}
+    assert named and all(n in text for n in named)
+    with pytest.raises(NotFoundError, match="no stored route"):
+        print_route(nanjing, "NOPE", tmp_path / "x.pdf")
+    from api.static_assets import save_offline
+
+    html = save_offline(route_folium_map(nanjing, "NJ-1"), tmp_path / "r.html").read_text(encoding="utf-8")
+    # Offline: no script or stylesheet from the network.
+    assert not re.search(r"<script[^>]+src=[\"']https?:", html)
+    assert not re.search(r"<link[^>]+href=[\"']https?:", html)
+    assert "OpenStreetMap" in html
+
+
+def _network_distances(store, sites):
+    """Shortest walking distances between street nodes nearest to ``sites`` (networkx, metres)."""
+    roads = store.read_layer("roads")
+    crs = local_metric_crs(118.775, 32.04)
+    rm = roads.to_crs(crs)
+    G = nx.Graph()
+    for r in roads.itertuples():
+        if r.highway in ("motorway", "motorway_link"):
+            continue
+        if not G.has_edge(r.u, r.v) or G[r.u][r.v]["w"] > r.length_m:
+            G.add_edge(r.u, r.v, w=r.length_m)
+    ends = {}
+    for (u, v), g in zip(roads[["u", "v"]].itertuples(index=False), rm.geometry):
+        ends[u] = g.coords[0]
+        ends[v] = g.coords[-1]
+    main = max(nx.connected_components(G), key=len)
+    ids = np.array([k for k in ends if k in main])
+    xy = np.array([ends[k] for k in ids])
+    pts = gpd.GeoSeries(sites, crs=4326).to_crs(crs)
+    nodes = [ids[np.argmin(np.hypot(xy[:, 0] - p.x, xy[:, 1] - p.y))] for p in pts]
+    return np.array([[nx.shortest_path_length(G, a, b, weight="w") for b in nodes] for a in nodes])
+
+
+def test_visit_route_is_the_brute_force_optimum(nanjing, tmp_path):
+    rng = np.random.default_rng(7)
+    minx, miny, maxx, maxy = AREA.bounds
+    pts = shapely.points(np.column_stack([rng.uniform(minx, maxx, 6), rng.uniform(miny, maxy, 6)]))
+    gdf = gpd.GeoDataFrame({"name": [f"重点{i}" for i in range(6)], "importance": [1, 1, 1, 1, 1, 1]},
+                           geometry=pts, crs=4326)
+    f = tmp_path / "points.geojson"
+    gdf.to_file(f, driver="GeoJSON")
+    plan, _ = plan_visit_route(nanjing, f, code="重点巡访", time_limit_s=2)
+    D = _network_distances(nanjing, pts)
+    best = min(D[0, p[0]] + sum(D[a, b] for a, b in zip(p[:-1], p[1:])) + D[p[-1], 0]
+               for p in itertools.permutations(range(1, 6)))
+    assert plan.length_m == pytest.approx(best, abs=1.0)
+    assert plan.gap == pytest.approx(0.0, abs=1e-6)
+    assert sorted(plan.order) == list(range(6))
+    stored = read_routes(nanjing, "重点巡访", kind="visit")
+    assert stored.iloc[0]["length_m"] == pytest.approx(plan.length_m)
+
+
+def test_visit_budget_keeps_the_important_point(nanjing, tmp_path):
+    minx, miny, maxx, maxy = AREA.bounds
+    near = [(minx + 0.001 * k, miny + 0.001) for k in range(1, 5)]
+    far = (maxx - 0.0005, maxy - 0.0005)
+    gdf = gpd.GeoDataFrame({"name": ["起点", "a", "b", "c", "d", "学校"], "importance": [1, 1, 1, 1, 1, 50]},
+                           geometry=shapely.points([(minx + 0.0005, miny + 0.0005)] + near[:4] + [far]), crs=4326)
+    f = tmp_path / "p.csv"
+    df = gdf.drop(columns="geometry")
+    df["lon"], df["lat"] = gdf.geometry.x, gdf.geometry.y
+    df.to_csv(f, index=False)
+    pair = tmp_path / "pair.csv"
+    df.iloc[[0, 5]].to_csv(pair, index=False)
+    school_only, _ = plan_visit_route(nanjing, pair, time_limit_s=2)
+    budget_min = school_only.duration_s * 1.05 / 60
+    plan, _ = plan_visit_route(nanjing, f, budget_min=budget_min, time_limit_s=2)
+    # Visiting the school (importance 50) beats visiting all four others (importance 4).
+    assert 5 in plan.order
+    assert plan.duration_s <= budget_min * 60 + 1
+
+
+def test_empty_points_file_is_a_clear_error(nanjing, tmp_path):
+    empty = tmp_path / "empty.geojson"
+    empty.write_text('{"type": "FeatureCollection", "features": []}')
+    with pytest.raises(InputError, match="no points"):
+        plan_visit_route(nanjing, empty)
+    blank = tmp_path / "blank.csv"
+    blank.write_text("")
+    with pytest.raises(InputError, match="empty"):
+        plan_visit_route(nanjing, blank)
+    assert nanjing.count("routes") == 0
