@@ -11,7 +11,9 @@ import shapely
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
+from branca.element import MacroElement
 from folium.plugins import FastMarkerCluster
+from jinja2 import Template
 from sqlalchemy import and_, func, select
 
 from api.auth import AuthError, can, issue_token, layer_filter, require_permission
@@ -177,15 +179,25 @@ def to_display(m: folium.Map, settings: Settings) -> folium.Map:
     return m
 
 
+def _controls_last(m: folium.Map) -> None:
+    """Move layer controls after every layer: a control lists the layers that exist when its
+    script runs, so layers added after it (problems, basemap) would break the page."""
+    for key in [k for k, v in m._children.items() if isinstance(v, folium.LayerControl)]:
+        m._children[key] = m._children.pop(key)
+
+
 def _html(m: folium.Map, settings: Settings) -> HTMLResponse:
     to_display(m, settings)
+    _controls_last(m)
     return HTMLResponse(render_offline(m, base_url="/static/vendor"))
 
 
 def _basemap(store: Store, bbox: tuple[float, float, float, float], display: str | None) -> folium.Map:
     """A map without tiles showing our own streets and buildings in ``bbox`` (the default basemap)."""
     minx, miny, maxx, maxy = bbox
-    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], tiles=None, control_scale=True, prefer_canvas=True)
+    # max_zoom: marker clusters need it, and without tiles nothing else sets it.
+    m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], tiles=None, control_scale=True, prefer_canvas=True,
+                   maxZoom=20)
     roads = store.read_layer("roads", bbox=bbox)
     buildings = store.read_layer("buildings", bbox=bbox)
     buildings = buildings[buildings["osm_type"] != "landuse"] if len(buildings) else buildings
@@ -231,7 +243,7 @@ async def grid_map(request: Request, store: StoreDep, settings: SettingsDep,
                 p = p[[c for c in p.columns if c in ("kind", "severity", "message", "grid_code", "code")] + ["geometry"]]
                 p = p[~p.geometry.is_empty & p.geometry.notna()]
                 # Problems are highlighted in magenta, with their message on hover.
-                folium.GeoJson(p, name="problems 问题", style_function=lambda f: {
+                folium.GeoJson(p, name="problems 问题", marker=folium.CircleMarker(radius=9), style_function=lambda f: {
                     "color": "#ff00ff", "weight": 4, "fillColor": "#ff00ff", "fillOpacity": 0.5},
                     tooltip=folium.GeoJsonTooltip([c for c in p.columns if c != "geometry"]) if len(p.columns) > 1 else None,
                 ).add_to(m)
@@ -276,6 +288,8 @@ LOOKUP_JS = r"""
   var canCams = %(can_cams)s;
   var panel = document.getElementById('gp-panel');
   var sectors = L.layerGroup().addTo(map);
+  // SVG (not the map's canvas) so the sectors are DOM elements tests and styles can find.
+  var svg = L.svg({padding: 0.5});
   var pin = null;
   function el(tag, text, cls) { var e = document.createElement(tag); if (text !== undefined) e.textContent = text; if (cls) e.className = cls; return e; }
   function sector(c) {
@@ -286,7 +300,7 @@ LOOKUP_JS = r"""
       var a = (a0 + (a1 - a0) * i / 32) * Math.PI / 180;
       pts.push([c.lat + r * Math.cos(a) / 110574, c.lon + r * Math.sin(a) / (111320 * Math.cos(c.lat * Math.PI / 180))]);
     }
-    return L.polygon(pts, {color: c.in_view ? '#d7301f' : '#888', weight: 1, fillOpacity: 0.25, className: 'gp-sector'});
+    return L.polygon(pts, {color: c.in_view ? '#d7301f' : '#888', weight: 1, fillOpacity: 0.25, className: 'gp-sector', renderer: svg});
   }
   function show(lat, lon) {
     panel.dataset.state = 'loading';
@@ -312,7 +326,7 @@ LOOKUP_JS = r"""
           b.cameras.forEach(function (c) {
             ul.appendChild(el('li', c.code + ' ' + (c.name || '') + ' · ' + c.distance_m + ' m' + (c.online ? '' : ' · 离线 offline'), 'gp-camera'));
             sector(c).addTo(sectors);
-            L.circleMarker([c.lat, c.lon], {radius: 4, color: '#d7301f', fillOpacity: 1}).addTo(sectors);
+            L.circleMarker([c.lat, c.lon], {radius: 4, color: '#d7301f', fillOpacity: 1, renderer: svg}).addTo(sectors);
           });
           panel.appendChild(ul);
         }
@@ -386,9 +400,16 @@ def _incident_map(store: Store, settings: Settings, user: Principal, days: float
     folium.LayerControl(collapsed=True).add_to(m)
     m.get_root().html.add_child(folium.Element(PANEL_HTML))
     _attribution(m, " · cameras and incidents of the Chinese demo areas are synthetic")
-    m.get_root().script.add_child(folium.Element(LOOKUP_JS % {
-        "map": m.get_name(), "crs": json.dumps(_display(settings)), "can_cams": json.dumps(can(user, "read_cameras"))}))
+    _script(LOOKUP_JS % {"map": m.get_name(), "crs": json.dumps(_display(settings)),
+                         "can_cams": json.dumps(can(user, "read_cameras"))}).add_to(m)
     return m
+
+
+def _script(js: str) -> MacroElement:
+    """A map child whose script runs after the map exists (the figure's own script runs before)."""
+    el = MacroElement()
+    el._template = Template("{% macro script(this, kwargs) %}" + js.replace("{%", "{ %") + "{% endmacro %}")
+    return el
 
 
 @router.get("/maps/incidents", response_class=HTMLResponse)

@@ -1,0 +1,179 @@
+"""Headless Chromium loads every map page from the running server with the network otherwise cut
+off, clicks the incident map, and the DOM shows grids, route, the lookup panel and camera sectors.
+
+Screenshots are written to $GRIDPATROL_SHOTS (default: the test's tmp dir) for a human to look at.
+"""
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from tests.api.live_server import PASSWORD, build_store, login, running_server
+
+pw = pytest.importorskip("playwright.sync_api", reason="python package playwright is needed for browser tests")
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         # Cut the network: every host name but loopback fails to resolve.
+         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):  # noqa: ANN201
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    tmp = tmp_path_factory.mktemp("browser")
+    db = f"gpkg:///{tmp / 'b.gpkg'}"
+    build_store(db, tmp)
+    with running_server(db) as base:
+        h = login(base, "pia")
+        r = httpx.post(base + "/grids/draw", headers=h, json={"seed": 1}, timeout=600)
+        assert r.status_code == 201, r.text
+        grids = httpx.get(base + "/grids", headers=h, timeout=60).json()["features"]
+        code = grids[0]["properties"]["code"]
+        r = httpx.post(base + "/routes/plan", headers=h, json={"grids": [code], "time_limit_s": 20}, timeout=600)
+        assert r.status_code == 201 and r.json()[0]["ok"], r.text
+        yield {"base": base, "grids": grids, "route_code": code, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
+
+
+@pytest.fixture(scope="module")
+def browser(site):  # noqa: ANN001, ANN201
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS[1:], headless=True)
+        yield b
+        b.close()
+
+
+def _page(browser, site, user: str | None = None):  # noqa: ANN001, ANN202
+    """A fresh context (own cookies) whose requests to anything but the server are aborted and recorded."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    ctx.user_data = []  # type: ignore[attr-defined]
+    outside: list[str] = []
+
+    def guard(route) -> None:  # noqa: ANN001
+        host = urlsplit(route.request.url).hostname
+        if route.request.url.startswith("data:") or host == "127.0.0.1":
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    ctx.route("**/*", guard)
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    if user:
+        page.goto(site["base"] + "/login")
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_load_state("load")
+    return ctx, page, outside, errors
+
+
+def _features(page, prop: str) -> list:  # noqa: ANN001
+    """Values of ``prop`` of every GeoJSON feature drawn on the page's map (canvas or SVG)."""
+    return page.evaluate(
+        "(prop) => { const m = window[document.querySelector('.folium-map').id]; const out = [];"
+        " m.eachLayer(l => { if (l.feature && l.feature.properties && prop in l.feature.properties)"
+        " out.push(l.feature.properties[prop]); }); return out; }", prop)
+
+
+def test_grid_map(browser, site):  # noqa: ANN001
+    ctx, page, outside, errors = _page(browser, site)
+    page.goto(site["base"] + "/maps/grids")
+    page.wait_for_selector(".leaflet-container canvas, .leaflet-container svg")
+    codes = {g["properties"]["code"] for g in site["grids"]}
+    drawn = set(_features(page, "code"))
+    assert codes <= drawn
+    assert len(_features(page, "highway")) > 100  # our own streets are the basemap
+    labels = page.locator(".leaflet-marker-icon").all_inner_texts()
+    assert len(labels) >= len(codes)
+    page.screenshot(path=str(site["shots"] / "grid_map.png"))
+    assert outside == [] and errors == []
+    ctx.close()
+
+
+def test_route_map(browser, site):  # noqa: ANN001
+    ctx, page, outside, errors = _page(browser, site, "pia")
+    page.goto(site["base"] + f"/maps/routes/{site['route_code']}")
+    page.wait_for_selector(".leaflet-container")
+    page.wait_for_selector(".leaflet-container canvas, .leaflet-container svg")
+    lines = page.evaluate(
+        "() => { const m = window[document.querySelector('.folium-map').id]; let n = 0;"
+        " m.eachLayer(l => { if (l instanceof L.Polyline && !(l instanceof L.Polygon) && l.getLatLngs().length > 10) n++; });"
+        " return n; }")
+    assert lines >= 1, "the route line is not on the map"
+    assert site["route_code"] in page.content()
+    page.screenshot(path=str(site["shots"] / "route_map.png"))
+    assert outside == [] and errors == []
+    ctx.close()
+
+
+def _target(site) -> tuple[dict, float, float]:  # noqa: ANN001
+    """An online fixed camera inside the first grid, and a point 20 m along its view direction."""
+    import shapely
+    from shapely.geometry import shape
+
+    h = login(site["base"], "ada")
+    area = shapely.union_all([shape(g["geometry"]) for g in site["grids"]])
+    cams = httpx.get(site["base"] + "/cameras?limit=10000", headers=h, timeout=60).json()["features"]
+    for c in cams:
+        p = c["properties"]
+        lon, lat = c["geometry"]["coordinates"]
+        if p["status"] != "online" or p["azimuth_deg"] is None or not area.contains(shapely.Point(lon, lat)):
+            continue
+        az = math.radians(p["azimuth_deg"])
+        tlon = lon + 20 / (111_320 * math.cos(math.radians(lat))) * math.sin(az)
+        tlat = lat + 20 / 110_574 * math.cos(az)
+        seen = httpx.get(site["base"] + f"/cameras/at?lon={tlon}&lat={tlat}&in_view=true", headers=h, timeout=60).json()
+        if any(s["code"] == p["code"] for s in seen):
+            return c, tlon, tlat
+    pytest.fail("no camera with a point in view inside the grids")
+
+
+def test_incident_map_click_shows_lookup_and_sectors(browser, site):  # noqa: ANN001
+    cam, lon, lat = _target(site)
+    ctx, page, outside, errors = _page(browser, site, "dan")
+    page.goto(site["base"] + "/maps/incidents")
+    page.wait_for_selector(".leaflet-container")
+    page.wait_for_function("document.querySelectorAll('.marker-cluster').length > 0")
+    clusters = page.locator(".marker-cluster").count()
+    map_id = page.locator(".folium-map").first.get_attribute("id")
+    # Zoom to the spot, then click the map there like a dispatcher would.
+    page.evaluate(f"void window['{map_id}'].setView([{lat}, {lon}], 19, {{animate: false}})")
+    page.wait_for_timeout(500)
+    pt = page.evaluate(f"(() => {{ const p = window['{map_id}'].latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }})()")
+    box = page.locator(f"#{map_id}").bounding_box()
+    page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
+    page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
+    panel = page.inner_text("#gp-panel")
+    assert "网格" in panel and site["grids"][0]["properties"]["code"][:6] in panel
+    assert cam["properties"]["code"] in panel
+    assert page.locator("#gp-panel .gp-camera").count() >= 1
+    assert page.locator("path.gp-sector").count() == page.locator("#gp-panel .gp-camera").count()
+    page.screenshot(path=str(site["shots"] / "incident_map_zoomed.png"))
+    # And the overview with clusters and a lookup from a deep link.
+    page.goto(site["base"] + f"/maps/incidents?click={lon},{lat}")
+    page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
+    page.evaluate(f"void window['{page.locator('.folium-map').first.get_attribute('id')}'].setView([{lat}, {lon}], 17, {{animate: false}})")
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(site["shots"] / "incident_map.png"))
+    assert clusters > 0 and outside == [] and errors == []
+    ctx.close()
+
+
+def test_viewer_sees_no_incident_map_and_no_cameras(browser, site):  # noqa: ANN001
+    cam, lon, lat = _target(site)
+    ctx, page, outside, errors = _page(browser, site, "vic")
+    resp = page.goto(site["base"] + "/maps/incidents")
+    assert resp.status == 403 and "may not" in page.content()
+    for path in ("/maps/grids", f"/lookup?lon={lon}&lat={lat}", "/", "/ogc/collections"):
+        page.goto(site["base"] + path)
+        assert cam["properties"]["code"] not in page.content()
+    ctx.close()
