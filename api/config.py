@@ -66,8 +66,10 @@ def _coerce(name: str, raw: Any, typ: str) -> Any:
             return float(raw)
         return str(raw)
     except ValueError:
+        kind = ("true/false" if "bool" in typ else "integer" if typ.startswith("int")
+                else "number" if typ.startswith("float") else "text")
         raise InputError(
-            f"setting {name} = {raw!r} is not a valid {typ.split(' ')[0]}",
+            f"setting {name} = {raw!r} is not a valid {kind}",
             hint=f"fix it in the config file or in {ENV_PREFIX}{name.upper()}",
         ) from None
 

@@ -9,6 +9,15 @@ import shapely
 from layers.store import open_store
 
 
+def read_layer(url: str, layer: str):  # noqa: ANN201
+    """The whole layer straight from the store (the reference the API is compared with)."""
+    store = open_store(url)
+    try:
+        return store.read_layer(layer)
+    finally:
+        store.dispose()
+
+
 def page_all(client, url: str, headers: dict | None = None, max_pages: int = 1000) -> tuple[list[dict], list[dict]]:  # noqa: ANN001
     """Follow ``next`` links from ``url`` until there is none, as QGIS does; (features, pages)."""
     features, pages = [], []
@@ -101,11 +110,7 @@ def test_limit_is_capped_not_an_error(client):  # noqa: ANN001
 def test_datetime_and_property_filters(client, tokens, loaded_store_url):  # noqa: ANN001
     h = tokens["ada"]
     feats, _ = page_all(client, "/ogc/collections/incidents/items?datetime=2018-03-01T00:00:00Z/2018-03-31T23:59:59Z&limit=20", h)
-    store = open_store(loaded_store_url)
-    try:
-        inc = store.read_layer("incidents")
-    finally:
-        store.dispose()
+    inc = read_layer(loaded_store_url, "incidents")
     import pandas as pd
 
     t = pd.to_datetime(inc["occurred_at"], utc=True)
@@ -118,11 +123,7 @@ def test_datetime_and_property_filters(client, tokens, loaded_store_url):  # noq
 
 
 def test_cameras_by_role_match_secrecy(client, tokens, loaded_store_url):  # noqa: ANN001
-    store = open_store(loaded_store_url)
-    try:
-        cams = store.read_layer("cameras")
-    finally:
-        store.dispose()
+    cams = read_layer(loaded_store_url, "cameras")
     admin, _ = page_all(client, "/ogc/collections/cameras/items?limit=250", tokens["ada"])
     assert {f["id"] for f in admin} == set(cams.index.tolist())
     dan, _ = page_all(client, "/ogc/collections/cameras/items?limit=250", tokens["dan"])
@@ -143,11 +144,7 @@ def test_cameras_by_role_match_secrecy(client, tokens, loaded_store_url):  # noq
 
 
 def test_worker_sees_only_own_incidents(client, tokens, loaded_store_url):  # noqa: ANN001
-    store = open_store(loaded_store_url)
-    try:
-        inc = store.read_layer("incidents")
-    finally:
-        store.dispose()
+    inc = read_layer(loaded_store_url, "incidents")
     feats, _ = page_all(client, "/ogc/collections/incidents/items?limit=300", tokens["wu"])
     want = set(inc.index[(inc["worker"] == "wu") | inc["grid_code"].isin(["510104001001", "510104001002"])].tolist())
     assert {f["id"] for f in feats} == want
