@@ -38,7 +38,7 @@ def site(tmp_path_factory):  # noqa: ANN201
         code = grids[0]["properties"]["code"]
         r = httpx.post(base + "/routes/plan", headers=h, json={"grids": [code], "time_limit_s": 20}, timeout=600)
         assert r.status_code == 201 and r.json()[0]["ok"], r.text
-        yield {"base": base, "grids": grids, "route_code": code, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
+        yield {"base": base, "db": db, "grids": grids, "route_code": code, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
 
 
 @pytest.fixture(scope="module")
@@ -176,4 +176,27 @@ def test_viewer_sees_no_incident_map_and_no_cameras(browser, site):  # noqa: ANN
     for path in ("/maps/grids", f"/lookup?lon={lon}&lat={lat}", "/", "/ogc/collections"):
         page.goto(site["base"] + path)
         assert cam["properties"]["code"] not in page.content()
+    ctx.close()
+
+
+def test_standalone_map_file_works_from_disk_offline(browser, site, tmp_path):  # noqa: ANN001
+    """``gridpatrol map-grids --out x.html`` opened from disk: Leaflet and the grids load with no
+    request to any server at all (assets are inlined)."""
+    from tests.api.live_server import cli
+
+    db = site["db"]
+    out = tmp_path / "grids.html"
+    cli(db, "map-grids", "--out", str(out))
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
+    requests: list[str] = []
+    ctx.route("**/*", lambda route: (requests.append(route.request.url), route.continue_()
+                                     if route.request.url.startswith(("file:", "data:")) else route.abort()))
+    page = ctx.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(out.as_uri())
+    page.wait_for_selector(".leaflet-container canvas, .leaflet-container svg")
+    assert {g["properties"]["code"] for g in site["grids"]} <= set(_features(page, "code"))
+    assert [u for u in requests if not u.startswith(("file:", "data:"))] == [] and errors == []
+    page.screenshot(path=str(site["shots"] / "standalone_grid_map.png"))
     ctx.close()
