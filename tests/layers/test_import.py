@@ -124,3 +124,29 @@ def test_schema_is_versioned_and_newer_stores_refused(store_url):
 def test_every_layer_table_exists(store):
     for name in LAYERS:
         assert store.count(name) == 0
+
+
+def test_geopackage_store_opens_in_gdal_like_qgis(gpkg_url):
+    """QGIS reads GeoPackages through GDAL: every layer must be listed with its geometry type,
+    stored as standard GPKG geometry blobs, and read back in full."""
+    import sqlite3
+    import warnings
+
+    store = open_store(gpkg_url)
+    import_osm(store, data_path("nanjing", "xuanwu.osm"))
+    store.dispose()
+    path = gpkg_url[len("gpkg:///"):]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # GDAL warns about unknown column types or blobs
+        layers = dict(pyogrio.list_layers(path))
+        assert layers["roads"] == "LineString"
+        assert layers["buildings"] == "MultiPolygon"
+        assert layers["cameras"] == "Point"
+        roads = pyogrio.read_dataframe(path, layer="roads")
+    assert len(roads) == 783 and roads.crs.to_epsg() == 4326
+    assert roads["name"].notna().sum() > 300
+    with sqlite3.connect(path) as c:
+        blob = c.execute("SELECT geom FROM roads LIMIT 1").fetchone()[0]
+        app_id = c.execute("PRAGMA application_id").fetchone()[0]
+    assert blob[:2] == b"GP"  # GeoPackage binary header, not a SpatiaLite blob
+    assert app_id == 0x47504B47  # "GPKG"
