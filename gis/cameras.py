@@ -28,7 +28,6 @@ CAMERA_STATUSES = ("online", "offline", "fault")
 PROJECTS = ("skynet", "sharp_eyes", "other")
 
 # WGS-84 ellipsoid, for the exact local east/north frame (ECEF → ENU).
-_GEOD = pyproj.Geod(ellps="WGS84")
 _A = 6378137.0
 _F = 1 / 298.257223563
 _E2 = _F * (2 - _F)
@@ -412,6 +411,28 @@ class CameraIndex:
         pairs = self._pairs(np.zeros(len(idx), dtype=np.int64), idx, p_xyz, np.array([lon]), np.array([lat]))
         return pairs.sort_values("distance_m", kind="stable").head(k).reset_index(drop=True)
 
+    def nearest_many(self, x: ArrayLike, y: ArrayLike | None = None, k: int = 1) -> pd.DataFrame:
+        """The ``k`` nearest cameras of each of many points (lon/lat arrays or Points): rows
+        ``point, cam, code, distance_m, bearing_deg, in_view, online``, nearest first per point."""
+        p_lon, p_lat = _as_lonlat(x, y)
+        if self.tree is None or len(p_lon) == 0 or k <= 0:
+            return self.link([], [])
+        p_xyz = ecef(p_lon, p_lat)
+        plane = self._plane(p_lon, p_lat)
+        kk = min(len(self), 2 * k + 8)
+        _, idx = self.tree.query(plane, k=kk)
+        idx = idx.reshape(len(p_lon), kk).astype(np.int64)
+        pt = np.repeat(np.arange(len(p_lon), dtype=np.int64), kk)
+        first = self._pairs(pt, idx.ravel(), p_xyz, p_lon, p_lat)
+        # the k-th exact distance among the plane neighbours bounds each point's answer
+        d = np.sort(first["distance_m"].to_numpy().reshape(len(p_lon), kk), axis=1)[:, min(k, kk) - 1]
+        hits = self.tree.query_ball_point(plane, d + 1e-3)
+        counts = np.fromiter(map(len, hits), dtype=np.int64, count=len(hits))
+        cam = np.concatenate(hits).astype(np.int64)
+        pairs = self._pairs(np.repeat(np.arange(len(p_lon), dtype=np.int64), counts), cam, p_xyz, p_lon, p_lat)
+        pairs = pairs.sort_values(["point", "distance_m"], kind="stable")
+        return pairs.groupby("point", sort=False).head(k).reset_index(drop=True)
+
     def along(self, path: shapely.LineString, corridor_m: float) -> pd.DataFrame:
         """Cameras within ``corridor_m`` of ``path`` (WGS-84 LineString), ordered along it.
 
@@ -497,11 +518,3 @@ def degree_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, f
     # Parallels' radius N·cosφ ≥ a·cosφ; the 1.001 covers the chord/arc and rounding slack.
     dlon = np.degrees(radius_m / (_A * cos_edge)) * 1.001 + 1e-9
     return lon - dlon, lat - dlat, lon + dlon, lat + dlat
-
-
-def geodesic_distance_bearing(cam_lon: ArrayLike, cam_lat: ArrayLike, pt_lon: ArrayLike,
-                              pt_lat: ArrayLike) -> tuple[NDArray, NDArray]:
-    """Reference geodesic distance (m) and forward azimuth (0–360°) by Karney's algorithm."""
-    az, _, dist = _GEOD.inv(np.asarray(cam_lon, float), np.asarray(cam_lat, float),
-                            np.asarray(pt_lon, float), np.asarray(pt_lat, float))
-    return np.asarray(dist), np.asarray(az) % 360.0

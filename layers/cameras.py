@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,14 +77,6 @@ class RowProblem:
     def __str__(self) -> str:
         where = f"row {self.row}" + (f" (line {self.line})" if self.line else "")
         return f"{where}: {self.message}"
-
-
-@dataclass
-class TableImport:
-    """Rows read from a file: a DataFrame with our column names, row/line numbers, problems."""
-
-    frame: pd.DataFrame
-    problems: list[RowProblem] = field(default_factory=list)
 
 
 def parse_mapping(spec: str | Mapping[str, str] | None) -> dict[str, str]:

@@ -36,7 +36,6 @@ from layers.cameras import (
     cameras_near,
     check_coordinates,
     convert_crs,
-    newest_plan_id,
     parse_mapping,
     read_records,
 )

@@ -219,6 +219,11 @@ def test_radius_nearest_and_ranking_on_baltimore():
         # several Baltimore cameras share a mast (same coordinates): compare distances, not ids
         np.testing.assert_allclose(k["distance_m"], np.sort(d)[:5], atol=1e-3)
         np.testing.assert_allclose(d[k["cam"].to_numpy()], np.sort(d)[:5], atol=1e-3)
+    many = idx.nearest_many(crimes["Longitude"].to_numpy(), crimes["Latitude"].to_numpy(), 3)
+    assert (many.groupby("point").size() == 3).all()
+    for p, (lon, lat) in enumerate(zip(crimes["Longitude"], crimes["Latitude"])):
+        _, _, d = GEOD.inv(lon_c, lat_c, np.full(len(lon_c), lon), np.full(len(lat_c), lat))
+        np.testing.assert_allclose(many.loc[many["point"] == p, "distance_m"], np.sort(d)[:3], atol=1e-3)
 
 
 def test_corridor_along_a_path_matches_utm_distances():
