@@ -110,6 +110,9 @@ def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("GRIDPATROL_BENCH_PG", "postgresql+psycopg://root@127.0.0.1:5432/test"),
                     help="PostGIS server database (a schema bench_linking is created and dropped)")
     ap.add_argument("--no-stores", action="store_true", help="in-memory part only")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep the loaded stores (GeoPackage in this folder, PostGIS schema bench_linking) for --reuse")
+    ap.add_argument("--reuse", action="store_true", help="use stores kept by --keep instead of loading again")
     args = ap.parse_args()
 
     rows: list[dict] = []
@@ -179,23 +182,33 @@ def main() -> None:
         from layers.cameras import link_incidents
         from layers.incidents import lookup
 
-        tmp = Path(tempfile.mkdtemp(prefix="bench_linking_"))
+        tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench_linking_"))
+        tmp.mkdir(parents=True, exist_ok=True)
         stores = [("GeoPackage", f"gpkg:///{tmp / 'bench.gpkg'}")]
         schema = "bench_linking"
         admin = create_engine(args.pg, isolation_level="AUTOCOMMIT")
         try:
             with admin.connect() as c:
                 c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-                c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                c.execute(text(f"CREATE SCHEMA {schema}"))
+                if not args.reuse:
+                    c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                c.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
             sep = "&" if "?" in args.pg else "?"
             stores.append(("PostGIS", f"{args.pg}{sep}options=-csearch_path%3D{schema},public"))
         except Exception as exc:  # noqa: BLE001  a bench without PostgreSQL still reports the rest
             print(f"PostGIS not reachable ({exc}); skipping it")
         for name, url in stores:
             print(f"loading {name}", flush=True)
-            store, t_load = setup_store(url, cams, lon, lat, args.seed)
-            add(f"load {args.cameras:,} cameras + {args.incidents:,} incidents", f"{name} insert", t_load, args.cameras)
+            if args.reuse:
+                from layers.store import open_store
+
+                store = open_store(url)
+                if store.count("cameras") != args.cameras or store.count("incidents") != args.incidents:
+                    raise SystemExit(f"{name}: the kept store does not hold this benchmark's data; run without --reuse")
+            else:
+                store, t_load = setup_store(url, cams, lon, lat, args.seed)
+            if not args.reuse:
+                add(f"load {args.cameras:,} cameras + {args.incidents:,} incidents", f"{name} insert", t_load, args.cameras)
             t_sl, sp = timed(lambda: link_incidents(store), repeat=2)
             add("bulk link: cameras that see each", f"{name}: index join + exact test", t_sl, args.incidents,
                 f"{len(sp):,} pairs, {int(sp['in_view'].sum()):,} in view (memory: {len(pairs):,}/{n_view:,})")
@@ -213,7 +226,7 @@ def main() -> None:
             add("map click: grid+worker+incidents+cameras", f"{name}: lookup()", sum(ms) / 1000, len(ms),
                 f"p50 {p50:.2f} ms, p95 {p95:.2f} ms, {statistics.mean(sizes):.1f} cameras in view")
             store.dispose()
-        if len(stores) > 1:
+        if len(stores) > 1 and args.keep is None:
             with admin.connect() as c:
                 c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
