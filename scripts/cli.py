@@ -24,6 +24,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
+if not console.is_terminal:
+    # Piped or captured output: rich would cut tables at 80 columns; scripts want whole values.
+    console = Console(width=200)
 err_console = Console(stderr=True)
 
 
