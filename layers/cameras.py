@@ -425,10 +425,9 @@ def max_range_m(conn: Connection) -> float:
     return max(vals)
 
 
-def candidate_cameras(store: Store, conn: Connection, lon: float, lat: float, radius_m: float) -> list[tuple]:
-    """Stored cameras possibly within ``radius_m`` of (lon, lat), found through the spatial
-    index (GeoPackage R-tree subquery; PostGIS ``&&`` plus ST_DWithin on geography). Rows of
-    ``_CAM_COLS`` + lon, lat."""
+def candidate_statement(store: Store, lon: float, lat: float, radius_m: float):  # noqa: ANN201
+    """The SELECT of stored cameras possibly within ``radius_m`` of (lon, lat), through the
+    spatial index (GeoPackage R-tree subquery; PostGIS ``&&`` plus ST_DWithin on geography)."""
     t = Camera.__table__
     stmt = select(*[t.c[c] for c in _CAM_COLS], func.ST_X(t.c.geom).label("lon"), func.ST_Y(t.c.geom).label("lat"))
     cond = store.bbox_filter(t, degree_box(lon, lat, radius_m))
@@ -437,7 +436,12 @@ def candidate_cameras(store: Store, conn: Connection, lon: float, lat: float, ra
         # The spheroid distance may differ from ours by micrometres: keep 1 m of slack, the exact
         # test follows in Python.
         cond = cond & func.ST_DWithin(func.geography(t.c.geom), func.geography(pt), radius_m + 1.0)
-    return conn.execute(stmt.where(cond)).all()
+    return stmt.where(cond)
+
+
+def candidate_cameras(store: Store, conn: Connection, lon: float, lat: float, radius_m: float) -> list[tuple]:
+    """Rows (``_CAM_COLS`` + lon, lat) of :func:`candidate_statement`."""
+    return conn.execute(candidate_statement(store, lon, lat, radius_m)).all()
 
 
 def evaluate_cameras(rows: list[tuple], lon: float, lat: float, *, radius_m: float | None = None,

@@ -233,3 +233,35 @@ def test_osm_surveillance_cameras_share_the_layer_with_defaults(store, tmp_path)
     assert not got.loc["osm:3", "in_view"]
     assert got.loc["51010400001320000001", "in_view"]  # at the spot itself
     assert store.count("cameras") == 4
+
+
+def test_store_queries_use_the_spatial_index(store):
+    from sqlalchemy import text
+
+    from layers.cameras import candidate_statement
+    from layers.incidents import _LOOKUP_SQL
+
+    rng = np.random.default_rng(2)
+    n = 5000
+    cams = gpd.GeoDataFrame({"code": [f"t:{i}" for i in range(n)], "project": "other", "range_m": 80.0},
+                            geometry=shapely.points(104 + rng.random(n) * 0.2, 30.6 + rng.random(n) * 0.2), crs=4326)
+    with store.begin() as conn:
+        write_cameras(store, conn, cams)
+    stmt = candidate_statement(store, 104.1, 30.7, 150.0)
+    with store.engine.connect() as conn:
+        if store.is_gpkg:
+            plan = " ".join(str(r) for r in conn.execute(text("EXPLAIN QUERY PLAN " + str(
+                stmt.compile(store.engine, compile_kwargs={"literal_binds": True})))).all())
+            assert "rtree_cameras_geom" in plan and "VIRTUAL TABLE INDEX" in plan
+        else:
+            conn.execute(text("ANALYZE cameras"))
+            conn.execute(text("SET enable_seqscan = off"))  # plans on tiny tables may prefer a scan
+            plan = " ".join(r[0] for r in conn.execute(text("EXPLAIN " + str(
+                stmt.compile(store.engine, compile_kwargs={"literal_binds": True})))).all())
+            assert "idx_cameras_geom" in plan
+            conn.execute(text("SET enable_seqscan = on"))
+            conn.execute(text("ANALYZE"))
+            plan = " ".join(r[0] for r in conn.execute(text("EXPLAIN " + _LOOKUP_SQL.text), {
+                "lon": 104.1, "lat": 30.7, "default_r": 100.0, "x0": 104.09, "y0": 30.69, "x1": 104.11, "y1": 30.71,
+                "t0": "2026-01-01", "t1": "2026-04-01", "kx": 1e-5, "ky": 1e-5}).all())
+            assert "Seq Scan on cameras" not in plan and "idx_cameras_geom" in plan
