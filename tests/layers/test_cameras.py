@@ -265,3 +265,27 @@ def test_store_queries_use_the_spatial_index(store):
                 "lon": 104.1, "lat": 30.7, "default_r": 100.0, "x0": 104.09, "y0": 30.69, "x1": 104.11, "y1": 30.71,
                 "t0": "2026-01-01", "t1": "2026-04-01", "kx": 1e-5, "ky": 1e-5}).all())
             assert "Seq Scan on cameras" not in plan and "idx_cameras_geom" in plan
+
+
+def test_camera_coverage_from_the_store_equals_in_memory(chengdu_streets):
+    from gis.synthetic import synthetic_cameras
+    from layers.cameras import camera_coverage
+    from layers.models import GridPlan
+
+    store = chengdu_streets
+    roads = store.read_layer("roads")
+    cams = synthetic_cameras(roads, store.read_layer("buildings"), "510104", seed=5)
+    with store.begin() as conn:
+        write_cameras(store, conn, cams)
+        pid = conn.execute(GridPlan.__table__.insert().returning(GridPlan.__table__.c.id).values(name="t")).scalar_one()
+        boxes = [shapely.box(104.07 + i * 0.01, 30.65 + j * 0.01, 104.08 + i * 0.01, 30.66 + j * 0.01)
+                 for i in range(3) for j in range(3)]
+        grids = gpd.GeoDataFrame({"plan_id": pid, "code": [f"G{k}" for k in range(9)], "worker": "w"},
+                                 geometry=[shapely.MultiPolygon([b]) for b in boxes], crs=4326)
+        store.insert_gdf(conn, "grids", grids)
+    got = camera_coverage(store).set_index("code").sort_index()
+    mem = CameraIndex(cams).coverage(roads, grids).set_index("code").sort_index()
+    np.testing.assert_allclose(got["street_m"], mem["street_m"], rtol=1e-9)
+    np.testing.assert_allclose(got["seen_m"], mem["seen_m"], rtol=1e-9)
+    assert (got["share"] > 0).any() and (got["share"] < 1).all()
+    assert list(got.sort_values("share")["share"]) == sorted(got["share"])
