@@ -225,11 +225,13 @@ def _loop_path(rng: np.random.Generator) -> list[tuple[str, str]]:
     return steps
 
 
-def synthetic_incidents(roads: gpd.GeoDataFrame, n: int, seed: int, *, year: int = 2025,
+def synthetic_incidents(roads: gpd.GeoDataFrame, n: int, seed: int, *, year: int | None = None,
                         now: datetime | None = None) -> tuple[gpd.GeoDataFrame, pd.DataFrame]:
-    """``n`` incidents over ``year`` near the streets given, marked synthetic, each moved through
-    the closed loop up to ``now`` (default: the end of the year). Returns the incidents
-    (state, state_since, version = number of events) and their events (``incident`` = row)."""
+    """``n`` incidents near the streets given, marked synthetic, each moved through the closed
+    loop up to ``now``. With ``year``: over that calendar year (Asia/Shanghai), ``now``
+    defaulting to its end; without: over the 365 days before ``now`` (default: today 00:00 UTC,
+    so runs on the same day agree). Returns the incidents (state, state_since, version = number
+    of events) and their events (``incident`` = row)."""
     if len(roads) == 0:
         raise InputError("no streets to place synthetic incidents on", hint="import an OSM extract first")
     rng = np.random.default_rng(seed + 1_000_003)
@@ -245,14 +247,21 @@ def synthetic_incidents(roads: gpd.GeoDataFrame, n: int, seed: int, *, year: int
     ll = gpd.GeoSeries(pts, crs=metric).to_crs(4326)
     cats = list(CATEGORY_WEIGHTS)
     cat = rng.choice(cats, size=n, p=np.array(list(CATEGORY_WEIGHTS.values())) / sum(CATEGORY_WEIGHTS.values()))
-    start = datetime(year, 1, 1, tzinfo=timezone.utc) - timedelta(hours=8)  # local midnight, Asia/Shanghai
+    if year is not None:
+        start = datetime(year, 1, 1, tzinfo=timezone.utc) - timedelta(hours=8)  # local midnight, Asia/Shanghai
+        now = now or start + timedelta(days=365)
+    else:
+        today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        now = now or today
+        start = now - timedelta(days=365)
     hours = np.arange(24)
     diurnal = np.exp(-0.5 * ((hours - 14.5) / 4.5) ** 2) + 0.05
     hour = rng.choice(hours, size=n, p=diurnal / diurnal.sum())
     day = rng.integers(0, 365, size=n)
     minute = rng.integers(0, 60, size=n)
     occurred = [start + timedelta(days=int(d), hours=int(h), minutes=int(m)) for d, h, m in zip(day, hour, minute)]
-    now = now or datetime(year + 1, 1, 1, tzinfo=timezone.utc) - timedelta(hours=8)
+    # incidents are reported before "now"; the loop runs on until then
+    occurred = [min(t, now - timedelta(minutes=1)) for t in occurred]
     sources = rng.choice(list(SOURCES), size=n, p=list(SOURCES.values()))
     inc_rows, ev_rows = [], []
     for i in range(n):

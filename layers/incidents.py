@@ -468,9 +468,12 @@ def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
 # Synthetic demo data.
 
 def synth_demo_data(store: Store, *, seed: int = 0, county_code: str = "510104", n_incidents: int = 2000,
-                    year: int = 2025, now: datetime | None = None, progress: Progress | None = None) -> dict[str, int]:
-    """Generate SYNTHETIC Skynet/Sharp Eyes cameras and ``n_incidents`` incidents of ``year`` from
-    the streets and buildings in the store and write them (replacing earlier synthetic data).
+                    year: int | None = None, now: datetime | None = None,
+                    progress: Progress | None = None) -> dict[str, int]:
+    """Generate SYNTHETIC Skynet/Sharp Eyes cameras and ``n_incidents`` incidents from the streets
+    and buildings in the store and write them (replacing earlier synthetic data). Incidents
+    cover ``year``, or by default the 365 days before ``now`` (default today 00:00 UTC), so a
+    demo's map clicks find recent ones and some are still open or overdue.
 
     Everything is marked: ``synthetic`` = true, source ``synthetic``, names/descriptions tagged
     （合成）. The same seed and store give the same data. Returns counts.

@@ -242,7 +242,7 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option(help="Random seed (same seed, same data)")] = 0,
         county: Annotated[str, typer.Option(help="6-digit county code for device codes, e.g. 510104 (锦江区)")] = "510104",
         incidents: Annotated[int, typer.Option(help="Number of incidents over the year")] = 2000,
-        year: Annotated[int, typer.Option(help="Year of the incidents")] = 2025,
+        year: Annotated[Optional[int], typer.Option(help="Calendar year of the incidents (default: the last 365 days)")] = None,
     ) -> None:
         """Generate SYNTHETIC Skynet/Sharp Eyes cameras and a year of incidents from the stored streets."""
         from layers.incidents import synth_demo_data
