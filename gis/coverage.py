@@ -357,73 +357,68 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _rpp_mip(net: StreetNetwork, req_idx: np.ndarray, start: int, reach: np.ndarray, time_limit_s: float,
+def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: int, time_limit_s: float,
              incumbent_m: float) -> dict[str, Any]:
-    """Undirected rural postman by cutting planes: parity MIP, then connectivity cuts until connected.
+    """Undirected rural postman by cutting planes on the reduced graph of the grid's street ends.
 
-    x_e ∈ {0, 1, 2} extra passes over edge e (at most 1 over a required edge), z_v makes the
-    degree at v even; for every piece S of a disconnected solution x(δ(S)) ≥ 2 is added and
-    the MIP solved again (HiGHS). Returns the traversals (None when no better connected
-    solution than ``incumbent_m`` deadhead metres was proven), the deadhead lower bound (m)
-    and the status.
+    Terminals are the ends of required streets and the start. Links join two terminals by a
+    shortest path that passes no other terminal (any deadhead walk splits into such links, so
+    nothing optimal is lost, and there are few links). Integer x_l ∈ {0, 1, 2} passes per link,
+    even degree at every terminal, and for every piece S of a disconnected solution
+    x(δ(S)) ≥ 2 is added and the MIP (HiGHS) solved again. Returns the traversals (None when
+    not shorter than ``incumbent_m`` deadhead metres), the deadhead lower bound (m) and the status.
     """
     t_end = time.perf_counter() + time_limit_s
-    is_req = np.zeros(net.n_edges, dtype=bool)
-    is_req[req_idx] = True
-    keep = (net.edge_u != net.edge_v) & reach[net.edge_u] & reach[net.edge_v]
-    # Deadhead passes form pieces attached to the required streets (or the start), each no
-    # longer than the incumbent's deadhead, so no useful edge lies farther than half of it.
-    seeds = np.unique(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx], [start]]))
-    d = dijkstra(net.csgraph(False), directed=True, indices=seeds, min_only=True)
-    keep &= np.minimum(d[net.edge_u], d[net.edge_v]) <= incumbent_m / 2 + 1e-6
-    # Dead-end spurs off the required streets are never worth walking: prune them repeatedly.
-    pinned = np.zeros(net.n_nodes, dtype=bool)
-    pinned[seeds] = True
-    while True:
-        deg_all = np.bincount(np.concatenate([net.edge_u[keep], net.edge_v[keep]]), minlength=net.n_nodes)
-        leaf = (deg_all == 1) & ~pinned
-        drop = keep & ~is_req & (leaf[net.edge_u] | leaf[net.edge_v])
-        if not drop.any():
-            break
-        keep &= ~drop
-    E = np.flatnonzero(keep)
-    n, m = net.n_nodes, len(E)
-    deg = np.bincount(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx]]), minlength=n)
+    n = net.n_nodes
+    VR = np.unique(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx], [start]]))
+    k = len(VR)
+    rank = np.full(n, -1)
+    rank[VR] = np.arange(k)
+    # Split every terminal into itself (paths leave from it) and an in-copy n + rank (paths end
+    # there), so one Dijkstra per terminal finds exactly the links that pass no other terminal.
+    g = router.graph.tocoo()
+    head = np.where(rank[g.col] >= 0, n + rank[g.col], g.col)
+    split = sparse.csr_matrix((g.data, (g.row, head)), shape=(n + k, n + k))
+    dist, pred = dijkstra(split, directed=True, indices=VR, return_predecessors=True)
+    L = dist[:, n:]
+    L = np.minimum(L, L.T)
+    li, lj = np.nonzero(np.triu(np.isfinite(L), 1))
+    cost = L[li, lj]
+    m = len(li)
+    deg = np.bincount(rank[np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx]])], minlength=k)
     A = sparse.csr_matrix(
-        (np.concatenate([np.ones(2 * m), -2.0 * np.ones(n)]),
-         (np.concatenate([net.edge_u[E], net.edge_v[E], np.arange(n)]),
-          np.concatenate([np.arange(m), np.arange(m), m + np.arange(n)]))),
-        shape=(n, m + n))
+        (np.concatenate([np.ones(2 * m), -2.0 * np.ones(k)]),
+         (np.concatenate([li, lj, np.arange(k)]), np.concatenate([np.arange(m), np.arange(m), m + np.arange(k)]))),
+        shape=(k, m + k))
     parity = -(deg % 2).astype(float)
-    ub = np.concatenate([np.where(is_req[E], 1.0, 2.0), np.full(n, np.inf)])
-    c = np.concatenate([net.edge_length_m[E], np.zeros(n)])
+    ub = np.concatenate([np.full(m, 2.0), np.full(k, np.inf)])
+    c = np.concatenate([cost, np.zeros(k)])
+    ru, rv = rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]]
     cuts: list[np.ndarray] = []
 
-    def add_cut(nodes: np.ndarray) -> None:
-        inside = np.zeros(n, dtype=bool)
-        inside[nodes] = True
-        row = np.zeros(m + n)
-        row[:m] = (inside[net.edge_u[E]] != inside[net.edge_v[E]]).astype(float)
-        cuts.append(row)
+    def groups_of(xl: np.ndarray) -> np.ndarray:
+        use = xl > 0
+        gr = sparse.coo_matrix((np.ones(len(ru) + int(use.sum())), (np.concatenate([ru, li[use]]),
+                                np.concatenate([rv, lj[use]]))), shape=(k, k))
+        return connected_components(gr, directed=False)[1]
 
-    # Every piece of the grid's streets must be entered and left: x(δ(piece)) ≥ 2.
-    labels = _components(n, net.edge_u[req_idx], net.edge_v[req_idx])
-    pieces = [np.unique(np.concatenate([net.edge_u[req_idx][labels[net.edge_u[req_idx]] == k],
-                                        net.edge_v[req_idx][labels[net.edge_u[req_idx]] == k]]))
-              for k in np.unique(labels[net.edge_u[req_idx]])]
-    if start not in set(np.concatenate(pieces).tolist()):
-        pieces.append(np.array([start]))
-    for p in pieces:
-        add_cut(p)
+    def add_cuts(labels: np.ndarray) -> None:
+        for lab in np.unique(labels):
+            inside = labels == lab
+            row = np.zeros(m + k)
+            row[:m] = (inside[li] != inside[lj]).astype(float)
+            cuts.append(row)
+
+    # Every piece of the grid's streets (and the start) must be entered and left: x(δ(S)) ≥ 2.
+    add_cuts(groups_of(np.zeros(m)))
     bound = 0.0
     for _ in range(100):
         left = t_end - time.perf_counter()
-        if left <= 0.5:
+        if left <= 0.2:
             return {"items": None, "bound": bound, "status": "time_limit"}
-        cons = [LinearConstraint(A, parity, parity)]
-        if cuts:
-            cons.append(LinearConstraint(sparse.csr_matrix(np.array(cuts)), 2.0, np.inf))
-        res = milp(c, constraints=cons, integrality=np.ones(m + n), bounds=Bounds(np.zeros(m + n), ub),
+        cons = [LinearConstraint(A, parity, parity),
+                LinearConstraint(sparse.csr_matrix(np.array(cuts)), 2.0, np.inf)]
+        res = milp(c, constraints=cons, integrality=np.ones(m + k), bounds=Bounds(np.zeros(m + k), ub),
                    options={"time_limit": left, "mip_rel_gap": 1e-7, "disp": False})
         if res.x is None:
             return {"items": None, "bound": bound, "status": "time_limit"}
@@ -432,17 +427,22 @@ def _rpp_mip(net: StreetNetwork, req_idx: np.ndarray, start: int, reach: np.ndar
         if res.status != 0:
             return {"items": None, "bound": bound, "status": "time_limit"}
         x = np.round(res.x[:m]).astype(int)
-        items = [Traversal(int(e), True, True) for e in req_idx]
-        for k in np.flatnonzero(x > 0):
-            items += [Traversal(int(E[k]), True, False)] * int(x[k])
-        groups = _item_groups(net, items, start)
-        if len(groups) == 1:
-            status = "optimal"
+        labels = groups_of(x)
+        if len(np.unique(labels)) == 1:
             if float(res.fun) >= incumbent_m - 1e-6:
-                return {"items": None, "bound": bound, "status": status}
-            return {"items": items, "bound": bound, "status": status}
-        for g in groups:
-            add_cut(g)
+                return {"items": None, "bound": bound, "status": "optimal"}
+            items = [Traversal(int(e), True, True) for e in req_idx]
+            for l in np.flatnonzero(x > 0):
+                i, j = int(li[l]), int(lj[l])
+                if not np.isfinite(dist[i, n + j]):
+                    i, j = j, i
+                nodes = [n + j]
+                while nodes[-1] != VR[i]:
+                    nodes.append(int(pred[i, nodes[-1]]))
+                nodes = [int(VR[j])] + nodes[1:]
+                items += router.traversals(nodes[::-1]) * int(x[l])
+            return {"items": items, "bound": bound, "status": "optimal"}
+        add_cuts(labels)
     return {"items": None, "bound": bound, "status": "cut_limit"}
 
 
@@ -807,7 +807,7 @@ def plan_coverage(
         # Islands: solve the rural postman exactly (parity + connectivity cuts) when time allows;
         # its bound is valid even when it stops early, and beats the matching bound.
         best_m = float(sum(net.edge_length_m[t.edge] for t in items)) - required_m
-        rpp = _rpp_mip(net, req_idx, start_node, reach, min(time_limit_s, RPP_TIME_S), best_m)
+        rpp = _rpp_mip(net, router, req_idx, start_node, min(time_limit_s, RPP_TIME_S), best_m)
         solver["rpp"] = rpp["status"]
         bound0 = max(bound0, rpp["bound"])
         # Optimal: either its route, or (when no shorter) the joined route already was optimal.

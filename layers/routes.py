@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import and_, delete
 
@@ -137,6 +136,8 @@ def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFr
             "plan_gap": plan.gap, "exact": plan.exact, "turns": r.n_turns, "uturns": r.n_uturns,
             "islands": plan.islands, "warnings": plan.warnings, "start_snap_m": plan.start_snap_m,
             "grid_required_m": plan.required_m, "synthetic": synthetic, "worker": t.worker,
+            # The covered area itself, so a sheet can draw it even for a polygon that is no grid.
+            "area_wkt": shapely.to_wkt(t.polygon, rounding_precision=7),
         })
         rows.append({
             "plan_id": t.plan_id, "grid_code": t.code, "kind": "coverage", "mode": plan.mode,
@@ -312,6 +313,8 @@ def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute
         g = g.sort_values("plan_id").iloc[-1]
         grid_geom = g.geometry
         worker = worker or g.get("worker")
+    elif stats.get("area_wkt"):
+        grid_geom = shapely.from_wkt(stats["area_wkt"])
     notes = []
     unreachable = [i for i in stats.get("islands", []) if i.get("status") == "unreachable"]
     if unreachable:

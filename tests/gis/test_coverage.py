@@ -160,7 +160,7 @@ def test_driving_routes_never_go_the_wrong_way_on_one_way_streets(city):
     one_way_seen = 0
     for label, poly in pieces:
         try:
-            plan = plan_coverage(roads, poly, mode="drive", time_limit_s=10, name=label)
+            plan = plan_coverage(roads, poly, mode="drive", time_limit_s=5, name=label)
         except InputError:
             continue
         net = plan.network
@@ -169,13 +169,6 @@ def test_driving_routes_never_go_the_wrong_way_on_one_way_streets(city):
             if roads.at[net.edge_row[t.edge], "oneway"]:
                 one_way_seen += 1
                 assert t.forward, f"{label}: one-way street {net.edge_row[t.edge]} driven backwards"
-        # The same check on geometry: the route runs along each one-way segment in its direction.
-        line = route.geometry
-        for t in route.traversals[:200]:
-            if roads.at[net.edge_row[t.edge], "oneway"]:
-                g = net.edge_geom[t.edge]
-                a, b = line.project(shapely.get_point(g, 0)), line.project(shapely.get_point(g, -1))
-                del a, b  # projections are ambiguous where the route passes a point twice
         must = _inside_rows(roads, poly, net.crs, {"footway", "path", "pedestrian", "steps", "cycleway",
                                                    "bridleway", "corridor", "construction", "proposed"})
         unreachable = set(net.edge_row[plan.unreachable_edges].tolist())
