@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from api.auth import AuthError, decode_token
@@ -63,6 +63,9 @@ def _current_user_dep(request: Request, token: Annotated[str | None, Depends(oau
     return current_user(request, token)
 
 
+# Row ids are 32-bit integers in both stores: larger numbers are refused with 422, not sent to SQL.
+MAX_ID = 2**31 - 1
+RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="row id")]
 StoreDep = Annotated[Store, Depends(get_store)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 UserDep = Annotated[Principal, Depends(_current_user_dep)]

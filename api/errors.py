@@ -69,6 +69,11 @@ def install(app: FastAPI) -> None:
             detail = f"method {request.method} not allowed on {request.url.path}"
         return JSONResponse(error_body(exc.status_code, detail, "HTTPError"), exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(OverflowError)
+    async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
+        # A number too large for the store (ids are 32/64-bit): the caller's input, not our failure.
+        return JSONResponse(error_body(422, f"a number in the request is too large: {exc}", "InputError"), 422)
+
     @app.exception_handler(DataError)
     async def _data(request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value (out of range, malformed geometry): the caller's input.

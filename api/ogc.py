@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import Table, and_, func, select
 
 from api.auth import PUBLIC_LAYERS, layer_filter, visible_layers
-from api.deps import SettingsDep, StoreDep, UserDep
+from api.deps import RowId, SettingsDep, StoreDep, UserDep
 from gis.errors import InputError, NotFoundError
 from layers.store import Store
 
@@ -314,7 +314,7 @@ def items(
 
 
 @router.get("/collections/{layer}/items/{feature_id}", summary="One feature")
-def item(layer: str, feature_id: int, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
+def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
     table = _layer_table(store, principal, layer)
     conds = [table.c.id == feature_id]
     role_where = layer_filter(principal, layer, table)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, select
 
 from api.auth import AuthError, can, issue_token, layer_filter, require_permission
 from api.config import Settings
-from api.deps import COOKIE, SettingsDep, StoreDep, current_user, get_settings, get_store
+from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, current_user, get_settings, get_store
 from api.static_assets import render_offline
 from gis.crs import wgs84_to_gcj02
 from gis.errors import GridPatrolError, NotFoundError
@@ -226,7 +226,7 @@ def _attribution(m: folium.Map, extra: str = "") -> None:
 # ---------------------------------------------------------------- map pages
 @router.get("/maps/grids", response_class=HTMLResponse)
 async def grid_map(request: Request, store: StoreDep, settings: SettingsDep,
-                   plan_id: Annotated[int | None, Query(ge=1)] = None) -> HTMLResponse:
+                   plan_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None) -> HTMLResponse:
     """The grid plan: grids coloured by workload, codes, buildings, streets; validation problems."""
     from layers import grids as grid_layer
 

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 
-from api.deps import StoreDep, UserDep
+from api.deps import RowId, StoreDep, UserDep
 from api.ogc import parse_bbox, query_items
 from gis.errors import NotFoundError
 
@@ -24,7 +24,7 @@ def list_buildings(
 
 
 @router.get("/{building_id}", summary="One building")
-def get_building(building_id: int, store: StoreDep, principal: UserDep) -> dict[str, Any]:
+def get_building(building_id: RowId, store: StoreDep, principal: UserDep) -> dict[str, Any]:
     feats, _ = query_items(store, principal, "buildings", equals={"id": str(building_id)}, limit=1)
     if not feats:
         raise NotFoundError(f"no building with id {building_id}")

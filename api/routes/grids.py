@@ -13,7 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.auth import can, require_permission
-from api.deps import StoreDep, UserDep
+from api.deps import MAX_ID, StoreDep, UserDep
 from api.geojson import parse_features
 from layers import grids as gl
 
@@ -62,7 +62,8 @@ class CodesIn(BaseModel):
 
 class MoveIn(BaseModel):
     to: str = Field(min_length=1, max_length=64)
-    items: Annotated[list[str | int], Field(min_length=1, max_length=10_000,
+    items: Annotated[list[Annotated[int, Field(ge=0, le=MAX_ID)] | Annotated[str, Field(min_length=1, max_length=200)]],
+                     Field(min_length=1, max_length=10_000,
                                             description="block ids, or buildings as osm_type/osm_id or names")]
     force: bool = False
 
@@ -72,7 +73,7 @@ class LockIn(BaseModel):
     locked: bool = True
 
 
-PlanQ = Annotated[int | None, Query(ge=1, description="plan id (default: newest)")]
+PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (default: newest)")]
 
 
 @router.get("/plans", summary="All grid plans (versions), newest last")
@@ -99,7 +100,7 @@ async def check(store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> d
 
 
 @router.get("/diff", summary="Buildings and households that changed grid between two plans")
-def diff(store: StoreDep, principal: UserDep, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)]) -> dict[str, Any]:
+def diff(store: StoreDep, principal: UserDep, a: Annotated[int, Query(ge=1, le=MAX_ID)], b: Annotated[int, Query(ge=1, le=MAX_ID)]) -> dict[str, Any]:
     changes, summary = gl.diff_plans(store, a, b)
     return {"summary": {k: _clean(v) for k, v in summary.items()}, "changes": _records(changes)}
 

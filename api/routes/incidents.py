@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import require_permission
-from api.deps import StoreDep, UserDep
+from api.deps import RowId, StoreDep, UserDep
 from api.ogc import parse_bbox, parse_datetime, query_items
 from gis.errors import NotFoundError
 from gis.incidents import STATES
@@ -31,7 +31,7 @@ class IncidentIn(BaseModel):
 class AdvanceIn(BaseModel):
     to: str = Field(min_length=1, max_length=32, description="next state: " + ", ".join(f"{k} ({v})" for k, v in STATES.items()))
     note: str | None = Field(default=None, max_length=4000)
-    expected_version: int | None = Field(default=None, ge=1, description="refuse if the incident changed since")
+    expected_version: int | None = Field(default=None, ge=1, le=2**31 - 1, description="refuse if the incident changed since")
 
 
 def _visible_incident(store, principal, incident_id: int) -> dict[str, Any]:  # noqa: ANN001
@@ -87,7 +87,7 @@ def overdue(store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
 
 
 @router.get("/{incident_id}", summary="One incident with its events")
-def get_incident(incident_id: int, store: StoreDep, principal: UserDep) -> dict[str, Any]:
+def get_incident(incident_id: RowId, store: StoreDep, principal: UserDep) -> dict[str, Any]:
     require_permission(principal, "read_incidents", "see incidents")
     feat = _visible_incident(store, principal, incident_id)
     feat["properties"]["events"] = _events(store, incident_id)
@@ -101,14 +101,14 @@ def _events(store, incident_id: int) -> list[dict[str, Any]]:  # noqa: ANN001
 
 
 @router.get("/{incident_id}/events", summary="Events of an incident, in order")
-def events(incident_id: int, store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
+def events(incident_id: RowId, store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
     require_permission(principal, "read_incidents", "see incidents")
     _visible_incident(store, principal, incident_id)
     return _events(store, incident_id)
 
 
 @router.post("/{incident_id}/advance", summary="Move an incident to its next state")
-def advance(incident_id: int, body: AdvanceIn, request: Request, store: StoreDep, principal: UserDep) -> dict[str, Any]:
+def advance(incident_id: RowId, body: AdvanceIn, request: Request, store: StoreDep, principal: UserDep) -> dict[str, Any]:
     """Illegal transitions are refused (409) with the legal ones named; two racing moves: one wins,
     the other gets 409. Workers may move only incidents of their own grids."""
     require_permission(principal, "advance_incident", "move incidents")

@@ -30,7 +30,7 @@ class PlanIn(BaseModel):
     workers: int = Field(default=1, ge=1, le=20)
     start: tuple[float, float] | None = Field(default=None, description="[lon, lat] start instead of the station")
     time_limit_s: float = Field(default=30, gt=0, le=300)
-    plan_id: int | None = Field(default=None, ge=1)
+    plan_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
 
 
 def _visible_routes(store: Store, principal: Principal, code: str, mode: str | None):  # noqa: ANN202

@@ -137,3 +137,13 @@ def test_real_gcj02_boundary_imports_and_moves(client, tokens):  # noqa: ANN001
     # GCJ-02 → WGS-84 in Chengdu moves coordinates by a few hundred metres (about 0.002–0.003°).
     shift = shapely.centroid(raw).distance(shapely.centroid(stored))
     assert 0.001 < shift < 0.006
+
+
+@pytest.mark.parametrize("path", [
+    "/ogc/collections/areas/items/129358608834805917043130368", "/buildings/99999999999999999999",
+    "/incidents/99999999999999999999", "/grids?plan_id=99999999999999999999999",
+    "/grids/diff?a=1&b=99999999999999999999999", "/grids/check?plan_id=-1",
+])
+def test_huge_and_negative_ids(client, tokens, path):  # noqa: ANN001
+    """Found by the schemathesis run: ids beyond 64 bits reached SQLite and raised OverflowError (500)."""
+    _ok_error(client.get(path, headers=tokens["ada"]))
