@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import shutil
 import statistics
 import tempfile
 import time
@@ -230,6 +231,8 @@ def main() -> None:
             with admin.connect() as c:
                 c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
+        if args.keep is None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     print()
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
