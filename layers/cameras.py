@@ -264,8 +264,9 @@ def gcj_shift_warning(store: Store, lon: np.ndarray, lat: np.ndarray, declared: 
 def _problems_error(path: Path, problems: list[RowProblem], what: str) -> InputError:
     shown = "\n  ".join(str(p) for p in problems[:25])
     more = f"\n  … and {len(problems) - 25} more" if len(problems) > 25 else ""
+    n_rows = len({p.row for p in problems})
     return InputError(
-        f"{len(problems)} bad {what} row(s); nothing was imported:\n  {shown}{more}",
+        f"{n_rows} bad {what} row(s); nothing was imported:\n  {shown}{more}",
         where=str(path), hint="fix the rows, or pass --skip-bad to import the good rows and list the bad ones",
     )
 
@@ -387,7 +388,7 @@ def import_cameras(
         existing = conn.execute(select(func.count()).select_from(Camera.__table__).where(
             Camera.__table__.c.code.in_(list(cams["code"][:30000])))).scalar_one()
         n = write_cameras(store, conn, cams)
-        counts = {"cameras": n, "replaced": int(existing), "bad_rows": len(problems)}
+        counts = {"cameras": n, "replaced": int(existing), "bad_rows": len({p.row for p in problems})}
         dropped = {"bad_rows": [str(p) for p in problems]}
         _record_import(store, conn, "cameras", path, sha, started, counts, dropped,
                        {"crs": crs, "map": parse_mapping(mapping), "code_prefix": code_prefix, "warnings": warnings},

@@ -289,7 +289,8 @@ def import_incidents(
         ids = _insert_incidents(store, conn, rows, actor)
         dup = _flag_duplicates(store, conn, rows, ids)
         counts = {"incidents": len(ids), "duplicates": int(len(dup)), "no_coordinates": len(no_coords),
-                  "bad_rows": len(problems) + len(bad_coords), "in_grid": int(rows["grid_code"].notna().sum())}
+                  "bad_rows": len({p.row for p in problems + bad_coords}),
+                  "in_grid": int(rows["grid_code"].notna().sum())}
         dropped = {"no_coordinates": [str(p) for p in no_coords],
                    "bad_rows": [str(p) for p in sorted(problems + bad_coords, key=lambda p: p.row)]}
         _record_import(store, conn, "incidents", path, sha, started, counts,

@@ -76,7 +76,7 @@ def test_bad_rows_are_listed_and_the_store_is_unchanged(store, tmp_path):
     assert "row 6 (line 7): direction_deg 400 is outside 0–360" in msg
     assert _codes(store) == before
     res = import_cameras(store, f, skip_bad=True)
-    assert res.counts["cameras"] == 2 and len(res.dropped["bad_rows"]) == 5
+    assert res.counts["cameras"] == 2 and len(res.dropped["bad_rows"]) == 5 and res.counts["bad_rows"] == 5
     cams = store.read_layer("cameras").set_index("code")
     assert cams.loc[good, "project"] == "skynet" and cams.loc["51010400001320000007", "project"] == "sharp_eyes"
     assert len(_codes(store)) == len(before) + 2
