@@ -357,6 +357,116 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return labels
 
 
+class _TerminalLinks:
+    """Shortest paths between street-end terminals that pass no other terminal ("links").
+
+    Any deadhead walk between terminals splits into such links, so a postman model over the
+    terminals and links loses nothing, and there are few links. ``L[i, j]`` is the length (m)
+    of the link from terminal i to j (inf: none), directed when the router is.
+    """
+
+    def __init__(self, net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: int):
+        n = net.n_nodes
+        self.n = n
+        self.VR = np.unique(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx], [start]]))
+        self.k = len(self.VR)
+        self.rank = np.full(n, -1)
+        self.rank[self.VR] = np.arange(self.k)
+        # Split every terminal into itself (paths leave from it) and an in-copy n + rank (paths
+        # end there), so one Dijkstra per terminal finds exactly the links.
+        g = router.graph.tocoo()
+        head = np.where(self.rank[g.col] >= 0, n + self.rank[g.col], g.col)
+        split = sparse.csr_matrix((g.data, (g.row, head)), shape=(n + self.k, n + self.k))
+        self.dist, self.pred = dijkstra(split, directed=True, indices=self.VR, return_predecessors=True)
+        self.L = self.dist[:, n:].copy()
+        np.fill_diagonal(self.L, np.inf)
+
+    def path(self, i: int, j: int) -> list[int]:
+        """Node indices of the link from terminal i to terminal j."""
+        nodes = [self.n + j]
+        while nodes[-1] != self.VR[i]:
+            nodes.append(int(self.pred[i, nodes[-1]]))
+        return [int(self.VR[i])] + nodes[::-1][1:-1] + [int(self.VR[j])]
+
+
+def _mixed_rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: int, time_limit_s: float,
+                   incumbent_m: float) -> dict[str, Any]:
+    """Mixed rural postman (one-way streets) by cutting planes on the terminal link graph.
+
+    Binary y orients each required two-way street, integer x_l counts passes over directed
+    links; every terminal is balanced (in = out), and for every piece S of a disconnected
+    solution at least one pass must leave S (x(δ⁺(S)) ≥ 1), then HiGHS solves again. Returns
+    traversals (None when not shorter than ``incumbent_m``), deadhead bound (m) and status.
+    """
+    t_end = time.perf_counter() + time_limit_s
+    tl = _TerminalLinks(net, router, req_idx, start)
+    k, rank = tl.k, tl.rank
+    li, lj = np.nonzero(np.isfinite(tl.L))
+    cost = tl.L[li, lj]
+    m = len(li)
+    two = req_idx[~net.edge_oneway[req_idx]]
+    one = req_idx[net.edge_oneway[req_idx]]
+    ny = len(two)
+    b = np.zeros(k)
+    np.add.at(b, rank[net.edge_u[one]], 1.0)
+    np.add.at(b, rank[net.edge_v[one]], -1.0)
+    np.add.at(b, rank[net.edge_u[two]], -1.0)  # y = 0: travelled v → u
+    np.add.at(b, rank[net.edge_v[two]], 1.0)
+    A = sparse.csr_matrix(
+        (np.concatenate([np.full(ny, 2.0), np.full(ny, -2.0), np.ones(m), -np.ones(m)]),
+         (np.concatenate([rank[net.edge_u[two]], rank[net.edge_v[two]], li, lj]),
+          np.concatenate([np.arange(ny), np.arange(ny), ny + np.arange(m), ny + np.arange(m)]))),
+        shape=(k, ny + m))
+    c = np.concatenate([np.zeros(ny), cost])
+    ub = np.concatenate([np.ones(ny), np.full(m, np.inf)])
+    ru, rv = rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]]
+    cuts: list[np.ndarray] = []
+
+    def groups_of(xl: np.ndarray) -> np.ndarray:
+        use = xl > 0
+        gr = sparse.coo_matrix((np.ones(len(ru) + int(use.sum())), (np.concatenate([ru, li[use]]),
+                                np.concatenate([rv, lj[use]]))), shape=(k, k))
+        return connected_components(gr, directed=False)[1]
+
+    def add_cuts(labels: np.ndarray) -> None:
+        for lab in np.unique(labels):
+            inside = labels == lab
+            row = np.zeros(ny + m)
+            row[ny:] = (inside[li] & ~inside[lj]).astype(float)
+            cuts.append(row)
+
+    add_cuts(groups_of(np.zeros(m)))
+    bound = 0.0
+    for _ in range(100):
+        left = t_end - time.perf_counter()
+        if left <= 0.2:
+            return {"items": None, "bound": bound, "status": "time_limit"}
+        cons = [LinearConstraint(A, -b, -b)]
+        if len(np.unique(groups_of(np.zeros(m)))) > 1 or len(cuts) > 1:
+            cons.append(LinearConstraint(sparse.csr_matrix(np.array(cuts)), 1.0, np.inf))
+        res = milp(c, constraints=cons, integrality=np.ones(ny + m), bounds=Bounds(np.zeros(ny + m), ub),
+                   options={"time_limit": left, "mip_rel_gap": 1e-7, "disp": False})
+        if res.x is None:
+            return {"items": None, "bound": bound, "status": "time_limit"}
+        bd = float(getattr(res, "mip_dual_bound", None) or res.fun)
+        bound = max(bound, min(bd, float(res.fun)))
+        if res.status != 0:
+            return {"items": None, "bound": bound, "status": "time_limit"}
+        sol = np.round(res.x).astype(int)
+        x = sol[ny:]
+        labels = groups_of(x)
+        if len(np.unique(labels)) == 1:
+            if float(res.fun) >= incumbent_m - 1e-6:
+                return {"items": None, "bound": bound, "status": "optimal"}
+            items = [Traversal(int(e), True, True) for e in one]
+            items += [Traversal(int(e), bool(sol[i] == 1), True) for i, e in enumerate(two)]
+            for l in np.flatnonzero(x > 0):
+                items += router.traversals(tl.path(int(li[l]), int(lj[l]))) * int(x[l])
+            return {"items": items, "bound": bound, "status": "optimal"}
+        add_cuts(labels)
+    return {"items": None, "bound": bound, "status": "cut_limit"}
+
+
 def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: int, time_limit_s: float,
              incumbent_m: float) -> dict[str, Any]:
     """Undirected rural postman by cutting planes on the reduced graph of the grid's street ends.
@@ -369,19 +479,9 @@ def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: 
     not shorter than ``incumbent_m`` deadhead metres), the deadhead lower bound (m) and the status.
     """
     t_end = time.perf_counter() + time_limit_s
-    n = net.n_nodes
-    VR = np.unique(np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx], [start]]))
-    k = len(VR)
-    rank = np.full(n, -1)
-    rank[VR] = np.arange(k)
-    # Split every terminal into itself (paths leave from it) and an in-copy n + rank (paths end
-    # there), so one Dijkstra per terminal finds exactly the links that pass no other terminal.
-    g = router.graph.tocoo()
-    head = np.where(rank[g.col] >= 0, n + rank[g.col], g.col)
-    split = sparse.csr_matrix((g.data, (g.row, head)), shape=(n + k, n + k))
-    dist, pred = dijkstra(split, directed=True, indices=VR, return_predecessors=True)
-    L = dist[:, n:]
-    L = np.minimum(L, L.T)
+    tl = _TerminalLinks(net, router, req_idx, start)
+    n, VR, k, rank = net.n_nodes, tl.VR, tl.k, tl.rank
+    L = np.minimum(tl.L, tl.L.T)
     li, lj = np.nonzero(np.triu(np.isfinite(L), 1))
     cost = L[li, lj]
     m = len(li)
@@ -434,13 +534,9 @@ def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: 
             items = [Traversal(int(e), True, True) for e in req_idx]
             for l in np.flatnonzero(x > 0):
                 i, j = int(li[l]), int(lj[l])
-                if not np.isfinite(dist[i, n + j]):
+                if not np.isfinite(tl.L[i, j]):
                     i, j = j, i
-                nodes = [n + j]
-                while nodes[-1] != VR[i]:
-                    nodes.append(int(pred[i, nodes[-1]]))
-                nodes = [int(VR[j])] + nodes[1:]
-                items += router.traversals(nodes[::-1]) * int(x[l])
+                items += router.traversals(tl.path(i, j)) * int(x[l])
             return {"items": items, "bound": bound, "status": "optimal"}
         add_cuts(labels)
     return {"items": None, "bound": bound, "status": "cut_limit"}
@@ -644,9 +740,17 @@ def _solve_drive_mip(net: StreetNetwork, req_edges: np.ndarray, extra_arcs: list
     ub = np.concatenate([np.ones(n_y), np.full(n_x, np.inf)])
     res = milp(c, constraints=LinearConstraint(A, rhs, rhs), integrality=np.ones(n_y + n_x),
                bounds=Bounds(lb, ub), options={"time_limit": time_limit_s, "mip_rel_gap": 1e-6, "disp": False})
+    bound_of = float(getattr(res, "mip_dual_bound", None) or 0.0) if res.x is None else None
     if res.x is None:
-        raise GridPatrolError(f"the driving route optimisation found no solution ({res.message})",
-                              hint="check that the grid's streets can be driven in and out of")
+        # No solution in time: fix every two-way street forwards; balancing the rest is a
+        # min-cost flow (totally unimodular), so the LP gives an integral, feasible answer fast.
+        res = milp(c, constraints=LinearConstraint(A, rhs, rhs), integrality=np.zeros(n_y + n_x),
+                   bounds=Bounds(np.concatenate([np.ones(n_y), np.zeros(n_x)]), ub), options={"disp": False})
+        if res.x is None:
+            raise GridPatrolError(f"the driving route optimisation found no solution ({res.message})",
+                                  hint="check that the grid's streets can be driven in and out of")
+        res.mip_dual_bound = bound_of
+        res.status = 1
     sol = np.round(res.x).astype(int)
     trav = [Traversal(int(e), True, True) for e in one]
     trav += [Traversal(int(e), bool(sol[i] == 1), True) for i, e in enumerate(two)]
@@ -654,7 +758,10 @@ def _solve_drive_mip(net: StreetNetwork, req_edges: np.ndarray, extra_arcs: list
         e = int(eidx[k])
         fwd = bool(net.edge_u[e] == tail[k] and net.edge_v[e] == head[k])
         trav += [Traversal(e, fwd, False)] * int(sol[n_y + k])
-    bound = float(getattr(res, "mip_dual_bound", None) or res.fun)
+    if bound_of is not None:
+        bound = bound_of  # the MIP's bound before the fallback, not the fallback's cost
+    else:
+        bound = float(getattr(res, "mip_dual_bound", None) or res.fun)
     status = "optimal" if res.status == 0 else "time_limit"
     return trav, float(res.fun), min(bound, float(res.fun)), status
 
@@ -773,7 +880,9 @@ def plan_coverage(
             extra = [t for p in paths for t in router.traversals(p)]
             return fixed + extra, m.lower_bound, m.exact, {"matching": m.method, "odd_nodes": int(len(T)),
                                                            "lp_rounds": m.lp_rounds}
-        trav, _obj, bound, status = _solve_drive_mip(net, req_idx, conns, reach, time_limit_s)
+        # Half of what is left: islands still need time for the rural-postman step.
+        left = max(1.0, (t0 + time_limit_s - time.perf_counter()) / 2)
+        trav, _obj, bound, status = _solve_drive_mip(net, req_idx, conns, reach, left)
         return trav + fixed[len(req_idx):], bound, status == "optimal", {"mip_status": status}
 
     # Solve without connectivity first: its bound is a lower bound of the true problem. Where
@@ -803,11 +912,15 @@ def plan_coverage(
         if sum(net.edge_length_m[t.edge] for t in alt) < sum(net.edge_length_m[t.edge] for t in items):
             items, conns = alt, more
     rpp_optimal = False
-    if rounds and not directed:
-        # Islands: solve the rural postman exactly (parity + connectivity cuts) when time allows;
-        # its bound is valid even when it stops early, and beats the matching bound.
+    if rounds:
+        # Islands: solve the rural postman exactly (parity/balance + connectivity cuts) when time
+        # allows; its bound is valid even when it stops early, and beats the one without cuts.
         best_m = float(sum(net.edge_length_m[t.edge] for t in items)) - required_m
-        rpp = _rpp_mip(net, router, req_idx, start_node, min(time_limit_s, RPP_TIME_S), best_m)
+        if directed:
+            left = max(1.0, time_limit_s - (time.perf_counter() - t0))
+            rpp = _mixed_rpp_mip(net, router, req_idx, start_node, left, best_m)
+        else:
+            rpp = _rpp_mip(net, router, req_idx, start_node, min(time_limit_s, RPP_TIME_S), best_m)
         solver["rpp"] = rpp["status"]
         bound0 = max(bound0, rpp["bound"])
         # Optimal: either its route, or (when no shorter) the joined route already was optimal.
