@@ -406,7 +406,7 @@ def _mass_points(face: BaseGeometry, fp_pts: np.ndarray, fp_hh: np.ndarray, lu_g
 
 def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame,
                  buildings: gpd.GeoDataFrame, *, metric_crs: CRS | str | int,
-                 max_block_households: float = 150.0, max_block_area_m2: float = 250_000.0,
+                 max_block_households: float = 50.0, max_block_area_m2: float = 250_000.0,
                  min_block_area_m2: float = 100.0, min_block_width_m: float = 4.0) -> gpd.GeoDataFrame:
     """Atomic blocks of `area`: faces of the noded streets, barriers and area outline.
 
@@ -416,7 +416,8 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     roads, barriers, buildings : GeoDataFrames in the columns of ``gis.osm.read_osm`` (EPSG:4326).
     metric_crs : CRS in metres used for all computation (e.g. ``gis.crs.local_metric_crs``).
     max_block_households : blocks with more households are split (between buildings, never
-        through one) into ``ceil(households / max)`` parts. Half the grid target is a good value.
+        through one) into ``ceil(households / max)`` parts. About a sixth of the grid target
+        (the default 50 for 300) leaves the partition fine enough pieces to balance lumpy compounds.
     max_block_area_m2 : blocks larger than this are split as well (by area).
     min_block_area_m2, min_block_width_m : faces smaller or thinner (2·area/perimeter, metres) are
         merged into the neighbour they share the longest edge with (dual-carriageway medians).

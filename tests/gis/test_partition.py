@@ -213,7 +213,9 @@ def test_locked_grids_keep_their_blocks_and_caps_add_grids():
     capped = partition_blocks(blocks, graph, seed=1, max_area_m2=area_cap)
     g = grid_table(blocks, capped, metric_crs=city.metric_crs)
     assert len(g) > len(set(first.tolist()))
-    assert (g["area_m2"] <= area_cap * 1.05).mean() >= 0.9
+    # caps are soft (the household band wins): most grids keep under them, none far over
+    assert (g["area_m2"] <= area_cap * 1.1).mean() >= 0.75
+    assert g["area_m2"].max() <= 2 * area_cap
     assert _contiguous(capped, blocks)
 
 
