@@ -824,8 +824,16 @@ def plan_coverage(
                 f"start point {start[0]:.6f},{start[1]:.6f} is {snap / 1000:.1f} km from the nearest street of the area",
                 where=name, hint=f"give a start (station) within {max_start_m:.0f} m of the grid's streets, as LON,LAT in WGS-84")
     else:
+        # Default start: in the part of the street network holding most of the grid's streets
+        # (else a detached courtyard lane near the centre would leave the rest unreachable).
+        _, comp = connected_components(router.graph, directed=True, connection="strong" if directed else "weak")
+        req_e = np.flatnonzero(req)
+        same = comp[net.edge_u[req_e]] == comp[net.edge_v[req_e]]
+        weight = np.bincount(comp[net.edge_u[req_e[same]]], weights=net.edge_length_m[req_e[same]], minlength=comp.max() + 1)
+        best = int(np.argmax(weight))
+        main = req_e[same & (comp[net.edge_u[req_e]] == best)]
         rp = poly_m.representative_point()
-        ends = np.unique(np.concatenate([net.edge_u[req], net.edge_v[req]]))
+        ends = np.unique(np.concatenate([net.edge_u[main], net.edge_v[main]]))
         start_node, snap = nearest_node(net, rp.x, rp.y, ends)
         snap = 0.0
 
