@@ -468,7 +468,8 @@ def _choose_k(total_hh: float, band: Band, n_blocks: int, extra_totals: list[tup
     else:
         kmin = math.ceil(total_hh / band.high)
         kmax = max(math.floor(total_hh / band.low), 1) if band.low > 0 else kmin
-        centre = sum(band.window) / 2
+        # aim above the window centre: room below the mean keeps grids off the hard lower limit
+        centre = band.window[0] + 0.6 * (band.window[1] - band.window[0])
         if kmin <= kmax:
             k = min(max(round(total_hh / centre), kmin), kmax)
         else:  # no k puts the mean inside the band: take the one missing it least
