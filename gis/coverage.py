@@ -389,20 +389,71 @@ class _TerminalLinks:
         return [int(self.VR[i])] + nodes[::-1][1:-1] + [int(self.VR[j])]
 
 
+def _solve_with_cuts(c: np.ndarray, eq: LinearConstraint, ub: np.ndarray, x_at: int, li: np.ndarray,
+                     lj: np.ndarray, k: int, ru: np.ndarray, rv: np.ndarray, *, directed: bool,
+                     t_end: float) -> tuple[np.ndarray | None, float, float, str]:
+    """Integer program (HiGHS) over link passes x = vars[x_at:], adding connectivity cuts until
+    the terminals, joined by required streets (ru–rv) and used links (li–lj), form one piece.
+
+    Every piece S must be left: x(δ(S)) ≥ 2 undirected (entered and left), x(δ⁺(S)) ≥ 1
+    directed (balance brings it back). Returns (solution or None, its cost, lower bound, status).
+    """
+    n_var = len(c)
+    cuts: list[np.ndarray] = []
+
+    def pieces(x: np.ndarray) -> np.ndarray:
+        use = x > 0
+        g = sparse.coo_matrix((np.ones(len(ru) + int(use.sum())), (np.concatenate([ru, li[use]]),
+                               np.concatenate([rv, lj[use]]))), shape=(k, k))
+        return connected_components(g, directed=False)[1]
+
+    def add_cuts(labels: np.ndarray) -> None:
+        for lab in np.unique(labels):
+            inside = labels == lab
+            row = np.zeros(n_var)
+            row[x_at:] = (inside[li] & ~inside[lj]) if directed else (inside[li] != inside[lj])
+            cuts.append(row)
+
+    # Every piece of the grid's streets (and the start) must be connected to the others.
+    labels = pieces(np.zeros(len(li)))
+    if len(np.unique(labels)) > 1:
+        add_cuts(labels)
+    bound = 0.0
+    for _ in range(100):
+        left = t_end - time.perf_counter()
+        if left <= 0.2:
+            return None, np.inf, bound, "time_limit"
+        cons = [eq]
+        if cuts:
+            cons.append(LinearConstraint(sparse.csr_matrix(np.array(cuts)), 1.0 if directed else 2.0, np.inf))
+        res = milp(c, constraints=cons, integrality=np.ones(n_var), bounds=Bounds(np.zeros(n_var), ub),
+                   options={"time_limit": left, "mip_rel_gap": 1e-7, "disp": False})
+        if res.x is None:
+            return None, np.inf, bound, "time_limit"
+        b = getattr(res, "mip_dual_bound", None)
+        bound = max(bound, min(float(res.fun if b is None else b), float(res.fun)))
+        if res.status != 0:
+            return None, np.inf, bound, "time_limit"
+        sol = np.round(res.x).astype(int)
+        labels = pieces(sol[x_at:])
+        if len(np.unique(labels)) == 1:
+            return sol, float(res.fun), bound, "optimal"
+        add_cuts(labels)
+    return None, np.inf, bound, "cut_limit"
+
+
 def _mixed_rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: int, time_limit_s: float,
                    incumbent_m: float) -> dict[str, Any]:
     """Mixed rural postman (one-way streets) by cutting planes on the terminal link graph.
 
     Binary y orients each required two-way street, integer x_l counts passes over directed
-    links; every terminal is balanced (in = out), and for every piece S of a disconnected
-    solution at least one pass must leave S (x(δ⁺(S)) ≥ 1), then HiGHS solves again. Returns
+    links; every terminal is balanced (in = out) and connected (see _solve_with_cuts). Returns
     traversals (None when not shorter than ``incumbent_m``), deadhead bound (m) and status.
     """
     t_end = time.perf_counter() + time_limit_s
     tl = _TerminalLinks(net, router, req_idx, start)
     k, rank = tl.k, tl.rank
     li, lj = np.nonzero(np.isfinite(tl.L))
-    cost = tl.L[li, lj]
     m = len(li)
     two = req_idx[~net.edge_oneway[req_idx]]
     one = req_idx[net.edge_oneway[req_idx]]
@@ -417,73 +468,32 @@ def _mixed_rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, s
          (np.concatenate([rank[net.edge_u[two]], rank[net.edge_v[two]], li, lj]),
           np.concatenate([np.arange(ny), np.arange(ny), ny + np.arange(m), ny + np.arange(m)]))),
         shape=(k, ny + m))
-    c = np.concatenate([np.zeros(ny), cost])
-    ub = np.concatenate([np.ones(ny), np.full(m, np.inf)])
-    ru, rv = rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]]
-    cuts: list[np.ndarray] = []
-
-    def groups_of(xl: np.ndarray) -> np.ndarray:
-        use = xl > 0
-        gr = sparse.coo_matrix((np.ones(len(ru) + int(use.sum())), (np.concatenate([ru, li[use]]),
-                                np.concatenate([rv, lj[use]]))), shape=(k, k))
-        return connected_components(gr, directed=False)[1]
-
-    def add_cuts(labels: np.ndarray) -> None:
-        for lab in np.unique(labels):
-            inside = labels == lab
-            row = np.zeros(ny + m)
-            row[ny:] = (inside[li] & ~inside[lj]).astype(float)
-            cuts.append(row)
-
-    add_cuts(groups_of(np.zeros(m)))
-    bound = 0.0
-    for _ in range(100):
-        left = t_end - time.perf_counter()
-        if left <= 0.2:
-            return {"items": None, "bound": bound, "status": "time_limit"}
-        cons = [LinearConstraint(A, -b, -b)]
-        if len(np.unique(groups_of(np.zeros(m)))) > 1 or len(cuts) > 1:
-            cons.append(LinearConstraint(sparse.csr_matrix(np.array(cuts)), 1.0, np.inf))
-        res = milp(c, constraints=cons, integrality=np.ones(ny + m), bounds=Bounds(np.zeros(ny + m), ub),
-                   options={"time_limit": left, "mip_rel_gap": 1e-7, "disp": False})
-        if res.x is None:
-            return {"items": None, "bound": bound, "status": "time_limit"}
-        bd = float(getattr(res, "mip_dual_bound", None) or res.fun)
-        bound = max(bound, min(bd, float(res.fun)))
-        if res.status != 0:
-            return {"items": None, "bound": bound, "status": "time_limit"}
-        sol = np.round(res.x).astype(int)
-        x = sol[ny:]
-        labels = groups_of(x)
-        if len(np.unique(labels)) == 1:
-            if float(res.fun) >= incumbent_m - 1e-6:
-                return {"items": None, "bound": bound, "status": "optimal"}
-            items = [Traversal(int(e), True, True) for e in one]
-            items += [Traversal(int(e), bool(sol[i] == 1), True) for i, e in enumerate(two)]
-            for l in np.flatnonzero(x > 0):
-                items += router.traversals(tl.path(int(li[l]), int(lj[l]))) * int(x[l])
-            return {"items": items, "bound": bound, "status": "optimal"}
-        add_cuts(labels)
-    return {"items": None, "bound": bound, "status": "cut_limit"}
+    sol, cost, bound, status = _solve_with_cuts(
+        np.concatenate([np.zeros(ny), tl.L[li, lj]]), LinearConstraint(A, -b, -b),
+        np.concatenate([np.ones(ny), np.full(m, np.inf)]), ny, li, lj, k,
+        rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]], directed=True, t_end=t_end)
+    if sol is None or cost >= incumbent_m - 1e-6:
+        return {"items": None, "bound": bound, "status": status}
+    items = [Traversal(int(e), True, True) for e in one]
+    items += [Traversal(int(e), bool(sol[i] == 1), True) for i, e in enumerate(two)]
+    for l in np.flatnonzero(sol[ny:] > 0):
+        items += router.traversals(tl.path(int(li[l]), int(lj[l]))) * int(sol[ny + l])
+    return {"items": items, "bound": bound, "status": status}
 
 
 def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: int, time_limit_s: float,
              incumbent_m: float) -> dict[str, Any]:
-    """Undirected rural postman by cutting planes on the reduced graph of the grid's street ends.
+    """Undirected rural postman by cutting planes on the terminal link graph (see _TerminalLinks).
 
-    Terminals are the ends of required streets and the start. Links join two terminals by a
-    shortest path that passes no other terminal (any deadhead walk splits into such links, so
-    nothing optimal is lost, and there are few links). Integer x_l ∈ {0, 1, 2} passes per link,
-    even degree at every terminal, and for every piece S of a disconnected solution
-    x(δ(S)) ≥ 2 is added and the MIP (HiGHS) solved again. Returns the traversals (None when
-    not shorter than ``incumbent_m`` deadhead metres), the deadhead lower bound (m) and the status.
+    Integer x_l ∈ {0, 1, 2} passes per link, z_v makes every terminal's degree even, and the
+    terminals must form one piece (see _solve_with_cuts). Returns the traversals (None when not
+    shorter than ``incumbent_m`` deadhead metres), the deadhead lower bound (m) and the status.
     """
     t_end = time.perf_counter() + time_limit_s
     tl = _TerminalLinks(net, router, req_idx, start)
-    n, VR, k, rank = net.n_nodes, tl.VR, tl.k, tl.rank
+    k, rank = tl.k, tl.rank
     L = np.minimum(tl.L, tl.L.T)
     li, lj = np.nonzero(np.triu(np.isfinite(L), 1))
-    cost = L[li, lj]
     m = len(li)
     deg = np.bincount(rank[np.concatenate([net.edge_u[req_idx], net.edge_v[req_idx]])], minlength=k)
     A = sparse.csr_matrix(
@@ -491,55 +501,22 @@ def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: 
          (np.concatenate([li, lj, np.arange(k)]), np.concatenate([np.arange(m), np.arange(m), m + np.arange(k)]))),
         shape=(k, m + k))
     parity = -(deg % 2).astype(float)
-    ub = np.concatenate([np.full(m, 2.0), np.full(k, np.inf)])
-    c = np.concatenate([cost, np.zeros(k)])
-    ru, rv = rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]]
-    cuts: list[np.ndarray] = []
-
-    def groups_of(xl: np.ndarray) -> np.ndarray:
-        use = xl > 0
-        gr = sparse.coo_matrix((np.ones(len(ru) + int(use.sum())), (np.concatenate([ru, li[use]]),
-                                np.concatenate([rv, lj[use]]))), shape=(k, k))
-        return connected_components(gr, directed=False)[1]
-
-    def add_cuts(labels: np.ndarray) -> None:
-        for lab in np.unique(labels):
-            inside = labels == lab
-            row = np.zeros(m + k)
-            row[:m] = (inside[li] != inside[lj]).astype(float)
-            cuts.append(row)
-
-    # Every piece of the grid's streets (and the start) must be entered and left: x(δ(S)) ≥ 2.
-    add_cuts(groups_of(np.zeros(m)))
-    bound = 0.0
-    for _ in range(100):
-        left = t_end - time.perf_counter()
-        if left <= 0.2:
-            return {"items": None, "bound": bound, "status": "time_limit"}
-        cons = [LinearConstraint(A, parity, parity),
-                LinearConstraint(sparse.csr_matrix(np.array(cuts)), 2.0, np.inf)]
-        res = milp(c, constraints=cons, integrality=np.ones(m + k), bounds=Bounds(np.zeros(m + k), ub),
-                   options={"time_limit": left, "mip_rel_gap": 1e-7, "disp": False})
-        if res.x is None:
-            return {"items": None, "bound": bound, "status": "time_limit"}
-        b = float(getattr(res, "mip_dual_bound", None) or res.fun)
-        bound = max(bound, min(b, float(res.fun)))
-        if res.status != 0:
-            return {"items": None, "bound": bound, "status": "time_limit"}
-        x = np.round(res.x[:m]).astype(int)
-        labels = groups_of(x)
-        if len(np.unique(labels)) == 1:
-            if float(res.fun) >= incumbent_m - 1e-6:
-                return {"items": None, "bound": bound, "status": "optimal"}
-            items = [Traversal(int(e), True, True) for e in req_idx]
-            for l in np.flatnonzero(x > 0):
-                i, j = int(li[l]), int(lj[l])
-                if not np.isfinite(tl.L[i, j]):
-                    i, j = j, i
-                items += router.traversals(tl.path(i, j)) * int(x[l])
-            return {"items": items, "bound": bound, "status": "optimal"}
-        add_cuts(labels)
-    return {"items": None, "bound": bound, "status": "cut_limit"}
+    # Variables: the z_v first, then the link passes (the cut rows address vars[x_at:]).
+    perm_c = np.concatenate([np.zeros(k), L[li, lj]])
+    A = sparse.hstack([A[:, m:], A[:, :m]]).tocsr()
+    sol, cost, bound, status = _solve_with_cuts(
+        perm_c, LinearConstraint(A, parity, parity), np.concatenate([np.full(k, np.inf), np.full(m, 2.0)]),
+        k, li, lj, k, rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]], directed=False, t_end=t_end)
+    if sol is None or cost >= incumbent_m - 1e-6:
+        return {"items": None, "bound": bound, "status": status}
+    x = sol[k:]
+    items = [Traversal(int(e), True, True) for e in req_idx]
+    for l in np.flatnonzero(x > 0):
+        i, j = int(li[l]), int(lj[l])
+        if not np.isfinite(tl.L[i, j]):
+            i, j = j, i
+        items += router.traversals(tl.path(i, j)) * int(x[l])
+    return {"items": items, "bound": bound, "status": status}
 
 
 def _item_groups(net: StreetNetwork, items: list[Traversal], start: int) -> list[np.ndarray]:
