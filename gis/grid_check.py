@@ -206,7 +206,8 @@ def check_plan(
         in_band = (households >= min_households) & (households <= max_households)
         for i in np.flatnonzero(~in_band):
             kind = "households_exempt" if exempt[i] else "households_out_of_band"
-            why = " (single indivisible block: exempt)" if exempt[i] else ""
+            why = (" (exempt: a single indivisible block, or a piece of its area that touches no other grid)"
+                   if exempt[i] else "")
             add(kind, codes[i], f"grid {codes[i]} has {households[i]:.0f} households, outside "
                 f"{min_households:g}–{max_households:g}{why}", shapely.point_on_surface(geoms[i]))
 

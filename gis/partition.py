@@ -682,7 +682,8 @@ def split_grid(blocks_of_grid: gpd.GeoDataFrame, adjacency: nx.Graph, parts: int
     frozen = np.zeros(n, dtype=bool)
     labels = _fix_contiguity(g, labels, h, frozen)
     search = _Search(g, h, labels, band, {p: mean for p in range(parts)}, frozen, cut_weight=0.01)
-    search.run(list(range(parts)))
+    # Only the parts METIS filled: an empty one is carved out below.
+    search.run(sorted(set(labels.tolist())))
     labels = _fix_contiguity(g, search.labels, h, frozen)
     # a part METIS left empty: carve a leaf block off the largest part so exactly `parts` exist
     for p in range(parts):

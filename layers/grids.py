@@ -236,9 +236,19 @@ def _mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFram
     grids = grids.copy()
     hh = grids["households"].to_numpy()
     out_band = (hh < params.min_households) | (hh > params.max_households)
-    per_parent = grids["parent_code"].map(grids["parent_code"].value_counts()).to_numpy()
-    only_small = (per_parent == 1) & (hh < params.min_households)
-    grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | only_small)
+    # A grid below the band that touches no other grid of its area (the only grid of a small
+    # area, or a detached piece of one, e.g. an empty corner cut off by the extract's edge)
+    # cannot grow: merging with a grid it does not touch would break contiguity.
+    geoms = grids.geometry.values
+    parents = grids["parent_code"].to_numpy()
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    keep = (left != right) & (parents[left] == parents[right])
+    shared = shapely.length(shapely.intersection(geoms[left[keep]], geoms[right[keep]]))
+    has_neighbour = np.zeros(len(grids), bool)
+    has_neighbour[left[keep][shared > 0]] = True
+    isolated_small = ~has_neighbour & (hh < params.min_households)
+    grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | isolated_small)
     return grids
 
 
@@ -332,7 +342,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         say(f"area {area['code']}: building blocks")
         # Blocks of at most half the target leave the partition room to balance every grid.
         blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
-                              max_block_households=max(params.target_households / 2.0, 1.0))
+                              max_block_households=max(params.target_households / 6.0, 1.0))
         if len(blocks) == 0:
             continue
         groups = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
