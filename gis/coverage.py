@@ -870,48 +870,60 @@ def plan_coverage(
         trav, _obj, bound, status = _solve_drive_mip(net, req_idx, conns, reach, left)
         return trav + fixed[len(req_idx):], bound, status == "optimal", {"mip_status": status}
 
-    # Solve without connectivity first: its bound is a lower bound of the true problem. Where
-    # the result falls apart into pieces (street islands of the grid joined only by outside
-    # streets), join the pieces along a minimum spanning tree of shortest paths (Frederickson)
-    # and solve again, until one closed route remains.
-    items, bound0, solved_exactly, solver = augment([])
-    first_items = items
-    conns: list[list[int]] = []
-    pieces = _item_groups(net, items, start_node)
-    first_pieces = pieces
-    rounds = 0
-    while len(pieces) > 1 and rounds < 50:
-        rounds += 1
-        more, _ = _connectors(router, pieces)
-        conns += more
-        items, _b, _ok, solver = augment(conns)
-        pieces = _item_groups(net, items, start_node)
-    if len(pieces) > 1:
-        raise GridPatrolError("could not join the grid's street pieces into one route", where=name)
-    if rounds:
-        # Alternative: keep the first solution and walk each joining path there and back.
-        more, _ = _connectors(router, first_pieces)
-        alt = list(first_items)
-        for p in more:
-            alt += router.traversals(p) * (1 if directed else 2)
-        if sum(net.edge_length_m[t.edge] for t in alt) < sum(net.edge_length_m[t.edge] for t in items):
-            items, conns = alt, more
     rpp_optimal = False
-    if rounds:
-        # Islands: solve the rural postman exactly (parity/balance + connectivity cuts) when time
-        # allows; its bound is valid even when it stops early, and beats the one without cuts.
-        best_m = float(sum(net.edge_length_m[t.edge] for t in items)) - required_m
-        if directed:
-            left = max(1.0, time_limit_s - (time.perf_counter() - t0))
-            rpp = _mixed_rpp_mip(net, router, req_idx, start_node, left, best_m)
-        else:
-            rpp = _rpp_mip(net, router, req_idx, start_node, min(time_limit_s, RPP_TIME_S), best_m)
-        solver["rpp"] = rpp["status"]
-        bound0 = max(bound0, rpp["bound"])
-        # Optimal: either its route, or (when no shorter) the joined route already was optimal.
-        rpp_optimal = rpp["status"] == "optimal"
-        if rpp["items"] is not None:
-            items, conns = rpp["items"], []
+    fast = None
+    if directed:
+        # Driving: the mixed postman on the terminal link graph (balance + connectivity cuts) is
+        # small and usually proven optimal in seconds; the whole-network MIP is the fallback.
+        fast = _mixed_rpp_mip(net, router, req_idx, start_node, time_limit_s / 2, np.inf)
+    if fast is not None and fast["items"] is not None:
+        items, bound0, solved_exactly, rounds, conns = fast["items"], fast["bound"], True, 0, []
+        solver = {"mip_status": "optimal", "model": "terminal links"}
+    else:
+        # Solve without connectivity first: its bound is a lower bound of the true problem. Where
+        # the result falls apart into pieces (street islands of the grid joined only by outside
+        # streets), join the pieces along a minimum spanning tree of shortest paths (Frederickson)
+        # and solve again, until one closed route remains.
+        items, bound0, solved_exactly, solver = augment([])
+        first_items = items
+        conns: list[list[int]] = []
+        pieces = _item_groups(net, items, start_node)
+        first_pieces = pieces
+        rounds = 0
+        while len(pieces) > 1 and rounds < 50:
+            rounds += 1
+            more, _ = _connectors(router, pieces)
+            conns += more
+            items, _b, _ok, solver = augment(conns)
+            pieces = _item_groups(net, items, start_node)
+        if len(pieces) > 1:
+            raise GridPatrolError("could not join the grid's street pieces into one route", where=name)
+        if rounds:
+            # Alternative: keep the first solution and walk each joining path there and back.
+            more, _ = _connectors(router, first_pieces)
+            alt = list(first_items)
+            for p in more:
+                alt += router.traversals(p) * (1 if directed else 2)
+            if sum(net.edge_length_m[t.edge] for t in alt) < sum(net.edge_length_m[t.edge] for t in items):
+                items, conns = alt, more
+        if fast is not None:
+            bound0 = max(bound0, fast["bound"])  # valid even though it ran out of time
+        if rounds or (directed and not solved_exactly):
+            # Islands (or a driving MIP that ran out of time): solve the rural postman exactly
+            # (parity/balance + connectivity cuts) when time allows; its bound is valid even when
+            # it stops early, and beats the one without cuts.
+            best_m = float(sum(net.edge_length_m[t.edge] for t in items)) - required_m
+            if directed:
+                left = max(1.0, time_limit_s - (time.perf_counter() - t0))
+                rpp = _mixed_rpp_mip(net, router, req_idx, start_node, left, best_m)
+            else:
+                rpp = _rpp_mip(net, router, req_idx, start_node, min(time_limit_s, RPP_TIME_S), best_m)
+            solver["rpp"] = rpp["status"]
+            bound0 = max(bound0, rpp["bound"])
+            # Optimal: either its route, or (when no shorter) the joined route already was optimal.
+            rpp_optimal = rpp["status"] == "optimal"
+            if rpp["items"] is not None:
+                items, conns = rpp["items"], []
     conn_m = float(sum(router.graph[x, y] for p in conns for x, y in zip(p[:-1], p[1:])))
     if directed:
         # Ignoring one-way streets for deadheading relaxes the problem: another valid bound.
