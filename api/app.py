@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -87,6 +87,59 @@ class BodyLimit:
         await send({"type": "http.response.body", "body": resp.body})
 
 
+class AccessLogAndAudit:
+    """One JSON log line per request (method, path, status, duration, user), and an audit entry
+    for every write attempt, allowed or refused (who, when, what, outcome).
+
+    Plain ASGI rather than an ``@app.middleware("http")`` function, which costs a task and a
+    stream per request. The audit entry is written before the response starts, so a client that
+    got its answer finds the entry in the log.
+    """
+
+    def __init__(self, app: ASGIApp, store: Store) -> None:
+        self.app, self.store = app, store
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        state = scope.setdefault("state", {})
+        status = 500
+
+        async def logged_send(msg: Message) -> None:
+            nonlocal status
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+                if method in WRITE_METHODS:
+                    await self._audit(scope, state, method, path, status)
+            await send(msg)
+
+        try:
+            await self.app(scope, receive, logged_send)
+        finally:
+            principal = state.get("principal")
+            client = scope.get("client")
+            log.info("request", extra={
+                "method": method, "path": path, "status": status,
+                "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
+                "user": principal.name if principal is not None else None,
+                "client": client[0] if client else None,
+            })
+
+    async def _audit(self, scope: Scope, state: dict, method: str, path: str, status: int) -> None:
+        principal = state.get("principal")
+        actor = principal.name if principal is not None else None
+        detail: dict[str, Any] = {"status": status, "query": scope.get("query_string", b"").decode("latin-1")[:2000]}
+        detail.update(state.get("audit_detail") or {})
+        action = "login" if path == "/auth/token" else f"{method} {path}"
+        try:
+            await run_in_threadpool(users.record_audit, self.store, actor, action, path, detail)
+        except Exception:  # noqa: BLE001  the response stands even if the audit store hiccups
+            log.exception("audit write failed", extra={"path": path})
+
+
 def _include_routers(app: FastAPI) -> None:
     """Include every router whose module exists (resource routers land as their layers do)."""
     import importlib
@@ -130,32 +183,7 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     app.state.store = store
     errors.install(app)
 
-    @app.middleware("http")
-    async def access_log_and_audit(request: Request, call_next):  # noqa: ANN001, ANN202
-        t0 = time.perf_counter()
-        response = await call_next(request)
-        elapsed_ms = (time.perf_counter() - t0) * 1000
-        principal = getattr(request.state, "principal", None)
-        actor = principal.name if principal is not None else None
-        log.info(
-            "request",
-            extra={
-                "method": request.method, "path": request.url.path, "status": response.status_code,
-                "duration_ms": round(elapsed_ms, 2), "user": actor,
-                "client": request.client.host if request.client else None,
-            },
-        )
-        if request.method in WRITE_METHODS:
-            # Every write attempt, allowed or refused, is audited: who, when, what, outcome.
-            detail: dict[str, Any] = {"status": response.status_code, "query": str(request.url.query)[:2000]}
-            detail.update(getattr(request.state, "audit_detail", {}) or {})
-            action = "login" if request.url.path == "/auth/token" else f"{request.method} {request.url.path}"
-            try:
-                await run_in_threadpool(users.record_audit, store, actor, action, request.url.path, detail)
-            except Exception:  # noqa: BLE001  the response stands even if the audit store hiccups
-                log.exception("audit write failed", extra={"path": request.url.path})
-        return response
-
+    app.add_middleware(AccessLogAndAudit, store=store)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 

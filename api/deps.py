@@ -1,6 +1,7 @@
 """Request dependencies: the store, the settings and the current user (from the bearer token)."""
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Path, Request
@@ -27,12 +28,31 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
+# Users re-read from the store at most every USER_TTL_S seconds per process: a deactivated user
+# or a changed role takes effect within that time, and busy map pages do not query per request.
+USER_TTL_S = 20.0
+_users: dict[tuple[str, str], tuple[float, Principal | None]] = {}
+
+
+def _cached_user(store: Store, name: str) -> Principal | None:
+    key = (store.url, name)
+    now = time.monotonic()
+    hit = _users.get(key)
+    if hit is not None and now - hit[0] < USER_TTL_S:
+        return hit[1]
+    principal = users.get_user(store, name)
+    if len(_users) > 10_000:
+        _users.clear()
+    _users[key] = (now, principal)
+    return principal
+
+
 def current_user(request: Request, token: str | None = None) -> Principal:
     """The user of this request: from the bearer token, else anonymous (viewer) if allowed.
 
     Raises AuthError (401) for a bad token, or for no token when anonymous reading is off.
-    The user is re-read from the store, so a deactivated user or a changed role takes effect
-    at once.
+    The user is re-read from the store (at most every USER_TTL_S seconds), so a deactivated user
+    or a changed role takes effect within that time.
     """
     cached = getattr(request.state, "principal", None)
     if cached is not None:
@@ -52,7 +72,7 @@ def current_user(request: Request, token: str | None = None) -> Principal:
         principal = ANONYMOUS
     else:
         name = decode_token(settings, token)
-        principal = users.get_user(get_store(request), name)
+        principal = _cached_user(get_store(request), name)
         if principal is None:
             raise AuthError(f"user {name!r} no longer exists or is deactivated")
     request.state.principal = principal

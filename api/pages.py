@@ -157,25 +157,28 @@ def to_display(m: folium.Map, settings: Settings) -> folium.Map:
     if not settings.tile_url:
         return m
     if _display(settings) == "gcj02":
+        def shift_latlon(points: list) -> list:
+            lat = np.array([p[0] for p in points], float)
+            lon = np.array([p[1] for p in points], float)
+            x, y = wgs84_to_gcj02(lon, lat)
+            return [[float(b), float(a)] for a, b in zip(x, y)]
+
         def walk(el) -> None:  # noqa: ANN001
             if isinstance(el, folium.GeoJson) and isinstance(el.data, dict):
                 el.data = _shift_geojson(el.data, wgs84_to_gcj02)
-            if hasattr(el, "location") and isinstance(getattr(el, "location", None), (list, tuple)) and len(el.location) == 2 \
-                    and not isinstance(el, folium.Map):
-                x, y = wgs84_to_gcj02(np.array([el.location[1]]), np.array([el.location[0]]))
-                el.location = [float(y[0]), float(x[0])]
-            if hasattr(el, "locations") and isinstance(getattr(el, "locations", None), list):
-                el.locations = [[float(b), float(a)] for a, b in (
-                    zip(*wgs84_to_gcj02(np.array([p[1] for p in el.locations]), np.array([p[0] for p in el.locations]))))] \
-                    if el.locations and isinstance(el.locations[0], (list, tuple)) and isinstance(el.locations[0][0], (int, float)) \
-                    else el.locations
+            loc = getattr(el, "location", None)
+            if not isinstance(el, folium.Map) and isinstance(loc, (list, tuple)) and len(loc) == 2:
+                el.location = shift_latlon([loc])[0]
+            locs = getattr(el, "locations", None)
+            if isinstance(locs, list) and locs and isinstance(locs[0], (list, tuple)) and isinstance(locs[0][0], (int, float)):
+                el.locations = shift_latlon(locs)
             for child in el._children.values():
                 walk(child)
 
         walk(m)
+    # Tiles always draw below vector layers (Leaflet's tile pane), whatever the order added.
     folium.TileLayer(tiles=settings.tile_url, attr=settings.tile_attribution or "basemap", name="basemap",
                      overlay=False, control=True).add_to(m)
-    # Bring the tile layer to the bottom of the render order.
     return m
 
 
@@ -192,7 +195,7 @@ def _html(m: folium.Map, settings: Settings) -> HTMLResponse:
     return HTMLResponse(render_offline(m, base_url="/static/vendor"))
 
 
-def _basemap(store: Store, bbox: tuple[float, float, float, float], display: str | None) -> folium.Map:
+def _basemap(store: Store, bbox: tuple[float, float, float, float]) -> folium.Map:
     """A map without tiles showing our own streets and buildings in ``bbox`` (the default basemap)."""
     minx, miny, maxx, maxy = bbox
     # max_zoom: marker clusters need it, and without tiles nothing else sets it.
@@ -364,7 +367,7 @@ def _incident_map(store: Store, settings: Settings, user: Principal, days: float
         store.extent("incidents"))
     if ext is None:
         raise NotFoundError("the store has no streets, grids or incidents to map", hint="import data first")
-    m = _basemap(store, ext, _display(settings))
+    m = _basemap(store, ext)
     if grids is not None and len(grids):
         g = grids[["code", "worker", "households", "geometry"]].copy()
         if not can(user, "read_workers"):

@@ -98,27 +98,40 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Optional[Path], typer.Option(help="TOML settings file (else GRIDPATROL_CONFIG)")] = None,
     ) -> None:
         """Serve the API, OGC API – Features and the map pages (uvicorn)."""
-        import uvicorn
+        from scripts.cli import state
 
-        from api.config import load_settings
-        from api.logs import uvicorn_log_config
-        from api.static_assets import check_vendor
-        from layers.store import open_store, resolve_url
-        from scripts.cli import err_console, state
+        serve(state.db, host=host, port=port, workers=workers, config=config)
 
-        if config is not None:
-            os.environ["GRIDPATROL_CONFIG"] = str(config)
-        settings = load_settings()  # fail here, with the message, not in every worker
-        url = resolve_url(state.db or settings.db)
-        os.environ["GRIDPATROL_DB"] = url
-        open_store(url).dispose()  # create/migrate once before the workers start
-        if not os.environ.get("GRIDPATROL_SECRET_KEY") and not settings.production:
-            # All workers must sign and check tokens with the same key; tokens die with the server.
-            os.environ["GRIDPATROL_SECRET_KEY"] = settings.secret_key
-            err_console.print("[yellow]no GRIDPATROL_SECRET_KEY set: using a random key; tokens end with this server[/]")
-        check_vendor()
-        err_console.print(f"serving {url.split('?')[0]} at http://{host}:{port}  (docs: /docs, OGC API: /ogc)")
-        uvicorn.run(
-            "api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-            log_config=uvicorn_log_config(settings.log_level), access_log=False, proxy_headers=False,
-        )
+
+def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
+          config: Path | None = None) -> None:
+    """Run the service for store ``db`` (None: settings/GRIDPATROL_DB) until interrupted.
+
+    Used by ``gridpatrol serve`` and ``gridpatrol demo``. Settings are checked and the store is
+    created/migrated once here, before the uvicorn workers start; the workers get the store URL
+    and one token key through the environment.
+    """
+    import uvicorn
+
+    from api.config import load_settings
+    from api.logs import uvicorn_log_config
+    from api.static_assets import check_vendor
+    from layers.store import open_store, resolve_url
+    from scripts.cli import err_console
+
+    if config is not None:
+        os.environ["GRIDPATROL_CONFIG"] = str(config)
+    settings = load_settings()  # fail here, with the message, not in every worker
+    url = resolve_url(db or settings.db)
+    os.environ["GRIDPATROL_DB"] = url
+    open_store(url).dispose()
+    if not os.environ.get("GRIDPATROL_SECRET_KEY") and not settings.production:
+        # All workers must sign and check tokens with the same key; tokens end with the server.
+        os.environ["GRIDPATROL_SECRET_KEY"] = settings.secret_key
+        err_console.print("[yellow]no GRIDPATROL_SECRET_KEY set: using a random key; tokens end with this server[/]")
+    check_vendor()
+    err_console.print(f"serving {url.split('?')[0]} at http://{host}:{port}  (docs: /docs, OGC API: /ogc)")
+    uvicorn.run(
+        "api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        log_config=uvicorn_log_config(settings.log_level), access_log=False, proxy_headers=False,
+    )

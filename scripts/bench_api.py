@@ -1,0 +1,261 @@
+"""Load-test the running service from a second process: map-click lookups and OGC item pages on
+PostGIS with 1,000,000 cameras and 500,000 incidents, against pg_featureserv-style raw SQL.
+
+Usage: .venv/bin/python scripts/bench_api.py [--cameras N] [--incidents N] [--requests N]
+       [--concurrency N] [--workers N] [--pg URL] [--keep]
+
+Builds a PostGIS schema (Chengdu streets, 锦江区 grids, N synthetic cameras and incidents spread over
+about 0.8° × 0.8° around Chengdu), starts ``gridpatrol serve`` on a free loopback port, and fires
+bounded request batches from this process with ``--concurrency`` clients. The baseline runs the
+same questions as plain SQL from the same process over as many pooled connections (what a
+pg_featureserv-style server does per request, without our role checks and exact in-view test).
+Prints a markdown table: throughput and p50/p95/p99 latency.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+DATA = ROOT.parent / "shared" / "data"
+# The region the generated cameras and incidents cover (around the Chengdu extract), degrees.
+REGION = (103.69, 30.29, 104.49, 31.09)
+EXTRACT = (104.0421, 30.6528, 104.1296, 30.7279)
+PASSWORD = "bench-password-1"
+
+
+def pg_server_url(pg: str | None) -> str:
+    return pg or os.environ.get("GRIDPATROL_BENCH_PG") or (
+        f"postgresql+psycopg://{getpass.getuser()}@/gridpatrol_bench?host=/var/run/postgresql")
+
+
+def build(url_db: str, n_cams: int, n_inc: int) -> tuple[str, str]:
+    """Create database/schema, import Chengdu and generate the layers; returns (store url, schema)."""
+    from sqlalchemy import create_engine, text
+
+    from layers import users
+    from layers.grids import draw_grids
+    from layers.importing import import_areas, import_osm
+    from layers.store import open_store
+
+    base, _, query = url_db.partition("?")
+    dbname = base.rsplit("/", 1)[1]
+    admin = create_engine(base.rsplit("/", 1)[0] + "/postgres" + ("?" + query if query else ""), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": dbname}).first():
+            c.execute(text(f'CREATE DATABASE "{dbname}"'))
+    admin.dispose()
+    eng = create_engine(url_db, isolation_level="AUTOCOMMIT")
+    schema = "bench_" + uuid.uuid4().hex[:8]
+    with eng.connect() as c:
+        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    eng.dispose()
+    url = url_db + ("&" if "?" in url_db else "?") + f"options=-csearch_path%3D{schema},public"
+    store = open_store(url)
+    t0 = time.perf_counter()
+    import_osm(store, DATA / "chengdu" / "chengdu.osm")
+    import_areas(store, DATA / "chengdu" / "510104.geojson", crs="gcj02", name="锦江区")
+    draw_grids(store)
+    minx, miny, maxx, maxy = REGION
+    with store.begin() as c:
+        c.execute(text("UPDATE grids SET worker = 'worker-' || code"))
+        c.execute(text(f"""
+            INSERT INTO cameras (code, name, project, azimuth_deg, fov_deg, range_m, height_m, camera_type, status,
+                                 secrecy_level, synthetic, source, geom)
+            SELECT 'B' || lpad(g::text, 19, '0'), 'bench camera ' || g,
+                   CASE WHEN g % 3 = 0 THEN 'sharp_eyes' ELSE 'skynet' END, random() * 360, 50 + random() * 60,
+                   30 + random() * 70, 6, CASE WHEN g % 10 = 0 THEN 'dome' ELSE 'fixed' END,
+                   CASE WHEN g % 50 = 0 THEN 'offline' ELSE 'online' END, 0, true, 'bench',
+                   ST_SetSRID(ST_MakePoint({minx} + random() * {maxx - minx}, {miny} + random() * {maxy - miny}), 4326)
+            FROM generate_series(1, {int(n_cams)}) g"""))
+        c.execute(text(f"""
+            INSERT INTO incidents (occurred_at, category, description, source, state, state_since, version,
+                                   synthetic, geom)
+            SELECT now() - random() * interval '365 days', (ARRAY['治安','矛盾纠纷','环境卫生','消防安全'])[1 + g % 4],
+                   'bench incident', 'bench', 'reported', now(), 1, true,
+                   ST_SetSRID(ST_MakePoint({minx} + random() * {maxx - minx}, {miny} + random() * {maxy - miny}), 4326)
+            FROM generate_series(1, {int(n_inc)}) g"""))
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+        c.execute(text("ANALYZE"))
+    users.create_user(store, "bench-dispatcher", "dispatcher", PASSWORD)
+    print(f"built {schema}: {store.count('cameras'):,} cameras, {store.count('incidents'):,} incidents, "
+          f"{store.count('grids')} grids in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    store.dispose()
+    return url, schema
+
+
+def drop(url_db: str, schema: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(url_db, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    eng.dispose()
+
+
+def stats(name: str, impl: str, lat_s: list[float], wall_s: float, errors: int,
+          server_ms: list[float] | None = None) -> dict:
+    q = statistics.quantiles(lat_s, n=100) if len(lat_s) >= 2 else [lat_s[0]] * 99
+    row = {"operation": name, "implementation": impl, "requests": len(lat_s), "errors": errors,
+           "req/s": len(lat_s) / wall_s, "p50 ms": q[49] * 1000, "p95 ms": q[94] * 1000, "p99 ms": q[98] * 1000,
+           "server p50/p95 ms": "–"}
+    if server_ms and len(server_ms) >= 2:
+        sq = statistics.quantiles(server_ms, n=100)
+        row["server p50/p95 ms"] = f"{sq[49]:.1f} / {sq[94]:.1f}"
+    return row
+
+
+def server_durations(log: Path, offset: int, prefix: str) -> list[float]:
+    """duration_ms of the requests under ``prefix`` the server logged after byte ``offset``
+    (its own time per request, without the client's queueing)."""
+    import json
+
+    out = []
+    with open(log, encoding="utf-8") as fh:
+        fh.seek(offset)
+        for line in fh:
+            if '"msg": "request"' in line and f'"path": "{prefix}' in line:
+                out.append(float(json.loads(line)["duration_ms"]))
+    return out
+
+
+async def http_load(urls: list[str], headers: dict, concurrency: int) -> tuple[list[float], float, int]:
+    lat: list[float] = []
+    errors = 0
+    queue = list(urls)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
+        async def worker() -> None:
+            nonlocal errors
+            while queue:
+                u = queue.pop()
+                t = time.perf_counter()
+                try:
+                    r = await client.get(u)
+                    ok = r.status_code == 200
+                except httpx.TransportError:
+                    ok = False  # e.g. a keep-alive connection the server closed just then
+                lat.append(time.perf_counter() - t)
+                errors += not ok
+        t0 = time.perf_counter()
+        await asyncio.gather(*[worker() for _ in range(concurrency)])
+        return lat, time.perf_counter() - t0, errors
+
+
+def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> tuple[list[float], float, int]:
+    import psycopg
+
+    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(concurrency)]
+    free = list(conns)
+    lat: list[float] = []
+
+    def run(job: tuple[str, dict]) -> None:
+        conn = free.pop()
+        try:
+            t = time.perf_counter()
+            for sql in job[0].split(";\n"):
+                conn.execute(sql, job[1]).fetchall()
+            lat.append(time.perf_counter() - t)
+        finally:
+            free.append(conn)
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(run, jobs))
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return lat, wall, 0
+
+
+# What a pg_featureserv-style server runs for the same click: cameras within reach with the
+# sector test in SQL, incidents within the radius of the last 30 days, and the grid. The
+# ``geom && ST_Expand`` box (degrees, generous at 30° N) lets the geometry GiST index work.
+LOOKUP_SQL = """SELECT code, ST_Distance(geography(geom), geography(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))) AS d
+ FROM cameras WHERE geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), 0.0015)
+ AND ST_DWithin(geography(geom), geography(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)), 110)
+ AND ST_Distance(geography(geom), geography(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))) <= range_m
+ AND (camera_type <> 'fixed' OR abs(mod((degrees(ST_Azimuth(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326))) - azimuth_deg + 540)::numeric, 360) - 180) <= fov_deg / 2);
+SELECT id, category FROM incidents WHERE geom && ST_Expand(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326), 0.0035)
+ AND ST_DWithin(geography(geom), geography(ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)), 300)
+ AND occurred_at >= now() - interval '30 days';
+SELECT code, worker FROM grids WHERE plan_id = (SELECT max(id) FROM grid_plans) AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)) LIMIT 1"""
+ITEMS_SQL = """SELECT id, code, ST_AsGeoJSON(geom) FROM cameras
+ WHERE geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326) ORDER BY id LIMIT 100 OFFSET %(off)s"""
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--cameras", type=int, default=1_000_000)
+    ap.add_argument("--incidents", type=int, default=500_000)
+    ap.add_argument("--requests", type=int, default=2000, help="requests per scenario (bounded)")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--pg", help="PostgreSQL URL of the bench database (created if missing)")
+    ap.add_argument("--keep", action="store_true", help="keep the bench schema")
+    args = ap.parse_args()
+    if args.concurrency < 1 or args.requests < 10:
+        ap.error("--concurrency ≥ 1 and --requests ≥ 10")
+    url_db = pg_server_url(args.pg)
+    url, schema = build(url_db, args.cameras, args.incidents)
+    from tests.api.live_server import running_server  # the same helper the e2e tests use
+
+    rng = random.Random(1)
+    rows = []
+    try:
+        with running_server(url, workers=args.workers) as base:
+            token = httpx.post(base + "/auth/token", data={"username": "bench-dispatcher", "password": PASSWORD}).json()
+            headers = {"Authorization": "Bearer " + token["access_token"]}
+            x0, y0, x1, y1 = EXTRACT
+            pts = [(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(args.requests)]
+            # Warm-up: connection pools and caches on both sides.
+            asyncio.run(http_load([f"{base}/lookup?lon={x}&lat={y}" for x, y in pts[:50]], headers, 8))
+            log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gp-e2e-server-{base.rsplit(':', 1)[1]}.log"
+            at = log.stat().st_size
+            lat, wall, err = asyncio.run(http_load([f"{base}/lookup?lon={x}&lat={y}" for x, y in pts], headers, args.concurrency))
+            rows.append(stats("lookup (map click)", "gridpatrol API", lat, wall, err, server_durations(log, at, "/lookup")))
+            boxes = []
+            for _ in range(args.requests):
+                cx, cy = rng.uniform(REGION[0], REGION[2] - 0.05), rng.uniform(REGION[1], REGION[3] - 0.05)
+                boxes.append((cx, cy, cx + 0.05, cy + 0.05, rng.choice([0, 100, 200])))
+            urls = [f"{base}/ogc/collections/cameras/items?bbox={a},{b},{c},{d}&limit=100&offset={o}" for a, b, c, d, o in boxes]
+            at = log.stat().st_size
+            lat, wall, err = asyncio.run(http_load(urls, headers, args.concurrency))
+            rows.append(stats("OGC items page (100 cameras, bbox)", "gridpatrol API", lat, wall, err,
+                              server_durations(log, at, "/ogc/collections/cameras/items")))
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        lat, wall, err = sql_load(dsn, [(LOOKUP_SQL, {"lon": x, "lat": y}) for x, y in pts], args.concurrency)
+        rows.append(stats("lookup (map click)", "raw SQL (pg_featureserv-style)", lat, wall, err))
+        jobs = [(ITEMS_SQL, {"x0": a, "y0": b, "x1": c, "y1": d, "off": o}) for a, b, c, d, o in boxes]
+        lat, wall, err = sql_load(dsn, jobs, args.concurrency)
+        rows.append(stats("OGC items page (100 cameras, bbox)", "raw SQL (pg_featureserv-style)", lat, wall, err))
+    finally:
+        if not args.keep:
+            drop(url_db, schema)
+    print(f"\n{args.cameras:,} cameras, {args.incidents:,} incidents on PostGIS; {args.concurrency} concurrent clients, "
+          f"{args.workers} server workers; {os.cpu_count()} CPU cores shared by server, database and client\n")
+    print("req/s and p50/p95/p99: seen by the client (including queueing behind the other clients and the\n"
+          "client's own CPU); server p50/p95: the server's own time per request from its log.\n")
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for r in rows:
+        print("| " + " | ".join(f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+                                for v in r.values()) + " |")
+
+
+if __name__ == "__main__":
+    main()
