@@ -110,6 +110,8 @@ def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = No
             proc.kill()
             proc.wait()
         fh.close()
+        if not os.environ.get("GRIDPATROL_KEEP_LOGS"):
+            log.unlink(missing_ok=True)
 
 
 def login(base: str, name: str) -> dict[str, str]:
