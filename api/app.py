@@ -8,7 +8,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -175,9 +176,8 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
         title="gridpatrol",
         summary="Grid management (网格化管理): grids, patrol routes, cameras and incidents, with OGC API – Features.",
         version="0.1.0",
-        docs_url="/docs",
+        docs_url=None,  # served below from the vendored swagger-ui: FastAPI's default loads it from a CDN
         redoc_url=None,
-        swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.settings = settings
     app.state.store = store
@@ -186,6 +186,18 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     app.add_middleware(AccessLogAndAudit, store=store)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        """The interactive API docs, with swagger-ui served by this app (works offline)."""
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="gridpatrol API",
+            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
+            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
+            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
+            swagger_ui_parameters={"persistAuthorization": True},
+        )
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:

@@ -16,6 +16,10 @@ from rich.table import Table
 
 from gis.errors import GridPatrolError
 
+# Run as `python -m scripts.cli`, this file is __main__; the topic modules import
+# `scripts.cli` for the shared state (--db), which must then be this same module.
+sys.modules.setdefault("scripts.cli", sys.modules[__name__])
+
 app = typer.Typer(
     name="gridpatrol",
     help="Grid-based community governance GIS: grids (网格), patrol routes, cameras and incidents.",

@@ -19,6 +19,7 @@ packages=(
   "leaflet@1.9.4 dist leaflet"
   "leaflet.markercluster@1.5.3 dist leaflet.markercluster"
   "jquery@3.7.1 dist jquery"
+  "swagger-ui-dist@5.35.0 . swagger-ui"
 )
 
 command -v npm >/dev/null || { echo "fetch_assets.sh: npm not found; install Node.js/npm (apt-get install npm)" >&2; exit 2; }

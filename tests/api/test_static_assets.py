@@ -72,3 +72,20 @@ def test_folium_defaults_are_not_mutated():
     before = list(folium.Map.default_js)
     render_offline(_busy_map())
     assert folium.Map.default_js == before
+
+
+def test_api_docs_page_is_served_offline(client):
+    """/docs must work on an intranet cut off from the internet: swagger-ui comes from this app."""
+    import re
+
+    page = client.get("/docs")
+    assert page.status_code == 200
+    urls = re.findall(r"""(?:src|href)\s*=\s*['"]([^'"]+)['"]""", page.text)
+    urls += re.findall(r"""url:\s*['"]([^'"]+)['"]""", page.text)
+    assert urls, page.text[:500]
+    assert not [u for u in urls if u.startswith(("http://", "https://", "//"))], urls
+    for u in urls:
+        if u.startswith("/static/"):
+            r = client.get(u)
+            assert r.status_code == 200 and len(r.content) > 500, u
+    assert client.get("/openapi.json").json()["info"]["title"] == "gridpatrol"
