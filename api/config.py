@@ -30,8 +30,8 @@ class Settings:
     max_body_bytes: int = 5 * 1024 * 1024
     ogc_default_limit: int = 100
     ogc_max_limit: int = 10_000
-    lookup_radius_m: float = 300.0
-    lookup_incident_days: int = 30
+    lookup_radius_m: float = 200.0  # map click: incidents within 200 m …
+    lookup_incident_days: int = 90  # … in the last 90 days (as the CLI lookup)
     # Optional online/intranet basemap: a Leaflet tile URL template, its attribution, and the
     # datum of its tiles (gcj02 for most Chinese web maps: our layers are shifted to match).
     tile_url: str | None = None

@@ -1,0 +1,64 @@
+"""The README's first quick-start command: `gridpatrol demo` builds the Chengdu demo and serves it."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pyogrio
+
+from tests.conftest import data_path
+
+GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_demo_builds_and_serves_chengdu(tmp_path):
+    data = data_path("chengdu", "chengdu.osm").parent
+    port = _free_port()
+    out = tmp_path / "demo"
+    log = tmp_path / "demo.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([GRIDPATROL, "demo", "--data", str(data), "--out", str(out), "--port", str(port),
+                                 "--incidents", "500"], stdout=fh, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 900
+        while "serving at" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            assert time.time() < deadline, "demo did not start serving in 15 minutes"
+            time.sleep(1)
+        text = log.read_text()
+        assert "check: valid" in text, text
+        assert "one-time password" in text
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(30):
+            try:
+                if httpx.get(f"{base}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        landing = httpx.get(base + "/", timeout=10).text
+        assert "/maps/grids" in landing and "/docs" in landing and "OpenStreetMap" in landing
+        grids = httpx.get(f"{base}/ogc/collections/grids/items?limit=1", timeout=30).json()
+        assert grids["numberMatched"] > 150
+        # Cameras are sensitive: the anonymous visitor of the demo does not see them.
+        assert httpx.get(f"{base}/ogc/collections/cameras/items", timeout=30).status_code in (401, 403)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    store = out / "chengdu-demo.gpkg"
+    assert len(pyogrio.read_dataframe(store, layer="routes")) > 150
+    sheets = list(out.glob("route-*.pdf"))
+    assert sheets
+    sheet_text = subprocess.run(["pdftotext", str(sheets[0]), "-"], capture_output=True, text=True).stdout
+    assert "巡查路线" in sheet_text and "OpenStreetMap" in sheet_text
+    html = (out / "grids.html").read_text()
+    assert "cdn." not in html and "OpenStreetMap" in html
