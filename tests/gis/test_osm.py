@@ -177,3 +177,22 @@ def test_gcj02_districts_land_on_the_osm_admin_ways():
                 out.extend(d[d < 1000])
     assert np.median(raw_d) > 100  # raw GCJ-02: far off
     assert np.median(conv_d) < 30  # converted: on the OSM ways
+
+
+def test_surveillance_nodes_become_cameras(tmp_path):
+    src = tmp_path / "cams.osm"
+    src.write_text(
+        """<?xml version='1.0' encoding='UTF-8'?><osm version="0.6">
+<bounds minlat="30.0" minlon="104.0" maxlat="30.01" maxlon="104.01"/>
+<node id="5" lat="30.005" lon="104.005"><tag k="man_made" v="surveillance"/>
+ <tag k="surveillance:type" v="camera"/><tag k="camera:type" v="dome"/><tag k="height" v="6 m"/>
+ <tag k="name" v="春熙路口球机"/></node>
+<node id="6" lat="30.006" lon="104.006"><tag k="man_made" v="surveillance"/>
+ <tag k="camera:direction" v="NE"/><tag k="camera:type" v="fixed"/></node>
+<node id="7" lat="30.007" lon="104.007"><tag k="amenity" v="bench"/></node>
+</osm>""", encoding="utf-8")
+    cams = osm.read_osm(src).cameras.set_index("osm_id")
+    assert sorted(cams.index) == [5, 6]
+    assert cams.loc[5, "camera_type"] == "dome" and cams.loc[5, "fov_deg"] == 360.0
+    assert cams.loc[5, "height_m"] == 6.0 and cams.loc[5, "name"] == "春熙路口球机"
+    assert cams.loc[6, "azimuth_deg"] == 45.0 and cams.loc[6, "code"] == "osm:6"
