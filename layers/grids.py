@@ -626,6 +626,8 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     keep = ctx.grids[~ctx.grids["code"].astype(str).isin(changed_set)].copy()
     new = blocks[blocks["grid_code"].isin(changed)]
     rebuilt = _mark_exempt(_grids_from_blocks(new, ctx.metric, lock_map), ctx.params) if len(new) else None
+    if rebuilt is not None:
+        rebuilt = _carry_assignments(ctx, rebuilt)
     cols = ["code", "parent_code", "name", "households", "buildings", "street_m", "area_m2",
             "polsby_popper", "exempt", "locked", "worker", "station_lon", "station_lat", "geometry"]
     keep["n_blocks"] = keep["code"].map(blocks["grid_code"].value_counts()).fillna(0).astype(int)
@@ -655,6 +657,72 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
         _insert_rows(store, conn, pid, grids[cols], blocks)
     return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=sorted(changed),
                       removed_codes=sorted(removed), message=note)
+
+
+STATION_TOLERANCE_M = 200.0
+
+
+def _carry_assignments(ctx: _Ctx, rebuilt: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Keep the worker and station of every grid an edit reshapes but does not rename.
+
+    A station that the new shape no longer contains (within ``STATION_TOLERANCE_M``) is
+    dropped rather than left outside its grid.
+    """
+    old = ctx.grids.set_index(ctx.grids["code"].astype(str))
+    rebuilt = rebuilt.copy()
+    for col in ("worker", "station_lon", "station_lat"):
+        rebuilt[col] = rebuilt["code"].map(old[col]) if col in old else None
+    has = rebuilt["station_lon"].notna() & rebuilt["station_lat"].notna()
+    if has.any():
+        pts = gpd.GeoSeries(shapely.points(rebuilt.loc[has, "station_lon"].astype(float),
+                                           rebuilt.loc[has, "station_lat"].astype(float)),
+                            index=rebuilt.index[has], crs="EPSG:4326").to_crs(ctx.metric)
+        shapes = rebuilt.loc[has].geometry.to_crs(ctx.metric)
+        gone = pts.distance(shapes, align=True) > STATION_TOLERANCE_M
+        rebuilt.loc[gone[gone].index, ["station_lon", "station_lat"]] = None
+    return rebuilt
+
+
+
+def assign_workers(store: Store, workers: dict[str, str | None], *,
+                   stations: dict[str, tuple[float, float]] | None = None, plan_id: int | None = None,
+                   created_by: str | None = None) -> EditResult:
+    """Set the responsible grid worker (网格员) and optionally the station of grids (new version).
+
+    ``workers`` maps grid codes to worker names (None clears); ``stations`` maps codes to a
+    (lon, lat) in WGS-84 that must lie in the grid or within ``STATION_TOLERANCE_M`` of it (the
+    start of its patrol routes). Unknown codes are refused with nothing written. The worker name
+    is what the service matches against a worker's user name.
+    """
+    stations = stations or {}
+    codes = sorted(set(workers) | set(stations))
+    if not codes:
+        raise InputError("no grid given", hint="give CODE WORKER, or a file with code,worker columns")
+    ctx = _context(store, plan_id, need_blocks=False)
+    sel = _require_grids(ctx, codes, unlocked=False)
+    grids = ctx.grids.copy()
+    idx = dict(zip(grids.loc[sel.index, "code"].astype(str), sel.index))
+    for code, name in workers.items():
+        name = None if name is None or not str(name).strip() else str(name).strip()
+        grids.loc[idx[code], "worker"] = name
+    for code, (lon, lat) in stations.items():
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise InputError(f"station of {code}: ({lon}, {lat}) is not longitude/latitude in WGS-84")
+        shape = gpd.GeoSeries([grids.loc[idx[code]].geometry], crs="EPSG:4326").to_crs(ctx.metric).iloc[0]
+        pt = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326").to_crs(ctx.metric).iloc[0]
+        d = shape.distance(pt)
+        if d > STATION_TOLERANCE_M:
+            raise InputError(f"station of {code} at ({lon:.6f}, {lat:.6f}) is {d:.0f} m outside the grid",
+                             hint=f"a station must lie in its grid or within {STATION_TOLERANCE_M:.0f} m of it")
+        grids.loc[idx[code], ["station_lon", "station_lat"]] = [float(lon), float(lat)]
+    note = "workers: " + ", ".join(f"{c}={workers.get(c) or '—'}" for c in codes[:10]) + (" …" if len(codes) > 10 else "")
+    metrics = json.loads(ctx.row["metrics_json"] or "{}")
+    with store.begin() as conn:
+        pid = _insert_plan(conn, method="edit", parent=int(ctx.row["id"]), params=ctx.params, metrics=metrics,
+                           created_by=created_by, note=note)
+        cols = [c for c in grids.columns if c not in ("id", "plan_id")]
+        _insert_rows(store, conn, pid, grids[cols], ctx.blocks.drop(columns=["id", "plan_id"]) if len(ctx.blocks) else None)
+    return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=codes, message=note)
 
 
 def _new_errors(before: CheckResult, after: CheckResult, changed: set[str], force: bool) -> list[str]:

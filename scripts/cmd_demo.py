@@ -36,7 +36,7 @@ def register(app: typer.Typer) -> None:
         cameras and incidents, a demo admin) into a fresh store and serve it locally."""
         from api.static_assets import save_offline
         from gis.errors import InputError
-        from layers.grids import PlanParams, check_grids, draw_grids, plan_map
+        from layers.grids import PlanParams, assign_workers, check_grids, draw_grids, plan_map, read_grids
         from layers.importing import import_areas, import_osm, prepare_osm
         from layers.incidents import synth_demo_data
         from layers.routes import grid_targets, plan_routes, print_route
@@ -79,6 +79,11 @@ def register(app: typer.Typer) -> None:
         timed("import district boundaries (GCJ-02 → WGS-84)", areas)
         plan_id = timed("draw grids", lambda step: draw_grids(store, PlanParams(seed=seed), progress=step,
                                                                created_by="demo", name="demo plan"))
+        # Synthetic grid workers, one per grid, named after the district (marked 合成 = synthetic).
+        drawn = read_grids(store, plan_id)
+        plan_id = assign_workers(store, {
+            code: f"{CHENGDU_DISTRICTS.get(code[:6], '')}网格员{code[-3:]}（合成）" for code in drawn["code"]
+        }, created_by="demo").plan_id
         check, _ = check_grids(store, plan_id)
         targets = grid_targets(store, plan_id=plan_id)
         outcomes = timed(f"plan walking routes for {len(targets)} grids",

@@ -137,6 +137,48 @@ def register(app: typer.Typer) -> None:
 
         _edit_report(set_locked(open_cli_store(create=False), codes, False))
 
+    @app.command("assign-worker")
+    def assign_worker_cmd(
+        code: Annotated[str, typer.Argument(help="Grid code")],
+        worker: Annotated[Optional[str], typer.Argument(help="Worker (网格员) name; the service matches it to a user name. Omit to clear")] = None,
+        station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT in WGS-84")] = None,
+    ) -> None:
+        """Set the responsible grid worker (网格员) and station of a grid (new plan version)."""
+        from layers.grids import assign_workers
+
+        stations = {code: _lonlat(station, "--station")} if station else None
+        _edit_report(assign_workers(open_cli_store(create=False), {code: worker}, stations=stations))
+
+    @app.command("assign-workers")
+    def assign_workers_cmd(
+        path: Annotated[Path, typer.Argument(help="CSV with columns code, worker and optionally station_lon, station_lat")],
+    ) -> None:
+        """Set the workers (and stations) of many grids from a CSV file, in one new plan version."""
+        import csv
+
+        from layers.grids import assign_workers
+
+        try:
+            with open(path, newline="", encoding="utf-8-sig") as fh:
+                rows = list(csv.DictReader(fh))
+        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            raise InputError(f"{path}: cannot read as CSV: {exc}") from None
+        if not rows or "code" not in rows[0] or "worker" not in rows[0]:
+            raise InputError(f"{path}: needs a header with the columns code and worker")
+        workers, stations = {}, {}
+        for line, r in enumerate(rows, start=2):
+            code = (r.get("code") or "").strip()
+            if not code:
+                raise InputError(f"{path}, line {line}: empty code")
+            workers[code] = r.get("worker")
+            lon, lat = (r.get("station_lon") or "").strip(), (r.get("station_lat") or "").strip()
+            if lon or lat:
+                try:
+                    stations[code] = (float(lon), float(lat))
+                except ValueError:
+                    raise InputError(f"{path}, line {line}: station_lon/station_lat must be numbers") from None
+        _edit_report(assign_workers(open_cli_store(create=False), workers, stations=stations))
+
     @app.command("rebalance")
     def rebalance_cmd(
         codes: Annotated[list[str], typer.Argument(help="Codes of neighbouring grids of one area")],
@@ -197,3 +239,11 @@ def _fmt(v: object) -> str:
     if isinstance(v, list):
         return ", ".join(_fmt(x) for x in v[:8]) + (" …" if len(v) > 8 else "")
     return str(v)
+
+
+def _lonlat(text: str, option: str) -> tuple[float, float]:
+    try:
+        lon, lat = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputError(f"{option} must be LON,LAT, got {text!r}") from None
+    return lon, lat
