@@ -551,7 +551,8 @@ def _context(store: Store, plan_id: int | None, *, need_blocks: bool = True) -> 
     if need_blocks and len(blocks) == 0:
         raise ConflictError(f"plan {row['id']} has no blocks (it was imported), so its grids cannot be "
                             "regrouped", hint="draw-grids to get a plan made of street blocks")
-    areas = planning_areas(store)
+    # Attribute edits (lock, workers) work on any plan, imported ones too, without areas.
+    areas = planning_areas(store) if need_blocks else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
     metric = _metric_crs_of(shapely.box(*grids.total_bounds))
     return _Ctx(store, row, PlanParams.from_json(row["params_json"]), grids, blocks, areas, metric)
 
@@ -964,7 +965,8 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     if bad:
         raise InputError(f"{path}: feature {bad[0]} is not a polygon", hint="grids must be polygons")
     grids = gpd.GeoDataFrame({"name": None}, geometry=geoms, crs="EPSG:4326", index=range(len(geoms)))
-    areas = planning_areas(store)
+    # Attribute edits (lock, workers) work on any plan, imported ones too, without areas.
+    areas = planning_areas(store) if need_blocks else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
     metric = _metric_crs_of(shapely.box(*grids.total_bounds))
     if parent_field is not None:
         grids["parent_code"] = gdf[parent_field].astype(str).to_numpy()

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from api.auth import can, require_permission
 from api.deps import MAX_ID, StoreDep, UserDep
 from api.geojson import parse_features
+from gis.errors import InputError
 from layers import grids as gl
 
 router = APIRouter(prefix="/grids", tags=["grids"])
@@ -71,6 +72,12 @@ class MoveIn(BaseModel):
 class LockIn(BaseModel):
     codes: Codes
     locked: bool = True
+
+
+class WorkerIn(BaseModel):
+    worker: Annotated[str | None, Field(max_length=100, description="worker (网格员) name; null clears")] = None
+    station_lon: Annotated[float | None, Field(ge=-180, le=180)] = None
+    station_lat: Annotated[float | None, Field(ge=-90, le=90)] = None
 
 
 PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (default: newest)")]
@@ -165,6 +172,17 @@ async def move(body: MoveIn, request: Request, store: StoreDep, principal: UserD
 async def lock(body: LockIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
     return await _edit(request, principal, "lock grids", lambda: gl.set_locked(
         store, body.codes, body.locked, plan_id=plan_id, created_by=principal.name), codes=body.codes, locked=body.locked)
+
+
+@router.post("/{code}/worker", summary="Set a grid's worker (网格员) and station (new plan version)")
+async def worker(code: str, body: WorkerIn, request: Request, store: StoreDep, principal: UserDep,
+                 plan_id: PlanQ = None) -> dict[str, Any]:
+    if (body.station_lon is None) != (body.station_lat is None):
+        raise InputError("give both station_lon and station_lat, or neither")
+    stations = {code: (body.station_lon, body.station_lat)} if body.station_lon is not None else None
+    return await _edit(request, principal, "assign grid workers", lambda: gl.assign_workers(
+        store, {code: body.worker}, stations=stations, plan_id=plan_id, created_by=principal.name),
+        code=code, worker=body.worker)
 
 
 @router.post("/rebalance", summary="Rebalance neighbouring grids with few household moves (new plan version)")
