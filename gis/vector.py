@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pyogrio
 import shapely
 
@@ -78,3 +79,20 @@ def as_multipolygon(geom):  # noqa: ANN001, ANN201
         elif g.geom_type == "GeometryCollection":
             polys.extend(p for p in g.geoms if p.geom_type == "Polygon")
     return shapely.MultiPolygon(polys) if polys else None
+
+
+def cut_into_cells(geom, n: int) -> list[tuple[int, int, object]]:  # noqa: ANN001
+    """``geom`` cut by an n × n grid of equal rectangles over its bounds (any CRS).
+
+    Returns (column, row, piece) for every piece with a positive area, columns west→east and
+    rows south→north: how a district is cut into pieces before grids exist.
+    """
+    minx, miny, maxx, maxy = geom.bounds
+    xs, ys = np.linspace(minx, maxx, n + 1), np.linspace(miny, maxy, n + 1)
+    out = []
+    for i in range(n):
+        for j in range(n):
+            piece = shapely.intersection(geom, shapely.box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
+            if not piece.is_empty and piece.area > 0:
+                out.append((i, j, piece))
+    return out

@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from gis.coverage import Traversal, count_turns, plan_coverage  # noqa: E402
 from gis.crs import local_metric_crs, to_wgs84_geometry  # noqa: E402
 from gis.osm import read_osm  # noqa: E402
+from gis.vector import cut_into_cells  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -41,13 +42,8 @@ def chengdu_pieces(n: int) -> tuple[gpd.GeoDataFrame, list[tuple[str, object]]]:
         g = to_wgs84_geometry(shape(raw.get("geometry", raw)), source="gcj02").intersection(area)
         if g.is_empty:
             continue
-        minx, miny, maxx, maxy = g.bounds
-        xs, ys = np.linspace(minx, maxx, n + 1), np.linspace(miny, maxy, n + 1)
-        for i in range(n):
-            for j in range(n):
-                p = g.intersection(box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
-                if p.area > 0:
-                    pieces.append((f"{code}-{i}{j}", p))
+        for i, j, p in cut_into_cells(g, n):
+            pieces.append((f"{code}-{i}{j}", p))
     return data.roads, pieces
 
 

@@ -25,24 +25,17 @@ def parse_lonlat(text: str | None, what: str = "--start") -> tuple[float, float]
 def area_pieces(store, code: str, pieces: int):  # noqa: ANN001, ANN201
     """Targets from an administrative area cut into about ``pieces`` rectangles (before grids exist)."""
     import numpy as np
-    import shapely
 
+    from gis.vector import cut_into_cells
     from layers.models import Area
     from layers.routes import Target
 
     areas = store.read_layer("areas", where=Area.__table__.c.code == code)
     if not len(areas):
         raise InputError(f"area {code} is not in the store", hint="import it with gridpatrol import-areas")
-    geom = areas.geometry.iloc[0]
     n = max(1, int(np.ceil(np.sqrt(pieces))))
-    minx, miny, maxx, maxy = geom.bounds
-    xs, ys = np.linspace(minx, maxx, n + 1), np.linspace(miny, maxy, n + 1)
-    out = []
-    for i in range(n):
-        for j in range(n):
-            part = shapely.intersection(geom, shapely.box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
-            if not part.is_empty and part.area > 0:
-                out.append(Target(f"{code}-{len(out) + 1:02d}", part))
+    cells = cut_into_cells(areas.geometry.iloc[0], n)
+    out = [Target(f"{code}-{k + 1:02d}", part) for k, (_i, _j, part) in enumerate(cells)]
     return out
 
 

@@ -16,6 +16,7 @@ from gis.coverage import count_turns, plan_coverage
 from gis.crs import local_metric_crs, to_wgs84_geometry
 from gis.errors import InputError
 from gis.osm import read_osm
+from gis.vector import cut_into_cells
 from tests.conftest import data_path
 
 CITIES = {
@@ -35,13 +36,8 @@ def _district_pieces(city: str):
         g = g.intersection(box(*data.roads.total_bounds))
         if g.is_empty:
             continue
-        minx, miny, maxx, maxy = g.bounds
-        xs, ys = np.linspace(minx, maxx, n + 1), np.linspace(miny, maxy, n + 1)
-        for i in range(n):
-            for j in range(n):
-                p = g.intersection(box(xs[i], ys[j], xs[i + 1], ys[j + 1]))
-                if p.area > 0:
-                    pieces.append((f"{f.split('/')[-1]}[{i},{j}]", p))
+        for i, j, p in cut_into_cells(g, n):
+            pieces.append((f"{f.split('/')[-1]}[{i},{j}]", p))
     return data.roads, pieces
 
 
