@@ -965,8 +965,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     if bad:
         raise InputError(f"{path}: feature {bad[0]} is not a polygon", hint="grids must be polygons")
     grids = gpd.GeoDataFrame({"name": None}, geometry=geoms, crs="EPSG:4326", index=range(len(geoms)))
-    # Attribute edits (lock, workers) work on any plan, imported ones too, without areas.
-    areas = planning_areas(store) if need_blocks else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    areas = planning_areas(store)
     metric = _metric_crs_of(shapely.box(*grids.total_bounds))
     if parent_field is not None:
         grids["parent_code"] = gdf[parent_field].astype(str).to_numpy()
