@@ -47,6 +47,18 @@ def _delta(lon: NDArray, lat: NDArray) -> Pair:
     return dlon, dlat
 
 
+def _invert(forward: Callable[[ArrayLike, ArrayLike], Pair], tlon: NDArray, tlat: NDArray,
+            lon: NDArray, lat: NDArray, tol_deg: float, max_iter: int) -> Pair:
+    """Solve forward(lon, lat) = (tlon, tlat) by fixed-point iteration from the first guess."""
+    for _ in range(max_iter):
+        flon, flat = forward(lon, lat)
+        elon, elat = flon - tlon, flat - tlat
+        lon, lat = lon - elon, lat - elat
+        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
+            break
+    return lon, lat
+
+
 def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Pair:
     """WGS-84 → GCJ-02 (degrees, vectorised); points outside mainland China are returned as is."""
     lon = np.asarray(lon, dtype=float)
@@ -60,13 +72,7 @@ def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9, max
     """GCJ-02 → WGS-84 by fixed-point iteration of the forward transform (error ≪ 0.5 m)."""
     glon = np.asarray(lon, dtype=float)
     glat = np.asarray(lat, dtype=float)
-    wlon, wlat = glon.copy(), glat.copy()
-    for _ in range(max_iter):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
-        elon, elat = flon - glon, flat - glat
-        wlon, wlat = wlon - elon, wlat - elat
-        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
-            break
+    wlon, wlat = _invert(wgs84_to_gcj02, glon, glat, glon.copy(), glat.copy(), tol_deg, max_iter)
     inside = in_mainland_china(glon, glat)
     return np.where(inside, wlon, glon), np.where(inside, wlat, glat)
 
@@ -88,14 +94,7 @@ def bd09_to_gcj02(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-10, max
     y = blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * _X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * _X_PI)
-    glon, glat = z * np.cos(theta), z * np.sin(theta)
-    for _ in range(max_iter):
-        flon, flat = gcj02_to_bd09(glon, glat)
-        elon, elat = flon - blon, flat - blat
-        glon, glat = glon - elon, glat - elat
-        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
-            break
-    return glon, glat
+    return _invert(gcj02_to_bd09, blon, blat, z * np.cos(theta), z * np.sin(theta), tol_deg, max_iter)
 
 
 def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> Pair:
