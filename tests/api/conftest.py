@@ -7,10 +7,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS, seed
-
-
-def _pg_schema_url(pg_database: str, schema: str) -> str:
-    return pg_database + ("&" if "?" in pg_database else "?") + f"options=-csearch_path%3D{schema},public"
+from tests.conftest import PG_DB, pg_url_for
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
@@ -28,7 +25,7 @@ def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
         with eng.connect() as c:
             c.execute(text(f"CREATE SCHEMA {schema}"))
         eng.dispose()
-        url = _pg_schema_url(pg, schema)
+        url = pg_url_for(PG_DB, schema)
     store = open_store(url)
     seed(store)
     store.dispose()
