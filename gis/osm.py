@@ -177,12 +177,7 @@ class _Collector:
         self.residential: list[dict] = []
         self.admin_areas: list[dict] = []
         self.admin_member_ways: set[int] = set()
-        self.building_ways_total: set[int] = set()
-        self.building_rels_total: set[int] = set()
-        self.landuse_total: set[tuple[str, int]] = set()
-        self.admin_rels: set[int] = set()
         self.node_bbox = [math.inf, math.inf, -math.inf, -math.inf]
-        self.counts = Counter()
         self.dropped: dict[str, list[int]] = defaultdict(list)
 
     def node(self, n) -> None:  # noqa: ANN001
@@ -221,19 +216,6 @@ class _Collector:
             self.barrier_ways.append((w.id, kind, tags.get("name"), locs))
         if tags.get("boundary") == "administrative" or w.id in self.admin_member_ways:
             self.admin_ways.append((w.id, dict(tags), locs))
-        if is_building(tags) and len(refs) >= 4 and refs[0] == refs[-1]:
-            self.building_ways_total.add(w.id)
-        if tags.get("landuse") == "residential" and len(refs) >= 4 and refs[0] == refs[-1]:
-            self.landuse_total.add(("way", w.id))
-
-    def relation(self, r) -> None:  # noqa: ANN001
-        tags = r.tags
-        if tags.get("type") in ("multipolygon", "boundary") and is_building(tags):
-            self.building_rels_total.add(r.id)
-        if tags.get("type") in ("multipolygon", "boundary") and tags.get("landuse") == "residential":
-            self.landuse_total.add(("relation", r.id))
-        if tags.get("boundary") == "administrative":
-            self.admin_rels.add(r.id)
 
     def area(self, a, wkb: Callable[[Any], str]) -> None:  # noqa: ANN001
         tags = a.tags
@@ -297,8 +279,6 @@ def _read(path: Path, collector: _Collector) -> None:
             collector.node(obj)
         elif t == "w":
             collector.way(obj)
-        elif t == "r":
-            collector.relation(obj)
         elif t == "a":
             collector.area(obj, factory.create_multipolygon)
 
@@ -366,7 +346,7 @@ def read_osm(
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read OSM data: {msg}",
                          hint="the file is truncated or not an OSM file; fetch it again") from None
-    if not col.counts and not col.highways and not col.buildings and math.isinf(col.node_bbox[0]):
+    if not col.highways and not col.buildings and math.isinf(col.node_bbox[0]):
         raise InputError(f"{path} contains no OSM nodes", hint="is the extract empty or cut to nothing?")
 
     declared = _header_bounds(path)
@@ -419,17 +399,14 @@ def read_osm(
         "admin_areas": len(admin),
         "households": float(buildings["households"].sum()) if len(buildings) else 0.0,
     }
-    if isinstance(area, Polygon):
-        area_poly = area
-    else:
-        parts = [g for g in getattr(area, "geoms", []) if isinstance(g, Polygon)]
-        area_poly = max(parts, key=lambda g: g.area) if parts else bounds
-    data = OsmData(
+    if not isinstance(area, (Polygon, MultiPolygon)):
+        # A boundary meeting the extract along an edge also yields lines: keep the polygons.
+        area = shapely.MultiPolygon([g for g in shapely.get_parts(area) if isinstance(g, Polygon)]) or bounds
+    return OsmData(
         roads=roads, buildings=buildings, barriers=barriers, cameras=cameras, admin=admin,
-        admin_lines=admin_lines, bounds=area if isinstance(area, (Polygon, MultiPolygon)) else area_poly,
-        bounds_declared=declared is not None, counts=counts, dropped=dropped,
+        admin_lines=admin_lines, bounds=area, bounds_declared=declared is not None, counts=counts,
+        dropped=dropped,
     )
-    return data
 
 
 def _empty(columns: list[str]) -> gpd.GeoDataFrame:
