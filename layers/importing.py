@@ -199,8 +199,7 @@ def _upsert_areas(store: Store, conn: Connection, areas: gpd.GeoDataFrame) -> No
 _CODE_RE = re.compile(r"^\d{6}(\d{3}){0,2}$")
 
 
-def import_areas(
-    store: Store,
+def read_areas(
     path: str | Path,
     *,
     crs: str | None = None,
@@ -210,16 +209,16 @@ def import_areas(
     code: str | None = None,
     name: str | None = None,
     parent_code: str | None = None,
-) -> ImportResult:
-    """Import administrative areas from a vector file, converting from ``crs`` (e.g. gcj02).
+) -> gpd.GeoDataFrame:
+    """Read and check one file of administrative areas, converting from ``crs`` (e.g. gcj02).
 
-    The code comes from ``code_field``, else ``code``, else a file name that is an
-    administrative code (``510104.geojson``). Areas are replaced by (level, code).
+    Returns the rows to store (WGS-84; code, name, level, parent_code, source). The code comes
+    from ``code_field``, else ``code``, else a file name that is an administrative code
+    (``510104.geojson``). Raises InputError naming the file and feature for anything wrong.
     """
     path = Path(path)
     if level not in LEVELS:
         raise InputError(f"unknown area level {level!r}", hint="use one of " + ", ".join(LEVELS))
-    started = utcnow()
     gdf = read_vector(path, crs=crs)
     if code_field is not None and code_field not in gdf.columns:
         raise InputError(f"{path}: no field {code_field!r}", hint="fields: " + ", ".join(map(str, gdf.columns.drop(gdf.geometry.name))))
@@ -244,22 +243,66 @@ def import_areas(
     if bad:
         raise InputError(f"{path}: feature {bad[0]} is not a polygon", hint="areas must be polygons")
     names = gdf[name_field].astype(str).tolist() if name_field else [name] * len(gdf)
-    areas = gpd.GeoDataFrame(
+    return gpd.GeoDataFrame(
         {"code": codes, "name": names, "level": level, "parent_code": parent_code,
          "source": str(path.resolve())},
         geometry=geoms, crs="EPSG:4326",
     )
-    sha = file_sha256(path)
+
+
+def import_area_files(
+    store: Store,
+    paths: Iterable[str | Path],
+    *,
+    crs: str | None = None,
+    level: str = "district",
+    **fields: str | None,
+) -> list[ImportResult]:
+    """Import several area files all or nothing: every file is read and checked first, then all
+    are written in one transaction. ``fields``: ``code_field``, ``name_field``, ``code``,
+    ``name``, ``parent_code`` as for :func:`read_areas`. Two files giving the same
+    (level, code) are refused, since the second would silently replace the first."""
+    started = utcnow()
+    prepared = [(Path(p), read_areas(p, crs=crs, level=level, **fields)) for p in paths]
+    seen: dict[str, Path] = {}
+    for path, areas in prepared:
+        for c in areas["code"]:
+            if c in seen and seen[c] != path:
+                raise InputError(f"{path}: area code {c!r} is also given by {seen[c]}",
+                                 hint="give each file its own --code or use --code-field")
+            seen[c] = path
+    results = []
     with store.begin() as conn:
-        _upsert_areas(store, conn, areas)
-        store.insert_gdf(conn, "imports", gpd.GeoDataFrame([{
-            "kind": "areas", "source_path": str(path.resolve()), "source_sha256": sha,
-            "source_bytes": path.stat().st_size,
-            "options_json": json.dumps({"crs": crs, "level": level}),
-            "counts_json": json.dumps({"areas": len(areas)}),
-            "dropped_json": "{}", "started_at": started, "finished_at": utcnow(),
-        }], geometry=[None], crs="EPSG:4326"))
-    return ImportResult(source=str(path), sha256=sha, counts={"areas": len(areas)})
+        for path, areas in prepared:
+            sha = file_sha256(path)
+            _upsert_areas(store, conn, areas)
+            store.insert_gdf(conn, "imports", gpd.GeoDataFrame([{
+                "kind": "areas", "source_path": str(path.resolve()), "source_sha256": sha,
+                "source_bytes": path.stat().st_size,
+                "options_json": json.dumps({"crs": crs, "level": level}),
+                "counts_json": json.dumps({"areas": len(areas)}),
+                "dropped_json": "{}", "started_at": started, "finished_at": utcnow(),
+            }], geometry=[None], crs="EPSG:4326"))
+            results.append(ImportResult(source=str(path), sha256=sha, counts={"areas": len(areas)}))
+    return results
+
+
+def import_areas(
+    store: Store,
+    path: str | Path,
+    *,
+    crs: str | None = None,
+    level: str = "district",
+    code_field: str | None = None,
+    name_field: str | None = None,
+    code: str | None = None,
+    name: str | None = None,
+    parent_code: str | None = None,
+) -> ImportResult:
+    """Import administrative areas from one vector file (see :func:`read_areas`); areas are
+    replaced by (level, code)."""
+    return import_area_files(store, [path], crs=crs, level=level, code_field=code_field, name_field=name_field,
+                             code=code, name=name, parent_code=parent_code)[0]
 
 
 def layer_summary(store: Store) -> pd.DataFrame:

@@ -132,17 +132,13 @@ def import_areas_cmd(
     parent_code: Annotated[Optional[str], typer.Option(help="Code of the parent area")] = None,
 ) -> None:
     """Import administrative areas (county/district/street/community boundaries)."""
-    from gis.vector import read_vector
-    from layers.importing import import_areas
+    from layers.importing import import_area_files
 
-    for f in files:  # check every file first: all or nothing
-        read_vector(f, crs=crs)
     store = open_cli_store()
-    rows = []
-    for f in files:
-        res = import_areas(store, f, crs=crs, level=level, code_field=code_field, name_field=name_field,
-                           code=code, name=name, parent_code=parent_code)
-        rows.append({"file": f.name, "areas": res.counts["areas"]})
+    # Every file is read and checked before anything is written: all or nothing.
+    results = import_area_files(store, files, crs=crs, level=level, code_field=code_field, name_field=name_field,
+                                code=code, name=name, parent_code=parent_code)
+    rows = [{"file": Path(r.source).name, "areas": r.counts["areas"]} for r in results]
     print_table(rows, title=f"imported {level} areas")
 
 

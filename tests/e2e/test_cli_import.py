@@ -54,7 +54,15 @@ def _broken_inputs(tmp: Path) -> list[tuple[list[str], str]]:
     (tmp / "cut.osm.pbf").write_bytes(pbf[: len(pbf) // 3])
     (tmp / "page.osm").write_text("<!DOCTYPE html><html><head><title>Error</title></head></html>")
     (tmp / "empty.osm").write_bytes(b"")
+    (tmp / "510199.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [{
+        "type": "Feature", "properties": {},
+        "geometry": {"type": "LineString", "coordinates": [[104.05, 30.66], [104.06, 30.67]]}}]}))
+    district = str(data_path("chengdu", "510104.geojson"))
     return [
+        # Several files are all or nothing: a good district file first, then a bad one.
+        (["import-areas", district, str(tmp / "510199.geojson"), "--crs", "gcj02"], "is not a polygon"),
+        (["import-areas", district, str(data_path("chengdu", "510105.geojson")), "--crs", "gcj02",
+          "--code", "510104"], "also given by"),
         (["import-osm", str(tmp / "cut.osm.pbf")], "cut.osm.pbf"),
         (["import-osm", str(tmp / "page.osm")], "HTML"),
         (["import-osm", str(tmp / "empty.osm")], "empty"),
