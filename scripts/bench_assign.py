@@ -17,9 +17,9 @@ import shapely
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from gis.assign import assign_xy, reassign_buildings, representative_xy  # noqa: E402
+from scripts.benchutil import local_pg_url  # noqa: E402
 
 UTM_CHENGDU = "EPSG:32648"  # WGS 84 / UTM 48N: metres around Chengdu
-DEFAULT_PG = "postgresql://root@127.0.0.1:5432/test"
 
 
 def make_grids(n: int, side_m: float, seed: int) -> np.ndarray:
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--side-km", type=float, default=40.0, help="side of the generated county square")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--repeat", type=int, default=3, help="runs per in-process method (best is shown)")
-    ap.add_argument("--pg-url", default=os.environ.get("GRIDPATROL_BENCH_PG", DEFAULT_PG))
+    ap.add_argument("--pg-url", default=local_pg_url("postgres", sqlalchemy=False))
     ap.add_argument("--skip-postgis", action="store_true")
     args = ap.parse_args(argv)
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 import pyogrio  # noqa: F401  (before mod_spatialite)
 
 import argparse
-import getpass
-import os
 import tempfile
 import time
 import uuid
@@ -19,6 +17,8 @@ import warnings
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
+
+from scripts.benchutil import local_pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OSM = ROOT.parent / "shared" / "data" / "chengdu" / "chengdu.osm"
@@ -88,8 +88,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--osm", type=Path, default=DEFAULT_OSM)
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--pg", default=f"postgresql+psycopg://{getpass.getuser()}@/gridpatrol_test?host=/var/run/postgresql"
-                    f"&port={os.environ.get('PGPORT', '5432')}")
+    ap.add_argument("--pg", default=local_pg_url("gridpatrol_test"))
     a = ap.parse_args()
     rows = []
     for name, fn in (
