@@ -29,8 +29,9 @@ def get_settings(request: Request) -> Settings:
 
 
 # Users re-read from the store at most every USER_TTL_S seconds per process: a deactivated user
-# or a changed role takes effect within that time, and busy map pages do not query per request.
-USER_TTL_S = 20.0
+# or a changed role takes effect within that time (at once in the process that made the change,
+# see forget_user), and busy map pages do not query per request.
+USER_TTL_S = 5.0
 _users: dict[tuple[str, str], tuple[float, Principal | None]] = {}
 
 
@@ -45,6 +46,11 @@ def _cached_user(store: Store, name: str) -> Principal | None:
         _users.clear()
     _users[key] = (now, principal)
     return principal
+
+
+def forget_user(store: Store, name: str) -> None:
+    """Drop ``name`` from this process's user cache, so a change to the user applies at once."""
+    _users.pop((store.url, name), None)
 
 
 def current_user(request: Request, token: str | None = None) -> Principal:

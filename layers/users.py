@@ -8,10 +8,10 @@ from typing import Any
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from gis.errors import ConflictError, InputError, NotFoundError
+from gis.errors import ConflictError, InputError, NotFoundError, PermissionDenied
 from layers.models import AuditEntry, User, utcnow
 from layers.store import Store
 
@@ -94,6 +94,85 @@ def set_password(store: Store, name: str, password: str, *, actor: str | None = 
         if res.rowcount == 0:
             raise NotFoundError(f"no user {name!r}")
         audit(conn, actor or "cli", "set-password", f"user:{name}", {})
+
+
+def _lock_users(conn: Connection) -> None:
+    """Serialise user changes that could leave no admin: two admins demoting each other at once
+    must not both succeed. PostgreSQL: an advisory lock; SQLite: take the write lock first (a write
+    matching no row), so the second waits instead of reading a snapshot that is about to change."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(74202)"))
+    else:
+        conn.execute(text("UPDATE users SET active = active WHERE 1 = 0"))
+
+
+def _active_admins(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(User).where(
+        User.role == "admin", User.active.is_(True))).scalar_one())
+
+
+def update_user(
+    store: Store, name: str, *, role: str | None = None, max_secrecy_level: int | None = None,
+    active: bool | None = None, password: str | None = None, actor: str | None = None,
+) -> dict[str, Any]:
+    """Change user ``name``: role, camera secrecy level, active flag and/or password (None: unchanged).
+
+    NotFoundError if there is no such user; ConflictError (nothing changed) if the change would
+    leave no active admin. The change and its audit entry (what changed, never the password) are
+    written in one transaction. Returns the user as :func:`list_users` shows it.
+    """
+    if role is not None and role not in ROLES:
+        raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
+    if max_secrecy_level is not None and not 0 <= int(max_secrecy_level) <= 9:
+        raise InputError(f"max secrecy level {max_secrecy_level} must be between 0 and 9")
+    if password is not None:
+        check_password_strength(password, name)
+    values: dict[str, Any] = {}
+    if role is not None:
+        values["role"] = role
+    if max_secrecy_level is not None:
+        values["max_secrecy_level"] = int(max_secrecy_level)
+    if active is not None:
+        values["active"] = bool(active)
+    if password is not None:
+        values["password_hash"] = hash_password(password)
+    if not values:
+        raise InputError("nothing to change", hint="give a role, max secrecy level, active flag or password")
+    with store.begin() as conn:
+        _lock_users(conn)
+        before = conn.execute(select(User.role, User.max_secrecy_level, User.active).where(User.name == name)).first()
+        if before is None:
+            raise NotFoundError(f"no user {name!r}", hint="list users with `gridpatrol users` or GET /auth/users")
+        conn.execute(update(User).where(User.name == name).values(**values))
+        # Counted after the change, inside the same transaction: the rule holds even when two
+        # admins demote each other at the same moment.
+        if before[0] == "admin" and before[2] and _active_admins(conn) == 0:
+            what = "deactivate" if active is False else "change the role of"
+            raise ConflictError(f"cannot {what} {name!r}: it is the last active admin",
+                                hint="make another user admin first")
+        changes = {k: {"from": {"role": before[0], "max_secrecy_level": before[1], "active": before[2]}[k], "to": v}
+                   for k, v in values.items() if k != "password_hash"}
+        if password is not None:
+            changes["password"] = "reset"
+        audit(conn, actor or "cli", "update-user", f"user:{name}", changes)
+        row = conn.execute(select(User.name, User.role, User.max_secrecy_level, User.active, User.created_at)
+                           .where(User.name == name)).one()
+    return dict(row._mapping)
+
+
+def change_own_password(store: Store, name: str, old_password: str, new_password: str) -> None:
+    """User ``name`` replaces their password; PermissionDenied if ``old_password`` is wrong."""
+    if authenticate(store, name, old_password) is None:
+        raise PermissionDenied("the old password is wrong", hint="nothing was changed")
+    if new_password == old_password:
+        raise InputError("the new password must differ from the old one")
+    check_password_strength(new_password, name)
+    with store.begin() as conn:
+        res = conn.execute(update(User).where(User.name == name, User.active.is_(True))
+                           .values(password_hash=hash_password(new_password)))
+        if res.rowcount == 0:
+            raise NotFoundError(f"no active user {name!r}")
+        audit(conn, name, "change-own-password", f"user:{name}", {})
 
 
 def get_user(store: Store, name: str, *, conn: Connection | None = None) -> Principal | None:

@@ -1,4 +1,4 @@
-"""CLI commands of the service: ``create-user``, ``set-password``, ``users`` and ``serve``."""
+"""CLI commands of the service: ``create-user``, ``user``, ``set-password``, ``users`` and ``serve``."""
 from __future__ import annotations
 
 import os
@@ -77,6 +77,44 @@ def register(app: typer.Typer) -> None:
         finally:
             store.dispose()
         console.print(f"password of {name} changed")
+
+    @app.command("user")
+    def user_cmd(
+        name: Annotated[str, typer.Argument(help="User name")],
+        role: Annotated[Optional[str], typer.Option(help="New role: admin | planner | dispatcher | worker | viewer")] = None,
+        max_secrecy: Annotated[
+            Optional[int], typer.Option(help="Highest camera secrecy level the user may see (0–9)")
+        ] = None,
+        enable: Annotated[
+            Optional[bool], typer.Option("--enable/--disable", help="Reactivate / deactivate the user (its tokens stop working)")
+        ] = None,
+        password_file: Annotated[
+            Optional[Path], typer.Option(help="Reset the password to the first line of this file")
+        ] = None,
+        generate_password: Annotated[
+            bool, typer.Option("--generate-password", help="Reset the password to a random one, printed once")
+        ] = False,
+    ) -> None:
+        """Change a user: role, secrecy level, deactivate/reactivate, reset the password.
+
+        Deactivating or demoting the last active admin is refused. Running servers apply the
+        change within a few seconds (the user cache, api/deps.py USER_TTL_S).
+        """
+        from layers.users import update_user
+        from scripts.cli import console, open_cli_store, print_table
+
+        password, generated = (None, False)
+        if password_file is not None or generate_password:
+            password, generated = _read_password(password_file, name, generate_password)
+        store = open_cli_store(create=False)
+        try:
+            row = update_user(store, name, role=role, max_secrecy_level=max_secrecy, active=enable, password=password,
+                              actor=os.environ.get("USER", "cli"))
+        finally:
+            store.dispose()
+        print_table([row], title=f"user {name} changed")
+        if generated:
+            console.print(f"one-time password (shown only now): [bold]{password}[/]")
 
     @app.command("users")
     def users_cmd() -> None:

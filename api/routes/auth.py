@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from api import deps
 from api.auth import PERMISSIONS, AuthError, can, issue_token, require_permission, visible_layers
 from api.deps import SettingsDep, StoreDep, UserDep
 from layers import users
@@ -25,6 +26,22 @@ class UserIn(BaseModel):
     role: str = Field(description="admin | planner | dispatcher | worker | viewer")
     password: str = Field(min_length=users.MIN_PASSWORD_LEN, max_length=1024)
     max_secrecy_level: int | None = Field(default=None, ge=0, le=9)
+
+
+class UserPatch(BaseModel):
+    role: str | None = Field(default=None, description="admin | planner | dispatcher | worker | viewer")
+    max_secrecy_level: int | None = Field(default=None, ge=0, le=9, description="highest camera secrecy level")
+    active: bool | None = Field(default=None, description="false: deactivate (its tokens stop working), true: reactivate")
+    password: str | None = Field(default=None, min_length=users.MIN_PASSWORD_LEN, max_length=1024,
+                                 description="reset the password")
+
+
+class PasswordChange(BaseModel):
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=users.MIN_PASSWORD_LEN, max_length=1024)
+
+
+UserName = Annotated[str, Path(min_length=1, max_length=64, description="user name")]
 
 
 @router.post("/token", response_model=TokenOut, summary="Log in (OAuth2 password flow)")
@@ -69,6 +86,27 @@ def post_user(body: UserIn, store: StoreDep, principal: UserDep) -> dict[str, An
         store, body.name, body.role, body.password, max_secrecy_level=body.max_secrecy_level, actor=principal.name
     )
     return {"name": created.name, "role": created.role, "max_secrecy_level": created.max_secrecy_level}
+
+
+@router.patch("/users/{name}", summary="Change a user: role, secrecy level, deactivate/reactivate, reset password (admin)")
+def patch_user(name: UserName, body: UserPatch, request: Request, store: StoreDep, principal: UserDep) -> dict[str, Any]:
+    """Only the fields given change. A deactivated user's tokens stop working at once in this
+    server process (within ``deps.USER_TTL_S`` seconds in other worker processes); so does a
+    role change. Deactivating or demoting the last active admin is refused (409)."""
+    require_permission(principal, "manage_users", "change users")
+    request.state.audit_detail = {"user": name, "fields": sorted(body.model_dump(exclude_none=True))}
+    out = users.update_user(store, name, role=body.role, max_secrecy_level=body.max_secrecy_level,
+                            active=body.active, password=body.password, actor=principal.name)
+    deps.forget_user(store, name)
+    return out
+
+
+@router.post("/me/password", summary="Change your own password (needs the old one)")
+def change_my_password(body: PasswordChange, store: StoreDep, principal: UserDep) -> dict[str, str]:
+    if principal.is_anonymous:
+        raise AuthError("log in first", hint="POST /auth/token with username and password")
+    users.change_own_password(store, principal.name, body.old_password, body.new_password)
+    return {"name": principal.name, "status": "password changed"}
 
 
 @router.get("/audit", summary="Audit log (admin)")
