@@ -24,6 +24,9 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    # Part 2 (CRS by reference), with CRS84 as the one CRS offered: clients that speak Part 2
+    # (GDAL's OAPIF driver, QGIS) then send crs=…CRS84 and get it confirmed in Content-Crs.
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 GEOJSON = "application/geo+json"
 TITLES = {
@@ -34,15 +37,22 @@ TITLES = {
 # The time column the datetime parameter filters on, per layer.
 TIME_COLUMN = {"incidents": "occurred_at", "routes": "created_at", "imports": "started_at"}
 # Query parameters of the items request that are not property filters.
-RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs"}
+RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}
 
 
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def _json(body: Any, media: str = "application/json") -> JSONResponse:
-    return JSONResponse(body, media_type=media)
+def _json(body: Any, media: str = "application/json", headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, media_type=media, headers=headers)
+
+
+def _check_crs(crs: str | None) -> None:
+    """Only CRS84 (longitude, latitude on WGS-84) is served; EPSG:4326 by URI would mean
+    latitude first, so it is refused rather than silently answered in the wrong axis order."""
+    if crs is not None and crs.strip("<>") not in (CRS84, "CRS84"):
+        raise InputError(f"crs {crs!r} is not supported", hint=f"features are served in {CRS84} only")
 
 
 def parse_bbox(text: str) -> tuple[float, float, float, float]:
@@ -271,12 +281,14 @@ def items(
     datetime_: Annotated[str | None, Query(alias="datetime", max_length=100)] = None,
     f: Annotated[str | None, Query(pattern="^(json|geojson)$")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
+    crs: Annotated[str | None, Query(max_length=200, description=f"output CRS; only {CRS84}")] = None,
 ) -> JSONResponse:
     """Features of ``layer`` as a GeoJSON FeatureCollection with ``numberMatched``,
     ``numberReturned`` and ``next``/``prev`` links. Other query parameters filter properties by
     equality (e.g. ``state=reported``, ``plan_id=3``)."""
     if bbox_crs is not None and bbox_crs not in (CRS84, "CRS84", "EPSG:4326"):
         raise InputError(f"bbox-crs {bbox_crs!r} is not supported", hint=f"use {CRS84}")
+    _check_crs(crs)
     # The OGC standard: a limit above the maximum is not an error; the maximum is used instead.
     page = min(limit or settings.ogc_default_limit, settings.ogc_max_limit)
     box = parse_bbox(bbox) if bbox is not None else None
@@ -310,11 +322,14 @@ def items(
             "links": links,
         },
         GEOJSON,
+        headers={"Content-Crs": f"<{CRS84}>"},
     )
 
 
 @router.get("/collections/{layer}/items/{feature_id}", summary="One feature")
-def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
+def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, principal: UserDep,
+         crs: Annotated[str | None, Query(max_length=200, description=f"output CRS; only {CRS84}")] = None) -> JSONResponse:
+    _check_crs(crs)
     table = _layer_table(store, principal, layer)
     conds = [table.c.id == feature_id]
     role_where = layer_filter(principal, layer, table)
