@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "plan_routes": frozenset({"admin", "planner"}),
     "create_incident": frozenset({"admin", "dispatcher", "worker"}),
     "advance_incident": frozenset({"admin", "dispatcher", "worker"}),
+    "import_incidents": frozenset({"admin", "dispatcher"}),
     "edit_cameras": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
     "read_audit": frozenset({"admin"}),

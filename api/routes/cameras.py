@@ -3,13 +3,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 
 from api.auth import require_permission
 from api.deps import StoreDep, UserDep
 from api.ogc import parse_bbox, query_items
+from api.routes._imports import CRS_PATTERN, OPENAPI_BODY, read_upload, run_import
 from gis.errors import NotFoundError
-from layers.cameras import cameras_at
+from layers.cameras import cameras_at, import_cameras
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 
@@ -43,6 +45,27 @@ def cameras_at_point(
     keep = ["id", "code", "name", "project", "lon", "lat", "azimuth_deg", "fov_deg", "range_m", "camera_type",
             "status", "secrecy_level", "distance_m", "bearing_deg", "in_view", "online"]
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df[[c for c in keep if c in df]].to_dict("records")]
+
+
+@router.post("/import", status_code=201, summary="Import a camera list (admin), all or nothing",
+             openapi_extra=OPENAPI_BODY, responses={422: {"description": "bad rows, listed; nothing imported"},
+                                                    413: {"description": "body over max_body_bytes"}})
+async def import_camera_file(
+    request: Request, store: StoreDep, principal: UserDep,
+    crs: Annotated[str, Query(pattern=CRS_PATTERN, description="coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = "wgs84",
+    map_: Annotated[str | None, Query(alias="map", max_length=2000, description="column mapping ours=theirs,… e.g. code=ID,lon=Longitude")] = None,
+    code_prefix: Annotated[str | None, Query(max_length=64, description="prefix for non-GB/T codes, e.g. baltimore:")] = None,
+    project: Annotated[str | None, Query(max_length=32, description="project of rows without one: skynet, sharp_eyes, other")] = None,
+) -> JSONResponse:
+    """The same validation and messages as ``gridpatrol import-cameras`` (see the README's camera
+    columns). Any bad row refuses the whole file with 422, each bad row named (row, CSV line or
+    GeoJSON feature, field); nothing is stored. Re-importing a code updates the camera. A file
+    declared WGS-84 that fits the streets far better as GCJ-02/BD-09 is imported with a warning."""
+    require_permission(principal, "edit_cameras", "import cameras")
+    upload = await read_upload(request)
+    opts = {"crs": crs, "map": map_, "code_prefix": code_prefix, "project": project}
+    return await run_import(request, "cameras", upload, lambda path: import_cameras(
+        store, path, crs=crs, mapping=map_, code_prefix=code_prefix, project=project), opts)
 
 
 @router.get("/{code}", summary="One camera by device code")

@@ -4,13 +4,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from api.auth import require_permission
 from api.deps import RowId, StoreDep, UserDep
 from api.ogc import parse_bbox, parse_datetime, query_items
-from gis.errors import NotFoundError
+from api.routes._imports import CRS_PATTERN, OPENAPI_BODY, read_upload, run_import
+from gis.errors import InputError, NotFoundError
 from gis.incidents import STATES
 from layers import incidents as inc
 
@@ -52,6 +56,33 @@ def create(body: IncidentIn, request: Request, store: StoreDep, principal: UserD
     )
     request.state.audit_detail = {"incident_id": out["id"], "category": body.category}
     return {k: (v.isoformat() if isinstance(v, datetime) else (v.item() if hasattr(v, "item") else v)) for k, v in out.items()}
+
+
+@router.post("/import", status_code=201, summary="Import incidents (dispatcher, admin), all or nothing",
+             openapi_extra=OPENAPI_BODY, responses={422: {"description": "bad rows, listed; nothing imported"},
+                                                    413: {"description": "body over max_body_bytes"}})
+async def import_incident_file(
+    request: Request, store: StoreDep, principal: UserDep,
+    crs: Annotated[str, Query(pattern=CRS_PATTERN, description="coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = "wgs84",
+    map_: Annotated[str | None, Query(alias="map", max_length=2000, description="column mapping ours=theirs,… e.g. occurred_at=CrimeDate,lon=Longitude")] = None,
+    state: Annotated[str, Query(min_length=1, max_length=32, description="state of rows without one (closed for history)")] = "reported",
+    tz: Annotated[str, Query(min_length=1, max_length=64, description="time zone of times without one, e.g. Asia/Shanghai")] = "UTC",
+) -> JSONResponse:
+    """The same validation and messages as ``gridpatrol import-incidents``: CSV, a JSON array of
+    records or GeoJSON; grids and workers attached, duplicates flagged. A row with a bad time,
+    category, state or coordinates refuses the whole file with 422 (rows named; nothing stored);
+    records without any coordinates are skipped and listed, as on the command line."""
+    require_permission(principal, "import_incidents", "import incidents")
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"unknown time zone {tz!r}", hint="e.g. Asia/Shanghai, UTC, America/New_York") from None
+    default_state = inc.normalize_state(state)
+    upload = await read_upload(request)
+    opts = {"crs": crs, "map": map_, "state": default_state, "tz": tz}
+    return await run_import(request, "incidents", upload, lambda path: inc.import_incidents(
+        store, path, crs=crs, mapping=map_, state=default_state, tz=tz, actor=principal.name,
+        source=f"upload by {principal.name}"), opts)
 
 
 @router.get("", summary="Incidents by bbox, time, category and state (GeoJSON)")
