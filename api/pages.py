@@ -21,7 +21,7 @@ from api.config import Settings
 from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, current_user, get_settings, get_store
 from api.static_assets import render_offline
 from gis.crs import wgs84_to_gcj02
-from gis.errors import GridPatrolError, NotFoundError
+from gis.errors import GridPatrolError, InputError, NotFoundError
 from layers import users
 from layers.models import Grid, GridPlan, Incident, Route
 from layers.store import Store
@@ -152,26 +152,42 @@ def _shift_geojson(data: Any, fn) -> Any:  # noqa: ANN001
     return data
 
 
+def display_latlon(points: list, settings: Settings) -> list:
+    """``[lat, lon, …]`` rows (WGS-84) → the map's display datum (GCJ-02 on GCJ-02 tiles); extra items kept."""
+    if _display(settings) != "gcj02" or not points:
+        return [list(p) for p in points]
+    lat = np.array([p[0] for p in points], float)
+    lon = np.array([p[1] for p in points], float)
+    x, y = wgs84_to_gcj02(lon, lat)
+    return [[float(b), float(a), *p[2:]] for a, b, p in zip(x, y, points)]
+
+
 def to_display(m: folium.Map, settings: Settings) -> folium.Map:
-    """Add the optional tile layer; with GCJ-02 tiles, shift every layer of ``m`` to GCJ-02 so they line up."""
+    """Add the optional tile layer; with GCJ-02 tiles, shift every layer of ``m`` to GCJ-02 so they line up.
+
+    Shifted: GeoJSON layers, markers and lines, the clustered markers' data, the map's centre and
+    its fitted bounds (so the first view shows the same place). Clicks on such a map give GCJ-02
+    coordinates: the incident map's lookup sends ``crs=gcj02`` and gets GCJ-02 positions back.
+    """
     if not settings.tile_url:
         return m
     if _display(settings) == "gcj02":
-        def shift_latlon(points: list) -> list:
-            lat = np.array([p[0] for p in points], float)
-            lon = np.array([p[1] for p in points], float)
-            x, y = wgs84_to_gcj02(lon, lat)
-            return [[float(b), float(a)] for a, b in zip(x, y)]
+        def latlon(obj: Any) -> bool:
+            return isinstance(obj, (list, tuple)) and len(obj) >= 2 and all(isinstance(v, (int, float)) for v in obj[:2])
 
         def walk(el) -> None:  # noqa: ANN001
             if isinstance(el, folium.GeoJson) and isinstance(el.data, dict):
                 el.data = _shift_geojson(el.data, wgs84_to_gcj02)
             loc = getattr(el, "location", None)
-            if not isinstance(el, folium.Map) and isinstance(loc, (list, tuple)) and len(loc) == 2:
-                el.location = shift_latlon([loc])[0]
+            if latlon(loc) and len(loc) == 2:
+                el.location = display_latlon([loc], settings)[0]
             locs = getattr(el, "locations", None)
-            if isinstance(locs, list) and locs and isinstance(locs[0], (list, tuple)) and isinstance(locs[0][0], (int, float)):
-                el.locations = shift_latlon(locs)
+            if isinstance(locs, list) and locs and latlon(locs[0]):
+                el.locations = display_latlon(locs, settings)
+            if isinstance(el, folium.map.FitBounds) and all(latlon(b) for b in el.bounds):
+                el.bounds = display_latlon(el.bounds, settings)
+            if isinstance(el, FastMarkerCluster) and isinstance(el.data, list) and el.data and latlon(el.data[0]):
+                el.data = display_latlon(el.data, settings)  # rows [lat, lon, tooltip]
             for child in el._children.values():
                 walk(child)
 
@@ -289,6 +305,8 @@ LOOKUP_JS = r"""
   var map = %(map)s;
   var crs = %(crs)s;
   var canCams = %(can_cams)s;
+  // ?click=lon,lat (WGS-84), converted by the server to the map's display datum: [lat, lon] or null.
+  var initial = %(initial)s;
   var panel = document.getElementById('gp-panel');
   var sectors = L.layerGroup().addTo(map);
   // SVG (not the map's canvas) so the sectors are DOM elements tests and styles can find.
@@ -317,7 +335,7 @@ LOOKUP_JS = r"""
         pin = L.circleMarker([lat, lon], {radius: 7, color: '#000', fillColor: '#ffeb3b', fillOpacity: 1}).addTo(map);
         panel.replaceChildren();
         if (st !== 200) { panel.appendChild(el('div', b.detail || ('error ' + st), 'gp-error')); panel.dataset.state = 'error'; return; }
-        panel.appendChild(el('h3', '位置 ' + lon.toFixed(6) + ', ' + lat.toFixed(6)));
+        panel.appendChild(el('h3', '位置 ' + (crs === 'gcj02' ? 'GCJ-02 ' : '') + lon.toFixed(6) + ', ' + lat.toFixed(6)));
         var g = el('div', null, 'gp-grid');
         g.appendChild(el('b', '网格 Grid: '));
         g.appendChild(el('span', b.grid ? b.grid.code + (b.grid.name ? ' ' + b.grid.name : '') : '（不在任何网格内 outside every grid）', 'gp-grid-code'));
@@ -345,8 +363,7 @@ LOOKUP_JS = r"""
       }).catch(function (err) { panel.replaceChildren(el('div', String(err), 'gp-error')); panel.dataset.state = 'error'; });
   }
   map.on('click', function (e) { show(e.latlng.lat, e.latlng.lng); });
-  var q = new URLSearchParams(window.location.search).get('click');
-  if (q) { var p = q.split(','); map.whenReady(function () { show(parseFloat(p[1]), parseFloat(p[0])); }); }
+  if (initial) { map.whenReady(function () { show(initial[0], initial[1]); }); }
 })();
 """
 
@@ -358,7 +375,22 @@ PANEL_HTML = (
 )
 
 
-def _incident_map(store: Store, settings: Settings, user: Principal, days: float | None, category: str | None) -> folium.Map:
+def _parse_click(click: str | None) -> tuple[float, float] | None:
+    """``"lon,lat"`` (WGS-84) → (lon, lat); InputError (422) when it is not a point on Earth."""
+    if click is None or not click.strip():
+        return None
+    parts = click.split(",")
+    try:
+        lon, lat = (float(v) for v in parts)
+    except ValueError:
+        raise InputError(f"click={click!r} is not lon,lat", hint="e.g. ?click=104.0665,30.6598 (WGS-84)") from None
+    if not (np.isfinite(lon) and np.isfinite(lat) and -180 <= lon <= 180 and -90 <= lat <= 90):
+        raise InputError(f"click={click!r} is not a WGS-84 longitude,latitude", hint="e.g. ?click=104.0665,30.6598")
+    return lon, lat
+
+
+def _incident_map(store: Store, settings: Settings, user: Principal, days: float | None, category: str | None,
+                  click: tuple[float, float] | None = None) -> folium.Map:
     t = Incident.__table__
     with store.engine.connect() as c:
         plan = c.execute(select(func.max(GridPlan.id))).scalar()
@@ -404,7 +436,8 @@ def _incident_map(store: Store, settings: Settings, user: Principal, days: float
     m.get_root().html.add_child(folium.Element(PANEL_HTML))
     _attribution(m, " · cameras and incidents of the Chinese demo areas are synthetic")
     _script(LOOKUP_JS % {"map": m.get_name(), "crs": json.dumps(_display(settings)),
-                         "can_cams": json.dumps(can(user, "read_cameras"))}).add_to(m)
+                         "can_cams": json.dumps(can(user, "read_cameras")),
+                         "initial": json.dumps(display_latlon([[click[1], click[0]]], settings)[0] if click else None)}).add_to(m)
     return m
 
 
@@ -420,7 +453,7 @@ async def incident_map(
     request: Request, store: StoreDep, settings: SettingsDep,
     days: Annotated[float | None, Query(gt=0, le=3650, description="only the newest N days")] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
-    click: Annotated[str | None, Query(max_length=80, description="lon,lat to look up on load")] = None,
+    click: Annotated[str | None, Query(max_length=80, description="lon,lat (WGS-84) to look up on load")] = None,
 ) -> HTMLResponse:
     """Incidents (clustered) over grids, streets and buildings; click → lookup panel with camera sectors."""
     user = _who(request)
@@ -428,7 +461,8 @@ async def incident_map(
         if user is None:
             raise AuthError("log in first")
         require_permission(user, "read_incidents", "see the incident map")
-        m = await run_in_threadpool(_incident_map, store, settings, user, days, category)
+        point = _parse_click(click)
+        m = await run_in_threadpool(_incident_map, store, settings, user, days, category, point)
     except GridPatrolError as exc:
         return _deny(request, exc)
     return _html(m, settings)
