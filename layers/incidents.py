@@ -52,6 +52,13 @@ LOOKUP_DAYS = 90.0
 # ---------------------------------------------------------------------------------------------
 # Grids.
 
+def _sql_nulls(rec: dict[str, Any]) -> dict[str, Any]:
+    """``rec`` with pandas' missing markers (NaN, NaT, NA) as SQL NULL: PostgreSQL would store a
+    float NaN in a text column as the string 'NaN'."""
+    return {k: (None if v is not None and not isinstance(v, (str, bytes, list, dict)) and pd.isna(v) else v)
+            for k, v in rec.items()}
+
+
 def grids_at(store: Store, conn: Connection, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
     """Grid code, name and worker of the newest plan at each point (None outside every grid)."""
     from layers.models import GridPlan
@@ -86,7 +93,8 @@ def grids_at(store: Store, conn: Connection, lon: np.ndarray, lat: np.ndarray) -
             codes[p] = np.array([r[0] for r in rows], dtype=object)[g]
             names[p] = np.array([r[1] for r in rows], dtype=object)[g]
             workers[p] = np.array([r[2] for r in rows], dtype=object)[g]
-    return pd.DataFrame({"grid_code": codes, "grid_name": names, "worker": workers})
+    # dtype=object keeps None for "no grid" (pandas 3 would infer strings and turn None into NaN).
+    return pd.DataFrame({"grid_code": codes, "grid_name": names, "worker": workers}, dtype=object)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -117,6 +125,7 @@ def _insert_incidents(store: Store, conn: Connection, rows: pd.DataFrame, actor:
             "state_since": r.state_since, "version": 1, "grid_code": r.grid_code, "worker": r.worker,
             "duplicate_of": None, "synthetic": bool(r.synthetic), "geom": f"SRID={SRID};POINT({r.lon!r} {r.lat!r})",
         })
+    recs = [_sql_nulls(r) for r in recs]
     ids: list[int] = []
     for i in range(0, len(recs), 2000):
         res = conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), recs[i:i + 2000])
@@ -513,6 +522,7 @@ def synth_demo_data(store: Store, *, seed: int = 0, county_code: str = "510104",
             "state_since": r.state_since, "version": int(r.version), "grid_code": r.grid_code, "worker": r.worker,
             "duplicate_of": None, "synthetic": True, "geom": f"SRID={SRID};POINT({r.lon!r} {r.lat!r})",
         } for r in inc.itertuples(index=False)]
+        recs = [_sql_nulls(r) for r in recs]
         ids: list[int] = []
         for i in range(0, len(recs), 2000):
             res = conn.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), recs[i:i + 2000])

@@ -251,7 +251,7 @@ def read_points_file(path: str | Path) -> gpd.GeoDataFrame:
 
 def plan_visit_route(
     store: Store,
-    points_path: str | Path,
+    points_path: str | Path | gpd.GeoDataFrame,
     *,
     code: str = "visit",
     mode: str = "walk",
@@ -261,8 +261,9 @@ def plan_visit_route(
     dwell_min: float = 0.0,
     time_limit_s: float = 10.0,
 ) -> tuple[VisitPlan, gpd.GeoDataFrame]:
-    """Plan a key-point route through the points in ``points_path`` and store it (kind "visit")."""
-    pts = read_points_file(points_path)
+    """Plan a key-point route through the points in ``points_path`` (a file, or points in
+    EPSG:4326 with optional ``name`` and ``importance``) and store it (kind "visit")."""
+    pts = points_path if isinstance(points_path, gpd.GeoDataFrame) else read_points_file(points_path)
     area = shapely.box(*pts.total_bounds)
     roads = store.read_layer("roads", bbox=_expand(area.bounds))
     plan = plan_visit(pts, roads=roads if len(roads) else None, mode=mode, start=start, closed=closed,
@@ -275,7 +276,8 @@ def plan_visit_route(
         label = str(pts[name_col].iloc[i]) if name_col else f"#{i + 1}"
         steps.append({"index": k + 1, "action": "visit", "street": None, "distance_m": 0.0, "heading_deg": 0.0,
                       "lon": p.x, "lat": p.y, "first_traversal": 0, "text": f"到达 {label}", "text_en": f"Visit {label}"})
-    stats = {"order": plan.order, "dropped": plan.dropped, "gap": plan.gap, "closed": closed, **plan.stats}
+    stats = {"order": plan.order, "dropped": plan.dropped, "gap": plan.gap, "closed": closed, **plan.stats,
+             "synthetic": bool("synthetic" in pts.columns and pts["synthetic"].fillna(False).astype(bool).any())}
     row = gpd.GeoDataFrame([{
         "plan_id": None, "grid_code": code, "kind": "visit", "mode": mode, "worker_index": 0,
         "length_m": plan.length_m, "required_m": 0.0, "lower_bound_m": plan.lower_bound_m,

@@ -96,23 +96,58 @@ def register(app: typer.Typer) -> None:
 
     @app.command("plan-visit")
     def plan_visit_cmd(
-        points: Annotated[Path, typer.Option("--points", help="GeoJSON/GPKG or CSV (lon,lat[,name,importance]) of key points")],
+        points: Annotated[Optional[Path], typer.Option("--points", help="GeoJSON/GPKG or CSV (lon,lat[,name,importance]) of key points")] = None,
+        hot_spots: Annotated[Optional[str], typer.Option("--hot-spots", help="Also visit the incident hot spots of this grid (code)")] = None,
+        days: Annotated[float, typer.Option(help="With --hot-spots: incidents of the last N days")] = 90.0,
+        top: Annotated[Optional[int], typer.Option(help="With --hot-spots: at most this many spots, most important first")] = None,
+        radius_m: Annotated[float, typer.Option(help="With --hot-spots: incidents this close (m) form one spot")] = 50.0,
+        min_incidents: Annotated[int, typer.Option(help="With --hot-spots: incidents needed for a spot")] = 2,
         budget_min: Annotated[Optional[float], typer.Option(help="Time budget in minutes: drop the least important points that do not fit")] = None,
         dwell_min: Annotated[float, typer.Option(help="Minutes spent at each point")] = 0.0,
         mode: Annotated[str, typer.Option(help="walk or drive")] = "walk",
-        start: Annotated[Optional[str], typer.Option(help="Start LON,LAT; default: the first point")] = None,
+        start: Annotated[Optional[str], typer.Option(help="Start LON,LAT; default: the grid's station with --hot-spots, else the first point")] = None,
         open_route: Annotated[bool, typer.Option("--open", help="End at the last point instead of returning")] = False,
-        code: Annotated[str, typer.Option(help="Name to store the route under")] = "visit",
+        code: Annotated[Optional[str], typer.Option(help="Name to store the route under (default: visit, or GRID-hotspots)")] = None,
         time_limit: Annotated[float, typer.Option(help="Seconds for the optimisation")] = 10.0,
     ) -> None:
-        """Plan a route visiting key points (schools, markets, hazards) and store it."""
-        from layers.routes import plan_visit_route
+        """Plan a route visiting key points (schools, markets, hazards) and/or a grid's incident
+        hot spots (importance grows with recent incidents), and store it."""
+        import geopandas as gpd
+        import pandas as pd
+
+        from layers.routes import grid_targets, plan_visit_route, read_points_file
 
         if mode not in ("walk", "drive"):
             raise InputError(f"--mode must be walk or drive, not {mode!r}")
+        if points is None and hot_spots is None:
+            raise InputError("nothing to visit", hint="give --points FILE and/or --hot-spots GRID")
         store = open_cli_store(create=False)
+        where = parse_lonlat(start)
+        frames = []
+        if points is not None:
+            frames.append(read_points_file(points))
+        if hot_spots is not None:
+            from layers.hotspots import grid_hot_spots
+
+            spots = grid_hot_spots(store, hot_spots, days=days, radius_m=radius_m, min_incidents=min_incidents, top=top)
+            if not len(spots):
+                msg = (f"grid {hot_spots} has no hot spot: no {min_incidents} incidents within {radius_m:g} m "
+                       f"of each other in the last {days:g} days")
+                if points is None:
+                    raise InputError(msg, hint="lower --min-incidents, widen --radius-m or --days")
+                err_console.print(f"[yellow]{msg}[/]")
+            else:
+                print_table([{"#": k + 1, "hot spot": r["name"], "importance": f"{r['importance']:.2f}",
+                              "categories": r["categories"]} for k, r in spots.iterrows()],
+                            title=f"hot spots of {hot_spots} (last {days:g} days)")
+                frames.append(spots[["name", "importance", "synthetic", "geometry"]])
+            station = grid_targets(store, [hot_spots])[0].station
+            if where is None and station is not None:
+                where = station
+        pts = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
+        code = code or (f"{hot_spots}-hotspots" if hot_spots else "visit")
         with progress_steps("plan visit route"):
-            plan, pts = plan_visit_route(store, points, code=code, mode=mode, start=parse_lonlat(start),
+            plan, pts = plan_visit_route(store, pts, code=code, mode=mode, start=where,
                                          closed=not open_route, budget_min=budget_min, dwell_min=dwell_min,
                                          time_limit_s=time_limit)
         names = pts["name"].astype(str).tolist() if "name" in pts.columns else [f"#{i + 1}" for i in range(len(pts))]

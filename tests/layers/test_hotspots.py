@@ -1,0 +1,63 @@
+"""A grid's incident hot spots from the store (both stores), and a visit route through them."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pytest
+
+from gis.errors import NotFoundError
+from layers import grids as plans
+from layers.hotspots import grid_hot_spots
+from layers.importing import import_areas, import_osm
+from layers.incidents import synth_demo_data
+from layers.routes import plan_visit_route, read_routes
+from tests.conftest import data_path
+from tests.gis.test_hotspots import _brute_force_components
+
+NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def jinjiang(store):
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
+    plans.draw_grids(store, plans.PlanParams(seed=1))
+    synth_demo_data(store, seed=5, n_incidents=3000, now=NOW)
+    return store
+
+
+def test_grid_hot_spots_and_their_visit_route(jinjiang):
+    store = jinjiang
+    incidents = store.read_layer("incidents")
+    # Incidents outside every grid have no grid (NULL), not the text 'NaN'.
+    assert incidents["grid_code"].isna().any() and not incidents["grid_code"].isin(["NaN", "nan", "None"]).any()
+    code = incidents["grid_code"].value_counts().index[0]  # the busiest grid
+    spots = grid_hot_spots(store, code, days=120, at=NOW, radius_m=80, min_incidents=2, half_life_days=None)
+    assert len(spots) >= 2
+
+    # Independently: the grid's incidents of the window (by polygon, not by the stored grid_code),
+    # clustered by brute force on geodesic distances.
+    poly = plans.read_grids(store).set_index("code").loc[code].geometry
+    when = pd.to_datetime(incidents["occurred_at"], utc=True)
+    mine = incidents[incidents.intersects(poly) & (when >= NOW - timedelta(days=120)) & (when <= NOW)
+                     & incidents["duplicate_of"].isna()]
+    groups = [g for g in _brute_force_components(mine.geometry.x.to_numpy(), mine.geometry.y.to_numpy(), 80)
+              if len(g) >= 2]
+    assert sorted(spots["incidents"]) == sorted(len(g) for g in groups)
+    assert spots["synthetic"].all() and spots.intersects(poly.buffer(0.001)).all()
+
+    plan, _ = plan_visit_route(store, spots[["name", "importance", "synthetic", "geometry"]],
+                               code=f"{code}-hotspots", time_limit_s=2)
+    assert sorted(plan.order) == list(range(len(spots))) and plan.gap == pytest.approx(0, abs=1e-6)
+    row = read_routes(store, f"{code}-hotspots", kind="visit").iloc[0]
+    stats = json.loads(row["stats_json"])
+    assert stats["synthetic"] is True
+    steps = json.loads(row["directions_json"])
+    assert [s["text"] for s in steps] == ["到达 " + spots["name"].iloc[i] for i in plan.order]
+
+
+def test_unknown_grid_is_a_clear_error(jinjiang):
+    with pytest.raises(NotFoundError, match="not in plan"):
+        grid_hot_spots(jinjiang, "510104999999999")
