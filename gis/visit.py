@@ -39,6 +39,55 @@ class VisitPlan:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def best_selection(D: np.ndarray, prize: np.ndarray, budget_s: float, dwell_s: float, speed_mps: float,
+                   closed: bool) -> tuple[list[int], float, float]:
+    """Exact prize-collecting choice for few sites: the visit sequence (site indices, starting at
+    site 0, ending there when ``closed``) that collects the most ``prize`` within ``budget_s``
+    seconds (travel ``D``/``speed_mps`` plus ``dwell_s`` per site other than 0), ties broken by
+    length. Returns (sequence, prize collected, length in metres). Dynamic programming over
+    subsets (Held–Karp), so only for up to 13 sites."""
+    n = len(D)
+    m = n - 1
+    if m > 12:
+        raise ValueError("best_selection is exact and exponential: at most 13 sites")
+    full = 1 << m
+    f = np.full((full, m), np.inf)  # shortest path from site 0 through subset S, ending at j
+    arg = np.full((full, m), -1, dtype=np.int64)
+    for j in range(m):
+        f[1 << j, j] = D[0, j + 1]
+    bits = np.array([[(S >> j) & 1 for j in range(m)] for S in range(full)], dtype=bool) if m else np.zeros((1, 0), bool)
+    for S in range(1, full):
+        members = np.flatnonzero(bits[S])
+        if len(members) < 2:
+            continue
+        for j in members:
+            prev = S & ~(1 << j)
+            cand = f[prev, members] + D[members + 1, j + 1]
+            cand[members == j] = np.inf
+            k = int(np.argmin(cand))
+            f[S, j], arg[S, j] = cand[k], members[k]
+    best: tuple[float, float, int, int] = (prize[0], 0.0, 0, -1)  # (prize, -length, subset, last)
+    for S in range(1, full):
+        members = np.flatnonzero(bits[S])
+        ends = f[S, members] + (D[members + 1, 0] if closed else 0.0)
+        k = int(np.argmin(ends))
+        length = float(ends[k])
+        if length / speed_mps + dwell_s * len(members) > budget_s + 1e-9:
+            continue
+        gain = float(prize[0] + prize[members + 1].sum())
+        if (gain, -length) > (best[0], best[1]):
+            best = (gain, -length, S, int(members[k]))
+    gain, neg_len, S, j = best
+    seq: list[int] = []
+    while j >= 0:
+        seq.append(j + 1)
+        S, j = S & ~(1 << j), int(arg[S, j])
+    seq = [0, *reversed(seq)]
+    if closed:
+        seq.append(0)
+    return seq, gain, -neg_len
+
+
 def held_karp_bound(D: np.ndarray, iterations: int = 300) -> float:
     """Held–Karp 1-tree lower bound (subgradient) on the shortest closed tour through all of D.
 
@@ -229,6 +278,18 @@ def plan_visit(
         idx = sol.Value(routing.NextVar(idx))
     if closed:
         seq.append(depot)
+    selection = "heuristic (OR-Tools)"
+    if budget_s is not None and n <= 13:
+        # Few points: choose exactly which fit (the local search can keep a cheap point and drop a
+        # more important one); replace OR-Tools' answer when the exact one collects more.
+        prize = np.array([imp[k - offset] if k >= offset else 0.0 for k in range(n)])
+        prize[depot] = 0.0
+        exact_seq, exact_gain, exact_len = best_selection(D, prize, budget_s, dwell_s, speed, closed)
+        got = float(prize[sorted(set(seq))].sum())
+        got_len = float(sum(D[a, b] for a, b in zip(seq[:-1], seq[1:])))
+        if (exact_gain, -exact_len) > (got + 1e-9, -got_len + 1e-6):
+            seq = exact_seq
+        selection = "exact (DP over subsets)"
     visited_sites = sorted(set(seq))
     order = [s - offset for s in seq if s >= offset]
     if closed and order and offset == 0:
@@ -266,5 +327,6 @@ def plan_visit(
         traversals=trav, network=net, snap_m=snap,
         stats={"points": len(points), "visited": len(order), "dropped": len(dropped),
                "importance_visited": float(imp[order].sum()) if order else 0.0,
-               "importance_total": float(imp.sum()), "bound": bound_method, "runtime_s": time.perf_counter() - t0},
+               "importance_total": float(imp.sum()), "bound": bound_method, "runtime_s": time.perf_counter() - t0,
+               **({"selection": selection} if budget_s is not None else {})},
     )

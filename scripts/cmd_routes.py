@@ -154,6 +154,9 @@ def register(app: typer.Typer) -> None:
         print_table([{"#": k + 1, "point": names[i]} for k, i in enumerate(plan.order)], title=f"visit order ({code})")
         console.print(f"length {plan.length_m:.0f} m, about {plan.duration_s / 60:.0f} min; lower bound "
                       f"{plan.lower_bound_m:.0f} m (gap {plan.gap * 100:.2f}%, {plan.stats['bound']})")
+        if "selection" in plan.stats:
+            console.print(f"points chosen for the budget: {plan.stats['selection']}; importance "
+                          f"{plan.stats['importance_visited']:.2f} of {plan.stats['importance_total']:.2f}")
         if plan.dropped:
             err_console.print("[yellow]not visited (budget): " + ", ".join(names[i] for i in plan.dropped) + "[/]")
 
