@@ -77,7 +77,7 @@ def hot_spots(
         rows.append({
             "x": centre[0], "y": centre[1],
             "incidents": len(members),
-            "importance": round(float(weight[members].sum()), 4),
+            "importance": float(weight[members].sum()),
             "radius_m": round(float(np.hypot(*(xy[members] - centre).T).max()), 1),
             "categories": ",".join(k for k, _ in Counter(cats[members]).most_common() if k),
             "first_at": when.iloc[members].min() if when is not None else None,

@@ -4,18 +4,20 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from datetime import datetime, timezone
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.auth import can, require_permission
 from api.deps import MAX_ID, StoreDep, UserDep
 from api.geojson import parse_features
-from gis.errors import InputError
+from gis.errors import InputError, PermissionDenied
 from layers import grids as gl
 
 router = APIRouter(prefix="/grids", tags=["grids"])
@@ -183,6 +185,34 @@ async def worker(code: str, body: WorkerIn, request: Request, store: StoreDep, p
     return await _edit(request, principal, "assign grid workers", lambda: gl.assign_workers(
         store, {code: body.worker}, stations=stations, plan_id=plan_id, created_by=principal.name),
         code=code, worker=body.worker)
+
+
+@router.get("/{code}/hot-spots", summary="Incident hot spots of a grid (GeoJSON points, most important first)")
+def hot_spots(
+    code: Annotated[str, PathParam(max_length=64)], store: StoreDep, principal: UserDep, plan_id: PlanQ = None,
+    days: Annotated[float, Query(gt=0, le=3650, description="incidents of the last N days")] = 90,
+    radius_m: Annotated[float, Query(gt=0, le=1000, description="incidents this close (m) join one spot")] = 50,
+    min_incidents: Annotated[int, Query(ge=1, le=10_000, description="incidents needed for a spot")] = 2,
+    top: Annotated[int | None, Query(ge=1, le=10_000, description="at most this many spots")] = None,
+    at: Annotated[datetime | None, Query(description="time of interest (default now), RFC 3339")] = None,
+) -> dict[str, Any]:
+    """Clusters of the grid's recent incidents; importance sums 0.5^(age / 30 days) over a
+    spot's incidents. Dispatchers and admins: any grid; workers: their own grids."""
+    from layers.hotspots import grid_hot_spots
+
+    require_permission(principal, "read_incidents", "read incident hot spots")
+    if principal.role == "worker":
+        g = gl.read_grids(store, plan_id)
+        mine = g[(g["code"] == code) & (g["worker"] == principal.name)]
+        if not len(mine):
+            raise PermissionDenied(f"grid {code} is not one of yours", hint="workers see the hot spots of their own grids")
+    if at is not None and at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    spots = grid_hot_spots(store, code, plan_id=plan_id, days=days, at=at, radius_m=radius_m,
+                           min_incidents=min_incidents, top=top)
+    for col in ("first_at", "last_at"):
+        spots[col] = [None if v is None or v != v else v.isoformat() for v in spots[col]]
+    return json.loads(spots.to_json(na="null", drop_id=True))
 
 
 @router.post("/rebalance", summary="Rebalance neighbouring grids with few household moves (new plan version)")
