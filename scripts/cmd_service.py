@@ -97,8 +97,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Change a user: role, secrecy level, deactivate/reactivate, reset the password.
 
-        Deactivating or demoting the last active admin is refused. Running servers apply the
-        change within a few seconds (the user cache, api/deps.py USER_TTL_S).
+        Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
         """
         from layers.users import update_user
         from scripts.cli import console, open_cli_store, print_table

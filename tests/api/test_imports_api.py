@@ -277,3 +277,22 @@ def test_imports_are_audited(client, tokens):  # noqa: ANN001
     refused = [x for x in log if x["detail"].get("outcome") == "refused" and x["detail"].get("status") == 422]
     assert refused and refused[0]["detail"]["bad_rows"] == 1
     assert any(x["actor"] == "dan" and x["detail"]["status"] == 403 for x in log)
+
+
+def test_geopackage_upload(client, tokens, tmp_path):  # noqa: ANN001
+    """A GeoPackage camera list (as QGIS saves one) uploaded as a file imports like on the command line."""
+    import geopandas as gpd
+    from shapely.geometry import shape
+
+    feats = _chengdu_features(4)
+    for f in feats:
+        f["properties"]["code"] = f["properties"]["code"][:-6] + "33333" + f["properties"]["code"][-1]
+    gdf = gpd.GeoDataFrame([f["properties"] for f in feats], geometry=[shape(f["geometry"]) for f in feats], crs=4326)
+    path = tmp_path / "cams.gpkg"
+    gdf.to_file(path, driver="GPKG", layer="cameras")
+    r = client.post("/cameras/import", headers=tokens["ada"],
+                    files={"file": ("cams.gpkg", path.read_bytes(), "application/geopackage+sqlite3")})
+    assert r.status_code == 201, r.text
+    assert r.json()["counts"]["cameras"] == 4 and r.json()["source"] == "upload cams.gpkg"
+    cam = client.get(f"/cameras/{feats[0]['properties']['code']}", headers=tokens["ada"]).json()
+    assert cam["geometry"]["coordinates"] == pytest.approx(feats[0]["geometry"]["coordinates"], abs=1e-9)
