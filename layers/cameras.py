@@ -11,6 +11,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
+import pyproj
 import shapely
 from sqlalchemy import Connection, func, select
 
@@ -209,7 +210,9 @@ def check_coordinates(df: pd.DataFrame, line0: int, problems: list[RowProblem], 
     """Parse lon/lat; append a problem for each row without usable coordinates."""
     lon, lon_bad = _number(df, "lon")
     lat, lat_bad = _number(df, "lat")
-    geographic = (normalize_crs_name(crs) or "wgs84") in ("wgs84", "gcj02", "bd09")
+    name = normalize_crs_name(crs) or "wgs84"
+    # CGCS2000 (EPSG:4490) and other geographic CRSs are degrees too: check their range as well.
+    geographic = name in ("wgs84", "gcj02", "bd09") or pyproj.CRS.from_user_input(name).is_geographic
     for i, row in enumerate(df.index):
         n = i + 1
         line = line0 + i if line0 else None

@@ -216,6 +216,11 @@ def test_bad_incident_rows_refuse_everything(client, tokens):  # noqa: ANN001
     ("/cameras/import", {"files": {"file": ("cams.csv", b"a,b\n1,2\n", "text/csv")}}, ["required column", "upload cams.csv"]),
     ("/cameras/import", {"files": {"file": ("c.gpkg", b"not a geopackage at all", "application/octet-stream")}}, ["cannot read"]),
     ("/cameras/import?map=code", {"json": [{"code": "x"}]}, ["ours=theirs"]),
+    ("/cameras/import?crs=EPSG:99999", {"json": [{"code": "osm:1", "name": "a", "project": "other", "lon": 1, "lat": 2}]},
+     ["unknown coordinate system"]),
+    # CGCS2000 is degrees: projected-looking numbers are refused, not stored as nonsense.
+    ("/cameras/import?crs=EPSG:4490", {"json": [{"code": "osm:1", "name": "a", "project": "other", "lon": 1400000,
+                                                  "lat": 600000}]}, ["not longitude/latitude"]),
     ("/incidents/import", {"json": [{"occurred_at": "2018-01-01", "category": "x"}]}, ["required column"]),
     ("/incidents/import", {"json": [{"occurred_at": "2018-01-01", "category": "x", "lon": None, "lat": None}]}, ["no incident rows"]),
 ])
