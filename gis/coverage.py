@@ -18,6 +18,7 @@ from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spannin
 from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
+from gis._blossom import blossom_matching, check_certificate
 from gis.crs import local_metric_crs
 from gis.errors import GridPatrolError, InputError
 from gis.streets import MODES, StreetNetwork, nearest_node, street_network
@@ -27,12 +28,11 @@ from gis.streets import MODES, StreetNetwork, nearest_node, street_network
 # ---------------------------------------------------------------------------------------------
 # Exact minimum-weight perfect matching on a metric (shortest-path) distance matrix, with a bound.
 #
-# The matching LP (degree = 1, odd-set "blossom" cuts) is solved with HiGHS by column generation:
-# start from each point's nearest neighbours, price every pair with the duals (numpy, all n² pairs
-# at once), add negative columns, cut off odd cycles. When the LP optimum is integral and nothing
-# prices out it is a matching *and* a certificate of optimality over the complete graph. If odd-set
-# separation stalls, networkx's blossom algorithm on the generated columns gives the matching and
-# the LP value stays a valid lower bound.
+# Edmonds' blossom algorithm (gis._blossom, integer costs, started from the assignment
+# relaxation) gives the matching and a dual solution that is checked on every pair: a
+# certificate of optimality over the complete graph. Fallback (only if that check failed): the
+# matching LP (degree = 1, odd-set "blossom" cuts) solved with HiGHS by column generation, and
+# networkx's blossom algorithm on the generated columns when odd-set separation stalls.
 
 _EPS = 1e-7
 
@@ -67,11 +67,17 @@ class MatchingResult:
     lp_rounds: int
 
 
-def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
-    """Minimum-weight perfect matching of the n points (n even) with pairwise costs ``D`` (n × n).
+MATCH_SCALE = 1e7  # blossom costs in units of 0.1 µm (integers: exact dual arithmetic)
 
-    Returns the matching, its weight and the LP lower bound; ``exact`` when they agree (to 1e-6
-    relative). ``D`` must be symmetric and finite off the diagonal.
+
+def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
+    """Minimum-weight perfect matching of the n points (n even) with pairwise costs ``D`` (n × n, metres).
+
+    Edmonds' blossom algorithm (gis._blossom) on costs rounded to 0.1 µm; its dual solution is
+    checked independently (feasible on every pair, equal to the matching's cost), so the
+    returned lower bound is certified. Should that check ever fail, the HiGHS column-generation
+    LP below takes over. ``exact`` when matching and bound agree (to 1e-6 relative). ``D``
+    must be symmetric and finite off the diagonal.
     """
     n = len(D)
     if n == 0:
@@ -81,6 +87,27 @@ def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 
     if n == 2:
         w = float(D[0, 1])
         return MatchingResult([(0, 1)], w, w, True, "pair", 0)
+    D = np.asarray(D, dtype=float)
+    if float(np.max(D[~np.eye(n, dtype=bool)])) * MATCH_SCALE * 4 * n < 2.0**62:
+        C = np.rint(np.where(np.eye(n, dtype=bool), 0.0, D) * MATCH_SCALE).astype(np.int64) * 4
+        try:
+            res = blossom_matching(C)
+        except RuntimeError:
+            res = None
+        if res is not None and check_certificate(C, res):
+            iu = np.flatnonzero(res.mate > np.arange(n))
+            pairs = [(int(i), int(res.mate[i])) for i in iu]
+            weight = float(D[iu, res.mate[iu]].sum())
+            # The dual bounds the rounded problem; rounding moves each pair by at most 0.05 µm.
+            lower = res.dual / (4 * MATCH_SCALE) - n * 0.5 / MATCH_SCALE
+            return MatchingResult(pairs, weight, min(lower, weight), weight <= lower * (1 + 1e-6) + 1e-6,
+                                  "blossom", res.iterations)
+    return _matching_lp(D, k=k, max_rounds=max_rounds)
+
+
+def _matching_lp(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
+    """The matching LP with odd-set cuts by column generation (HiGHS): the fallback of the blossom step."""
+    n = len(D)
     D = np.array(D, dtype=float)
     np.fill_diagonal(D, np.inf)
     scale = max(float(np.max(D[np.isfinite(D)])), 1.0)
@@ -177,7 +204,7 @@ def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 
     pairs = _blossom(D, cols)
     weight = float(sum(D[i, j] for i, j in pairs))
     exact = weight <= lower * (1 + 1e-6) + 1e-6
-    return MatchingResult(pairs, weight, lower, exact, "blossom", rounds)
+    return MatchingResult(pairs, weight, lower, exact, "lp+networkx", rounds)
 
 
 def _blossom(D: np.ndarray, cols: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -273,26 +300,22 @@ def required_mask(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float =
         return mask
     area = shapely.buffer(polygon_m, tol_m)
     shapely.prepare(area)
-    tree = shapely.STRtree(net.edge_geom)
-    cand = tree.query(area, predicate="intersects")
+    cand = net.tree().query(area, predicate="intersects")
     if len(cand):
-        inside = shapely.length(shapely.intersection(net.edge_geom[cand], area))
-        total = shapely.length(net.edge_geom[cand])
-        mask[cand] = inside >= min_share * np.maximum(total, 1e-9)
+        # Edges wholly inside need no intersection (the costly part): only those crossing the edge.
+        whole = shapely.contains_properly(area, net.edge_geom[cand])
+        mask[cand[whole]] = True
+        cross = cand[~whole]
+        if len(cross):
+            inside = shapely.length(shapely.intersection(net.edge_geom[cross], area))
+            total = shapely.length(net.edge_geom[cross])
+            mask[cross] = inside >= min_share * np.maximum(total, 1e-9)
     return mask
 
 
 def _bearings(net: StreetNetwork) -> tuple[np.ndarray, np.ndarray]:
     """Heading (deg, 0 = north, clockwise) leaving u and arriving at v of every edge."""
-    coords, index = shapely.get_coordinates(net.edge_geom, return_index=True)
-    start = np.searchsorted(index, np.arange(net.n_edges), side="left")
-    end = np.searchsorted(index, np.arange(net.n_edges), side="right") - 1
-    # The second point can sit on top of the first (duplicated vertices): use the far end then.
-    d0 = coords[np.minimum(start + 1, end)] - coords[start]
-    d1 = coords[end] - coords[np.maximum(end - 1, start)]
-    out_b = np.degrees(np.arctan2(d0[:, 0], d0[:, 1])) % 360
-    in_b = np.degrees(np.arctan2(d1[:, 0], d1[:, 1])) % 360
-    return out_b, in_b
+    return net.bearings()
 
 
 def turn_angle(b_in: float, b_out: float) -> float:
@@ -317,20 +340,25 @@ class _Router:
     def __init__(self, net: StreetNetwork, directed: bool):
         self.net = net
         self.directed = directed
-        self.graph = net.csgraph(directed)
-        self.best = net.best_arc(directed)
+        self.graph, self._arc_edge = net._csgraph_arcs(directed)
+        n = net.n_nodes
+        # Arcs are stored sorted by (tail, head): a pair's key finds its (shortest) edge by bisection.
+        self._keys = np.repeat(np.arange(n, dtype=np.int64), np.diff(self.graph.indptr)) * n + self.graph.indices
 
-    def dijkstra(self, sources: Sequence[int], *, reverse: bool = False, min_only: bool = False):
+    def dijkstra(self, sources: Sequence[int], *, reverse: bool = False, min_only: bool = False,
+                 limit: float = np.inf):
         g = self.graph.T.tocsr() if reverse else self.graph
-        return dijkstra(g, directed=True, indices=list(sources), return_predecessors=True, min_only=min_only)
+        return dijkstra(g, directed=True, indices=np.asarray(sources, dtype=np.int64), return_predecessors=True,
+                        min_only=min_only, limit=limit)
 
     def traversals(self, nodes: list[int]) -> list[Traversal]:
-        out = []
-        for a, b in zip(nodes[:-1], nodes[1:]):
-            e = self.best[(a, b)]
-            forward = bool(self.net.edge_u[e] == a and self.net.edge_v[e] == b)
-            out.append(Traversal(e, forward, False))
-        return out
+        if len(nodes) < 2:
+            return []
+        nd = np.asarray(nodes, dtype=np.int64)
+        a, b = nd[:-1], nd[1:]
+        e = self._arc_edge[np.searchsorted(self._keys, a * self.net.n_nodes + b)]
+        fwd = (self.net.edge_u[e] == a) & (self.net.edge_v[e] == b)
+        return [Traversal(x, f, False) for x, f in zip(e.tolist(), fwd.tolist())]
 
 
 def _odd_nodes(n_nodes: int, ends: np.ndarray) -> np.ndarray:
@@ -583,35 +611,41 @@ def _euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direc
     the unused item with the smallest heading change is taken, so U-turns only happen where a
     street ends or nothing else is left.
     """
+    e_arr = np.fromiter((it.edge for it in items), dtype=np.int64, count=len(items))
+    f_arr = np.fromiter((it.forward for it in items), dtype=bool, count=len(items))
+    eu, ev = net.edge_u[e_arr].tolist(), net.edge_v[e_arr].tolist()
+    # Plain Python floats per item (numpy scalars are slow in this loop): heading leaving the
+    # item's tail / arriving at its head, for each way it can be walked.
+    ob, ib = out_b[e_arr], in_b[e_arr]
+    dep = {True: ob.tolist(), False: ((ib + 180.0) % 360.0).tolist()}
+    arr = {True: ib.tolist(), False: ((ob + 180.0) % 360.0).tolist()}
     adj: dict[int, list[tuple[int, bool]]] = {}
-    for i, it in enumerate(items):
-        e = it.edge
-        u, v = int(net.edge_u[e]), int(net.edge_v[e])
+    for i in range(len(items)):
+        u, v = eu[i], ev[i]
         if directed:
-            tail = u if it.forward else v
-            adj.setdefault(tail, []).append((i, it.forward))
+            fw = bool(f_arr[i])
+            adj.setdefault(u if fw else v, []).append((i, fw))
         else:
             adj.setdefault(u, []).append((i, True))
             adj.setdefault(v, []).append((i, False))
-    used = np.zeros(len(items), dtype=bool)
-    stack: list[tuple[int, int, bool, float]] = [(start, -1, True, np.nan)]  # node, item, forward, heading
+    used = [False] * len(items)
+    stack: list[tuple[int, int, bool, float | None]] = [(start, -1, True, None)]  # node, item, forward, heading
     circuit: list[tuple[int, bool]] = []
     while stack:
         node, item, fwd, heading = stack[-1]
-        options = adj.get(node, [])
-        # Drop used items from the list head so repeated scans stay short.
-        best, best_cost = None, np.inf
-        alive = []
-        for i, f in options:
-            if used[i]:
-                continue
-            alive.append((i, f))
-            e = items[i].edge
-            b_out = out_b[e] if f else (in_b[e] + 180.0) % 360
-            cost = 0.0 if np.isnan(heading) else abs(turn_angle(heading, b_out))
-            if cost < best_cost:
-                best, best_cost = (i, f), cost
-        adj[node] = alive
+        options = adj.get(node)
+        best, best_cost = None, 1e9
+        if options:
+            # Drop used items so repeated scans stay short.
+            alive = [o for o in options if not used[o[0]]]
+            adj[node] = alive
+            for i, f in alive:
+                if heading is None:
+                    best = (i, f)
+                    break
+                d = abs((dep[f][i] - heading + 180.0) % 360.0 - 180.0)
+                if d < best_cost:
+                    best, best_cost = (i, f), d
         if best is None:
             stack.pop()
             if item >= 0:
@@ -619,11 +653,8 @@ def _euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direc
             continue
         i, f = best
         used[i] = True
-        e = items[i].edge
-        nxt = int(net.edge_v[e]) if f else int(net.edge_u[e])
-        b_in = in_b[e] if f else (out_b[e] + 180.0) % 360
-        stack.append((nxt, i, f, b_in))
-    if not used.all():
+        stack.append((ev[i] if f else eu[i], i, f, arr[f][i]))
+    if not all(used):
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
     circuit.reverse()
     return [Traversal(items[i].edge, f, items[i].required) for i, f in circuit]
@@ -645,9 +676,13 @@ def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, i
 
 def route_line(net: StreetNetwork, traversals: list[Traversal]) -> LineString:
     """The route as one LineString in the network's metric CRS."""
-    parts = [net.edge_line(t.edge, t.forward) for t in traversals]
-    if not parts:
+    if not traversals:
         return LineString()
+    xy_all, start = net.coords()
+    parts = []
+    for t in traversals:
+        seg = xy_all[start[t.edge]:start[t.edge + 1]]
+        parts.append(seg if t.forward else seg[::-1])
     xy = np.concatenate(parts)
     keep = np.ones(len(xy), dtype=bool)
     keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)
@@ -672,8 +707,10 @@ def _mark_required(net: StreetNetwork, traversals: list[Traversal], required: se
 def _make_route(net: StreetNetwork, mode: str, start: int, trav: list[Traversal], required: set[int],
                 lower_bound_m: float, worker: int = 0) -> CoverageRoute:
     trav = _mark_required(net, trav, required)
-    length = float(sum(net.edge_length_m[t.edge] for t in trav))
-    req = float(sum(net.edge_length_m[t.edge] for t in trav if t.required))
+    e = np.fromiter((t.edge for t in trav), dtype=np.int64, count=len(trav))
+    r = np.fromiter((t.required for t in trav), dtype=bool, count=len(trav))
+    length = float(net.edge_length_m[e].sum())
+    req = float(net.edge_length_m[e[r]].sum())
     turns, uturns = count_turns(net, trav)
     speed = WALK_SPEED_MPS if mode == "walk" else DRIVE_SPEED_MPS
     return CoverageRoute(mode, start, trav, length, req, lower_bound_m, length / speed, turns, uturns,
@@ -744,7 +781,7 @@ def _solve_drive_mip(net: StreetNetwork, req_edges: np.ndarray, extra_arcs: list
 
 
 def plan_coverage(
-    roads: gpd.GeoDataFrame,
+    roads: gpd.GeoDataFrame | StreetNetwork,
     polygon: BaseGeometry,
     *,
     mode: str = "walk",
@@ -759,7 +796,10 @@ def plan_coverage(
     """Plan closed routes that cover every street of ``polygon`` (EPSG:4326) from a start point.
 
     ``roads`` (EPSG:4326, columns as the roads layer) should include the streets around the
-    polygon: streets outside (within ``buffer_m``) are used where that is shorter. ``start`` is
+    polygon: streets outside (those meeting its bounding box grown by ``buffer_m``) are used where
+    that is shorter. It can also
+    be a StreetNetwork of ``mode`` built once for a whole city (gis.streets.street_network),
+    which saves projecting the streets again for every grid. ``start`` is
     (lon, lat), snapped to the nearest street node (at most ``max_start_m`` away); by default the
     street node nearest the polygon's centre. Walking routes are exact (lower bound = length);
     driving respects one-way streets and is solved as a MIP within ``time_limit_s`` with a
@@ -775,15 +815,30 @@ def plan_coverage(
         raise InputError(f"workers must be at least 1, not {workers}", where=name)
     if polygon is None or polygon.is_empty or polygon.area == 0:
         raise InputError("the area to cover is empty", where=name, hint="pass a polygon with area")
-    c = polygon.centroid
-    crs = local_metric_crs(c.x, c.y)
-    to_m = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
-    poly_m = shapely.transform(polygon, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
-    if len(roads):
-        geoms_m = roads.geometry.to_crs(crs)
-        near = geoms_m.intersects(shapely.buffer(poly_m, buffer_m)).to_numpy()
-        roads = roads[near]
-    net = street_network(roads, mode=mode, crs=crs)
+    if isinstance(roads, StreetNetwork):
+        if roads.mode != mode:
+            raise InputError(f"the street network was built for {roads.mode}, not {mode}", where=name)
+        crs = roads.crs
+        to_m = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
+        poly_m = shapely.transform(polygon, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+        near = roads.tree().query(_around(poly_m, buffer_m)) if roads.n_edges else []
+        net = roads.subset(np.sort(np.asarray(near, dtype=np.int64)))
+    else:
+        c = polygon.centroid
+        crs = local_metric_crs(c.x, c.y)
+        to_m = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
+        poly_m = shapely.transform(polygon, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+        if len(roads):
+            # The layer's spatial index (kept by geopandas between calls) narrows the streets to
+            # a padded box in degrees first; only those are projected and tested exactly.
+            pad_y = 1.5 * buffer_m / 110_540.0
+            pad_x = 1.5 * buffer_m / (111_320.0 * max(np.cos(np.radians(min(abs(c.y), 89.0))), 0.01))
+            minx, miny, maxx, maxy = polygon.bounds
+            idx = roads.sindex.query(shapely.box(minx - pad_x, miny - pad_y, maxx + pad_x, maxy + pad_y))
+            roads = roads.iloc[np.sort(idx)]
+            geoms_m = roads.geometry.to_crs(crs).to_numpy()
+            roads = roads[shapely.intersects(geoms_m, _around(poly_m, buffer_m))]
+        net = street_network(roads, mode=mode, crs=crs)
     req = required_mask(net, poly_m)
     warnings: list[str] = []
     if not req.any():
@@ -809,6 +864,8 @@ def plan_coverage(
         weight = np.bincount(comp[net.edge_u[req_e[same]]], weights=net.edge_length_m[req_e[same]], minlength=comp.max() + 1)
         best = int(np.argmax(weight))
         main = req_e[same & (comp[net.edge_u[req_e]] == best)]
+        if len(main) == 0:  # no grid street lies inside one strongly connected part (driving)
+            main = req_e
         rp = poly_m.representative_point()
         ends = np.unique(np.concatenate([net.edge_u[main], net.edge_v[main]]))
         start_node, snap = nearest_node(net, rp.x, rp.y, ends)
@@ -859,8 +916,8 @@ def plan_coverage(
         for p in conns:
             fixed += router.traversals(p)
         if not directed:
-            ends = np.array([[net.edge_u[t.edge], net.edge_v[t.edge]] for t in fixed])
-            T = _odd_nodes(net.n_nodes, ends.ravel())
+            fe = np.fromiter((t.edge for t in fixed), dtype=np.int64, count=len(fixed))
+            T = _odd_nodes(net.n_nodes, np.concatenate([net.edge_u[fe], net.edge_v[fe]]))
             paths, m = _tjoin(router, T)
             extra = [t for p in paths for t in router.traversals(p)]
             return fixed + extra, m.lower_bound, m.exact, {"matching": m.method, "odd_nodes": int(len(T)),
@@ -968,6 +1025,12 @@ def plan_coverage(
         start_node=start_node, start_snap_m=snap, islands=islands, unreachable_edges=unreachable,
         warnings=warnings, stats=stats,
     )
+
+
+def _around(poly_m: BaseGeometry, buffer_m: float) -> BaseGeometry:
+    """The streets a route may use: those meeting the polygon's bounding box grown by ``buffer_m``."""
+    minx, miny, maxx, maxy = poly_m.bounds
+    return shapely.box(minx - buffer_m, miny - buffer_m, maxx + buffer_m, maxy + buffer_m)
 
 
 def _lonlat(net: StreetNetwork, node: int) -> tuple[float, float]:

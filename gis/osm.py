@@ -445,10 +445,13 @@ def _roads(col: _Collector, metric) -> gpd.GeoDataFrame:  # noqa: ANN001
                     coords = rlocs[start : i + 1]
                     if len(set(coords)) >= 2:
                         recs.append((wid, seq, rrefs[start], rrefs[i], name, zh, en,
-                                     tags.get("highway"), oneway, coords))
+                                     tags.get("highway"), oneway, tags.get("access"), tags.get("foot"),
+                                     tags.get("motor_vehicle"), coords))
                         seq += 1
                     start = i
-    cols = ["osm_id", "seq", "u", "v", "name", "name_zh", "name_en", "highway", "oneway"]
+    # access/foot/motor_vehicle: who may use the way (gis.streets leaves out what a mode may not).
+    cols = ["osm_id", "seq", "u", "v", "name", "name_zh", "name_en", "highway", "oneway", "access", "foot",
+            "motor_vehicle"]
     if not recs:
         g = _empty(cols + ["length_m"])
         return g

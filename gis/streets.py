@@ -1,7 +1,7 @@
 """Street graphs for routing: road segments (EPSG:4326) → networkx graphs in a local metric CRS."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import geopandas as gpd
 import networkx as nx
@@ -28,6 +28,10 @@ NOT_DRIVABLE = frozenset(
     }
 )
 MODES = ("walk", "drive")
+# access/foot/motor_vehicle values that close a way to the mode, and those that open it again
+# (foot=yes on an access=private way lets people on foot through).
+NO_ACCESS = frozenset({"no", "private"})
+OPEN_ACCESS = frozenset({"yes", "designated", "permissive", "destination", "official", "customers", "delivery"})
 
 
 @dataclass
@@ -53,6 +57,9 @@ class StreetNetwork:
     edge_highway: np.ndarray
     edge_geom: np.ndarray
     edge_row: np.ndarray
+    _tree: shapely.STRtree | None = field(default=None, repr=False, compare=False)
+    _bearings: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    _coords: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_nodes(self) -> int:
@@ -79,30 +86,93 @@ class StreetNetwork:
 
         ``edge_mask`` restricts it to some edges. Self-loops are left out (never on a shortest path).
         """
+        return self._csgraph_arcs(directed, edge_mask)[0]
+
+    def _csgraph_arcs(self, directed: bool | None, edge_mask: np.ndarray | None = None
+                      ) -> tuple[sparse.csr_matrix, np.ndarray]:
+        """The csgraph and, aligned with its stored entries, the edge index of each arc."""
         tail, head, length, eidx = self.arcs(directed)
         keep = tail != head
         if edge_mask is not None:
             keep &= edge_mask[eidx]
-        df = pd.DataFrame({"t": tail[keep], "h": head[keep], "w": length[keep]})
+        tail, head, length, eidx = tail[keep], head[keep], length[keep], eidx[keep]
         # csr_matrix would sum duplicate (t, h) entries; parallel streets must keep the shorter.
-        df = df.groupby(["t", "h"], sort=False, as_index=False)["w"].min()
+        order = np.lexsort((length, head, tail))
+        tail, head, length, eidx = tail[order], head[order], length[order], eidx[order]
+        first = np.ones(len(tail), dtype=bool)
+        first[1:] = (tail[1:] != tail[:-1]) | (head[1:] != head[:-1])
+        tail, head, length, eidx = tail[first], head[first], length[first], eidx[first]
         # A zero-length segment would vanish as an explicit zero: give it a tiny positive weight.
-        w = np.maximum(df["w"].to_numpy(), 1e-6)
-        return sparse.csr_matrix((w, (df["t"].to_numpy(), df["h"].to_numpy())), shape=(self.n_nodes, self.n_nodes))
+        indptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
+        np.cumsum(np.bincount(tail, minlength=self.n_nodes), out=indptr[1:])
+        g = sparse.csr_matrix((np.maximum(length, 1e-6), head, indptr), shape=(self.n_nodes, self.n_nodes))
+        return g, eidx
 
     def best_arc(self, directed: bool | None = None) -> dict[tuple[int, int], int]:
         """For every (tail, head) node pair the index of the shortest edge allowed that way."""
-        tail, head, length, eidx = self.arcs(directed)
-        order = np.lexsort((length, head, tail))
-        best: dict[tuple[int, int], int] = {}
-        for t, h, e in zip(tail[order].tolist(), head[order].tolist(), eidx[order].tolist()):
-            best.setdefault((t, h), e)
-        return best
+        g, eidx = self._csgraph_arcs(directed)
+        tail = np.repeat(np.arange(self.n_nodes), np.diff(g.indptr))
+        return dict(zip(zip(tail.tolist(), g.indices.tolist()), eidx.tolist()))
+
+    def subset(self, edges: np.ndarray) -> "StreetNetwork":
+        """The network of the given edges only (nodes renumbered; ``edge_row`` keeps the rows)."""
+        edges = np.asarray(edges, dtype=np.int64)
+        used, inv = np.unique(np.concatenate([self.edge_u[edges], self.edge_v[edges]]), return_inverse=True)
+        m = len(edges)
+        return StreetNetwork(
+            crs=self.crs, mode=self.mode, node_osm=self.node_osm[used], node_xy=self.node_xy[used],
+            edge_u=inv[:m].astype(np.int64), edge_v=inv[m:].astype(np.int64),
+            edge_length_m=self.edge_length_m[edges], edge_oneway=self.edge_oneway[edges],
+            edge_name=self.edge_name[edges], edge_name_en=self.edge_name_en[edges],
+            edge_highway=self.edge_highway[edges], edge_geom=self.edge_geom[edges], edge_row=self.edge_row[edges],
+        )
+
+    def tree(self) -> shapely.STRtree:
+        """A spatial index of the edge geometries (built once per network)."""
+        if self._tree is None:
+            self._tree = shapely.STRtree(self.edge_geom)
+        return self._tree
+
+    def bearings(self) -> tuple[np.ndarray, np.ndarray]:
+        """Heading (deg, 0 = north, clockwise) leaving u and arriving at v of every edge (cached)."""
+        if self._bearings is None:
+            coords, index = shapely.get_coordinates(self.edge_geom, return_index=True)
+            start = np.searchsorted(index, np.arange(self.n_edges), side="left")
+            end = np.searchsorted(index, np.arange(self.n_edges), side="right") - 1
+            # The second point can sit on top of the first (duplicated vertices): use the far end then.
+            d0 = coords[np.minimum(start + 1, end)] - coords[start]
+            d1 = coords[end] - coords[np.maximum(end - 1, start)]
+            self._bearings = (np.degrees(np.arctan2(d0[:, 0], d0[:, 1])) % 360,
+                              np.degrees(np.arctan2(d1[:, 0], d1[:, 1])) % 360)
+        return self._bearings
+
+    def coords(self) -> tuple[np.ndarray, np.ndarray]:
+        """All edge vertices (metres) and where each edge's vertices start in them (cached)."""
+        if self._coords is None:
+            xy, index = shapely.get_coordinates(self.edge_geom, return_index=True)
+            self._coords = (xy, np.searchsorted(index, np.arange(self.n_edges + 1), side="left"))
+        return self._coords
 
     def edge_line(self, e: int, forward: bool) -> np.ndarray:
         """Coordinates (metres) of edge ``e`` in the direction travelled."""
         xy = shapely.get_coordinates(self.edge_geom[e])
         return xy if forward else xy[::-1]
+
+
+def allowed(roads: pd.DataFrame, mode: str) -> np.ndarray:
+    """Rows of ``roads`` the mode may use by their access tags (columns access, foot, motor_vehicle).
+
+    Closed: ``foot`` (walk) or ``motor_vehicle`` (drive) = no/private, or access = no/private
+    unless the mode's own tag opens it again. Missing columns restrict nothing.
+    """
+    def tag(col: str) -> pd.Series:
+        if col in roads.columns:
+            return roads[col].astype(object)
+        return pd.Series([None] * len(roads), index=roads.index, dtype=object)
+
+    own = tag("foot" if mode == "walk" else "motor_vehicle")
+    closed = own.isin(NO_ACCESS) | (tag("access").isin(NO_ACCESS) & ~own.isin(OPEN_ACCESS))
+    return ~closed.to_numpy(dtype=bool)
 
 
 def _check_roads(roads: gpd.GeoDataFrame) -> None:
@@ -124,14 +194,16 @@ def street_network(
 
     ``roads`` is EPSG:4326 with columns u, v, length_m, oneway, name, highway, geometry (as from
     gis.osm.read_osm or the roads layer). Geometry is projected to ``crs`` (default: the UTM zone
-    of the roads' centre). Walking ignores one-way restrictions and motorways; driving drops
-    footways, steps and the like. Raises InputError for a layer without the needed columns.
+    of the roads' centre). Walking ignores one-way restrictions and drops motorways; driving drops
+    footways, steps and the like; both drop ways closed to them by access tags (``allowed``).
+    Raises InputError for a layer without the needed columns.
     """
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", hint="use walk or drive")
     _check_roads(roads)
     excluded = NOT_WALKABLE if mode == "walk" else NOT_DRIVABLE
-    roads = roads[~roads["highway"].isin(excluded) & roads.geometry.notna() & ~roads.geometry.is_empty]
+    roads = roads[~roads["highway"].isin(excluded) & allowed(roads, mode) & roads.geometry.notna()
+                  & ~roads.geometry.is_empty]
     if crs is None:
         if len(roads):
             minx, miny, maxx, maxy = roads.total_bounds

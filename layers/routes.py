@@ -19,6 +19,7 @@ from gis.coverage import CoveragePlan, CoverageRoute, plan_coverage
 from gis.directions import directions
 from gis.errors import GridPatrolError, InputError, NotFoundError
 from gis.routesheet import SheetRoute, route_map, write_geojson, write_gpx, write_route_sheet
+from gis.streets import StreetNetwork, street_network
 from gis.visit import VisitPlan, plan_visit
 from layers.models import Grid, Route
 from layers.store import Store
@@ -110,6 +111,18 @@ def _roads_near(store: Store, geom: BaseGeometry, code: str) -> gpd.GeoDataFrame
     return roads
 
 
+def _shared_network(store: Store, targets: Sequence[Target], mode: str) -> StreetNetwork | None:
+    """One street network for many nearby targets (read and projected once), or None."""
+    if len(targets) < 2:
+        return None
+    minx, miny, maxx, maxy = np.array([t.polygon.bounds for t in targets]).T
+    bounds = (minx.min(), miny.min(), maxx.max(), maxy.max())
+    if max(bounds[2] - bounds[0], bounds[3] - bounds[1]) > 0.5:  # one metric CRS must fit them all
+        return None
+    roads = store.read_layer("roads", bbox=_expand(bounds))
+    return street_network(roads, mode=mode) if len(roads) else None
+
+
 def _to_wgs84(net_crs: pyproj.CRS, geom: BaseGeometry) -> BaseGeometry:
     tf = pyproj.Transformer.from_crs(net_crs, 4326, always_xy=True)
     return shapely.transform(geom, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
@@ -188,10 +201,11 @@ def plan_routes(
     say = progress or (lambda _m: None)
     outcomes: list[PlanOutcome] = []
     rows: list[gpd.GeoDataFrame] = []
+    shared = _shared_network(store, targets, mode)
     for i, t in enumerate(targets):
         say(f"{t.code} ({i + 1}/{len(targets)})")
         try:
-            roads = _roads_near(store, t.polygon, t.code)
+            roads = shared if shared is not None else _roads_near(store, t.polygon, t.code)
             incidents = store.read_layer("incidents", bbox=t.polygon.bounds)
             inc = incidents[incidents.intersects(t.polygon)] if len(incidents) else incidents
             synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())

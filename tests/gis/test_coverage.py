@@ -6,6 +6,7 @@ import json
 import geopandas as gpd
 import networkx as nx
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from scipy import sparse
@@ -90,11 +91,22 @@ def pd_value_counts(values: np.ndarray) -> dict[int, int]:
     return dict(zip(keys.tolist(), counts.tolist()))
 
 
-def _inside_rows(roads: gpd.GeoDataFrame, polygon, crs, exclude: set[str]) -> np.ndarray:
-    """Road rows lying wholly inside the polygon: these must be on any coverage route."""
+def _closed_by_tags(roads: gpd.GeoDataFrame, mode: str) -> np.ndarray:
+    """Rows whose access tags close them to the mode (foot / motor_vehicle = no/private, or
+    access = no/private not reopened by the mode's own tag), read straight from the tags."""
+    def tag(c):
+        return roads[c].astype(object) if c in roads.columns else pd.Series(None, index=roads.index, dtype=object)
+    own = tag("foot" if mode == "walk" else "motor_vehicle")
+    closed = own.isin(["no", "private"]) | (tag("access").isin(["no", "private"])
+                                            & ~own.isin(["yes", "designated", "permissive"]))
+    return closed.to_numpy(dtype=bool)
+
+
+def _inside_rows(roads: gpd.GeoDataFrame, polygon, crs, exclude: set[str], mode: str = "walk") -> np.ndarray:
+    """Road rows lying wholly inside the polygon and open to the mode: these must be on any coverage route."""
     rm = _metric(roads, crs)
     pm = _metric(polygon, crs)
-    ok = rm.covered_by(shapely.buffer(pm, 0.01)) & ~roads["highway"].isin(exclude)
+    ok = rm.covered_by(shapely.buffer(pm, 0.01)) & ~roads["highway"].isin(exclude) & ~_closed_by_tags(roads, mode)
     return roads.index[ok.to_numpy()].to_numpy()
 
 
@@ -166,7 +178,7 @@ def test_driving_routes_never_go_the_wrong_way_on_one_way_streets(city):
                 one_way_seen += 1
                 assert t.forward, f"{label}: one-way street {net.edge_row[t.edge]} driven backwards"
         must = _inside_rows(roads, poly, net.crs, {"footway", "path", "pedestrian", "steps", "cycleway",
-                                                   "bridleway", "corridor", "construction", "proposed"})
+                                                   "bridleway", "corridor", "construction", "proposed"}, "drive")
         unreachable = set(net.edge_row[plan.unreachable_edges].tolist())
         must = np.array([r for r in must if r not in unreachable])
         if len(must):
@@ -321,3 +333,111 @@ def test_hot_spot_share_counts_incidents_on_streets_left_out():
     plan2 = plan_coverage(allr, poly, incidents=on_island)
     # Five incidents on the uncovered island weigh its length six-fold: the covered share drops.
     assert plan2.stats["hot_covered_share"] < plan.stats["hot_covered_share"]
+
+
+def test_routes_keep_off_ways_closed_to_the_mode_by_access_tags():
+    """Real Chengdu ways tagged foot=no, access=no/private or motorways carry no walking route;
+    motor_vehicle=no and footways carry no driving route (neither as grid streets nor deadhead)."""
+    roads, pieces = _district_pieces("chengdu")
+    no_foot = _closed_by_tags(roads, "walk") | roads["highway"].isin(["motorway", "motorway_link"])
+    no_car = _closed_by_tags(roads, "drive") | roads["highway"].isin(["footway", "pedestrian", "steps", "path"])
+    assert no_foot.sum() >= 20 and no_car.sum() >= 20  # the extract has such ways
+    closed_walk = set(roads.index[np.asarray(no_foot)].tolist())
+    closed_drive = set(roads.index[np.asarray(no_car)].tolist())
+    by_tag = _closed_by_tags(roads, "walk")
+    near_closed = [(label, poly) for label, poly in pieces
+                   if roads[by_tag].intersects(shapely.buffer(poly, 0.003)).any()]
+    assert near_closed, "no grid near a closed way: the test would prove nothing"
+    seen_walk = 0
+    for label, poly in near_closed[:4]:
+        try:
+            plan = plan_coverage(roads, poly, mode="walk", name=label, time_limit_s=4)
+        except InputError:
+            continue
+        rows = set(plan.network.edge_row.tolist())
+        seen_walk += 1
+        assert not rows & closed_walk, f"{label}: the walking network holds ways closed to people on foot"
+        used = {int(plan.network.edge_row[t.edge]) for t in plan.routes[0].traversals}
+        assert not used & closed_walk
+    assert seen_walk >= 1
+    seen_drive = 0
+    for label, poly in near_closed[:3]:
+        try:
+            plan = plan_coverage(roads, poly, mode="drive", name=label, time_limit_s=5)
+        except InputError:
+            continue
+        seen_drive += 1
+        used = {int(plan.network.edge_row[t.edge]) for t in plan.routes[0].traversals}
+        assert not set(plan.network.edge_row.tolist()) & closed_drive
+        assert not used & closed_drive
+    assert seen_drive >= 1
+    label = near_closed[0][0]
+    # Without the access tags the same streets would have been in the walking network.
+    bare = roads.drop(columns=["access", "foot", "motor_vehicle"])
+    plan_bare = plan_coverage(bare, near_closed[0][1], mode="walk", name=label, time_limit_s=4)
+    assert set(plan_bare.network.edge_row.tolist()) & closed_walk
+
+
+def test_access_tags_open_and_close_ways_per_mode():
+    from gis.streets import allowed
+
+    df = gpd.GeoDataFrame({
+        "access": [None, "private", "private", "no", None, "permissive"],
+        "foot": [None, None, "yes", None, "no", None],
+        "motor_vehicle": [None, None, None, "designated", None, "no"],
+    })
+    assert allowed(df, "walk").tolist() == [True, False, True, False, False, True]
+    assert allowed(df, "drive").tolist() == [True, False, False, True, True, False]
+
+
+def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
+    """Edmonds' blossom step against an integer program over all pairs (scipy.milp), on shortest-path
+    metrics with many ties, Euclidean points and random symmetric costs."""
+    from scipy.sparse.csgraph import shortest_path
+
+    from gis._blossom import blossom_matching, check_certificate
+    from gis.coverage import min_weight_perfect_matching
+
+    rng = np.random.default_rng(7)
+    for trial in range(60):
+        n = 2 * int(rng.integers(2, 21))
+        kind = trial % 3
+        if kind == 0:
+            A = rng.integers(1, 6, (n, n)) * (rng.random((n, n)) < 0.3)
+            A = np.maximum(A, A.T)
+            ring = np.zeros((n, n), dtype=np.int64)
+            ring[np.arange(n), (np.arange(n) + 1) % n] = 7  # keeps the graph connected
+            ring = np.maximum(ring, ring.T)
+            G = np.where((A > 0) & (ring > 0), np.minimum(A, ring), np.maximum(A, ring)).astype(float)
+            D = shortest_path(G, directed=False)
+        elif kind == 1:
+            P = rng.random((n, 2)) * 1000
+            D = np.hypot(P[:, None, 0] - P[None, :, 0], P[:, None, 1] - P[None, :, 1])
+        else:
+            R = rng.integers(1, 30, (n, n)).astype(float)
+            D = R + R.T
+        np.fill_diagonal(D, 0)
+        iu = np.triu_indices(n, 1)
+        m = len(iu[0])
+        A_eq = sparse.coo_matrix((np.ones(2 * m), (np.concatenate(iu), np.tile(np.arange(m), 2))), shape=(n, m))
+        ref = milp(D[iu], constraints=LinearConstraint(A_eq, 1, 1), integrality=np.ones(m), bounds=Bounds(0, 1),
+                   options={"mip_rel_gap": 0})
+        res = min_weight_perfect_matching(D)
+        assert res.method == "blossom" and res.exact
+        assert sorted(k for p in res.pairs for k in p) == list(range(n))
+        assert res.weight == pytest.approx(ref.fun, rel=1e-9, abs=1e-6), f"trial {trial}"
+        assert res.lower_bound <= ref.fun + 1e-6
+        # A certificate that does not hold is refused: break the matching and check again.
+        C = np.rint(D * 10).astype(np.int64) * 4
+        b = blossom_matching(C)
+        assert check_certificate(C, b)
+        best = b.primal
+        worse = b.mate.copy()
+        a, c = 0, int(b.mate[0])
+        d = next(v for v in range(n) if v not in (a, c))
+        e = int(b.mate[d])
+        worse[[a, c, d, e]] = [d, e, a, c]
+        b.mate = worse
+        b.primal = int(C[np.arange(n), worse].sum() // 2)
+        if b.primal != best:
+            assert not check_certificate(C, b)
