@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api import errors, logs
+from api import deps, errors, logs
 from api.config import Settings, load_settings
 from api.static_assets import check_vendor
 from gis.errors import GridPatrolError
@@ -146,7 +146,10 @@ def _include_routers(app: FastAPI) -> None:
     import importlib
 
     from api.routes import auth as auth_routes
+    from api.routes import lookup as lookup_routes
 
+    # The map click first: routing tries the routers in order, and it is the busiest path.
+    app.include_router(lookup_routes.router)
     app.include_router(auth_routes.router)
     for name in ("ogc", "pages"):
         try:
@@ -158,7 +161,7 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(mod.router)
     routes_dir = Path(__file__).resolve().parent / "routes"
     for path in sorted(routes_dir.glob("*.py")):
-        if path.stem in ("__init__", "auth") or path.stem.startswith("_"):
+        if path.stem in ("__init__", "auth", "lookup") or path.stem.startswith("_"):
             continue
         mod = importlib.import_module(f"api.routes.{path.stem}")
         app.include_router(mod.router)
@@ -178,11 +181,15 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
         version="0.1.0",
         docs_url=None,  # served below from the vendored swagger-ui: FastAPI's default loads it from a CDN
         redoc_url=None,
+        lifespan=deps.lifespan,  # closes the async PostGIS pool (api.deps.PgPool)
     )
     app.state.settings = settings
     app.state.store = store
     errors.install(app)
 
+    from api.routes.lookup import LookupFastPath
+
+    app.add_middleware(LookupFastPath)  # innermost: inside the access log (see api/routes/lookup.py)
     app.add_middleware(AccessLogAndAudit, store=store)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")

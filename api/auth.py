@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Table, false, or_, select
 
 from api.config import Settings
 from gis.errors import GridPatrolError, PermissionDenied
+from layers.incidents import LookupView
 from layers.models import Grid
 from layers.users import ROLES, Principal
 
@@ -81,6 +82,22 @@ def layer_filter(principal: Principal, layer: str, table: Table) -> ColumnElemen
         if layer == "incidents":
             return or_(table.c.worker == principal.name, table.c.grid_code.in_(own_grids))
     return None
+
+
+def lookup_view(principal: Principal) -> LookupView:
+    """What ``principal`` may see of a map click: the same rules as :func:`layer_filter` (workers:
+    incidents of their own grids; dispatchers: cameras up to their secrecy level; admins: all)
+    plus worker names for every role that may read them."""
+    show_incidents = can(principal, "read_incidents")
+    show_cameras = can(principal, "read_cameras")
+    return LookupView(
+        worker_names=can(principal, "read_workers"),
+        incidents=show_incidents,
+        incidents_of=principal.name if show_incidents and principal.role == "worker" else None,
+        cameras=show_cameras,
+        camera_max_secrecy=(None if principal.role == "admin" else int(principal.max_secrecy_level))
+        if show_cameras else None,
+    )
 
 
 def issue_token(settings: Settings, principal: Principal) -> tuple[str, int]:

@@ -32,6 +32,9 @@ class Settings:
     ogc_max_limit: int = 10_000
     lookup_radius_m: float = 200.0  # map click: incidents within 200 m …
     lookup_incident_days: int = 90  # … in the last 90 days (as the CLI lookup)
+    # PostGIS connections per worker process for the map click's asyncio path (the rest of the
+    # API uses the SQLAlchemy pool of the store).
+    pg_async_pool: int = 8
     # Optional online/intranet basemap: a Leaflet tile URL template, its attribution, and the
     # datum of its tiles (gcj02 for most Chinese web maps: our layers are shifted to match).
     tile_url: str | None = None
@@ -110,6 +113,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     settings = replace(Settings(), **values)
     if settings.tile_crs not in ("wgs84", "gcj02"):
         raise InputError(f"tile_crs must be wgs84 or gcj02, not {settings.tile_crs!r}")
+    if settings.pg_async_pool < 1:
+        raise InputError("pg_async_pool must be at least 1")
     if settings.ogc_max_limit < 1 or settings.ogc_default_limit < 1:
         raise InputError("ogc_max_limit and ogc_default_limit must be positive")
     if not settings.secret_key:

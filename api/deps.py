@@ -1,10 +1,17 @@
-"""Request dependencies: the store, the settings and the current user (from the bearer token)."""
+"""Request dependencies: the store, the settings, the current user (from the bearer token) and,
+on PostGIS, an asyncio connection pool for the hot read paths."""
 from __future__ import annotations
 
+import asyncio
 import time
-from typing import Annotated
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, FastAPI, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 
 from api.auth import AuthError, decode_token
@@ -33,6 +40,36 @@ def get_settings(request: Request) -> Settings:
 # see forget_user), and busy map pages do not query per request.
 USER_TTL_S = 5.0
 _users: dict[tuple[str, str], tuple[float, Principal | None]] = {}
+# Verified tokens → user name, so the signature is not checked again on every request. A token's
+# signature and expiry never change, so an entry lives until the token expires (at most
+# TOKEN_CACHE_S); who the user is now (role, active) still comes from the user cache above.
+TOKEN_CACHE_S = 300.0
+_tokens: dict[tuple[str, str], tuple[float, str]] = {}
+
+
+def _token_user(settings: Settings, token: str) -> str:
+    """The user name in ``token`` (AuthError if invalid), from the cache of verified tokens."""
+    key = (settings.secret_key, token)
+    now = time.time()
+    hit = _tokens.get(key)
+    if hit is not None and now < hit[0]:
+        return hit[1]
+    name = decode_token(settings, token)
+    import jwt
+
+    exp = float(jwt.decode(token, options={"verify_signature": False}).get("exp", now))
+    if len(_tokens) > 10_000:
+        _tokens.clear()
+    _tokens[key] = (min(exp, now + TOKEN_CACHE_S), name)
+    return name
+
+
+def _fresh_user(store: Store, name: str) -> tuple[bool, Principal | None]:
+    """(True, user) if this process read ``name`` within USER_TTL_S seconds, else (False, None)."""
+    hit = _users.get((store.url, name))
+    if hit is not None and time.monotonic() - hit[0] < USER_TTL_S:
+        return True, hit[1]
+    return False, None
 
 
 def _cached_user(store: Store, name: str) -> Principal | None:
@@ -53,6 +90,30 @@ def forget_user(store: Store, name: str) -> None:
     _users.pop((store.url, name), None)
 
 
+def _request_token(request: Request, token: str | None) -> str | None:
+    if token is None:
+        auth = request.headers.get("authorization", "")
+        scheme, _, value = auth.partition(" ")
+        token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if token is None and request.method in ("GET", "HEAD"):
+        # Map pages log in with a cookie. It is honoured for reads only, so a forged cross-site
+        # form cannot write anything (writes need the Authorization header).
+        token = request.cookies.get(COOKIE) or None
+    return token
+
+
+def _anonymous(settings: Settings) -> Principal:
+    if not settings.allow_anonymous:
+        raise AuthError("log in first", hint="POST /auth/token with username and password")
+    return ANONYMOUS
+
+
+def _known(principal: Principal | None, name: str) -> Principal:
+    if principal is None:
+        raise AuthError(f"user {name!r} no longer exists or is deactivated")
+    return principal
+
+
 def current_user(request: Request, token: str | None = None) -> Principal:
     """The user of this request: from the bearer token, else anonymous (viewer) if allowed.
 
@@ -63,35 +124,168 @@ def current_user(request: Request, token: str | None = None) -> Principal:
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    if token is None:
-        auth = request.headers.get("authorization", "")
-        scheme, _, value = auth.partition(" ")
-        token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    if token is None and request.method in ("GET", "HEAD"):
-        # Map pages log in with a cookie. It is honoured for reads only, so a forged cross-site
-        # form cannot write anything (writes need the Authorization header).
-        token = request.cookies.get(COOKIE) or None
+    token = _request_token(request, token)
     settings = get_settings(request)
     if token is None:
-        if not settings.allow_anonymous:
-            raise AuthError("log in first", hint="POST /auth/token with username and password")
-        principal = ANONYMOUS
+        principal = _anonymous(settings)
     else:
-        name = decode_token(settings, token)
-        principal = _cached_user(get_store(request), name)
-        if principal is None:
-            raise AuthError(f"user {name!r} no longer exists or is deactivated")
+        name = _token_user(settings, token)
+        principal = _known(_cached_user(get_store(request), name), name)
     request.state.principal = principal
     return principal
 
 
-def _current_user_dep(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    return current_user(request, token)
+async def _current_user_dep(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
+    """:func:`current_user` on the event loop: the store is only read (in a worker thread) when
+    the user cache has no fresh entry."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached
+    token = _request_token(request, token)
+    settings = get_settings(request)
+    if token is None:
+        principal = _anonymous(settings)
+    else:
+        name = _token_user(settings, token)
+        store = get_store(request)
+        fresh, principal = _fresh_user(store, name)
+        if not fresh:
+            principal = await run_in_threadpool(_cached_user, store, name)
+        principal = _known(principal, name)
+    request.state.principal = principal
+    return principal
+
+
+# Plain functions would run in a worker thread per request (FastAPI does that for every
+# non-async dependency); these only read app.state.
+async def _store_dep(request: Request) -> Store:
+    return request.app.state.store
+
+
+async def _settings_dep(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+# ---------------------------------------------------------------------------------------------
+# An asyncio pool of psycopg connections (PostGIS only) for the read paths that run one
+# statement per request (the map click), so they need no worker thread and no SQLAlchemy.
+
+class PgPool:
+    """Up to ``size`` autocommit psycopg AsyncConnections, opened on demand. Statements are
+    prepared on the server, with generic plans (planned once per connection)."""
+
+    def __init__(self, dsn: str, size: int) -> None:
+        self.dsn, self.size = dsn, max(1, int(size))
+        self._idle: list[Any] = []
+        self._waiters: deque[asyncio.Future] = deque()
+        self._open = 0
+
+    async def _connect(self) -> Any:
+        import psycopg
+
+        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        return conn
+
+    async def _acquire(self) -> Any:
+        while self._idle:
+            conn = self._idle.pop()
+            if not conn.closed:
+                return conn
+            self._open -= 1
+        if self._open < self.size:
+            self._open += 1
+            try:
+                return await self._connect()
+            except BaseException:
+                self._open -= 1
+                raise
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        return await fut
+
+    def _release(self, conn: Any, broken: bool) -> None:
+        if broken or conn.closed:
+            self._open -= 1
+            if not conn.closed:
+                asyncio.ensure_future(conn.close())
+            if self._waiters:  # let a waiter open a fresh connection
+                self._open += 1
+                fut = self._waiters.popleft()
+                task = asyncio.ensure_future(self._connect())
+                task.add_done_callback(lambda t: self._hand_over(fut, t))
+            return
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(conn)
+                return
+        self._idle.append(conn)
+
+    def _hand_over(self, fut: asyncio.Future, task: asyncio.Task) -> None:
+        if task.exception() is not None:
+            self._open -= 1
+            if not fut.done():
+                fut.set_exception(task.exception())
+        elif fut.done():
+            self._release(task.result(), False)
+        else:
+            fut.set_result(task.result())
+
+    async def fetchone(self, sql: str, params: dict[str, Any]) -> tuple | None:
+        """The first row of ``sql``; retried once on a fresh connection if the server dropped
+        the connection (e.g. a database restart)."""
+        import psycopg
+
+        for attempt in (0, 1):
+            conn = await self._acquire()
+            broken = True
+            try:
+                cur = await conn.execute(sql, params, prepare=True)
+                row = await cur.fetchone()
+                broken = False
+                return row
+            except psycopg.OperationalError:
+                if attempt or not conn.closed:
+                    raise
+            finally:
+                self._release(conn, broken)
+        return None  # not reached
+
+    async def close(self) -> None:
+        """Close the idle connections."""
+        while self._idle:
+            await self._idle.pop().close()
+
+
+_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def pg_pool(app: FastAPI) -> PgPool | None:
+    """The PostGIS pool of ``app`` for the running event loop (None on GeoPackage)."""
+    store: Store = app.state.store
+    if store.is_gpkg:
+        return None
+    per_loop = _pools.setdefault(asyncio.get_running_loop(), {})
+    pool = per_loop.get(id(app))
+    if pool is None:
+        dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        pool = per_loop[id(app)] = PgPool(dsn, app.state.settings.pg_async_pool)
+    return pool
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Close this app's async pool when the server stops."""
+    yield
+    pool = _pools.get(asyncio.get_running_loop(), {}).pop(id(app), None)
+    if pool is not None:
+        await pool.close()
 
 
 # Row ids are 32-bit integers in both stores: larger numbers are refused with 422, not sent to SQL.
 MAX_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="row id")]
-StoreDep = Annotated[Store, Depends(get_store)]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(_store_dep)]
+SettingsDep = Annotated[Settings, Depends(_settings_dep)]
 UserDep = Annotated[Principal, Depends(_current_user_dep)]

@@ -1,7 +1,12 @@
 """Incident register in the store: create/import with grid and worker, closed-loop transitions with optimistic locking, overdue list, map-click lookup."""
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,9 +38,11 @@ from layers.cameras import (
     _record_import,
     _text,
     apply_mapping,
-    cameras_near,
+    candidate_cameras,
     check_coordinates,
     convert_crs,
+    evaluate_cameras,
+    max_range_m,
     parse_mapping,
     read_records,
 )
@@ -391,87 +398,250 @@ def overdue_incidents(store: Store, *, now: datetime | None = None,
 # ---------------------------------------------------------------------------------------------
 # Map click.
 
-_LOOKUP_SQL = text("""
-WITH p AS (SELECT ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) AS g),
-reach AS (SELECT GREATEST(COALESCE((SELECT max(range_m) FROM cameras), 0),
-          CASE WHEN EXISTS (SELECT 1 FROM cameras WHERE range_m IS NULL) THEN :default_r ELSE 0 END) AS r)
-SELECT
- (SELECT json_build_array(code, name, worker) FROM grids, p
-   WHERE plan_id = (SELECT max(id) FROM grid_plans) AND grids.geom && p.g AND ST_Intersects(grids.geom, p.g)
-   ORDER BY code LIMIT 1),
- (SELECT json_agg(json_build_array(id, category, state, occurred_at, description, duplicate_of, ST_X(geom), ST_Y(geom)))
-   FROM incidents WHERE geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)
-   AND occurred_at >= :t0 AND occurred_at <= :t1),
- (SELECT json_agg(json_build_array(c.id, c.code, c.name, c.project, c.azimuth_deg, c.fov_deg, c.range_m, c.height_m,
-                                   c.camera_type, c.status, c.secrecy_level, c.owner_unit, c.synthetic,
-                                   ST_X(c.geom), ST_Y(c.geom)))
-   FROM cameras c, p, reach
-   WHERE c.geom && ST_Expand(p.g, reach.r * :kx, reach.r * :ky)
-   AND ST_DWithin(geography(c.geom), geography(p.g), reach.r + 1.0)),
- (SELECT r FROM reach)
-""")
+@dataclass(frozen=True)
+class LookupView:
+    """What a map click may show (the API derives it from the user's role; the CLI sees all).
 
-
-def _lookup_postgis(store: Store, conn: Connection, lon: float, lat: float, when: datetime, radius_m: float,
-                    days: float) -> tuple[dict, list, list]:
-    """The map click on PostGIS in one statement (one round trip): grid, incidents, cameras.
-
-    Every part uses the GiST index (``&&``); the camera search box grows with the longest
-    range, read from the range index inside the same statement.
+    ``incidents_of``: only incidents assigned to this worker or in grids they are responsible
+    for (any plan). ``camera_max_secrecy``: only cameras up to this secrecy level (None: all).
+    Sections that are not shown are left out of the answer, not emptied.
     """
-    from layers.cameras import MAX_RANGE_M, cameras_near, evaluate_cameras
 
-    x0, y0, x1, y1 = degree_box(lon, lat, radius_m)
-    # degrees per metre at this latitude, conservative for every range up to MAX_RANGE_M
-    bx0, by0, bx1, by1 = degree_box(lon, lat, MAX_RANGE_M)
-    kx, ky = (bx1 - bx0) / 2 / MAX_RANGE_M, (by1 - by0) / 2 / MAX_RANGE_M
-    grid, inc, cams, reach = conn.execute(_LOOKUP_SQL, {
-        "lon": lon, "lat": lat, "default_r": max(DEFAULT_RANGE_M.values()), "x0": x0, "y0": y0, "x1": x1, "y1": y1,
-        "t0": when - timedelta(days=days), "t1": when, "kx": kx, "ky": ky}).one()
-    g = {"grid_code": None, "grid_name": None, "worker": None}
-    if grid:
-        g = {"grid_code": grid[0], "grid_name": grid[1], "worker": grid[2]}
-    rows = [(r[0], r[1], r[2], datetime.fromisoformat(r[3]), r[4], r[5], r[6], r[7]) for r in (inc or [])]
-    if reach is not None and float(reach) > MAX_RANGE_M:  # beyond the box factors: the general path
-        return g, rows, cameras_near(store, conn, lon, lat, in_view_only=True)
-    return g, rows, evaluate_cameras([tuple(r) for r in (cams or [])], lon, lat, in_view_only=True)
+    worker_names: bool = True
+    incidents: bool = True
+    incidents_of: str | None = None
+    cameras: bool = True
+    camera_max_secrecy: int | None = None
+
+
+FULL_VIEW = LookupView()
+
+# The exact local geometry of gis.cameras (ECEF → east/north of the first point, WGS-84) in SQL,
+# written out with the same operations in the same order as the numpy code, so both stores
+# decide "in view" and "within the radius" alike (they can differ only in the last bit of a
+# sine, i.e. for a point exactly on a sector's edge).
+_A, _E2 = 6378137.0, (1 / 298.257223563) * (2 - 1 / 298.257223563)
+_ENU_SQL = """
+ , LATERAL (
+  SELECT sqrt(e * e + n * n) dist, degrees(atan2(e, n)) b0
+  FROM (SELECT -sl * dx + cl * dy e, -sp * cl * dx - sp * sl * dy + cp * dz n
+        FROM (SELECT sl, cl, sp, cp, %(px)s - k * cp * cl dx, %(py)s - k * cp * sl dy, %(pz)s - k * %(f)s * sp dz
+              FROM (SELECT sin(l) sl, cos(l) cl, sin(p) sp, cos(p) cp, %(a)s / sqrt(1 - %(e2)s * sin(p) * sin(p)) k
+                    FROM (SELECT radians(ST_X({g})) l, radians(ST_Y({g})) p OFFSET 0) t OFFSET 0) u
+              OFFSET 0) v OFFSET 0) w OFFSET 0) q"""
+
+_STATES_JSON = json.dumps(STATES, ensure_ascii=False)
+_GRID_SQL = """(SELECT json_build_object('code', code, 'name', name{worker})::text
+  FROM grids
+  WHERE plan_id = (SELECT max(id) FROM grid_plans) AND geom && ST_Point(%(lon)s, %(lat)s, 4326)
+    AND ST_Intersects(geom, ST_Point(%(lon)s, %(lat)s, 4326))
+  ORDER BY code LIMIT 1)"""
+
+# Candidates come from the GiST index alone (a materialized CTE, so that a generic plan cannot
+# prefer another index); the time window, role filter and exact radius follow.
+_INCIDENTS_SQL = """(
+  WITH c AS MATERIALIZED (
+    SELECT * FROM incidents WHERE geom && ST_MakeEnvelope(%(ix0)s, %(iy0)s, %(ix1)s, %(iy1)s, 4326))
+  SELECT COALESCE(json_agg(json_build_object(
+           'id', i.id, 'category', i.category, 'state', i.state, 'state_zh', %(st)s::jsonb ->> i.state,
+           'occurred_at', to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
+              || CASE WHEN to_char(i.occurred_at, 'US') = '000000' THEN '' ELSE to_char(i.occurred_at, '.US') END
+              || '+00:00',
+           'description', i.description, 'duplicate_of', i.duplicate_of, 'distance_m', round(q.dist::numeric, 1))
+           ORDER BY q.dist, i.id), '[]')::text
+  FROM c i {enu}
+  WHERE i.occurred_at >= %(t0)s AND i.occurred_at <= %(t1)s AND q.dist <= %(rad)s{own})"""
+_OWN_INCIDENTS_SQL = """
+    AND (i.worker = %(own)s OR i.grid_code IN (SELECT code FROM grids WHERE worker = %(own)s))"""
+
+# Cameras whose field of view contains the point, with gis.cameras.optics_arrays' defaults and
+# sector_contains' test, ranked online first, then nearest. The search box is degree_box() of
+# the longest range (read from the range index).
+_CAMERAS_SQL = """(
+  WITH r AS MATERIALIZED (
+    SELECT GREATEST(COALESCE((SELECT max(range_m) FROM cameras), 0),
+           CASE WHEN EXISTS (SELECT 1 FROM cameras WHERE range_m IS NULL) THEN %(dr)s ELSE 0 END) r),
+  b AS MATERIALIZED (
+    SELECT ST_MakeEnvelope(%(lon)s - x, %(lat)s - y, %(lon)s + x, %(lat)s + y, 4326) env
+    FROM (SELECT r, degrees(r / %(m)s) * 1.001 + 1e-9 y FROM r) b
+    , LATERAL (SELECT degrees(r / (%(a)s * cos(radians(LEAST(abs(%(lat)s) + y, 89.9))))) * 1.001 + 1e-9 x) d),
+  c AS MATERIALIZED (
+    SELECT * FROM cameras WHERE geom && (SELECT env FROM b){secrecy})
+  SELECT COALESCE(json_agg(json_build_object(
+           'code', c.code, 'name', c.name, 'project', c.project, 'distance_m', round(q.dist::numeric, 1),
+           'bearing_deg', round(o.bearing::numeric, 1), 'in_view', true, 'online', o.status = 'online',
+           'status', o.status, 'camera_type', c.camera_type, 'secrecy_level', c.secrecy_level,
+           'azimuth_deg', c.azimuth_deg, 'fov_deg', c.fov_deg, 'range_m', c.range_m,
+           'lon', ST_X(c.geom), 'lat', ST_Y(c.geom))
+           ORDER BY o.status = 'online' DESC, q.dist, c.code), '[]')::text
+  FROM c {enu}
+  , LATERAL (
+    SELECT c.azimuth_deg az, lower(btrim(c.camera_type, %(ws)s)) IN ('dome', 'speed_dome', 'panorama', 'ptz') dome,
+           c.azimuth_deg IS NULL OR c.azimuth_deg = 'NaN' no_az,
+           CASE WHEN q.b0 < 0 THEN q.b0 + 360.0 ELSE q.b0 END bearing,
+           COALESCE(lower(btrim(c.status, %(ws)s)), 'online') status OFFSET 0) o
+  , LATERAL (
+    SELECT o.dome OR o.no_az OR COALESCE(c.fov_deg >= 360 AND c.fov_deg <> 'NaN', false) full_circle,
+           CASE WHEN c.range_m IS NULL OR c.range_m = 'NaN' THEN CASE WHEN o.dome THEN %(rd)s ELSE %(rf)s END
+                ELSE c.range_m END rng,
+           CASE WHEN c.fov_deg IS NULL OR c.fov_deg = 'NaN' THEN %(fov)s ELSE c.fov_deg END fov,
+           o.bearing - CASE WHEN o.az >= 0 AND o.az < 360 THEN o.az WHEN o.az >= 360 AND o.az < 720 THEN o.az - 360.0
+                            WHEN o.az < 0 AND o.az >= -360 THEN o.az + 360.0
+                            ELSE o.az - 360.0 * floor(o.az / 360.0) END + 180.0 s OFFSET 0) w
+  WHERE q.dist <= w.rng
+    AND (w.full_circle OR q.dist = 0
+         OR abs(CASE WHEN w.s < 0 THEN w.s + 360.0 WHEN w.s >= 360 THEN w.s - 360.0 ELSE w.s END - 180.0) <= w.fov / 2.0))"""
+_SECRECY_SQL = " AND secrecy_level <= %(sec)s"
+
+
+@lru_cache(maxsize=32)
+def _pg_lookup_sql(worker_names: bool, incidents: bool, own_incidents: bool, cameras: bool, secrecy: bool) -> str:
+    """The PostGIS map-click statement for one combination of visible sections (one round trip:
+    grid, incidents and cameras, with the role filters, the exact tests, the ranking and the JSON
+    built in the database; hidden sections are not in it at all)."""
+    parts = [_GRID_SQL.format(worker=", 'worker', worker" if worker_names else "")]
+    parts.append(_INCIDENTS_SQL.format(enu=_ENU_SQL.format(g="i.geom"), own=_OWN_INCIDENTS_SQL if own_incidents else "")
+                 if incidents else "NULL")
+    parts.append(_CAMERAS_SQL.format(enu=_ENU_SQL.format(g="c.geom"), secrecy=_SECRECY_SQL if secrecy else "")
+                 if cameras else "NULL")
+    # Whitespace squeezed: psycopg caches the conversion of statements up to 4096 characters.
+    return re.sub(r"\s+", " ", "SELECT " + ", ".join(parts)).strip()
+
+
+def _ecef(lon: float, lat: float) -> tuple[float, float, float]:
+    """gis.cameras.ecef of one point in plain floats (the same operations, without numpy's
+    per-call overhead on a single point)."""
+    lam, phi = math.radians(lon), math.radians(lat)
+    sphi, cphi = math.sin(phi), math.cos(phi)
+    n = _A / math.sqrt(1 - _E2 * sphi * sphi)
+    return n * cphi * math.cos(lam), n * cphi * math.sin(lam), n * (1 - _E2) * sphi
+
+
+def _lookup_params(lon: float, lat: float, when: datetime, radius_m: float, days: float,
+                   view: LookupView) -> dict[str, Any]:
+    from gis.cameras import DEFAULT_FOV_DEG, _M_MIN
+
+    px, py, pz = _ecef(lon, lat)
+    # gis.cameras.degree_box in plain floats: a generous box, the exact radius test follows.
+    dlat = math.degrees(radius_m / _M_MIN) * 1.001 + 1e-9
+    dlon = math.degrees(radius_m / (_A * math.cos(math.radians(min(abs(lat) + dlat, 89.9))))) * 1.001 + 1e-9
+    ix0, iy0, ix1, iy1 = lon - dlon, lat - dlat, lon + dlon, lat + dlat
+    return {
+        "lon": lon, "lat": lat, "px": px, "py": py, "pz": pz, "a": _A, "e2": _E2, "f": 1 - _E2, "m": _M_MIN,
+        "ws": " \t\n\r\f\v",
+        "dr": max(DEFAULT_RANGE_M.values()), "rd": DEFAULT_RANGE_M["dome"], "rf": DEFAULT_RANGE_M["fixed"],
+        "fov": DEFAULT_FOV_DEG, "ix0": ix0, "iy0": iy0, "ix1": ix1, "iy1": iy1, "t0": when - timedelta(days=days),
+        "t1": when, "rad": float(radius_m), "st": _STATES_JSON, "own": view.incidents_of, "sec": view.camera_max_secrecy,
+    }
+
+
+def lookup_statement(lon: float, lat: float, when: datetime, *, radius_m: float = LOOKUP_RADIUS_M,
+                     days: float = LOOKUP_DAYS, view: LookupView = FULL_VIEW) -> tuple[str, dict[str, Any]]:
+    """The PostGIS map-click statement and its parameters (psycopg ``%(name)s`` style), for
+    callers that run it on their own (async) connection. Its one row: grid, incidents and
+    cameras as JSON text (None for a section ``view`` hides); :func:`lookup_document` joins them."""
+    sql = _pg_lookup_sql(view.worker_names, view.incidents, view.incidents_of is not None, view.cameras,
+                         view.camera_max_secrecy is not None)
+    return sql, _lookup_params(lon, lat, utc(when), radius_m, days, view)
+
+
+def lookup_document(lon: float, lat: float, when: datetime, row: tuple, view: LookupView = FULL_VIEW) -> bytes:
+    """The map-click answer as JSON bytes from the row of :func:`lookup_statement` (JSON text or
+    already parsed values per section)."""
+    def part(v: Any) -> str:
+        if v is None:
+            return "null"
+        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, allow_nan=False)
+
+    out = [f'{{"lon":{json.dumps(lon)},"lat":{json.dumps(lat)},"at":"{utc(when).isoformat()}","grid":{part(row[0])}']
+    if view.incidents:
+        out.append(f',"incidents":{part(row[1]) if row[1] is not None else "[]"}')
+    if view.cameras:
+        out.append(f',"cameras":{part(row[2]) if row[2] is not None else "[]"}')
+    out.append("}")
+    return "".join(out).encode("utf-8")
+
+
+def _lookup_python(store: Store, conn: Connection, lon: float, lat: float, when: datetime, radius_m: float,
+                 days: float, view: LookupView) -> tuple:
+    """The map click with index queries, then the exact tests in numpy (gis.cameras): the GeoPackage
+    path (it runs on PostGIS too, which tests use to check the one-statement path against it).
+    Returns the three sections like the PostGIS statement does."""
+    g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0].to_dict()
+    grid = None
+    if g["grid_code"] is not None:
+        grid = {"code": g["grid_code"], "name": g["grid_name"]}
+        if view.worker_names:
+            grid["worker"] = g["worker"]
+    incidents = None
+    if view.incidents:
+        t = Incident.__table__
+        cond = [store.bbox_filter(t, degree_box(lon, lat, radius_m)),
+                t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when]
+        if view.incidents_of is not None:
+            own = select(Grid.__table__.c.code).where(Grid.__table__.c.worker == view.incidents_of)
+            cond.append((t.c.worker == view.incidents_of) | t.c.grid_code.in_(own))
+        rows = conn.execute(
+            select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
+                   func.ST_X(t.c.geom), func.ST_Y(t.c.geom)).where(and_(*cond))).all()
+        incidents = []
+        if rows:
+            d, _ = distance_bearing(np.array([r[6] for r in rows], float), np.array([r[7] for r in rows], float),
+                                    lon, lat)
+            for r, dist in sorted(zip(rows, d), key=lambda p: (p[1], p[0][0])):
+                if dist <= radius_m:
+                    incidents.append({"id": r[0], "category": r[1], "state": r[2], "state_zh": STATES.get(r[2]),
+                                      "occurred_at": utc(r[3]).isoformat(), "description": r[4],
+                                      "duplicate_of": r[5], "distance_m": round(float(dist), 1)})
+    cameras = None
+    if view.cameras:
+        rows = candidate_cameras(store, conn, lon, lat, max_range_m(conn))
+        raw = {r[1]: r for r in rows}  # the stored optics (evaluate_cameras fills in defaults)
+        cams = evaluate_cameras(rows, lon, lat, in_view_only=True)
+        if view.camera_max_secrecy is not None:
+            cams = [c for c in cams if c["secrecy_level"] <= view.camera_max_secrecy]
+        cams.sort(key=lambda c: (not c["online"], c["distance_m"], c["code"]))
+        cameras = [{"code": c["code"], "name": c["name"], "project": c["project"],
+                    "distance_m": round(c["distance_m"], 1), "bearing_deg": round(c["bearing_deg"], 1),
+                    "in_view": c["in_view"], "online": c["online"], "status": c["status"],
+                    "camera_type": raw[c["code"]][8], "secrecy_level": c["secrecy_level"],
+                    "azimuth_deg": raw[c["code"]][4], "fov_deg": raw[c["code"]][5], "range_m": raw[c["code"]][6],
+                    "lon": c["lon"], "lat": c["lat"]} for c in cams]
+    return grid, incidents, cameras
+
+
+def lookup_json(store: Store, lon: float, lat: float, at: datetime | None = None, *,
+                radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS,
+                view: LookupView = FULL_VIEW, conn: Connection | None = None, python: bool = False) -> bytes:
+    """:func:`lookup` as JSON bytes, cut down to ``view`` (what the API sends).
+
+    PostGIS: one statement builds the answer (:func:`lookup_statement`); GeoPackage: index
+    queries plus the numpy tests (``python=True``: that path on PostGIS too). Both give the same
+    answer for the same data."""
+    when = utc(at)
+    if conn is None:
+        with store.engine.connect() as c:
+            return lookup_json(store, lon, lat, when, radius_m=radius_m, days=days, view=view, conn=c, python=python)
+    if store.is_gpkg or python:
+        row = _lookup_python(store, conn, lon, lat, when, radius_m, days, view)
+    else:
+        sql, params = lookup_statement(lon, lat, when, radius_m=radius_m, days=days, view=view)
+        # A generic plan: planning this statement costs more than running it. SET LOCAL ends
+        # with the transaction, so other users of the pooled connection are not affected.
+        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        cur = conn.connection.driver_connection.execute(sql, params, prepare=True)
+        row = cur.fetchone()
+    return lookup_document(lon, lat, when, row, view)
 
 
 def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,
-           radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS) -> dict[str, Any]:
+           radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS,
+           view: LookupView = FULL_VIEW) -> dict[str, Any]:
     """What a dispatcher needs at a map click (WGS-84): the grid and its worker (newest plan),
     incidents within ``radius_m`` in the ``days`` before ``at`` (default now), nearest first,
-    and the cameras whose field of view contains the point (ranked; offline ones flagged)."""
-    when = utc(at)
-    t = Incident.__table__
-    with store.engine.connect() as conn:
-        if not store.is_gpkg:
-            g, rows, cams = _lookup_postgis(store, conn, lon, lat, when, radius_m, days)
-        else:
-            g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0].to_dict()
-            rows = conn.execute(
-                select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
-                       func.ST_X(t.c.geom), func.ST_Y(t.c.geom))
-                .where(and_(store.bbox_filter(t, degree_box(lon, lat, radius_m)),
-                            t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when))
-            ).all()
-            cams = cameras_near(store, conn, lon, lat, in_view_only=True)
-    incidents = []
-    if rows:
-        x = np.array([r[6] for r in rows], float)
-        y = np.array([r[7] for r in rows], float)
-        d, _ = distance_bearing(x, y, lon, lat)
-        for r, dist in sorted(zip(rows, d), key=lambda p: p[1]):
-            if dist <= radius_m:
-                incidents.append({"id": r[0], "category": r[1], "state": r[2], "state_zh": STATES.get(r[2]),
-                                  "occurred_at": utc(r[3]).isoformat(), "description": r[4],
-                                  "duplicate_of": r[5], "distance_m": round(float(dist), 1)})
-    cam_list = [{"code": c["code"], "name": c["name"], "project": c["project"],
-                 "distance_m": round(c["distance_m"], 1), "bearing_deg": round(c["bearing_deg"], 1),
-                 "in_view": c["in_view"], "online": c["online"], "status": c["status"],
-                 "camera_type": c["camera_type"]} for c in cams]
-    grid = None if g["grid_code"] is None else {"code": g["grid_code"], "name": g["grid_name"], "worker": g["worker"]}
-    return {"lon": lon, "lat": lat, "at": when.isoformat(), "grid": grid, "incidents": incidents, "cameras": cam_list}
+    and the cameras whose field of view contains the point (online first, then nearest; each
+    with its position and optics so maps can draw the sector)."""
+    return json.loads(lookup_json(store, lon, lat, at, radius_m=radius_m, days=days, view=view))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,86 +1,173 @@
 """Map click: which grid and worker, which cameras see the point, what happened nearby — per role."""
 from __future__ import annotations
 
+import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
+from urllib.parse import parse_qsl
 
 import numpy as np
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import and_, func, select
+from fastapi.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.auth import can, layer_filter
-from api.deps import SettingsDep, StoreDep, UserDep
+from api.auth import lookup_view
+from api.deps import UserDep, _fresh_user, _token_user, pg_pool
 from gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
-from layers.incidents import lookup as store_lookup
-from layers.models import Camera, Incident
-from layers.store import Store
-from layers.users import Principal
+from gis.errors import GridPatrolError
+from gis.incidents import utc
+from layers.incidents import lookup_document, lookup_json, lookup_statement
+from layers.users import ANONYMOUS, Principal
 
 router = APIRouter(tags=["lookup"])
 
 
-def role_lookup(store: Store, principal: Principal, lon: float, lat: float, at: datetime | None,
-                radius_m: float, days: float) -> dict[str, Any]:
-    """``layers.incidents.lookup`` cut down to what ``principal`` may see.
-
-    Cameras: only for roles that read cameras, and only up to the user's secrecy level (admins:
-    all); each with its position and field of view so maps can draw the sector. Incidents: only
-    for roles that read incidents (workers: their own grids). Worker names: not for viewers.
-    """
-    res = store_lookup(store, lon, lat, at, radius_m=radius_m, days=days)
-    out: dict[str, Any] = {"lon": res["lon"], "lat": res["lat"], "at": res["at"], "grid": res["grid"]}
-    if out["grid"] is not None and not can(principal, "read_workers"):
-        out["grid"] = {k: v for k, v in out["grid"].items() if k != "worker"}
-    with store.engine.connect() as conn:
-        if can(principal, "read_incidents") and res["incidents"]:
-            t = Incident.__table__
-            ids = [i["id"] for i in res["incidents"]]
-            where = layer_filter(principal, "incidents", t)
-            cond = t.c.id.in_(ids) if where is None else and_(t.c.id.in_(ids), where)
-            visible = set(conn.execute(select(t.c.id).where(cond)).scalars())
-            out["incidents"] = [i for i in res["incidents"] if i["id"] in visible]
-        elif can(principal, "read_incidents"):
-            out["incidents"] = []
-        if can(principal, "read_cameras"):
-            cams = res["cameras"]
-            extra = {}
-            if cams:
-                t = Camera.__table__
-                where = layer_filter(principal, "cameras", t)
-                cond = t.c.code.in_([c["code"] for c in cams])
-                if where is not None:
-                    cond = and_(cond, where)
-                for r in conn.execute(select(t.c.code, t.c.secrecy_level, t.c.azimuth_deg, t.c.fov_deg, t.c.range_m,
-                                             t.c.camera_type, func.ST_X(t.c.geom), func.ST_Y(t.c.geom)).where(cond)):
-                    extra[r[0]] = {"secrecy_level": r[1], "azimuth_deg": r[2], "fov_deg": r[3], "range_m": r[4],
-                                   "camera_type": r[5], "lon": r[6], "lat": r[7]}
-            out["cameras"] = [{**c, **extra[c["code"]]} for c in cams if c["code"] in extra]
-    return out
+def _to_gcj02(body: bytes) -> bytes:
+    """The answer with the click and the camera positions in GCJ-02 (maps on GCJ-02 tiles)."""
+    out = json.loads(body)
+    for item in [out, *out.get("cameras", [])]:
+        x, y = wgs84_to_gcj02(np.array([item["lon"]]), np.array([item["lat"]]))
+        item["lon"], item["lat"] = float(x[0]), float(y[0])
+    return json.dumps(out, ensure_ascii=False).encode("utf-8")
 
 
-@router.get("/lookup", summary="Map click: grid, worker, cameras in view, nearby incidents")
+@router.get("/lookup", summary="Map click: grid, worker, cameras in view, nearby incidents",
+            response_class=Response, responses={200: {"content": {"application/json": {}}}})
 async def lookup(
-    store: StoreDep, settings: SettingsDep, principal: UserDep,
+    request: Request, principal: UserDep,
     lon: Annotated[float, Query(ge=-180, le=180, description="longitude, WGS-84")],
     lat: Annotated[float, Query(ge=-90, le=90, description="latitude, WGS-84")],
     at: Annotated[datetime | None, Query(description="time of interest (default now), RFC 3339")] = None,
     radius_m: Annotated[float | None, Query(gt=0, le=5000, description="incident search radius, m")] = None,
     days: Annotated[float | None, Query(gt=0, le=3650, description="incidents of this many days before `at`")] = None,
     crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$", description="datum of lon/lat in and out")] = "wgs84",
-) -> dict[str, Any]:
-    """What a dispatcher needs at a click. Sections the user's role may not see are left out
-    (not emptied): viewers get the grid only; cameras need the dispatcher or admin role.
-    With ``crs=gcj02`` (maps on GCJ-02 tiles) the click and the camera positions are GCJ-02."""
+) -> Response:
+    """What a dispatcher needs at a click: ``grid`` (code, name, worker), ``incidents`` within
+    ``radius_m`` in the ``days`` before ``at``, nearest first, and ``cameras`` whose field of
+    view contains the point (online first, then nearest), each with its position and optics.
+
+    Sections the user's role may not see are left out (not emptied): viewers get the grid
+    without the worker; incidents need the dispatcher, worker or admin role (workers: their own
+    grids); cameras need the dispatcher or admin role, up to the user's secrecy level.
+    With ``crs=gcj02`` (maps on GCJ-02 tiles) the click and the camera positions are GCJ-02.
+
+    On PostGIS one prepared statement answers the click (role filters, exact in-view test and
+    JSON in the database), on the event loop; on GeoPackage the numpy path runs in a thread."""
     if crs == "gcj02":
         x, y = gcj02_to_wgs84(np.array([lon]), np.array([lat]))
         lon, lat = float(x[0]), float(y[0])
-    out = await run_in_threadpool(
-        role_lookup, store, principal, lon, lat, at,
-        radius_m or settings.lookup_radius_m, days or float(settings.lookup_incident_days),
-    )
+    store, settings = request.app.state.store, request.app.state.settings
+    view = lookup_view(principal)
+    when = utc(at)
+    radius = radius_m or settings.lookup_radius_m
+    span = days or float(settings.lookup_incident_days)
+    pool = pg_pool(request.app)
+    if pool is not None:
+        sql, params = lookup_statement(lon, lat, when, radius_m=radius, days=span, view=view)
+        body = lookup_document(lon, lat, when, await pool.fetchone(sql, params), view)
+    else:
+        body = await run_in_threadpool(lookup_json, store, lon, lat, when, radius_m=radius, days=span, view=view)
     if crs == "gcj02":
-        for item in [out, *out.get("cameras", [])]:
-            x, y = wgs84_to_gcj02(np.array([item["lon"]]), np.array([item["lat"]]))
-            item["lon"], item["lat"] = float(x[0]), float(y[0])
-    return out
+        body = _to_gcj02(body)
+    return Response(body, media_type="application/json")
+
+
+# ---------------------------------------------------------------------------------------------
+# The hot path. A dispatcher's map click is the busiest request; FastAPI's routing, dependency
+# solving and parameter validation cost more CPU than the statement that answers it. This ASGI
+# layer answers the plain, well-formed click (GET /lookup with numbers for lon, lat and
+# optionally radius_m, days, crs; a token this process has already verified; PostGIS) itself,
+# with the same view, statement and document as the route above. Anything else — other or
+# repeated parameters, values out of range, an unknown or unverified token, GeoPackage, any
+# error — goes on to the route unchanged, which validates, authenticates and reports.
+
+_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_LIMITS = {"lon": (-180.0, 180.0, True), "lat": (-90.0, 90.0, True), "radius_m": (0.0, 5000.0, False),
+           "days": (0.0, 3650.0, False)}
+
+
+def _fast_args(query: bytes) -> dict[str, Any] | None:
+    """lon, lat, radius_m, days, crs of a plain map-click query string, or None if the route
+    should see it (FastAPI gives the same values for these; it also validates the rest)."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in out or not (key in _LIMITS or key == "crs"):
+            return None
+        if key == "crs":
+            if value not in ("wgs84", "gcj02"):
+                return None
+            out[key] = value
+            continue
+        if not _NUMBER.fullmatch(value):
+            return None
+        x = float(value)
+        lo, hi, closed = _LIMITS[key]
+        if not (lo <= x <= hi if closed else lo < x <= hi):
+            return None
+        out[key] = x
+    return out if "lon" in out and "lat" in out else None
+
+
+class LookupFastPath:
+    """ASGI layer in front of the app: answers plain map clicks on PostGIS (see above)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET" and scope["path"] == "/lookup":
+            body = await self._answer(scope)
+            if body is not None:
+                await send({"type": "http.response.start", "status": 200,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope) -> bytes | None:
+        args = _fast_args(scope.get("query_string", b""))
+        app = scope.get("app")
+        if args is None or app is None or app.state.store.is_gpkg:
+            return None
+        settings, store = app.state.settings, app.state.store
+        headers = dict(scope.get("headers") or [])
+        principal = _known_principal(store, settings, headers)
+        if principal is None:
+            return None
+        try:
+            lon, lat = args["lon"], args["lat"]
+            if args.get("crs") == "gcj02":
+                x, y = gcj02_to_wgs84(np.array([lon]), np.array([lat]))
+                lon, lat = float(x[0]), float(y[0])
+            view = lookup_view(principal)
+            when = utc(None)
+            sql, params = lookup_statement(lon, lat, when, radius_m=args.get("radius_m") or settings.lookup_radius_m,
+                                           days=args.get("days") or float(settings.lookup_incident_days), view=view)
+            body = lookup_document(lon, lat, when, await pg_pool(app).fetchone(sql, params), view)
+            if args.get("crs") == "gcj02":
+                body = _to_gcj02(body)
+        except Exception:  # noqa: BLE001  nothing sent yet: the route answers (and reports) instead
+            return None
+        scope.setdefault("state", {})["principal"] = principal  # for the access log
+        return body
+
+
+def _known_principal(store: Any, settings: Any, headers: dict[bytes, bytes]) -> Principal | None:
+    """The user of a request whose token this process verified before and whose user entry is
+    fresh, or anonymous where allowed; None when the route must decide (and maybe refuse)."""
+    auth = headers.get(b"authorization", b"").decode("latin-1")
+    scheme, _, value = auth.partition(" ")
+    token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
+    if token is None and b"cookie" in headers:
+        return None  # map pages: the route reads the cookie
+    if token is None:
+        return ANONYMOUS if settings.allow_anonymous else None
+    try:
+        name = _token_user(settings, token)
+    except GridPatrolError:
+        return None
+    fresh, principal = _fresh_user(store, name)
+    return principal if fresh else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from datetime import datetime
 
 import jwt
 import pytest
@@ -225,3 +226,82 @@ def test_viewers_get_no_worker_names(client, tokens):  # noqa: ANN001
         assert feats and all(("worker" in f["properties"]) == sees for f in feats)
         body = client.get("/lookup?lon=104.06&lat=30.66", headers=tokens[user]).json()
         assert body["grid"] is not None and ("worker" in body["grid"]) == sees
+
+
+def test_lookup_per_role_equals_the_numpy_path(client, tokens, loaded_store_url):  # noqa: ANN001
+    """Every user's /lookup answer (on PostGIS: one statement on the asyncio pool) is exactly the
+    numpy path of layers.incidents cut down to the role's view, at camera spots and between them."""
+    from api.auth import lookup_view
+    from layers import users
+    from layers.incidents import lookup_json
+    from layers.store import open_store
+
+    store = open_store(loaded_store_url)
+    try:
+        cams = client.get("/cameras?limit=10000", headers=tokens["ada"]).json()["features"]
+        spots = [_point_in_view(c) for c in cams[::60]] + [(104.06 + 0.003 * k, 30.66 + 0.002 * k) for k in range(5)]
+        at = "2019-01-01T00:00:00+00:00"
+        found = {"incidents": 0, "cameras": 0}
+        for name in [*ROLE_USERS.values(), CLEARED_DISPATCHER, "anonymous"]:
+            principal = users.ANONYMOUS if name == "anonymous" else users.get_user(store, name)
+            view = lookup_view(principal)
+            for lon, lat in spots:
+                r = client.get("/lookup", params={"lon": lon, "lat": lat, "at": at, "days": 365, "radius_m": 1000},
+                               headers=tokens[name])
+                assert r.status_code == 200, r.text
+                want = json.loads(lookup_json(store, lon, lat, datetime.fromisoformat(at), radius_m=1000, days=365,
+                                              view=view, python=True))
+                assert r.json() == want, (name, lon, lat)
+                found["incidents"] += len(want.get("incidents", []))
+                found["cameras"] += len(want.get("cameras", []))
+    finally:
+        store.dispose()
+    assert found["incidents"] > 10 and found["cameras"] > 10  # the spots exercised both sections
+
+
+def test_lookup_fast_path_answers_plain_clicks_like_the_route(client, tokens, loaded_store_url, monkeypatch):  # noqa: ANN001
+    """Plain clicks (lon, lat, radius_m, days) are answered by api.routes.lookup.LookupFastPath
+    on PostGIS; the answer per user is the numpy path's, as for the route. Odd requests go to the
+    route: its validation messages are unchanged."""
+    from api.auth import lookup_view
+    from api.routes import lookup as lookup_mod
+    from layers import users
+    from layers.incidents import lookup_json
+    from layers.store import open_store
+
+    assert lookup_mod._fast_args(b"lon=104.1&lat=30.6&radius_m=500&days=30&crs=gcj02") == {
+        "lon": 104.1, "lat": 30.6, "radius_m": 500.0, "days": 30.0, "crs": "gcj02"}
+    for q in (b"lon=104.1", b"lon=104.1&lat=30.6&lat=30.7", b"lon=181&lat=30", b"lon=nan&lat=30", b"lon=1&lat=2&days=0",
+              b"lon=1&lat=2&at=2018-01-01", b"lon=1&lat=2&crs=bd09", b"lon=1e400&lat=2", b"lon=%201&lat=2"):
+        assert lookup_mod._fast_args(q) is None, q
+    answered = []
+    original = lookup_mod.LookupFastPath._answer
+
+    async def counting(self, scope):  # noqa: ANN001, ANN202
+        body = await original(self, scope)
+        answered.append(body is not None)
+        return body
+
+    monkeypatch.setattr(lookup_mod.LookupFastPath, "_answer", counting)
+    store = open_store(loaded_store_url)
+    try:
+        cams = client.get("/cameras?limit=10000", headers=tokens["ada"]).json()["features"]
+        spots = [_point_in_view(c) for c in cams[::100]]
+        for name in [*ROLE_USERS.values(), CLEARED_DISPATCHER, "anonymous"]:
+            principal = users.ANONYMOUS if name == "anonymous" else users.get_user(store, name)
+            for lon, lat in spots:
+                r = client.get("/lookup", params={"lon": lon, "lat": lat, "radius_m": 1000, "days": 3650},
+                               headers=tokens[name])
+                assert r.status_code == 200, r.text
+                got = r.json()
+                want = json.loads(lookup_json(store, lon, lat, datetime.fromisoformat(got["at"]), radius_m=1000,
+                                              days=3650, view=lookup_view(principal), python=True))
+                assert got == want, (name, lon, lat)
+    finally:
+        store.dispose()
+    if "postgresql" in loaded_store_url:
+        assert sum(answered) > len(answered) // 2  # after each user's first request, from the caches
+    else:
+        assert not any(answered)  # GeoPackage: always the route
+    bad = client.get("/lookup?lon=200&lat=30", headers=tokens["dan"])
+    assert bad.status_code == 422 and "lon" in bad.text

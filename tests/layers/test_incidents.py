@@ -244,3 +244,107 @@ def test_map_click_lookup(store):
     assert set(c["code"] for c in res["cameras"]) == set(cams["code"][seen])
     onl = [c["online"] for c in res["cameras"]]
     assert onl == sorted(onl, reverse=True)  # online ones first
+
+
+def _click_scene(store, now: datetime) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
+    """Two grids (workers 张三, 李四), 300 cameras with every optics oddity the store may hold
+    (no azimuth, no range, no fov, fov ≥ 360, dome/PTZ spelled loosely, status missing or in
+    capitals, secrecy levels 0–3) and 300 incidents over 60 days, some assigned to 张三."""
+    add_plan(store, {"G1": (shapely.box(LON0 - 0.01, LAT0 - 0.01, LON0, LAT0 + 0.01), "张三"),
+                     "G2": (shapely.box(LON0, LAT0 - 0.01, LON0 + 0.01, LAT0 + 0.01), "李四")})
+    rng = np.random.default_rng(11)
+    n = 300
+    lon, lat, _ = GEOD.fwd(np.full(n, LON0), np.full(n, LAT0), rng.uniform(0, 360, n), rng.uniform(0, 250, n))
+    az = rng.uniform(-400, 800, n)
+    az[::17] = np.nan
+    rng_m = rng.uniform(20, 150, n)
+    rng_m[::13] = np.nan
+    fov = rng.uniform(20, 120, n)
+    fov[::19] = np.nan
+    fov[::23] = 360.0
+    cams = gpd.GeoDataFrame({
+        "code": [f"c:{i:03d}" for i in range(n)], "name": [f"摄像机{i}" for i in range(n)], "project": "other",
+        "azimuth_deg": az, "fov_deg": fov, "range_m": rng_m,
+        "camera_type": rng.choice(["fixed", "dome", " PTZ ", "Speed_Dome", "bullet", "box"], n),
+        "status": rng.choice(["online", "Offline", " fault", "ONLINE"], n), "secrecy_level": np.arange(n) % 4,
+        "synthetic": True}, geometry=shapely.points(lon, lat), crs=4326)
+    m = 300
+    ilon, ilat, _ = GEOD.fwd(np.full(m, LON0), np.full(m, LAT0), rng.uniform(0, 360, m), rng.uniform(0, 400, m))
+    when = [now - timedelta(hours=float(h)) for h in rng.uniform(-24, 60 * 24, m)]
+    incs = gpd.GeoDataFrame({
+        "occurred_at": when, "category": rng.choice(["治安", "消防安全"], m), "description": "测试",
+        "state": rng.choice(["reported", "assigned", "closed"], m), "state_since": when, "version": 1,
+        "grid_code": np.where(ilon < LON0, "G1", "G2"), "worker": rng.choice(["张三", "李四", None], m),
+        "synthetic": True}, geometry=shapely.points(ilon, ilat), crs=4326)
+    with store.begin() as conn:
+        store.insert_gdf(conn, "cameras", cams)
+        store.insert_gdf(conn, "incidents", incs)
+    return store.read_layer("cameras"), store.read_layer("incidents")  # as stored, with their ids
+
+
+def test_lookup_views_match_brute_force_and_both_paths(store):
+    """The map click per view (what a role may see) against a brute force with pyproj's geodesic
+    over every camera and incident, and — on PostGIS — the one-statement path against the numpy
+    path (``python=True``) on the same store: the same answer, field for field."""
+    from layers.incidents import LookupView, lookup_json
+
+    now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
+    cams, incs = _click_scene(store, now)
+    views = [LookupView(), LookupView(camera_max_secrecy=1), LookupView(worker_names=False, cameras=False,
+                                                                       incidents_of="张三"),
+             LookupView(worker_names=False, incidents=False, cameras=False)]
+    typ = cams["camera_type"].str.strip().str.lower()
+    dome = typ.isin(["dome", "ptz", "speed_dome"]).to_numpy()
+    az = cams["azimuth_deg"].to_numpy()
+    full = dome | np.isnan(az) | (cams["fov_deg"].to_numpy() >= 360)
+    reach = np.where(np.isnan(cams["range_m"]), np.where(dome, 100.0, 50.0), cams["range_m"])
+    half = np.where(np.isnan(cams["fov_deg"]), 60.0, cams["fov_deg"]) / 2
+    clon, clat = cams.geometry.x.to_numpy(), cams.geometry.y.to_numpy()
+    ilon, ilat = incs.geometry.x.to_numpy(), incs.geometry.y.to_numpy()
+    t = pd.to_datetime(incs["occurred_at"], utc=True)
+    rng = np.random.default_rng(5)
+    seen_cams = seen_incs = 0
+    for k in range(40):
+        lon, lat, _ = GEOD.fwd(LON0, LAT0, rng.uniform(0, 360), rng.uniform(0, 120))
+        view = views[k % len(views)]
+        radius = [200.0, 80.0, 350.0][k % 3]
+        got = json.loads(lookup_json(store, lon, lat, now, radius_m=radius, days=30, view=view))
+        if not store.is_gpkg:
+            assert got == json.loads(lookup_json(store, lon, lat, now, radius_m=radius, days=30, view=view, python=True))
+        assert got["grid"]["code"] == ("G1" if lon < LON0 else "G2")
+        assert ("worker" in got["grid"]) == view.worker_names
+        fwd, _, d = GEOD.inv(clon, clat, np.full(len(clon), lon), np.full(len(clon), lat))
+        off = np.abs((fwd - np.nan_to_num(az) + 180) % 360 - 180)
+        in_view = (d <= reach) & (full | (off <= half))
+        if view.camera_max_secrecy is not None:
+            in_view &= cams["secrecy_level"].to_numpy() <= view.camera_max_secrecy
+        if view.cameras:
+            assert {c["code"] for c in got["cameras"]} == set(cams["code"][in_view])
+            online = [c["online"] for c in got["cameras"]]
+            assert online == sorted(online, reverse=True)
+            seen_cams += len(got["cameras"])
+        else:
+            assert "cameras" not in got
+        _, _, di = GEOD.inv(ilon, ilat, np.full(len(ilon), lon), np.full(len(ilon), lat))
+        near = (di <= radius) & (t >= now - timedelta(days=30)).to_numpy() & (t <= now).to_numpy()
+        if view.incidents_of is not None:
+            near &= ((incs["worker"] == view.incidents_of) | (incs["grid_code"] == "G1")).to_numpy()
+        if view.incidents:
+            ids = [i["id"] for i in got["incidents"]]
+            assert sorted(ids) == sorted(incs.index[near].tolist())
+            dist = [i["distance_m"] for i in got["incidents"]]
+            assert dist == sorted(dist)
+            seen_incs += len(ids)
+        else:
+            assert "incidents" not in got
+    assert seen_cams > 40 and seen_incs > 40  # the scene really exercised both sections
+
+
+def test_postgis_lookup_statements_stay_cacheable():
+    """psycopg caches the conversion of statements of at most 4096 characters; every combination
+    of sections a role can get stays within that (the per-click cost depends on it)."""
+    from layers.incidents import _pg_lookup_sql
+
+    combos = [(True, True, False, True, False), (True, True, False, True, True), (True, True, True, False, False),
+              (True, False, False, False, False), (False, False, False, False, False)]
+    assert max(len(_pg_lookup_sql(*c)) for c in combos) <= 4096
