@@ -441,3 +441,24 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
         b.primal = int(C[np.arange(n), worse].sum() // 2)
         if b.primal != best:
             assert not check_certificate(C, b)
+
+
+def test_a_network_built_once_gives_the_same_routes_as_the_roads_layer():
+    from gis.streets import street_network
+
+    roads, pieces = _district_pieces("chengdu")
+    city = street_network(roads, mode="walk")
+    done = 0
+    for label, poly in pieces[:8]:
+        try:
+            a = plan_coverage(roads, poly, mode="walk", name=label, time_limit_s=4)
+        except InputError:
+            continue
+        b = plan_coverage(city, poly, mode="walk", name=label, time_limit_s=4)
+        assert sorted(a.network.edge_row[a.required_edges].tolist()) == sorted(b.network.edge_row[b.required_edges].tolist())
+        if a.exact and b.exact:
+            assert b.length_m == pytest.approx(a.length_m, rel=1e-6), label
+        done += 1
+    assert done >= 3
+    with pytest.raises(InputError, match="built for walk"):
+        plan_coverage(city, pieces[0][1], mode="drive")
