@@ -297,19 +297,20 @@ def query_items_json(
         cond = str(compiled)
         params.update(compiled.params)
     name = table.name
-    feature = ("json_build_object('type', 'Feature', 'id', p.id, 'geometry', ST_AsGeoJSON(p.geom, 15)::json, "
-               "'properties', to_jsonb(p) - 'geom')")
+    # Text, not json values: the geometry is not parsed again on the way.
+    feature = ("'{\"type\": \"Feature\", \"id\": ' || p.id || ', \"geometry\": ' || "
+               "COALESCE(ST_AsGeoJSON(p.geom, 15), 'null') || ', \"properties\": ' || (to_jsonb(p) - 'geom') || '}'")
     if bbox is not None:
         sql = (f"WITH m AS MATERIALIZED (SELECT id FROM {name} WHERE {cond}), "
                "pg AS (SELECT id FROM m ORDER BY id LIMIT %(gp_limit)s OFFSET %(gp_offset)s) "
                "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM pg), "
-               f"(SELECT COALESCE(json_agg({feature} ORDER BY p.id), '[]')::text "
+               f"(SELECT '[' || COALESCE(string_agg({feature}, ', ' ORDER BY p.id), '') || ']' "
                f"FROM {name} p WHERE p.id IN (SELECT id FROM pg))")
     else:
         sql = (f"WITH pg AS MATERIALIZED (SELECT * FROM {name} WHERE {cond} "
                "ORDER BY id LIMIT %(gp_limit)s OFFSET %(gp_offset)s) "
                f"SELECT (SELECT count(*) FROM {name} WHERE {cond}), (SELECT count(*) FROM pg), "
-               f"(SELECT COALESCE(json_agg({feature} ORDER BY p.id), '[]')::text FROM pg p)")
+               f"(SELECT '[' || COALESCE(string_agg({feature}, ', ' ORDER BY p.id), '') || ']' FROM pg p)")
     with store.engine.connect() as conn:
         conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
         matched, returned, features = conn.exec_driver_sql(sql, params).one()
