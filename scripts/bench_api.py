@@ -22,8 +22,8 @@ import statistics
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 
@@ -106,12 +106,12 @@ def drop(url_db: str, schema: str) -> None:
     eng.dispose()
 
 
-def stats(name: str, impl: str, lat_s: list[float], wall_s: float, errors: int,
-          server_ms: list[float] | None = None) -> dict:
+def stats(name: str, impl: str, res: LoadResult, server_ms: list[float] | None = None) -> dict:
+    lat_s = res.lat
     q = statistics.quantiles(lat_s, n=100) if len(lat_s) >= 2 else [lat_s[0]] * 99
-    row = {"operation": name, "implementation": impl, "requests": len(lat_s), "errors": errors,
-           "req/s": len(lat_s) / wall_s, "p50 ms": q[49] * 1000, "p95 ms": q[94] * 1000, "p99 ms": q[98] * 1000,
-           "server p50/p95 ms": "–"}
+    row = {"operation": name, "implementation": impl, "requests": len(lat_s), "errors": res.errors,
+           "req/s": len(lat_s) / res.wall, "p50 ms": q[49] * 1000, "p95 ms": q[94] * 1000, "p99 ms": q[98] * 1000,
+           "server p50/p95 ms": "–", "client CPU": f"{res.client_cpu:.0%}"}
     if server_ms and len(server_ms) >= 2:
         sq = statistics.quantiles(server_ms, n=100)
         row["server p50/p95 ms"] = f"{sq[49]:.1f} / {sq[94]:.1f}"
@@ -132,53 +132,113 @@ def server_durations(log: Path, offset: int, prefix: str) -> list[float]:
     return out
 
 
-async def http_load(urls: list[str], headers: dict, concurrency: int) -> tuple[list[float], float, int]:
+class LoadResult(NamedTuple):
+    """Latencies (s) of the requests, wall time (s), failed requests, and the load client's own
+    CPU time as a share of one core over the run."""
+
+    lat: list[float]
+    wall: float
+    errors: int
+    client_cpu: float
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
+    """Status, body and keep-alive of one HTTP/1.1 response (Content-Length or chunked)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length, chunked, keep = None, False, True
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"transfer-encoding" and b"chunked" in value.lower():
+            chunked = True
+        elif name == b"connection" and b"close" in value.lower():
+            keep = False
+    if chunked:
+        parts = []
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            parts.append(await reader.readexactly(size + 2))
+            if size == 0:
+                break
+        return status, b"".join(p[:-2] for p in parts), keep
+    return status, await reader.readexactly(length or 0), keep
+
+
+async def http_load(base: str, paths: list[str], headers: dict[str, str], concurrency: int) -> LoadResult:
+    """GET every path on ``concurrency`` keep-alive HTTP/1.1 connections (plain asyncio streams:
+    a few tens of µs of client CPU per request, so the client takes little from the server)."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
     lat: list[float] = []
     errors = 0
-    queue = list(urls)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(headers=headers, timeout=60, limits=limits) as client:
-        async def worker() -> None:
-            nonlocal errors
-            while queue:
-                u = queue.pop()
-                t = time.perf_counter()
+    queue = list(reversed(paths))
+
+    async def worker() -> None:
+        nonlocal errors
+        conn = None
+        while queue:
+            path = queue.pop()
+            req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
+            t = time.perf_counter()
+            ok = False
+            for _attempt in range(2):  # once more on a fresh connection if the server closed this one
                 try:
-                    r = await client.get(u)
-                    ok = r.status_code == 200
-                except httpx.TransportError:
-                    ok = False  # e.g. a keep-alive connection the server closed just then
-                lat.append(time.perf_counter() - t)
-                errors += not ok
-        t0 = time.perf_counter()
-        await asyncio.gather(*[worker() for _ in range(concurrency)])
-        return lat, time.perf_counter() - t0, errors
+                    if conn is None:
+                        conn = await asyncio.open_connection(host, int(port))
+                    conn[1].write(req)
+                    status, _body, keep = await _read_response(conn[0])
+                    ok = status == 200
+                    if not keep:
+                        conn[1].close()
+                        conn = None
+                    break
+                except (OSError, asyncio.IncompleteReadError, ValueError):
+                    if conn is not None:
+                        conn[1].close()
+                    conn = None
+            lat.append(time.perf_counter() - t)
+            errors += not ok
+        if conn is not None:
+            conn[1].close()
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    wall = time.perf_counter() - t0
+    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
 
 
-def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> tuple[list[float], float, int]:
+async def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> LoadResult:
+    """Run every job (statements separated by ``;\\n``) with the same asyncio worker loop as
+    :func:`http_load`, over ``concurrency`` connections (psycopg, async)."""
     import psycopg
 
-    conns = [psycopg.connect(dsn, autocommit=True) for _ in range(concurrency)]
-    free = list(conns)
+    conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(concurrency)]
     lat: list[float] = []
+    errors = 0
+    queue = list(reversed(jobs))
 
-    def run(job: tuple[str, dict]) -> None:
-        conn = free.pop()
-        try:
+    async def worker(conn: psycopg.AsyncConnection) -> None:
+        nonlocal errors
+        while queue:
+            sqls, params = queue.pop()
             t = time.perf_counter()
-            for sql in job[0].split(";\n"):
-                conn.execute(sql, job[1]).fetchall()
+            try:
+                for sql in sqls.split(";\n"):
+                    await (await conn.execute(sql, params)).fetchall()
+            except psycopg.Error:
+                errors += 1
             lat.append(time.perf_counter() - t)
-        finally:
-            free.append(conn)
 
-    t0 = time.perf_counter()
-    with ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(run, jobs))
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker(c) for c in conns])
     wall = time.perf_counter() - t0
     for c in conns:
-        c.close()
-    return lat, wall, 0
+        await c.close()
+    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
 
 
 # What a pg_featureserv-style server runs for the same click: cameras within reach with the
@@ -206,15 +266,22 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
     ap.add_argument("--pg", help="PostgreSQL URL of the bench database (created if missing)")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema")
+    ap.add_argument("--schema", help="reuse a bench schema kept by an earlier --keep run (no build)")
     args = ap.parse_args()
     if args.concurrency < 1 or args.requests < 10:
         ap.error("--concurrency ≥ 1 and --requests ≥ 10")
     url_db = pg_server_url(args.pg)
-    url, schema = build(url_db, args.cameras, args.incidents)
+    if args.schema:
+        schema = args.schema
+        url = url_db + ("&" if "?" in url_db else "?") + f"options=-csearch_path%3D{schema},public"
+        args.keep = True
+    else:
+        url, schema = build(url_db, args.cameras, args.incidents)
     from tests.api.live_server import running_server  # the same helper the e2e tests use
 
     rng = random.Random(1)
     rows = []
+    load0 = os.getloadavg()[0]
     try:
         with running_server(url, workers=args.workers) as base:
             token = httpx.post(base + "/auth/token", data={"username": "bench-dispatcher", "password": PASSWORD}).json()
@@ -222,33 +289,38 @@ def main() -> None:
             x0, y0, x1, y1 = EXTRACT
             pts = [(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(args.requests)]
             # Warm-up: connection pools and caches on both sides.
-            asyncio.run(http_load([f"{base}/lookup?lon={x}&lat={y}" for x, y in pts[:50]], headers, 8))
+            asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}" for x, y in pts[:200]], headers, 8))
             log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gp-e2e-server-{base.rsplit(':', 1)[1]}.log"
             at = log.stat().st_size
-            lat, wall, err = asyncio.run(http_load([f"{base}/lookup?lon={x}&lat={y}" for x, y in pts], headers, args.concurrency))
-            rows.append(stats("lookup (map click)", "gridpatrol API", lat, wall, err, server_durations(log, at, "/lookup")))
+            res = asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}" for x, y in pts], headers, args.concurrency))
+            rows.append(stats("lookup (map click)", "gridpatrol API", res, server_durations(log, at, "/lookup")))
             boxes = []
             for _ in range(args.requests):
                 cx, cy = rng.uniform(REGION[0], REGION[2] - 0.05), rng.uniform(REGION[1], REGION[3] - 0.05)
                 boxes.append((cx, cy, cx + 0.05, cy + 0.05, rng.choice([0, 100, 200])))
-            urls = [f"{base}/ogc/collections/cameras/items?bbox={a},{b},{c},{d}&limit=100&offset={o}" for a, b, c, d, o in boxes]
+            paths = [f"/ogc/collections/cameras/items?bbox={a},{b},{c},{d}&limit=100&offset={o}" for a, b, c, d, o in boxes]
+            asyncio.run(http_load(base, paths[:50], headers, 8))
             at = log.stat().st_size
-            lat, wall, err = asyncio.run(http_load(urls, headers, args.concurrency))
-            rows.append(stats("OGC items page (100 cameras, bbox)", "gridpatrol API", lat, wall, err,
+            res = asyncio.run(http_load(base, paths, headers, args.concurrency))
+            rows.append(stats("OGC items page (100 cameras, bbox)", "gridpatrol API", res,
                               server_durations(log, at, "/ogc/collections/cameras/items")))
         dsn = url.replace("postgresql+psycopg://", "postgresql://")
-        lat, wall, err = sql_load(dsn, [(LOOKUP_SQL, {"lon": x, "lat": y}) for x, y in pts], args.concurrency)
-        rows.append(stats("lookup (map click)", "raw SQL (pg_featureserv-style)", lat, wall, err))
+        jobs = [(LOOKUP_SQL, {"lon": x, "lat": y}) for x, y in pts]
+        asyncio.run(sql_load(dsn, jobs[:200], 8))
+        res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
+        rows.append(stats("lookup (map click)", "raw SQL (pg_featureserv-style)", res))
         jobs = [(ITEMS_SQL, {"x0": a, "y0": b, "x1": c, "y1": d, "off": o}) for a, b, c, d, o in boxes]
-        lat, wall, err = sql_load(dsn, jobs, args.concurrency)
-        rows.append(stats("OGC items page (100 cameras, bbox)", "raw SQL (pg_featureserv-style)", lat, wall, err))
+        res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
+        rows.append(stats("OGC items page (100 cameras, bbox)", "raw SQL (pg_featureserv-style)", res))
     finally:
         if not args.keep:
             drop(url_db, schema)
     print(f"\n{args.cameras:,} cameras, {args.incidents:,} incidents on PostGIS; {args.concurrency} concurrent clients, "
-          f"{args.workers} server workers; {os.cpu_count()} CPU cores shared by server, database and client\n")
+          f"{args.workers} server workers; {os.cpu_count()} CPU cores shared by server, database and client; "
+          f"load average {load0:.1f} before the runs, {os.getloadavg()[0]:.1f} after\n")
     print("req/s and p50/p95/p99: seen by the client (including queueing behind the other clients and the\n"
-          "client's own CPU); server p50/p95: the server's own time per request from its log.\n")
+          "client's own CPU); server p50/p95: the server's own time per request from its log; client CPU: the\n"
+          "load client's CPU time over the run, as a share of one core.\n")
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
