@@ -23,9 +23,19 @@ def _v1_initial(conn: Connection) -> None:
     _fresh_metadata().create_all(conn)
 
 
+def _v2_road_access(conn: Connection) -> None:
+    # Version 1 creates tables from the current models, so a new store has the columns already;
+    # a store made before them gets them here (empty until the streets are imported again).
+    have = {c["name"] for c in inspect(conn).get_columns("roads")}
+    for col in ("access", "foot", "motor_vehicle"):
+        if col not in have:
+            conn.execute(text(f"ALTER TABLE roads ADD COLUMN {col} TEXT"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
+    (2, "roads: OSM access, foot and motor_vehicle tags", _v2_road_access),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -99,6 +99,10 @@ class Road(Base):
     name_en: Mapped[str | None] = mapped_column(Text, nullable=True)
     highway: Mapped[str] = mapped_column(Text)
     oneway: Mapped[bool] = mapped_column(Boolean, default=False)
+    # OSM access tags (schema version 2): who may use the way; routes leave out what a mode may not.
+    access: Mapped[str | None] = mapped_column(Text, nullable=True)
+    foot: Mapped[str | None] = mapped_column(Text, nullable=True)
+    motor_vehicle: Mapped[str | None] = mapped_column(Text, nullable=True)
     length_m: Mapped[float] = mapped_column(Float)
     geom = mapped_column(geom("LINESTRING"), nullable=False)
 
