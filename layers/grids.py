@@ -940,6 +940,56 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
 # import
 
 
+def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, params: PlanParams,
+                        metric) -> gpd.GeoDataFrame:
+    """Street blocks of each planning area cut along the imported grid boundaries too, each given
+    the grid holding its representative point: an imported plan can then be split, merged,
+    moved and rebalanced like a drawn one. Parts of an area no imported grid covers get no
+    block (check-grids reports them as gaps)."""
+    from gis.blocks import build_blocks
+
+    out, next_id = [], 1
+    for _, area in areas.iterrows():
+        inside = grids[grids["parent_code"].astype(str) == str(area["code"])]
+        if not len(inside):
+            continue
+        geom = area.geometry
+        roads = _read_in(store, "roads", geom)
+        barriers = _read_in(store, "barriers", geom)
+        buildings = _read_in(store, "buildings", geom)
+        edges = inside.boundary.explode(index_parts=False)
+        cuts = gpd.GeoDataFrame({"kind": ["grid_boundary"] * len(edges)}, geometry=edges.to_numpy(), crs="EPSG:4326")
+        lines = pd.concat([barriers, cuts], ignore_index=True) if len(barriers) else cuts
+        try:
+            b = build_blocks(geom, roads, lines, buildings, metric_crs=metric,
+                             max_block_households=max(params.target_households / 6.0, 1.0))
+        except InputError:
+            continue
+        b = b[b["area_m2"] > 0.01]  # a degenerate face adds nothing and touches nothing
+        if not len(b):
+            continue
+        x, y = representative_xy(b.geometry)
+        idx = assign_xy(x, y, inside.geometry)
+        lost = np.flatnonzero(idx < 0)
+        if len(lost):
+            # Slivers between imported grids (their edges rarely meet exactly): to the grid
+            # overlapping them most, so that the grids rebuilt from blocks leave no gap.
+            bi, gi = shapely.STRtree(inside.geometry.to_numpy()).query(b.geometry.to_numpy()[lost], predicate="intersects")
+            if len(bi):
+                share = shapely.area(shapely.intersection(b.geometry.to_numpy()[lost][bi], inside.geometry.to_numpy()[gi]))
+                best = pd.DataFrame({"b": bi, "g": gi, "s": share}).query("s > 0").sort_values("s").groupby("b").tail(1)
+                idx[lost[best["b"].to_numpy()]] = best["g"].to_numpy()
+        b = b[idx >= 0].copy()
+        b["grid_code"] = inside["code"].astype(str).to_numpy()[idx[idx >= 0]]
+        b["area_code"] = str(area["code"])
+        b["block_id"] = np.arange(next_id, next_id + len(b))
+        next_id += len(b)
+        out.append(b)
+    if not out:
+        return gpd.GeoDataFrame({"block_id": [], "grid_code": [], "area_code": []}, geometry=[], crs="EPSG:4326")
+    return gpd.GeoDataFrame(pd.concat(out, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+
+
 def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code_field: str | None = None,
                  parent_field: str | None = None, params: PlanParams | None = None,
                  created_by: str | None = None) -> int:
@@ -984,6 +1034,14 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
         grids["parent_code"] = parent
     grids["code"] = (gdf[code_field].astype(str).to_numpy() if code_field
                      else assign_codes(grids, fmt=params.code_format, metric_crs=metric).to_numpy())
+    # Blocks cut along the imported edges too; each grid becomes the union of its blocks, so the
+    # plan can be redrawn like a drawn one. That moves an imported edge only where it ran through a
+    # sliver thinner than a block may be (4 m) or left the area; the area moved is reported.
+    blocks = _blocks_of_imported(store, grids, areas, params, metric)
+    before_m = grids.to_crs(metric).geometry
+    for code, grp in blocks.groupby("grid_code"):
+        grids.loc[grids["code"] == code, "geometry"] = _as_multi(shapely.union_all(grp.geometry.to_numpy()))
+    moved_m2 = float(before_m.symmetric_difference(grids.to_crs(metric).geometry, align=False).area.sum())
     buildings = store.read_layer("buildings", bbox=grids.total_bounds.tolist())
     assigned = assign_buildings(buildings, grids)
     real = (buildings["estimate_method"].astype(str) != "landuse") if len(buildings) else pd.Series(dtype=bool)
@@ -1000,18 +1058,21 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
         grids["street_m"] = np.bincount(gi, weights=lens, minlength=len(grids))
     else:
         grids["street_m"] = 0.0
-    grids["n_blocks"] = 0
+    grids["n_blocks"] = grids["code"].map(blocks["grid_code"].value_counts()).fillna(0).astype(int).to_numpy() \
+        if len(blocks) else 0
     grids = _shape_metrics(grids, metric)
     grids["exempt"] = False
     grids["locked"] = False
     metrics = plan_metrics(grids, params)
     metrics["source"] = str(path.resolve())
+    metrics["blocks"] = len(blocks)
+    metrics["boundary_adjusted_m2"] = moved_m2
     from layers.importing import file_sha256
 
     with store.begin() as conn:
         pid = _insert_plan(conn, method="import", parent=None, params=params, metrics=metrics,
                            created_by=created_by, note=f"imported from {path.name}")
-        _insert_rows(store, conn, pid, grids.drop(columns=["n_blocks"]), None)
+        _insert_rows(store, conn, pid, grids.drop(columns=["n_blocks"]), blocks)
         store.insert_gdf(conn, "imports", gpd.GeoDataFrame([{
             "kind": "grids", "source_path": str(path.resolve()), "source_sha256": file_sha256(path),
             "source_bytes": path.stat().st_size, "options_json": json.dumps({"crs": crs, "code_field": code_field}),

@@ -243,6 +243,21 @@ def test_import_exported_grids_as_plan(store, tmp_path):
     assert structural.empty, structural[["kind", "detail"]]
     changes, summary = plans.diff_plans(store, pid, new)
     assert summary["buildings_changed"] == 0 and len(changes) == 0
+    # The imported plan is made of blocks again, nested in its grids, covering them.
+    imp = plans._context(store, new)
+    assert len(imp.blocks) > 0 and set(imp.blocks["grid_code"]) == set(imp.grids["code"])
+    grids_m = imp.grids.set_index("code").to_crs(imp.metric)
+    for code, grp in imp.blocks.to_crs(imp.metric).groupby("grid_code"):
+        g = grids_m.loc[code].geometry
+        union = shapely.union_all(grp.geometry.to_numpy())
+        # within 1 m², or 1 m² per km² (blocks are computed on a 1 cm grid in metres)
+        assert union.symmetric_difference(g).area <= max(1.0, 1e-6 * g.area), code
+    # …so it can be redrawn: split its biggest grid and the plan stays valid.
+    big = imp.blocks["grid_code"].value_counts().index[0]
+    split = plans.split_grid(store, big, 2, plan_id=new, force=True)
+    res, _ = plans.check_grids(store, split.plan_id)
+    structural = res.problems[(res.problems["severity"] == "error") & ~res.problems["kind"].str.startswith("households")]
+    assert structural.empty, structural[["kind", "detail"]]
     # buildings name the blocks that hold them (move-blocks accepts way/<id> and names)
     ctx = plans._context(store, pid)
     b = store.read_layer("buildings")
