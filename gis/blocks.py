@@ -353,6 +353,83 @@ def _split_lines(face: BaseGeometry, k: int, mass_pts: np.ndarray, mass_w: np.nd
     return out
 
 
+def _territory_lines(piece: BaseGeometry, buildings: np.ndarray, spacing_m: float = 1.0) -> list[BaseGeometry]:
+    """Cut lines giving every cluster of touching buildings in `piece` its own territory.
+
+    A cluster is a set of overlapping buildings; buildings that merely touch are parted along
+    their shared wall. A territory is the part of the piece nearer to that cluster than to any
+    other (Voronoi cells of points along the building outlines, joined per cluster), plus the
+    cluster itself and minus the other clusters, so a territory boundary may run along a wall but
+    never through a building. Returns the boundaries between territories inside the piece (none when the piece
+    holds fewer than two clusters).
+    """
+    if len(buildings) < 2:
+        return []
+    buildings = shapely.make_valid(buildings)
+    # clusters: buildings that overlap belong together (touching ones may be parted along the wall)
+    tree = shapely.STRtree(buildings)
+    a, b = tree.query(buildings, predicate="intersects")
+    keep = a < b
+    a, b = a[keep], b[keep]
+    over = shapely.area(shapely.intersection(buildings[a], buildings[b])) > 0.01
+    a, b = a[over], b[over]
+    parent = np.arange(len(buildings))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for i, j in zip(a.tolist(), b.tolist()):
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+    roots = np.array([find(i) for i in range(len(buildings))])
+    ids, cluster = np.unique(roots, return_inverse=True)
+    if len(ids) < 2:
+        return []
+    clusters = np.array([shapely.union_all(buildings[cluster == c]) for c in range(len(ids))], dtype=object)
+    outlines = shapely.segmentize(shapely.boundary(clusters), spacing_m)
+    xy, which = shapely.get_coordinates(outlines, return_index=True)
+    xy, first = np.unique(np.round(xy, 3), axis=0, return_index=True)
+    which = which[first]
+    if len(xy) < 3:
+        return []
+    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=piece, ordered=True))
+    if len(cells) != len(xy):
+        return []
+    all_clusters = shapely.union_all(clusters)
+    lines = []
+    for c in range(len(ids)):
+        terr = shapely.union_all(cells[which == c])
+        others = shapely.difference(all_clusters, clusters[c])
+        terr = shapely.difference(shapely.union(terr, clusters[c]), others)
+        terr = shapely.intersection(terr, piece)
+        if not terr.is_empty:
+            lines.append(shapely.boundary(terr))
+    if not lines:
+        return []
+    # the piece's own outline is already a line; what is left must reach it again, so each
+    # remaining part is lengthened across the 1 cm gap (overhangs are dangles polygonize drops)
+    inner = shapely.difference(shapely.union_all(lines), shapely.buffer(shapely.boundary(piece), 0.01))
+    inner = shapely.line_merge(inner)
+    return [_extend_ends(g, 0.02) for g in shapely.get_parts(inner) if g.length > 0]
+
+
+def _extend_ends(line: BaseGeometry, by_m: float) -> BaseGeometry:
+    """`line` with its first and last segment lengthened by `by_m` metres."""
+    xy = shapely.get_coordinates(line)
+    if len(xy) < 2:
+        return line
+    for end, nxt in ((0, 1), (-1, -2)):
+        d = xy[end] - xy[nxt]
+        norm = math.hypot(d[0], d[1])
+        if norm > 0:
+            xy[end] = xy[end] + d / norm * by_m
+    return shapely.linestrings(xy)
+
+
 def _overshoot(seg: BaseGeometry, by_m: float) -> BaseGeometry:
     """Each straight part of `seg` lengthened by `by_m` at both ends.
 
@@ -407,7 +484,8 @@ def _mass_points(face: BaseGeometry, fp_pts: np.ndarray, fp_hh: np.ndarray, lu_g
 def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame,
                  buildings: gpd.GeoDataFrame, *, metric_crs: CRS | str | int,
                  max_block_households: float = 50.0, max_block_area_m2: float = 250_000.0,
-                 min_block_area_m2: float = 100.0, min_block_width_m: float = 4.0) -> gpd.GeoDataFrame:
+                 min_block_area_m2: float = 100.0, min_block_width_m: float = 4.0,
+                 max_landuse_block_households: float | None = None) -> gpd.GeoDataFrame:
     """Atomic blocks of `area`: faces of the noded streets, barriers and area outline.
 
     Parameters
@@ -418,6 +496,14 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     max_block_households : blocks with more households are split (between buildings, never
         through one) into ``ceil(households / max)`` parts. About a sixth of the grid target
         (the default 50 for 300) leaves the partition fine enough pieces to balance lumpy compounds.
+        A face whose households do not fit a block is split between building clusters (see
+        ``_territory_lines``) where straight cuts cannot avoid the buildings.
+    max_landuse_block_households : the same limit for households estimated from landuse areas
+        (spread evenly over the area, so they can be cut anywhere); default 0.3 ×
+        `max_block_households` (15 for 50: a twentieth of the target 300, half the width of the
+        ±10 % window). Pieces that fine let the partition land every grid inside the window
+        where whole compounds are estimated from landuse, at little cost: such faces are cut by
+        straight lines.
     max_block_area_m2 : blocks larger than this are split as well (by area).
     min_block_area_m2, min_block_width_m : faces smaller or thinner (2·area/perimeter, metres) are
         merged into the neighbour they share the longest edge with (dual-carriageway medians).
@@ -460,9 +546,13 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     left = np.where(left >= 0, remap[left], -1)
     right = np.where(right >= 0, remap[right], -1)
     households, _ = _face_loads(faces, fp_pts, fp_hh, lu_geoms, lu_hh)
+    no_pts, no_lu = np.array([], dtype=object), np.zeros(0)
+    fp_load, _ = _face_loads(faces, fp_pts, fp_hh, no_pts, no_lu)
+    lu_load = np.maximum(households - fp_load, 0.0)
+    max_lu = 0.3 * max_block_households if max_landuse_block_households is None else max_landuse_block_households
+    k_hh = np.ceil(fp_load / max(max_block_households, 1e-9) + lu_load / max(max_lu, 1e-9) - 1e-9)
     face_area = shapely.area(faces)
-    k_parts = np.maximum(np.ceil(households / max(max_block_households, 1e-9)),
-                         np.ceil(face_area / max(max_block_area_m2, 1e-9))).astype(int)
+    k_parts = np.maximum(k_hh, np.ceil(face_area / max(max_block_area_m2, 1e-9))).astype(int)
     cuts: list[BaseGeometry] = []
     if (k_parts > 1).any():
         fp_tree = shapely.STRtree(fp_geoms) if len(fp_geoms) else None
@@ -472,10 +562,22 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
             face = faces[fi]
             obs = fp_geoms[fp_tree.query(face, predicate="intersects")] if fp_tree else np.array([], dtype=object)
             lu_idx = lu_tree.query(face, predicate="intersects") if lu_tree else np.zeros(0, int)
-            by_area = households[fi] <= max_block_households
+            by_area = k_hh[fi] <= 1
             in_face = np.sort(pt_tree.query(face, predicate="intersects")) if pt_tree else np.zeros(0, int)
             pts, w = _mass_points(face, fp_pts[in_face], fp_hh[in_face], lu_geoms[lu_idx], lu_hh[lu_idx], by_area)
-            cuts += _split_lines(face, int(k_parts[fi]), pts, w, obs)
+            face_cuts = _split_lines(face, int(k_parts[fi]), pts, w, obs)
+            cuts += face_cuts
+            if by_area or len(obs) < 2:
+                continue
+            # pieces the straight cuts leave oversized (buildings in the way of every straight
+            # line): split them between building clusters instead
+            pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.union_all(
+                [shapely.boundary(face), *face_cuts], grid_size=_GRID_M))))
+            p_hh, _ = _face_loads(pieces, fp_pts[in_face], fp_hh[in_face], no_pts, no_lu)
+            for piece, hh_p in zip(pieces, p_hh):
+                if hh_p > max_block_households:
+                    inside = obs[shapely.intersects(obs, piece)]
+                    cuts += _territory_lines(piece, inside)
     split_flag = np.zeros(len(faces), dtype=bool)
     if cuts:
         cut_arr = np.array(cuts, dtype=object)

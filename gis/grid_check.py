@@ -10,7 +10,15 @@ import shapely
 
 from gis.assign import assign_xy, crossing_buildings, representative_xy
 from gis.errors import InputError
+from gis.grid_metrics import deviation_exemptions
 from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, validate_codes
+from gis.partition import Band
+
+_REASON_TEXT = {
+    "single_block": "a single block above the window: one building, or buildings no street or gap parts",
+    "piece_total": "its piece of the area (cut off by the area boundary or by single-block grids) holds "
+                   "{total:.0f} households, which no number of grids splits into the window",
+}
 
 # Kinds of problems and whether they make a plan invalid ("error") or are only reported ("info").
 SEVERITY: dict[str, str] = {
@@ -25,6 +33,7 @@ SEVERITY: dict[str, str] = {
     "building_on_area_boundary": "info",
     "households_out_of_band": "error",
     "households_exempt": "info",
+    "deviation_exempt": "info",
     "duplicate_code": "error",
     "malformed_code": "error",
     "code_parent_mismatch": "error",
@@ -78,6 +87,13 @@ def check_plan(
     ignored as floating-point noise. Households per grid are recomputed from the buildings
     (representative point) when buildings are given and ``recount_households``, otherwise taken
     from ``grids.households`` (the store's plans count landuse-based estimates shared by block).
+
+    With ``target_households`` the balance window (target ±10 % inside the band) is checked too:
+    grids that miss it only because the data force it (``gis.grid_metrics.deviation_exemptions``:
+    a single block above the window, or a piece of the area whose total no grid count splits
+    into it) are listed as ``deviation_exempt`` (info) with the reason and the lower bound on
+    their deviation; the summary gives the worst deviation over all grids and over non-exempt
+    ones, the exempt count by reason and the largest forced bound.
     """
     for col in ("code", "parent_code"):
         if col not in grids.columns:
@@ -195,21 +211,46 @@ def check_plan(
 
     # Workload band; single-block grids are exempt but still listed.
     exempt = np.zeros(len(g), dtype=bool)
+    n_blocks = np.zeros(len(g), dtype=np.int64)  # 0: unknown
     if blocks is not None and len(blocks) and "grid_code" in blocks.columns:
         nblocks = blocks["grid_code"].astype(str).value_counts()
-        exempt = np.array([nblocks.get(c, 0) == 1 for c in codes])
+        n_blocks = np.array([int(nblocks.get(c, 0)) for c in codes], dtype=np.int64)
+        exempt = n_blocks == 1
     if "exempt" in g.columns:
         # exemptions decided by the planner's tool (e.g. the only grid of a small area)
         exempt |= g["exempt"].fillna(False).astype(bool).to_numpy()
+    target = target_households if target_households else (min_households + max_households) / 2
+    # Balance window (target ±10 % inside the band): grids that miss it because the data force it
+    dev_exempt = np.zeros(len(g), dtype=bool)
+    reason = np.full(len(g), "", dtype=object)
+    bound = np.full(len(g), np.nan)
+    piece_total = np.zeros(len(g))
+    if households is not None and len(g) and target_households:  # the window needs a target
+        touching = _touching(geoms, li, ri, parents)
+        dev_exempt, reason, bound = deviation_exemptions(
+            households, n_blocks, touching, target_households=target,
+            min_households=min_households, max_households=max_households)
+        piece_total = _piece_totals(households, touching, reason)
+        exempt |= dev_exempt
+    wlo, whi = Band(float(target), float(min_households), float(max_households)).window
+
+    def why(i: int) -> str:
+        if not reason[i]:
+            return "a single indivisible block, or a piece of its area that touches no other grid"
+        return (_REASON_TEXT[reason[i]].format(total=piece_total[i])
+                + f"; no plan can bring it within {100 * bound[i]:.1f} % of the target")
+
     in_band = np.ones(len(g), dtype=bool)
     if households is not None:
         in_band = (households >= min_households) & (households <= max_households)
         for i in np.flatnonzero(~in_band):
             kind = "households_exempt" if exempt[i] else "households_out_of_band"
-            why = (" (exempt: a single indivisible block, or a piece of its area that touches no other grid)"
-                   if exempt[i] else "")
+            extra = f" (exempt: {why(i)})" if exempt[i] else ""
             add(kind, codes[i], f"grid {codes[i]} has {households[i]:.0f} households, outside "
-                f"{min_households:g}–{max_households:g}{why}", shapely.point_on_surface(geoms[i]))
+                f"{min_households:g}–{max_households:g}{extra}", shapely.point_on_surface(geoms[i]))
+        for i in np.flatnonzero(dev_exempt & in_band):
+            add("deviation_exempt", codes[i], f"grid {codes[i]} has {households[i]:.0f} households, "
+                f"outside the window {wlo:g}–{whi:g} (exempt: {why(i)})", shapely.point_on_surface(geoms[i]))
 
     # Codes.
     bad_codes = validate_codes(g["code"], fmt=code_format, parent_codes=g["parent_code"])
@@ -222,7 +263,8 @@ def check_plan(
     counts = problems["kind"].value_counts().to_dict() if len(problems) else {}
     n_errors = int((problems["severity"] == "error").sum()) if len(problems) else 0
     non_exempt = ~exempt
-    target = target_households if target_households else (min_households + max_households) / 2
+    dev = np.abs(households - target) / target if households is not None and target else None
+    in_window = in_band & (dev <= 0.1 + 1e-9) if dev is not None else in_band
     summary = {
         "valid": n_errors == 0,
         "grids": int(len(g)),
@@ -236,10 +278,46 @@ def check_plan(
         "exempt_grids": int((exempt & ~in_band).sum()),
         "share_in_band": float(in_band.mean()) if len(g) else 1.0,
         "share_in_band_non_exempt": float(in_band[non_exempt].mean()) if non_exempt.any() else 1.0,
-        "worst_deviation_non_exempt": (float(np.max(np.abs(households[non_exempt] - target) / target))
-                                       if households is not None and non_exempt.any() and target else None),
+        "worst_deviation_non_exempt": float(dev[non_exempt].max()) if dev is not None and non_exempt.any() else None,
+        "worst_deviation_all": float(dev.max()) if dev is not None and len(dev) else None,
+        "share_in_window_non_exempt": float(in_window[non_exempt].mean()) if non_exempt.any() else 1.0,
+        "deviation_exempt_grids": int(dev_exempt.sum()),
+        "deviation_exempt_by_reason": {str(k): int((reason == k).sum()) for k in sorted(set(reason[dev_exempt]))},
+        "forced_deviation_bound": float(np.nanmax(bound)) if dev_exempt.any() else 0.0,
     }
     return CheckResult(problems=problems, summary=summary)
+
+
+def _touching(geoms: np.ndarray, li: np.ndarray, ri: np.ndarray, parents: np.ndarray) -> np.ndarray:
+    """Pairs (i < j) of grids of the same parent area that share a boundary of positive length."""
+    same = parents[li] == parents[ri]
+    li, ri = li[same], ri[same]
+    if not len(li):
+        return np.zeros((0, 2), dtype=np.int64)
+    shared = shapely.length(shapely.intersection(shapely.boundary(geoms[li]), shapely.boundary(geoms[ri])))
+    keep = shared > 0.01
+    return np.column_stack([li[keep], ri[keep]]).astype(np.int64)
+
+
+def _piece_totals(households: np.ndarray, touching: np.ndarray, reason: np.ndarray) -> np.ndarray:
+    """Households of the piece each grid lies in (for messages), as deviation_exemptions groups them."""
+    n = len(households)
+    single = reason == "single_block"
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in touching.tolist():
+        if not single[a] and not single[b]:
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[max(ra, rb)] = min(ra, rb)
+    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    return np.bincount(roots, weights=households, minlength=n)[roots]
 
 
 def _building_labels(buildings: gpd.GeoDataFrame) -> list[str]:

@@ -1,7 +1,9 @@
 """Balanced, contiguous grids from street blocks: METIS partition plus local-search repair."""
 from __future__ import annotations
 
+import heapq
 import math
+import random
 from collections import deque
 from dataclasses import dataclass
 
@@ -9,12 +11,13 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import pymetis
+import shapely
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gis.errors import InputError
 
-__all__ = ["Band", "partition_blocks", "rebalance", "split_grid", "grid_components"]
+__all__ = ["Band", "forced_deviation", "partition_blocks", "rebalance", "split_grid", "grid_components"]
 
 _HH_SCALE = 100  # METIS wants integer weights: households in hundredths
 _BAND_PENALTY = 100.0  # a household outside the band costs 100× one inside it but off the mean
@@ -416,6 +419,562 @@ class _Search:
         return False
 
 
+class _Window:
+    """Repair towards the window: re-split pairs of neighbouring grids, and chains of them.
+
+    Every grid should end with households inside ``band.window`` (target ±10 % within the band).
+    The operator is an exact re-split of two touching grids A, B: their blocks are regrouped
+    into two connected parts whose sums fall in a wanted range, choosing among candidate cuts
+    (breadth-first balls grown from blocks far from the other grid, and straight sweeps) the one
+    with the lowest boundary cost. A grid whose pair sums cannot both fit passes households
+    along a path of grids (each re-split in turn) to a grid with the opposite slack. A change is
+    kept only when the summed violation of the grids it touches falls.
+    """
+
+    def __init__(self, g: _Graph, h: np.ndarray, labels: np.ndarray, band: Band, frozen: np.ndarray,
+                 xy: np.ndarray | None, mid: dict[int, float], extra: list[tuple[np.ndarray, float]] | None = None,
+                 seed: int = 0):
+        self.g, self.h, self.band, self.labels, self.frozen, self.xy = g, h, band, labels, frozen, xy
+        self.win = band.window
+        self.mid = mid
+        self.extra = extra or []
+        self.rng = np.random.default_rng(seed)
+        self._rnd = random.Random(seed)
+        # a typical household-holding block: how far off a tree cut may be and still be nudged
+        pos = h[h > 0]
+        self.grain = float(np.median(pos)) if len(pos) else 1.0
+        self.members: dict[int, set[int]] = {}
+        for i, lab in enumerate(labels.tolist()):
+            if not frozen[i]:
+                self.members.setdefault(lab, set()).add(i)
+        self.gh = {lab: float(h[list(m)].sum()) for lab, m in self.members.items()}
+        self.gx = [{lab: float(v[list(m)].sum()) for lab, m in self.members.items()} for v, _ in self.extra]
+
+    # -- violation ------------------------------------------------------------------------
+    def viol_of(self, hh: float, xs: list[float] | None = None) -> float:
+        lo, hi = self.band.low, self.band.high
+        wlo, whi = self.win
+        v = 1000.0 * (max(lo - hh, 0.0) + max(hh - hi, 0.0)) + max(wlo - hh, 0.0) + max(hh - whi, 0.0)
+        for k, (_, cap) in enumerate(self.extra):
+            if xs is not None:
+                v += 10.0 * max(xs[k] / cap - 1.0, 0.0) * self.band.target
+        return v
+
+    def viol(self, lab: int) -> float:
+        return self.viol_of(self.gh[lab], [d[lab] for d in self.gx] if self.extra else None)
+
+    def neighbours(self, lab: int) -> set[int]:
+        labels, frozen, nb = self.labels, self.frozen, self.g.nb
+        out = set()
+        for b in self.members[lab]:
+            for j in nb[b]:
+                if not frozen[j]:
+                    out.add(int(labels[j]))
+        out.discard(lab)
+        return out
+
+    def _assign(self, blocks, lab: int) -> None:
+        for b in blocks:
+            old = int(self.labels[b])
+            if old == lab:
+                continue
+            self.members[old].discard(b)
+            self.members[lab].add(b)
+            self.gh[old] -= self.h[b]
+            self.gh[lab] += self.h[b]
+            for k, (v, _) in enumerate(self.extra):
+                self.gx[k][old] -= v[b]
+                self.gx[k][lab] += v[b]
+            self.labels[b] = lab
+
+    # -- connectivity -----------------------------------------------------------------------
+    def _connected(self, part: set[int]) -> bool:
+        if not part:
+            return False
+        start = next(iter(part))
+        seen = {start}
+        todo = [start]
+        nb = self.g.nb
+        while todo:
+            x = todo.pop()
+            for y in nb[x]:
+                if y in part and y not in seen:
+                    seen.add(y)
+                    todo.append(y)
+        return len(seen) == len(part)
+
+    def _pieces_of(self, part: set[int]) -> list[set[int]]:
+        out, seen, nb = [], set(), self.g.nb
+        for s0 in part:
+            if s0 in seen:
+                continue
+            comp = {s0}
+            seen.add(s0)
+            todo = [s0]
+            while todo:
+                x = todo.pop()
+                for y in nb[x]:
+                    if y in part and y not in seen:
+                        seen.add(y)
+                        comp.add(y)
+                        todo.append(y)
+            out.append(comp)
+        return out
+
+    def _tidy(self, part_a: set[int], part_b: set[int]) -> tuple[set[int] | None, set[int] | None]:
+        """Make both sides of a two-way split connected by handing detached pockets across.
+
+        The main piece of a side is the one with most households (then most blocks); the other
+        pieces border only the other side (the union is connected), so handing them over keeps
+        that side connected. None when a side ends empty or still falls apart.
+        """
+        h = self.h
+        for _ in range(2):
+            changed = False
+            for side in (0, 1):
+                cur = part_b if side == 0 else part_a
+                pieces = self._pieces_of(cur)
+                if len(pieces) <= 1:
+                    continue
+                pieces.sort(key=lambda c: (-float(h[list(c)].sum()), -len(c), min(c)))
+                moved = set().union(*pieces[1:])
+                if side == 0:
+                    part_b = pieces[0]
+                    part_a = part_a | moved
+                else:
+                    part_a = pieces[0]
+                    part_b = part_b | moved
+                changed = True
+            if not changed:
+                break
+        if not part_a or not part_b or not self._connected(part_a) or not self._connected(part_b):
+            return None, None
+        return part_a, part_b
+
+    def _touches(self, part: set[int], lab: int) -> bool:
+        labels, nb = self.labels, self.g.nb
+        return any(labels[j] == lab for b in part for j in nb[b])
+
+    # -- pair re-split ----------------------------------------------------------------------
+    def _orders(self, a: int, b: int, union: set[int]) -> list[tuple[list[int], bool]]:
+        """Candidate growth orders over `union`: (order, grows_a). Prefixes of BFS orders are connected."""
+        nb, w = self.g.nb, None
+        out: list[tuple[list[int], bool]] = []
+        for grow, other in ((a, b), (b, a)):
+            src = self.members[other]
+            # distance (hops inside the union) from the other grid: seeds far from it
+            dist = {x: 0 for x in src}
+            frontier = list(src)
+            while frontier:
+                nxt = []
+                for x in frontier:
+                    for y in nb[x]:
+                        if y in union and y not in dist:
+                            dist[y] = dist[x] + 1
+                            nxt.append(y)
+                frontier = nxt
+            own = sorted(self.members[grow], key=lambda x: (-dist.get(x, 0), x))
+            seeds = own[:2]
+            if len(own) > 2:
+                seeds.append(own[int(self.rng.integers(2, len(own)))])
+            for s in seeds:
+                order = [s]
+                seen = {s}
+                i = 0
+                while i < len(order):
+                    x = order[i]
+                    i += 1
+                    for y in nb[x]:
+                        if y in union and y not in seen:
+                            seen.add(y)
+                            order.append(y)
+                out.append((order, grow == a))
+        if self.xy is not None:
+            pts = list(union)
+            ca = self.xy[list(self.members[a])].mean(axis=0)
+            cb = self.xy[list(self.members[b])].mean(axis=0)
+            d = cb - ca
+            base = math.atan2(d[1], d[0]) if np.hypot(*d) > 0 else 0.0
+            xy = self.xy[pts]
+            for tilt in (0.0, 0.5, -0.5):
+                u = np.array([math.cos(base + tilt), math.sin(base + tilt)])
+                proj = xy @ u
+                order = [pts[i] for i in np.argsort(proj, kind="stable")]
+                out.append((order, True))  # sweeping from A's side: prefixes are A'
+        return out
+
+    def _nudge(self, part_a: set[int], part_b: set[int], lo: float, hi: float, steps: int = 8) -> set[int] | None:
+        """Move single boundary blocks across a two-way split until part_a's households are in
+        [lo, hi], keeping both sides connected; None when that does not work out."""
+        h, nb = self.h, self.g.nb
+        part_a, part_b = set(part_a), set(part_b)
+        sa = float(h[list(part_a)].sum())
+        mid = (lo + hi) / 2
+        for _ in range(steps):
+            if lo - 1e-9 <= sa <= hi + 1e-9:
+                return part_a
+            take = sa < lo
+            donor, recv = (part_b, part_a) if take else (part_a, part_b)
+            # chunks: a household-holding block of the donor reached from the receiver through
+            # at most three empty blocks, moved together with them (empty blocks often line
+            # a boundary: parks, yards, the strips between carriageways)
+            prev: dict[int, int] = {}
+            frontier = [x for x in donor if any(y in recv for y in nb[x])]
+            for x in frontier:
+                prev[x] = -1
+            cands = []
+            for _depth in range(4):
+                nxt = []
+                for x in frontier:
+                    if h[x] > 0:
+                        new = sa + h[x] if take else sa - h[x]
+                        if abs(new - mid) < abs(sa - mid):
+                            cands.append((abs(new - mid), x))
+                        continue
+                    for y in nb[x]:
+                        if y in donor and y not in prev:
+                            prev[y] = x
+                            nxt.append(y)
+                frontier = nxt
+            cands.sort()
+            for _, x in cands[:6]:
+                chunk = {x}
+                y = prev[x]
+                while y != -1:
+                    chunk.add(y)
+                    y = prev[y]
+                rest = donor - chunk
+                if not rest:
+                    continue
+                pieces = self._pieces_of(rest)
+                if len(pieces) > 1:
+                    # pockets cut off from the donor go along with the chunk
+                    pieces.sort(key=lambda c: (-float(h[list(c)].sum()), -len(c), min(c)))
+                    chunk = chunk.union(*pieces[1:])
+                moved = float(h[list(chunk)].sum())
+                new = sa + moved if take else sa - moved
+                if abs(new - mid) < abs(sa - mid):
+                    donor -= chunk
+                    recv |= chunk
+                    sa = new
+                    break
+            else:
+                return None
+        return part_a if lo - 1e-9 <= sa <= hi + 1e-9 else None
+
+    def _tree_splits(self, union: set[int], total: float, lo: float, hi: float, aim: float,
+                     trees: int = 6, per_tree: int = 3) -> list[set[int]]:
+        """Splits of `union` into two connected parts, the first with households in [lo, hi].
+
+        Cutting one edge of a spanning tree always leaves two connected parts (a subtree and the
+        rest); random spanning trees (Prim with random keys) give varied cuts, as in ReCom.
+        """
+        nb, h, rnd = self.g.nb, self.h, self._rnd
+        nodes = sorted(union)
+        out: list[set[int]] = []
+        for _ in range(trees):
+            root = nodes[rnd.randrange(len(nodes))]
+            parent = {root: -1}
+            order = [root]
+            heap = [(rnd.random(), root, y) for y in nb[root] if y in union]
+            heapq.heapify(heap)
+            while heap and len(order) < len(nodes):
+                _, u, v = heapq.heappop(heap)
+                if v in parent:
+                    continue
+                parent[v] = u
+                order.append(v)
+                for y in nb[v]:
+                    if y in union and y not in parent:
+                        heapq.heappush(heap, (rnd.random(), v, y))
+            if len(order) < len(nodes):
+                return out  # not connected: no tree
+            sub = {v: h[v] for v in order}
+            for v in reversed(order[1:]):
+                sub[parent[v]] += sub[v]
+            def off(x: float) -> float:
+                return max(lo - x, 0.0) + max(x - hi, 0.0)
+
+            found = []
+            for v in order[1:]:
+                sv = sub[v]
+                found.append((off(sv), abs(sv - aim), v, True))
+                found.append((off(total - sv), abs(total - sv - aim), v, False))
+            found.sort()
+            found = [f for f in found[:per_tree] if f[0] <= 4 * self.grain]
+            if not found:
+                continue
+            children: dict[int, list[int]] = {}
+            for v in order[1:]:
+                children.setdefault(parent[v], []).append(v)
+            for miss, _, v, is_a in found:
+                desc = {v}
+                todo = [v]
+                while todo:
+                    x = todo.pop()
+                    for c in children.get(x, ()):
+                        desc.add(c)
+                        todo.append(c)
+                part = desc if is_a else union - desc
+                if miss > 0:
+                    part = self._nudge(part, union - part, lo, hi)
+                if part is not None:
+                    out.append(part)
+            if len(out) >= 2 * per_tree:
+                break
+        return out
+
+    def resplit(self, a: int, b: int, lo: float, hi: float, aim: float, rest_touch: int | None = None,
+                keep_touch: int | None = None) -> bool:
+        """Regroup the blocks of grids a and b so that a's households lie in [lo, hi]; True if done.
+
+        `rest_touch`: b's new part must still touch that grid (the next one on a chain);
+        `keep_touch`: a's new part must still touch that grid (the previous one).
+        """
+        union = self.members[a] | self.members[b]
+        if len(union) < 2:
+            return False
+        total = self.gh[a] + self.gh[b]
+        h, nb, nbw = self.h, self.g.nb, self.g.nbw
+        best = None
+        tried: set[frozenset] = set()
+        cands = self._tree_splits(union, total, lo, hi, aim)
+        orders = self._orders(a, b, union) if len(cands) < 4 else []
+        for part_a in cands:
+            part_b = union - part_a
+            sa = float(h[list(part_a)].sum())
+            if rest_touch is not None and not self._touches(part_b, rest_touch):
+                continue
+            if keep_touch is not None and not self._touches(part_a, keep_touch):
+                continue
+            cut = 0.0
+            for x in part_a:
+                for y, c in zip(nb[x], nbw[x]):
+                    if y in part_b:
+                        cut += c
+            score = cut + abs(sa - aim)
+            if best is None or score < best[0]:
+                best = (score, part_a, part_b)
+        for order, grows_a in orders:
+            cs = np.cumsum(h[order])
+            # prefix sizes m (1..n-1) whose A-side sum is in range, or a little short of it
+            # (detached pockets of the other side are handed over below and add to it)
+            a_sum = cs[:-1] if grows_a else total - cs[:-1]
+            ok = np.flatnonzero((a_sum >= lo - 1e-9) & (a_sum <= hi + 1e-9))
+            if not len(ok):
+                continue
+            pick = ok[np.argsort(np.abs(a_sum[ok] - aim), kind="stable")[:4]].tolist()
+            if len(ok) > 4:
+                pick += [int(ok[0]), int(ok[-1]), int(ok[len(ok) // 2])]
+            for m in dict.fromkeys(pick):
+                prefix = set(order[:m + 1])
+                key = frozenset(prefix)
+                if key in tried:
+                    continue
+                tried.add(key)
+                part_a = prefix if grows_a else union - prefix
+                part_a, part_b = self._tidy(part_a, union - part_a)
+                if part_a is None:
+                    continue
+                sa = float(h[list(part_a)].sum())
+                if not (lo - 1e-9 <= sa <= hi + 1e-9):
+                    continue
+                if rest_touch is not None and not self._touches(part_b, rest_touch):
+                    continue
+                if keep_touch is not None and not self._touches(part_a, keep_touch):
+                    continue
+                cut = 0.0
+                for x in part_a:
+                    for y, c in zip(nb[x], nbw[x]):
+                        if y in part_b:
+                            cut += c
+                score = cut + abs(sa - aim)
+                if best is None or score < best[0]:
+                    best = (score, part_a, part_b)
+        if best is None:
+            return False
+        _, part_a, part_b = best
+        self._assign(part_a, a)
+        self._assign(part_b, b)
+        return True
+
+    def _snapshot(self, labs) -> dict[int, set[int]]:
+        return {lab: set(self.members[lab]) for lab in labs}
+
+    def _restore(self, snap: dict[int, set[int]]) -> None:
+        for lab, mem in snap.items():
+            self._assign(mem, lab)
+
+    # -- chains ---------------------------------------------------------------------------
+    def _paths(self, g0: int, max_depth: int, max_goals: int, max_visit: int = 80) -> list[list[int]]:
+        """Grid paths from g0 whose summed households fit as many windows as grids on them.
+
+        Breadth-first over neighbouring grids (up to `max_depth` grids on a path and `max_visit`
+        grids seen); the paths with the most slack inside their windows (capped at a tenth of the
+        window width... well, 15 households or the window width/2) come first, then the shortest.
+        """
+        wlo, whi = self.win
+        cap = min(15.0, (whi - wlo) / 2)
+        parent = {g0: None}
+        acc = {g0: self.gh[g0]}
+        depth = {g0: 1}
+        frontier = [g0]
+        found: list[tuple[float, int, int]] = []
+        while frontier and len(parent) < max_visit:
+            nxt = []
+            for lab in frontier:
+                for other in sorted(self.neighbours(lab)):
+                    if other in parent:
+                        continue
+                    parent[other] = lab
+                    acc[other] = acc[lab] + self.gh[other]
+                    depth[other] = depth[lab] + 1
+                    L = depth[other]
+                    slack = min(acc[other] - L * wlo, L * whi - acc[other])
+                    if slack >= -1e-9:
+                        found.append((-min(slack, cap), L, other))
+                    if depth[other] < max_depth:
+                        nxt.append(other)
+            frontier = nxt
+        found.sort()
+        goals = []
+        for _, _, other in found[:max_goals]:
+            path = [other]
+            while parent[path[-1]] is not None:
+                path.append(parent[path[-1]])
+            goals.append(path[::-1])
+        return goals
+
+    def _run_path(self, path: list[int]) -> bool:
+        wlo, whi = self.win
+        before = sum(self.viol(p) for p in path)
+        snap = self._snapshot(path)
+        ok = True
+        for i in range(len(path) - 1):
+            a, b = path[i], path[i + 1]
+            rest = sum(self.gh[p] for p in path[i:])
+            n_rest = len(path) - i
+            # a's share must leave the rest of the path a sum that still fits its windows
+            lo = max(wlo, rest - (n_rest - 1) * whi)
+            hi = min(whi, rest - (n_rest - 1) * wlo)
+            if lo > hi + 1e-9:
+                ok = False
+                break
+            aim = min(max(rest / n_rest, lo), hi)
+            nxt = path[i + 2] if i + 2 < len(path) else None
+            if not self.resplit(a, b, lo, hi, aim, rest_touch=nxt):
+                ok = False
+                break
+        after = sum(self.viol(p) for p in path)
+        if ok and after < before - 1e-9:
+            return True
+        self._restore(snap)
+        return False
+
+    def fix(self, lab: int, max_depth: int) -> bool:
+        """Bring grid `lab` into the window through a pair re-split or a chain; True if improved."""
+        if self.viol(lab) <= 1e-9:
+            return False
+        for path in self._paths(lab, max_depth, 6):
+            if self._run_path(path):
+                return True
+        return False
+
+    def _rsplit(self, union: set[int], m: int, budget: list[int]) -> list[set[int]] | None:
+        """`union` cut into m connected parts each inside the window (recursive tree bisection)."""
+        wlo, whi = self.win
+        total = float(self.h[list(union)].sum())
+        if m == 1:
+            return [union] if wlo - 1e-9 <= total <= whi + 1e-9 else None
+        m1 = m // 2
+        m2 = m - m1
+        lo, hi = max(m1 * wlo, total - m2 * whi), min(m1 * whi, total - m2 * wlo)
+        if lo > hi + 1e-9:
+            return None
+        aim = total * m1 / m
+        for _ in range(4):  # a few trees per level: a hopeless branch must not eat the budget
+            if budget[0] <= 0:
+                break
+            budget[0] -= 1
+            for part in self._tree_splits(union, total, lo, hi, aim, trees=2, per_tree=2):
+                left = self._rsplit(part, m1, budget)
+                if left is None:
+                    continue
+                right = self._rsplit(union - part, m2, budget)
+                if right is not None:
+                    return left + right
+                if budget[0] <= 0:
+                    break
+        return None
+
+    def redraw(self, g0: int, size: int, budget: int = 60) -> bool:
+        """Redraw g0 and `size` - 1 grids around it so that all are in the window.
+
+        The neighbourhood grows one touching grid at a time, each time taking the grid that
+        leaves the summed households most room inside the windows of the grids taken.
+        """
+        wlo, whi = self.win
+        area = [g0]
+        total = self.gh[g0]
+        around: set[int] = set(self.neighbours(g0))
+        while len(area) < size and around:
+            m = len(area) + 1
+            pick = max(sorted(around), key=lambda x: min(total + self.gh[x] - m * wlo, m * whi - total - self.gh[x]))
+            area.append(pick)
+            total += self.gh[pick]
+            around |= self.neighbours(pick)
+            around -= set(area)
+        m = len(area)
+        total = sum(self.gh[x] for x in area)
+        if m < 2 or not (m * wlo <= total <= m * whi):
+            return False
+        union = set().union(*(self.members[x] for x in area))
+        parts = self._rsplit(union, m, [budget])
+        if parts is None:
+            return False
+        before = sum(self.viol(x) for x in area)
+        snap = self._snapshot(area)
+        # give each part the label of the grid it overlaps most, so unchanged grids keep theirs
+        free = list(area)
+        for part in sorted(parts, key=lambda p_: -len(p_)):
+            lab = max(free, key=lambda x: (len(snap[x] & part), -x))
+            free.remove(lab)
+            self._assign(part, lab)
+        if sum(self.viol(x) for x in area) < before - 1e-9:
+            return True
+        self._restore(snap)
+        return False
+
+    def run(self, grids: list[int], rounds: tuple[int, ...] = (2, 3, 5, 8, 12)) -> None:
+        """Chains of growing depth, then redrawing the neighbourhoods of grids still outside."""
+        def bad() -> list[int]:
+            return sorted((lab for lab in grids if self.members.get(lab) and self.viol(lab) > 1e-9),
+                          key=lambda x: (-self.viol(x), x))
+
+        for depth in rounds:
+            for _ in range(3):
+                todo = bad()
+                if not todo:
+                    return
+                fixed = sum(1 for lab in todo if self.viol(lab) > 1e-9 and self.fix(lab, depth))
+                if not fixed:
+                    break
+        for _cycle in range(6):
+            before = sum(self.viol(x) for x in bad())
+            for size in (3, 4, 6, 8, 5, 7, 9, 12):
+                todo = bad()
+                if not todo:
+                    return
+                for lab in todo:
+                    if self.viol(lab) > 1e-9:
+                        self.redraw(lab, size, budget=60 if size < 9 else 150)
+            for lab in bad():
+                if self.viol(lab) > 1e-9:
+                    self.fix(lab, 8)
+            if sum(self.viol(x) for x in bad()) >= before - 1e-9:
+                break
+
+
 def _fix_contiguity(g: _Graph, labels: np.ndarray, h: np.ndarray, frozen: np.ndarray) -> np.ndarray:
     """Give every detached piece of a grid to the neighbouring grid it shares most boundary with."""
     for _ in range(50):
@@ -457,26 +1016,64 @@ def _fix_contiguity(g: _Graph, labels: np.ndarray, h: np.ndarray, frozen: np.nda
     return labels
 
 
+def _band_ks(total_hh: float, band: Band, n_blocks: int) -> range:
+    """Grid counts k (1..n_blocks) whose mean total/k lies in the band (empty when none does)."""
+    if total_hh <= 0:
+        return range(1, 2) if band.low <= 0 else range(0)
+    kmin = max(1, math.ceil(total_hh / band.high - 1e-9)) if band.high < float("inf") else 1
+    kmax = min(n_blocks, math.floor(total_hh / band.low + 1e-9)) if band.low > 0 else n_blocks
+    return range(kmin, kmax + 1)
+
+
+def forced_deviation(total_hh: float, n_blocks: int, *, target_households: float = 300,
+                     min_households: float = 300, max_households: float = 500) -> float:
+    """Lower bound on the worst |households − target| / target of any split of an isolated piece.
+
+    A connected piece of a planning area (that no grid may leave) holding `total_hh` households
+    in `n_blocks` blocks is cut into k grids; the worst grid deviates at least as much as the
+    mean total/k does. The bound is the smallest such mean deviation over the k whose mean lies
+    in the band (over all k = 1..n_blocks when none does). A fraction: 0.1 = 10 %.
+    """
+    band = _check_band(target_households, min_households, max_households)
+    return _forced(float(total_hh), max(int(n_blocks), 1), band)
+
+
+def _best_k(total_hh: float, band: Band, n_blocks: int) -> int:
+    """The k (mean in the band if any k allows it, else any 1..n_blocks) with mean nearest the target."""
+    ks = _band_ks(total_hh, band, n_blocks)
+    if not len(ks):
+        ks = range(1, max(n_blocks, 1) + 1)
+    t = band.target
+    # |T/k − t| is convex in k: the best k is next to T/t, clamped to the allowed range
+    near = {min(max(f(total_hh / t), ks.start), ks.stop - 1) for f in (math.floor, math.ceil)}
+    return min(near, key=lambda k: (abs(total_hh / k - t), k))
+
+
+def _forced(total_hh: float, n_blocks: int, band: Band) -> float:
+    k = _best_k(total_hh, band, n_blocks)
+    return abs(total_hh / k - band.target) / band.target
+
+
 def _choose_k(total_hh: float, band: Band, n_blocks: int, extra_totals: list[tuple[float, float]]) -> int:
-    """Number of grids for a component: mean in the band's window if possible, else least outside."""
+    """Number of grids for a component: mean in the middle of the window if possible, else least off.
+
+    The window is target ±10 % inside the band (300–330 for the defaults); aiming at its middle
+    leaves lumpy blocks room on both sides. When no k puts the mean in the window, the k of
+    ``_forced`` (mean in the band, nearest the target) is taken.
+    """
     if n_blocks <= 1:
         return 1
     # 15 % headroom: with the mean right at a cap, half the grids would end up over it
     k_caps = max([1] + [math.ceil(t / (0.85 * cap) - 1e-9) for t, cap in extra_totals])
-    if total_hh <= band.high:
+    wlo, whi = band.window
+    kw_min = max(1, math.ceil(total_hh / whi - 1e-9)) if whi > 0 else 1
+    kw_max = math.floor(total_hh / wlo + 1e-9) if wlo > 0 else n_blocks
+    if total_hh <= 0:
         k = 1
+    elif kw_min <= kw_max:
+        k = min(max(round(total_hh / ((wlo + whi) / 2)), kw_min), kw_max)
     else:
-        kmin = math.ceil(total_hh / band.high)
-        kmax = max(math.floor(total_hh / band.low), 1) if band.low > 0 else kmin
-        # aim above the window centre: room below the mean keeps grids off the hard lower limit
-        centre = band.window[0] + 0.6 * (band.window[1] - band.window[0])
-        if kmin <= kmax:
-            k = min(max(round(total_hh / centre), kmin), kmax)
-        else:  # no k puts the mean inside the band: take the one missing it least
-            def miss(kk: int) -> float:
-                m = total_hh / kk
-                return max(band.low - m, 0) + max(m - band.high, 0)
-            k = min((kmax, kmin), key=lambda kk: (miss(kk), kk)) if kmax >= 1 else kmin
+        k = _best_k(total_hh, band, n_blocks)
     return int(min(max(k, k_caps), n_blocks))
 
 
@@ -498,11 +1095,13 @@ def _metis(g: _Graph, members: np.ndarray, h: np.ndarray, k: int, seed: int) -> 
         graph = {"adjacency": pymetis.CSRAdjacency(xadj, adjncy)}
     else:
         graph = {"xadj": xadj, "adjncy": adjncy}
-    opts = pymetis.Options(seed=int(seed), ufactor=20, contig=1, ncuts=2)
+    # two tries at the cut pay off on small graphs; on large ones the repair does that work
+    ncuts = 2 if len(members) < 20_000 else 1
+    opts = pymetis.Options(seed=int(seed), ufactor=20, contig=1, ncuts=ncuts)
     try:
         _, parts = pymetis.part_graph(k, **graph, vweights=vw, eweights=ew, options=opts)
     except Exception:  # METIS refuses contig on some graphs; contiguity is repaired afterwards anyway
-        opts = pymetis.Options(seed=int(seed), ufactor=20, ncuts=2)
+        opts = pymetis.Options(seed=int(seed), ufactor=20, ncuts=ncuts)
         _, parts = pymetis.part_graph(k, **graph, vweights=vw, eweights=ew, options=opts)
     return np.asarray(parts, dtype=np.int64)
 
@@ -535,13 +1134,16 @@ def partition_blocks(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, *, target_ho
     """Grid label (0..G-1) for every block row: contiguous grids balanced on households.
 
     Run it once per parent area (community, else district) with that area's blocks so grids nest.
-    Steps: blocks whose households alone exceed `max_households` (or whose street_m/area_m2 alone
-    exceed a cap) become single-block, exempt grids; every connected piece of the remaining graph
-    gets k grids (mean inside the band, aiming at target ±10 %), partitioned by METIS with cut
-    costs from the adjacency's ``weight`` (cheap along big streets and barriers); then detached
-    pieces are reattached and a local search moves boundary blocks to bring grids into the band,
-    then towards their mean, penalising boundary cost by `cut_weight` per unit. Deterministic for
-    a given `seed`.
+    The aim is every grid inside the window: target ±10 % within the band (300–330 for the
+    defaults). Steps: blocks whose households alone exceed the window (or whose street_m/area_m2
+    alone exceed a cap) become single-block grids (exempt: no grid holding them can be in the
+    window); every connected piece of the remaining graph gets k grids (mean in the middle of
+    the window when some k allows it), partitioned by METIS with cut costs from the adjacency's
+    ``weight`` (cheap along big streets and barriers); detached pieces are reattached, boundary
+    moves balance, pairs, chains and neighbourhoods of grids are re-split (random spanning-tree
+    cuts) until every grid is in the window, and boundary moves that keep grids in the window
+    shorten boundaries (`cut_weight` per unit of cut cost). A piece whose total no k puts in
+    the window cannot reach it (see ``forced_deviation``). Deterministic for a given `seed`.
 
     `locked`: optional int array per block, ``-1`` for free blocks, otherwise the label of a locked
     grid; locked blocks keep their label, new grids get labels above the largest locked one.
@@ -564,12 +1166,14 @@ def partition_blocks(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, *, target_ho
         frozen = locked >= 0
         labels[frozen] = locked[frozen]
     next_label = int(labels.max()) + 1 if frozen.any() else 0
-    exempt = ~frozen & (h > band.high)
+    # a block above the window makes any grid holding it deviate anyway: it is a grid of its own
+    exempt = ~frozen & (h > band.window[1])
     for v, cap in extra:
         exempt |= ~frozen & (v > cap)
     for i in np.flatnonzero(exempt):
         labels[i] = next_label
         next_label += 1
+    xy = _block_xy(blocks)
     free = ~frozen & ~exempt
     mask = free[g.src] & free[g.dst]
     m = coo_matrix((np.ones(mask.sum()), (g.src[mask], g.dst[mask])), shape=(n, n))
@@ -582,10 +1186,24 @@ def partition_blocks(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, *, target_ho
         members = np.asarray(members_list, dtype=np.int64)
         sub = _subgraph(g, members)
         sub_extra = [(v[members], cap) for v, cap in extra]
-        parts = _solve_component(sub, h[members], band, sub_extra, seed, cut_weight)
+        parts = _solve_component(sub, h[members], band, sub_extra, seed, cut_weight,
+                                 None if xy is None else xy[members])
         labels[members] = next_label + parts
         next_label += int(parts.max()) + 1
     return _compact_labels(labels, frozen)
+
+
+def _block_xy(blocks: gpd.GeoDataFrame) -> np.ndarray | None:
+    """Block centroids as planar x, y (longitude scaled by cos(latitude)): for sweep directions only."""
+    geoms = blocks.geometry.to_numpy()
+    if not len(geoms):
+        return None
+    c = shapely.get_coordinates(shapely.centroid(geoms))
+    if len(c) != len(geoms):
+        return None
+    if blocks.crs is not None and blocks.crs.is_geographic:
+        c = c * np.array([math.cos(math.radians(float(np.mean(c[:, 1])))), 1.0])
+    return c
 
 
 def _subgraph(g: _Graph, members: np.ndarray) -> _Graph:
@@ -596,50 +1214,55 @@ def _subgraph(g: _Graph, members: np.ndarray) -> _Graph:
     return _from_arrays(len(members), local[g.src[keep]], local[g.dst[keep]], g.w[keep])
 
 
-def _plan_score(hh: np.ndarray, band: Band) -> tuple[float, float]:
-    """(share of grids outside the band, worst deviation from target) of one component's grids."""
-    out = ((hh < band.low - 1e-9) | (hh > band.high + 1e-9)).mean()
-    return float(out), float(np.abs(hh - band.target).max())
-
-
 def _solve_component(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.ndarray, float]],
-                     seed: int, cut_weight: float, accept_out_share: float = 0.0005) -> np.ndarray:
+                     seed: int, cut_weight: float, xy: np.ndarray | None = None, retries: int = 2) -> np.ndarray:
     """Labels 0..k-1 for one connected component of free blocks.
 
-    Starts with the k whose mean is the centre of the band's window. Lumpy real data (compounds
-    of hundreds of households between empty blocks) can make that window unreachable; then it
-    retries with fewer, larger grids (mean further inside the band) and keeps the plan with the
-    fewest grids outside the band, then the smallest worst deviation. A plan with at most
-    `accept_out_share` of its grids outside the band (2 in 4,000) is not retried: on large cities
-    a retry costs seconds and makes every grid larger, for one or two grids a few households off.
+    k puts the mean in the middle of the band's window (``_choose_k``); METIS cuts the
+    component, detached pieces are reattached, boundary moves balance towards the mean,
+    ``_Window`` re-splits pairs, chains and neighbourhoods of grids until every grid is in the
+    window or nothing improves, and two rounds of boundary moves that keep every settled grid
+    in the window shorten the boundaries (one round on components over 20,000 blocks). When grids are left outside the window (lumpy blocks
+    in an unlucky first cut), up to `retries` more attempts start from other METIS seeds; the
+    plan with the least summed violation is kept (deterministic for a given `seed`).
     """
     total = float(h.sum())
-    k0 = _choose_k(total, band, g.n, [(float(v.sum()), cap) for v, cap in extra])
-    if k0 == 1:
+    k = _choose_k(total, band, g.n, [(float(v.sum()), cap) for v, cap in extra])
+    if k == 1:
         return np.zeros(g.n, dtype=np.int64)
-    kmin = max(1, math.ceil(total / band.high)) if band.high < float("inf") else 1
-    kmin = max(kmin, max([1] + [math.ceil(float(v.sum()) / (0.85 * cap) - 1e-9) for v, cap in extra]))
-    tries = [k0]
-    for f in (0.93, 0.86, 0.79):
-        k = max(kmin, int(round(k0 * f)))
-        if k < tries[-1]:
-            tries.append(k)
-    frozen = np.zeros(g.n, dtype=bool)
+    wlo, whi = band.window
+    if not (k * wlo - 1e-9 <= total <= k * whi + 1e-9):
+        retries = 0  # the window cannot hold every grid here anyway
     best = None
-    for k in tries:
-        labels = _metis(g, np.arange(g.n), h, k, seed)
-        labels = _fix_contiguity(g, labels, h, frozen)
-        search = _Search(g, h, labels, band, {p: total / k for p in range(k)}, frozen,
-                         cut_weight=cut_weight, extra=extra)
-        search.run(sorted(set(labels.tolist())))
-        labels = _fix_contiguity(g, search.labels, h, frozen)
-        labels = _compact_labels(labels, frozen)
-        score = _plan_score(np.bincount(labels, weights=h), band)
-        if best is None or score < best[0]:
-            best = (score, labels)
-        if score[0] <= accept_out_share:
+    for attempt in range(retries + 1):
+        labels, viol = _attempt(g, h, band, extra, seed + 7919 * attempt, cut_weight, xy, k)
+        if best is None or viol < best[0] - 1e-9:
+            best = (viol, labels)
+        if viol <= 1e-9:
             break
     return best[1]
+
+
+def _attempt(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.ndarray, float]], seed: int,
+             cut_weight: float, xy: np.ndarray | None, k: int) -> tuple[np.ndarray, float]:
+    """One METIS cut and repair of a component into k grids: (labels, summed window violation)."""
+    total = float(h.sum())
+    frozen = np.zeros(g.n, dtype=bool)
+    labels = _metis(g, np.arange(g.n), h, k, seed)
+    labels = _fix_contiguity(g, labels, h, frozen)
+    mean = {p: total / k for p in range(k)}
+    search = _Search(g, h, labels, band, mean, frozen, cut_weight=cut_weight, extra=extra)
+    search.run(sorted(set(labels.tolist())), chain_rounds=0, polish_rounds=0)
+    labels = _fix_contiguity(g, search.labels, h, frozen)
+    win = _Window(g, h, labels, band, frozen, xy, mean, extra, seed)
+    win.run(sorted(win.members))
+    # shorter boundaries, along bigger streets, where that keeps every grid settled in the window
+    search = _Search(g, h, win.labels, band, mean, frozen, cut_weight=cut_weight, extra=extra)
+    search._polish(sorted(search.members), 2 if g.n < 20_000 else 1)
+    out = _compact_labels(search.labels, frozen)
+    gh = np.bincount(out, weights=h)
+    viol = float(sum(_Window.viol_of(win, x) for x in gh))
+    return out, viol
 
 
 def _compact_labels(labels: np.ndarray, frozen: np.ndarray) -> np.ndarray:

@@ -161,3 +161,54 @@ def test_building_on_an_area_boundary_is_reported_not_an_error(plan):
     res = check_plan(grids, areas, b, metric_crs=plan["metric"], **LOOSE)
     kinds = res.problems["kind"].tolist()
     assert kinds == ["building_on_area_boundary"] and res.valid
+
+
+def test_forced_deviations_are_exempt_with_reason_and_bound_like_the_partition():
+    """check_plan finds the same exemptions from grid geometry alone as grid_table does from the
+    block graph: a single block above the window, and a piece whose total (460) no grid count
+    splits into 300–330; the bound is recomputed by looping over every grid count."""
+    from gis.blocks import block_adjacency
+    from gis.grid_metrics import grid_table
+    from gis.partition import partition_blocks
+
+    utm = 32648
+    boxes, hh = [], []
+    for i in range(23):  # piece A: 460 households, cut off from the rest
+        boxes.append(shapely.box(400_000 + (i % 5) * 100, 3_389_000 - (i // 5) * 100,
+                                 400_100 + (i % 5) * 100, 3_389_100 - (i // 5) * 100))
+        hh.append(20.0)
+    for i in range(61):  # piece B: 1,260 households (4 × 315) plus one 400-household block (a tower)
+        boxes.append(shapely.box(402_000 + (i % 10) * 100, 3_389_000 - (i // 10) * 100,
+                                 402_100 + (i % 10) * 100, 3_389_100 - (i // 10) * 100))
+        hh.append(400.0 if i == 0 else 21.0)
+    blocks = gpd.GeoDataFrame({"block_id": np.arange(1, len(boxes) + 1), "households": hh},
+                              geometry=gpd.GeoSeries(boxes, crs=utm)).to_crs(4326)
+    graph = block_adjacency(blocks, metric_crs=utm)
+    labels = partition_blocks(blocks, graph)
+    table = grid_table(blocks, labels, metric_crs=utm, adjacency=graph)
+    area = shapely.union_all(blocks.geometry.to_numpy())
+    areas = gpd.GeoDataFrame({"code": ["510108"]}, geometry=[area], crs="EPSG:4326")
+    grids = table.assign(parent_code="510108")[["grid", "households", "parent_code", "geometry"]]
+    grids["code"] = assign_codes(grids)
+    code_of = dict(zip(grids["grid"], grids["code"]))
+    per_block = pd.DataFrame({"grid_code": [code_of[lab] for lab in labels]})
+    res = check_plan(grids.drop(columns=["grid"]), areas, None, blocks=per_block, metric_crs=utm,
+                     recount_households=False, target_households=300)
+    assert res.valid, res.problems[["kind", "detail"]]
+    ex_table = set(grids.loc[table["exempt"].to_numpy(), "code"])
+    assert len(ex_table) == 2
+    listed = res.problems[res.problems["kind"].isin(["deviation_exempt", "households_exempt"])]
+    assert set(listed["grid_code"]) == ex_table
+    assert (listed["severity"] == "info").all()
+    assert res.summary["deviation_exempt_by_reason"] == {"piece_total": 1, "single_block": 1}
+    # bounds: the tower's own deviation; for the 460 piece the least |460/k − 300| over band k
+    ks = [k for k in range(1, 24) if 300 <= 460 / k <= 500]
+    assert ks == [1]
+    assert np.isclose(res.summary["forced_deviation_bound"], max(100 / 300, abs(460 / ks[0] - 300) / 300))
+    assert "53.3 %" in " ".join(listed["detail"]) and "33.3 %" in " ".join(listed["detail"])
+    assert res.summary["worst_deviation_non_exempt"] <= 0.1 + 1e-9
+    assert np.isclose(res.summary["worst_deviation_all"], 160 / 300)
+    # without a target no window is checked: nothing is listed beyond the band rule
+    res2 = check_plan(grids.drop(columns=["grid"]), areas, None, blocks=per_block, metric_crs=utm,
+                      recount_households=False)
+    assert (res2.problems["kind"] == "deviation_exempt").sum() == 0
