@@ -41,8 +41,9 @@ def test_grid_commands_end_to_end(store_url, tmp_path):
     bad = run(db, "draw-grids", "--min-households", "600", "--max-households", "500", expect=INPUT_EXIT)
     assert "band" in bad.stderr and "Traceback" not in bad.stderr
 
+    # A band wide enough for two neighbouring grids to merge within it (checked below).
     out = run(db, "draw-grids", "--target-households", "400", "--min-households", "150",
-              "--max-households", "700", "--seed", "3").stdout
+              "--max-households", "900", "--seed", "3").stdout
     first = int(re.search(r"plan (\d+):", out).group(1))
     problems = tmp_path / "problems.geojson"
     chk = run(db, "check-grids", "--geojson", str(problems))
@@ -107,7 +108,7 @@ def test_grid_commands_end_to_end(store_url, tmp_path):
                        gm.geometry[gm["code"] == c2].iloc[0]).length > 1.0)
     merged = None
     for s, c1, c2 in pairs[:10]:
-        if s > 700:
+        if s > 900:
             break
         p = run(db, "merge-grids", c1, c2, expect=None)
         if p.returncode == 0:

@@ -285,8 +285,9 @@ def test_import_exported_grids_as_plan(store, tmp_path):
 
 def test_redraw_keeps_locked_grids(store):
     _load_nanjing(store)
-    first = plans.PlanParams(target_households=20, min_households=5, max_households=40)
-    second = plans.PlanParams(target_households=35, min_households=5, max_households=70, seed=9)
+    # Targets well above the largest blocks, so that both plans are made of several blocks per grid.
+    first = plans.PlanParams(target_households=60, min_households=30, max_households=90)
+    second = plans.PlanParams(target_households=120, min_households=60, max_households=180, seed=9)
     p1 = plans.draw_grids(store, first)
     g1 = plans.read_grids(store, p1)
     metric = local_metric_crs(*g1.union_all().centroid.coords[0])
