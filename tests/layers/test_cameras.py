@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+from datetime import datetime, timezone
 
 import geopandas as gpd
 import numpy as np
@@ -239,7 +240,7 @@ def test_store_queries_use_the_spatial_index(store):
     from sqlalchemy import text
 
     from layers.cameras import candidate_statement
-    from layers.incidents import _LOOKUP_SQL
+    from layers.incidents import lookup_statement
 
     rng = np.random.default_rng(2)
     n = 5000
@@ -261,9 +262,9 @@ def test_store_queries_use_the_spatial_index(store):
             assert "idx_cameras_geom" in plan
             conn.execute(text("SET enable_seqscan = on"))
             conn.execute(text("ANALYZE"))
-            plan = " ".join(r[0] for r in conn.execute(text("EXPLAIN " + _LOOKUP_SQL.text), {
-                "lon": 104.1, "lat": 30.7, "default_r": 100.0, "x0": 104.09, "y0": 30.69, "x1": 104.11, "y1": 30.71,
-                "t0": "2026-01-01", "t1": "2026-04-01", "kx": 1e-5, "ky": 1e-5}).all())
+            # The map-click statement (one per click on PostGIS) finds cameras through the index too.
+            sql, params = lookup_statement(104.1, 30.7, datetime(2026, 4, 1, tzinfo=timezone.utc))
+            plan = " ".join(r[0] for r in conn.exec_driver_sql("EXPLAIN " + sql, params).all())
             assert "Seq Scan on cameras" not in plan and "idx_cameras_geom" in plan
 
 
