@@ -10,7 +10,7 @@ import shapely
 
 from gis.assign import assign_xy, crossing_buildings, representative_xy
 from gis.errors import InputError
-from gis.grid_metrics import deviation_exemptions
+from gis.grid_metrics import deviation_exemptions, grid_pieces
 from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, validate_codes
 from gis.partition import Band
 
@@ -230,7 +230,8 @@ def check_plan(
         dev_exempt, reason, bound = deviation_exemptions(
             households, n_blocks, touching, target_households=target,
             min_households=min_households, max_households=max_households)
-        piece_total = _piece_totals(households, touching, reason)
+        pieces = grid_pieces(touching, reason == "single_block")
+        piece_total = np.bincount(pieces, weights=households)[pieces]
         exempt |= dev_exempt
     wlo, whi = Band(float(target), float(min_households), float(max_households)).window
 
@@ -297,27 +298,6 @@ def _touching(geoms: np.ndarray, li: np.ndarray, ri: np.ndarray, parents: np.nda
     shared = shapely.length(shapely.intersection(shapely.boundary(geoms[li]), shapely.boundary(geoms[ri])))
     keep = shared > 0.01
     return np.column_stack([li[keep], ri[keep]]).astype(np.int64)
-
-
-def _piece_totals(households: np.ndarray, touching: np.ndarray, reason: np.ndarray) -> np.ndarray:
-    """Households of the piece each grid lies in (for messages), as deviation_exemptions groups them."""
-    n = len(households)
-    single = reason == "single_block"
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in touching.tolist():
-        if not single[a] and not single[b]:
-            ra, rb = find(a), find(b)
-            if ra != rb:
-                parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
-    return np.bincount(roots, weights=households, minlength=n)[roots]
 
 
 def _building_labels(buildings: gpd.GeoDataFrame) -> list[str]:

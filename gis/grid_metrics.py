@@ -8,11 +8,25 @@ import networkx as nx
 import numpy as np
 import shapely
 from pyproj import CRS
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from gis.errors import InputError
 from gis.partition import Band, _forced
 
-__all__ = ["deviation_exemptions", "grid_table", "plan_metrics"]
+__all__ = ["deviation_exemptions", "grid_pieces", "grid_table", "plan_metrics"]
+
+
+def grid_pieces(touching: np.ndarray, single: np.ndarray) -> np.ndarray:
+    """Piece label of each grid: grids linked by the (m, 2) ``touching`` index pairs, where a grid
+    flagged in ``single`` (one block above the window) stands alone. Labels are 0..pieces-1."""
+    n = len(single)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    pairs = np.asarray(touching, dtype=np.int64).reshape(-1, 2)
+    pairs = pairs[~single[pairs[:, 0]] & ~single[pairs[:, 1]]]
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(n, n))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
 
 
 def deviation_exemptions(households: np.ndarray, n_blocks: np.ndarray, touching: np.ndarray, *,
@@ -47,21 +61,7 @@ def deviation_exemptions(households: np.ndarray, n_blocks: np.ndarray, touching:
     bound = np.full(n, np.nan)
     reason[single] = "single_block"
     bound[single] = np.abs(hh[single] - band.target) / band.target
-    pairs = np.asarray(touching, dtype=np.int64).reshape(-1, 2)
-    keep = ~single[pairs[:, 0]] & ~single[pairs[:, 1]] if len(pairs) else np.zeros(0, bool)
-    parent = np.arange(n)
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for a, b in pairs[keep].tolist():
-        ra, rb = find(a), find(b)
-        if ra != rb:
-            parent[max(ra, rb)] = min(ra, rb)
-    roots = np.array([find(i) for i in range(n)], dtype=np.int64)
+    roots = grid_pieces(touching, single)
     total = np.bincount(roots, weights=hh, minlength=n)
     blocks_in = np.bincount(roots, weights=np.where(nb > 0, nb, 10**9), minlength=n)
     for r in np.unique(roots[~single]).tolist():
