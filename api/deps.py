@@ -85,6 +85,14 @@ def _cached_user(store: Store, name: str) -> Principal | None:
     return principal
 
 
+def remember_user(store: Store, principal: Principal) -> None:
+    """Cache a user just read from the store (a successful login), replacing an older entry: a user
+    re-enabled by another process can use the token they were just given at once."""
+    if len(_users) > 10_000:
+        _users.clear()
+    _users[(store.url, principal.name)] = (time.monotonic(), principal)
+
+
 def forget_user(store: Store, name: str) -> None:
     """Drop ``name`` from this process's user cache, so a change to the user applies at once."""
     _users.pop((store.url, name), None)

@@ -58,6 +58,7 @@ def login(
     if principal is None:
         raise AuthError("wrong user name or password")
     request.state.principal = principal
+    deps.remember_user(store, principal)
     token, ttl = issue_token(settings, principal)
     return TokenOut(access_token=token, expires_in=ttl, role=principal.role)
 
