@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import pyogrio  # noqa: F401  (before mod_spatialite: see layers/store.py)
 
+import fcntl
 import getpass
 import os
+import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -44,22 +47,44 @@ def data_path(*parts: str) -> Path:
     return p
 
 
+@contextmanager
+def machine_lock(name: str):
+    """An exclusive lock shared by every process on this machine (pytest-xdist workers, parallel
+    runs from other clones): a flock on ``<system temp>/gridpatrol-test-<name>.lock``."""
+    path = Path(tempfile.gettempdir()) / f"gridpatrol-test-{name}.lock"
+    with open(path, "a+") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 @pytest.fixture(scope="session")
 def pg_database() -> str:
-    """Create the PostGIS test database once (with the postgis extension) and return its URL."""
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            if not c.execute(text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": PG_DB}).first():
-                c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
-    except Exception as exc:  # a test run without PostgreSQL is a broken setup, not a skip
-        pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}; run scripts/run.sh test")
-    finally:
-        admin.dispose()
-    eng = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-    eng.dispose()
+    """Create the PostGIS test database once (with the postgis extension) and return its URL.
+
+    Each pytest-xdist worker runs this session fixture; a machine-wide lock keyed by the database
+    name keeps two of them from racing on CREATE DATABASE / CREATE EXTENSION."""
+    with machine_lock(f"pg-{PG_DB}"):
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as c:
+                exists = text("SELECT 1 FROM pg_database WHERE datname = :d")
+                if not c.execute(exists, {"d": PG_DB}).first():
+                    try:
+                        c.execute(text(f'CREATE DATABASE "{PG_DB}"'))
+                    except Exception:  # created meanwhile by a run that does not take the lock
+                        if not c.execute(exists, {"d": PG_DB}).first():
+                            raise
+        except Exception as exc:  # a test run without PostgreSQL is a broken setup, not a skip
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {exc}; run scripts/run.sh test")
+        finally:
+            admin.dispose()
+        eng = create_engine(PG_URL, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        eng.dispose()
     return PG_URL
 
 

@@ -5,6 +5,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -28,6 +29,19 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def reserve_port() -> socket.socket:
+    """A socket holding a free loopback port for a server that binds it later; close it once the
+    server answers.
+
+    It is bound with SO_REUSEADDR and never listens: the kernel gives the port to no other
+    ``bind(port 0)`` (another pytest-xdist worker's server), yet our server, which sets
+    SO_REUSEADDR too (uvicorn does), can bind and listen on it."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", 0))
+    return s
 
 
 def cli(db: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -79,8 +93,9 @@ def drop_schema(pg_database: str, schema: str) -> None:
 @contextmanager
 def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
     """``gridpatrol serve`` on a free loopback port; yields the base URL once /readyz answers 200."""
-    port = free_port()
-    log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gp-e2e-server-{port}.log"
+    hold = reserve_port()
+    port = hold.getsockname()[1]
+    log = Path(tempfile.gettempdir()) / f"gp-e2e-server-{port}.log"
     fh = open(log, "w", encoding="utf-8")
     proc = subprocess.Popen(
         [*CLI, "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
@@ -101,8 +116,10 @@ def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = No
             if time.monotonic() > deadline:
                 pytest.fail(f"server not ready after 90 s:\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
+        hold.close()  # the server listens on the port now
         yield base
     finally:
+        hold.close()
         proc.terminate()
         try:
             proc.wait(timeout=15)

@@ -1,7 +1,6 @@
 """The README's first quick-start command: `gridpatrol demo` builds the Chengdu demo and serves it."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,20 +9,18 @@ from pathlib import Path
 import httpx
 import pyogrio
 
+from tests.api.live_server import reserve_port
 from tests.conftest import data_path
 
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_demo_builds_and_serves_chengdu(tmp_path):
     data = data_path("chengdu", "chengdu.osm").parent
-    port = _free_port()
+    # The demo binds its port only after minutes of building: hold it meanwhile, so that no server
+    # of a test running in parallel (pytest-xdist) is handed the same port.
+    hold = reserve_port()
+    port = hold.getsockname()[1]
     out = tmp_path / "demo"
     log = tmp_path / "demo.log"
     with open(log, "w") as fh:
@@ -45,6 +42,7 @@ def test_demo_builds_and_serves_chengdu(tmp_path):
                     break
             except httpx.HTTPError:
                 time.sleep(1)
+        hold.close()
         landing = httpx.get(base + "/", timeout=10).text
         assert "/maps/grids" in landing and "/docs" in landing and "OpenStreetMap" in landing
         grids = httpx.get(f"{base}/ogc/collections/grids/items?limit=1", timeout=30).json()
@@ -52,6 +50,7 @@ def test_demo_builds_and_serves_chengdu(tmp_path):
         # Cameras are sensitive: the anonymous visitor of the demo does not see them.
         assert httpx.get(f"{base}/ogc/collections/cameras/items", timeout=30).status_code in (401, 403)
     finally:
+        hold.close()
         proc.terminate()
         proc.wait(timeout=30)
     store = out / "chengdu-demo.gpkg"
