@@ -313,6 +313,19 @@ def required_mask(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float =
     return mask
 
 
+def bordering_mask(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float = 2.0, min_m: float = 10.0) -> np.ndarray:
+    """Edges running along the polygon for at least ``min_m`` (within ``tol_m`` of it), whatever
+    share of their length that is: the streets a grid with no street of its own borders on."""
+    mask = np.zeros(net.n_edges, dtype=bool)
+    if net.n_edges == 0:
+        return mask
+    area = shapely.buffer(polygon_m, tol_m)
+    cand = net.tree().query(area, predicate="intersects")
+    if len(cand):
+        mask[cand] = shapely.length(shapely.intersection(net.edge_geom[cand], area)) >= min_m
+    return mask
+
+
 def _bearings(net: StreetNetwork) -> tuple[np.ndarray, np.ndarray]:
     """Heading (deg, 0 = north, clockwise) leaving u and arriving at v of every edge."""
     return net.bearings()
@@ -842,7 +855,15 @@ def plan_coverage(
     req = required_mask(net, poly_m)
     warnings: list[str] = []
     if not req.any():
-        raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} streets inside the area",
+        # A grid cut between building clusters (a compound whose inner paths are not mapped) has
+        # no street of its own; its worker still patrols the streets along its edge.
+        req = bordering_mask(net, poly_m)
+        if req.any():
+            warnings.append(f"no {'walkable' if mode == 'walk' else 'drivable'} street lies inside the area: "
+                            f"the route covers the {int(req.sum())} street segment(s) along its edge "
+                            f"({net.edge_length_m[req].sum():.0f} m)")
+    if not req.any():
+        raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} streets inside the area or along its edge",
                          where=name, hint="check the grid polygon and that the roads layer was imported for this area")
     directed = mode == "drive"
     router = _Router(net, directed)
