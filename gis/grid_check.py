@@ -20,7 +20,8 @@ _REASON_TEXT = {
                    "{total:.0f} households, which no number of grids splits into the window",
 }
 
-# Kinds of problems and whether they make a plan invalid ("error") or are only reported ("info").
+# Kinds of problems and whether they make a plan invalid ("error"), should be looked at but break no
+# hard rule ("warning"), or are only reported ("info").
 SEVERITY: dict[str, str] = {
     "invalid_geometry": "error",
     "gap": "error",
@@ -34,12 +35,14 @@ SEVERITY: dict[str, str] = {
     "households_out_of_band": "error",
     "households_exempt": "info",
     "deviation_exempt": "info",
+    "deviation": "warning",
     "duplicate_code": "error",
     "malformed_code": "error",
     "code_parent_mismatch": "error",
 }
 
-PROBLEM_COLUMNS = ["kind", "severity", "grid_code", "detail", "area_m2", "geometry"]
+# households and deviation_pct (|households − target| / target · 100) are set for workload problems.
+PROBLEM_COLUMNS = ["kind", "severity", "grid_code", "detail", "area_m2", "households", "deviation_pct", "geometry"]
 
 
 @dataclass
@@ -92,8 +95,12 @@ def check_plan(
     grids that miss it only because the data force it (``gis.grid_metrics.deviation_exemptions``:
     a single block above the window, or a piece of the area whose total no grid count splits
     into it) are listed as ``deviation_exempt`` (info) with the reason and the lower bound on
-    their deviation; the summary gives the worst deviation over all grids and over non-exempt
-    ones, the exempt count by reason and the largest forced bound.
+    their deviation; every other grid in the band but outside the window is listed as
+    ``deviation`` (warning: it breaks no hard rule, so the plan stays valid) with its households,
+    the window and its deviation. Workload problems carry ``households`` and ``deviation_pct``
+    (|households − target| / target · 100). The summary gives the worst deviation over all grids
+    and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
+    the largest forced bound.
     """
     for col in ("code", "parent_code"):
         if col not in grids.columns:
@@ -109,8 +116,9 @@ def check_plan(
     codes = g["code"].astype(str).to_numpy()
     rows: list[tuple] = []
 
-    def add(kind: str, code, detail: str, geom, area_m2: float | None = None) -> None:
-        rows.append((kind, SEVERITY[kind], code, detail, area_m2, geom))
+    def add(kind: str, code, detail: str, geom, area_m2: float | None = None,
+            hh: float | None = None, dev_pct: float | None = None) -> None:
+        rows.append((kind, SEVERITY[kind], code, detail, area_m2, hh, dev_pct, geom))
 
     # Geometry validity first: overlay operations below assume valid polygons.
     invalid = ~shapely.is_valid(geoms)
@@ -242,16 +250,29 @@ def check_plan(
                 + f"; no plan can bring it within {100 * bound[i]:.1f} % of the target")
 
     in_band = np.ones(len(g), dtype=bool)
+    off_window = np.zeros(len(g), dtype=bool)
     if households is not None:
         in_band = (households >= min_households) & (households <= max_households)
+        dev_pct = np.abs(households - target) / target * 100 if target else np.full(len(g), np.nan)
         for i in np.flatnonzero(~in_band):
             kind = "households_exempt" if exempt[i] else "households_out_of_band"
             extra = f" (exempt: {why(i)})" if exempt[i] else ""
             add(kind, codes[i], f"grid {codes[i]} has {households[i]:.0f} households, outside "
-                f"{min_households:g}–{max_households:g}{extra}", shapely.point_on_surface(geoms[i]))
+                f"{min_households:g}–{max_households:g}, {dev_pct[i]:.1f} % off the target {target:g}{extra}",
+                shapely.point_on_surface(geoms[i]), hh=float(households[i]), dev_pct=float(dev_pct[i]))
         for i in np.flatnonzero(dev_exempt & in_band):
             add("deviation_exempt", codes[i], f"grid {codes[i]} has {households[i]:.0f} households, "
-                f"outside the window {wlo:g}–{whi:g} (exempt: {why(i)})", shapely.point_on_surface(geoms[i]))
+                f"outside the window {wlo:g}–{whi:g} (exempt: {why(i)})", shapely.point_on_surface(geoms[i]),
+                hh=float(households[i]), dev_pct=float(dev_pct[i]))
+        if target_households:
+            # In the band but outside the window, and nothing in the data forces it: the plan
+            # breaks no hard rule, but the grid is a worse workload than the plan could give.
+            off_window = in_band & ~exempt & ((households < wlo - 1e-9) | (households > whi + 1e-9))
+            for i in np.flatnonzero(off_window):
+                add("deviation", codes[i], f"grid {codes[i]} has {households[i]:.1f} households, outside "
+                    f"the window {wlo:g}–{whi:g}: {dev_pct[i]:.1f} % off the target {target:g} "
+                    f"(more than 10 %), and no exemption applies", shapely.point_on_surface(geoms[i]),
+                    hh=float(households[i]), dev_pct=float(dev_pct[i]))
 
     # Codes.
     bad_codes = validate_codes(g["code"], fmt=code_format, parent_codes=g["parent_code"])
@@ -283,6 +304,7 @@ def check_plan(
         "worst_deviation_all": float(dev.max()) if dev is not None and len(dev) else None,
         "share_in_window_non_exempt": float(in_window[non_exempt].mean()) if non_exempt.any() else 1.0,
         "deviation_exempt_grids": int(dev_exempt.sum()),
+        "deviation_grids": int(off_window.sum()),
         "deviation_exempt_by_reason": {str(k): int((reason == k).sum()) for k in sorted(set(reason[dev_exempt]))},
         "forced_deviation_bound": float(np.nanmax(bound)) if dev_exempt.any() else 0.0,
     }

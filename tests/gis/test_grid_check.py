@@ -212,3 +212,49 @@ def test_forced_deviations_are_exempt_with_reason_and_bound_like_the_partition()
     res2 = check_plan(grids.drop(columns=["grid"]), areas, None, blocks=per_block, metric_crs=utm,
                       recount_households=False)
     assert (res2.problems["kind"] == "deviation_exempt").sum() == 0
+
+
+def test_grids_outside_the_window_are_listed_as_deviation_warnings(plan, tmp_path):
+    """A plan whose grids are all in the band 300–500 but some more than 10 % off the target 300
+    stays valid, and each such grid (not exempt) is listed as a ``deviation`` warning with its
+    households, the window and its deviation, in the problems and in the GeoJSON written from them."""
+    grids = plan["grids"].copy()
+    # the stored households of the plan (as the store's plans keep them): 300–489.5
+    hh = pd.Series(300 + (np.arange(len(grids)) * 37 % 190) + 0.5, index=grids["code"].to_numpy())
+    grids["households"] = hh.to_numpy()
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=300, max_households=500, target_households=300)
+    assert res.valid, res.problems[["kind", "detail"]]
+    exempt = set(res.problems.loc[res.problems["kind"] == "deviation_exempt", "grid_code"])
+    off = hh[(hh > 330) & ~hh.index.isin(list(exempt))]
+    dev = res.problems[res.problems["kind"] == "deviation"].set_index("grid_code")
+    assert len(off) >= 10 and len(exempt) <= 3
+    assert set(dev.index) == set(off.index)
+    assert (dev["severity"] == "warning").all() and SEVERITY["deviation"] == "warning"
+    for code, want in off.items():
+        assert dev.loc[code, "households"] == pytest.approx(want)
+        assert dev.loc[code, "deviation_pct"] == pytest.approx((want - 300) / 3)
+        assert f"{want:.1f} households" in dev.loc[code, "detail"]
+        assert "window 300–330" in dev.loc[code, "detail"]
+        assert f"{(want - 300) / 3:.1f} % off the target 300" in dev.loc[code, "detail"]
+    assert res.summary["deviation_grids"] == len(off)
+    assert res.summary["worst_deviation_non_exempt"] == pytest.approx(
+        float(hh[~hh.index.isin(list(exempt))].max() - 300) / 300)
+    out = tmp_path / "problems.geojson"
+    res.problems.to_file(out, driver="GeoJSON")
+    back = gpd.read_file(out)
+    back = back[back["kind"] == "deviation"].set_index("grid_code")
+    assert set(back.index) == set(off.index)
+    assert np.allclose(back.loc[off.index, "households"], off.to_numpy())
+    assert np.allclose(back.loc[off.index, "deviation_pct"], (off.to_numpy() - 300) / 3)
+    # a grid outside the band is an error (listed once, with its deviation), not a warning
+    res2 = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                  min_households=300, max_households=450, target_households=300)
+    above = res2.problems[res2.problems["kind"] == "households_out_of_band"].set_index("grid_code")
+    assert not res2.valid and set(above.index) == set(hh[hh > 450].index)
+    assert not set(above.index) & set(res2.problems.loc[res2.problems["kind"] == "deviation", "grid_code"])
+    assert np.allclose(above["deviation_pct"], (hh[above.index].to_numpy() - 300) / 3)
+    # without a target no window is checked
+    res3 = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                  min_households=300, max_households=500)
+    assert (res3.problems["kind"] == "deviation").sum() == 0 and res3.valid
