@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import NamedTuple
 
 import jwt
 from sqlalchemy import ColumnElement, Table, false, or_, select
@@ -101,17 +102,29 @@ def lookup_view(principal: Principal) -> LookupView:
 
 
 def issue_token(settings: Settings, principal: Principal) -> tuple[str, int]:
-    """A signed bearer token for ``principal`` and its lifetime in seconds."""
+    """A signed bearer token for ``principal`` and its lifetime in seconds.
+
+    ``ver`` is the user's token version when the token was issued: the token is revoked once the
+    version moves on (see :func:`layers.users.revoke_tokens`)."""
     now = int(time.time())
     claims = {
-        "sub": principal.name, "role": principal.role, "iat": now,
+        "sub": principal.name, "role": principal.role, "iat": now, "ver": int(principal.token_version),
         "exp": now + settings.token_ttl_s, "jti": uuid.uuid4().hex, "iss": "gridpatrol",
     }
     return jwt.encode(claims, settings.secret_key, algorithm="HS256"), settings.token_ttl_s
 
 
-def decode_token(settings: Settings, token: str) -> str:
-    """The user name in a valid token; AuthError if it is forged, expired or malformed."""
+class TokenClaims(NamedTuple):
+    """What the service reads from a verified token."""
+
+    name: str
+    version: int  # the user's token version at issue (0 for tokens made before schema version 3)
+    exp: float  # expiry, seconds since the epoch
+
+
+def decode_token(settings: Settings, token: str) -> TokenClaims:
+    """The user name, token version and expiry of a valid token; AuthError if it is forged,
+    expired or malformed. Whether it was revoked is decided against the user (see api.deps)."""
     try:
         claims = jwt.decode(
             token, settings.secret_key, algorithms=["HS256"], issuer="gridpatrol",
@@ -121,4 +134,14 @@ def decode_token(settings: Settings, token: str) -> str:
         raise AuthError("access token expired", hint="log in again at POST /auth/token") from None
     except jwt.PyJWTError:
         raise AuthError("invalid access token", hint="log in at POST /auth/token") from None
-    return str(claims["sub"])
+    version = claims.get("ver", 0)
+    if type(version) is not int or version < 0:
+        raise AuthError("invalid access token", hint="log in at POST /auth/token")
+    return TokenClaims(str(claims["sub"]), version, float(claims["exp"]))
+
+
+def revoked_token() -> AuthError:
+    """The error for a token whose user's token version has moved on."""
+    return AuthError("access token revoked: the password was changed or reset, the user was deactivated "
+                     "or reactivated, or all their sessions were logged out",
+                     hint="log in again at POST /auth/token")

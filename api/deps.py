@@ -14,7 +14,7 @@ from fastapi import Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
 
-from api.auth import AuthError, decode_token
+from api.auth import AuthError, TokenClaims, decode_token, revoked_token
 from api.config import Settings
 from layers import users
 from layers.store import Store
@@ -35,53 +35,64 @@ def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-# Users re-read from the store at most every USER_TTL_S seconds per process: a deactivated user
-# or a changed role takes effect within that time (at once in the process that made the change,
-# see forget_user), and busy map pages do not query per request.
+# Users re-read from the store at most every USER_TTL_S seconds per process: a deactivated user,
+# a changed role or revoked tokens take effect within that time (at once in the process that made
+# the change, see forget_user), and busy map pages do not query per request.
+# (store URL, name) → (monotonic read time, the active user or None, the user's token version or
+# None when there is no such user).
 USER_TTL_S = 5.0
-_users: dict[tuple[str, str], tuple[float, Principal | None]] = {}
-# Verified tokens → user name, so the signature is not checked again on every request. A token's
+_users: dict[tuple[str, str], tuple[float, Principal | None, int | None]] = {}
+# When forget_user last dropped a user: a read that began before must not be cached after it.
+_forgotten: dict[tuple[str, str], float] = {}
+# Verified tokens → their claims, so the signature is not checked again on every request. A token's
 # signature and expiry never change, so an entry lives until the token expires (at most
-# TOKEN_CACHE_S); who the user is now (role, active) still comes from the user cache above.
+# TOKEN_CACHE_S). Whether the token is revoked is not cached here: every request compares the
+# token's version with the user's current one from the user cache above, so a revoked token is
+# refused as soon as that entry is (at most USER_TTL_S old).
 TOKEN_CACHE_S = 300.0
-_tokens: dict[tuple[str, str], tuple[float, str]] = {}
+_tokens: dict[tuple[str, str], tuple[float, TokenClaims]] = {}
 
 
-def _token_user(settings: Settings, token: str) -> str:
-    """The user name in ``token`` (AuthError if invalid), from the cache of verified tokens."""
+def _token_user(settings: Settings, token: str) -> TokenClaims:
+    """The claims of ``token`` (AuthError if invalid), from the cache of verified tokens."""
     key = (settings.secret_key, token)
     now = time.time()
     hit = _tokens.get(key)
     if hit is not None and now < hit[0]:
         return hit[1]
-    name = decode_token(settings, token)
-    import jwt
-
-    exp = float(jwt.decode(token, options={"verify_signature": False}).get("exp", now))
+    claims = decode_token(settings, token)
     if len(_tokens) > 10_000:
         _tokens.clear()
-    _tokens[key] = (min(exp, now + TOKEN_CACHE_S), name)
-    return name
+    _tokens[key] = (min(claims.exp, now + TOKEN_CACHE_S), claims)
+    return claims
 
 
-def _fresh_user(store: Store, name: str) -> tuple[bool, Principal | None]:
-    """(True, user) if this process read ``name`` within USER_TTL_S seconds, else (False, None)."""
+def _fresh_user(store: Store, name: str, version: int | None = None) -> tuple[bool, Principal | None]:
+    """(True, user) if this process read ``name`` within USER_TTL_S seconds, else (False, None).
+
+    With a token's ``version``: also (False, None) when the token is newer than the entry (the
+    user was changed and logged in through another process), so the store is asked again."""
     hit = _users.get((store.url, name))
-    if hit is not None and time.monotonic() - hit[0] < USER_TTL_S:
-        return True, hit[1]
-    return False, None
+    if hit is None or time.monotonic() - hit[0] >= USER_TTL_S:
+        return False, None
+    if version is not None and version > (-1 if hit[2] is None else hit[2]):
+        return False, None
+    return True, hit[1]
 
 
-def _cached_user(store: Store, name: str) -> Principal | None:
+def _cached_user(store: Store, name: str, version: int | None = None) -> Principal | None:
+    """The active user ``name`` (None: deactivated or unknown), from the cache when fresh (see
+    :func:`_fresh_user`), else read from the store."""
+    fresh, principal = _fresh_user(store, name, version)
+    if fresh:
+        return principal
     key = (store.url, name)
-    now = time.monotonic()
-    hit = _users.get(key)
-    if hit is not None and now - hit[0] < USER_TTL_S:
-        return hit[1]
-    principal = users.get_user(store, name)
+    started = time.monotonic()
+    principal, known_version = users.get_user_state(store, name)
     if len(_users) > 10_000:
         _users.clear()
-    _users[key] = (now, principal)
+    if _forgotten.get(key, -1.0) < started:  # else the user changed during the read: do not cache it
+        _users[key] = (started, principal, known_version)
     return principal
 
 
@@ -90,12 +101,28 @@ def remember_user(store: Store, principal: Principal) -> None:
     re-enabled by another process can use the token they were just given at once."""
     if len(_users) > 10_000:
         _users.clear()
-    _users[(store.url, principal.name)] = (time.monotonic(), principal)
+    _users[(store.url, principal.name)] = (time.monotonic(), principal, principal.token_version)
 
 
 def forget_user(store: Store, name: str) -> None:
-    """Drop ``name`` from this process's user cache, so a change to the user applies at once."""
-    _users.pop((store.url, name), None)
+    """Drop ``name`` from this process's user cache, so a change to the user (revoked tokens
+    included) applies at once."""
+    key = (store.url, name)
+    if len(_forgotten) > 10_000:
+        _forgotten.clear()
+    _forgotten[key] = time.monotonic()
+    _users.pop(key, None)
+
+
+def _token_principal(principal: Principal | None, claims: TokenClaims) -> Principal:
+    """The user of a verified token: AuthError if the user is deactivated or the token revoked."""
+    if principal is None:
+        raise AuthError(f"user {claims.name!r} no longer exists or is deactivated")
+    if claims.version < principal.token_version:
+        raise revoked_token()
+    if claims.version > principal.token_version:  # signed by us, yet newer than the store: not valid here
+        raise AuthError("invalid access token", hint="log in at POST /auth/token")
+    return principal
 
 
 def _request_token(request: Request, token: str | None) -> str | None:
@@ -116,18 +143,12 @@ def _anonymous(settings: Settings) -> Principal:
     return ANONYMOUS
 
 
-def _known(principal: Principal | None, name: str) -> Principal:
-    if principal is None:
-        raise AuthError(f"user {name!r} no longer exists or is deactivated")
-    return principal
-
-
 def current_user(request: Request, token: str | None = None) -> Principal:
     """The user of this request: from the bearer token, else anonymous (viewer) if allowed.
 
-    Raises AuthError (401) for a bad token, or for no token when anonymous reading is off.
-    The user is re-read from the store (at most every USER_TTL_S seconds), so a deactivated user
-    or a changed role takes effect within that time.
+    Raises AuthError (401) for a bad or revoked token, or for no token when anonymous reading is
+    off. The user is re-read from the store (at most every USER_TTL_S seconds), so a deactivated
+    user, a changed role or revoked tokens take effect within that time.
     """
     cached = getattr(request.state, "principal", None)
     if cached is not None:
@@ -137,8 +158,8 @@ def current_user(request: Request, token: str | None = None) -> Principal:
     if token is None:
         principal = _anonymous(settings)
     else:
-        name = _token_user(settings, token)
-        principal = _known(_cached_user(get_store(request), name), name)
+        claims = _token_user(settings, token)
+        principal = _token_principal(_cached_user(get_store(request), claims.name, claims.version), claims)
     request.state.principal = principal
     return principal
 
@@ -154,12 +175,12 @@ async def _current_user_dep(request: Request, token: Annotated[str | None, Depen
     if token is None:
         principal = _anonymous(settings)
     else:
-        name = _token_user(settings, token)
+        claims = _token_user(settings, token)
         store = get_store(request)
-        fresh, principal = _fresh_user(store, name)
+        fresh, principal = _fresh_user(store, claims.name, claims.version)
         if not fresh:
-            principal = await run_in_threadpool(_cached_user, store, name)
-        principal = _known(principal, name)
+            principal = await run_in_threadpool(_cached_user, store, claims.name, claims.version)
+        principal = _token_principal(principal, claims)
     request.state.principal = principal
     return principal
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, Engine, MetaData, inspect, select, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, inspect, select, text
 
 from gis.errors import StoreError
 from layers.models import Base, SchemaVersion
@@ -32,10 +32,22 @@ def _v2_road_access(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE roads ADD COLUMN {col} TEXT"))
 
 
+def _v3_token_revocation(conn: Connection) -> None:
+    # As in version 2: new stores have the columns from the models; older ones get them here.
+    # Existing users start at token version 0, which is what tokens without the claim count as.
+    have = {c["name"] for c in inspect(conn).get_columns("users")}
+    if "token_version" not in have:
+        conn.execute(text("ALTER TABLE users ADD COLUMN token_version INTEGER NOT NULL DEFAULT 0"))
+    if "tokens_revoked_at" not in have:
+        kind = DateTime(timezone=True).compile(dialect=conn.dialect)
+        conn.execute(text(f"ALTER TABLE users ADD COLUMN tokens_revoked_at {kind}"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
     (2, "roads: OSM access, foot and motor_vehicle tags", _v2_road_access),
+    (3, "users: token version and time of the last revocation", _v3_token_revocation),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

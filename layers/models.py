@@ -291,6 +291,11 @@ class User(Base):
     max_secrecy_level: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Schema version 3. Tokens carry the version they were issued at and are refused once it moves
+    # on (password change or reset, deactivation/reactivation, logout everywhere): a counter, not
+    # a time, so revocation does not depend on clocks or on the second a token was issued in.
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditEntry(Base):

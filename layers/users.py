@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,11 +25,15 @@ _DUMMY_HASH = _HASHER.hash("not-a-real-password-0")
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is making a request: user name, role and the highest camera secrecy level they may see."""
+    """Who is making a request: user name, role and the highest camera secrecy level they may see.
+
+    ``token_version`` is the user's current token version: tokens issued at an older one are revoked.
+    """
 
     name: str
     role: str
     max_secrecy_level: int = 0
+    token_version: int = field(default=0, compare=False)
 
     @property
     def is_anonymous(self) -> bool:
@@ -86,14 +90,29 @@ def create_user(
     return Principal(name=name, role=role, max_secrecy_level=level)
 
 
+def _revoked() -> dict[str, Any]:
+    """UPDATE values that revoke every token issued so far (the version moves on)."""
+    return {"token_version": User.token_version + 1, "tokens_revoked_at": utcnow()}
+
+
 def set_password(store: Store, name: str, password: str, *, actor: str | None = None) -> None:
-    """Replace the password of user ``name``."""
+    """Replace the password of user ``name`` and revoke the tokens issued before."""
     check_password_strength(password, name)
     with store.begin() as conn:
-        res = conn.execute(update(User).where(User.name == name).values(password_hash=hash_password(password)))
+        res = conn.execute(update(User).where(User.name == name)
+                           .values(password_hash=hash_password(password), **_revoked()))
         if res.rowcount == 0:
             raise NotFoundError(f"no user {name!r}")
-        audit(conn, actor or "cli", "set-password", f"user:{name}", {})
+        audit(conn, actor or "cli", "set-password", f"user:{name}", {"tokens": "revoked"})
+
+
+def revoke_tokens(store: Store, name: str, *, actor: str | None = None) -> None:
+    """Revoke every token of user ``name`` issued so far (logout everywhere); NotFoundError if none."""
+    with store.begin() as conn:
+        res = conn.execute(update(User).where(User.name == name).values(**_revoked()))
+        if res.rowcount == 0:
+            raise NotFoundError(f"no user {name!r}", hint="list users with `gridpatrol users` or GET /auth/users")
+        audit(conn, actor or "cli", "revoke-tokens", f"user:{name}", {})
 
 
 def _lock_users(conn: Connection) -> None:
@@ -113,10 +132,13 @@ def _active_admins(conn: Connection) -> int:
 
 def update_user(
     store: Store, name: str, *, role: str | None = None, max_secrecy_level: int | None = None,
-    active: bool | None = None, password: str | None = None, actor: str | None = None,
+    active: bool | None = None, password: str | None = None, revoke_tokens: bool = False,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Change user ``name``: role, camera secrecy level, active flag and/or password (None: unchanged).
 
+    A password reset, a change of the active flag (either way: reactivating does not revive old
+    tokens) and ``revoke_tokens`` revoke every token issued so far.
     NotFoundError if there is no such user; ConflictError (nothing changed) if the change would
     leave no active admin. The change and its audit entry (what changed, never the password) are
     written in one transaction. Returns the user as :func:`list_users` shows it.
@@ -136,14 +158,16 @@ def update_user(
         values["active"] = bool(active)
     if password is not None:
         values["password_hash"] = hash_password(password)
-    if not values:
-        raise InputError("nothing to change", hint="give a role, max secrecy level, active flag or password")
+    if not values and not revoke_tokens:
+        raise InputError("nothing to change",
+                         hint="give a role, max secrecy level, active flag, password or revoke the tokens")
     with store.begin() as conn:
         _lock_users(conn)
         before = conn.execute(select(User.role, User.max_secrecy_level, User.active).where(User.name == name)).first()
         if before is None:
             raise NotFoundError(f"no user {name!r}", hint="list users with `gridpatrol users` or GET /auth/users")
-        conn.execute(update(User).where(User.name == name).values(**values))
+        revoke = revoke_tokens or password is not None or (active is not None and bool(active) != bool(before[2]))
+        conn.execute(update(User).where(User.name == name).values(**values, **(_revoked() if revoke else {})))
         # Counted after the change, inside the same transaction: the rule holds even when two
         # admins demote each other at the same moment.
         if before[0] == "admin" and before[2] and _active_admins(conn) == 0:
@@ -154,9 +178,10 @@ def update_user(
                    for k, v in values.items() if k != "password_hash"}
         if password is not None:
             changes["password"] = "reset"
+        if revoke:
+            changes["tokens"] = "revoked"
         audit(conn, actor or "cli", "update-user", f"user:{name}", changes)
-        row = conn.execute(select(User.name, User.role, User.max_secrecy_level, User.active, User.created_at)
-                           .where(User.name == name)).one()
+        row = conn.execute(select(*_LISTED).where(User.name == name)).one()
     return dict(row._mapping)
 
 
@@ -169,28 +194,41 @@ def change_own_password(store: Store, name: str, old_password: str, new_password
     check_password_strength(new_password, name)
     with store.begin() as conn:
         res = conn.execute(update(User).where(User.name == name, User.active.is_(True))
-                           .values(password_hash=hash_password(new_password)))
+                           .values(password_hash=hash_password(new_password), **_revoked()))
         if res.rowcount == 0:
             raise NotFoundError(f"no active user {name!r}")
-        audit(conn, name, "change-own-password", f"user:{name}", {})
+        audit(conn, name, "change-own-password", f"user:{name}", {"tokens": "revoked"})
 
 
 def get_user(store: Store, name: str, *, conn: Connection | None = None) -> Principal | None:
     """The active user ``name``, or None."""
-    stmt = select(User.name, User.role, User.max_secrecy_level).where(User.name == name, User.active.is_(True))
+    return get_user_state(store, name, conn=conn)[0]
+
+
+def get_user_state(store: Store, name: str, *, conn: Connection | None = None) -> tuple[Principal | None, int | None]:
+    """(the active user ``name`` or None, the user's token version or None if there is no such user).
+
+    The version is given for deactivated users too, so a cache of "deactivated" can tell that a
+    token is newer than what it knows (the user was reactivated and logged in elsewhere)."""
+    stmt = select(User.name, User.role, User.max_secrecy_level, User.active, User.token_version).where(User.name == name)
     if conn is not None:
         row = conn.execute(stmt).first()
     else:
         with store.engine.connect() as c:
             row = c.execute(stmt).first()
-    return Principal(name=row[0], role=row[1], max_secrecy_level=int(row[2] or 0)) if row else None
+    if row is None:
+        return None, None
+    version = int(row[4] or 0)
+    if not row[3]:
+        return None, version
+    return Principal(name=row[0], role=row[1], max_secrecy_level=int(row[2] or 0), token_version=version), version
 
 
 def authenticate(store: Store, name: str, password: str) -> Principal | None:
     """The user if ``password`` is right for active user ``name``, else None (same time either way)."""
     with store.engine.connect() as c:
         row = c.execute(
-            select(User.password_hash, User.role, User.max_secrecy_level).where(
+            select(User.password_hash, User.role, User.max_secrecy_level, User.token_version).where(
                 User.name == name, User.active.is_(True)
             )
         ).first()
@@ -203,15 +241,16 @@ def authenticate(store: Store, name: str, password: str) -> Principal | None:
     if new_hash:  # argon2 parameters were raised since the hash was made
         with store.begin() as conn:
             conn.execute(update(User).where(User.name == name).values(password_hash=new_hash))
-    return Principal(name=name, role=row[1], max_secrecy_level=int(row[2] or 0))
+    return Principal(name=name, role=row[1], max_secrecy_level=int(row[2] or 0), token_version=int(row[3] or 0))
+
+
+_LISTED = (User.name, User.role, User.max_secrecy_level, User.active, User.created_at, User.tokens_revoked_at)
 
 
 def list_users(store: Store) -> list[dict[str, Any]]:
-    """All users (without password hashes)."""
+    """All users (without password hashes), with when their tokens were last revoked (None: never)."""
     with store.engine.connect() as c:
-        rows = c.execute(
-            select(User.name, User.role, User.max_secrecy_level, User.active, User.created_at).order_by(User.name)
-        ).all()
+        rows = c.execute(select(*_LISTED).order_by(User.name)).all()
     return [dict(r._mapping) for r in rows]
 
 

@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
         name: Annotated[str, typer.Argument(help="User name")],
         password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file (else a prompt)")] = None,
     ) -> None:
-        """Replace a user's password."""
+        """Replace a user's password; the tokens issued before stop working (running servers: within 5 s)."""
         from layers.users import set_password
         from scripts.cli import console, open_cli_store
 
@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
             Optional[int], typer.Option(help="Highest camera secrecy level the user may see (0–9)")
         ] = None,
         enable: Annotated[
-            Optional[bool], typer.Option("--enable/--disable", help="Reactivate / deactivate the user (its tokens stop working)")
+            Optional[bool], typer.Option("--enable/--disable",
+                                         help="Reactivate / deactivate the user (either way its tokens stop working)")
         ] = None,
         password_file: Annotated[
             Optional[Path], typer.Option(help="Reset the password to the first line of this file")
@@ -94,9 +95,13 @@ def register(app: typer.Typer) -> None:
         generate_password: Annotated[
             bool, typer.Option("--generate-password", help="Reset the password to a random one, printed once")
         ] = False,
+        revoke_tokens: Annotated[
+            bool, typer.Option("--revoke-tokens", help="Revoke every token of the user issued so far (log out everywhere)")
+        ] = False,
     ) -> None:
-        """Change a user: role, secrecy level, deactivate/reactivate, reset the password.
+        """Change a user: role, secrecy level, deactivate/reactivate, reset the password, revoke tokens.
 
+        A password reset, --disable, --enable and --revoke-tokens revoke the user's tokens issued before.
         Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
         """
         from layers.users import update_user
@@ -108,7 +113,7 @@ def register(app: typer.Typer) -> None:
         store = open_cli_store(create=False)
         try:
             row = update_user(store, name, role=role, max_secrecy_level=max_secrecy, active=enable, password=password,
-                              actor=os.environ.get("USER", "cli"))
+                              revoke_tokens=revoke_tokens, actor=os.environ.get("USER", "cli"))
         finally:
             store.dispose()
         print_table([row], title=f"user {name} changed")

@@ -1,9 +1,9 @@
-"""Log in (OAuth2 password flow), who-am-I, users and the audit log."""
+"""Log in (OAuth2 password flow), log out everywhere, who-am-I, users and the audit log."""
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from api import deps
@@ -31,9 +31,12 @@ class UserIn(BaseModel):
 class UserPatch(BaseModel):
     role: str | None = Field(default=None, description="admin | planner | dispatcher | worker | viewer")
     max_secrecy_level: int | None = Field(default=None, ge=0, le=9, description="highest camera secrecy level")
-    active: bool | None = Field(default=None, description="false: deactivate (its tokens stop working), true: reactivate")
+    active: bool | None = Field(default=None, description="false: deactivate (its tokens stop working), true: "
+                                "reactivate (tokens issued before stay revoked: the user logs in again)")
     password: str | None = Field(default=None, min_length=users.MIN_PASSWORD_LEN, max_length=1024,
-                                 description="reset the password")
+                                 description="reset the password (revokes the user's tokens)")
+    revoke_tokens: bool | None = Field(default=None, description="true: revoke every token of the user issued "
+                                       "so far (log them out everywhere)")
 
 
 class PasswordChange(BaseModel):
@@ -52,7 +55,12 @@ def login(
     username: Annotated[str, Form(min_length=1, max_length=64)],
     password: Annotated[str, Form(min_length=1, max_length=1024)],
 ) -> TokenOut:
-    """Exchange a user name and password for a bearer token (send it as ``Authorization: Bearer …``)."""
+    """Exchange a user name and password for a bearer token (send it as ``Authorization: Bearer …``).
+
+    The token is valid for ``expires_in`` seconds unless revoked before: by a password change or
+    reset, deactivation or reactivation of the user, or a logout everywhere (``POST /auth/logout``,
+    ``revoke_tokens`` in ``PATCH /auth/users/{name}``, ``gridpatrol user NAME --revoke-tokens``).
+    A revoked token is answered with 401 "access token revoked"."""
     request.state.audit_detail = {"username": username}
     principal = users.authenticate(store, username, password)
     if principal is None:
@@ -61,6 +69,19 @@ def login(
     deps.remember_user(store, principal)
     token, ttl = issue_token(settings, principal)
     return TokenOut(access_token=token, expires_in=ttl, role=principal.role)
+
+
+@router.post("/logout", summary="Log out everywhere: revoke all your tokens")
+def logout(response: Response, store: StoreDep, principal: UserDep) -> dict[str, str]:
+    """Revoke every token of the calling user issued so far, on every device: at once in this
+    server process, within ``deps.USER_TTL_S`` (5) seconds in other worker processes. Also clears
+    the map pages' login cookie. Audited as ``revoke-tokens``. Log in again for a new token."""
+    if principal.is_anonymous:
+        raise AuthError("log in first", hint="POST /auth/token with username and password")
+    users.revoke_tokens(store, principal.name, actor=principal.name)
+    deps.forget_user(store, principal.name)
+    response.delete_cookie(deps.COOKIE)
+    return {"name": principal.name, "status": "logged out: all tokens revoked"}
 
 
 @router.get("/me", summary="Who am I")
@@ -76,6 +97,8 @@ def me(principal: UserDep) -> dict[str, Any]:
 
 @router.get("/users", summary="List users (admin)")
 def get_users(store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
+    """Every user: name, role, secrecy level, active flag, created_at, and ``tokens_revoked_at``
+    (when their tokens were last revoked; null: never)."""
     require_permission(principal, "manage_users", "list users")
     return users.list_users(store)
 
@@ -89,25 +112,33 @@ def post_user(body: UserIn, store: StoreDep, principal: UserDep) -> dict[str, An
     return {"name": created.name, "role": created.role, "max_secrecy_level": created.max_secrecy_level}
 
 
-@router.patch("/users/{name}", summary="Change a user: role, secrecy level, deactivate/reactivate, reset password (admin)")
+@router.patch("/users/{name}",
+              summary="Change a user: role, secrecy level, deactivate/reactivate, reset password, revoke tokens (admin)")
 def patch_user(name: UserName, body: UserPatch, request: Request, store: StoreDep, principal: UserDep) -> dict[str, Any]:
     """Only the fields given change. A deactivated user's tokens stop working at once in this
     server process (within ``deps.USER_TTL_S`` seconds in other worker processes); so does a
-    role change. Deactivating or demoting the last active admin is refused (409)."""
+    role change. A password reset, deactivation, reactivation and ``"revoke_tokens": true``
+    revoke every token the user was issued before (same timing): reactivation does not revive
+    them. Deactivating or demoting the last active admin is refused (409)."""
     require_permission(principal, "manage_users", "change users")
     request.state.audit_detail = {"user": name, "fields": sorted(body.model_dump(exclude_none=True))}
     out = users.update_user(store, name, role=body.role, max_secrecy_level=body.max_secrecy_level,
-                            active=body.active, password=body.password, actor=principal.name)
+                            active=body.active, password=body.password, revoke_tokens=bool(body.revoke_tokens),
+                            actor=principal.name)
     deps.forget_user(store, name)
     return out
 
 
-@router.post("/me/password", summary="Change your own password (needs the old one)")
+@router.post("/me/password", summary="Change your own password (needs the old one; revokes your tokens)")
 def change_my_password(body: PasswordChange, store: StoreDep, principal: UserDep) -> dict[str, str]:
+    """Replace your password. Every token you were issued before, this one included, is revoked
+    (at once in this server process, within ``deps.USER_TTL_S`` seconds in others): log in again
+    with the new password."""
     if principal.is_anonymous:
         raise AuthError("log in first", hint="POST /auth/token with username and password")
     users.change_own_password(store, principal.name, body.old_password, body.new_password)
-    return {"name": principal.name, "status": "password changed"}
+    deps.forget_user(store, principal.name)
+    return {"name": principal.name, "status": "password changed; all your tokens were revoked, log in again"}
 
 
 @router.get("/audit", summary="Audit log (admin)")

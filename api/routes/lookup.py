@@ -157,7 +157,8 @@ class LookupFastPath:
 
 def _known_principal(store: Any, settings: Any, headers: dict[bytes, bytes]) -> Principal | None:
     """The user of a request whose token this process verified before and whose user entry is
-    fresh, or anonymous where allowed; None when the route must decide (and maybe refuse)."""
+    fresh and at the token's version (not revoked), or anonymous where allowed; None when the
+    route must decide (and maybe refuse)."""
     auth = headers.get(b"authorization", b"").decode("latin-1")
     scheme, _, value = auth.partition(" ")
     token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
@@ -166,8 +167,10 @@ def _known_principal(store: Any, settings: Any, headers: dict[bytes, bytes]) -> 
     if token is None:
         return ANONYMOUS if settings.allow_anonymous else None
     try:
-        name = _token_user(settings, token)
+        claims = _token_user(settings, token)
     except GridPatrolError:
         return None
-    fresh, principal = _fresh_user(store, name)
-    return principal if fresh else None
+    fresh, principal = _fresh_user(store, claims.name, claims.version)
+    if not fresh or principal is None or principal.token_version != claims.version:
+        return None  # deactivated, revoked or not known yet: the route decides
+    return principal

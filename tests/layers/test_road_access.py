@@ -42,11 +42,11 @@ def test_a_store_from_before_the_tags_is_upgraded(store_url):
     with s.begin() as c:  # make it look like a version-1 store
         for col in ("access", "foot", "motor_vehicle"):
             c.execute(text(f"ALTER TABLE roads DROP COLUMN {col}"))
-        c.execute(text("DELETE FROM gp_schema_version WHERE version = 2"))
+        c.execute(text("DELETE FROM gp_schema_version WHERE version >= 2"))
     s.dispose()
     s = open_store(store_url)
     with s.engine.connect() as c:
-        assert migrations.current_version(c) == 2
+        assert migrations.current_version(c) == migrations.CURRENT_VERSION
         cols = {col["name"] for col in inspect(c).get_columns("roads")}
     assert {"access", "foot", "motor_vehicle"} <= cols
     import_osm(s, data_path("chengdu", "chengdu.osm"))
