@@ -68,6 +68,23 @@ class MatchingResult:
 
 
 MATCH_SCALE = 1e7  # blossom costs in units of 0.1 µm (integers: exact dual arithmetic)
+ENUMERATE_UP_TO = 8  # up to this many points every perfect matching is tried (105 for 8)
+_PAIRINGS: dict[int, np.ndarray] = {}
+
+
+def _all_pairings(n: int) -> np.ndarray:
+    """Every perfect matching of 0..n-1 (n even) as an array (matchings × n/2 × 2), cached."""
+    if n not in _PAIRINGS:
+        def gen(rest: list[int]) -> list[list[tuple[int, int]]]:
+            if not rest:
+                return [[]]
+            a, out = rest[0], []
+            for k in range(1, len(rest)):
+                for tail in gen(rest[1:k] + rest[k + 1:]):
+                    out.append([(a, rest[k]), *tail])
+            return out
+        _PAIRINGS[n] = np.array(gen(list(range(n))), dtype=np.int64).reshape(-1, n // 2, 2)
+    return _PAIRINGS[n]
 
 
 def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
@@ -88,6 +105,13 @@ def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 
         w = float(D[0, 1])
         return MatchingResult([(0, 1)], w, w, True, "pair", 0)
     D = np.asarray(D, dtype=float)
+    if n <= ENUMERATE_UP_TO:
+        # Few points: every perfect matching (3 of 4 points, 15 of 6, 105 of 8) is tried: exact.
+        P = _all_pairings(n)
+        cost = D[P[:, :, 0], P[:, :, 1]].sum(axis=1)
+        k = int(np.argmin(cost))
+        w = float(cost[k])
+        return MatchingResult([(int(i), int(j)) for i, j in P[k]], w, w, True, "enumeration", 0)
     if float(np.max(D[~np.eye(n, dtype=bool)])) * MATCH_SCALE * 4 * n < 2.0**62:
         C = np.rint(np.where(np.eye(n, dtype=bool), 0.0, D) * MATCH_SCALE).astype(np.int64) * 4
         try:
@@ -379,22 +403,63 @@ def _odd_nodes(n_nodes: int, ends: np.ndarray) -> np.ndarray:
     return np.flatnonzero(deg % 2 == 1)
 
 
-def _tjoin(router: _Router, T: np.ndarray) -> tuple[list[list[int]], MatchingResult]:
-    """Minimum T-join of nodes T as shortest paths (node lists), exact by perfect matching."""
+def _tjoin(router: _Router, T: np.ndarray, *, limit: float = np.inf) -> tuple[list[list[int]], MatchingResult]:
+    """Minimum T-join of nodes T as shortest paths (node lists), exact by perfect matching.
+
+    ``limit`` (m): a length no pair of an optimal matching exceeds (e.g. the cost of any T-join).
+    Dijkstra stops there; pairs farther apart get a cost above ``2 × limit``, which no optimal
+    matching pays, so the optimum and its certified bound are those of the true distances.
+    """
     if len(T) == 0:
         return [], MatchingResult([], 0.0, 0.0, True, "empty", 0)
-    dist, pred = router.dijkstra(T)
+    bounded = np.isfinite(limit)
+    if bounded:
+        limit = limit * (1 + 1e-9) + 1e-3
+    dist, pred = router.dijkstra(T, limit=limit)
     D = dist[:, T]
-    if not np.all(np.isfinite(D[~np.eye(len(T), dtype=bool)])):
+    off = ~np.eye(len(T), dtype=bool)
+    if bounded:
+        D = np.where(np.isfinite(D), D, 2.0 * limit + 1.0)
+    if not np.all(np.isfinite(D[off])):
         raise GridPatrolError("odd street ends fall into parts that are not connected")
     res = min_weight_perfect_matching(D)
+    if bounded and any(not np.isfinite(dist[i, T[j]]) for i, j in res.pairs):  # pragma: no cover - see above
+        return _tjoin(router, T)
     paths = [_path_nodes(pred[i], int(T[i]), int(T[j])) for i, j in res.pairs]
     return paths, res
 
 
 def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    g = sparse.coo_matrix((np.ones(len(u)), (u, v)), shape=(n_nodes, n_nodes))
-    _, labels = connected_components(g, directed=False)
+    """Label of each node's piece of the graph of edges (u, v); −1 for nodes on no edge."""
+    labels = np.full(n_nodes, -1, dtype=np.int64)
+    if len(u) == 0:
+        return labels
+    if len(u) <= 64:
+        # A few edges: union–find in plain Python beats building a sparse matrix.
+        parent: dict[int, int] = {}
+
+        def find(a: int) -> int:
+            root = a
+            while parent.get(root, root) != root:
+                root = parent[root]
+            while a != root:
+                parent[a], a = root, parent.get(a, a)
+            return root
+
+        ul, vl = u.tolist(), v.tolist()
+        for a, b in zip(ul, vl):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+        nodes = set(ul) | set(vl)
+        roots = {a: find(a) for a in nodes}
+        idx = np.fromiter(roots.keys(), dtype=np.int64, count=len(roots))
+        labels[idx] = np.fromiter(roots.values(), dtype=np.int64, count=len(roots))
+        return labels
+    nodes, inv = np.unique(np.concatenate([u, v]), return_inverse=True)
+    m, k = len(u), len(nodes)
+    g = sparse.csr_matrix((np.ones(m), (inv[:m], inv[m:])), shape=(k, k))
+    labels[nodes] = connected_components(g, directed=False)[1]
     return labels
 
 
@@ -691,12 +756,9 @@ def route_line(net: StreetNetwork, traversals: list[Traversal]) -> LineString:
     """The route as one LineString in the network's metric CRS."""
     if not traversals:
         return LineString()
-    xy_all, start = net.coords()
-    parts = []
-    for t in traversals:
-        seg = xy_all[start[t.edge]:start[t.edge + 1]]
-        parts.append(seg if t.forward else seg[::-1])
-    xy = np.concatenate(parts)
+    e = np.fromiter((t.edge for t in traversals), dtype=np.int64, count=len(traversals))
+    f = np.fromiter((t.forward for t in traversals), dtype=bool, count=len(traversals))
+    xy = net.path_coords(e, f)
     keep = np.ones(len(xy), dtype=bool)
     keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)
     xy = xy[keep]
@@ -832,10 +894,14 @@ def plan_coverage(
         if roads.mode != mode:
             raise InputError(f"the street network was built for {roads.mode}, not {mode}", where=name)
         crs = roads.crs
-        to_m = pyproj.Transformer.from_crs(4326, crs, always_xy=True)
+        to_m = roads.transformer()
         poly_m = shapely.transform(polygon, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
-        near = roads.tree().query(_around(poly_m, buffer_m)) if roads.n_edges else []
-        net = roads.subset(np.sort(np.asarray(near, dtype=np.int64)))
+        near = np.sort(np.asarray(roads.tree().query(_around(poly_m, buffer_m)) if roads.n_edges else [], dtype=np.int64))
+        net = roads.subset(near)
+        # The grid's streets lie within the box around it: test them with the city's spatial
+        # index (built once) instead of building one for every grid.
+        city = roads
+        grid_mask = lambda fn: fn(city, poly_m)[near]  # noqa: E731
     else:
         c = polygon.centroid
         crs = local_metric_crs(c.x, c.y)
@@ -852,12 +918,13 @@ def plan_coverage(
             geoms_m = roads.geometry.to_crs(crs).to_numpy()
             roads = roads[shapely.intersects(geoms_m, _around(poly_m, buffer_m))]
         net = street_network(roads, mode=mode, crs=crs)
-    req = required_mask(net, poly_m)
+        grid_mask = lambda fn: fn(net, poly_m)  # noqa: E731
+    req = grid_mask(required_mask)
     warnings: list[str] = []
     if not req.any():
         # A grid cut between building clusters (a compound whose inner paths are not mapped) has
         # no street of its own; its worker still patrols the streets along its edge.
-        req = bordering_mask(net, poly_m)
+        req = grid_mask(bordering_mask)
         if req.any():
             warnings.append(f"no {'walkable' if mode == 'walk' else 'drivable'} street lies inside the area: "
                             f"the route covers the {int(req.sum())} street segment(s) along its edge "
@@ -868,6 +935,11 @@ def plan_coverage(
     directed = mode == "drive"
     router = _Router(net, directed)
 
+    # Parts of the network (strongly connected when driving): the default start lies in the one
+    # holding most of the grid's streets, and a street is reachable when it is in the start's part
+    # (from the start and back again when driving).
+    # (A walking graph holds both directions of every street: its strong parts are its parts.)
+    _, comp = connected_components(router.graph, directed=True, connection="strong")
     # Start: snap to the nearest street node.
     if start is not None:
         sx, sy = to_m.transform(*start)
@@ -879,7 +951,6 @@ def plan_coverage(
     else:
         # Default start: in the part of the street network holding most of the grid's streets
         # (else a detached courtyard lane near the centre would leave the rest unreachable).
-        _, comp = connected_components(router.graph, directed=True, connection="strong" if directed else "weak")
         req_e = np.flatnonzero(req)
         same = comp[net.edge_u[req_e]] == comp[net.edge_v[req_e]]
         weight = np.bincount(comp[net.edge_u[req_e[same]]], weights=net.edge_length_m[req_e[same]], minlength=comp.max() + 1)
@@ -893,12 +964,7 @@ def plan_coverage(
         snap = 0.0
 
     # Reachability from the start (both ways when driving).
-    dist_from, _ = router.dijkstra([start_node])
-    reach = np.isfinite(dist_from[0])
-    if directed:
-        dist_to, _ = router.dijkstra([start_node], reverse=True)
-        reach &= np.isfinite(dist_to[0])
-    reach[start_node] = True
+    reach = comp == comp[start_node]
     req_idx = np.flatnonzero(req)
     ok_edge = reach[net.edge_u[req_idx]] & reach[net.edge_v[req_idx]]
     unreachable = req_idx[~ok_edge]
@@ -913,6 +979,7 @@ def plan_coverage(
     labels = _components(net.n_nodes, net.edge_u[req_idx], net.edge_v[req_idx])
     comp_of_edge = labels[net.edge_u[req_idx]]
     comps = np.unique(comp_of_edge)
+    start_on_streets = bool(np.any(net.edge_u[req_idx] == start_node) or np.any(net.edge_v[req_idx] == start_node))
     islands: list[dict[str, Any]] = []
     if len(comps) > 1:
         main = int(np.argmax([net.edge_length_m[req_idx[comp_of_edge == k]].sum() for k in comps]))
@@ -939,7 +1006,11 @@ def plan_coverage(
         if not directed:
             fe = np.fromiter((t.edge for t in fixed), dtype=np.int64, count=len(fixed))
             T = _odd_nodes(net.n_nodes, np.concatenate([net.edge_u[fe], net.edge_v[fe]]))
-            paths, m = _tjoin(router, T)
+            # With the grid's streets in one piece they hold a T-join no longer than they are,
+            # so no pair of the optimal matching is farther apart than required_m.
+            # (Dijkstra's arcs are at least 1 µm long: allow for that.)
+            limit = required_m + 1e-6 * len(req_idx) if len(comps) == 1 and not conns else np.inf
+            paths, m = _tjoin(router, T, limit=limit)
             extra = [t for p in paths for t in router.traversals(p)]
             return fixed + extra, m.lower_bound, m.exact, {"matching": m.method, "odd_nodes": int(len(T)),
                                                            "lp_rounds": m.lp_rounds}
@@ -965,7 +1036,11 @@ def plan_coverage(
         items, bound0, solved_exactly, solver = augment([])
         first_items = items
         conns: list[list[int]] = []
-        pieces = _item_groups(net, items, start_node)
+        if len(comps) == 1 and start_on_streets:
+            # The grid's streets are one piece and the start is on them: so is the route.
+            pieces = [np.zeros(0, dtype=np.int64)]
+        else:
+            pieces = _item_groups(net, items, start_node)
         first_pieces = pieces
         rounds = 0
         while len(pieces) > 1 and rounds < 50:
@@ -1055,7 +1130,7 @@ def _around(poly_m: BaseGeometry, buffer_m: float) -> BaseGeometry:
 
 
 def _lonlat(net: StreetNetwork, node: int) -> tuple[float, float]:
-    back = pyproj.Transformer.from_crs(net.crs, 4326, always_xy=True)
+    back = net.transformer(inverse=True)
     x, y = back.transform(net.node_xy[node, 0], net.node_xy[node, 1])
     return (round(float(x), 6), round(float(y), 6))
 

@@ -60,6 +60,15 @@ class StreetNetwork:
     _tree: shapely.STRtree | None = field(default=None, repr=False, compare=False)
     _bearings: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
     _coords: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False, compare=False)
+    # Per-network caches, so a network built once for a city serves every grid cheaply: the
+    # WGS-84 → metric transformers, the arcs sorted for csgraphs, the csgraphs themselves.
+    _transformers: dict[bool, pyproj.Transformer] = field(default_factory=dict, repr=False, compare=False)
+    _sorted_arcs: dict[bool, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False, compare=False)
+    _csgraphs: dict[bool, tuple[sparse.csr_matrix, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    # A subset remembers the network it was cut from and which of its edges it holds.
+    _parent: StreetNetwork | None = field(default=None, repr=False, compare=False)
+    _parent_edges: np.ndarray | None = field(default=None, repr=False, compare=False)
+    _parent_nodes: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_nodes(self) -> int:
@@ -88,17 +97,50 @@ class StreetNetwork:
         """
         return self._csgraph_arcs(directed, edge_mask)[0]
 
+    def transformer(self, inverse: bool = False) -> pyproj.Transformer:
+        """WGS-84 lon/lat → this network's metric CRS (``inverse``: back), made once per network."""
+        tf = self._transformers.get(inverse)
+        if tf is None:
+            tf = (pyproj.Transformer.from_crs(self.crs, 4326, always_xy=True) if inverse
+                  else pyproj.Transformer.from_crs(4326, self.crs, always_xy=True))
+            self._transformers[inverse] = tf
+        return tf
+
+    def _arcs_sorted(self, directed: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """arcs() without self-loops, sorted by (tail, head, length) (cached; parallel arcs kept)."""
+        got = self._sorted_arcs.get(directed)
+        if got is None:
+            if self._parent is not None and self._parent.mode == self.mode:
+                # Cut from the parent's sorted arcs: renumbering nodes keeps their order.
+                tail, head, length, eidx = self._parent._arcs_sorted(directed)
+                local_edge = np.full(self._parent.n_edges, -1, dtype=np.int64)
+                local_edge[self._parent_edges] = np.arange(self.n_edges)
+                local_node = np.full(self._parent.n_nodes, -1, dtype=np.int64)
+                local_node[self._parent_nodes] = np.arange(self.n_nodes)
+                le = local_edge[eidx]
+                keep = le >= 0
+                got = (local_node[tail[keep]], local_node[head[keep]], length[keep], le[keep])
+            else:
+                tail, head, length, eidx = self.arcs(directed)
+                keep = tail != head
+                tail, head, length, eidx = tail[keep], head[keep], length[keep], eidx[keep]
+                order = np.lexsort((length, head, tail))
+                got = (tail[order], head[order], length[order], eidx[order])
+            self._sorted_arcs[directed] = got
+        return got
+
     def _csgraph_arcs(self, directed: bool | None, edge_mask: np.ndarray | None = None
                       ) -> tuple[sparse.csr_matrix, np.ndarray]:
         """The csgraph and, aligned with its stored entries, the edge index of each arc."""
-        tail, head, length, eidx = self.arcs(directed)
-        keep = tail != head
+        directed = self.mode == "drive" if directed is None else bool(directed)
+        if edge_mask is None and directed in self._csgraphs:
+            return self._csgraphs[directed]
+        tail, head, length, eidx = self._arcs_sorted(directed)
         if edge_mask is not None:
-            keep &= edge_mask[eidx]
-        tail, head, length, eidx = tail[keep], head[keep], length[keep], eidx[keep]
-        # csr_matrix would sum duplicate (t, h) entries; parallel streets must keep the shorter.
-        order = np.lexsort((length, head, tail))
-        tail, head, length, eidx = tail[order], head[order], length[order], eidx[order]
+            keep = edge_mask[eidx]
+            tail, head, length, eidx = tail[keep], head[keep], length[keep], eidx[keep]
+        # csr_matrix would sum duplicate (t, h) entries; parallel streets must keep the shorter
+        # (the arcs are sorted by length within each (t, h)).
         first = np.ones(len(tail), dtype=bool)
         first[1:] = (tail[1:] != tail[:-1]) | (head[1:] != head[:-1])
         tail, head, length, eidx = tail[first], head[first], length[first], eidx[first]
@@ -106,6 +148,8 @@ class StreetNetwork:
         indptr = np.zeros(self.n_nodes + 1, dtype=np.int64)
         np.cumsum(np.bincount(tail, minlength=self.n_nodes), out=indptr[1:])
         g = sparse.csr_matrix((np.maximum(length, 1e-6), head, indptr), shape=(self.n_nodes, self.n_nodes))
+        if edge_mask is None:
+            self._csgraphs[directed] = (g, eidx)
         return g, eidx
 
     def best_arc(self, directed: bool | None = None) -> dict[tuple[int, int], int]:
@@ -119,13 +163,19 @@ class StreetNetwork:
         edges = np.asarray(edges, dtype=np.int64)
         used, inv = np.unique(np.concatenate([self.edge_u[edges], self.edge_v[edges]]), return_inverse=True)
         m = len(edges)
-        return StreetNetwork(
+        sub = StreetNetwork(
             crs=self.crs, mode=self.mode, node_osm=self.node_osm[used], node_xy=self.node_xy[used],
             edge_u=inv[:m].astype(np.int64), edge_v=inv[m:].astype(np.int64),
             edge_length_m=self.edge_length_m[edges], edge_oneway=self.edge_oneway[edges],
             edge_name=self.edge_name[edges], edge_name_en=self.edge_name_en[edges],
             edge_highway=self.edge_highway[edges], edge_geom=self.edge_geom[edges], edge_row=self.edge_row[edges],
         )
+        # What the parent computed once (or computes now, once) is sliced, not recomputed per subset.
+        sub._transformers = self._transformers
+        sub._parent, sub._parent_edges, sub._parent_nodes = self, edges, used
+        b0, b1 = self.bearings()
+        sub._bearings = (b0[edges], b1[edges])
+        return sub
 
     def tree(self) -> shapely.STRtree:
         """A spatial index of the edge geometries (built once per network)."""
@@ -149,9 +199,34 @@ class StreetNetwork:
     def coords(self) -> tuple[np.ndarray, np.ndarray]:
         """All edge vertices (metres) and where each edge's vertices start in them (cached)."""
         if self._coords is None:
-            xy, index = shapely.get_coordinates(self.edge_geom, return_index=True)
-            self._coords = (xy, np.searchsorted(index, np.arange(self.n_edges + 1), side="left"))
+            if self._parent is not None:
+                pxy, pstart = self._parent.coords()
+                e = self._parent_edges
+                lens = pstart[e + 1] - pstart[e]
+                start = np.zeros(len(e) + 1, dtype=np.int64)
+                np.cumsum(lens, out=start[1:])
+                take = np.repeat(pstart[e] - start[:-1], lens) + np.arange(start[-1])
+                self._coords = (pxy[take], start)
+            else:
+                xy, index = shapely.get_coordinates(self.edge_geom, return_index=True)
+                self._coords = (xy, np.searchsorted(index, np.arange(self.n_edges + 1), side="left"))
         return self._coords
+
+    def path_coords(self, edges: np.ndarray, forward: np.ndarray) -> np.ndarray:
+        """Vertices (metres) of the edges walked in turn, each forwards or backwards, concatenated.
+
+        A subset reads them from the network it was cut from (nothing is copied per subset).
+        """
+        edges = np.asarray(edges, dtype=np.int64)
+        if self._coords is None and self._parent is not None:
+            return self._parent.path_coords(self._parent_edges[edges], forward)
+        xy, start = self.coords()
+        s, n = start[edges], start[edges + 1] - start[edges]
+        off = np.zeros(len(edges) + 1, dtype=np.int64)
+        np.cumsum(n, out=off[1:])
+        pos = np.arange(off[-1]) - np.repeat(off[:-1], n)
+        take = np.repeat(s, n) + np.where(np.repeat(np.asarray(forward, dtype=bool), n), pos, np.repeat(n - 1, n) - pos)
+        return xy[take]
 
     def edge_line(self, e: int, forward: bool) -> np.ndarray:
         """Coordinates (metres) of edge ``e`` in the direction travelled."""
