@@ -202,12 +202,21 @@ def plan_routes(
     outcomes: list[PlanOutcome] = []
     rows: list[gpd.GeoDataFrame] = []
     shared = _shared_network(store, targets, mode)
+    # Many targets: the incidents of all of them are read once (one query instead of one per grid).
+    all_incidents = None
+    if shared is not None:
+        b = np.array([t.polygon.bounds for t in targets])
+        all_incidents = store.read_layer("incidents", bbox=(b[:, 0].min(), b[:, 1].min(), b[:, 2].max(), b[:, 3].max()))
     for i, t in enumerate(targets):
         say(f"{t.code} ({i + 1}/{len(targets)})")
         try:
             roads = shared if shared is not None else _roads_near(store, t.polygon, t.code)
-            incidents = store.read_layer("incidents", bbox=t.polygon.bounds)
-            inc = incidents[incidents.intersects(t.polygon)] if len(incidents) else incidents
+            if all_incidents is not None:
+                inc = all_incidents.iloc[np.sort(all_incidents.sindex.query(t.polygon, predicate="intersects"))] \
+                    if len(all_incidents) else all_incidents
+            else:
+                incidents = store.read_layer("incidents", bbox=t.polygon.bounds)
+                inc = incidents[incidents.intersects(t.polygon)] if len(incidents) else incidents
             synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())
             plan = plan_coverage(roads, t.polygon, mode=mode, start=start or t.station, workers=workers,
                                  time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code)

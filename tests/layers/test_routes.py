@@ -85,6 +85,29 @@ def test_a_failing_target_writes_nothing(nanjing):
         read_routes(store, "NJ-2")
 
 
+def test_grids_planned_together_count_the_same_incidents_as_one_by_one(nanjing):
+    """plan-routes --all reads the incidents of all grids at once: each grid still gets exactly its own."""
+    from layers.incidents import create_incident
+
+    store = nanjing
+    west, east = box(118.770, 32.035, 118.775, 32.043), box(118.775, 32.035, 118.780, 32.043)
+    rng = np.random.default_rng(3)
+    pts = rng.uniform([118.7705, 32.0355], [118.7795, 32.0425], (12, 2))
+    for lon, lat in pts:
+        create_incident(store, lon=float(lon), lat=float(lat), category="治安", synthetic=True)
+    together = plan_routes(store, [Target("W", west), Target("E", east)], mode="walk", time_limit_s=10)
+    stats_together = {c: json.loads(read_routes(store, c).iloc[0]["stats_json"]) for c in ("W", "E")}
+    for c, poly in (("W", west), ("E", east)):
+        plan_routes(store, [Target(c, poly)], mode="walk", time_limit_s=10)
+        alone = json.loads(read_routes(store, c).iloc[0]["stats_json"])
+        # Independent count: the incidents inside the polygon within 50 m of a street are at most those inside.
+        inside = int(shapely.contains_xy(poly, pts[:, 0], pts[:, 1]).sum())
+        assert 0 < stats_together[c]["incidents_near_streets"] <= inside
+        for k in ("incidents_near_streets", "hot_weighted_m", "hot_covered_share", "synthetic"):
+            assert stats_together[c][k] == pytest.approx(alone[k]), (c, k)
+    assert all(o.ok for o in together)
+
+
 def test_unknown_grid_code_is_not_found(nanjing):
     with pytest.raises(NotFoundError):
         grid_targets(nanjing, ["999999"])
