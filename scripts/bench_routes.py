@@ -217,8 +217,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1, help="seed of the grid drawing (the demo's is 1)")
     ap.add_argument("--no-grids", action="store_true", help="leave out Chengdu's drawn grids")
     ap.add_argument("--per-grid", action="store_true", help="print a row for every drawn grid too")
+    ap.add_argument("--grids-only", action="store_true", help="only Chengdu's drawn grids (no lattice, pieces, driving)")
     args = ap.parse_args()
     print(f"load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
+    if args.grids_only:
+        drawn_grids(args, city_of=lambda g: street_network(g, mode="walk"))
+        return
 
     rows = []
     roads, lat_poly = lattice(args.rows, args.rows)
