@@ -22,6 +22,11 @@ __all__ = ["Band", "forced_deviation", "partition_blocks", "rebalance", "split_g
 _HH_SCALE = 100  # METIS wants integer weights: households in hundredths
 _BAND_PENALTY = 100.0  # a household outside the band costs 100× one inside it but off the mean
 _WINDOW_PENALTY = 10.0
+# Exact neighbourhood re-splits (``_Window.exact``): small and cheap in every attempt, larger
+# once on the best attempt when all of them left grids outside the window. `work` is CP-SAT's
+# deterministic time limit per neighbourhood.
+_EXACT_SMALL = {"max_grids": 8, "max_blocks": 300, "work": 0.5, "tries": 1}
+_EXACT_LARGE = {"max_grids": 16, "max_blocks": 600, "work": 2.0, "tries": 3}
 
 
 @dataclass(frozen=True)
@@ -438,6 +443,7 @@ class _Window:
         self.win = band.window
         self.mid = mid
         self.extra = extra or []
+        self.seed = int(seed)
         self.rng = np.random.default_rng(seed)
         self._rnd = random.Random(seed)
         # a typical household-holding block: how far off a tree cut may be and still be nudged
@@ -945,8 +951,10 @@ class _Window:
         self._restore(snap)
         return False
 
-    def run(self, grids: list[int], rounds: tuple[int, ...] = (2, 3, 5, 8, 12)) -> None:
-        """Chains of growing depth, then redrawing the neighbourhoods of grids still outside."""
+    def run(self, grids: list[int], rounds: tuple[int, ...] = (2, 3, 5, 8, 12),
+            exact: dict | None = None) -> None:
+        """Chains of growing depth, redrawing the neighbourhoods of grids still outside, and
+        (with `exact`: keyword arguments of ``exact``) exact re-splits of what is left."""
         def bad() -> list[int]:
             return sorted((lab for lab in grids if self.members.get(lab) and self.viol(lab) > 1e-9),
                           key=lambda x: (-self.viol(x), x))
@@ -973,6 +981,148 @@ class _Window:
                     self.fix(lab, 8)
             if sum(self.viol(x) for x in bad()) >= before - 1e-9:
                 break
+        if exact is None:
+            return
+        for lab in bad():  # what random cuts could not fix: solve the neighbourhood exactly
+            if self.members.get(lab) and self.viol(lab) > 1e-9:
+                self.exact(lab, **exact)
+
+    # -- exact neighbourhood re-split -------------------------------------------------------
+    def exact(self, g0: int, max_grids: int = 12, max_blocks: int = 450, reach: int = 4,
+              work: float = 1.0, tries: int = 2) -> bool:
+        """Bring g0 into the window by regrouping the blocks of the grids around it exactly.
+
+        Lumpy blocks (a few holding 90–160 households) leave random cuts little to find: the fix
+        may need g0 to hand a big block over and take two small ones back, with the neighbour
+        passing the surplus on. The neighbourhood grows from g0 one touching grid at a time (the
+        one leaving the summed households most room inside the windows, as in ``redraw``);
+        once the sum fits as many windows, it is re-split by CP-SAT (``_solve_exact``), and if
+        that fails, again after two more grids, up to `tries` times, `max_grids` grids and
+        `max_blocks` blocks. True when g0 ends in the window.
+        """
+        wlo, whi = self.win
+        area = [g0]
+        total = self.gh[g0]
+        nblk = len(self.members[g0])
+        first = sorted(self.neighbours(g0))  # g0's own neighbours first: it trades with them
+        around = set(first)
+        next_try = None
+        while around and len(area) < max_grids and tries > 0:
+            m = len(area) + 1
+            if first:
+                pick = first.pop(0)
+            else:
+                pick = max(sorted(around), key=lambda y: min(total + self.gh[y] - m * wlo,
+                                                             m * whi - total - self.gh[y]))
+            if nblk + len(self.members[pick]) > max_blocks:
+                break
+            area.append(pick)
+            total += self.gh[pick]
+            nblk += len(self.members[pick])
+            around |= self.neighbours(pick)
+            around -= set(area)
+            if first or not (m * wlo + 1e-6 < total < m * whi - 1e-6):
+                continue  # these grids cannot all fit: take another one
+            if next_try is not None and m < next_try:
+                continue
+            tries -= 1
+            if self._solve_exact(area, reach, work):
+                return True
+            next_try = m + 2
+        return False
+
+    def _solve_exact(self, area: list[int], reach: int, work: float) -> bool:
+        from ortools.sat.python import cp_model
+
+        wlo, whi = self.win
+        h, nb = self.h, self.g.nb
+        blocks = sorted(set().union(*(self.members[x] for x in area)))
+        bset = set(blocks)
+        home = {b: int(self.labels[b]) for b in blocks}
+        # root of each grid: its block farthest from the other grids (it never moves)
+        dist_out: dict[int, int] = {}
+        frontier = [b for b in blocks if any(j in bset and home[j] != home[b] for j in nb[b])]
+        for b in frontier:
+            dist_out[b] = 0
+        while frontier:
+            nxt = []
+            for x in frontier:
+                for y in nb[x]:
+                    if y in bset and y not in dist_out and home[y] == home[x]:
+                        dist_out[y] = dist_out[x] + 1
+                        nxt.append(y)
+            frontier = nxt
+        root = {lab: max(sorted(self.members[lab]), key=lambda b: (dist_out.get(b, 10**6), h[b]))
+                for lab in area}
+        # which grids may take each block: those within `reach` hops (inside the neighbourhood)
+        cand: dict[int, list[int]] = {b: [home[b]] for b in blocks}
+        for lab in area:
+            seen = {b: 0 for b in self.members[lab]}
+            frontier = list(self.members[lab])
+            for d in range(1, reach + 1):
+                nxt = []
+                for x in frontier:
+                    for y in nb[x]:
+                        if y in bset and y not in seen:
+                            seen[y] = d
+                            nxt.append(y)
+                frontier = nxt
+            for b in seen:
+                if home[b] != lab and b not in root.values():
+                    cand[b].append(lab)
+        model = cp_model.CpModel()
+        x = {(b, lab): model.new_bool_var("") for b in blocks for lab in cand[b]}
+        for b in blocks:
+            model.add_exactly_one(x[b, lab] for lab in cand[b])
+        for lab, r in root.items():
+            model.add(x[r, lab] == 1)
+        scale = 1000
+        hi_ = np.round(h * scale).astype(np.int64)
+        for lab in area:
+            mem = [b for b in blocks if (b, lab) in x]
+            slack = (len(mem) + 1) // 2  # rounding of households to 1/1000
+            expr = sum(int(hi_[b]) * x[b, lab] for b in mem)
+            model.add(expr >= math.ceil(wlo * scale) + slack)
+            model.add(expr <= math.floor(whi * scale) - slack)
+            for k, (v, cap) in enumerate(self.extra):
+                if self.gx[k][lab] <= cap:
+                    model.add(sum(int(round(v[b] * scale)) * x[b, lab] for b in mem) <= int(cap * scale) - slack)
+            # connected: a flow from the root reaches every block of the grid
+            cap_f = len(mem)
+            flows_in: dict[int, list] = {b: [] for b in mem}
+            flows_out: dict[int, list] = {b: [] for b in mem}
+            for u in mem:
+                for v in nb[u]:
+                    if (v, lab) in x:
+                        f = model.new_int_var(0, cap_f, "")
+                        model.add(f <= cap_f * x[u, lab])
+                        model.add(f <= cap_f * x[v, lab])
+                        flows_out[u].append(f)
+                        flows_in[v].append(f)
+            for b in mem:
+                if b != root[lab]:
+                    model.add(sum(flows_in[b]) - sum(flows_out[b]) == x[b, lab])
+        model.minimize(sum(1 - x[b, home[b]] for b in blocks))
+        for b in blocks:
+            for lab in cand[b]:
+                model.add_hint(x[b, lab], lab == home[b])
+        solver = cp_model.CpSolver()
+        solver.parameters.num_workers = 1
+        solver.parameters.random_seed = self.seed % 2**31
+        solver.parameters.max_deterministic_time = float(work)
+        status = solver.solve(model)
+        self.last_status = solver.status_name(status)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return False
+        before = sum(self.viol(lab) for lab in area)
+        snap = self._snapshot(area)
+        for lab in area:
+            self._assign([b for b in blocks if (b, lab) in x and solver.value(x[b, lab])], lab)
+        ok = all(self.viol(lab) <= 1e-9 and self._connected(self.members[lab]) for lab in area)
+        if ok and sum(self.viol(lab) for lab in area) < before - 1e-9:
+            return True
+        self._restore(snap)
+        return False
 
 
 def _fix_contiguity(g: _Graph, labels: np.ndarray, h: np.ndarray, frozen: np.ndarray) -> np.ndarray:
@@ -1215,7 +1365,7 @@ def _subgraph(g: _Graph, members: np.ndarray) -> _Graph:
 
 
 def _solve_component(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.ndarray, float]],
-                     seed: int, cut_weight: float, xy: np.ndarray | None = None, retries: int = 2) -> np.ndarray:
+                     seed: int, cut_weight: float, xy: np.ndarray | None = None, retries: int = 4) -> np.ndarray:
     """Labels 0..k-1 for one connected component of free blocks.
 
     k puts the mean in the middle of the band's window (``_choose_k``); METIS cuts the
@@ -1240,7 +1390,30 @@ def _solve_component(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.
             best = (viol, labels)
         if viol <= 1e-9:
             break
+    if best[0] > 1e-9 and retries:
+        # every attempt left grids outside: larger exact re-splits around them, on the best plan
+        labels, viol = _repair(g, h, band, extra, seed, cut_weight, best[1].copy(), k)
+        if viol < best[0] - 1e-9:
+            best = (viol, labels)
     return best[1]
+
+
+def _repair(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.ndarray, float]], seed: int,
+            cut_weight: float, labels: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """Exact re-splits of larger neighbourhoods around the grids still outside the window,
+    then boundary smoothing that keeps settled grids in it: (labels, summed window violation)."""
+    total = float(h.sum())
+    frozen = np.zeros(g.n, dtype=bool)
+    mean = {p: total / k for p in set(labels.tolist())}
+    win = _Window(g, h, labels, band, frozen, None, mean, extra, seed)
+    for lab in sorted(win.members, key=lambda x: (-win.viol(x), x)):
+        if win.viol(lab) > 1e-9:
+            win.exact(lab, **_EXACT_LARGE)
+    search = _Search(g, h, win.labels, band, mean, frozen, cut_weight=cut_weight, extra=extra)
+    search._polish(sorted(search.members), 1)
+    out = _compact_labels(search.labels, frozen)
+    gh = np.bincount(out, weights=h)
+    return out, float(sum(_Window.viol_of(win, x) for x in gh))
 
 
 def _attempt(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.ndarray, float]], seed: int,
@@ -1255,7 +1428,7 @@ def _attempt(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.ndarray,
     search.run(sorted(set(labels.tolist())), chain_rounds=0, polish_rounds=0)
     labels = _fix_contiguity(g, search.labels, h, frozen)
     win = _Window(g, h, labels, band, frozen, xy, mean, extra, seed)
-    win.run(sorted(win.members))
+    win.run(sorted(win.members), exact=_EXACT_SMALL)
     # shorter boundaries, along bigger streets, where that keeps every grid settled in the window
     search = _Search(g, h, win.labels, band, mean, frozen, cut_weight=cut_weight, extra=extra)
     search._polish(sorted(search.members), 2 if g.n < 20_000 else 1)
