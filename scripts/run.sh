@@ -97,11 +97,12 @@ case "$CMD" in
   test)
     # In parallel (pytest-xdist), one worker per core up to 4 (GRIDPATROL_TEST_WORKERS overrides;
     # 0 runs serially); whole files go to one worker (--dist loadfile), so a module's shared
-    # store is built once. Arguments after `test` come last and win (e.g. `test -n 0`).
+    # store is built once, in collection order (--no-loadscope-reorder: tests/conftest.py puts
+    # the long end-to-end files first). Arguments after `test` come last and win (e.g. `test -n 0`).
     workers="${GRIDPATROL_TEST_WORKERS:-$(nproc 2>/dev/null || echo 2)}"
     if ((workers > 4)); then workers=4; fi
     set +e
-    .venv/bin/python -m pytest -n "$workers" --dist loadfile "$@"
+    .venv/bin/python -m pytest -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
     rc=$?
     # pytest's 5 means "no tests collected": a broken suite, not a pass.
     exit $rc ;;

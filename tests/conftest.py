@@ -39,6 +39,14 @@ PG_ADMIN_URL = pg_url_for("postgres")
 PG_URL = pg_url_for(PG_DB)
 
 
+def pytest_collection_modifyitems(session, config, items) -> None:  # noqa: ANN001
+    """Run tests/e2e first, keeping the order otherwise: its files hold few tests of minutes each
+    (the demo, the CLI drawing grids, the server with schemathesis), and a parallel run
+    (scripts/run.sh test: pytest-xdist, whole files per worker, --no-loadscope-reorder) that
+    started them last would end with one worker busy on them and the other idle."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/e2e/") else 1)
+
+
 def data_path(*parts: str) -> Path:
     """A file of ../shared/data; the test is skipped with a clear message if it is missing."""
     p = DATA.joinpath(*parts)
@@ -113,6 +121,32 @@ def store_url(request) -> str:
     if request.param == "gpkg":
         return request.getfixturevalue("gpkg_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def module_store(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """A store shared by the tests of one module, once per store kind (PostGIS: a schema of its own,
+    dropped afterwards). For expensive set-ups that tests only read, or add to without any test
+    depending on what another one added."""
+    from layers.store import open_store
+
+    schema = None
+    if request.param == "gpkg":
+        url = f"gpkg:///{tmp_path_factory.mktemp('store') / 'store.gpkg'}"
+    else:
+        pg = request.getfixturevalue("pg_database")
+        schema = "t_" + uuid.uuid4().hex[:12]
+        eng = create_engine(pg, isolation_level="AUTOCOMMIT")
+        with eng.connect() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+        url = pg_url_for(PG_DB, schema)
+    s = open_store(url)
+    yield s
+    s.dispose()
+    if schema:
+        with eng.connect() as c:
+            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        eng.dispose()
 
 
 @pytest.fixture

@@ -19,8 +19,11 @@ from tests.gis.test_hotspots import _brute_force_components
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture
-def jinjiang(store):
+@pytest.fixture(scope="module")
+def jinjiang(module_store):
+    """锦江区 with a drawn plan and a year of synthetic incidents, built once per store kind: the
+    tests only read it (the visit route one adds is under a code of its own)."""
+    store = module_store
     import_osm(store, data_path("chengdu", "chengdu.osm"))
     import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
     plans.draw_grids(store, plans.PlanParams(seed=1))
