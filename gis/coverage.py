@@ -896,12 +896,20 @@ def plan_coverage(
         crs = roads.crs
         to_m = roads.transformer()
         poly_m = shapely.transform(polygon, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
-        near = np.sort(np.asarray(roads.tree().query(_around(poly_m, buffer_m)) if roads.n_edges else [], dtype=np.int64))
-        net = roads.subset(near)
-        # The grid's streets lie within the box around it: test them with the city's spatial
-        # index (built once) instead of building one for every grid.
         city = roads
-        grid_mask = lambda fn: fn(city, poly_m)[near]  # noqa: E731
+        # The grid's streets lie within the box around it: find them with the city's spatial
+        # index (built once) instead of building one for every grid.
+        req_city = required_mask(city, poly_m)
+        bordering = not req_city.any()
+        if bordering:
+            req_city = bordering_mask(city, poly_m)
+        box = _around(poly_m, buffer_m).bounds
+        if mode == "walk" and start is None and workers == 1 and req_city.any():
+            box = _walk_box(city, np.flatnonzero(req_city), box)
+        near = np.sort(np.asarray(city.tree().query(shapely.box(*box)) if city.n_edges else [], dtype=np.int64))
+        net = city.subset(near)
+        # Already known: the grid's own streets, or (none inside) those along its edge.
+        grid_mask = lambda fn: req_city[near] if (fn is bordering_mask) == bordering else np.zeros(len(near), bool)  # noqa: E731
     else:
         c = polygon.centroid
         crs = local_metric_crs(c.x, c.y)
@@ -1121,6 +1129,28 @@ def plan_coverage(
         start_node=start_node, start_snap_m=snap, islands=islands, unreachable_edges=unreachable,
         warnings=warnings, stats=stats,
     )
+
+
+def _walk_box(city: StreetNetwork, req: np.ndarray, box: tuple[float, float, float, float]
+              ) -> tuple[float, float, float, float]:
+    """The part of ``box`` (metres) a walking grid whose streets ``req`` are one piece can need.
+
+    Such a grid's streets reach one another inside it, so every street is reachable and the
+    default start lies on them; and no pair of odd ends of the optimal matching is farther apart
+    than the streets are long (L, see _tjoin). A path no longer than L between two street ends
+    stays within L/2 of one of them, so the streets meeting the box around the ends grown by
+    L/2 give the same route as all streets in ``box``. Otherwise ``box`` itself.
+    """
+    u, v = city.edge_u[req], city.edge_v[req]
+    labels = _components(city.n_nodes, u, v)
+    if np.any(labels[u] != labels[u[0]]):
+        return box
+    L = float(city.edge_length_m[req].sum()) + 1e-6 * len(req)
+    # The Dijkstra limit of _tjoin, then room for projected vs. geodesic lengths.
+    m = (L * (1 + 1e-9) + 1e-3) / 2 * 1.01 + 5.0
+    xy = city.node_xy[np.concatenate([u, v])]
+    (x0, y0), (x1, y1) = xy.min(axis=0) - m, xy.max(axis=0) + m
+    return (max(x0, box[0]), max(y0, box[1]), min(x1, box[2]), min(y1, box[3]))
 
 
 def _around(poly_m: BaseGeometry, buffer_m: float) -> BaseGeometry:
