@@ -264,12 +264,12 @@ def main() -> None:
     print(fmt(rows))
     print()
     print(f"Chengdu pieces: {n_solved} solved, {n_exact} proven optimal (gap 0); ours {total_ours:.1f} s in total. "
-          f"On the {sum('nx_km' in r for r in rows[1:])} pieces eulerize can do: ours {total_ours_with_nx:.1f} s, "
-          f"eulerize {total_nx:.1f} s ({total_nx / max(total_ours_with_nx, 1e-9):.0f}×).")
+          f"On the {sum('nx_km' in r for r in rows[1:])} pieces eulerize can do: ours {total_ours_with_nx:.2f} s, "
+          f"eulerize {total_nx:.2f} s ({total_nx / max(total_ours_with_nx, 1e-9):.1f}×).")
     print("* = not proven optimal (street islands, rural-postman MIP stopped at its time limit); gap is to the certified bound.")
     slowest = min((r for r in rows if "speedup" in r), key=lambda r: r["speedup"], default=None)
     if slowest:
-        print(f"Smallest speed-up: {slowest['speedup']:.0f}× on {slowest['grid']}.")
+        print(f"Smallest speed-up: {slowest['speedup']:.2f}× on {slowest['grid']}.")
     if not args.no_grids:
         drawn_grids(args, city_of=lambda g: street_network(g, mode="walk"))
     if args.drive:
