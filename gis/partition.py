@@ -1111,7 +1111,6 @@ class _Window:
         solver.parameters.random_seed = self.seed % 2**31
         solver.parameters.max_deterministic_time = float(work)
         status = solver.solve(model)
-        self.last_status = solver.status_name(status)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return False
         before = sum(self.viol(lab) for lab in area)
@@ -1291,7 +1290,8 @@ def partition_blocks(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, *, target_ho
     the window when some k allows it), partitioned by METIS with cut costs from the adjacency's
     ``weight`` (cheap along big streets and barriers); detached pieces are reattached, boundary
     moves balance, pairs, chains and neighbourhoods of grids are re-split (random spanning-tree
-    cuts) until every grid is in the window, and boundary moves that keep grids in the window
+    cuts, then exactly with CP-SAT around the grids those leave outside) until every grid is in
+    the window, and boundary moves that keep grids in the window
     shorten boundaries (`cut_weight` per unit of cut cost). A piece whose total no k puts in
     the window cannot reach it (see ``forced_deviation``). Deterministic for a given `seed`.
 
@@ -1372,9 +1372,12 @@ def _solve_component(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.
     component, detached pieces are reattached, boundary moves balance towards the mean,
     ``_Window`` re-splits pairs, chains and neighbourhoods of grids until every grid is in the
     window or nothing improves, and two rounds of boundary moves that keep every settled grid
-    in the window shorten the boundaries (one round on components over 20,000 blocks). When grids are left outside the window (lumpy blocks
-    in an unlucky first cut), up to `retries` more attempts start from other METIS seeds; the
-    plan with the least summed violation is kept (deterministic for a given `seed`).
+    in the window shorten the boundaries (one round on components over 20,000 blocks). Grids
+    the random cuts leave outside get small exact re-splits of their neighbourhood
+    (``_Window.exact``). When grids are still left outside the window (lumpy blocks in an
+    unlucky first cut), up to `retries` more attempts start from other METIS seeds, and if
+    all fail, larger exact re-splits run on the best one (``_repair``); the plan with the least
+    summed violation is kept (deterministic for a given `seed`).
     """
     total = float(h.sum())
     k = _choose_k(total, band, g.n, [(float(v.sum()), cap) for v, cap in extra])
