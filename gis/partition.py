@@ -1001,6 +1001,8 @@ class _Window:
         `max_blocks` blocks. True when g0 ends in the window.
         """
         wlo, whi = self.win
+        if wlo - 1e-9 <= self.gh[g0] <= whi + 1e-9:
+            return False  # only over a street or area cap: the households are fine
         area = [g0]
         total = self.gh[g0]
         nblk = len(self.members[g0])
@@ -1386,6 +1388,8 @@ def _solve_component(g: _Graph, h: np.ndarray, band: Band, extra: list[tuple[np.
     wlo, whi = band.window
     if not (k * wlo - 1e-9 <= total <= k * whi + 1e-9):
         retries = 0  # the window cannot hold every grid here anyway
+    elif g.n >= 20_000:
+        retries = min(retries, 2)  # a whole new attempt costs seconds there
     best = None
     for attempt in range(retries + 1):
         labels, viol = _attempt(g, h, band, extra, seed + 7919 * attempt, cut_weight, xy, k)
