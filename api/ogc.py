@@ -29,6 +29,11 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ]
 GEOJSON = "application/geo+json"
+JSON_SCHEMA = "application/schema+json"
+SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"  # OGC API – Features Part 5
+_GEOMETRY_FORMAT = {"POINT": "geometry-point", "LINESTRING": "geometry-linestring", "POLYGON": "geometry-polygon",
+                    "MULTIPOINT": "geometry-multipoint", "MULTILINESTRING": "geometry-multilinestring",
+                    "MULTIPOLYGON": "geometry-multipolygon"}
 TITLES = {
     "areas": "Administrative areas", "roads": "Street segments", "buildings": "Buildings with households",
     "barriers": "Rivers, railways and walls", "blocks": "Street blocks of grid plans", "grids": "Grids (网格) of all plans",
@@ -138,6 +143,12 @@ def _collection(request: Request, store: Store, layer: str) -> dict[str, Any]:
         "links": [
             {"href": f"{base}/ogc/collections/{layer}", "rel": "self", "type": "application/json", "title": layer},
             {"href": f"{base}/ogc/collections/{layer}/items", "rel": "items", "type": GEOJSON, "title": f"{layer} items"},
+            # The property types, so that clients (GDAL's OAPIF driver, which QGIS uses) do not
+            # guess them from the first page (a households column read as integer loses 67.5).
+            {"href": f"{base}/ogc/collections/{layer}/schema", "rel": "describedby", "type": JSON_SCHEMA,
+             "title": f"{layer} feature schema"},
+            {"href": f"{base}/ogc/collections/{layer}/schema", "rel": SCHEMA_REL, "type": JSON_SCHEMA,
+             "title": f"{layer} feature schema"},
         ],
     }
     if ext is not None:
@@ -180,6 +191,62 @@ def collections(request: Request, store: StoreDep, principal: UserDep) -> JSONRe
 def collection(layer: str, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
     _layer_table(store, principal, layer)
     return _json(_collection(request, store, layer))
+
+
+def _property_schema(col) -> dict[str, Any]:  # noqa: ANN001
+    """JSON Schema of one column as the items encode it (times as RFC 3339 text)."""
+    try:
+        py = col.type.python_type
+    except NotImplementedError:
+        py = str
+    if py is bool:
+        out: dict[str, Any] = {"type": "boolean"}
+    elif py is int:
+        out = {"type": "integer"}
+    elif py is float or py.__name__ == "Decimal":
+        out = {"type": "number"}
+    elif py is datetime:
+        out = {"type": "string", "format": "date-time"}
+    elif py is date:
+        out = {"type": "string", "format": "date"}
+    elif py in (dict, list):
+        out = {"type": "object" if py is dict else "array"}
+    else:
+        out = {"type": "string"}
+    if col.name == "id":
+        out["x-ogc-role"] = "id"
+    if col.nullable and col.name != "id":
+        out["nullable"] = True  # may be null (kept out of "type", which GDAL reads as one word)
+    return out
+
+
+def feature_schema(store: Store, principal, layer: str, base: str) -> dict[str, Any]:  # noqa: ANN001
+    """The JSON Schema of a feature of ``layer`` (OGC API – Features Part 5 style): GeoJSON Feature
+    with the layer's columns as typed properties."""
+    table = _layer_table(store, principal, layer)
+    geom_type = getattr(table.c.geom.type, "geometry_type", None) if "geom" in table.c else None
+    props = {c.name: _property_schema(c) for c in table.columns if c.name != "geom"}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": f"{base}/ogc/collections/{layer}/schema",
+        "title": TITLES.get(layer, layer),
+        "type": "object",
+        "required": ["type", "geometry", "properties"],
+        "properties": {
+            "type": {"type": "string", "enum": ["Feature"]},
+            "id": {"type": "integer"},
+            "geometry": {"format": _GEOMETRY_FORMAT.get(str(geom_type).upper(), "geometry-any"),
+                         "x-ogc-role": "primary-geometry"},
+            "properties": {"type": "object", "properties": props},
+        },
+    }
+
+
+@router.get("/collections/{layer}/schema", summary="Feature schema of a collection (JSON Schema)")
+def schema(layer: str, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
+    """The types of the collection's properties, so that GIS clients read 67.5 households as a
+    number rather than guess an integer from the first page."""
+    return _json(feature_schema(store, principal, layer, _base(request)), JSON_SCHEMA)
 
 
 def _props(row: dict[str, Any]) -> dict[str, Any]:
