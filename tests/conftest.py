@@ -123,6 +123,26 @@ def store_url(request) -> str:
     return request.getfixturevalue("pg_url")
 
 
+@contextmanager
+def module_store_url(request, tmp_path_factory) -> Iterator[str]:  # noqa: ANN001
+    """A URL to a new store of kind ``request.param`` for a module-scoped fixture: a GeoPackage in
+    a temporary folder, or a PostGIS schema of its own that is dropped afterwards."""
+    if request.param == "gpkg":
+        yield f"gpkg:///{tmp_path_factory.mktemp('store') / 'store.gpkg'}"
+        return
+    pg = request.getfixturevalue("pg_database")
+    schema = "t_" + uuid.uuid4().hex[:12]
+    eng = create_engine(pg, isolation_level="AUTOCOMMIT")
+    try:
+        with eng.connect() as c:
+            c.execute(text(f"CREATE SCHEMA {schema}"))
+        yield pg_url_for(PG_DB, schema)
+    finally:
+        with eng.connect() as c:
+            c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        eng.dispose()
+
+
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def module_store(request, tmp_path_factory):  # noqa: ANN001, ANN201
     """A store shared by the tests of one module, once per store kind (PostGIS: a schema of its own,
@@ -130,23 +150,10 @@ def module_store(request, tmp_path_factory):  # noqa: ANN001, ANN201
     depending on what another one added."""
     from layers.store import open_store
 
-    schema = None
-    if request.param == "gpkg":
-        url = f"gpkg:///{tmp_path_factory.mktemp('store') / 'store.gpkg'}"
-    else:
-        pg = request.getfixturevalue("pg_database")
-        schema = "t_" + uuid.uuid4().hex[:12]
-        eng = create_engine(pg, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-        url = pg_url_for(PG_DB, schema)
-    s = open_store(url)
-    yield s
-    s.dispose()
-    if schema:
-        with eng.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        eng.dispose()
+    with module_store_url(request, tmp_path_factory) as url:
+        s = open_store(url)
+        yield s
+        s.dispose()
 
 
 @pytest.fixture

@@ -1,13 +1,10 @@
 """Fixtures for the API tests: a store seeded with real Chengdu data (see api_seed), on both stores."""
 from __future__ import annotations
 
-import uuid
-
 import pytest
-from sqlalchemy import create_engine, text
 
 from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS, seed
-from tests.conftest import PG_DB, pg_url_for
+from tests.conftest import module_store_url
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
@@ -15,26 +12,11 @@ def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
     """URL of a store seeded once per module (see seed), on GeoPackage and PostGIS."""
     from layers.store import open_store
 
-    if request.param == "gpkg":
-        url = f"gpkg:///{tmp_path_factory.mktemp('store') / 'store.gpkg'}"
-        schema = None
-    else:
-        pg = request.getfixturevalue("pg_database")
-        schema = "t_" + uuid.uuid4().hex[:12]
-        eng = create_engine(pg, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text(f"CREATE SCHEMA {schema}"))
-        eng.dispose()
-        url = pg_url_for(PG_DB, schema)
-    store = open_store(url)
-    seed(store)
-    store.dispose()
-    yield url
-    if schema:
-        eng = create_engine(pg, isolation_level="AUTOCOMMIT")
-        with eng.connect() as c:
-            c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        eng.dispose()
+    with module_store_url(request, tmp_path_factory) as url:
+        store = open_store(url)
+        seed(store)
+        store.dispose()
+        yield url
 
 
 @pytest.fixture(scope="module")
