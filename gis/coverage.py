@@ -313,41 +313,47 @@ class CoveragePlan:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def _near_edges(net: StreetNetwork, polygon_m: BaseGeometry, tol_m: float
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Edges within ``tol_m`` of the polygon: (indices, lengths, length within ``tol_m``, wholly
+    within). Edges wholly within need no intersection (the costly part): only those crossing."""
+    area = shapely.buffer(polygon_m, tol_m)
+    shapely.prepare(area)
+    cand = net.tree().query(area, predicate="intersects") if net.n_edges else np.zeros(0, dtype=np.int64)
+    geoms = net.edge_geom[cand]
+    total = shapely.length(geoms)
+    whole = shapely.contains_properly(area, geoms)
+    inside = total.copy()
+    if not whole.all():
+        inside[~whole] = shapely.length(shapely.intersection(geoms[~whole], area))
+    return cand, total, inside, whole
+
+
 def required_mask(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float = 2.0, min_share: float = 0.5) -> np.ndarray:
     """Edges that count as streets of the polygon (metric CRS of ``net``).
 
     An edge belongs when at least ``min_share`` of its length lies within ``tol_m`` of the
     polygon, so streets that form the grid boundary belong to it too.
     """
-    mask = np.zeros(net.n_edges, dtype=bool)
-    if net.n_edges == 0:
-        return mask
-    area = shapely.buffer(polygon_m, tol_m)
-    shapely.prepare(area)
-    cand = net.tree().query(area, predicate="intersects")
-    if len(cand):
-        # Edges wholly inside need no intersection (the costly part): only those crossing the edge.
-        whole = shapely.contains_properly(area, net.edge_geom[cand])
-        mask[cand[whole]] = True
-        cross = cand[~whole]
-        if len(cross):
-            inside = shapely.length(shapely.intersection(net.edge_geom[cross], area))
-            total = shapely.length(net.edge_geom[cross])
-            mask[cross] = inside >= min_share * np.maximum(total, 1e-9)
-    return mask
+    return grid_streets(net, polygon_m, tol_m=tol_m, min_share=min_share, along_edge_m=None)[0]
 
 
-def bordering_mask(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float = 2.0, min_m: float = 10.0) -> np.ndarray:
-    """Edges running along the polygon for at least ``min_m`` (within ``tol_m`` of it), whatever
-    share of their length that is: the streets a grid with no street of its own borders on."""
+def grid_streets(net: StreetNetwork, polygon_m: BaseGeometry, *, tol_m: float = 2.0, min_share: float = 0.5,
+                 along_edge_m: float | None = 10.0) -> tuple[np.ndarray, bool]:
+    """(mask of the polygon's streets, whether they are only those along its edge).
+
+    The polygon's streets are those with at least ``min_share`` of their length within ``tol_m``
+    of it (:func:`required_mask`). A grid with none (a compound cut between building clusters,
+    its inner paths not mapped) gets instead the streets running along it for at least
+    ``along_edge_m``, whatever share of their length that is: the streets its worker patrols.
+    """
     mask = np.zeros(net.n_edges, dtype=bool)
-    if net.n_edges == 0:
-        return mask
-    area = shapely.buffer(polygon_m, tol_m)
-    cand = net.tree().query(area, predicate="intersects")
-    if len(cand):
-        mask[cand] = shapely.length(shapely.intersection(net.edge_geom[cand], area)) >= min_m
-    return mask
+    cand, total, inside, whole = _near_edges(net, polygon_m, tol_m)
+    mask[cand] = whole | (inside >= min_share * np.maximum(total, 1e-9))
+    if mask.any() or along_edge_m is None:
+        return mask, False
+    mask[cand] = inside >= along_edge_m
+    return mask, bool(mask.any())
 
 
 def _bearings(net: StreetNetwork) -> tuple[np.ndarray, np.ndarray]:
@@ -899,17 +905,13 @@ def plan_coverage(
         city = roads
         # The grid's streets lie within the box around it: find them with the city's spatial
         # index (built once) instead of building one for every grid.
-        req_city = required_mask(city, poly_m)
-        bordering = not req_city.any()
-        if bordering:
-            req_city = bordering_mask(city, poly_m)
+        req_city, along_edge = grid_streets(city, poly_m)
         box = _around(poly_m, buffer_m).bounds
         if mode == "walk" and start is None and workers == 1 and req_city.any():
             box = _walk_box(city, np.flatnonzero(req_city), box)
         near = np.sort(np.asarray(city.tree().query(shapely.box(*box)) if city.n_edges else [], dtype=np.int64))
         net = city.subset(near)
-        # Already known: the grid's own streets, or (none inside) those along its edge.
-        grid_mask = lambda fn: req_city[near] if (fn is bordering_mask) == bordering else np.zeros(len(near), bool)  # noqa: E731
+        req = req_city[near]
     else:
         c = polygon.centroid
         crs = local_metric_crs(c.x, c.y)
@@ -926,17 +928,12 @@ def plan_coverage(
             geoms_m = roads.geometry.to_crs(crs).to_numpy()
             roads = roads[shapely.intersects(geoms_m, _around(poly_m, buffer_m))]
         net = street_network(roads, mode=mode, crs=crs)
-        grid_mask = lambda fn: fn(net, poly_m)  # noqa: E731
-    req = grid_mask(required_mask)
+        req, along_edge = grid_streets(net, poly_m)
     warnings: list[str] = []
-    if not req.any():
-        # A grid cut between building clusters (a compound whose inner paths are not mapped) has
-        # no street of its own; its worker still patrols the streets along its edge.
-        req = grid_mask(bordering_mask)
-        if req.any():
-            warnings.append(f"no {'walkable' if mode == 'walk' else 'drivable'} street lies inside the area: "
-                            f"the route covers the {int(req.sum())} street segment(s) along its edge "
-                            f"({net.edge_length_m[req].sum():.0f} m)")
+    if along_edge:
+        warnings.append(f"no {'walkable' if mode == 'walk' else 'drivable'} street lies inside the area: "
+                        f"the route covers the {int(req.sum())} street segment(s) along its edge "
+                        f"({net.edge_length_m[req].sum():.0f} m)")
     if not req.any():
         raise InputError(f"no {'walkable' if mode == 'walk' else 'drivable'} streets inside the area or along its edge",
                          where=name, hint="check the grid polygon and that the roads layer was imported for this area")
