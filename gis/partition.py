@@ -746,13 +746,14 @@ class _Window:
         tried: set[frozenset] = set()
         cands = self._tree_splits(union, total, lo, hi, aim)
         orders = self._orders(a, b, union) if len(cands) < 4 else []
-        for part_a in cands:
-            part_b = union - part_a
-            sa = float(h[list(part_a)].sum())
+
+        def consider(part_a: set[int], part_b: set[int], sa: float) -> None:
+            """Keep (part_a, part_b) if it touches what it must and has the lowest cut + miss."""
+            nonlocal best
             if rest_touch is not None and not self._touches(part_b, rest_touch):
-                continue
+                return
             if keep_touch is not None and not self._touches(part_a, keep_touch):
-                continue
+                return
             cut = 0.0
             for x in part_a:
                 for y, c in zip(nb[x], nbw[x]):
@@ -761,6 +762,9 @@ class _Window:
             score = cut + abs(sa - aim)
             if best is None or score < best[0]:
                 best = (score, part_a, part_b)
+
+        for part_a in cands:
+            consider(part_a, union - part_a, float(h[list(part_a)].sum()))
         for order, grows_a in orders:
             cs = np.cumsum(h[order])
             # prefix sizes m (1..n-1) whose A-side sum is in range, or a little short of it
@@ -783,20 +787,8 @@ class _Window:
                 if part_a is None:
                     continue
                 sa = float(h[list(part_a)].sum())
-                if not (lo - 1e-9 <= sa <= hi + 1e-9):
-                    continue
-                if rest_touch is not None and not self._touches(part_b, rest_touch):
-                    continue
-                if keep_touch is not None and not self._touches(part_a, keep_touch):
-                    continue
-                cut = 0.0
-                for x in part_a:
-                    for y, c in zip(nb[x], nbw[x]):
-                        if y in part_b:
-                            cut += c
-                score = cut + abs(sa - aim)
-                if best is None or score < best[0]:
-                    best = (score, part_a, part_b)
+                if lo - 1e-9 <= sa <= hi + 1e-9:
+                    consider(part_a, part_b, sa)
         if best is None:
             return False
         _, part_a, part_b = best
