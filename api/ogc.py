@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -203,7 +204,7 @@ def _property_schema(col) -> dict[str, Any]:  # noqa: ANN001
         out: dict[str, Any] = {"type": "boolean"}
     elif py is int:
         out = {"type": "integer"}
-    elif py is float or py.__name__ == "Decimal":
+    elif py in (float, Decimal):
         out = {"type": "number"}
     elif py is datetime:
         out = {"type": "string", "format": "date-time"}
