@@ -1,0 +1,223 @@
+"""Routes on every grid our partitioner draws for Chengdu and Nanjing (the issue's "every grid"),
+each route checked against computations made here, not by gis.coverage.
+
+Walking: every street segment lying inside the grid is within 1 m of the route, the route is
+closed, and its length equals the optimum found here: the odd-node matching (networkx Dijkstra,
+an integer program over all pairs) when the grid's streets are one piece, else a rural-postman
+integer program with connectivity cuts (scipy.milp), on the same streets around the grid the
+route may use. Driving: no one-way street is driven backwards, every drivable segment inside is
+covered and the route is no shorter than the optimum with every street open both ways.
+"""
+from __future__ import annotations
+
+import networkx as nx
+import numpy as np
+import pytest
+import shapely
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from scipy.optimize import Bounds, LinearConstraint, milp
+
+from gis.coverage import plan_coverage
+from gis.errors import InputError
+from gis.streets import street_network
+from layers.grids import PlanParams, draw_grids, read_grids
+from layers.importing import import_areas, import_osm
+from layers.store import open_store
+from tests.conftest import data_path
+from tests.gis.test_coverage import _closed_by_tags, independent_walk_bound
+
+# City: (extract, district boundaries, plan). Nanjing's extract covers only a corner of its
+# district (about 130 households): smaller grids (60 households) make it 2 grids, not 1.
+CITIES = {
+    "chengdu": ("chengdu/chengdu.osm", [f"chengdu/5101{k}.geojson" for k in ("04", "05", "06", "07", "08")],
+                PlanParams(seed=1)),
+    "nanjing": ("nanjing/xuanwu.osm", ["nanjing/320102.geojson"],
+                PlanParams(target_households=60, min_households=30, max_households=90, seed=1)),
+}
+NOT_WALKABLE = {"motorway", "motorway_link", "construction", "proposed"}
+NOT_DRIVABLE = {"footway", "path", "pedestrian", "steps", "cycleway", "bridleway", "corridor", "construction",
+                "proposed"}
+AROUND_M = 1500.0  # plan_coverage's default: streets meeting the grid's box grown by this may be used
+
+
+@pytest.fixture(scope="module", params=sorted(CITIES))
+def drawn(request, tmp_path_factory):
+    """(city, roads, [(grid code, polygon)]): grids drawn by draw_grids (Chengdu as `gridpatrol demo` does)."""
+    osm, areas, params = CITIES[request.param]
+    store = open_store(f"gpkg:///{tmp_path_factory.mktemp('drawn') / 'grids.gpkg'}")
+    try:
+        import_osm(store, data_path(*osm.split("/")))
+        for f in areas:
+            import_areas(store, data_path(*f.split("/")), crs="gcj02")
+        pid = draw_grids(store, params)
+        grids = read_grids(store, pid)
+        roads = store.read_layer("roads")
+    finally:
+        store.dispose()
+    # Chengdu: about 270 grids. Nanjing's extract holds only about 130 households: 2 grids.
+    assert len(grids) >= (100 if request.param == "chengdu" else 2), f"{request.param}: {len(grids)} grids drawn"
+    return request.param, roads, list(zip(grids["code"].astype(str), grids.geometry))
+
+
+def _inside(roads_m, tree: shapely.STRtree, poly_m, closed: np.ndarray) -> np.ndarray:
+    """Positions of road rows lying wholly inside the polygon (within 1 cm) and open to the mode."""
+    area = shapely.buffer(poly_m, 0.01)
+    cand = tree.query(area, predicate="contains")
+    return cand[~closed[cand]]
+
+
+def independent_rpp(roads, rows: np.ndarray, required_rows: np.ndarray, start_osm: int) -> float:
+    """Shortest closed walk through ``start_osm`` using every required row, on the rows given.
+
+    Any walk is its required streets plus deadhead stretches between required street ends
+    ("terminals") that pass no other terminal; each stretch is at best the shortest such path
+    ("link", networkx Dijkstra on a graph where every terminal is a dead end). So the rural
+    postman problem is an integer program over links: passes x_l ∈ {0, 1, 2} (an optimal walk
+    uses nothing more than twice), parity at every terminal, and connectivity cuts added while
+    the required streets and chosen links fall apart into pieces (solve, find the pieces,
+    require 2 passes across each piece's boundary, solve again).
+    """
+    sel = roads.loc[rows]
+    req = np.isin(rows, required_rows)
+    terms = sorted(set(sel["u"][req]) | set(sel["v"][req]) | {start_osm})
+    rank = {t: i for i, t in enumerate(terms)}
+    G = nx.DiGraph()
+    for r in sel.itertuples():
+        for a, b in ((r.u, r.v), (r.v, r.u)):
+            # Arcs into a terminal end at its copy ("in", t): paths stop there.
+            head = ("in", b) if b in rank else b
+            if r.u != r.v and (not G.has_edge(a, head) or G[a][head]["w"] > r.length_m):
+                G.add_edge(a, head, w=r.length_m)
+    links: dict[tuple[int, int], float] = {}
+    for t in terms:
+        if t not in G:
+            continue
+        for node, d in nx.single_source_dijkstra_path_length(G, t, weight="w").items():
+            if isinstance(node, tuple) and node[1] != t:
+                key = tuple(sorted((rank[t], rank[node[1]])))
+                links[key] = min(d, links.get(key, np.inf))
+    k, pairs = len(terms), sorted(links)
+    m = len(pairs)
+    li = np.array([p[0] for p in pairs], dtype=np.int64)
+    lj = np.array([p[1] for p in pairs], dtype=np.int64)
+    w = np.array([links[p] for p in pairs])
+    ru = np.array([rank[x] for x in sel["u"][req]], dtype=np.int64)
+    rv = np.array([rank[x] for x in sel["v"][req]], dtype=np.int64)
+    deg = np.bincount(np.concatenate([ru, rv]), minlength=k)
+    # Variables: x (one per link), z (one per terminal): deg_R(t) + Σ x = 2 z.
+    inc = sparse.coo_matrix((np.ones(2 * m), (np.concatenate([li, lj]), np.tile(np.arange(m), 2))), shape=(k, m))
+    A_par = sparse.hstack([inc, -2 * sparse.eye(k)]).tocsr()
+    c = np.concatenate([w, np.zeros(k)])
+    ub = np.concatenate([np.full(m, 2), np.full(k, np.inf)])
+    cuts: list[np.ndarray] = []
+    for _ in range(200):
+        cons = [LinearConstraint(A_par, -deg, -deg)]
+        if cuts:
+            cons.append(LinearConstraint(np.array(cuts), 2, np.inf))
+        res = milp(c, constraints=cons, integrality=np.ones(m + k), bounds=Bounds(0, ub))
+        assert res.status == 0, res.message
+        x = np.rint(res.x[:m])
+        used = x > 0
+        g = sparse.coo_matrix((np.ones(len(ru) + int(used.sum())),
+                               (np.concatenate([ru, li[used]]), np.concatenate([rv, lj[used]]))), shape=(k, k))
+        n_pieces, lab = connected_components(g, directed=False)
+        if n_pieces == 1:
+            return float(sel["length_m"].to_numpy()[req].sum() + res.fun)
+        for p in range(n_pieces):
+            inside = lab == p
+            cuts.append(np.concatenate([(inside[li] != inside[lj]).astype(float), np.zeros(k)]))
+    raise AssertionError("connectivity cuts did not converge")
+
+
+def _box_rows(net, poly_m) -> np.ndarray:
+    """Rows of the city's street network meeting the polygon's box grown by AROUND_M (metric)."""
+    x0, y0, x1, y1 = poly_m.bounds
+    near = net.tree().query(shapely.box(x0 - AROUND_M, y0 - AROUND_M, x1 + AROUND_M, y1 + AROUND_M))
+    return net.edge_row[np.sort(near)]
+
+
+def _assert_covered(route_m, seg_m: np.ndarray, where: str) -> None:
+    band = shapely.buffer(route_m, 1.0)
+    shapely.prepare(band)
+    out = ~shapely.covered_by(seg_m, band)
+    assert not out.any(), f"{where}: {int(out.sum())} street segment(s) inside are not within 1 m of the route"
+
+
+def test_walking_route_of_every_drawn_grid_covers_it_at_the_independent_optimum(drawn):
+    city_name, roads, grids = drawn
+    city = street_network(roads, mode="walk")
+    roads_m = roads.to_crs(city.crs).geometry.to_numpy()
+    tree = shapely.STRtree(roads_m)
+    closed = roads["highway"].isin(NOT_WALKABLE).to_numpy() | _closed_by_tags(roads, "walk")
+    to_m = city.transformer()
+    no_street, islands = [], 0
+    for code, poly in grids:
+        where = f"{city_name} grid {code}"
+        try:
+            plan = plan_coverage(city, poly, mode="walk", name=code)
+        except InputError as exc:
+            assert "no walkable streets" in str(exc), where
+            no_street.append(code)
+            continue
+        route = plan.routes[0]
+        net = plan.network
+        poly_m = shapely.transform(poly, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+        must = _inside(roads_m, tree, poly_m, closed)
+        left_out = set(net.edge_row[plan.unreachable_edges].tolist())
+        must = np.array([p for p in must if roads.index[p] not in left_out], dtype=np.int64)
+        if len(must):
+            _assert_covered(route.geometry, roads_m[must], where)
+        xy = np.asarray(route.geometry.coords)
+        assert np.hypot(*(xy[0] - xy[-1])) < 1e-6, f"{where}: the route does not return to its start"
+        rows = _box_rows(city, poly_m)
+        required = net.edge_row[plan.required_edges]
+        if "rpp" in plan.stats["solver"]:
+            islands += 1
+            best = independent_rpp(roads, rows, required, int(net.node_osm[plan.start_node]))
+        else:
+            best = independent_walk_bound(roads, rows, required)
+        assert route.length_m == pytest.approx(best, rel=1e-7, abs=1e-3), f"{where}: not the optimum {best:.1f} m"
+        assert plan.exact and plan.gap <= 1e-9, where
+    # Grids without any walkable street of their own or along their edge are rare and named.
+    assert len(no_street) <= 0.02 * len(grids), no_street
+    assert islands > 0 or city_name == "nanjing"
+
+
+def test_driving_route_of_every_drawn_grid_keeps_to_one_way_streets(drawn):
+    city_name, roads, grids = drawn
+    city = street_network(roads, mode="drive")
+    roads_m = roads.to_crs(city.crs).geometry.to_numpy()
+    tree = shapely.STRtree(roads_m)
+    closed = roads["highway"].isin(NOT_DRIVABLE).to_numpy() | _closed_by_tags(roads, "drive")
+    oneway = roads["oneway"].fillna(False).astype(bool).to_numpy()
+    to_m = city.transformer()
+    one_way_passes = routed = 0
+    for code, poly in grids:
+        where = f"{city_name} grid {code} (drive)"
+        try:
+            plan = plan_coverage(city, poly, mode="drive", name=code, time_limit_s=20)
+        except InputError as exc:
+            assert "drivable streets" in str(exc) or "cannot be reached" in str(exc) or "can be reached" in str(exc), where
+            continue
+        routed += 1
+        net, route = plan.network, plan.routes[0]
+        pos = roads.index.get_indexer(net.edge_row)
+        for t in route.traversals:
+            if oneway[pos[t.edge]]:
+                one_way_passes += 1
+                assert t.forward, f"{where}: one-way street {net.edge_row[t.edge]} driven backwards"
+        # The route's own line follows each one-way street's drawing direction too.
+        poly_m = shapely.transform(poly, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
+        must = _inside(roads_m, tree, poly_m, closed)
+        left_out = set(net.edge_row[plan.unreachable_edges].tolist())
+        must = np.array([p for p in must if roads.index[p] not in left_out], dtype=np.int64)
+        if len(must):
+            _assert_covered(route.geometry, roads_m[must], where)
+        assert plan.lower_bound_m <= route.length_m + 1e-6, where
+        if len(plan.unreachable_edges) == 0 and "rpp" not in plan.stats["solver"]:
+            # The same streets with one-way streets open both ways: a relaxation, so a bound.
+            und = independent_walk_bound(roads, _box_rows(city, poly_m), net.edge_row[plan.required_edges])
+            assert route.length_m >= und * (1 - 1e-7) - 1e-3, f"{where}: shorter than the two-way optimum"
+    assert routed >= 0.9 * len(grids)
+    assert one_way_passes > 0 or city_name == "nanjing"
