@@ -1,6 +1,8 @@
 """Street-coverage patrol routes per grid: exact walking postman, one-way-aware driving, k workers."""
 from __future__ import annotations
 
+import heapq
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -13,7 +15,7 @@ import numpy as np
 import pyproj
 import shapely
 from scipy import sparse
-from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
 from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
@@ -687,61 +689,213 @@ def _connectors(router: _Router, groups: list[np.ndarray]) -> tuple[list[list[in
     return paths, total
 
 
-def _euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
-                   out_b: np.ndarray, in_b: np.ndarray) -> list[Traversal]:
-    """Hierholzer's algorithm over the traversal multiset, continuing as straight as possible.
+TURN_COST_U = 2  # ordering a route, a U-turn weighs as much as two turns
 
-    Undirected items may be used either way (their ``forward`` is set by the walk); at every node
-    the unused item with the smallest heading change is taken, so U-turns only happen where a
-    street ends or nothing else is left.
+
+def _turn_dev(lb_a: np.ndarray | float, lb_b: np.ndarray | float) -> np.ndarray | float:
+    """Heading change (0–180°) arriving along end a (``lb_a``: heading leaving the node that way)
+    and leaving along end b. Symmetric in a and b."""
+    return np.abs((np.asarray(lb_b) - lb_a) % 360.0 - 180.0)
+
+
+def _turn_cost(dev: np.ndarray) -> np.ndarray:
+    """Whole turns of a heading change (as count_turns counts them: 0 straight, 1 turn, 2 U-turn)."""
+    return np.where(dev < TURN_DEG, 0, np.where(dev < UTURN_DEG, 1, TURN_COST_U))
+
+
+def _pair_ends(lb: np.ndarray, ends: np.ndarray, is_in: np.ndarray | None, at_start: bool
+               ) -> tuple[list[tuple[int, int]], int]:
+    """Best transitions at one node: (arrival end, departure end) pairs of least turn cost, and a
+    lower bound on the turn cost of any pairing there (less the costliest transition at the start,
+    where the route begins and ends instead of turning)."""
+    if is_in is None:  # walking: any two ends may pair, either way round
+        a = b = ends
+    else:
+        a, b = ends[is_in], ends[~is_in]
+    dev = _turn_dev(lb[a][:, None], lb[b][None, :])
+    whole = _turn_cost(dev)
+    C = whole + dev * 1e-5  # fewer turns first, then the straighter
+    if is_in is None:
+        n = len(ends)
+        if n <= ENUMERATE_UP_TO:
+            P = _all_pairings(n)
+            cost = C[P[:, :, 0], P[:, :, 1]].sum(axis=1)
+            k = int(np.argmin(cost))
+            w = whole[P[:, :, 0], P[:, :, 1]]
+            bound = int((w.sum(axis=1) - (w.max(axis=1) if at_start else 0)).min())
+            return [(int(ends[i]), int(ends[j])) for i, j in P[k]], bound
+        res = min_weight_perfect_matching(np.where(np.eye(n, dtype=bool), 0.0, C))
+        pairs = [(int(ends[i]), int(ends[j])) for i, j in res.pairs]
+        bound = int(np.ceil(res.lower_bound - n * 1e-3)) - (TURN_COST_U if at_start else 0)
+        return pairs, max(bound, 0)
+    ri, ci = linear_sum_assignment(C)
+    pairs = [(int(a[i]), int(b[j])) for i, j in zip(ri, ci)]
+    lsa = int(whole[ri, ci].sum())
+    if at_start and len(a) <= 4:
+        bound = min(int(whole[np.arange(len(a)), list(p)].sum() - whole[np.arange(len(a)), list(p)].max())
+                    for p in itertools.permutations(range(len(a))))
+    else:
+        bound = max(lsa - (TURN_COST_U if at_start else 0), 0)
+    return pairs, bound
+
+
+def _euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
+                   out_b: np.ndarray, in_b: np.ndarray) -> tuple[list[Traversal], int]:
+    """A closed walk from ``start`` over every item, with few turns; and a lower bound on the
+    turn cost (turns + 2 × U-turns) of any closed walk over the same items.
+
+    Each node pairs the ways the walk arrives with the ways it leaves (a transition system) at
+    least turn cost: exactly, by enumeration or the blossom matching walking, by assignment
+    driving. The sum of those node optima (less the dearest transition at the start) bounds any
+    circuit. The pairings make closed trails; while there is more than one, two trails meeting
+    at a node are joined by re-pairing their transitions there, cheapest re-pairing first
+    (Kruskal over the trails). Undirected items may be walked either way; driving items keep
+    their direction.
     """
-    e_arr = np.fromiter((it.edge for it in items), dtype=np.int64, count=len(items))
-    f_arr = np.fromiter((it.forward for it in items), dtype=bool, count=len(items))
-    eu, ev = net.edge_u[e_arr].tolist(), net.edge_v[e_arr].tolist()
-    # Plain Python floats per item (numpy scalars are slow in this loop): heading leaving the
-    # item's tail / arriving at its head, for each way it can be walked.
-    ob, ib = out_b[e_arr], in_b[e_arr]
-    dep = {True: ob.tolist(), False: ((ib + 180.0) % 360.0).tolist()}
-    arr = {True: ib.tolist(), False: ((ob + 180.0) % 360.0).tolist()}
-    adj: dict[int, list[tuple[int, bool]]] = {}
-    for i in range(len(items)):
-        u, v = eu[i], ev[i]
-        if directed:
-            fw = bool(f_arr[i])
-            adj.setdefault(u if fw else v, []).append((i, fw))
-        else:
-            adj.setdefault(u, []).append((i, True))
-            adj.setdefault(v, []).append((i, False))
-    used = [False] * len(items)
-    stack: list[tuple[int, int, bool, float | None]] = [(start, -1, True, None)]  # node, item, forward, heading
-    circuit: list[tuple[int, bool]] = []
-    while stack:
-        node, item, fwd, heading = stack[-1]
-        options = adj.get(node)
-        best, best_cost = None, 1e9
-        if options:
-            # Drop used items so repeated scans stay short.
-            alive = [o for o in options if not used[o[0]]]
-            adj[node] = alive
-            for i, f in alive:
-                if heading is None:
-                    best = (i, f)
-                    break
-                d = abs((dep[f][i] - heading + 180.0) % 360.0 - 180.0)
-                if d < best_cost:
-                    best, best_cost = (i, f), d
-        if best is None:
-            stack.pop()
-            if item >= 0:
-                circuit.append((item, fwd))
+    m = len(items)
+    if m == 0:
+        return [], 0
+    e = np.fromiter((it.edge for it in items), dtype=np.int64, count=m)
+    f = np.fromiter((it.forward for it in items), dtype=bool, count=m)
+    # End 2i of item i lies at its edge's u, end 2i+1 at v; lb: heading leaving the node that way.
+    node = np.empty(2 * m, dtype=np.int64)
+    node[0::2], node[1::2] = net.edge_u[e], net.edge_v[e]
+    lb = np.empty(2 * m)
+    lb[0::2], lb[1::2] = out_b[e], (in_b[e] + 180.0) % 360.0
+    is_in = None
+    if directed:  # the walk arrives by an item's head end and leaves by its tail end
+        is_in = np.empty(2 * m, dtype=bool)
+        is_in[0::2], is_in[1::2] = ~f, f
+    order = np.argsort(node, kind="stable")
+    cuts = np.flatnonzero(np.diff(node[order])) + 1
+    starts = np.concatenate([[0], cuts])
+    sizes = np.diff(np.concatenate([starts, [2 * m]]))
+    partner = np.full(2 * m, -1, dtype=np.int64)
+    bound = 0
+    for size in np.unique(sizes).tolist():
+        first = starts[sizes == size]
+        if size <= (2 if directed else ENUMERATE_UP_TO):
+            # Every pairing of every such node at once (one for two ends, 3 for four, ...).
+            E = order[first[:, None] + np.arange(size)]  # nodes × ends
+            P = _all_pairings(size)  # pairings × pairs × 2
+            ea, eb = E[:, P[:, :, 0]], E[:, P[:, :, 1]]  # nodes × pairings × pairs
+            dev = _turn_dev(lb[ea], lb[eb])
+            whole = _turn_cost(dev)
+            best = np.argmin((whole + dev * 1e-5).sum(axis=2), axis=1)
+            rows = np.arange(len(E))
+            pa, pb = ea[rows, best].ravel(), eb[rows, best].ravel()
+            partner[pa], partner[pb] = pb, pa
+            total = whole.sum(axis=2)
+            begin = node[E[:, 0]] == start
+            # At the start the route begins and ends instead of making its dearest transition.
+            total[begin] -= whole[begin].max(axis=2)
+            bound += int(total.min(axis=1).sum())
             continue
-        i, f = best
-        used[i] = True
-        stack.append((ev[i] if f else eu[i], i, f, arr[f][i]))
-    if not all(used):
+        for s0 in first.tolist():
+            ends = order[s0:s0 + size]
+            pairs, b = _pair_ends(lb, ends, None if is_in is None else is_in[ends], int(node[ends[0]]) == start)
+            bound += b
+            for x, y in pairs:
+                partner[x], partner[y] = y, x
+    if np.any(partner < 0):
+        raise GridPatrolError("route passes do not pair up at every node (internal error: please report)")
+    _join_trails(partner, node, lb, is_in)
+    # Begin at the start, breaking its dearest transition (the route starts and ends there).
+    here = np.flatnonzero(node == start)
+    if len(here) == 0:
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
-    circuit.reverse()
-    return [Traversal(items[i].edge, f, items[i].required) for i, f in circuit]
+    cand = here if is_in is None else here[~is_in[here]]
+    dep = int(cand[np.argmax(_turn_dev(lb[partner[cand]], lb[cand]))])
+    last = int(partner[dep])
+    circuit: list[Traversal] = []
+    pl = partner.tolist()
+    while True:
+        i = dep >> 1
+        circuit.append(Traversal(items[i].edge, dep % 2 == 0, items[i].required))
+        arrive = dep ^ 1
+        if arrive == last or len(circuit) > m:
+            break
+        dep = pl[arrive]
+    if len(circuit) != m:
+        raise GridPatrolError("route pieces are not connected (internal error: please report)")
+    return circuit, bound
+
+
+def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: np.ndarray | None) -> None:
+    """Re-pair transitions (in place) until the pairing ``partner`` of item ends is one closed trail.
+
+    Two trails meeting at a node become one when a transition of each is re-paired crosswise;
+    the cheapest such re-pairing that joins two different trails goes first (lazy Kruskal: a
+    candidate is dropped when its transitions changed or its trails were joined meanwhile).
+    """
+    n_items = len(partner) // 2
+    parent = list(range(n_items))
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    pl = partner.tolist()
+    for a in range(len(pl)):
+        ra, rb = find(a >> 1), find(pl[a] >> 1)
+        if ra != rb:
+            parent[ra] = rb
+    roots = {find(i) for i in range(n_items)}
+    if len(roots) <= 1:
+        return
+    lbl = lb.tolist()
+
+    def cost(a: int, b: int) -> float:
+        d = abs((lbl[b] - lbl[a]) % 360.0 - 180.0)
+        return (0 if d < TURN_DEG else 1 if d < UTURN_DEG else TURN_COST_U) + d * 1e-5
+
+    # Transitions at each node where more than one trail passes: (arrival, departure) ends.
+    by_node: dict[int, list[tuple[int, int]]] = {}
+    for a in range(len(pl)):
+        if is_in is None and a < pl[a] or is_in is not None and is_in[a]:
+            by_node.setdefault(int(node[a]), []).append((a, pl[a]))
+    heap: list[tuple[float, int, int, tuple[int, int], tuple[int, int], tuple[tuple[int, int], ...]]] = []
+    tick = 0
+
+    def offers(x: int, t: tuple[int, int], others: list[tuple[int, int]]) -> None:
+        nonlocal tick
+        a, b = t
+        for u in others:
+            if u == t or find(a >> 1) == find(u[0] >> 1):
+                continue
+            c, d = u
+            old = cost(a, b) + cost(c, d)
+            options = [((a, d), (c, b))] if is_in is not None else [((a, d), (c, b)), ((a, c), (b, d))]
+            for new in options:
+                tick += 1
+                heapq.heappush(heap, (cost(*new[0]) + cost(*new[1]) - old, tick, x, t, u, new))
+
+    alive = {x: set(ts) for x, ts in by_node.items() if len(ts) > 1}
+    for x, ts in alive.items():
+        lst = sorted(ts)
+        for k, t in enumerate(lst):
+            offers(x, t, lst[k + 1:])
+    left = len(roots) - 1
+    while left and heap:
+        _, _, x, t, u, new = heapq.heappop(heap)
+        if t not in alive[x] or u not in alive[x]:
+            continue
+        ra, rb = find(t[0] >> 1), find(u[0] >> 1)
+        if ra == rb:
+            continue
+        parent[ra] = rb
+        left -= 1
+        alive[x] -= {t, u}
+        for p, q in new:
+            pl[p], pl[q] = q, p
+        for nt in new:
+            alive[x].add(nt)
+            offers(x, nt, sorted(alive[x]))
+    if left:
+        raise GridPatrolError("route pieces are not connected (internal error: please report)")
+    partner[:] = pl
 
 
 def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, int]:
@@ -1094,7 +1248,7 @@ def plan_coverage(
     status = "optimal" if exact else ("bounded" if rounds == 0 else "joined islands")
     solver["join_rounds"] = rounds
     out_b, in_b = _bearings(net)
-    circuit = _euler_circuit(net, items, start_node, directed, out_b, in_b)
+    circuit, turn_bound = _euler_circuit(net, items, start_node, directed, out_b, in_b)
     whole = _make_route(net, mode, start_node, circuit, required_set, lower)
     if exact:
         # Proven optimal: the bound and the length are the same number up to rounding.
@@ -1110,6 +1264,9 @@ def plan_coverage(
         "turns": whole.n_turns,
         "uturns": whole.n_uturns,
         "turns_per_km": whole.n_turns / (whole.length_m / 1000) if whole.length_m else 0.0,
+        # Turns + 2 × U-turns, and a lower bound on it for any order of the same passes.
+        "turn_cost": whole.n_turns + TURN_COST_U * whole.n_uturns,
+        "turn_cost_bound": turn_bound,
         "solver": solver,
         "status": status,
         "runtime_s": time.perf_counter() - t0,

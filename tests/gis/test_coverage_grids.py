@@ -130,6 +130,44 @@ def independent_rpp(roads, rows: np.ndarray, required_rows: np.ndarray, start_os
     raise AssertionError("connectivity cuts did not converge")
 
 
+def fewest_turns_brute_force(net, traversals, start: int, directed: bool) -> int:
+    """Least turns + 2 × U-turns of any closed walk from ``start`` over the same passes (every
+    order and, walking, either way along each street), by exhaustive search. Headings from the
+    street geometry: a change of 30–150° is a turn, more a U-turn; the walk's start is not one."""
+    heading = {}
+    for t in traversals:
+        xy = np.asarray(net.edge_geom[t.edge].coords)
+        for fwd, pts in ((True, xy), (False, xy[::-1])):
+            d0, d1 = pts[1] - pts[0], pts[-1] - pts[-2]
+            heading[(t.edge, fwd)] = (np.degrees(np.arctan2(d0[0], d0[1])), np.degrees(np.arctan2(d1[0], d1[1])))
+    ways = []
+    for t in traversals:
+        u, v = int(net.edge_u[t.edge]), int(net.edge_v[t.edge])
+        ways.append([(u, v, (t.edge, True))] + ([] if directed else [(v, u, (t.edge, False))]))
+    best = [10**9]
+    used = [False] * len(ways)
+
+    def walk(at: int, arrive: float | None, cost: int, left: int) -> None:
+        if cost >= best[0]:
+            return
+        if left == 0:
+            best[0] = cost
+            return
+        for i, options in enumerate(ways):
+            if used[i]:
+                continue
+            for a, b, key in options:
+                if a != at:
+                    continue
+                d = 0.0 if arrive is None else abs((heading[key][0] - arrive + 180.0) % 360.0 - 180.0)
+                used[i] = True
+                walk(b, heading[key][1], cost + (0 if d < 30 else 1 if d < 150 else 2), left - 1)
+                used[i] = False
+
+    walk(start, None, 0, len(ways))
+    return best[0]
+
+
 def _box_rows(net, poly_m) -> np.ndarray:
     """Rows of the city's street network meeting the polygon's box grown by AROUND_M (metric)."""
     x0, y0, x1, y1 = poly_m.bounds
@@ -152,6 +190,7 @@ def test_walking_route_of_every_drawn_grid_covers_it_at_the_independent_optimum(
     closed = roads["highway"].isin(NOT_WALKABLE).to_numpy() | _closed_by_tags(roads, "walk")
     to_m = city.transformer()
     no_street, islands = [], 0
+    total_turns = total_bound = at_fewest = small = 0
     for code, poly in grids:
         where = f"{city_name} grid {code}"
         try:
@@ -179,6 +218,19 @@ def test_walking_route_of_every_drawn_grid_covers_it_at_the_independent_optimum(
             best = independent_walk_bound(roads, rows, required)
         assert route.length_m == pytest.approx(best, rel=1e-7, abs=1e-3), f"{where}: not the optimum {best:.1f} m"
         assert plan.exact and plan.gap <= 1e-9, where
+        # Turns: never fewer than the bound; on small grids the fewest possible, by brute force.
+        turns, bound = plan.stats["turn_cost"], plan.stats["turn_cost_bound"]
+        assert turns >= bound, where
+        if len(route.traversals) <= 9:
+            fewest = fewest_turns_brute_force(net, route.traversals, plan.start_node, directed=False)
+            assert bound <= fewest <= turns, f"{where}: bound {bound}, fewest {fewest}, route {turns}"
+            at_fewest += turns == fewest
+            small += 1
+        total_turns += turns
+        total_bound += bound
+    # The route's order makes at most a few more turns than the bound over all grids.
+    assert total_turns <= 1.03 * total_bound + 2, (total_turns, total_bound)
+    assert at_fewest >= 0.9 * small, (at_fewest, small)
     # Grids without any walkable street of their own or along their edge are rare and named.
     assert len(no_street) <= 0.02 * len(grids), no_street
     assert islands > 0 or city_name == "nanjing"
