@@ -16,7 +16,7 @@ import pyproj
 import shapely
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
-from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree
+from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree, shortest_path
 from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
@@ -471,6 +471,33 @@ def _components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return labels
 
 
+def _prune_links(L: np.ndarray) -> np.ndarray:
+    """Links (``L[i, j]`` finite) with the ones a postman model never needs set to inf.
+
+    A link i → j is not needed when a path over other links through some terminal k ≠ i, j is
+    no longer: passes over it can go that way at no extra cost, keeping every terminal
+    balanced (k is entered and left once more), every degree's parity, and the pieces joined.
+    (The other path cannot use link i → j itself: it would then be longer, lengths being
+    positive.) Checked from each terminal's own links: min over its links i → k of
+    L[i, k] + D[k, j], D the shortest distances over all links.
+    """
+    k = len(L)
+    fin = np.isfinite(L)
+    if k < 3 or not fin.any():
+        return L
+    D = shortest_path(sparse.csr_matrix(np.where(fin, L, 0.0)), method="D", directed=True)
+    out = L.copy()
+    for i in range(k):
+        nb = np.flatnonzero(fin[i])
+        if len(nb) < 2:
+            continue
+        alt = L[i, nb][:, None] + D[np.ix_(nb, nb)]
+        np.fill_diagonal(alt, np.inf)  # k = j: the link itself
+        drop = alt.min(axis=0) <= L[i, nb] * (1 + 1e-12)
+        out[i, nb[drop]] = np.inf
+    return out
+
+
 class _TerminalLinks:
     """Shortest paths between street-end terminals that pass no other terminal ("links").
 
@@ -492,8 +519,9 @@ class _TerminalLinks:
         head = np.where(self.rank[g.col] >= 0, n + self.rank[g.col], g.col)
         split = sparse.csr_matrix((g.data, (g.row, head)), shape=(n + self.k, n + self.k))
         self.dist, self.pred = dijkstra(split, directed=True, indices=self.VR, return_predecessors=True)
-        self.L = self.dist[:, n:].copy()
-        np.fill_diagonal(self.L, np.inf)
+        L = self.dist[:, n:].copy()
+        np.fill_diagonal(L, np.inf)
+        self.L = _prune_links(L)
 
     def path(self, i: int, j: int) -> list[int]:
         """Node indices of the link from terminal i to terminal j."""
@@ -582,9 +610,14 @@ def _mixed_rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, s
          (np.concatenate([rank[net.edge_u[two]], rank[net.edge_v[two]], li, lj]),
           np.concatenate([np.arange(ny), np.arange(ny), ny + np.arange(m), ny + np.arange(m)]))),
         shape=(k, ny + m))
+    # Passes per link are bounded (HiGHS is much slower on unbounded integers): the extra passes
+    # of an optimal route split into paths from surplus to deficit terminals, at most one per
+    # unit of imbalance (≤ one per required street), and cycles each needed to join two pieces
+    # (else dropping it is shorter: at most k − 1); each crosses a link at most once.
+    x_max = float(len(req_idx) + k)
     sol, cost, bound, status = _solve_with_cuts(
         np.concatenate([np.zeros(ny), tl.L[li, lj]]), LinearConstraint(A, -b, -b),
-        np.concatenate([np.ones(ny), np.full(m, np.inf)]), ny, li, lj, k,
+        np.concatenate([np.ones(ny), np.full(m, x_max)]), ny, li, lj, k,
         rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]], directed=True, t_end=t_end)
     if sol is None or cost >= incumbent_m - 1e-6:
         return {"items": None, "bound": bound, "status": status}
@@ -618,8 +651,10 @@ def _rpp_mip(net: StreetNetwork, router: "_Router", req_idx: np.ndarray, start: 
     # Variables: the z_v first, then the link passes (the cut rows address vars[x_at:]).
     perm_c = np.concatenate([np.zeros(k), L[li, lj]])
     A = sparse.hstack([A[:, m:], A[:, :m]]).tocsr()
+    # z_v = (passes at v + parity) / 2 ≤ links at v + 1 (bounded integers solve much faster).
+    z_max = np.bincount(np.concatenate([li, lj]), minlength=k) + 1.0
     sol, cost, bound, status = _solve_with_cuts(
-        perm_c, LinearConstraint(A, parity, parity), np.concatenate([np.full(k, np.inf), np.full(m, 2.0)]),
+        perm_c, LinearConstraint(A, parity, parity), np.concatenate([z_max, np.full(m, 2.0)]),
         k, li, lj, k, rank[net.edge_u[req_idx]], rank[net.edge_v[req_idx]], directed=False, t_end=t_end)
     if sol is None or cost >= incumbent_m - 1e-6:
         return {"items": None, "bound": bound, "status": status}
