@@ -160,7 +160,7 @@ def row(name: str, plan, t_ours: float, base: dict | None, t_layer: float) -> di
         "grid": name, "segments": len(plan.required_edges), "required_km": plan.required_m / 1000,
         "ours_km": plan.length_m / 1000, "gap": plan.gap, "exact": plan.exact,
         "deadhead": plan.stats["deadhead_share"], "turns_km": (r.n_turns + r.n_uturns) / (plan.length_m / 1000),
-        "ours_s": t_ours,
+        "ours_s": t_ours, "turn_cost": plan.stats["turn_cost"], "turn_bound": plan.stats["turn_cost_bound"],
     }
     if base:
         out.update({"nx_km": base["length_m"] / 1000, "nx_gap": (base["length_m"] - plan.lower_bound_m) / plan.lower_bound_m,
@@ -328,6 +328,10 @@ def drawn_grids(args: argparse.Namespace, city_of) -> None:  # noqa: ANN001
     print(f"Aggregate over the {len(with_nx)} grids eulerize can do (its grid streets connected): ours "
           f"{ours_nx * 1000:.0f} ms, eulerize {nx_sum * 1000:.0f} ms ({nx_sum / max(ours_nx, 1e-12):.2f}×). "
           f"Grids with street islands ({len(rows) - len(with_nx)}): ours {sum(r['ours_s'] for r in rows if 'speedup' not in r):.1f} s.")
+    at = sum(r["turn_cost"] == r["turn_bound"] for r in rows)
+    tc, tb = sum(r["turn_cost"] for r in rows), sum(r["turn_bound"] for r in rows)
+    print(f"Turns + 2 × U-turns over the {len(rows)} routes: {tc}, lower bound {tb} ({(tc / max(tb, 1) - 1) * 100:.1f}% above); "
+          f"{at} routes at their bound (the fewest possible for their passes).")
     worst = [r for r in rows if r["gap"] > 1e-9]
     if worst:
         gaps = ", ".join(f"{r['grid']} ({r['gap'] * 100:.2f}%)" for r in worst)
