@@ -254,6 +254,7 @@ def _blossom(D: np.ndarray, cols: list[tuple[int, int]]) -> list[tuple[int, int]
 
 TURN_DEG = 30.0  # a change of heading beyond this is a turn
 UTURN_DEG = 150.0  # … and beyond this a U-turn
+BALANCE_TARGET = 1.10  # k routes: the longest within 10 % of their mean
 RPP_TIME_S = 10.0  # walking grids with street islands: seconds for the exact rural-postman MIP
 WALK_SPEED_MPS = 1.25  # 4.5 km/h, a patrol pace with looking around
 DRIVE_SPEED_MPS = 6.9  # 25 km/h, a patrol car in town
@@ -1310,6 +1311,16 @@ def plan_coverage(
         lengths = [r.length_m for r in routes]
         stats["worker_lengths_m"] = lengths
         stats["balance"] = max(lengths) / (sum(lengths) / len(lengths))
+        bound_k, far = _longest_bound(net, router, start_node, req_idx, lower, workers)
+        stats["longest_lower_bound_m"] = bound_k
+        if len(routes) < workers:
+            warnings.append(f"{len(routes)} route(s), not {workers}: the grid has only {len(req_idx)} street "
+                            "segment(s) to share out")
+        if stats["balance"] > BALANCE_TARGET:
+            why = (f"; its farthest street alone needs a {far:.0f} m round trip from the start, so no split "
+                   "makes the longest route shorter" if max(lengths) <= far * (1 + 1e-6) + 1e-3 else "")
+            warnings.append(f"the {len(routes)} routes are not within {BALANCE_TARGET - 1:.0%} of their mean: longest "
+                            f"{max(lengths):.0f} m, mean {np.mean(lengths):.0f} m{why}")
     if incidents is not None and len(incidents):
         stats.update(_hot_spots(net, req, unreachable, incidents, crs))
     return CoveragePlan(
@@ -1374,45 +1385,82 @@ def _hot_spots(net: StreetNetwork, req: np.ndarray, unreachable: np.ndarray, inc
 
 def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, required: set[int],
            lower: float) -> list[CoverageRoute]:
-    """Frederickson's k-split: cut the circuit into k pieces, each closed at the start by shortest paths.
+    """Frederickson's k-split: cut the circuit into pieces, each closed at the start by shortest paths.
 
-    Cut points are chosen by bisection on the longest route (min-max), so the longest route is
-    close to the mean.
+    Cut points are chosen by bisection on the longest route (min-max), on the circuit and, when
+    walking, on the same circuit walked the other way round, whichever gives the shorter longest
+    route. Should fewer than k pieces already reach that (a second route would not shorten the
+    longest one), the longest piece that holds two required passes is cut again where the
+    larger of its two halves is least: each half is no longer than the piece (the rest of a
+    closed walk leads back to the start at least as far as the shortest path), so the longest
+    route stays as it is and every worker gets a share. Pieces with no required pass are dropped.
+    Fewer than k routes come back only when the grid has fewer than k required passes to share out.
     """
-    trav = whole.traversals
     start = whole.start_node
-    nodes = [start]
-    for t in trav:
-        nodes.append(int(net.edge_v[t.edge]) if t.forward else int(net.edge_u[t.edge]))
-    pos = np.concatenate([[0.0], np.cumsum([net.edge_length_m[t.edge] for t in trav])])
     d_out, p_out = router.dijkstra([start])
     d_back, p_back = router.dijkstra([start], reverse=True)
-    to_n = d_out[0][nodes]
-    from_n = d_back[0][nodes]
-    m = len(trav)
 
-    def pieces(limit: float) -> list[tuple[int, int]] | None:
-        cuts, i = [], 0
-        while i < m:
-            cost = to_n[i] + pos[i + 1:] - pos[i] + from_n[i + 1:]
-            ok = np.flatnonzero(cost <= limit)
-            if len(ok) == 0:
-                return None
-            j = i + 1 + int(ok[-1])
-            cuts.append((i, j))
-            i = j
-        return cuts
+    def plan(trav: list[Traversal]) -> tuple[float, float, list[tuple[int, int]], Any]:
+        nodes = [start]
+        for t in trav:
+            nodes.append(int(net.edge_v[t.edge]) if t.forward else int(net.edge_u[t.edge]))
+        pos = np.concatenate([[0.0], np.cumsum([net.edge_length_m[t.edge] for t in trav])])
+        to_n, from_n = d_out[0][nodes], d_back[0][nodes]
+        m = len(trav)
+        # Required passes before each position: a piece (i, j) holds one when need[j] > need[i].
+        need = np.concatenate([[0], np.cumsum([t.required for t in trav])])
 
-    lo, hi = whole.length_m / k, whole.length_m + 2 * float(np.max(to_n + from_n))
-    best = pieces(hi)
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        cuts = pieces(mid)
-        if cuts is not None and len(cuts) <= k:
-            best, hi = cuts, mid
-        else:
-            lo = mid
-    assert best is not None
+        def cost(i: int, j: int) -> float:
+            return float(to_n[i] + pos[j] - pos[i] + from_n[j])
+
+        def pieces(limit: float) -> list[tuple[int, int]] | None:
+            cuts, i = [], 0
+            while i < m:
+                c = to_n[i] + pos[i + 1:] - pos[i] + from_n[i + 1:]
+                ok = np.flatnonzero(c <= limit)
+                if len(ok) == 0:
+                    return None
+                j = i + 1 + int(ok[-1])
+                cuts.append((i, j))
+                i = j
+            return cuts
+
+        lo, hi = pos[-1] / k, pos[-1] + 2 * float(np.max(to_n + from_n))
+        best = pieces(hi)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            cuts = pieces(mid)
+            if cuts is not None and len(cuts) <= k:
+                best, hi = cuts, mid
+            else:
+                lo = mid
+        assert best is not None
+        # A piece with no required pass (only a way between streets) is no one's work: dropped.
+        best = [(i, j) for i, j in best if need[j] > need[i]]
+        while len(best) < k:
+            # Cut the longest piece that holds two required passes where its larger half is least.
+            options = []
+            for n_, (i, j) in enumerate(best):
+                cand = [c for c in range(i + 1, j) if need[c] > need[i] and need[j] > need[c]]
+                if cand:
+                    c = min(cand, key=lambda c: max(cost(i, c), cost(c, j)))  # noqa: B023
+                    options.append((cost(i, j), n_, c))
+            if not options:
+                break
+            _, n_, c = max(options)
+            i, j = best[n_]
+            best[n_:n_ + 1] = [(i, c), (c, j)]
+        costs = [cost(i, j) for i, j in best]
+        return max(costs), float(np.mean(costs)), best, nodes
+
+    trav = whole.traversals
+    tries = [trav]
+    if not router.directed:
+        tries.append([Traversal(t.edge, not t.forward, t.required) for t in reversed(trav)])
+    # Fewest missing routes first, then the shortest longest route (to the metre), then the
+    # longest nearest to the mean.
+    runs = [(plan(t), t) for t in tries]
+    (_, _, best, nodes), trav = min(runs, key=lambda r: (-len(r[0][2]), round(r[0][0]), r[0][0] / r[0][1]))
     routes = []
     for w, (i, j) in enumerate(best):
         go = router.traversals(_path_nodes(p_out[0], start, nodes[i]))
@@ -1422,3 +1470,18 @@ def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, re
         part = go + trav[i:j] + back
         routes.append(_make_route(net, whole.mode, start, part, required, 0.0, w))
     return routes
+
+
+def _longest_bound(net: StreetNetwork, router: _Router, start: int, req_idx: np.ndarray, lower: float, k: int
+                   ) -> tuple[float, float]:
+    """(lower bound on the longest of k closed routes from ``start`` covering ``req_idx``, the
+    round trip to the farthest required street). The k routes together are one closed walk
+    covering every street, so the longest is at least ``lower`` / k; and the route that covers
+    the farthest street is at least the shortest way there, along it and back."""
+    d_out = router.dijkstra([start])[0][0]
+    d_back = router.dijkstra([start], reverse=True)[0][0]
+    u, v, ln = net.edge_u[req_idx], net.edge_v[req_idx], net.edge_length_m[req_idx]
+    fwd = d_out[u] + ln + d_back[v]
+    rev = np.where(net.edge_oneway[req_idx] & router.directed, np.inf, d_out[v] + ln + d_back[u])
+    far = float(np.max(np.minimum(fwd, rev))) if len(req_idx) else 0.0
+    return max(far, lower / k), far

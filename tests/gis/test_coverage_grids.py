@@ -273,3 +273,51 @@ def test_driving_route_of_every_drawn_grid_keeps_to_one_way_streets(drawn):
             assert route.length_m >= und * (1 - 1e-7) - 1e-3, f"{where}: shorter than the two-way optimum"
     assert routed >= 0.9 * len(grids)
     assert one_way_passes > 0 or city_name == "nanjing"
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_every_drawn_grid_splits_among_k_workers_fairly_or_says_why(drawn, k):
+    city_name, roads, grids = drawn
+    city = street_network(roads, mode="walk")
+    balanced = routed = 0
+    for code, poly in grids:
+        where = f"{city_name} grid {code}, {k} workers"
+        try:
+            one = plan_coverage(city, poly, mode="walk", name=code)
+            plan = plan_coverage(city, poly, mode="walk", name=code, workers=k)
+        except InputError:
+            continue
+        routed += 1
+        net = plan.network
+        # Every worker gets a route when there are streets enough to share out.
+        assert len(plan.routes) == min(k, len(plan.required_edges)), where
+        start = net.node_xy[plan.start_node]
+        covered = set()
+        for r in plan.routes:
+            xy = np.asarray(r.geometry.coords)
+            assert np.allclose(xy[0], start) and np.allclose(xy[-1], start), f"{where}: not closed at the start"
+            covered |= {t.edge for t in r.traversals}
+        assert set(plan.required_edges.tolist()) <= covered, where
+        lengths = [r.length_m for r in plan.routes]
+        # Splitting never makes anyone walk farther than the whole patrol.
+        assert max(lengths) <= one.length_m + 1e-6, where
+        assert max(lengths) >= plan.stats["longest_lower_bound_m"] - 1e-6, where
+        if max(lengths) <= 1.10 * np.mean(lengths):
+            balanced += 1
+            continue
+        said = [w for w in plan.warnings if "not within 10%" in w]
+        assert said, f"{where}: balance {max(lengths) / np.mean(lengths):.2f} and no warning"
+        if "no split" in said[0]:
+            # Checked here: the longest route is the round trip to the farthest street (networkx).
+            G = nx.Graph()
+            for e in range(net.n_edges):
+                a, b = int(net.edge_u[e]), int(net.edge_v[e])
+                if a != b and (not G.has_edge(a, b) or G[a][b]["w"] > net.edge_length_m[e]):
+                    G.add_edge(a, b, w=float(net.edge_length_m[e]))
+            d = nx.single_source_dijkstra_path_length(G, plan.start_node, weight="w")
+            far = max(d[int(net.edge_u[e])] + net.edge_length_m[e] + d[int(net.edge_v[e])] for e in plan.required_edges)
+            assert max(lengths) == pytest.approx(far, rel=1e-9, abs=1e-3), where
+    assert routed >= 0.9 * len(grids)
+    if city_name == "chengdu":
+        # Most grids can be shared out within 10 %; the rest are small grids with one long street.
+        assert balanced >= 0.4 * routed, (balanced, routed)
