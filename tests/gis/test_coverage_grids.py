@@ -60,13 +60,6 @@ def drawn(request, tmp_path_factory):
     return request.param, roads, list(zip(grids["code"].astype(str), grids.geometry))
 
 
-def _inside(roads_m, tree: shapely.STRtree, poly_m, closed: np.ndarray) -> np.ndarray:
-    """Positions of road rows lying wholly inside the polygon (within 1 cm) and open to the mode."""
-    area = shapely.buffer(poly_m, 0.01)
-    cand = tree.query(area, predicate="contains")
-    return cand[~closed[cand]]
-
-
 def independent_rpp(roads, rows: np.ndarray, required_rows: np.ndarray, start_osm: int) -> float:
     """Shortest closed walk through ``start_osm`` using every required row, on the rows given.
 
@@ -175,20 +168,35 @@ def _box_rows(net, poly_m) -> np.ndarray:
     return net.edge_row[np.sort(near)]
 
 
-def _assert_covered(route_m, seg_m: np.ndarray, where: str) -> None:
-    band = shapely.buffer(route_m, 1.0)
-    shapely.prepare(band)
-    out = ~shapely.covered_by(seg_m, band)
-    assert not out.any(), f"{where}: {int(out.sum())} street segment(s) inside are not within 1 m of the route"
+class InsideCheck:
+    """Road rows of one mode lying wholly inside a grid (within 1 cm), read from the roads layer
+    and the mode's own exclusions here: each must lie within 1 m of the grid's route."""
+
+    def __init__(self, roads, city, mode: str):
+        self.roads, self.to_m = roads, city.transformer()
+        self.roads_m = roads.to_crs(city.crs).geometry.to_numpy()
+        self.tree = shapely.STRtree(self.roads_m)
+        self.closed = (roads["highway"].isin(NOT_WALKABLE if mode == "walk" else NOT_DRIVABLE).to_numpy()
+                       | _closed_by_tags(roads, mode))
+
+    def metric(self, poly):
+        return shapely.transform(poly, lambda xy: np.column_stack(self.to_m.transform(xy[:, 0], xy[:, 1])))
+
+    def assert_covered(self, plan, poly_m, where: str) -> None:
+        cand = self.tree.query(shapely.buffer(poly_m, 0.01), predicate="contains")
+        left_out = set(plan.network.edge_row[plan.unreachable_edges].tolist())
+        must = np.array([p for p in cand[~self.closed[cand]] if self.roads.index[p] not in left_out], dtype=np.int64)
+        if len(must):
+            band = shapely.buffer(plan.routes[0].geometry, 1.0)
+            shapely.prepare(band)
+            out = ~shapely.covered_by(self.roads_m[must], band)
+            assert not out.any(), f"{where}: {int(out.sum())} street segment(s) inside are not within 1 m of the route"
 
 
 def test_walking_route_of_every_drawn_grid_covers_it_at_the_independent_optimum(drawn):
     city_name, roads, grids = drawn
     city = street_network(roads, mode="walk")
-    roads_m = roads.to_crs(city.crs).geometry.to_numpy()
-    tree = shapely.STRtree(roads_m)
-    closed = roads["highway"].isin(NOT_WALKABLE).to_numpy() | _closed_by_tags(roads, "walk")
-    to_m = city.transformer()
+    inside = InsideCheck(roads, city, "walk")
     no_street, islands = [], 0
     total_turns = total_bound = at_fewest = small = 0
     for code, poly in grids:
@@ -201,12 +209,8 @@ def test_walking_route_of_every_drawn_grid_covers_it_at_the_independent_optimum(
             continue
         route = plan.routes[0]
         net = plan.network
-        poly_m = shapely.transform(poly, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
-        must = _inside(roads_m, tree, poly_m, closed)
-        left_out = set(net.edge_row[plan.unreachable_edges].tolist())
-        must = np.array([p for p in must if roads.index[p] not in left_out], dtype=np.int64)
-        if len(must):
-            _assert_covered(route.geometry, roads_m[must], where)
+        poly_m = inside.metric(poly)
+        inside.assert_covered(plan, poly_m, where)
         xy = np.asarray(route.geometry.coords)
         assert np.hypot(*(xy[0] - xy[-1])) < 1e-6, f"{where}: the route does not return to its start"
         rows = _box_rows(city, poly_m)
@@ -239,11 +243,8 @@ def test_walking_route_of_every_drawn_grid_covers_it_at_the_independent_optimum(
 def test_driving_route_of_every_drawn_grid_keeps_to_one_way_streets(drawn):
     city_name, roads, grids = drawn
     city = street_network(roads, mode="drive")
-    roads_m = roads.to_crs(city.crs).geometry.to_numpy()
-    tree = shapely.STRtree(roads_m)
-    closed = roads["highway"].isin(NOT_DRIVABLE).to_numpy() | _closed_by_tags(roads, "drive")
+    inside = InsideCheck(roads, city, "drive")
     oneway = roads["oneway"].fillna(False).astype(bool).to_numpy()
-    to_m = city.transformer()
     one_way_passes = routed = 0
     for code, poly in grids:
         where = f"{city_name} grid {code} (drive)"
@@ -259,13 +260,8 @@ def test_driving_route_of_every_drawn_grid_keeps_to_one_way_streets(drawn):
             if oneway[pos[t.edge]]:
                 one_way_passes += 1
                 assert t.forward, f"{where}: one-way street {net.edge_row[t.edge]} driven backwards"
-        # The route's own line follows each one-way street's drawing direction too.
-        poly_m = shapely.transform(poly, lambda xy: np.column_stack(to_m.transform(xy[:, 0], xy[:, 1])))
-        must = _inside(roads_m, tree, poly_m, closed)
-        left_out = set(net.edge_row[plan.unreachable_edges].tolist())
-        must = np.array([p for p in must if roads.index[p] not in left_out], dtype=np.int64)
-        if len(must):
-            _assert_covered(route.geometry, roads_m[must], where)
+        poly_m = inside.metric(poly)
+        inside.assert_covered(plan, poly_m, where)
         assert plan.lower_bound_m <= route.length_m + 1e-6, where
         if len(plan.unreachable_edges) == 0 and "rpp" not in plan.stats["solver"]:
             # The same streets with one-way streets open both ways: a relaxation, so a bound.
