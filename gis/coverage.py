@@ -255,6 +255,7 @@ def _blossom(D: np.ndarray, cols: list[tuple[int, int]]) -> list[tuple[int, int]
 TURN_DEG = 30.0  # a change of heading beyond this is a turn
 UTURN_DEG = 150.0  # … and beyond this a U-turn
 BALANCE_TARGET = 1.10  # k routes: the longest within 10 % of their mean
+SPLIT_LOOP_ORDERS = 16  # k routes: the circuit's loops through the start are tried in up to this many orders
 RPP_TIME_S = 10.0  # walking grids with street islands: seconds for the exact rural-postman MIP
 WALK_SPEED_MPS = 1.25  # 4.5 km/h, a patrol pace with looking around
 DRIVE_SPEED_MPS = 6.9  # 25 km/h, a patrol car in town
@@ -1454,9 +1455,15 @@ def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, re
         return max(costs), float(np.mean(costs)), best, nodes
 
     trav = whole.traversals
-    tries = [trav]
+    # The circuit is closed loops from the start one after the other: any order of the loops
+    # (here every rotation) is the same route, but cuts between them cost no way back.
+    ends = [0] + [p + 1 for p, t in enumerate(trav[:-1])
+                  if (int(net.edge_v[t.edge]) if t.forward else int(net.edge_u[t.edge])) == start] + [len(trav)]
+    loops = [trav[a:b] for a, b in zip(ends[:-1], ends[1:])][:SPLIT_LOOP_ORDERS]
+    loops[-1:] = [trav[ends[len(loops) - 1]:]]
+    tries = [[t for lp in loops[r:] + loops[:r] for t in lp] for r in range(len(loops))]
     if not router.directed:
-        tries.append([Traversal(t.edge, not t.forward, t.required) for t in reversed(trav)])
+        tries += [[Traversal(t.edge, not t.forward, t.required) for t in reversed(c)] for c in tries]
     # Fewest missing routes first, then the shortest longest route (to the metre), then the
     # longest nearest to the mean.
     runs = [(plan(t), t) for t in tries]
