@@ -1388,9 +1388,9 @@ def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, re
            lower: float) -> list[CoverageRoute]:
     """Frederickson's k-split: cut the circuit into pieces, each closed at the start by shortest paths.
 
-    Cut points are chosen by bisection on the longest route (min-max), on the circuit and, when
-    walking, on the same circuit walked the other way round, whichever gives the shorter longest
-    route. Should fewer than k pieces already reach that (a second route would not shorten the
+    Cut points are chosen by bisection on the longest route (min-max), on the circuit with its
+    loops through the start in every rotation and, when walking, each walked the other way round,
+    whichever gives the shorter longest route. Should fewer than k pieces already reach that (a second route would not shorten the
     longest one), the longest piece that holds two required passes is cut again where the
     larger of its two halves is least: each half is no longer than the piece (the rest of a
     closed walk leads back to the start at least as far as the shortest path), so the longest
@@ -1455,8 +1455,8 @@ def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, re
         return max(costs), float(np.mean(costs)), best, nodes
 
     trav = whole.traversals
-    # The circuit is closed loops from the start one after the other: any order of the loops
-    # (here every rotation) is the same route, but cuts between them cost no way back.
+    # The circuit is closed loops from the start one after the other: in any order (here every
+    # rotation) they make the same passes, and a cut between two loops costs no way back.
     ends = [0] + [p + 1 for p, t in enumerate(trav[:-1])
                   if (int(net.edge_v[t.edge]) if t.forward else int(net.edge_u[t.edge])) == start] + [len(trav)]
     loops = [trav[a:b] for a, b in zip(ends[:-1], ends[1:])][:SPLIT_LOOP_ORDERS]
