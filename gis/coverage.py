@@ -740,27 +740,27 @@ def _turn_cost(dev: np.ndarray) -> np.ndarray:
     return np.where(dev < TURN_DEG, 0, np.where(dev < UTURN_DEG, 1, TURN_COST_U))
 
 
+def _order_cost(dev: np.ndarray, whole: np.ndarray) -> np.ndarray:
+    """What ordering a route minimises: fewer whole turns first, then the straighter (the
+    tie-break stays below one turn over hundreds of transitions)."""
+    return whole + dev * 1e-5
+
+
 def _pair_ends(lb: np.ndarray, ends: np.ndarray, is_in: np.ndarray | None, at_start: bool
                ) -> tuple[list[tuple[int, int]], int]:
-    """Best transitions at one node: (arrival end, departure end) pairs of least turn cost, and a
-    lower bound on the turn cost of any pairing there (less the costliest transition at the start,
-    where the route begins and ends instead of turning)."""
+    """Best transitions at one node with many ends (the nodes _euler_circuit does not enumerate):
+    (arrival end, departure end) pairs of least turn cost, and a lower bound on the turn cost of
+    any pairing there (less the costliest transition at the start, where the route begins and
+    ends instead of turning)."""
     if is_in is None:  # walking: any two ends may pair, either way round
         a = b = ends
     else:
         a, b = ends[is_in], ends[~is_in]
     dev = _turn_dev(lb[a][:, None], lb[b][None, :])
     whole = _turn_cost(dev)
-    C = whole + dev * 1e-5  # fewer turns first, then the straighter
+    C = _order_cost(dev, whole)
     if is_in is None:
         n = len(ends)
-        if n <= ENUMERATE_UP_TO:
-            P = _all_pairings(n)
-            cost = C[P[:, :, 0], P[:, :, 1]].sum(axis=1)
-            k = int(np.argmin(cost))
-            w = whole[P[:, :, 0], P[:, :, 1]]
-            bound = int((w.sum(axis=1) - (w.max(axis=1) if at_start else 0)).min())
-            return [(int(ends[i]), int(ends[j])) for i, j in P[k]], bound
         res = min_weight_perfect_matching(np.where(np.eye(n, dtype=bool), 0.0, C))
         pairs = [(int(ends[i]), int(ends[j])) for i, j in res.pairs]
         bound = int(np.ceil(res.lower_bound - n * 1e-3)) - (TURN_COST_U if at_start else 0)
@@ -818,7 +818,7 @@ def _euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direc
             ea, eb = E[:, P[:, :, 0]], E[:, P[:, :, 1]]  # nodes × pairings × pairs
             dev = _turn_dev(lb[ea], lb[eb])
             whole = _turn_cost(dev)
-            best = np.argmin((whole + dev * 1e-5).sum(axis=2), axis=1)
+            best = np.argmin(_order_cost(dev, whole).sum(axis=2), axis=1)
             rows = np.arange(len(E))
             pa, pb = ea[rows, best].ravel(), eb[rows, best].ravel()
             partner[pa], partner[pb] = pb, pa
@@ -882,11 +882,10 @@ def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: n
     roots = {find(i) for i in range(n_items)}
     if len(roots) <= 1:
         return
-    lbl = lb.tolist()
 
     def cost(a: int, b: int) -> float:
-        d = abs((lbl[b] - lbl[a]) % 360.0 - 180.0)
-        return (0 if d < TURN_DEG else 1 if d < UTURN_DEG else TURN_COST_U) + d * 1e-5
+        dev = _turn_dev(lb[a], lb[b])
+        return float(_order_cost(dev, _turn_cost(dev)))
 
     # Transitions at each node where more than one trail passes: (arrival, departure) ends.
     by_node: dict[int, list[tuple[int, int]]] = {}
@@ -1290,7 +1289,13 @@ def plan_coverage(
     if exact:
         # Proven optimal: the bound and the length are the same number up to rounding.
         whole.lower_bound_m = min(whole.lower_bound_m, whole.length_m)
-    routes = [whole] if workers == 1 else _split(net, router, whole, workers, required_set, lower)
+    if workers > 1:
+        # Shortest ways from the start and back to it: the split closes its pieces along them,
+        # and they give the bound on its longest route.
+        out_, back_ = router.dijkstra([start_node]), router.dijkstra([start_node], reverse=True)
+        routes = _split(net, router, whole, workers, required_set, out_, back_)
+    else:
+        routes = [whole]
     stats: dict[str, Any] = {
         "segments_required": int(len(req_idx)),
         "segments_unreachable": int(len(unreachable)),
@@ -1312,7 +1317,7 @@ def plan_coverage(
         lengths = [r.length_m for r in routes]
         stats["worker_lengths_m"] = lengths
         stats["balance"] = max(lengths) / (sum(lengths) / len(lengths))
-        bound_k, far = _longest_bound(net, router, start_node, req_idx, lower, workers)
+        bound_k, far = _longest_bound(net, router.directed, req_idx, lower, workers, out_[0][0], back_[0][0])
         stats["longest_lower_bound_m"] = bound_k
         if len(routes) < workers:
             warnings.append(f"{len(routes)} route(s), not {workers}: the grid has only {len(req_idx)} street "
@@ -1385,7 +1390,7 @@ def _hot_spots(net: StreetNetwork, req: np.ndarray, unreachable: np.ndarray, inc
 
 
 def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, required: set[int],
-           lower: float) -> list[CoverageRoute]:
+           out_: tuple[np.ndarray, np.ndarray], back_: tuple[np.ndarray, np.ndarray]) -> list[CoverageRoute]:
     """Frederickson's k-split: cut the circuit into pieces, each closed at the start by shortest paths.
 
     Cut points are chosen by bisection on the longest route (min-max), on the circuit with its
@@ -1398,8 +1403,7 @@ def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, re
     Fewer than k routes come back only when the grid has fewer than k required passes to share out.
     """
     start = whole.start_node
-    d_out, p_out = router.dijkstra([start])
-    d_back, p_back = router.dijkstra([start], reverse=True)
+    (d_out, p_out), (d_back, p_back) = out_, back_  # Dijkstra from the start, and to it
 
     def plan(trav: list[Traversal]) -> tuple[float, float, list[tuple[int, int]], Any]:
         nodes = [start]
@@ -1479,16 +1483,15 @@ def _split(net: StreetNetwork, router: _Router, whole: CoverageRoute, k: int, re
     return routes
 
 
-def _longest_bound(net: StreetNetwork, router: _Router, start: int, req_idx: np.ndarray, lower: float, k: int
-                   ) -> tuple[float, float]:
-    """(lower bound on the longest of k closed routes from ``start`` covering ``req_idx``, the
-    round trip to the farthest required street). The k routes together are one closed walk
-    covering every street, so the longest is at least ``lower`` / k; and the route that covers
-    the farthest street is at least the shortest way there, along it and back."""
-    d_out = router.dijkstra([start])[0][0]
-    d_back = router.dijkstra([start], reverse=True)[0][0]
+def _longest_bound(net: StreetNetwork, directed: bool, req_idx: np.ndarray, lower: float, k: int,
+                   d_out: np.ndarray, d_back: np.ndarray) -> tuple[float, float]:
+    """(lower bound on the longest of k closed routes from the start covering ``req_idx``, the
+    round trip to the farthest required street); ``d_out`` / ``d_back``: shortest distances from
+    the start / to it. The k routes together are one closed walk covering every street, so the
+    longest is at least ``lower`` / k; and the route that covers the farthest street is at least
+    the shortest way there, along it and back."""
     u, v, ln = net.edge_u[req_idx], net.edge_v[req_idx], net.edge_length_m[req_idx]
     fwd = d_out[u] + ln + d_back[v]
-    rev = np.where(net.edge_oneway[req_idx] & router.directed, np.inf, d_out[v] + ln + d_back[u])
+    rev = np.where(net.edge_oneway[req_idx] & directed, np.inf, d_out[v] + ln + d_back[u])
     far = float(np.max(np.minimum(fwd, rev))) if len(req_idx) else 0.0
     return max(far, lower / k), far
