@@ -211,12 +211,8 @@ def plan_routes(
         say(f"{t.code} ({i + 1}/{len(targets)})")
         try:
             roads = shared if shared is not None else _roads_near(store, t.polygon, t.code)
-            if all_incidents is not None:
-                inc = all_incidents.iloc[np.sort(all_incidents.sindex.query(t.polygon, predicate="intersects"))] \
-                    if len(all_incidents) else all_incidents
-            else:
-                incidents = store.read_layer("incidents", bbox=t.polygon.bounds)
-                inc = incidents[incidents.intersects(t.polygon)] if len(incidents) else incidents
+            pool = all_incidents if all_incidents is not None else store.read_layer("incidents", bbox=t.polygon.bounds)
+            inc = pool.iloc[np.sort(pool.sindex.query(t.polygon, predicate="intersects"))] if len(pool) else pool
             synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())
             plan = plan_coverage(roads, t.polygon, mode=mode, start=start or t.station, workers=workers,
                                  time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code)
