@@ -15,6 +15,7 @@ import numpy as np
 import pyproj
 import shapely
 from scipy import sparse
+from scipy.cluster.hierarchy import DisjointSet
 from scipy.optimize import Bounds, LinearConstraint, linear_sum_assignment, milp
 from scipy.sparse.csgraph import connected_components, dijkstra, minimum_spanning_tree, shortest_path
 from shapely.geometry import LineString
@@ -865,22 +866,11 @@ def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: n
     the cheapest such re-pairing that joins two different trails goes first (lazy Kruskal: a
     candidate is dropped when its transitions changed or its trails were joined meanwhile).
     """
-    n_items = len(partner) // 2
-    parent = list(range(n_items))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
+    trails = DisjointSet(range(len(partner) // 2))  # items, joined into the trails they make
     pl = partner.tolist()
     for a in range(len(pl)):
-        ra, rb = find(a >> 1), find(pl[a] >> 1)
-        if ra != rb:
-            parent[ra] = rb
-    roots = {find(i) for i in range(n_items)}
-    if len(roots) <= 1:
+        trails.merge(a >> 1, pl[a] >> 1)
+    if trails.n_subsets <= 1:
         return
 
     def cost(a: int, b: int) -> float:
@@ -899,7 +889,7 @@ def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: n
         nonlocal tick
         a, b = t
         for u in others:
-            if u == t or find(a >> 1) == find(u[0] >> 1):
+            if u == t or trails.connected(a >> 1, u[0] >> 1):
                 continue
             c, d = u
             old = cost(a, b) + cost(c, d)
@@ -913,23 +903,19 @@ def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: n
         lst = sorted(ts)
         for k, t in enumerate(lst):
             offers(x, t, lst[k + 1:])
-    left = len(roots) - 1
-    while left and heap:
+    while trails.n_subsets > 1 and heap:
         _, _, x, t, u, new = heapq.heappop(heap)
         if t not in alive[x] or u not in alive[x]:
             continue
-        ra, rb = find(t[0] >> 1), find(u[0] >> 1)
-        if ra == rb:
+        if not trails.merge(t[0] >> 1, u[0] >> 1):
             continue
-        parent[ra] = rb
-        left -= 1
         alive[x] -= {t, u}
         for p, q in new:
             pl[p], pl[q] = q, p
         for nt in new:
             alive[x].add(nt)
             offers(x, nt, sorted(alive[x]))
-    if left:
+    if trails.n_subsets > 1:
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
     partner[:] = pl
 
