@@ -6,13 +6,13 @@ import uuid
 from typing import NamedTuple
 
 import jwt
-from sqlalchemy import ColumnElement, Table, false, or_, select
+from sqlalchemy import ColumnElement, Table, false
 
 from api.config import Settings
 from gis.errors import GridPatrolError, PermissionDenied
 from layers.incidents import LookupView
-from layers.models import Grid
 from layers.users import ROLES, Principal
+from layers.visibility import secrecy_rows, worker_rows
 
 # What each role may do. Reading public layers (areas, roads, buildings, barriers, blocks, grids)
 # needs no permission beyond being allowed in at all.
@@ -33,6 +33,20 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 PUBLIC_LAYERS = ("areas", "roads", "buildings", "barriers", "blocks", "grids")
 # Layers beyond the public ones and the permission needed to see them at all.
 PROTECTED_LAYERS = {"routes": "read_routes", "incidents": "read_incidents", "cameras": "read_cameras", "imports": "manage_users"}
+# Fields of a layer that need a permission beyond reading the layer: layer → field → permission.
+# The one table every channel consults (OGC items, item and schema, exports, GET /grids, the map
+# click, the pages' data): a field hidden here is left out of the answer (not emptied) and cannot
+# be filtered on. docs/security.md explains each choice.
+FIELD_VISIBILITY: dict[str, dict[str, str]] = {
+    # Who patrols a grid and where they start from: people, not map data.
+    "grids": {"worker": "read_workers", "station_lon": "read_workers", "station_lat": "read_workers"},
+    # A plan's note records worker assignments ("workers: 510104001001=王芳").
+    "grid_plans": {"note": "read_workers"},
+    # The file a camera came from names the supplier's list: administrators only.
+    "cameras": {"source": "edit_cameras"},
+    # The server-side path of an imported file (the layer itself is for administrators).
+    "imports": {"source_path": "manage_users"},
+}
 
 
 class AuthError(GridPatrolError):
@@ -60,11 +74,29 @@ def visible_layers(principal: Principal) -> list[str]:
     return [*PUBLIC_LAYERS, *(name for name, perm in PROTECTED_LAYERS.items() if can(principal, perm))]
 
 
+def hidden_fields(principal: Principal, layer: str) -> frozenset[str]:
+    """The fields of ``layer`` that ``principal`` may not see (see FIELD_VISIBILITY)."""
+    rules = FIELD_VISIBILITY.get(layer, {})
+    return frozenset(f for f, perm in rules.items() if not can(principal, perm))
+
+
+def visible_frame(principal: Principal, layer: str, frame):  # noqa: ANN001, ANN201
+    """``frame`` (a (Geo)DataFrame or a list of dicts of ``layer``'s rows) without the fields
+    ``principal`` may not see."""
+    hidden = hidden_fields(principal, layer)
+    if not hidden:
+        return frame
+    if isinstance(frame, list):
+        return [{k: v for k, v in row.items() if k not in hidden} for row in frame]
+    return frame.drop(columns=[c for c in frame.columns if c in hidden])
+
+
 def layer_filter(principal: Principal, layer: str, table: Table) -> ColumnElement[bool] | None:
     """The row filter ``principal`` gets on ``layer`` (None: every row); 403 if not visible at all.
 
-    Workers see only routes and incidents of the grids they are responsible for; dispatchers see
-    cameras up to their secrecy level; admins see everything.
+    Workers see only routes and incidents of the grids of the current plan they are responsible
+    for; dispatchers see cameras up to their secrecy level; admins see everything. Every count,
+    extent and export of a layer is computed over this filter.
     """
     if layer in PUBLIC_LAYERS:
         return None
@@ -75,24 +107,20 @@ def layer_filter(principal: Principal, layer: str, table: Table) -> ColumnElemen
     if principal.role == "admin":
         return None
     if layer == "cameras":
-        return table.c.secrecy_level <= principal.max_secrecy_level
-    if principal.role == "worker":
-        own_grids = select(Grid.code).where(Grid.worker == principal.name)
-        if layer == "routes":
-            return table.c.grid_code.in_(own_grids)
-        if layer == "incidents":
-            return or_(table.c.worker == principal.name, table.c.grid_code.in_(own_grids))
+        return secrecy_rows(table, principal.max_secrecy_level)
+    if principal.role == "worker" and layer in ("routes", "incidents"):
+        return worker_rows(table, principal.name)
     return None
 
 
 def lookup_view(principal: Principal) -> LookupView:
     """What ``principal`` may see of a map click: the same rules as :func:`layer_filter` (workers:
-    incidents of their own grids; dispatchers: cameras up to their secrecy level; admins: all)
-    plus worker names for every role that may read them."""
+    incidents of their own grids of the current plan; dispatchers: cameras up to their secrecy
+    level; admins: all) and :data:`FIELD_VISIBILITY` (the grid's worker)."""
     show_incidents = can(principal, "read_incidents")
     show_cameras = can(principal, "read_cameras")
     return LookupView(
-        worker_names=can(principal, "read_workers"),
+        worker_names="worker" not in hidden_fields(principal, "grids"),
         incidents=show_incidents,
         incidents_of=principal.name if show_incidents and principal.role == "worker" else None,
         cameras=show_cameras,

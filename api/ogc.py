@@ -13,7 +13,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Table, and_, func, select
 
-from api.auth import PUBLIC_LAYERS, layer_filter, visible_layers
+from api.auth import PUBLIC_LAYERS, hidden_fields, layer_filter, visible_layers
 from api.deps import RowId, SettingsDep, StoreDep, UserDep
 from gis.errors import InputError, NotFoundError
 from layers.store import Store
@@ -132,9 +132,16 @@ def _time_naive_ok(store: Store, t: datetime) -> datetime:
     return t.astimezone(timezone.utc).replace(tzinfo=None) if store.is_gpkg else t
 
 
-def _collection(request: Request, store: Store, layer: str) -> dict[str, Any]:
+def _columns(principal, layer: str, table: Table) -> list:  # noqa: ANN001
+    """The columns of ``table`` (without the geometry) that ``principal`` may see."""
+    hidden = hidden_fields(principal, layer)
+    return [c for c in table.columns if c.name != "geom" and c.name not in hidden]
+
+
+def _collection(request: Request, store: Store, principal, layer: str) -> dict[str, Any]:  # noqa: ANN001
+    """The collection document; its extent covers only the rows ``principal`` may see."""
     base = _base(request)
-    ext = store.extent(layer)
+    ext = store.extent(layer, where=layer_filter(principal, layer, store.table(layer)))
     out: dict[str, Any] = {
         "id": layer,
         "title": TITLES.get(layer, layer),
@@ -184,14 +191,14 @@ def collections(request: Request, store: StoreDep, principal: UserDep) -> JSONRe
     layers = [name for name in visible_layers(principal)]
     return _json({
         "links": [{"href": f"{base}/ogc/collections", "rel": "self", "type": "application/json"}],
-        "collections": [_collection(request, store, name) for name in layers],
+        "collections": [_collection(request, store, principal, name) for name in layers],
     })
 
 
 @router.get("/collections/{layer}", summary="One collection")
 def collection(layer: str, request: Request, store: StoreDep, principal: UserDep) -> JSONResponse:
     _layer_table(store, principal, layer)
-    return _json(_collection(request, store, layer))
+    return _json(_collection(request, store, principal, layer))
 
 
 def _property_schema(col) -> dict[str, Any]:  # noqa: ANN001
@@ -226,7 +233,7 @@ def feature_schema(store: Store, principal, layer: str, base: str) -> dict[str, 
     with the layer's columns as typed properties."""
     table = _layer_table(store, principal, layer)
     geom_type = getattr(table.c.geom.type, "geometry_type", None) if "geom" in table.c else None
-    props = {c.name: _property_schema(c) for c in table.columns if c.name != "geom"}
+    props = {c.name: _property_schema(c) for c in _columns(principal, layer, table)}
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{base}/ogc/collections/{layer}/schema",
@@ -287,9 +294,11 @@ def _where(store: Store, principal, layer: str, table: Table, *,  # noqa: ANN001
             conds.append(col >= _time_naive_ok(store, start))
         if end is not None:
             conds.append(col <= _time_naive_ok(store, end))
+    hidden = hidden_fields(principal, layer)
     for key, value in (equals or {}).items():
-        if key not in table.c or key == "geom":
-            props = ", ".join(c.name for c in table.columns if c.name != "geom")
+        # A hidden field is as unknown as a missing one: filtering on it would tell its values.
+        if key not in table.c or key == "geom" or key in hidden:
+            props = ", ".join(c.name for c in _columns(principal, layer, table))
             raise InputError(f"unknown query parameter {key!r} for layer {layer!r}",
                              hint=f"filter by one of: {props}; or bbox, datetime, limit, offset")
         col = table.c[key]
@@ -316,7 +325,7 @@ def query_items(
     """
     table = _layer_table(store, principal, layer)
     where = _where(store, principal, layer, table, bbox=bbox, time_range=time_range, equals=equals)
-    cols = [c for c in table.columns if c.name != "geom"]
+    cols = _columns(principal, layer, table)
     stmt = select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb"))
     count_stmt = select(func.count()).select_from(table)
     if where is not None:
@@ -365,9 +374,12 @@ def query_items_json(
         cond = str(compiled)
         params.update(compiled.params)
     name = table.name
+    # The geometry and the fields hidden from the user (plain column names of the model) are
+    # taken out of the properties.
+    drop = ", ".join(f"'{c}'" for c in sorted({"geom", *hidden_fields(principal, layer)}))
     # Text, not json values: the geometry is not parsed again on the way.
     feature = ("'{\"type\": \"Feature\", \"id\": ' || p.id || ', \"geometry\": ' || "
-               "COALESCE(ST_AsGeoJSON(p.geom, 15), 'null') || ', \"properties\": ' || (to_jsonb(p) - 'geom') || '}'")
+               f"COALESCE(ST_AsGeoJSON(p.geom, 15), 'null') || ', \"properties\": ' || (to_jsonb(p) - ARRAY[{drop}]) || '}}'")
     if bbox is not None:
         sql = (f"WITH m AS MATERIALIZED (SELECT id FROM {name} WHERE {cond}), "
                "pg AS (SELECT id FROM m ORDER BY id LIMIT %(gp_limit)s OFFSET %(gp_offset)s) "
@@ -463,7 +475,7 @@ def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, princ
     role_where = layer_filter(principal, layer, table)
     if role_where is not None:
         conds.append(role_where)
-    cols = [c for c in table.columns if c.name != "geom"]
+    cols = _columns(principal, layer, table)
     with store.engine.connect() as conn:
         r = conn.execute(select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb")).where(and_(*conds))).first()
     if r is None:

@@ -65,6 +65,8 @@ STATUS_VALUES = {"online": "online", "在线": "online", "offline": "offline", "
 GCJ_MIN_POINTS = 5
 GCJ_MIN_ROADS = 20
 MAX_RANGE_M = 2000.0
+# Number columns that must hold whole numbers (levels, not measurements).
+WHOLE_NUMBER_COLUMNS = frozenset({"secrecy_level"})
 
 
 @dataclass
@@ -322,6 +324,10 @@ def prepare_cameras(
                 problems.append(RowProblem(n, line, f"{col} {df[col].iloc[i]!r} is not a number"))
             elif not np.isnan(num.iloc[i]) and not lo <= num.iloc[i] <= hi:
                 problems.append(RowProblem(n, line, f"{col} {num.iloc[i]:g} is outside {lo:g}–{hi:g}"))
+            elif col in WHOLE_NUMBER_COLUMNS and not np.isnan(num.iloc[i]) and num.iloc[i] != round(num.iloc[i]):
+                # Never rounded: 0.5 stored as 0 would show the camera to every dispatcher.
+                problems.append(RowProblem(n, line, f"{col} {df[col].iloc[i]!r} is not a whole number "
+                                                    f"{lo:g}–{hi:g} (密级 must be an integer level)"))
         if proj.iloc[i].lower() not in PROJECT_VALUES:
             problems.append(RowProblem(n, line, f"project {proj.iloc[i]!r} is not skynet/天网, sharp_eyes/雪亮 or other"))
         if ctype.iloc[i] not in TYPE_VALUES:

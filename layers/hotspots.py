@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import geopandas as gpd
 from sqlalchemy import and_
@@ -22,10 +23,12 @@ def grid_hot_spots(
     min_incidents: int = 2,
     half_life_days: float | None = 30.0,
     top: int | None = None,
+    where: Any = None,
 ) -> gpd.GeoDataFrame:
     """Hot spots (see :func:`gis.hotspots.hot_spots`) of the incidents inside grid ``code`` of
     the newest plan (or ``plan_id``) that occurred in the ``days`` before ``at`` (default now).
-    Duplicates (incidents marked as a duplicate of another) are not counted twice.
+    Duplicates (incidents marked as a duplicate of another) are not counted twice. ``where``
+    (a row filter on incidents: what the caller may see) limits the incidents counted.
     Raises NotFoundError for an unknown grid."""
     from layers.routes import grid_targets
 
@@ -35,8 +38,10 @@ def grid_hot_spots(
     t = Incident.__table__
     if store.is_gpkg:  # GeoPackage keeps naive UTC text
         start, end = (v.astimezone(timezone.utc).replace(tzinfo=None) for v in (start, end))
-    inc = store.read_layer("incidents", bbox=list(target.polygon.bounds),
-                           where=and_(t.c.occurred_at >= start, t.c.occurred_at <= end, t.c.duplicate_of.is_(None)))
+    conds = [t.c.occurred_at >= start, t.c.occurred_at <= end, t.c.duplicate_of.is_(None)]
+    if where is not None:
+        conds.append(where)
+    inc = store.read_layer("incidents", bbox=list(target.polygon.bounds), where=and_(*conds))
     inc = inc[inc.intersects(target.polygon)] if len(inc) else inc
     return hot_spots(inc, radius_m=radius_m, min_incidents=min_incidents, half_life_days=half_life_days,
                      at=at, top=top)

@@ -49,6 +49,7 @@ from layers.cameras import (
 from layers.importing import ImportResult, file_sha256
 from layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
 from layers.store import Store
+from layers.visibility import CURRENT_GRIDS_OF_SQL, worker_rows
 
 INCIDENT_COLUMNS = ("occurred_at", "time", "category", "description", "source", "reporter", "lon", "lat",
                     "external_id", "state")
@@ -402,8 +403,8 @@ def overdue_incidents(store: Store, *, now: datetime | None = None,
 class LookupView:
     """What a map click may show (the API derives it from the user's role; the CLI sees all).
 
-    ``incidents_of``: only incidents assigned to this worker or in grids they are responsible
-    for (any plan). ``camera_max_secrecy``: only cameras up to this secrecy level (None: all).
+    ``incidents_of``: only incidents in the grids of the current plan this worker is
+    responsible for (see :mod:`layers.visibility`). ``camera_max_secrecy``: only cameras up to this secrecy level (None: all).
     Sections that are not shown are left out of the answer, not emptied.
     """
 
@@ -451,8 +452,8 @@ _INCIDENTS_SQL = """(
            ORDER BY q.dist, i.id), '[]')::text
   FROM c i {enu}
   WHERE i.occurred_at >= %(t0)s AND i.occurred_at <= %(t1)s AND q.dist <= %(rad)s{own})"""
-_OWN_INCIDENTS_SQL = """
-    AND (i.worker = %(own)s OR i.grid_code IN (SELECT code FROM grids WHERE worker = %(own)s))"""
+_OWN_INCIDENTS_SQL = f"""
+    AND i.grid_code IN ({CURRENT_GRIDS_OF_SQL})"""
 
 # Cameras whose field of view contains the point, with gis.cameras.optics_arrays' defaults and
 # sector_contains' test, ranked online first, then nearest. The search box is degree_box() of
@@ -579,8 +580,7 @@ def _lookup_python(store: Store, conn: Connection, lon: float, lat: float, when:
         cond = [store.bbox_filter(t, degree_box(lon, lat, radius_m)),
                 t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when]
         if view.incidents_of is not None:
-            own = select(Grid.__table__.c.code).where(Grid.__table__.c.worker == view.incidents_of)
-            cond.append((t.c.worker == view.incidents_of) | t.c.grid_code.in_(own))
+            cond.append(worker_rows(t, view.incidents_of))
         rows = conn.execute(
             select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
                    func.ST_X(t.c.geom), func.ST_Y(t.c.geom)).where(and_(*cond))).all()

@@ -31,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy import table as sql_table
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
 
@@ -198,29 +199,36 @@ class Store:
             conn.execute(table.insert(), records[i : i + chunk])
         return len(records)
 
-    def count(self, name: str) -> int:
-        """Number of rows in layer ``name``."""
+    def count(self, name: str, *, where: Any = None) -> int:
+        """Number of rows in layer ``name`` (only those matching ``where``, a row filter, if given)."""
         table = self.table(name)
+        stmt = select(func.count()).select_from(table)
+        if where is not None:
+            stmt = stmt.where(where)
         with self.engine.connect() as c:
-            return int(c.execute(select(func.count()).select_from(table)).scalar_one())
+            return int(c.execute(stmt).scalar_one())
 
-    def extent(self, name: str) -> tuple[float, float, float, float] | None:
-        """(min_lon, min_lat, max_lon, max_lat) of layer ``name``, None when empty."""
+    def extent(self, name: str, *, where: Any = None) -> tuple[float, float, float, float] | None:
+        """(min_lon, min_lat, max_lon, max_lat) of layer ``name``, None when empty.
+
+        With ``where`` (a row filter, e.g. what a user may see) only the matching rows count: an
+        extent over hidden rows would show where they are."""
         table = self.table(name)
+        if self.is_gpkg:
+            # The R-tree holds every row's box: min/max over it (for the rows that match) is
+            # cheaper than reading the geometries.
+            rtree = sql_table(f"rtree_{table.name}_geom", column("id", Integer), column("minx"), column("miny"),
+                              column("maxx"), column("maxy"))
+            stmt = select(func.min(rtree.c.minx), func.min(rtree.c.miny), func.max(rtree.c.maxx), func.max(rtree.c.maxy))
+            if where is not None:
+                stmt = stmt.where(rtree.c.id.in_(select(table.c.id).where(where)))
+        else:
+            ext = func.ST_Extent(table.c.geom)
+            stmt = select(func.ST_XMin(ext), func.ST_YMin(ext), func.ST_XMax(ext), func.ST_YMax(ext))
+            if where is not None:
+                stmt = stmt.where(where)
         with self.engine.connect() as c:
-            if self.is_gpkg:
-                row = c.execute(
-                    text(f"SELECT min(minx), min(miny), max(maxx), max(maxy) FROM rtree_{table.name}_geom")
-                ).one()
-            else:
-                row = c.execute(
-                    select(
-                        func.ST_XMin(func.ST_Extent(table.c.geom)),
-                        func.ST_YMin(func.ST_Extent(table.c.geom)),
-                        func.ST_XMax(func.ST_Extent(table.c.geom)),
-                        func.ST_YMax(func.ST_Extent(table.c.geom)),
-                    )
-                ).one()
+            row = c.execute(stmt).one()
         if row[0] is None:
             return None
         return tuple(float(v) for v in row)  # type: ignore[return-value]

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import Connection, func, insert, select, text, update
@@ -61,8 +62,15 @@ def _validate(name: str, role: str, max_secrecy_level: int) -> None:
         raise InputError(f"user name {name!r} must be 1–64 printable characters without surrounding spaces")
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
-    if not 0 <= int(max_secrecy_level) <= 9:
-        raise InputError(f"max secrecy level {max_secrecy_level} must be between 0 and 9")
+    check_secrecy_level(max_secrecy_level, name)
+
+
+def check_secrecy_level(level: Any, name: str) -> int:
+    """``level`` as an int if it is a whole number 0–9 (never truncated: 0.5 taken as 0 would
+    widen a clearance silently); InputError naming user ``name`` otherwise."""
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or not 0 <= int(level) <= 9:
+        raise InputError(f"max secrecy level {level!r} of user {name!r} must be a whole number from 0 to 9")
+    return int(level)
 
 
 def create_user(
@@ -73,8 +81,9 @@ def create_user(
     ``max_secrecy_level`` defaults to 9 for admins (see everything) and 0 for other roles.
     The creation is written to the audit log in the same transaction.
     """
-    level = (9 if role == "admin" else 0) if max_secrecy_level is None else int(max_secrecy_level)
+    level = (9 if role == "admin" else 0) if max_secrecy_level is None else max_secrecy_level
     _validate(name, role, level)
+    level = int(level)
     check_password_strength(password, name)
     pw_hash = hash_password(password)
     try:
@@ -145,8 +154,8 @@ def update_user(
     """
     if role is not None and role not in ROLES:
         raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
-    if max_secrecy_level is not None and not 0 <= int(max_secrecy_level) <= 9:
-        raise InputError(f"max secrecy level {max_secrecy_level} must be between 0 and 9")
+    if max_secrecy_level is not None:
+        max_secrecy_level = check_secrecy_level(max_secrecy_level, name)
     if password is not None:
         check_password_strength(password, name)
     values: dict[str, Any] = {}

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictInt
 
 from api import deps
 from api.auth import PERMISSIONS, AuthError, can, issue_token, require_permission, visible_layers
@@ -25,12 +25,12 @@ class UserIn(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     role: str = Field(description="admin | planner | dispatcher | worker | viewer")
     password: str = Field(min_length=users.MIN_PASSWORD_LEN, max_length=1024)
-    max_secrecy_level: int | None = Field(default=None, ge=0, le=9)
+    max_secrecy_level: StrictInt | None = Field(default=None, ge=0, le=9, description="highest camera secrecy level (whole number)")
 
 
 class UserPatch(BaseModel):
     role: str | None = Field(default=None, description="admin | planner | dispatcher | worker | viewer")
-    max_secrecy_level: int | None = Field(default=None, ge=0, le=9, description="highest camera secrecy level")
+    max_secrecy_level: StrictInt | None = Field(default=None, ge=0, le=9, description="highest camera secrecy level (whole number)")
     active: bool | None = Field(default=None, description="false: deactivate (its tokens stop working), true: "
                                 "reactivate (tokens issued before stay revoked: the user logs in again)")
     password: str | None = Field(default=None, min_length=users.MIN_PASSWORD_LEN, max_length=1024,

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from api.auth import require_permission
+from api.auth import require_permission, visible_frame
 from api.deps import StoreDep, UserDep
 from api.ogc import parse_bbox, query_items
 from api.routes._imports import CRS_PATTERN, OPENAPI_BODY, read_upload, run_import
@@ -41,7 +41,8 @@ def cameras_at_point(
     require_permission(principal, "read_cameras", "see cameras")
     df = cameras_at(store, lon, lat, radius_m=radius_m, in_view_only=in_view)
     if len(df) and principal.role != "admin":
-        df = df[df["secrecy_level"].fillna(0) <= principal.max_secrecy_level]
+        df = df[df["secrecy_level"].notna() & (df["secrecy_level"] <= principal.max_secrecy_level)]
+    df = visible_frame(principal, "cameras", df)
     keep = ["id", "code", "name", "project", "lon", "lat", "azimuth_deg", "fov_deg", "range_m", "camera_type",
             "status", "secrecy_level", "distance_m", "bearing_deg", "in_view", "online"]
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df[[c for c in keep if c in df]].to_dict("records")]

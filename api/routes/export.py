@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.auth import layer_filter
+from api.auth import layer_filter, visible_frame
 from api.deps import StoreDep, UserDep
 from layers.export import export_layer
 
@@ -21,10 +21,11 @@ def export(
     layer: str, store: StoreDep, principal: UserDep,
     format: Annotated[str, Query(pattern="^(geojson|gpkg)$")] = "geojson",  # noqa: A002
 ) -> Response:
-    """The layer with every attribute, in WGS-84; rows hidden from the user's role are left out."""
+    """The layer in WGS-84: the rows and fields the user may see (the file's extent, counts and
+    metadata are computed from those alone)."""
     table = store.table(layer)
     where = layer_filter(principal, layer, table)
-    gdf = store.read_layer(layer, where=where)
+    gdf = visible_frame(principal, layer, store.read_layer(layer, where=where))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{layer}.{format}"
         export_layer(store, layer, path, gdf=gdf)

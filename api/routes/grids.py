@@ -14,7 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from api.auth import can, require_permission
+from api.auth import layer_filter, require_permission, visible_frame
 from api.deps import MAX_ID, StoreDep, UserDep
 from api.geojson import parse_features
 from gis.errors import InputError, PermissionDenied
@@ -87,14 +87,12 @@ PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (defau
 
 @router.get("/plans", summary="All grid plans (versions), newest last")
 def plans(store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
-    return _records(gl.list_plans(store))
+    return _records(visible_frame(principal, "grid_plans", gl.list_plans(store)))
 
 
 @router.get("", summary="Grids of a plan (GeoJSON)")
 def grids(store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
-    g = gl.read_grids(store, plan_id)
-    if not can(principal, "read_workers"):
-        g = g.drop(columns=["worker"], errors="ignore")
+    g = visible_frame(principal, "grids", gl.read_grids(store, plan_id))
     body = json.loads(g.to_json(na="null", drop_id=True))
     return body
 
@@ -197,19 +195,20 @@ def hot_spots(
     at: Annotated[datetime | None, Query(description="time of interest (default now), RFC 3339")] = None,
 ) -> dict[str, Any]:
     """Clusters of the grid's recent incidents; importance sums 0.5^(age / 30 days) over a
-    spot's incidents. Dispatchers and admins: any grid; workers: their own grids."""
+    spot's incidents. Dispatchers and admins: any grid; workers: their own grids of the current
+    plan. Only incidents the user may see are counted."""
     from layers.hotspots import grid_hot_spots
 
     require_permission(principal, "read_incidents", "read incident hot spots")
     if principal.role == "worker":
-        g = gl.read_grids(store, plan_id)
-        mine = g[(g["code"] == code) & (g["worker"] == principal.name)]
-        if not len(mine):
+        mine = gl.read_grids(store)  # the current plan decides, whatever plan_id asks for
+        if not ((mine["code"] == code) & (mine["worker"] == principal.name)).any():
             raise PermissionDenied(f"grid {code} is not one of yours", hint="workers see the hot spots of their own grids")
     if at is not None and at.tzinfo is None:
         at = at.replace(tzinfo=timezone.utc)
     spots = grid_hot_spots(store, code, plan_id=plan_id, days=days, at=at, radius_m=radius_m,
-                           min_incidents=min_incidents, top=top)
+                           min_incidents=min_incidents, top=top,
+                           where=layer_filter(principal, "incidents", store.table("incidents")))
     for col in ("first_at", "last_at"):
         spots[col] = [None if v is None or v != v else v.isoformat() for v in spots[col]]
     return json.loads(spots.to_json(na="null", drop_id=True))

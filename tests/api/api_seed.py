@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import shapely
 
+from tests.conftest import DATA  # ../shared/data, or GRIDPATROL_DATA
+
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
 PASSWORD = "test-password-123"
 ROLE_USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
 # A second dispatcher cleared for secrecy level 2 (cameras up to level 2, not 3).
@@ -67,7 +68,7 @@ def seed(store) -> dict:  # noqa: ANN001
         when = [t0 + timedelta(hours=float(h)) for h in rng.uniform(0, 365 * 24, m)]
         ilon = np.where(np.arange(m) % 2 == 0, rng.uniform(minx, midx, m), rng.uniform(midx, maxx, m))
         ilat = rng.uniform(miny, midy - 1e-6, m)
-        grid_of = np.where(np.arange(m) % 2 == 0, "510104001001", "510104001002")
+        grid_of = np.where(np.arange(m) % 2 == 0, "51010400101", "51010400102")
         incs = gpd.GeoDataFrame(
             {"occurred_at": when, "category": rng.choice(["治安", "矛盾纠纷", "环境卫生"], m),
              "description": "测试事件", "state": "reported", "state_since": when, "version": 1,
@@ -75,7 +76,7 @@ def seed(store) -> dict:  # noqa: ANN001
             geometry=shapely.points(ilon, ilat), crs=4326)
         # Every fourth incident is in zhang's grid instead (upper right) and belongs to zhang.
         sel = np.arange(m) % 4 == 3
-        incs.loc[sel, "grid_code"] = "510104001004"
+        incs.loc[sel, "grid_code"] = "51010400104"
         incs.loc[sel, "worker"] = "zhang"
         incs.loc[sel, "geometry"] = shapely.points(rng.uniform(midx, maxx, sel.sum()), rng.uniform(midy, maxy, sel.sum()))
         store.insert_gdf(conn, "incidents", incs)
