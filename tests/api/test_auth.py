@@ -198,7 +198,7 @@ def test_incident_rights(client, tokens):  # noqa: ANN001
     assert client.post(f"/incidents/{iid}/advance", headers=tokens["pia"], json={"to": "escalated"}).status_code == 403
     assert client.post(f"/incidents/{iid}/advance", headers=tokens["vic"], json={"to": "escalated"}).status_code == 403
     # zhang's incidents are not wu's: hidden from him (404), so he cannot move them either.
-    zhang = client.get("/incidents?limit=1&grid_code=510104001004", headers=tokens["ada"]).json()["features"][0]["id"]
+    zhang = client.get("/incidents?limit=1&grid_code=51010400104", headers=tokens["ada"]).json()["features"][0]["id"]
     assert client.get(f"/incidents/{zhang}", headers=tokens["wu"]).status_code == 404
     assert client.post(f"/incidents/{zhang}/advance", headers=tokens["wu"], json={"to": "handled"}).status_code == 404
     r = client.post(f"/incidents/{iid}/advance", headers=tokens["dan"], json={"to": "escalated"})

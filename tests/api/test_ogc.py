@@ -146,7 +146,7 @@ def test_cameras_by_role_match_secrecy(client, tokens, loaded_store_url):  # noq
 def test_worker_sees_only_own_incidents(client, tokens, loaded_store_url):  # noqa: ANN001
     inc = read_layer(loaded_store_url, "incidents")
     feats, _ = page_all(client, "/ogc/collections/incidents/items?limit=300", tokens["wu"])
-    want = set(inc.index[(inc["worker"] == "wu") | inc["grid_code"].isin(["510104001001", "510104001002"])].tolist())
+    want = set(inc.index[(inc["worker"] == "wu") | inc["grid_code"].isin(["51010400101", "51010400102"])].tolist())
     assert {f["id"] for f in feats} == want
     assert 0 < len(want) < len(inc)
 
