@@ -9,6 +9,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
+from tests.conftest import DATA, data_path  # noqa: F401  (DATA: for the API tests that read files)
+
 PASSWORD = "test-password-123"
 ROLE_USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
 # A second dispatcher cleared for secrecy level 2 (cameras up to level 2, not 3).
@@ -20,8 +22,6 @@ GRID_WORKERS = ["wu", "wu", "li", "zhang"]
 
 
 def chengdu_osm() -> Path:
-    from tests.conftest import data_path
-
     return data_path("chengdu", "chengdu.osm")
 
 
