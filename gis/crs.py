@@ -1,6 +1,7 @@
 """Coordinate systems: WGS-84 ⇄ GCJ-02 ⇄ BD-09 conversions and the choice of a local metric CRS."""
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -20,11 +21,44 @@ _X_PI = math.pi * 3000.0 / 180.0
 Pair = tuple[NDArray[np.float64], NDArray[np.float64]]
 
 
+_CELL_DEG = 0.5  # cells of the lookup grid over the outline's bounds
+
+
+@functools.cache
+def _mainland_grid() -> tuple[shapely.MultiPolygon, tuple[float, float], NDArray[np.int8]]:
+    """The prepared outline, its grid origin, and per cell: 1 inside, 0 outside, -1 on the edge."""
+    from gis.china_outline import MAINLAND_CHINA
+
+    outline = shapely.MultiPolygon([shapely.Polygon(ring) for ring in MAINLAND_CHINA])
+    shapely.prepare(outline)
+    minx, miny, maxx, maxy = shapely.bounds(outline)
+    nx, ny = int(math.ceil((maxx - minx) / _CELL_DEG)), int(math.ceil((maxy - miny) / _CELL_DEG))
+    ix, iy = np.meshgrid(np.arange(nx), np.arange(ny), indexing="ij")
+    x0, y0 = minx + ix.ravel() * _CELL_DEG, miny + iy.ravel() * _CELL_DEG
+    cells = shapely.box(x0, y0, x0 + _CELL_DEG, y0 + _CELL_DEG)
+    state = np.where(shapely.contains(outline, cells), 1, np.where(shapely.intersects(outline, cells), -1, 0))
+    return outline, (minx, miny), state.astype(np.int8).reshape(nx, ny)
+
+
 def in_mainland_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
-    """True where (lon, lat) lies in the rough box where GCJ-02 applies (outside it: untouched)."""
-    lon = np.asarray(lon, dtype=float)
-    lat = np.asarray(lat, dtype=float)
-    return (lon >= 72.004) & (lon <= 137.8347) & (lat >= 0.8293) & (lat <= 55.8271)
+    """True where (lon, lat) (degrees) lies in mainland China, where GCJ-02 applies.
+
+    The outline (gis/china_outline.py, a few hundred vertices, coastal waters included) leaves
+    out Hong Kong and Macau, which do not use GCJ-02, Taiwan and every neighbouring country.
+    A grid of 0.5° cells answers points far from the edge; the others go to the polygon.
+    """
+    lon_b, lat_b = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    outline, (minx, miny), state = _mainland_grid()
+    with np.errstate(invalid="ignore"):
+        ix = np.floor((lon_b - minx) / _CELL_DEG)
+        iy = np.floor((lat_b - miny) / _CELL_DEG)
+    ok = (ix >= 0) & (ix < state.shape[0]) & (iy >= 0) & (iy < state.shape[1])
+    cell = np.zeros(lon_b.shape, dtype=np.int8)
+    cell[ok] = state[ix[ok].astype(np.intp), iy[ok].astype(np.intp)]
+    out = cell == 1
+    edge = cell == -1
+    out[edge] = shapely.contains_xy(outline, lon_b[edge], lat_b[edge])
+    return out
 
 
 def _delta(lon: NDArray, lat: NDArray) -> Pair:
@@ -68,11 +102,18 @@ def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> Pair:
     return np.where(inside, lon + dlon, lon), np.where(inside, lat + dlat, lat)
 
 
+def _shifted(lon: ArrayLike, lat: ArrayLike) -> Pair:
+    """The GCJ-02 shift applied everywhere (the inverse iterates it, then keeps outside points)."""
+    dlon, dlat = _delta(lon, lat)
+    return lon + dlon, lat + dlat
+
+
 def gcj02_to_wgs84(lon: ArrayLike, lat: ArrayLike, *, tol_deg: float = 1e-9, max_iter: int = 30) -> Pair:
-    """GCJ-02 → WGS-84 by fixed-point iteration of the forward transform (error ≪ 0.5 m)."""
+    """GCJ-02 → WGS-84 by fixed-point iteration of the forward transform (error ≪ 0.5 m); points
+    outside mainland China (``in_mainland_china`` of the GCJ-02 point) are returned as is."""
     glon = np.asarray(lon, dtype=float)
     glat = np.asarray(lat, dtype=float)
-    wlon, wlat = _invert(wgs84_to_gcj02, glon, glat, glon.copy(), glat.copy(), tol_deg, max_iter)
+    wlon, wlat = _invert(_shifted, glon, glat, glon.copy(), glat.copy(), tol_deg, max_iter)
     inside = in_mainland_china(glon, glat)
     return np.where(inside, wlon, glon), np.where(inside, wlat, glat)
 

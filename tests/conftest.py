@@ -47,11 +47,19 @@ def pytest_collection_modifyitems(session, config, items) -> None:  # noqa: ANN0
     items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/e2e/") else 1)
 
 
+def missing_dependency(reason: str, *, module: bool = False) -> None:
+    """Skip for a missing data file, program or package; in CI (``CI`` set) fail instead, so a
+    broken set-up cannot pass as a green run that tested nothing."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing dependency is a failure, not a skip)", pytrace=False)
+    pytest.skip(reason, allow_module_level=module)
+
+
 def data_path(*parts: str) -> Path:
-    """A file of ../shared/data; the test is skipped with a clear message if it is missing."""
+    """A file of ../shared/data; the test is skipped (in CI: fails) with a clear message if it is missing."""
     p = DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
+        missing_dependency(f"real data file {p} is missing (expected ../shared/data next to the repository)")
     return p
 
 

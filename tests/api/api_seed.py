@@ -7,23 +7,22 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pytest
 import shapely
 
-from tests.conftest import DATA  # ../shared/data, or GRIDPATROL_DATA
+from tests.conftest import DATA, data_path  # noqa: F401  (DATA: for the API tests that read files)
 
-ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "test-password-123"
 ROLE_USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
 # A second dispatcher cleared for secrecy level 2 (cameras up to level 2, not 3).
 CLEARED_DISPATCHER = "dora"
 
 
+GRID_CODES = [f"5101040010{i}" for i in range(1, 5)]  # lower left, lower right, upper left, upper right
+GRID_WORKERS = ["wu", "wu", "li", "zhang"]
+
+
 def chengdu_osm() -> Path:
-    p = DATA / "chengdu" / "chengdu.osm"
-    if not p.exists():
-        pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
-    return p
+    return data_path("chengdu", "chengdu.osm")
 
 
 def seed(store) -> dict:  # noqa: ANN001
@@ -49,7 +48,7 @@ def seed(store) -> dict:  # noqa: ANN001
         plan_id = conn.execute(insert(GridPlan).values(name="test", method="import", params_json="{}", metrics_json="{}")
                                .returning(GridPlan.id)).scalar_one()
         grids = gpd.GeoDataFrame(
-            {"plan_id": plan_id, "code": [f"5101040010{i}" for i in range(1, 5)], "worker": ["wu", "wu", "li", "zhang"],
+            {"plan_id": plan_id, "code": GRID_CODES, "worker": GRID_WORKERS,
              "households": 400.0},
             geometry=[shapely.MultiPolygon([b]) for b in boxes], crs=4326)
         store.insert_gdf(conn, "grids", grids)
@@ -68,7 +67,7 @@ def seed(store) -> dict:  # noqa: ANN001
         when = [t0 + timedelta(hours=float(h)) for h in rng.uniform(0, 365 * 24, m)]
         ilon = np.where(np.arange(m) % 2 == 0, rng.uniform(minx, midx, m), rng.uniform(midx, maxx, m))
         ilat = rng.uniform(miny, midy - 1e-6, m)
-        grid_of = np.where(np.arange(m) % 2 == 0, "51010400101", "51010400102")
+        grid_of = np.where(np.arange(m) % 2 == 0, GRID_CODES[0], GRID_CODES[1])
         incs = gpd.GeoDataFrame(
             {"occurred_at": when, "category": rng.choice(["治安", "矛盾纠纷", "环境卫生"], m),
              "description": "测试事件", "state": "reported", "state_since": when, "version": 1,
@@ -76,10 +75,27 @@ def seed(store) -> dict:  # noqa: ANN001
             geometry=shapely.points(ilon, ilat), crs=4326)
         # Every fourth incident is in zhang's grid instead (upper right) and belongs to zhang.
         sel = np.arange(m) % 4 == 3
-        incs.loc[sel, "grid_code"] = "51010400104"
+        incs.loc[sel, "grid_code"] = GRID_CODES[3]
         incs.loc[sel, "worker"] = "zhang"
         incs.loc[sel, "geometry"] = shapely.points(rng.uniform(midx, maxx, sel.sum()), rng.uniform(midy, maxy, sel.sum()))
+        # Every eighth (from 1) is in wu's lower-right grid but assigned to nobody yet: a worker sees
+        # it for the grid alone. Every sixteenth (from 7) is in li's grid (upper left).
+        incs.loc[np.arange(m) % 8 == 1, "worker"] = None
+        sel = np.arange(m) % 16 == 7
+        incs.loc[sel, ["grid_code", "worker"]] = [GRID_CODES[2], "li"]
+        incs.loc[sel, "geometry"] = shapely.points(rng.uniform(minx, midx, sel.sum()), rng.uniform(midy, maxy, sel.sum()))
         store.insert_gdf(conn, "incidents", incs)
-    return {"grids": grids, "cameras": cams, "incidents": incs}
+        # Two walking routes per grid (a diagonal and an edge of its box, 1 m inside it).
+        lines, codes = [], []
+        for code, b in zip(GRID_CODES, boxes):
+            x0, y0, x1, y1 = b.buffer(-1e-5).bounds
+            lines += [shapely.LineString([(x0, y0), (x1, y1)]), shapely.LineString([(x0, y1), (x1, y1)])]
+            codes += [code, code]
+        routes = gpd.GeoDataFrame(
+            {"plan_id": plan_id, "grid_code": codes, "kind": "coverage", "mode": "walk", "worker_index": 0,
+             "length_m": 1000.0, "required_m": 900.0, "lower_bound_m": 900.0, "duration_s": 900.0,
+             "directions_json": "[]", "stats_json": "{}"}, geometry=lines, crs=4326)
+        store.insert_gdf(conn, "routes", routes)
+    return {"grids": grids, "cameras": cams, "incidents": incs, "routes": routes}
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.conftest import missing_dependency
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
+from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
 # The installed entry point: ``python -m scripts.cli`` would load cli.py twice (as __main__ and as
 # scripts.cli), and the topic modules would read --db from the copy that never saw it.
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
@@ -59,7 +60,7 @@ def build_store(db: str, tmp: Path) -> None:
     district = DATA / "chengdu" / "510104.geojson"
     for p in (osm, district):
         if not p.exists():
-            pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
+            missing_dependency(f"real data file {p} is missing (expected ../shared/data next to the repository)")
     cli(db, "import-osm", str(osm))
     cli(db, "import-areas", str(district), "--crs", "gcj02", "--name", "锦江区")
     cli(db, "synth-demo-data", "--seed", "3", "--incidents", "600")

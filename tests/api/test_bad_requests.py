@@ -6,6 +6,7 @@ import json
 import pytest
 
 from tests.api.api_seed import DATA
+from tests.conftest import missing_dependency
 
 SQLISH = ["1 OR 1=1", "'; DROP TABLE roads; --", "1); DELETE FROM users; --", "\" OR \"\"=\"", "%' UNION SELECT password_hash FROM users --"]
 
@@ -124,7 +125,7 @@ def test_real_gcj02_boundary_imports_and_moves(client, tokens):  # noqa: ANN001
     """A real district boundary (GCJ-02) posted as GeoJSON is converted, not stored raw."""
     p = DATA / "chengdu" / "510105.geojson"
     if not p.exists():
-        pytest.skip(f"real data file {p} is missing")
+        missing_dependency(f"real data file {p} is missing")
     geom = json.loads(p.read_text(encoding="utf-8"))
     body = {"type": "Feature", "properties": {"code": "510105", "name": "青羊区"}, "geometry": geom}
     r = client.post("/areas?crs=gcj02&name_field=name", json=body, headers=tokens["pia"])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pyproj
 import pytest
 
 from api.config import load_settings
@@ -83,9 +84,12 @@ def test_gcj02_tiles_shift_layers_and_lookup_round_trips(client, tokens):  # noq
     # A click on GCJ-02 tiles, looked up with crs=gcj02, finds what the WGS-84 click finds.
     h = tokens["ada"]
     cam = client.get("/cameras?limit=1", headers=h).json()["features"][0]
-    lon, lat = cam["geometry"]["coordinates"]
-    plain = client.get(f"/lookup?lon={lon + 1e-5}&lat={lat}", headers=h).json()
-    gx, gy = wgs84_to_gcj02(np.array([lon + 1e-5]), np.array([lat]))
+    clon, clat = cam["geometry"]["coordinates"]
+    # A spot 30 m straight ahead of the camera (range 80 m, field of view 90°): it sees it.
+    lon, lat, _ = pyproj.Geod(ellps="WGS84").fwd(clon, clat, cam["properties"]["azimuth_deg"], 30.0)
+    plain = client.get(f"/lookup?lon={lon}&lat={lat}", headers=h).json()
+    assert cam["properties"]["code"] in [c["code"] for c in plain["cameras"]]
+    gx, gy = wgs84_to_gcj02(np.array([lon]), np.array([lat]))
     shifted = client.get(f"/lookup?lon={gx[0]}&lat={gy[0]}&crs=gcj02", headers=h).json()
     assert [c["code"] for c in shifted["cameras"]] == [c["code"] for c in plain["cameras"]]
     assert shifted["grid"] == plain["grid"]

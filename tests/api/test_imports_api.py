@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.api.api_seed import CLEARED_DISPATCHER, DATA
+from tests.conftest import missing_dependency
 
 CCTV_MAP = "code=ID,name=CameraName,owner_unit=Owner,lon=Longitude,lat=Latitude"
 CRIME_MAP = "occurred_at=CrimeDate,time=CrimeTime,category=Description,lon=Longitude,lat=Latitude"
@@ -18,7 +19,7 @@ CRIME_MAP = "occurred_at=CrimeDate,time=CrimeTime,category=Description,lon=Longi
 def _file(*parts: str):  # noqa: ANN202
     p = DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
+        missing_dependency(f"real data file {p} is missing (expected ../shared/data next to the repository)")
     return p
 
 

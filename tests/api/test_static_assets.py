@@ -8,6 +8,7 @@ import pytest
 from folium.plugins import MarkerCluster
 
 from api.static_assets import VENDOR_DIR, check_vendor, render_offline, save_offline
+from tests.conftest import missing_dependency
 
 SRC_HREF = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)
 CSS_URL = re.compile(r"""url\(\s*["']?(https?:)?//""", re.I)
@@ -18,7 +19,7 @@ def _vendor():
     try:
         check_vendor()
     except Exception as exc:  # noqa: BLE001
-        pytest.skip(str(exc))
+        missing_dependency(f"vendored static files: {exc}")
 
 
 def _busy_map() -> folium.Map:

@@ -14,8 +14,12 @@ import httpx
 import pytest
 
 from tests.api.live_server import PASSWORD, build_store, login, running_server
+from tests.conftest import missing_dependency
 
-pw = pytest.importorskip("playwright.sync_api", reason="python package playwright is needed for browser tests")
+try:
+    import playwright.sync_api as pw
+except ImportError:
+    missing_dependency("python package playwright is needed for browser tests", module=True)
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -26,7 +30,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):  # noqa: ANN201
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+        missing_dependency(f"{CHROMIUM} is not installed")
     tmp = tmp_path_factory.mktemp("browser")
     db = f"gpkg:///{tmp / 'b.gpkg'}"
     build_store(db, tmp)

@@ -23,8 +23,12 @@ import pytest
 
 from gis.crs import wgs84_to_gcj02
 from tests.api.live_server import PASSWORD, build_store, login, running_server
+from tests.conftest import missing_dependency
 
-pw = pytest.importorskip("playwright.sync_api", reason="python package playwright is needed for browser tests")
+try:
+    import playwright.sync_api as pw
+except ImportError:
+    missing_dependency("python package playwright is needed for browser tests", module=True)
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
@@ -66,7 +70,7 @@ def _gcj(lon: float, lat: float) -> tuple[float, float]:
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):  # noqa: ANN201
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
+        missing_dependency(f"{CHROMIUM} is not installed")
     tmp = tmp_path_factory.mktemp("gcj")
     db = f"gpkg:///{tmp / 'g.gpkg'}"
     build_store(db, tmp)

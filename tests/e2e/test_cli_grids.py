@@ -10,6 +10,7 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 
 from tests.conftest import data_path
@@ -106,17 +107,31 @@ def test_grid_commands_end_to_end(store_url, tmp_path):
     pairs = sorted((hh[c1] + hh[c2], c1, c2) for i, c1 in enumerate(gm["code"]) for c2 in gm["code"][i + 1:]
                    if par[c1] == par[c2] and gm.geometry[gm["code"] == c1].iloc[0].intersection(
                        gm.geometry[gm["code"] == c2].iloc[0]).length > 1.0)
-    merged = None
-    for s, c1, c2 in pairs[:10]:
-        if s > 900:
-            break
-        p = run(db, "merge-grids", c1, c2, expect=None)
-        if p.returncode == 0:
-            merged = (c1, c2)
-            break
-        assert p.returncode == CONFLICT_EXIT, p.stderr
-    assert merged is not None
+    # The touching pair with the fewest households lies inside the 150–900 band together: the merge
+    # breaks no rule, so it must be written (a refusal fails here, whatever its message).
+    s0, c1, c2 = pairs[0]
+    assert 150 <= s0 <= 900, pairs[:3]
+    n_before = plans(db)
+    run(db, "merge-grids", c1, c2)
+    assert plans(db) == [*n_before, n_before[-1] + 1]
     run(db, "check-grids")
+    # The merged grid is one grid of the summed households, the other code is gone.
+    merged_path = tmp_path / "merged.geojson"
+    run(db, "export", "grids", str(merged_path))
+    after = gpd.read_file(merged_path).set_index("code")
+    keep, gone = min(c1, c2), max(c1, c2)
+    assert gone not in after.index and abs(after.loc[keep, "households"] - s0) < 1e-6
+    # Merging it again with a neighbour beyond 900 households is refused, naming the rule and grid.
+    am = after.to_crs(metric)
+    over = next(c for c in am.index if c != keep and am.loc[c, "parent_code"] == am.loc[keep, "parent_code"]
+                and am.loc[c, "geometry"].intersection(am.loc[keep, "geometry"]).length > 1.0
+                and after.loc[c, "households"] + after.loc[keep, "households"] > 900)
+    n_before = plans(db)
+    r = run(db, "merge-grids", keep, over, expect=CONFLICT_EXIT)
+    first_code = min(keep, over)
+    assert re.search(rf"edit refused, it would break the plan: grid {first_code} has \d+ households, outside "
+                     r"150–900", r.stderr.replace("\n", " ")), r.stderr
+    assert "Traceback" not in r.stderr and plans(db) == n_before
     last = plans(db)[-1]
     diff = run(db, "diff-grids", str(first), str(last)).stdout
     assert "buildings_changed" in diff
@@ -135,5 +150,15 @@ def test_grid_commands_end_to_end(store_url, tmp_path):
             break
         assert p.returncode == CONFLICT_EXIT and "cannot be split" in p.stderr, p.stderr  # a single block
     assert plans(db)[-1] == last + 2
-    run(db, "check-grids", expect=None)
+    # The re-imported, split plan breaks no structural rule: check-grids may only report households
+    # outside the band of the import's parameters, and exits 1 exactly when it reports any error.
+    problems2 = tmp_path / "problems2.geojson"
+    chk = run(db, "check-grids", "--geojson", str(problems2), expect=None)
+    found = gpd.read_file(problems2) if problems2.exists() else gpd.GeoDataFrame({"kind": [], "severity": []})
+    errors = found[found["severity"] == "error"]
+    assert chk.returncode == (1 if len(errors) else 0), chk.stderr
+    structural = errors[~errors["kind"].str.startswith("households")]
+    if len(structural):  # seen on the Chengdu five districts: reported to the lead (issue 17), not hidden
+        pytest.xfail("the re-imported, split plan breaks structural rules: "
+                     + "; ".join(structural["detail"].astype(str).head(5)))
 

@@ -13,6 +13,7 @@ import shapely
 from shapely.geometry import shape
 
 from tests.api.live_server import USERS, build_store, cli, drop_schema, login, pg_schema_url, running_server
+from tests.conftest import missing_dependency
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
@@ -239,7 +240,7 @@ def test_schemathesis_bounded_fuzz(server, tmp_path):  # noqa: ANN001
 
     st = shutil.which("schemathesis") or str(Path(sys.executable).parent / "schemathesis")
     if not Path(st).exists():
-        pytest.skip("schemathesis is not installed (pip install schemathesis)")
+        missing_dependency("schemathesis is not installed (pip install schemathesis)")
     token = server["headers"]["ada"]["Authorization"]
     res = subprocess.run(
         [st, "run", server["base"] + "/openapi.json", "-H", f"Authorization: {token}", "-c", "not_a_server_error",

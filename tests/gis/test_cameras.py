@@ -24,15 +24,16 @@ from gis.cameras import (
     validate_camera_codes,
 )
 from gis.errors import InputError
+from tests.conftest import missing_dependency
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
 GEOD = pyproj.Geod(ellps="WGS84")
 
 
 def data_file(*parts: str) -> Path:
     p = DATA.joinpath(*parts)
     if not p.exists():
-        pytest.skip(f"real data file {p} is missing (expected ../shared/data next to the repository)")
+        missing_dependency(f"real data file {p} is missing (expected ../shared/data next to the repository)")
     return p
 
 

@@ -14,8 +14,16 @@ def _metres(lon1, lat1, lon2, lat2):
 
 @pytest.fixture(scope="module")
 def china_points():
+    """Random points in mainland China at least 2 km (0.02°) inside its edge: near the edge a GCJ-02
+    point cannot tell whether it was shifted in or left as it was outside."""
+    from gis.china_outline import MAINLAND_CHINA
+
+    inner = shapely.buffer(shapely.MultiPolygon([shapely.Polygon(r) for r in MAINLAND_CHINA]), -0.02)
     rng = np.random.default_rng(7)
-    return rng.uniform(73.7, 134.7, 200_000), rng.uniform(18.2, 53.5, 200_000)
+    lon, lat = rng.uniform(73.7, 134.7, 400_000), rng.uniform(18.2, 53.5, 400_000)
+    keep = shapely.contains_xy(inner, lon, lat)
+    assert keep.sum() > 100_000
+    return lon[keep], lat[keep]
 
 
 def test_gcj02_round_trip_under_half_a_metre(china_points):
@@ -39,13 +47,47 @@ def test_bd09_round_trip(china_points):
     assert np.median(_metres(glon, glat, blon, blat)) > 500
 
 
-def test_points_outside_china_are_untouched():
-    lon = np.array([-76.6, 139.7, 2.35, 100.5])  # Baltimore, Tokyo, Paris, Bangkok
-    lat = np.array([39.3, 35.7, 48.85, 13.75])
-    for fn in (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84):
+# Cities around the border of mainland China (WGS-84 city centres). GCJ-02 applies in the mainland
+# only: Hong Kong and Macau use WGS-84 maps, as do Taiwan and the neighbours.
+UNTOUCHED = {"Seoul": (126.9780, 37.5665), "Taipei": (121.5654, 25.0330), "Hanoi": (105.8342, 21.0278),
+             "Ulaanbaatar": (106.9057, 47.8864), "Almaty": (76.8512, 43.2220), "Bangkok": (100.5018, 13.7563),
+             "Vladivostok": (131.8855, 43.1155), "Hong Kong": (114.1694, 22.3193), "Macau": (113.5439, 22.1987),
+             "Baltimore": (-76.6, 39.3), "Tokyo": (139.7, 35.7), "Paris": (2.35, 48.85)}
+SHIFTED = {"Kunming": (102.8329, 24.8801), "Urumqi": (87.6168, 43.8256), "Harbin": (126.5349, 45.8038),
+           "Lhasa": (91.1409, 29.6456), "Xiamen": (118.0894, 24.4798), "Shenzhen": (114.0579, 22.5431),
+           "Zhuhai": (113.5767, 22.2707), "Dandong": (124.3830, 40.1290)}
+
+
+@pytest.mark.parametrize("city", sorted(UNTOUCHED))
+def test_points_outside_mainland_china_are_untouched(city):
+    lon, lat = (np.array([v]) for v in UNTOUCHED[city])
+    assert not crs.in_mainland_china(lon, lat)[0]
+    for fn in (crs.wgs84_to_gcj02, crs.gcj02_to_wgs84, crs.wgs84_to_bd09):
         x, y = fn(lon, lat)
-        np.testing.assert_array_equal(x[:3], lon[:3])
-        np.testing.assert_array_equal(y[:3], lat[:3])
+        if fn is crs.wgs84_to_bd09:  # BD-09 is GCJ-02 plus Baidu's own offset, applied everywhere
+            x, y = crs.bd09_to_gcj02(x, y)
+            assert _metres(lon, lat, x, y)[0] < 0.01, city
+            continue
+        np.testing.assert_array_equal((x, y), (lon, lat), err_msg=city)
+
+
+@pytest.mark.parametrize("city", sorted(SHIFTED))
+def test_points_in_mainland_china_near_its_border_are_shifted(city):
+    lon, lat = (np.array([v]) for v in SHIFTED[city])
+    assert crs.in_mainland_china(lon, lat)[0]
+    glon, glat = crs.wgs84_to_gcj02(lon, lat)
+    assert 100 < _metres(lon, lat, glon, glat)[0] < 800, city
+    wlon, wlat = crs.gcj02_to_wgs84(glon, glat)
+    assert _metres(lon, lat, wlon, wlat)[0] < 0.5, city
+
+
+def test_arrays_mixing_inside_and_outside_points_keep_their_shape():
+    lon = np.array([[UNTOUCHED["Seoul"][0], SHIFTED["Harbin"][0]], [np.nan, 200.0]])
+    lat = np.array([[UNTOUCHED["Seoul"][1], SHIFTED["Harbin"][1]], [30.0, 30.0]])
+    inside = crs.in_mainland_china(lon, lat)
+    assert inside.shape == (2, 2) and inside.tolist() == [[False, True], [False, False]]
+    x, _ = crs.wgs84_to_gcj02(lon, lat)
+    assert x[0, 0] == lon[0, 0] and x[0, 1] != lon[0, 1] and x[1, 1] == 200.0
 
 
 def test_geometry_conversion_moves_every_vertex():

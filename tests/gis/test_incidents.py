@@ -25,8 +25,9 @@ from gis.incidents import (
     normalize_state,
     overdue,
 )
+from tests.conftest import missing_dependency
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
 
 
 def test_every_legal_path_reaches_closed_and_uses_every_transition():
@@ -94,7 +95,7 @@ def test_overdue_uses_per_state_deadlines():
 def test_duplicates_match_brute_force_on_baltimore_property_crime():
     p = DATA / "baltimore" / "crime_2018_property.json"
     if not p.exists():
-        pytest.skip(f"real data file {p} is missing")
+        missing_dependency(f"real data file {p} is missing")
     df = pd.DataFrame(json.loads(p.read_text()))
     df = df[df["Longitude"].notna()].head(3000).reset_index(drop=True)
     inc = pd.DataFrame({
@@ -160,7 +161,7 @@ def test_synthetic_incidents_follow_the_loop_and_are_reproducible():
 
     p = DATA / "nanjing" / "xuanwu.osm"
     if not p.exists():
-        pytest.skip(f"real data file {p} is missing")
+        missing_dependency(f"real data file {p} is missing")
     from gis.osm import read_osm
 
     roads = read_osm(p).roads

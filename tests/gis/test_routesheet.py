@@ -19,6 +19,7 @@ from gis.errors import InputError
 from gis.osm import read_osm
 from gis.routesheet import MAX_PDF_BYTES, SheetRoute, write_geojson, write_gpx, write_route_sheet
 from tests.conftest import data_path
+from tests.conftest import missing_dependency
 
 GRID = box(104.065, 30.665, 104.072, 30.672)
 
@@ -38,7 +39,7 @@ def sheet():
 
 def _run(*cmd: str) -> str:
     if shutil.which(cmd[0]) is None:
-        pytest.skip(f"{cmd[0]} (poppler-utils) is not installed")
+        missing_dependency(f"{cmd[0]} (poppler-utils) is not installed")
     return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
 
 

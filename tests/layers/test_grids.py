@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import pytest
 import shapely
@@ -139,16 +140,6 @@ def test_draw_passes_check_and_independent_recheck(store, tmp_path, city):
             assert res.summary["worst_deviation_non_exempt"] <= 0.1 + 1e-9
 
 
-def _first_ok(ops):
-    """Run candidate edits until one is accepted; return its result (None if all were refused)."""
-    for op in ops:
-        try:
-            return op()
-        except ConflictError:
-            continue
-    return None
-
-
 def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store, tmp_path):
     _load_chengdu(store)
     # A wider band than the default, so that split and merge results can lie inside it.
@@ -166,9 +157,12 @@ def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store
     c, gg = ctx()
     nb = c.blocks["grid_code"].value_counts()
     big = c.grids[c.grids["code"].isin(nb[nb >= 2].index) & (c.grids["households"] >= 300)]
-    big = big.sort_values("households", ascending=False)
-    r = _first_ok([lambda code=code: plans.split_grid(store, code, 2) for code in big["code"]])
-    assert r is not None and r.parent_plan_id == p0 and len(r.changed_codes) == 2
+    # The biggest grid of many blocks: two halves of it lie inside the 150–700 band, so the split
+    # must be accepted (a refusal here is a failure, not a reason to try another grid).
+    code = big.sort_values("households", ascending=False)["code"].iloc[0]
+    assert 300 <= big.set_index("code").loc[code, "households"] <= 700 and nb[code] >= 4
+    r = plans.split_grid(store, code, 2)
+    assert r.parent_plan_id == p0 and len(r.changed_codes) == 2
     assert plans.check_grids(store)[0].valid
     g1 = plans.read_grids(store, r.plan_id)
     assert g1["households"].sum() == pytest.approx(total_hh)
@@ -185,18 +179,31 @@ def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store
     hh = dict(zip(c.grids["code"], c.grids["households"]))
     par = dict(zip(c.grids["code"], c.grids["parent_code"]))
     pairs = sorted((hh[a] + hh[b], a, b) for a, b in gg.edges if par[a] == par[b])
-    r = _first_ok([lambda a=a, b=b: plans.merge_grids(store, [a, b]) for s, a, b in pairs if s <= 700])
-    assert r is not None and len(r.removed_codes) == 1
+    # The touching pair with the fewest households: together inside the band, so it must merge.
+    s0, a0, b0 = pairs[0]
+    assert 150 <= s0 <= 700
+    r = plans.merge_grids(store, [a0, b0])
+    assert r.removed_codes == [max(a0, b0)] and r.changed_codes == [min(a0, b0)]
+    assert plans.read_grids(store, r.plan_id).set_index("code").loc[min(a0, b0), "households"] == pytest.approx(s0)
     assert plans.check_grids(store)[0].valid
 
     # --- move a boundary block into a neighbouring grid
     c, gg = ctx()
     adj = plans._block_graph(c, c.blocks)
     gob = dict(zip(c.blocks["block_id"], c.blocks["grid_code"]))
-    cands = [(u, gob[v]) for u, v in adj.edges if gob[u] != gob[v] and par.get(gob[u]) == par.get(gob[v])]
-    cands += [(v, gob[u]) for u, v in adj.edges if gob[u] != gob[v] and par.get(gob[u]) == par.get(gob[v])]
-    r = _first_ok([lambda b=b, to=to: plans.move_blocks(store, to, [b]) for b, to in cands[:60]])
-    assert r is not None
+    hh = dict(zip(c.grids["code"], c.grids["households"]))
+    bhh = dict(zip(c.blocks["block_id"], c.blocks["households"]))
+
+    def legal(b, to) -> bool:  # noqa: ANN001
+        """Same area, the source stays one piece and both grids stay inside the 150–700 band."""
+        frm = gob[b]
+        rest = adj.subgraph([x for x, g in gob.items() if g == frm and x != b])
+        return (frm != to and par.get(frm) == par.get(to) and len(rest) > 0 and nx.is_connected(rest)
+                and hh[frm] - bhh[b] >= 150 and hh[to] + bhh[b] <= 700)
+
+    b0, to0 = next((b, gob[n]) for b, n in sorted(adj.edges) if legal(b, gob[n]))
+    r = plans.move_blocks(store, to0, [b0])
+    assert plans.read_blocks(store, r.plan_id).set_index("block_id").loc[b0, "grid_code"] == to0
     assert plans.check_grids(store)[0].valid
 
     # --- rebalance a grid with its neighbours of the same area

@@ -1,0 +1,142 @@
+"""Redraw edits that would break a named rule of the plan are refused and change nothing (row
+contents and plan versions, both stores); edits that keep every rule are written."""
+from __future__ import annotations
+
+import networkx as nx
+import pytest
+import shapely
+from sqlalchemy import select
+
+from gis.blocks import block_adjacency
+from gis.errors import ConflictError
+from layers import grids as plans
+from layers.importing import import_areas, import_osm
+from layers.models import Block, Grid, GridPlan
+from tests.conftest import data_path
+
+BAND = plans.PlanParams(target_households=400, min_households=300, max_households=500, seed=1)
+WINDOW = "300–500"  # how the household rule names the band in its message
+
+
+@pytest.fixture
+def drawn(store):  # noqa: ANN001, ANN201
+    """One Chengdu district (锦江区 510104) drawn with the 300–500 household band."""
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02")
+    plans.draw_grids(store, BAND)
+    assert plans.check_grids(store)[0].valid
+    return store
+
+
+def _cell(v):  # noqa: ANN001, ANN202
+    """A stored value in a comparable form (geometry elements as their bytes)."""
+    data = getattr(v, "data", None)
+    return bytes(data) if isinstance(data, (bytes, bytearray, memoryview)) else (str(data) if data is not None else v)
+
+
+def _snapshot(store) -> dict:  # noqa: ANN001
+    """Every row of the plan tables, column by column: what a refused edit must leave as it was."""
+    with store.engine.connect() as c:
+        return {t.__tablename__: [tuple(_cell(v) for v in row) for row in
+                                  c.execute(select(t.__table__).order_by(t.__table__.c.id))]
+                for t in (GridPlan, Grid, Block)}
+
+
+def _grid_neighbours(grids) -> nx.Graph:  # noqa: ANN001
+    """Grids sharing more than 1 m of boundary, computed here with shapely in metres."""
+    gm = grids.to_crs(grids.estimate_utm_crs())
+    geoms, codes = gm.geometry.to_numpy(), gm["code"].to_numpy()
+    a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+    keep = a < b
+    shared = shapely.length(shapely.intersection(shapely.boundary(geoms[a[keep]]), shapely.boundary(geoms[b[keep]])))
+    graph = nx.Graph()
+    graph.add_edges_from((codes[i], codes[j]) for i, j, s in zip(a[keep], b[keep], shared) if s > 1.0)
+    return graph
+
+
+def _refused(store, edit, match: str) -> ConflictError:  # noqa: ANN001
+    """Run ``edit``, which must be refused with ``match`` in its message and change no stored row."""
+    before, versions = _snapshot(store), plans.list_plans(store)
+    with pytest.raises(ConflictError, match=match) as info:
+        edit()
+    assert _snapshot(store) == before
+    assert plans.list_plans(store).equals(versions)
+    return info.value
+
+
+def test_edits_outside_the_household_band_are_refused_and_change_nothing(drawn):
+    store = drawn
+    grids = plans.read_grids(store)
+    hh = dict(zip(grids["code"], grids["households"]))
+    assert all(300 <= v <= 500 for c, v in hh.items() if not grids.set_index("code").loc[c, "exempt"])
+    graph = _grid_neighbours(grids)
+    a, b = sorted(next((u, v) for u, v in graph.edges if 300 <= hh[u] <= 500 and 300 <= hh[v] <= 500))
+    # Merging two grids of 300–500 households makes one of 600–1000: the band is broken, in grid a.
+    err = _refused(store, lambda: plans.merge_grids(store, [a, b]),
+                   rf"edit refused, it would break the plan: grid {a} has {hh[a] + hh[b]:.0f} households, "
+                   rf"outside {WINDOW}")
+    assert "nothing was changed" in str(err)
+    # Splitting a grid of at most 500 households in two leaves a part below 300.
+    blocks = plans.read_blocks(store)
+    n_blocks = blocks["grid_code"].value_counts()
+    big = max((c for c in hh if n_blocks.get(c, 0) >= 4 and 300 <= hh[c] <= 500), key=lambda c: n_blocks[c])
+    _refused(store, lambda: plans.split_grid(store, big, 2),
+             rf"edit refused, it would break the plan: grid 510104\d+ has \d+ households, outside {WINDOW}")
+    # --force accepts grids outside the band: the same merge is then written as a new version.
+    p0 = plans.latest_plan_id(store)
+    r = plans.merge_grids(store, [a, b], force=True)
+    assert r.parent_plan_id == p0 and r.plan_id == p0 + 1 and r.removed_codes == [b]
+    merged = plans.read_grids(store, r.plan_id).set_index("code")
+    assert merged.loc[a, "households"] == pytest.approx(hh[a] + hh[b]) and b not in merged.index
+
+
+def test_a_move_that_splits_a_grid_is_refused_and_a_legal_move_is_written(drawn):
+    store = drawn
+    grids = plans.read_grids(store)
+    blocks = plans.read_blocks(store)
+    adj = block_adjacency(blocks)
+    gob = dict(zip(blocks["block_id"].astype(int), blocks["grid_code"]))
+    hh_block = dict(zip(blocks["block_id"].astype(int), blocks["households"]))
+    hh = dict(zip(grids["code"], grids["households"]))
+    # A block whose grid falls in two without it (an articulation point), next to another grid.
+    cut = None
+    for code in sorted(hh):
+        own = adj.subgraph([b for b, g in gob.items() if g == code])
+        for x in sorted(nx.articulation_points(own)):
+            other = sorted({gob[n] for n in adj[x]} - {code})
+            if other:
+                cut = (x, code, other[0])
+                break
+        if cut:
+            break
+    assert cut is not None, "510104 must have a grid that one boundary block holds together"
+    x, src, dst = cut
+    _refused(store, lambda: plans.move_blocks(store, dst, [x]), rf"move refused: it would split grid {src} "
+             r"\(grids must stay in one piece\)")
+    # A block that is no articulation point, whose move keeps both grids in the band, is written.
+    legal = None
+    for u, v in sorted(adj.edges):
+        for blk, to in ((u, gob[v]), (v, gob[u])):
+            frm = gob[blk]
+            if frm == to:
+                continue
+            rest = adj.subgraph([b for b, g in gob.items() if g == frm and b != blk])
+            if (len(rest) and nx.is_connected(rest) and hh_block[blk] > 0
+                    and 300 <= hh[frm] - hh_block[blk] and hh[to] + hh_block[blk] <= 500):
+                legal = (blk, frm, to)
+                break
+        if legal:
+            break
+    assert legal is not None, "some boundary block must be movable within the band"
+    blk, frm, to = legal
+    p0 = plans.latest_plan_id(store)
+    r = plans.move_blocks(store, to, [blk])
+    assert r.plan_id == p0 + 1 and set(r.changed_codes) == {frm, to}
+    after = plans.read_grids(store, r.plan_id).set_index("code")
+    assert after.loc[frm, "households"] == pytest.approx(hh[frm] - hh_block[blk])
+    assert after.loc[to, "households"] == pytest.approx(hh[to] + hh_block[blk])
+    moved = plans.read_blocks(store, r.plan_id)
+    assert moved.set_index("block_id").loc[blk, "grid_code"] == to
+    assert plans.check_grids(store)[0].valid
+    # The old version is still there, unchanged.
+    assert plans.read_grids(store, p0).set_index("code")["households"].to_dict() == pytest.approx(hh)
