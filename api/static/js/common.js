@@ -104,7 +104,7 @@
       streets.addTo(ctx.map);
       ctx.layers.addOverlay(streets, t('streets'));
       ctx.layers.addOverlay(buildings, t('buildings'));
-      ctx.map.fitBounds(b.bounds);
+      ctx.map.fitBounds(b.bounds, {animate: false});
       return b;
     });
   }

@@ -11,7 +11,10 @@
 
   function ll(xy) { return [xy[1], xy[0]]; }
 
-  GP.getJSON('/maps/data/routes/' + encodeURIComponent(code) + '?' + q.join('&')).then(function (d) {
+  // The basemap first (it fits the whole plan), then the route, whose view wins.
+  GP.basemap(ctx).catch(GP.fail).then(function () {
+    return GP.getJSON('/maps/data/routes/' + encodeURIComponent(code) + '?' + q.join('&'));
+  }).then(function (d) {
     var line = d.route.features[0], steps = d.route.features.slice(1), p = line.properties;
     if (d.grid) {
       L.geoJSON(d.grid, {style: function () {
@@ -30,7 +33,7 @@
       m.bindTooltip(GP.tip([s.properties.index + '. ' + s.properties.text]));
       return m.addTo(ctx.map);
     });
-    ctx.map.fitBounds(route.getBounds(), {padding: [20, 20]});
+    ctx.map.fitBounds(route.getBounds(), {padding: [20, 20], animate: false});
 
     panel.replaceChildren();
     panel.appendChild(el('h3', t('route') + ' ' + p.grid_code));
@@ -56,11 +59,5 @@
     });
     panel.appendChild(ol);
     panel.dataset.state = 'loaded';
-  }).catch(GP.fail);
-  GP.basemap(ctx).then(function () {
-    // The basemap fits the whole plan; the route view wins once both are drawn.
-    var r = null;
-    ctx.map.eachLayer(function (l) { if (l instanceof L.Polyline && !(l instanceof L.Polygon) && !l.feature) { r = l; } });
-    if (r) { ctx.map.fitBounds(r.getBounds(), {padding: [20, 20]}); }
   }).catch(GP.fail);
 })();
