@@ -1109,8 +1109,8 @@ def plan_map(store: Store, plan_id: int | None = None):  # noqa: ANN201
     def escaped(df: gpd.GeoDataFrame, cols: list[str]) -> gpd.GeoDataFrame:
         out = df[[*cols, "geometry"]].copy()
         for col in cols:
-            if out[col].dtype == object:
-                out[col] = [None if v is None else html.escape(str(v)) for v in out[col]]
+            if not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col])):
+                out[col] = [None if v is None or v != v else html.escape(str(v)) for v in out[col]]
         return out
 
     shown = ["code", "name", "households", "buildings", "street_m", "area_m2", "polsby_popper", "exempt", "locked"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -270,3 +271,22 @@ def test_headers_cookies_and_logout(site):  # noqa: ANN001
     # The token the cookie held is revoked, not only forgotten by the browser.
     r = httpx.get(base + "/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=60)
     assert r.status_code == 401
+
+
+def test_cli_map_files_escape_every_text(site, tmp_path):  # noqa: ANN001
+    """``gridpatrol map-grids`` and ``print-route --html`` keep folium, whose tooltips and labels are raw
+    HTML: every text from the store must arrive there escaped."""
+    import html as h
+
+    from tests.api.live_server import cli
+
+    grids, route = tmp_path / "grids.html", tmp_path / "route.html"
+    cli(site["db"], "map-grids", "--out", str(grids))
+    cli(site["db"], "print-route", site["code"], "--out", str(tmp_path / "r.pdf"), "--html", str(route))
+    for path, payloads in ((grids, (GRID_NAME, GRID_CODE, STREET, BUILDING)), (route, (STREET,))):
+        # folium writes its data as JSON, where "<" may stand as \u003c: read those back first.
+        text = re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), path.read_text(encoding="utf-8"))
+        text = text.replace('\\"', '"')
+        for p in payloads:
+            assert p not in text, (path.name, p)
+            assert h.escape(p) in text, (path.name, p)
