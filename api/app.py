@@ -9,7 +9,6 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -86,6 +85,45 @@ class BodyLimit:
         resp = JSONResponse(errors.error_body(status, message, "InputError"), status)
         await send({"type": "http.response.start", "status": status, "headers": resp.raw_headers})
         await send({"type": "http.response.body", "body": resp.body})
+
+
+PAGE_CSP = ("default-src 'self'; script-src 'self'; object-src 'none'; base-uri 'self'; frame-ancestors 'none'; "
+            "form-action 'self'; connect-src 'self'; img-src 'self' data:{tiles}; style-src 'self'")
+ALWAYS_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin"),
+                  (b"x-frame-options", b"DENY")]
+
+
+def page_csp(settings: Settings) -> str:
+    """The Content-Security-Policy of every HTML page: scripts, styles and data from our own origin only;
+    images also from data: URIs and the configured basemap's origin."""
+    from api.display import tile_origin
+
+    origin = tile_origin(settings)
+    return PAGE_CSP.format(tiles=f" {origin}" if origin else "")
+
+
+class SecurityHeaders:
+    """nosniff, same-origin referrer and no framing on every response; the page CSP on every HTML one."""
+
+    def __init__(self, app: ASGIApp, csp: str) -> None:
+        self.app, self.csp = app, csp.encode("latin-1")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def secured(msg: Message) -> None:
+            if msg["type"] == "http.response.start":
+                headers = [(k, v) for k, v in msg.get("headers", []) if k.lower() not in dict(ALWAYS_HEADERS)]
+                headers += ALWAYS_HEADERS
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.startswith(b"text/html") and not any(k.lower() == b"content-security-policy" for k, _ in headers):
+                    headers.append((b"content-security-policy", self.csp))
+                msg = {**msg, "headers": headers}
+            await send(msg)
+
+        await self.app(scope, receive, secured)
 
 
 class AccessLogAndAudit:
@@ -192,19 +230,15 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     app.add_middleware(LookupFastPath)  # innermost: inside the access log (see api/routes/lookup.py)
     app.add_middleware(AccessLogAndAudit, store=store)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders, csp=page_csp(settings))  # outermost: every response, errors included
     app.mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
-        """The interactive API docs, with swagger-ui served by this app (works offline)."""
-        return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
-            title="gridpatrol API",
-            swagger_js_url="/static/vendor/swagger-ui/swagger-ui-bundle.js",
-            swagger_css_url="/static/vendor/swagger-ui/swagger-ui.css",
-            swagger_favicon_url="/static/vendor/swagger-ui/favicon-32x32.png",
-            swagger_ui_parameters={"persistAuthorization": True},
-        )
+        """The interactive API docs, with swagger-ui served by this app (works offline, under the page CSP)."""
+        from api.pages import TEMPLATES
+
+        return HTMLResponse(TEMPLATES.get_template("docs.html").render(openapi_url=app.openapi_url or "/openapi.json"))
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     def healthz() -> dict[str, str]:

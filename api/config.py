@@ -40,6 +40,8 @@ class Settings:
     tile_url: str | None = None
     tile_attribution: str = ""
     tile_crs: str = "wgs84"
+    # The county's time zone: pages show times in it (stored times are UTC).
+    timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
     log_json: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +115,13 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     settings = replace(Settings(), **values)
     if settings.tile_crs not in ("wgs84", "gcj02"):
         raise InputError(f"tile_crs must be wgs84 or gcj02, not {settings.tile_crs!r}")
+    try:
+        from zoneinfo import ZoneInfo
+
+        ZoneInfo(settings.timezone)
+    except (ValueError, KeyError, OSError):
+        raise InputError(f"timezone {settings.timezone!r} is not an IANA time zone",
+                         hint="e.g. Asia/Shanghai, Asia/Urumqi") from None
     if settings.pg_async_pool < 1:
         raise InputError("pg_async_pool must be at least 1")
     if settings.ogc_max_limit < 1 or settings.ogc_default_limit < 1:

@@ -463,8 +463,11 @@ def write_geojson(path: str | Path, route: SheetRoute) -> Path:
 def route_map(route: SheetRoute, *, streets: gpd.GeoDataFrame | None = None) -> folium.Map:
     """A folium map of the route with no tile layer (works offline; save with api.static_assets).
 
-    Layers: streets (grey), the grid (blue), the route (red) and the numbered steps.
+    Layers: streets (grey), the grid (blue), the route (red) and the numbered steps. Texts (grid
+    code, street names in the steps) are HTML-escaped: folium inserts tooltips as raw HTML.
     """
+    from html import escape
+
     minx, miny, maxx, maxy = route.line.bounds
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], tiles=None, zoom_start=16,
                    attribution_control=True)
@@ -474,14 +477,14 @@ def route_map(route: SheetRoute, *, streets: gpd.GeoDataFrame | None = None) -> 
         folium.GeoJson(s[["geometry"]].to_json(), name="streets",
                        style_function=lambda _f: {"color": "#999999", "weight": 2}).add_to(m)
     if route.grid is not None:
-        folium.GeoJson(shapely.geometry.mapping(route.grid), name=f"grid {route.grid_code}",
+        folium.GeoJson(shapely.geometry.mapping(route.grid), name=f"grid {escape(str(route.grid_code))}",
                        style_function=lambda _f: {"color": "#1f4fcc", "weight": 2, "dashArray": "6 3",
                                                   "fillColor": "#d8e8ff", "fillOpacity": 0.3}).add_to(m)
     folium.PolyLine([(la, lo) for lo, la in route.line.coords], color="#d61a1a", weight=4, opacity=0.75,
-                    tooltip=f"{route.grid_code} {route.length_m:.0f} m").add_to(m)
+                    tooltip=f"{escape(str(route.grid_code))} {route.length_m:.0f} m").add_to(m)
     for s in route.steps:
         folium.CircleMarker([s["lat"], s["lon"]], radius=5, color="#990000", fill=True, fill_color="#ffffff",
-                            fill_opacity=1, tooltip=f"{s['index']}. {s['text']}").add_to(m)
+                            fill_opacity=1, tooltip=f"{s['index']}. {escape(str(s['text']))}").add_to(m)
     folium.map.CustomPane("attribution").add_to(m)
     m.get_root().html.add_child(folium.Element(
         f'<div style="position:fixed;bottom:4px;left:4px;z-index:9999;background:#fff;font-size:11px;padding:2px">'

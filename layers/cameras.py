@@ -37,6 +37,7 @@ from gis.errors import InputError
 from layers.importing import ImportResult, _delete_keys, file_sha256
 from layers.models import SRID, Camera, utcnow
 from layers.store import Store
+from layers.names import name_problem
 
 Progress = Callable[[str], None]
 
@@ -310,8 +311,11 @@ def prepare_cameras(
         proj = proj.where(proj != "", project)
     ctype = _text(df["type"]).str.lower() if "type" in df else pd.Series("", index=df.index)
     status = _text(df["status"]).str.lower() if "status" in df else pd.Series("", index=df.index)
+    names = _text(df["name"]) if "name" in df else pd.Series("", index=df.index)
     for i in range(len(df)):
         n, line = i + 1, (line0 + i if line0 else None)
+        if names.iloc[i] and (bad_name := name_problem(names.iloc[i], "camera")) is not None:
+            problems.append(RowProblem(n, line, bad_name))
         if code_problems.iloc[i]:
             problems.append(RowProblem(n, line, code_problems.iloc[i]))
         elif code.iloc[i] in first_row:

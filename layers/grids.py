@@ -21,6 +21,7 @@ from gis.grid_check import CheckResult, check_plan
 from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, assign_codes
 from layers.models import Block, Grid, GridPlan, utcnow
 from layers.store import Store
+from layers.names import clean_name
 
 # Finest first: grids nest in the finest administrative level that is loaded.
 AREA_LEVELS = ("community", "street", "district", "county")
@@ -178,7 +179,7 @@ def _read_in(store: Store, layer: str, geom, conn: Connection | None = None) -> 
     return store.read_layer(layer, bbox=shapely.bounds(geom).tolist(), conn=conn)
 
 
-def _real_buildings(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def real_buildings(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     """Mapped footprints only: landuse-based household estimates are areas, not buildings."""
     if "estimate_method" in buildings.columns:
         return buildings[buildings["estimate_method"].astype(str) != "landuse"]
@@ -457,7 +458,7 @@ def _check(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | Non
     if len(grids) == 0:
         raise NotFoundError("the plan has no grids")
     if buildings is None:
-        buildings = _real_buildings(_read_in(store, "buildings", shapely.box(*grids.total_bounds)))
+        buildings = real_buildings(_read_in(store, "buildings", shapely.box(*grids.total_bounds)))
     # Only the planning areas this plan's grids belong to (a plan may cover part of the store).
     used = set(grids["parent_code"].astype(str))
     areas = areas[areas["code"].astype(str).isin(used)]
@@ -704,7 +705,7 @@ def assign_workers(store: Store, workers: dict[str, str | None], *,
     grids = ctx.grids.copy()
     idx = dict(zip(grids.loc[sel.index, "code"].astype(str), sel.index))
     for code, name in workers.items():
-        name = None if name is None or not str(name).strip() else str(name).strip()
+        name = None if name is None or not str(name).strip() else clean_name(name, "worker", where=f"grid {code}")
         grids.loc[idx[code], "worker"] = name
     for code, (lon, lat) in stations.items():
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
@@ -1087,67 +1088,63 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
 
 def plan_map(store: Store, plan_id: int | None = None):  # noqa: ANN201
     """A folium map of a plan: grids coloured by households (relative to the band), codes as
-    labels, buildings and streets; no tile layer (works offline), OSM attribution included."""
-    import folium
-    from branca.colormap import LinearColormap
+    labels, buildings and streets; no tile layer (works offline), OSM attribution included.
 
-    row = plan_row(store, plan_id)
-    params = PlanParams.from_json(row["params_json"])
-    grids = read_grids(store, row["id"])
-    bbox = grids.total_bounds.tolist()
-    roads = store.read_layer("roads", bbox=bbox)
-    buildings = _real_buildings(store.read_layer("buildings", bbox=bbox))
-    minx, miny, maxx, maxy = bbox
+    Every text from the store (codes, names, street and building names) is HTML-escaped before
+    folium sees it: folium puts tooltip and label values into the page as raw HTML.
+    """
+    import html
+
+    import folium
+
+    from layers.mapdata import basemap_frames, plan_frame
+
+    g, band = plan_frame(store, plan_id)
+    minx, miny, maxx, maxy = g.total_bounds.tolist()
+    roads, buildings = basemap_frames(store, (minx, miny, maxx, maxy))
     attribution = "Map data © OpenStreetMap contributors (ODbL)"
     m = folium.Map(location=[(miny + maxy) / 2, (minx + maxx) / 2], tiles=None, control_scale=True,
                    prefer_canvas=True)
-    cmap = LinearColormap(["#2c7bb6", "#ffffbf", "#d7191c"],
-                          vmin=max(params.min_households * 0.5, 0), vmax=params.max_households * 1.2,
-                          caption="households per grid")
-    g = grids[["code", "parent_code", "households", "buildings", "street_m", "area_m2", "polsby_popper",
-               "exempt", "locked", "geometry"]].copy()
-    g["area_m2"] = g["area_m2"].round(0)
-    g["street_m"] = g["street_m"].round(0)
-    g["households"] = g["households"].round(0)
-    g["polsby_popper"] = g["polsby_popper"].round(3)
+
+    def escaped(df: gpd.GeoDataFrame, cols: list[str]) -> gpd.GeoDataFrame:
+        out = df[[*cols, "geometry"]].copy()
+        for col in cols:
+            if not (pd.api.types.is_numeric_dtype(out[col]) or pd.api.types.is_bool_dtype(out[col])):
+                out[col] = [None if v is None or v != v else html.escape(str(v)) for v in out[col]]
+        return out
+
+    shown = ["code", "name", "households", "buildings", "street_m", "area_m2", "polsby_popper", "exempt", "locked"]
     folium.GeoJson(
-        g, name="grids",
-        style_function=lambda f: {"fillColor": cmap(min(max(f["properties"]["households"], cmap.vmin), cmap.vmax)),
-                                  "color": "#333333", "weight": 2, "fillOpacity": 0.45},
-        tooltip=folium.GeoJsonTooltip(["code", "households", "buildings", "street_m", "area_m2", "polsby_popper",
-                                       "exempt", "locked"]),
+        escaped(g, [*shown, "fill"]), name="grids",
+        style_function=lambda f: {"fillColor": f["properties"]["fill"], "color": "#333333", "weight": 2,
+                                  "fillOpacity": 0.45},
+        tooltip=folium.GeoJsonTooltip(shown),
     ).add_to(m)
     if len(roads):
-        folium.GeoJson(roads[["name", "highway", "geometry"]], name="streets",
+        folium.GeoJson(escaped(roads, ["name", "highway"]), name="streets",
                        style_function=lambda f: {"color": "#666666", "weight": 1}).add_to(m)
     if len(buildings):
-        folium.GeoJson(buildings[["name", "households", "geometry"]], name="buildings",
+        folium.GeoJson(escaped(buildings, ["name", "households"]), name="buildings",
                        style_function=lambda f: {"color": "#555555", "weight": 0.5, "fillColor": "#999999",
                                                  "fillOpacity": 0.6}).add_to(m)
     labels = folium.FeatureGroup(name="grid codes")
-    fmt = CodeFormat(params.code_format)
-    for code, p in zip(g["code"], g.geometry.representative_point()):
-        # The sequence number is enough on the map (the full code is in the tooltip); 15-digit
-        # labels would hide the grids.
-        try:
-            short = f"{int(fmt.parse(code)['seq']):0{fmt.seq_width or 1}d}"
-        except InputError:
-            short = str(code)
+    for code, short, p in zip(g["code"].astype(str), g["label"], g.geometry.representative_point()):
+        code, short = html.escape(code), html.escape(str(short))
         folium.Marker([p.y, p.x], icon=folium.DivIcon(
             html=f'<div title="{code}" style="font-size:10px;font-weight:bold;white-space:nowrap">{short}</div>'),
-            tooltip=str(code)).add_to(labels)
+            tooltip=code).add_to(labels)
     labels.add_to(m)
     # A static legend: branca's colormap legend would pull d3 from a CDN.
-    stops = ", ".join(f"{cmap(v)} {int(100 * i / 4)}%" for i, v in enumerate(np.linspace(cmap.vmin, cmap.vmax, 5)))
+    stops = ", ".join(f"{c} {int(100 * i / 4)}%" for i, c in enumerate(band["stops"]))
     m.get_root().html.add_child(folium.Element(
         '<div style="position:fixed;top:10px;left:50px;z-index:9999;background:white;padding:4px 8px;'
         'font-size:11px;border:1px solid #999">households per grid '
-        f'(band {params.min_households:g}–{params.max_households:g})<div style="width:200px;height:10px;'
+        f'(band {band["min_households"]:g}–{band["max_households"]:g})<div style="width:200px;height:10px;'
         f'background:linear-gradient(to right, {stops})"></div>'
-        f'<span>{cmap.vmin:g}</span><span style="float:right">{cmap.vmax:g}</span></div>'))
+        f'<span>{band["vmin"]:g}</span><span style="float:right">{band["vmax"]:g}</span></div>'))
     m.get_root().html.add_child(folium.Element(
         f'<div style="position:fixed;bottom:4px;left:120px;z-index:9999;background:white;padding:2px 6px;'
-        f'font-size:11px">{attribution} · plan {row["id"]}</div>'))
+        f'font-size:11px">{attribution} · plan {band["plan_id"]}</div>'))
     folium.LayerControl().add_to(m)
     m.fit_bounds([[miny, minx], [maxy, maxx]])
     return m

@@ -50,6 +50,7 @@ from layers.importing import ImportResult, file_sha256
 from layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
 from layers.store import Store
 from layers.visibility import CURRENT_GRIDS_OF_SQL, worker_rows
+from layers.names import clean_name, name_problem
 
 INCIDENT_COLUMNS = ("occurred_at", "time", "category", "description", "source", "reporter", "lon", "lat",
                     "external_id", "state")
@@ -176,6 +177,7 @@ def create_incident(
     """
     if not category or not str(category).strip():
         raise InputError("an incident needs a category", hint="e.g. 矛盾纠纷, 治安, 消防安全, 环境卫生")
+    category = clean_name(category, "category")
     x, y = convert_crs(np.array([float(lon)]), np.array([float(lat)]), crs)
     if not (-180 <= x[0] <= 180 and -90 <= y[0] <= 90):
         raise InputError(f"({lon}, {lat}) is not a longitude/latitude")
@@ -267,6 +269,8 @@ def import_incidents(
             problems.append(RowProblem(n, line, "missing time (occurred_at)"))
         if cat.iloc[i] == "":
             problems.append(RowProblem(n, line, "missing category"))
+        elif (bad_name := name_problem(cat.iloc[i], "category")) is not None:
+            problems.append(RowProblem(n, line, bad_name))
         if st.iloc[i]:
             try:
                 normalize_state(st.iloc[i])

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from gis.errors import ConflictError, InputError, NotFoundError, PermissionDenied
 from layers.models import AuditEntry, User, utcnow
 from layers.store import Store
+from layers.names import clean_name
 
 ROLES = ("admin", "planner", "dispatcher", "worker", "viewer")
 MIN_PASSWORD_LEN = 10
@@ -60,6 +61,7 @@ def check_password_strength(password: str, name: str) -> None:
 def _validate(name: str, role: str, max_secrecy_level: int) -> None:
     if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
         raise InputError(f"user name {name!r} must be 1–64 printable characters without surrounding spaces")
+    clean_name(name, "user")
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
     check_secrecy_level(max_secrecy_level, name)

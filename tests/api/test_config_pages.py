@@ -56,6 +56,7 @@ def test_cookie_login_reads_pages_but_never_writes(app):  # noqa: ANN001
         assert "httponly" in r.headers["set-cookie"].lower() and "samesite=strict" in r.headers["set-cookie"].lower()
         page = c.get("/maps/incidents")
         assert page.status_code == 200 and "gp-panel" in page.text and "/static/vendor/leaflet/leaflet.js" in page.text
+        assert "<script>" not in page.text and "script-src 'self'" in page.headers["content-security-policy"]
         assert c.get("/auth/me").json()["name"] == "dan"
         # The cookie alone cannot write (a forged cross-site form would carry it): acts as anonymous.
         w = c.post("/incidents", json={"lon": 104.07, "lat": 30.67, "category": "治安"})
@@ -69,18 +70,19 @@ def test_cookie_login_reads_pages_but_never_writes(app):  # noqa: ANN001
 
 
 def test_gcj02_tiles_shift_layers_and_lookup_round_trips(client, tokens):  # noqa: ANN001
-    import folium
-
-    from api.pages import to_display
+    from api.app import page_csp
+    from api.display import display_geojson
 
     settings = load_settings(tile_url="http://intranet.example/{z}/{x}/{y}.png", tile_crs="gcj02")
-    m = folium.Map(tiles=None)
-    gj = folium.GeoJson({"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {}, "geometry": {"type": "Point", "coordinates": [104.07, 30.67]}}]}).add_to(m)
-    to_display(m, settings)
+    gj = display_geojson({"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "<b>x</b>"},
+         "geometry": {"type": "Point", "coordinates": [104.07, 30.67]}}]}, settings)
     x, y = wgs84_to_gcj02(np.array([104.07]), np.array([30.67]))
-    assert gj.data["features"][0]["geometry"]["coordinates"] == pytest.approx([x[0], y[0]], abs=1e-12)
-    assert "intranet.example" in m.get_root().render()
+    assert gj["features"][0]["geometry"]["coordinates"] == pytest.approx([x[0], y[0]], abs=1e-12)
+    assert gj["features"][0]["properties"] == {"name": "<b>x</b>"}
+    # The basemap's origin, and only it, may serve images to the pages.
+    assert "img-src 'self' data: http://intranet.example;" in page_csp(settings)
+    assert "intranet" not in page_csp(load_settings())
     # A click on GCJ-02 tiles, looked up with crs=gcj02, finds what the WGS-84 click finds.
     h = tokens["ada"]
     cam = client.get("/cameras?limit=1", headers=h).json()["features"][0]

@@ -80,10 +80,13 @@ def _page(browser, site, user: str | None = None):  # noqa: ANN001, ANN202
     return ctx, page, outside, errors
 
 
-def _features(page, prop: str) -> list:  # noqa: ANN001
-    """Values of ``prop`` of every GeoJSON feature drawn on the page's map (canvas or SVG)."""
+def _features(page, prop: str, folium_file: bool = False) -> list:  # noqa: ANN001
+    """Values of ``prop`` of every GeoJSON feature drawn on the page's map (canvas or SVG).
+
+    The served pages expose their map as ``window.gpMap``; a folium file as ``window[<div id>]``."""
+    m = "window[document.querySelector('.folium-map').id]" if folium_file else "window.gpMap"
     return page.evaluate(
-        "(prop) => { const m = window[document.querySelector('.folium-map').id]; const out = [];"
+        "(prop) => { const m = " + m + "; const out = [];"
         " m.eachLayer(l => { if (l.feature && l.feature.properties && prop in l.feature.properties)"
         " out.push(l.feature.properties[prop]); }); return out; }", prop)
 
@@ -91,7 +94,7 @@ def _features(page, prop: str) -> list:  # noqa: ANN001
 def test_grid_map(browser, site):  # noqa: ANN001
     ctx, page, outside, errors = _page(browser, site)
     page.goto(site["base"] + "/maps/grids")
-    page.wait_for_selector(".leaflet-container canvas, .leaflet-container svg")
+    page.wait_for_selector("#gp-map[data-state=loaded]")
     codes = {g["properties"]["code"] for g in site["grids"]}
     drawn = set(_features(page, "code"))
     assert codes <= drawn
@@ -107,9 +110,9 @@ def test_route_map(browser, site):  # noqa: ANN001
     ctx, page, outside, errors = _page(browser, site, "pia")
     page.goto(site["base"] + f"/maps/routes/{site['route_code']}")
     page.wait_for_selector(".leaflet-container")
-    page.wait_for_selector(".leaflet-container canvas, .leaflet-container svg")
+    page.wait_for_selector("#gp-directions[data-state=loaded]")
     lines = page.evaluate(
-        "() => { const m = window[document.querySelector('.folium-map').id]; let n = 0;"
+        "() => { const m = window.gpMap; let n = 0;"
         " m.eachLayer(l => { if (l instanceof L.Polyline && !(l instanceof L.Polygon) && l.getLatLngs().length > 10) n++; });"
         " return n; }")
     assert lines >= 1, "the route line is not on the map"
@@ -146,14 +149,13 @@ def test_incident_map_click_shows_lookup_and_sectors(browser, site):  # noqa: AN
     ctx, page, outside, errors = _page(browser, site, "dan")
     page.goto(site["base"] + "/maps/incidents")
     page.wait_for_selector(".leaflet-container")
-    page.wait_for_function("document.querySelectorAll('.marker-cluster').length > 0")
+    page.wait_for_selector(".marker-cluster")  # not wait_for_function: the CSP forbids its eval
     clusters = page.locator(".marker-cluster").count()
-    map_id = page.locator(".folium-map").first.get_attribute("id")
     # Zoom to the spot, then click the map there like a dispatcher would.
-    page.evaluate(f"void window['{map_id}'].setView([{lat}, {lon}], 19, {{animate: false}})")
+    page.evaluate(f"void window.gpMap.setView([{lat}, {lon}], 19, {{animate: false}})")
     page.wait_for_timeout(500)
-    pt = page.evaluate(f"(() => {{ const p = window['{map_id}'].latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }})()")
-    box = page.locator(f"#{map_id}").bounding_box()
+    pt = page.evaluate(f"(() => {{ const p = window.gpMap.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }})()")
+    box = page.locator("#gp-map").bounding_box()
     page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
     page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
     panel = page.inner_text("#gp-panel")
@@ -165,7 +167,7 @@ def test_incident_map_click_shows_lookup_and_sectors(browser, site):  # noqa: AN
     # And the overview with clusters and a lookup from a deep link.
     page.goto(site["base"] + f"/maps/incidents?click={lon},{lat}")
     page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
-    page.evaluate(f"void window['{page.locator('.folium-map').first.get_attribute('id')}'].setView([{lat}, {lon}], 17, {{animate: false}})")
+    page.evaluate(f"void window.gpMap.setView([{lat}, {lon}], 17, {{animate: false}})")
     page.wait_for_timeout(800)
     page.screenshot(path=str(site["shots"] / "incident_map.png"))
     assert clusters > 0 and outside == [] and errors == []
@@ -200,7 +202,7 @@ def test_standalone_map_file_works_from_disk_offline(browser, site, tmp_path):  
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(out.as_uri())
     page.wait_for_selector(".leaflet-container canvas, .leaflet-container svg")
-    assert {g["properties"]["code"] for g in site["grids"]} <= set(_features(page, "code"))
+    assert {g["properties"]["code"] for g in site["grids"]} <= set(_features(page, "code", folium_file=True))
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == [] and errors == []
     page.screenshot(path=str(site["shots"] / "standalone_grid_map.png"))
     ctx.close()

@@ -137,17 +137,13 @@ def _target(base: str) -> tuple[dict, float, float]:
     pytest.fail("no camera with a point in view")
 
 
-def _map_id(page) -> str:  # noqa: ANN001
-    return page.locator(".folium-map").first.get_attribute("id")
-
-
 def _panel_state(page) -> dict:  # noqa: ANN001
     """Pin and sector positions drawn by the lookup panel (display coordinates)."""
     return page.evaluate(
-        "(id) => { const m = window[id]; const out = {pins: [], sectors: []};"
+        "() => { const m = window.gpMap; const out = {pins: [], sectors: []};"
         " m.eachLayer(l => { if (l instanceof L.CircleMarker && l.options.fillColor === '#ffeb3b') out.pins.push(l.getLatLng());"
         " if (l instanceof L.Polygon && l.options.className === 'gp-sector') out.sectors.push(l.getLatLngs()[0].map(p => [p.lat, p.lng])); });"
-        " return out; }", _map_id(page))
+        " return out; }")
 
 
 def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
@@ -161,10 +157,9 @@ def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
     _Tiles.seen.clear()
     ctx, page, outside, errors = _page(browser, site, "dan")
     page.goto(base + "/maps/incidents")
-    page.wait_for_function("document.querySelectorAll('.marker-cluster').length > 0")
-    page.wait_for_function("document.querySelectorAll('img.leaflet-tile-loaded').length > 0")
+    page.wait_for_selector(".marker-cluster")  # not wait_for_function: the CSP forbids its eval
+    page.wait_for_selector("img.leaflet-tile-loaded")
     assert _Tiles.seen and all(re.fullmatch(r"/\d+/\d+/\d+\.png", s) for s in _Tiles.seen)
-    map_id = _map_id(page)
 
     # First view: centred on the streets' extent as the GCJ-02 tiles show it.
     store = open_store(site["db"])
@@ -172,14 +167,14 @@ def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
         minx, miny, maxx, maxy = store.extent("roads")
     finally:
         store.dispose()
-    center = page.evaluate(f"(() => {{ const c = window['{map_id}'].getCenter(); return [c.lng, c.lat]; }})()")
+    center = page.evaluate(f"(() => {{ const c = window.gpMap.getCenter(); return [c.lng, c.lat]; }})()")
     want = _gcj((minx + maxx) / 2, (miny + maxy) / 2)
     assert center == pytest.approx(want, abs=2e-4), (center, want, ((minx + maxx) / 2, (miny + maxy) / 2))
 
     # The clustered incidents sit at their GCJ-02 positions.
     markers = page.evaluate(
-        f"(() => {{ const out = []; window['{map_id}'].eachLayer(l => {{ if (l instanceof L.MarkerClusterGroup)"
-        " l.getLayers().forEach(k => out.push([k.getTooltip().getContent(), k.getLatLng().lng, k.getLatLng().lat])); });"
+        f"(() => {{ const out = []; window.gpMap.eachLayer(l => {{ if (l instanceof L.MarkerClusterGroup)"
+        " l.getLayers().forEach(k => out.push([k.getTooltip().getContent().textContent, k.getLatLng().lng, k.getLatLng().lat])); });"
         " return out; })()")
     assert len(markers) >= 100
     incs = httpx.get(base + "/incidents?limit=10000", headers=login(base, "dan"), timeout=60).json()["features"]
@@ -191,10 +186,10 @@ def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
         assert abs(mx - wx) + abs(my - wy) > 1e-3  # really moved (a few hundred metres)
 
     # A click where the tiles show the spot finds the camera that sees it.
-    page.evaluate(f"void window['{map_id}'].setView([{glat}, {glon}], 19, {{animate: false}})")
+    page.evaluate(f"void window.gpMap.setView([{glat}, {glon}], 19, {{animate: false}})")
     page.wait_for_timeout(500)
-    pt = page.evaluate(f"(() => {{ const p = window['{map_id}'].latLngToContainerPoint([{glat}, {glon}]); return [p.x, p.y]; }})()")
-    box = page.locator(f"#{map_id}").bounding_box()
+    pt = page.evaluate(f"(() => {{ const p = window.gpMap.latLngToContainerPoint([{glat}, {glon}]); return [p.x, p.y]; }})()")
+    box = page.locator("#gp-map").bounding_box()
     page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
     page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
     panel = page.inner_text("#gp-panel")

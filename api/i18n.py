@@ -1,0 +1,73 @@
+"""The pages' language: Chinese by default, English on ``?lang=en`` (remembered in a cookie), and their texts."""
+from __future__ import annotations
+
+from fastapi import Request, Response
+
+LANG_COOKIE = "gp_lang"
+LANGS = ("zh", "en")
+HTML_LANG = {"zh": "zh-CN", "en": "en"}
+
+# key → (Chinese, English)
+TEXTS: dict[str, tuple[str, str]] = {
+    "app": ("网格化服务管理", "Grid management"),
+    "home": ("首页", "Home"),
+    "login": ("登录", "Log in"),
+    "logout": ("退出登录", "Log out"),
+    "username": ("用户名", "User name"),
+    "password": ("密码", "Password"),
+    "wrong_login": ("用户名或密码错误。", "Wrong user name or password."),
+    "try_again": ("重试", "Try again"),
+    "signed_in_as": ("当前用户", "Signed in as"),
+    "anonymous": ("匿名（仅公开图层）", "anonymous (public layers only)"),
+    "grid_map": ("网格图", "Grid plan map"),
+    "grid_map_note": ("方案 {plan}，共 {n} 个网格", "plan {plan}, {n} grids"),
+    "incident_map": ("事件地图", "Incident map"),
+    "incident_map_note": ("点击地图：所在网格、网格员、可见摄像机、附近事件",
+                          "click anywhere: grid, worker, cameras in view, nearby incidents"),
+    "route_map": ("巡查路线", "Patrol route map"),
+    "route_of": ("网格 {code} 的巡查路线", "patrol route of grid {code}"),
+    "route_sheet": ("路线单（PDF）", "Route sheet (PDF)"),
+    "routes_need_login": ("巡查路线和路线单：请以规划员、调度员、网格员或管理员身份登录",
+                          "Route maps and route sheets: log in as planner, dispatcher, worker or admin"),
+    "api_docs": ("接口文档（OpenAPI）", "API documentation (OpenAPI)"),
+    "ogc_note": ("QGIS：图层 ▸ 添加图层 ▸ WFS / OGC API – Features，地址", "QGIS: Layer ▸ Add Layer ▸ WFS / OGC API – Features, URL"),
+    "readiness": ("服务就绪状态", "Readiness"),
+    "synthetic": ("中国示范区的摄像机和事件为合成数据。", "Cameras and incidents of the Chinese demo areas are synthetic."),
+    "osm": ("地图数据 © OpenStreetMap 贡献者（ODbL）", "Map data © OpenStreetMap contributors (ODbL)"),
+    "error": ("出错了", "Error"),
+    "switch_lang": ("English", "中文"),
+    "households_per_grid": ("每个网格的户数", "households per grid"),
+    "band": ("标准 {lo}–{hi} 户", "band {lo}–{hi}"),
+    "click_map": ("点击地图查询：所在网格、网格员、可见摄像机、附近事件",
+                  "Click the map: grid, worker, cameras in view, nearby incidents"),
+    "directions": ("路线指引", "Directions"),
+    "loading": ("加载中…", "Loading…"),
+}
+
+
+def page_lang(request: Request) -> str:
+    """``zh`` or ``en``: the ``lang`` query parameter, else the remembered choice, else Chinese."""
+    q = request.query_params.get("lang")
+    if q in LANGS:
+        return q
+    c = request.cookies.get(LANG_COOKIE)
+    return c if c in LANGS else "zh"
+
+
+def remember_lang(request: Request, response: Response) -> None:
+    """Keep a ``?lang=`` choice in a cookie so the other pages follow it."""
+    q = request.query_params.get("lang")
+    if q in LANGS and request.cookies.get(LANG_COOKIE) != q:
+        response.set_cookie(LANG_COOKIE, q, max_age=365 * 86400, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
+
+
+def translator(lang: str):  # noqa: ANN201
+    """``t(key, **values)``: the text of ``key`` in ``lang`` with ``{name}`` fields filled in."""
+    i = 1 if lang == "en" else 0
+
+    def t(key: str, **values: object) -> str:
+        text = TEXTS[key][i]
+        return text.format(**values) if values else text
+
+    return t
