@@ -3,7 +3,6 @@ with workers, and generated cameras/incidents with secrecy levels and owners."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-import os
 from pathlib import Path
 
 import geopandas as gpd
