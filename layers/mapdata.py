@@ -84,15 +84,18 @@ def plan_problems(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame 
     return p[~p.geometry.is_empty & p.geometry.notna()]
 
 
-def map_extent(store: Store, plan_id: int | None = None) -> tuple[float, float, float, float]:
-    """(min_lon, min_lat, max_lon, max_lat) of a plan's grids, else of the streets, else of the incidents."""
+def map_extent(store: Store, plan_id: int | None = None, incidents_where: Any = False) -> tuple[float, float, float, float]:
+    """(min_lon, min_lat, max_lon, max_lat) of a plan's grids, else of the streets, else of the
+    incidents ``incidents_where`` lets the caller see (False: none, None: all)."""
     with store.engine.connect() as c:
         plan = plan_id or c.execute(select(func.max(GridPlan.id))).scalar()
     if plan:
         g = gl.read_grids(store, plan)
         if len(g):
             return tuple(float(v) for v in g.total_bounds)  # type: ignore[return-value]
-    ext = store.extent("roads") or store.extent("incidents")
+    ext = store.extent("roads")
+    if ext is None and incidents_where is not False:
+        ext = store.extent("incidents", where=incidents_where)
     if ext is None:
         raise NotFoundError("the store has no streets, grids or incidents to map", hint="import data first")
     return ext

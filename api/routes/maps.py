@@ -8,7 +8,7 @@ import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 
-from api.auth import can, layer_filter, require_permission
+from api.auth import can, layer_filter, require_permission, visible_frame
 from api.deps import MAX_ID, SettingsDep, StoreDep, UserDep
 from api.display import display_geojson, display_lonlat
 from layers import mapdata
@@ -28,8 +28,7 @@ async def grids(store: StoreDep, settings: SettingsDep, principal: UserDep, plan
     may see workers), label points inside each grid, the band and colour stops of the legend, and
     ``problems`` of check-grids."""
     g, band = await run_in_threadpool(mapdata.plan_frame, store, plan_id)
-    if not can(principal, "read_workers"):
-        g = g.drop(columns=["worker"])
+    g = visible_frame(principal, "grids", g)
     problems = await run_in_threadpool(mapdata.plan_problems, store, band["plan_id"])
     labels = g[["code", "label"]].set_geometry(g.geometry.representative_point())
     return {"band": band, "grids": display_geojson(_geojson(g), settings),
@@ -40,7 +39,8 @@ async def grids(store: StoreDep, settings: SettingsDep, principal: UserDep, plan
 @router.get("/basemap", summary="Our own streets and buildings around a plan's grids (the offline basemap)")
 async def basemap(store: StoreDep, settings: SettingsDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
     """Streets (name, highway, major) and buildings (name, households) within the plan's extent, and that extent."""
-    ext = await run_in_threadpool(mapdata.map_extent, store, plan_id)
+    where = layer_filter(principal, "incidents", Incident.__table__) if can(principal, "read_incidents") else False
+    ext = await run_in_threadpool(mapdata.map_extent, store, plan_id, where)
     roads, buildings = await run_in_threadpool(mapdata.basemap_frames, store, ext)
     (x0, x1), (y0, y1) = display_lonlat(np.array([ext[0], ext[2]]), np.array([ext[1], ext[3]]), settings)
     return {"bounds": [[float(y0), float(x0)], [float(y1), float(x1)]],
