@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import geopandas as gpd
-import highspy
-import networkx as nx
 import numpy as np
 import pyproj
 import shapely
@@ -29,34 +27,8 @@ from gis.streets import MODES, StreetNetwork, nearest_node, street_network
 # ---------------------------------------------------------------------------------------------
 # Minimum-weight perfect matching (the T-join of odd street ends)
 # ---------------------------------------------------------------------------------------------
-# Exact minimum-weight perfect matching on a metric (shortest-path) distance matrix, with a bound.
-#
-# Edmonds' blossom algorithm (gis._blossom, integer costs, started from the assignment
-# relaxation) gives the matching and a dual solution that is checked on every pair: a
-# certificate of optimality over the complete graph. Fallback (only if that check failed): the
-# matching LP (degree = 1, odd-set "blossom" cuts) solved with HiGHS by column generation, and
-# networkx's blossom algorithm on the generated columns when odd-set separation stalls.
-
-_EPS = 1e-7
-
-
-def _new_highs() -> highspy.Highs:
-    """A silent HiGHS instance (its constructor prints a banner to fd 1 once per process)."""
-    import os
-    import sys
-
-    sys.stdout.flush()
-    saved = os.dup(1)
-    try:
-        with open(os.devnull, "w") as null:
-            os.dup2(null.fileno(), 1)
-            h = highspy.Highs()
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-    h.silent()
-    return h
-
+# Exact minimum-weight perfect matching on a metric (shortest-path) distance matrix, with a
+# bound certified by the dual solution of Edmonds' blossom algorithm (gis._blossom).
 
 @dataclass
 class MatchingResult:
@@ -67,7 +39,7 @@ class MatchingResult:
     lower_bound: float
     exact: bool
     method: str
-    lp_rounds: int
+    iterations: int
 
 
 MATCH_SCALE = 1e7  # blossom costs in units of 0.1 µm (integers: exact dual arithmetic)
@@ -90,13 +62,12 @@ def _all_pairings(n: int) -> np.ndarray:
     return _PAIRINGS[n]
 
 
-def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
+def min_weight_perfect_matching(D: np.ndarray) -> MatchingResult:
     """Minimum-weight perfect matching of the n points (n even) with pairwise costs ``D`` (n × n, metres).
 
     Edmonds' blossom algorithm (gis._blossom) on costs rounded to 0.1 µm; its dual solution is
     checked independently (feasible on every pair, equal to the matching's cost), so the
-    returned lower bound is certified. Should that check ever fail, the HiGHS column-generation
-    LP below takes over. ``exact`` when matching and bound agree (to 1e-6 relative). ``D``
+    returned lower bound is certified. ``exact`` when matching and bound agree (to 1e-6 relative). ``D``
     must be symmetric and finite off the diagonal.
     """
     n = len(D)
@@ -115,139 +86,24 @@ def min_weight_perfect_matching(D: np.ndarray, *, k: int = 8, max_rounds: int = 
         k = int(np.argmin(cost))
         w = float(cost[k])
         return MatchingResult([(int(i), int(j)) for i, j in P[k]], w, w, True, "enumeration", 0)
-    if float(np.max(D[~np.eye(n, dtype=bool)])) * MATCH_SCALE * 4 * n < 2.0**62:
-        C = np.rint(np.where(np.eye(n, dtype=bool), 0.0, D) * MATCH_SCALE).astype(np.int64) * 4
-        try:
-            res = blossom_matching(C)
-        except RuntimeError:
-            res = None
-        if res is not None and check_certificate(C, res):
-            iu = np.flatnonzero(res.mate > np.arange(n))
-            pairs = [(int(i), int(res.mate[i])) for i in iu]
-            weight = float(D[iu, res.mate[iu]].sum())
-            # The dual bounds the rounded problem; rounding moves each pair by at most 0.05 µm.
-            lower = res.dual / (4 * MATCH_SCALE) - n * 0.5 / MATCH_SCALE
-            return MatchingResult(pairs, weight, min(lower, weight), weight <= lower * (1 + 1e-6) + 1e-6,
-                                  "blossom", res.iterations)
-    return _matching_lp(D, k=k, max_rounds=max_rounds)
+    off = ~np.eye(n, dtype=bool)
+    # Integer costs keep the dual arithmetic exact: 0.1 µm, coarser only where that would overflow.
+    scale = min(MATCH_SCALE, 2.0**62 / (4 * n * max(float(np.max(D[off])), 1e-9)))
+    C = np.rint(np.where(off, D, 0.0) * scale).astype(np.int64) * 4
+    try:
+        res = blossom_matching(C)
+    except RuntimeError as exc:
+        raise GridPatrolError(f"the matching of {n} odd street ends did not finish (internal error: please report)") from exc
+    if not check_certificate(C, res):
+        raise GridPatrolError(f"the matching of {n} odd street ends is not proven optimal (internal error: please report)")
+    iu = np.flatnonzero(res.mate > np.arange(n))
+    pairs = [(int(i), int(res.mate[i])) for i in iu]
+    weight = float(D[iu, res.mate[iu]].sum())
+    # The dual bounds the rounded problem; rounding moves each pair by at most half a unit.
+    lower = res.dual / (4 * scale) - n * 0.5 / scale
+    return MatchingResult(pairs, weight, min(lower, weight), weight <= lower * (1 + 1e-6) + 1e-6, "blossom",
+                          res.iterations)
 
-
-def _matching_lp(D: np.ndarray, *, k: int = 8, max_rounds: int = 200) -> MatchingResult:
-    """The matching LP with odd-set cuts by column generation (HiGHS): the fallback of the blossom step."""
-    n = len(D)
-    D = np.array(D, dtype=float)
-    np.fill_diagonal(D, np.inf)
-    scale = max(float(np.max(D[np.isfinite(D)])), 1.0)
-
-    h = _new_highs()
-    h.setOptionValue("output_flag", False)
-    inf = highspy.kHighsInf
-    # Degree rows: every point matched exactly once.
-    h.addRows(n, np.ones(n), np.ones(n), 0, np.zeros(n + 1, dtype=np.int32), np.array([], dtype=np.int32), np.array([]))
-    cols: list[tuple[int, int]] = []
-    col_index: dict[tuple[int, int], int] = {}
-    cuts: list[np.ndarray] = []  # boolean membership vectors of odd sets S: x(δ(S)) ≥ 1
-
-    def add_cols(pairs: list[tuple[int, int]]) -> int:
-        pairs = [p for p in pairs if p not in col_index]
-        if not pairs:
-            return 0
-        starts, idx, vals, costs = [], [], [], []
-        for i, j in pairs:
-            starts.append(len(idx))
-            rows = [i, j] + [n + c for c, s in enumerate(cuts) if s[i] != s[j]]
-            idx.extend(rows)
-            vals.extend([1.0] * len(rows))
-            costs.append(D[i, j])
-            col_index[(i, j)] = len(cols)
-            cols.append((i, j))
-        m = len(pairs)
-        # No upper bound: degree = 1 implies x ≤ 1, and a bound would hide negative reduced costs.
-        h.addCols(m, np.array(costs), np.zeros(m), np.full(m, inf), len(idx), np.array(starts, dtype=np.int32),
-                  np.array(idx, dtype=np.int32), np.array(vals))
-        return m
-
-    nearest = np.argsort(D, axis=1)[:, : min(k, n - 1)]
-    add_cols(sorted({(min(i, j), max(i, j)) for i in range(n) for j in nearest[i].tolist()}))
-
-    iu = np.triu_indices(n, 1)
-    rounds = 0
-    x = np.zeros(0)
-    while rounds < max_rounds:
-        rounds += 1
-        h.run()
-        sol = h.getSolution()
-        x = np.asarray(sol.col_value)
-        duals = np.asarray(sol.row_dual)
-        y = duals[:n]
-        # Reduced cost of every pair: c_ij − y_i − y_j − Σ_S w_S [edge ij crosses S].
-        rc = D - y[:, None] - y[None, :]
-        active = [c for c in range(len(cuts)) if abs(duals[n + c]) > 1e-12]
-        if active:
-            # Σ_S w_S [s_i ≠ s_j] = a_i + a_j − 2 (Sᵀ W S)_ij with a = Sᵀ w: one matrix product.
-            S = np.array([cuts[c] for c in active], dtype=float)
-            w = duals[n + np.array(active)]
-            a = S.T @ w
-            rc -= a[:, None] + a[None, :] - 2.0 * (S.T * w) @ S
-        rc_u = rc[iu]
-        neg = np.flatnonzero(rc_u < -_EPS * scale)
-        if len(neg):
-            # Most negative columns first, a bounded number per round keeps the LP small.
-            neg = neg[np.argsort(rc_u[neg])[: max(4 * n, 200)]]
-            if add_cols(list(zip(iu[0][neg].tolist(), iu[1][neg].tolist()))):
-                continue
-        frac = np.flatnonzero((x > 1e-6) & (x < 1 - 1e-6))
-        if len(frac) == 0:
-            break
-        # Odd components of the fractional support are blossom candidates (odd cycles of ½).
-        fi = np.array([cols[c][0] for c in frac])
-        fj = np.array([cols[c][1] for c in frac])
-        g = sparse.coo_matrix((np.ones(len(frac)), (fi, fj)), shape=(n, n))
-        _, labels = connected_components(g, directed=False)
-        new = []
-        touched = np.zeros(n, dtype=bool)
-        touched[fi] = True
-        touched[fj] = True
-        ci = np.array([c[0] for c in cols])
-        cj = np.array([c[1] for c in cols])
-        for lab in np.unique(labels[touched]):
-            s = labels == lab
-            if s.sum() % 2 == 1:
-                crossing = s[ci] != s[cj]
-                if x[crossing].sum() < 1 - 1e-6:
-                    new.append((s, np.flatnonzero(crossing)))
-        if not new:
-            break
-        for s, members in new:
-            h.addRow(1.0, inf, len(members), members.astype(np.int32), np.ones(len(members)))
-            cuts.append(s)
-    lower = float(h.getInfo().objective_function_value)
-    if len(x) and np.all((x < 1e-6) | (x > 1 - 1e-6)):
-        pairs = [cols[c] for c in np.flatnonzero(x > 0.5)]
-        if len(pairs) * 2 == n:
-            weight = float(sum(D[i, j] for i, j in pairs))
-            return MatchingResult(pairs, weight, min(lower, weight), True, "lp", rounds)
-    # Separation stalled: blossom algorithm on the columns the LP found useful (plus neighbours).
-    pairs = _blossom(D, cols)
-    weight = float(sum(D[i, j] for i, j in pairs))
-    exact = weight <= lower * (1 + 1e-6) + 1e-6
-    return MatchingResult(pairs, weight, lower, exact, "lp+networkx", rounds)
-
-
-def _blossom(D: np.ndarray, cols: list[tuple[int, int]]) -> list[tuple[int, int]]:
-    n = len(D)
-    edges = set(cols)
-    k = 8
-    while True:
-        G = nx.Graph()
-        G.add_weighted_edges_from((i, j, float(D[i, j])) for i, j in edges)
-        M = nx.min_weight_matching(G)
-        if len(M) * 2 == n:
-            return [(min(a, b), max(a, b)) for a, b in M]
-        # The sparse graph has no perfect matching: widen it.
-        k *= 2
-        nearest = np.argsort(D, axis=1)[:, : min(k, n - 1)]
-        edges |= {(min(i, j), max(i, j)) for i in range(n) for j in nearest[i].tolist()}
 
 # ---------------------------------------------------------------------------------------------
 # Coverage routes
@@ -1194,7 +1050,7 @@ def plan_coverage(
             paths, m = _tjoin(router, T, limit=limit)
             extra = [t for p in paths for t in router.traversals(p)]
             return fixed + extra, m.lower_bound, m.exact, {"matching": m.method, "odd_nodes": int(len(T)),
-                                                           "lp_rounds": m.lp_rounds}
+                                                           "matching_iterations": m.iterations}
         # Half of what is left: islands still need time for the rural-postman step.
         left = max(1.0, (t0 + time_limit_s - time.perf_counter()) / 2)
         trav, _obj, bound, status = _solve_drive_mip(net, req_idx, conns, reach, left)

@@ -1,10 +1,9 @@
-"""Street graphs for routing: road segments (EPSG:4326) → networkx graphs in a local metric CRS."""
+"""Street networks for routing: road segments (EPSG:4326) → arrays of nodes and edges in a local metric CRS."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pyproj
@@ -323,37 +322,6 @@ def street_network(
         edge_geom=geoms,
         edge_row=roads.index.to_numpy(),
     )
-
-
-def street_graph(
-    roads: gpd.GeoDataFrame, *, mode: str = "walk", crs: pyproj.CRS | None = None
-) -> nx.MultiGraph | nx.MultiDiGraph:
-    """The street network of ``mode`` as a networkx graph in a local metric CRS.
-
-    Walking gives an undirected MultiGraph; driving a MultiDiGraph with both directions of
-    two-way streets and one-way streets only forwards. Nodes are OSM node ids with ``x``, ``y``
-    (metres in ``G.graph["crs"]``); edges carry length_m, oneway, name, highway, geometry (metric,
-    oriented along the edge) and ``row`` (index in ``roads``); keys are the row labels.
-    """
-    net = street_network(roads, mode=mode, crs=crs)
-    G: nx.MultiGraph | nx.MultiDiGraph = nx.MultiDiGraph() if mode == "drive" else nx.MultiGraph()
-    G.graph["crs"] = net.crs
-    G.graph["mode"] = mode
-    for i, osm in enumerate(net.node_osm.tolist()):
-        G.add_node(osm, x=float(net.node_xy[i, 0]), y=float(net.node_xy[i, 1]))
-    for e in range(net.n_edges):
-        u, v = int(net.node_osm[net.edge_u[e]]), int(net.node_osm[net.edge_v[e]])
-        attrs = dict(
-            length_m=float(net.edge_length_m[e]),
-            oneway=bool(net.edge_oneway[e]),
-            name=net.edge_name[e],
-            highway=net.edge_highway[e],
-            row=net.edge_row[e],
-        )
-        G.add_edge(u, v, key=net.edge_row[e], geometry=net.edge_geom[e], **attrs)
-        if mode == "drive" and not net.edge_oneway[e]:
-            G.add_edge(v, u, key=net.edge_row[e], geometry=net.edge_geom[e].reverse(), **attrs)
-    return G
 
 
 def nearest_node(net: StreetNetwork, x: float, y: float, candidates: np.ndarray | None = None) -> tuple[int, float]:
