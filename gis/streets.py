@@ -94,7 +94,7 @@ class StreetNetwork:
 
         ``edge_mask`` restricts it to some edges. Self-loops are left out (never on a shortest path).
         """
-        return self._csgraph_arcs(directed, edge_mask)[0]
+        return self.csgraph_arcs(directed, edge_mask)[0]
 
     def transformer(self, inverse: bool = False) -> pyproj.Transformer:
         """WGS-84 lon/lat → this network's metric CRS (``inverse``: back), made once per network."""
@@ -128,7 +128,7 @@ class StreetNetwork:
             self._sorted_arcs[directed] = got
         return got
 
-    def _csgraph_arcs(self, directed: bool | None, edge_mask: np.ndarray | None = None
+    def csgraph_arcs(self, directed: bool | None, edge_mask: np.ndarray | None = None
                       ) -> tuple[sparse.csr_matrix, np.ndarray]:
         """The csgraph and, aligned with its stored entries, the edge index of each arc."""
         directed = self.mode == "drive" if directed is None else bool(directed)
@@ -153,7 +153,7 @@ class StreetNetwork:
 
     def best_arc(self, directed: bool | None = None) -> dict[tuple[int, int], int]:
         """For every (tail, head) node pair the index of the shortest edge allowed that way."""
-        g, eidx = self._csgraph_arcs(directed)
+        g, eidx = self.csgraph_arcs(directed)
         tail = np.repeat(np.arange(self.n_nodes), np.diff(g.indptr))
         return dict(zip(zip(tail.tolist(), g.indices.tolist()), eidx.tolist()))
 

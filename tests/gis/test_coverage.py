@@ -13,10 +13,11 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from shapely.geometry import LineString, box, shape
 
-from gis.coverage import count_turns, plan_coverage
 from gis.crs import local_metric_crs, to_wgs84_geometry
 from gis.errors import InputError
 from gis.osm import read_osm
+from gis.routing.coverage import plan_coverage
+from gis.routing.network import count_turns
 from gis.vector import cut_into_cells
 from tests.conftest import data_path
 
@@ -55,7 +56,7 @@ def _metric(gdf_or_geom, crs):
 
 
 def independent_walk_bound(roads: gpd.GeoDataFrame, rows: np.ndarray, required_rows: np.ndarray) -> float:
-    """Required length + minimum perfect matching of odd nodes, computed without gis.coverage.
+    """Required length + minimum perfect matching of odd nodes, computed without gis.routing.
 
     Shortest paths with networkx's Dijkstra on the same streets, the matching as an integer
     program over the complete graph of odd nodes (scipy.milp), not by column generation.
@@ -261,7 +262,7 @@ def test_straight_preference_makes_fewer_turns_than_networkx_euler_circuit(city)
     M = nx.MultiGraph()
     for k, t in enumerate(route.traversals):
         M.add_edge(int(net.edge_u[t.edge]), int(net.edge_v[t.edge]), key=k, edge=t.edge)
-    from gis.coverage import Traversal
+    from gis.routing.network import Traversal
 
     theirs = []
     for u, v, k in nx.eulerian_circuit(M, source=plan.start_node, keys=True):
@@ -395,8 +396,8 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
     metrics with many ties, Euclidean points and random symmetric costs."""
     from scipy.sparse.csgraph import shortest_path
 
-    from gis._blossom import blossom_matching, check_certificate
-    from gis.coverage import min_weight_perfect_matching
+    from gis.routing.blossom import blossom_matching, check_certificate
+    from gis.routing.matching import min_weight_perfect_matching
 
     rng = np.random.default_rng(7)
     for trial in range(60):
