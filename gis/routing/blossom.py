@@ -1,11 +1,7 @@
-"""Exact minimum-weight perfect matching on a dense cost matrix: Edmonds' primal–dual blossom algorithm.
+"""Exact minimum-cost perfect matching on integer costs (Edmonds' primal–dual blossom algorithm), with its dual.
 
-Costs are rounded to integers (0.1 µm when given in metres) so that every dual update is exact
-integer arithmetic: no tolerances, no cycling. The result carries its dual solution, and
-``check_certificate`` verifies it independently (dual feasible on every pair, primal = dual).
-
-Notation: ``pi[v]`` is vertex v's dual plus the duals ``z`` of all blossoms holding v, so the
-reduced cost of a pair in different outer blossoms is ``C[v, w] - pi[v] - pi[w]``.
+How it works: docs/routing.md, "Matching". ``pi[v]`` is vertex v's dual plus the duals ``z`` of
+all blossoms holding v.
 """
 from __future__ import annotations
 
@@ -33,13 +29,7 @@ class BlossomResult:
 
 
 def _initial_duals(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Feasible, even duals and a matching of tight pairs, from the assignment relaxation.
-
-    The optimal assignment (scipy) on C/4 pairs most points already (its 2-cycles); its duals
-    u, v (from shortest paths over the assignment's reduced costs) give pi = 2 (u + v), feasible
-    for the matching and tight on every 2-cycle. Odd cycles leave a few points for the blossom
-    stages.
-    """
+    """Feasible, even duals and a matching of tight pairs, from the assignment relaxation."""
     n = len(C)
     c = C // 4
     cf = c.astype(float)
@@ -69,6 +59,7 @@ def _initial_duals(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _simple_duals(C: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Feasible, even duals (half the least cost of each point) and a greedy matching of tight pairs."""
     pi = (C.min(axis=1) // 2).astype(np.int64)  # C is a multiple of 4: pi stays even
     mate = np.full(len(C), -1, dtype=np.int64)
     _greedy_tight(C, pi, mate)
@@ -93,79 +84,81 @@ def _greedy_tight(C: np.ndarray, pi: np.ndarray, mate: np.ndarray) -> None:
                 break
 
 
-def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> BlossomResult:
-    """Minimum-cost perfect matching for the symmetric integer cost matrix ``C`` (n × n, n even).
+class _Forest:
+    """The state of the primal–dual search: matching, duals, blossoms and the alternating trees.
 
-    ``C`` must be int64, a multiple of 4 off the diagonal (keeps every dual integral), with
-    anything on the diagonal. Raises RuntimeError if the iteration guard trips (a bug).
+    Blossom ids: 0..n-1 are the vertices, n..2n-1 non-trivial blossoms (reused when expanded).
     """
-    n = len(C)
-    if n % 2:
-        raise ValueError("a perfect matching needs an even number of points")
-    C = np.array(C, dtype=np.int64)
-    np.fill_diagonal(C, _BIG)
-    pi, mate = _initial_duals(C)
-    nb = 2 * n
-    inb = np.arange(n)  # outermost blossom of each vertex
-    parent = [-1] * nb
-    childs: list[list[int] | None] = [None] * nb
-    edges: list[list[tuple[int, int]] | None] = [None] * nb
-    base = list(range(n)) + [-1] * n
-    leaves: list[np.ndarray | None] = [np.array([v]) for v in range(n)] + [None] * n
-    z = np.zeros(nb, dtype=np.int64)
-    label = [0] * nb  # 0 free, 1 outer (S), 2 inner (T); only for outermost blossoms
-    labfrom: list[tuple[int, int] | None] = [None] * nb  # (vertex outside, vertex inside)
-    free_ids = list(range(nb - 1, n - 1, -1))
-    outer_nt: set[int] = set()  # outermost non-trivial blossoms
-    is_s = np.zeros(n, dtype=bool)
-    is_t = np.zeros(n, dtype=bool)
-    sign = np.zeros(n, dtype=np.int64)  # +1 outer, -1 inner, 0 free: how a dual step moves pi
-    # key[w]: least C[s, w] - pi[s] over outer vertices s in another outermost blossom (src[w] = s);
-    # kept up to date as outer vertices appear, so each step is O(n) instead of O(n^2).
-    key = np.full(n, _BIG, dtype=np.int64)
-    src = np.full(n, -1, dtype=np.int64)
-    pending: list[np.ndarray] = []
-    tree = np.full(n, -1, dtype=np.int64)  # alternating tree (its root's first vertex) of labelled vertices
-    cols = np.arange(n)
 
-    def add_sources(N: np.ndarray) -> None:
-        M = C[N] - pi[N][:, None]
+    def __init__(self, C: np.ndarray, pi: np.ndarray, mate: np.ndarray):
+        """Every vertex its own blossom, unlabelled, with duals ``pi`` and the partial matching ``mate``."""
+        n = len(C)
+        nb = 2 * n
+        self.C, self.pi, self.mate, self.n = C, pi, mate, n
+        self.inb = np.arange(n)  # outermost blossom of each vertex
+        self.parent = [-1] * nb
+        self.childs: list[list[int] | None] = [None] * nb
+        self.edges: list[list[tuple[int, int]] | None] = [None] * nb
+        self.base = list(range(n)) + [-1] * n
+        self.leaves: list[np.ndarray | None] = [np.array([v]) for v in range(n)] + [None] * n
+        self.z = np.zeros(nb, dtype=np.int64)
+        self.label = [0] * nb  # 0 free, 1 outer (S), 2 inner (T); only for outermost blossoms
+        self.labfrom: list[tuple[int, int] | None] = [None] * nb  # (vertex outside, vertex inside)
+        self.free_ids = list(range(nb - 1, n - 1, -1))
+        self.outer_nt: set[int] = set()  # outermost non-trivial blossoms
+        self.is_s = np.zeros(n, dtype=bool)
+        self.sign = np.zeros(n, dtype=np.int64)  # +1 outer, -1 inner, 0 free: how a dual step moves pi
+        # key[w]: least C[s, w] - pi[s] over outer vertices s in another outermost blossom (src[w] = s);
+        # kept up to date as outer vertices appear, so each step is O(n) instead of O(n^2).
+        self.key = np.full(n, _BIG, dtype=np.int64)
+        self.src = np.full(n, -1, dtype=np.int64)
+        self.pending: list[np.ndarray] = []
+        self.tree = np.full(n, -1, dtype=np.int64)  # alternating tree (its root's first vertex) of labelled vertices
+        self.cols = np.arange(n)
+
+    # -- keys: the least reduced cost from an outer vertex -------------------------------------
+
+    def add_sources(self) -> None:
+        """Fold the outer vertices labelled since the last call into the keys."""
+        if not self.pending:
+            return
+        N = np.concatenate(self.pending)
+        self.pending.clear()
+        inb, key = self.inb, self.key
+        M = self.C[N] - self.pi[N][:, None]
         M[inb[N][:, None] == inb[None, :]] = _BIG
         a = M.argmin(axis=0)
-        val = M[a, cols]
+        val = M[a, self.cols]
         better = val < key
         key[better] = val[better]
-        src[better] = N[a[better]]
+        self.src[better] = N[a[better]]
 
-    def recompute(b: int) -> None:
-        lv = leaves[b]
-        out = np.flatnonzero(is_s & (inb != b))
+    def recompute(self, b: int) -> None:
+        """Keys of the vertices of blossom b, from every outer vertex outside it."""
+        lv = self.leaves[b]
+        out = np.flatnonzero(self.is_s & (self.inb != b))
         if len(out) == 0:
-            key[lv] = _BIG
-            src[lv] = -1
+            self.key[lv] = _BIG
+            self.src[lv] = -1
             return
-        M = C[np.ix_(out, lv)] - pi[out][:, None]
+        M = self.C[np.ix_(out, lv)] - self.pi[out][:, None]
         a = M.argmin(axis=0)
-        key[lv] = M[a, np.arange(len(lv))]
-        src[lv] = out[a]
+        self.key[lv] = M[a, np.arange(len(lv))]
+        self.src[lv] = out[a]
 
-    limit = max_iterations or 50 * n * n + 1000
-    iterations = 0
-    old_limit = sys.getrecursionlimit()
-    if old_limit < 4 * n + 100:
-        sys.setrecursionlimit(4 * n + 100)
+    # -- labels and trees ----------------------------------------------------------------------
 
-    def set_label(b: int, lab: int, frm: tuple[int, int] | None) -> None:
-        label[b] = lab
-        labfrom[b] = frm
-        lv = leaves[b]
+    def set_label(self, b: int, lab: int, frm: tuple[int, int] | None) -> None:
+        """Label outermost blossom b free (0), outer (1) or inner (2), reached along ``frm``."""
+        self.label[b] = lab
+        self.labfrom[b] = frm
+        lv, is_s, tree = self.leaves[b], self.is_s, self.tree
         if lab == 1:
             new = lv[~is_s[lv]]
             if len(new):
-                pending.append(new)
+                self.pending.append(new)
         is_s[lv] = lab == 1
-        is_t[lv] = lab == 2
-        sign[lv] = 1 if lab == 1 else (-1 if lab == 2 else 0)
+        self.sign[lv] = 1 if lab == 1 else (-1 if lab == 2 else 0)
         if lab == 0:
             tree[lv] = -1
         elif frm is not None:
@@ -173,25 +166,36 @@ def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> Blo
         else:  # a root, or a blossom shrunk at the root (keeps the root's tree id)
             tree[lv] = tree[lv[0]] if tree[lv[0]] >= 0 else lv[0]
 
-    def trace(b: int) -> list[int]:
+    def plant(self) -> None:
+        """Start one alternating tree at every exposed vertex."""
+        for b in set(self.inb[np.flatnonzero(self.mate < 0)].tolist()):
+            self.set_label(b, 1, None)
+        self.add_sources()
+
+    def trace(self, b: int) -> list[int]:
+        """Outermost blossoms from b up to its tree's root."""
         path = [b]
-        while labfrom[b] is not None:
-            b = int(inb[labfrom[b][0]])
+        while self.labfrom[b] is not None:
+            b = int(self.inb[self.labfrom[b][0]])
             path.append(b)
         return path
 
-    def child_of(b: int, v: int) -> int:
+    def child_of(self, b: int, v: int) -> int:
+        """The child of blossom b that holds vertex v."""
         t = v
-        while parent[t] != b:
-            t = parent[t]
+        while self.parent[t] != b:
+            t = self.parent[t]
         return t
 
-    def aug_blossom(b: int, v: int) -> None:
+    # -- augmenting ----------------------------------------------------------------------------
+
+    def aug_blossom(self, b: int, v: int) -> None:
         """Rotate the matching inside blossom b so that vertex v becomes its base."""
-        t = child_of(b, v)
+        n, mate = self.n, self.mate
+        t = self.child_of(b, v)
         if t >= n:
-            aug_blossom(t, v)
-        ch, ed = childs[b], edges[b]
+            self.aug_blossom(t, v)
+        ch, ed = self.childs[b], self.edges[b]
         k = len(ch)
         i = ch.index(t)
         if i:
@@ -200,20 +204,22 @@ def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> Blo
                 x, y = ed[j]
                 cx, cy = ch[j], ch[(j + 1) % k]
                 if cx >= n:
-                    aug_blossom(cx, x)
+                    self.aug_blossom(cx, x)
                 if cy >= n:
-                    aug_blossom(cy, y)
+                    self.aug_blossom(cy, y)
                 mate[x], mate[y] = y, x
-            childs[b] = ch[i:] + ch[:i]
-            edges[b] = ed[i:] + ed[:i]
-        base[b] = v
+            self.childs[b] = ch[i:] + ch[:i]
+            self.edges[b] = ed[i:] + ed[:i]
+        self.base[b] = v
 
-    def augment(v: int, w: int) -> None:
+    def augment(self, v: int, w: int) -> None:
+        """Flip the matching along the path from root to root through the pair v–w."""
+        n, mate, inb, labfrom = self.n, self.mate, self.inb, self.labfrom
         for s, j in ((v, w), (w, v)):
             while True:
                 bs = int(inb[s])
                 if bs >= n:
-                    aug_blossom(bs, s)
+                    self.aug_blossom(bs, s)
                 mate[s] = j
                 if labfrom[bs] is None:
                     break
@@ -221,11 +227,60 @@ def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> Blo
                 bt = int(inb[t])
                 s2, t2 = labfrom[bt]
                 if bt >= n:
-                    aug_blossom(bt, t2)
+                    self.aug_blossom(bt, t2)
                 mate[t2] = s2
                 s, j = s2, t2
 
-    def shrink(lca: int, pv: list[int], pw: list[int], v: int, w: int) -> None:
+    def dissolve(self, x: int, y: int) -> None:
+        """Augment along x–y, then free the two trees it joined (and their blossoms with z = 0)."""
+        n, inb, key, src, is_s = self.n, self.inb, self.key, self.src, self.is_s
+        tx, ty = int(self.tree[x]), int(self.tree[y])
+        gone = np.flatnonzero((self.tree == tx) | (self.tree == ty))
+        gone_s = is_s[gone]
+        self.augment(x, y)
+        for b in set(inb[gone].tolist()):
+            self.set_label(b, 0, None)
+        for b in set(inb[gone].tolist()):
+            if b >= n and self.z[b] == 0 and self.childs[b] is not None and self.parent[b] == -1:
+                self.expand_free(b)
+        bad = np.zeros(n, dtype=bool)
+        bad[gone] = True  # their own keys may exclude vertices that are no longer in their blossom
+        dead = np.zeros(n, dtype=bool)
+        dead[gone[gone_s]] = True
+        bad |= (src >= 0) & dead[np.maximum(src, 0)]
+        idx = np.flatnonzero(bad)
+        key[idx] = _BIG
+        src[idx] = -1
+        out = np.flatnonzero(is_s)
+        if len(idx) and len(out):
+            M = self.C[np.ix_(out, idx)] - self.pi[out][:, None]
+            M[inb[out][:, None] == inb[idx][None, :]] = _BIG
+            a = M.argmin(axis=0)
+            val = M[a, np.arange(len(idx))]
+            key[idx] = val
+            src[idx] = np.where(val < _HALF, out[a], -1)
+
+    # -- blossoms ------------------------------------------------------------------------------
+
+    def grow(self, x: int, y: int) -> None:
+        """Outer vertex x reaches free vertex y: y's blossom becomes inner, its mate's outer."""
+        bf = int(self.inb[y])
+        self.set_label(bf, 2, (x, y))
+        bb = self.base[bf]
+        m = int(self.mate[bb])
+        self.set_label(int(self.inb[m]), 1, (bb, m))
+
+    def shrink_cycle(self, x: int, y: int) -> None:
+        """Outer vertices x and y of one tree are joined: shrink the odd cycle through them."""
+        path_x, path_y = self.trace(int(self.inb[x])), self.trace(int(self.inb[y]))
+        on_x = {b: i for i, b in enumerate(path_x)}
+        iy = next(i for i, b in enumerate(path_y) if b in on_x)
+        lca = path_y[iy]
+        self.shrink(lca, path_x[: on_x[lca]], path_y[:iy], x, y)
+
+    def shrink(self, lca: int, pv: list[int], pw: list[int], v: int, w: int) -> None:
+        """Make a new outer blossom of ``lca`` and the tree paths ``pv``, ``pw`` joined by v–w."""
+        labfrom = self.labfrom
         ch = [lca]
         ed: list[tuple[int, int]] = []
         for c in reversed(pv):
@@ -237,40 +292,42 @@ def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> Blo
             ch.append(c)
             p, q = labfrom[c]
             ed.append((q, p))
-        b = free_ids.pop()
+        b = self.free_ids.pop()
         for c in ch:
-            parent[c] = b
-            outer_nt.discard(c)
-        childs[b], edges[b] = ch, ed
-        base[b] = base[lca]
-        leaves[b] = np.concatenate([leaves[c] for c in ch])
-        inb[leaves[b]] = b
-        z[b] = 0
-        outer_nt.add(b)
-        set_label(b, 1, labfrom[lca])
-        recompute(b)
+            self.parent[c] = b
+            self.outer_nt.discard(c)
+        self.childs[b], self.edges[b] = ch, ed
+        self.base[b] = self.base[lca]
+        self.leaves[b] = np.concatenate([self.leaves[c] for c in ch])
+        self.inb[self.leaves[b]] = b
+        self.z[b] = 0
+        self.outer_nt.add(b)
+        self.set_label(b, 1, labfrom[lca])
+        self.recompute(b)
 
-    def release(b: int) -> None:
-        childs[b] = edges[b] = leaves[b] = None
-        label[b], labfrom[b], base[b], parent[b], z[b] = 0, None, -1, -1, 0
-        outer_nt.discard(b)
-        free_ids.append(b)
+    def release(self, b: int) -> None:
+        """Return blossom id b to the free list."""
+        self.childs[b] = self.edges[b] = self.leaves[b] = None
+        self.label[b], self.labfrom[b], self.base[b], self.parent[b], self.z[b] = 0, None, -1, -1, 0
+        self.outer_nt.discard(b)
+        self.free_ids.append(b)
 
-    def expand_inner(b: int) -> None:
+    def expand_inner(self, b: int) -> None:
         """Expand an inner (T) blossom whose dual reached 0, relabelling the even path through it."""
-        p, q = labfrom[b]
-        entry = child_of(b, q)
-        ch, ed = childs[b], edges[b]
+        n = self.n
+        p, q = self.labfrom[b]
+        entry = self.child_of(b, q)
+        ch, ed = self.childs[b], self.edges[b]
         k = len(ch)
         for c in ch:
-            parent[c] = -1
-            inb[leaves[c]] = c
+            self.parent[c] = -1
+            self.inb[self.leaves[c]] = c
             if c >= n:
-                outer_nt.add(c)
-            set_label(c, 0, None)
+                self.outer_nt.add(c)
+            self.set_label(c, 0, None)
         j = ch.index(entry)
         step = -1 if j % 2 == 0 else 1
-        set_label(entry, 2, (p, q))
+        self.set_label(entry, 2, (p, q))
         idx, m = j, 0
         while idx != 0:
             nxt = (idx + step) % k
@@ -279,122 +336,118 @@ def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> Blo
                 frm, to = ed[idx]
             else:
                 to, frm = ed[nxt]
-            set_label(ch[nxt], 1 if m % 2 else 2, (frm, to))
+            self.set_label(ch[nxt], 1 if m % 2 else 2, (frm, to))
             idx = nxt
-        release(b)
+        self.release(b)
 
-    def expand_free(b: int) -> None:
-        for c in childs[b]:
-            parent[c] = -1
-            inb[leaves[c]] = c
-            if c >= n:
-                outer_nt.add(c)
-                if z[c] == 0:
-                    expand_free(c)
-        release(b)
+    def expand_free(self, b: int) -> None:
+        """Expand a free blossom (and its children with z = 0) into its children."""
+        for c in self.childs[b]:
+            self.parent[c] = -1
+            self.inb[self.leaves[c]] = c
+            if c >= self.n:
+                self.outer_nt.add(c)
+                if self.z[c] == 0:
+                    self.expand_free(c)
+        self.release(b)
 
-    def dissolve(tx: int, ty: int, x: int, y: int) -> None:
-        """Augment along x–y, then free the two trees it joined (and their blossoms with z = 0)."""
-        gone = np.flatnonzero((tree == tx) | (tree == ty))
-        gone_s = is_s[gone]
-        augment(x, y)
-        for b in set(inb[gone].tolist()):
-            set_label(b, 0, None)
-        for b in set(inb[gone].tolist()):
-            if b >= n and z[b] == 0 and childs[b] is not None and parent[b] == -1:
-                expand_free(b)
-        bad = np.zeros(n, dtype=bool)
-        bad[gone] = True  # their own keys may exclude vertices that are no longer in their blossom
-        dead = np.zeros(n, dtype=bool)
-        dead[gone[gone_s]] = True
-        bad |= (src >= 0) & dead[np.maximum(src, 0)]
-        idx = np.flatnonzero(bad)
-        key[idx] = _BIG
-        src[idx] = -1
-        out = np.flatnonzero(is_s)
-        if len(idx) and len(out):
-            M = C[np.ix_(out, idx)] - pi[out][:, None]
-            M[inb[out][:, None] == inb[idx][None, :]] = _BIG
-            a = M.argmin(axis=0)
-            val = M[a, np.arange(len(idx))]
-            key[idx] = val
-            src[idx] = np.where(val < _HALF, out[a], -1)
+    # -- one primal–dual step ------------------------------------------------------------------
 
+    def next_move(self) -> tuple[np.int64, tuple[str, int, int]]:
+        """The least dual change that makes a move possible, and that move: grow, edge or expand."""
+        key, sign, z, label = self.key, self.sign, self.z, self.label
+        best = _BIG
+        act = None
+        # Keys without a source stay near _BIG, so their slack is never the least.
+        slack = key - self.pi
+        a = int(np.argmin(np.where(sign == 0, slack, _BIG)))
+        if sign[a] == 0 and key[a] < _HALF:
+            best, act = slack[a], ("grow", int(self.src[a]), a)
+        a = int(np.argmin(np.where(sign == 1, slack, _BIG)))
+        if sign[a] == 1 and key[a] < _HALF and slack[a] // 2 < best:
+            best, act = slack[a] // 2, ("edge", int(self.src[a]), a)
+        for b in self.outer_nt:
+            if label[b] == 2 and z[b] < best:
+                best, act = z[b], ("expand", b, -1)
+        if act is None:
+            raise RuntimeError("blossom algorithm found no move")
+        return best, act
+
+    def dual_step(self, delta: np.int64) -> None:
+        """Move the duals by ``delta``: up on outer vertices and blossoms, down on inner ones."""
+        if not delta:
+            return
+        self.pi += delta * self.sign
+        self.key -= delta  # keys near _BIG stay far above _HALF
+        z, label = self.z, self.label
+        for b in self.outer_nt:
+            if label[b] == 1:
+                z[b] += delta
+            elif label[b] == 2:
+                z[b] -= delta
+
+    def move(self, act: tuple[str, int, int]) -> None:
+        """Make the move: grow a tree, expand an inner blossom, augment, or shrink a cycle."""
+        kind, x, y = act
+        if kind == "grow":
+            self.grow(x, y)
+        elif kind == "expand":
+            self.expand_inner(x)
+        elif self.tree[x] != self.tree[y]:
+            self.dissolve(x, y)
+        else:
+            self.shrink_cycle(x, y)
+        self.add_sources()
+
+    def result(self, iterations: int) -> BlossomResult:
+        """The matching, its cost, the dual objective and the blossoms with their z."""
+        n, C = self.n, self.C
+        alive = [b for b in range(n, 2 * n) if self.childs[b] is not None]
+        blossoms = [self.leaves[b] for b in alive]
+        zb = self.z[alive].copy()
+        dual = int(self.pi.sum() - sum(int(zz) * (len(lv) - 1) for zz, lv in zip(zb, blossoms)))
+        iu = np.flatnonzero(self.mate > np.arange(n))
+        primal = int(C[iu, self.mate[iu]].sum())
+        return BlossomResult(self.mate, primal, dual, blossoms, zb, self.pi, iterations)
+
+
+def blossom_matching(C: np.ndarray, *, max_iterations: int | None = None) -> BlossomResult:
+    """Minimum-cost perfect matching for the symmetric integer cost matrix ``C`` (n × n, n even).
+
+    ``C`` must be int64, a multiple of 4 off the diagonal (keeps every dual integral), with
+    anything on the diagonal. Raises RuntimeError if the iteration guard trips (a bug).
+    """
+    n = len(C)
+    if n % 2:
+        raise ValueError("a perfect matching needs an even number of points")
+    C = np.array(C, dtype=np.int64)
+    np.fill_diagonal(C, _BIG)
+    forest = _Forest(C, *_initial_duals(C))
+    limit = max_iterations or 50 * n * n + 1000
+    iterations = 0
+    old_limit = sys.getrecursionlimit()
+    if old_limit < 4 * n + 100:
+        sys.setrecursionlimit(4 * n + 100)  # blossoms nest up to n deep
     try:
         # One forest of alternating trees, one per exposed vertex; an augmentation dissolves the
         # two trees it joins and leaves the others growing.
-        exposed = np.flatnonzero(mate < 0)
-        for b in set(inb[exposed].tolist()):
-            set_label(b, 1, None)
-        if pending:
-            add_sources(np.concatenate(pending))
-            pending.clear()
-        while len(exposed):
+        forest.plant()
+        while np.any(forest.mate < 0):
             iterations += 1
             if iterations > limit:
                 raise RuntimeError("blossom algorithm did not converge")
-            best = _BIG
-            act = None
-            # Keys without a source stay near _BIG, so their slack is never the least.
-            slack = key - pi
-            a = int(np.argmin(np.where(sign == 0, slack, _BIG)))
-            if sign[a] == 0 and key[a] < _HALF:
-                best, act = slack[a], ("grow", int(src[a]), a)
-            a = int(np.argmin(np.where(sign == 1, slack, _BIG)))
-            if sign[a] == 1 and key[a] < _HALF and slack[a] // 2 < best:
-                best, act = slack[a] // 2, ("edge", int(src[a]), a)
-            for b in outer_nt:
-                if label[b] == 2 and z[b] < best:
-                    best, act = z[b], ("expand", b, -1)
-            if act is None:
-                raise RuntimeError("blossom algorithm found no move")
-            if best:
-                pi += best * sign
-                key -= best  # keys near _BIG stay far above _HALF
-                for b in outer_nt:
-                    if label[b] == 1:
-                        z[b] += best
-                    elif label[b] == 2:
-                        z[b] -= best
-            kind, x, y = act
-            if kind == "grow":
-                bf = int(inb[y])
-                set_label(bf, 2, (x, y))
-                bb = base[bf]
-                m = int(mate[bb])
-                set_label(int(inb[m]), 1, (bb, m))
-            elif kind == "expand":
-                expand_inner(x)
-            else:
-                if tree[x] != tree[y]:
-                    dissolve(int(tree[x]), int(tree[y]), x, y)
-                    exposed = np.flatnonzero(mate < 0)
-                    continue
-                path_x, path_y = trace(int(inb[x])), trace(int(inb[y]))
-                on_x = {b: i for i, b in enumerate(path_x)}
-                iy = next(i for i, b in enumerate(path_y) if b in on_x)
-                lca = path_y[iy]
-                shrink(lca, path_x[: on_x[lca]], path_y[:iy], x, y)
-            if pending:
-                add_sources(np.concatenate(pending))
-                pending.clear()
+            delta, act = forest.next_move()
+            forest.dual_step(delta)
+            forest.move(act)
     finally:
         sys.setrecursionlimit(old_limit)
-    alive = [b for b in range(n, nb) if childs[b] is not None]
-    blossoms = [leaves[b] for b in alive]
-    zb = z[alive].copy()
-    dual = int(pi.sum() - sum(int(zz) * (len(lv) - 1) for zz, lv in zip(zb, blossoms)))
-    iu = np.flatnonzero(mate > np.arange(n))
-    primal = int(C[iu, mate[iu]].sum())
-    return BlossomResult(mate, primal, dual, blossoms, zb, pi, iterations)
+    return forest.result(iterations)
 
 
 def check_certificate(C: np.ndarray, res: BlossomResult) -> bool:
-    """True when ``res.mate`` is a perfect matching and the duals prove it optimal for ``C``.
+    """True when ``res.mate`` is a perfect matching and its duals prove it optimal for ``C``.
 
-    Independent of how the result was found: every pair's reduced cost
-    ``C[v,w] - y_v - y_w - sum(z_B for blossoms B separating v and w)`` is ≥ 0, every z ≥ 0,
-    and the matching's cost equals the dual objective.
+    Checked from the duals alone: every reduced cost ≥ 0, every z ≥ 0, primal = dual.
     """
     n = len(C)
     mate = res.mate
