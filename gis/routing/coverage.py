@@ -115,7 +115,7 @@ def plan_coverage(
     ``stats``. Raises InputError for an area without streets, a start too far away or bad options.
     """
     t0 = time.perf_counter()
-    _check_options(mode, workers, polygon, name)
+    _check_options(roads, mode, workers, polygon, name)
     area = grid_area(roads, polygon, mode, buffer_m=buffer_m,
                      walk_box_ok=mode == "walk" and start is None and workers == 1)
     warnings = _street_warnings(area, mode, name)
@@ -140,14 +140,17 @@ def plan_coverage(
     )
 
 
-def _check_options(mode: str, workers: int, polygon: BaseGeometry, name: str) -> None:
-    """Raise InputError for an unknown mode, fewer than one worker or an empty polygon."""
+def _check_options(roads: gpd.GeoDataFrame | StreetNetwork, mode: str, workers: int, polygon: BaseGeometry,
+                   name: str) -> None:
+    """Raise InputError for an unknown mode, fewer than one worker, an empty polygon or a network of another mode."""
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", where=name, hint="use walk or drive")
     if workers < 1:
         raise InputError(f"workers must be at least 1, not {workers}", where=name)
     if polygon is None or polygon.is_empty or polygon.area == 0:
         raise InputError("the area to cover is empty", where=name, hint="pass a polygon with area")
+    if isinstance(roads, StreetNetwork) and roads.mode != mode:
+        raise InputError(f"the street network was built for {roads.mode}, not {mode}", where=name)
 
 
 def _street_warnings(area: GridArea, mode: str, name: str) -> list[str]:

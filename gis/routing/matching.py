@@ -65,8 +65,10 @@ def min_weight_perfect_matching(D: np.ndarray) -> MatchingResult:
         w = float(cost[k])
         return MatchingResult([(int(i), int(j)) for i, j in P[k]], w, w, True, "enumeration", 0)
     off = ~np.eye(n, dtype=bool)
-    # Integer costs keep the dual arithmetic exact: 0.1 µm, coarser only where that would overflow.
-    scale = min(MATCH_SCALE, 2.0**62 / (4 * n * max(float(np.max(D[off])), 1e-9)))
+    # Integer costs keep the dual arithmetic exact: 0.1 µm, or where that would overflow a unit
+    # whose sums stay exact in floating point too (the certificate is checked in floats).
+    top = 4 * n * max(float(np.max(D[off])), 1e-9)
+    scale = MATCH_SCALE if top * MATCH_SCALE < 2.0**62 else 2.0**50 / top
     C = np.rint(np.where(off, D, 0.0) * scale).astype(np.int64) * 4
     try:
         res = blossom_matching(C)

@@ -445,6 +445,26 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
             assert not check_certificate(C, b)
 
 
+def test_matching_costs_too_large_for_micrometre_integers_still_give_the_optimum():
+    """Costs that would overflow 64-bit integers in units of 0.1 µm (here up to 7 × 10⁹) are
+    matched in a coarser unit: still the integer program's optimum, with a valid bound."""
+    from gis.routing.matching import min_weight_perfect_matching
+
+    rng = np.random.default_rng(11)
+    n = 30
+    P = rng.random((n, 2)) * 5e9
+    D = np.hypot(P[:, None, 0] - P[None, :, 0], P[:, None, 1] - P[None, :, 1])
+    iu = np.triu_indices(n, 1)
+    m = len(iu[0])
+    A_eq = sparse.coo_matrix((np.ones(2 * m), (np.concatenate(iu), np.tile(np.arange(m), 2))), shape=(n, m))
+    ref = milp(D[iu], constraints=LinearConstraint(A_eq, 1, 1), integrality=np.ones(m), bounds=Bounds(0, 1),
+               options={"mip_rel_gap": 0})
+    res = min_weight_perfect_matching(D)
+    assert sorted(k for p in res.pairs for k in p) == list(range(n))
+    assert res.weight == pytest.approx(ref.fun, rel=1e-9)
+    assert res.lower_bound <= ref.fun * (1 + 1e-9) and res.exact
+
+
 def test_a_network_built_once_gives_the_same_routes_as_the_roads_layer():
     from gis.streets import street_network
 
