@@ -217,16 +217,6 @@ def find_duplicates(
     return result
 
 
-def duplicate_positions(new: pd.DataFrame, existing: pd.DataFrame | None = None, *,
-                        radius_m: float = DUPLICATE_RADIUS_M, window_s: float = DUPLICATE_WINDOW_S) -> pd.Series:
-    """Like :func:`find_duplicates` for a batch without ids: the row position (0-based) of the
-    earlier batch row each row duplicates (<NA> when it duplicates none or an existing one)."""
-    tmp = new.copy()
-    tmp["id"] = -(np.arange(len(tmp)) + 1)
-    dup = find_duplicates(tmp, existing, radius_m=radius_m, window_s=window_s)
-    return dup.map(lambda v: -int(v) - 1 if pd.notna(v) and v < 0 else pd.NA).astype("Int64")
-
-
 def utc(ts: datetime | None) -> datetime:
     """``ts`` as a tz-aware UTC datetime (naive values are taken as UTC); now when None."""
     if ts is None:

@@ -25,8 +25,8 @@ from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
 from gis.crs import local_metric_crs, wgs84_to_gcj02
-from gis.directions import format_distance
 from gis.errors import InputError
+from gis.routing.directions import format_distance
 
 CJK_FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 CJK_FONT = "WenQuanYiZenHei"
@@ -43,7 +43,7 @@ class SheetRoute:
     grid_code: str
     mode: str  # walk | drive
     line: LineString
-    steps: list[dict[str, Any]]  # as gis.directions.steps_json
+    steps: list[dict[str, Any]]  # as gis.routing.directions.steps_json
     length_m: float
     duration_s: float
     required_m: float | None = None

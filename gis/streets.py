@@ -1,10 +1,9 @@
-"""Street graphs for routing: road segments (EPSG:4326) → networkx graphs in a local metric CRS."""
+"""Street networks for routing: road segments (EPSG:4326) → arrays of nodes and edges in a local metric CRS."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import geopandas as gpd
-import networkx as nx
 import numpy as np
 import pandas as pd
 import pyproj
@@ -95,7 +94,7 @@ class StreetNetwork:
 
         ``edge_mask`` restricts it to some edges. Self-loops are left out (never on a shortest path).
         """
-        return self._csgraph_arcs(directed, edge_mask)[0]
+        return self.csgraph_arcs(directed, edge_mask)[0]
 
     def transformer(self, inverse: bool = False) -> pyproj.Transformer:
         """WGS-84 lon/lat → this network's metric CRS (``inverse``: back), made once per network."""
@@ -129,7 +128,7 @@ class StreetNetwork:
             self._sorted_arcs[directed] = got
         return got
 
-    def _csgraph_arcs(self, directed: bool | None, edge_mask: np.ndarray | None = None
+    def csgraph_arcs(self, directed: bool | None, edge_mask: np.ndarray | None = None
                       ) -> tuple[sparse.csr_matrix, np.ndarray]:
         """The csgraph and, aligned with its stored entries, the edge index of each arc."""
         directed = self.mode == "drive" if directed is None else bool(directed)
@@ -154,7 +153,7 @@ class StreetNetwork:
 
     def best_arc(self, directed: bool | None = None) -> dict[tuple[int, int], int]:
         """For every (tail, head) node pair the index of the shortest edge allowed that way."""
-        g, eidx = self._csgraph_arcs(directed)
+        g, eidx = self.csgraph_arcs(directed)
         tail = np.repeat(np.arange(self.n_nodes), np.diff(g.indptr))
         return dict(zip(zip(tail.tolist(), g.indices.tolist()), eidx.tolist()))
 
@@ -323,37 +322,6 @@ def street_network(
         edge_geom=geoms,
         edge_row=roads.index.to_numpy(),
     )
-
-
-def street_graph(
-    roads: gpd.GeoDataFrame, *, mode: str = "walk", crs: pyproj.CRS | None = None
-) -> nx.MultiGraph | nx.MultiDiGraph:
-    """The street network of ``mode`` as a networkx graph in a local metric CRS.
-
-    Walking gives an undirected MultiGraph; driving a MultiDiGraph with both directions of
-    two-way streets and one-way streets only forwards. Nodes are OSM node ids with ``x``, ``y``
-    (metres in ``G.graph["crs"]``); edges carry length_m, oneway, name, highway, geometry (metric,
-    oriented along the edge) and ``row`` (index in ``roads``); keys are the row labels.
-    """
-    net = street_network(roads, mode=mode, crs=crs)
-    G: nx.MultiGraph | nx.MultiDiGraph = nx.MultiDiGraph() if mode == "drive" else nx.MultiGraph()
-    G.graph["crs"] = net.crs
-    G.graph["mode"] = mode
-    for i, osm in enumerate(net.node_osm.tolist()):
-        G.add_node(osm, x=float(net.node_xy[i, 0]), y=float(net.node_xy[i, 1]))
-    for e in range(net.n_edges):
-        u, v = int(net.node_osm[net.edge_u[e]]), int(net.node_osm[net.edge_v[e]])
-        attrs = dict(
-            length_m=float(net.edge_length_m[e]),
-            oneway=bool(net.edge_oneway[e]),
-            name=net.edge_name[e],
-            highway=net.edge_highway[e],
-            row=net.edge_row[e],
-        )
-        G.add_edge(u, v, key=net.edge_row[e], geometry=net.edge_geom[e], **attrs)
-        if mode == "drive" and not net.edge_oneway[e]:
-            G.add_edge(v, u, key=net.edge_row[e], geometry=net.edge_geom[e].reverse(), **attrs)
-    return G
 
 
 def nearest_node(net: StreetNetwork, x: float, y: float, candidates: np.ndarray | None = None) -> tuple[int, float]:

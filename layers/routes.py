@@ -15,12 +15,13 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import and_, delete
 
-from gis.coverage import CoveragePlan, CoverageRoute, plan_coverage
-from gis.directions import directions
 from gis.errors import GridPatrolError, InputError, NotFoundError
 from gis.routesheet import SheetRoute, route_map, write_geojson, write_gpx, write_route_sheet
+from gis.routing.coverage import CoveragePlan, plan_coverage
+from gis.routing.directions import directions
+from gis.routing.route import CoverageRoute
+from gis.routing.visit import VisitPlan, plan_visit
 from gis.streets import StreetNetwork, street_network
-from gis.visit import VisitPlan, plan_visit
 from layers.models import Grid, Route
 from layers.store import Store
 

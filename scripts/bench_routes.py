@@ -41,9 +41,10 @@ from shapely.geometry import LineString, box, shape
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gis.coverage import Traversal, count_turns, plan_coverage  # noqa: E402
 from gis.crs import local_metric_crs, to_wgs84_geometry  # noqa: E402
 from gis.osm import read_osm  # noqa: E402
+from gis.routing.coverage import plan_coverage  # noqa: E402
+from gis.routing.network import Traversal, count_turns  # noqa: E402
 from gis.streets import street_network  # noqa: E402
 from gis.vector import cut_into_cells  # noqa: E402
 

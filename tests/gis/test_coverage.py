@@ -13,10 +13,11 @@ from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from shapely.geometry import LineString, box, shape
 
-from gis.coverage import count_turns, plan_coverage
 from gis.crs import local_metric_crs, to_wgs84_geometry
 from gis.errors import InputError
 from gis.osm import read_osm
+from gis.routing.coverage import plan_coverage
+from gis.routing.network import count_turns
 from gis.vector import cut_into_cells
 from tests.conftest import data_path
 
@@ -55,7 +56,7 @@ def _metric(gdf_or_geom, crs):
 
 
 def independent_walk_bound(roads: gpd.GeoDataFrame, rows: np.ndarray, required_rows: np.ndarray) -> float:
-    """Required length + minimum perfect matching of odd nodes, computed without gis.coverage.
+    """Required length + minimum perfect matching of odd nodes, computed without gis.routing.
 
     Shortest paths with networkx's Dijkstra on the same streets, the matching as an integer
     program over the complete graph of odd nodes (scipy.milp), not by column generation.
@@ -261,7 +262,7 @@ def test_straight_preference_makes_fewer_turns_than_networkx_euler_circuit(city)
     M = nx.MultiGraph()
     for k, t in enumerate(route.traversals):
         M.add_edge(int(net.edge_u[t.edge]), int(net.edge_v[t.edge]), key=k, edge=t.edge)
-    from gis.coverage import Traversal
+    from gis.routing.network import Traversal
 
     theirs = []
     for u, v, k in nx.eulerian_circuit(M, source=plan.start_node, keys=True):
@@ -395,8 +396,8 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
     metrics with many ties, Euclidean points and random symmetric costs."""
     from scipy.sparse.csgraph import shortest_path
 
-    from gis._blossom import blossom_matching, check_certificate
-    from gis.coverage import min_weight_perfect_matching
+    from gis.routing.blossom import blossom_matching, check_certificate
+    from gis.routing.matching import min_weight_perfect_matching
 
     rng = np.random.default_rng(7)
     for trial in range(60):
@@ -442,6 +443,26 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
         b.primal = int(C[np.arange(n), worse].sum() // 2)
         if b.primal != best:
             assert not check_certificate(C, b)
+
+
+def test_matching_costs_too_large_for_micrometre_integers_still_give_the_optimum():
+    """Costs that would overflow 64-bit integers in units of 0.1 µm (here up to 7 × 10⁹) are
+    matched in a coarser unit: still the integer program's optimum, with a valid bound."""
+    from gis.routing.matching import min_weight_perfect_matching
+
+    rng = np.random.default_rng(11)
+    n = 30
+    P = rng.random((n, 2)) * 5e9
+    D = np.hypot(P[:, None, 0] - P[None, :, 0], P[:, None, 1] - P[None, :, 1])
+    iu = np.triu_indices(n, 1)
+    m = len(iu[0])
+    A_eq = sparse.coo_matrix((np.ones(2 * m), (np.concatenate(iu), np.tile(np.arange(m), 2))), shape=(n, m))
+    ref = milp(D[iu], constraints=LinearConstraint(A_eq, 1, 1), integrality=np.ones(m), bounds=Bounds(0, 1),
+               options={"mip_rel_gap": 0})
+    res = min_weight_perfect_matching(D)
+    assert sorted(k for p in res.pairs for k in p) == list(range(n))
+    assert res.weight == pytest.approx(ref.fun, rel=1e-9)
+    assert res.lower_bound <= ref.fun * (1 + 1e-9) and res.exact
 
 
 def test_a_network_built_once_gives_the_same_routes_as_the_roads_layer():

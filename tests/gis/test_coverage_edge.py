@@ -8,10 +8,11 @@ import pytest
 import shapely
 from shapely.geometry import LineString
 
-from gis.coverage import plan_coverage, required_mask
 from gis.crs import local_metric_crs
 from gis.errors import InputError
 from gis.osm import read_osm
+from gis.routing.area import required_mask
+from gis.routing.coverage import plan_coverage
 from gis.streets import street_network
 from tests.conftest import data_path
 

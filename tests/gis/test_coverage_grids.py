@@ -1,5 +1,5 @@
 """Routes on every grid our partitioner draws for Chengdu and Nanjing (the issue's "every grid"),
-each route checked against computations made here, not by gis.coverage.
+each route checked against computations made here, not by gis.routing.
 
 Walking: every street segment lying inside the grid is within 1 m of the route, the route is
 closed, and its length equals the optimum found here: the odd-node matching (networkx Dijkstra,
@@ -18,8 +18,8 @@ from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from scipy.optimize import Bounds, LinearConstraint, milp
 
-from gis.coverage import plan_coverage
 from gis.errors import InputError
+from gis.routing.coverage import plan_coverage
 from gis.streets import street_network
 from layers.grids import PlanParams, draw_grids, read_grids
 from layers.importing import import_areas, import_osm

@@ -7,11 +7,12 @@ import geopandas as gpd
 import pytest
 from shapely.geometry import LineString, box
 
-from gis.coverage import Traversal, plan_coverage
 from gis.crs import local_metric_crs
-from gis.directions import classify_turn, directions, format_distance
 from gis.errors import InputError
 from gis.osm import read_osm
+from gis.routing.coverage import plan_coverage
+from gis.routing.directions import classify_turn, directions, format_distance
+from gis.routing.network import Traversal
 from gis.streets import street_network
 from tests.conftest import data_path
 

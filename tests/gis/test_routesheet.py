@@ -12,12 +12,12 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from gis.coverage import plan_coverage
 from gis.crs import wgs84_to_gcj02
-from gis.directions import directions, steps_json
 from gis.errors import InputError
 from gis.osm import read_osm
 from gis.routesheet import MAX_PDF_BYTES, SheetRoute, write_geojson, write_gpx, write_route_sheet
+from gis.routing.coverage import plan_coverage
+from gis.routing.directions import directions, steps_json
 from tests.conftest import data_path
 from tests.conftest import missing_dependency
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gis.osm import read_osm
-from gis.visit import best_selection, plan_visit
+from gis.routing.visit import best_selection, plan_visit
 from tests.conftest import data_path
 
 

@@ -7,7 +7,7 @@ from typing import Any, Sequence
 import numpy as np
 import pyproj
 
-from gis.coverage import Traversal, _bearings, turn_angle
+from gis.routing.network import Traversal, turn_angle
 from gis.errors import InputError
 from gis.streets import StreetNetwork
 
@@ -98,7 +98,7 @@ def directions(
         raise InputError(f"unknown language {lang!r}", hint="use zh or en")
     if not traversals:
         raise InputError("the route is empty: no directions to give")
-    out_b, in_b = _bearings(net)
+    out_b, in_b = net.bearings()
     e = np.array([t.edge for t in traversals])
     f = np.array([t.forward for t in traversals], dtype=bool)
     dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)

@@ -13,7 +13,8 @@ from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from shapely.geometry import LineString
 
-from gis.coverage import DRIVE_SPEED_MPS, WALK_SPEED_MPS, Traversal, _path_nodes, _Router, route_line
+from gis.routing.network import DRIVE_SPEED_MPS, WALK_SPEED_MPS, Traversal, route_line
+from gis.routing.router import Router, path_nodes
 from gis.crs import local_metric_crs
 from gis.errors import InputError
 from gis.streets import street_network
@@ -220,7 +221,7 @@ def plan_visit(
             what = "start" if (offset and i == 0) else f"point {i - offset + 1} ({points.index[i - offset]})"
             raise InputError(f"{what} is {snap[i]:.0f} m from the nearest street", where="points",
                              hint=f"move it within {max_snap_m:.0f} m of a street or check its coordinates (WGS-84 lon, lat)")
-        router = _Router(net, mode == "drive")
+        router = Router(net, mode == "drive")
         dist, pred = router.dijkstra(node.tolist())
         D = dist[:, node]
         if not np.all(np.isfinite(D)):
@@ -314,7 +315,7 @@ def plan_visit(
     trav: list[Traversal] = []
     if net is not None:
         for a, b in zip(seq[:-1], seq[1:]):
-            trav += router.traversals(_path_nodes(pred[a], int(node[a]), int(node[b])))
+            trav += router.traversals(path_nodes(pred[a], int(node[a]), int(node[b])))
         line_m = route_line(net, trav)
     else:
         line_m = LineString(sites[seq]) if len(seq) > 1 else LineString([sites[0], sites[0]])

@@ -1,0 +1,1 @@
+"""Patrol routes on street networks: street coverage per grid, key-point visits, turn-by-turn directions."""

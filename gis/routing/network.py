@@ -1,0 +1,101 @@
+"""Routes as passes over a StreetNetwork: traversals, turns, pieces and the route line."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import sparse
+from scipy.sparse.csgraph import connected_components
+from shapely.geometry import LineString
+
+from gis.streets import StreetNetwork
+
+
+TURN_DEG = 30.0  # a change of heading beyond this is a turn
+UTURN_DEG = 150.0  # … and beyond this a U-turn
+WALK_SPEED_MPS = 1.25  # 4.5 km/h, a patrol pace with looking around
+DRIVE_SPEED_MPS = 6.9  # 25 km/h, a patrol car in town
+
+
+@dataclass
+class Traversal:
+    """One pass along street edge ``edge`` (index in the StreetNetwork), forwards or backwards."""
+
+    edge: int
+    forward: bool
+    required: bool  # the first pass over a street of the grid (otherwise deadhead/repeat)
+
+
+def turn_angle(b_in: float, b_out: float) -> float:
+    """Signed heading change in degrees (−180, 180]: positive is a right turn."""
+    d = (b_out - b_in + 180.0) % 360.0 - 180.0
+    return 180.0 if d == -180.0 else d
+
+
+def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, int]:
+    """(turns, U-turns) along a sequence of traversals (heading changes over 30° / 150°)."""
+    if len(traversals) < 2:
+        return 0, 0
+    out_b, in_b = net.bearings()
+    e = np.array([t.edge for t in traversals])
+    f = np.array([t.forward for t in traversals])
+    dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)
+    arr = np.where(f, in_b[e], (out_b[e] + 180) % 360)
+    d = np.abs((dep[1:] - arr[:-1] + 180) % 360 - 180)
+    # Turning on the spot at a dead end on a self-loop or zero-length edge is not a turn.
+    return int(np.sum((d >= TURN_DEG) & (d < UTURN_DEG))), int(np.sum(d >= UTURN_DEG))
+
+
+def route_line(net: StreetNetwork, traversals: list[Traversal]) -> LineString:
+    """The route as one LineString in the network's metric CRS."""
+    if not traversals:
+        return LineString()
+    e = np.fromiter((t.edge for t in traversals), dtype=np.int64, count=len(traversals))
+    f = np.fromiter((t.forward for t in traversals), dtype=bool, count=len(traversals))
+    xy = net.path_coords(e, f)
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.any(np.abs(np.diff(xy, axis=0)) > 1e-9, axis=1)
+    xy = xy[keep]
+    if len(xy) < 2:
+        xy = np.vstack([xy, xy])
+    return LineString(xy)
+
+
+def components(n_nodes: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Label of each node's piece of the graph of edges (u, v); −1 for nodes on no edge."""
+    labels = np.full(n_nodes, -1, dtype=np.int64)
+    if len(u) == 0:
+        return labels
+    if len(u) <= 64:
+        # A few edges: union–find in plain Python beats building a sparse matrix.
+        parent: dict[int, int] = {}
+
+        def find(a: int) -> int:
+            root = a
+            while parent.get(root, root) != root:
+                root = parent[root]
+            while a != root:
+                parent[a], a = root, parent.get(a, a)
+            return root
+
+        ul, vl = u.tolist(), v.tolist()
+        for a, b in zip(ul, vl):
+            ra, rb = find(a), find(b)
+            if ra != rb:
+                parent[ra] = rb
+        nodes = set(ul) | set(vl)
+        roots = {a: find(a) for a in nodes}
+        idx = np.fromiter(roots.keys(), dtype=np.int64, count=len(roots))
+        labels[idx] = np.fromiter(roots.values(), dtype=np.int64, count=len(roots))
+        return labels
+    nodes, inv = np.unique(np.concatenate([u, v]), return_inverse=True)
+    m, k = len(u), len(nodes)
+    g = sparse.csr_matrix((np.ones(m), (inv[:m], inv[m:])), shape=(k, k))
+    labels[nodes] = connected_components(g, directed=False)[1]
+    return labels
+
+
+def odd_nodes(n_nodes: int, ends: np.ndarray) -> np.ndarray:
+    """Nodes (of ``n_nodes``) that occur an odd number of times in ``ends``."""
+    deg = np.bincount(ends.ravel(), minlength=n_nodes)
+    return np.flatnonzero(deg % 2 == 1)
