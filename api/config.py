@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gis.errors import InputError
+from layers.logins import LoginLimits
 
 ENV_PREFIX = "GRIDPATROL_"
 
@@ -50,6 +51,13 @@ class Settings:
     log_level: str = "INFO"
     log_json: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def login_limits(self) -> LoginLimits:
+        """The failed-login limits of these settings."""
+        return LoginLimits(per_user=self.login_max_failures_per_user, per_address=self.login_max_failures_per_address,
+                           window_s=self.login_window_s, lockout_s=self.login_lockout_s,
+                           lockout_max_s=self.login_lockout_max_s)
 
     @property
     def allow_anonymous(self) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy import and_, func, select
 
 from api.auth import AuthError, can, issue_token, layer_filter, require_permission
 from api.config import Settings
-from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, current_user, get_settings, get_store
+from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, client_address, current_user, get_settings, get_store
 from api.static_assets import render_offline
 from gis.crs import wgs84_to_gcj02
 from gis.errors import GridPatrolError, InputError, NotFoundError
@@ -111,7 +111,7 @@ def login_submit(
 ):  # noqa: ANN201
     store, settings = get_store(request), get_settings(request)
     request.state.audit_detail = {"username": username, "via": "page"}
-    principal = users.authenticate(store, username, password)
+    principal = users.login(store, username, password, address=client_address(request), limits=settings.login_limits)
     if principal is None:
         return _page("log in", '<h1>Log in</h1><p>Wrong user name or password. <a href="/login">Try again</a></p>', 401)
     request.state.principal = principal
