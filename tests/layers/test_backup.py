@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from datetime import datetime, timezone
 
 import pytest
@@ -21,8 +20,8 @@ from layers.backup import backup, restore
 from layers.importing import import_osm
 from layers.models import Base, SchemaVersion
 from layers.store import open_store
-from tests.api.live_server import CLI, ROOT
-from tests.conftest import PG_DB, data_path, module_store_url, pg_url_for
+from tests.api.live_server import CLI, ROOT, drop_schema, pg_schema_url
+from tests.conftest import data_path, module_store_url
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 
@@ -59,22 +58,6 @@ def source(request, tmp_path_factory):  # noqa: ANN001, ANN201
         s.dispose()
 
 
-def _new_pg_url(pg_database: str) -> tuple[str, str]:
-    schema = "t_" + uuid.uuid4().hex[:12]
-    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    eng.dispose()
-    return pg_url_for(PG_DB, schema), schema
-
-
-def _drop_pg(pg_database: str, schema: str) -> None:
-    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    eng.dispose()
-
-
 def test_round_trip_gives_back_every_table_value_by_value(source, tmp_path, request):  # noqa: ANN001
     before = snapshot(source)
     assert len(before["roads"]) > 500 and len(before["buildings"]) > 500 and len(before["users"]) == 2
@@ -104,12 +87,12 @@ def test_round_trip_gives_back_every_table_value_by_value(source, tmp_path, requ
         assert snapshot(other) == before
         other.dispose()
     else:  # a second store in the same database cannot take the schema's name while it exists
-        url, schema = _new_pg_url(request.getfixturevalue("pg_database"))
+        url, schema = pg_schema_url(request.getfixturevalue("pg_database"))
         try:
             with pytest.raises(ConflictError, match="exists in this database"):
                 restore(url, f)
         finally:
-            _drop_pg(request.getfixturevalue("pg_database"), schema)
+            drop_schema(request.getfixturevalue("pg_database"), schema)
 
 
 def test_a_backup_of_a_newer_schema_is_refused(store, tmp_path):  # noqa: ANN001
@@ -167,8 +150,8 @@ def test_a_backup_taken_while_another_process_writes_is_consistent(store, store_
         with store.engine.connect() as c:
             lost = c.execute(text("SELECT current_schema()")).scalar_one()
         store.dispose()
-        _drop_pg(pg, lost)
-        url, schema = _new_pg_url(pg)
+        drop_schema(pg, lost)
+        url, schema = pg_schema_url(pg)
         restore(url, f)
     copy = open_store(url)
     try:
@@ -180,7 +163,7 @@ def test_a_backup_taken_while_another_process_writes_is_consistent(store, store_
     finally:
         copy.dispose()
         if pg:
-            _drop_pg(pg, schema)
+            drop_schema(pg, schema)
             eng = create_engine(pg, isolation_level="AUTOCOMMIT")
             with eng.connect() as c:  # for the fixture, which drops it
                 c.execute(text(f"CREATE SCHEMA {lost}"))
