@@ -168,8 +168,7 @@ class AccessLogAndAudit:
             })
 
     async def _audit(self, scope: Scope, state: dict, method: str, path: str, status: int) -> None:
-        principal = state.get("principal")
-        actor = principal.name if principal is not None else None
+        actor = state.get("principal")  # recorded by user id; None: no user was resolved
         detail: dict[str, Any] = {"status": status, "query": scope.get("query_string", b"").decode("latin-1")[:2000]}
         detail.update(state.get("audit_detail") or {})
         action = "login" if path == "/auth/token" else f"{method} {path}"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from gis.errors import InputError
+from layers.logins import LoginLimits
 
 ENV_PREFIX = "GRIDPATROL_"
 
@@ -42,9 +43,23 @@ class Settings:
     tile_crs: str = "wgs84"
     # The county's time zone: pages show times in it (stored times are UTC).
     timezone: str = "Asia/Shanghai"
+    # Failed logins (see layers/logins.py): over max failures within the window, the account or
+    # client address is locked for lockout_s, doubling with every further lockout up to lockout_max_s.
+    login_max_failures_per_user: int = 5
+    login_max_failures_per_address: int = 20
+    login_window_s: int = 15 * 60
+    login_lockout_s: int = 15 * 60
+    login_lockout_max_s: int = 24 * 3600
     log_level: str = "INFO"
     log_json: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def login_limits(self) -> LoginLimits:
+        """The failed-login limits of these settings."""
+        return LoginLimits(per_user=self.login_max_failures_per_user, per_address=self.login_max_failures_per_address,
+                           window_s=self.login_window_s, lockout_s=self.login_lockout_s,
+                           lockout_max_s=self.login_lockout_max_s)
 
     @property
     def allow_anonymous(self) -> bool:
@@ -133,6 +148,38 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
                 hint=f"set {ENV_PREFIX}SECRET_KEY (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(48))'`)",
             )
         settings = replace(settings, secret_key=secrets.token_urlsafe(48))
-    elif len(settings.secret_key) < 32:
-        raise InputError("secret_key must be at least 32 characters", hint=f"set a longer {ENV_PREFIX}SECRET_KEY")
+    else:
+        check_secret_key(settings.secret_key)
+    for name in ("login_max_failures_per_user", "login_max_failures_per_address", "login_window_s",
+                 "login_lockout_s", "login_lockout_max_s"):
+        if getattr(settings, name) < 1:
+            raise InputError(f"{name} must be at least 1", hint=f"fix it in the config file or {ENV_PREFIX}{name.upper()}")
     return settings
+
+
+# Values from examples and templates that people paste unchanged; a key containing one is no key.
+PLACEHOLDER_KEYS = ("changeme", "change-me", "change_me", "secret", "password", "example", "placeholder",
+                    "your-key", "yourkey", "your_key", "insecure", "default", "0123456789", "abcdef", "qwerty")
+MIN_KEY_CHARS = 32
+MIN_KEY_DISTINCT = 16
+
+
+def check_secret_key(key: str) -> None:
+    """Raise InputError unless ``key`` is long and varied enough to sign access tokens.
+
+    Refused: fewer than 32 characters, fewer than 16 distinct characters (one letter repeated,
+    ``abab…``), or a known placeholder (``changeme``, ``secret``, ``0123456789``, …) inside it.
+    """
+    hint = (f"set {ENV_PREFIX}SECRET_KEY to a random value, e.g. "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`")
+    if len(key) < MIN_KEY_CHARS:
+        raise InputError(f"secret_key must be at least {MIN_KEY_CHARS} characters", hint=hint)
+    distinct = len(set(key))
+    if distinct < MIN_KEY_DISTINCT:
+        raise InputError(f"secret_key is not a key: it has only {distinct} distinct characters "
+                         f"(at least {MIN_KEY_DISTINCT} needed)", hint=hint)
+    lowered = key.lower()
+    for word in PLACEHOLDER_KEYS:
+        if word in lowered:
+            raise InputError(f"secret_key contains the placeholder {word!r}: it is an example value, not a key",
+                             hint=hint)

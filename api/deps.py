@@ -137,6 +137,11 @@ def _request_token(request: Request, token: str | None) -> str | None:
     return token
 
 
+def client_address(request: Request) -> str | None:
+    """The client's IP address as the server sees it (behind a reverse proxy: the proxy's)."""
+    return request.client.host if request.client is not None else None
+
+
 def _anonymous(settings: Settings) -> Principal:
     if not settings.allow_anonymous:
         raise AuthError("log in first", hint="POST /auth/token with username and password")

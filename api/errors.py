@@ -51,7 +51,9 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GridPatrolError)
     async def _gp(request: Request, exc: GridPatrolError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+        if getattr(exc, "retry_after_s", None):  # 429 (login locked), 503: when to try again
+            headers["Retry-After"] = str(int(exc.retry_after_s))
         return JSONResponse(error_body(exc.http_status, str(exc), type(exc).__name__), exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)

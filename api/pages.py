@@ -18,7 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api import deps
 from api.auth import AuthError, can, issue_token, layer_filter, require_permission
-from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, current_user, get_settings, get_store
+from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, client_address, current_user, get_settings, get_store
 from api.display import display_crs, display_lonlat
 from api.i18n import HTML_LANG, page_lang, remember_lang, translator
 from gis.errors import GridPatrolError, InputError
@@ -94,7 +94,7 @@ def login_submit(
 ):  # noqa: ANN201
     store, settings = get_store(request), get_settings(request)
     request.state.audit_detail = {"username": username, "via": "page"}
-    principal = users.authenticate(store, username, password)
+    principal = users.login(store, username, password, address=client_address(request), limits=settings.login_limits)
     if principal is None:
         return render(request, "login.html", 401, title="登录 log in", next=_safe_next(next), failed=True, user=None)
     request.state.principal = principal

@@ -43,11 +43,27 @@ def _v3_token_revocation(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE users ADD COLUMN tokens_revoked_at {kind}"))
 
 
+def _v4_trust(conn: Connection) -> None:
+    # As in version 2: new stores have the columns and the table from the models; older ones get
+    # them here. Entries written before get their place in the hash chain, in id order.
+    from layers import audit
+    from layers.models import LoginThrottle
+
+    have = {c["name"] for c in inspect(conn).get_columns("audit_log")}
+    for col, kind in (("actor_id", "INTEGER"), ("prev_hash", "TEXT"), ("hash", "TEXT")):
+        if col not in have:
+            conn.execute(text(f"ALTER TABLE audit_log ADD COLUMN {col} {kind}"))
+    LoginThrottle.__table__.to_metadata(MetaData()).create(conn, checkfirst=True)
+    audit.chain_existing(conn)
+    audit.make_append_only(conn)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
     (2, "roads: OSM access, foot and motor_vehicle tags", _v2_road_access),
     (3, "users: token version and time of the last revocation", _v3_token_revocation),
+    (4, "audit log: actor id, hash chain, append-only; login throttle", _v4_trust),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -299,15 +299,32 @@ class User(Base):
 
 
 class AuditEntry(Base):
-    """Every write through the service: who, when, what."""
+    """Every write through the service: who, when, what. Append-only (see layers/audit.py)."""
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    actor: Mapped[str | None] = mapped_column(Text, nullable=True)
+    actor: Mapped[str | None] = mapped_column(Text, nullable=True)  # the name, for reading
     action: Mapped[str] = mapped_column(Text)
     target: Mapped[str | None] = mapped_column(Text, nullable=True)
     detail_json: Mapped[str] = mapped_column(Text, default="{}")
+    # Schema version 4: who by user id (None: anonymous, the command line or the system), and the
+    # hash chain: each entry's SHA-256 covers its fields and the previous entry's hash.
+    actor_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    prev_hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hash: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class LoginThrottle(Base):
+    """Failed logins per account (``user:NAME``) or client address (``addr:IP``), shared by every
+    server process: failures in the current window, and until when logins are refused."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    window_start_s: Mapped[float] = mapped_column(Float)  # seconds since the epoch
+    locked_until_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lockouts: Mapped[int] = mapped_column(Integer, default=0)  # since the last success: the delay doubles
 
 
 # Layers a user can name on the command line (export, info) and their tables.

@@ -1,7 +1,7 @@
 """Users, roles, password hashing (argon2) and the audit log of every write."""
 from __future__ import annotations
 
-import json
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,10 @@ from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from gis.errors import ConflictError, InputError, NotFoundError, PermissionDenied
-from layers.models import AuditEntry, User, utcnow
+from layers import logins
+from layers.audit import audit, read_audit, record_audit  # noqa: F401  (re-exported: the API writes through users)
+from layers.logins import LoginLimits
+from layers.models import User, utcnow
 from layers.store import Store
 from layers.names import clean_name
 
@@ -30,16 +33,18 @@ class Principal:
     """Who is making a request: user name, role and the highest camera secrecy level they may see.
 
     ``token_version`` is the user's current token version: tokens issued at an older one are revoked.
+    ``user_id`` is the user's row id (None: anonymous); the audit log records who by it.
     """
 
     name: str
     role: str
     max_secrecy_level: int = 0
     token_version: int = field(default=0, compare=False)
+    user_id: int | None = field(default=None, compare=False)
 
     @property
     def is_anonymous(self) -> bool:
-        return self.name == ANONYMOUS.name
+        return self.user_id is None and self.name == ANONYMOUS.name
 
 
 ANONYMOUS = Principal(name="(anonymous)", role="viewer", max_secrecy_level=0)
@@ -58,9 +63,30 @@ def check_password_strength(password: str, name: str) -> None:
         raise InputError(f"password for {name!r} must differ from the user name")
 
 
+# Names the service and the command line write into the audit log for who is not a user.
+RESERVED_NAMES = frozenset({"anonymous", "cli", "system", "root", "gridpatrol", "nobody"})
+_NAME_FORBIDDEN = set("()[]{}<>\"'`\\")
+
+
+def check_user_name(name: str) -> None:
+    """Raise InputError unless ``name`` is a user name no one can mistake for another identity:
+    1–64 printable characters, no surrounding spaces, no brackets or quotes, not a reserved name
+    (``anonymous``, ``cli``, ``system``, … in any case or width)."""
+    if not name or len(name) > 64 or name != name.strip() or any(
+            unicodedata.category(ch)[0] in "CZ" and ch != " " for ch in name):
+        raise InputError(f"user name {name!r} must be 1–64 printable characters without surrounding spaces",
+                         hint="no control, format or line-separator characters")
+    bad = sorted(set(name) & _NAME_FORBIDDEN)
+    if bad:
+        raise InputError(f"user name {name!r} must not contain {' '.join(bad)}",
+                         hint="brackets and quotes are kept for names like (anonymous) in the audit log")
+    plain = unicodedata.normalize("NFKC", name).casefold()
+    if plain in RESERVED_NAMES:
+        raise InputError(f"user name {name!r} is reserved", hint="reserved: " + ", ".join(sorted(RESERVED_NAMES)))
+
+
 def _validate(name: str, role: str, max_secrecy_level: int) -> None:
-    if not name or len(name) > 64 or not name.isprintable() or name != name.strip():
-        raise InputError(f"user name {name!r} must be 1–64 printable characters without surrounding spaces")
+    check_user_name(name)
     clean_name(name, "user")
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
@@ -76,7 +102,7 @@ def check_secrecy_level(level: Any, name: str) -> int:
 
 
 def create_user(
-    store: Store, name: str, role: str, password: str, *, max_secrecy_level: int | None = None, actor: str | None = None
+    store: Store, name: str, role: str, password: str, *, max_secrecy_level: int | None = None, actor: "str | Principal | None" = None
 ) -> Principal:
     """Create user ``name`` with ``role``; ConflictError if the name is taken.
 
@@ -90,15 +116,23 @@ def create_user(
     pw_hash = hash_password(password)
     try:
         with store.begin() as conn:
-            conn.execute(
+            _lock_users(conn)
+            plain = unicodedata.normalize("NFKC", name).casefold()
+            for (other,) in conn.execute(select(User.name)):
+                if unicodedata.normalize("NFKC", other).casefold() == plain:
+                    raise ConflictError(f"user {name!r} already exists" + (f" as {other!r}" if other != name else ""),
+                                        hint="names differing only in case or width are the same user; "
+                                             "choose another name or use set-password")
+            user_id = conn.execute(
                 insert(User).values(
                     name=name, role=role, password_hash=pw_hash, max_secrecy_level=level, active=True, created_at=utcnow()
-                )
-            )
-            audit(conn, actor or "cli", "create-user", f"user:{name}", {"role": role, "max_secrecy_level": level})
+                ).returning(User.id)
+            ).scalar_one()
+            audit(conn, actor or "cli", "create-user", f"user:{name}",
+                  {"user_id": user_id, "role": role, "max_secrecy_level": level})
     except IntegrityError:
         raise ConflictError(f"user {name!r} already exists", hint="choose another name or use set-password") from None
-    return Principal(name=name, role=role, max_secrecy_level=level)
+    return Principal(name=name, role=role, max_secrecy_level=level, user_id=user_id)
 
 
 def _revoked() -> dict[str, Any]:
@@ -106,7 +140,7 @@ def _revoked() -> dict[str, Any]:
     return {"token_version": User.token_version + 1, "tokens_revoked_at": utcnow()}
 
 
-def set_password(store: Store, name: str, password: str, *, actor: str | None = None) -> None:
+def set_password(store: Store, name: str, password: str, *, actor: "str | Principal | None" = None) -> None:
     """Replace the password of user ``name`` and revoke the tokens issued before."""
     check_password_strength(password, name)
     with store.begin() as conn:
@@ -117,7 +151,7 @@ def set_password(store: Store, name: str, password: str, *, actor: str | None = 
         audit(conn, actor or "cli", "set-password", f"user:{name}", {"tokens": "revoked"})
 
 
-def revoke_tokens(store: Store, name: str, *, actor: str | None = None) -> None:
+def revoke_tokens(store: Store, name: str, *, actor: "str | Principal | None" = None) -> None:
     """Revoke every token of user ``name`` issued so far (logout everywhere); NotFoundError if none."""
     with store.begin() as conn:
         res = conn.execute(update(User).where(User.name == name).values(**_revoked()))
@@ -144,7 +178,7 @@ def _active_admins(conn: Connection) -> int:
 def update_user(
     store: Store, name: str, *, role: str | None = None, max_secrecy_level: int | None = None,
     active: bool | None = None, password: str | None = None, revoke_tokens: bool = False,
-    actor: str | None = None,
+    actor: "str | Principal | None" = None,
 ) -> dict[str, Any]:
     """Change user ``name``: role, camera secrecy level, active flag and/or password (None: unchanged).
 
@@ -198,7 +232,8 @@ def update_user(
 
 def change_own_password(store: Store, name: str, old_password: str, new_password: str) -> None:
     """User ``name`` replaces their password; PermissionDenied if ``old_password`` is wrong."""
-    if authenticate(store, name, old_password) is None:
+    me = authenticate(store, name, old_password)
+    if me is None:
         raise PermissionDenied("the old password is wrong", hint="nothing was changed")
     if new_password == old_password:
         raise InputError("the new password must differ from the old one")
@@ -208,7 +243,7 @@ def change_own_password(store: Store, name: str, old_password: str, new_password
                            .values(password_hash=hash_password(new_password), **_revoked()))
         if res.rowcount == 0:
             raise NotFoundError(f"no active user {name!r}")
-        audit(conn, name, "change-own-password", f"user:{name}", {"tokens": "revoked"})
+        audit(conn, me, "change-own-password", f"user:{name}", {"tokens": "revoked"})
 
 
 def get_user(store: Store, name: str, *, conn: Connection | None = None) -> Principal | None:
@@ -221,7 +256,8 @@ def get_user_state(store: Store, name: str, *, conn: Connection | None = None) -
 
     The version is given for deactivated users too, so a cache of "deactivated" can tell that a
     token is newer than what it knows (the user was reactivated and logged in elsewhere)."""
-    stmt = select(User.name, User.role, User.max_secrecy_level, User.active, User.token_version).where(User.name == name)
+    stmt = select(User.name, User.role, User.max_secrecy_level, User.active, User.token_version, User.id).where(
+        User.name == name)
     if conn is not None:
         row = conn.execute(stmt).first()
     else:
@@ -232,14 +268,15 @@ def get_user_state(store: Store, name: str, *, conn: Connection | None = None) -
     version = int(row[4] or 0)
     if not row[3]:
         return None, version
-    return Principal(name=row[0], role=row[1], max_secrecy_level=int(row[2] or 0), token_version=version), version
+    return Principal(name=row[0], role=row[1], max_secrecy_level=int(row[2] or 0), token_version=version,
+                     user_id=int(row[5])), version
 
 
 def authenticate(store: Store, name: str, password: str) -> Principal | None:
     """The user if ``password`` is right for active user ``name``, else None (same time either way)."""
     with store.engine.connect() as c:
         row = c.execute(
-            select(User.password_hash, User.role, User.max_secrecy_level, User.token_version).where(
+            select(User.password_hash, User.role, User.max_secrecy_level, User.token_version, User.id).where(
                 User.name == name, User.active.is_(True)
             )
         ).first()
@@ -252,7 +289,21 @@ def authenticate(store: Store, name: str, password: str) -> Principal | None:
     if new_hash:  # argon2 parameters were raised since the hash was made
         with store.begin() as conn:
             conn.execute(update(User).where(User.name == name).values(password_hash=new_hash))
-    return Principal(name=name, role=row[1], max_secrecy_level=int(row[2] or 0), token_version=int(row[3] or 0))
+    return Principal(name=name, role=row[1], max_secrecy_level=int(row[2] or 0), token_version=int(row[3] or 0),
+                     user_id=int(row[4]))
+
+
+def login(store: Store, name: str, password: str, *, address: str | None, limits: LoginLimits) -> Principal | None:
+    """:func:`authenticate` within the failed-login limits: LoginLocked (429) while the account or the
+    client ``address`` is locked (the right password too), None for a wrong one (counted), else the
+    user (the account's count is reset). Every login route calls this."""
+    logins.refuse_if_locked(store, name, address, limits)
+    principal = authenticate(store, name, password)
+    if principal is None:
+        logins.record_failure(store, name, address, limits)
+        return None
+    logins.record_success(store, name, address, limits)
+    return principal
 
 
 _LISTED = (User.name, User.role, User.max_secrecy_level, User.active, User.created_at, User.tokens_revoked_at)
@@ -263,38 +314,3 @@ def list_users(store: Store) -> list[dict[str, Any]]:
     with store.engine.connect() as c:
         rows = c.execute(select(*_LISTED).order_by(User.name)).all()
     return [dict(r._mapping) for r in rows]
-
-
-def audit(conn: Connection, actor: str | None, action: str, target: str | None, detail: dict[str, Any]) -> None:
-    """Append an audit entry inside the caller's transaction (who, when, what)."""
-    conn.execute(
-        insert(AuditEntry).values(
-            at=utcnow(), actor=actor, action=action, target=target,
-            detail_json=json.dumps(detail, ensure_ascii=False, default=str)[:20000],
-        )
-    )
-
-
-def record_audit(store: Store, actor: str | None, action: str, target: str | None, detail: dict[str, Any]) -> None:
-    """Append an audit entry in its own transaction."""
-    with store.begin() as conn:
-        audit(conn, actor, action, target, detail)
-
-
-def read_audit(store: Store, *, since: datetime | None = None, actor: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
-    """Audit entries, newest first."""
-    stmt = select(AuditEntry.__table__).order_by(AuditEntry.id.desc()).limit(limit)
-    if since is not None:
-        stmt = stmt.where(AuditEntry.at >= since)
-    if actor is not None:
-        stmt = stmt.where(AuditEntry.actor == actor)
-    with store.engine.connect() as c:
-        rows = c.execute(stmt).all()
-    out = []
-    for r in rows:
-        d = dict(r._mapping)
-        out.append({
-            "id": d["id"], "at": d["at"], "actor": d["actor"], "action": d["action"],
-            "target": d["target"], "detail": json.loads(d["detail_json"] or "{}"),
-        })
-    return out

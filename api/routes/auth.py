@@ -47,7 +47,9 @@ class PasswordChange(BaseModel):
 UserName = Annotated[str, Path(min_length=1, max_length=64, description="user name")]
 
 
-@router.post("/token", response_model=TokenOut, summary="Log in (OAuth2 password flow)")
+@router.post("/token", response_model=TokenOut, summary="Log in (OAuth2 password flow)",
+             responses={401: {"description": "wrong user name or password"},
+                        429: {"description": "too many failed logins: locked, see the Retry-After header"}})
 def login(
     request: Request,
     store: StoreDep,
@@ -60,9 +62,14 @@ def login(
     The token is valid for ``expires_in`` seconds unless revoked before: by a password change or
     reset, deactivation or reactivation of the user, or a logout everywhere (``POST /auth/logout``,
     ``revoke_tokens`` in ``PATCH /auth/users/{name}``, ``gridpatrol user NAME --revoke-tokens``).
-    A revoked token is answered with 401 "access token revoked"."""
+    A revoked token is answered with 401 "access token revoked".
+
+    Failed logins are limited per account and per client address (settings ``login_*``, shared by
+    every server process): over the limit the answer is 429 with ``Retry-After`` (seconds), even
+    for the right password, until the lock ends."""
     request.state.audit_detail = {"username": username}
-    principal = users.authenticate(store, username, password)
+    principal = users.login(store, username, password, address=deps.client_address(request),
+                            limits=settings.login_limits)
     if principal is None:
         raise AuthError("wrong user name or password")
     request.state.principal = principal
@@ -78,7 +85,7 @@ def logout(response: Response, store: StoreDep, principal: UserDep) -> dict[str,
     the map pages' login cookie. Audited as ``revoke-tokens``. Log in again for a new token."""
     if principal.is_anonymous:
         raise AuthError("log in first", hint="POST /auth/token with username and password")
-    users.revoke_tokens(store, principal.name, actor=principal.name)
+    users.revoke_tokens(store, principal.name, actor=principal)
     deps.forget_user(store, principal.name)
     response.delete_cookie(deps.COOKIE)
     return {"name": principal.name, "status": "logged out: all tokens revoked"}
@@ -107,7 +114,7 @@ def get_users(store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
 def post_user(body: UserIn, store: StoreDep, principal: UserDep) -> dict[str, Any]:
     require_permission(principal, "manage_users", "create users")
     created = users.create_user(
-        store, body.name, body.role, body.password, max_secrecy_level=body.max_secrecy_level, actor=principal.name
+        store, body.name, body.role, body.password, max_secrecy_level=body.max_secrecy_level, actor=principal
     )
     return {"name": created.name, "role": created.role, "max_secrecy_level": created.max_secrecy_level}
 
@@ -124,7 +131,7 @@ def patch_user(name: UserName, body: UserPatch, request: Request, store: StoreDe
     request.state.audit_detail = {"user": name, "fields": sorted(body.model_dump(exclude_none=True))}
     out = users.update_user(store, name, role=body.role, max_secrecy_level=body.max_secrecy_level,
                             active=body.active, password=body.password, revoke_tokens=bool(body.revoke_tokens),
-                            actor=principal.name)
+                            actor=principal)
     deps.forget_user(store, name)
     return out
 

@@ -22,6 +22,8 @@ from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/dat
 # scripts.cli), and the topic modules would read --db from the copy that never saw it.
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
 PASSWORD = "e2e-password-123"
+# A fixed, random-looking key: the server refuses weak ones (one repeated letter, placeholders).
+E2E_SECRET_KEY = "e2e-Vq7rT2mXo9LpZ4cNw8KsYb3Hd6Fj1Ga5"
 USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
 
 
@@ -101,7 +103,7 @@ def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = No
     proc = subprocess.Popen(
         [*CLI, "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "GRIDPATROL_SECRET_KEY": "e2e-" + "k" * 40, **(env or {})},
+        env={**os.environ, "PYTHONPATH": str(ROOT), "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:

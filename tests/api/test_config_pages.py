@@ -10,13 +10,15 @@ from gis.crs import wgs84_to_gcj02
 from gis.errors import InputError
 from tests.api.api_seed import PASSWORD
 
+KEY = "cfg-7Hq2Lw9Zr4Tx8Mv3Nb6Kp1Jd5Sg0Fy"
+
 
 def test_settings_from_file_then_env(tmp_path, monkeypatch):  # noqa: ANN001
     cfg = tmp_path / "gp.toml"
     cfg.write_text('[gridpatrol]\nogc_max_limit = 500\ntile_url = "http://pgis.local/{z}/{x}/{y}.png"\n'
-                   'tile_crs = "gcj02"\nsecret_key = "' + "s" * 40 + '"\n', encoding="utf-8")
+                   'tile_crs = "gcj02"\nsecret_key = "' + KEY + '"\n', encoding="utf-8")
     s = load_settings(cfg)
-    assert (s.ogc_max_limit, s.tile_crs, s.secret_key) == (500, "gcj02", "s" * 40)
+    assert (s.ogc_max_limit, s.tile_crs, s.secret_key) == (500, "gcj02", KEY)
     monkeypatch.setenv("GRIDPATROL_OGC_MAX_LIMIT", "250")
     monkeypatch.setenv("GRIDPATROL_PRODUCTION", "yes")
     s = load_settings(cfg)
