@@ -40,3 +40,16 @@ def test_legal_paths_visit_a_state_at_most_max_visits_times():
     assert all(len(set(p)) == len(p) for p in once)
     twice = legal_paths(max_visits=2)
     assert max(max(p.count(s) for s in p) for p in twice) == 2 and len(twice) > len(once)
+
+
+def test_a_centre_sets_any_positive_deadline_and_none_for_closed_incidents():
+    from gis.incidents import deadlines_hours
+
+    assert deadlines_hours({"交办": 1, "reported": 0.5})["assigned"] == 1.0
+    assert deadlines_hours({"reported": 0.5})["reported"] == 0.5
+    with pytest.raises(InputError, match="a closed incident has no deadline"):
+        deadlines_hours({"结案": 3})
+    with pytest.raises(InputError, match="deadline for reported must be a positive number of hours, got -1"):
+        deadlines_hours({"reported": -1})
+    with pytest.raises(InputError, match="positive"):
+        deadlines_hours({"reported": "0.0"})
