@@ -317,3 +317,149 @@ def test_every_drawn_grid_splits_among_k_workers_fairly_or_says_why(drawn, k):
     if city_name == "chengdu":
         # Most grids can be shared out within 10 %; the rest are small grids with one long street.
         assert balanced >= 0.4 * routed, (balanced, routed)
+
+
+def independent_drive_optimum(net, required: np.ndarray, start: int) -> float:
+    """Shortest closed drive through ``start`` covering every required street, computed here.
+
+    An integer program over the arcs of the network (scipy.milp, i.e. HiGHS), not over
+    gis.coverage's terminal links: passes x_a per arc (one-way streets only u → v), every
+    required one-way street driven forward at least once, every required two-way street at least
+    once either way, in = out at every node, and connectivity cuts (each piece of the chosen arcs
+    that holds a required street but not the start must be left: x(δ⁺(S)) ≥ 1) added until the
+    solution is one piece with the start.
+    """
+    n_e = len(net.edge_u)
+    back = np.flatnonzero(~net.edge_oneway)
+    tail = np.concatenate([net.edge_u, net.edge_v[back]])
+    head = np.concatenate([net.edge_v, net.edge_u[back]])
+    cost = np.concatenate([net.edge_length_m, net.edge_length_m[back]])
+    edge = np.concatenate([np.arange(n_e), back])
+    m, n = len(tail), int(net.n_nodes)
+    balance = sparse.coo_matrix((np.concatenate([np.ones(m), -np.ones(m)]),
+                                 (np.concatenate([tail, head]), np.tile(np.arange(m), 2))), shape=(n, m)).tocsr()
+    cover = sparse.coo_matrix((np.ones(int(np.isin(edge, required).sum())),
+                               (np.searchsorted(required, edge[np.isin(edge, required)]), np.flatnonzero(np.isin(edge, required)))),
+                              shape=(len(required), m)).tocsr()
+    req_nodes = np.unique(np.concatenate([net.edge_u[required], net.edge_v[required], [start]]))
+    ub = np.full(m, 2.0 * len(required) + 2)
+    cuts: list[np.ndarray] = []
+    for _ in range(300):
+        cons = [LinearConstraint(balance, 0, 0), LinearConstraint(cover, 1, np.inf)]
+        if cuts:
+            cons.append(LinearConstraint(np.array(cuts), 1, np.inf))
+        res = milp(cost, constraints=cons, integrality=np.ones(m), bounds=Bounds(0, ub),
+                   options={"mip_rel_gap": 1e-9})
+        assert res.status == 0, res.message
+        used = np.rint(res.x) > 0
+        g = sparse.coo_matrix((np.ones(int(used.sum()) + 1), (np.append(tail[used], start), np.append(head[used], start))),
+                              shape=(n, n))
+        _, lab = connected_components(g, directed=False)
+        pieces = set(lab[req_nodes].tolist()) - {lab[start]}
+        if not pieces:
+            return float(res.fun)
+        for p in pieces:
+            inside = lab == p
+            cuts.append((inside[tail] & ~inside[head]).astype(float))
+    raise AssertionError("connectivity cuts did not converge")
+
+
+def directed_postman_by_flow(net, required: np.ndarray, start: int) -> float | None:
+    """The classic directed Chinese postman (networkx min_cost_flow over the imbalance) when every
+    required street is one-way and they form one piece with the start; else None."""
+    if not net.edge_oneway[required].all():
+        return None
+    piece = nx.Graph()
+    piece.add_node(start)
+    piece.add_edges_from(zip(net.edge_u[required].tolist(), net.edge_v[required].tolist()))
+    if not nx.is_connected(piece):
+        return None
+    G = nx.DiGraph()
+    scale = 1000  # min_cost_flow wants integer costs: millimetres
+    for e in range(len(net.edge_u)):
+        ways = [(net.edge_u[e], net.edge_v[e])] + ([] if net.edge_oneway[e] else [(net.edge_v[e], net.edge_u[e])])
+        for a, b in ways:
+            w = int(round(net.edge_length_m[e] * scale))
+            if a != b and (not G.has_edge(a, b) or G[a][b]["weight"] > w):
+                G.add_edge(int(a), int(b), weight=w, m=float(net.edge_length_m[e]))
+    surplus: dict[int, int] = {}
+    for u, v in zip(net.edge_u[required].tolist(), net.edge_v[required].tolist()):
+        surplus[v] = surplus.get(v, 0) + 1  # arrives at v: v must send one more out
+        surplus[u] = surplus.get(u, 0) - 1
+    for node in G.nodes:
+        G.nodes[node]["demand"] = -surplus.get(node, 0)
+    flow = nx.min_cost_flow(G)
+    extra = sum(G[a][b]["m"] * f for a, fs in flow.items() for b, f in fs.items())  # in metres again
+    return float(net.edge_length_m[required].sum() + extra)
+
+
+def test_driving_route_of_directed_and_mixed_grids_is_the_optimum_computed_here(drawn):
+    """Driving routes against an optimum computed in the test, on grids whose streets are mixed
+    (one-way and two-way) or all one-way: equal when the plan says it is proven optimal, else
+    between the reported bound and the route."""
+    city_name, roads, grids = drawn
+    city = street_network(roads, mode="drive")
+    checked = flow_checked = 0
+    # The smallest grids first: the program here runs over every arc of the grid's surroundings.
+    for code, poly in sorted(grids, key=lambda g: g[1].area):
+        if checked >= 4:
+            break
+        try:
+            plan = plan_coverage(city, poly, mode="drive", name=code, time_limit_s=20)
+        except InputError:
+            continue
+        net, route = plan.network, plan.routes[0]
+        required = np.sort(plan.required_edges)
+        if not net.edge_oneway[required].any():
+            continue  # all two-way: the walking test's matching already checks this kind
+        where = f"{city_name} grid {code} (drive, {int(net.edge_oneway[required].sum())} one-way of {len(required)})"
+        best = independent_drive_optimum(net, required, plan.start_node)
+        flow = directed_postman_by_flow(net, required, plan.start_node)
+        if flow is not None:
+            assert best == pytest.approx(flow, abs=1e-2), f"{where}: MIP {best:.3f} m, min-cost flow {flow:.3f} m"
+            flow_checked += 1
+        assert route.length_m >= best * (1 - 1e-7) - 1e-3, f"{where}: shorter than the optimum {best:.1f} m"
+        assert plan.lower_bound_m <= best * (1 + 1e-7) + 1e-3, f"{where}: bound above the optimum {best:.1f} m"
+        if plan.exact:
+            assert route.length_m == pytest.approx(best, rel=1e-7, abs=1e-3), f"{where}: not the optimum {best:.1f} m"
+        checked += 1
+    assert checked >= (4 if city_name == "chengdu" else 1), checked
+
+
+def test_driving_route_on_one_way_streets_only_is_the_min_cost_flow_optimum():
+    """Every street one-way (rows alternate east/west, columns south/north, so the boundary runs
+    round): the classic directed Chinese postman, solved here by networkx's min-cost flow and by
+    the arc program above."""
+    recs = []
+    d, n = 0.001, 4
+    xs = [0.0, 1.0, 3.5, 4.5]  # the middle block is long: the fewest deadhead streets are not the shortest
+    nid = lambda i, j: 1000 + i * 100 + j  # noqa: E731
+    for i in range(n):
+        for j in range(n):
+            x, y = 104.0 + xs[i] * d, 30.0 + j * d * 0.9
+            if i + 1 < n:
+                a, b, g = nid(i, j), nid(i + 1, j), [(x, y), (104.0 + xs[i + 1] * d, y)]
+                if j % 2:
+                    a, b, g = b, a, g[::-1]
+                recs.append(dict(u=a, v=b, geometry=shapely.LineString(g), oneway=True, name=f"东西{j}路", highway="residential"))
+            if j + 1 < n:
+                a, b, g = nid(i, j), nid(i, j + 1), [(x, y), (x, y + d * 0.9)]
+                if i % 2 == 0:
+                    a, b, g = b, a, g[::-1]
+                recs.append(dict(u=a, v=b, geometry=shapely.LineString(g), oneway=True, name=f"南北{i}街", highway="residential"))
+    import geopandas as gpd
+    from gis.crs import local_metric_crs
+
+    roads = gpd.GeoDataFrame(recs, crs=4326)
+    roads["length_m"] = roads.to_crs(local_metric_crs(104.0, 30.0)).length
+    poly = shapely.box(104.0 - 0.0003, 30.0 - 0.0003, 104.0 + xs[-1] * d + 0.0003, 30.0 + (n - 1) * d * 0.9 + 0.0003)
+    plan = plan_coverage(roads, poly, mode="drive", time_limit_s=20)
+    net, route = plan.network, plan.routes[0]
+    required = np.sort(plan.required_edges)
+    assert len(required) == len(roads) and len(plan.unreachable_edges) == 0
+    flow = directed_postman_by_flow(net, required, plan.start_node)
+    assert flow is not None and flow > net.edge_length_m[required].sum() + 50  # not Eulerian as drawn
+    assert independent_drive_optimum(net, required, plan.start_node) == pytest.approx(flow, abs=1e-2)
+    assert all(t.forward for t in route.traversals)
+    assert route.length_m == pytest.approx(flow, rel=1e-7, abs=1e-3)
+    assert plan.exact and plan.lower_bound_m <= flow + 1e-3
