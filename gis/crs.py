@@ -48,6 +48,8 @@ def in_mainland_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
     A grid of 0.5° cells answers points far from the edge; the others go to the polygon.
     """
     lon_b, lat_b = np.broadcast_arrays(np.asarray(lon, dtype=float), np.asarray(lat, dtype=float))
+    shape = lon_b.shape
+    lon_b, lat_b = lon_b.ravel(), lat_b.ravel()  # 0-d (scalar) input too: boolean masks need 1-d
     outline, (minx, miny), state = _mainland_grid()
     with np.errstate(invalid="ignore"):
         ix = np.floor((lon_b - minx) / _CELL_DEG)
@@ -58,7 +60,7 @@ def in_mainland_china(lon: ArrayLike, lat: ArrayLike) -> NDArray[np.bool_]:
     out = cell == 1
     edge = cell == -1
     out[edge] = shapely.contains_xy(outline, lon_b[edge], lat_b[edge])
-    return out
+    return out.reshape(shape)
 
 
 def _delta(lon: NDArray, lat: NDArray) -> Pair:

@@ -323,7 +323,7 @@ def independent_drive_optimum(net, required: np.ndarray, start: int) -> float:
     """Shortest closed drive through ``start`` covering every required street, computed here.
 
     An integer program over the arcs of the network (scipy.milp, i.e. HiGHS), not over
-    gis.coverage's terminal links: passes x_a per arc (one-way streets only u → v), every
+    gis.routing.rural_postman's terminal links: passes x_a per arc (one-way streets only u → v), every
     required one-way street driven forward at least once, every required two-way street at least
     once either way, in = out at every node, and connectivity cuts (each piece of the chosen arcs
     that holds a required street but not the start must be left: x(δ⁺(S)) ≥ 1) added until the

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shapely.geometry import LineString, box
 
 from gis.blocks import block_adjacency, build_blocks
-from gis.coverage import plan_coverage
+from gis.routing.coverage import plan_coverage
 from gis.crs import gcj02_to_wgs84, local_metric_crs, wgs84_to_gcj02
 from gis.errors import ConflictError, GridPatrolError, InputError
 from gis.incidents import check_transition
