@@ -46,12 +46,24 @@ def validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return text or "invalid request", problems
 
 
+# Seconds a client should wait before retrying when the store is unreachable (503).
+RETRY_AFTER_S = 2
+
+
+def _unavailable(exc: Exception) -> JSONResponse:
+    """503 with Retry-After for a store that dropped or refused the connection."""
+    log.error("store unavailable", extra={"error": (str(exc).splitlines() or [""])[0]})
+    return JSONResponse(error_body(503, f"the store is unavailable; try again in {RETRY_AFTER_S} s", "StoreError"),
+                        503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
     @app.exception_handler(GridPatrolError)
     async def _gp(request: Request, exc: GridPatrolError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = ({"WWW-Authenticate": "Bearer"} if exc.http_status == 401
+                   else {"Retry-After": str(RETRY_AFTER_S)} if exc.http_status == 503 else None)
         return JSONResponse(error_body(exc.http_status, str(exc), type(exc).__name__), exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -89,8 +101,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("store unavailable", extra={"error": str(exc).splitlines()[0]})
-        return JSONResponse(error_body(503, "the store is unavailable; try again shortly", "StoreError"), 503)
+        return _unavailable(exc)
+
+    try:
+        from psycopg import OperationalError as PgOperationalError
+    except ImportError:  # a GeoPackage-only install
+        PgOperationalError = None  # noqa: N806
+    if PgOperationalError is not None:
+        @app.exception_handler(PgOperationalError)
+        async def _pg_operational(request: Request, exc: Exception) -> JSONResponse:
+            return _unavailable(exc)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

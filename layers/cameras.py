@@ -34,7 +34,9 @@ from gis.crs import (
     normalize_crs_name,
 )
 from gis.errors import InputError
+from gis.plausible import implausible, refuse_geocentric
 from layers.importing import ImportResult, _delete_keys, file_sha256
+from layers.inside_areas import outside_areas, outside_message
 from layers.models import SRID, Camera, utcnow
 from layers.store import Store
 
@@ -211,6 +213,7 @@ def check_coordinates(df: pd.DataFrame, line0: int, problems: list[RowProblem], 
     lon, lon_bad = _number(df, "lon")
     lat, lat_bad = _number(df, "lat")
     name = normalize_crs_name(crs) or "wgs84"
+    refuse_geocentric(name)
     # CGCS2000 (EPSG:4490) and other geographic CRSs are degrees too: check their range as well.
     geographic = name in ("wgs84", "gcj02", "bd09") or pyproj.CRS.from_user_input(name).is_geographic
     for i, row in enumerate(df.index):
@@ -223,7 +226,23 @@ def check_coordinates(df: pd.DataFrame, line0: int, problems: list[RowProblem], 
         elif geographic and not (-180 <= lon.iloc[i] <= 180 and -90 <= lat.iloc[i] <= 90):
             problems.append(RowProblem(n, line, f"coordinates ({lon.iloc[i]}, {lat.iloc[i]}) are not longitude/latitude"
                                                 " (lon/lat swapped, or a projected CRS? pass --crs EPSG:n)"))
-    return lon.to_numpy(float), lat.to_numpy(float)
+    x, y = lon.to_numpy(float), lat.to_numpy(float)
+    _check_plausible(x, y, line0, problems, name)
+    return x, y
+
+
+def _check_plausible(x: np.ndarray, y: np.ndarray, line0: int, problems: list[RowProblem], crs: str) -> None:
+    """Append a problem for each row that lands where its declared CRS cannot put it (a wrong --crs)."""
+    seen = {p.row for p in problems}
+    idx = np.array([i for i in range(len(x)) if i + 1 not in seen], dtype=int)
+    if not len(idx):
+        return
+    with np.errstate(all="ignore"):
+        wlon, wlat = convert_crs(x[idx], y[idx], crs)
+    bad, cause = implausible(x[idx], y[idx], wlon, wlat, crs)
+    for i, lo, la in zip(idx[bad], np.asarray(wlon)[bad], np.asarray(wlat)[bad]):
+        problems.append(RowProblem(int(i) + 1, line0 + int(i) if line0 else None,
+                                   f"coordinates ({x[i]:g}, {y[i]:g}) land at ({lo:.4f}, {la:.4f}): {cause}"))
 
 
 def gcj_shift_warning(store: Store, lon: np.ndarray, lat: np.ndarray, declared: str | None, *, conn: Connection | None = None) -> str | None:
@@ -350,6 +369,19 @@ def prepare_cameras(
     return out, problems
 
 
+def _drop_outside_areas(store: Store, cams: gpd.GeoDataFrame, problems: list[RowProblem]) -> gpd.GeoDataFrame:
+    """``cams`` without the rows far outside the county's areas, each added to ``problems``."""
+    x, y = shapely.get_x(cams.geometry.values), shapely.get_y(cams.geometry.values)
+    far = outside_areas(store, x, y)
+    if not far.any():
+        return cams
+    why = outside_message(int(far.sum()), len(cams))
+    for r, lo, la in zip(cams["_row"].to_numpy()[far], x[far], y[far]):
+        problems.append(RowProblem(int(r), None, f"coordinates ({lo:.5f}, {la:.5f}) {why}"))
+    problems.sort(key=lambda p: p.row)
+    return cams[~far]
+
+
 def write_cameras(store: Store, conn: Connection, cams: gpd.GeoDataFrame) -> int:
     """Insert cameras, replacing rows with the same code (a re-import updates, never duplicates)."""
     _delete_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
@@ -375,6 +407,7 @@ def import_cameras(
     started = utcnow()
     say(f"reading {path.name}")
     cams, problems = prepare_cameras(path, crs=crs, mapping=mapping, code_prefix=code_prefix, project=project)
+    cams = _drop_outside_areas(store, cams, problems)
     if problems and not skip_bad:
         raise _problems_error(path, problems, "camera")
     if len(cams) == 0:

@@ -2,6 +2,7 @@
 with workers, and generated cameras/incidents with secrecy levels and owners."""
 from __future__ import annotations
 
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import shapely
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 PASSWORD = "test-password-123"
 ROLE_USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
 # A second dispatcher cleared for secrecy level 2 (cameras up to level 2, not 3).

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 # The installed entry point: ``python -m scripts.cli`` would load cli.py twice (as __main__ and as
 # scripts.cli), and the topic modules would read --db from the copy that never saw it.
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
