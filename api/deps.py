@@ -18,6 +18,7 @@ from api.config import Settings
 from api.errors import RETRY_AFTER_S
 from layers import users
 from gis.errors import StoreError
+from layers.models import MAX_ID
 from layers.store import Store
 from layers.users import ANONYMOUS, Principal
 
@@ -286,8 +287,6 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await pool.close()
 
 
-# Row ids are 32-bit integers in both stores: larger numbers are refused with 422, not sent to SQL.
-MAX_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="row id")]
 StoreDep = Annotated[Store, Depends(_store_dep)]
 SettingsDep = Annotated[Settings, Depends(_settings_dep)]

@@ -81,6 +81,12 @@ def install(app: FastAPI) -> None:
             detail = f"method {request.method} not allowed on {request.url.path}"
         return JSONResponse(error_body(exc.status_code, detail, "HTTPError"), exc.status_code, headers=exc.headers)
 
+    @app.exception_handler(RecursionError)
+    async def _recursion(request: Request, exc: RecursionError) -> JSONResponse:
+        # A JSON body nested hundreds of levels deep: the caller's input, refused before any work.
+        return JSONResponse(error_body(422, "request body: JSON nested too deeply; send GeoJSON or flat records",
+                                       "InputError"), 422)
+
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
         # A number too large for the store (ids are 32/64-bit): the caller's input, not our failure.

@@ -48,7 +48,9 @@ from layers.cameras import (
     parse_mapping,
     read_records,
 )
+from gis.crs import check_lonlat
 from gis.plausible import implausible
+from layers.csvtext import encoding_note
 from layers.importing import ImportResult, file_sha256
 from layers.inside_areas import outside_areas, outside_message
 from layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
@@ -259,7 +261,7 @@ def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
 def import_incidents(
     store: Store, path: str | Path, *, crs: str | None = "wgs84", mapping: str | Mapping[str, str] | None = None,
     state: str = "reported", tz: str = "UTC", source: str | None = None, skip_bad: bool = False,
-    actor: str | None = None, progress: Progress | None = None,
+    actor: str | None = None, progress: Progress | None = None, encoding: str | None = None,
 ) -> ImportResult:
     """Import incidents from CSV, JSON (array of records, e.g. Open Baltimore crime) or GeoJSON.
 
@@ -273,11 +275,11 @@ def import_incidents(
     say = progress or (lambda _m: None)
     started = utcnow()
     default_state = normalize_state(state)
-    raw, line0 = read_records(path, crs=crs)
+    raw, line0 = read_records(path, crs=crs, encoding=encoding, known=INCIDENT_COLUMNS)
     df = apply_mapping(raw, parse_mapping(mapping), INCIDENT_COLUMNS, path)
     for col in ("occurred_at", "category", "lon", "lat"):
         if col not in df:
-            raise InputError(f"{path}: required column {col!r} missing",
+            raise InputError(f"{path}: required column {col!r} missing{encoding_note(raw)}",
                              hint="rename with --map, e.g. --map occurred_at=CrimeDate,time=CrimeTime,"
                                   "category=Description,lon=Longitude,lat=Latitude")
     coord_problems: list[RowProblem] = []
@@ -663,6 +665,7 @@ def lookup_json(store: Store, lon: float, lat: float, at: datetime | None = None
     PostGIS: one statement builds the answer (:func:`lookup_statement`); GeoPackage: index
     queries plus the numpy tests (``python=True``: that path on PostGIS too). Both give the same
     answer for the same data."""
+    lon, lat = check_lonlat(lon, lat)
     when = utc(at)
     if conn is None:
         with store.engine.connect() as c:
