@@ -95,7 +95,10 @@ def check_rings_closed(gtype: str, coords: object, where: str) -> None:
     polys = [coords] if gtype == "Polygon" else coords if gtype == "MultiPolygon" else []
     for poly in polys if isinstance(polys, list) else []:
         for ring in poly if isinstance(poly, list) else []:
-            if isinstance(ring, list) and len(ring) >= 2 and list(ring[0])[:2] != list(ring[-1])[:2]:
+            if not (isinstance(ring, list) and len(ring) >= 2 and isinstance(ring[0], list)
+                    and isinstance(ring[-1], list)):
+                continue  # not a ring of positions: the reader refuses it with its own message
+            if ring[0][:2] != ring[-1][:2]:
                 raise InputError(f"{where}: {UNCLOSED_RING}", hint="repeat the first position at the end of the ring")
 
 

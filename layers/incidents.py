@@ -216,7 +216,7 @@ def _one_time(text: str, tz: str) -> pd.Timestamp:
         return pd.NaT
 
 
-def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
+def parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
     """occurred_at (+ optional time of day) → UTC timestamps, and a mask of unparseable cells."""
     raw = df["occurred_at"]
     num = pd.to_numeric(raw, errors="coerce")
@@ -285,7 +285,7 @@ def import_incidents(
     coord_problems: list[RowProblem] = []
     lon, lat = check_coordinates(df, line0, coord_problems, crs)
     problems: list[RowProblem] = []
-    times, bad_time = _parse_times(df, tz)
+    times, bad_time = parse_times(df, tz)
     lo, hi = time_window()
     cat = _text(df["category"])
     st = _text(df["state"]) if "state" in df else pd.Series("", index=df.index)
