@@ -239,3 +239,14 @@ def test_json_nested_1000_deep(client, tokens, path):  # noqa: ANN001
     h = {**tokens["ada"], "Content-Type": "application/json"}
     for doc in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000):
         _ok_error(client.post(path, content=doc, headers=h))
+
+
+def test_big5_csv_names_the_encoding(client, tokens):  # noqa: ANN001
+    big5 = ("設備編碼,名稱,項目,經度,緯度\n51010400001310000009,春熙路東口,天網,104.0805,30.6565\n").encode("big5")
+    h = {**tokens["ada"], "Content-Type": "text/csv"}
+    before = _count(client, tokens, "cameras")
+    _ok_error(client.post("/cameras/import", content=big5, headers=h), "not UTF-8", "GB18030", "big5")
+    assert _count(client, tokens, "cameras") == before
+    r = client.post("/cameras/import?encoding=big5", content=big5, headers=h)
+    assert r.status_code == 201, r.text[:300]
+    assert _count(client, tokens, "cameras") == before + 1
