@@ -203,8 +203,10 @@ async def _settings_dep(request: Request) -> Settings:
 
 class PgPool:
     """A psycopg_pool AsyncConnectionPool of up to ``size`` autocommit connections; statements
-    are prepared on the server, with generic plans (planned once per connection). A connection
-    is checked before it is handed out, so ones the server dropped are discarded, not used."""
+    are prepared on the server, with generic plans (planned once per connection). When a
+    statement meets a connection the server dropped, every idle connection is checked (dead ones
+    discarded) before the one retry; connections are not checked on every checkout, which would
+    cost the busiest request a round trip."""
 
     def __init__(self, dsn: str, size: int) -> None:
         from psycopg_pool import AsyncConnectionPool
@@ -212,7 +214,7 @@ class PgPool:
         self.size = max(1, int(size))
         self.pool = AsyncConnectionPool(
             dsn, min_size=1, max_size=self.size, open=False, kwargs={"autocommit": True},
-            configure=self._configure, check=AsyncConnectionPool.check_connection, timeout=10.0)
+            configure=self._configure, timeout=10.0)
         self._opened = False
         self._lock = asyncio.Lock()
 
@@ -244,6 +246,7 @@ class PgPool:
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if attempt:
                     raise store_unavailable(exc) from None
+                await self.pool.check()  # a restart or pg_terminate_backend drops them all
         return None  # not reached
 
     async def close(self) -> None:

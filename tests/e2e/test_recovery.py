@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -59,6 +60,10 @@ def test_connection_loss_is_retried_or_503_never_500(server, request):  # noqa: 
     with httpx.Client(base_url=base, headers=auth, timeout=60) as client:
         for p in paths:  # warm: every pool holds connections, the fast path knows the token
             assert client.get(p).status_code == 200, (p, client.get(p).text[:300])
+        # Concurrent clicks make the async pool hold several connections, all of which die below.
+        with ThreadPoolExecutor(16) as ex:
+            assert set(ex.map(lambda i: client.get(f"/lookup?lon=104.06&lat={30.66 + i / 1e4}").status_code,
+                              range(64))) == {200}
         for round_ in range(3):
             assert _terminate(pg, server["app_name"]) > 0
             statuses = []
