@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 import weakref
-from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -16,7 +15,10 @@ from fastapi.security import OAuth2PasswordBearer
 
 from api.auth import AuthError, TokenClaims, decode_token, revoked_token
 from api.config import Settings
+from api.errors import RETRY_AFTER_S
 from layers import users
+from gis.errors import StoreError
+from layers.models import MAX_ID
 from layers.store import Store
 from layers.users import ANONYMOUS, Principal
 
@@ -205,91 +207,64 @@ async def _settings_dep(request: Request) -> Settings:
 # statement per request (the map click), so they need no worker thread and no SQLAlchemy.
 
 class PgPool:
-    """Up to ``size`` autocommit psycopg AsyncConnections, opened on demand. Statements are
-    prepared on the server, with generic plans (planned once per connection)."""
+    """A psycopg_pool AsyncConnectionPool of up to ``size`` autocommit connections; statements
+    are prepared on the server, with generic plans (planned once per connection). When a
+    statement meets a connection the server dropped, every idle connection is checked (dead ones
+    discarded) before the one retry; connections are not checked on every checkout, which would
+    cost the busiest request a round trip."""
 
     def __init__(self, dsn: str, size: int) -> None:
-        self.dsn, self.size = dsn, max(1, int(size))
-        self._idle: list[Any] = []
-        self._waiters: deque[asyncio.Future] = deque()
-        self._open = 0
+        from psycopg_pool import AsyncConnectionPool
 
-    async def _connect(self) -> Any:
-        import psycopg
+        self.size = max(1, int(size))
+        self.pool = AsyncConnectionPool(
+            dsn, min_size=1, max_size=self.size, open=False, kwargs={"autocommit": True},
+            configure=self._configure, timeout=10.0)
+        self._opened = False
+        self._lock = asyncio.Lock()
 
-        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
+    @staticmethod
+    async def _configure(conn: Any) -> None:
         await conn.execute("SET plan_cache_mode = force_generic_plan")
-        return conn
 
-    async def _acquire(self) -> Any:
-        while self._idle:
-            conn = self._idle.pop()
-            if not conn.closed:
-                return conn
-            self._open -= 1
-        if self._open < self.size:
-            self._open += 1
-            try:
-                return await self._connect()
-            except BaseException:
-                self._open -= 1
-                raise
-        fut = asyncio.get_running_loop().create_future()
-        self._waiters.append(fut)
-        return await fut
-
-    def _release(self, conn: Any, broken: bool) -> None:
-        if broken or conn.closed:
-            self._open -= 1
-            if not conn.closed:
-                asyncio.ensure_future(conn.close())
-            if self._waiters:  # let a waiter open a fresh connection
-                self._open += 1
-                fut = self._waiters.popleft()
-                task = asyncio.ensure_future(self._connect())
-                task.add_done_callback(lambda t: self._hand_over(fut, t))
+    async def open(self) -> None:
+        """Open the pool (once; later calls return at once)."""
+        if self._opened:
             return
-        while self._waiters:
-            fut = self._waiters.popleft()
-            if not fut.done():
-                fut.set_result(conn)
-                return
-        self._idle.append(conn)
-
-    def _hand_over(self, fut: asyncio.Future, task: asyncio.Task) -> None:
-        if task.exception() is not None:
-            self._open -= 1
-            if not fut.done():
-                fut.set_exception(task.exception())
-        elif fut.done():
-            self._release(task.result(), False)
-        else:
-            fut.set_result(task.result())
+        async with self._lock:
+            if not self._opened:
+                await self.pool.open(wait=False)
+                self._opened = True
 
     async def fetchone(self, sql: str, params: dict[str, Any]) -> tuple | None:
-        """The first row of ``sql``; retried once on a fresh connection if the server dropped
-        the connection (e.g. a database restart)."""
+        """The first row of ``sql``; retried once on another connection if the server dropped the
+        connection (a restart, ``pg_terminate_backend``); StoreError (503) if that fails too."""
         import psycopg
+        from psycopg_pool import PoolTimeout
 
+        await self.open()
         for attempt in (0, 1):
-            conn = await self._acquire()
-            broken = True
             try:
-                cur = await conn.execute(sql, params, prepare=True)
-                row = await cur.fetchone()
-                broken = False
-                return row
-            except psycopg.OperationalError:
-                if attempt or not conn.closed:
-                    raise
-            finally:
-                self._release(conn, broken)
+                async with self.pool.connection() as conn:
+                    cur = await conn.execute(sql, params, prepare=True)
+                    return await cur.fetchone()
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                if attempt:
+                    raise store_unavailable(exc) from None
+                await self.pool.check()  # a restart or pg_terminate_backend drops them all
         return None  # not reached
 
     async def close(self) -> None:
-        """Close the idle connections."""
-        while self._idle:
-            await self._idle.pop().close()
+        """Close every connection of the pool."""
+        if self._opened:
+            await self.pool.close()
+            self._opened = False
+
+
+def store_unavailable(exc: BaseException) -> StoreError:
+    """The 503 error (with Retry-After, see api.errors) for a store that cannot be reached."""
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    return StoreError(f"the store is unavailable ({first}); try again in {RETRY_AFTER_S} s")
 
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -310,15 +285,16 @@ def pg_pool(app: FastAPI) -> PgPool | None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Close this app's async pool when the server stops."""
+    """Open this app's async pool when the server starts and close it when it stops."""
+    pool = pg_pool(app)
+    if pool is not None:
+        await pool.open()
     yield
     pool = _pools.get(asyncio.get_running_loop(), {}).pop(id(app), None)
     if pool is not None:
         await pool.close()
 
 
-# Row ids are 32-bit integers in both stores: larger numbers are refused with 422, not sent to SQL.
-MAX_ID = 2**31 - 1
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="row id")]
 StoreDep = Annotated[Store, Depends(_store_dep)]
 SettingsDep = Annotated[Settings, Depends(_settings_dep)]

@@ -46,6 +46,17 @@ def validation_message(exc: RequestValidationError) -> tuple[str, list[dict[str,
     return text or "invalid request", problems
 
 
+# Seconds a client should wait before retrying when the store is unreachable (503).
+RETRY_AFTER_S = 2
+
+
+def _unavailable(exc: Exception) -> JSONResponse:
+    """503 with Retry-After for a store that dropped or refused the connection."""
+    log.error("store unavailable", extra={"error": (str(exc).splitlines() or [""])[0]})
+    return JSONResponse(error_body(503, f"the store is unavailable; try again in {RETRY_AFTER_S} s", "StoreError"),
+                        503, headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
 def install(app: FastAPI) -> None:
     """Register the exception handlers on ``app``."""
 
@@ -54,6 +65,8 @@ def install(app: FastAPI) -> None:
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
         if getattr(exc, "retry_after_s", None):  # 429 (login locked), 503: when to try again
             headers["Retry-After"] = str(int(exc.retry_after_s))
+        elif exc.http_status == 503:
+            headers["Retry-After"] = str(RETRY_AFTER_S)
         return JSONResponse(error_body(exc.http_status, str(exc), type(exc).__name__), exc.http_status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
@@ -70,6 +83,12 @@ def install(app: FastAPI) -> None:
         elif exc.status_code == 405:
             detail = f"method {request.method} not allowed on {request.url.path}"
         return JSONResponse(error_body(exc.status_code, detail, "HTTPError"), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RecursionError)
+    async def _recursion(request: Request, exc: RecursionError) -> JSONResponse:
+        # A JSON body nested hundreds of levels deep: the caller's input, refused before any work.
+        return JSONResponse(error_body(422, "request body: JSON nested too deeply; send GeoJSON or flat records",
+                                       "InputError"), 422)
 
     @app.exception_handler(OverflowError)
     async def _overflow(request: Request, exc: OverflowError) -> JSONResponse:
@@ -91,8 +110,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("store unavailable", extra={"error": str(exc).splitlines()[0]})
-        return JSONResponse(error_body(503, "the store is unavailable; try again shortly", "StoreError"), 503)
+        return _unavailable(exc)
+
+    try:
+        from psycopg import OperationalError as PgOperationalError
+    except ImportError:  # a GeoPackage-only install
+        PgOperationalError = None  # noqa: N806
+    if PgOperationalError is not None:
+        @app.exception_handler(PgOperationalError)
+        async def _pg_operational(request: Request, exc: Exception) -> JSONResponse:
+            return _unavailable(exc)
 
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:

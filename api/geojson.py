@@ -9,6 +9,7 @@ import shapely
 from shapely.geometry import shape
 
 from gis.errors import InputError
+from gis.vector import check_polygon, check_rings_closed
 
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 
@@ -46,12 +47,15 @@ def parse_geometry(obj: Any, where: str = "geometry", allowed: set[str] | None =
     if "coordinates" not in obj:
         raise InputError(f"{where}: missing 'coordinates'")
     _check_coords(obj["coordinates"], where)
+    check_rings_closed(gtype, obj["coordinates"], where)
     try:
         geom = shape(obj)
     except (ValueError, TypeError, IndexError, AttributeError, shapely.errors.GEOSException) as exc:
         raise InputError(f"{where}: malformed {gtype}: {exc}") from None
     if geom.is_empty:
         raise InputError(f"{where}: empty {gtype}")
+    if gtype in ("Polygon", "MultiPolygon"):
+        check_polygon(geom, where)
     if not geom.is_valid:
         reason = shapely.is_valid_reason(geom)
         raise InputError(f"{where}: invalid {gtype}: {reason}", hint="fix self-intersections (e.g. QGIS 'Fix geometries')")

@@ -208,3 +208,17 @@ def looks_like_lonlat(bounds: tuple[float, float, float, float]) -> bool:
     """True when (minx, miny, maxx, maxy) can be longitude/latitude degrees."""
     minx, miny, maxx, maxy = bounds
     return -180.0 <= minx <= maxx <= 180.0 and -90.0 <= miny <= maxy <= 90.0
+
+
+def check_lonlat(lon: float, lat: float, what: str = "point") -> tuple[float, float]:
+    """(lon, lat) as floats in degrees; InputError unless both are finite and in range."""
+    try:
+        x, y = float(lon), float(lat)
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(f"{what} ({lon!r}, {lat!r}) is not a pair of numbers") from None
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise InputError(f"{what} ({lon}, {lat}) is not a finite longitude/latitude")
+    if not (-180.0 <= x <= 180.0 and -90.0 <= y <= 90.0):
+        raise InputError(f"{what} ({lon}, {lat}) is not a longitude/latitude",
+                         hint="longitude −180…180 then latitude −90…90, in degrees (WGS-84)")
+    return x, y

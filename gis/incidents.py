@@ -224,6 +224,28 @@ def utc(ts: datetime | None) -> datetime:
     return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
+# Incidents are recorded from 1990 on (no county register is older) and never dated ahead of now by
+# more than a day (clocks and time zones of reporting devices differ by hours, not days).
+EARLIEST_INCIDENT = datetime(1990, 1, 1, tzinfo=timezone.utc)
+FUTURE_SLACK = timedelta(days=1)
+
+
+def time_window(now: datetime | None = None) -> tuple[datetime, datetime]:
+    """The earliest and latest acceptable incident time (UTC) as of ``now``."""
+    return EARLIEST_INCIDENT, utc(now) + FUTURE_SLACK
+
+
+def check_incident_time(ts: datetime | None, what: str = "occurred_at") -> datetime:
+    """``ts`` in UTC (now when None); InputError when it is before 1990 or over a day in the future."""
+    when = utc(ts)
+    lo, hi = time_window()
+    if not lo <= when <= hi:
+        raise InputError(f"{what} {when.isoformat()} is outside {lo.date()} … {hi.isoformat(timespec='minutes')}",
+                         hint="incident times are from 1990 on and at most a day ahead of now; check the year "
+                              "and the time zone")
+    return when
+
+
 def since(days: float, at: datetime | None = None) -> datetime:
     """The UTC time ``days`` before ``at`` (default now)."""
     return utc(at) - timedelta(days=days)

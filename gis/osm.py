@@ -342,10 +342,10 @@ def read_osm(
     say("reading")
     try:
         _read(path, col)
-    except RuntimeError as exc:
+    except (RuntimeError, osmium.InvalidLocationError) as exc:  # the latter: a node at lat="nan" and the like
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read OSM data: {msg}",
-                         hint="the file is truncated or not an OSM file; fetch it again") from None
+                         hint="the file is truncated, edited by hand or not an OSM file; fetch it again") from None
     if not col.highways and not col.buildings and math.isinf(col.node_bbox[0]):
         raise InputError(f"{path} contains no OSM nodes", hint="is the extract empty or cut to nothing?")
 

@@ -28,13 +28,17 @@ from gis.cameras import (
 )
 from gis.crs import (
     bd09_to_wgs84,
+    check_lonlat,
     gcj02_to_wgs84,
     in_mainland_china,
     local_metric_crs,
     normalize_crs_name,
 )
 from gis.errors import InputError
+from gis.plausible import implausible, refuse_geocentric
+from layers.csvtext import encoding_note, read_csv
 from layers.importing import ImportResult, _delete_keys, file_sha256
+from layers.inside_areas import outside_areas, outside_message
 from layers.models import SRID, Camera, utcnow
 from layers.store import Store
 from layers.names import name_problem
@@ -54,14 +58,21 @@ SYNONYMS = {
     "视场角": "fov_deg", "fov": "fov_deg", "可视距离": "range_m", "range": "range_m", "安装高度": "height_m",
     "height": "height_m", "类型": "type", "摄像机类型": "type", "camera_type": "type", "状态": "status",
     "密级": "secrecy_level", "权属单位": "owner_unit", "建设单位": "owner_unit", "owner": "owner_unit",
+    # Traditional characters (Big5 spreadsheets from Hong Kong, Macao and Taiwan suppliers).
+    "設備編碼": "code", "設備編號": "code", "國標編碼": "code", "名稱": "name", "設備名稱": "name",
+    "點位名稱": "name", "項目": "project", "所屬項目": "project", "經度": "lon", "緯度": "lat",
+    "視場角": "fov_deg", "可視距離": "range_m", "安裝高度": "height_m", "類型": "type", "攝像機類型": "type",
+    "狀態": "status", "密級": "secrecy_level", "權屬單位": "owner_unit", "建設單位": "owner_unit",
 }
 PROJECT_VALUES = {"skynet": "skynet", "天网": "skynet", "sharp_eyes": "sharp_eyes", "sharp eyes": "sharp_eyes",
                   "sharpeyes": "sharp_eyes", "雪亮": "sharp_eyes", "雪亮工程": "sharp_eyes", "天网工程": "skynet",
-                  "other": "other", "其他": "other", "": "other"}
+                  "other": "other", "其他": "other", "": "other", "天網": "skynet", "天網工程": "skynet"}
 TYPE_VALUES = {"fixed": "fixed", "bullet": "fixed", "box": "fixed", "枪机": "fixed", "固定": "fixed",
-               "dome": "dome", "球机": "dome", "半球": "dome", "ptz": "ptz", "云台": "ptz", "": "fixed"}
+               "dome": "dome", "球机": "dome", "半球": "dome", "ptz": "ptz", "云台": "ptz", "": "fixed",
+               "槍機": "fixed", "球機": "dome", "雲台": "ptz"}
 STATUS_VALUES = {"online": "online", "在线": "online", "offline": "offline", "离线": "offline",
-                 "fault": "fault", "故障": "fault", "": "online"}
+                 "fault": "fault", "故障": "fault", "": "online",
+                 "在線": "online", "離線": "offline"}
 # The GCJ-02 check needs this many points and road segments to say anything.
 GCJ_MIN_POINTS = 5
 GCJ_MIN_ROADS = 20
@@ -100,25 +111,12 @@ def parse_mapping(spec: str | Mapping[str, str] | None) -> dict[str, str]:
     return out
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    last: Exception | None = None
-    # Chinese spreadsheets are often exported as GBK/GB18030 rather than UTF-8.
-    for enc in ("utf-8-sig", "gb18030"):
-        try:
-            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc, skipinitialspace=True)
-        except UnicodeDecodeError as exc:
-            last = exc
-        except pd.errors.ParserError as exc:
-            raise InputError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
-        except pd.errors.EmptyDataError:
-            raise InputError(f"{path} is empty") from None
-    raise InputError(f"{path}: cannot decode the text ({last})", hint="save the file as UTF-8")
-
-
-def read_records(path: str | Path, *, crs: str | None = "wgs84") -> tuple[pd.DataFrame, int]:
+def read_records(path: str | Path, *, crs: str | None = "wgs84", encoding: str | None = None,
+                 known: tuple[str, ...] = CAMERA_COLUMNS) -> tuple[pd.DataFrame, int]:
     """Read a CSV, JSON (array of records), GeoJSON or GPKG as a flat table of strings/numbers.
 
-    Features with geometry get ``lon``/``lat`` columns (converted to WGS-84 degrees if the file
+    CSV text is decoded as ``encoding`` (default UTF-8, else GB18030; ``known`` column names tell
+    a mis-guessed encoding, see layers.csvtext). Features with geometry get ``lon``/``lat`` columns (converted to WGS-84 degrees if the file
     declares a projected CRS; GCJ-02/BD-09 are converted later, with the tabular data). Returns
     the table and the file line of its first data row (CSV: 2; others: None → 0).
     """
@@ -129,12 +127,15 @@ def read_records(path: str | Path, *, crs: str | None = "wgs84") -> tuple[pd.Dat
         raise InputError(f"{path} is empty")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
-        return _read_csv(path), 2
+        return read_csv(path, encoding=encoding, known=(*known, *SYNONYMS)), 2
     if suffix == ".json":
         try:
             data = json.loads(path.read_text(encoding="utf-8-sig"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"{path}: not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InputError(f"{path}: JSON nested too deeply",
+                             hint="expected a GeoJSON FeatureCollection or a flat array of records") from None
         if isinstance(data, dict) and data.get("type") == "FeatureCollection":
             pass  # GeoJSON with a .json suffix: read it as a vector file below
         elif isinstance(data, list) and all(isinstance(r, dict) for r in data):
@@ -214,6 +215,7 @@ def check_coordinates(df: pd.DataFrame, line0: int, problems: list[RowProblem], 
     lon, lon_bad = _number(df, "lon")
     lat, lat_bad = _number(df, "lat")
     name = normalize_crs_name(crs) or "wgs84"
+    refuse_geocentric(name)
     # CGCS2000 (EPSG:4490) and other geographic CRSs are degrees too: check their range as well.
     geographic = name in ("wgs84", "gcj02", "bd09") or pyproj.CRS.from_user_input(name).is_geographic
     for i, row in enumerate(df.index):
@@ -226,7 +228,23 @@ def check_coordinates(df: pd.DataFrame, line0: int, problems: list[RowProblem], 
         elif geographic and not (-180 <= lon.iloc[i] <= 180 and -90 <= lat.iloc[i] <= 90):
             problems.append(RowProblem(n, line, f"coordinates ({lon.iloc[i]}, {lat.iloc[i]}) are not longitude/latitude"
                                                 " (lon/lat swapped, or a projected CRS? pass --crs EPSG:n)"))
-    return lon.to_numpy(float), lat.to_numpy(float)
+    x, y = lon.to_numpy(float), lat.to_numpy(float)
+    _check_plausible(x, y, line0, problems, name)
+    return x, y
+
+
+def _check_plausible(x: np.ndarray, y: np.ndarray, line0: int, problems: list[RowProblem], crs: str) -> None:
+    """Append a problem for each row that lands where its declared CRS cannot put it (a wrong --crs)."""
+    seen = {p.row for p in problems}
+    idx = np.array([i for i in range(len(x)) if i + 1 not in seen], dtype=int)
+    if not len(idx):
+        return
+    with np.errstate(all="ignore"):
+        wlon, wlat = convert_crs(x[idx], y[idx], crs)
+    bad, cause = implausible(x[idx], y[idx], wlon, wlat, crs)
+    for i, lo, la in zip(idx[bad], np.asarray(wlon)[bad], np.asarray(wlat)[bad]):
+        problems.append(RowProblem(int(i) + 1, line0 + int(i) if line0 else None,
+                                   f"coordinates ({x[i]:g}, {y[i]:g}) land at ({lo:.4f}, {la:.4f}): {cause}"))
 
 
 def gcj_shift_warning(store: Store, lon: np.ndarray, lat: np.ndarray, declared: str | None, *, conn: Connection | None = None) -> str | None:
@@ -279,7 +297,7 @@ def _problems_error(path: Path, problems: list[RowProblem], what: str) -> InputE
 
 def prepare_cameras(
     path: str | Path, *, crs: str | None = "wgs84", mapping: str | Mapping[str, str] | None = None,
-    code_prefix: str | None = None, project: str | None = None,
+    code_prefix: str | None = None, project: str | None = None, encoding: str | None = None,
 ) -> tuple[gpd.GeoDataFrame, list[RowProblem]]:
     """Read and validate a camera file without touching any store.
 
@@ -287,12 +305,12 @@ def prepare_cameras(
     ``_row`` = 1-based data row) and the problems of the bad rows.
     """
     path = Path(path)
-    raw, line0 = read_records(path, crs=crs)
+    raw, line0 = read_records(path, crs=crs, encoding=encoding)
     df = apply_mapping(raw, parse_mapping(mapping), CAMERA_COLUMNS, path)
     # --project stands in for a missing project column (e.g. a list that is all Skynet)
     missing = [c for c in REQUIRED_CAMERA_COLUMNS if c not in df.columns and not (c == "project" and project)]
     if missing:
-        raise InputError(f"{path}: required column(s) {', '.join(missing)} missing",
+        raise InputError(f"{path}: required column(s) {', '.join(missing)} missing{encoding_note(raw)}",
                          hint="columns: code,name,project,lon,lat[,direction_deg,fov_deg,range_m,height_m,type,"
                               "status,secrecy_level,owner_unit]; rename with --map code=ID,lon=Longitude,…; "
                               "--project skynet|sharp_eyes|other stands in for a missing project column")
@@ -360,6 +378,19 @@ def prepare_cameras(
     return out, problems
 
 
+def _drop_outside_areas(store: Store, cams: gpd.GeoDataFrame, problems: list[RowProblem]) -> gpd.GeoDataFrame:
+    """``cams`` without the rows far outside the county's areas, each added to ``problems``."""
+    x, y = shapely.get_x(cams.geometry.values), shapely.get_y(cams.geometry.values)
+    far = outside_areas(store, x, y)
+    if not far.any():
+        return cams
+    why = outside_message(int(far.sum()), len(cams))
+    for r, lo, la in zip(cams["_row"].to_numpy()[far], x[far], y[far]):
+        problems.append(RowProblem(int(r), None, f"coordinates ({lo:.5f}, {la:.5f}) {why}"))
+    problems.sort(key=lambda p: p.row)
+    return cams[~far]
+
+
 def write_cameras(store: Store, conn: Connection, cams: gpd.GeoDataFrame) -> int:
     """Insert cameras, replacing rows with the same code (a re-import updates, never duplicates)."""
     _delete_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
@@ -369,7 +400,7 @@ def write_cameras(store: Store, conn: Connection, cams: gpd.GeoDataFrame) -> int
 def import_cameras(
     store: Store, path: str | Path, *, crs: str | None = "wgs84", mapping: str | Mapping[str, str] | None = None,
     code_prefix: str | None = None, project: str | None = None, skip_bad: bool = False,
-    progress: Progress | None = None,
+    progress: Progress | None = None, encoding: str | None = None,
 ) -> ImportResult:
     """Import a camera list (CSV, GeoJSON, GPKG) into ``cameras`` in one transaction.
 
@@ -384,7 +415,9 @@ def import_cameras(
     say = progress or (lambda _m: None)
     started = utcnow()
     say(f"reading {path.name}")
-    cams, problems = prepare_cameras(path, crs=crs, mapping=mapping, code_prefix=code_prefix, project=project)
+    cams, problems = prepare_cameras(path, crs=crs, mapping=mapping, code_prefix=code_prefix, project=project,
+                                     encoding=encoding)
+    cams = _drop_outside_areas(store, cams, problems)
     if problems and not skip_bad:
         raise _problems_error(path, problems, "camera")
     if len(cams) == 0:
@@ -508,6 +541,7 @@ def cameras_at(
     point. ``in_view_only``: only those whose field of view contains the point. Offline and
     faulty cameras are kept and flagged (``online`` False).
     """
+    lon, lat = check_lonlat(lon, lat)
     cols = list(_CAM_COLS) + ["lon", "lat", "full_circle", "direction_known", "distance_m", "bearing_deg",
                               "in_view", "online"]
     if conn is not None:

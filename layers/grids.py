@@ -1001,7 +1001,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     most of each grid. Workload metrics are computed from the store's buildings and roads.
     Nothing is written when the file is unusable.
     """
-    from gis.vector import as_multipolygon, read_vector
+    from gis.vector import checked_polygons, read_vector
 
     params = (params or PlanParams()).validate()
     path = Path(path)
@@ -1011,10 +1011,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     for f in (code_field, parent_field):
         if f is not None and f not in gdf.columns:
             raise InputError(f"{path}: no field {f!r}", hint="fields: " + ", ".join(map(str, gdf.columns.drop(gdf.geometry.name))))
-    geoms = [as_multipolygon(g) for g in gdf.geometry]
-    bad = [i for i, g in enumerate(geoms) if g is None]
-    if bad:
-        raise InputError(f"{path}: feature {bad[0]} is not a polygon", hint="grids must be polygons")
+    geoms = checked_polygons(gdf.geometry, path, "grids")
     grids = gpd.GeoDataFrame({"name": None}, geometry=geoms, crs="EPSG:4326", index=range(len(geoms)))
     areas = planning_areas(store)
     metric = _metric_crs_of(shapely.box(*grids.total_bounds))

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Table, and_, delete, or_, select, tuple_
 from gis.crs import local_metric_crs, normalize_crs_name
 from gis.errors import InputError
 from gis.osm import OsmData, OsmOptions, read_osm
-from gis.vector import as_multipolygon, read_vector
+from gis.vector import as_multipolygon, checked_polygons, read_vector
 from layers.models import Area, Barrier, Building, Camera, ImportRecord, Road, utcnow
 from layers.store import Store
 
@@ -67,7 +67,7 @@ def _delete_keys(conn: Connection, table: Table, cols: list[str], keys: list[tup
 def load_boundary(path: str | Path, crs: str | None) -> shapely.MultiPolygon:
     """The union of the polygons in a boundary file, in WGS-84 (converted from ``crs``)."""
     gdf = read_vector(path, crs=crs)
-    geom = as_multipolygon(shapely.union_all(gdf.geometry.values))
+    geom = as_multipolygon(shapely.union_all(checked_polygons(gdf.geometry, path, "boundaries")))
     if geom is None or geom.is_empty:
         raise InputError(f"{path} has no polygon to use as a boundary")
     return geom
@@ -238,10 +238,7 @@ def read_areas(
             codes = [base] * len(gdf)
     if len(set(codes)) != len(codes):
         raise InputError(f"{path}: duplicate area codes in {code_field or 'the file'}")
-    geoms = [as_multipolygon(g) for g in gdf.geometry]
-    bad = [i for i, g in enumerate(geoms) if g is None]
-    if bad:
-        raise InputError(f"{path}: feature {bad[0]} is not a polygon", hint="areas must be polygons")
+    geoms = checked_polygons(gdf.geometry, path, "areas")
     names = gdf[name_field].astype(str).tolist() if name_field else [name] * len(gdf)
     return gpd.GeoDataFrame(
         {"code": codes, "name": names, "level": level, "parent_code": parent_code,

@@ -25,10 +25,12 @@ from gis.incidents import (
     DUPLICATE_WINDOW_S,
     OPEN_STATES,
     STATES,
+    check_incident_time,
     check_transition,
     find_duplicates,
     normalize_state,
     overdue,
+    time_window,
     utc,
 )
 from layers.cameras import (
@@ -46,7 +48,11 @@ from layers.cameras import (
     parse_mapping,
     read_records,
 )
+from gis.crs import check_lonlat
+from gis.plausible import implausible
+from layers.csvtext import encoding_note
 from layers.importing import ImportResult, file_sha256
+from layers.inside_areas import outside_areas, outside_message
 from layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
 from layers.store import Store
 from layers.visibility import CURRENT_GRIDS_OF_SQL, worker_rows
@@ -181,7 +187,12 @@ def create_incident(
     x, y = convert_crs(np.array([float(lon)]), np.array([float(lat)]), crs)
     if not (-180 <= x[0] <= 180 and -90 <= y[0] <= 90):
         raise InputError(f"({lon}, {lat}) is not a longitude/latitude")
-    when = utc(occurred_at)
+    bad, cause = implausible([lon], [lat], x, y, crs)
+    if bad[0]:
+        raise InputError(f"({lon}, {lat}) lands at ({x[0]:.4f}, {y[0]:.4f}): {cause}")
+    if outside_areas(store, x, y)[0]:
+        raise InputError(f"({x[0]:.5f}, {y[0]:.5f}) {outside_message(1, 1)}")
+    when = check_incident_time(occurred_at)
     with store.begin() as conn:
         g = grids_at(store, conn, x, y)
         rows = pd.DataFrame([{
@@ -197,22 +208,41 @@ def create_incident(
     return out
 
 
-def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
+def _one_time(text: str, tz: str) -> pd.Timestamp:
+    """One date/time text in UTC (naive: local time in ``tz``); NaT if unreadable or out of range."""
+    try:
+        t = pd.Timestamp(text)
+        if not 1900 <= t.year <= 2200:
+            return pd.NaT
+        return (t.tz_localize(tz, ambiguous=False, nonexistent="shift_forward") if t.tzinfo is None else t).tz_convert("UTC")
+    except (ValueError, TypeError, OverflowError):
+        return pd.NaT
+
+
+def parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
     """occurred_at (+ optional time of day) → UTC timestamps, and a mask of unparseable cells."""
     raw = df["occurred_at"]
     num = pd.to_numeric(raw, errors="coerce")
     is_num = num.notna()
     out = pd.Series(pd.NaT, index=df.index, dtype="datetime64[ns, UTC]")
     if is_num.any():
-        # Epoch numbers: milliseconds (as in Open Baltimore's CrimeDate) when large, else seconds.
+        # Epoch numbers: milliseconds (as in Open Baltimore's CrimeDate) when large, else seconds;
+        # beyond what a timestamp can hold (years 1677–2262) they stay unparsed (a bad row).
         unit_ms = num.abs() > 1e11
+        num = num.where(np.isfinite(num) & (num.abs() < np.where(unit_ms, 9e12, 9e9)))
         ms = pd.to_datetime(num.where(unit_ms), unit="ms", utc=True)
         s = pd.to_datetime(num.where(~unit_ms & is_num), unit="s", utc=True)
         out = out.where(~(is_num & unit_ms), ms).where(~(is_num & ~unit_ms), s)
     text = _text(raw)
     txt_mask = ~is_num & (text != "")
     if txt_mask.any():
-        parsed = pd.to_datetime(text.where(txt_mask), errors="coerce", utc=False, format="mixed")
+        try:
+            parsed = pd.to_datetime(text.where(txt_mask), errors="coerce", utc=False, format="mixed")
+        except ValueError:  # different UTC offsets (or some with, some without): one value at a time
+            parsed = pd.Series([_one_time(v, tz) if m else pd.NaT for v, m in zip(text, txt_mask)],
+                               index=df.index, dtype="datetime64[ns, UTC]")
+        # Years such as 0001 or 9999 parse at a coarser unit than nanoseconds and overflow later.
+        parsed = parsed.where((parsed.dt.year >= 1900) & (parsed.dt.year <= 2200)).dt.as_unit("ns")
         if getattr(parsed.dt, "tz", None) is None:
             # The repeated hour when clocks go back is read as standard time (the second pass).
             parsed = parsed.dt.tz_localize(tz, ambiguous=np.zeros(len(parsed), dtype=bool),
@@ -234,7 +264,7 @@ def _parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
 def import_incidents(
     store: Store, path: str | Path, *, crs: str | None = "wgs84", mapping: str | Mapping[str, str] | None = None,
     state: str = "reported", tz: str = "UTC", source: str | None = None, skip_bad: bool = False,
-    actor: str | None = None, progress: Progress | None = None,
+    actor: str | None = None, progress: Progress | None = None, encoding: str | None = None,
 ) -> ImportResult:
     """Import incidents from CSV, JSON (array of records, e.g. Open Baltimore crime) or GeoJSON.
 
@@ -248,25 +278,31 @@ def import_incidents(
     say = progress or (lambda _m: None)
     started = utcnow()
     default_state = normalize_state(state)
-    raw, line0 = read_records(path, crs=crs)
+    raw, line0 = read_records(path, crs=crs, encoding=encoding, known=INCIDENT_COLUMNS)
     df = apply_mapping(raw, parse_mapping(mapping), INCIDENT_COLUMNS, path)
     for col in ("occurred_at", "category", "lon", "lat"):
         if col not in df:
-            raise InputError(f"{path}: required column {col!r} missing",
+            raise InputError(f"{path}: required column {col!r} missing{encoding_note(raw)}",
                              hint="rename with --map, e.g. --map occurred_at=CrimeDate,time=CrimeTime,"
                                   "category=Description,lon=Longitude,lat=Latitude")
     coord_problems: list[RowProblem] = []
     lon, lat = check_coordinates(df, line0, coord_problems, crs)
     problems: list[RowProblem] = []
-    times, bad_time = _parse_times(df, tz)
+    times, bad_time = parse_times(df, tz)
+    lo, hi = time_window()
     cat = _text(df["category"])
     st = _text(df["state"]) if "state" in df else pd.Series("", index=df.index)
     for i in range(len(df)):
         n, line = i + 1, (line0 + i if line0 else None)
         if bad_time.iloc[i]:
-            problems.append(RowProblem(n, line, f"time {df['occurred_at'].iloc[i]!r} is not a date/time"))
+            problems.append(RowProblem(n, line, f"time {df['occurred_at'].iloc[i]!r} is not a date/time"
+                                                f" from {lo.date()} to a day from now"))
         elif pd.isna(times.iloc[i]):
             problems.append(RowProblem(n, line, "missing time (occurred_at)"))
+        elif not lo <= times.iloc[i] <= hi:
+            problems.append(RowProblem(n, line, f"time {times.iloc[i].isoformat()} (occurred_at) is before "
+                                                f"{lo.date()} or more than a day in the future: check the year"
+                                                " and the time zone"))
         if cat.iloc[i] == "":
             problems.append(RowProblem(n, line, "missing category"))
         elif (bad_name := name_problem(cat.iloc[i], "category")) is not None:
@@ -288,6 +324,17 @@ def import_incidents(
         raise InputError(f"{path}: no incident rows to import",
                          hint=f"{len(no_coords)} rows have no coordinates" if no_coords else None)
     wlon, wlat = convert_crs(lon[good], lat[good], crs)
+    far = outside_areas(store, wlon, wlat)
+    if far.any():
+        why = outside_message(int(far.sum()), len(wlon))
+        far_rows = [RowProblem(int(i) + 1, line0 + int(i) if line0 else None,
+                               f"coordinates ({lo:.5f}, {la:.5f}) {why}")
+                    for i, lo, la in zip(np.flatnonzero(good)[far], wlon[far], wlat[far])]
+        if not skip_bad or far.all():
+            raise _problems_error(path, far_rows, "incident")
+        bad_coords += far_rows
+        good[np.flatnonzero(good)[far]] = False
+        wlon, wlat = wlon[~far], wlat[~far]
     states = st[good].map(lambda s: normalize_state(s) if s else default_state)
     rows = pd.DataFrame({
         "external_id": (_text(df["external_id"])[good].replace("", None).to_numpy() if "external_id" in df else None),
@@ -342,7 +389,7 @@ def advance_incident(
     Returns ``id, from_state, to_state, version, seq``.
     """
     to = normalize_state(to_state)
-    when = utc(at)
+    when = check_incident_time(at, "the transition time")
     t, ev = Incident.__table__, IncidentEvent.__table__
     try:
         with store.begin() as conn:
@@ -622,6 +669,7 @@ def lookup_json(store: Store, lon: float, lat: float, at: datetime | None = None
     PostGIS: one statement builds the answer (:func:`lookup_statement`); GeoPackage: index
     queries plus the numpy tests (``python=True``: that path on PostGIS too). Both give the same
     answer for the same data."""
+    lon, lat = check_lonlat(lon, lat)
     when = utc(at)
     if conn is None:
         with store.engine.connect() as c:

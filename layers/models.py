@@ -18,6 +18,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 4326
+# Row ids are 32-bit integers in both stores: larger numbers are refused at the edges, not sent to SQL.
+MAX_ID = 2**31 - 1
 
 # GeoPackage readers (GDAL, QGIS) know only the GPKG column types: TEXT, INTEGER, REAL/FLOAT,
 # BOOLEAN, DATETIME, BLOB. VARCHAR, BIGINT and JSON make GDAL skip the column, so strings are

@@ -29,7 +29,7 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 # The region the generated cameras and incidents cover (around the Chengdu extract), degrees.
 REGION = (103.69, 30.29, 104.49, 31.09)
 EXTRACT = (104.0421, 30.6528, 104.1296, 30.7279)

@@ -10,6 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from gis.errors import InputError
+from layers.models import MAX_ID
 
 
 def _parse_deadlines(spec: str | None) -> dict[str, float]:
@@ -60,6 +61,7 @@ def register(app: typer.Typer) -> None:
         code_prefix: Annotated[Optional[str], typer.Option(help="Prefix for non-GB/T codes, e.g. baltimore: (makes ID 277 → baltimore:277)")] = None,
         project: Annotated[Optional[str], typer.Option(help="Project for rows without one: skynet, sharp_eyes, other")] = None,
         skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones (default: refuse the file)")] = False,
+        encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")] = None,
     ) -> None:
         """Import cameras (Skynet 天网 / Sharp Eyes 雪亮 / other) into the camera registry."""
         from layers.cameras import import_cameras
@@ -67,7 +69,7 @@ def register(app: typer.Typer) -> None:
         store = open_cli_store()
         with progress_steps(f"import {path.name}") as step:
             res = import_cameras(store, path, crs=crs, mapping=map_, code_prefix=code_prefix, project=project,
-                                 skip_bad=skip_bad, progress=step)
+                                 skip_bad=skip_bad, progress=step, encoding=encoding)
         print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
         _warn(res)
 
@@ -79,13 +81,15 @@ def register(app: typer.Typer) -> None:
         state: Annotated[str, typer.Option(help="State of rows without one (e.g. closed for historical records)")] = "reported",
         tz: Annotated[str, typer.Option(help="Time zone of times without one, e.g. Asia/Shanghai")] = "UTC",
         skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones")] = False,
+        encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")] = None,
     ) -> None:
         """Import incidents; rows without coordinates are listed, grids/workers attached, duplicates flagged."""
         from layers.incidents import import_incidents
 
         store = open_cli_store()
         with progress_steps(f"import {path.name}") as step:
-            res = import_incidents(store, path, crs=crs, mapping=map_, state=state, tz=tz, skip_bad=skip_bad, progress=step)
+            res = import_incidents(store, path, crs=crs, mapping=map_, state=state, tz=tz, skip_bad=skip_bad, progress=step,
+                                   encoding=encoding)
         print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
         _warn(res)
 
@@ -120,11 +124,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command("advance-incident")
     def advance_incident_cmd(
-        incident_id: Annotated[int, typer.Argument(help="Incident id")],
+        incident_id: Annotated[int, typer.Argument(help="Incident id", min=1, max=MAX_ID)],
         to: Annotated[str, typer.Option("--to", help="New state: handled 处置, escalated 上报, assigned 交办, completed 办结, feedback 反馈, revisited 回访, closed 结案")],
         note: Annotated[Optional[str], typer.Option(help="Why / what was done")] = None,
         actor: Annotated[Optional[str], typer.Option(help="Who does it")] = None,
-        version: Annotated[Optional[int], typer.Option(help="Refuse if the incident is no longer at this version")] = None,
+        version: Annotated[Optional[int], typer.Option(help="Refuse if the incident is no longer at this version", min=1, max=MAX_ID)] = None,
     ) -> None:
         """Move an incident through the closed loop (illegal transitions are refused)."""
         from gis.incidents import STATES
@@ -136,7 +140,7 @@ def register(app: typer.Typer) -> None:
                       f"{res['to_state']} ({STATES[res['to_state']]}), version {res['version']}")
 
     @app.command("incident-events")
-    def incident_events_cmd(incident_id: Annotated[int, typer.Argument(help="Incident id")]) -> None:
+    def incident_events_cmd(incident_id: Annotated[int, typer.Argument(help="Incident id", min=1, max=MAX_ID)]) -> None:
         """The event history of an incident."""
         from layers.incidents import incident_events
 

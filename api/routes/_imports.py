@@ -100,6 +100,9 @@ async def read_upload(request: Request) -> Upload:
             doc = json.loads(data.decode("utf-8-sig"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise InputError(f"{label} is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InputError(f"{label}: JSON nested too deeply",
+                             hint="send a GeoJSON FeatureCollection or a flat array of records") from None
         if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
             if not isinstance(doc.get("features"), list):
                 raise InputError(f"{label}: a FeatureCollection needs a 'features' array")

@@ -57,6 +57,8 @@ async def import_camera_file(
     map_: Annotated[str | None, Query(alias="map", max_length=2000, description="column mapping ours=theirs,… e.g. code=ID,lon=Longitude")] = None,
     code_prefix: Annotated[str | None, Query(max_length=64, description="prefix for non-GB/T codes, e.g. baltimore:")] = None,
     project: Annotated[str | None, Query(max_length=32, description="project of rows without one: skynet, sharp_eyes, other")] = None,
+    encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
+                                          description="text encoding of a CSV (default UTF-8, else GB18030), e.g. big5")] = None,
 ) -> JSONResponse:
     """The same validation and messages as ``gridpatrol import-cameras`` (see the README's camera
     columns). Any bad row refuses the whole file with 422, each bad row named (row, CSV line or
@@ -64,9 +66,9 @@ async def import_camera_file(
     declared WGS-84 that fits the streets far better as GCJ-02/BD-09 is imported with a warning."""
     require_permission(principal, "edit_cameras", "import cameras")
     upload = await read_upload(request)
-    opts = {"crs": crs, "map": map_, "code_prefix": code_prefix, "project": project}
+    opts = {"crs": crs, "encoding": encoding, "map": map_, "code_prefix": code_prefix, "project": project}
     return await run_import(request, "cameras", upload, lambda path: import_cameras(
-        store, path, crs=crs, mapping=map_, code_prefix=code_prefix, project=project), opts)
+        store, path, crs=crs, mapping=map_, code_prefix=code_prefix, project=project, encoding=encoding), opts)
 
 
 @router.get("/{code}", summary="One camera by device code")

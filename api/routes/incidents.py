@@ -67,6 +67,8 @@ async def import_incident_file(
     map_: Annotated[str | None, Query(alias="map", max_length=2000, description="column mapping ours=theirs,… e.g. occurred_at=CrimeDate,lon=Longitude")] = None,
     state: Annotated[str, Query(min_length=1, max_length=32, description="state of rows without one (closed for history)")] = "reported",
     tz: Annotated[str, Query(min_length=1, max_length=64, description="time zone of times without one, e.g. Asia/Shanghai")] = "UTC",
+    encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
+                                          description="text encoding of a CSV (default UTF-8, else GB18030), e.g. big5")] = None,
 ) -> JSONResponse:
     """The same validation and messages as ``gridpatrol import-incidents``: CSV, a JSON array of
     records or GeoJSON; grids and workers attached, duplicates flagged. A row with a bad time,
@@ -79,10 +81,10 @@ async def import_incident_file(
         raise InputError(f"unknown time zone {tz!r}", hint="e.g. Asia/Shanghai, UTC, America/New_York") from None
     default_state = inc.normalize_state(state)
     upload = await read_upload(request)
-    opts = {"crs": crs, "map": map_, "state": default_state, "tz": tz}
+    opts = {"crs": crs, "encoding": encoding, "map": map_, "state": default_state, "tz": tz}
     return await run_import(request, "incidents", upload, lambda path: inc.import_incidents(
         store, path, crs=crs, mapping=map_, state=default_state, tz=tz, actor=principal.name,
-        source=f"upload by {principal.name}"), opts)
+        source=f"upload by {principal.name}", encoding=encoding), opts)
 
 
 @router.get("", summary="Incidents by bbox, time, category and state (GeoJSON)")

@@ -83,7 +83,9 @@ async def lookup(
 # repeated parameters, values out of range, an unknown or unverified token, GeoPackage, any
 # error — goes on to the route unchanged, which validates, authenticates and reports.
 
-_NUMBER = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+# ASCII digits only: ``\d`` and float() also take full-width and Arabic-Indic digits, which the
+# route (pydantic) refuses; the fast path must never answer what the route would refuse.
+_NUMBER = re.compile(r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
 _LIMITS = {"lon": (-180.0, 180.0, True), "lat": (-90.0, 90.0, True), "radius_m": (0.0, 5000.0, False),
            "days": (0.0, 3650.0, False)}
 

@@ -148,3 +148,106 @@ def test_real_gcj02_boundary_imports_and_moves(client, tokens):  # noqa: ANN001
 def test_huge_and_negative_ids(client, tokens, path):  # noqa: ANN001
     """Found by the schemathesis run: ids beyond 64 bits reached SQLite and raised OverflowError (500)."""
     _ok_error(client.get(path, headers=tokens["ada"]))
+
+
+# ---- issue 11: wrong CRS, points outside the county, malformed polygons, impossible times --------
+
+CAMS_LONLAT = "code,name,project,lon,lat\n51010400001310000001,a,skynet,104.0805,30.6565\n51010400001310000002,b,skynet,104.083,30.648\n"
+INCIDENTS_LONLAT = "occurred_at,category,lon,lat\n2024-05-01T10:00+08:00,治安,104.0805,30.6565\n"
+
+
+def _count(client, tokens, layer: str) -> int:  # noqa: ANN001
+    return client.get(f"/ogc/collections/{layer}/items?limit=1", headers=tokens["ada"]).json()["numberMatched"]
+
+
+@pytest.mark.parametrize("crs,words", [
+    ("EPSG:3857", ["look like longitude/latitude degrees", "EPSG:3857", "row 1", "row 2"]),
+    ("EPSG:32648", ["look like longitude/latitude degrees", "EPSG:32648"]),
+    ("EPSG:4978", ["geocentric"]),
+])
+def test_wrong_crs_imports_are_refused(client, tokens, crs, words):  # noqa: ANN001
+    before = (_count(client, tokens, "cameras"), _count(client, tokens, "incidents"))
+    h = {**tokens["ada"], "Content-Type": "text/csv"}
+    body = _ok_error(client.post(f"/cameras/import?crs={crs}", content=CAMS_LONLAT.encode(), headers=h), *words)
+    if crs != "EPSG:4978":
+        assert [p["row"] for p in body["problems"]] == [1, 2] and body["problems"][0]["field"] == "lon/lat"
+    _ok_error(client.post(f"/incidents/import?crs={crs}", content=INCIDENTS_LONLAT.encode(), headers=h), *words[:2])
+    assert (_count(client, tokens, "cameras"), _count(client, tokens, "incidents")) == before
+
+
+def test_points_outside_the_county_are_refused(client, tokens):  # noqa: ANN001
+    district = json.loads((DATA / "chengdu" / "510104.geojson").read_text(encoding="utf-8"))
+    feat = {"type": "Feature", "properties": {"code": "510104"}, "geometry": district}
+    assert client.post("/areas?crs=gcj02", json=feat, headers=tokens["pia"]).status_code == 201
+    before = (_count(client, tokens, "cameras"), _count(client, tokens, "incidents"))
+    far = CAMS_LONLAT.replace("104.0805,30.6565", "-76.61,39.29")
+    h = {**tokens["ada"], "Content-Type": "text/csv"}
+    body = _ok_error(client.post("/cameras/import", content=far.encode(), headers=h), "outside the county's imported areas")
+    assert [p["row"] for p in body["problems"]] == [1]
+    _ok_error(client.post("/incidents/import", content=INCIDENTS_LONLAT.replace("104.0805,30.6565", "-76.61,39.29").encode(),
+                          headers=h), "outside the county's imported areas")
+    _ok_error(client.post("/incidents", json={"lon": -76.61, "lat": 39.29, "category": "治安"}, headers=tokens["dan"]),
+              "outside the county's imported areas")
+    assert (_count(client, tokens, "cameras"), _count(client, tokens, "incidents")) == before
+    # 2 km outside the district is within the margin; inside is fine.
+    r = client.post("/incidents", json={"lon": 104.0805, "lat": 30.6565, "category": "治安"}, headers=tokens["dan"])
+    assert r.status_code == 201, r.text
+
+
+ANTIMERIDIAN = [[[179.9, 30.0], [-179.9, 30.0], [-179.9, 31.0], [179.9, 30.0]]]
+UNCLOSED = [[[104.05, 30.66], [104.06, 30.66], [104.06, 30.67]]]
+THREE_D = [[[104.05, 30.66, 500.0], [104.06, 30.66, 500.0], [104.06, 30.67, 500.0], [104.05, 30.66, 500.0]]]
+
+
+@pytest.mark.parametrize("coords,message", [
+    (ANTIMERIDIAN, "feature 0: the polygon spans 359.8° of longitude: it crosses the antimeridian (180°)"),
+    (UNCLOSED, "feature 0: a polygon ring is not closed (its last position must repeat its first)"),
+    (THREE_D, "feature 0: the polygon has heights (3D coordinates); polygons are stored in 2D"),
+], ids=["antimeridian", "unclosed", "3d"])
+def test_malformed_polygons_are_refused_with_one_message(client, tokens, coords, message):  # noqa: ANN001
+    """The same words on both stores (this module runs on each) for areas and grids alike."""
+    feat = {"type": "Feature", "properties": {"code": "510198"}, "geometry": {"type": "Polygon", "coordinates": coords}}
+    before = (client.get("/areas").json()["numberMatched"], len(client.get("/grids/plans", headers=tokens["pia"]).json()))
+    for path in ("/areas", "/grids/import"):
+        body = {"type": "FeatureCollection", "features": [feat]} if path == "/grids/import" else feat
+        r = client.post(path, json=body, headers=tokens["pia"])
+        assert r.status_code == 422, (path, r.status_code, r.text[:300])
+        assert message in r.json()["detail"], (path, r.json()["detail"])
+    assert (client.get("/areas").json()["numberMatched"], len(client.get("/grids/plans", headers=tokens["pia"]).json())) == before
+
+
+@pytest.mark.parametrize("occurred_at", ["0001-01-01T00:00:00Z", "9999-01-01T00:00:00Z", "1985-06-01T00:00:00Z",
+                                         "2999-01-01T00:00:00+08:00"])
+def test_impossible_incident_dates_are_refused(client, tokens, occurred_at):  # noqa: ANN001
+    before = _count(client, tokens, "incidents")
+    r = client.post("/incidents", json={"lon": 104.0805, "lat": 30.6565, "category": "治安", "occurred_at": occurred_at},
+                    headers=tokens["dan"])
+    _ok_error(r, "occurred_at")
+    assert r.status_code == 422
+    assert _count(client, tokens, "incidents") == before
+
+
+@pytest.mark.parametrize("value", [1e20, -1e20, 99999999999999999999, 2**63, "1e20", "0001-01-01", "9999-12-31"])
+def test_out_of_range_epochs_in_imports(client, tokens, value):  # noqa: ANN001
+    h = {**tokens["ada"], "Content-Type": "application/json"}
+    rec = [{"occurred_at": value, "category": "治安", "lon": 104.0805, "lat": 30.6565}]
+    body = _ok_error(client.post("/incidents/import", content=json.dumps(rec).encode(), headers=h), "not a date/time")
+    assert body["problems"][0]["row"] == 1 and body["problems"][0]["field"] == "occurred_at"
+
+
+@pytest.mark.parametrize("path", ["/cameras/import", "/incidents/import", "/areas", "/grids/import"])
+def test_json_nested_1000_deep(client, tokens, path):  # noqa: ANN001
+    h = {**tokens["ada"], "Content-Type": "application/json"}
+    for doc in (b"[" * 1000 + b"]" * 1000, b'{"a":' * 1000 + b"1" + b"}" * 1000):
+        _ok_error(client.post(path, content=doc, headers=h))
+
+
+def test_big5_csv_names_the_encoding(client, tokens):  # noqa: ANN001
+    big5 = ("設備編碼,名稱,項目,經度,緯度\n51010400001310000009,春熙路東口,天網,104.0805,30.6565\n").encode("big5")
+    h = {**tokens["ada"], "Content-Type": "text/csv"}
+    before = _count(client, tokens, "cameras")
+    _ok_error(client.post("/cameras/import", content=big5, headers=h), "not UTF-8", "GB18030", "big5")
+    assert _count(client, tokens, "cameras") == before
+    r = client.post("/cameras/import?encoding=big5", content=big5, headers=h)
+    assert r.status_code == 201, r.text[:300]
+    assert _count(client, tokens, "cameras") == before + 1
