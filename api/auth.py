@@ -50,10 +50,9 @@ FIELD_VISIBILITY: dict[str, dict[str, str]] = {
 
 
 class AuthError(GridPatrolError):
-    """No valid credentials (HTTP 401)."""
+    """No valid credentials."""
 
     exit_code = 6
-    http_status = 401
 
 
 def can(principal: Principal, permission: str) -> bool:

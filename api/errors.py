@@ -11,7 +11,22 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from gis.errors import GridPatrolError
+from api.auth import AuthError
+from api.static_assets import AssetsMissing
+from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError, PermissionDenied, StoreError
+from layers.audit import AuditChainBroken
+from layers.logins import LoginLocked
+
+# The HTTP status of each kind of error (the most specific class in the error's MRO wins).
+HTTP_STATUS: dict[type[GridPatrolError], int] = {
+    GridPatrolError: 400, AuthError: 401, PermissionDenied: 403, NotFoundError: 404, ConflictError: 409,
+    InputError: 422, LoginLocked: 429, AuditChainBroken: 500, StoreError: 503, AssetsMissing: 503,
+}
+
+
+def http_status(exc: GridPatrolError) -> int:
+    """The HTTP status the API answers ``exc`` with."""
+    return next(HTTP_STATUS[c] for c in type(exc).__mro__ if c in HTTP_STATUS)
 
 log = logging.getLogger("gridpatrol.api")
 
@@ -62,12 +77,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(GridPatrolError)
     async def _gp(request: Request, exc: GridPatrolError) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else {}
+        status = http_status(exc)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
         if getattr(exc, "retry_after_s", None):  # 429 (login locked), 503: when to try again
             headers["Retry-After"] = str(int(exc.retry_after_s))
-        elif exc.http_status == 503:
+        elif status == 503:
             headers["Retry-After"] = str(RETRY_AFTER_S)
-        return JSONResponse(error_body(exc.http_status, str(exc), type(exc).__name__), exc.http_status, headers=headers)
+        return JSONResponse(error_body(status, str(exc), type(exc).__name__), status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

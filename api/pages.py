@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from api import deps
 from api.auth import AuthError, can, issue_token, layer_filter, require_permission
+from api.errors import http_status
 from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, client_address, current_user, get_settings, get_store
 from api.display import display_crs, display_lonlat
 from api.i18n import HTML_LANG, page_lang, remember_lang, translator
@@ -58,7 +59,8 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
 
 
 def _deny(request: Request, exc: GridPatrolError) -> HTMLResponse:
-    return render(request, "message.html", exc.http_status, code=exc.http_status, message=str(exc))
+    status = http_status(exc)
+    return render(request, "message.html", status, code=status, message=str(exc))
 
 
 def _safe_next(target: str) -> str:

@@ -44,7 +44,6 @@ class AssetsMissing(GridPatrolError):
     """The vendored front-end files are not installed."""
 
     exit_code = 5
-    http_status = 503
 
 
 def check_vendor(vendor_dir: Path = VENDOR_DIR) -> None:

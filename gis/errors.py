@@ -6,11 +6,10 @@ class GridPatrolError(Exception):
     """Base of every error gridpatrol reports to a user.
 
     The CLI prints ``str(err)`` without a traceback and exits with ``exit_code``; the API maps
-    the error to ``http_status`` with the same message.
+    each kind to an HTTP status (api/errors.py) with the same message.
     """
 
     exit_code = 1
-    http_status = 400
 
     def __init__(self, message: str, *, where: str | None = None, hint: str | None = None):
         self.message = message
@@ -29,32 +28,27 @@ class InputError(GridPatrolError):
     """A file, option or request the user gave is unusable (broken, wrong CRS, empty, …)."""
 
     exit_code = 2
-    http_status = 422
 
 
 class NotFoundError(GridPatrolError):
     """Something the user named (a layer, grid code, plan, incident) does not exist."""
 
     exit_code = 3
-    http_status = 404
 
 
 class ConflictError(GridPatrolError):
     """The request contradicts the current state (locked grid, illegal transition, race lost)."""
 
     exit_code = 4
-    http_status = 409
 
 
 class StoreError(GridPatrolError):
     """The store cannot be opened or is of an unknown/newer schema version."""
 
     exit_code = 5
-    http_status = 503
 
 
 class PermissionDenied(GridPatrolError):
     """The current user's role does not allow this."""
 
     exit_code = 6
-    http_status = 403

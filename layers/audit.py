@@ -27,7 +27,6 @@ class AuditChainBroken(GridPatrolError):
     """The audit log's hash chain does not verify: an entry was edited, removed or forged."""
 
     exit_code = 7
-    http_status = 500
 
 
 def _at(value: datetime | str | None) -> str:

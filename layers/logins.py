@@ -33,10 +33,9 @@ class LoginLimits:
 
 
 class LoginLocked(GridPatrolError):
-    """Too many failed logins: the account or client address is locked for a while (HTTP 429)."""
+    """Too many failed logins: the account or client address is locked for a while."""
 
     exit_code = 6
-    http_status = 429
 
     def __init__(self, message: str, *, retry_after_s: float, hint: str | None = None):
         self.retry_after_s = max(1, math.ceil(retry_after_s))
