@@ -41,11 +41,10 @@ class Splitter:
         self.grain = float(np.median(held)) if len(held) else 1.0
 
     def _tidy(self, part_a: set[int], part_b: set[int]) -> tuple[set[int] | None, set[int] | None]:
-        """Make both sides of a two-way split connected by handing detached pockets across.
+        """Both sides of a two-way split made connected by handing detached pockets across.
 
-        The main piece of a side is the one with most households (then most blocks); the other
-        pieces border only the other side, so handing them over keeps that side connected.
-        None when a side ends empty or still falls apart.
+        A side keeps its piece with most households (then most blocks); (None, None) when a
+        side ends empty or still falls apart.
         """
         state = self.state
         h = state.households
