@@ -26,17 +26,17 @@ class LocalSearch:
         self.mean = mean
         self.cut_weight = cut_weight
         self.tolerance = BALANCED_SHARE * state.band.target
+        self._band, self._window, self._caps = state.band, state.window, state.caps  # read by every cost
 
     def cost(self, lab: int, hh: float, cap_totals: list[float] | None = None) -> float:
         """Cost of grid `lab` holding `hh` households (and these cap totals; default its own)."""
-        state = self.state
-        band = state.band
-        wlo, whi = state.window
+        band = self._band
+        wlo, whi = self._window
         off_band = max(band.low - hh, 0.0) + max(hh - band.high, 0.0)
         off_window = max(wlo - hh, 0.0) + max(hh - whi, 0.0)
         c = BAND_PENALTY * off_band * off_band + WINDOW_PENALTY * off_window * off_window + (hh - self.mean[lab]) ** 2
-        for k, (_, cap) in enumerate(state.caps):
-            x = cap_totals[k] if cap_totals is not None else state.cap_totals[k][lab]
+        for k, (_, cap) in enumerate(self._caps):
+            x = cap_totals[k] if cap_totals is not None else self.state.cap_totals[k][lab]
             over = max(x / cap - 1.0, 0.0) * band.target
             c += BAND_PENALTY * over * over
         return c
