@@ -12,7 +12,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from gis.errors import InputError
-from gis.partition import Band, _forced
+from gis.partition import Band, band_forced_deviation
 
 __all__ = ["deviation_exemptions", "grid_pieces", "grid_table", "plan_metrics"]
 
@@ -73,7 +73,7 @@ def deviation_exemptions(households: np.ndarray, n_blocks: np.ndarray, touching:
             continue  # some grid count puts the mean in the window: nothing is forced here
         members = (roots == r) & ~single & off
         reason[members] = "piece_total"
-        bound[members] = _forced(t, max(nblk, 1), band)
+        bound[members] = band_forced_deviation(t, max(nblk, 1), band)
     exempt = reason != ""
     return exempt, reason, bound
 
