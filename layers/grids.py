@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import geopandas as gpd
@@ -18,49 +18,15 @@ from gis.assign import assign_buildings, assign_xy, blocks_joined_by_buildings, 
 from gis.crs import local_metric_crs
 from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
 from gis.grid_check import CheckResult, check_plan
-from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, assign_codes
+from gis.gridcodes import CodeFormat, assign_codes
 from layers.models import Block, Grid, GridPlan, utcnow
+from layers.plan_params import PlanParams
 from layers.store import Store
 from layers.names import clean_name
 
 # Finest first: grids nest in the finest administrative level that is loaded.
 AREA_LEVELS = ("community", "street", "district", "county")
 Progress = Callable[[str], None]
-
-
-@dataclass
-class PlanParams:
-    """How a plan is drawn and checked: household target and band, caps, seed, code format."""
-
-    target_households: float = 300.0
-    min_households: float = 300.0
-    max_households: float = 500.0
-    seed: int = 0
-    max_street_m: float | None = None
-    max_area_m2: float | None = None
-    code_format: str = DEFAULT_CODE_FORMAT
-
-    def validate(self) -> PlanParams:
-        """Raise InputError for an impossible band; returns self."""
-        if not (0 <= self.min_households <= self.target_households <= self.max_households):
-            raise InputError(
-                f"household band {self.min_households:g}–{self.max_households:g} does not contain the "
-                f"target {self.target_households:g}",
-                hint="use --min-households ≤ --target-households ≤ --max-households",
-            )
-        for name in ("max_street_m", "max_area_m2"):
-            v = getattr(self, name)
-            if v is not None and not v > 0:
-                raise InputError(f"--{name.replace('_', '-')} must be positive, got {v}")
-        CodeFormat(self.code_format)
-        return self
-
-    @classmethod
-    def from_json(cls, text: str | None) -> PlanParams:
-        """Params stored in grid_plans.params_json (unknown keys ignored)."""
-        raw = json.loads(text or "{}")
-        known = {k: v for k, v in raw.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
 
 
 @dataclass
@@ -325,7 +291,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     from gis.blocks import block_adjacency, build_blocks
     from gis.partition import partition_blocks
 
-    params = (params or PlanParams()).validate()
+    params = (params or PlanParams()).checked()
     say = progress or (lambda _m: None)
     areas = planning_areas(store)
     all_blocks, all_grids = [], []
@@ -417,7 +383,7 @@ def _insert_plan(conn: Connection, *, method: str, parent: int | None, params: P
                  created_by: str | None, name: str | None = None, note: str | None = None) -> int:
     res = conn.execute(insert(GridPlan.__table__).values(
         name=name, created_at=utcnow(), created_by=created_by, method=method, parent_plan_id=parent,
-        params_json=json.dumps(asdict(params)), metrics_json=json.dumps(metrics, ensure_ascii=False),
+        params_json=params.to_json(), metrics_json=json.dumps(metrics, ensure_ascii=False),
         note=note))
     return int(res.inserted_primary_key[0])
 
@@ -1003,7 +969,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     """
     from gis.vector import checked_polygons, read_vector
 
-    params = (params or PlanParams()).validate()
+    params = (params or PlanParams()).checked()
     path = Path(path)
     gdf = read_vector(path, crs=crs)
     if code_field is None and "code" in gdf.columns:

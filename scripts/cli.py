@@ -1,7 +1,9 @@
 """The ``gridpatrol`` command line: parse arguments, show progress, call layers/gis functions."""
 from __future__ import annotations
 
+import functools
 import importlib
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -10,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -73,6 +76,30 @@ def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
             prog.update(task, description=f"{title}: {msg}")
 
         yield step
+
+
+def model_options(model: type[BaseModel]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorator: the command's options for ``model``'s fields (type, default and help from the
+    model), handed to the command as one checked instance in its ``params`` argument."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        own = [p.replace(annotation=eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation)
+               for p in inspect.signature(fn).parameters.values() if p.name != "params"]
+        derived = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                     annotation=Annotated[f.annotation, typer.Option(help=f.description)])
+                   for name, f in model.model_fields.items()]
+
+        @functools.wraps(fn)
+        def command(**kwargs: object) -> None:
+            values = {name: kwargs.pop(name) for name in model.model_fields}
+            fn(params=model.parse(values), **kwargs)
+
+        del command.__wrapped__  # typer must read the signature below, not fn's
+        command.__signature__ = inspect.Signature(own + derived)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in own + derived}
+        return command
+
+    return wrap
 
 
 def print_table(rows: list[dict], title: str | None = None) -> None:

@@ -11,7 +11,8 @@ from gis.errors import InputError
 
 def register(app: typer.Typer) -> None:
     """Add the grid commands to the ``gridpatrol`` app."""
-    from scripts.cli import console, err_console, open_cli_store, print_table, progress_steps
+    from layers.plan_params import PlanParams
+    from scripts.cli import console, err_console, model_options, open_cli_store, print_table, progress_steps
 
     def _edit_report(res) -> None:  # noqa: ANN001
         console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
@@ -21,22 +22,11 @@ def register(app: typer.Typer) -> None:
             console.print("removed grids: " + ", ".join(res.removed_codes))
 
     @app.command("draw-grids")
-    def draw_grids_cmd(
-        target_households: Annotated[float, typer.Option(help="Households per grid to aim for")] = 300,
-        min_households: Annotated[float, typer.Option(help="Lower end of the household band")] = 300,
-        max_households: Annotated[float, typer.Option(help="Upper end of the household band")] = 500,
-        seed: Annotated[int, typer.Option(help="Random seed (the same seed gives the same plan)")] = 0,
-        max_street_m: Annotated[Optional[float], typer.Option(help="Cap on street length per grid, metres")] = None,
-        max_area_m2: Annotated[Optional[float], typer.Option(help="Cap on grid area, m²")] = None,
-        code_format: Annotated[str, typer.Option(help="Grid code format (fields county, street, community, seq)")]
-        = "{county}{street}{community}{seq:03d}",
-    ) -> None:
+    @model_options(PlanParams)
+    def draw_grids_cmd(params: PlanParams) -> None:
         """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
-        from layers.grids import PlanParams, draw_grids, plan_row
+        from layers.grids import draw_grids, plan_row
 
-        params = PlanParams(target_households=target_households, min_households=min_households,
-                            max_households=max_households, seed=seed, max_street_m=max_street_m,
-                            max_area_m2=max_area_m2, code_format=code_format).validate()
         store = open_cli_store(create=False)
         with progress_steps("draw grids") as step:
             pid = draw_grids(store, params, progress=step)

@@ -19,6 +19,7 @@ from api.deps import MAX_ID, StoreDep, UserDep
 from api.geojson import parse_features
 from gis.errors import InputError, PermissionDenied
 from layers import grids as gl
+from layers.plan_params import PlanParams
 
 router = APIRouter(prefix="/grids", tags=["grids"])
 
@@ -43,13 +44,9 @@ def _edit_out(res: gl.EditResult) -> dict[str, Any]:
     return {k: _clean(v) if not isinstance(v, list) else v for k, v in asdict(res).items()}
 
 
-class DrawIn(BaseModel):
-    target_households: float = Field(default=300, gt=0, le=100_000)
-    min_households: float = Field(default=300, ge=0, le=100_000)
-    max_households: float = Field(default=500, gt=0, le=100_000)
-    seed: int = Field(default=0, ge=0, le=2**31 - 1)
-    max_street_m: float | None = Field(default=None, gt=0)
-    max_area_m2: float | None = Field(default=None, gt=0)
+class DrawIn(PlanParams):
+    """The plan parameters (layers/plan_params.py) and an optional plan name."""
+
     name: str | None = Field(default=None, max_length=200)
 
 
@@ -115,9 +112,7 @@ def diff(store: StoreDep, principal: UserDep, a: Annotated[int, Query(ge=1, le=M
 @router.post("/draw", status_code=201, summary="Draw a new plan for every planning area (planner, admin)")
 async def draw(body: DrawIn, request: Request, store: StoreDep, principal: UserDep) -> dict[str, Any]:
     require_permission(principal, "edit_grids", "draw grids")
-    params = gl.PlanParams(target_households=body.target_households, min_households=body.min_households,
-                           max_households=body.max_households, seed=body.seed, max_street_m=body.max_street_m,
-                           max_area_m2=body.max_area_m2)
+    params = PlanParams(**body.model_dump(exclude={"name"})).checked()
     pid = await run_in_threadpool(lambda: gl.draw_grids(store, params, created_by=principal.name, name=body.name))
     request.state.audit_detail = {"plan_id": pid, "params": body.model_dump()}
     return {"plan_id": pid, "grids": len(gl.read_grids(store, pid))}

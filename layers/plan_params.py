@@ -1,0 +1,56 @@
+"""How a grid plan is drawn and checked: the one definition the CLI options and the API body derive from."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from gis.errors import InputError
+from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
+
+
+class PlanParams(BaseModel):
+    """Household target and band, caps, seed and code format of a plan."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_households: float = Field(300.0, gt=0, le=100_000, description="Households per grid to aim for")
+    min_households: float = Field(300.0, ge=0, le=100_000, description="Lower end of the household band")
+    max_households: float = Field(500.0, gt=0, le=100_000, description="Upper end of the household band")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same plan)")
+    max_street_m: float | None = Field(None, gt=0, description="Cap on street length per grid, metres")
+    max_area_m2: float | None = Field(None, gt=0, description="Cap on grid area, m²")
+    code_format: str = Field(DEFAULT_CODE_FORMAT, max_length=200,
+                             description="Grid code format (fields county, street, community, seq)")
+
+    @classmethod
+    def parse(cls, values: dict[str, Any]) -> PlanParams:
+        """``values`` as checked params; InputError naming the option when one is out of range."""
+        try:
+            return cls(**values).checked()
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = "--" + str(err["loc"][0]).replace("_", "-") if err.get("loc") else "plan parameters"
+            raise InputError(f"{name} = {err.get('input')!r}: {err.get('msg')}") from None
+
+    def checked(self) -> PlanParams:
+        """Raise InputError for a band that does not contain the target or a bad code format; returns self."""
+        if not (self.min_households <= self.target_households <= self.max_households):
+            raise InputError(
+                f"household band {self.min_households:g}–{self.max_households:g} does not contain the "
+                f"target {self.target_households:g}",
+                hint="use --min-households ≤ --target-households ≤ --max-households",
+            )
+        CodeFormat(self.code_format)
+        return self
+
+    @classmethod
+    def from_json(cls, text: str | None) -> PlanParams:
+        """Params stored in grid_plans.params_json (keys of older or newer versions ignored)."""
+        raw = json.loads(text or "{}")
+        return cls.model_construct(**{k: v for k, v in raw.items() if k in cls.model_fields})
+
+    def to_json(self) -> str:
+        """The params as stored in grid_plans.params_json."""
+        return json.dumps(self.model_dump())
