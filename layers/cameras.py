@@ -37,7 +37,8 @@ from gis.crs import (
 from gis.errors import InputError
 from gis.plausible import implausible, refuse_geocentric
 from layers.csvtext import encoding_note, read_csv
-from layers.importing import ImportResult, _delete_keys, file_sha256
+from layers.import_records import bad_rows_error, delete_by_keys, record_import, text_cells
+from layers.importing import ImportResult, file_sha256
 from layers.inside_areas import outside_areas, outside_message
 from layers.models import SRID, Camera, utcnow
 from layers.store import Store
@@ -183,16 +184,12 @@ def apply_mapping(df: pd.DataFrame, mapping: Mapping[str, str], wanted: tuple[st
     return out
 
 
-def _text(s: pd.Series) -> pd.Series:
-    return s.astype(object).where(s.notna(), "").astype(str).str.strip()
-
-
 def _number(df: pd.DataFrame, col: str) -> tuple[pd.Series, pd.Series]:
     """Numbers of ``col`` (NaN when blank) and a mask of cells that are not numbers at all."""
     if col not in df:
         nan = pd.Series(np.nan, index=df.index)
         return nan, pd.Series(False, index=df.index)
-    raw = _text(df[col])
+    raw = text_cells(df[col])
     num = pd.to_numeric(raw.where(raw != "", None), errors="coerce")
     return num, (raw != "") & num.isna()
 
@@ -285,16 +282,6 @@ def gcj_shift_warning(store: Store, lon: np.ndarray, lat: np.ndarray, declared: 
     return None
 
 
-def _problems_error(path: Path, problems: list[RowProblem], what: str) -> InputError:
-    shown = "\n  ".join(str(p) for p in problems[:25])
-    more = f"\n  … and {len(problems) - 25} more" if len(problems) > 25 else ""
-    n_rows = len({p.row for p in problems})
-    return InputError(
-        f"{n_rows} bad {what} row(s); nothing was imported:\n  {shown}{more}",
-        where=str(path), hint="fix the rows, or pass --skip-bad to import the good rows and list the bad ones",
-    )
-
-
 def prepare_cameras(
     path: str | Path, *, crs: str | None = "wgs84", mapping: str | Mapping[str, str] | None = None,
     code_prefix: str | None = None, project: str | None = None, encoding: str | None = None,
@@ -316,7 +303,7 @@ def prepare_cameras(
                               "--project skynet|sharp_eyes|other stands in for a missing project column")
     problems: list[RowProblem] = []
     lon, lat = check_coordinates(df, line0, problems, crs)
-    code = _text(df["code"])
+    code = text_cells(df["code"])
     if code_prefix:
         code = code.where(code == "", code_prefix + code)
     code_problems = validate_camera_codes(code)
@@ -324,12 +311,12 @@ def prepare_cameras(
     nums = {c: _number(df, c) for c in ("direction_deg", "fov_deg", "range_m", "height_m", "secrecy_level")}
     limits = {"direction_deg": (0, 360), "fov_deg": (0.1, 360), "range_m": (0.1, MAX_RANGE_M),
               "height_m": (0, 500), "secrecy_level": (0, 9)}
-    proj = _text(df["project"]) if "project" in df else pd.Series("", index=df.index)
+    proj = text_cells(df["project"]) if "project" in df else pd.Series("", index=df.index)
     if project:
         proj = proj.where(proj != "", project)
-    ctype = _text(df["type"]).str.lower() if "type" in df else pd.Series("", index=df.index)
-    status = _text(df["status"]).str.lower() if "status" in df else pd.Series("", index=df.index)
-    names = _text(df["name"]) if "name" in df else pd.Series("", index=df.index)
+    ctype = text_cells(df["type"]).str.lower() if "type" in df else pd.Series("", index=df.index)
+    status = text_cells(df["status"]).str.lower() if "status" in df else pd.Series("", index=df.index)
+    names = text_cells(df["name"]) if "name" in df else pd.Series("", index=df.index)
     for i in range(len(df)):
         n, line = i + 1, (line0 + i if line0 else None)
         if names.iloc[i] and (bad_name := name_problem(names.iloc[i], "camera")) is not None:
@@ -363,7 +350,7 @@ def prepare_cameras(
         "_row": np.arange(1, len(df) + 1)[good],
         "_raw_lon": lon[good], "_raw_lat": lat[good],
         "code": code[good].to_numpy(),
-        "name": (_text(df["name"])[good].replace("", None).to_numpy() if "name" in df else None),
+        "name": (text_cells(df["name"])[good].replace("", None).to_numpy() if "name" in df else None),
         "project": proj[good].str.lower().map(PROJECT_VALUES).to_numpy(),
         "azimuth_deg": nums["direction_deg"][0][good].to_numpy(),
         "fov_deg": nums["fov_deg"][0][good].to_numpy(),
@@ -372,7 +359,7 @@ def prepare_cameras(
         "camera_type": ctype[good].map(TYPE_VALUES).to_numpy(),
         "status": status[good].map(STATUS_VALUES).to_numpy(),
         "secrecy_level": nums["secrecy_level"][0][good].fillna(0).astype(int).to_numpy(),
-        "owner_unit": (_text(df["owner_unit"])[good].replace("", None).to_numpy() if "owner_unit" in df else None),
+        "owner_unit": (text_cells(df["owner_unit"])[good].replace("", None).to_numpy() if "owner_unit" in df else None),
     }, geometry=shapely.points(wlon, wlat), crs=f"EPSG:{SRID}")
     problems.sort(key=lambda p: p.row)
     return out, problems
@@ -393,7 +380,7 @@ def _drop_outside_areas(store: Store, cams: gpd.GeoDataFrame, problems: list[Row
 
 def write_cameras(store: Store, conn: Connection, cams: gpd.GeoDataFrame) -> int:
     """Insert cameras, replacing rows with the same code (a re-import updates, never duplicates)."""
-    _delete_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
+    delete_by_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
     return store.insert_gdf(conn, "cameras", cams.drop(columns=[c for c in cams.columns if c.startswith("_")]))
 
 
@@ -419,7 +406,7 @@ def import_cameras(
                                      encoding=encoding)
     cams = _drop_outside_areas(store, cams, problems)
     if problems and not skip_bad:
-        raise _problems_error(path, problems, "camera")
+        raise bad_rows_error(path, problems, "camera")
     if len(cams) == 0:
         raise InputError(f"{path}: no camera rows to import", hint="is the file empty or every row bad?")
     cams["source"] = f"file:{path.name}"
@@ -436,22 +423,10 @@ def import_cameras(
         n = write_cameras(store, conn, cams)
         counts = {"cameras": n, "replaced": int(existing), "bad_rows": len({p.row for p in problems})}
         dropped = {"bad_rows": [str(p) for p in problems]}
-        _record_import(store, conn, "cameras", path, sha, started, counts, dropped,
+        record_import(store, conn, "cameras", path, sha, started, counts, dropped,
                        {"crs": crs, "map": parse_mapping(mapping), "code_prefix": code_prefix, "warnings": warnings},
                        cams.geometry)
     return ImportResult(source=str(path), sha256=sha, counts=counts, dropped=dropped, warnings=warnings)
-
-
-def _record_import(store: Store, conn: Connection, kind: str, path: Path, sha: str, started: Any,
-                   counts: dict, dropped: dict, options: dict, geoms: gpd.GeoSeries) -> None:
-    hull = shapely.convex_hull(shapely.union_all(geoms.values)).buffer(1e-5)
-    rec = gpd.GeoDataFrame([{
-        "kind": kind, "source_path": str(path.resolve()), "source_sha256": sha,
-        "source_bytes": path.stat().st_size, "options_json": json.dumps(options, ensure_ascii=False, default=str),
-        "counts_json": json.dumps(counts), "dropped_json": json.dumps(dropped, ensure_ascii=False),
-        "started_at": started, "finished_at": utcnow(),
-    }], geometry=[shapely.MultiPolygon([hull]) if hull.geom_type == "Polygon" else hull], crs=f"EPSG:{SRID}")
-    store.insert_gdf(conn, "imports", rec)
 
 
 # ---------------------------------------------------------------------------------------------

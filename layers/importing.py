@@ -18,6 +18,7 @@ from gis.crs import local_metric_crs, normalize_crs_name
 from gis.errors import InputError
 from gis.osm import OsmData, OsmOptions, read_osm
 from gis.vector import as_multipolygon, checked_polygons, read_vector
+from layers.import_records import chunks, delete_by_keys
 from layers.models import Area, Barrier, Building, Camera, ImportRecord, Road, utcnow
 from layers.store import Store
 
@@ -45,23 +46,6 @@ def file_sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
-
-
-def _chunks(seq: list, n: int = 500) -> Iterable[list]:
-    for i in range(0, len(seq), n):
-        yield seq[i : i + n]
-
-
-def _delete_keys(conn: Connection, table: Table, cols: list[str], keys: list[tuple]) -> None:
-    """Delete rows whose key columns match ``keys`` (so a re-import replaces, not duplicates)."""
-    if not keys:
-        return
-    for part in _chunks(keys):
-        if len(cols) == 1:
-            cond = table.c[cols[0]].in_([k[0] for k in part])
-        else:
-            cond = or_(*[and_(*[table.c[c] == v for c, v in zip(cols, k)]) for k in part])
-        conn.execute(delete(table).where(cond))
 
 
 def load_boundary(path: str | Path, crs: str | None) -> shapely.MultiPolygon:
@@ -147,7 +131,7 @@ def import_osm(
 
 def _write_osm(store: Store, conn: Connection, data: OsmData) -> None:
     roads = Road.__table__
-    _delete_keys(conn, roads, ["osm_id"], [(int(i),) for i in data.roads["osm_id"].unique()])
+    delete_by_keys(conn, roads, ["osm_id"], [(int(i),) for i in data.roads["osm_id"].unique()])
     store.insert_gdf(conn, "roads", data.roads)
 
     b = Building.__table__
@@ -165,7 +149,7 @@ def _write_osm(store: Store, conn: Connection, data: OsmData) -> None:
         cams["source"] = "osm"
         cams["project"] = "other"
         cams["status"] = "online"
-        _delete_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
+        delete_by_keys(conn, Camera.__table__, ["code"], [(c,) for c in cams["code"]])
         store.insert_gdf(conn, "cameras", cams)
 
     if len(data.admin):
@@ -182,7 +166,7 @@ def _delete_keys_by_type(conn: Connection, table: Table, keys: list[tuple[str, i
     for t, i in keys:
         by_type.setdefault(t, []).append((i,))
     for t, ids in by_type.items():
-        for part in _chunks(ids):
+        for part in chunks(ids):
             conn.execute(delete(table).where(and_(table.c.osm_type == t, table.c.osm_id.in_([p[0] for p in part]))))
 
 

@@ -33,12 +33,10 @@ from gis.incidents import (
     time_window,
     utc,
 )
+from layers.import_records import bad_rows_error, record_import, text_cells
 from layers.cameras import (
     Progress,
     RowProblem,
-    _problems_error,
-    _record_import,
-    _text,
     apply_mapping,
     candidate_cameras,
     check_coordinates,
@@ -233,7 +231,7 @@ def parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
         ms = pd.to_datetime(num.where(unit_ms), unit="ms", utc=True)
         s = pd.to_datetime(num.where(~unit_ms & is_num), unit="s", utc=True)
         out = out.where(~(is_num & unit_ms), ms).where(~(is_num & ~unit_ms), s)
-    text = _text(raw)
+    text = text_cells(raw)
     txt_mask = ~is_num & (text != "")
     if txt_mask.any():
         try:
@@ -252,12 +250,12 @@ def parse_times(df: pd.DataFrame, tz: str) -> tuple[pd.Series, pd.Series]:
         out = out.where(~txt_mask, parsed)
     if "time" in df:
         # A separate time of day: the date part is a calendar day, the time is local time in tz.
-        tod = pd.to_timedelta(_text(df["time"]).where(_text(df["time"]) != "", "00:00:00"), errors="coerce")
+        tod = pd.to_timedelta(text_cells(df["time"]).where(text_cells(df["time"]) != "", "00:00:00"), errors="coerce")
         day = out.dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
         out = (day + tod).dt.tz_localize(tz, ambiguous=np.zeros(len(day), dtype=bool),
                                          nonexistent="shift_forward").dt.tz_convert("UTC")
-        bad = (_text(raw) == "") | out.isna()
-        return out, bad & (_text(raw) != "")
+        bad = (text_cells(raw) == "") | out.isna()
+        return out, bad & (text_cells(raw) != "")
     return out, out.isna() & (text != "")
 
 
@@ -290,8 +288,8 @@ def import_incidents(
     problems: list[RowProblem] = []
     times, bad_time = parse_times(df, tz)
     lo, hi = time_window()
-    cat = _text(df["category"])
-    st = _text(df["state"]) if "state" in df else pd.Series("", index=df.index)
+    cat = text_cells(df["category"])
+    st = text_cells(df["state"]) if "state" in df else pd.Series("", index=df.index)
     for i in range(len(df)):
         n, line = i + 1, (line0 + i if line0 else None)
         if bad_time.iloc[i]:
@@ -313,11 +311,11 @@ def import_incidents(
             except InputError:
                 problems.append(RowProblem(n, line, f"state {st.iloc[i]!r} is unknown"))
     if problems and not skip_bad:
-        raise _problems_error(path, problems, "incident")
+        raise bad_rows_error(path, problems, "incident")
     no_coords = [p for p in coord_problems if "missing" in p.message]
     bad_coords = [p for p in coord_problems if "missing" not in p.message]
     if bad_coords and not skip_bad:
-        raise _problems_error(path, bad_coords, "incident")
+        raise bad_rows_error(path, bad_coords, "incident")
     skip = {p.row for p in problems + coord_problems}
     good = np.array([i + 1 not in skip for i in range(len(df))], dtype=bool)
     if not good.any():
@@ -331,18 +329,18 @@ def import_incidents(
                                f"coordinates ({lo:.5f}, {la:.5f}) {why}")
                     for i, lo, la in zip(np.flatnonzero(good)[far], wlon[far], wlat[far])]
         if not skip_bad or far.all():
-            raise _problems_error(path, far_rows, "incident")
+            raise bad_rows_error(path, far_rows, "incident")
         bad_coords += far_rows
         good[np.flatnonzero(good)[far]] = False
         wlon, wlat = wlon[~far], wlat[~far]
     states = st[good].map(lambda s: normalize_state(s) if s else default_state)
     rows = pd.DataFrame({
-        "external_id": (_text(df["external_id"])[good].replace("", None).to_numpy() if "external_id" in df else None),
+        "external_id": (text_cells(df["external_id"])[good].replace("", None).to_numpy() if "external_id" in df else None),
         "occurred_at": times[good].dt.to_pydatetime(),
         "category": cat[good].to_numpy(),
-        "description": (_text(df["description"])[good].replace("", None).to_numpy() if "description" in df else None),
-        "source": (_text(df["source"])[good].replace("", None).to_numpy() if "source" in df else (source or f"file:{path.name}")),
-        "reporter": (_text(df["reporter"])[good].replace("", None).to_numpy() if "reporter" in df else None),
+        "description": (text_cells(df["description"])[good].replace("", None).to_numpy() if "description" in df else None),
+        "source": (text_cells(df["source"])[good].replace("", None).to_numpy() if "source" in df else (source or f"file:{path.name}")),
+        "reporter": (text_cells(df["reporter"])[good].replace("", None).to_numpy() if "reporter" in df else None),
         "state": states.to_numpy(),
         "synthetic": False,
         "lon": wlon, "lat": wlat,
@@ -361,7 +359,7 @@ def import_incidents(
                   "in_grid": int(rows["grid_code"].notna().sum())}
         dropped = {"no_coordinates": [str(p) for p in no_coords],
                    "bad_rows": [str(p) for p in sorted(problems + bad_coords, key=lambda p: p.row)]}
-        _record_import(store, conn, "incidents", path, sha, started, counts,
+        record_import(store, conn, "incidents", path, sha, started, counts,
                        {k: v[:1000] for k, v in dropped.items()},
                        {"crs": crs, "map": parse_mapping(mapping), "state": default_state, "tz": tz},
                        gpd.GeoSeries(shapely.points(wlon, wlat), crs=SRID))

@@ -25,7 +25,7 @@ CONTENT_TYPES = {"text/csv": ".csv", "application/csv": ".csv", "text/plain": ".
                  "application/geo+json": ".json", "application/json": ".json",
                  "application/geopackage+sqlite3": ".gpkg"}
 CRS_PATTERN = r"^(wgs84|gcj02|bd09|WGS84|GCJ02|BD09|EPSG:\d{4,6})$"
-# "  row 3 (line 4): direction_deg 'abc' is not a number" — a problem line of layers.cameras._problems_error
+# "  row 3 (line 4): direction_deg 'abc' is not a number" — a problem line of layers.import_records.bad_rows_error
 _ROW = re.compile(r"^\s+row (\d+)(?: \(line (\d+)\))?: (.+)$")
 _FIELDS = ("code", "name", "project", "direction_deg", "fov_deg", "range_m", "height_m", "type", "status",
            "secrecy_level", "owner_unit", "category", "state", "occurred_at")
