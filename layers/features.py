@@ -67,9 +67,8 @@ def geometry_type(table: Table) -> str | None:
     return str(kind).upper() if kind else None
 
 
-def _utc(store: Store, t: datetime) -> datetime:
-    # GeoPackage stores datetimes as naive UTC text; compare like with like.
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if store.is_gpkg else t
+def _utc(t: datetime) -> datetime:
+    return t.astimezone(timezone.utc)
 
 
 def items_where(store: Store, layer: str, table: Table, *, role_where: ColumnElement[bool] | None = None,
@@ -91,9 +90,9 @@ def items_where(store: Store, layer: str, table: Table, *, role_where: ColumnEle
         col = table.c[col_name]
         start, end = time_range
         if start is not None:
-            conds.append(col >= _utc(store, start))
+            conds.append(col >= _utc(start))
         if end is not None:
-            conds.append(col <= _utc(store, end))
+            conds.append(col <= _utc(end))
     for key, value in (equals or {}).items():
         # A hidden field is as unknown as a missing one: filtering on it would tell its values.
         if key not in table.c or key == "geom" or key in hidden:
@@ -215,3 +214,47 @@ def get_item(store: Store, layer: str, feature_id: int, *, role_where: ColumnEle
     with store.engine.connect() as conn:
         rows = conn.execute(stmt).all()
     return _features(rows)[0] if rows else None
+
+
+_XSD_TYPES = {"integer": "int", "number": "double", "boolean": "boolean", "string": "string"}
+_XSD_GEOMETRY = {"POINT": "Point", "LINESTRING": "LineString", "POLYGON": "Polygon", "MULTIPOINT": "MultiPoint",
+                 "MULTILINESTRING": "MultiLineString", "MULTIPOLYGON": "MultiPolygon"}
+
+
+def properties_xsd(table: Table, layer: str, hidden: Collection[str] = ()) -> str:
+    """A GML 3.2 application schema (XSD) of ``layer``'s features: the same properties as
+    :func:`properties_schema`, with 64-bit integers as ``xs:long``.
+
+    GDAL's OAPIF driver (3.12) reads JSON Schema integers as 32-bit whatever their ``format``;
+    from an XML schema it takes ``xs:long`` as a 64-bit field."""
+    rows = []
+    for name, spec in properties_schema(table, hidden).items():
+        if spec.get("format") == "int64":
+            kind = "long"
+        elif spec.get("format") in ("date-time", "date"):
+            kind = "dateTime" if spec["format"] == "date-time" else "date"
+        else:
+            kind = _XSD_TYPES.get(spec["type"], "string")
+        optional = ' minOccurs="0" nillable="true"' if spec.get("nullable") else ""
+        rows.append(f'        <xs:element name="{name}" type="xs:{kind}"{optional}/>')
+    geom = _XSD_GEOMETRY.get(geometry_type(table) or "", "Geometry")
+    return "\n".join([
+        '<?xml version="1.0" encoding="UTF-8"?>',
+        '<xs:schema xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:gml="http://www.opengis.net/gml/3.2"',
+        '           xmlns:gp="urn:gridpatrol:features" targetNamespace="urn:gridpatrol:features"',
+        '           elementFormDefault="qualified" version="1.0">',
+        '  <xs:import namespace="http://www.opengis.net/gml/3.2"/>',
+        f'  <xs:element name="{layer}" type="gp:{layer}Type" substitutionGroup="gml:AbstractFeature"/>',
+        f'  <xs:complexType name="{layer}Type">',
+        '    <xs:complexContent>',
+        '      <xs:extension base="gml:AbstractFeatureType">',
+        '        <xs:sequence>',
+        f'        <xs:element name="geometry" type="gml:{geom}PropertyType" minOccurs="0" nillable="true"/>',
+        *rows,
+        '        </xs:sequence>',
+        '      </xs:extension>',
+        '    </xs:complexContent>',
+        '  </xs:complexType>',
+        '</xs:schema>',
+        '',
+    ])
