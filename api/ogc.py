@@ -149,6 +149,10 @@ def _collection(request: Request, store: Store, principal, layer: str) -> dict[s
              "title": f"{layer} feature schema"},
             {"href": f"{base}/ogc/collections/{layer}/schema", "rel": SCHEMA_REL, "type": JSON_SCHEMA,
              "title": f"{layer} feature schema"},
+            # The same types as a GML application schema: GDAL (3.12) reads 64-bit integers (OSM
+            # ids, node ids) as such only from xs:long, never from JSON Schema.
+            {"href": f"{base}/ogc/collections/{layer}/schema.xsd", "rel": "describedby", "type": "application/xml",
+             "title": f"{layer} feature schema (XML Schema)"},
         ],
     }
     if ext is not None:
@@ -219,6 +223,14 @@ def schema(layer: str, request: Request, store: StoreDep, principal: UserDep) ->
     """The types of the collection's properties, so that GIS clients read 67.5 households as a
     number rather than guess an integer from the first page."""
     return _json(feature_schema(store, principal, layer, _base(request)), JSON_SCHEMA)
+
+
+@router.get("/collections/{layer}/schema.xsd", summary="Feature schema of a collection (XML Schema, GML 3.2)")
+def schema_xsd(layer: str, store: StoreDep, principal: UserDep) -> Response:
+    """The property types as XML Schema, which GDAL's OAPIF driver prefers (64-bit ids as xs:long)."""
+    table = _layer_table(store, principal, layer)
+    return Response(features.properties_xsd(table, layer, hidden_fields(principal, layer)),
+                    media_type="application/xml")
 
 
 def query_items(store: Store, principal, layer: str, **query: Any) -> tuple[list[dict[str, Any]], int]:  # noqa: ANN001
