@@ -4,18 +4,17 @@ from __future__ import annotations
 import json
 import math
 from datetime import date, datetime, timezone
-from decimal import Decimal
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-import shapely
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import Table, and_, func, select
+from sqlalchemy import Table
 
 from api.auth import PUBLIC_LAYERS, hidden_fields, layer_filter, visible_layers
 from api.deps import RowId, SettingsDep, StoreDep, UserDep
 from gis.errors import InputError, NotFoundError
+from layers import features
 from layers.store import Store
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
@@ -24,7 +23,7 @@ CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    # Not conf/oas30: FastAPI describes the service in OpenAPI 3.1, which that class does not cover.
     # Part 2 (CRS by reference), with CRS84 as the one CRS offered: clients that speak Part 2
     # (GDAL's OAPIF driver, QGIS) then send crs=…CRS84 and get it confirmed in Content-Crs.
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
@@ -40,8 +39,6 @@ TITLES = {
     "barriers": "Rivers, railways and walls", "blocks": "Street blocks of grid plans", "grids": "Grids (网格) of all plans",
     "routes": "Patrol routes", "incidents": "Incidents (事件)", "cameras": "Cameras (天网/雪亮)", "imports": "Imports",
 }
-# The time column the datetime parameter filters on, per layer.
-TIME_COLUMN = {"incidents": "occurred_at", "routes": "created_at", "imports": "started_at"}
 # Query parameters of the items request that are not property filters.
 RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}
 
@@ -127,15 +124,10 @@ def _layer_table(store: Store, principal, layer: str) -> Table:  # noqa: ANN001
     return table
 
 
-def _time_naive_ok(store: Store, t: datetime) -> datetime:
-    # GeoPackage stores datetimes as naive UTC text; compare like with like.
-    return t.astimezone(timezone.utc).replace(tzinfo=None) if store.is_gpkg else t
-
-
-def _columns(principal, layer: str, table: Table) -> list:  # noqa: ANN001
-    """The columns of ``table`` (without the geometry) that ``principal`` may see."""
-    hidden = hidden_fields(principal, layer)
-    return [c for c in table.columns if c.name != "geom" and c.name not in hidden]
+def _view(store: Store, principal, layer: str) -> dict[str, Any]:  # noqa: ANN001
+    """What ``principal`` may see of ``layer``: its row filter and hidden fields (403 if none of it)."""
+    table = store.table(layer)  # NotFoundError for unknown names
+    return {"role_where": layer_filter(principal, layer, table), "hidden": hidden_fields(principal, layer)}
 
 
 def _collection(request: Request, store: Store, principal, layer: str) -> dict[str, Any]:  # noqa: ANN001
@@ -157,6 +149,10 @@ def _collection(request: Request, store: Store, principal, layer: str) -> dict[s
              "title": f"{layer} feature schema"},
             {"href": f"{base}/ogc/collections/{layer}/schema", "rel": SCHEMA_REL, "type": JSON_SCHEMA,
              "title": f"{layer} feature schema"},
+            # The same types as a GML application schema: GDAL (3.12) reads 64-bit integers (OSM
+            # ids, node ids) as such only from xs:long, never from JSON Schema.
+            {"href": f"{base}/ogc/collections/{layer}/schema.xsd", "rel": "describedby", "type": "application/xml",
+             "title": f"{layer} feature schema (XML Schema)"},
         ],
     }
     if ext is not None:
@@ -201,39 +197,11 @@ def collection(layer: str, request: Request, store: StoreDep, principal: UserDep
     return _json(_collection(request, store, principal, layer))
 
 
-def _property_schema(col) -> dict[str, Any]:  # noqa: ANN001
-    """JSON Schema of one column as the items encode it (times as RFC 3339 text)."""
-    try:
-        py = col.type.python_type
-    except NotImplementedError:
-        py = str
-    if py is bool:
-        out: dict[str, Any] = {"type": "boolean"}
-    elif py is int:
-        out = {"type": "integer"}
-    elif py in (float, Decimal):
-        out = {"type": "number"}
-    elif py is datetime:
-        out = {"type": "string", "format": "date-time"}
-    elif py is date:
-        out = {"type": "string", "format": "date"}
-    elif py in (dict, list):
-        out = {"type": "object" if py is dict else "array"}
-    else:
-        out = {"type": "string"}
-    if col.name == "id":
-        out["x-ogc-role"] = "id"
-    if col.nullable and col.name != "id":
-        out["nullable"] = True  # may be null (kept out of "type", which GDAL reads as one word)
-    return out
-
-
 def feature_schema(store: Store, principal, layer: str, base: str) -> dict[str, Any]:  # noqa: ANN001
     """The JSON Schema of a feature of ``layer`` (OGC API – Features Part 5 style): GeoJSON Feature
     with the layer's columns as typed properties."""
     table = _layer_table(store, principal, layer)
-    geom_type = getattr(table.c.geom.type, "geometry_type", None) if "geom" in table.c else None
-    props = {c.name: _property_schema(c) for c in _columns(principal, layer, table)}
+    props = features.properties_schema(table, hidden_fields(principal, layer))
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"{base}/ogc/collections/{layer}/schema",
@@ -242,8 +210,8 @@ def feature_schema(store: Store, principal, layer: str, base: str) -> dict[str, 
         "required": ["type", "geometry", "properties"],
         "properties": {
             "type": {"type": "string", "enum": ["Feature"]},
-            "id": {"type": "integer"},
-            "geometry": {"format": _GEOMETRY_FORMAT.get(str(geom_type).upper(), "geometry-any"),
+            "id": {"type": "integer", "format": "int64", "x-ogc-role": "id"},
+            "geometry": {"format": _GEOMETRY_FORMAT.get(features.geometry_type(table) or "", "geometry-any"),
                          "x-ogc-role": "primary-geometry"},
             "properties": {"type": "object", "properties": props},
         },
@@ -257,150 +225,18 @@ def schema(layer: str, request: Request, store: StoreDep, principal: UserDep) ->
     return _json(feature_schema(store, principal, layer, _base(request)), JSON_SCHEMA)
 
 
-def _props(row: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, datetime):
-            v = (v if v.tzinfo else v.replace(tzinfo=timezone.utc)).isoformat()
-        elif isinstance(v, float) and not math.isfinite(v):
-            v = None
-        elif isinstance(v, (bytes, memoryview)):
-            continue
-        out[k] = v
-    return out
-
-
-def _where(store: Store, principal, layer: str, table: Table, *,  # noqa: ANN001
-           bbox: tuple[float, float, float, float] | None, time_range: tuple[datetime | None, datetime | None] | None,
-           equals: dict[str, str] | None) -> Any:
-    """The WHERE clause of an items request (None: every row): role filter, bbox (index filter,
-    then exact test), time range on the layer's time column, property equality as text."""
-    conds = []
-    role_where = layer_filter(principal, layer, table)
-    if role_where is not None:
-        conds.append(role_where)
-    if bbox is not None:
-        conds.append(store.bbox_filter(table, bbox))
-        env = func.ST_MakeEnvelope(*bbox, 4326) if not store.is_gpkg else func.BuildMbr(*bbox, 4326)
-        geom_col = table.c.geom if not store.is_gpkg else func.GeomFromGPB(table.c.geom)
-        conds.append(func.ST_Intersects(geom_col, env) == (True if not store.is_gpkg else 1))
-    if time_range is not None:
-        col_name = TIME_COLUMN.get(layer)
-        if col_name is None:
-            raise InputError(f"layer {layer!r} has no time; datetime applies to {', '.join(TIME_COLUMN)}")
-        col = table.c[col_name]
-        start, end = time_range
-        if start is not None:
-            conds.append(col >= _time_naive_ok(store, start))
-        if end is not None:
-            conds.append(col <= _time_naive_ok(store, end))
-    hidden = hidden_fields(principal, layer)
-    for key, value in (equals or {}).items():
-        # A hidden field is as unknown as a missing one: filtering on it would tell its values.
-        if key not in table.c or key == "geom" or key in hidden:
-            props = ", ".join(c.name for c in _columns(principal, layer, table))
-            raise InputError(f"unknown query parameter {key!r} for layer {layer!r}",
-                             hint=f"filter by one of: {props}; or bbox, datetime, limit, offset")
-        col = table.c[key]
-        conds.append(func.cast(col, type_=_text_type()) == value)
-    return and_(*conds) if conds else None
-
-
-def query_items(
-    store: Store,
-    principal,  # noqa: ANN001
-    layer: str,
-    *,
-    bbox: tuple[float, float, float, float] | None = None,
-    time_range: tuple[datetime | None, datetime | None] | None = None,
-    equals: dict[str, str] | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[list[dict[str, Any]], int]:
-    """GeoJSON features of ``layer`` visible to ``principal`` and the number matched.
-
-    ``bbox`` selects features whose geometry intersects it (index filter, then exact test);
-    ``time_range`` filters the layer's time column; ``equals`` compares columns as text.
-    Features are ordered by id so that offsets page stably.
-    """
+@router.get("/collections/{layer}/schema.xsd", summary="Feature schema of a collection (XML Schema, GML 3.2)")
+def schema_xsd(layer: str, store: StoreDep, principal: UserDep) -> Response:
+    """The property types as XML Schema, which GDAL's OAPIF driver prefers (64-bit ids as xs:long)."""
     table = _layer_table(store, principal, layer)
-    where = _where(store, principal, layer, table, bbox=bbox, time_range=time_range, equals=equals)
-    cols = _columns(principal, layer, table)
-    stmt = select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb"))
-    count_stmt = select(func.count()).select_from(table)
-    if where is not None:
-        stmt, count_stmt = stmt.where(where), count_stmt.where(where)
-    stmt = stmt.order_by(table.c.id).limit(limit).offset(offset)
-    with store.engine.connect() as conn:
-        matched = int(conn.execute(count_stmt).scalar_one())
-        rows = conn.execute(stmt).all() if offset < matched else []
-    geoms = shapely.from_wkb([bytes(r.geom_wkb) if r.geom_wkb is not None else None for r in rows])
-    features = []
-    for r, g in zip(rows, geoms):
-        m = dict(r._mapping)
-        m.pop("geom_wkb")
-        features.append({
-            "type": "Feature", "id": m["id"],
-            "geometry": json.loads(shapely.to_geojson(g)) if g is not None else None,
-            "properties": _props(m),
-        })
-    return features, matched
+    return Response(features.properties_xsd(table, layer, hidden_fields(principal, layer)),
+                    media_type="application/xml")
 
 
-def query_items_json(
-    store: Store,
-    principal,  # noqa: ANN001
-    layer: str,
-    *,
-    bbox: tuple[float, float, float, float] | None = None,
-    time_range: tuple[datetime | None, datetime | None] | None = None,
-    equals: dict[str, str] | None = None,
-    limit: int = 100,
-    offset: int = 0,
-) -> tuple[str, int, int]:
-    """:func:`query_items` on PostGIS with the features built as GeoJSON text in the database, in
-    one statement: (features JSON array, number matched, number returned).
-
-    With a bbox the matching ids come from the GiST index once (a materialized CTE) and serve
-    both the count and the page (sorted by id), instead of a count over the index plus a walk
-    along the primary key for the page. Coordinates keep 15 decimals (they read back as the
-    same doubles); times are RFC 3339 in UTC."""
-    table = _layer_table(store, principal, layer)
-    where = _where(store, principal, layer, table, bbox=bbox, time_range=time_range, equals=equals)
-    params: dict[str, Any] = {"gp_limit": int(limit), "gp_offset": int(offset)}
-    cond = "true"
-    if where is not None:
-        compiled = where.compile(dialect=store.engine.dialect)
-        cond = str(compiled)
-        params.update(compiled.params)
-    name = table.name
-    # The geometry and the fields hidden from the user (plain column names of the model) are
-    # taken out of the properties.
-    drop = ", ".join(f"'{c}'" for c in sorted({"geom", *hidden_fields(principal, layer)}))
-    # Text, not json values: the geometry is not parsed again on the way.
-    feature = ("'{\"type\": \"Feature\", \"id\": ' || p.id || ', \"geometry\": ' || "
-               f"COALESCE(ST_AsGeoJSON(p.geom, 15), 'null') || ', \"properties\": ' || (to_jsonb(p) - ARRAY[{drop}]) || '}}'")
-    if bbox is not None:
-        sql = (f"WITH m AS MATERIALIZED (SELECT id FROM {name} WHERE {cond}), "
-               "pg AS (SELECT id FROM m ORDER BY id LIMIT %(gp_limit)s OFFSET %(gp_offset)s) "
-               "SELECT (SELECT count(*) FROM m), (SELECT count(*) FROM pg), "
-               f"(SELECT '[' || COALESCE(string_agg({feature}, ', ' ORDER BY p.id), '') || ']' "
-               f"FROM {name} p WHERE p.id IN (SELECT id FROM pg))")
-    else:
-        sql = (f"WITH pg AS MATERIALIZED (SELECT * FROM {name} WHERE {cond} "
-               "ORDER BY id LIMIT %(gp_limit)s OFFSET %(gp_offset)s) "
-               f"SELECT (SELECT count(*) FROM {name} WHERE {cond}), (SELECT count(*) FROM pg), "
-               f"(SELECT '[' || COALESCE(string_agg({feature}, ', ' ORDER BY p.id), '') || ']' FROM pg p)")
-    with store.engine.connect() as conn:
-        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
-        matched, returned, features = conn.exec_driver_sql(sql, params).one()
-    return features, int(matched), int(returned)
-
-
-def _text_type():  # noqa: ANN202
-    from sqlalchemy import Text
-
-    return Text()
+def query_items(store: Store, principal, layer: str, **query: Any) -> tuple[list[dict[str, Any]], int]:  # noqa: ANN001
+    """GeoJSON features of ``layer`` that ``principal`` may see and the number matched (see
+    :func:`layers.features.query_items` for ``bbox``, ``time_range``, ``equals``, ``limit``, ``offset``)."""
+    return features.query_items(store, layer, **_view(store, principal, layer), **query)
 
 
 @router.get("/collections/{layer}/items", summary="Features of a collection (GeoJSON, paged)")
@@ -432,16 +268,8 @@ def items(
     for k, v in equals.items():
         if len(v) > 200:
             raise InputError(f"query parameter {k!r} is longer than 200 characters")
-    if store.is_gpkg:
-        feats, matched = query_items(
-            store, principal, layer, bbox=box, time_range=trange, equals=equals, limit=page, offset=offset
-        )
-        returned = len(feats)
-        features = json.dumps(feats, ensure_ascii=False)
-    else:  # the features come as GeoJSON text from the database
-        features, matched, returned = query_items_json(
-            store, principal, layer, bbox=box, time_range=trange, equals=equals, limit=page, offset=offset
-        )
+    feats, matched, returned = features.items_page(store, layer, **_view(store, principal, layer), bbox=box,
+                                                   time_range=trange, equals=equals, limit=page, offset=offset)
     base = f"{_base(request)}/ogc/collections/{layer}/items"
     params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
 
@@ -462,7 +290,7 @@ def items(
         "links": links,
     }, ensure_ascii=False)
     # The features array goes in as it is (JSON text), not parsed and encoded again.
-    return Response(f'{head[:-1]}, "features": {features}}}'.encode("utf-8"), media_type=GEOJSON,
+    return Response(f'{head[:-1]}, "features": {feats}}}'.encode("utf-8"), media_type=GEOJSON,
                     headers={"Content-Crs": f"<{CRS84}>"})
 
 
@@ -470,20 +298,11 @@ def items(
 def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, principal: UserDep,
          crs: Annotated[str | None, Query(max_length=200, description=f"output CRS; only {CRS84}")] = None) -> JSONResponse:
     _check_crs(crs)
-    table = _layer_table(store, principal, layer)
-    conds = [table.c.id == feature_id]
-    role_where = layer_filter(principal, layer, table)
-    if role_where is not None:
-        conds.append(role_where)
-    cols = _columns(principal, layer, table)
-    with store.engine.connect() as conn:
-        r = conn.execute(select(*cols, func.ST_AsBinary(table.c.geom).label("geom_wkb")).where(and_(*conds))).first()
-    if r is None:
+    feature = features.get_item(store, layer, feature_id, **_view(store, principal, layer))
+    if feature is None:
         raise NotFoundError(f"no feature {feature_id} in {layer!r}")
-    m = dict(r._mapping)
-    g = shapely.from_wkb(bytes(m.pop("geom_wkb")))
     return _json({
-        "type": "Feature", "id": m["id"], "geometry": json.loads(shapely.to_geojson(g)), "properties": _props(m),
+        **feature,
         "links": [{"href": f"{_base(request)}/ogc/collections/{layer}/items/{feature_id}", "rel": "self", "type": GEOJSON},
                   {"href": f"{_base(request)}/ogc/collections/{layer}", "rel": "collection", "type": "application/json"}],
     }, GEOJSON)

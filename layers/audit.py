@@ -29,6 +29,12 @@ class AuditChainBroken(GridPatrolError):
     exit_code = 7
 
 
+def _now_ms() -> datetime:
+    """Now (UTC) to the millisecond: what a GeoPackage keeps, so the hash of an entry read back matches."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 def _at(value: datetime | str | None) -> str:
     """``value`` as UTC ISO text with microseconds (SQLite gives naive UTC, PostgreSQL aware)."""
     if value is None:
@@ -73,7 +79,7 @@ def audit(conn: Connection, actor: Any, action: str, target: str | None, detail:
     last = conn.execute(select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)).first()
     name, actor_id = _actor(actor)
     row = {
-        "id": (int(last[0]) + 1) if last else 1, "at": utcnow(), "actor": name, "actor_id": actor_id,
+        "id": (int(last[0]) + 1) if last else 1, "at": _now_ms(), "actor": name, "actor_id": actor_id,
         "action": action, "target": target,
         "detail_json": json.dumps(detail, ensure_ascii=False, default=str)[:20000],
     }

@@ -1,4 +1,4 @@
-"""Export a layer of the store to GeoJSON or GeoPackage (WGS-84, every attribute)."""
+"""Export a layer of the store: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
 from __future__ import annotations
 
 import warnings
@@ -8,21 +8,58 @@ import geopandas as gpd
 import pyogrio
 
 from gis.errors import InputError
+from layers import export_formats
 from layers.store import Store
 
-FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG"}
+FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".zip": "Shapefile", ".csv": "CSV",
+           ".kml": "KML", ".kmz": "KMZ"}
+CRS_CHOICES = ("wgs84", "gcj02")
 
 
-def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFrame | None = None) -> int:
-    """Write ``layer`` (or the given frame of it) to ``path``; the format follows the extension.
-
-    Writes to a temporary file first and renames it, so a failed export leaves no half file.
-    Returns the number of features written.
-    """
-    path = Path(path)
+def export_format(path: Path) -> str:
+    """The export format named by ``path``'s extension (``.shp.zip`` and ``.zip`` are zipped Shapefiles)."""
     driver = FORMATS.get(path.suffix.lower())
     if driver is None:
-        raise InputError(f"cannot export to {path.name}", hint="use a .geojson or .gpkg file name")
+        raise InputError(f"cannot export to {path.name}",
+                         hint="use a .geojson, .gpkg, .shp.zip, .csv, .kml or .kmz file name")
+    return driver
+
+
+def with_grid_and_worker(store: Store, gdf: gpd.GeoDataFrame, *, workers: bool = True) -> gpd.GeoDataFrame:
+    """``gdf`` with ``grid_code`` (the current plan's grid holding each feature's representative
+    point, unless it has one) and ``worker`` of that grid when ``workers`` (the caller may see them)."""
+    if "code" in gdf.columns and "worker" in gdf.columns or not len(gdf):
+        return gdf
+    from layers.grids import export_frame
+
+    grids = export_frame(store, "grids")
+    if not len(grids) or "code" not in grids.columns:
+        return gdf
+    out = gdf.copy()
+    if "grid_code" not in out.columns:
+        pts = gpd.GeoDataFrame(geometry=out.geometry.representative_point(), crs=out.crs)
+        hit = gpd.sjoin(pts, grids[["code", "geometry"]], how="left", predicate="within")
+        out["grid_code"] = hit.groupby(level=0)["code"].first().reindex(out.index).to_numpy()
+    if workers and "worker" not in out.columns:
+        out["worker"] = out["grid_code"].map(dict(zip(grids["code"], grids["worker"])))
+    return out
+
+
+def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFrame | None = None, *,
+                 encoding: str = "utf-8", crs: str = "wgs84", workers: bool = True) -> int:
+    """Write ``layer`` (or the given frame of it) to ``path``; the format follows the extension.
+
+    ``encoding`` (utf-8 or gbk) applies to Shapefiles; ``crs`` (wgs84 or gcj02) to KML/KMZ,
+    whose placemarks carry the grid code and, when ``workers``, the grid's worker. Writes to a
+    temporary file first and renames it, so a failed export leaves no half file. Returns the
+    number of features written.
+    """
+    path = Path(path)
+    driver = export_format(path)
+    if crs not in CRS_CHOICES:
+        raise InputError(f"unknown crs {crs!r}", hint="use wgs84 or gcj02")
+    if crs != "wgs84" and driver not in ("KML", "KMZ"):
+        raise InputError(f"--crs {crs} applies to KML/KMZ only", hint="other formats are written in WGS-84")
     if gdf is None and layer in ("grids", "blocks", "buildings"):
         # Grid plans are versioned: grids/blocks mean the newest plan's, and buildings carry
         # that plan's grid_code (layers.grids.export_frame).
@@ -32,14 +69,26 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
     if gdf is None:
         gdf = store.read_layer(layer)
     gdf = gdf.reset_index(drop=True)
-    tmp = path.with_name(path.name + ".part")
+    # GDAL's CSV driver makes a folder of a name not ending in .csv.
+    tmp = path.with_name(path.name + (".part.csv" if driver == "CSV" else ".part"))
     tmp.unlink(missing_ok=True)
     if path.parent and not path.parent.exists():
         raise InputError(f"folder {path.parent} does not exist")
-    kwargs = {"layer": layer} if driver == "GPKG" else {}
-    with warnings.catch_warnings():
-        # The temporary ".part" name is not a .gpkg name; the renamed file is.
-        warnings.simplefilter("ignore", RuntimeWarning)
-        pyogrio.write_dataframe(gdf, tmp, driver=driver, **kwargs)
-    tmp.replace(path)
+    try:
+        if driver == "Shapefile":
+            export_formats.write_shapefile_zip(gdf, layer, tmp, encoding=encoding)
+        elif driver == "CSV":
+            export_formats.write_csv_wkt(gdf, tmp)
+        elif driver in ("KML", "KMZ"):
+            export_formats.write_kml(with_grid_and_worker(store, gdf, workers=workers), layer, tmp,
+                                     gcj02=crs == "gcj02", kmz=driver == "KMZ")
+        else:
+            kwargs = {"layer": layer} if driver == "GPKG" else {}
+            with warnings.catch_warnings():
+                # The temporary ".part" name is not a .gpkg name; the renamed file is.
+                warnings.simplefilter("ignore", RuntimeWarning)
+                pyogrio.write_dataframe(gdf, tmp, driver=driver, **kwargs)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return len(gdf)

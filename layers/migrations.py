@@ -6,7 +6,7 @@ from collections.abc import Callable
 from sqlalchemy import Connection, DateTime, Engine, MetaData, inspect, select, text
 
 from gis.errors import StoreError
-from layers.models import Base, SchemaVersion
+from layers.models import GPKG_DIALECTS, Base, SchemaVersion, UtcDateTime
 
 
 def _fresh_metadata() -> MetaData:
@@ -43,7 +43,25 @@ def _v3_token_revocation(conn: Connection) -> None:
         conn.execute(text(f"ALTER TABLE users ADD COLUMN tokens_revoked_at {kind}"))
 
 
-def _v4_trust(conn: Connection) -> None:
+def _v4_iso_datetimes(conn: Connection) -> None:
+    # GeoPackage DATETIME must be ISO 8601 "YYYY-MM-DDTHH:MM:SS.SSSZ" (UTC); earlier versions wrote
+    # "YYYY-MM-DD HH:MM:SS.ffffff" (naive UTC), which GDAL reads with a warning per value. PostGIS
+    # keeps timestamptz: nothing to rewrite there.
+    if conn.dialect.name not in GPKG_DIALECTS:
+        return
+    insp = inspect(conn)
+    for table in Base.metadata.sorted_tables:
+        if not insp.has_table(table.name):
+            continue
+        have = {c["name"] for c in insp.get_columns(table.name)}
+        for col in table.columns:
+            if isinstance(col.type, UtcDateTime) and col.name in have:
+                conn.execute(text(f"UPDATE {table.name} SET {col.name} = strftime('%Y-%m-%dT%H:%M:%fZ', {col.name}) "
+                                  f"WHERE {col.name} IS NOT NULL AND {col.name} NOT GLOB "
+                                  "'[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9].[0-9][0-9][0-9]Z'"))
+
+
+def _v5_trust(conn: Connection) -> None:
     # As in version 2: new stores have the columns and the table from the models; older ones get
     # them here. Entries written before get their place in the hash chain, in id order.
     from layers import audit
@@ -63,7 +81,8 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
     (2, "roads: OSM access, foot and motor_vehicle tags", _v2_road_access),
     (3, "users: token version and time of the last revocation", _v3_token_revocation),
-    (4, "audit log: actor id, hash chain, append-only; login throttle", _v4_trust),
+    (4, "GeoPackage: every date/time value as ISO 8601 UTC text (YYYY-MM-DDTHH:MM:SS.SSSZ)", _v4_iso_datetimes),
+    (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

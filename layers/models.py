@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 SRID = 4326
@@ -25,6 +26,51 @@ MAX_ID = 2**31 - 1
 # BOOLEAN, DATETIME, BLOB. VARCHAR, BIGINT and JSON make GDAL skip the column, so strings are
 # Text everywhere and 64-bit ids become plain INTEGER (64-bit in SQLite anyway) on GeoPackage.
 BigInt = BigInteger().with_variant(Integer(), "geopackage", "sqlite")
+
+
+GPKG_DIALECTS = ("geopackage", "sqlite")
+
+
+class _GpkgDateTime(UserDefinedType):
+    """A GeoPackage DATETIME column whose values are passed as text (formatted by UtcDateTime)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw) -> str:  # noqa: ANN003
+        return "DATETIME"
+
+
+def gpkg_datetime_text(value: datetime) -> str:
+    """``value`` as GeoPackage DATETIME text, ISO 8601 ``YYYY-MM-DDTHH:MM:SS.SSSZ`` in UTC (naive counts as UTC)."""
+    t = value.astimezone(timezone.utc) if value.tzinfo else value
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+class UtcDateTime(TypeDecorator):
+    """A timezone-aware instant: timestamptz on PostGIS, ISO 8601 UTC text (``…T…Z``, milliseconds)
+    on GeoPackage as the standard requires (GDAL and QGIS warn about anything else)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # noqa: ANN001, ANN201
+        if dialect.name in GPKG_DIALECTS:
+            return dialect.type_descriptor(_GpkgDateTime())
+        return dialect.type_descriptor(DateTime(timezone=True))
+
+    def process_bind_param(self, value, dialect):  # noqa: ANN001, ANN201
+        if value is None or dialect.name not in GPKG_DIALECTS:
+            return value
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return gpkg_datetime_text(value)
+
+    def process_result_value(self, value, dialect):  # noqa: ANN001, ANN201
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
 def utcnow() -> datetime:
@@ -47,7 +93,7 @@ class SchemaVersion(Base):
     __tablename__ = "gp_schema_version"
     version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     description: Mapped[str] = mapped_column(Text)
-    applied_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    applied_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ImportRecord(Base):
@@ -62,8 +108,8 @@ class ImportRecord(Base):
     options_json: Mapped[str] = mapped_column(Text, default="{}")
     counts_json: Mapped[str] = mapped_column(Text, default="{}")
     dropped_json: Mapped[str] = mapped_column(Text, default="{}")
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    finished_at: Mapped[datetime] = mapped_column(UtcDateTime())
     # The area the import covers (the extract's bounds, or the --boundary polygon).
     geom = mapped_column(geom("MULTIPOLYGON"), nullable=True)
 
@@ -177,7 +223,7 @@ class GridPlan(Base):
     __tablename__ = "grid_plans"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str | None] = mapped_column(Text, nullable=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     created_by: Mapped[str | None] = mapped_column(Text, nullable=True)
     method: Mapped[str] = mapped_column(Text, default="draw")  # draw | import | edit
     parent_plan_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -239,7 +285,7 @@ class Route(Base):
     required_m: Mapped[float] = mapped_column(Float)
     lower_bound_m: Mapped[float] = mapped_column(Float)
     duration_s: Mapped[float] = mapped_column(Float)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     directions_json: Mapped[str] = mapped_column(Text, default="[]")
     stats_json: Mapped[str] = mapped_column(Text, default="{}")
     geom = mapped_column(geom("LINESTRING"), nullable=False)
@@ -251,13 +297,13 @@ class Incident(Base):
     __tablename__ = "incidents"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     external_id: Mapped[str | None] = mapped_column(Text, nullable=True)
-    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime(), index=True)
     category: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text, nullable=True)
     source: Mapped[str | None] = mapped_column(Text, nullable=True)
     reporter: Mapped[str | None] = mapped_column(Text, nullable=True)
     state: Mapped[str] = mapped_column(Text, default="reported")
-    state_since: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    state_since: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking of transitions
     grid_code: Mapped[str | None] = mapped_column(Text, nullable=True)
     worker: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -278,7 +324,7 @@ class IncidentEvent(Base):
     to_state: Mapped[str] = mapped_column(Text)
     actor: Mapped[str | None] = mapped_column(Text, nullable=True)
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class User(Base):
@@ -292,12 +338,12 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(Text)
     max_secrecy_level: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     # Schema version 3. Tokens carry the version they were issued at and are refused once it moves
     # on (password change or reset, deactivation/reactivation, logout everywhere): a counter, not
     # a time, so revocation does not depend on clocks or on the second a token was issued in.
     token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0", nullable=False)
-    tokens_revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    tokens_revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
 
 
 class AuditEntry(Base):
@@ -305,7 +351,7 @@ class AuditEntry(Base):
 
     __tablename__ = "audit_log"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor: Mapped[str | None] = mapped_column(Text, nullable=True)  # the name, for reading
     action: Mapped[str] = mapped_column(Text)
     target: Mapped[str | None] = mapped_column(Text, nullable=True)

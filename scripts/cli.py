@@ -172,13 +172,15 @@ def import_areas_cmd(
 @app.command("export")
 def export_cmd(
     layer: Annotated[str, typer.Argument(help="Layer: areas, roads, buildings, barriers, cameras, grids, routes, incidents, …")],
-    path: Annotated[Path, typer.Argument(help="Output file: .geojson or .gpkg")],
+    path: Annotated[Path, typer.Argument(help="Output file: .geojson, .gpkg, .shp.zip (ArcGIS), .csv (Excel), .kml or .kmz")],
+    encoding: Annotated[str, typer.Option(help="Shapefile text encoding: utf-8 or gbk")] = "utf-8",
+    crs: Annotated[str, typer.Option(help="KML/KMZ coordinates: wgs84 or gcj02 (Chinese web and phone maps)")] = "wgs84",
 ) -> None:
-    """Export a layer (WGS-84, every attribute) to GeoJSON or GeoPackage."""
+    """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
     from layers.export import export_layer
 
     store = open_cli_store(create=False)
-    n = export_layer(store, layer, path)
+    n = export_layer(store, layer, path, encoding=encoding, crs=crs)
     console.print(f"wrote {n} {layer} to {path}")
 
 

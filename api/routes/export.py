@@ -8,27 +8,32 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from api.auth import layer_filter, visible_frame
+from api.auth import hidden_fields, layer_filter, visible_frame
 from api.deps import StoreDep, UserDep
 from layers.export import export_layer
 
 router = APIRouter(prefix="/export", tags=["export"])
-MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3"}
+MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3", "shp.zip": "application/zip",
+         "csv": "text/csv; charset=utf-8", "kml": "application/vnd.google-earth.kml+xml",
+         "kmz": "application/vnd.google-earth.kmz"}
 
 
-@router.get("/{layer}", summary="Export a layer (GeoJSON or GeoPackage)")
+@router.get("/{layer}", summary="Export a layer (GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ)")
 def export(
     layer: str, store: StoreDep, principal: UserDep,
-    format: Annotated[str, Query(pattern="^(geojson|gpkg)$")] = "geojson",  # noqa: A002
+    format: Annotated[str, Query(pattern="^(geojson|gpkg|shp\\.zip|csv|kml|kmz)$")] = "geojson",  # noqa: A002
+    encoding: Annotated[str, Query(pattern="^(utf-8|gbk)$", description="Shapefile text encoding")] = "utf-8",
+    crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$", description="KML/KMZ coordinates")] = "wgs84",
 ) -> Response:
-    """The layer in WGS-84: the rows and fields the user may see (the file's extent, counts and
-    metadata are computed from those alone)."""
+    """The layer: the rows and fields the user may see (the file's extent, counts and metadata
+    are computed from those alone; KML placemarks name a grid's worker only to who may see it)."""
     table = store.table(layer)
     where = layer_filter(principal, layer, table)
     gdf = visible_frame(principal, layer, store.read_layer(layer, where=where))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{layer}.{format}"
-        export_layer(store, layer, path, gdf=gdf)
+        export_layer(store, layer, path, gdf=gdf, encoding=encoding, crs=crs if format in ("kml", "kmz") else "wgs84",
+                     workers="worker" not in hidden_fields(principal, "grids"))
         data = path.read_bytes()
     return Response(data, media_type=MEDIA[format],
                     headers={"Content-Disposition": f'attachment; filename="{layer}.{format}"'})

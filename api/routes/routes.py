@@ -71,7 +71,7 @@ def list_routes(store: StoreDep, principal: UserDep,
     require_permission(principal, "read_routes", "see patrol routes")
     feats, _ = query_items(store, principal, "routes", limit=limit, offset=offset)
     keep = ("id", "grid_code", "kind", "mode", "worker_index", "length_m", "required_m", "lower_bound_m", "duration_s", "created_at")
-    return [{k: f["properties"].get(k) for k in keep} for f in feats]
+    return [{k: f["id"] if k == "id" else f["properties"].get(k) for k in keep} for f in feats]
 
 
 @router.get("/{code}", summary="A grid's route(s) as GeoJSON with turn-by-turn directions")

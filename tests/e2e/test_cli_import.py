@@ -11,6 +11,7 @@ import pyogrio
 import pytest
 
 from tests.conftest import data_path
+from tests.gdal_check import read_every_table
 
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
 
@@ -47,6 +48,13 @@ def test_import_info_export(loaded, tmp_path):
     run(loaded, "import-areas", *districts, "--crs", "gcj02", "--level", "district")
     info = json.loads(run(loaded, "info", "--json").stdout)
     assert {r["layer"]: r["rows"] for r in info["layers"]}["areas"] == 5
+    # GDAL (QGIS) reads every table of the store and of an exported GeoPackage without a warning.
+    gpkg = tmp_path / "imports.gpkg"
+    run(loaded, "export", "imports", str(gpkg))
+    paths = [gpkg] + ([Path(loaded[len("gpkg:///"):])] if loaded.startswith("gpkg:///") else [])
+    for path in paths:
+        tables = read_every_table(path)
+        assert len(tables["imports"]) >= 2, (path, list(tables))
 
 
 def _broken_inputs(tmp: Path) -> list[tuple[list[str], str]]:
@@ -70,7 +78,7 @@ def _broken_inputs(tmp: Path) -> list[tuple[list[str], str]]:
         (["import-osm", str(data_path("chengdu", "chengdu.osm")), "--boundary",
           str(data_path("nanjing", "320102.geojson")), "--boundary-crs", "gcj02"], "does not intersect"),
         (["export", "nosuchlayer", str(tmp / "x.geojson")], "unknown layer"),
-        (["export", "roads", str(tmp / "x.shp")], ".geojson or .gpkg"),
+        (["export", "roads", str(tmp / "x.shp")], ".shp.zip"),
     ]
 
 

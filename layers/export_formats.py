@@ -1,0 +1,165 @@
+"""Writers for other GIS tools: zipped Shapefile (ArcGIS), CSV with WKT (Excel), KML/KMZ (phone map apps)."""
+from __future__ import annotations
+
+import csv
+import io
+import re
+import warnings
+import zipfile
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import geopandas as gpd
+import pandas as pd
+import pyogrio
+import shapely
+
+from gis.crs import wgs84_to_gcj02
+from gis.errors import InputError
+
+# DBF field names hold at most 10 characters.
+DBF_NAME_LEN = 10
+FIELD_MAP_NAME = "field_names.csv"
+ENCODINGS = {"utf-8": "UTF-8", "utf8": "UTF-8", "gbk": "GBK"}
+_FAMILY = {"Point": "point", "MultiPoint": "point", "LineString": "line", "MultiLineString": "line",
+           "Polygon": "polygon", "MultiPolygon": "polygon"}
+
+
+def dbf_field_names(columns: list[str]) -> dict[str, str]:
+    """Column → Shapefile field name: cut to 10 characters, collisions (case-insensitive, as DBF
+    compares them) resolved by replacing the end with ``_1``, ``_2``, …, in column order."""
+    out: dict[str, str] = {}
+    taken: set[str] = set()
+    for col in columns:
+        name = re.sub(r"[^0-9A-Za-z_]", "_", col)[:DBF_NAME_LEN] or "field"
+        n = 0
+        while name.lower() in taken:
+            n += 1
+            suffix = f"_{n}"
+            name = re.sub(r"[^0-9A-Za-z_]", "_", col)[: DBF_NAME_LEN - len(suffix)] + suffix
+        taken.add(name.lower())
+        out[col] = name
+    return out
+
+
+def _plain_values(gdf: pd.DataFrame) -> pd.DataFrame:
+    """Date/times as ISO 8601 UTC text (DBF and CSV have no time zone; a Shapefile Date would lose the time)."""
+    gdf = gdf.copy()
+    geom = gdf.geometry.name if isinstance(gdf, gpd.GeoDataFrame) else None
+    for col in gdf.columns:
+        if col == geom:
+            continue
+        s = gdf[col]
+        if pd.api.types.is_datetime64_any_dtype(s) or (s.dtype == object and s.map(
+                lambda v: hasattr(v, "isoformat")).any()):
+            t = pd.to_datetime(s, utc=True)
+            gdf[col] = t.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").where(t.notna(), None)
+    return gdf
+
+
+def write_shapefile_zip(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, encoding: str = "utf-8") -> None:
+    """``gdf`` as a zipped Shapefile at ``path``: .shp/.shx/.dbf, .prj (WGS-84), .cpg naming the
+    encoding (UTF-8 or GBK) and ``field_names.csv`` (column, shapefile_field). A layer of mixed
+    geometry kinds (barriers) becomes one Shapefile per kind (``LAYER_point``, ``_line``, ``_polygon``)."""
+    enc = ENCODINGS.get(encoding.lower())
+    if enc is None:
+        raise InputError(f"unknown encoding {encoding!r}", hint="use utf-8 or gbk")
+    names = dbf_field_names([c for c in gdf.columns if c != gdf.geometry.name])
+    out = _plain_values(gdf).rename(columns=names)
+    families = out.geometry.geom_type.map(_FAMILY).fillna("polygon")
+    parts = {layer: out} if families.nunique() <= 1 else {
+        f"{layer}_{fam}": out[families == fam] for fam in sorted(families.unique())}
+    tmpdir = path.with_name(path.name + ".d")
+    tmpdir.mkdir(exist_ok=True)
+    try:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            for stem, part in parts.items():
+                shp = tmpdir / f"{stem}.shp"
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    pyogrio.write_dataframe(part.reset_index(drop=True), shp, driver="ESRI Shapefile", encoding=enc)
+                for f in sorted(tmpdir.glob(f"{stem}.*")):
+                    zf.write(f, f.name)
+            buf = io.StringIO()
+            w = csv.writer(buf, lineterminator="\n")
+            w.writerow(["column", "shapefile_field"])
+            w.writerows(names.items())
+            zf.writestr(FIELD_MAP_NAME, buf.getvalue().encode("utf-8"))
+    finally:
+        for f in tmpdir.iterdir():
+            f.unlink()
+        tmpdir.rmdir()
+
+
+def write_csv_wkt(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """``gdf`` as CSV for Excel: UTF-8 with a byte-order mark, the geometry as WKT in the first
+    column ``WKT`` (WGS-84 longitude/latitude, full precision), times as ISO 8601 UTC text."""
+    plain = _plain_values(gdf.drop(columns=[gdf.geometry.name]))
+    plain.insert(0, "WKT", shapely.to_wkt(gdf.geometry.values, rounding_precision=-1))
+    plain.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+
+
+def _to_gcj02(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
+    def shift(coords):  # noqa: ANN001, ANN202
+        lon, lat = wgs84_to_gcj02(coords[:, 0], coords[:, 1])
+        return shapely.get_coordinates(shapely.points(lon, lat))
+
+    return gpd.GeoSeries(shapely.transform(geoms.values, shift), index=geoms.index)
+
+
+def kml_document(gdf: gpd.GeoDataFrame, layer: str, *, gcj02: bool = False) -> str:
+    """``gdf`` as a KML document: one placemark per row named by its grid code (or name, or id),
+    its description listing 网格 (grid code) and 网格员 (worker) where the frame has them, and
+    every column as ExtendedData. Coordinates in WGS-84, or GCJ-02 (Chinese web/phone maps)."""
+    geoms = _to_gcj02(gdf.geometry) if gcj02 else gdf.geometry
+    plain = _plain_values(gdf.drop(columns=[gdf.geometry.name]))
+    rows = []
+    for (idx, rec), geom in zip(plain.iterrows(), geoms.values):
+        title = next((str(rec[c]) for c in ("code", "grid_code", "name") if c in rec and pd.notna(rec[c])), str(idx))
+        desc = []
+        for col, label in (("grid_code", "网格"), ("code", "网格") if layer == "grids" else (None, None),
+                           ("worker", "网格员")):
+            if col in rec and pd.notna(rec[col]):
+                desc.append(f"{label}: {rec[col]}")
+        # KML readers take Data named "name"/"description" for the placemark's own: renamed.
+        data = "".join(f'<Data name="{escape(_KML_DATA_NAMES.get(c, c))}"><value>{escape("" if pd.isna(v) else str(v))}'
+                       "</value></Data>" for c, v in rec.items())
+        rows.append(f"<Placemark><name>{escape(title)}</name><description>{escape('; '.join(desc))}</description>"
+                    f"<ExtendedData>{data}</ExtendedData>{_kml_geometry(geom)}</Placemark>")
+    crs_note = "GCJ-02" if gcj02 else "WGS-84"
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<kml xmlns="http://www.opengis.net/kml/2.2"><Document>'
+            f"<name>{escape(layer)}</name><description>coordinates: {crs_note}</description>"
+            + "".join(rows) + "</Document></kml>\n")
+
+
+_KML_DATA_NAMES = {"name": "feature_name", "description": "feature_description"}
+
+
+def _coords(geom) -> str:  # noqa: ANN001
+    return " ".join(f"{float(x)!r},{float(y)!r}" for x, y in shapely.get_coordinates(geom))
+
+
+def _kml_geometry(geom) -> str:  # noqa: ANN001
+    if geom is None or geom.is_empty:
+        return ""
+    kind = geom.geom_type
+    if kind == "Point":
+        return f"<Point><coordinates>{_coords(geom)}</coordinates></Point>"
+    if kind == "LineString":
+        return f"<LineString><coordinates>{_coords(geom)}</coordinates></LineString>"
+    if kind == "Polygon":
+        inner = "".join(f"<innerBoundaryIs><LinearRing><coordinates>{_coords(r)}</coordinates></LinearRing></innerBoundaryIs>"
+                        for r in geom.interiors)
+        return (f"<Polygon><outerBoundaryIs><LinearRing><coordinates>{_coords(geom.exterior)}</coordinates>"
+                f"</LinearRing></outerBoundaryIs>{inner}</Polygon>")
+    return "<MultiGeometry>" + "".join(_kml_geometry(g) for g in geom.geoms) + "</MultiGeometry>"
+
+
+def write_kml(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, gcj02: bool = False, kmz: bool = False) -> None:
+    """``gdf`` as KML (``kmz``: zipped as ``doc.kml``) at ``path``; see :func:`kml_document`."""
+    doc = kml_document(gdf, layer, gcj02=gcj02).encode("utf-8")
+    if kmz:
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("doc.kml", doc)
+    else:
+        path.write_bytes(doc)

@@ -1,0 +1,103 @@
+"""Every date/time column is written as an exact instant on both stores, and on GeoPackage as the
+standard's ISO 8601 text (YYYY-MM-DDTHH:MM:SS.SSSZ), so GDAL and QGIS read it without a warning;
+a store written by an older version is rewritten by a migration step."""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timedelta, timezone
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+from sqlalchemy import insert, text
+
+from layers import migrations, users
+from layers.models import LAYERS, AuditEntry, Base, GridPlan, IncidentEvent, UtcDateTime
+from layers.store import gpkg_path, open_store
+from tests.gdal_check import read_every_table
+
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+CHINA = timezone(timedelta(hours=8))
+# 20:15 in Beijing on New Year's Eve is 12:15 UTC the same day; the microseconds go to milliseconds.
+WHEN = datetime(2018, 12, 31, 20, 15, 7, 123456, tzinfo=CHINA)
+WHEN_MS = WHEN.replace(microsecond=123000)
+
+
+def _datetime_columns() -> list[tuple[str, str]]:
+    return [(t.name, c.name) for t in Base.metadata.sorted_tables for c in t.columns if isinstance(c.type, UtcDateTime)]
+
+
+def _write_every_kind(store) -> None:  # noqa: ANN001
+    """One row in every table with a date/time column, each written the way the product writes it."""
+    users.create_user(store, "ada", "admin", "test-password-123")
+    box = shapely.box(104.0, 30.6, 104.01, 30.61)
+    with store.begin() as conn:
+        plan = conn.execute(insert(GridPlan).values(name="p", created_at=WHEN).returning(GridPlan.id)).scalar_one()
+        store.insert_gdf(conn, "routes", gpd.GeoDataFrame(
+            {"plan_id": [plan], "grid_code": "g1", "mode": "walk", "length_m": 1.0, "required_m": 1.0,
+             "lower_bound_m": 1.0, "duration_s": 1.0, "created_at": [WHEN]},
+            geometry=[shapely.LineString([(104.0, 30.6), (104.001, 30.6)])], crs=4326))
+        store.insert_gdf(conn, "incidents", gpd.GeoDataFrame(
+            {"occurred_at": pd.to_datetime([WHEN]), "category": "治安", "state_since": [WHEN]},
+            geometry=[shapely.Point(104.0, 30.6)], crs=4326))
+        inc = conn.execute(text("SELECT max(id) FROM incidents")).scalar_one()
+        conn.execute(insert(IncidentEvent).values(incident_id=inc, seq=1, to_state="reported", at=WHEN))
+        store.insert_gdf(conn, "imports", gpd.GeoDataFrame(
+            {"kind": ["osm"], "source_path": "x", "source_sha256": "0", "source_bytes": 2**40,
+             "started_at": [WHEN], "finished_at": [WHEN]}, geometry=[shapely.MultiPolygon([box])], crs=4326))
+        # Users and their audit entries are written by create_user (at the current time): set them as an update would.
+        conn.execute(Base.metadata.tables["users"].update().values(created_at=WHEN, tokens_revoked_at=WHEN))
+        conn.execute(AuditEntry.__table__.update().values(at=WHEN))
+
+
+def _check_values(store) -> None:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        for table, col in _datetime_columns():
+            if table == "gp_schema_version":
+                continue
+            got = conn.execute(Base.metadata.tables[table].select().with_only_columns(
+                Base.metadata.tables[table].c[col])).scalars().all()
+            assert got and all(v == WHEN_MS or (not store.is_gpkg and v == WHEN) for v in got), (table, col, got)
+            assert all(v.utcoffset() == timedelta(0) for v in got), (table, col, got)
+
+
+def _check_gpkg_text_and_gdal(store) -> None:  # noqa: ANN001
+    with store.engine.connect() as conn:
+        for table, col in _datetime_columns():
+            raw = conn.exec_driver_sql(f"SELECT {col} FROM {table} WHERE {col} IS NOT NULL").scalars().all()
+            assert raw and all(isinstance(v, str) and ISO.match(v) for v in raw), (table, col, raw)
+    path = gpkg_path(store.url)
+    store.dispose()
+    tables = read_every_table(path)
+    assert {t for t, _ in _datetime_columns()} <= set(tables)
+    for table, col in _datetime_columns():
+        if table == "gp_schema_version":
+            continue
+        vals = pd.to_datetime(tables[table][col], utc=True)
+        assert (vals == pd.Timestamp(WHEN_MS)).all(), (table, col, vals.tolist())
+    assert tables["imports"]["source_bytes"].iloc[0] == 2**40
+
+
+def test_every_datetime_column_is_an_instant_and_iso_text_on_gpkg(store_url):
+    store = open_store(store_url)
+    _write_every_kind(store)
+    _check_values(store)
+    if store.is_gpkg:
+        _check_gpkg_text_and_gdal(store)
+    store.dispose()
+
+
+def test_an_older_gpkg_store_is_rewritten_by_the_migration(gpkg_url):
+    store = open_store(gpkg_url)
+    _write_every_kind(store)
+    with store.begin() as conn:  # the text older versions wrote: naive UTC with a space and microseconds
+        for table, col in _datetime_columns():
+            conn.execute(text(f"UPDATE {table} SET {col} = '2018-12-31 12:15:07.123456' WHERE {col} IS NOT NULL"))
+        conn.execute(text("DELETE FROM gp_schema_version WHERE version >= 4"))
+    store.dispose()
+    store = open_store(gpkg_url)
+    with store.engine.connect() as conn:
+        assert migrations.current_version(conn) == migrations.CURRENT_VERSION
+    _check_values(store)
+    _check_gpkg_text_and_gdal(store)
+    assert "incidents" in LAYERS
