@@ -183,17 +183,23 @@ def cached_module_store_url(request, tmp_path_factory, name: str, build: Callabl
     """For a module-scoped fixture with ``params=["gpkg", "postgis"]``: the URL of a store of the
     module's own holding what ``build(store)`` makes from ``inputs``, built once (cached, see the
     module docstring) and copied: a GeoPackage file copy, or rows copied into a fresh schema."""
+    with module_store_url(request, tmp_path_factory) as url:
+        fill_from_cache(url, name, build, inputs)
+        yield url
+
+
+def fill_from_cache(url: str, name: str, build: Callable, inputs: Iterable[Path]) -> None:
+    """Fill the new, still unopened store at ``url`` (a GeoPackage path not yet written, or an
+    empty PostGIS schema) with a copy of the cached store ``name`` (built now if missing)."""
     from layers.store import open_store
+    from tests.conftest import PG_URL
 
     inputs = tuple(inputs)
-    with module_store_url(request, tmp_path_factory) as url:
-        if request.param == "gpkg":
-            shutil.copyfile(cached_gpkg(name, build, inputs), url.removeprefix("gpkg:///"))
-        else:
-            pg = request.getfixturevalue("pg_database")
-            source = cached_pg_schema(pg, name, build, inputs)
-            open_store(url).dispose()  # the tables, by the product's migrations
-            target = url.rsplit("search_path%3D", 1)[1].split(",", 1)[0]
-            with machine_lock(f"cache-pg-{PG_DB}-{source}"):  # not dropped as stale meanwhile
-                copy_pg_schema(pg, source, target)
-        yield url
+    if url.startswith("gpkg:///"):
+        shutil.copyfile(cached_gpkg(name, build, inputs), url.removeprefix("gpkg:///"))
+        return
+    source = cached_pg_schema(PG_URL, name, build, inputs)
+    open_store(url).dispose()  # the tables, by the product's migrations
+    target = url.rsplit("search_path%3D", 1)[1].split(",", 1)[0]
+    with machine_lock(f"cache-pg-{PG_DB}-{source}"):  # not dropped as stale meanwhile
+        copy_pg_schema(PG_URL, source, target)
