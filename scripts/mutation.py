@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # once per mutant.
 MODULES: dict[str, list[str]] = {
     "gis/incidents.py": ["tests/gis/test_incidents.py", "tests/gis/test_incident_messages.py", "tests/gis/test_properties.py::test_a_transition_not_in_the_table_is_always_refused"],
-    "gis/crs.py": ["tests/gis/test_crs.py", "tests/gis/test_properties.py::test_gcj02_round_trip_inside_china_within_a_micro_degree",
+    "gis/crs.py": ["tests/gis/test_crs.py", "tests/gis/test_gcj02_reference.py", "tests/gis/test_properties.py::test_gcj02_round_trip_inside_china_within_a_micro_degree",
                    "tests/gis/test_properties.py::test_gcj02_leaves_points_far_outside_china_untouched"],
     "api/auth.py": ["tests/api/test_auth.py"],
     "gis/grid_check.py": ["tests/gis/test_grid_check.py"],

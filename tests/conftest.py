@@ -7,6 +7,7 @@ import fcntl
 import getpass
 import os
 import tempfile
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -61,6 +62,18 @@ def data_path(*parts: str) -> Path:
     if not p.exists():
         missing_dependency(f"real data file {p} is missing (expected ../shared/data next to the repository)")
     return p
+
+
+def poll_until(condition, timeout_s: float, interval_s: float = 0.1) -> bool:  # noqa: ANN001
+    """Call ``condition()`` until it is true (returns True) or ``timeout_s`` seconds have passed
+    (returns False): wait for a state instead of sleeping for the longest time it may take."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if condition():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval_s)
 
 
 @contextmanager

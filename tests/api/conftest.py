@@ -3,19 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS, seed
-from tests.conftest import module_store_url
+from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS, chengdu_osm, seed
+from tests.store_cache import cached_module_store_url
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
-    """URL of a store seeded once per module (see seed), on GeoPackage and PostGIS."""
-    from layers.store import open_store
-
-    with module_store_url(request, tmp_path_factory) as url:
-        store = open_store(url)
-        seed(store)
-        store.dispose()
+    """URL of a store of the module's own holding the seed (see seed), on GeoPackage and PostGIS:
+    seeded once per session and code version (tests/store_cache.py), copied for each module."""
+    with cached_module_store_url(request, tmp_path_factory, "api-seed", seed, [chengdu_osm()]) as url:
         yield url
 
 

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from tests.api.api_seed import PASSWORD
+from tests.conftest import poll_until
 from tests.api.test_users_admin import _cli, _login, _new_user
 
 
@@ -162,7 +163,7 @@ def test_cli_revoke_tokens_and_set_password_reach_the_running_server(client, tok
     _works(client, old, "cato")  # cached in this process
     res = _cli(loaded_store_url, "user", "cato", "--revoke-tokens")
     assert res.returncode == 0, res.stderr
-    time.sleep(deps.USER_TTL_S + 0.5)
+    assert poll_until(lambda: client.get("/auth/me", headers=old).status_code == 401, deps.USER_TTL_S + 0.5)
     _revoked(client, old)
     second = _login(client, "cato")
     _works(client, second, "cato")
@@ -170,7 +171,7 @@ def test_cli_revoke_tokens_and_set_password_reach_the_running_server(client, tok
     pw.write_text("cato-cli-pass-3\n", encoding="utf-8")
     res = _cli(loaded_store_url, "set-password", "cato", "--password-file", str(pw))
     assert res.returncode == 0, res.stderr
-    time.sleep(deps.USER_TTL_S + 0.5)
+    assert poll_until(lambda: client.get("/auth/me", headers=second).status_code == 401, deps.USER_TTL_S + 0.5)
     _revoked(client, second)
     _works(client, _login(client, "cato", "cato-cli-pass-3"), "cato")
     res = _cli(loaded_store_url, "user", "nobody-here", "--revoke-tokens")

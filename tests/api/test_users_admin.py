@@ -6,12 +6,12 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.api.api_seed import PASSWORD
+from tests.conftest import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
@@ -215,8 +215,7 @@ def test_cli_user_command_and_running_server(client, tokens, loaded_store_url, t
     assert client.get("/auth/me", headers=h).status_code == 200  # now cached in this process
     res = _cli(loaded_store_url, "user", "cleo", "--disable")
     assert res.returncode == 0, res.stderr
-    time.sleep(deps.USER_TTL_S + 0.5)
-    assert client.get("/auth/me", headers=h).status_code == 401
+    assert poll_until(lambda: client.get("/auth/me", headers=h).status_code == 401, deps.USER_TTL_S + 0.5)
     res = _cli(loaded_store_url, "user", "cleo", "--enable", "--role", "planner", "--max-secrecy", "3")
     assert res.returncode == 0, res.stderr
     pw = tmp_path / "pw.txt"

@@ -10,6 +10,8 @@ covered and the route is no shorter than the optimum with every street open both
 """
 from __future__ import annotations
 
+import shutil
+
 import networkx as nx
 import numpy as np
 import pytest
@@ -24,7 +26,9 @@ from gis.streets import street_network
 from layers.grids import PlanParams, draw_grids, read_grids
 from layers.importing import import_areas, import_osm
 from layers.store import open_store
+from tests.cached_stores import CHENGDU_DISTRICTS, chengdu_five_districts_seed1, chengdu_inputs
 from tests.conftest import data_path
+from tests.store_cache import cached_gpkg
 from tests.gis.test_coverage import _closed_by_tags, independent_walk_bound
 
 # City: (extract, district boundaries, plan). Nanjing's extract covers only a corner of its
@@ -45,12 +49,19 @@ AROUND_M = 1500.0  # plan_coverage's default: streets meeting the grid's box gro
 def drawn(request, tmp_path_factory):
     """(city, roads, [(grid code, polygon)]): grids drawn by draw_grids (Chengdu as `gridpatrol demo` does)."""
     osm, areas, params = CITIES[request.param]
-    store = open_store(f"gpkg:///{tmp_path_factory.mktemp('drawn') / 'grids.gpkg'}")
+    path = tmp_path_factory.mktemp("drawn") / "grids.gpkg"
+    if request.param == "chengdu":  # the five districts' drawing: cached (tests/cached_stores.py)
+        assert params == PlanParams(seed=1) and areas == [f"chengdu/{c}.geojson" for c in CHENGDU_DISTRICTS]
+        shutil.copyfile(cached_gpkg("chengdu-five-seed1", chengdu_five_districts_seed1, chengdu_inputs()), path)
+    store = open_store(f"gpkg:///{path}")
     try:
-        import_osm(store, data_path(*osm.split("/")))
-        for f in areas:
-            import_areas(store, data_path(*f.split("/")), crs="gcj02")
-        pid = draw_grids(store, params)
+        if request.param == "chengdu":
+            pid = None  # the newest (only) plan
+        else:
+            import_osm(store, data_path(*osm.split("/")))
+            for f in areas:
+                import_areas(store, data_path(*f.split("/")), crs="gcj02")
+            pid = draw_grids(store, params)
         grids = read_grids(store, pid)
         roads = store.read_layer("roads")
     finally:

@@ -10,22 +10,26 @@ from sqlalchemy import select
 from gis.blocks import block_adjacency
 from gis.errors import ConflictError
 from layers import grids as plans
-from layers.importing import import_areas, import_osm
 from layers.models import Block, Grid, GridPlan
-from tests.conftest import data_path
+from tests.cached_stores import BAND_400, jinjiang_band400, jinjiang_inputs
+from tests.store_cache import fill_from_cache
 
 BAND = plans.PlanParams(target_households=400, min_households=300, max_households=500, seed=1)
 WINDOW = "300–500"  # how the household rule names the band in its message
 
 
 @pytest.fixture
-def drawn(store):  # noqa: ANN001, ANN201
-    """One Chengdu district (锦江区 510104) drawn with the 300–500 household band."""
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02")
-    plans.draw_grids(store, BAND)
+def drawn(store_url):  # noqa: ANN001, ANN201
+    """One Chengdu district (锦江区 510104) drawn with the 300–500 household band: a copy of the
+    cached store (tests/cached_stores.py), per test."""
+    from layers.store import open_store
+
+    assert BAND == plans.PlanParams(**BAND_400)
+    fill_from_cache(store_url, "jinjiang-band400", jinjiang_band400, jinjiang_inputs())
+    store = open_store(store_url)
     assert plans.check_grids(store)[0].valid
-    return store
+    yield store
+    store.dispose()
 
 
 def _cell(v):  # noqa: ANN001, ANN202

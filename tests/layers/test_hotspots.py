@@ -10,25 +10,28 @@ import pytest
 from gis.errors import NotFoundError
 from layers import grids as plans
 from layers.hotspots import grid_hot_spots
-from layers.importing import import_areas, import_osm
 from layers.incidents import synth_demo_data
 from layers.routes import plan_visit_route, read_routes
-from tests.conftest import data_path
+from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
+from tests.store_cache import cached_module_store_url
 from tests.gis.test_hotspots import _brute_force_components
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
 
-@pytest.fixture(scope="module")
-def jinjiang(module_store):
-    """锦江区 with a drawn plan and a year of synthetic incidents, built once per store kind: the
-    tests only read it (the visit route one adds is under a code of its own)."""
-    store = module_store
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
-    plans.draw_grids(store, plans.PlanParams(seed=1))
-    synth_demo_data(store, seed=5, n_incidents=3000, now=NOW)
-    return store
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def jinjiang(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """锦江区 with a drawn plan (a copy of the cached store, tests/cached_stores.py) and a year of
+    synthetic incidents, once per store kind: the tests only read it (the visit route one adds is
+    under a code of its own)."""
+    from layers.store import open_store
+
+    with cached_module_store_url(request, tmp_path_factory, "jinjiang-district-seed1", jinjiang_district_seed1,
+                                 jinjiang_inputs()) as url:
+        store = open_store(url)
+        synth_demo_data(store, seed=5, n_incidents=3000, now=NOW)
+        yield store
+        store.dispose()
 
 
 def test_grid_hot_spots_and_their_visit_route(jinjiang):

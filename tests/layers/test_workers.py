@@ -7,17 +7,20 @@ import shapely
 
 from gis.errors import InputError, NotFoundError
 from layers import grids as plans
-from layers.importing import import_areas, import_osm
 from layers.incidents import create_incident
-from tests.conftest import data_path
+from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
+from tests.store_cache import fill_from_cache
 
 
 @pytest.fixture
-def jinjiang(store):
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
-    plans.draw_grids(store, plans.PlanParams(seed=1))
-    return store
+def jinjiang(store_url):
+    """锦江区 drawn with seed 1: a copy of the cached store (tests/cached_stores.py), per test."""
+    from layers.store import open_store
+
+    fill_from_cache(store_url, "jinjiang-district-seed1", jinjiang_district_seed1, jinjiang_inputs())
+    store = open_store(store_url)
+    yield store
+    store.dispose()
 
 
 def test_workers_reach_incidents_and_survive_edits(jinjiang):
