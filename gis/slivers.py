@@ -142,7 +142,7 @@ def fold_minor_parts(parts_m: np.ndarray, src: np.ndarray, main: np.ndarray, lab
 
 
 def settle_blocks(blocks_m: gpd.GeoDataFrame, buildings_m: gpd.GeoDataFrame, *, owners_m: np.ndarray | None = None,
-                  sliver_m2: float = SLIVER_M2) -> tuple[gpd.GeoDataFrame, list[Absorbed]]:
+                  sliver_m2: float = SLIVER_M2, first_new_id: int | None = None) -> tuple[gpd.GeoDataFrame, list[Absorbed]]:
     """Blocks (metric CRS) made single polygons, each with ``owner``.
 
     With ``owners_m`` (grid polygons, same CRS) every part of a block goes to the grid overlapping
@@ -150,6 +150,7 @@ def settle_blocks(blocks_m: gpd.GeoDataFrame, buildings_m: gpd.GeoDataFrame, *, 
     without, ``owner`` is 0. The minor parts of multi-part blocks join the neighbouring block of
     their owner they share the longest boundary with. Households and buildings of reshaped
     blocks are counted again from ``buildings_m``; ``area_m2`` and ``perimeter_m`` are recomputed.
+    A lone part gets ``block_id`` ``first_new_id`` onwards (default: after the largest given).
     """
     from gis.blocks import block_loads
 
@@ -176,8 +177,8 @@ def settle_blocks(blocks_m: gpd.GeoDataFrame, buildings_m: gpd.GeoDataFrame, *, 
     base = blocks_m.drop(columns=blocks_m.geometry.name).iloc[np.where(source >= 0, source, 0)].reset_index(drop=True)
     out = gpd.GeoDataFrame(base, geometry=geoms, crs=blocks_m.crs)
     if "block_id" in out:
-        top = int(blocks_m["block_id"].max()) if len(blocks_m) else 0
-        out.loc[source < 0, "block_id"] = np.arange(top + 1, top + 1 + int((source < 0).sum()))
+        start = first_new_id if first_new_id is not None else (int(blocks_m["block_id"].max()) + 1 if len(blocks_m) else 1)
+        out.loc[source < 0, "block_id"] = np.arange(start, start + int((source < 0).sum()))
     if reshaped.any():
         hh, nb = block_loads(geoms[reshaped], buildings_m)
         out.loc[reshaped, "households"] = hh

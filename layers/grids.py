@@ -19,6 +19,7 @@ from gis.crs import local_metric_crs
 from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
 from gis.grid_check import CheckResult, check_plan
 from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, assign_codes
+from gis.slivers import absorb_detached, settle_blocks
 from layers.models import Block, Grid, GridPlan, utcnow
 from layers.store import Store
 
@@ -768,11 +769,19 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     if sel.sum() < parts:
         raise ConflictError(f"grid {code} has {int(sel.sum())} blocks and cannot be split into {parts} parts",
                             hint="split into fewer parts")
-    sub = blocks[sel].reset_index(drop=True)
+    sub = _single_part_blocks(ctx, blocks[sel].reset_index(drop=True), int(blocks["block_id"].max()) + 1)
     adj = _block_graph(ctx, sub)
     labels = np.asarray(split_blocks(sub, adj, parts, seed=ctx.params.seed))
-    if len(set(labels.tolist())) != parts:
-        raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts")
+    # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
+    # shares the longest boundary with; anything larger refuses the split.
+    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
+    labels, _ = absorb_detached(sub_m, labels)
+    pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
+    if len(pieces) != parts or max(pieces) > 1:
+        raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts; nothing was changed",
+                            hint="split into fewer parts, or move blocks by hand (move-blocks)")
+    blocks = pd.concat([blocks[~sel], sub], ignore_index=True)
+    sel = blocks["grid_code"] == code
     hh = pd.Series(sub["households"].to_numpy()).groupby(labels).sum()
     keeper = hh.idxmax()
     others = [lab for lab in sorted(set(labels.tolist())) if lab != keeper]
@@ -781,6 +790,16 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     blocks.loc[sel, "grid_code"] = [code_of[lab] for lab in labels]
     return _commit_edit(store, ctx, blocks, [code, *new_codes], force=force, created_by=created_by,
                         note=f"split {code} into {', '.join([code, *new_codes])}")
+
+
+def _single_part_blocks(ctx: _Ctx, blocks: gpd.GeoDataFrame, first_new_id: int) -> gpd.GeoDataFrame:
+    """``blocks`` (EPSG:4326) with every multi-part block made single: its minor parts join the
+    neighbouring block they share the longest boundary with (see gis.slivers.settle_blocks)."""
+    if (shapely.get_num_geometries(blocks.geometry.to_numpy()) <= 1).all():
+        return blocks
+    buildings = _read_in(ctx.store, "buildings", shapely.box(*blocks.total_bounds))
+    settled, _ = settle_blocks(blocks.to_crs(ctx.metric), buildings.to_crs(ctx.metric), first_new_id=first_new_id)
+    return settled.drop(columns=["owner"]).to_crs("EPSG:4326")
 
 
 def _neighbour_group(store: Store, plan_id: int | None, codes: Sequence[str], verb: str) -> tuple[_Ctx, list[str]]:
@@ -949,7 +968,6 @@ def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDat
     with, and is returned in the report (area_code, from, to, area_m2, shared_m). Parts of an
     area no imported grid covers get no block (check-grids reports them as gaps)."""
     from gis.blocks import build_blocks
-    from gis.slivers import settle_blocks
 
     out, report, next_id = [], [], 1
     for _, area in areas.iterrows():
@@ -1000,7 +1018,10 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     Codes come from ``code_field`` (default a field named ``code`` when present, else they are
     assigned); the parent area from ``parent_field`` or, by default, the planning area holding
     most of each grid. Workload metrics are computed from the store's buildings and roads.
-    Nothing is written when the file is unusable.
+    Each grid becomes the union of the street blocks it overlaps most, so an exported plan comes
+    back with the same grids and households; detached slivers under ``gis.slivers.SLIVER_M2``
+    go to the neighbour they share the longest boundary with, listed in the plan's metrics
+    (``slivers_absorbed``). Nothing is written when the file is unusable.
     """
     from gis.vector import as_multipolygon, read_vector
 

@@ -10,6 +10,7 @@ import numpy as np
 import shapely
 
 from gis.assign import assign_buildings
+from gis.slivers import absorb_detached
 from layers import grids as plans
 from layers.importing import import_areas, import_osm
 from tests.conftest import data_path
@@ -71,6 +72,28 @@ def test_reimported_plan_keeps_its_grids_in_one_piece_and_splits_into_one_piece_
     assert all(s["area_m2"] < 100 for s in metrics["slivers_absorbed"])
     metric = grids.estimate_utm_crs()
     assert metrics["boundary_adjusted_m2"] < 1e-3 * float(grids.to_crs(metric).area.sum())
+
+    # The rule for what is left detached, on these blocks: give a block on the edge of grid A to a
+    # grid it does not touch; as a sliver it goes back to the grid it shares the longest boundary
+    # with, and is reported; above the sliver size it stays where it was put.
+    bm = blocks.to_crs(metric)
+    geoms, codes = bm.geometry.to_numpy(), sorted(set(bm["grid_code"]))
+    labels = np.array([codes.index(c) for c in bm["grid_code"]])
+    gm = grids.set_index("code").to_crs(metric).geometry
+    i = int(np.argmin([g.area if shapely.length(shapely.intersection(g.boundary, gm.drop(c).union_all().boundary)) > 5
+                       else np.inf for g, c in zip(geoms, bm["grid_code"])]))
+    far = next(k for k, c in enumerate(codes) if gm[c].distance(geoms[i]) > 50)
+    others = np.arange(len(geoms)) != i
+    shared = {k: shapely.length(shapely.intersection(geoms[i].boundary,
+                                                     shapely.union_all(geoms[others & (labels == k)]).boundary))
+              for k in range(len(codes)) if k != far}
+    broken = labels.copy()
+    broken[i] = far
+    fixed, moved = absorb_detached(geoms, broken, sliver_m2=geoms[i].area + 1)
+    assert fixed[i] == max(shared, key=shared.get) and (np.delete(fixed, i) == np.delete(labels, i)).all()
+    assert [(m.from_label, m.to_label) for m in moved] == [(far, fixed[i])]
+    kept, none = absorb_detached(geoms, broken, sliver_m2=geoms[i].area - 1)
+    assert (kept == broken).all() and not none
 
     # Splitting the two grids that came back in parts gives single-piece grids and a valid plan.
     for code in ("510106000000042", "510108000000053"):
