@@ -18,6 +18,7 @@ __all__ = [
     "LINE_RANK",
     "build_blocks",
     "block_adjacency",
+    "block_loads",
     "cut_cost",
 ]
 
@@ -265,6 +266,13 @@ def _face_loads(faces: np.ndarray, fp_pts: np.ndarray, fp_hh: np.ndarray,
         share = np.divide(part, total, out=np.zeros_like(part), where=total > 0)
         np.add.at(households, fi, lu_hh[li] * share)
     return households, count
+
+
+def block_loads(blocks_m: np.ndarray, buildings_m: gpd.GeoDataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Households and footprint-building count of block polygons counted as build_blocks counts
+    them; blocks and buildings in one metric CRS."""
+    fp_pts, fp_hh, lu_geoms, lu_hh = _household_points(buildings_m)
+    return _face_loads(np.asarray(blocks_m, dtype=object), fp_pts, fp_hh, lu_geoms, lu_hh)
 
 
 def _split_lines(face: BaseGeometry, k: int, mass_pts: np.ndarray, mass_w: np.ndarray,

@@ -19,6 +19,7 @@ from gis.crs import local_metric_crs
 from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
 from gis.grid_check import CheckResult, check_plan
 from gis.gridcodes import CodeFormat, assign_codes
+from gis.slivers import absorb_detached, settle_blocks
 from layers.models import Block, Grid, GridPlan, utcnow
 from layers.plan_params import PlanParams
 from layers.store import Store
@@ -735,11 +736,19 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     if sel.sum() < parts:
         raise ConflictError(f"grid {code} has {int(sel.sum())} blocks and cannot be split into {parts} parts",
                             hint="split into fewer parts")
-    sub = blocks[sel].reset_index(drop=True)
+    sub = _single_part_blocks(ctx, blocks[sel].reset_index(drop=True), int(blocks["block_id"].max()) + 1)
     adj = _block_graph(ctx, sub)
     labels = np.asarray(split_blocks(sub, adj, parts, seed=ctx.params.seed))
-    if len(set(labels.tolist())) != parts:
-        raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts")
+    # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
+    # shares the longest boundary with; anything larger refuses the split.
+    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
+    labels, _ = absorb_detached(sub_m, labels)
+    pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
+    if len(pieces) != parts or max(pieces) > 1:
+        raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts; nothing was changed",
+                            hint="split into fewer parts, or move blocks by hand (move-blocks)")
+    blocks = pd.concat([blocks[~sel], sub], ignore_index=True)
+    sel = blocks["grid_code"] == code
     hh = pd.Series(sub["households"].to_numpy()).groupby(labels).sum()
     keeper = hh.idxmax()
     others = [lab for lab in sorted(set(labels.tolist())) if lab != keeper]
@@ -748,6 +757,16 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     blocks.loc[sel, "grid_code"] = [code_of[lab] for lab in labels]
     return _commit_edit(store, ctx, blocks, [code, *new_codes], force=force, created_by=created_by,
                         note=f"split {code} into {', '.join([code, *new_codes])}")
+
+
+def _single_part_blocks(ctx: _Ctx, blocks: gpd.GeoDataFrame, first_new_id: int) -> gpd.GeoDataFrame:
+    """``blocks`` (EPSG:4326) with every multi-part block made single: its minor parts join the
+    neighbouring block they share the longest boundary with (see gis.slivers.settle_blocks)."""
+    if (shapely.get_num_geometries(blocks.geometry.to_numpy()) <= 1).all():
+        return blocks
+    buildings = _read_in(ctx.store, "buildings", shapely.box(*blocks.total_bounds))
+    settled, _ = settle_blocks(blocks.to_crs(ctx.metric), buildings.to_crs(ctx.metric), first_new_id=first_new_id)
+    return settled.drop(columns=["owner"]).to_crs("EPSG:4326")
 
 
 def _neighbour_group(store: Store, plan_id: int | None, codes: Sequence[str], verb: str) -> tuple[_Ctx, list[str]]:
@@ -908,14 +927,16 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
 
 
 def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, params: PlanParams,
-                        metric) -> gpd.GeoDataFrame:
+                        metric) -> tuple[gpd.GeoDataFrame, list[dict]]:
     """Street blocks of each planning area cut along the imported grid boundaries too, each given
-    the grid holding its representative point: an imported plan can then be split, merged,
-    moved and rebalanced like a drawn one. Parts of an area no imported grid covers get no
-    block (check-grids reports them as gaps)."""
+    the grid overlapping it most: an imported plan can then be split, merged, moved and
+    rebalanced like a drawn one. Blocks are single polygons; a detached sliver (under
+    ``gis.slivers.SLIVER_M2``) goes to the neighbouring grid it shares the longest boundary
+    with, and is returned in the report (area_code, from, to, area_m2, shared_m). Parts of an
+    area no imported grid covers get no block (check-grids reports them as gaps)."""
     from gis.blocks import build_blocks
 
-    out, next_id = [], 1
+    out, report, next_id = [], [], 1
     for _, area in areas.iterrows():
         inside = grids[grids["parent_code"].astype(str) == str(area["code"])]
         if not len(inside):
@@ -935,26 +956,25 @@ def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDat
         b = b[b["area_m2"] > 0.01]  # a degenerate face adds nothing and touches nothing
         if not len(b):
             continue
-        x, y = representative_xy(b.geometry)
-        idx = assign_xy(x, y, inside.geometry)
-        lost = np.flatnonzero(idx < 0)
-        if len(lost):
-            # Slivers between imported grids (their edges rarely meet exactly): to the grid
-            # overlapping them most, so that the grids rebuilt from blocks leave no gap.
-            bi, gi = shapely.STRtree(inside.geometry.to_numpy()).query(b.geometry.to_numpy()[lost], predicate="intersects")
-            if len(bi):
-                share = shapely.area(shapely.intersection(b.geometry.to_numpy()[lost][bi], inside.geometry.to_numpy()[gi]))
-                best = pd.DataFrame({"b": bi, "g": gi, "s": share}).query("s > 0").sort_values("s").groupby("b").tail(1)
-                idx[lost[best["b"].to_numpy()]] = best["g"].to_numpy()
-        b = b[idx >= 0].copy()
-        b["grid_code"] = inside["code"].astype(str).to_numpy()[idx[idx >= 0]]
+        # Faces under the sliver size of build_blocks are merged across an imported edge too, and
+        # such merges can leave a block in parts touching at a corner: settle both here, so that
+        # every grid rebuilt from its blocks is the imported one up to slivers, in one piece.
+        bm, absorbed = settle_blocks(b.to_crs(metric), buildings.to_crs(metric),
+                                     owners_m=inside.to_crs(metric).geometry.to_numpy())
+        codes = inside["code"].astype(str).to_numpy()
+        report += [{"area_code": str(area["code"]), "from": str(codes[m.from_label]), "to": str(codes[m.to_label]),
+                    "area_m2": round(m.area_m2, 2), "shared_m": round(m.shared_m, 2)} for m in absorbed]
+        b = bm[bm["owner"] >= 0].to_crs("EPSG:4326")
+        b["grid_code"] = codes[b["owner"].to_numpy()]
+        b = b.drop(columns=["owner"])
         b["area_code"] = str(area["code"])
         b["block_id"] = np.arange(next_id, next_id + len(b))
         next_id += len(b)
         out.append(b)
     if not out:
-        return gpd.GeoDataFrame({"block_id": [], "grid_code": [], "area_code": []}, geometry=[], crs="EPSG:4326")
-    return gpd.GeoDataFrame(pd.concat(out, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+        empty = gpd.GeoDataFrame({"block_id": [], "grid_code": [], "area_code": []}, geometry=[], crs="EPSG:4326")
+        return empty, report
+    return gpd.GeoDataFrame(pd.concat(out, ignore_index=True), geometry="geometry", crs="EPSG:4326"), report
 
 
 def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code_field: str | None = None,
@@ -965,7 +985,10 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     Codes come from ``code_field`` (default a field named ``code`` when present, else they are
     assigned); the parent area from ``parent_field`` or, by default, the planning area holding
     most of each grid. Workload metrics are computed from the store's buildings and roads.
-    Nothing is written when the file is unusable.
+    Each grid becomes the union of the street blocks it overlaps most, so an exported plan comes
+    back with the same grids and households; detached slivers under ``gis.slivers.SLIVER_M2``
+    go to the neighbour they share the longest boundary with, listed in the plan's metrics
+    (``slivers_absorbed``). Nothing is written when the file is unusable.
     """
     from gis.vector import checked_polygons, read_vector
 
@@ -1001,7 +1024,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     # Blocks cut along the imported edges too; each grid becomes the union of its blocks, so the
     # plan can be redrawn like a drawn one. That moves an imported edge only where it ran through a
     # sliver thinner than a block may be (4 m) or left the area; the area moved is reported.
-    blocks = _blocks_of_imported(store, grids, areas, params, metric)
+    blocks, absorbed = _blocks_of_imported(store, grids, areas, params, metric)
     before_m = grids.to_crs(metric).geometry
     for code, grp in blocks.groupby("grid_code"):
         grids.loc[grids["code"] == code, "geometry"] = _as_multi(shapely.union_all(grp.geometry.to_numpy()))
@@ -1013,6 +1036,13 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     nb = real.groupby(assigned).sum() if len(buildings) else pd.Series(dtype=float)
     grids["households"] = grids["code"].map(hh).fillna(0.0).to_numpy()
     grids["buildings"] = grids["code"].map(nb).fillna(0).astype(int).to_numpy()
+    if len(blocks):
+        # A grid made of blocks counts what its blocks count (landuse estimates shared by area), as
+        # a drawn plan and every later edit of this one do.
+        of_blocks = blocks.groupby("grid_code")[["households", "buildings"]].sum()
+        has = grids["code"].isin(of_blocks.index).to_numpy()
+        grids.loc[has, "households"] = grids.loc[has, "code"].map(of_blocks["households"]).to_numpy()
+        grids.loc[has, "buildings"] = grids.loc[has, "code"].map(of_blocks["buildings"]).astype(int).to_numpy()
     roads = store.read_layer("roads", bbox=grids.total_bounds.tolist())
     if len(roads):
         gm = grids.to_crs(metric).geometry.to_numpy()
@@ -1031,6 +1061,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     metrics["source"] = str(path.resolve())
     metrics["blocks"] = len(blocks)
     metrics["boundary_adjusted_m2"] = moved_m2
+    metrics["slivers_absorbed"] = absorbed
     from layers.importing import file_sha256
 
     with store.begin() as conn:

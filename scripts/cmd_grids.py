@@ -1,6 +1,7 @@
 """CLI commands for grid plans: draw, check, diff, redraw (split/merge/move/lock/rebalance), import, map."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -187,11 +188,16 @@ def register(app: typer.Typer) -> None:
         parent_field: Annotated[Optional[str], typer.Option(help="Field with the parent area code")] = None,
     ) -> None:
         """Import an existing grid layer as a new plan."""
-        from layers.grids import import_grids
+        from layers.grids import import_grids, plan_row
 
         store = open_cli_store(create=False)
         pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field)
         console.print(f"plan {pid}: imported grids from {path}")
+        slivers = json.loads(plan_row(store, pid)["metrics_json"] or "{}").get("slivers_absorbed", [])
+        if slivers:
+            moves = ", ".join(f"{s['from']}→{s['to']} {s['area_m2']:g} m²" for s in slivers[:10])
+            console.print(f"{len(slivers)} 处碎片并入共边最长的相邻网格 / slivers absorbed into the neighbour "
+                          f"sharing the longest boundary: {moves}" + (" …" if len(slivers) > 10 else ""))
 
     @app.command("map-grids")
     def map_grids_cmd(

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pytest
 import shapely
 
 from tests.conftest import data_path
@@ -158,7 +157,4 @@ def test_grid_commands_end_to_end(store_url, tmp_path):
     errors = found[found["severity"] == "error"]
     assert chk.returncode == (1 if len(errors) else 0), chk.stderr
     structural = errors[~errors["kind"].str.startswith("households")]
-    if len(structural):  # seen on the Chengdu five districts: reported to the lead (issue 17), not hidden
-        pytest.xfail("the re-imported, split plan breaks structural rules: "
-                     + "; ".join(structural["detail"].astype(str).head(5)))
-
+    assert structural.empty, structural["detail"].astype(str).tolist()
