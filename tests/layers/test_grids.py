@@ -15,6 +15,7 @@ from gis.crs import local_metric_crs
 from gis.errors import ConflictError, GridPatrolError
 from layers import grids as plans
 from layers.export import export_layer
+from layers.grids import edits as plan_edits
 from layers.importing import import_areas, import_osm
 from layers.models import Block, Grid, GridPlan
 from tests.conftest import data_path
@@ -150,8 +151,8 @@ def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store
     total_hh = plans.read_grids(store)["households"].sum()
 
     def ctx():
-        c = plans._context(store, None)
-        return c, plans._grid_graph(c)
+        c = plan_edits._context(store, None)
+        return c, plan_edits._grid_graph(c)
 
     # --- split the biggest multi-block grid in two
     c, gg = ctx()
@@ -189,7 +190,7 @@ def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store
 
     # --- move a boundary block into a neighbouring grid
     c, gg = ctx()
-    adj = plans._block_graph(c, c.blocks)
+    adj = plan_edits._block_graph(c, c.blocks)
     gob = dict(zip(c.blocks["block_id"], c.blocks["grid_code"]))
     hh = dict(zip(c.grids["code"], c.grids["households"]))
     bhh = dict(zip(c.blocks["block_id"], c.blocks["households"]))
@@ -229,7 +230,7 @@ def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store
     with pytest.raises(ConflictError, match="different areas"):
         plans.merge_grids(store, list(cross))
     gob = dict(zip(c.blocks["block_id"], c.blocks["grid_code"]))
-    adj = plans._block_graph(c, c.blocks)
+    adj = plan_edits._block_graph(c, c.blocks)
     out_move = next((u, gob[v]) for u, v in adj.edges if par[gob[u]] != par[gob[v]])
     with pytest.raises(ConflictError, match="may not leave"):
         plans.move_blocks(store, out_move[1], [out_move[0]])
@@ -269,7 +270,7 @@ def test_import_exported_grids_as_plan(store, tmp_path):
     changes, summary = plans.diff_plans(store, pid, new)
     assert summary["buildings_changed"] == 0 and len(changes) == 0
     # The imported plan is made of blocks again, nested in its grids, covering them.
-    imp = plans._context(store, new)
+    imp = plan_edits._context(store, new)
     assert len(imp.blocks) > 0 and set(imp.blocks["grid_code"]) == set(imp.grids["code"])
     grids_m = imp.grids.set_index("code").to_crs(imp.metric)
     for code, grp in imp.blocks.to_crs(imp.metric).groupby("grid_code"):
@@ -284,7 +285,7 @@ def test_import_exported_grids_as_plan(store, tmp_path):
     structural = res.problems[(res.problems["severity"] == "error") & ~res.problems["kind"].str.startswith("households")]
     assert structural.empty, structural[["kind", "detail"]]
     # buildings name the blocks that hold them (move-blocks accepts way/<id> and names)
-    ctx = plans._context(store, pid)
+    ctx = plan_edits._context(store, pid)
     b = store.read_layer("buildings")
     b = b[b["estimate_method"] == "footprint"]
     pts = b.representative_point()
@@ -292,7 +293,7 @@ def test_import_exported_grids_as_plan(store, tmp_path):
     for _, row in inside.iterrows():
         want = [int(bid) for bid, geom in zip(ctx.blocks["block_id"], ctx.blocks.geometry)
                 if geom.covers(row.geometry.representative_point())]
-        assert plans._resolve_blocks(store, ctx, [f"{row['osm_type']}/{row['osm_id']}"]) == want[:1]
+        assert plan_edits._resolve_blocks(store, ctx, [f"{row['osm_type']}/{row['osm_id']}"]) == want[:1]
     n = _counts(store)
     with pytest.raises(GridPatrolError, match="no building named"):
         plans.move_blocks(store, ctx.grids["code"].iloc[0], ["no such building"], plan_id=pid)

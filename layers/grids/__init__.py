@@ -1,0 +1,44 @@
+"""Grid plans: draw, check, diff, redraw edits, import, map (one module per job, the public names here)."""
+from layers.grids.core import (  # noqa: F401
+    AREA_LEVELS,  # noqa: F401
+    STATION_TOLERANCE_M,
+    Progress,  # noqa: F401
+    as_multi,
+    buildings_with_grid_code,
+    check_frames,
+    check_grids,
+    diff_plans,
+    draw_grids,
+    export_frame,
+    grids_from_blocks,
+    insert_plan,
+    insert_rows,
+    latest_plan_id,
+    list_plans,
+    mark_exempt,
+    metric_crs_of,
+    plan_metrics,
+    plan_row,
+    planning_areas,
+    read_blocks,
+    read_grids,
+    read_within,
+    real_buildings,
+    shape_metrics,
+)
+from layers.grids.edits import (  # noqa: F401
+    EditResult,
+    assign_workers,
+    merge_grids,
+    move_blocks,
+    rebalance_grids,
+    set_locked,
+    split_grid,
+)
+from layers.grids.imports import (  # noqa: F401
+    import_grids,
+)
+from layers.grids.maps import (  # noqa: F401
+    plan_map,
+)
+from layers.plan_params import PlanParams  # noqa: F401

@@ -1,0 +1,476 @@
+"""Grid plans in the store: reading, workload and plan metrics, drawing, checking, diffs."""
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import Connection, func, insert, select
+
+from gis.assign import (
+    assign_buildings,
+    assign_xy,
+    blocks_joined_by_buildings,
+    representative_xy,
+)
+from gis.crs import local_metric_crs
+from gis.errors import InputError, NotFoundError
+from gis.grid_check import CheckResult, check_plan
+from gis.gridcodes import CodeFormat, assign_codes
+from layers.models import Block, Grid, GridPlan, utcnow
+from layers.plan_params import PlanParams
+from layers.store import Store
+
+# Finest first: grids nest in the finest administrative level that is loaded.
+AREA_LEVELS = ("community", "street", "district", "county")
+Progress = Callable[[str], None]
+
+
+def planning_areas(store: Store, conn: Connection | None = None) -> gpd.GeoDataFrame:
+    """The areas grids nest in: finest loaded level (community, street, district, county),
+    each intersected with the union of the OSM import coverage polygons. EPSG:4326; columns
+    code, name, level, geometry. Areas outside the coverage are dropped.
+    """
+    areas = store.read_layer("areas", conn=conn)
+    areas = areas[areas["level"].isin(AREA_LEVELS)]
+    if len(areas) == 0:
+        raise NotFoundError("no administrative areas are loaded",
+                            hint="import district or community boundaries first: gridpatrol import-areas FILE --crs gcj02")
+    level = next(lv for lv in AREA_LEVELS if (areas["level"] == lv).any())
+    areas = areas[areas["level"] == level]
+    imports = store.read_layer("imports", conn=conn)
+    cover = imports.geometry[imports["kind"].eq("osm") & imports.geometry.notna() & ~imports.geometry.is_empty]
+    if len(cover) == 0:
+        cover = imports.geometry[imports.geometry.notna() & ~imports.geometry.is_empty]
+    if len(cover) == 0:
+        raise NotFoundError("no OSM import is loaded, so there are no streets or buildings to draw grids from",
+                            hint="gridpatrol import-osm EXTRACT first")
+    coverage = shapely.union_all(shapely.make_valid(cover.to_numpy()))
+    geoms = shapely.intersection(shapely.make_valid(areas.geometry.to_numpy()), coverage)
+    out = gpd.GeoDataFrame({"code": areas["code"].astype(str).to_numpy(), "name": areas["name"].to_numpy(),
+                            "level": level}, geometry=geoms, crs="EPSG:4326")
+    out = out[~out.geometry.is_empty & (shapely.area(out.geometry.to_numpy()) > 0)]
+    # keep polygonal parts only (an intersection can add slivers of lines/points)
+    out["geometry"] = [_polygonal(g) for g in out.geometry]
+    return out.reset_index(drop=True)
+
+
+def _polygonal(g):  # noqa: ANN001, ANN202
+    parts = [p for p in shapely.get_parts(g) if p.geom_type in ("Polygon", "MultiPolygon")]
+    return shapely.union_all(parts) if parts else shapely.Polygon()
+
+
+def list_plans(store: Store) -> pd.DataFrame:
+    """All plans, newest last: id, created_at, method, parent_plan_id, name, grids, key metrics."""
+    t = GridPlan.__table__
+    g = Grid.__table__
+    with store.engine.connect() as c:
+        rows = c.execute(select(t).order_by(t.c.id)).mappings().all()
+        counts = dict(c.execute(select(g.c.plan_id, func.count()).group_by(g.c.plan_id)).all())
+    out = []
+    for r in rows:
+        m = json.loads(r["metrics_json"] or "{}")
+        out.append({"plan": r["id"], "created_at": str(r["created_at"])[:19], "method": r["method"],
+                    "parent": r["parent_plan_id"], "grids": counts.get(r["id"], 0),
+                    "share_in_band": m.get("share_in_band"), "note": r["note"]})
+    return pd.DataFrame(out)
+
+
+def latest_plan_id(store: Store, conn: Connection | None = None) -> int:
+    """Id of the newest plan; NotFoundError when there is none."""
+    t = GridPlan.__table__
+    with store.engine.connect() if conn is None else _nullctx(conn) as c:
+        pid = c.execute(select(func.max(t.c.id))).scalar()
+    if pid is None:
+        raise NotFoundError("there is no grid plan yet", hint="gridpatrol draw-grids (or import-grids FILE)")
+    return int(pid)
+
+
+class _nullctx:
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        return self.conn
+
+    def __exit__(self, *exc) -> None:  # noqa: ANN002
+        return None
+
+
+def plan_row(store: Store, plan_id: int | None = None, conn: Connection | None = None) -> dict:
+    """The grid_plans row of ``plan_id`` (default: the newest plan) as a dict."""
+    pid = latest_plan_id(store, conn) if plan_id is None else int(plan_id)
+    t = GridPlan.__table__
+    with store.engine.connect() if conn is None else _nullctx(conn) as c:
+        row = c.execute(select(t).where(t.c.id == pid)).mappings().first()
+    if row is None:
+        raise NotFoundError(f"grid plan {pid} does not exist", hint="list the plans with: gridpatrol plans")
+    return dict(row)
+
+
+def read_grids(store: Store, plan_id: int | None = None, conn: Connection | None = None) -> gpd.GeoDataFrame:
+    """Grids of a plan (default: newest) in EPSG:4326, ordered by code."""
+    pid = plan_row(store, plan_id, conn)["id"]
+    g = store.read_layer("grids", where=Grid.__table__.c.plan_id == pid, conn=conn)
+    return g.sort_values("code").reset_index(drop=True)
+
+
+def read_blocks(store: Store, plan_id: int | None = None, conn: Connection | None = None) -> gpd.GeoDataFrame:
+    """Blocks of a plan (default: newest) in EPSG:4326, ordered by block_id."""
+    pid = plan_row(store, plan_id, conn)["id"]
+    b = store.read_layer("blocks", where=Block.__table__.c.plan_id == pid, conn=conn)
+    return b.sort_values("block_id").reset_index(drop=True)
+
+
+def read_within(store: Store, layer: str, geom, conn: Connection | None = None) -> gpd.GeoDataFrame:
+    """Rows of ``layer`` whose bbox meets the bbox of ``geom`` (EPSG:4326)."""
+    return store.read_layer(layer, bbox=shapely.bounds(geom).tolist(), conn=conn)
+
+
+def real_buildings(buildings: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Mapped footprints only: landuse-based household estimates are areas, not buildings."""
+    if "estimate_method" in buildings.columns:
+        return buildings[buildings["estimate_method"].astype(str) != "landuse"]
+    return buildings
+
+
+def metric_crs_of(geom):  # noqa: ANN001, ANN202
+    """The local metric CRS at ``geom``'s centroid."""
+    c = shapely.centroid(geom)
+    return local_metric_crs(c.x, c.y)
+
+
+def grids_from_blocks(blocks: gpd.GeoDataFrame, metric_crs, locked: dict[str, bool] | None = None,
+                       extra: pd.DataFrame | None = None) -> gpd.GeoDataFrame:
+    """Dissolve blocks (grid_code, area_code) into grid rows with their workload metrics."""
+    locked = locked or {}
+    rows, geoms = [], []
+    for code, grp in blocks.groupby("grid_code", sort=True):
+        geom = shapely.union_all(grp.geometry.to_numpy())
+        geoms.append(as_multi(geom))
+        rows.append({"code": str(code), "parent_code": str(grp["area_code"].iloc[0]),
+                     "households": float(grp["households"].sum()),
+                     "buildings": int(grp["buildings"].sum()) if "buildings" in grp else 0,
+                     "street_m": float(grp["street_m"].sum()), "n_blocks": len(grp),
+                     "locked": bool(locked.get(str(code), False))})
+    out = gpd.GeoDataFrame(rows, geometry=geoms, crs="EPSG:4326")
+    return shape_metrics(out, metric_crs)
+
+
+def shape_metrics(grids: gpd.GeoDataFrame, metric_crs) -> gpd.GeoDataFrame:
+    """``grids`` with area, perimeter and Polsby–Popper compactness (metres, in ``metric_crs``)."""
+    m = grids.geometry.to_crs(metric_crs)
+    area = m.area.to_numpy()
+    perim = m.length.to_numpy()
+    grids = grids.copy()
+    grids["area_m2"] = area
+    # Polsby–Popper: 4πA/P², 1 for a circle.
+    grids["polsby_popper"] = np.where(perim > 0, 4 * math.pi * area / np.maximum(perim, 1e-9) ** 2, 0.0)
+    return grids
+
+
+def as_multi(geom):  # noqa: ANN001, ANN202
+    """``geom``'s polygonal part as a MultiPolygon."""
+    geom = _polygonal(geom)
+    if geom.geom_type == "Polygon":
+        return shapely.MultiPolygon([geom])
+    return geom
+
+
+def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame:
+    """Grids outside the band that no regrouping of blocks can fix are exempt (and reported):
+    a single indivisible block, or the only grid of an area whose households are all below the
+    band (grids may not cross area boundaries)."""
+    grids = grids.copy()
+    hh = grids["households"].to_numpy()
+    out_band = (hh < params.min_households) | (hh > params.max_households)
+    # A grid below the band that touches no other grid of its area (the only grid of a small
+    # area, or a detached piece of one, e.g. an empty corner cut off by the extract's edge)
+    # cannot grow: merging with a grid it does not touch would break contiguity.
+    geoms = grids.geometry.values
+    parents = grids["parent_code"].to_numpy()
+    tree = shapely.STRtree(geoms)
+    left, right = tree.query(geoms, predicate="intersects")
+    keep = (left != right) & (parents[left] == parents[right])
+    shared = shapely.length(shapely.intersection(geoms[left[keep]], geoms[right[keep]]))
+    has_neighbour = np.zeros(len(grids), bool)
+    has_neighbour[left[keep][shared > 0]] = True
+    isolated_small = ~has_neighbour & (hh < params.min_households)
+    grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | isolated_small)
+    return grids
+
+
+def plan_metrics(grids: gpd.GeoDataFrame, params: PlanParams, adjacency: nx.Graph | None = None,
+                 grid_of_block: dict[int, str] | None = None) -> dict:
+    """Per-plan metrics: worst deviation from target (non-exempt), share in band, mean
+    Polsby–Popper and the share of internal grid boundary length lying on streets or barriers
+    (from the block adjacency's ``length_m``/``line_m``)."""
+    hh = grids["households"].to_numpy(dtype=float)
+    exempt = grids["exempt"].to_numpy(dtype=bool) if "exempt" in grids else np.zeros(len(grids), bool)
+    in_band = (hh >= params.min_households) & (hh <= params.max_households)
+    dev = np.abs(hh - params.target_households) / max(params.target_households, 1e-9)
+    m = {
+        "grids": int(len(grids)),
+        "households": float(hh.sum()),
+        "target_households": params.target_households,
+        "band": [params.min_households, params.max_households],
+        "exempt_grids": int(exempt.sum()),
+        "share_in_band": float(in_band.mean()) if len(grids) else 1.0,
+        "share_in_band_non_exempt": float(in_band[~exempt].mean()) if (~exempt).any() else 1.0,
+        "worst_deviation": float(dev[~exempt].max()) if (~exempt).any() else 0.0,
+        "mean_polsby_popper": float(grids["polsby_popper"].mean()) if len(grids) else 0.0,
+    }
+    if adjacency is not None and grid_of_block is not None:
+        total = on_line = 0.0
+        for u, v, d in adjacency.edges(data=True):
+            if grid_of_block.get(int(u)) != grid_of_block.get(int(v)):
+                total += float(d.get("length_m", 0.0))
+                on_line += float(d.get("line_m", 0.0))
+        m["internal_boundary_m"] = total
+        m["boundary_on_street_share"] = on_line / total if total > 0 else 1.0
+    return m
+
+
+def _locked_grids(store: Store) -> gpd.GeoDataFrame:
+    """Locked grids of the newest plan (empty when there is no plan)."""
+    try:
+        grids = read_grids(store)
+    except NotFoundError:
+        return gpd.GeoDataFrame({"code": [], "parent_code": []}, geometry=[], crs="EPSG:4326")
+    return grids[grids["locked"].fillna(False).astype(bool)].reset_index(drop=True)
+
+
+def _codes_around_locked(parts: gpd.GeoDataFrame, locked_codes: dict[int, str], parent: str,
+                         fmt: CodeFormat, metric) -> list[str]:
+    """Codes for ``parts``: locked labels keep their code; the others are numbered west→east,
+    north→south into the sequence numbers the locked grids leave free."""
+    free_parts = parts[~parts["_part"].isin(list(locked_codes))]
+    order = assign_codes(free_parts, fmt=fmt, metric_crs=metric) if len(free_parts) else pd.Series(dtype=object)
+    taken = {int(fmt.parse(c)["seq"]) for c in locked_codes.values()}
+    free_seq = (s for s in range(1, 10**6) if s not in taken)
+    # assign_codes numbered the free parts 1..n in spatial order; map rank → next free number.
+    rank = order.map(lambda c: int(fmt.parse(c)["seq"])).sort_values()
+    new_code = {int(free_parts.loc[i, "_part"]): fmt.format(parent, next(free_seq)) for i in rank.index}
+    return [locked_codes.get(int(p), new_code.get(int(p))) for p in parts["_part"]]
+
+
+def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Progress | None = None,
+               created_by: str | None = None, name: str | None = None) -> int:
+    """Draw a new plan for every planning area (see planning_areas); returns the new plan id.
+
+    Blocks come from ``gis.blocks.build_blocks`` (streets, barriers, area outline), grids from
+    ``gis.partition.partition_blocks`` on the block adjacency; codes follow
+    ``params.code_format`` numbered west→east, north→south within each area. Grids locked in
+    the newest plan are kept (same blocks by representative point, same code, still locked);
+    the rest is redrawn around them. Earlier plans are kept. Nothing is written unless every
+    area was drawn.
+    """
+    from gis.blocks import block_adjacency, build_blocks
+    from gis.partition import partition_blocks
+
+    params = (params or PlanParams()).checked()
+    say = progress or (lambda _m: None)
+    areas = planning_areas(store)
+    all_blocks, all_grids = [], []
+    graphs: list[nx.Graph] = []
+    next_block = 1
+    fmt = CodeFormat(params.code_format)
+    locked_all = _locked_grids(store)
+    for _, area in areas.iterrows():
+        say(f"area {area['code']}: reading streets and buildings")
+        geom = area.geometry
+        metric = metric_crs_of(geom)
+        roads = read_within(store, "roads", geom)
+        barriers = read_within(store, "barriers", geom)
+        buildings = read_within(store, "buildings", geom)
+        say(f"area {area['code']}: building blocks")
+        # Blocks of at most half the target leave the partition room to balance every grid.
+        blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
+                              max_block_households=max(params.target_households / 6.0, 1.0))
+        if len(blocks) == 0:
+            continue
+        groups = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
+        if groups.max() + 1 < len(blocks):
+            say(f"area {area['code']}: joining {len(blocks) - groups.max() - 1} blocks split by streets through buildings")
+            blocks = _merge_block_groups(blocks, groups, metric)
+        blocks["block_id"] = blocks["block_id"].astype(int) + next_block - 1
+        next_block = int(blocks["block_id"].max()) + 1
+        say(f"area {area['code']}: adjacency of {len(blocks)} blocks")
+        adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
+        say(f"area {area['code']}: partitioning")
+        kw = {}
+        if params.max_street_m is not None:
+            kw["max_street_m"] = params.max_street_m
+        if params.max_area_m2 is not None:
+            kw["max_area_m2"] = params.max_area_m2
+        locked = locked_all[locked_all["parent_code"].astype(str) == str(area["code"])]
+        if len(locked):
+            # A block belongs to a locked grid when its representative point lies in it.
+            x, y = representative_xy(blocks.geometry)
+            kw["locked"] = assign_xy(x, y, locked.geometry)
+        labels = np.asarray(partition_blocks(
+            blocks, adj, target_households=params.target_households, min_households=params.min_households,
+            max_households=params.max_households, seed=params.seed, **kw))
+        blocks["area_code"] = str(area["code"])
+        blocks["_part"] = labels
+        parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
+        parts["parent_code"] = str(area["code"])
+        locked_codes = {}
+        if len(locked):
+            locked_codes = {int(lab): str(locked["code"].iloc[int(lab)])
+                            for lab in set(kw["locked"].tolist()) if lab >= 0}
+        parts["code"] = _codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
+        code_of = dict(zip(parts["_part"], parts["code"]))
+        blocks["grid_code"] = [code_of[p] for p in labels]
+        grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params)
+        all_blocks.append(blocks.drop(columns=["_part"]))
+        all_grids.append(grids)
+        graphs.append(adj)
+    if not all_grids:
+        raise InputError("no blocks could be built in any planning area",
+                         hint="are streets imported inside the areas? check gridpatrol info")
+    blocks = pd.concat(all_blocks, ignore_index=True)
+    grids = pd.concat(all_grids, ignore_index=True)
+    adj = nx.union_all(graphs) if len(graphs) > 1 else graphs[0]
+    metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
+    metrics["areas"] = areas["code"].tolist()
+    say("writing the plan")
+    with store.begin() as conn:
+        pid = insert_plan(conn, method="draw", parent=None, params=params, metrics=metrics,
+                           created_by=created_by, name=name, note=f"drawn for {len(areas)} areas")
+        insert_rows(store, conn, pid, grids, blocks)
+    return pid
+
+
+def _merge_block_groups(blocks: gpd.GeoDataFrame, groups: np.ndarray, metric_crs) -> gpd.GeoDataFrame:
+    """One block per group (union of geometry, sums of workload); ids renumbered 1..k."""
+    b = blocks.copy()
+    b["_g"] = groups
+    sums = [c for c in ("households", "buildings", "street_m") if c in b.columns]
+    agg = b.groupby("_g", sort=True)[sums].sum()
+    geoms = [_polygonal(shapely.union_all(grp.geometry.to_numpy())) for _, grp in b.groupby("_g", sort=True)]
+    out = gpd.GeoDataFrame(agg.reset_index(drop=True), geometry=geoms, crs=blocks.crs)
+    m = out.geometry.to_crs(metric_crs)
+    out["area_m2"] = m.area.to_numpy()
+    out["block_id"] = np.arange(1, len(out) + 1)
+    return out
+
+
+def insert_plan(conn: Connection, *, method: str, parent: int | None, params: PlanParams, metrics: dict,
+                 created_by: str | None, name: str | None = None, note: str | None = None) -> int:
+    """Insert a grid_plans row and return its id."""
+    res = conn.execute(insert(GridPlan.__table__).values(
+        name=name, created_at=utcnow(), created_by=created_by, method=method, parent_plan_id=parent,
+        params_json=params.to_json(), metrics_json=json.dumps(metrics, ensure_ascii=False),
+        note=note))
+    return int(res.inserted_primary_key[0])
+
+
+def insert_rows(store: Store, conn: Connection, pid: int, grids: gpd.GeoDataFrame,
+                 blocks: gpd.GeoDataFrame | None) -> None:
+    """Write a plan's grids and blocks rows under plan id ``pid``."""
+    g = grids.copy()
+    g["plan_id"] = pid
+    g["geometry"] = [as_multi(x) for x in g.geometry]
+    store.insert_gdf(conn, "grids", g)
+    if blocks is not None and len(blocks):
+        b = blocks.copy()
+        b["plan_id"] = pid
+        b["geometry"] = [as_multi(x) for x in b.geometry]
+        store.insert_gdf(conn, "blocks", b)
+
+
+def check_grids(store: Store, plan_id: int | None = None) -> tuple[CheckResult, int]:
+    """Validate a plan (default: newest) against its planning areas, buildings and band.
+
+    Returns (CheckResult, plan id). Households per grid are the stored ones (from blocks,
+    including landuse-based estimates); buildings are the mapped footprints.
+    """
+    row = plan_row(store, plan_id)
+    params = PlanParams.from_json(row["params_json"])
+    grids = read_grids(store, row["id"])
+    blocks = read_blocks(store, row["id"])
+    areas = planning_areas(store)
+    return check_frames(store, grids, blocks, areas, params), int(row["id"])
+
+
+def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
+                 areas: gpd.GeoDataFrame, params: PlanParams, buildings: gpd.GeoDataFrame | None = None) -> CheckResult:
+    """Check grids (and their blocks) against the plan's rules: the CheckResult of gis.grid_check."""
+    if len(grids) == 0:
+        raise NotFoundError("the plan has no grids")
+    if buildings is None:
+        buildings = real_buildings(read_within(store, "buildings", shapely.box(*grids.total_bounds)))
+    # Only the planning areas this plan's grids belong to (a plan may cover part of the store).
+    used = set(grids["parent_code"].astype(str))
+    areas = areas[areas["code"].astype(str).isin(used)]
+    metric = metric_crs_of(shapely.box(*grids.total_bounds))
+    return check_plan(grids, areas, buildings,
+                      blocks=blocks if blocks is not None and len(blocks) else None,
+                      min_households=params.min_households, max_households=params.max_households,
+                      code_format=params.code_format, metric_crs=metric, recount_households=False,
+                      target_households=params.target_households)
+
+
+def buildings_with_grid_code(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    """All buildings (EPSG:4326) with ``grid_code`` of the plan (default: newest) by
+    representative point; None where no grid contains one. For ``export buildings``."""
+    buildings = store.read_layer("buildings")
+    try:
+        grids = read_grids(store, plan_id)
+    except NotFoundError:
+        if plan_id is not None:
+            raise
+        buildings["grid_code"] = None
+        return buildings
+    buildings["grid_code"] = assign_buildings(buildings, grids)
+    return buildings
+
+
+def export_frame(store: Store, layer: str, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    """What ``export grids|blocks|buildings`` writes: the plan's (default newest) grids or
+    blocks, or all buildings with that plan's ``grid_code``. Without any plan: the raw layer."""
+    if layer == "buildings":
+        return buildings_with_grid_code(store, plan_id)
+    try:
+        pid = plan_row(store, plan_id)["id"]
+    except NotFoundError:
+        if plan_id is not None:
+            raise
+        return store.read_layer(layer)
+    return read_grids(store, pid) if layer == "grids" else read_blocks(store, pid)
+
+
+def diff_plans(store: Store, plan_a: int, plan_b: int) -> tuple[pd.DataFrame, dict]:
+    """Buildings whose grid differs between plans A and B.
+
+    Returns (changes, summary): changes has building id, osm_type, osm_id, name, households,
+    grid_a, grid_b; summary has buildings and households changed and per-grid household
+    deltas of grids that exist in both plans.
+    """
+    ga, gb = read_grids(store, plan_a), read_grids(store, plan_b)
+    buildings = store.read_layer("buildings")
+    a = assign_buildings(buildings, ga)
+    b = assign_buildings(buildings, gb)
+    changed = a.fillna("") != b.fillna("")
+    cols = [c for c in ("id", "osm_type", "osm_id", "name", "households") if c in buildings.columns]
+    out = pd.DataFrame(buildings.loc[changed, cols]).reset_index(drop=True)
+    out["grid_a"] = a[changed].to_numpy()
+    out["grid_b"] = b[changed].to_numpy()
+    summary = {
+        "plan_a": int(plan_a), "plan_b": int(plan_b),
+        "buildings": int(len(buildings)),
+        "buildings_changed": int(changed.sum()),
+        "households_changed": float(buildings.loc[changed, "households"].sum()) if len(buildings) else 0.0,
+        "grids_only_in_a": sorted(set(ga["code"]) - set(gb["code"])),
+        "grids_only_in_b": sorted(set(gb["code"]) - set(ga["code"])),
+    }
+    return out, summary
+
+
+STATION_TOLERANCE_M = 200.0

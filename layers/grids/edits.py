@@ -1,0 +1,464 @@
+"""Redraw edits of a plan (split, merge, move, lock, rebalance, workers): one transaction and a new version each."""
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+
+from gis.assign import assign_xy, representative_xy
+from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
+from gis.grid_check import CheckResult
+from gis.gridcodes import CodeFormat
+from gis.slivers import absorb_detached, settle_blocks
+from layers.grids.core import (
+    STATION_TOLERANCE_M,
+    check_frames,
+    grids_from_blocks,
+    insert_plan,
+    insert_rows,
+    mark_exempt,
+    metric_crs_of,
+    plan_metrics,
+    plan_row,
+    planning_areas,
+    read_blocks,
+    read_grids,
+    read_within,
+)
+from layers.names import clean_name
+from layers.plan_params import PlanParams
+from layers.store import Store
+
+
+@dataclass
+class EditResult:
+    """Outcome of a redraw operation: the new plan version and what changed."""
+
+    plan_id: int
+    parent_plan_id: int
+    changed_codes: list[str]
+    removed_codes: list[str] = field(default_factory=list)
+    message: str = ""
+
+
+@dataclass
+class _Ctx:
+    store: Store
+    row: dict
+    params: PlanParams
+    grids: gpd.GeoDataFrame
+    blocks: gpd.GeoDataFrame
+    areas: gpd.GeoDataFrame
+    metric: object
+
+
+def _context(store: Store, plan_id: int | None, *, need_blocks: bool = True) -> _Ctx:
+    row = plan_row(store, plan_id)
+    grids = read_grids(store, row["id"])
+    blocks = read_blocks(store, row["id"])
+    if need_blocks and len(blocks) == 0:
+        raise ConflictError(f"plan {row['id']} has no blocks (it was imported), so its grids cannot be "
+                            "regrouped", hint="draw-grids to get a plan made of street blocks")
+    # Attribute edits (lock, workers) work on any plan, imported ones too, without areas.
+    areas = planning_areas(store) if need_blocks else gpd.GeoDataFrame(geometry=[], crs="EPSG:4326")
+    metric = metric_crs_of(shapely.box(*grids.total_bounds))
+    return _Ctx(store, row, PlanParams.from_json(row["params_json"]), grids, blocks, areas, metric)
+
+
+def _require_grids(ctx: _Ctx, codes: Sequence[str], *, unlocked: bool = True) -> gpd.GeoDataFrame:
+    codes = [str(c) for c in codes]
+    known = set(ctx.grids["code"].astype(str))
+    missing = [c for c in codes if c not in known]
+    if missing:
+        raise NotFoundError(f"grid {missing[0]} is not in plan {ctx.row['id']}",
+                            hint="gridpatrol check-grids lists the codes; codes change when grids are redrawn")
+    sel = ctx.grids[ctx.grids["code"].astype(str).isin(codes)]
+    if unlocked:
+        locked = sorted(sel.loc[sel["locked"].fillna(False).astype(bool), "code"])
+        if locked:
+            raise ConflictError(f"grid {', '.join(locked)} is locked; the edit is refused",
+                                hint=f"gridpatrol unlock-grid {locked[0]} first")
+    return sel
+
+
+def _grid_graph(ctx: _Ctx, codes: Iterable[str] | None = None) -> nx.Graph:
+    """Grids sharing a boundary of positive length (via their blocks' rook adjacency)."""
+    g = ctx.grids if codes is None else ctx.grids[ctx.grids["code"].isin(list(codes))]
+    geoms = g.to_crs(ctx.metric).geometry.to_numpy()
+    names = g["code"].astype(str).to_numpy()
+    graph = nx.Graph()
+    graph.add_nodes_from(names)
+    if len(geoms) > 1:
+        a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+        keep = a < b
+        a, b = a[keep], b[keep]
+        shared = shapely.length(shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b])))
+        for i, j, s in zip(a, b, shared):
+            if s > 0.01:
+                graph.add_edge(names[i], names[j], length_m=float(s))
+    return graph
+
+
+def _block_graph(ctx: _Ctx, blocks: gpd.GeoDataFrame) -> nx.Graph:
+    """Rook adjacency of ``blocks`` with the roads and barriers they lie along (for metrics)."""
+    from gis.blocks import block_adjacency
+
+    geom = shapely.box(*blocks.total_bounds)
+    roads = read_within(ctx.store, "roads", geom)
+    barriers = read_within(ctx.store, "barriers", geom)
+    return block_adjacency(blocks, roads, barriers, metric_crs=ctx.metric)
+
+
+def _next_codes(ctx: _Ctx, parent: str, n: int, taken: set[str]) -> list[str]:
+    """The next ``n`` free sequence numbers of ``parent`` (codes of other grids never change)."""
+    fmt = CodeFormat(ctx.params.code_format)
+    seqs = []
+    for c in taken:
+        try:
+            p = fmt.parse(c)
+        except InputError:
+            continue
+        if fmt.parent_of(c) == parent or fmt.format(parent, int(p["seq"])) == c:
+            seqs.append(int(p["seq"]))
+    start = max(seqs, default=0) + 1
+    return [fmt.format(parent, start + i) for i in range(n)]
+
+
+def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: list[str], *,
+                 removed: Sequence[str] = (), locked: dict[str, bool] | None = None, force: bool = False,
+                 note: str, created_by: str | None = None) -> EditResult:
+    """Rebuild the changed grids from ``blocks``, validate, and write a new plan version."""
+    lock_map = dict(zip(ctx.grids["code"].astype(str), ctx.grids["locked"].fillna(False).astype(bool)))
+    if locked:
+        lock_map.update(locked)
+    changed_set = set(changed) | set(removed)
+    keep = ctx.grids[~ctx.grids["code"].astype(str).isin(changed_set)].copy()
+    new = blocks[blocks["grid_code"].isin(changed)]
+    rebuilt = mark_exempt(grids_from_blocks(new, ctx.metric, lock_map), ctx.params) if len(new) else None
+    if rebuilt is not None:
+        rebuilt = _carry_assignments(ctx, rebuilt)
+    cols = ["code", "parent_code", "name", "households", "buildings", "street_m", "area_m2",
+            "polsby_popper", "exempt", "locked", "worker", "station_lon", "station_lat", "geometry"]
+    keep["n_blocks"] = keep["code"].map(blocks["grid_code"].value_counts()).fillna(0).astype(int)
+    parts = [keep] + ([rebuilt] if rebuilt is not None else [])
+    grids = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs="EPSG:4326")
+    for c in cols:
+        if c not in grids.columns:
+            grids[c] = None
+    grids = grids.sort_values("code").reset_index(drop=True)
+    # Validate: the edit may not add any error the previous version did not have.
+    before = check_frames(store, ctx.grids, ctx.blocks, ctx.areas, ctx.params)
+    after = check_frames(store, grids, blocks, ctx.areas, ctx.params)
+    new_errors = _new_errors(before, after, set(changed), force)
+    if new_errors:
+        raise ConflictError("edit refused, it would break the plan: " + "; ".join(new_errors[:5])
+                            + (f" (and {len(new_errors) - 5} more)" if len(new_errors) > 5 else ""),
+                            hint="nothing was changed" + ("" if force else "; --force accepts grids outside the household band"))
+    try:
+        adj = _block_graph(ctx, blocks)
+        gob = dict(zip(blocks["block_id"].astype(int), blocks["grid_code"]))
+    except GridPatrolError:  # metrics only: a failed adjacency must not block a valid edit
+        adj, gob = None, None
+    metrics = plan_metrics(grids, ctx.params, adj, gob)
+    with store.begin() as conn:
+        pid = insert_plan(conn, method="edit", parent=int(ctx.row["id"]), params=ctx.params, metrics=metrics,
+                           created_by=created_by, note=note)
+        insert_rows(store, conn, pid, grids[cols], blocks)
+    return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=sorted(changed),
+                      removed_codes=sorted(removed), message=note)
+
+
+def _carry_assignments(ctx: _Ctx, rebuilt: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """Keep the worker and station of every grid an edit reshapes but does not rename.
+
+    A station that the new shape no longer contains (within ``STATION_TOLERANCE_M``) is
+    dropped rather than left outside its grid.
+    """
+    old = ctx.grids.set_index(ctx.grids["code"].astype(str))
+    rebuilt = rebuilt.copy()
+    for col in ("worker", "station_lon", "station_lat"):
+        rebuilt[col] = rebuilt["code"].map(old[col]) if col in old else None
+    has = rebuilt["station_lon"].notna() & rebuilt["station_lat"].notna()
+    if has.any():
+        pts = gpd.GeoSeries(shapely.points(rebuilt.loc[has, "station_lon"].astype(float),
+                                           rebuilt.loc[has, "station_lat"].astype(float)),
+                            index=rebuilt.index[has], crs="EPSG:4326").to_crs(ctx.metric)
+        shapes = rebuilt.loc[has].geometry.to_crs(ctx.metric)
+        gone = pts.distance(shapes, align=True) > STATION_TOLERANCE_M
+        rebuilt.loc[gone[gone].index, ["station_lon", "station_lat"]] = None
+    return rebuilt
+
+
+def assign_workers(store: Store, workers: dict[str, str | None], *,
+                   stations: dict[str, tuple[float, float]] | None = None, plan_id: int | None = None,
+                   created_by: str | None = None) -> EditResult:
+    """Set the responsible grid worker (网格员) and optionally the station of grids (new version).
+
+    ``workers`` maps grid codes to worker names (None clears); ``stations`` maps codes to a
+    (lon, lat) in WGS-84 that must lie in the grid or within ``STATION_TOLERANCE_M`` of it (the
+    start of its patrol routes). Unknown codes are refused with nothing written. The worker name
+    is what the service matches against a worker's user name.
+    """
+    stations = stations or {}
+    codes = sorted(set(workers) | set(stations))
+    if not codes:
+        raise InputError("no grid given", hint="give CODE WORKER, or a file with code,worker columns")
+    ctx = _context(store, plan_id, need_blocks=False)
+    sel = _require_grids(ctx, codes, unlocked=False)
+    grids = ctx.grids.copy()
+    idx = dict(zip(grids.loc[sel.index, "code"].astype(str), sel.index))
+    for code, name in workers.items():
+        name = None if name is None or not str(name).strip() else clean_name(name, "worker", where=f"grid {code}")
+        grids.loc[idx[code], "worker"] = name
+    for code, (lon, lat) in stations.items():
+        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+            raise InputError(f"station of {code}: ({lon}, {lat}) is not longitude/latitude in WGS-84")
+        shape = gpd.GeoSeries([grids.loc[idx[code]].geometry], crs="EPSG:4326").to_crs(ctx.metric).iloc[0]
+        pt = gpd.GeoSeries([shapely.Point(lon, lat)], crs="EPSG:4326").to_crs(ctx.metric).iloc[0]
+        d = shape.distance(pt)
+        if d > STATION_TOLERANCE_M:
+            raise InputError(f"station of {code} at ({lon:.6f}, {lat:.6f}) is {d:.0f} m outside the grid",
+                             hint=f"a station must lie in its grid or within {STATION_TOLERANCE_M:.0f} m of it")
+        grids.loc[idx[code], ["station_lon", "station_lat"]] = [float(lon), float(lat)]
+    note = "workers: " + ", ".join(f"{c}={workers.get(c) or '—'}" for c in codes[:10]) + (" …" if len(codes) > 10 else "")
+    metrics = json.loads(ctx.row["metrics_json"] or "{}")
+    with store.begin() as conn:
+        pid = insert_plan(conn, method="edit", parent=int(ctx.row["id"]), params=ctx.params, metrics=metrics,
+                           created_by=created_by, note=note)
+        cols = [c for c in grids.columns if c not in ("id", "plan_id")]
+        insert_rows(store, conn, pid, grids[cols], ctx.blocks.drop(columns=["id", "plan_id"]) if len(ctx.blocks) else None)
+    return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=codes, message=note)
+
+
+def _new_errors(before: CheckResult, after: CheckResult, changed: set[str], force: bool) -> list[str]:
+    def keys(res: CheckResult) -> set[tuple[str, str]]:
+        p = res.problems
+        p = p[p["severity"] == "error"]
+        return {(k, str(c)) for k, c in zip(p["kind"], p["grid_code"])}
+
+    band = {"households_out_of_band"}
+    old = keys(before)
+    msgs = []
+    p = after.problems
+    for _, r in p[p["severity"] == "error"].iterrows():
+        key = (r["kind"], str(r["grid_code"]))
+        if r["kind"] in band and force:
+            continue
+        if key in old and r["kind"] not in ("gap", "overlap"):
+            continue
+        if r["kind"] in ("gap", "overlap") and after.summary[f"{r['kind']}_m2"] <= before.summary[f"{r['kind']}_m2"] + 1.0:
+            continue
+        msgs.append(r["detail"])
+    return msgs
+
+
+def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = None, force: bool = False,
+               created_by: str | None = None) -> EditResult:
+    """Split grid ``code`` into ``parts`` contiguous grids of balanced households (new version).
+
+    The part holding most of the old grid's households keeps its code; the other parts take
+    the next free sequence numbers of the parent. Refused (nothing written) when the grid is
+    locked, has fewer blocks than ``parts``, or a part would leave the household band (unless
+    ``force``).
+    """
+    from gis.partition import split_grid as split_blocks
+
+    if parts < 2:
+        raise InputError(f"--parts must be at least 2, got {parts}")
+    ctx = _context(store, plan_id)
+    _require_grids(ctx, [code])
+    blocks = ctx.blocks.copy()
+    sel = blocks["grid_code"] == code
+    if sel.sum() < parts:
+        raise ConflictError(f"grid {code} has {int(sel.sum())} blocks and cannot be split into {parts} parts",
+                            hint="split into fewer parts")
+    sub = _single_part_blocks(ctx, blocks[sel].reset_index(drop=True), int(blocks["block_id"].max()) + 1)
+    adj = _block_graph(ctx, sub)
+    labels = np.asarray(split_blocks(sub, adj, parts, seed=ctx.params.seed))
+    # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
+    # shares the longest boundary with; anything larger refuses the split.
+    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
+    labels, _ = absorb_detached(sub_m, labels)
+    pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
+    if len(pieces) != parts or max(pieces) > 1:
+        raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts; nothing was changed",
+                            hint="split into fewer parts, or move blocks by hand (move-blocks)")
+    blocks = pd.concat([blocks[~sel], sub], ignore_index=True)
+    sel = blocks["grid_code"] == code
+    hh = pd.Series(sub["households"].to_numpy()).groupby(labels).sum()
+    keeper = hh.idxmax()
+    others = [lab for lab in sorted(set(labels.tolist())) if lab != keeper]
+    new_codes = _next_codes(ctx, str(sub["area_code"].iloc[0]), len(others), set(ctx.grids["code"].astype(str)))
+    code_of = {keeper: code, **dict(zip(others, new_codes))}
+    blocks.loc[sel, "grid_code"] = [code_of[lab] for lab in labels]
+    return _commit_edit(store, ctx, blocks, [code, *new_codes], force=force, created_by=created_by,
+                        note=f"split {code} into {', '.join([code, *new_codes])}")
+
+
+def _neighbour_group(store: Store, plan_id: int | None, codes: Sequence[str], verb: str) -> tuple[_Ctx, list[str]]:
+    """Context and sorted codes of ≥2 unlocked grids of one area forming one connected group."""
+    codes = sorted({str(c) for c in codes})
+    if len(codes) < 2:
+        raise InputError(f"{verb} needs at least two grid codes")
+    ctx = _context(store, plan_id)
+    sel = _require_grids(ctx, codes)
+    parents = sorted(set(sel["parent_code"].astype(str)))
+    if len(parents) > 1:
+        raise ConflictError(f"grids {', '.join(codes)} lie in different areas ({', '.join(parents)}); "
+                            "a grid must stay inside one community/district", hint=f"{verb} grids of one area only")
+    graph = _grid_graph(ctx, codes)
+    if not nx.is_connected(graph):
+        comps = [sorted(c) for c in nx.connected_components(graph)]
+        raise ConflictError(f"grids {', '.join(codes)} are not adjacent (separate groups: "
+                            + " | ".join(", ".join(c) for c in comps) + ")",
+                            hint=f"{verb} only grids that share a boundary")
+    return ctx, codes
+
+
+def merge_grids(store: Store, codes: Sequence[str], *, plan_id: int | None = None, force: bool = False,
+                created_by: str | None = None) -> EditResult:
+    """Merge adjacent grids of one parent area into the one with the lowest code (new version).
+
+    Refused when fewer than two codes are given, a grid is locked, the grids lie in different
+    parent areas, or they do not form one connected piece.
+    """
+    ctx, codes = _neighbour_group(store, plan_id, codes, "merge")
+    keep = codes[0]
+    blocks = ctx.blocks.copy()
+    blocks.loc[blocks["grid_code"].isin(codes), "grid_code"] = keep
+    return _commit_edit(store, ctx, blocks, [keep], removed=codes[1:], force=force, created_by=created_by,
+                        note=f"merged {', '.join(codes)} into {keep}")
+
+
+def move_blocks(store: Store, to_code: str, items: Sequence[str | int], *, plan_id: int | None = None,
+                force: bool = False, created_by: str | None = None) -> EditResult:
+    """Move blocks (block ids, or buildings named by name or ``way/123``) into grid ``to_code``.
+
+    Refused when a block would leave its area (community/district), a source or the target is
+    locked, the moved blocks do not touch the target, or a grid would fall apart or become
+    empty.
+    """
+    if not items:
+        raise InputError("name at least one block id or building to move")
+    ctx = _context(store, plan_id)
+    target = _require_grids(ctx, [to_code]).iloc[0]
+    blocks = ctx.blocks.copy()
+    ids = _resolve_blocks(store, ctx, items)
+    moving = blocks["block_id"].isin(ids)
+    src_codes = sorted(set(blocks.loc[moving, "grid_code"].astype(str)) - {str(to_code)})
+    if not src_codes:
+        raise ConflictError(f"blocks {', '.join(map(str, ids))} are already in grid {to_code}")
+    _require_grids(ctx, src_codes)
+    out_of_area = blocks.loc[moving & (blocks["area_code"].astype(str) != str(target["parent_code"])), "block_id"]
+    if len(out_of_area):
+        raise ConflictError(f"block {int(out_of_area.iloc[0])} belongs to area "
+                            f"{blocks.loc[blocks['block_id'] == out_of_area.iloc[0], 'area_code'].iloc[0]}, "
+                            f"grid {to_code} to area {target['parent_code']}: grids may not leave their "
+                            "community/district", hint="move blocks only between grids of the same area")
+    blocks.loc[moving, "grid_code"] = str(to_code)
+    emptied = [c for c in src_codes if not (blocks["grid_code"] == c).any()]
+    if emptied:
+        raise ConflictError(f"moving these blocks would empty grid {emptied[0]}",
+                            hint=f"merge-grids {to_code} {emptied[0]} instead")
+    # The moved blocks must join the target as one piece, and the sources must stay one piece.
+    affected = [str(to_code), *src_codes]
+    sub = blocks[blocks["grid_code"].isin(affected)].reset_index(drop=True)
+    adj = _block_graph(ctx, sub)
+    for c in affected:
+        nodes = sub.loc[sub["grid_code"] == c, "block_id"].astype(int).tolist()
+        if not nx.is_connected(adj.subgraph(nodes)):
+            what = "the moved blocks do not touch" if c == str(to_code) else "it would split"
+            raise ConflictError(f"move refused: {what} grid {c} (grids must stay in one piece)",
+                                hint="move only blocks adjacent to the target grid")
+    return _commit_edit(store, ctx, blocks, affected, force=force, created_by=created_by,
+                        note=f"moved blocks {', '.join(map(str, ids))} to {to_code}")
+
+
+def _resolve_blocks(store: Store, ctx: _Ctx, items: Sequence[str | int]) -> list[int]:
+    """Block ids from ids or building names / ``osm_type/osm_id`` (the block holding its point)."""
+    ids: list[int] = []
+    known = set(ctx.blocks["block_id"].astype(int))
+    names: list[str] = []
+    for it in items:
+        s = str(it).strip()
+        if s.isdigit():
+            if int(s) not in known:
+                raise NotFoundError(f"block {s} is not in plan {ctx.row['id']}",
+                                    hint="export blocks to see their ids: gridpatrol export blocks FILE")
+            ids.append(int(s))
+        else:
+            names.append(s)
+    if names:
+        b = store.read_layer("buildings", bbox=ctx.blocks.total_bounds.tolist())
+        for n in names:
+            if "/" in n and n.split("/", 1)[1].isdigit():
+                t, i = n.split("/", 1)
+                hit = b[(b["osm_type"].astype(str) == t) & (b["osm_id"] == int(i))]
+            else:
+                hit = b[b["name"].astype(str) == n]
+            if len(hit) == 0:
+                raise NotFoundError(f"no building named {n!r}", hint="use a block id, a building name or way/<osm id>")
+            x, y = representative_xy(hit.geometry)
+            idx = assign_xy(x, y, ctx.blocks.geometry)
+            ids.extend(int(ctx.blocks["block_id"].iloc[i]) for i in idx if i >= 0)
+    return sorted(set(ids))
+
+
+def set_locked(store: Store, codes: Sequence[str], locked: bool, *, plan_id: int | None = None,
+               created_by: str | None = None) -> EditResult:
+    """Lock or unlock grids (new plan version). Edits that touch a locked grid are refused."""
+    ctx = _context(store, plan_id, need_blocks=False)
+    sel = _require_grids(ctx, codes, unlocked=False)
+    grids = ctx.grids.copy()
+    grids.loc[sel.index, "locked"] = bool(locked)
+    word = "locked" if locked else "unlocked"
+    metrics = json.loads(ctx.row["metrics_json"] or "{}")
+    with store.begin() as conn:
+        pid = insert_plan(conn, method="edit", parent=int(ctx.row["id"]), params=ctx.params, metrics=metrics,
+                           created_by=created_by, note=f"{word} {', '.join(map(str, codes))}")
+        cols = [c for c in grids.columns if c not in ("id", "plan_id")]
+        insert_rows(store, conn, pid, grids[cols], ctx.blocks.drop(columns=["id", "plan_id"]) if len(ctx.blocks) else None)
+    return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=sorted(map(str, codes)),
+                      message=f"{word} {', '.join(map(str, codes))}")
+
+
+def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None = None, force: bool = False,
+                    created_by: str | None = None) -> EditResult:
+    """Rebalance households among neighbouring grids of one area with few block moves.
+
+    Grid codes and the set of grids stay; only boundary blocks move (``gis.partition.rebalance``).
+    Refused when a grid is locked, the grids are in different areas or not connected.
+    """
+    from gis.partition import rebalance
+
+    ctx, codes = _neighbour_group(store, plan_id, codes, "rebalance")
+    blocks = ctx.blocks.copy()
+    mask = blocks["grid_code"].isin(codes)
+    sub = blocks[mask].reset_index(drop=True)
+    adj = _block_graph(ctx, sub)
+    index_of = {c: i for i, c in enumerate(codes)}
+    start = np.array([index_of[c] for c in sub["grid_code"]])
+    labels = np.asarray(rebalance(sub, adj, start, list(range(len(codes))),
+                                  target_households=ctx.params.target_households,
+                                  min_households=ctx.params.min_households,
+                                  max_households=ctx.params.max_households))
+    blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
+    moved = int((labels != start).sum())
+    return _commit_edit(store, ctx, blocks, codes, force=force, created_by=created_by,
+                        note=f"rebalanced {', '.join(codes)} ({moved} blocks moved)")
+
+
+def _single_part_blocks(ctx: _Ctx, blocks: gpd.GeoDataFrame, first_new_id: int) -> gpd.GeoDataFrame:
+    """``blocks`` (EPSG:4326) with every multi-part block made single: its minor parts join the
+    neighbouring block they share the longest boundary with (see gis.slivers.settle_blocks)."""
+    if (shapely.get_num_geometries(blocks.geometry.to_numpy()) <= 1).all():
+        return blocks
+    buildings = read_within(ctx.store, "buildings", shapely.box(*blocks.total_bounds))
+    settled, _ = settle_blocks(blocks.to_crs(ctx.metric), buildings.to_crs(ctx.metric), first_new_id=first_new_id)
+    return settled.drop(columns=["owner"]).to_crs("EPSG:4326")
