@@ -18,7 +18,7 @@ from sqlalchemy import and_, delete
 from gis.errors import GridPatrolError, InputError, NotFoundError
 from gis.routesheet import SheetRoute, route_map, write_geojson, write_gpx, write_route_sheet
 from gis.routing.coverage import CoveragePlan, plan_coverage
-from gis.routing.directions import directions
+from gis.routing.directions import route_steps, steps_json
 from gis.routing.route import CoverageRoute
 from gis.routing.visit import VisitPlan, plan_visit
 from gis.streets import StreetNetwork, street_network
@@ -130,15 +130,8 @@ def _to_wgs84(net_crs: pyproj.CRS, geom: BaseGeometry) -> BaseGeometry:
 
 
 def _steps_both(plan: CoveragePlan, route: CoverageRoute) -> list[dict[str, Any]]:
-    zh = directions(plan.network, route.traversals, lang="zh", mode=plan.mode)
-    en = directions(plan.network, route.traversals, lang="en", mode=plan.mode)
-    out = []
-    for a, b in zip(zh, en):
-        d = a.to_dict()
-        d["text_en"] = b.text
-        d["street_en"] = b.street
-        out.append(d)
-    return out
+    """The route's steps, computed once, each with its Chinese ``text`` and English ``text_en``."""
+    return steps_json(route_steps(plan.network, route.traversals, mode=plan.mode))
 
 
 def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFrame:
