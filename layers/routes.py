@@ -139,16 +139,19 @@ def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFr
     for r in plan.routes:
         stats = dict(plan.stats)
         stats.update({
-            "worker_index": r.worker_index, "workers": len(plan.routes), "gap": r.gap if len(plan.routes) == 1 else None,
+            # Shifts are one worker's: the routes of several workers are something else.
+            "worker_index": r.worker_index, "workers": 1 if "shifts" in plan.stats else len(plan.routes),
+            "gap": r.gap if len(plan.routes) == 1 else None,
             "plan_gap": plan.gap, "exact": plan.exact, "turns": r.n_turns, "uturns": r.n_uturns,
             "islands": plan.islands, "warnings": plan.warnings, "start_snap_m": plan.start_snap_m,
             "grid_required_m": plan.required_m, "synthetic": synthetic, "worker": t.worker,
+            "shifts": len(plan.routes) if "shifts" in plan.stats else 1, "shift_plan": plan.stats.get("shifts"),
             # The covered area itself, so a sheet can draw it even for a polygon that is no grid.
             "area_wkt": shapely.to_wkt(t.polygon, rounding_precision=7),
         })
         rows.append({
             "plan_id": t.plan_id, "grid_code": t.code, "kind": "coverage", "mode": plan.mode,
-            "worker_index": r.worker_index, "length_m": r.length_m, "required_m": r.required_m,
+            "worker_index": r.worker_index, "shift": r.shift, "length_m": r.length_m, "required_m": r.required_m,
             "lower_bound_m": r.lower_bound_m if len(plan.routes) == 1 else plan.lower_bound_m,
             "duration_s": r.duration_s,
             "directions_json": json.dumps(_steps_both(plan, r), ensure_ascii=False),
@@ -183,10 +186,13 @@ def plan_routes(
     time_limit_s: float = 60.0,
     skip_failures: bool = False,
     progress: Callable[[str], None] | None = None,
+    max_minutes: float | None = None,
+    speed_kmh: float | None = None,
 ) -> list[PlanOutcome]:
     """Plan coverage routes for ``targets`` and store them (replacing older routes of the same grid/mode).
 
-    ``start`` (lon, lat) overrides each grid's station. All routes are computed before anything
+    ``start`` (lon, lat) overrides each grid's station. ``max_minutes`` cuts a grid whose
+    coverage takes longer into shifts (one row each, ``shift`` = 1…n) at ``speed_kmh``. All routes are computed before anything
     is written; with ``skip_failures`` a target that fails (no streets, …) is reported and left
     out, otherwise its GridPatrolError is raised and nothing is stored.
     """
@@ -209,7 +215,8 @@ def plan_routes(
             inc = pool.iloc[np.sort(pool.sindex.query(t.polygon, predicate="intersects"))] if len(pool) else pool
             synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())
             plan = plan_coverage(roads, t.polygon, mode=mode, start=start or t.station, workers=workers,
-                                 time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code)
+                                 time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code,
+                                 max_minutes=max_minutes, speed_kmh=speed_kmh)
         except GridPatrolError as exc:
             if not skip_failures:
                 raise
@@ -224,7 +231,8 @@ def plan_routes(
             "deadhead_share": plan.stats["deadhead_share"], "islands": len(plan.islands),
             "unreachable_m": plan.stats["unreachable_m"], "warnings": plan.warnings,
             "balance": plan.stats.get("balance"), "hot_covered_share": plan.stats.get("hot_covered_share"),
-            "runtime_s": plan.stats["runtime_s"],
+            "runtime_s": plan.stats["runtime_s"], "duration_s": plan.routes[0].duration_s if len(plan.routes) == 1 else None,
+            "shifts": plan.stats.get("shifts"),
         }))
     _replace_routes(store, rows)
     return outcomes
@@ -313,7 +321,7 @@ def read_routes(store: Store, code: str, *, mode: str | None = None, kind: str |
     if not len(routes):
         raise NotFoundError(f"no stored route for {code}" + (f" ({mode})" if mode else ""),
                             hint=f"plan it first: gridpatrol plan-routes --grid {code}")
-    return routes.sort_values(["kind", "mode", "worker_index"])
+    return routes.sort_values(["kind", "mode", "worker_index", "shift"], na_position="first")
 
 
 def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute:
@@ -336,15 +344,21 @@ def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute
         m = sum(i["length_m"] for i in unreachable)
         notes.append(f"未覆盖（无法到达）: {len(unreachable)} 处, {m:.0f} 米" if lang == "zh"
                      else f"Not covered (unreachable): {len(unreachable)} piece(s), {m:.0f} m")
+    n_shifts = int(stats.get("shifts") or 1)
+    if n_shifts > 1:
+        shift = int(row.get("shift") or 1)
+        notes.append(f"第 {shift} 班（共 {n_shifts} 班），约 {float(row['duration_s']) / 60:.0f} 分钟"
+                     if lang == "zh" else f"shift {shift} of {n_shifts}, about {float(row['duration_s']) / 60:.0f} min")
     if stats.get("workers", 1) > 1:
         notes.append(f"{stats['workers']} 条路线之第 {int(row['worker_index']) + 1} 条" if lang == "zh"
                      else f"route {int(row['worker_index']) + 1} of {stats['workers']}")
     return SheetRoute(
         grid_code=row["grid_code"], mode=row["mode"], line=row.geometry, steps=steps, length_m=float(row["length_m"]),
         duration_s=float(row["duration_s"]), required_m=float(row["required_m"] or 0),
-        lower_bound_m=float(row["lower_bound_m"] or 0) if stats.get("workers", 1) == 1 else None,
+        lower_bound_m=float(row["lower_bound_m"] or 0) if stats.get("workers", 1) == 1 and n_shifts == 1 else None,
         grid=grid_geom, worker=worker if isinstance(worker, str) else None, worker_index=int(row["worker_index"]),
         synthetic=bool(stats.get("synthetic")), notes=notes,
+        shift=int(row.get("shift") or 1) if n_shifts > 1 else 0, shifts=n_shifts if n_shifts > 1 else 0,
     )
 
 
@@ -359,22 +373,37 @@ def print_route(
     gpx: str | Path | None = None,
     gpx_crs: str = "wgs84",
     geojson: str | Path | None = None,
+    shift: int | None = None,
 ) -> SheetRoute:
-    """Write the A4 route sheet (and optionally GPX/GeoJSON) of the stored route of grid ``code``."""
+    """Write the A4 route sheet (and optionally GPX/GeoJSON) of the stored route of grid ``code``.
+
+    A route cut into shifts is printed one shift per page (GPX: one track per shift), or only
+    shift ``shift`` (1…n); the SheetRoute of the first shift printed is returned.
+    """
     routes = read_routes(store, code, mode=mode)
     sel = routes[routes["worker_index"] == worker_index]
     if not len(sel):
         raise NotFoundError(f"route {code} has no worker {worker_index + 1}",
                             hint=f"it has {routes['worker_index'].nunique()} route(s)")
-    row = sel.iloc[0]
-    sr = sheet_route(store, row, lang=lang)
-    streets = store.read_layer("roads", bbox=_expand(row.geometry.bounds, 0.003))
-    write_route_sheet(out, sr, streets=streets, lang=lang)
+    if "shift" in sel.columns:
+        sel = sel[sel["kind"] == sel["kind"].iloc[0]]
+        sel = sel[sel["mode"] == sel["mode"].iloc[0]]
+        if shift is not None:
+            n = len(sel)
+            sel = sel[sel["shift"].fillna(1).astype(int) == shift]
+            if not len(sel):
+                raise NotFoundError(f"route {code} has no shift {shift}", hint=f"it has {n} shift(s): 1…{n}")
+    else:
+        sel = sel.iloc[:1]
+    srs = [sheet_route(store, row, lang=lang) for _, row in sel.iterrows()]
+    bounds = shapely.union_all(list(sel.geometry)).bounds
+    streets = store.read_layer("roads", bbox=_expand(bounds, 0.003))
+    write_route_sheet(out, srs, streets=streets, lang=lang)
     if gpx:
-        write_gpx(gpx, sr, crs=gpx_crs)
+        write_gpx(gpx, srs, crs=gpx_crs)
     if geojson:
-        write_geojson(geojson, sr)
-    return sr
+        write_geojson(geojson, srs)
+    return srs[0]
 
 
 def route_folium_map(store: Store, code: str, *, mode: str | None = None, worker_index: int = 0):  # noqa: ANN201
