@@ -24,7 +24,7 @@ from layers.store import open_store
 from tests.conftest import data_path
 
 LONG = box(104.071, 30.667, 104.087, 30.678)  # central Chengdu: about 28 km of walking, over 6 hours
-MAX_MIN = 120.0
+MAX_MIN = 100.0
 WALK_MPS = 4.5 / 3.6
 CRS = local_metric_crs(104.08, 30.67)
 
