@@ -26,6 +26,7 @@ from layers.models import Grid, Route
 from layers.store import Store
 
 NEIGHBOURHOOD_DEG = 0.015  # ~1.5 km of streets around a grid for shortcuts outside it
+ISLAND_NOTES = 5  # unreachable street islands listed one by one on a sheet
 
 
 @dataclass
@@ -134,6 +135,45 @@ def _steps_both(plan: CoveragePlan, route: CoverageRoute) -> list[dict[str, Any]
     return steps_json(route_steps(plan.network, route.traversals, mode=plan.mode))
 
 
+def _explain_islands(store: Store, islands: list[dict[str, Any]], mode: str) -> None:
+    """Add to each unreachable street island why it is cut off and what would fix it (``why``/``fix``
+    in Chinese, ``why_en``/``fix_en``): a way closed to the mode by its tags, or no way at all."""
+    from gis.streets import NOT_DRIVABLE, NOT_WALKABLE, allowed
+
+    walk = mode == "walk"
+    for isl in islands:
+        nodes = set(isl.pop("node_osm", []))
+        if isl.get("status") != "unreachable":
+            continue
+        (lon, lat), (gx, gy), gap = isl["at"], isl.get("nearest_reachable_at", isl["at"]), isl.get("gap_m", 0.0)
+        pad = 0.002 + gap / 90_000
+        roads = store.read_layer("roads", bbox=(lon - pad, lat - pad, lon + pad, lat + pad))
+        touch = roads[roads["u"].isin(nodes) | roads["v"].isin(nodes)] if len(roads) else roads
+        closed = touch[~allowed(touch, mode) | touch["highway"].isin(NOT_WALKABLE if walk else NOT_DRIVABLE)] \
+            if len(touch) else touch
+        if len(closed):
+            r = closed.iloc[0]
+            tags = ", ".join(f"{k}={r[k]}" for k in ("access", "foot" if walk else "motor_vehicle")
+                             if isinstance(r.get(k), str)) or f"highway={r['highway']}"
+            opener = "foot=yes" if walk else "motor_vehicle=yes"
+            isl["why"] = f"只经 OSM 道路 {int(r['osm_id'])}（{tags}）与其他街道相连，该路不许{'步行' if walk else '车辆'}通过"
+            isl["why_en"] = f"joined to the other streets only by OSM way {int(r['osm_id'])} ({tags}), closed to this mode"
+            isl["fix"] = f"如该处（门岗、道闸）实际可通行，在 OSM 道路 {int(r['osm_id'])} 上标注 {opener} 后重新导入"
+            isl["fix_en"] = f"if the gate can be passed, tag OSM way {int(r['osm_id'])} with {opener} and import again"
+        elif not walk and gap < 1.0:
+            isl["why"] = "单行道只进不出（或只出不进），车辆无法往返"
+            isl["why_en"] = "one-way streets lead in but not out (or out but not in)"
+            isl["fix"] = f"核实 {lon:.5f},{lat:.5f} 附近道路的单行（oneway）标注，或改为步行巡查"
+            isl["fix_en"] = f"check the oneway tags near {lon:.5f},{lat:.5f}, or patrol it on foot"
+        else:
+            isl["why"] = f"数据中没有{'可步行' if walk else '可通车'}的道路与之相连（最近的可达街道在 {gap:.0f} 米外）"
+            isl["why_en"] = f"no {'walkable' if walk else 'drivable'} way joins it in the data (the nearest reachable street is {gap:.0f} m away)"
+            isl["fix"] = (f"在 OSM 中补绘连接道路（约 {gap:.0f} 米：{lon:.5f},{lat:.5f} 至 {gx:.5f},{gy:.5f}），"
+                          "或核实是否为封闭院落，然后重新导入")
+            isl["fix_en"] = (f"draw the missing connector in OSM (about {gap:.0f} m from {lon:.5f},{lat:.5f} to "
+                             f"{gx:.5f},{gy:.5f}) or confirm it is a closed compound, then import again")
+
+
 def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFrame:
     rows = []
     for r in plan.routes:
@@ -222,6 +262,7 @@ def plan_routes(
                 raise
             outcomes.append(PlanOutcome(t.code, False, error=str(exc)))
             continue
+        _explain_islands(store, plan.islands, mode)
         gdf = _route_rows(t, plan, synthetic)
         rows.append(gdf)
         outcomes.append(PlanOutcome(t.code, True, {
@@ -233,6 +274,7 @@ def plan_routes(
             "balance": plan.stats.get("balance"), "hot_covered_share": plan.stats.get("hot_covered_share"),
             "runtime_s": plan.stats["runtime_s"], "duration_s": plan.routes[0].duration_s if len(plan.routes) == 1 else None,
             "shifts": plan.stats.get("shifts"),
+            "island_fixes": [i for i in plan.islands if i.get("status") == "unreachable"],
         }))
     _replace_routes(store, rows)
     return outcomes
@@ -344,6 +386,15 @@ def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute
         m = sum(i["length_m"] for i in unreachable)
         notes.append(f"未覆盖（无法到达）: {len(unreachable)} 处, {m:.0f} 米" if lang == "zh"
                      else f"Not covered (unreachable): {len(unreachable)} piece(s), {m:.0f} m")
+        for k, isl in enumerate(unreachable[:ISLAND_NOTES]):
+            lon, lat = isl["at"]
+            why = isl.get("why" if lang == "zh" else "why_en")
+            notes.append((f"  {k + 1}. {lon:.5f},{lat:.5f} 附近 {isl['length_m']:.0f} 米" if lang == "zh"
+                          else f"  {k + 1}. near {lon:.5f},{lat:.5f}, {isl['length_m']:.0f} m") + (f"：{why}" if why and lang == "zh"
+                                                                                                   else f": {why}" if why else ""))
+        if len(unreachable) > ISLAND_NOTES:
+            notes.append(f"  …另有 {len(unreachable) - ISLAND_NOTES} 处" if lang == "zh"
+                         else f"  … and {len(unreachable) - ISLAND_NOTES} more")
     n_shifts = int(stats.get("shifts") or 1)
     if n_shifts > 1:
         shift = int(row.get("shift") or 1)

@@ -100,6 +100,12 @@ def register(app: typer.Typer) -> None:
                       for o in outcomes if o.ok and o.summary.get("shifts")]
         if shift_rows:
             print_table(shift_rows, title=f"shifts of at most {max_minutes:g} min (at_least: ceil(optimal time / limit))")
+        fixes = [(o.code, i) for o in outcomes if o.ok for i in o.summary.get("island_fixes", [])]
+        if fixes:
+            err_console.print(f"[yellow]{len(fixes)} street island(s) cannot be reached and are left out; to fix:[/]")
+            for code_, i in fixes[:20]:
+                err_console.print(f"  {code_} {i['at'][0]:.5f},{i['at'][1]:.5f} ({i['length_m']:.0f} m): "
+                                  f"{i.get('why', '')}；建议：{i.get('fix', '')}", markup=False, highlight=False)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             err_console.print(f"[yellow]{len(failed)} area(s) without a route (see note)[/]")

@@ -10,6 +10,7 @@ import numpy as np
 import pyproj
 import shapely
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import GridPatrolError, InputError
@@ -249,10 +250,18 @@ def _islands(task: _Task, unreachable: np.ndarray, warnings: list[str]) -> list[
                                 "at": _lonlat(net, int(net.edge_u[e[0]]))})
     if len(unreachable):
         ul = components(net.n_nodes, net.edge_u[unreachable], net.edge_v[unreachable])[net.edge_u[unreachable]]
+        reach_nodes = np.flatnonzero(task.reach)
+        tree = cKDTree(net.node_xy[reach_nodes])
         for k in np.unique(ul):
             e = unreachable[ul == k]
+            ends = np.unique(np.concatenate([net.edge_u[e], net.edge_v[e]]))
+            gap, near = tree.query(net.node_xy[ends])
+            j = int(np.argmin(gap))
             islands.append({"status": "unreachable", "edges": len(e), "length_m": float(net.edge_length_m[e].sum()),
-                            "at": _lonlat(net, int(net.edge_u[e[0]]))})
+                            "at": _lonlat(net, int(ends[j])),
+                            # Where a connector would join it to the streets the route can reach.
+                            "gap_m": float(gap[j]), "nearest_reachable_at": _lonlat(net, int(reach_nodes[near[j]])),
+                            "node_osm": [int(x) for x in net.node_osm[ends][:200]]})
         warnings.append(f"{len(unreachable)} street segment(s), {net.edge_length_m[unreachable].sum():.0f} m, "
                         "cannot be reached from the start and are left out")
     return islands
