@@ -284,8 +284,8 @@ def route_steps(net: StreetNetwork, traversals: Sequence[Traversal], *, mode: st
         for m in group:
             m["repeat_heading"] = bool(prev is not None and m["action"] == "straight"
                                        and compass(m["heading_deg"]) == compass(prev["heading_deg"]))
-            zh.append(_phrase_zh(m, prev, mode))
-            en.append(_phrase_en(m, prev, mode))
+            zh.append(_phrase(m, prev, mode, "zh"))
+            en.append(_phrase(m, prev, mode, "en"))
             prev = m
         first = group[0]
         steps.append(Step(k + 1, first["action"], first["street"], float(sum(m["distance_m"] for m in group)),
@@ -300,32 +300,30 @@ def route_steps(net: StreetNetwork, traversals: Sequence[Traversal], *, mode: st
     return steps
 
 
-def _phrase_zh(m: dict[str, Any], prev: dict[str, Any] | None, mode: str) -> str:
-    name = m["street"] or UNNAMED["zh"]
-    verb = "步行" if mode == "walk" else "行驶"
-    d = format_distance(m["distance_m"], "zh")
-    go = f"{verb} {d}" if m["repeat_heading"] else f"向{COMPASS_ZH[compass(m['heading_deg'])]}{verb} {d}"
-    if m["action"] == "depart":
-        return f"从起点出发，沿{name}{go}"
-    if m["action"] == "uturn":
-        return f"掉头，沿{name}{go}"
-    if prev is not None and m["street"] and m["street"] == prev["street"]:
-        return f"{ACTION_ZH[m['action']]}，继续沿{name}{go}"
-    return f"{ACTION_ZH[m['action']]}进入{name}，{go}"
+# How a move is worded, per language: {act} action, {name} street, {go} walk/drive with distance
+# and (unless said just before) heading.
+_WORDING = {
+    "zh": {"actions": ACTION_ZH, "compass": COMPASS_ZH, "verbs": {"walk": "步行", "drive": "行驶"},
+           "go": "{verb} {d}", "go_heading": "向{c}{verb} {d}", "depart": "从起点出发，沿{name}{go}",
+           "uturn": "掉头，沿{name}{go}", "stay": "{act}，继续沿{name}{go}", "onto": "{act}进入{name}，{go}"},
+    "en": {"actions": ACTION_EN, "compass": COMPASS_EN, "verbs": {"walk": "walk", "drive": "drive"},
+           "go": "{verb} {d}", "go_heading": "{verb} {d} {c}", "depart": "Start on {name} and {go}",
+           "uturn": "Make a U-turn on {name} and {go}", "stay": "{act} to stay on {name}, {go}",
+           "onto": "{act} onto {name}, {go}"},
+}
 
 
-def _phrase_en(m: dict[str, Any], prev: dict[str, Any] | None, mode: str) -> str:
-    name = m["street_en"] or UNNAMED["en"]
-    verb = "walk" if mode == "walk" else "drive"
-    d = format_distance(m["distance_m"], "en")
-    go = f"{verb} {d}" if m["repeat_heading"] else f"{verb} {d} {COMPASS_EN[compass(m['heading_deg'])]}"
-    if m["action"] == "depart":
-        return f"Start on {name} and {go}"
-    if m["action"] == "uturn":
-        return f"Make a U-turn on {name} and {go}"
-    if prev is not None and m["street_en"] and m["street_en"] == prev["street_en"]:
-        return f"{ACTION_EN[m['action']]} to stay on {name}, {go}"
-    return f"{ACTION_EN[m['action']]} onto {name}, {go}"
+def _phrase(m: dict[str, Any], prev: dict[str, Any] | None, mode: str, lang: str) -> str:
+    """One move in words, in ``lang``."""
+    w, key = _WORDING[lang], "street" if lang == "zh" else "street_en"
+    name = m[key] or UNNAMED[lang]
+    go = w["go" if m["repeat_heading"] else "go_heading"].format(
+        verb=w["verbs"]["walk" if mode == "walk" else "drive"], d=format_distance(m["distance_m"], lang),
+        c=w["compass"][compass(m["heading_deg"])])
+    if m["action"] in ("depart", "uturn"):
+        return w[m["action"]].format(name=name, go=go)
+    same = prev is not None and m[key] and m[key] == prev[key]
+    return w["stay" if same else "onto"].format(act=w["actions"][m["action"]], name=name, go=go)
 
 
 def directions(
