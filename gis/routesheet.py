@@ -53,6 +53,8 @@ class SheetRoute:
     worker_index: int = 0
     synthetic: bool = False
     notes: list[str] = field(default_factory=list)
+    shift: int = 0  # 1…shifts when the grid's coverage is cut into shifts, else 0
+    shifts: int = 0
 
 
 def _font() -> str:
@@ -291,31 +293,50 @@ def _footer(c: canvas.Canvas, route: SheetRoute, lang: str, font: str, page_no: 
 
 def write_route_sheet(
     path: str | Path,
-    route: SheetRoute,
+    route: SheetRoute | Sequence[SheetRoute],
     *,
     streets: gpd.GeoDataFrame | None = None,
     lang: str = "zh",
 ) -> Path:
     """Write the A4 PDF route sheet of ``route`` to ``path``: map, totals, numbered directions.
 
-    The map is drawn from our own layers (``streets``, EPSG:4326, with highway and name or
+    Several routes (a grid's shifts) are printed one after the other, each from a new page. The
+    map is drawn from our own layers (``streets``, EPSG:4326, with highway and name or
     name_zh) with no online tiles. Chinese text uses the embedded WenQuanYi Zen Hei font. The
     file is written to a temporary name first, so a failure leaves nothing half-written.
     Raises InputError when the route is empty or the PDF would exceed 2 MB.
     """
+    routes = [route] if isinstance(route, SheetRoute) else list(route)
     if lang not in ("zh", "en"):
         raise InputError(f"unknown language {lang!r}", hint="use zh or en")
-    if route.line is None or route.line.is_empty:
-        raise InputError("the route has no geometry", where=route.grid_code)
+    if not routes:
+        raise InputError("no route to print")
+    for r in routes:
+        if r.line is None or r.line.is_empty:
+            raise InputError("the route has no geometry", where=r.grid_code)
     path = Path(path)
     if not path.parent.exists():
         raise InputError(f"directory {path.parent} does not exist", where=str(path), hint="create it first")
     font = _font()
-    L = _labels(lang)
     tmp = path.with_name(path.name + ".part")
     c = canvas.Canvas(str(tmp), pagesize=A4, pageCompression=1, initialFontName=font)
-    c.setTitle(f"{L['title']} {route.grid_code}")
+    c.setTitle(f"{_labels(lang)['title']} {routes[0].grid_code}")
     c.setAuthor("gridpatrol")
+    for r in routes:
+        _draw_sheet(c, r, streets, lang, font)
+    c.save()
+    size = tmp.stat().st_size
+    if size > MAX_PDF_BYTES:
+        tmp.unlink()
+        raise InputError(f"the route sheet would be {size / 1e6:.1f} MB, over the 2 MB limit", where=routes[0].grid_code,
+                         hint="split the grid's route with --workers or --max-minutes")
+    tmp.replace(path)
+    return path
+
+
+def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame | None, lang: str, font: str) -> None:
+    """Draw one route's sheet (its map page and as many direction pages as it takes)."""
+    L = _labels(lang)
     width, height = A4
     margin = 15 * mm
     # Header.
@@ -326,6 +347,8 @@ def write_route_sheet(
         f"{L['title']} ({mode})  {L['grid']} {route.grid_code}"
     if route.worker_index:
         title += f"  #{route.worker_index + 1}"
+    if route.shifts:
+        title += f"  第 {route.shift}/{route.shifts} 班" if lang == "zh" else f"  shift {route.shift}/{route.shifts}"
     c.drawString(margin, height - margin - 8, title)
     c.setFont(font, 9)
     info = []
@@ -379,14 +402,6 @@ def write_route_sheet(
             y -= line_h
     _footer(c, route, lang, font, page)
     c.showPage()
-    c.save()
-    size = tmp.stat().st_size
-    if size > MAX_PDF_BYTES:
-        tmp.unlink()
-        raise InputError(f"the route sheet would be {size / 1e6:.1f} MB, over the 2 MB limit", where=route.grid_code,
-                         hint="split the grid's route with --workers")
-    tmp.replace(path)
-    return path
 
 
 def _wrap(c: canvas.Canvas, text: str, font: str, size: float, width: float) -> list[str]:
@@ -411,22 +426,33 @@ def _to_crs(xy: np.ndarray, crs: str) -> np.ndarray:
     raise InputError(f"unknown GPX coordinate system {crs!r}", hint="use wgs84 or gcj02")
 
 
-def write_gpx(path: str | Path, route: SheetRoute, *, crs: str = "wgs84") -> Path:
-    """Write the route as a GPX track (and the start as a waypoint); ``crs`` wgs84 or gcj02.
+def write_gpx(path: str | Path, route: SheetRoute | Sequence[SheetRoute], *, crs: str = "wgs84") -> Path:
+    """Write the route as a GPX track (one track per shift), the start and every turn as waypoints
+    with the instruction (Chinese unless the steps are English); ``crs`` wgs84 or gcj02.
 
     GCJ-02 is for Chinese phone map apps (Amap, Tencent), which expect shifted coordinates.
     """
-    xy = _to_crs(np.asarray(route.line.coords), crs)
+    routes = [route] if isinstance(route, SheetRoute) else list(route)
     gpx = gpxpy.gpx.GPX()
     gpx.creator = "gridpatrol"
-    track = gpxpy.gpx.GPXTrack(name=f"{route.grid_code} {route.mode}")
-    track.description = f"{route.length_m:.0f} m; coordinates {crs.upper()}" + ("; synthetic data" if route.synthetic else "")
-    seg = gpxpy.gpx.GPXTrackSegment()
-    seg.points.extend(gpxpy.gpx.GPXTrackPoint(latitude=float(la), longitude=float(lo)) for lo, la in xy)
-    track.segments.append(seg)
-    gpx.tracks.append(track)
-    s0 = _to_crs(np.array([[route.steps[0]["lon"], route.steps[0]["lat"]]]), crs)[0]
-    gpx.waypoints.append(gpxpy.gpx.GPXWaypoint(latitude=float(s0[1]), longitude=float(s0[0]), name="start"))
+    for r in routes:
+        label = f"{r.grid_code} {r.mode}" + (f" 第{r.shift}班" if r.shifts else "")
+        xy = _to_crs(np.asarray(r.line.coords), crs)
+        track = gpxpy.gpx.GPXTrack(name=label)
+        track.description = f"{r.length_m:.0f} m, {r.duration_s / 60:.0f} min; coordinates {crs.upper()}" + \
+            ("; synthetic data" if r.synthetic else "")
+        seg = gpxpy.gpx.GPXTrackSegment()
+        seg.points.extend(gpxpy.gpx.GPXTrackPoint(latitude=float(la), longitude=float(lo)) for lo, la in xy)
+        track.segments.append(seg)
+        gpx.tracks.append(track)
+        pts = _to_crs(np.array([[st["lon"], st["lat"]] for st in r.steps]), crs)
+        for k, (st, (lo, la)) in enumerate(zip(r.steps, pts)):
+            name = "start" if k == 0 and len(routes) == 1 else f"{r.shift or 1}-{st['index']}" if r.shifts else str(st["index"])
+            wp = gpxpy.gpx.GPXWaypoint(latitude=float(la), longitude=float(lo), name=name)
+            wp.description = st.get("text")
+            wp.comment = st.get("street")
+            wp.type = st.get("action")
+            gpx.waypoints.append(wp)
     path = Path(path)
     tmp = path.with_name(path.name + ".part")
     tmp.write_text(gpx.to_xml(), encoding="utf-8")
@@ -434,8 +460,16 @@ def write_gpx(path: str | Path, route: SheetRoute, *, crs: str = "wgs84") -> Pat
     return path
 
 
-def route_geojson(route: SheetRoute) -> dict[str, Any]:
-    """The route (LineString) and its direction steps (Points) as a GeoJSON FeatureCollection (WGS-84)."""
+def route_geojson(route: SheetRoute | Sequence[SheetRoute]) -> dict[str, Any]:
+    """The route (LineString) and its direction steps (Points) as a GeoJSON FeatureCollection
+    (WGS-84); several routes (shifts) each with their ``shift`` number."""
+    if not isinstance(route, SheetRoute):
+        feats = []
+        for r in route:
+            for f in route_geojson(r)["features"]:
+                f["properties"]["shift"] = r.shift or 1
+                feats.append(f)
+        return {"type": "FeatureCollection", "features": feats}
     feats = [{
         "type": "Feature",
         "geometry": shapely.geometry.mapping(route.line),
@@ -451,7 +485,7 @@ def route_geojson(route: SheetRoute) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": feats}
 
 
-def write_geojson(path: str | Path, route: SheetRoute) -> Path:
+def write_geojson(path: str | Path, route: SheetRoute | Sequence[SheetRoute]) -> Path:
     """Write route_geojson(route) to ``path`` (UTF-8, Chinese kept readable)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".part")

@@ -76,6 +76,15 @@ def _v5_trust(conn: Connection) -> None:
     audit.make_append_only(conn)
 
 
+def _v6_route_shifts(conn: Connection) -> None:
+    # As in version 2: new stores have the column from the models; older ones get it here. A
+    # route stored before shifts existed is the one shift of its grid.
+    have = {c["name"] for c in inspect(conn).get_columns("routes")}
+    if "shift" not in have:
+        conn.execute(text("ALTER TABLE routes ADD COLUMN shift INTEGER"))
+    conn.execute(text("UPDATE routes SET shift = 1 WHERE shift IS NULL"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -83,6 +92,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (3, "users: token version and time of the last revocation", _v3_token_revocation),
     (4, "GeoPackage: every date/time value as ISO 8601 UTC text (YYYY-MM-DDTHH:MM:SS.SSSZ)", _v4_iso_datetimes),
     (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
+    (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -281,6 +281,7 @@ class Route(Base):
     kind: Mapped[str] = mapped_column(Text, default="coverage")  # coverage | visit
     mode: Mapped[str] = mapped_column(Text)  # walk | drive
     worker_index: Mapped[int] = mapped_column(Integer, default=0)
+    shift: Mapped[int | None] = mapped_column(Integer, nullable=True, default=1)  # 1…n: the grid's coverage cut into shifts
     length_m: Mapped[float] = mapped_column(Float)
     required_m: Mapped[float] = mapped_column(Float)
     lower_bound_m: Mapped[float] = mapped_column(Float)

@@ -18,7 +18,7 @@ from sqlalchemy import and_, delete
 from gis.errors import GridPatrolError, InputError, NotFoundError
 from gis.routesheet import SheetRoute, route_map, write_geojson, write_gpx, write_route_sheet
 from gis.routing.coverage import CoveragePlan, plan_coverage
-from gis.routing.directions import directions
+from gis.routing.directions import route_steps, steps_json
 from gis.routing.route import CoverageRoute
 from gis.routing.visit import VisitPlan, plan_visit
 from gis.streets import StreetNetwork, street_network
@@ -26,6 +26,7 @@ from layers.models import Grid, Route
 from layers.store import Store
 
 NEIGHBOURHOOD_DEG = 0.015  # ~1.5 km of streets around a grid for shortcuts outside it
+ISLAND_NOTES = 5  # unreachable street islands listed one by one on a sheet
 
 
 @dataclass
@@ -130,15 +131,47 @@ def _to_wgs84(net_crs: pyproj.CRS, geom: BaseGeometry) -> BaseGeometry:
 
 
 def _steps_both(plan: CoveragePlan, route: CoverageRoute) -> list[dict[str, Any]]:
-    zh = directions(plan.network, route.traversals, lang="zh", mode=plan.mode)
-    en = directions(plan.network, route.traversals, lang="en", mode=plan.mode)
-    out = []
-    for a, b in zip(zh, en):
-        d = a.to_dict()
-        d["text_en"] = b.text
-        d["street_en"] = b.street
-        out.append(d)
-    return out
+    """The route's steps, computed once, each with its Chinese ``text`` and English ``text_en``."""
+    return steps_json(route_steps(plan.network, route.traversals, mode=plan.mode))
+
+
+def _explain_islands(store: Store, islands: list[dict[str, Any]], mode: str) -> None:
+    """Add to each unreachable street island why it is cut off and what would fix it (``why``/``fix``
+    in Chinese, ``why_en``/``fix_en``): a way closed to the mode by its tags, or no way at all."""
+    from gis.streets import NOT_DRIVABLE, NOT_WALKABLE, allowed
+
+    walk = mode == "walk"
+    for isl in islands:
+        nodes = set(isl.pop("node_osm", []))
+        if isl.get("status") != "unreachable":
+            continue
+        (lon, lat), (gx, gy), gap = isl["at"], isl.get("nearest_reachable_at", isl["at"]), isl.get("gap_m", 0.0)
+        pad = 0.002 + gap / 90_000
+        roads = store.read_layer("roads", bbox=(lon - pad, lat - pad, lon + pad, lat + pad))
+        touch = roads[roads["u"].isin(nodes) | roads["v"].isin(nodes)] if len(roads) else roads
+        closed = touch[~allowed(touch, mode) | touch["highway"].isin(NOT_WALKABLE if walk else NOT_DRIVABLE)] \
+            if len(touch) else touch
+        if len(closed):
+            r = closed.iloc[0]
+            tags = ", ".join(f"{k}={r[k]}" for k in ("access", "foot" if walk else "motor_vehicle")
+                             if isinstance(r.get(k), str)) or f"highway={r['highway']}"
+            opener = "foot=yes" if walk else "motor_vehicle=yes"
+            isl["why"] = f"只经 OSM 道路 {int(r['osm_id'])}（{tags}）与其他街道相连，该路不许{'步行' if walk else '车辆'}通过"
+            isl["why_en"] = f"joined to the other streets only by OSM way {int(r['osm_id'])} ({tags}), closed to this mode"
+            isl["fix"] = f"如该处（门岗、道闸）实际可通行，在 OSM 道路 {int(r['osm_id'])} 上标注 {opener} 后重新导入"
+            isl["fix_en"] = f"if the gate can be passed, tag OSM way {int(r['osm_id'])} with {opener} and import again"
+        elif not walk and gap < 1.0:
+            isl["why"] = "单行道只进不出（或只出不进），车辆无法往返"
+            isl["why_en"] = "one-way streets lead in but not out (or out but not in)"
+            isl["fix"] = f"核实 {lon:.5f},{lat:.5f} 附近道路的单行（oneway）标注，或改为步行巡查"
+            isl["fix_en"] = f"check the oneway tags near {lon:.5f},{lat:.5f}, or patrol it on foot"
+        else:
+            isl["why"] = f"数据中没有{'可步行' if walk else '可通车'}的道路与之相连（最近的可达街道在 {gap:.0f} 米外）"
+            isl["why_en"] = f"no {'walkable' if walk else 'drivable'} way joins it in the data (the nearest reachable street is {gap:.0f} m away)"
+            isl["fix"] = (f"在 OSM 中补绘连接道路（约 {gap:.0f} 米：{lon:.5f},{lat:.5f} 至 {gx:.5f},{gy:.5f}），"
+                          "或核实是否为封闭院落，然后重新导入")
+            isl["fix_en"] = (f"draw the missing connector in OSM (about {gap:.0f} m from {lon:.5f},{lat:.5f} to "
+                             f"{gx:.5f},{gy:.5f}) or confirm it is a closed compound, then import again")
 
 
 def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFrame:
@@ -146,16 +179,19 @@ def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFr
     for r in plan.routes:
         stats = dict(plan.stats)
         stats.update({
-            "worker_index": r.worker_index, "workers": len(plan.routes), "gap": r.gap if len(plan.routes) == 1 else None,
+            # Shifts are one worker's: the routes of several workers are something else.
+            "worker_index": r.worker_index, "workers": 1 if "shifts" in plan.stats else len(plan.routes),
+            "gap": r.gap if len(plan.routes) == 1 else None,
             "plan_gap": plan.gap, "exact": plan.exact, "turns": r.n_turns, "uturns": r.n_uturns,
             "islands": plan.islands, "warnings": plan.warnings, "start_snap_m": plan.start_snap_m,
             "grid_required_m": plan.required_m, "synthetic": synthetic, "worker": t.worker,
+            "shifts": len(plan.routes) if "shifts" in plan.stats else 1, "shift_plan": plan.stats.get("shifts"),
             # The covered area itself, so a sheet can draw it even for a polygon that is no grid.
             "area_wkt": shapely.to_wkt(t.polygon, rounding_precision=7),
         })
         rows.append({
             "plan_id": t.plan_id, "grid_code": t.code, "kind": "coverage", "mode": plan.mode,
-            "worker_index": r.worker_index, "length_m": r.length_m, "required_m": r.required_m,
+            "worker_index": r.worker_index, "shift": r.shift, "length_m": r.length_m, "required_m": r.required_m,
             "lower_bound_m": r.lower_bound_m if len(plan.routes) == 1 else plan.lower_bound_m,
             "duration_s": r.duration_s,
             "directions_json": json.dumps(_steps_both(plan, r), ensure_ascii=False),
@@ -190,10 +226,13 @@ def plan_routes(
     time_limit_s: float = 60.0,
     skip_failures: bool = False,
     progress: Callable[[str], None] | None = None,
+    max_minutes: float | None = None,
+    speed_kmh: float | None = None,
 ) -> list[PlanOutcome]:
     """Plan coverage routes for ``targets`` and store them (replacing older routes of the same grid/mode).
 
-    ``start`` (lon, lat) overrides each grid's station. All routes are computed before anything
+    ``start`` (lon, lat) overrides each grid's station. ``max_minutes`` cuts a grid whose
+    coverage takes longer into shifts (one row each, ``shift`` = 1…n) at ``speed_kmh``. All routes are computed before anything
     is written; with ``skip_failures`` a target that fails (no streets, …) is reported and left
     out, otherwise its GridPatrolError is raised and nothing is stored.
     """
@@ -216,12 +255,14 @@ def plan_routes(
             inc = pool.iloc[np.sort(pool.sindex.query(t.polygon, predicate="intersects"))] if len(pool) else pool
             synthetic = bool(len(inc) and inc["synthetic"].fillna(False).astype(bool).any())
             plan = plan_coverage(roads, t.polygon, mode=mode, start=start or t.station, workers=workers,
-                                 time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code)
+                                 time_limit_s=time_limit_s, incidents=inc.geometry if len(inc) else None, name=t.code,
+                                 max_minutes=max_minutes, speed_kmh=speed_kmh)
         except GridPatrolError as exc:
             if not skip_failures:
                 raise
             outcomes.append(PlanOutcome(t.code, False, error=str(exc)))
             continue
+        _explain_islands(store, plan.islands, mode)
         gdf = _route_rows(t, plan, synthetic)
         rows.append(gdf)
         outcomes.append(PlanOutcome(t.code, True, {
@@ -231,7 +272,9 @@ def plan_routes(
             "deadhead_share": plan.stats["deadhead_share"], "islands": len(plan.islands),
             "unreachable_m": plan.stats["unreachable_m"], "warnings": plan.warnings,
             "balance": plan.stats.get("balance"), "hot_covered_share": plan.stats.get("hot_covered_share"),
-            "runtime_s": plan.stats["runtime_s"],
+            "runtime_s": plan.stats["runtime_s"], "duration_s": plan.routes[0].duration_s if len(plan.routes) == 1 else None,
+            "shifts": plan.stats.get("shifts"),
+            "island_fixes": [i for i in plan.islands if i.get("status") == "unreachable"],
         }))
     _replace_routes(store, rows)
     return outcomes
@@ -320,7 +363,7 @@ def read_routes(store: Store, code: str, *, mode: str | None = None, kind: str |
     if not len(routes):
         raise NotFoundError(f"no stored route for {code}" + (f" ({mode})" if mode else ""),
                             hint=f"plan it first: gridpatrol plan-routes --grid {code}")
-    return routes.sort_values(["kind", "mode", "worker_index"])
+    return routes.sort_values(["kind", "mode", "worker_index", "shift"], na_position="first")
 
 
 def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute:
@@ -343,15 +386,30 @@ def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute
         m = sum(i["length_m"] for i in unreachable)
         notes.append(f"未覆盖（无法到达）: {len(unreachable)} 处, {m:.0f} 米" if lang == "zh"
                      else f"Not covered (unreachable): {len(unreachable)} piece(s), {m:.0f} m")
+        for k, isl in enumerate(unreachable[:ISLAND_NOTES]):
+            lon, lat = isl["at"]
+            why = isl.get("why" if lang == "zh" else "why_en")
+            notes.append((f"  {k + 1}. {lon:.5f},{lat:.5f} 附近 {isl['length_m']:.0f} 米" if lang == "zh"
+                          else f"  {k + 1}. near {lon:.5f},{lat:.5f}, {isl['length_m']:.0f} m") + (f"：{why}" if why and lang == "zh"
+                                                                                                   else f": {why}" if why else ""))
+        if len(unreachable) > ISLAND_NOTES:
+            notes.append(f"  …另有 {len(unreachable) - ISLAND_NOTES} 处" if lang == "zh"
+                         else f"  … and {len(unreachable) - ISLAND_NOTES} more")
+    n_shifts = int(stats.get("shifts") or 1)
+    if n_shifts > 1:
+        shift = int(row.get("shift") or 1)
+        notes.append(f"第 {shift} 班（共 {n_shifts} 班），约 {float(row['duration_s']) / 60:.0f} 分钟"
+                     if lang == "zh" else f"shift {shift} of {n_shifts}, about {float(row['duration_s']) / 60:.0f} min")
     if stats.get("workers", 1) > 1:
         notes.append(f"{stats['workers']} 条路线之第 {int(row['worker_index']) + 1} 条" if lang == "zh"
                      else f"route {int(row['worker_index']) + 1} of {stats['workers']}")
     return SheetRoute(
         grid_code=row["grid_code"], mode=row["mode"], line=row.geometry, steps=steps, length_m=float(row["length_m"]),
         duration_s=float(row["duration_s"]), required_m=float(row["required_m"] or 0),
-        lower_bound_m=float(row["lower_bound_m"] or 0) if stats.get("workers", 1) == 1 else None,
+        lower_bound_m=float(row["lower_bound_m"] or 0) if stats.get("workers", 1) == 1 and n_shifts == 1 else None,
         grid=grid_geom, worker=worker if isinstance(worker, str) else None, worker_index=int(row["worker_index"]),
         synthetic=bool(stats.get("synthetic")), notes=notes,
+        shift=int(row.get("shift") or 1) if n_shifts > 1 else 0, shifts=n_shifts if n_shifts > 1 else 0,
     )
 
 
@@ -366,22 +424,37 @@ def print_route(
     gpx: str | Path | None = None,
     gpx_crs: str = "wgs84",
     geojson: str | Path | None = None,
+    shift: int | None = None,
 ) -> SheetRoute:
-    """Write the A4 route sheet (and optionally GPX/GeoJSON) of the stored route of grid ``code``."""
+    """Write the A4 route sheet (and optionally GPX/GeoJSON) of the stored route of grid ``code``.
+
+    A route cut into shifts is printed one shift per page (GPX: one track per shift), or only
+    shift ``shift`` (1…n); the SheetRoute of the first shift printed is returned.
+    """
     routes = read_routes(store, code, mode=mode)
     sel = routes[routes["worker_index"] == worker_index]
     if not len(sel):
         raise NotFoundError(f"route {code} has no worker {worker_index + 1}",
                             hint=f"it has {routes['worker_index'].nunique()} route(s)")
-    row = sel.iloc[0]
-    sr = sheet_route(store, row, lang=lang)
-    streets = store.read_layer("roads", bbox=_expand(row.geometry.bounds, 0.003))
-    write_route_sheet(out, sr, streets=streets, lang=lang)
+    if "shift" in sel.columns:
+        sel = sel[sel["kind"] == sel["kind"].iloc[0]]
+        sel = sel[sel["mode"] == sel["mode"].iloc[0]]
+        if shift is not None:
+            n = len(sel)
+            sel = sel[sel["shift"].fillna(1).astype(int) == shift]
+            if not len(sel):
+                raise NotFoundError(f"route {code} has no shift {shift}", hint=f"it has {n} shift(s): 1…{n}")
+    else:
+        sel = sel.iloc[:1]
+    srs = [sheet_route(store, row, lang=lang) for _, row in sel.iterrows()]
+    bounds = shapely.union_all(list(sel.geometry)).bounds
+    streets = store.read_layer("roads", bbox=_expand(bounds, 0.003))
+    write_route_sheet(out, srs, streets=streets, lang=lang)
     if gpx:
-        write_gpx(gpx, sr, crs=gpx_crs)
+        write_gpx(gpx, srs, crs=gpx_crs)
     if geojson:
-        write_geojson(geojson, sr)
-    return sr
+        write_geojson(geojson, srs)
+    return srs[0]
 
 
 def route_folium_map(store: Store, code: str, *, mode: str | None = None, worker_index: int = 0):  # noqa: ANN201

@@ -55,6 +55,8 @@ def register(app: typer.Typer) -> None:
         start: Annotated[Optional[str], typer.Option(help="Start LON,LAT (WGS-84); default: the grid's station")] = None,
         time_limit: Annotated[float, typer.Option(help="Seconds per grid for the driving optimisation")] = 60.0,
         plan: Annotated[Optional[int], typer.Option(help="Grid plan id (default: the newest)")] = None,
+        max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Cut a grid whose patrol takes longer into shifts of at most this many minutes")] = None,
+        speed_kmh: Annotated[Optional[float], typer.Option("--speed-kmh", help="Pace for the times (default: walking 4.5, driving by road class)")] = None,
     ) -> None:
         """Plan street-coverage patrol routes and store them in the routes layer."""
         from layers.routes import grid_targets, plan_routes, read_polygon_file
@@ -74,7 +76,8 @@ def register(app: typer.Typer) -> None:
             targets = grid_targets(store, None if all_grids else grid, plan)
         with progress_steps(f"plan {mode} routes") as step:
             outcomes = plan_routes(store, targets, mode=mode, workers=workers, start=start_ll,
-                                   time_limit_s=time_limit, skip_failures=all_grids or area is not None, progress=step)
+                                   time_limit_s=time_limit, skip_failures=all_grids or area is not None, progress=step,
+                                   max_minutes=max_minutes, speed_kmh=speed_kmh)
         rows = []
         for o in outcomes:
             if not o.ok:
@@ -89,6 +92,20 @@ def register(app: typer.Typer) -> None:
                          "required_m": f"{s['required_m']:.0f}", "lower_bound_m": f"{s['lower_bound_m']:.0f}",
                          "gap": f"{s['gap'] * 100:.2f}%", "turns/km": f"{s['turns_per_km']:.1f}", "note": note})
         print_table(rows, title=f"{mode} routes")
+        shift_rows = [{"grid": o.code, "shifts": o.summary["shifts"]["shifts"],
+                       "minutes": " / ".join(f"{t / 60:.0f}" for t in o.summary["shifts"]["shift_s"]),
+                       "whole_min": f"{o.summary['shifts']['whole_s'] / 60:.0f}",
+                       "at_least": o.summary["shifts"]["lower_bound_shifts"],
+                       "farthest_round_trip_min": f"{o.summary['shifts']['farthest_round_trip_s'] / 60:.0f}"}
+                      for o in outcomes if o.ok and o.summary.get("shifts")]
+        if shift_rows:
+            print_table(shift_rows, title=f"shifts of at most {max_minutes:g} min (at_least: ceil(optimal time / limit))")
+        fixes = [(o.code, i) for o in outcomes if o.ok for i in o.summary.get("island_fixes", [])]
+        if fixes:
+            err_console.print(f"[yellow]{len(fixes)} street island(s) cannot be reached and are left out; to fix:[/]")
+            for code_, i in fixes[:20]:
+                err_console.print(f"  {code_} {i['at'][0]:.5f},{i['at'][1]:.5f} ({i['length_m']:.0f} m): "
+                                  f"{i.get('why', '')}；建议：{i.get('fix', '')}", markup=False, highlight=False)
         failed = [o for o in outcomes if not o.ok]
         if failed:
             err_console.print(f"[yellow]{len(failed)} area(s) without a route (see note)[/]")
@@ -171,6 +188,7 @@ def register(app: typer.Typer) -> None:
         lang: Annotated[str, typer.Option(help="zh (default) or en")] = "zh",
         mode: Annotated[Optional[str], typer.Option(help="walk or drive when both are stored")] = None,
         worker: Annotated[int, typer.Option(help="Which of several routes (1 = first)")] = 1,
+        shift: Annotated[Optional[int], typer.Option(help="Only this shift (1 = first); default: every shift, one per page")] = None,
     ) -> None:
         """Print a stored route: A4 PDF route sheet, and GPX/GeoJSON/HTML on request."""
         from layers.routes import print_route, route_folium_map
@@ -179,7 +197,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"--gpx-crs must be wgs84 or gcj02, not {gpx_crs!r}")
         store = open_cli_store(create=False)
         sr = print_route(store, code, out, mode=mode, worker_index=worker - 1, lang=lang, gpx=gpx, gpx_crs=gpx_crs,
-                         geojson=geojson)
+                         geojson=geojson, shift=shift)
         written = [str(out)] + [str(p) for p in (gpx, geojson) if p]
         if html:
             from api.static_assets import save_offline

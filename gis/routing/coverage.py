@@ -10,6 +10,7 @@ import numpy as np
 import pyproj
 import shapely
 from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
 
 from gis.errors import GridPatrolError, InputError
@@ -20,6 +21,7 @@ from gis.routing.postman import connectors, drive_postman_mip, item_groups, tjoi
 from gis.routing.route import CoverageRoute, make_route
 from gis.routing.router import Router
 from gis.routing.rural_postman import mixed_rural_postman, rural_postman
+from gis.routing.shifts import cut_into_shifts, edge_speed_mps, route_seconds
 from gis.routing.split import longest_route_bound, split_route
 from gis.streets import MODES, StreetNetwork, nearest_node
 
@@ -101,6 +103,8 @@ def plan_coverage(
     buffer_m: float = 1500.0,
     incidents: gpd.GeoSeries | None = None,
     name: str = "grid",
+    max_minutes: float | None = None,
+    speed_kmh: float | None = None,
 ) -> CoveragePlan:
     """Plan closed routes that cover every street of ``polygon`` (EPSG:4326) from a start point.
 
@@ -112,10 +116,12 @@ def plan_coverage(
     ``time_limit_s`` with a certified lower bound. ``workers`` > 1 splits the route into that many
     closed routes from the start. Streets not reachable from the start are left out and reported
     in ``islands``. ``incidents`` (points, EPSG:4326) weight streets for the hot-spot share in
-    ``stats``. Raises InputError for an area without streets, a start too far away or bad options.
+    ``stats``. ``max_minutes``: a route that takes longer is cut into shifts of at most that many
+    minutes (``stats["shifts"]``); times at ``speed_kmh``, by default walking 4.5 km/h and
+    driving by road class (gis.routing.shifts). Raises InputError for an area without streets, a start too far away or bad options.
     """
     t0 = time.perf_counter()
-    _check_options(roads, mode, workers, polygon, name)
+    _check_options(roads, mode, workers, polygon, name, max_minutes)
     area = grid_area(roads, polygon, mode, buffer_m=buffer_m,
                      walk_box_ok=mode == "walk" and start is None and workers == 1)
     warnings = _street_warnings(area, mode, name)
@@ -127,7 +133,15 @@ def plan_coverage(
     lower = task.required_m + sol.bound_m
     whole, turn_bound = _circuit(task, sol, lower)
     routes, bound_k = _share_out(task, whole, workers, lower)
+    shift_report = None
+    if max_minutes is not None or speed_kmh is not None:
+        edge_s = task.net.edge_length_m / edge_speed_mps(task.net, mode, speed_kmh)
+        whole.duration_s = route_seconds(whole, edge_s)
+        if max_minutes is not None:
+            routes, shift_report = cut_into_shifts(task.net, router, whole, task.req_idx, max_minutes * 60.0, edge_s, name)
     stats = _stats(task, sol, whole, turn_bound, unreachable, t0)
+    if shift_report is not None:
+        stats["shifts"] = shift_report
     if workers > 1:
         _worker_stats(stats, warnings, routes, workers, bound_k, len(task.req_idx))
     if incidents is not None and len(incidents):
@@ -141,12 +155,15 @@ def plan_coverage(
 
 
 def _check_options(roads: gpd.GeoDataFrame | StreetNetwork, mode: str, workers: int, polygon: BaseGeometry,
-                   name: str) -> None:
+                   name: str, max_minutes: float | None = None) -> None:
     """Raise InputError for an unknown mode, fewer than one worker, an empty polygon or a network of another mode."""
     if mode not in MODES:
         raise InputError(f"unknown mode {mode!r}", where=name, hint="use walk or drive")
     if workers < 1:
         raise InputError(f"workers must be at least 1, not {workers}", where=name)
+    if max_minutes is not None and (workers > 1 or not max_minutes > 0):
+        raise InputError(f"--max-minutes must be positive and used with one worker (got {max_minutes}, {workers} workers)",
+                         where=name, hint="cut a grid into shifts of one worker, or into workers, not both")
     if polygon is None or polygon.is_empty or polygon.area == 0:
         raise InputError("the area to cover is empty", where=name, hint="pass a polygon with area")
     if isinstance(roads, StreetNetwork) and roads.mode != mode:
@@ -233,10 +250,18 @@ def _islands(task: _Task, unreachable: np.ndarray, warnings: list[str]) -> list[
                                 "at": _lonlat(net, int(net.edge_u[e[0]]))})
     if len(unreachable):
         ul = components(net.n_nodes, net.edge_u[unreachable], net.edge_v[unreachable])[net.edge_u[unreachable]]
+        reach_nodes = np.flatnonzero(task.reach)
+        tree = cKDTree(net.node_xy[reach_nodes])
         for k in np.unique(ul):
             e = unreachable[ul == k]
+            ends = np.unique(np.concatenate([net.edge_u[e], net.edge_v[e]]))
+            gap, near = tree.query(net.node_xy[ends])
+            j = int(np.argmin(gap))
             islands.append({"status": "unreachable", "edges": len(e), "length_m": float(net.edge_length_m[e].sum()),
-                            "at": _lonlat(net, int(net.edge_u[e[0]]))})
+                            "at": _lonlat(net, int(ends[j])),
+                            # Where a connector would join it to the streets the route can reach.
+                            "gap_m": float(gap[j]), "nearest_reachable_at": _lonlat(net, int(reach_nodes[near[j]])),
+                            "node_osm": [int(x) for x in net.node_osm[ends][:200]]})
         warnings.append(f"{len(unreachable)} street segment(s), {net.edge_length_m[unreachable].sum():.0f} m, "
                         "cannot be reached from the start and are left out")
     return islands

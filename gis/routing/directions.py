@@ -1,18 +1,21 @@
-"""Turn-by-turn directions (Chinese by default, English on request) for a route on a street network."""
+"""Turn-by-turn directions for a route on a street network: computed once, worded in Chinese and English."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-import pyproj
 
-from gis.routing.network import Traversal, turn_angle
 from gis.errors import InputError
+from gis.routing.network import Traversal, turn_angle
 from gis.streets import StreetNetwork
 
 LANGS = ("zh", "en")
-MERGE_BELOW_M = 8.0  # a leg this short (a kink at a junction) is folded into the one before
+FOLD_BELOW_M = 8.0  # a leg this short (a kink at an offset junction) is folded into the next one
+STEP_BELOW_M = 20.0  # a leg this short is not a step of its own: it leads into the next instruction
+HEADING_WINDOW_M = 10.0  # headings at a junction: the direction over this much street either side
+ZERO_M = 0.01  # pieces shorter than this (repeated points, zero-length segments) have no heading
 COMPASS_ZH = ["北", "东北", "东", "东南", "南", "西南", "西", "西北"]
 COMPASS_EN = ["north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]
 ACTION_ZH = {
@@ -25,11 +28,20 @@ ACTION_EN = {
     "sharp_left": "Turn sharp left", "uturn": "Make a U-turn",
 }
 UNNAMED = {"zh": "无名道路", "en": "unnamed road"}
+# Map names that are no street name: test and placeholder words (whole name or a part of it).
+_PLACEHOLDER = re.compile(r"测试|test|占位|待定|未知|暂无|无名|临时|placeholder|unknown|fixme|todo|^(null|none|nan|x+|abc|asdf|tbd|n/?a)$",
+                          re.IGNORECASE)
+_QUOTES = (('"', '"'), ("'", "'"), ("“", "”"), ("‘", "’"), ("「", "」"), ("『", "』"), ("《", "》"), ("(", ")"), ("（", "）"))
 
 
 @dataclass
 class Step:
-    """One line of the directions: an action at a point, then a distance along one street."""
+    """One line of the directions: one or more moves (a turn, then a walk), worded in zh and en.
+
+    ``action`` … ``first_traversal`` describe the line's first move; ``moves`` holds every move
+    of the line (legs shorter than STEP_BELOW_M lead into the next move on the same line).
+    ``distance_m`` is the length of all its moves; ``text`` is Chinese, ``text_en`` English.
+    """
 
     index: int
     action: str  # depart | straight | slight_/sharp_ left/right | left | right | uturn | arrive
@@ -40,6 +52,9 @@ class Step:
     lat: float
     first_traversal: int  # index of the route traversal the leg starts with
     text: str
+    text_en: str = ""
+    street_en: str | None = None
+    moves: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,24 +75,255 @@ def classify_turn(delta_deg: float) -> str:
     return "uturn"
 
 
-def _compass(heading: float) -> int:
-    return int(((heading + 22.5) % 360) // 45)
+def compass(heading_deg: float) -> int:
+    """Index into COMPASS_ZH / COMPASS_EN of a heading (0 = north, clockwise)."""
+    return int(((heading_deg + 22.5) % 360) // 45)
 
 
 def format_distance(distance_m: float, lang: str = "zh") -> str:
-    """Distance as people say it: 10 m steps below 1 km, then kilometres with one decimal."""
+    """Distance as people say it: metres below 10 m, 10 m steps below 1 km, then km with one decimal."""
     if distance_m >= 1000:
         km = f"{distance_m / 1000:.1f}"
         return f"{km} 公里" if lang == "zh" else f"{km} km"
-    m = max(10, int(round(distance_m / 10.0)) * 10)
+    m = max(1, int(round(distance_m))) if distance_m < 9.5 else int(round(distance_m / 10.0)) * 10
     return f"{m} 米" if lang == "zh" else f"{m} m"
 
 
-def _street_name(net: StreetNetwork, e: int, lang: str) -> str | None:
-    name = net.edge_name[e]
-    if lang == "en" and net.edge_name_en[e]:
-        name = net.edge_name_en[e]
-    return name if isinstance(name, str) and name.strip() else None
+def plausible_name(name: Any) -> str | None:
+    """A map name fit to print as a street name, else None: no single letters, test or
+    placeholder words, or unbalanced quotes and brackets."""
+    if not isinstance(name, str):
+        return None
+    s = name.strip()
+    if not s or not re.search(r"[\w]", s) or re.fullmatch(r"\W*[A-Za-z]?\W*|[\W\d_]+", s):
+        return None
+    if _PLACEHOLDER.search(s):
+        return None
+    for a, b in _QUOTES:
+        if (s.count(a) % 2 if a == b else s.count(a) != s.count(b)):
+            return None
+    return s
+
+
+@dataclass
+class _Leg:
+    """A stretch walked without an instruction: from a junction (route index ``i``) along one street."""
+
+    i: int  # first cleaned traversal
+    action: str
+    angle: float  # signed turn at its start (degrees; 0 for the departure)
+    name: tuple[str | None, str | None]
+    length: float
+    arrive: float  # heading arriving at its start (NaN at the departure)
+    depart: float  # heading leaving its start
+    s0: float  # distance along the route where it starts
+
+
+class _Line:
+    """The route as one polyline (zero-length pieces dropped), with positions by distance."""
+
+    def __init__(self, net: StreetNetwork, e: np.ndarray, f: np.ndarray):
+        parts, cum = [], [0.0]
+        for edge, fwd in zip(e, f):
+            xy = net.edge_line(int(edge), bool(fwd))
+            parts.append(xy)
+            cum.append(cum[-1] + float(net.edge_length_m[edge]))
+        xy = np.vstack(parts)
+        step = np.hypot(*np.diff(xy, axis=0).T)
+        keep = np.concatenate([[True], step > 1e-6])
+        self.xy = xy[keep]
+        self.s = np.concatenate([[0.0], np.cumsum(step[keep[1:]])])
+        # Edge lengths (stored) and geometry lengths differ by centimetres: scale to the stored ones.
+        total = self.s[-1]
+        self.scale = (cum[-1] / total) if total > 0 else 1.0
+        self.starts = np.array(cum[:-1])
+
+    def at(self, s: float) -> np.ndarray:
+        g = np.clip(s / self.scale, 0.0, self.s[-1])
+        return np.array([np.interp(g, self.s, self.xy[:, 0]), np.interp(g, self.s, self.xy[:, 1])])
+
+    def heading(self, s0: float, s1: float) -> float:
+        d = self.at(s1) - self.at(s0)
+        return float(np.degrees(np.arctan2(d[0], d[1])) % 360)
+
+
+def _ways_on(net: StreetNetwork, node: int, skip: tuple[int, ...], inc: dict[int, list[int]]) -> list[float]:
+    """Headings (deg) of every way on from ``node`` along an edge not in ``skip``."""
+    out = []
+    for e in inc.get(node, []):
+        if e in skip or net.edge_length_m[e] < ZERO_M:
+            continue
+        for fwd in ((True, False) if net.edge_u[e] == net.edge_v[e] else (int(net.edge_u[e]) == node,)):
+            xy = net.edge_line(e, fwd)
+            d = np.cumsum(np.concatenate([[0.0], np.hypot(*np.diff(xy, axis=0).T)]))
+            t = min(HEADING_WINDOW_M, d[-1])
+            p = np.array([np.interp(t, d, xy[:, 0]), np.interp(t, d, xy[:, 1])]) - xy[0]
+            out.append(float(np.degrees(np.arctan2(p[0], p[1])) % 360))
+    return out
+
+
+def _incidence(net: StreetNetwork, edges: np.ndarray) -> dict[int, list[int]]:
+    """Edges at each node the route passes (for the ways on at its junctions)."""
+    nodes = set(net.edge_u[edges].tolist()) | set(net.edge_v[edges].tolist())
+    at = np.flatnonzero(np.isin(net.edge_u, list(nodes)) | np.isin(net.edge_v, list(nodes)))
+    inc: dict[int, list[int]] = {}
+    for e in at.tolist():
+        for n in {int(net.edge_u[e]), int(net.edge_v[e])}:
+            inc.setdefault(n, []).append(e)
+    return inc
+
+
+def _legs(net: StreetNetwork, e: np.ndarray, f: np.ndarray, line: _Line, names: list[tuple]) -> list[_Leg]:
+    """The route cut at every junction that needs an instruction (turn, new street, or a
+    straighter way on that is not the route's)."""
+    inc = _incidence(net, e)
+    length = net.edge_length_m[e].astype(float)
+    legs: list[_Leg] = []
+    for i in range(len(e)):
+        s = float(line.starts[i])
+        if i == 0:
+            legs.append(_Leg(0, "depart", 0.0, names[0], 0.0, float("nan"), line.heading(s, s + min(HEADING_WINDOW_M, length[0])), s))
+        else:
+            arr = line.heading(s - min(HEADING_WINDOW_M, length[i - 1]), s)
+            dep = line.heading(s, s + min(HEADING_WINDOW_M, length[i]))
+            a = turn_angle(arr, dep)
+            action = classify_turn(a)
+            if action == "straight":
+                node = int(net.edge_v[e[i - 1]] if f[i - 1] else net.edge_u[e[i - 1]])
+                others = [turn_angle(arr, b) for b in _ways_on(net, node, (int(e[i - 1]), int(e[i])), inc)]
+                straighter = [b for b in others if abs(b) < abs(a)]
+                if straighter:
+                    best = min(straighter, key=abs)
+                    action = "slight_right" if a > best else "slight_left"
+            if action != "straight" or names[i] != names[i - 1]:
+                legs.append(_Leg(i, action, a, names[i], 0.0, arr, dep, s))
+        legs[-1].length += float(length[i])
+    return legs
+
+
+def _fold(legs: list[_Leg]) -> list[_Leg]:
+    """Fold legs shorter than FOLD_BELOW_M into the next: the move is then the turn from the
+    heading before the fold to the heading after it."""
+    out: list[_Leg] = []
+    pending: _Leg | None = None
+    for k, leg in enumerate(legs):
+        if pending is not None:
+            if pending.action == "depart":
+                leg = _Leg(pending.i, "depart", 0.0, leg.name, pending.length + leg.length, float("nan"), leg.depart, pending.s0)
+            else:
+                a = turn_angle(pending.arrive, leg.depart)
+                act = classify_turn(a)
+                if act == "straight" and leg.action.startswith("slight_") and abs(leg.angle) < 30:
+                    act = leg.action  # the straighter way on is still there after the kink
+                leg = _Leg(pending.i, act, a, leg.name, pending.length + leg.length, pending.arrive, leg.depart, pending.s0)
+            pending = None
+        if leg.length < FOLD_BELOW_M and k < len(legs) - 1:
+            pending = leg
+            continue
+        if out and leg.length < FOLD_BELOW_M:  # short legs at the very end: walked on from the last step
+            out[-1].length += leg.length
+            continue
+        if out and leg.action == "straight" and leg.name == out[-1].name:
+            out[-1].length += leg.length
+            continue
+        out.append(leg)
+    return out
+
+
+def route_steps(net: StreetNetwork, traversals: Sequence[Traversal], *, mode: str = "walk",
+                closed: bool = True) -> list[Step]:
+    """Turn-by-turn steps for ``traversals`` on ``net``, computed once and worded in zh and en.
+
+    A new move starts at every turn (from headings over HEADING_WINDOW_M either side of the
+    junction, zero-length pieces dropped), U-turn, change of street name, and where another way
+    on runs straighter than the route; legs under FOLD_BELOW_M are folded into the next move
+    (its turn measured across them); legs under STEP_BELOW_M lead into the next move on one line.
+    Implausible map names are unnamed (无名道路). Distances in metres, positions in WGS-84.
+    """
+    if not traversals:
+        raise InputError("the route is empty: no directions to give")
+    e_all = np.array([t.edge for t in traversals], dtype=np.int64)
+    f_all = np.array([t.forward for t in traversals], dtype=bool)
+    keep = net.edge_length_m[e_all] >= ZERO_M
+    if not keep.any():
+        keep[0] = True
+    idx = np.flatnonzero(keep)  # route index of each cleaned traversal
+    e, f = e_all[idx], f_all[idx]
+    line = _Line(net, e, f)
+    names = [(plausible_name(net.edge_name[x]), plausible_name(net.edge_name_en[x]) or plausible_name(net.edge_name[x]))
+             for x in e.tolist()]
+    legs = _fold(_legs(net, e, f, line, names))
+    # Zero-length pieces dropped above still count towards the route's length.
+    legs[-1].length += float(net.edge_length_m[e_all[~keep]].sum())
+    to_ll = net.transformer(inverse=True)
+    moves = []
+    for leg in legs:
+        x, y = line.at(leg.s0)
+        lon, lat = to_ll.transform(x, y)
+        hd = line.heading(leg.s0, leg.s0 + min(2 * HEADING_WINDOW_M, leg.length))
+        moves.append({"action": leg.action, "turn_deg": round(leg.angle, 1), "street": leg.name[0],
+                      "street_en": leg.name[1], "distance_m": leg.length, "heading_deg": hd,
+                      "lon": float(lon), "lat": float(lat), "first_traversal": int(idx[leg.i])})
+    # Lines: moves under STEP_BELOW_M lead into the next; trailing short ones join the line before.
+    lines: list[list[dict[str, Any]]] = []
+    cur: list[dict[str, Any]] = []
+    for m in moves:
+        cur.append(m)
+        if m["distance_m"] >= STEP_BELOW_M:
+            lines.append(cur)
+            cur = []
+    if cur:
+        if lines:
+            lines[-1].extend(cur)
+        else:
+            lines.append(cur)
+    steps = []
+    prev: dict[str, Any] | None = None
+    for k, group in enumerate(lines):
+        zh, en = [], []
+        for m in group:
+            m["repeat_heading"] = bool(prev is not None and m["action"] == "straight"
+                                       and compass(m["heading_deg"]) == compass(prev["heading_deg"]))
+            zh.append(_phrase(m, prev, mode, "zh"))
+            en.append(_phrase(m, prev, mode, "en"))
+            prev = m
+        first = group[0]
+        steps.append(Step(k + 1, first["action"], first["street"], float(sum(m["distance_m"] for m in group)),
+                          first["heading_deg"], first["lon"], first["lat"], first["first_traversal"],
+                          "，然后".join(zh), ", then ".join(p[0].lower() + p[1:] if i else p for i, p in enumerate(en)),
+                          first["street_en"], group))
+    end = line.at(line.s[-1] * line.scale)
+    end_lon, end_lat = to_ll.transform(end[0], end[1])
+    steps.append(Step(len(steps) + 1, "arrive", None, 0.0, line.heading(max(0.0, line.s[-1] * line.scale - HEADING_WINDOW_M), line.s[-1] * line.scale),
+                      float(end_lon), float(end_lat), len(traversals),
+                      "回到起点" if closed else "到达终点", "Back at the start" if closed else "Arrive at the destination"))
+    return steps
+
+
+# How a move is worded, per language: {act} action, {name} street, {go} walk/drive with distance
+# and (unless said just before) heading.
+_WORDING = {
+    "zh": {"actions": ACTION_ZH, "compass": COMPASS_ZH, "verbs": {"walk": "步行", "drive": "行驶"},
+           "go": "{verb} {d}", "go_heading": "向{c}{verb} {d}", "depart": "从起点出发，沿{name}{go}",
+           "uturn": "掉头，沿{name}{go}", "stay": "{act}，继续沿{name}{go}", "onto": "{act}进入{name}，{go}"},
+    "en": {"actions": ACTION_EN, "compass": COMPASS_EN, "verbs": {"walk": "walk", "drive": "drive"},
+           "go": "{verb} {d}", "go_heading": "{verb} {d} {c}", "depart": "Start on {name} and {go}",
+           "uturn": "Make a U-turn on {name} and {go}", "stay": "{act} to stay on {name}, {go}",
+           "onto": "{act} onto {name}, {go}"},
+}
+
+
+def _phrase(m: dict[str, Any], prev: dict[str, Any] | None, mode: str, lang: str) -> str:
+    """One move in words, in ``lang``."""
+    w, key = _WORDING[lang], "street" if lang == "zh" else "street_en"
+    name = m[key] or UNNAMED[lang]
+    go = w["go" if m["repeat_heading"] else "go_heading"].format(
+        verb=w["verbs"]["walk" if mode == "walk" else "drive"], d=format_distance(m["distance_m"], lang),
+        c=w["compass"][compass(m["heading_deg"])])
+    if m["action"] in ("depart", "uturn"):
+        return w[m["action"]].format(name=name, go=go)
+    same = prev is not None and m[key] and m[key] == prev[key]
+    return w["stay" if same else "onto"].format(act=w["actions"][m["action"]], name=name, go=go)
 
 
 def directions(
@@ -88,85 +334,14 @@ def directions(
     mode: str = "walk",
     closed: bool = True,
 ) -> list[Step]:
-    """Turn-by-turn steps for ``traversals`` on ``net``, in Chinese (``lang="zh"``) or English.
-
-    Consecutive segments of the same street joined without a turn (heading change < 30°) make
-    one step; a new step starts at every turn, U-turn or change of street name. Unnamed streets
-    are called 无名道路 / "unnamed road". Distances in metres, positions in WGS-84.
-    """
+    """route_steps with ``text`` in ``lang`` (zh or en): the same steps in either language."""
     if lang not in LANGS:
         raise InputError(f"unknown language {lang!r}", hint="use zh or en")
-    if not traversals:
-        raise InputError("the route is empty: no directions to give")
-    out_b, in_b = net.bearings()
-    e = np.array([t.edge for t in traversals])
-    f = np.array([t.forward for t in traversals], dtype=bool)
-    dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)
-    arr = np.where(f, in_b[e], (out_b[e] + 180) % 360)
-    tail = np.where(f, net.edge_u[e], net.edge_v[e])
-    to_ll = pyproj.Transformer.from_crs(net.crs, 4326, always_xy=True)
-    lon, lat = to_ll.transform(net.node_xy[tail, 0], net.node_xy[tail, 1])
-    end_node = int(net.edge_v[e[-1]] if f[-1] else net.edge_u[e[-1]])
-    end_lon, end_lat = to_ll.transform(net.node_xy[end_node, 0], net.node_xy[end_node, 1])
-    names = [_street_name(net, int(x), lang) for x in e]
-
-    # Legs: [start index, action, street, length].
-    legs: list[list[Any]] = [[0, "depart", names[0], 0.0]]
-    for i in range(len(e)):
-        if i > 0:
-            action = classify_turn(turn_angle(arr[i - 1], dep[i]))
-            if action != "straight" or names[i] != names[i - 1]:
-                legs.append([i, action, names[i], 0.0])
-        legs[-1][3] += float(net.edge_length_m[e[i]])
-    # Fold kinks (very short legs at offset junctions) into the previous leg.
-    merged: list[list[Any]] = []
-    for leg in legs:
-        if merged and leg[3] < MERGE_BELOW_M and leg[1] != "uturn":
-            merged[-1][3] += leg[3]
-            continue
-        if merged and leg[1] == "straight" and leg[2] == merged[-1][2]:
-            merged[-1][3] += leg[3]
-            continue
-        merged.append(leg)
-
-    steps = []
-    for k, (i, action, street, dist) in enumerate(merged):
-        text = _text(action, street, dist, float(dep[i]), lang, mode, first=k == 0,
-                     same=k > 0 and street == merged[k - 1][2])
-        steps.append(Step(k + 1, action, street, dist, float(dep[i]), float(lon[i]), float(lat[i]), int(i), text))
-    if lang == "zh":
-        last = "回到起点" if closed else "到达终点"
-    else:
-        last = "Back at the start" if closed else "Arrive at the destination"
-    steps.append(Step(len(steps) + 1, "arrive", None, 0.0, float(arr[-1]), float(end_lon), float(end_lat), len(e), last))
+    steps = route_steps(net, traversals, mode=mode, closed=closed)
+    if lang == "en":
+        for s in steps:
+            s.text, s.street = s.text_en, s.street_en
     return steps
-
-
-def _text(action: str, street: str | None, dist: float, heading: float, lang: str, mode: str,
-          *, first: bool, same: bool) -> str:
-    d = format_distance(dist, lang)
-    c = _compass(heading)
-    if lang == "zh":
-        name = street or UNNAMED["zh"]
-        verb = "步行" if mode == "walk" else "行驶"
-        go = f"向{COMPASS_ZH[c]}{verb} {d}"
-        if first:
-            return f"从起点出发，沿{name}{go}"
-        if action == "uturn":
-            return f"掉头，沿{name}{go}"
-        if same:
-            return f"{ACTION_ZH[action]}，继续沿{name}{go}"
-        return f"{ACTION_ZH[action]}进入{name}，{go}"
-    name = street or UNNAMED["en"]
-    verb = "walk" if mode == "walk" else "drive"
-    go = f"{verb} {d} {COMPASS_EN[c]}"
-    if first:
-        return f"Start on {name} and {go}"
-    if action == "uturn":
-        return f"Make a U-turn on {name} and {go}"
-    if same:
-        return f"{ACTION_EN[action]} to stay on {name}, {go}"
-    return f"{ACTION_EN[action]} onto {name}, {go}"
 
 
 def steps_json(steps: Sequence[Step]) -> list[dict[str, Any]]:

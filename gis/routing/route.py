@@ -25,6 +25,7 @@ class CoverageRoute:
     n_uturns: int
     geometry: LineString  # metric CRS of the network
     worker_index: int = 0
+    shift: int = 1  # 1…n when the grid's coverage is cut into shifts
 
     @property
     def deadhead_m(self) -> float:

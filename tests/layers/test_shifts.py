@@ -1,0 +1,153 @@
+"""Shifts (GeoPackage and PostGIS): a long grid's patrol cut into closed routes of at most M
+minutes that together cover every street, stored one row per shift, printed one shift per page."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from shapely.geometry import box
+from sqlalchemy import inspect, text
+
+from gis.crs import local_metric_crs
+from gis.errors import InputError
+from gis.streets import NOT_WALKABLE
+from layers import migrations
+from layers.importing import import_osm
+from layers.routes import Target, plan_routes, print_route, read_routes
+from layers.store import open_store
+from tests.conftest import data_path
+
+LONG = box(104.071, 30.667, 104.087, 30.678)  # central Chengdu: about 28 km of walking, over 6 hours
+MAX_MIN = 100.0
+WALK_MPS = 4.5 / 3.6
+CRS = local_metric_crs(104.08, 30.67)
+
+
+@pytest.fixture(scope="module")
+def planned(module_store):
+    """The store with the long grid planned whole (code WHOLE) and in shifts (code LONG)."""
+    import_osm(module_store, data_path("chengdu", "chengdu.osm"))
+    whole = plan_routes(module_store, [Target("WHOLE", LONG)], mode="walk")
+    shifts = plan_routes(module_store, [Target("LONG", LONG)], mode="walk", max_minutes=MAX_MIN)
+    return module_store, whole[0], shifts[0]
+
+
+def test_every_shift_is_a_closed_route_within_the_limit(planned):
+    store, whole, out = planned
+    assert out.ok, out.error
+    rows = read_routes(store, "LONG")
+    n = len(rows)
+    assert n >= 2 and sorted(rows["shift"].astype(int)) == list(range(1, n + 1))
+    lines = rows.to_crs(CRS).geometry
+    for (_, r), line in zip(rows.iterrows(), lines):
+        assert r["duration_s"] <= MAX_MIN * 60 + 1e-6, f"shift {r['shift']}: {r['duration_s'] / 60:.1f} min"
+        assert r["duration_s"] == pytest.approx(r["length_m"] / WALK_MPS)  # walking 4.5 km/h by default
+        assert line.length == pytest.approx(r["length_m"], rel=0.005)
+        assert shapely.Point(line.coords[0]).distance(shapely.Point(line.coords[-1])) < 1.0  # back at the station
+        steps = json.loads(r["directions_json"])
+        assert steps[-1]["text"] == "回到起点" and sum(s["distance_m"] for s in steps) == pytest.approx(r["length_m"])
+    # The plan's report: the times of the shifts and a lower bound on their number.
+    rep = out.summary["shifts"]
+    assert rep["shifts"] == n and max(rep["shift_s"]) <= MAX_MIN * 60 + 1e-6
+    assert rep["lower_bound_shifts"] <= n
+    # The bound holds by reasoning made here: the shifts walk every required metre at 4.5 km/h.
+    assert rep["lower_bound_shifts"] >= math.ceil(out.summary["required_m"] / WALK_MPS / (MAX_MIN * 60))
+    assert rep["farthest_round_trip_s"] <= MAX_MIN * 60
+    # Whole, the grid takes longer than the limit (else there would be nothing to cut).
+    assert whole.summary["length_m"] / WALK_MPS > MAX_MIN * 60
+
+
+def test_the_shifts_together_cover_every_street_the_whole_route_covers(planned):
+    store, _whole, _out = planned
+    whole = read_routes(store, "WHOLE").to_crs(CRS).geometry.iloc[0]
+    shifts = shapely.union_all(list(read_routes(store, "LONG").to_crs(CRS).geometry))
+    roads = store.read_layer("roads", bbox=LONG.bounds)
+    roads = roads[~roads["highway"].isin(NOT_WALKABLE)].to_crs(CRS)
+    inside = roads[roads.within(gpd.GeoSeries([LONG], crs=4326).to_crs(CRS).iloc[0])]
+    walked = inside[inside.geometry.covered_by(whole.buffer(1.0))]
+    assert len(walked) > 100
+    missed = walked[~walked.geometry.covered_by(shifts.buffer(1.0))]
+    assert not len(missed), f"{len(missed)} street segment(s) walked by the whole route are in no shift"
+
+
+def test_the_sheet_prints_one_shift_per_page(planned, tmp_path):
+    store, _whole, _out = planned
+    rows = read_routes(store, "LONG")
+    pdf = tmp_path / "long.pdf"
+    gpx = tmp_path / "long.gpx"
+    print_route(store, "LONG", pdf, gpx=gpx)
+    pages = int(next(line.split()[-1] for line in subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True,
+                                                                   check=True).stdout.splitlines() if line.startswith("Pages")))
+    heads = []
+    for p in range(1, pages + 1):
+        t = subprocess.run(["pdftotext", "-f", str(p), "-l", str(p), "-layout", str(pdf), "-"], capture_output=True,
+                           text=True, check=True).stdout
+        heads.append(next((f"{k}/{len(rows)}" for k in range(1, len(rows) + 1) if f"第 {k}/{len(rows)} 班" in t), None))
+    # Every shift begins a page of its own, in order, and takes at most two pages.
+    firsts = [h for h in heads if h]
+    assert firsts == [f"{k}/{len(rows)}" for k in range(1, len(rows) + 1)], heads
+    assert pages <= 2 * len(rows)
+    # GPX: one track per shift, and a waypoint with the Chinese instruction at every step.
+    import gpxpy
+
+    g = gpxpy.parse(gpx.read_text(encoding="utf-8"))
+    assert len(g.tracks) == len(rows) and all("班" in t.name for t in g.tracks)
+    n_steps = sum(len(json.loads(r)) for r in rows["directions_json"])
+    assert len(g.waypoints) == n_steps and any("步行" in (w.description or "") for w in g.waypoints)
+    if os.environ.get("GRIDPATROL_SHEET_PNG"):  # to look at the pages: pdftoppm into that folder
+        subprocess.run(["pdftoppm", "-r", "60", "-png", str(pdf), os.path.join(os.environ["GRIDPATROL_SHEET_PNG"], "shift")],
+                       check=True)
+
+
+def test_a_shift_limit_below_the_farthest_round_trip_is_refused_and_changes_nothing(planned):
+    store, _whole, _out = planned
+    before = read_routes(store, "LONG")
+    with pytest.raises(InputError, match=r"round trip .*raise --max-minutes to at least"):
+        plan_routes(store, [Target("LONG", LONG)], mode="walk", max_minutes=3)
+    after = read_routes(store, "LONG")
+    assert sorted(after["id"]) == sorted(before["id"])
+
+
+def test_a_store_from_before_shifts_is_upgraded(store_url):
+    s = open_store(store_url)
+    import_osm(s, data_path("nanjing", "xuanwu.osm"))
+    plan_routes(s, [Target("NJ", box(118.770, 32.035, 118.780, 32.043))], mode="walk")
+    with s.begin() as c:  # make it look like a version-5 store with a route stored then
+        if s.is_gpkg:
+            # GDAL's triggers keep SQLite from dropping a GeoPackage column: the route's shift is unset instead.
+            c.execute(text("UPDATE routes SET shift = NULL"))
+        else:
+            c.execute(text("ALTER TABLE routes DROP COLUMN shift"))
+        c.execute(text("DELETE FROM gp_schema_version WHERE version >= 6"))
+    s.dispose()
+    s = open_store(store_url)
+    try:
+        with s.engine.connect() as c:
+            assert migrations.current_version(c) == migrations.CURRENT_VERSION
+            assert "shift" in {col["name"] for col in inspect(c).get_columns("routes")}
+        assert read_routes(s, "NJ")["shift"].tolist() == [1]
+    finally:
+        s.dispose()
+
+
+def test_shift_options_are_checked():
+    from gis.routing.coverage import plan_coverage
+
+    roads = gpd.GeoDataFrame({"u": [1], "v": [2], "length_m": [100.0], "oneway": [False], "name": ["a"],
+                              "highway": ["residential"]},
+                             geometry=[shapely.LineString([(104.07, 30.67), (104.071, 30.67)])], crs=4326)
+    with pytest.raises(InputError, match="max-minutes"):
+        plan_coverage(roads, box(104.069, 30.669, 104.072, 30.671), max_minutes=0)
+    with pytest.raises(InputError, match="one worker"):
+        plan_coverage(roads, box(104.069, 30.669, 104.072, 30.671), max_minutes=30, workers=2)
+    with pytest.raises(InputError, match="speed"):
+        plan_coverage(roads, box(104.069, 30.669, 104.072, 30.671), max_minutes=30, speed_kmh=-1)
+    one = plan_coverage(roads, box(104.069, 30.669, 104.072, 30.671), max_minutes=30, speed_kmh=3.6)
+    assert len(one.routes) == 1 and one.routes[0].duration_s == pytest.approx(one.routes[0].length_m)
+    assert np.isclose(one.stats["shifts"]["whole_s"], one.routes[0].length_m)
