@@ -19,7 +19,9 @@ from gis.crs import local_metric_crs
 from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
 from gis.grid_check import CheckResult, check_plan
 from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, assign_codes
+from layers.grid_moves import move_refusals
 from layers.models import Block, Grid, GridPlan, utcnow
+from layers.plan_base import check_current
 from layers.store import Store
 from layers.names import clean_name
 
@@ -415,6 +417,7 @@ def _merge_block_groups(blocks: gpd.GeoDataFrame, groups: np.ndarray, metric_crs
 
 def _insert_plan(conn: Connection, *, method: str, parent: int | None, params: PlanParams, metrics: dict,
                  created_by: str | None, name: str | None = None, note: str | None = None) -> int:
+    check_current(conn)  # an edit on a stale version (the page's ?base=) is refused here, in its transaction
     res = conn.execute(insert(GridPlan.__table__).values(
         name=name, created_at=utcnow(), created_by=created_by, method=method, parent_plan_id=parent,
         params_json=json.dumps(asdict(params)), metrics_json=json.dumps(metrics, ensure_ascii=False),
@@ -830,35 +833,19 @@ def move_blocks(store: Store, to_code: str, items: Sequence[str | int], *, plan_
     if not items:
         raise InputError("name at least one block id or building to move")
     ctx = _context(store, plan_id)
-    target = _require_grids(ctx, [to_code]).iloc[0]
-    blocks = ctx.blocks.copy()
+    _require_grids(ctx, [to_code], unlocked=False)
     ids = _resolve_blocks(store, ctx, items)
-    moving = blocks["block_id"].isin(ids)
-    src_codes = sorted(set(blocks.loc[moving, "grid_code"].astype(str)) - {str(to_code)})
-    if not src_codes:
-        raise ConflictError(f"blocks {', '.join(map(str, ids))} are already in grid {to_code}")
-    _require_grids(ctx, src_codes)
-    out_of_area = blocks.loc[moving & (blocks["area_code"].astype(str) != str(target["parent_code"])), "block_id"]
-    if len(out_of_area):
-        raise ConflictError(f"block {int(out_of_area.iloc[0])} belongs to area "
-                            f"{blocks.loc[blocks['block_id'] == out_of_area.iloc[0], 'area_code'].iloc[0]}, "
-                            f"grid {to_code} to area {target['parent_code']}: grids may not leave their "
-                            "community/district", hint="move blocks only between grids of the same area")
-    blocks.loc[moving, "grid_code"] = str(to_code)
-    emptied = [c for c in src_codes if not (blocks["grid_code"] == c).any()]
-    if emptied:
-        raise ConflictError(f"moving these blocks would empty grid {emptied[0]}",
-                            hint=f"merge-grids {to_code} {emptied[0]} instead")
-    # The moved blocks must join the target as one piece, and the sources must stay one piece.
-    affected = [str(to_code), *src_codes]
-    sub = blocks[blocks["grid_code"].isin(affected)].reset_index(drop=True)
-    adj = _block_graph(ctx, sub)
-    for c in affected:
-        nodes = sub.loc[sub["grid_code"] == c, "block_id"].astype(int).tolist()
-        if not nx.is_connected(adj.subgraph(nodes)):
-            what = "the moved blocks do not touch" if c == str(to_code) else "it would split"
-            raise ConflictError(f"move refused: {what} grid {c} (grids must stay in one piece)",
-                                hint="move only blocks adjacent to the target grid")
+    # The rules of layers.grid_moves (the page's preview checks the same ones), over the grids involved.
+    src = set(ctx.blocks.loc[ctx.blocks["block_id"].isin(ids), "grid_code"].astype(str))
+    affected = [str(to_code), *sorted(src - {str(to_code)})]
+    sub = ctx.blocks[ctx.blocks["grid_code"].astype(str).isin(affected)].reset_index(drop=True)
+    adj = _block_graph(ctx, sub) if len(affected) > 1 else None
+    _, refusals = move_refusals(sub, ids, str(to_code), ctx.grids[ctx.grids["code"].astype(str).isin(affected)], adj)
+    if refusals:
+        raise ConflictError(refusals[0].message, hint="nothing was changed; move only blocks adjacent to the target "
+                            "grid, within its area, from unlocked grids")
+    blocks = ctx.blocks.copy()
+    blocks.loc[blocks["block_id"].isin(ids), "grid_code"] = str(to_code)
     return _commit_edit(store, ctx, blocks, affected, force=force, created_by=created_by,
                         note=f"moved blocks {', '.join(map(str, ids))} to {to_code}")
 
@@ -909,6 +896,28 @@ def set_locked(store: Store, codes: Sequence[str], locked: bool, *, plan_id: int
         _insert_rows(store, conn, pid, grids[cols], ctx.blocks.drop(columns=["id", "plan_id"]) if len(ctx.blocks) else None)
     return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=sorted(map(str, codes)),
                       message=f"{word} {', '.join(map(str, codes))}")
+
+
+def restore_version(store: Store, source: int, *, note: str, extra: dict | None = None,
+                    created_by: str | None = None) -> EditResult:
+    """A new version (child of the newest) with the grids and blocks of version ``source``: undo and redo.
+
+    Nothing is lost: ``source`` and every version after it stay. ``extra`` is kept in the new
+    version's metrics (e.g. ``{"undo_of": 7}``)."""
+    parent = latest_plan_id(store)
+    src = plan_row(store, source)
+    grids, blocks = read_grids(store, source), read_blocks(store, source)
+    kept = {k: v for k, v in json.loads(src["metrics_json"] or "{}").items() if k not in ("restored", "undo_of", "redo_of")}
+    metrics = {**kept, "restored": int(source), **(extra or {})}
+    with store.begin() as conn:
+        pid = _insert_plan(conn, method="edit", parent=parent, params=PlanParams.from_json(src["params_json"]),
+                           metrics=metrics, created_by=created_by, note=note)
+        _insert_rows(store, conn, pid, grids.drop(columns=["id", "plan_id"]),
+                     blocks.drop(columns=["id", "plan_id"]) if len(blocks) else None)
+    before = set(read_grids(store, parent)["code"].astype(str))
+    after = set(grids["code"].astype(str))
+    return EditResult(plan_id=pid, parent_plan_id=parent, changed_codes=sorted(after),
+                      removed_codes=sorted(before - after), message=note)
 
 
 def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None = None, force: bool = False,
