@@ -67,9 +67,11 @@ def move_refusals(blocks: pd.DataFrame, ids: Sequence[int], to_code: str, grids:
                            f"街区 {int(b['block_id'])} 属于区域 {b['area_code']}，网格 {to_code} 属于区域 {parent}："
                            f"网格不能跨社区/街道 / block {int(b['block_id'])} belongs to area {b['area_code']}, "
                            f"grid {to_code} to area {parent}: grids may not leave their community/district"))
-    before = blocks.groupby(blocks["grid_code"].astype(str))["households"].sum()
+    involved = [to_code, *src]
+    before = grid_totals(blocks, involved)["households"]
     blocks.loc[moving, "grid_code"] = to_code
-    after = blocks.groupby(blocks["grid_code"].astype(str))["households"].sum()
+    t_after = grid_totals(blocks, involved)
+    after = t_after["households"][t_after["n_blocks"] > 0]
     for c in src:
         if c not in after.index:
             out.append(Refusal("emptied", c, f"移动会清空网格 {c}，请改用合并 / moving these blocks would empty grid {c}"))
@@ -85,8 +87,8 @@ def move_refusals(blocks: pd.DataFrame, ids: Sequence[int], to_code: str, grids:
                                        f"grid {c} (grids must stay in one piece)"))
     if band is not None:
         lo, hi = band
-        n = blocks["grid_code"].astype(str).value_counts()
-        for c in [to_code, *src]:
+        n = t_after["n_blocks"]
+        for c in involved:
             was, now = band_status(float(before.get(c, 0.0)), lo, hi), band_status(float(after.get(c, 0.0)), lo, hi)
             if now != "in" and was == "in" and int(n.get(c, 0)) > 1:
                 out.append(Refusal("out_of_band", c, f"网格 {c} 的户数将为 {float(after.get(c, 0.0)):.0f}，超出标准 "
@@ -95,10 +97,12 @@ def move_refusals(blocks: pd.DataFrame, ids: Sequence[int], to_code: str, grids:
     return blocks, out
 
 
-def grid_totals(blocks: gpd.GeoDataFrame | pd.DataFrame, codes: Sequence[str]) -> pd.DataFrame:
-    """Households, buildings, street_m, area_m2 and n_blocks summed over the blocks of each of ``codes``."""
+def grid_totals(blocks: pd.DataFrame, codes: Sequence[str]) -> pd.DataFrame:
+    """Households, buildings, street_m, area_m2 (population when known) and n_blocks summed over the blocks of each of ``codes``."""
     cols = [c for c in ("households", "buildings", "street_m", "area_m2", "population") if c in blocks.columns]
-    b = blocks[blocks["grid_code"].astype(str).isin([str(c) for c in codes])]
-    sums = b.groupby(b["grid_code"].astype(str))[cols].sum()
-    sums["n_blocks"] = b.groupby(b["grid_code"].astype(str)).size()
-    return sums.reindex([str(c) for c in codes]).fillna(0).astype({"n_blocks": np.int64})
+    gc = blocks["grid_code"].astype(str).to_numpy()
+    rows = {}
+    for code in codes:
+        m = gc == str(code)
+        rows[str(code)] = {**{c: float(np.nansum(blocks[c].to_numpy(dtype=float)[m])) for c in cols}, "n_blocks": int(m.sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")

@@ -898,6 +898,19 @@ def set_locked(store: Store, codes: Sequence[str], locked: bool, *, plan_id: int
                       message=f"{word} {', '.join(map(str, codes))}")
 
 
+def plan_from_blocks(store: Store, blocks: gpd.GeoDataFrame, params: PlanParams, *, note: str,
+                     created_by: str | None = None) -> int:
+    """Store a plan made elsewhere of ready blocks (block_id, area_code, grid_code, households,
+    buildings, street_m, area_m2; EPSG:4326): grids are their dissolve, with metrics. Returns its id."""
+    metric = _metric_crs_of(shapely.box(*blocks.total_bounds))
+    grids = _mark_exempt(_grids_from_blocks(blocks, metric), params.validate())
+    with store.begin() as conn:
+        pid = _insert_plan(conn, method="draw", parent=None, params=params, metrics=plan_metrics(grids, params),
+                           created_by=created_by, note=note)
+        _insert_rows(store, conn, pid, grids, blocks)
+    return pid
+
+
 def restore_version(store: Store, source: int, *, note: str, extra: dict | None = None,
                     created_by: str | None = None) -> EditResult:
     """A new version (child of the newest) with the grids and blocks of version ``source``: undo and redo.

@@ -6,13 +6,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import geopandas as gpd
+import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, select
 
-from gis.blocks import block_adjacency
-from gis.crs import local_metric_crs
 from gis.errors import ConflictError, InputError, NotFoundError
 from layers import grids as gl
 from layers.grid_moves import KINDS, band_status, grid_totals, move_refusals
@@ -22,26 +21,57 @@ from layers.store import Store
 MAX_PREVIEW_BLOCKS = 10_000
 
 
-def _blocks_where(store: Store, pid: int, cond: Any) -> gpd.GeoDataFrame:
-    b = Block.__table__
-    return store.read_layer("blocks", where=and_(b.c.plan_id == pid, cond))
+BLOCK_COLS = ("block_id", "grid_code", "area_code", "households", "buildings", "street_m", "area_m2")
 
 
-def move_neighbours(sel: gpd.GeoDataFrame, around: gpd.GeoDataFrame, metric: Any) -> list[str]:
-    """Grids sharing boundary (> 1 cm) with the selected blocks ``sel``, longest shared boundary first.
+def _blocks_where(store: Store, pid: int, cond: Any, *, bbox: Sequence[float] | None = None,
+                  cols: Sequence[str] = BLOCK_COLS) -> tuple[pd.DataFrame, np.ndarray]:
+    """Blocks of plan ``pid`` matching ``cond`` (and ``bbox``): their ``cols`` and their geometries (WGS-84).
+
+    Plain frames and arrays: a preview must not pay for building GeoDataFrames."""
+    t = Block.__table__
+    conds = [t.c.plan_id == pid, cond] + ([store.bbox_filter(t, bbox)] if bbox is not None else [])
+    stmt = select(*[t.c[c] for c in cols], func.ST_AsBinary(t.c.geom)).where(and_(*conds))
+    with store.engine.connect() as c:
+        rows = c.execute(stmt).all()
+    df = pd.DataFrame([r[:-1] for r in rows], columns=list(cols))
+    return df, shapely.from_wkb([bytes(r[-1]) for r in rows])
+
+
+def _metres(geoms: np.ndarray, lon0: float, lat0: float) -> np.ndarray:
+    """WGS-84 geometries in local metres (equirectangular about lon0, lat0): an affine map, so contacts
+    and shared boundaries are kept and lengths are right to well under 1 % within a county."""
+    kx, ky = 111_320.0 * np.cos(np.radians(lat0)), 110_574.0
+    return shapely.transform(geoms, lambda xy: (xy - [lon0, lat0]) * [kx, ky])
+
+
+def move_neighbours(sel_geoms: np.ndarray, sel_codes: np.ndarray, around_geoms: np.ndarray,
+                    around_codes: np.ndarray) -> list[str]:
+    """Grids sharing boundary (> 1 cm, geometries in metres) with the selected blocks, longest first.
 
     The grid every selected block is in is left out; ``around`` are the blocks near them."""
-    src = set(sel["grid_code"].astype(str))
-    a = sel.to_crs(metric).geometry.to_numpy()
-    b = around.to_crs(metric).geometry.to_numpy()
-    i, j = shapely.STRtree(b).query(a, predicate="intersects")
-    shared = shapely.length(shapely.intersection(shapely.boundary(a[i]), shapely.boundary(b[j]))) if len(i) else np.zeros(0)
-    codes = around["grid_code"].astype(str).to_numpy()[j]
-    s = pd.Series(shared).groupby(codes).sum() if len(j) else pd.Series(dtype=float)
+    src = set(sel_codes.tolist())
+    i, j = shapely.STRtree(around_geoms).query(sel_geoms, predicate="intersects")
+    shared = (shapely.length(shapely.intersection(shapely.boundary(sel_geoms[i]), shapely.boundary(around_geoms[j])))
+              if len(i) else np.zeros(0))
+    s = pd.Series(shared).groupby(around_codes[j]).sum() if len(j) else pd.Series(dtype=float)
     s = s[s > 0.01]
     if len(src) == 1:
         s = s.drop(list(src), errors="ignore")
     return [str(c) for c in s.sort_values(ascending=False).index]
+
+
+def rook_graph(ids: np.ndarray, geoms: np.ndarray) -> nx.Graph:
+    """Blocks (geometries in metres) sharing a boundary longer than 1 cm: the contiguity the move checks."""
+    graph = nx.Graph()
+    graph.add_nodes_from(int(b) for b in ids)
+    if len(geoms) > 1:
+        a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+        keep = a < b
+        a, b = a[keep], b[keep]
+        shared = shapely.length(shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b])))
+        graph.add_edges_from((int(ids[x]), int(ids[y])) for x, y, s in zip(a, b, shared) if s > 0.01)
+    return graph
 
 
 def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = None,
@@ -64,31 +94,32 @@ def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = N
     pid = int(row["id"])
     params = gl.PlanParams.from_json(row["params_json"])
     b = Block.__table__
-    sel = _blocks_where(store, pid, b.c.block_id.in_(ids))
+    sel, sel_geoms = _blocks_where(store, pid, b.c.block_id.in_(ids), cols=("block_id", "grid_code"))
     missing = sorted(set(ids) - set(sel["block_id"].astype(int)))
     if missing:
         raise NotFoundError(f"街区 {missing[0]} 不在方案 {pid} 中 / block {missing[0]} is not in plan {pid}",
                             hint="重新载入页面 / reload the page")
-    c = shapely.centroid(shapely.box(*sel.total_bounds))
-    metric = local_metric_crs(c.x, c.y)
-    x0, y0, x1, y1 = sel.total_bounds
+    x0, y0, x1, y1 = shapely.total_bounds(sel_geoms)
+    lon0, lat0 = (x0 + x1) / 2, (y0 + y1) / 2
     pad = 1e-4  # ~10 m: blocks touching the selection's edge
-    around = store.read_layer("blocks", bbox=[x0 - pad, y0 - pad, x1 + pad, y1 + pad], where=b.c.plan_id == pid)
-    neighbours = move_neighbours(sel, around, metric)
+    around, around_geoms = _blocks_where(store, pid, True, bbox=[x0 - pad, y0 - pad, x1 + pad, y1 + pad],  # noqa: FBT003
+                                         cols=("block_id", "grid_code"))
+    neighbours = move_neighbours(_metres(sel_geoms, lon0, lat0), sel["grid_code"].astype(str).to_numpy(),
+                                 _metres(around_geoms, lon0, lat0), around["grid_code"].astype(str).to_numpy())
     to = str(to_code) if to_code else (neighbours[0] if neighbours else None)
     if to is None:
         raise ConflictError("所选街区没有相邻的其他网格 / the selected blocks touch no other grid")
     src = sorted(set(sel["grid_code"].astype(str)) - {to})
     affected = [to, *src]
-    blocks = _blocks_where(store, pid, b.c.grid_code.in_(affected))
+    blocks, geoms = _blocks_where(store, pid, b.c.grid_code.in_(affected))
     g = Grid.__table__
     with store.engine.connect() as conn:
         grows = pd.DataFrame(conn.execute(select(g.c.code, g.c.name, g.c.parent_code, g.c.locked, g.c.worker).where(
-            and_(g.c.plan_id == pid, g.c.code.in_(affected)))).mappings().all(),
+            and_(g.c.plan_id == pid, g.c.code.in_(affected)))).all(),
             columns=["code", "name", "parent_code", "locked", "worker"])
     if to not in set(grows["code"].astype(str)):
         raise NotFoundError(f"网格 {to} 不在方案 {pid} 中 / grid {to} is not in plan {pid}")
-    adj = block_adjacency(blocks, metric_crs=metric) if len(blocks) > 1 else None
+    adj = rook_graph(blocks["block_id"].to_numpy(), _metres(geoms, lon0, lat0))
     after, refusals = move_refusals(blocks, ids, to, grows, adj, band=(params.min_households, params.max_households))
     lo, hi = params.min_households, params.max_households
     t0, t1 = grid_totals(blocks, affected), grid_totals(after, affected)
@@ -111,7 +142,7 @@ def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = N
 def plan_blocks(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame:
     """Blocks of a plan (default newest) for the map: block_id, grid_code, households, 1e-6° precision."""
     pid = gl.plan_row(store, plan_id)["id"]
-    blocks = _blocks_where(store, pid, True)  # noqa: FBT003
+    blocks = store.read_layer("blocks", where=Block.__table__.c.plan_id == pid)
     out = blocks[["block_id", "grid_code", "households", "geometry"]].copy()
     out["households"] = out["households"].astype(float).round(0)
     if len(out):
