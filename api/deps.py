@@ -9,6 +9,7 @@ from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -130,11 +131,23 @@ def _request_token(request: Request, token: str | None) -> str | None:
         auth = request.headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    if token is None and request.method in ("GET", "HEAD"):
-        # Map pages log in with a cookie. It is honoured for reads only, so a forged cross-site
-        # form cannot write anything (writes need the Authorization header).
+    if token is None and (request.method in ("GET", "HEAD") or _page_write(request)):
+        # Map pages log in with a cookie. It is honoured for reads, and for writes only from our own
+        # pages' scripts (see _page_write), so a forged cross-site form cannot write anything.
         token = request.cookies.get(COOKIE) or None
     return token
+
+
+PAGE_HEADER = "x-gridpatrol-page"
+
+
+def _page_write(request: Request) -> bool:
+    """A write sent by a script of our own pages: it carries ``X-GridPatrol-Page: 1`` (a cross-site form
+    cannot set a header, a cross-origin script would need a CORS preflight we never grant) and an Origin
+    naming this host."""
+    origin = request.headers.get("origin")
+    return (request.headers.get(PAGE_HEADER) == "1" and origin is not None
+            and urlsplit(origin).netloc == request.headers.get("host"))
 
 
 def _anonymous(settings: Settings) -> Principal:

@@ -572,8 +572,8 @@ def _require_grids(ctx: _Ctx, codes: Sequence[str], *, unlocked: bool = True) ->
     if unlocked:
         locked = sorted(sel.loc[sel["locked"].fillna(False).astype(bool), "code"])
         if locked:
-            raise ConflictError(f"grid {', '.join(locked)} is locked; the edit is refused",
-                                hint=f"gridpatrol unlock-grid {locked[0]} first")
+            raise ConflictError(f"网格 {', '.join(locked)} 已锁定，编辑被拒绝 / grid {', '.join(locked)} is locked; "
+                                "the edit is refused", hint=f"先解锁 / gridpatrol unlock-grid {locked[0]} first")
     return sel
 
 
@@ -647,7 +647,7 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     after = _check(store, grids, blocks, ctx.areas, ctx.params)
     new_errors = _new_errors(before, after, set(changed), force)
     if new_errors:
-        raise ConflictError("edit refused, it would break the plan: " + "; ".join(new_errors[:5])
+        raise ConflictError("编辑被拒绝，会破坏方案的规则 / edit refused, it would break the plan: " + "; ".join(new_errors[:5])
                             + (f" (and {len(new_errors) - 5} more)" if len(new_errors) > 5 else ""),
                             hint="nothing was changed" + ("" if force else "; --force accepts grids outside the household band"))
     try:

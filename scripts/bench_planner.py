@@ -59,6 +59,7 @@ def lattice_store(url: str, side: int) -> dict:
                                "households": HH, "buildings": 3, "street_m": 2 * BLOCK_M, "area_m2": BLOCK_M ** 2},
                               geometry=geoms, crs="EPSG:4326")
     areas = blocks.dissolve("area_code").reset_index()[["area_code", "geometry"]].rename(columns={"area_code": "code"})
+    areas["geometry"] = [shapely.MultiPolygon([g]) if g.geom_type == "Polygon" else g for g in areas.geometry]
     areas["level"], areas["name"] = "community", [f"社区{k + 1}" for k in range(len(areas))]
     whole = shapely.box(*blocks.total_bounds)
     now = datetime.now(timezone.utc)
@@ -117,6 +118,21 @@ def run(kind: str, url: str, args) -> dict:  # noqa: ANN001
             "preview": prev, "preview_after_commits": after, "commit": com, "cli": cli}
 
 
+def report(results: list[dict], first: bool = True) -> None:
+    """Print the table rows of ``results`` (the header too when ``first``)."""
+    if first:
+        print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"load {os.getloadavg()[0]:.1f}")
+        print(f"{'store':8} {'blocks':>7} {'grids':>6} | {'what':38} {'n':>3} {'p50 ms':>9} {'p95 ms':>9}")
+    for r in results:
+        for what, key in (("preview (layers.planner)", "preview"), ("preview, after the commits", "preview_after_commits"),
+                          ("commit (layers.grids.move_blocks)", "commit"), ("CLI gridpatrol move-blocks (baseline)", "cli")):
+            xs = r[key]
+            if xs:
+                print(f"{r['store']:8} {r['blocks']:>7} {r['grids']:>6} | {what:38} {len(xs):>3} {pct(xs, 50):>9.1f} "
+                      f"{pct(xs, 95):>9.1f}", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--side", type=int, default=316, help="blocks per side (316² ≈ 100k)")
@@ -141,20 +157,12 @@ def main() -> None:
                 url = local_pg_url("gridpatrol_test") + f"&options=-csearch_path%3D{schema},public"
             try:
                 out.append(run(kind, url, args))
+                report(out[-1:], first=len(out) == 1)
             finally:
                 if kind != "gpkg":
                     with eng.connect() as c:
                         c.execute(text(f"DROP SCHEMA {schema} CASCADE"))
                     eng.dispose()
-    print(f"machine: {platform.node()} {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load {os.getloadavg()[0]:.1f}")
-    print(f"{'store':8} {'blocks':>7} {'grids':>6} | {'what':34} {'n':>3} {'p50 ms':>9} {'p95 ms':>9}")
-    for r in out:
-        for what, key in (("preview (layers.planner)", "preview"), ("preview, after the commits", "preview_after_commits"),
-                          ("commit (layers.grids.move_blocks)", "commit"), ("CLI gridpatrol move-blocks (baseline)", "cli")):
-            xs = r[key]
-            if xs:
-                print(f"{r['store']:8} {r['blocks']:>7} {r['grids']:>6} | {what:34} {len(xs):>3} {pct(xs, 50):>9.1f} {pct(xs, 95):>9.1f}")
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
 

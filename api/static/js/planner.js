@@ -48,7 +48,7 @@
     var url = path + sep + 'base=' + S.plan + (path.indexOf('/undo') < 0 && path.indexOf('/redo') < 0 ? '&plan_id=' + S.plan : '');
     say(tr('previewing'), 'busy');
     return fetch(url, {method: 'POST', credentials: 'same-origin',
-                       headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+                       headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
                        body: JSON.stringify(body || {})}).then(function (r) {
       return r.json().then(function (d) {
         if (!r.ok) {
@@ -60,6 +60,7 @@
           return null;
         }
         clearSelection();
+        S.ticked = {};
         return load().then(function () { say(tr('saved', {v: d.plan_id, m: d.message}), 'ok'); return d; });
       });
     }).catch(function (e) { say(String(e.message || e), 'error'); });
@@ -218,7 +219,7 @@
     box.dataset.state = 'busy';
     box.textContent = tr('previewing');
     fetch('/grids/preview-move?plan_id=' + S.plan, {method: 'POST', credentials: 'same-origin',
-      headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+      headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
       body: JSON.stringify({items: ids, to: to || null})}).then(function (r) {
       return r.json().then(function (d) { return {ok: r.ok, d: d}; });
     }).then(function (res) {
@@ -296,7 +297,7 @@
       li.appendChild(sw);
       li.appendChild(el('span', p.code, 'gp-grid-code'));
       if (p.name) { li.appendChild(document.createTextNode(' ' + p.name)); }
-      if (p.locked) { li.appendChild(document.createTextNode(' 🔒' + tr('locked_tag'))); }
+      if (p.locked) { li.appendChild(el('span', '（' + tr('locked_tag') + '）', 'gp-locked')); }
       var dev = deviation(p);
       li.appendChild(el('div', Math.round(p.households) + ' ' + tr('households') + ' · ' + tr('deviation') + ' ' +
         (dev >= 0 ? '+' : '') + Math.round(dev * 100) + '% · ' + fmt(p.street_m / 1000, 2) + ' ' + tr('street_km') +
@@ -319,13 +320,13 @@
   function ticked() { return Object.keys(S.ticked).filter(function (c) { return S.grids.some(function (f) { return f.properties.code === c; }); }); }
   function needCurrent() { if (!S.current) { say(tr('pick_grid'), 'error'); } return S.current; }
   $('gp-split').addEventListener('click', function () {
-    if (needCurrent()) { edit('/grids/' + encodeURIComponent(S.current) + '/split', {parts: Number($('gp-parts').value) || 2}); }
+    if (needCurrent()) { edit('/grids/' + encodeURIComponent(S.current) + '/split', {parts: Number($('gp-parts').value) || 2, force: $('gp-force-grids').checked}); }
   });
   $('gp-merge').addEventListener('click', function () {
-    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/merge', {codes: c});
+    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/merge', {codes: c, force: $('gp-force-grids').checked});
   });
   $('gp-rebalance').addEventListener('click', function () {
-    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/rebalance', {codes: c});
+    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/rebalance', {codes: c, force: $('gp-force-grids').checked});
   });
   function lockEdit(locked) {
     var c = ticked();
