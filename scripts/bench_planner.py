@@ -75,9 +75,10 @@ def lattice_store(url: str, side: int) -> dict:
     id_at = dict(zip(zip(i.tolist(), j.tolist()), blocks["block_id"].tolist()))
     edits = []
     for t in range(0, per // TILE - 2, 2):
-        x, y = t * TILE + 2, t * TILE + 1
-        if (x + 1, y) in code_at and code_at[(x + 1, y)] != code_at[(x, y)]:
-            edits.append((int(id_at[(x, y)]), code_at[(x + 1, y)]))
+        for u in range(0, per // TILE - 2, 4):
+            x, y = t * TILE + 2, u * TILE + 1
+            if (x + 1, y) in code_at and code_at[(x + 1, y)] != code_at[(x, y)]:
+                edits.append((int(id_at[(x, y)]), code_at[(x + 1, y)]))
     store.dispose()
     return {"plan_id": pid, "blocks": len(blocks), "grids": int(blocks["grid_code"].nunique()), "edits": edits}
 
