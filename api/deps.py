@@ -8,6 +8,7 @@ import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
@@ -16,8 +17,8 @@ from fastapi.security import OAuth2PasswordBearer
 from api.auth import AuthError, TokenClaims, decode_token, revoked_token
 from api.config import Settings
 from api.errors import RETRY_AFTER_S
-from layers import users
 from gis.errors import StoreError
+from layers import users
 from layers.models import MAX_ID
 from layers.store import Store
 from layers.users import ANONYMOUS, Principal
@@ -132,9 +133,9 @@ def _request_token(request: Request, token: str | None) -> str | None:
         auth = request.headers.get("authorization", "")
         scheme, _, value = auth.partition(" ")
         token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    if token is None and request.method in ("GET", "HEAD"):
-        # Map pages log in with a cookie. It is honoured for reads only, so a forged cross-site
-        # form cannot write anything (writes need the Authorization header).
+    if token is None and (request.method in ("GET", "HEAD") or _page_write(request)):
+        # Map pages log in with a cookie. It is honoured for reads, and for writes only from our own
+        # pages' scripts (see _page_write), so a forged cross-site form cannot write anything.
         token = request.cookies.get(COOKIE) or None
     return token
 
@@ -142,6 +143,18 @@ def _request_token(request: Request, token: str | None) -> str | None:
 def client_address(request: Request) -> str | None:
     """The client's IP address as the server sees it (behind a reverse proxy: the proxy's)."""
     return request.client.host if request.client is not None else None
+
+
+PAGE_HEADER = "x-gridpatrol-page"
+
+
+def _page_write(request: Request) -> bool:
+    """A write sent by a script of our own pages: it carries ``X-GridPatrol-Page: 1`` (a cross-site form
+    cannot set a header, a cross-origin script would need a CORS preflight we never grant) and an Origin
+    naming this host."""
+    origin = request.headers.get("origin")
+    return (request.headers.get(PAGE_HEADER) == "1" and origin is not None
+            and urlsplit(origin).netloc == request.headers.get("host"))
 
 
 def _anonymous(settings: Settings) -> Principal:

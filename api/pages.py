@@ -210,3 +210,20 @@ def incident_map(
     return _map_page(request, settings, "incidents", translator(page_lang(request))("incident_map"),
                      days=days, category=category, click=initial,
                      can_cams="1" if can(user, "read_cameras") else "0")
+
+
+@router.get("/planner", response_class=HTMLResponse)
+def planner_page(request: Request, settings: SettingsDep) -> HTMLResponse:
+    """网格规划工作台: the plan on our own map, the grid list, block moves with a live preview, every redraw edit."""
+    user = _who(request)
+    try:
+        if user is None:
+            raise AuthError("请先登录 log in first")
+        require_permission(user, "edit_grids", "use the planner's workbench (网格规划工作台)")
+    except GridPatrolError as exc:
+        return _deny(request, exc)
+    lang = page_lang(request)
+    cfg = {"page": "planner", "lang": lang, "timezone": settings.timezone, "crs": display_crs(settings),
+           "tile-url": settings.tile_url or None}
+    return render(request, "planner.html", title=translator(lang)("planner"), config=cfg,
+                  tile_attribution=settings.tile_attribution if settings.tile_url else None)

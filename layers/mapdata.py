@@ -66,7 +66,7 @@ def plan_frame(store: Store, plan_id: int | None = None) -> tuple[gpd.GeoDataFra
     g["label"] = labels
     stops = [cmap(v) for v in np.linspace(cmap.vmin, cmap.vmax, 5)]
     band = {"plan_id": int(row["id"]), "min_households": params.min_households,
-            "max_households": params.max_households, "vmin": cmap.vmin, "vmax": cmap.vmax, "stops": stops}
+            "max_households": params.max_households, "target_households": params.target_households, "vmin": cmap.vmin, "vmax": cmap.vmax, "stops": stops}
     return g, band
 
 

@@ -7,9 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from sqlalchemy import and_
 
 from api.auth import hidden_fields, layer_filter, visible_frame
-from api.deps import StoreDep, UserDep
+from api.deps import MAX_ID, StoreDep, UserDep
 from layers.export import export_layer
 
 router = APIRouter(prefix="/export", tags=["export"])
@@ -24,11 +25,14 @@ def export(
     format: Annotated[str, Query(pattern="^(geojson|gpkg|shp\\.zip|csv|kml|kmz)$")] = "geojson",  # noqa: A002
     encoding: Annotated[str, Query(pattern="^(utf-8|gbk)$", description="Shapefile text encoding")] = "utf-8",
     crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$", description="KML/KMZ coordinates")] = "wgs84",
+    plan_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="grids/blocks: only this plan version")] = None,
 ) -> Response:
     """The layer: the rows and fields the user may see (the file's extent, counts and metadata
     are computed from those alone; KML placemarks name a grid's worker only to who may see it)."""
     table = store.table(layer)
     where = layer_filter(principal, layer, table)
+    if plan_id is not None and "plan_id" in table.c:
+        where = table.c.plan_id == plan_id if where is None else and_(where, table.c.plan_id == plan_id)
     gdf = visible_frame(principal, layer, store.read_layer(layer, where=where))
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / f"{layer}.{format}"
@@ -36,4 +40,4 @@ def export(
                      workers="worker" not in hidden_fields(principal, "grids"))
         data = path.read_bytes()
     return Response(data, media_type=MEDIA[format],
-                    headers={"Content-Disposition": f'attachment; filename="{layer}.{format}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{layer}{"_" + str(plan_id) if plan_id else ""}.{format}"'})

@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 import math
 import tempfile
-from datetime import datetime, timezone
 from dataclasses import asdict
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,10 +15,11 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from api.auth import layer_filter, require_permission, visible_frame
-from api.deps import MAX_ID, StoreDep, UserDep
+from api.deps import MAX_ID, StoreDep, UserDep, get_store
 from api.geojson import parse_features
 from gis.errors import InputError, PermissionDenied
 from layers import grids as gl
+from layers.plan_base import on_base
 from layers.plan_params import PlanParams
 
 router = APIRouter(prefix="/grids", tags=["grids"])
@@ -40,7 +41,8 @@ def _records(df) -> list[dict[str, Any]]:  # noqa: ANN001
     return [{k: _clean(v) for k, v in r.items() if k != "geometry"} for r in df.to_dict("records")]
 
 
-def _edit_out(res: gl.EditResult) -> dict[str, Any]:
+def edit_out(res: gl.EditResult) -> dict[str, Any]:
+    """An EditResult as JSON: the new plan version, its parent and the grids changed."""
     return {k: _clean(v) if not isinstance(v, list) else v for k, v in asdict(res).items()}
 
 
@@ -80,6 +82,8 @@ class WorkerIn(BaseModel):
 
 
 PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (default: newest)")]
+BaseQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="the plan version the edit was made on: "
+                                    "refused (409) unless it is still the newest")]
 
 
 @router.get("/plans", summary="All grid plans (versions), newest last")
@@ -136,48 +140,49 @@ async def import_plan(
     return {"plan_id": pid, "grids": len(gl.read_grids(store, pid))}
 
 
-async def _edit(request: Request, principal, what: str, fn, **detail) -> dict[str, Any]:  # noqa: ANN001
+async def _edit(request: Request, principal, what: str, fn, base: int | None = None, **detail) -> dict[str, Any]:  # noqa: ANN001
     require_permission(principal, "edit_grids", what)
-    res = await run_in_threadpool(fn)
+    store = get_store(request)
+    res = await run_in_threadpool(on_base, base, lambda: gl.latest_plan_id(store), fn)
     request.state.audit_detail = {**detail, "plan_id": res.plan_id, "parent_plan_id": res.parent_plan_id,
                                   "changed": res.changed_codes}
-    return _edit_out(res)
+    return edit_out(res)
 
 
 @router.post("/{code}/split", summary="Split a grid into n balanced contiguous parts (new plan version)")
-async def split(code: str, body: SplitIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+async def split(code: str, body: SplitIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
     return await _edit(request, principal, "split grids", lambda: gl.split_grid(
-        store, code, body.parts, plan_id=plan_id, force=body.force, created_by=principal.name), code=code, parts=body.parts)
+        store, code, body.parts, plan_id=plan_id, force=body.force, created_by=principal.name), base, code=code, parts=body.parts)
 
 
 @router.post("/merge", summary="Merge adjacent grids (new plan version)")
-async def merge(body: CodesIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+async def merge(body: CodesIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
     return await _edit(request, principal, "merge grids", lambda: gl.merge_grids(
-        store, body.codes, plan_id=plan_id, force=body.force, created_by=principal.name), codes=body.codes)
+        store, body.codes, plan_id=plan_id, force=body.force, created_by=principal.name), base, codes=body.codes)
 
 
 @router.post("/move-blocks", summary="Move blocks or buildings to an adjacent grid (new plan version)")
-async def move(body: MoveIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+async def move(body: MoveIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
     return await _edit(request, principal, "move blocks", lambda: gl.move_blocks(
         store, body.to, body.items, plan_id=plan_id, force=body.force, created_by=principal.name),
-        to=body.to, items=[str(i) for i in body.items[:100]])
+        base, to=body.to, items=[str(i) for i in body.items[:100]])
 
 
 @router.post("/lock", summary="Lock or unlock grids (new plan version)")
-async def lock(body: LockIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+async def lock(body: LockIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
     return await _edit(request, principal, "lock grids", lambda: gl.set_locked(
-        store, body.codes, body.locked, plan_id=plan_id, created_by=principal.name), codes=body.codes, locked=body.locked)
+        store, body.codes, body.locked, plan_id=plan_id, created_by=principal.name), base, codes=body.codes, locked=body.locked)
 
 
 @router.post("/{code}/worker", summary="Set a grid's worker (网格员) and station (new plan version)")
 async def worker(code: str, body: WorkerIn, request: Request, store: StoreDep, principal: UserDep,
-                 plan_id: PlanQ = None) -> dict[str, Any]:
+                 plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
     if (body.station_lon is None) != (body.station_lat is None):
         raise InputError("give both station_lon and station_lat, or neither")
     stations = {code: (body.station_lon, body.station_lat)} if body.station_lon is not None else None
     return await _edit(request, principal, "assign grid workers", lambda: gl.assign_workers(
         store, {code: body.worker}, stations=stations, plan_id=plan_id, created_by=principal.name),
-        code=code, worker=body.worker)
+        base, code=code, worker=body.worker)
 
 
 @router.get("/{code}/hot-spots", summary="Incident hot spots of a grid (GeoJSON points, most important first)")
@@ -210,6 +215,6 @@ def hot_spots(
 
 
 @router.post("/rebalance", summary="Rebalance neighbouring grids with few household moves (new plan version)")
-async def rebalance(body: CodesIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
+async def rebalance(body: CodesIn, request: Request, store: StoreDep, principal: UserDep, plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
     return await _edit(request, principal, "rebalance grids", lambda: gl.rebalance_grids(
-        store, body.codes, plan_id=plan_id, force=body.force, created_by=principal.name), codes=body.codes)
+        store, body.codes, plan_id=plan_id, force=body.force, created_by=principal.name), base, codes=body.codes)

@@ -31,7 +31,9 @@ from layers.grids.edits import (  # noqa: F401
     assign_workers,
     merge_grids,
     move_blocks,
+    plan_from_blocks,
     rebalance_grids,
+    restore_version,
     set_locked,
     split_grid,
 )

@@ -23,6 +23,7 @@ from gis.errors import InputError, NotFoundError
 from gis.grid_check import CheckResult, check_plan
 from gis.gridcodes import CodeFormat, assign_codes
 from layers.models import Block, Grid, GridPlan, utcnow
+from layers.plan_base import check_current
 from layers.plan_params import PlanParams
 from layers.store import Store
 
@@ -364,6 +365,7 @@ def _merge_block_groups(blocks: gpd.GeoDataFrame, groups: np.ndarray, metric_crs
 def insert_plan(conn: Connection, *, method: str, parent: int | None, params: PlanParams, metrics: dict,
                  created_by: str | None, name: str | None = None, note: str | None = None) -> int:
     """Insert a grid_plans row and return its id."""
+    check_current(conn)  # an edit on a stale version (the page's ?base=) is refused here, in its transaction
     res = conn.execute(insert(GridPlan.__table__).values(
         name=name, created_at=utcnow(), created_by=created_by, method=method, parent_plan_id=parent,
         params_json=params.to_json(), metrics_json=json.dumps(metrics, ensure_ascii=False),

@@ -16,12 +16,14 @@ from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
 from gis.grid_check import CheckResult
 from gis.gridcodes import CodeFormat
 from gis.slivers import absorb_detached, settle_blocks
+from layers.grid_moves import move_refusals
 from layers.grids.core import (
     STATION_TOLERANCE_M,
     check_frames,
     grids_from_blocks,
     insert_plan,
     insert_rows,
+    latest_plan_id,
     mark_exempt,
     metric_crs_of,
     plan_metrics,
@@ -82,8 +84,8 @@ def _require_grids(ctx: _Ctx, codes: Sequence[str], *, unlocked: bool = True) ->
     if unlocked:
         locked = sorted(sel.loc[sel["locked"].fillna(False).astype(bool), "code"])
         if locked:
-            raise ConflictError(f"grid {', '.join(locked)} is locked; the edit is refused",
-                                hint=f"gridpatrol unlock-grid {locked[0]} first")
+            raise ConflictError(f"网格 {', '.join(locked)} 已锁定，编辑被拒绝 / grid {', '.join(locked)} is locked; "
+                                "the edit is refused", hint=f"先解锁 / gridpatrol unlock-grid {locked[0]} first")
     return sel
 
 
@@ -157,7 +159,7 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     after = check_frames(store, grids, blocks, ctx.areas, ctx.params)
     new_errors = _new_errors(before, after, set(changed), force)
     if new_errors:
-        raise ConflictError("edit refused, it would break the plan: " + "; ".join(new_errors[:5])
+        raise ConflictError("编辑被拒绝，会破坏方案的规则 / edit refused, it would break the plan: " + "; ".join(new_errors[:5])
                             + (f" (and {len(new_errors) - 5} more)" if len(new_errors) > 5 else ""),
                             hint="nothing was changed" + ("" if force else "; --force accepts grids outside the household band"))
     try:
@@ -347,35 +349,19 @@ def move_blocks(store: Store, to_code: str, items: Sequence[str | int], *, plan_
     if not items:
         raise InputError("name at least one block id or building to move")
     ctx = _context(store, plan_id)
-    target = _require_grids(ctx, [to_code]).iloc[0]
-    blocks = ctx.blocks.copy()
+    _require_grids(ctx, [to_code], unlocked=False)
     ids = _resolve_blocks(store, ctx, items)
-    moving = blocks["block_id"].isin(ids)
-    src_codes = sorted(set(blocks.loc[moving, "grid_code"].astype(str)) - {str(to_code)})
-    if not src_codes:
-        raise ConflictError(f"blocks {', '.join(map(str, ids))} are already in grid {to_code}")
-    _require_grids(ctx, src_codes)
-    out_of_area = blocks.loc[moving & (blocks["area_code"].astype(str) != str(target["parent_code"])), "block_id"]
-    if len(out_of_area):
-        raise ConflictError(f"block {int(out_of_area.iloc[0])} belongs to area "
-                            f"{blocks.loc[blocks['block_id'] == out_of_area.iloc[0], 'area_code'].iloc[0]}, "
-                            f"grid {to_code} to area {target['parent_code']}: grids may not leave their "
-                            "community/district", hint="move blocks only between grids of the same area")
-    blocks.loc[moving, "grid_code"] = str(to_code)
-    emptied = [c for c in src_codes if not (blocks["grid_code"] == c).any()]
-    if emptied:
-        raise ConflictError(f"moving these blocks would empty grid {emptied[0]}",
-                            hint=f"merge-grids {to_code} {emptied[0]} instead")
-    # The moved blocks must join the target as one piece, and the sources must stay one piece.
-    affected = [str(to_code), *src_codes]
-    sub = blocks[blocks["grid_code"].isin(affected)].reset_index(drop=True)
-    adj = _block_graph(ctx, sub)
-    for c in affected:
-        nodes = sub.loc[sub["grid_code"] == c, "block_id"].astype(int).tolist()
-        if not nx.is_connected(adj.subgraph(nodes)):
-            what = "the moved blocks do not touch" if c == str(to_code) else "it would split"
-            raise ConflictError(f"move refused: {what} grid {c} (grids must stay in one piece)",
-                                hint="move only blocks adjacent to the target grid")
+    # The rules of layers.grid_moves (the page's preview checks the same ones), over the grids involved.
+    src = set(ctx.blocks.loc[ctx.blocks["block_id"].isin(ids), "grid_code"].astype(str))
+    affected = [str(to_code), *sorted(src - {str(to_code)})]
+    sub = ctx.blocks[ctx.blocks["grid_code"].astype(str).isin(affected)].reset_index(drop=True)
+    adj = _block_graph(ctx, sub) if len(affected) > 1 else None
+    _, refusals = move_refusals(sub, ids, str(to_code), ctx.grids[ctx.grids["code"].astype(str).isin(affected)], adj)
+    if refusals:
+        raise ConflictError(refusals[0].message, hint="nothing was changed; move only blocks adjacent to the target "
+                            "grid, within its area, from unlocked grids")
+    blocks = ctx.blocks.copy()
+    blocks.loc[blocks["block_id"].isin(ids), "grid_code"] = str(to_code)
     return _commit_edit(store, ctx, blocks, affected, force=force, created_by=created_by,
                         note=f"moved blocks {', '.join(map(str, ids))} to {to_code}")
 
@@ -462,3 +448,38 @@ def _single_part_blocks(ctx: _Ctx, blocks: gpd.GeoDataFrame, first_new_id: int) 
     buildings = read_within(ctx.store, "buildings", shapely.box(*blocks.total_bounds))
     settled, _ = settle_blocks(blocks.to_crs(ctx.metric), buildings.to_crs(ctx.metric), first_new_id=first_new_id)
     return settled.drop(columns=["owner"]).to_crs("EPSG:4326")
+
+
+def plan_from_blocks(store: Store, blocks: gpd.GeoDataFrame, params: PlanParams, *, note: str,
+                     created_by: str | None = None) -> int:
+    """Store a plan made elsewhere of ready blocks (block_id, area_code, grid_code, households,
+    buildings, street_m, area_m2; EPSG:4326): grids are their dissolve, with metrics. Returns its id."""
+    metric = metric_crs_of(shapely.box(*blocks.total_bounds))
+    grids = mark_exempt(grids_from_blocks(blocks, metric), params.checked())
+    with store.begin() as conn:
+        pid = insert_plan(conn, method="draw", parent=None, params=params, metrics=plan_metrics(grids, params),
+                          created_by=created_by, note=note)
+        insert_rows(store, conn, pid, grids, blocks)
+    return pid
+
+
+def restore_version(store: Store, source: int, *, note: str, extra: dict | None = None,
+                    created_by: str | None = None) -> EditResult:
+    """A new version (child of the newest) with the grids and blocks of version ``source``: undo and redo.
+
+    Nothing is lost: ``source`` and every version after it stay. ``extra`` is kept in the new
+    version's metrics (e.g. ``{"undo_of": 7}``)."""
+    parent = latest_plan_id(store)
+    src = plan_row(store, source)
+    grids, blocks = read_grids(store, source), read_blocks(store, source)
+    kept = {k: v for k, v in json.loads(src["metrics_json"] or "{}").items() if k not in ("restored", "undo_of", "redo_of")}
+    metrics = {**kept, "restored": int(source), **(extra or {})}
+    with store.begin() as conn:
+        pid = insert_plan(conn, method="edit", parent=parent, params=PlanParams.from_json(src["params_json"]),
+                          metrics=metrics, created_by=created_by, note=note)
+        insert_rows(store, conn, pid, grids.drop(columns=["id", "plan_id"]),
+                    blocks.drop(columns=["id", "plan_id"]) if len(blocks) else None)
+    before = set(read_grids(store, parent)["code"].astype(str))
+    after = set(grids["code"].astype(str))
+    return EditResult(plan_id=pid, parent_plan_id=parent, changed_codes=sorted(after),
+                      removed_codes=sorted(before - after), message=note)

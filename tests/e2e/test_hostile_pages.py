@@ -243,6 +243,31 @@ def test_payloads_stay_text_on_every_page(browser, site):  # noqa: ANN001
     v.ctx.close()
 
 
+def test_workbench_shows_payloads_as_text(browser, site):  # noqa: ANN001
+    """The planner's workbench (/planner): grid codes, names, workers and street labels hold the payloads, as text."""
+    v = Visit(browser, site, "pia")
+    page = v.page
+    v.open("/planner", "#gp-map[data-state=loaded]")
+    items = " ".join(page.locator("#gp-grid-list li").all_inner_texts())
+    assert GRID_CODE in items and GRID_NAME in items and WORKER in items
+    assert GRID_NAME in page.locator(".gp-grid-name").all_inner_texts()
+    page.fill("#gp-search", WORKER[:12])  # search by worker name matches every grid
+    assert page.locator("#gp-grid-list li").count() == len(site["grids"])
+    first = shape_of(site["grids"][0]).representative_point()
+    page.evaluate(f"void window.gpMap.setView([{first.y}, {first.x}], 17, {{animate: false}})")
+    page.wait_for_timeout(500)
+    assert STREET in page.locator(".gp-street-label").all_inner_texts()
+    v.shot("planner")
+    v.assert_clean()
+    v.ctx.close()
+
+
+def shape_of(feature: dict):  # noqa: ANN201
+    from shapely.geometry import shape
+
+    return shape(feature["geometry"])
+
+
 def test_docs_page_works_under_its_csp(browser, site):  # noqa: ANN001
     v = Visit(browser, site, "dan")
     v.open("/docs", ".swagger-ui .opblock")

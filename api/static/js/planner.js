@@ -1,0 +1,470 @@
+/* The planner's workbench: grids and blocks on our own map with street names, the grid list, block moves with a
+   live preview, split/merge/rebalance/lock/worker edits, undo/redo, problems and versions. DOM by textContent only. */
+(function () {
+  'use strict';
+  var GP = window.GP, el = GP.el;
+  var TX = {
+    zh: {
+      version: '当前版本', households: '户', street_km: '街道 km', area: '面积 km²', blocks: '街区', worker: '网格员',
+      selected: '已选 {n} 个街区（{h} 户）', grid: '网格', before: '编辑前', after: '编辑后', status: '状态',
+      in: '在标准内', below: '低于标准', above: '高于标准', saved: '已保存为版本 {v}：{m}', previewing: '预览中…',
+      ok_to_move: '可以移动', pick_grid: '先在列表中点击一个网格', tick_two: '至少勾选两个网格',
+      tick_one: '至少勾选一个网格', reloaded: '已重新载入当前版本 {v}。', station_at: '站点：{x}, {y}',
+      click_station: '在地图上点击站点位置', legend: '每个网格的户数', band: '标准', target_tag: '目标',
+      source_tag: '来源', deviation: '偏差', no_problems: '没有问题', diff: '与当前版本对比',
+      changed: '变动建筑 {n} 栋，{h} 户', building: '建筑', from: '原网格', to: '新网格', none: '无',
+      locked_tag: '锁定', population: '人口', nothing: '未选择街区'
+    },
+    en: {
+      version: 'version', households: 'hh', street_km: 'street km', area: 'area km²', blocks: 'blocks', worker: 'worker',
+      selected: '{n} blocks selected ({h} households)', grid: 'grid', before: 'before', after: 'after', status: 'status',
+      in: 'in band', below: 'below band', above: 'above band', saved: 'saved as version {v}: {m}', previewing: 'previewing…',
+      ok_to_move: 'the move keeps every rule', pick_grid: 'click a grid in the list first', tick_two: 'tick at least two grids',
+      tick_one: 'tick at least one grid', reloaded: 'reloaded the current version {v}.', station_at: 'station: {x}, {y}',
+      click_station: 'click the station on the map', legend: 'households per grid', band: 'band', target_tag: 'target',
+      source_tag: 'source', deviation: 'deviation', no_problems: 'no problems', diff: 'compare with the current version',
+      changed: '{n} buildings changed grid, {h} households', building: 'building', from: 'from', to: 'to', none: 'none',
+      locked_tag: 'locked', population: 'population', nothing: 'No block selected'
+    }
+  };
+  function tr(key, vals) {
+    var s = TX[GP.lang][key] || key;
+    Object.keys(vals || {}).forEach(function (k) { s = s.split('{' + k + '}').join(String(vals[k])); });
+    return s;
+  }
+  var $ = function (id) { return document.getElementById(id); };
+  var root = $('gp-map');
+  var ctx = GP.createMap(), map = ctx.map;
+  map.boxZoom.disable();
+  var S = {plan: null, band: null, grids: [], gridLayer: null, labelLayer: null, blockLayer: null, blockOf: {},
+           selected: {}, current: null, ticked: {}, stationPick: false, station: null, problems: null, seq: 0};
+
+  // ------------------------------------------------------------------ messages and requests
+  function say(text, state) { var m = $('gp-msg'); m.textContent = text; m.dataset.state = state || 'ok'; }
+
+  /* POST JSON to an edit endpoint made on the version the page shows; a stale version reloads the page's data. */
+  function edit(path, body) {
+    var sep = path.indexOf('?') < 0 ? '?' : '&';
+    var url = path + sep + 'base=' + S.plan + (path.indexOf('/undo') < 0 && path.indexOf('/redo') < 0 ? '&plan_id=' + S.plan : '');
+    say(tr('previewing'), 'busy');
+    return fetch(url, {method: 'POST', credentials: 'same-origin',
+                       headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
+                       body: JSON.stringify(body || {})}).then(function (r) {
+      return r.json().then(function (d) {
+        if (!r.ok) {
+          var msg = (d && d.detail) || ('HTTP ' + r.status);
+          if (d && d.error === 'StaleVersionError') {
+            return load().then(function () { say(msg + ' ' + tr('reloaded', {v: S.plan}), 'error'); });
+          }
+          say(msg, 'error');
+          return null;
+        }
+        clearSelection();
+        S.ticked = {};
+        return load().then(function () { say(tr('saved', {v: d.plan_id, m: d.message}), 'ok'); return d; });
+      });
+    }).catch(function (e) { say(String(e.message || e), 'error'); });
+  }
+
+  // ------------------------------------------------------------------ street names as labels
+  var streetLines = [], streetLabels = L.layerGroup().addTo(map);
+  function collectStreets(fc) {
+    streetLines = [];
+    fc.features.forEach(function (f) {
+      if (!f.properties.name || !f.geometry) { return; }
+      var lines = f.geometry.type === 'LineString' ? [f.geometry.coordinates] : f.geometry.coordinates;
+      lines.forEach(function (c) { streetLines.push({name: f.properties.name, major: f.properties.major, coords: c}); });
+    });
+  }
+  /* Labels along streets from zoom 16: a way gets one if it is longer on screen than its text, and no two overlap. */
+  function placeStreetLabels() {
+    streetLabels.clearLayers();
+    if (map.getZoom() < 16) { return; }
+    var size = map.getSize(), placed = [], lastAt = {}, cands = [];
+    streetLines.forEach(function (s) {
+      var pts = s.coords.map(function (c) { return map.latLngToContainerPoint([c[1], c[0]]); });
+      var len = 0, seg = [];
+      for (var i = 1; i < pts.length; i++) { var d = pts[i].distanceTo(pts[i - 1]); seg.push(d); len += d; }
+      var w = s.name.length * 12 + 6;
+      if (len < w + 10) { return; }
+      var half = len / 2, k = 0;
+      while (k < seg.length - 1 && half > seg[k]) { half -= seg[k]; k++; }
+      var a = pts[k], b = pts[k + 1], f = seg[k] ? half / seg[k] : 0;
+      var mid = L.point(a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f);
+      if (mid.x < 0 || mid.y < 0 || mid.x > size.x || mid.y > size.y) { return; }
+      var ang = Math.atan2(b.y - a.y, b.x - a.x) * 180 / Math.PI;
+      if (ang > 90) { ang -= 180; } else if (ang < -90) { ang += 180; }
+      cands.push({s: s, mid: mid, ang: ang, w: w, len: len});
+    });
+    cands.sort(function (p, q) { return (q.s.major ? 1e6 : 0) + q.len - ((p.s.major ? 1e6 : 0) + p.len); });
+    cands.slice(0, 400).forEach(function (c) {
+      var r = Math.abs(Math.cos(c.ang * Math.PI / 180)), q = Math.abs(Math.sin(c.ang * Math.PI / 180));
+      var hw = (c.w * r + 14 * q) / 2, hh = (c.w * q + 14 * r) / 2;
+      var box = [c.mid.x - hw, c.mid.y - hh, c.mid.x + hw, c.mid.y + hh];
+      var clash = placed.some(function (o) { return box[0] < o[2] && box[2] > o[0] && box[1] < o[3] && box[3] > o[1]; });
+      var same = (lastAt[c.s.name] || []).some(function (p) { return p.distanceTo(c.mid) < 250; });
+      if (clash || same || placed.length >= 120) { return; }
+      placed.push(box);
+      (lastAt[c.s.name] = lastAt[c.s.name] || []).push(c.mid);
+      var node = el('div', c.s.name, 'gp-street-label');
+      node.style.transform = 'translate(-50%, -50%) rotate(' + c.ang.toFixed(1) + 'deg)';
+      L.marker(map.containerPointToLatLng(c.mid), {icon: L.divIcon({html: node, className: 'gp-label-icon', iconSize: null}),
+                                                   interactive: false, keyboard: false}).addTo(streetLabels);
+    });
+  }
+  map.on('zoomend moveend', placeStreetLabels);
+
+  // ------------------------------------------------------------------ grids, labels, blocks
+  function deviation(p) { return S.band.target_households ? (p.households - S.band.target_households) / S.band.target_households : 0; }
+
+  function drawGrids(d) {
+    if (S.gridLayer) { map.removeLayer(S.gridLayer); map.removeLayer(S.labelLayer); }
+    S.grids = d.grids.features;
+    S.gridLayer = L.geoJSON(d.grids, {
+      style: function (f) {
+        return {fillColor: f.properties.fill, color: f.properties.code === S.current ? '#0033cc' : '#333',
+                weight: f.properties.code === S.current ? 4 : 2, fillOpacity: 0.45};
+      },
+      onEachFeature: function (f, layer) {
+        var p = f.properties;
+        layer.bindTooltip(GP.tip([[GP.t('grid'), p.code], [GP.t('name'), p.name], [GP.t('worker'), p.worker],
+          [GP.t('households'), p.households], [GP.t('street_m'), p.street_m], [GP.t('locked'), p.locked ? GP.t('yes') : null]]),
+          {sticky: true});
+      }
+    }).addTo(map);
+    S.labelLayer = L.layerGroup();
+    var names = {};
+    S.grids.forEach(function (f) { names[f.properties.code] = f.properties.name; });
+    d.labels.features.forEach(function (f) {
+      var xy = f.geometry.coordinates, node = el('div', f.properties.label, 'gp-grid-label');
+      if (names[f.properties.code]) { node.appendChild(el('div', names[f.properties.code], 'gp-grid-name')); }
+      node.title = f.properties.code;
+      L.marker([xy[1], xy[0]], {icon: L.divIcon({html: node, className: 'gp-label-icon', iconSize: null}),
+                                interactive: false}).addTo(S.labelLayer);
+    });
+    S.labelLayer.addTo(map);
+  }
+
+  function blockStyle(f) {
+    var on = S.selected[f.properties.block_id];
+    return {color: on ? '#e65100' : '#555', weight: on ? 2 : 0.6, dashArray: on ? null : '2 3',
+            fillColor: '#ff9800', fillOpacity: on ? 0.6 : 0.02};
+  }
+
+  function drawBlocks(fc) {
+    if (S.blockLayer) { map.removeLayer(S.blockLayer); }
+    S.blockOf = {};
+    S.blockLayer = L.geoJSON(fc, {style: blockStyle, onEachFeature: function (f, layer) {
+      S.blockOf[f.properties.block_id] = layer;
+      layer.on('click', function (e) {
+        if (S.stationPick) { return; }
+        L.DomEvent.stopPropagation(e);
+        var id = f.properties.block_id, add = e.originalEvent.shiftKey || e.originalEvent.ctrlKey || e.originalEvent.metaKey;
+        if (!add) { S.selected = {}; }
+        if (S.selected[id] && add) { delete S.selected[id]; } else { S.selected[id] = f.properties; }
+        selectionChanged(true);
+      });
+    }}).addTo(map);
+  }
+
+  // ------------------------------------------------------------------ box selection (shift-drag)
+  var box = null, boxStart = null;
+  document.addEventListener('keydown', function (e) { if (e.key === 'Shift') { map.dragging.disable(); } });
+  document.addEventListener('keyup', function (e) { if (e.key === 'Shift') { map.dragging.enable(); } });
+  map.on('mousedown', function (e) {
+    if (!e.originalEvent.shiftKey) { return; }
+    boxStart = e.latlng;
+  });
+  map.on('mousemove', function (e) {
+    if (!boxStart) { return; }
+    var b = L.latLngBounds(boxStart, e.latlng);
+    if (box) { box.setBounds(b); } else { box = L.rectangle(b, {color: '#e65100', weight: 1, fillOpacity: 0.1, interactive: false}).addTo(map); }
+  });
+  map.on('mouseup', function (e) {
+    if (!boxStart) { return; }
+    var b = L.latLngBounds(boxStart, e.latlng), n = 0;
+    boxStart = null;
+    if (box) { map.removeLayer(box); box = null; }
+    if (b.getNorthEast().equals(b.getSouthWest())) { return; }
+    Object.keys(S.blockOf).forEach(function (id) {
+      var layer = S.blockOf[id];
+      if (b.contains(layer.getBounds().getCenter())) { S.selected[id] = layer.feature.properties; n++; }
+    });
+    if (n) { selectionChanged(true); }
+  });
+
+  // ------------------------------------------------------------------ selection and preview
+  function clearSelection() { S.selected = {}; selectionChanged(false); }
+
+  function selectionChanged(preview) {
+    if (S.blockLayer) { S.blockLayer.setStyle(blockStyle); }
+    var ids = Object.keys(S.selected), hh = 0;
+    ids.forEach(function (id) { hh += S.selected[id].households || 0; });
+    $('gp-selection').textContent = ids.length ? tr('selected', {n: ids.length, h: Math.round(hh)}) : tr('nothing');
+    $('gp-commit').disabled = true;
+    if (!ids.length) {
+      $('gp-preview').textContent = '';
+      $('gp-preview').dataset.state = 'idle';
+      $('gp-target').textContent = '';
+      return;
+    }
+    showTab('move');
+    if (preview) { runPreview(null); }
+  }
+
+  function fmt(v, nd) { return (v === null || v === undefined) ? '' : Number(v).toFixed(nd || 0); }
+
+  function runPreview(to) {
+    var ids = Object.keys(S.selected).map(Number), seq = ++S.seq, box = $('gp-preview');
+    box.dataset.state = 'busy';
+    box.textContent = tr('previewing');
+    fetch('/grids/preview-move?plan_id=' + S.plan, {method: 'POST', credentials: 'same-origin',
+      headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
+      body: JSON.stringify({items: ids, to: to || null})}).then(function (r) {
+      return r.json().then(function (d) { return {ok: r.ok, d: d}; });
+    }).then(function (res) {
+      if (seq !== S.seq) { return; }  // a newer selection's preview is on its way
+      box.textContent = '';
+      if (!res.ok) { box.appendChild(el('div', res.d.detail, 'gp-refusal')); box.dataset.state = 'error'; return; }
+      var d = res.d, sel = $('gp-target');
+      sel.textContent = '';
+      d.neighbours.forEach(function (c) { var o = el('option', c); o.value = c; sel.appendChild(o); });
+      if (d.neighbours.indexOf(d.to) < 0) { var o = el('option', d.to); o.value = d.to; sel.appendChild(o); }
+      sel.value = d.to;
+      var table = el('table'), head = el('tr');
+      [GP.t('grid'), tr('households'), tr('street_km'), tr('area'), tr('blocks'), tr('status')].forEach(function (h) {
+        head.appendChild(el('th', h));
+      });
+      table.appendChild(head);
+      d.grids.forEach(function (g) {
+        var row = el('tr');
+        row.dataset.code = g.code;
+        var name = el('td', g.code + (g.name ? ' ' + g.name : '') + '（' + tr(g.role === 'target' ? 'target_tag' : 'source_tag') + '）');
+        row.appendChild(name);
+        row.appendChild(el('td', fmt(g.before.households) + ' → ' + fmt(g.after.households), 'gp-hh'));
+        row.appendChild(el('td', fmt(g.before.street_m / 1000, 2) + ' → ' + fmt(g.after.street_m / 1000, 2)));
+        row.appendChild(el('td', fmt(g.before.area_m2 / 1e6, 3) + ' → ' + fmt(g.after.area_m2 / 1e6, 3)));
+        row.appendChild(el('td', g.before.n_blocks + ' → ' + g.after.n_blocks));
+        row.appendChild(el('td', tr(g.after.status), 'gp-status-' + g.after.status));
+        table.appendChild(row);
+      });
+      box.appendChild(table);
+      if (!d.refusals.length) { box.appendChild(el('div', tr('ok_to_move'), 'gp-status-in')); }
+      d.refusals.forEach(function (r) { box.appendChild(el('div', r.message, r.blocking ? 'gp-refusal' : 'gp-refusal gp-refusal-soft')); });
+      var soft = d.refusals.every(function (r) { return !r.blocking; });
+      $('gp-commit').disabled = !(d.ok && (soft && (!d.refusals.length || $('gp-force').checked)));
+      box.dataset.state = d.ok && !d.refusals.length ? 'ok' : 'refused';
+      S.preview = d;
+    }).catch(function (e) { box.textContent = String(e.message || e); box.dataset.state = 'error'; });
+  }
+  $('gp-target').addEventListener('change', function () { runPreview($('gp-target').value); });
+  $('gp-force').addEventListener('change', function () { if (S.preview) { runPreview(S.preview.to); } });
+  $('gp-clear').addEventListener('click', clearSelection);
+  $('gp-commit').addEventListener('click', function () {
+    if (!S.preview) { return; }
+    edit('/grids/move-blocks', {to: S.preview.to, items: S.preview.blocks, force: $('gp-force').checked});
+  });
+
+  // ------------------------------------------------------------------ grid list
+  function gridRows() {
+    var q = $('gp-search').value.trim().toLowerCase(), key = $('gp-sort').value;
+    var rows = S.grids.map(function (f) { return f.properties; }).filter(function (p) {
+      return !q || [p.code, p.name, p.worker].some(function (v) { return v && String(v).toLowerCase().indexOf(q) >= 0; });
+    });
+    rows.sort(function (a, b) {
+      if (key === 'households') { return b.households - a.households; }
+      if (key === 'street_m') { return b.street_m - a.street_m; }
+      if (key === 'deviation') { return Math.abs(deviation(b)) - Math.abs(deviation(a)); }
+      return a.code < b.code ? -1 : a.code > b.code ? 1 : 0;
+    });
+    return rows;
+  }
+
+  function renderList() {
+    var list = $('gp-grid-list');
+    list.textContent = '';
+    gridRows().forEach(function (p) {
+      var li = el('li', null, p.code === S.current ? 'gp-current' : '');
+      li.dataset.code = p.code;
+      var tick = el('input');
+      tick.type = 'checkbox';
+      tick.checked = !!S.ticked[p.code];
+      tick.setAttribute('aria-label', p.code);
+      tick.addEventListener('click', function (e) { e.stopPropagation(); if (tick.checked) { S.ticked[p.code] = true; } else { delete S.ticked[p.code]; } });
+      li.appendChild(tick);
+      var sw = el('span', null, 'gp-swatch');
+      sw.style.background = p.fill;
+      li.appendChild(sw);
+      li.appendChild(el('span', p.code, 'gp-grid-code'));
+      if (p.name) { li.appendChild(document.createTextNode(' ' + p.name)); }
+      if (p.locked) { li.appendChild(el('span', '（' + tr('locked_tag') + '）', 'gp-locked')); }
+      var dev = deviation(p);
+      li.appendChild(el('div', Math.round(p.households) + ' ' + tr('households') + ' · ' + tr('deviation') + ' ' +
+        (dev >= 0 ? '+' : '') + Math.round(dev * 100) + '% · ' + fmt(p.street_m / 1000, 2) + ' ' + tr('street_km') +
+        (p.worker ? ' · ' + tr('worker') + ' ' + p.worker : ''), 'muted'));
+      li.addEventListener('click', function () { focusGrid(p.code); });
+      list.appendChild(li);
+    });
+  }
+  $('gp-search').addEventListener('input', renderList);
+  $('gp-sort').addEventListener('change', renderList);
+
+  function focusGrid(code) {
+    S.current = code;
+    S.gridLayer.eachLayer(function (l) { if (l.feature.properties.code === code) { map.fitBounds(l.getBounds(), {animate: false}); } });
+    S.gridLayer.setStyle(S.gridLayer.options.style);
+    renderList();
+  }
+
+  // ------------------------------------------------------------------ grid edits
+  function ticked() { return Object.keys(S.ticked).filter(function (c) { return S.grids.some(function (f) { return f.properties.code === c; }); }); }
+  function needCurrent() { if (!S.current) { say(tr('pick_grid'), 'error'); } return S.current; }
+  $('gp-split').addEventListener('click', function () {
+    if (needCurrent()) { edit('/grids/' + encodeURIComponent(S.current) + '/split', {parts: Number($('gp-parts').value) || 2, force: $('gp-force-grids').checked}); }
+  });
+  $('gp-merge').addEventListener('click', function () {
+    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/merge', {codes: c, force: $('gp-force-grids').checked});
+  });
+  $('gp-rebalance').addEventListener('click', function () {
+    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/rebalance', {codes: c, force: $('gp-force-grids').checked});
+  });
+  function lockEdit(locked) {
+    var c = ticked();
+    if (!c.length && S.current) { c = [S.current]; }
+    if (!c.length) { say(tr('tick_one'), 'error'); return; }
+    edit('/grids/lock', {codes: c, locked: locked});
+  }
+  $('gp-lock').addEventListener('click', function () { lockEdit(true); });
+  $('gp-unlock').addEventListener('click', function () { lockEdit(false); });
+  $('gp-station').addEventListener('click', function () { S.stationPick = true; say(tr('click_station'), 'ok'); });
+  map.on('click', function (e) {
+    if (!S.stationPick) { return; }
+    S.stationPick = false;
+    S.station = e.latlng;
+    $('gp-station-at').textContent = tr('station_at', {x: e.latlng.lng.toFixed(6), y: e.latlng.lat.toFixed(6)});
+  });
+  $('gp-assign').addEventListener('click', function () {
+    if (!needCurrent()) { return; }
+    var body = {worker: $('gp-worker').value.trim() || null};
+    if (S.station) { body.station_lon = S.station.lng; body.station_lat = S.station.lat; }
+    edit('/grids/' + encodeURIComponent(S.current) + '/worker', body);
+  });
+  $('gp-undo').addEventListener('click', function () { edit('/grids/undo'); });
+  $('gp-redo').addEventListener('click', function () { edit('/grids/redo'); });
+
+  // ------------------------------------------------------------------ problems, versions, tabs
+  function renderProblems(fc) {
+    var list = $('gp-problems');
+    list.textContent = '';
+    if (S.problems) { map.removeLayer(S.problems); }
+    if (!fc.features.length) { list.appendChild(el('li', tr('no_problems'))); return; }
+    S.problems = L.geoJSON(fc, {style: function () { return {color: '#ff00ff', weight: 4, fillOpacity: 0.3}; },
+                                pointToLayer: function (f, ll) { return L.circleMarker(ll, {radius: 9}); }}).addTo(map);
+    S.problems.eachLayer(function (layer) {
+      var p = layer.feature.properties;
+      var li = el('li', (p.grid_code || p.code || '') + ' · ' + (p.kind || '') + (p.message ? ' · ' + p.message : ''));
+      li.addEventListener('click', function () {
+        if (layer.getBounds) { map.fitBounds(layer.getBounds(), {animate: false, maxZoom: 18}); } else { map.setView(layer.getLatLng(), 18); }
+      });
+      list.appendChild(li);
+    });
+  }
+
+  function renderVersions() {
+    return GP.getJSON('/grids/versions').then(function (vs) {
+      var list = $('gp-versions');
+      list.textContent = '';
+      vs.slice(0, 200).forEach(function (v) {
+        var li = el('li');
+        li.dataset.plan = v.plan_id;
+        li.appendChild(el('b', tr('version') + ' ' + v.plan_id + (v.plan_id === S.plan ? ' ●' : '')));
+        li.appendChild(document.createTextNode(' ' + (v.created_at ? GP.localTime(v.created_at) : '') + ' · ' + (v.created_by || '') + ' · ' + (v.note || v.method)));
+        if (v.plan_id !== S.plan) {
+          var b = el('button', tr('diff'));
+          b.type = 'button';
+          b.addEventListener('click', function (e) { e.stopPropagation(); showDiff(v.plan_id, li); });
+          li.appendChild(b);
+        }
+        list.appendChild(li);
+      });
+    });
+  }
+
+  function showDiff(other, li) {
+    GP.getJSON('/grids/diff?a=' + other + '&b=' + S.plan).then(function (d) {
+      var box = el('div', tr('changed', {n: d.summary.buildings_changed, h: Math.round(d.summary.households_changed)}), 'gp-diff');
+      var table = el('table'), head = el('tr');
+      [tr('building'), tr('households'), tr('from'), tr('to')].forEach(function (h) { head.appendChild(el('th', h)); });
+      table.appendChild(head);
+      d.changes.slice(0, 200).forEach(function (c) {
+        var row = el('tr');
+        [c.name || (c.osm_type + '/' + c.osm_id), fmt(c.households), c.grid_a || tr('none'), c.grid_b || tr('none')].forEach(function (v) { row.appendChild(el('td', v)); });
+        table.appendChild(row);
+      });
+      box.appendChild(table);
+      var old = li.querySelector('.gp-diff');
+      if (old) { li.removeChild(old); }
+      li.appendChild(box);
+    }).catch(GP.fail);
+  }
+
+  function showTab(name) {
+    Array.prototype.forEach.call(document.querySelectorAll('.gp-tabs button'), function (b) {
+      b.className = b.dataset.tab === name ? 'gp-tab-on' : '';
+    });
+    ['grids', 'move', 'problems', 'versions'].forEach(function (n) { $('gp-tab-' + n).hidden = n !== name; });
+    if (name === 'versions') { renderVersions().catch(GP.fail); }
+  }
+  Array.prototype.forEach.call(document.querySelectorAll('.gp-tabs button'), function (b) {
+    b.addEventListener('click', function () { showTab(b.dataset.tab); });
+  });
+
+  function legend(band) {
+    var c = L.control({position: 'topright'});
+    c.onAdd = function () {
+      var box = el('div', null, 'gp-legend');
+      box.appendChild(el('div', tr('legend') + '（' + tr('band') + ' ' + band.min_households + '–' + band.max_households + '）'));
+      var bar = el('div', null, 'gp-legend-bar');
+      bar.style.background = 'linear-gradient(to right, ' + band.stops.join(', ') + ')';
+      box.appendChild(bar);
+      var scale = el('div', null, 'gp-legend-scale');
+      scale.appendChild(el('span', Math.round(band.vmin)));
+      scale.appendChild(el('span', tr('in')));
+      scale.appendChild(el('span', Math.round(band.vmax)));
+      box.appendChild(scale);
+      return box;
+    };
+    c.addTo(map);
+  }
+
+  // ------------------------------------------------------------------ loading the current version
+  var first = true;
+  function load() {
+    root.dataset.state = 'loading';
+    return GP.getJSON('/maps/data/grids').then(function (d) {
+      S.plan = d.band.plan_id;
+      S.band = d.band;
+      $('gp-version').textContent = tr('version') + ' ' + S.plan;
+      $('gp-version').dataset.plan = S.plan;
+      $('gp-export').href = '/export/grids?format=gpkg&plan_id=' + S.plan;
+      drawGrids(d);
+      renderProblems(d.problems);
+      if (first) { legend(d.band); }
+      return GP.getJSON('/maps/data/blocks?plan_id=' + S.plan);
+    }).then(function (blocks) {
+      drawBlocks(blocks);
+      renderList();
+      if (!$('gp-tab-versions').hidden) { renderVersions(); }
+      if (first) {
+        first = false;
+        return GP.basemap(ctx, S.plan).then(function (b) {
+          collectStreets(b.streets);
+          S.gridLayer.bringToFront();
+          S.blockLayer.bringToFront();
+          placeStreetLabels();
+        });
+      }
+    }).then(function () { root.dataset.state = 'loaded'; root.dataset.plan = S.plan; });
+  }
+  load().catch(GP.fail);
+})();

@@ -1,0 +1,55 @@
+"""Edits made on a stale plan version are refused: the version the planner saw must still be the newest."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import TypeVar
+
+from sqlalchemy import Connection, func, select
+
+from gis.errors import ConflictError
+from layers.models import GridPlan
+
+T = TypeVar("T")
+_BASE: ContextVar[int | None] = ContextVar("gridpatrol_base_plan", default=None)
+
+
+class StaleVersionError(ConflictError):
+    """Another edit was saved since the planner loaded the plan version the edit was made on."""
+
+
+def stale_error(base: int, latest: int | None) -> StaleVersionError:
+    """The refusal of an edit made on version ``base`` while ``latest`` is the newest."""
+    return StaleVersionError(
+        f"方案已被他人修改：您看到的是版本 {base}，当前最新版本是 {latest}，本次编辑未保存 / the plan changed: "
+        f"you edited version {base}, the newest is {latest}; nothing was saved",
+        hint="重新载入当前版本后再编辑 / reload the current version and edit again")
+
+
+def check_current(conn: Connection) -> None:
+    """Inside an edit's write transaction: refuse it when a base version is set and is not the newest.
+
+    The base row is locked first (PostGIS: FOR UPDATE), so two edits on one base serialise and the
+    second sees the first one's version."""
+    base = _BASE.get()
+    if base is None:
+        return
+    t = GridPlan.__table__
+    conn.execute(select(t.c.id).where(t.c.id == base).with_for_update()).first()
+    latest = conn.execute(select(func.max(t.c.id))).scalar()
+    if latest != base:
+        raise stale_error(base, latest)
+
+
+def on_base(base: int | None, latest: Callable[[], int], edit: Callable[[], T]) -> T:
+    """Run ``edit`` (which writes one new version) only if ``base`` is the newest version (None: no check)."""
+    if base is None:
+        return edit()
+    now = latest()
+    if now != base:
+        raise stale_error(base, now)
+    token = _BASE.set(int(base))
+    try:
+        return edit()
+    finally:
+        _BASE.reset(token)

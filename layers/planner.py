@@ -1,0 +1,206 @@
+"""The planner's workbench in the store: block-move previews (nothing written), undo/redo, versions, blocks to draw."""
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+import pandas as pd
+import shapely
+from sqlalchemy import and_, func, select
+
+from gis.errors import ConflictError, InputError, NotFoundError
+from layers import grids as gl
+from layers.grid_moves import KINDS, band_status, grid_totals, move_refusals
+from layers.models import Block, Grid, GridPlan
+from layers.store import Store
+
+MAX_PREVIEW_BLOCKS = 10_000
+
+
+BLOCK_COLS = ("block_id", "grid_code", "area_code", "households", "buildings", "street_m", "area_m2")
+
+
+def _blocks_where(store: Store, pid: int, cond: Any, *, bbox: Sequence[float] | None = None,
+                  cols: Sequence[str] = BLOCK_COLS) -> tuple[pd.DataFrame, np.ndarray]:
+    """Blocks of plan ``pid`` matching ``cond`` (and ``bbox``): their ``cols`` and their geometries (WGS-84).
+
+    Plain frames and arrays: a preview must not pay for building GeoDataFrames."""
+    t = Block.__table__
+    conds = [t.c.plan_id == pid, cond] + ([store.bbox_filter(t, bbox)] if bbox is not None else [])
+    stmt = select(*[t.c[c] for c in cols], func.ST_AsBinary(t.c.geom)).where(and_(*conds))
+    with store.engine.connect() as c:
+        rows = c.execute(stmt).all()
+    df = pd.DataFrame([r[:-1] for r in rows], columns=list(cols))
+    return df, shapely.from_wkb([bytes(r[-1]) for r in rows])
+
+
+def _metres(geoms: np.ndarray, lon0: float, lat0: float) -> np.ndarray:
+    """WGS-84 geometries in local metres (equirectangular about lon0, lat0): an affine map, so contacts
+    and shared boundaries are kept and lengths are right to well under 1 % within a county."""
+    kx, ky = 111_320.0 * np.cos(np.radians(lat0)), 110_574.0
+    return shapely.transform(geoms, lambda xy: (xy - [lon0, lat0]) * [kx, ky])
+
+
+def move_neighbours(sel_geoms: np.ndarray, sel_codes: np.ndarray, around_geoms: np.ndarray,
+                    around_codes: np.ndarray) -> list[str]:
+    """Grids sharing boundary (> 1 cm, geometries in metres) with the selected blocks, longest first.
+
+    The grid every selected block is in is left out; ``around`` are the blocks near them."""
+    src = set(sel_codes.tolist())
+    i, j = shapely.STRtree(around_geoms).query(sel_geoms, predicate="intersects")
+    shared = (shapely.length(shapely.intersection(shapely.boundary(sel_geoms[i]), shapely.boundary(around_geoms[j])))
+              if len(i) else np.zeros(0))
+    s = pd.Series(shared).groupby(around_codes[j]).sum() if len(j) else pd.Series(dtype=float)
+    s = s[s > 0.01]
+    if len(src) == 1:
+        s = s.drop(list(src), errors="ignore")
+    return [str(c) for c in s.sort_values(ascending=False).index]
+
+
+def rook_graph(ids: np.ndarray, geoms: np.ndarray) -> nx.Graph:
+    """Blocks (geometries in metres) sharing a boundary longer than 1 cm: the contiguity the move checks."""
+    graph = nx.Graph()
+    graph.add_nodes_from(int(b) for b in ids)
+    if len(geoms) > 1:
+        a, b = shapely.STRtree(geoms).query(geoms, predicate="intersects")
+        keep = a < b
+        a, b = a[keep], b[keep]
+        shared = shapely.length(shapely.intersection(shapely.boundary(geoms[a]), shapely.boundary(geoms[b])))
+        graph.add_edges_from((int(ids[x]), int(ids[y])) for x, y, s in zip(a, b, shared) if s > 0.01)
+    return graph
+
+
+def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = None,
+                 plan_id: int | None = None) -> dict[str, Any]:
+    """What moving blocks ``block_ids`` into grid ``to_code`` would make of the grids involved; nothing is written.
+
+    Reads only the selected blocks, the blocks around them and those of the grids involved, and
+    applies the rules the move itself applies (``layers.grid_moves.move_refusals``: locks, area,
+    emptied grid, contiguity) plus the household band. ``to_code`` None: the neighbour sharing
+    the longest boundary. Returns plan_id, to, neighbours (candidate targets), grids (before/after
+    totals: households, buildings, street_m, area_m2, n_blocks, status against the band),
+    refusals [{kind, grid_code, message, blocking}] and ok (no blocking refusal).
+    """
+    ids = sorted({int(i) for i in block_ids})
+    if not ids:
+        raise InputError("选择至少一个街区 / select at least one block")
+    if len(ids) > MAX_PREVIEW_BLOCKS:
+        raise InputError(f"最多选择 {MAX_PREVIEW_BLOCKS} 个街区 / at most {MAX_PREVIEW_BLOCKS} blocks per move")
+    row = gl.plan_row(store, plan_id)
+    pid = int(row["id"])
+    params = gl.PlanParams.from_json(row["params_json"])
+    b = Block.__table__
+    sel, sel_geoms = _blocks_where(store, pid, b.c.block_id.in_(ids), cols=("block_id", "grid_code"))
+    missing = sorted(set(ids) - set(sel["block_id"].astype(int)))
+    if missing:
+        raise NotFoundError(f"街区 {missing[0]} 不在方案 {pid} 中 / block {missing[0]} is not in plan {pid}",
+                            hint="重新载入页面 / reload the page")
+    x0, y0, x1, y1 = shapely.total_bounds(sel_geoms)
+    lon0, lat0 = (x0 + x1) / 2, (y0 + y1) / 2
+    pad = 1e-4  # ~10 m: blocks touching the selection's edge
+    around, around_geoms = _blocks_where(store, pid, True, bbox=[x0 - pad, y0 - pad, x1 + pad, y1 + pad],  # noqa: FBT003
+                                         cols=("block_id", "grid_code"))
+    neighbours = move_neighbours(_metres(sel_geoms, lon0, lat0), sel["grid_code"].astype(str).to_numpy(),
+                                 _metres(around_geoms, lon0, lat0), around["grid_code"].astype(str).to_numpy())
+    to = str(to_code) if to_code else (neighbours[0] if neighbours else None)
+    if to is None:
+        raise ConflictError("所选街区没有相邻的其他网格 / the selected blocks touch no other grid")
+    src = sorted(set(sel["grid_code"].astype(str)) - {to})
+    affected = [to, *src]
+    blocks, geoms = _blocks_where(store, pid, b.c.grid_code.in_(affected))
+    g = Grid.__table__
+    with store.engine.connect() as conn:
+        grows = pd.DataFrame(conn.execute(select(g.c.code, g.c.name, g.c.parent_code, g.c.locked, g.c.worker).where(
+            and_(g.c.plan_id == pid, g.c.code.in_(affected)))).all(),
+            columns=["code", "name", "parent_code", "locked", "worker"])
+    if to not in set(grows["code"].astype(str)):
+        raise NotFoundError(f"网格 {to} 不在方案 {pid} 中 / grid {to} is not in plan {pid}")
+    adj = rook_graph(blocks["block_id"].to_numpy(), _metres(geoms, lon0, lat0))
+    after, refusals = move_refusals(blocks, ids, to, grows, adj, band=(params.min_households, params.max_households))
+    lo, hi = params.min_households, params.max_households
+    t0, t1 = grid_totals(blocks, affected), grid_totals(after, affected)
+    names = dict(zip(grows["code"].astype(str), grows["name"]))
+    out = []
+    for code in affected:
+        def shaped(t: pd.DataFrame) -> dict[str, Any]:
+            r = {k: (float(v) if k != "n_blocks" else int(v)) for k, v in t.loc[code].items()}
+            r["status"] = band_status(r["households"], lo, hi)
+            return r
+        out.append({"code": code, "name": names.get(code), "role": "target" if code == to else "source",
+                    "before": shaped(t0), "after": shaped(t1)})
+    return {"plan_id": pid, "to": to, "neighbours": neighbours, "blocks": ids, "band": [lo, hi],
+            "target_households": params.target_households, "grids": out,
+            "refusals": [{"kind": r.kind, "title": KINDS[r.kind], "grid_code": r.grid_code, "message": r.message,
+                          "blocking": r.blocking} for r in refusals],
+            "ok": not any(r.blocking for r in refusals)}
+
+
+def plan_blocks(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame:
+    """Blocks of a plan (default newest) for the map: block_id, grid_code, households, 1e-6° precision."""
+    pid = gl.plan_row(store, plan_id)["id"]
+    blocks = store.read_layer("blocks", where=Block.__table__.c.plan_id == pid)
+    out = blocks[["block_id", "grid_code", "households", "geometry"]].copy()
+    out["households"] = out["households"].astype(float).round(0)
+    if len(out):
+        out["geometry"] = shapely.set_precision(out.geometry.values, 1e-6)
+    return out.sort_values("block_id").reset_index(drop=True)
+
+
+def versions(store: Store) -> list[dict[str, Any]]:
+    """Plan versions, newest first: id, parent, created_at (aware UTC ISO), who, method, note, undo/redo links."""
+    t = GridPlan.__table__
+    with store.engine.connect() as c:
+        rows = c.execute(select(t.c.id, t.c.parent_plan_id, t.c.created_at, t.c.created_by, t.c.method, t.c.note,
+                                t.c.name, t.c.metrics_json).order_by(t.c.id.desc())).mappings().all()
+    out = []
+    for r in rows:
+        m = json.loads(r["metrics_json"] or "{}")
+        at = r["created_at"]
+        iso = (at.isoformat() if at.tzinfo else at.isoformat() + "+00:00") if at is not None else None
+        out.append({"plan_id": int(r["id"]), "parent": r["parent_plan_id"], "created_at": iso,
+                    "created_by": r["created_by"], "method": r["method"], "note": r["note"], "name": r["name"],
+                    "restored": m.get("restored"), "undo_of": m.get("undo_of"), "redo_of": m.get("redo_of")})
+    return out
+
+
+def _content_of(row: dict[str, Any]) -> int:
+    """The version whose grids ``row`` holds: itself, or the one it restored (undo/redo)."""
+    return int(row["restored"]) if row.get("restored") else int(row["plan_id"])
+
+
+def undo_target(store: Store) -> tuple[int, int]:
+    """(version to restore, version undone) for undoing the newest version; ConflictError when there is none."""
+    vs = {v["plan_id"]: v for v in versions(store)}
+    if not vs:
+        raise NotFoundError("还没有网格方案 / there is no grid plan yet")
+    current = vs[max(vs)]
+    undone = vs.get(_content_of(current))
+    if undone is None or undone["parent"] is None or undone["method"] != "edit":
+        raise ConflictError("没有可撤销的编辑 / nothing to undo: the newest version is not an edit",
+                            hint="撤销只能回到编辑之前的版本 / undo goes back to the version before an edit")
+    return int(undone["parent"]), int(undone["plan_id"])
+
+
+def redo_target(store: Store) -> int:
+    """The version to restore for redoing the last undo (the newest version must be an undo)."""
+    vs = versions(store)
+    if not vs or not vs[0].get("undo_of"):
+        raise ConflictError("没有可重做的撤销 / nothing to redo: the newest version is not an undo")
+    return int(vs[0]["undo_of"])
+
+
+def undo(store: Store, created_by: str | None = None) -> gl.EditResult:
+    """Undo the newest edit: a new version with the grids of the version before it (history kept)."""
+    source, undone = undo_target(store)
+    return gl.restore_version(store, source, note=f"undo {undone} → {source}", extra={"undo_of": undone},
+                              created_by=created_by)
+
+
+def redo(store: Store, created_by: str | None = None) -> gl.EditResult:
+    """Redo the last undo: a new version with the grids of the version that was undone."""
+    source = redo_target(store)
+    return gl.restore_version(store, source, note=f"redo {source}", extra={"redo_of": source}, created_by=created_by)
