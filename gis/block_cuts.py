@@ -238,9 +238,12 @@ def _coverage_union(cells: np.ndarray) -> BaseGeometry:
     cells = cells[~shapely.is_empty(cells)]
     if len(cells) <= 1:
         return cells[0] if len(cells) else shapely.Polygon()
-    merged = shapely.coverage_union_all(cells)
-    if shapely.is_valid(merged):
-        return merged
+    try:
+        merged = shapely.coverage_union_all(cells)
+        if shapely.is_valid(merged):
+            return merged
+    except GEOSException:
+        pass  # a repaired cell no longer matches its neighbours edge for edge: overlay instead
     return shapely.union_all(cells, grid_size=_CUT_GRID_M)
 
 

@@ -317,9 +317,9 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
         where = area_name or _extent_label(area)
         raise InputError(f"区块构建失败：几何运算出错（{exc}）/ building street blocks failed on a geometry error",
                          where=f"area {where}",
-                         hint="the streets, barriers or building footprints there are probably broken "
-                              "(self-intersecting or nearly coincident outlines): repair them in QGIS "
-                              "(Vector › Geometry Tools › Fix Geometries) and import again") from exc
+                         hint="the streets, barriers or building footprints there are probably broken, "
+                              "self-intersecting or nearly coincident outlines: repair them in QGIS with "
+                              "Vector › Geometry Tools › Fix Geometries and import them again") from exc
 
 
 def _extent_label(area: object) -> str:
