@@ -283,29 +283,33 @@ def _overshoot(seg: BaseGeometry, by_m: float) -> BaseGeometry:
 def mass_points(face: BaseGeometry, fp_pts: np.ndarray, fp_hh: np.ndarray, lu_geoms: np.ndarray,
                  lu_hh: np.ndarray, by_area: bool) -> tuple[np.ndarray, np.ndarray]:
     """Weighted points standing for the face's load: households (landuse spread on a lattice) or area."""
+    pts_list, w_list = [], []
+    if len(fp_pts) and not by_area:
+        inside = shapely.intersects(face, fp_pts)
+        pts_list.append(shapely.get_coordinates(fp_pts[inside]))
+        w_list.append(fp_hh[inside])
+    if not by_area and not (np.asarray(lu_hh) > 0).any():
+        # footprints only: the lattice would be thousands of point-in-polygon tests for nothing
+        return (np.vstack(pts_list), np.concatenate(w_list)) if pts_list else (np.zeros((0, 2)), np.zeros(0))
     minx, miny, maxx, maxy = face.bounds
     # about 3,000 lattice points in the face, and never more than 20,000 in its bounding box
     spacing = max(math.sqrt(face.area / 3000.0), math.sqrt((maxx - minx) * (maxy - miny) / 20_000.0), 1.0)
     xs = np.arange(minx + spacing / 2, maxx, spacing)
     ys = np.arange(miny + spacing / 2, maxy, spacing)
     gx, gy = np.meshgrid(xs, ys)
-    lattice = shapely.points(gx.ravel(), gy.ravel())
-    lattice = lattice[shapely.contains(face, lattice)]
+    gx, gy = gx.ravel(), gy.ravel()
+    shapely.prepare(face)
+    keep = shapely.contains_xy(face, gx, gy)
+    gx, gy = gx[keep], gy[keep]
     if by_area:
-        pts = shapely.get_coordinates(lattice)
-        return pts, np.full(len(pts), spacing * spacing)
-    pts_list, w_list = [], []
-    if len(fp_pts):
-        inside = shapely.intersects(face, fp_pts)
-        pts_list.append(shapely.get_coordinates(fp_pts[inside]))
-        w_list.append(fp_hh[inside])
+        return np.column_stack([gx, gy]), np.full(len(gx), spacing * spacing)
     for g, h in zip(lu_geoms, lu_hh):
-        sel = lattice[shapely.intersects(g, lattice)]
-        if len(sel) and h > 0:
+        sel = shapely.intersects_xy(g, gx, gy)
+        if sel.any() and h > 0:
             # the landuse polygon's households spread evenly over its area inside this face
             share = shapely.area(shapely.intersection(g, face)) / max(shapely.area(g), 1e-9)
-            pts_list.append(shapely.get_coordinates(sel))
-            w_list.append(np.full(len(sel), h * share / len(sel)))
+            pts_list.append(np.column_stack([gx[sel], gy[sel]]))
+            w_list.append(np.full(int(sel.sum()), h * share / sel.sum()))
     if not pts_list:
         return np.zeros((0, 2)), np.zeros(0)
     return np.vstack(pts_list), np.concatenate(w_list)
