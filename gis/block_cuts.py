@@ -5,6 +5,8 @@ import math
 
 import numpy as np
 import shapely
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
@@ -156,22 +158,11 @@ def territory_lines(piece: BaseGeometry, buildings: np.ndarray, spacing_m: float
     a, b = a[keep], b[keep]
     over = shapely.area(shapely.intersection(buildings[a], buildings[b], grid_size=_CUT_GRID_M)) > 0.01
     a, b = a[over], b[over]
-    parent = np.arange(len(buildings))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in zip(a.tolist(), b.tolist()):
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([find(i) for i in range(len(buildings))])
-    ids, cluster = np.unique(roots, return_inverse=True)
-    if len(ids) < 2:
+    n_clusters, cluster = connected_components(
+        coo_matrix((np.ones(len(a)), (a, b)), shape=(len(buildings), len(buildings))), directed=False)
+    if n_clusters < 2:
         return []
+    ids = np.arange(n_clusters)
     order = np.argsort(cluster, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(cluster))]
     members = [buildings[order[bounds[c]:bounds[c + 1]]] for c in range(len(ids))]

@@ -5,6 +5,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from pyproj import CRS
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 from shapely.errors import GEOSException
 
 __all__ = ["DUPLICATE_OVERLAP", "merge_duplicate_footprints"]
@@ -55,19 +57,8 @@ def merge_duplicate_footprints(buildings: gpd.GeoDataFrame, metric_crs: CRS | st
     a, b = a[dup], b[dup]
     if not len(a):
         return buildings, 0
-    parent = np.arange(len(idx))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in zip(a.tolist(), b.tolist()):
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    group = np.array([find(i) for i in range(len(idx))])
+    _, group = connected_components(coo_matrix((np.ones(len(a)), (a, b)), shape=(len(idx), len(idx))),
+                                    directed=False)
     sub = buildings.iloc[idx]
     flats = (~sub["households_estimated"].astype(bool)).to_numpy() if "households_estimated" in sub else np.zeros(len(idx), bool)
     levels = (~sub["levels_estimated"].astype(bool)).to_numpy() if "levels_estimated" in sub else np.zeros(len(idx), bool)

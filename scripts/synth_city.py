@@ -36,7 +36,7 @@ def _spacings(rng: np.random.Generator, n: int, mean_m: float) -> np.ndarray:
 
 def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
                drop_share: float = 0.08, footprints: str = "box", per_cell: int = 4,
-               overlap_share: float = 0.0) -> SynthCity:
+               overlap_share: float = 0.0, tower_share: float = 0.0) -> SynthCity:
     """Generate a city of about `n_blocks` street blocks, deterministically from `seed`.
 
     Streets are a jittered lattice with irregular spacing (mean `block_m` metres) where every
@@ -51,12 +51,13 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
     walls and tiny sheds touching their building; `per_cell` up to 9 packs buildings denser
     (a 3×3 layout); `overlap_share` of the buildings get a second, overlapping footprint with its
     own households, as duplicated imports and ``building:part`` outlines give in real OSM: an
-    exact copy, a near copy (shifted 0.3 m, turned 1°) or a part inside the building.
+    exact copy, a near copy (shifted 0.3 m, turned 1°) or a part inside the building;
+    `tower_share` of the buildings become 24–33-level towers, so households come in lumps.
     """
     if footprints not in ("box", "mixed"):
         raise ValueError(f"footprints must be 'box' or 'mixed', not {footprints!r}")
-    if not 1 <= per_cell <= 9 or not 0.0 <= overlap_share <= 1.0:
-        raise ValueError("per_cell must be 1..9 and overlap_share 0..1")
+    if not 1 <= per_cell <= 9 or not 0.0 <= overlap_share <= 1.0 or not 0.0 <= tower_share <= 1.0:
+        raise ValueError("per_cell must be 1..9, overlap_share and tower_share 0..1")
     rng = np.random.default_rng(seed)
     messy = np.random.default_rng([seed, 1])  # a second stream: the defaults stay the same city
     # dropped segments merge cells: ask for ~11 % more cells to end up near n_blocks blocks
@@ -147,6 +148,9 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
         extra, which = _overlapping(messy, boxes, overlap_share)
         boxes, cell = np.r_[boxes, extra], np.r_[cell, cell[which]]
     levels = np.maximum(1, np.round(2 + 16 * density[cell] * rng.random(len(cell)))).astype(int)
+    if tower_share > 0:
+        tower = messy.random(len(cell)) < tower_share
+        levels[tower] = messy.integers(24, 34, int(tower.sum()))
     footprint = shapely.area(boxes)
     households = np.round(footprint * levels / 90.0 * 0.8)
     n_b = len(boxes)
@@ -234,10 +238,11 @@ def main() -> None:
     ap.add_argument("--per-cell", type=int, default=4, help="at most this many buildings per street cell (1–9)")
     ap.add_argument("--overlap-share", type=float, default=0.0,
                     help="share of buildings given a second, overlapping footprint (duplicates, parts)")
+    ap.add_argument("--tower-share", type=float, default=0.0, help="share of buildings made 24–33-level towers")
     ap.add_argument("--out", required=True, help="GeoPackage to write (layers area, roads, barriers, buildings)")
     args = ap.parse_args()
     city = synth_city(args.blocks, args.seed, footprints=args.footprints, per_cell=args.per_cell,
-                      overlap_share=args.overlap_share)
+                      overlap_share=args.overlap_share, tower_share=args.tower_share)
     gpd.GeoDataFrame(geometry=[city.area], crs=4326).to_file(args.out, layer="area")
     city.roads.to_file(args.out, layer="roads")
     city.barriers.to_file(args.out, layer="barriers")
