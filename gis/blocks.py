@@ -1,7 +1,6 @@
 """Atomic street blocks of an area (polygonized streets, barriers and boundary) and their adjacency."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -10,8 +9,10 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import CRS
+from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
 
+from gis.block_cuts import NODE_GRID_M, face_cuts, mass_points
 from gis.errors import InputError
 
 __all__ = [
@@ -36,7 +37,7 @@ LINE_RANK: dict[str, float] = {
     "area": 0, "split": 0, "": 0,
 }
 _STREET_RANK_MIN = 0.5  # every highway counts as a street for street_m
-_GRID_M = 0.0001  # precision grid in the metric CRS: 0.1 mm, far below any mapped feature
+_GRID_M = NODE_GRID_M
 _MATCH_M = 0.2  # a noded edge "lies on" a source line when its midpoint is this close
 
 
@@ -275,225 +276,12 @@ def block_loads(blocks_m: np.ndarray, buildings_m: gpd.GeoDataFrame) -> tuple[np
     return _face_loads(np.asarray(blocks_m, dtype=object), fp_pts, fp_hh, lu_geoms, lu_hh)
 
 
-def _split_lines(face: BaseGeometry, k: int, mass_pts: np.ndarray, mass_w: np.ndarray,
-                 obstacles: np.ndarray, depth: int = 0) -> list[BaseGeometry]:
-    """Cut segments that split `face` into k parts of about equal mass, never through an obstacle.
-
-    Recursive bisection with straight cuts across the face's long axis (and tilted variants),
-    placed at the mass quantile or, where a building is in the way, in the nearest gap between
-    buildings. Returns the cut segments (clipped to the face).
-    """
-    if k <= 1 or depth > 12 or face.is_empty:
-        return []
-    rect = shapely.minimum_rotated_rectangle(face)
-    rc = shapely.get_coordinates(rect)[:4]
-    e1, e2 = rc[1] - rc[0], rc[2] - rc[1]
-    long_axis = e1 if np.hypot(*e1) >= np.hypot(*e2) else e2
-    base = math.atan2(long_axis[1], long_axis[0])
-    share = (k // 2) / k
-    c = np.asarray(face.centroid.coords[0])
-    diag = math.hypot(face.bounds[2] - face.bounds[0], face.bounds[3] - face.bounds[1]) + 10
-    obs_bounds = shapely.get_coordinates(obstacles, return_index=True) if len(obstacles) else None
-    best = None
-    for tilt in np.radians([0.0, 30.0, -30.0, 60.0, -60.0, 90.0]):
-        u = np.array([math.cos(base + tilt), math.sin(base + tilt)])
-        proj = (mass_pts - c) @ u if len(mass_pts) else np.zeros(0)
-        if mass_w.sum() <= 0:
-            continue
-        order = np.argsort(proj, kind="stable")
-        cw = np.cumsum(mass_w[order])
-        goal = share * cw[-1]
-        t_star = proj[order][min(np.searchsorted(cw, goal), len(order) - 1)]
-        # forbidden offsets: the projection interval of each building (a line hits it iff t is inside)
-        if obs_bounds is not None:
-            coords, idx = obs_bounds
-            p = (coords - c) @ u
-            lo = np.full(len(obstacles), np.inf)
-            hi = np.full(len(obstacles), -np.inf)
-            np.minimum.at(lo, idx, p)
-            np.maximum.at(hi, idx, p)
-            lo, hi = lo - 0.5, hi + 0.5  # keep half a metre off walls
-        else:
-            lo = hi = np.zeros(0)
-        candidates = [t_star]
-        blocked = (lo < t_star) & (hi > t_star)
-        if blocked.any():
-            # walk out of the overlapping run of building intervals on both sides
-            for direction in (-1, 1):
-                t = t_star
-                for _ in range(len(lo) + 1):
-                    hit = (lo < t) & (hi > t)
-                    if not hit.any():
-                        break
-                    t = (lo[hit].min() - 1e-3) if direction < 0 else (hi[hit].max() + 1e-3)
-                candidates.append(t)
-            candidates = candidates[1:]
-        for t in candidates:
-            if len(lo) and ((lo < t) & (hi > t)).any():
-                continue
-            left_w = mass_w[proj < t].sum()
-            err = abs(left_w - goal) / max(cw[-1], 1e-9)
-            p0 = c + t * u
-            v = np.array([-u[1], u[0]])
-            line = shapely.linestrings([p0 - diag * v, p0 + diag * v])
-            seg = shapely.intersection(line, face)
-            if seg.is_empty or left_w <= 0 or left_w >= cw[-1]:
-                continue
-            key = (round(err, 3), seg.length)
-            if best is None or key < best[0]:
-                best = (key, t, u, seg)
-    if best is None or best[0][0] > 0.35:
-        return []  # no building-free cut near a fair split: leave the block whole
-    _, t, u, seg = best
-    seg = _overshoot(seg, 0.05)
-    v = np.array([-u[1], u[0]])
-    p0 = c + t * u
-    half_lo = shapely.polygons([p0 - 2 * diag * v, p0 + 2 * diag * v,
-                                p0 + 2 * diag * v - 2 * diag * u, p0 - 2 * diag * v - 2 * diag * u])
-    side = (mass_pts - c) @ u < t if len(mass_pts) else np.zeros(0, bool)
-    out = [seg]
-    k1 = k // 2
-    for piece_k, poly, sel in ((k1, shapely.intersection(face, half_lo), side),
-                               (k - k1, shapely.difference(face, half_lo), ~side)):
-        if piece_k > 1:
-            obs = obstacles[shapely.intersects(obstacles, poly)] if len(obstacles) else obstacles
-            out += _split_lines(poly, piece_k, mass_pts[sel], mass_w[sel], obs, depth + 1)
-    return out
-
-
-def _territory_lines(piece: BaseGeometry, buildings: np.ndarray, spacing_m: float = 1.0) -> list[BaseGeometry]:
-    """Cut lines giving every cluster of touching buildings in `piece` its own territory.
-
-    A cluster is a set of overlapping buildings; buildings that merely touch are parted along
-    their shared wall. A territory is the part of the piece nearer to that cluster than to any
-    other (Voronoi cells of points along the building outlines, joined per cluster), plus the
-    cluster itself and minus the other clusters, so a territory boundary may run along a wall but
-    never through a building. Returns the boundaries between territories inside the piece (none when the piece
-    holds fewer than two clusters).
-    """
-    if len(buildings) < 2:
-        return []
-    buildings = shapely.make_valid(buildings)
-    # clusters: buildings that overlap belong together (touching ones may be parted along the wall)
-    tree = shapely.STRtree(buildings)
-    a, b = tree.query(buildings, predicate="intersects")
-    keep = a < b
-    a, b = a[keep], b[keep]
-    over = shapely.area(shapely.intersection(buildings[a], buildings[b])) > 0.01
-    a, b = a[over], b[over]
-    parent = np.arange(len(buildings))
-
-    def find(x: int) -> int:
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    for i, j in zip(a.tolist(), b.tolist()):
-        ri, rj = find(i), find(j)
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)
-    roots = np.array([find(i) for i in range(len(buildings))])
-    ids, cluster = np.unique(roots, return_inverse=True)
-    if len(ids) < 2:
-        return []
-    clusters = np.array([shapely.union_all(buildings[cluster == c]) for c in range(len(ids))], dtype=object)
-    outlines = shapely.segmentize(shapely.boundary(clusters), spacing_m)
-    xy, which = shapely.get_coordinates(outlines, return_index=True)
-    xy, first = np.unique(np.round(xy, 3), axis=0, return_index=True)
-    which = which[first]
-    if len(xy) < 3:
-        return []
-    cells = shapely.get_parts(shapely.voronoi_polygons(shapely.multipoints(xy), extend_to=piece, ordered=True))
-    if len(cells) != len(xy):
-        return []
-    all_clusters = shapely.union_all(clusters)
-    lines = []
-    for c in range(len(ids)):
-        terr = shapely.union_all(cells[which == c])
-        others = shapely.difference(all_clusters, clusters[c])
-        terr = shapely.difference(shapely.union(terr, clusters[c]), others)
-        terr = shapely.intersection(terr, piece)
-        if not terr.is_empty:
-            lines.append(shapely.boundary(terr))
-    if not lines:
-        return []
-    # the piece's own outline is already a line; what is left must reach it again, so each
-    # remaining part is lengthened across the 1 cm gap (overhangs are dangles polygonize drops)
-    inner = shapely.difference(shapely.union_all(lines), shapely.buffer(shapely.boundary(piece), 0.01))
-    inner = shapely.line_merge(inner)
-    return [_extend_ends(g, 0.02) for g in shapely.get_parts(inner) if g.length > 0]
-
-
-def _extend_ends(line: BaseGeometry, by_m: float) -> BaseGeometry:
-    """`line` with its first and last segment lengthened by `by_m` metres."""
-    xy = shapely.get_coordinates(line)
-    if len(xy) < 2:
-        return line
-    for end, nxt in ((0, 1), (-1, -2)):
-        d = xy[end] - xy[nxt]
-        norm = math.hypot(d[0], d[1])
-        if norm > 0:
-            xy[end] = xy[end] + d / norm * by_m
-    return shapely.linestrings(xy)
-
-
-def _overshoot(seg: BaseGeometry, by_m: float) -> BaseGeometry:
-    """Each straight part of `seg` lengthened by `by_m` at both ends.
-
-    A cut that merely ends on its parent cut or on the block edge can fail to be noded there
-    once everything is snapped to the precision grid; crossing it by a few centimetres makes the
-    junction a proper intersection. The overhangs are dangles, which polygonize drops.
-    """
-    parts = []
-    for part in shapely.get_parts(seg):
-        xy = shapely.get_coordinates(part)
-        a, b = xy[0], xy[-1]
-        d = b - a
-        norm = math.hypot(d[0], d[1])
-        if norm == 0:
-            continue
-        d = d / norm * by_m
-        parts.append(shapely.linestrings([a - d, b + d]))
-    return shapely.multilinestrings(parts) if len(parts) > 1 else (parts[0] if parts else seg)
-
-
-def _mass_points(face: BaseGeometry, fp_pts: np.ndarray, fp_hh: np.ndarray, lu_geoms: np.ndarray,
-                 lu_hh: np.ndarray, by_area: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted points standing for the face's load: households (landuse spread on a lattice) or area."""
-    minx, miny, maxx, maxy = face.bounds
-    # about 3,000 lattice points in the face, and never more than 20,000 in its bounding box
-    spacing = max(math.sqrt(face.area / 3000.0), math.sqrt((maxx - minx) * (maxy - miny) / 20_000.0), 1.0)
-    xs = np.arange(minx + spacing / 2, maxx, spacing)
-    ys = np.arange(miny + spacing / 2, maxy, spacing)
-    gx, gy = np.meshgrid(xs, ys)
-    lattice = shapely.points(gx.ravel(), gy.ravel())
-    lattice = lattice[shapely.contains(face, lattice)]
-    if by_area:
-        pts = shapely.get_coordinates(lattice)
-        return pts, np.full(len(pts), spacing * spacing)
-    pts_list, w_list = [], []
-    if len(fp_pts):
-        inside = shapely.intersects(face, fp_pts)
-        pts_list.append(shapely.get_coordinates(fp_pts[inside]))
-        w_list.append(fp_hh[inside])
-    for g, h in zip(lu_geoms, lu_hh):
-        sel = lattice[shapely.intersects(g, lattice)]
-        if len(sel) and h > 0:
-            # the landuse polygon's households spread evenly over its area inside this face
-            share = shapely.area(shapely.intersection(g, face)) / max(shapely.area(g), 1e-9)
-            pts_list.append(shapely.get_coordinates(sel))
-            w_list.append(np.full(len(sel), h * share / len(sel)))
-    if not pts_list:
-        return np.zeros((0, 2)), np.zeros(0)
-    return np.vstack(pts_list), np.concatenate(w_list)
-
-
 def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame,
                  buildings: gpd.GeoDataFrame, *, metric_crs: CRS | str | int,
                  max_block_households: float = 50.0, max_block_area_m2: float = 250_000.0,
                  min_block_area_m2: float = 100.0, min_block_width_m: float = 4.0,
-                 max_landuse_block_households: float | None = None) -> gpd.GeoDataFrame:
+                 max_landuse_block_households: float | None = None,
+                 area_name: str | None = None) -> gpd.GeoDataFrame:
     """Atomic blocks of `area`: faces of the noded streets, barriers and area outline.
 
     Parameters
@@ -505,7 +293,7 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
         through one) into ``ceil(households / max)`` parts. About a sixth of the grid target
         (the default 50 for 300) leaves the partition fine enough pieces to balance lumpy compounds.
         A face whose households do not fit a block is split between building clusters (see
-        ``_territory_lines``) where straight cuts cannot avoid the buildings.
+        ``territory_lines``) where straight cuts cannot avoid the buildings.
     max_landuse_block_households : the same limit for households estimated from landuse areas
         (spread evenly over the area, so they can be cut anywhere); default 0.3 ×
         `max_block_households` (15 for 50: a twentieth of the target 300, half the width of the
@@ -515,6 +303,7 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     max_block_area_m2 : blocks larger than this are split as well (by area).
     min_block_area_m2, min_block_width_m : faces smaller or thinner (2·area/perimeter, metres) are
         merged into the neighbour they share the longest edge with (dual-carriageway medians).
+    area_name : how errors name the area (default: its extent in longitude/latitude).
 
     Returns
     -------
@@ -524,9 +313,37 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     ``street_m`` (metres of street inside the block plus half of every street on its boundary;
     streets on the area outline count half, the other half belongs to the neighbouring area),
     ``area_m2``, ``perimeter_m`` and ``split`` (True where the block came from cutting an
-    oversized face). Geometry is computed on a 1 cm grid in `metric_crs`, so neighbouring
-    blocks share their vertices exactly and their union is the area.
+    oversized face). Geometry is computed on a 0.1 mm grid in `metric_crs`, so neighbouring
+    blocks share their vertices exactly and their union is the area. A face on whose geometry
+    GEOS fails while it is being split stays whole (counted in ``attrs["uncut_faces"]``); any
+    other GEOS failure is raised as an InputError naming the area.
     """
+    try:
+        return _build_blocks(area, roads, barriers, buildings, metric_crs, max_block_households,
+                             max_block_area_m2, min_block_area_m2, min_block_width_m, max_landuse_block_households)
+    except GEOSException as exc:
+        where = area_name or _extent_label(area)
+        raise InputError(f"区块构建失败：几何运算出错（{exc}）/ building street blocks failed on a geometry error",
+                         where=f"area {where}",
+                         hint="the streets, barriers or building footprints there are probably broken, "
+                              "self-intersecting or nearly coincident outlines: repair them in QGIS with "
+                              "Vector › Geometry Tools › Fix Geometries and import them again") from exc
+
+
+def _extent_label(area: object) -> str:
+    """The area's extent in longitude/latitude, for messages."""
+    try:
+        minx, miny, maxx, maxy = area.bounds  # type: ignore[attr-defined]
+        return f"({minx:.5f}, {miny:.5f}) – ({maxx:.5f}, {maxy:.5f})"
+    except Exception:  # noqa: BLE001  # a message must not fail on a broken area
+        return "(unknown extent)"
+
+
+def _build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame,
+                  buildings: gpd.GeoDataFrame, metric_crs: CRS | str | int, max_block_households: float,
+                  max_block_area_m2: float, min_block_area_m2: float, min_block_width_m: float,
+                  max_landuse_block_households: float | None) -> gpd.GeoDataFrame:
+    """The body of ``build_blocks`` (parameters as there)."""
     area = _as_area(area)
     try:
         metric_crs = CRS.from_user_input(metric_crs)
@@ -562,6 +379,7 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
     face_area = shapely.area(faces)
     k_parts = np.maximum(k_hh, np.ceil(face_area / max(max_block_area_m2, 1e-9))).astype(int)
     cuts: list[BaseGeometry] = []
+    uncut = 0  # faces left (partly) uncut where GEOS failed on their geometry
     if (k_parts > 1).any():
         fp_tree = shapely.STRtree(fp_geoms) if len(fp_geoms) else None
         lu_tree = shapely.STRtree(lu_geoms) if len(lu_geoms) else None
@@ -572,20 +390,12 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
             lu_idx = lu_tree.query(face, predicate="intersects") if lu_tree else np.zeros(0, int)
             by_area = k_hh[fi] <= 1
             in_face = np.sort(pt_tree.query(face, predicate="intersects")) if pt_tree else np.zeros(0, int)
-            pts, w = _mass_points(face, fp_pts[in_face], fp_hh[in_face], lu_geoms[lu_idx], lu_hh[lu_idx], by_area)
-            face_cuts = _split_lines(face, int(k_parts[fi]), pts, w, obs)
-            cuts += face_cuts
-            if by_area or len(obs) < 2:
-                continue
-            # pieces the straight cuts leave oversized (buildings in the way of every straight
-            # line): split them between building clusters instead
-            pieces = shapely.get_parts(shapely.polygonize(shapely.get_parts(shapely.union_all(
-                [shapely.boundary(face), *face_cuts], grid_size=_GRID_M))))
-            p_hh, _ = _face_loads(pieces, fp_pts[in_face], fp_hh[in_face], no_pts, no_lu)
-            for piece, hh_p in zip(pieces, p_hh):
-                if hh_p > max_block_households:
-                    inside = obs[shapely.intersects(obs, piece)]
-                    cuts += _territory_lines(piece, inside)
+            pts, w = mass_points(face, fp_pts[in_face], fp_hh[in_face], lu_geoms[lu_idx], lu_hh[lu_idx], by_area)
+            face_lines, failed = face_cuts(
+                face, int(k_parts[fi]), pts, w, obs, by_area=by_area, max_households=max_block_households,
+                piece_loads=lambda pieces, sel=in_face: _face_loads(pieces, fp_pts[sel], fp_hh[sel], no_pts, no_lu)[0])
+            cuts += face_lines
+            uncut += failed
     split_flag = np.zeros(len(faces), dtype=bool)
     if cuts:
         cut_arr = np.array(cuts, dtype=object)
@@ -626,6 +436,7 @@ def build_blocks(area: BaseGeometry, roads: gpd.GeoDataFrame, barriers: gpd.GeoD
         "split": split_flag[order],
     }, geometry=gpd.GeoSeries(faces, crs=metric_crs)).to_crs(4326)
     out.attrs["metric_crs"] = metric_crs.to_wkt()
+    out.attrs["uncut_faces"] = int(uncut)
     return out
 
 

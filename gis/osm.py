@@ -19,6 +19,7 @@ from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
 
 from gis.crs import local_metric_crs
 from gis.errors import InputError
+from gis.footprints import merge_duplicate_footprints
 
 WGS84 = "EPSG:4326"
 
@@ -112,9 +113,15 @@ def is_water_area(tags: Any) -> bool:
 
 
 def is_building(tags: Any) -> bool:
-    """True for building footprints (``building=*`` except ``no``)."""
+    """True for building footprints (``building=*`` except ``no``; a ``building:part`` is not one)."""
     b = tags.get("building")
-    return bool(b) and b != "no"
+    return bool(b) and b != "no" and not is_building_part(tags)
+
+
+def is_building_part(tags: Any) -> bool:
+    """True for a part of a building (``building:part=*`` except ``no``): its outline lies inside one."""
+    p = tags.get("building:part")
+    return bool(p) and p != "no"
 
 
 def _oneway(tags: Any) -> tuple[bool, bool]:
@@ -179,6 +186,7 @@ class _Collector:
         self.admin_member_ways: set[int] = set()
         self.node_bbox = [math.inf, math.inf, -math.inf, -math.inf]
         self.dropped: dict[str, list[int]] = defaultdict(list)
+        self.building_parts = 0  # building:part outlines seen (not buildings: they lie inside one)
 
     def node(self, n) -> None:  # noqa: ANN001
         loc = n.location
@@ -220,6 +228,8 @@ class _Collector:
     def area(self, a, wkb: Callable[[Any], str]) -> None:  # noqa: ANN001
         tags = a.tags
         want_building = is_building(tags)
+        if is_building_part(tags):
+            self.building_parts += 1
         want_water = is_water_area(tags)
         want_res = tags.get("landuse") == "residential"
         want_admin = tags.get("boundary") == "administrative" and not a.from_way()
@@ -366,6 +376,7 @@ def read_osm(
     barriers = _barriers(col)
     residential = gpd.GeoDataFrame(col.residential or None, geometry=[r["geometry"] for r in col.residential] if col.residential else [], crs=WGS84)
     buildings = _buildings(col, residential, metric, opts)
+    buildings, merged = merge_duplicate_footprints(buildings, metric)
     cameras = gpd.GeoDataFrame(col.cameras, geometry="geometry", crs=WGS84) if col.cameras else _empty(
         ["osm_id", "code", "name", "azimuth_deg", "fov_deg", "camera_type", "height_m"])
     admin = gpd.GeoDataFrame(col.admin_areas, geometry="geometry", crs=WGS84) if col.admin_areas else _empty(
@@ -398,6 +409,9 @@ def read_osm(
         "cameras": len(cameras),
         "admin_areas": len(admin),
         "households": float(buildings["households"].sum()) if len(buildings) else 0.0,
+        # the same building mapped twice (≥ 90 % overlap) counts once; parts are not buildings
+        "duplicate_buildings_merged": merged,
+        "building_parts_skipped": col.building_parts,
     }
     if not isinstance(area, (Polygon, MultiPolygon)):
         # A boundary meeting the extract along an edge also yields lines: keep the polygons.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import numpy as np
 import shapely
+import shapely.affinity
 from pyproj import CRS
 
 __all__ = ["SynthCity", "synth_city"]
@@ -34,7 +35,8 @@ def _spacings(rng: np.random.Generator, n: int, mean_m: float) -> np.ndarray:
 
 
 def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
-               drop_share: float = 0.08) -> SynthCity:
+               drop_share: float = 0.08, footprints: str = "box", per_cell: int = 4,
+               overlap_share: float = 0.0, tower_share: float = 0.0) -> SynthCity:
     """Generate a city of about `n_blocks` street blocks, deterministically from `seed`.
 
     Streets are a jittered lattice with irregular spacing (mean `block_m` metres) where every
@@ -43,8 +45,21 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
     city west→east (its streets cross it on bridges). Each lattice cell gets 0–4 rectangular
     buildings whose households follow a density that peaks in the centre, and parks without any.
     Returns layers in EPSG:4326 with the columns of ``gis.osm.read_osm``.
+
+    Messier data for robustness tests and benchmarks (the defaults reproduce the plain city):
+    `footprints` "mixed" turns the boxes into rotated boxes, L shapes, terraces of units sharing
+    walls and tiny sheds touching their building; `per_cell` up to 9 packs buildings denser
+    (a 3×3 layout); `overlap_share` of the buildings get a second, overlapping footprint with its
+    own households, as duplicated imports and ``building:part`` outlines give in real OSM: an
+    exact copy, a near copy (shifted 0.3 m, turned 1°) or a part inside the building;
+    `tower_share` of the buildings become 24–33-level towers, so households come in lumps.
     """
+    if footprints not in ("box", "mixed"):
+        raise ValueError(f"footprints must be 'box' or 'mixed', not {footprints!r}")
+    if not 1 <= per_cell <= 9 or not 0.0 <= overlap_share <= 1.0 or not 0.0 <= tower_share <= 1.0:
+        raise ValueError("per_cell must be 1..9, overlap_share and tower_share 0..1")
     rng = np.random.default_rng(seed)
+    messy = np.random.default_rng([seed, 1])  # a second stream: the defaults stay the same city
     # dropped segments merge cells: ask for ~11 % more cells to end up near n_blocks blocks
     cells = n_blocks * 1.11
     side = max(int(round(math.sqrt(cells))), 2)
@@ -107,18 +122,35 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
     density = np.exp(-(cx ** 2 + cy ** 2) / 0.18)
     park = rng.random(len(ci)) < 0.12
     count = np.where(park, 0, rng.integers(0, 5, len(ci)))
+    if per_cell != 4:
+        count = np.where(park, 0, messy.integers(0, per_cell + 1, len(ci)))
     cell = np.repeat(np.arange(len(ci)), count)
     sub = np.concatenate([np.arange(c) for c in count]) if len(cell) else np.zeros(0, int)
-    qx = np.where(sub % 2 == 0, -0.5, 0.5)
-    qy = np.where(sub // 2 == 0, -0.5, 0.5)
-    bw = rng.uniform(10, 0.16 * block_m, len(cell))
-    bh = rng.uniform(10, 0.16 * block_m, len(cell))
+    if per_cell <= 4:
+        qx = np.where(sub % 2 == 0, -0.5, 0.5)
+        qy = np.where(sub // 2 == 0, -0.5, 0.5)
+        size_max = 0.16
+    else:  # a 3×3 layout of smaller buildings
+        qx = (sub % 3 - 1) * 0.75
+        qy = (sub // 3 - 1) * 0.75
+        size_max = 0.11
+    low = 10.0 if per_cell <= 4 else 6.0
+    bw = rng.uniform(low, size_max * block_m, len(cell))
+    bh = rng.uniform(low, size_max * block_m, len(cell))
     bx = centre[cell, 0] + qx * 0.22 * block_m
     by = centre[cell, 1] + qy * 0.22 * block_m
     boxes = shapely.box(bx - bw / 2, by - bh / 2, bx + bw / 2, by + bh / 2)
+    if footprints == "mixed":
+        boxes, cell = _mixed_shapes(messy, boxes, cell)
     clear = ~shapely.intersects(boxes, shapely.buffer(river, 8.0))
     boxes, cell = boxes[clear], cell[clear]
+    if overlap_share > 0:
+        extra, which = _overlapping(messy, boxes, overlap_share)
+        boxes, cell = np.r_[boxes, extra], np.r_[cell, cell[which]]
     levels = np.maximum(1, np.round(2 + 16 * density[cell] * rng.random(len(cell)))).astype(int)
+    if tower_share > 0:
+        tower = messy.random(len(cell)) < tower_share
+        levels[tower] = messy.integers(24, 34, int(tower.sum()))
     footprint = shapely.area(boxes)
     households = np.round(footprint * levels / 90.0 * 0.8)
     n_b = len(boxes)
@@ -136,14 +168,81 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
                      buildings=buildings.to_crs(4326), metric_crs=_METRIC_CRS, seed=seed)
 
 
+def _rotate(geoms: np.ndarray, deg: np.ndarray) -> np.ndarray:
+    """Each geometry turned by its angle (degrees) about its centroid."""
+    c = shapely.get_coordinates(shapely.centroid(geoms))
+    out = np.empty(len(geoms), dtype=object)
+    for i, (g, a) in enumerate(zip(geoms, deg)):
+        xy = shapely.get_coordinates(g) - c[i]
+        t = math.radians(float(a))
+        rot = xy @ np.array([[math.cos(t), math.sin(t)], [-math.sin(t), math.cos(t)]]) + c[i]
+        out[i] = shapely.set_coordinates(shapely.Polygon(g.exterior), rot) if g.geom_type == "Polygon" else g
+    return out
+
+
+def _mixed_shapes(rng: np.random.Generator, boxes: np.ndarray, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes made rotated, L-shaped, split into terraces sharing walls, or given a touching shed."""
+    kind = rng.integers(0, 5, len(boxes))  # 0 box, 1 rotated, 2 L, 3 terrace, 4 shed
+    out, owner = [], []
+    b = shapely.bounds(boxes)
+    for i, g in enumerate(boxes):
+        x0, y0, x1, y1 = b[i]
+        w, h = x1 - x0, y1 - y0
+        if kind[i] == 1:
+            # turned by up to 25°, shrunk so that it stays inside the box it came from
+            a = float(rng.uniform(-25, 25))
+            s = 1.0 / (abs(math.cos(math.radians(a))) + abs(math.sin(math.radians(a))))
+            small = shapely.affinity.scale(g, s, s)
+            parts = [_rotate(np.array([small]), np.array([a]))[0]]
+        elif kind[i] == 2:
+            parts = [shapely.difference(g, shapely.box(x0 + w * 0.55, y0 + h * 0.5, x1 + 1, y1 + 1))]
+        elif kind[i] == 3:
+            n = int(rng.integers(2, 5))
+            xs = np.linspace(x0, x1, n + 1)
+            parts = [shapely.box(xs[k], y0, xs[k + 1], y1) for k in range(n)]
+        elif kind[i] == 4:
+            # a 1.5–3 m shed against the east wall, sharing it
+            s = float(rng.uniform(1.5, 3.0))
+            parts = [g, shapely.box(x1, y0 + h / 2 - s / 2, x1 + s, y0 + h / 2 + s / 2)]
+        else:
+            parts = [g]
+        out += parts
+        owner += [cell[i]] * len(parts)
+    return np.array(out, dtype=object), np.asarray(owner, dtype=np.int64)
+
+
+def _overlapping(rng: np.random.Generator, boxes: np.ndarray, share: float) -> tuple[np.ndarray, np.ndarray]:
+    """Second footprints for `share` of the buildings: exact copies, near copies and parts inside."""
+    which = np.flatnonzero(rng.random(len(boxes)) < share)
+    kind = rng.integers(0, 3, len(which))
+    extra = np.empty(len(which), dtype=object)
+    for k, (i, t) in enumerate(zip(which, kind)):
+        g = boxes[i]
+        if t == 0:
+            extra[k] = g
+        elif t == 1:
+            extra[k] = _rotate(np.array([shapely.affinity.translate(g, 0.3, 0.2)]), np.array([1.0]))[0]
+        else:
+            x0, y0, x1, y1 = g.bounds
+            f = float(rng.uniform(0.35, 0.7))
+            extra[k] = shapely.box(x0, y0, x0 + (x1 - x0) * f, y1)
+    return extra, which
+
+
 def main() -> None:
     """Command line: generate a city and write its layers to a GeoPackage."""
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--blocks", type=int, default=10_000, help="about how many street blocks")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--footprints", choices=("box", "mixed"), default="box")
+    ap.add_argument("--per-cell", type=int, default=4, help="at most this many buildings per street cell (1–9)")
+    ap.add_argument("--overlap-share", type=float, default=0.0,
+                    help="share of buildings given a second, overlapping footprint (duplicates, parts)")
+    ap.add_argument("--tower-share", type=float, default=0.0, help="share of buildings made 24–33-level towers")
     ap.add_argument("--out", required=True, help="GeoPackage to write (layers area, roads, barriers, buildings)")
     args = ap.parse_args()
-    city = synth_city(args.blocks, args.seed)
+    city = synth_city(args.blocks, args.seed, footprints=args.footprints, per_cell=args.per_cell,
+                      overlap_share=args.overlap_share, tower_share=args.tower_share)
     gpd.GeoDataFrame(geometry=[city.area], crs=4326).to_file(args.out, layer="area")
     city.roads.to_file(args.out, layer="roads")
     city.barriers.to_file(args.out, layer="barriers")
