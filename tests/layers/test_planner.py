@@ -7,6 +7,7 @@ import pytest
 
 from gis.errors import ConflictError
 from layers import grids as plans
+from layers.grids import edits as plan_edits
 from layers import planner
 from layers.plan_base import StaleVersionError, on_base
 from tests.layers.test_grid_refusals import BAND, _snapshot
@@ -25,8 +26,8 @@ def drawn(store):  # noqa: ANN001, ANN201
 
 def _moves(store):  # noqa: ANN001, ANN202
     """(block, its grid, a neighbouring grid, splits_source) for every boundary block of the newest plan."""
-    ctx = plans._context(store, None)
-    adj = plans._block_graph(ctx, ctx.blocks)
+    ctx = plan_edits._context(store, None)
+    adj = plan_edits._block_graph(ctx, ctx.blocks)
     gob = dict(zip(ctx.blocks["block_id"].astype(int), ctx.blocks["grid_code"].astype(str)))
     out = []
     for u, v in adj.edges:
