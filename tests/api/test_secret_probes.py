@@ -215,8 +215,8 @@ def test_reassigned_worker_loses_the_grid_at_once(env):  # noqa: ANN001
     events, OGC, export, map click, transition), its routes and hot spots are gone; moved back,
     they return. The incidents' own worker field still says wu: it does not decide."""
     client, wu, planner = env["client"], env["tokens"]["wu"], env["tokens"]["pia"]
-    inc = client.get("/incidents?limit=1&grid_code=51010400102", headers=env["tokens"]["ada"]).json()["features"][0]
-    assert inc["properties"]["worker"] == "wu"
+    feats = client.get("/incidents?limit=100&grid_code=51010400102", headers=env["tokens"]["ada"]).json()["features"]
+    inc = next(f for f in feats if f["properties"]["worker"] == "wu")  # the seed leaves some unassigned
     before = _wu_view(client, wu, inc)
     assert before == {"item": 200, "events": 200, "listed": True, "ogc": 200, "export": True, "lookup": True,
                       "routes": True, "route": 200, "hot": 200}
