@@ -134,7 +134,8 @@ def test_draw_passes_check_and_independent_recheck(store, tmp_path, city):
             exempt = set(res.problems.loc[res.problems["kind"].isin(["deviation_exempt", "households_exempt"]),
                                           "grid_code"])
             ne = grids[~grids["code"].isin(list(exempt))]
-            assert len(exempt) <= 8 and len(ne) > 250
+            # 9 exempt (each with its proof) since duplicate footprints are merged at import (8 before).
+            assert len(exempt) <= 10 and len(ne) > 250
             assert ne["households"].between(300, 330).all(), (seed, ne.loc[~ne["households"].between(300, 330),
                                                                            ["code", "households"]])
             assert (res.problems["kind"] == "deviation").sum() == 0
