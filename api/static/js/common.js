@@ -109,6 +109,26 @@
     });
   }
 
+  // The workload legend of a plan's map: the household band, the colour ramp and its two ends;
+  // words = {legend, band, middle} in the page's language (middle, when given, between the ends).
+  function legend(map, band, words) {
+    var c = L.control({position: 'topright'});
+    c.onAdd = function () {
+      var box = el('div', null, 'gp-legend');
+      box.appendChild(el('div', words.legend + '（' + words.band + ' ' + band.min_households + '–' + band.max_households + '）'));
+      var bar = el('div', null, 'gp-legend-bar');
+      bar.style.background = 'linear-gradient(to right, ' + band.stops.join(', ') + ')';
+      box.appendChild(bar);
+      var scale = el('div', null, 'gp-legend-scale');
+      scale.appendChild(el('span', Math.round(band.vmin)));
+      if (words.middle) { scale.appendChild(el('span', words.middle)); }
+      scale.appendChild(el('span', Math.round(band.vmax)));
+      box.appendChild(scale);
+      return box;
+    };
+    c.addTo(map);
+  }
+
   function fail(err) {
     var box = document.getElementById('gp-panel') || document.getElementById('gp-directions') || document.body;
     var msg = el('div', t('error') + ': ' + (err && err.message ? err.message : String(err)), 'gp-error');
@@ -117,5 +137,5 @@
   }
 
   window.GP = {cfg: cfg, lang: lang, t: t, el: el, tip: tip, localTime: localTime, getJSON: getJSON,
-               createMap: createMap, basemap: basemap, fail: fail};
+               createMap: createMap, basemap: basemap, legend: legend, fail: fail};
 })();

@@ -5,23 +5,6 @@
   var ctx = GP.createMap();
   var plan = GP.cfg.plan;
 
-  function legend(band) {
-    var c = L.control({position: 'topright'});
-    c.onAdd = function () {
-      var box = el('div', null, 'gp-legend');
-      box.appendChild(el('div', t('legend') + '（' + t('band') + ' ' + band.min_households + '–' + band.max_households + '）'));
-      var bar = el('div', null, 'gp-legend-bar');
-      bar.style.background = 'linear-gradient(to right, ' + band.stops.join(', ') + ')';
-      box.appendChild(bar);
-      var scale = el('div', null, 'gp-legend-scale');
-      scale.appendChild(el('span', Math.round(band.vmin)));
-      scale.appendChild(el('span', Math.round(band.vmax)));
-      box.appendChild(scale);
-      return box;
-    };
-    c.addTo(ctx.map);
-  }
-
   GP.basemap(ctx, plan).then(function () {
     return GP.getJSON('/maps/data/grids' + (plan ? '?plan_id=' + encodeURIComponent(plan) : ''));
   }).then(function (d) {
@@ -58,7 +41,7 @@
       }).addTo(ctx.map);
       ctx.layers.addOverlay(problems, t('problems'));
     }
-    legend(d.band);
+    GP.legend(ctx.map, d.band, {legend: t('legend'), band: t('band')});
     document.getElementById('gp-map').dataset.state = 'loaded';
   }).catch(GP.fail);
 })();

@@ -419,24 +419,6 @@
     b.addEventListener('click', function () { showTab(b.dataset.tab); });
   });
 
-  function legend(band) {
-    var c = L.control({position: 'topright'});
-    c.onAdd = function () {
-      var box = el('div', null, 'gp-legend');
-      box.appendChild(el('div', tr('legend') + '（' + tr('band') + ' ' + band.min_households + '–' + band.max_households + '）'));
-      var bar = el('div', null, 'gp-legend-bar');
-      bar.style.background = 'linear-gradient(to right, ' + band.stops.join(', ') + ')';
-      box.appendChild(bar);
-      var scale = el('div', null, 'gp-legend-scale');
-      scale.appendChild(el('span', Math.round(band.vmin)));
-      scale.appendChild(el('span', tr('in')));
-      scale.appendChild(el('span', Math.round(band.vmax)));
-      box.appendChild(scale);
-      return box;
-    };
-    c.addTo(map);
-  }
-
   // ------------------------------------------------------------------ loading the current version
   var first = true;
   function load() {
@@ -449,7 +431,7 @@
       $('gp-export').href = '/export/grids?format=gpkg&plan_id=' + S.plan;
       drawGrids(d);
       renderProblems(d.problems);
-      if (first) { legend(d.band); }
+      if (first) { GP.legend(map, d.band, {legend: tr('legend'), band: tr('band'), middle: tr('in')}); }
       return GP.getJSON('/maps/data/blocks?plan_id=' + S.plan);
     }).then(function (blocks) {
       drawBlocks(blocks);
