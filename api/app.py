@@ -10,15 +10,14 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from gridpatrol.api import deps, errors, logs
+from gridpatrol.api.config import Settings, load_settings
+from gridpatrol.api.static_assets import check_vendor
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.layers import migrations, users
+from gridpatrol.layers.store import Store, open_store
 from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
-
-from api import deps, errors, logs
-from api.config import Settings, load_settings
-from api.static_assets import check_vendor
-from gis.errors import GridPatrolError
-from layers import migrations, users
-from layers.store import Store, open_store
 
 log = logging.getLogger("gridpatrol.api")
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -96,7 +95,7 @@ ALWAYS_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", 
 def page_csp(settings: Settings) -> str:
     """The Content-Security-Policy of every HTML page: scripts, styles and data from our own origin only;
     images also from data: URIs and the configured basemap's origin."""
-    from api.display import tile_origin
+    from gridpatrol.api.display import tile_origin
 
     origin = tile_origin(settings)
     return PAGE_CSP.format(tiles=f" {origin}" if origin else "")
@@ -179,29 +178,25 @@ class AccessLogAndAudit:
 
 
 def _include_routers(app: FastAPI) -> None:
-    """Include every router whose module exists (resource routers land as their layers do)."""
-    import importlib
+    """Include the service's routers, the map click first (routing tries them in order)."""
+    from gridpatrol.api import ogc, pages
+    from gridpatrol.api.routes import (
+        areas,
+        auth,
+        buildings,
+        cameras,
+        export,
+        grids,
+        incidents,
+        lookup,
+        maps,
+        planner,
+        routes,
+    )
 
-    from api.routes import auth as auth_routes
-    from api.routes import lookup as lookup_routes
-
-    # The map click first: routing tries the routers in order, and it is the busiest path.
-    app.include_router(lookup_routes.router)
-    app.include_router(auth_routes.router)
-    for name in ("ogc", "pages"):
-        try:
-            mod = importlib.import_module(f"api.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"api.{name}":
-                raise
-            continue
-        app.include_router(mod.router)
-    routes_dir = Path(__file__).resolve().parent / "routes"
-    for path in sorted(routes_dir.glob("*.py")):
-        if path.stem in ("__init__", "auth", "lookup") or path.stem.startswith("_"):
-            continue
-        mod = importlib.import_module(f"api.routes.{path.stem}")
-        app.include_router(mod.router)
+    for module in (lookup, auth, ogc, pages, areas, buildings, cameras, export, grids, incidents, maps,
+                   planner, routes):
+        app.include_router(module.router)
 
 
 def create_app(store_url: str | None = None, *, settings: Settings | None = None, store: Store | None = None) -> FastAPI:
@@ -224,7 +219,7 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     app.state.store = store
     errors.install(app)
 
-    from api.routes.lookup import LookupFastPath
+    from gridpatrol.api.routes.lookup import LookupFastPath
 
     app.add_middleware(LookupFastPath)  # innermost: inside the access log (see api/routes/lookup.py)
     app.add_middleware(AccessLogAndAudit, store=store)
@@ -235,7 +230,7 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         """The interactive API docs, with swagger-ui served by this app (works offline, under the page CSP)."""
-        from api.pages import TEMPLATES
+        from gridpatrol.api.pages import TEMPLATES
 
         return HTMLResponse(TEMPLATES.get_template("docs.html").render(openapi_url=app.openapi_url or "/openapi.json"))
 
@@ -273,5 +268,5 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
 
 
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory api.app:app_from_env`` (settings and store from GRIDPATROL_*)."""
+    """Factory for ``uvicorn --factory gridpatrol.api.app:app_from_env`` (settings and store from GRIDPATROL_*)."""
     return create_app()

@@ -6,13 +6,12 @@ import uuid
 from typing import NamedTuple
 
 import jwt
+from gridpatrol.api.config import Settings
+from gridpatrol.gis.errors import GridPatrolError, PermissionDenied
+from gridpatrol.layers.incidents import LookupView
+from gridpatrol.layers.users import ROLES, Principal
+from gridpatrol.layers.visibility import secrecy_rows, worker_rows
 from sqlalchemy import ColumnElement, Table, false
-
-from api.config import Settings
-from gis.errors import GridPatrolError, PermissionDenied
-from layers.incidents import LookupView
-from layers.users import ROLES, Principal
-from layers.visibility import secrecy_rows, worker_rows
 
 # What each role may do. Reading public layers (areas, roads, buildings, barriers, blocks, grids)
 # needs no permission beyond being allowed in at all.

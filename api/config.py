@@ -8,11 +8,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Literal
 
+from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.logins import LoginLimits
 from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, InitSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
-
-from gis.errors import InputError
-from layers.logins import LoginLimits
+from pydantic_settings import (
+    BaseSettings,
+    InitSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 ENV_PREFIX = "GRIDPATROL_"
 # The values read from the config file for the Settings being built (see load_settings).

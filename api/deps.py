@@ -13,15 +13,14 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
-
-from api.auth import AuthError, TokenClaims, decode_token, revoked_token
-from api.config import Settings
-from api.errors import RETRY_AFTER_S
-from gis.errors import StoreError
-from layers import users
-from layers.models import MAX_ID
-from layers.store import Store
-from layers.users import ANONYMOUS, Principal
+from gridpatrol.api.auth import AuthError, TokenClaims, decode_token, revoked_token
+from gridpatrol.api.config import Settings
+from gridpatrol.api.errors import RETRY_AFTER_S
+from gridpatrol.gis.errors import StoreError
+from gridpatrol.layers import users
+from gridpatrol.layers.models import MAX_ID
+from gridpatrol.layers.store import Store
+from gridpatrol.layers.users import ANONYMOUS, Principal
 
 # auto_error=False: a missing token means "anonymous", which current_user decides about.
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
@@ -56,7 +55,7 @@ TOKEN_CACHE_S = 300.0
 _tokens: dict[tuple[str, str], tuple[float, TokenClaims]] = {}
 
 
-def _token_user(settings: Settings, token: str) -> TokenClaims:
+def token_claims(settings: Settings, token: str) -> TokenClaims:
     """The claims of ``token`` (AuthError if invalid), from the cache of verified tokens."""
     key = (settings.secret_key, token)
     now = time.time()
@@ -70,7 +69,7 @@ def _token_user(settings: Settings, token: str) -> TokenClaims:
     return claims
 
 
-def _fresh_user(store: Store, name: str, version: int | None = None) -> tuple[bool, Principal | None]:
+def fresh_user(store: Store, name: str, version: int | None = None) -> tuple[bool, Principal | None]:
     """(True, user) if this process read ``name`` within USER_TTL_S seconds, else (False, None).
 
     With a token's ``version``: also (False, None) when the token is newer than the entry (the
@@ -85,8 +84,8 @@ def _fresh_user(store: Store, name: str, version: int | None = None) -> tuple[bo
 
 def _cached_user(store: Store, name: str, version: int | None = None) -> Principal | None:
     """The active user ``name`` (None: deactivated or unknown), from the cache when fresh (see
-    :func:`_fresh_user`), else read from the store."""
-    fresh, principal = _fresh_user(store, name, version)
+    :func:`fresh_user`), else read from the store."""
+    fresh, principal = fresh_user(store, name, version)
     if fresh:
         return principal
     key = (store.url, name)
@@ -178,7 +177,7 @@ def current_user(request: Request, token: str | None = None) -> Principal:
     if token is None:
         principal = _anonymous(settings)
     else:
-        claims = _token_user(settings, token)
+        claims = token_claims(settings, token)
         principal = _token_principal(_cached_user(get_store(request), claims.name, claims.version), claims)
     request.state.principal = principal
     return principal
@@ -195,9 +194,9 @@ async def _current_user_dep(request: Request, token: Annotated[str | None, Depen
     if token is None:
         principal = _anonymous(settings)
     else:
-        claims = _token_user(settings, token)
+        claims = token_claims(settings, token)
         store = get_store(request)
-        fresh, principal = _fresh_user(store, claims.name, claims.version)
+        fresh, principal = fresh_user(store, claims.name, claims.version)
         if not fresh:
             principal = await run_in_threadpool(_cached_user, store, claims.name, claims.version)
         principal = _token_principal(principal, claims)

@@ -5,9 +5,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
-
-from api.config import Settings
-from gis.crs import wgs84_to_gcj02
+from gridpatrol.api.config import Settings
+from gridpatrol.gis.crs import wgs84_to_gcj02
 
 
 def display_crs(settings: Settings) -> str | None:

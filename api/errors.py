@@ -8,14 +8,20 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from gridpatrol.api.auth import AuthError
+from gridpatrol.api.static_assets import AssetsMissing
+from gridpatrol.gis.errors import (
+    ConflictError,
+    GridPatrolError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+    StoreError,
+)
+from gridpatrol.layers.audit import AuditChainBroken
+from gridpatrol.layers.logins import LoginLocked
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-
-from api.auth import AuthError
-from api.static_assets import AssetsMissing
-from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError, PermissionDenied, StoreError
-from layers.audit import AuditChainBroken
-from layers.logins import LoginLocked
 
 # The HTTP status of each kind of error (the most specific class in the error's MRO wins).
 HTTP_STATUS: dict[type[GridPatrolError], int] = {

@@ -6,10 +6,9 @@ from typing import Any
 
 import geopandas as gpd
 import shapely
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.vector import check_polygon, check_rings_closed
 from shapely.geometry import shape
-
-from gis.errors import InputError
-from gis.vector import check_polygon, check_rings_closed
 
 GEOMETRY_TYPES = {"Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"}
 

@@ -9,13 +9,17 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from gridpatrol.api.auth import (
+    PUBLIC_LAYERS,
+    hidden_fields,
+    layer_filter,
+    visible_layers,
+)
+from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep
+from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.layers import features
+from gridpatrol.layers.store import Store
 from sqlalchemy import Table
-
-from api.auth import PUBLIC_LAYERS, hidden_fields, layer_filter, visible_layers
-from api.deps import RowId, SettingsDep, StoreDep, UserDep
-from gis.errors import InputError, NotFoundError
-from layers import features
-from layers.store import Store
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
 

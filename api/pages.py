@@ -14,18 +14,32 @@ import numpy as np
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
+from gridpatrol.api import deps
+from gridpatrol.api.auth import (
+    AuthError,
+    can,
+    issue_token,
+    layer_filter,
+    require_permission,
+)
+from gridpatrol.api.deps import (
+    COOKIE,
+    MAX_ID,
+    SettingsDep,
+    StoreDep,
+    client_address,
+    current_user,
+    get_settings,
+    get_store,
+)
+from gridpatrol.api.display import display_crs, display_lonlat
+from gridpatrol.api.errors import http_status
+from gridpatrol.api.i18n import HTML_LANG, page_lang, remember_lang, translator
+from gridpatrol.gis.errors import GridPatrolError, InputError
+from gridpatrol.layers import mapdata, users
+from gridpatrol.layers.models import Route
+from gridpatrol.layers.users import Principal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-
-from api import deps
-from api.auth import AuthError, can, issue_token, layer_filter, require_permission
-from api.errors import http_status
-from api.deps import COOKIE, MAX_ID, SettingsDep, StoreDep, client_address, current_user, get_settings, get_store
-from api.display import display_crs, display_lonlat
-from api.i18n import HTML_LANG, page_lang, remember_lang, translator
-from gis.errors import GridPatrolError, InputError
-from layers import mapdata, users
-from layers.models import Route
-from layers.users import Principal
 
 router = APIRouter(include_in_schema=False)
 TEMPLATES = Environment(loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),

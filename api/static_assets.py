@@ -8,8 +8,7 @@ from pathlib import Path
 
 import folium
 from branca.element import CssLink, Element, Figure, JavascriptLink
-
-from gis.errors import GridPatrolError, InputError
+from gridpatrol.gis.errors import GridPatrolError, InputError
 
 VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
 # Where the service mounts VENDOR_DIR (see api/app.py).

@@ -5,8 +5,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 
 def _as_array(geoms) -> np.ndarray:

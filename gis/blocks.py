@@ -8,12 +8,11 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+from gridpatrol.gis.block_cuts import NODE_GRID_M, face_cuts, mass_points
+from gridpatrol.gis.errors import InputError
 from pyproj import CRS
 from shapely.errors import GEOSException
 from shapely.geometry.base import BaseGeometry
-
-from gis.block_cuts import NODE_GRID_M, face_cuts, mass_points
-from gis.errors import InputError
 
 __all__ = [
     "LINE_RANK",

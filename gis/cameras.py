@@ -9,10 +9,9 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+from gridpatrol.gis.errors import InputError
 from numpy.typing import ArrayLike, NDArray
 from scipy.spatial import cKDTree
-
-from gis.errors import InputError
 
 # ---------------------------------------------------------------------------------------------
 # Defaults for cameras whose spreadsheet leaves the optics empty (documented in the README).
@@ -32,7 +31,7 @@ _A = 6378137.0
 _F = 1 / 298.257223563
 _E2 = _F * (2 - _F)
 # The smallest meridional radius of curvature (at the equator) bounds metres → degrees of latitude.
-_M_MIN = _A * (1 - _E2)
+M_MIN = _A * (1 - _E2)
 
 # ---------------------------------------------------------------------------------------------
 # GB/T 28181-2016 Appendix D: 20-digit codes = 8-digit administrative code (province, city,
@@ -312,7 +311,7 @@ class CameraIndex:
         # A 2-D tree answers about 3× faster than one on 3-D ECEF points.
         self._lat_max = min(89.0, float(np.abs(self.lat).max()) + 0.5) if len(cams) else 0.0
         self._kx = np.radians(1.0) * _A * np.cos(np.radians(self._lat_max))
-        self._ky = np.radians(1.0) * _M_MIN
+        self._ky = np.radians(1.0) * M_MIN
         self._lon0 = float(np.median(self.lon)) if len(cams) else 0.0
         self.tree = cKDTree(self._plane(self.lon, self.lat)) if len(cams) else None
 
@@ -513,7 +512,7 @@ class CameraIndex:
 
 def degree_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
     """A lon/lat box that surely contains every point within ``radius_m`` of (lon, lat)."""
-    dlat = np.degrees(radius_m / _M_MIN) * 1.001 + 1e-9
+    dlat = np.degrees(radius_m / M_MIN) * 1.001 + 1e-9
     cos_edge = np.cos(np.radians(min(abs(lat) + dlat, 89.9)))
     # Parallels' radius N·cosφ ≥ a·cosφ; the 1.001 covers the chord/arc and rounding slack.
     dlon = np.degrees(radius_m / (_A * cos_edge)) * 1.001 + 1e-9

@@ -8,9 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pyproj
 import shapely
+from gridpatrol.gis.errors import InputError
 from numpy.typing import ArrayLike, NDArray
-
-from gis.errors import InputError
 
 # Krasovsky 1940 ellipsoid, as used by the published GCJ-02 obfuscation.
 _A = 6378245.0
@@ -27,7 +26,7 @@ _CELL_DEG = 0.5  # cells of the lookup grid over the outline's bounds
 @functools.cache
 def _mainland_grid() -> tuple[shapely.MultiPolygon, tuple[float, float], NDArray[np.int8]]:
     """The prepared outline, its grid origin, and per cell: 1 inside, 0 outside, -1 on the edge."""
-    from gis.china_outline import MAINLAND_CHINA
+    from gridpatrol.gis.china_outline import MAINLAND_CHINA
 
     outline = shapely.MultiPolygon([shapely.Polygon(ring) for ring in MAINLAND_CHINA])
     shapely.prepare(outline)

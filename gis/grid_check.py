@@ -7,12 +7,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-
-from gis.assign import assign_xy, crossing_buildings, representative_xy
-from gis.errors import InputError
-from gis.grid_metrics import deviation_exemptions, grid_pieces
-from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, validate_codes
-from gis.partition import Band
+from gridpatrol.gis.assign import assign_xy, crossing_buildings, representative_xy
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.grid_metrics import deviation_exemptions, grid_pieces
+from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, validate_codes
+from gridpatrol.gis.partition import Band
 
 _REASON_TEXT = {
     "single_block": "a single block above the window: one building, or buildings no street or gap parts",

@@ -7,12 +7,11 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.partition import Band, band_forced_deviation
 from pyproj import CRS
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-
-from gis.errors import InputError
-from gis.partition import Band, band_forced_deviation
 
 __all__ = ["deviation_exemptions", "grid_pieces", "grid_table", "plan_metrics"]
 

@@ -28,8 +28,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 DEFAULT_CODE_FORMAT = "{county}{street}{community}{seq:03d}"
 

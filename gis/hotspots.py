@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-
-from gis.crs import local_metric_crs
-from gis.errors import InputError
 
 COLUMNS = ["name", "name_en", "incidents", "importance", "radius_m", "categories", "first_at", "last_at", "synthetic"]
 

@@ -6,10 +6,9 @@ from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pandas as pd
+from gridpatrol.gis.cameras import distance_bearing, ecef
+from gridpatrol.gis.errors import ConflictError, InputError
 from scipy.spatial import cKDTree
-
-from gis.cameras import ecef, distance_bearing
-from gis.errors import ConflictError, InputError
 
 # The states, in loop order, with the Chinese term dispatchers use.
 STATES: dict[str, str] = {

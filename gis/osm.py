@@ -15,11 +15,10 @@ import numpy as np
 import osmium
 import pandas as pd
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.footprints import merge_duplicate_footprints
 from shapely.geometry import LineString, MultiPolygon, Point, Polygon, box
-
-from gis.crs import local_metric_crs
-from gis.errors import InputError
-from gis.footprints import merge_duplicate_footprints
 
 WGS84 = "EPSG:4326"
 

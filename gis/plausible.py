@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyproj
+from gridpatrol.gis.crs import CHINESE_SYSTEMS, normalize_crs_name
+from gridpatrol.gis.errors import InputError
 from numpy.typing import ArrayLike, NDArray
-
-from gis.crs import CHINESE_SYSTEMS, normalize_crs_name
-from gis.errors import InputError
 
 # Ground features (cameras, incidents, grids) are never this close to the poles or to 0°, 0°
 # (Null Island, in the Gulf of Guinea): points there come from a wrong CRS, not from the field.

@@ -15,6 +15,9 @@ import gpxpy.gpx
 import numpy as np
 import pyproj
 import shapely
+from gridpatrol.gis.crs import local_metric_crs, wgs84_to_gcj02
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.routing.directions import format_distance
 from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
@@ -23,10 +26,6 @@ from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
-
-from gis.crs import local_metric_crs, wgs84_to_gcj02
-from gis.errors import InputError
-from gis.routing.directions import format_distance
 
 CJK_FONT_PATH = Path("/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 CJK_FONT = "WenQuanYiZenHei"

@@ -152,7 +152,7 @@ def settle_blocks(blocks_m: gpd.GeoDataFrame, buildings_m: gpd.GeoDataFrame, *, 
     blocks are counted again from ``buildings_m``; ``area_m2`` and ``perimeter_m`` are recomputed.
     A lone part gets ``block_id`` ``first_new_id`` onwards (default: after the largest given).
     """
-    from gis.blocks import block_loads
+    from gridpatrol.gis.blocks import block_loads
 
     parts, src, main = single_parts(blocks_m.geometry.to_numpy())
     moved: list[Absorbed] = []

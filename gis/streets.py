@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
 from scipy import sparse
-
-from gis.crs import local_metric_crs
-from gis.errors import InputError
 
 REQUIRED_COLUMNS = ("u", "v", "length_m", "oneway", "name", "highway", "geometry")
 

@@ -8,11 +8,10 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
-
-from gis.cameras import make_device_code
-from gis.crs import local_metric_crs
-from gis.errors import InputError
-from gis.incidents import TRANSITIONS
+from gridpatrol.gis.cameras import make_device_code
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.incidents import TRANSITIONS
 
 MAJOR = ("motorway", "trunk", "primary", "secondary", "tertiary")
 MINOR = ("residential", "unclassified", "living_street", "service", "tertiary", "secondary")

@@ -7,10 +7,9 @@ import geopandas as gpd
 import numpy as np
 import pyogrio
 import shapely
-
-from gis.crs import looks_like_lonlat, normalize_crs_name, to_wgs84_geometry
-from gis.errors import InputError
-from gis.plausible import implausible, refuse_geocentric
+from gridpatrol.gis.crs import looks_like_lonlat, normalize_crs_name, to_wgs84_geometry
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.plausible import implausible, refuse_geocentric
 
 WGS84 = "EPSG:4326"
 

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.layers.models import AuditEntry, utcnow
 from sqlalchemy import Connection, insert, select, text, update
 
-from gis.errors import GridPatrolError
-from layers.models import AuditEntry, utcnow
-
 if TYPE_CHECKING:
-    from layers.store import Store
+    from gridpatrol.layers.store import Store
 
 # The previous hash of the first entry.
 GENESIS = "0" * 64

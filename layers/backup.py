@@ -9,12 +9,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from gridpatrol.gis.errors import ConflictError, InputError, StoreError
+from gridpatrol.layers import migrations
+from gridpatrol.layers.models import Base, LoginThrottle, SchemaVersion
+from gridpatrol.layers.store import Store, gpkg_path, open_store, resolve_url
 from sqlalchemy import Connection, create_engine, func, inspect, select, text
-
-from gis.errors import ConflictError, InputError, StoreError
-from layers import migrations
-from layers.models import Base, LoginThrottle, SchemaVersion
-from layers.store import Store, gpkg_path, open_store, resolve_url
 
 # Tables whose rows make a store "not empty" (a restore over it needs --force).
 _KEPT = [t.name for t in Base.metadata.sorted_tables

@@ -13,9 +13,7 @@ import pandas as pd
 import pyogrio
 import pyproj
 import shapely
-from sqlalchemy import Connection, func, select
-
-from gis.cameras import (
+from gridpatrol.gis.cameras import (
     CAMERA_STATUSES,
     CAMERA_TYPES,
     DEFAULT_RANGE_M,
@@ -26,7 +24,7 @@ from gis.cameras import (
     sector_contains,
     validate_camera_codes,
 )
-from gis.crs import (
+from gridpatrol.gis.crs import (
     bd09_to_wgs84,
     check_lonlat,
     gcj02_to_wgs84,
@@ -34,15 +32,21 @@ from gis.crs import (
     local_metric_crs,
     normalize_crs_name,
 )
-from gis.errors import InputError
-from gis.plausible import implausible, refuse_geocentric
-from layers.csvtext import encoding_note, read_csv
-from layers.import_records import bad_rows_error, delete_by_keys, record_import, text_cells
-from layers.importing import ImportResult, file_sha256
-from layers.inside_areas import outside_areas, outside_message
-from layers.models import SRID, Camera, utcnow
-from layers.store import Store
-from layers.names import name_problem
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.plausible import implausible, refuse_geocentric
+from gridpatrol.layers.csvtext import encoding_note, read_csv
+from gridpatrol.layers.import_records import (
+    bad_rows_error,
+    delete_by_keys,
+    record_import,
+    text_cells,
+)
+from gridpatrol.layers.importing import ImportResult, file_sha256
+from gridpatrol.layers.inside_areas import outside_areas, outside_message
+from gridpatrol.layers.models import SRID, Camera, utcnow
+from gridpatrol.layers.names import name_problem
+from gridpatrol.layers.store import Store
+from sqlalchemy import Connection, func, select
 
 Progress = Callable[[str], None]
 
@@ -588,7 +592,7 @@ def link_incidents(store: Store, *, radius_m: float | None = None, in_view_only:
 
 def newest_plan_id(conn: Connection) -> int | None:
     """The id of the newest grid plan, None when there is none."""
-    from layers.models import GridPlan
+    from gridpatrol.layers.models import GridPlan
 
     v = conn.execute(select(func.max(GridPlan.__table__.c.id))).scalar()
     return int(v) if v is not None else None
@@ -598,7 +602,7 @@ def camera_coverage(store: Store, *, plan_id: int | None = None, step_m: float =
                     online_only: bool = False) -> pd.DataFrame:
     """Per grid of ``plan_id`` (default: the newest plan): street length (m), length seen by at
     least one camera (m) and the share, lowest share first."""
-    from layers.models import Grid
+    from gridpatrol.layers.models import Grid
 
     with store.engine.connect() as c:
         pid = plan_id if plan_id is not None else newest_plan_id(c)

@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 # Tried in turn when no --encoding is given: Chinese spreadsheets are often exported as GBK/GB18030.
 DEFAULT_ENCODINGS = ("utf-8-sig", "gb18030")

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import geopandas as gpd
 import pyogrio
-
-from gis.errors import InputError
-from layers import export_formats
-from layers.store import Store
+from gridpatrol.gis.errors import InputError
+from gridpatrol.layers import export_formats
+from gridpatrol.layers.store import Store
 
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".zip": "Shapefile", ".csv": "CSV",
            ".kml": "KML", ".kmz": "KMZ"}
@@ -30,7 +29,7 @@ def with_grid_and_worker(store: Store, gdf: gpd.GeoDataFrame, *, workers: bool =
     point, unless it has one) and ``worker`` of that grid when ``workers`` (the caller may see them)."""
     if "code" in gdf.columns and "worker" in gdf.columns or not len(gdf):
         return gdf
-    from layers.grids import export_frame
+    from gridpatrol.layers.grids import export_frame
 
     grids = export_frame(store, "grids")
     if not len(grids) or "code" not in grids.columns:
@@ -63,7 +62,7 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
     if gdf is None and layer in ("grids", "blocks", "buildings"):
         # Grid plans are versioned: grids/blocks mean the newest plan's, and buildings carry
         # that plan's grid_code (layers.grids.export_frame).
-        from layers.grids import export_frame
+        from gridpatrol.layers.grids import export_frame
 
         gdf = export_frame(store, layer)
     if gdf is None:

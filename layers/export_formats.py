@@ -13,9 +13,8 @@ import geopandas as gpd
 import pandas as pd
 import pyogrio
 import shapely
-
-from gis.crs import wgs84_to_gcj02
-from gis.errors import InputError
+from gridpatrol.gis.crs import wgs84_to_gcj02
+from gridpatrol.gis.errors import InputError
 
 # DBF field names hold at most 10 characters.
 DBF_NAME_LEN = 10

@@ -9,10 +9,9 @@ from decimal import Decimal
 from typing import Any
 
 import shapely
+from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.store import Store
 from sqlalchemy import BigInteger, ColumnElement, Table, Text, and_, func, select
-
-from gis.errors import InputError
-from layers.store import Store
 
 # The time column the OGC ``datetime`` parameter filters on, per layer.
 TIME_COLUMN = {"incidents": "occurred_at", "routes": "created_at", "imports": "started_at"}

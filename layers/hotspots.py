@@ -5,11 +5,10 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import geopandas as gpd
+from gridpatrol.gis.hotspots import hot_spots
+from gridpatrol.layers.models import Incident
+from gridpatrol.layers.store import Store
 from sqlalchemy import and_
-
-from gis.hotspots import hot_spots
-from layers.models import Incident
-from layers.store import Store
 
 
 def grid_hot_spots(
@@ -30,7 +29,7 @@ def grid_hot_spots(
     Duplicates (incidents marked as a duplicate of another) are not counted twice. ``where``
     (a row filter on incidents: what the caller may see) limits the incidents counted.
     Raises NotFoundError for an unknown grid."""
-    from layers.routes import grid_targets
+    from gridpatrol.layers.routes import grid_targets
 
     target = grid_targets(store, [code], plan_id)[0]
     end = at or datetime.now(timezone.utc)

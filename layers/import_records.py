@@ -9,14 +9,13 @@ from typing import TYPE_CHECKING, Any
 import geopandas as gpd
 import pandas as pd
 import shapely
+from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.models import SRID, utcnow
+from gridpatrol.layers.store import Store
 from sqlalchemy import Connection, Table, and_, delete, or_
 
-from gis.errors import InputError
-from layers.models import SRID, utcnow
-from layers.store import Store
-
 if TYPE_CHECKING:
-    from layers.cameras import RowProblem
+    from gridpatrol.layers.cameras import RowProblem
 
 def chunks(seq: list, n: int = 500) -> Iterable[list]:
     """``seq`` in lists of at most ``n`` (SQL parameter limits)."""

@@ -12,15 +12,21 @@ from typing import Any
 import geopandas as gpd
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, Table, and_, delete, or_, select, tuple_
-
-from gis.crs import local_metric_crs, normalize_crs_name
-from gis.errors import InputError
-from gis.osm import OsmData, OsmOptions, read_osm
-from gis.vector import as_multipolygon, checked_polygons, read_vector
-from layers.import_records import chunks, delete_by_keys
-from layers.models import Area, Barrier, Building, Camera, ImportRecord, Road, utcnow
-from layers.store import Store
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.osm import OsmData, OsmOptions, read_osm
+from gridpatrol.gis.vector import as_multipolygon, checked_polygons, read_vector
+from gridpatrol.layers.import_records import chunks, delete_by_keys
+from gridpatrol.layers.models import (
+    Area,
+    Barrier,
+    Building,
+    Camera,
+    Road,
+    utcnow,
+)
+from gridpatrol.layers.store import Store
+from sqlalchemy import Connection, Table, and_, delete
 
 Progress = Callable[[str], None]
 ADMIN_LEVELS = {"2": "country", "4": "province", "5": "city", "6": "district", "7": "district",
@@ -288,7 +294,7 @@ def import_areas(
 
 def layer_summary(store: Store) -> pd.DataFrame:
     """Rows and extent of every layer of ``store``."""
-    from layers.models import LAYERS
+    from gridpatrol.layers.models import LAYERS
 
     rows = []
     for name in LAYERS:

@@ -6,8 +6,8 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from functools import lru_cache
 from datetime import datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +15,10 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, and_, func, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
-
-from gis.cameras import DEFAULT_RANGE_M, degree_box, distance_bearing
-from gis.errors import ConflictError, InputError, NotFoundError
-from gis.incidents import (
+from gridpatrol.gis.cameras import DEFAULT_RANGE_M, degree_box, distance_bearing
+from gridpatrol.gis.crs import check_lonlat
+from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
+from gridpatrol.gis.incidents import (
     DUPLICATE_RADIUS_M,
     DUPLICATE_WINDOW_S,
     OPEN_STATES,
@@ -33,8 +31,8 @@ from gis.incidents import (
     time_window,
     utc,
 )
-from layers.import_records import bad_rows_error, record_import, text_cells
-from layers.cameras import (
+from gridpatrol.gis.plausible import implausible
+from gridpatrol.layers.cameras import (
     Progress,
     RowProblem,
     apply_mapping,
@@ -46,15 +44,16 @@ from layers.cameras import (
     parse_mapping,
     read_records,
 )
-from gis.crs import check_lonlat
-from gis.plausible import implausible
-from layers.csvtext import encoding_note
-from layers.importing import ImportResult, file_sha256
-from layers.inside_areas import outside_areas, outside_message
-from layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
-from layers.store import Store
-from layers.visibility import CURRENT_GRIDS_OF_SQL, worker_rows
-from layers.names import clean_name, name_problem
+from gridpatrol.layers.csvtext import encoding_note
+from gridpatrol.layers.import_records import bad_rows_error, record_import, text_cells
+from gridpatrol.layers.importing import ImportResult, file_sha256
+from gridpatrol.layers.inside_areas import outside_areas, outside_message
+from gridpatrol.layers.models import SRID, Grid, Incident, IncidentEvent, utcnow
+from gridpatrol.layers.names import clean_name, name_problem
+from gridpatrol.layers.store import Store
+from gridpatrol.layers.visibility import CURRENT_GRIDS_OF_SQL, worker_rows
+from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 INCIDENT_COLUMNS = ("occurred_at", "time", "category", "description", "source", "reporter", "lon", "lat",
                     "external_id", "state")
@@ -74,7 +73,7 @@ def _sql_nulls(rec: dict[str, Any]) -> dict[str, Any]:
 
 def grids_at(store: Store, conn: Connection, lon: np.ndarray, lat: np.ndarray) -> pd.DataFrame:
     """Grid code, name and worker of the newest plan at each point (None outside every grid)."""
-    from layers.models import GridPlan
+    from gridpatrol.layers.models import GridPlan
 
     lon = np.atleast_1d(np.asarray(lon, float))
     lat = np.atleast_1d(np.asarray(lat, float))
@@ -569,15 +568,15 @@ def _ecef(lon: float, lat: float) -> tuple[float, float, float]:
 
 def _lookup_params(lon: float, lat: float, when: datetime, radius_m: float, days: float,
                    view: LookupView) -> dict[str, Any]:
-    from gis.cameras import DEFAULT_FOV_DEG, _M_MIN
+    from gridpatrol.gis.cameras import DEFAULT_FOV_DEG, M_MIN
 
     px, py, pz = _ecef(lon, lat)
     # gis.cameras.degree_box in plain floats: a generous box, the exact radius test follows.
-    dlat = math.degrees(radius_m / _M_MIN) * 1.001 + 1e-9
+    dlat = math.degrees(radius_m / M_MIN) * 1.001 + 1e-9
     dlon = math.degrees(radius_m / (_A * math.cos(math.radians(min(abs(lat) + dlat, 89.9))))) * 1.001 + 1e-9
     ix0, iy0, ix1, iy1 = lon - dlon, lat - dlat, lon + dlon, lat + dlat
     return {
-        "lon": lon, "lat": lat, "px": px, "py": py, "pz": pz, "a": _A, "e2": _E2, "f": 1 - _E2, "m": _M_MIN,
+        "lon": lon, "lat": lat, "px": px, "py": py, "pz": pz, "a": _A, "e2": _E2, "f": 1 - _E2, "m": M_MIN,
         "ws": " \t\n\r\f\v",
         "dr": max(DEFAULT_RANGE_M.values()), "rd": DEFAULT_RANGE_M["dome"], "rf": DEFAULT_RANGE_M["fixed"],
         "fov": DEFAULT_FOV_DEG, "ix0": ix0, "iy0": iy0, "ix1": ix1, "iy1": iy1, "t0": when - timedelta(days=days),
@@ -708,11 +707,10 @@ def synth_demo_data(store: Store, *, seed: int = 0, county_code: str = "510104",
     Everything is marked: ``synthetic`` = true, source ``synthetic``, names/descriptions tagged
     （合成）. The same seed and store give the same data. Returns counts.
     """
+    from gridpatrol.gis.synthetic import synthetic_cameras, synthetic_incidents
+    from gridpatrol.layers.cameras import write_cameras
+    from gridpatrol.layers.models import Camera
     from sqlalchemy import delete
-
-    from gis.synthetic import synthetic_cameras, synthetic_incidents
-    from layers.cameras import write_cameras
-    from layers.models import Camera
 
     say = progress or (lambda _m: None)
     say("reading streets and buildings")

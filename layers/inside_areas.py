@@ -4,10 +4,9 @@ from __future__ import annotations
 import geopandas as gpd
 import numpy as np
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.layers.store import Store
 from sqlalchemy import Connection
-
-from gis.crs import local_metric_crs
-from layers.store import Store
 
 # How far outside the imported areas a point may lie (m): cameras on a boundary road, an incident
 # reported just across the county line.

@@ -7,14 +7,13 @@ import unicodedata
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.layers.audit import audit
+from gridpatrol.layers.models import LoginThrottle
 from sqlalchemy import Connection, delete, insert, or_, select, text, update
 
-from gis.errors import GridPatrolError
-from layers.audit import audit
-from layers.models import LoginThrottle
-
 if TYPE_CHECKING:
-    from layers.store import Store
+    from gridpatrol.layers.store import Store
 
 # pg_advisory_xact_lock key serialising the counters across server processes.
 _THROTTLE_LOCK = 74204

@@ -7,13 +7,12 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import shapely
+from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError
+from gridpatrol.gis.gridcodes import CodeFormat
+from gridpatrol.layers import grids as gl
+from gridpatrol.layers.models import Grid, GridPlan, Incident, Route
+from gridpatrol.layers.store import Store
 from sqlalchemy import and_, func, select
-
-from gis.errors import GridPatrolError, InputError, NotFoundError
-from gis.gridcodes import CodeFormat
-from layers import grids as gl
-from layers.models import Grid, GridPlan, Incident, Route
-from layers.store import Store
 
 MAJOR_HIGHWAYS = frozenset({"motorway", "trunk", "primary", "secondary"})
 MAX_INCIDENT_POINTS = 20_000
@@ -123,7 +122,7 @@ def incident_points(store: Store, where: Any = None, *, days: float | None = Non
     ``days``: only those within N days of the newest one shown; ``category``: only that category.
     Each is {id, category, state, occurred_at (aware UTC datetime), lon, lat} in WGS-84.
     """
-    from gis.incidents import utc
+    from gridpatrol.gis.incidents import utc
 
     t = Incident.__table__
     conds = [c for c in (where, t.c.category == category if category else None) if c is not None]
@@ -142,7 +141,7 @@ def incident_points(store: Store, where: Any = None, *, days: float | None = Non
 
 def visible_route(store: Store, code: str, where: Any = None, *, mode: str | None = None, worker_index: int = 0):  # noqa: ANN201
     """The SheetRoute of grid ``code``'s stored route (worker ``worker_index``) if ``where`` lets the caller see it."""
-    from layers import routes as rl
+    from gridpatrol.layers import routes as rl
 
     routes = rl.read_routes(store, code, mode=mode)
     if where is not None:

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from gridpatrol.gis.errors import StoreError
+from gridpatrol.layers.models import GPKG_DIALECTS, Base, SchemaVersion, UtcDateTime
 from sqlalchemy import Connection, DateTime, Engine, MetaData, inspect, select, text
-
-from gis.errors import StoreError
-from layers.models import GPKG_DIALECTS, Base, SchemaVersion, UtcDateTime
 
 
 def _fresh_metadata() -> MetaData:
@@ -64,8 +63,8 @@ def _v4_iso_datetimes(conn: Connection) -> None:
 def _v5_trust(conn: Connection) -> None:
     # As in version 2: new stores have the columns and the table from the models; older ones get
     # them here. Entries written before get their place in the hash chain, in id order.
-    from layers import audit
-    from layers.models import LoginThrottle
+    from gridpatrol.layers import audit
+    from gridpatrol.layers.models import LoginThrottle
 
     have = {c["name"] for c in inspect(conn).get_columns("audit_log")}
     for col, kind in (("actor_id", "INTEGER"), ("prev_hash", "TEXT"), ("hash", "TEXT")):

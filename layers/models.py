@@ -15,8 +15,8 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator, UserDefinedType
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator, UserDefinedType
 
 SRID = 4326
 # Row ids are 32-bit integers in both stores: larger numbers are refused at the edges, not sent to SQL.

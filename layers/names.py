@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 MAX_NAME_LEN = 64
 # What each field is called in messages: Chinese first, then English.

@@ -5,10 +5,9 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from typing import TypeVar
 
+from gridpatrol.gis.errors import ConflictError
+from gridpatrol.layers.models import GridPlan
 from sqlalchemy import Connection, func, select
-
-from gis.errors import ConflictError
-from layers.models import GridPlan
 
 T = TypeVar("T")
 _BASE: ContextVar[int | None] = ContextVar("gridpatrol_base_plan", default=None)

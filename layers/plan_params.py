@@ -4,10 +4,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-
-from gis.errors import InputError
-from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
 
 
 class PlanParams(BaseModel):

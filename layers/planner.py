@@ -10,13 +10,12 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
+from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
+from gridpatrol.layers import grids as gl
+from gridpatrol.layers.grid_moves import KINDS, band_status, grid_totals, move_refusals
+from gridpatrol.layers.models import Block, Grid, GridPlan
+from gridpatrol.layers.store import Store
 from sqlalchemy import and_, func, select
-
-from gis.errors import ConflictError, InputError, NotFoundError
-from layers import grids as gl
-from layers.grid_moves import KINDS, band_status, grid_totals, move_refusals
-from layers.models import Block, Grid, GridPlan
-from layers.store import Store
 
 MAX_PREVIEW_BLOCKS = 10_000
 

@@ -12,18 +12,23 @@ import numpy as np
 import pandas as pd
 import pyproj
 import shapely
+from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError
+from gridpatrol.gis.routesheet import (
+    SheetRoute,
+    route_map,
+    write_geojson,
+    write_gpx,
+    write_route_sheet,
+)
+from gridpatrol.gis.routing.coverage import CoveragePlan, plan_coverage
+from gridpatrol.gis.routing.directions import route_steps, steps_json
+from gridpatrol.gis.routing.route import CoverageRoute
+from gridpatrol.gis.routing.visit import VisitPlan, plan_visit
+from gridpatrol.gis.streets import StreetNetwork, street_network
+from gridpatrol.layers.models import Grid, Route
+from gridpatrol.layers.store import Store
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import and_, delete
-
-from gis.errors import GridPatrolError, InputError, NotFoundError
-from gis.routesheet import SheetRoute, route_map, write_geojson, write_gpx, write_route_sheet
-from gis.routing.coverage import CoveragePlan, plan_coverage
-from gis.routing.directions import route_steps, steps_json
-from gis.routing.route import CoverageRoute
-from gis.routing.visit import VisitPlan, plan_visit
-from gis.streets import StreetNetwork, street_network
-from layers.models import Grid, Route
-from layers.store import Store
 
 NEIGHBOURHOOD_DEG = 0.015  # ~1.5 km of streets around a grid for shortcuts outside it
 ISLAND_NOTES = 5  # unreachable street islands listed one by one on a sheet
@@ -60,7 +65,7 @@ def grid_targets(store: Store, codes: Sequence[str] | None = None, plan_id: int 
 
     Raises NotFoundError naming unknown codes.
     """
-    from layers.grids import read_grids
+    from gridpatrol.layers.grids import read_grids
 
     grids = read_grids(store, plan_id)
     if codes:
@@ -138,7 +143,7 @@ def _steps_both(plan: CoveragePlan, route: CoverageRoute) -> list[dict[str, Any]
 def _explain_islands(store: Store, islands: list[dict[str, Any]], mode: str) -> None:
     """Add to each unreachable street island why it is cut off and what would fix it (``why``/``fix``
     in Chinese, ``why_en``/``fix_en``): a way closed to the mode by its tags, or no way at all."""
-    from gis.streets import NOT_DRIVABLE, NOT_WALKABLE, allowed
+    from gridpatrol.gis.streets import NOT_DRIVABLE, NOT_WALKABLE, allowed
 
     walk = mode == "walk"
     for isl in islands:

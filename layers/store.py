@@ -18,6 +18,9 @@ import numpy as np
 import pandas as pd
 import shapely
 from geoalchemy2 import functions as gfunc
+from gridpatrol.gis.errors import InputError, NotFoundError, StoreError
+from gridpatrol.layers import migrations
+from gridpatrol.layers.models import LAYERS, SRID, Base
 from sqlalchemy import (
     Connection,
     Engine,
@@ -32,12 +35,8 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import table as sql_table
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.compiler import compiles
-
-from gis.errors import InputError, NotFoundError, StoreError
-from layers import migrations
-from layers.models import LAYERS, SRID, Base
 
 DEFAULT_URL = "gpkg:///gridpatrol.gpkg"
 SPATIALITE = os.environ.get("SPATIALITE_LIBRARY_PATH", "mod_spatialite")

@@ -3,22 +3,25 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import numpy as np
+from gridpatrol.gis.errors import (
+    ConflictError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+)
+from gridpatrol.layers import logins
+from gridpatrol.layers.audit import audit, read_audit, record_audit  # noqa: F401  (re-exported: the API writes through users)
+from gridpatrol.layers.logins import LoginLimits
+from gridpatrol.layers.models import User, utcnow
+from gridpatrol.layers.names import clean_name
+from gridpatrol.layers.store import Store
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 from sqlalchemy import Connection, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
-
-from gis.errors import ConflictError, InputError, NotFoundError, PermissionDenied
-from layers import logins
-from layers.audit import audit, read_audit, record_audit  # noqa: F401  (re-exported: the API writes through users)
-from layers.logins import LoginLimits
-from layers.models import User, utcnow
-from layers.store import Store
-from layers.names import clean_name
 
 ROLES = ("admin", "planner", "dispatcher", "worker", "viewer")
 MIN_PASSWORD_LEN = 10

@@ -1,9 +1,8 @@
 """Row filters by viewer, as SQL: a worker's grids of the current plan, cameras up to a secrecy level."""
 from __future__ import annotations
 
+from gridpatrol.layers.models import Grid, GridPlan
 from sqlalchemy import ColumnElement, Select, Table, func, select
-
-from layers.models import Grid, GridPlan
 
 # The same rule as :func:`current_grid_codes`, for the PostGIS statements written as text
 # (psycopg parameter ``%(own)s`` is the worker's name).

@@ -28,7 +28,6 @@ from typing import NamedTuple
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 # The region the generated cameras and incidents cover (around the Chengdu extract), degrees.
 REGION = (103.69, 30.29, 104.49, 31.09)
@@ -43,12 +42,11 @@ def pg_server_url(pg: str | None) -> str:
 
 def build(url_db: str, n_cams: int, n_inc: int) -> tuple[str, str]:
     """Create database/schema, import Chengdu and generate the layers; returns (store url, schema)."""
+    from gridpatrol.layers import users
+    from gridpatrol.layers.grids import draw_grids
+    from gridpatrol.layers.importing import import_areas, import_osm
+    from gridpatrol.layers.store import open_store
     from sqlalchemy import create_engine, text
-
-    from layers import users
-    from layers.grids import draw_grids
-    from layers.importing import import_areas, import_osm
-    from layers.store import open_store
 
     base, _, query = url_db.partition("?")
     dbname = base.rsplit("/", 1)[1]
@@ -277,7 +275,9 @@ def main() -> None:
         args.keep = True
     else:
         url, schema = build(url_db, args.cameras, args.incidents)
-    from tests.api.live_server import running_server  # the same helper the e2e tests use
+    from tests.api.live_server import (
+        running_server,  # the same helper the e2e tests use
+    )
 
     rng = random.Random(1)
     rows = []

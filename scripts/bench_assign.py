@@ -8,16 +8,12 @@ import platform
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import shapely
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from gis.assign import assign_xy, reassign_buildings, representative_xy  # noqa: E402
-from scripts.benchutil import local_pg_url  # noqa: E402
+from gridpatrol.gis.assign import assign_xy, reassign_buildings, representative_xy
+from gridpatrol.scripts.benchutil import local_pg_url
 
 UTM_CHENGDU = "EPSG:32648"  # WGS 84 / UTM 48N: metres around Chengdu
 

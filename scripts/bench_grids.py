@@ -5,7 +5,6 @@ import argparse
 import multiprocessing as mp
 import os
 import platform
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -16,13 +15,11 @@ import numpy as np
 import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from gis.blocks import block_adjacency, build_blocks  # noqa: E402
-from gis.grid_metrics import grid_table, plan_metrics  # noqa: E402
-from gis.partition import partition_blocks  # noqa: E402
-from scripts.synth_city import synth_city  # noqa: E402
+from gridpatrol.gis.blocks import block_adjacency, build_blocks
+from gridpatrol.gis.grid_metrics import grid_table, plan_metrics
+from gridpatrol.gis.partition import partition_blocks
+from gridpatrol.scripts.synth_city import synth_city
 
 DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 CHENGDU_DISTRICTS = ("510104", "510105", "510106", "510107", "510108")
@@ -30,8 +27,8 @@ CHENGDU_DISTRICTS = ("510104", "510105", "510106", "510107", "510108")
 
 def chengdu_case():
     """Chengdu: blocks of the five districts (GCJ-02 → WGS-84) ∩ the extract, as one planning area."""
-    from gis.crs import to_wgs84_geometry
-    from gis.osm import read_osm
+    from gridpatrol.gis.crs import to_wgs84_geometry
+    from gridpatrol.gis.osm import read_osm
 
     osm = read_osm(DATA / "chengdu" / "chengdu.osm")
     parts = [to_wgs84_geometry(shapely.from_geojson((DATA / "chengdu" / f"{c}.geojson").read_text()), source="gcj02")

@@ -7,8 +7,6 @@ tool planners would otherwise use.
 """
 from __future__ import annotations
 
-import pyogrio  # noqa: F401  (before mod_spatialite)
-
 import argparse
 import tempfile
 import time
@@ -16,9 +14,9 @@ import uuid
 import warnings
 from pathlib import Path
 
+import pyogrio  # noqa: F401  (before mod_spatialite)
+from gridpatrol.scripts.benchutil import local_pg_url
 from sqlalchemy import create_engine, text
-
-from scripts.benchutil import local_pg_url
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OSM = ROOT.parent / "shared" / "data" / "chengdu" / "chengdu.osm"
@@ -34,8 +32,8 @@ def best_of(n: int, fn) -> tuple[float, object]:  # noqa: ANN001
 
 
 def bench_gridpatrol_gpkg(osm: Path) -> tuple[float, dict]:
-    from layers.importing import import_osm
-    from layers.store import open_store
+    from gridpatrol.layers.importing import import_osm
+    from gridpatrol.layers.store import open_store
 
     with tempfile.TemporaryDirectory() as d:
         store = open_store(f"gpkg:///{d}/bench.gpkg")
@@ -47,8 +45,8 @@ def bench_gridpatrol_gpkg(osm: Path) -> tuple[float, dict]:
 
 
 def bench_gridpatrol_pg(osm: Path, server: str) -> tuple[float, dict]:
-    from layers.importing import import_osm
-    from layers.store import open_store
+    from gridpatrol.layers.importing import import_osm
+    from gridpatrol.layers.store import open_store
 
     schema = "bench_" + uuid.uuid4().hex[:8]
     admin = create_engine(server, isolation_level="AUTOCOMMIT")

@@ -14,11 +14,10 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import shapely
+from gridpatrol.gis.cameras import CameraIndex, distance_bearing, ecef, sector_contains
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.scripts.bench_assign import timed
 from sqlalchemy import create_engine, text
-
-from gis.cameras import CameraIndex, distance_bearing, ecef, sector_contains
-from gis.crs import local_metric_crs
-from scripts.bench_assign import timed
 
 LON0, LAT0, WIDTH_DEG = 104.0, 30.2, 1.0  # about 96 × 111 km around Chengdu
 
@@ -67,9 +66,9 @@ def brute_force(cams: CameraIndex, lon: np.ndarray, lat: np.ndarray) -> set[tupl
 
 
 def setup_store(url: str, cams: gpd.GeoDataFrame, lon: np.ndarray, lat: np.ndarray, seed: int):  # noqa: ANN201
-    from layers.cameras import write_cameras
-    from layers.models import GridPlan, Incident, IncidentEvent
-    from layers.store import open_store
+    from gridpatrol.layers.cameras import write_cameras
+    from gridpatrol.layers.models import GridPlan, Incident, IncidentEvent
+    from gridpatrol.layers.store import open_store
 
     store = open_store(url)
     t = time.perf_counter()
@@ -180,8 +179,8 @@ def main() -> None:
         f"p50 {np.percentile(bf_ms, 50):.1f} ms")
 
     if not args.no_stores:
-        from layers.cameras import link_incidents
-        from layers.incidents import lookup
+        from gridpatrol.layers.cameras import link_incidents
+        from gridpatrol.layers.incidents import lookup
 
         tmp = args.keep or Path(tempfile.mkdtemp(prefix="bench_linking_"))
         tmp.mkdir(parents=True, exist_ok=True)
@@ -201,7 +200,7 @@ def main() -> None:
         for name, url in stores:
             print(f"loading {name}", flush=True)
             if args.reuse:
-                from layers.store import open_store
+                from gridpatrol.layers.store import open_store
 
                 store = open_store(url)
                 if store.count("cameras") != args.cameras or store.count("incidents") != args.incidents:

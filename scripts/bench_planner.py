@@ -25,14 +25,12 @@ import numpy as np
 import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat  # noqa: E402
-from layers import grids as gl  # noqa: E402
-from layers import planner  # noqa: E402
-from layers.store import open_store  # noqa: E402
-from scripts.benchutil import local_pg_url  # noqa: E402
+from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
+from gridpatrol.layers import grids as gl
+from gridpatrol.layers import planner
+from gridpatrol.layers.store import open_store
+from gridpatrol.scripts.benchutil import local_pg_url
 
 LON0, LAT0, BLOCK_M, HH = 104.0, 30.6, 90.0, 45.0
 AREAS, TILE = 4, 3  # 4 × 4 communities, grids of 3 × 3 blocks
@@ -113,7 +111,7 @@ def run(kind: str, url: str, args) -> dict:  # noqa: ANN001
     for bid, to in edits[args.commits + 10: args.commits + 10 + args.cli]:
         t0 = time.perf_counter()
         subprocess.run([exe, "--db", url, "move-blocks", "--to", to, str(bid)], check=True, capture_output=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+                       env=dict(os.environ))
         cli.append(time.perf_counter() - t0)
     return {"store": kind, "blocks": info["blocks"], "grids": info["grids"],
             "preview": prev, "preview_after_commits": after, "commit": com, "cli": cli}

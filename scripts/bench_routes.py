@@ -39,14 +39,13 @@ import numpy as np
 from shapely.geometry import LineString, box, shape
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from gis.crs import local_metric_crs, to_wgs84_geometry  # noqa: E402
-from gis.osm import read_osm  # noqa: E402
-from gis.routing.coverage import plan_coverage  # noqa: E402
-from gis.routing.network import Traversal, count_turns  # noqa: E402
-from gis.streets import street_network  # noqa: E402
-from gis.vector import cut_into_cells  # noqa: E402
+from gridpatrol.gis.crs import local_metric_crs, to_wgs84_geometry
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.routing.network import Traversal, count_turns
+from gridpatrol.gis.streets import street_network
+from gridpatrol.gis.vector import cut_into_cells
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -73,10 +72,10 @@ def chengdu_drawn_grids(seed: int = 1) -> tuple[gpd.GeoDataFrame, list[tuple[str
     store, ``draw_grids`` with the demo's parameters, and read the grids and roads back from
     it. Returns (roads, [(grid code, polygon EPSG:4326)], seconds taken).
     """
-    from layers.grids import PlanParams, draw_grids, read_grids
-    from layers.importing import import_areas, import_osm, prepare_osm
-    from layers.store import open_store
-    from scripts.cmd_demo import CHENGDU_DISTRICTS
+    from gridpatrol.layers.grids import PlanParams, draw_grids, read_grids
+    from gridpatrol.layers.importing import import_areas, import_osm, prepare_osm
+    from gridpatrol.layers.store import open_store
+    from gridpatrol.scripts.cmd_demo import CHENGDU_DISTRICTS
 
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_routes_") as tmp:

@@ -12,16 +12,15 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from gridpatrol.gis.errors import GridPatrolError
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from gis.errors import GridPatrolError
-
-# Run as `python -m scripts.cli`, this file is __main__; the topic modules import
-# `scripts.cli` for the shared state (--db), which must then be this same module.
-sys.modules.setdefault("scripts.cli", sys.modules[__name__])
+# Run as `python -m gridpatrol.scripts.cli`, this file is __main__; the topic modules import
+# `gridpatrol.scripts.cli` for the shared state (--db), which must then be this same module.
+sys.modules.setdefault("gridpatrol.scripts.cli", sys.modules[__name__])
 
 app = typer.Typer(
     name="gridpatrol",
@@ -59,7 +58,7 @@ def _main(
 
 def open_cli_store(create: bool = True):  # noqa: ANN201
     """Open the store chosen by --db / GRIDPATROL_DB."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     return open_store(state.db, create=create)
 
@@ -129,8 +128,8 @@ def import_osm_cmd(
     ] = 150.0,
 ) -> None:
     """Import streets, buildings, barriers, admin areas and cameras from an OSM extract."""
-    from gis.osm import OsmOptions
-    from layers.importing import import_osm, prepare_osm
+    from gridpatrol.gis.osm import OsmOptions
+    from gridpatrol.layers.importing import import_osm, prepare_osm
 
     opts = OsmOptions(m2_per_household=m2_per_household, default_levels=default_levels,
                       landuse_households_per_ha=landuse_households_per_ha)
@@ -159,7 +158,7 @@ def import_areas_cmd(
     parent_code: Annotated[Optional[str], typer.Option(help="Code of the parent area")] = None,
 ) -> None:
     """Import administrative areas (county/district/street/community boundaries)."""
-    from layers.importing import import_area_files
+    from gridpatrol.layers.importing import import_area_files
 
     store = open_cli_store()
     # Every file is read and checked before anything is written: all or nothing.
@@ -177,7 +176,7 @@ def export_cmd(
     crs: Annotated[str, typer.Option(help="KML/KMZ coordinates: wgs84 or gcj02 (Chinese web and phone maps)")] = "wgs84",
 ) -> None:
     """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
-    from layers.export import export_layer
+    from gridpatrol.layers.export import export_layer
 
     store = open_cli_store(create=False)
     n = export_layer(store, layer, path, encoding=encoding, crs=crs)
@@ -189,8 +188,8 @@ def info_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Show the store URL, schema version, and rows and extent per layer."""
-    from layers import migrations
-    from layers.importing import layer_summary
+    from gridpatrol.layers import migrations
+    from gridpatrol.layers.importing import layer_summary
 
     store = open_cli_store(create=False)
     df = layer_summary(store)
@@ -208,9 +207,9 @@ def _register_topic_modules() -> None:
     # Each issue's commands live in scripts/cmd_<topic>.py with register(app).
     for name in ("cmd_grids", "cmd_routes", "cmd_cameras", "cmd_service", "cmd_demo", "cmd_trust"):
         try:
-            mod = importlib.import_module(f"scripts.{name}")
+            mod = importlib.import_module(f"gridpatrol.scripts.{name}")
         except ModuleNotFoundError as exc:
-            if exc.name == f"scripts.{name}":
+            if exc.name == f"gridpatrol.scripts.{name}":
                 continue
             raise
         mod.register(app)

@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-from gis.errors import InputError
-from layers.models import MAX_ID
+from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.models import MAX_ID
 
 
 def _parse_deadlines(spec: str | None) -> dict[str, float]:
@@ -39,7 +38,13 @@ def _parse_time(value: str | None) -> datetime | None:
 
 def register(app: typer.Typer) -> None:
     """Add the camera and incident commands to the ``gridpatrol`` app."""
-    from scripts.cli import console, err_console, open_cli_store, print_table, progress_steps
+    from gridpatrol.scripts.cli import (
+        console,
+        err_console,
+        open_cli_store,
+        print_table,
+        progress_steps,
+    )
 
     def _warn(res) -> None:  # noqa: ANN001
         for w in res.warnings:
@@ -64,7 +69,7 @@ def register(app: typer.Typer) -> None:
         encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")] = None,
     ) -> None:
         """Import cameras (Skynet 天网 / Sharp Eyes 雪亮 / other) into the camera registry."""
-        from layers.cameras import import_cameras
+        from gridpatrol.layers.cameras import import_cameras
 
         store = open_cli_store()
         with progress_steps(f"import {path.name}") as step:
@@ -84,7 +89,7 @@ def register(app: typer.Typer) -> None:
         encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")] = None,
     ) -> None:
         """Import incidents; rows without coordinates are listed, grids/workers attached, duplicates flagged."""
-        from layers.incidents import import_incidents
+        from gridpatrol.layers.incidents import import_incidents
 
         store = open_cli_store()
         with progress_steps(f"import {path.name}") as step:
@@ -106,7 +111,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     ) -> None:
         """Register an incident (发现); its grid and worker are attached, duplicates flagged."""
-        from layers.incidents import create_incident
+        from gridpatrol.layers.incidents import create_incident
 
         store = open_cli_store()
         res = create_incident(store, lon=lon, lat=lat, category=category, description=description,
@@ -131,8 +136,8 @@ def register(app: typer.Typer) -> None:
         version: Annotated[Optional[int], typer.Option(help="Refuse if the incident is no longer at this version", min=1, max=MAX_ID)] = None,
     ) -> None:
         """Move an incident through the closed loop (illegal transitions are refused)."""
-        from gis.incidents import STATES
-        from layers.incidents import advance_incident
+        from gridpatrol.gis.incidents import STATES
+        from gridpatrol.layers.incidents import advance_incident
 
         store = open_cli_store(create=False)
         res = advance_incident(store, incident_id, to, actor=actor, note=note, expected_version=version)
@@ -142,7 +147,7 @@ def register(app: typer.Typer) -> None:
     @app.command("incident-events")
     def incident_events_cmd(incident_id: Annotated[int, typer.Argument(help="Incident id", min=1, max=MAX_ID)]) -> None:
         """The event history of an incident."""
-        from layers.incidents import incident_events
+        from gridpatrol.layers.incidents import incident_events
 
         store = open_cli_store(create=False)
         df = incident_events(store, incident_id)
@@ -154,7 +159,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     ) -> None:
         """Open incidents past the deadline of their current stage, most overdue first."""
-        from layers.incidents import overdue_incidents
+        from gridpatrol.layers.incidents import overdue_incidents
 
         store = open_cli_store(create=False)
         df = overdue_incidents(store, deadlines=_parse_deadlines(deadline))
@@ -177,8 +182,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Cameras around a point, ranked: in view first, online first, nearest first."""
         import numpy as np
-
-        from layers.cameras import cameras_at, convert_crs
+        from gridpatrol.layers.cameras import cameras_at, convert_crs
 
         x, y = convert_crs(np.array([lon]), np.array([lat]), crs)
         store = open_cli_store(create=False)
@@ -198,7 +202,7 @@ def register(app: typer.Typer) -> None:
         at: Annotated[Optional[str], typer.Option(help="Time (ISO; default now)")] = None,
     ) -> None:
         """Map click: grid and worker, incidents within 200 m in the last 90 days, cameras in view (JSON)."""
-        from layers.incidents import lookup
+        from gridpatrol.layers.incidents import lookup
 
         store = open_cli_store(create=False)
         print(json.dumps(lookup(store, lon, lat, _parse_time(at)), ensure_ascii=False, indent=1))
@@ -210,7 +214,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[Optional[Path], typer.Option(help="Write the pairs to this CSV file")] = None,
     ) -> None:
         """Link every incident to the cameras around it (one row per incident–camera pair)."""
-        from layers.cameras import link_incidents
+        from gridpatrol.layers.cameras import link_incidents
 
         store = open_cli_store(create=False)
         with progress_steps("linking") as step:
@@ -231,7 +235,7 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON")] = False,
     ) -> None:
         """Share of each grid's street length seen by at least one camera (lowest first)."""
-        from layers.cameras import camera_coverage
+        from gridpatrol.layers.cameras import camera_coverage
 
         store = open_cli_store(create=False)
         df = camera_coverage(store, plan_id=plan, step_m=step_m, online_only=online_only)
@@ -249,7 +253,7 @@ def register(app: typer.Typer) -> None:
         year: Annotated[Optional[int], typer.Option(help="Calendar year of the incidents (default: the last 365 days)")] = None,
     ) -> None:
         """Generate SYNTHETIC Skynet/Sharp Eyes cameras and a year of incidents from the stored streets."""
-        from layers.incidents import synth_demo_data
+        from gridpatrol.layers.incidents import synth_demo_data
 
         store = open_cli_store(create=False)
         with progress_steps("synthetic demo data") as step:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -34,15 +34,28 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Build the Chengdu demo (import, GCJ-02 district boundaries, grids, patrol routes, synthetic
         cameras and incidents, a demo admin) into a fresh store and serve it locally."""
-        from api.static_assets import save_offline
-        from gis.errors import InputError
-        from layers.grids import PlanParams, assign_workers, check_grids, draw_grids, plan_map, read_grids
-        from layers.importing import import_areas, import_osm, prepare_osm
-        from layers.incidents import synth_demo_data
-        from layers.routes import grid_targets, plan_routes, print_route
-        from layers.store import open_store
-        from layers.users import create_user
-        from scripts.cli import console, err_console, print_table, progress_steps, state
+        from gridpatrol.api.static_assets import save_offline
+        from gridpatrol.gis.errors import InputError
+        from gridpatrol.layers.grids import (
+            PlanParams,
+            assign_workers,
+            check_grids,
+            draw_grids,
+            plan_map,
+            read_grids,
+        )
+        from gridpatrol.layers.importing import import_areas, import_osm, prepare_osm
+        from gridpatrol.layers.incidents import synth_demo_data
+        from gridpatrol.layers.routes import grid_targets, plan_routes, print_route
+        from gridpatrol.layers.store import open_store
+        from gridpatrol.layers.users import create_user
+        from gridpatrol.scripts.cli import (
+            console,
+            err_console,
+            print_table,
+            progress_steps,
+            state,
+        )
 
         osm = data / "chengdu.osm"
         boundaries = [data / f"{code}.geojson" for code in CHENGDU_DISTRICTS]
@@ -132,8 +145,7 @@ def register(app: typer.Typer) -> None:
         import os
 
         import uvicorn
-
-        from api.app import create_app
+        from gridpatrol.api.app import create_app
 
         os.environ.setdefault("GRIDPATROL_SECRET_KEY", secrets.token_urlsafe(32))
         console.print(f"serving at [bold]http://{host}:{port}/[/]  (maps, API docs /docs, OGC API /ogc; Ctrl-C stops)")

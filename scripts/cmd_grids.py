@@ -6,14 +6,20 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 
 def register(app: typer.Typer) -> None:
     """Add the grid commands to the ``gridpatrol`` app."""
-    from layers.plan_params import PlanParams
-    from scripts.cli import console, err_console, model_options, open_cli_store, print_table, progress_steps
+    from gridpatrol.layers.plan_params import PlanParams
+    from gridpatrol.scripts.cli import (
+        console,
+        err_console,
+        model_options,
+        open_cli_store,
+        print_table,
+        progress_steps,
+    )
 
     def _edit_report(res) -> None:  # noqa: ANN001
         console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
@@ -26,7 +32,7 @@ def register(app: typer.Typer) -> None:
     @model_options(PlanParams)
     def draw_grids_cmd(params: PlanParams) -> None:
         """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
-        from layers.grids import draw_grids, plan_row
+        from gridpatrol.layers.grids import draw_grids, plan_row
 
         store = open_cli_store(create=False)
         with progress_steps("draw grids") as step:
@@ -44,7 +50,7 @@ def register(app: typer.Typer) -> None:
         geojson: Annotated[Optional[Path], typer.Option(help="Write the problem locations to this GeoJSON")] = None,
     ) -> None:
         """Validate a plan: coverage, overlaps, nesting, contiguity, buildings, workload, codes (exit 0 = valid)."""
-        from layers.grids import check_grids
+        from gridpatrol.layers.grids import check_grids
 
         store = open_cli_store(create=False)
         with progress_steps("check grids"):
@@ -57,7 +63,7 @@ def register(app: typer.Typer) -> None:
         s = res.summary
         print_table([{"check": k, "value": _fmt(v)} for k, v in s.items()], title=f"plan {pid} summary")
         if geojson is not None:
-            from layers.export import export_layer
+            from gridpatrol.layers.export import export_layer
 
             export_layer(store, "grid_problems", geojson, gdf=p)
             console.print(f"wrote {len(p)} problem locations to {geojson}")
@@ -73,7 +79,7 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Rows of changed buildings to print")] = 50,
     ) -> None:
         """List buildings and households that changed grid between plans A and B."""
-        from layers.grids import diff_plans
+        from gridpatrol.layers.grids import diff_plans
 
         store = open_cli_store(create=False)
         changes, summary = diff_plans(store, plan_a, plan_b)
@@ -89,7 +95,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="Accept parts outside the household band")] = False,
     ) -> None:
         """Split a grid into N contiguous parts with balanced households (new plan version)."""
-        from layers.grids import split_grid
+        from gridpatrol.layers.grids import split_grid
 
         _edit_report(split_grid(open_cli_store(create=False), code, parts, force=force))
 
@@ -99,7 +105,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="Accept a merged grid outside the household band")] = False,
     ) -> None:
         """Merge adjacent grids of one area into one (new plan version)."""
-        from layers.grids import merge_grids
+        from gridpatrol.layers.grids import merge_grids
 
         _edit_report(merge_grids(open_cli_store(create=False), codes, force=force))
 
@@ -110,21 +116,21 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
     ) -> None:
         """Move blocks (or the blocks of named buildings) into an adjacent grid (new plan version)."""
-        from layers.grids import move_blocks
+        from gridpatrol.layers.grids import move_blocks
 
         _edit_report(move_blocks(open_cli_store(create=False), to, items, force=force))
 
     @app.command("lock-grid")
     def lock_grid_cmd(codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
         """Lock grids: edits touching them are refused (new plan version)."""
-        from layers.grids import set_locked
+        from gridpatrol.layers.grids import set_locked
 
         _edit_report(set_locked(open_cli_store(create=False), codes, True))
 
     @app.command("unlock-grid")
     def unlock_grid_cmd(codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
         """Unlock grids (new plan version)."""
-        from layers.grids import set_locked
+        from gridpatrol.layers.grids import set_locked
 
         _edit_report(set_locked(open_cli_store(create=False), codes, False))
 
@@ -135,7 +141,7 @@ def register(app: typer.Typer) -> None:
         station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT in WGS-84")] = None,
     ) -> None:
         """Set the responsible grid worker (网格员) and station of a grid (new plan version)."""
-        from layers.grids import assign_workers
+        from gridpatrol.layers.grids import assign_workers
 
         stations = {code: _lonlat(station, "--station")} if station else None
         _edit_report(assign_workers(open_cli_store(create=False), {code: worker}, stations=stations))
@@ -147,7 +153,7 @@ def register(app: typer.Typer) -> None:
         """Set the workers (and stations) of many grids from a CSV file, in one new plan version."""
         import csv
 
-        from layers.grids import assign_workers
+        from gridpatrol.layers.grids import assign_workers
 
         try:
             with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -176,7 +182,7 @@ def register(app: typer.Typer) -> None:
         force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
     ) -> None:
         """Rebalance households among neighbouring grids with few block moves (new plan version)."""
-        from layers.grids import rebalance_grids
+        from gridpatrol.layers.grids import rebalance_grids
 
         _edit_report(rebalance_grids(open_cli_store(create=False), codes, force=force))
 
@@ -188,7 +194,7 @@ def register(app: typer.Typer) -> None:
         parent_field: Annotated[Optional[str], typer.Option(help="Field with the parent area code")] = None,
     ) -> None:
         """Import an existing grid layer as a new plan."""
-        from layers.grids import import_grids, plan_row
+        from gridpatrol.layers.grids import import_grids, plan_row
 
         store = open_cli_store(create=False)
         pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field)
@@ -205,7 +211,7 @@ def register(app: typer.Typer) -> None:
         plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
     ) -> None:
         """Write an offline HTML map of a plan (no CDN, no online tiles)."""
-        from layers.grids import plan_map
+        from gridpatrol.layers.grids import plan_map
 
         if out.suffix.lower() not in (".html", ".htm"):
             raise InputError(f"--out {out} must end in .html")
@@ -213,7 +219,7 @@ def register(app: typer.Typer) -> None:
             raise InputError(f"folder {out.parent} does not exist")
         store = open_cli_store(create=False)
         m = plan_map(store, plan)
-        from api.static_assets import save_offline
+        from gridpatrol.api.static_assets import save_offline
 
         save_offline(m, out)
         console.print(f"wrote {out}")
@@ -221,7 +227,7 @@ def register(app: typer.Typer) -> None:
     @app.command("plans")
     def plans_cmd() -> None:
         """List grid plans (versions) with their parent and share of grids in band."""
-        from layers.grids import list_plans
+        from gridpatrol.layers.grids import list_plans
 
         df = list_plans(open_cli_store(create=False))
         print_table(df.to_dict("records"), title="grid plans")

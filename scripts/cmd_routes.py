@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 
 def parse_lonlat(text: str | None, what: str = "--start") -> tuple[float, float] | None:
@@ -25,10 +24,9 @@ def parse_lonlat(text: str | None, what: str = "--start") -> tuple[float, float]
 def area_pieces(store, code: str, pieces: int):  # noqa: ANN001, ANN201
     """Targets from an administrative area cut into about ``pieces`` rectangles (before grids exist)."""
     import numpy as np
-
-    from gis.vector import cut_into_cells
-    from layers.models import Area
-    from layers.routes import Target
+    from gridpatrol.gis.vector import cut_into_cells
+    from gridpatrol.layers.models import Area
+    from gridpatrol.layers.routes import Target
 
     areas = store.read_layer("areas", where=Area.__table__.c.code == code)
     if not len(areas):
@@ -41,7 +39,13 @@ def area_pieces(store, code: str, pieces: int):  # noqa: ANN001, ANN201
 
 def register(app: typer.Typer) -> None:
     """Add the route commands to the ``gridpatrol`` app."""
-    from scripts.cli import console, err_console, open_cli_store, print_table, progress_steps
+    from gridpatrol.scripts.cli import (
+        console,
+        err_console,
+        open_cli_store,
+        print_table,
+        progress_steps,
+    )
 
     @app.command("plan-routes")
     def plan_routes_cmd(
@@ -59,7 +63,11 @@ def register(app: typer.Typer) -> None:
         speed_kmh: Annotated[Optional[float], typer.Option("--speed-kmh", help="Pace for the times (default: walking 4.5, driving by road class)")] = None,
     ) -> None:
         """Plan street-coverage patrol routes and store them in the routes layer."""
-        from layers.routes import grid_targets, plan_routes, read_polygon_file
+        from gridpatrol.layers.routes import (
+            grid_targets,
+            plan_routes,
+            read_polygon_file,
+        )
 
         if mode not in ("walk", "drive"):
             raise InputError(f"--mode must be walk or drive, not {mode!r}")
@@ -131,8 +139,11 @@ def register(app: typer.Typer) -> None:
         hot spots (importance grows with recent incidents), and store it."""
         import geopandas as gpd
         import pandas as pd
-
-        from layers.routes import grid_targets, plan_visit_route, read_points_file
+        from gridpatrol.layers.routes import (
+            grid_targets,
+            plan_visit_route,
+            read_points_file,
+        )
 
         if mode not in ("walk", "drive"):
             raise InputError(f"--mode must be walk or drive, not {mode!r}")
@@ -144,7 +155,7 @@ def register(app: typer.Typer) -> None:
         if points is not None:
             frames.append(read_points_file(points))
         if hot_spots is not None:
-            from layers.hotspots import grid_hot_spots
+            from gridpatrol.layers.hotspots import grid_hot_spots
 
             spots = grid_hot_spots(store, hot_spots, days=days, radius_m=radius_m, min_incidents=min_incidents, top=top)
             if not len(spots):
@@ -191,7 +202,7 @@ def register(app: typer.Typer) -> None:
         shift: Annotated[Optional[int], typer.Option(help="Only this shift (1 = first); default: every shift, one per page")] = None,
     ) -> None:
         """Print a stored route: A4 PDF route sheet, and GPX/GeoJSON/HTML on request."""
-        from layers.routes import print_route, route_folium_map
+        from gridpatrol.layers.routes import print_route, route_folium_map
 
         if gpx_crs not in ("wgs84", "gcj02"):
             raise InputError(f"--gpx-crs must be wgs84 or gcj02, not {gpx_crs!r}")
@@ -200,7 +211,7 @@ def register(app: typer.Typer) -> None:
                          geojson=geojson, shift=shift)
         written = [str(out)] + [str(p) for p in (gpx, geojson) if p]
         if html:
-            from api.static_assets import save_offline
+            from gridpatrol.api.static_assets import save_offline
 
             save_offline(route_folium_map(store, code, mode=mode, worker_index=worker - 1), html)
             written.append(str(html))

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 
 def _read_password(password_file: Path | None, name: str, generate: bool) -> tuple[str, bool]:
@@ -46,8 +45,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Create a user of the service with one role (passwords are stored argon2-hashed)."""
-        from layers.users import ROLES, create_user
-        from scripts.cli import console, open_cli_store
+        from gridpatrol.layers.users import ROLES, create_user
+        from gridpatrol.scripts.cli import console, open_cli_store
 
         if role not in ROLES:
             raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
@@ -67,8 +66,8 @@ def register(app: typer.Typer) -> None:
         password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file (else a prompt)")] = None,
     ) -> None:
         """Replace a user's password; the tokens issued before stop working (running servers: within 5 s)."""
-        from layers.users import set_password
-        from scripts.cli import console, open_cli_store
+        from gridpatrol.layers.users import set_password
+        from gridpatrol.scripts.cli import console, open_cli_store
 
         password, _ = _read_password(password_file, name, False)
         store = open_cli_store()
@@ -104,8 +103,8 @@ def register(app: typer.Typer) -> None:
         A password reset, --disable, --enable and --revoke-tokens revoke the user's tokens issued before.
         Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
         """
-        from layers.users import update_user
-        from scripts.cli import console, open_cli_store, print_table
+        from gridpatrol.layers.users import update_user
+        from gridpatrol.scripts.cli import console, open_cli_store, print_table
 
         password, generated = (None, False)
         if password_file is not None or generate_password:
@@ -123,8 +122,8 @@ def register(app: typer.Typer) -> None:
     @app.command("users")
     def users_cmd() -> None:
         """List the users of the service."""
-        from layers.users import list_users
-        from scripts.cli import open_cli_store, print_table
+        from gridpatrol.layers.users import list_users
+        from gridpatrol.scripts.cli import open_cli_store, print_table
 
         store = open_cli_store()
         try:
@@ -140,7 +139,7 @@ def register(app: typer.Typer) -> None:
         config: Annotated[Optional[Path], typer.Option(help="TOML settings file (else GRIDPATROL_CONFIG)")] = None,
     ) -> None:
         """Serve the API, OGC API – Features and the map pages (uvicorn)."""
-        from scripts.cli import state
+        from gridpatrol.scripts.cli import state
 
         serve(state.db, host=host, port=port, workers=workers, config=config)
 
@@ -154,12 +153,11 @@ def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers:
     and one token key through the environment.
     """
     import uvicorn
-
-    from api.config import load_settings
-    from api.logs import uvicorn_log_config
-    from api.static_assets import check_vendor
-    from layers.store import open_store, resolve_url
-    from scripts.cli import err_console
+    from gridpatrol.api.config import load_settings
+    from gridpatrol.api.logs import uvicorn_log_config
+    from gridpatrol.api.static_assets import check_vendor
+    from gridpatrol.layers.store import open_store, resolve_url
+    from gridpatrol.scripts.cli import err_console
 
     if config is not None:
         os.environ["GRIDPATROL_CONFIG"] = str(config)
@@ -174,6 +172,6 @@ def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers:
     check_vendor()
     err_console.print(f"serving {url.split('?')[0]} at http://{host}:{port}  (docs: /docs, OGC API: /ogc)")
     uvicorn.run(
-        "api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+        "gridpatrol.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=uvicorn_log_config(settings.log_level), access_log=False, proxy_headers=False,
     )

@@ -17,8 +17,8 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(min=1, help="Entries to list, newest first")] = 50,
     ) -> None:
         """List the audit log, or verify its hash chain (exit 0: intact; else the first bad entry id)."""
-        from layers import audit
-        from scripts.cli import console, open_cli_store, print_table
+        from gridpatrol.layers import audit
+        from gridpatrol.scripts.cli import console, open_cli_store, print_table
 
         store = open_cli_store(create=False)
         try:
@@ -37,8 +37,8 @@ def register(app: typer.Typer) -> None:
     def backup_cmd(path: Annotated[Path, typer.Argument(help="Backup file to write (GeoPackage: .gpkg; PostGIS: .dump)")]) -> None:
         """Write a consistent backup of the store, also while the server runs (GeoPackage: SQLite online
         backup; PostGIS: pg_dump custom format of the store's schema)."""
-        from layers.backup import backup
-        from scripts.cli import console, open_cli_store
+        from gridpatrol.layers.backup import backup
+        from gridpatrol.scripts.cli import console, open_cli_store
 
         store = open_cli_store(create=False)
         try:
@@ -55,8 +55,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Restore a backup into the store (refused onto a store with data unless --force, and for a
         backup of a newer schema); an older backup is upgraded to the current schema."""
-        from layers.backup import restore
-        from scripts.cli import console, state
+        from gridpatrol.layers.backup import restore
+        from gridpatrol.scripts.cli import console, state
 
         info = restore(state.db, path, force=force)
         console.print(f"restored {info.path} (schema version {info.schema_version})")

@@ -4,7 +4,7 @@ Source: Natural Earth 1:110m admin-0 countries (public domain), as shipped with 
 fixtures. China's land (with Hainan) is widened by ``COAST_DEG`` into the sea, then every other
 country's land, Hong Kong and Macau (hand-drawn: they do not use GCJ-02) and the North Korean bank
 of the Yalu at Dandong (110m puts Sinuiju in China) are cut out, and the result simplified.
-Run: python -m scripts.make_china_outline
+Run: python -m gridpatrol.scripts.make_china_outline
 """
 from __future__ import annotations
 

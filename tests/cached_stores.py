@@ -20,8 +20,8 @@ def chengdu_inputs() -> list[Path]:
 
 def jinjiang_district_seed1(store) -> None:  # noqa: ANN001
     """Chengdu's streets, 锦江区 as a district, a plan drawn with the default band and seed 1."""
-    from layers import grids as plans
-    from layers.importing import import_areas, import_osm
+    from gridpatrol.layers import grids as plans
+    from gridpatrol.layers.importing import import_areas, import_osm
 
     import_osm(store, data_path("chengdu", "chengdu.osm"))
     import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
@@ -30,8 +30,8 @@ def jinjiang_district_seed1(store) -> None:  # noqa: ANN001
 
 def jinjiang_band400(store) -> None:  # noqa: ANN001
     """Chengdu's streets, 锦江区 (default level), a plan drawn with BAND_400."""
-    from layers import grids as plans
-    from layers.importing import import_areas, import_osm
+    from gridpatrol.layers import grids as plans
+    from gridpatrol.layers.importing import import_areas, import_osm
 
     import_osm(store, data_path("chengdu", "chengdu.osm"))
     import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02")
@@ -40,7 +40,7 @@ def jinjiang_band400(store) -> None:  # noqa: ANN001
 
 def chengdu_five_districts(store) -> None:  # noqa: ANN001
     """Chengdu's streets and its five central districts (default level), no plan yet."""
-    from layers.importing import import_areas, import_osm
+    from gridpatrol.layers.importing import import_areas, import_osm
 
     import_osm(store, data_path("chengdu", "chengdu.osm"))
     for code in CHENGDU_DISTRICTS:
@@ -49,7 +49,7 @@ def chengdu_five_districts(store) -> None:  # noqa: ANN001
 
 def chengdu_five_districts_seed1(store) -> None:  # noqa: ANN001
     """The five districts with a plan drawn as `gridpatrol demo` does (default band, seed 1)."""
-    from layers import grids as plans
+    from gridpatrol.layers import grids as plans
 
     chengdu_five_districts(store)
     plans.draw_grids(store, plans.PlanParams(seed=1))

@@ -1,8 +1,6 @@
 """Shared fixtures: the real data folder and a fresh store per test on both GeoPackage and PostGIS."""
 from __future__ import annotations
 
-import pyogrio  # noqa: F401  (before mod_spatialite: see layers/store.py)
-
 import fcntl
 import getpass
 import os
@@ -12,6 +10,7 @@ import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
+import pyogrio  # noqa: F401  (before mod_spatialite: see layers/store.py)
 import pytest
 from sqlalchemy import create_engine, text
 
@@ -169,7 +168,7 @@ def module_store(request, tmp_path_factory):  # noqa: ANN001, ANN201
     """A store shared by the tests of one module, once per store kind (PostGIS: a schema of its own,
     dropped afterwards). For expensive set-ups that tests only read, or add to without any test
     depending on what another one added."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     with module_store_url(request, tmp_path_factory) as url:
         s = open_store(url)
@@ -180,7 +179,7 @@ def module_store(request, tmp_path_factory):  # noqa: ANN001, ANN201
 @pytest.fixture
 def store(store_url: str):
     """A fresh empty store (GeoPackage and PostGIS: every test using it runs on both)."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     s = open_store(store_url)
     yield s

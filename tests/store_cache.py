@@ -73,7 +73,7 @@ def _prune(now: float) -> None:
 def cached_gpkg(name: str, build: Callable, inputs: Iterable[Path]) -> Path:
     """The cached GeoPackage of ``name`` (built now by ``build(store)`` if missing); never open it
     in place: copy it (``copy_into``)."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     inputs = tuple(inputs)
     key = content_key(name, build, inputs)
@@ -109,7 +109,7 @@ def _pg_exec(pg_database: str, *sql: str) -> list:
 
 def cached_pg_schema(pg_database: str, name: str, build: Callable, inputs: Iterable[Path]) -> str:
     """The name of the PostGIS schema holding the cached store ``name`` (built now if missing)."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     inputs = tuple(inputs)
     key = content_key(name, build, inputs)
@@ -143,7 +143,7 @@ def cached_pg_schema(pg_database: str, name: str, build: Callable, inputs: Itera
 def copy_pg_schema(pg_database: str, source: str, target: str) -> None:
     """Copy every row of the store in schema ``source`` into the store just created (empty) in
     schema ``target``: same tables, made by the same migrations; sequences follow the ids."""
-    from layers.models import SchemaVersion
+    from gridpatrol.layers.models import SchemaVersion
 
     eng = create_engine(pg_database)
     try:
@@ -191,7 +191,8 @@ def cached_module_store_url(request, tmp_path_factory, name: str, build: Callabl
 def fill_from_cache(url: str, name: str, build: Callable, inputs: Iterable[Path]) -> None:
     """Fill the new, still unopened store at ``url`` (a GeoPackage path not yet written, or an
     empty PostGIS schema) with a copy of the cached store ``name`` (built now if missing)."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
+
     from tests.conftest import PG_URL
 
     inputs = tuple(inputs)

@@ -14,10 +14,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-
-from api.errors import error_body
-from gis.errors import GridPatrolError, InputError
-from layers.importing import ImportResult
+from gridpatrol.api.errors import error_body
+from gridpatrol.gis.errors import GridPatrolError, InputError
+from gridpatrol.layers.importing import ImportResult
 
 # File kinds the import commands read, by suffix; and what a raw body's Content-Type means.
 SUFFIXES = (".csv", ".txt", ".tsv", ".json", ".geojson", ".gpkg")

@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query, Request
-
-from api.auth import require_permission
-from api.deps import StoreDep, UserDep
-from api.geojson import parse_features
-from api.ogc import query_items
-from gis.errors import InputError, NotFoundError
-from layers.importing import LEVELS, import_areas
+from gridpatrol.api.auth import require_permission
+from gridpatrol.api.deps import StoreDep, UserDep
+from gridpatrol.api.geojson import parse_features
+from gridpatrol.api.ogc import query_items
+from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.layers.importing import LEVELS, import_areas
 
 router = APIRouter(prefix="/areas", tags=["areas"])
 

@@ -4,12 +4,18 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Path, Query, Request, Response
+from gridpatrol.api import deps
+from gridpatrol.api.auth import (
+    PERMISSIONS,
+    AuthError,
+    can,
+    issue_token,
+    require_permission,
+    visible_layers,
+)
+from gridpatrol.api.deps import SettingsDep, StoreDep, UserDep
+from gridpatrol.layers import users
 from pydantic import BaseModel, Field, StrictInt
-
-from api import deps
-from api.auth import PERMISSIONS, AuthError, can, issue_token, require_permission, visible_layers
-from api.deps import SettingsDep, StoreDep, UserDep
-from layers import users
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

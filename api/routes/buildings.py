@@ -4,10 +4,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-
-from api.deps import RowId, StoreDep, UserDep
-from api.ogc import parse_bbox, query_items
-from gis.errors import NotFoundError
+from gridpatrol.api.deps import RowId, StoreDep, UserDep
+from gridpatrol.api.ogc import parse_bbox, query_items
+from gridpatrol.gis.errors import NotFoundError
 
 router = APIRouter(prefix="/buildings", tags=["buildings"])
 

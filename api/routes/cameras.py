@@ -5,13 +5,17 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-
-from api.auth import require_permission, visible_frame
-from api.deps import StoreDep, UserDep
-from api.ogc import parse_bbox, query_items
-from api.routes._imports import CRS_PATTERN, OPENAPI_BODY, read_upload, run_import
-from gis.errors import NotFoundError
-from layers.cameras import cameras_at, import_cameras
+from gridpatrol.api.auth import require_permission, visible_frame
+from gridpatrol.api.deps import StoreDep, UserDep
+from gridpatrol.api.ogc import parse_bbox, query_items
+from gridpatrol.api.routes._imports import (
+    CRS_PATTERN,
+    OPENAPI_BODY,
+    read_upload,
+    run_import,
+)
+from gridpatrol.gis.errors import NotFoundError
+from gridpatrol.layers.cameras import cameras_at, import_cameras
 
 router = APIRouter(prefix="/cameras", tags=["cameras"])
 

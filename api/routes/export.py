@@ -7,11 +7,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from gridpatrol.api.auth import hidden_fields, layer_filter, visible_frame
+from gridpatrol.api.deps import MAX_ID, StoreDep, UserDep
+from gridpatrol.layers.export import export_layer
 from sqlalchemy import and_
-
-from api.auth import hidden_fields, layer_filter, visible_frame
-from api.deps import MAX_ID, StoreDep, UserDep
-from layers.export import export_layer
 
 router = APIRouter(prefix="/export", tags=["export"])
 MEDIA = {"geojson": "application/geo+json", "gpkg": "application/geopackage+sqlite3", "shp.zip": "application/zip",

@@ -12,15 +12,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
+from gridpatrol.api.auth import layer_filter, require_permission, visible_frame
+from gridpatrol.api.deps import MAX_ID, StoreDep, UserDep, get_store
+from gridpatrol.api.geojson import parse_features
+from gridpatrol.gis.errors import InputError, PermissionDenied
+from gridpatrol.layers import grids as gl
+from gridpatrol.layers.plan_base import on_base
+from gridpatrol.layers.plan_params import PlanParams
 from pydantic import BaseModel, Field
-
-from api.auth import layer_filter, require_permission, visible_frame
-from api.deps import MAX_ID, StoreDep, UserDep, get_store
-from api.geojson import parse_features
-from gis.errors import InputError, PermissionDenied
-from layers import grids as gl
-from layers.plan_base import on_base
-from layers.plan_params import PlanParams
 
 router = APIRouter(prefix="/grids", tags=["grids"])
 
@@ -197,7 +196,7 @@ def hot_spots(
     """Clusters of the grid's recent incidents; importance sums 0.5^(age / 30 days) over a
     spot's incidents. Dispatchers and admins: any grid; workers: their own grids of the current
     plan. Only incidents the user may see are counted."""
-    from layers.hotspots import grid_hot_spots
+    from gridpatrol.layers.hotspots import grid_hot_spots
 
     require_permission(principal, "read_incidents", "read incident hot spots")
     if principal.role == "worker":

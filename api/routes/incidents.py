@@ -3,20 +3,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
-
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
+from gridpatrol.api.auth import require_permission
+from gridpatrol.api.deps import RowId, StoreDep, UserDep
+from gridpatrol.api.ogc import parse_bbox, parse_datetime, query_items
+from gridpatrol.api.routes._imports import (
+    CRS_PATTERN,
+    OPENAPI_BODY,
+    read_upload,
+    run_import,
+)
+from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.gis.incidents import STATES
+from gridpatrol.layers import incidents as inc
 from pydantic import BaseModel, Field
-
-from api.auth import require_permission
-from api.deps import RowId, StoreDep, UserDep
-from api.ogc import parse_bbox, parse_datetime, query_items
-from api.routes._imports import CRS_PATTERN, OPENAPI_BODY, read_upload, run_import
-from gis.errors import InputError, NotFoundError
-from gis.incidents import STATES
-from layers import incidents as inc
 
 router = APIRouter(prefix="/incidents", tags=["incidents"])
 

@@ -11,15 +11,14 @@ import numpy as np
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from gridpatrol.api.auth import lookup_view
+from gridpatrol.api.deps import UserDep, fresh_user, pg_pool, token_claims
+from gridpatrol.gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.incidents import utc
+from gridpatrol.layers.incidents import lookup_document, lookup_json, lookup_statement
+from gridpatrol.layers.users import ANONYMOUS, Principal
 from starlette.types import ASGIApp, Receive, Scope, Send
-
-from api.auth import lookup_view
-from api.deps import UserDep, _fresh_user, _token_user, pg_pool
-from gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
-from gis.errors import GridPatrolError
-from gis.incidents import utc
-from layers.incidents import lookup_document, lookup_json, lookup_statement
-from layers.users import ANONYMOUS, Principal
 
 router = APIRouter(tags=["lookup"])
 
@@ -169,10 +168,10 @@ def _known_principal(store: Any, settings: Any, headers: dict[bytes, bytes]) -> 
     if token is None:
         return ANONYMOUS if settings.allow_anonymous else None
     try:
-        claims = _token_user(settings, token)
+        claims = token_claims(settings, token)
     except GridPatrolError:
         return None
-    fresh, principal = _fresh_user(store, claims.name, claims.version)
+    fresh, principal = fresh_user(store, claims.name, claims.version)
     if not fresh or principal is None or principal.token_version != claims.version:
         return None  # deactivated, revoked or not known yet: the route decides
     return principal

@@ -7,12 +7,11 @@ from typing import Annotated, Any
 import numpy as np
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
-
-from api.auth import can, layer_filter, require_permission, visible_frame
-from api.deps import MAX_ID, SettingsDep, StoreDep, UserDep
-from api.display import display_geojson, display_lonlat
-from layers import mapdata
-from layers.models import Incident, Route
+from gridpatrol.api.auth import can, layer_filter, require_permission, visible_frame
+from gridpatrol.api.deps import MAX_ID, SettingsDep, StoreDep, UserDep
+from gridpatrol.api.display import display_geojson, display_lonlat
+from gridpatrol.layers import mapdata
+from gridpatrol.layers.models import Incident, Route
 
 router = APIRouter(prefix="/maps/data", tags=["map pages"])
 PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (default: newest)")]
@@ -72,8 +71,7 @@ async def route(
 ) -> dict[str, Any]:
     """The route line and numbered steps (gis.routesheet.route_geojson), the grid polygon and totals."""
     import shapely
-
-    from gis.routesheet import route_geojson
+    from gridpatrol.gis.routesheet import route_geojson
 
     require_permission(principal, "read_routes", "see patrol routes")
     where = layer_filter(principal, "routes", Route.__table__)

@@ -6,15 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
+from gridpatrol.api.auth import require_permission
+from gridpatrol.api.deps import MAX_ID, SettingsDep, StoreDep, UserDep
+from gridpatrol.api.display import display_geojson
+from gridpatrol.api.routes.grids import BaseQ, PlanQ, edit_out
+from gridpatrol.layers import grids as gl
+from gridpatrol.layers import planner
+from gridpatrol.layers.plan_base import on_base
 from pydantic import BaseModel, Field
-
-from api.auth import require_permission
-from api.deps import MAX_ID, SettingsDep, StoreDep, UserDep
-from api.display import display_geojson
-from api.routes.grids import BaseQ, PlanQ, edit_out
-from layers import grids as gl
-from layers import planner
-from layers.plan_base import on_base
 
 router = APIRouter(tags=["planner"])
 

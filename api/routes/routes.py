@@ -9,16 +9,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
+from gridpatrol.api.auth import layer_filter, require_permission
+from gridpatrol.api.deps import StoreDep, UserDep
+from gridpatrol.api.ogc import query_items
+from gridpatrol.gis.errors import NotFoundError
+from gridpatrol.layers import routes as rl
+from gridpatrol.layers.models import Route
+from gridpatrol.layers.store import Store
+from gridpatrol.layers.users import Principal
 from pydantic import BaseModel, Field
-
-from api.auth import layer_filter, require_permission
-from api.deps import StoreDep, UserDep
-from api.ogc import query_items
-from gis.errors import NotFoundError
-from layers import routes as rl
-from layers.models import Route
-from layers.store import Store
-from layers.users import Principal
 
 router = APIRouter(prefix="/routes", tags=["routes"])
 
@@ -53,7 +52,7 @@ async def plan(body: PlanIn, request: Request, store: StoreDep, principal: UserD
     if body.start is not None:
         lon, lat = body.start
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            from gis.errors import InputError
+            from gridpatrol.gis.errors import InputError
 
             raise InputError(f"start {lon}, {lat} is not a WGS-84 longitude, latitude")
     out = await run_in_threadpool(lambda: rl.plan_routes(
@@ -113,7 +112,7 @@ async def gpx(code: str, store: StoreDep, principal: UserDep,
               mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None,
               worker: Annotated[int, Query(ge=1, le=100)] = 1,
               crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$")] = "wgs84") -> Response:
-    from gis.routesheet import write_gpx
+    from gridpatrol.gis.routesheet import write_gpx
 
     sel = _row(store, principal, code, mode, worker)
     sr = rl.sheet_route(store, sel.iloc[0])

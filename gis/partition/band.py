@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
 
 TOLERANCE = 1e-9  # households (and fractions of them) closer than this are equal
 # the window violation counts one household outside the hard band as much as this many

@@ -4,14 +4,17 @@ from __future__ import annotations
 import geopandas as gpd
 import networkx as nx
 import numpy as np
-
-from gis.errors import InputError
-from gis.partition.band import TOLERANCE, Band, band_excess, check_band
-from gis.partition.graph import block_graph, block_households, grid_piece_counts
-from gis.partition.labelling import Labelling
-from gis.partition.local_search import LocalSearch
-from gis.partition.metis_start import metis_partition, reattach_pieces
-from gis.partition.plan import compact_labels
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.partition.band import TOLERANCE, Band, band_excess, check_band
+from gridpatrol.gis.partition.graph import (
+    block_graph,
+    block_households,
+    grid_piece_counts,
+)
+from gridpatrol.gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.local_search import LocalSearch
+from gridpatrol.gis.partition.metis_start import metis_partition, reattach_pieces
+from gridpatrol.gis.partition.plan import compact_labels
 
 SPLIT_CUT_WEIGHT = 0.01  # what a unit of cut cost weighs against balance when splitting a grid
 EMPTY_PART_WEIGHT = 1e-6  # households added per block so a grid of empty blocks still has a size

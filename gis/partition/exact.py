@@ -5,9 +5,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-
-from gis.partition.band import TOLERANCE
-from gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.band import TOLERANCE
+from gridpatrol.gis.partition.labelling import Labelling
 
 EXACT_SCALE = 1000  # CP-SAT wants integers: households and cap values in thousandths
 FIT_MARGIN = 1e-6  # a neighbourhood's total must fit its windows by more than this to be tried

@@ -8,10 +8,9 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
+from gridpatrol.gis.errors import InputError
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
-
-from gis.errors import InputError
 
 MIN_CUT_COST = 1e-3  # an edge's cut cost is at least this, so every cut costs something
 # a component of this many blocks gets the cheaper treatment: one METIS cut, fewer attempts

@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import numpy as np
-
-from gis.partition.band import Band, band_excess, window_violation
-from gis.partition.graph import BlockGraph
+from gridpatrol.gis.partition.band import Band, band_excess, window_violation
+from gridpatrol.gis.partition.graph import BlockGraph
 
 
 class Labelling:

@@ -1,8 +1,8 @@
 """Local search over grid labels: boundary moves and ejection chains towards balanced grids."""
 from __future__ import annotations
 
-from gis.partition.band import TOLERANCE
-from gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.band import TOLERANCE
+from gridpatrol.gis.partition.labelling import Labelling
 
 BAND_PENALTY = 100.0  # a household outside the band costs 100× one inside it but off the mean
 WINDOW_PENALTY = 10.0  # a household outside the window (inside the band) costs 10× one off the mean

@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 import pymetis
-
-from gis.partition.graph import LARGE_GRAPH_BLOCKS, BlockGraph, same_grid_components
+from gridpatrol.gis.partition.graph import (
+    LARGE_GRAPH_BLOCKS,
+    BlockGraph,
+    same_grid_components,
+)
 
 HOUSEHOLD_SCALE = 100  # METIS wants integer weights: households in hundredths
 CUT_COST_SCALE = 10  # and cut costs in tenths

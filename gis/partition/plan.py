@@ -4,17 +4,29 @@ from __future__ import annotations
 import geopandas as gpd
 import networkx as nx
 import numpy as np
-
-from gis.errors import InputError
-from gis.partition.band import TOLERANCE, Band, check_band, choose_grid_count, window_violation
-from gis.partition.exact import EXACT_LARGE, EXACT_SMALL, exact_fix
-from gis.partition.graph import (
-    LARGE_GRAPH_BLOCKS, BlockGraph, block_caps, block_graph, block_households, block_xy, components, subgraph,
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.partition.band import (
+    TOLERANCE,
+    Band,
+    check_band,
+    choose_grid_count,
+    window_violation,
 )
-from gis.partition.labelling import Labelling
-from gis.partition.local_search import LocalSearch
-from gis.partition.metis_start import metis_partition, reattach_pieces
-from gis.partition.repair import WindowRepair
+from gridpatrol.gis.partition.exact import EXACT_LARGE, EXACT_SMALL, exact_fix
+from gridpatrol.gis.partition.graph import (
+    LARGE_GRAPH_BLOCKS,
+    BlockGraph,
+    block_caps,
+    block_graph,
+    block_households,
+    block_xy,
+    components,
+    subgraph,
+)
+from gridpatrol.gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.local_search import LocalSearch
+from gridpatrol.gis.partition.metis_start import metis_partition, reattach_pieces
+from gridpatrol.gis.partition.repair import WindowRepair
 
 RETRIES = 4  # further METIS starts when an attempt leaves grids outside the window
 LARGE_GRAPH_RETRIES = 2  # the same on components of LARGE_GRAPH_BLOCKS or more

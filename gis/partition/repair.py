@@ -2,11 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
-
-from gis.partition.band import TOLERANCE
-from gis.partition.exact import ExactLimits, exact_fix
-from gis.partition.labelling import Labelling
-from gis.partition.resplit import Splitter
+from gridpatrol.gis.partition.band import TOLERANCE
+from gridpatrol.gis.partition.exact import ExactLimits, exact_fix
+from gridpatrol.gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.resplit import Splitter
 
 CHAIN_DEPTHS = (2, 3, 5, 8, 12)  # longest grid paths tried, round by round
 ROUNDS_PER_DEPTH = 3  # passes over the grids outside the window at one chain depth

@@ -6,9 +6,8 @@ import math
 import random
 
 import numpy as np
-
-from gis.partition.band import TOLERANCE
-from gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.band import TOLERANCE
+from gridpatrol.gis.partition.labelling import Labelling
 
 TREES_PER_PAIR = 6  # random spanning trees cut per pair re-split
 CUTS_PER_TREE = 3  # best edge cuts kept per tree

@@ -7,11 +7,10 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.routing.network import components
+from gridpatrol.gis.streets import StreetNetwork, street_network
 from shapely.geometry.base import BaseGeometry
-
-from gis.crs import local_metric_crs
-from gis.routing.network import components
-from gis.streets import StreetNetwork, street_network
 
 
 @dataclass

@@ -5,14 +5,16 @@ import heapq
 import itertools
 
 import numpy as np
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.routing.matching import (
+    ENUMERATE_UP_TO,
+    all_pairings,
+    min_weight_perfect_matching,
+)
+from gridpatrol.gis.routing.network import TURN_DEG, UTURN_DEG, Traversal
+from gridpatrol.gis.streets import StreetNetwork
 from scipy.cluster.hierarchy import DisjointSet
 from scipy.optimize import linear_sum_assignment
-
-from gis.errors import GridPatrolError
-from gis.routing.matching import ENUMERATE_UP_TO, all_pairings, min_weight_perfect_matching
-from gis.routing.network import TURN_DEG, UTURN_DEG, Traversal
-from gis.streets import StreetNetwork
-
 
 TURN_COST_U = 2  # ordering a route, a U-turn weighs as much as two turns
 

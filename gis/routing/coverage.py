@@ -9,21 +9,25 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
+from gridpatrol.gis.errors import GridPatrolError, InputError
+from gridpatrol.gis.routing.area import GridArea, grid_area
+from gridpatrol.gis.routing.circuit import TURN_COST_U, euler_circuit
+from gridpatrol.gis.routing.network import Traversal, components, odd_nodes
+from gridpatrol.gis.routing.postman import (
+    connectors,
+    drive_postman_mip,
+    item_groups,
+    tjoin,
+)
+from gridpatrol.gis.routing.route import CoverageRoute, make_route
+from gridpatrol.gis.routing.router import Router
+from gridpatrol.gis.routing.rural_postman import mixed_rural_postman, rural_postman
+from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps, route_seconds
+from gridpatrol.gis.routing.split import longest_route_bound, split_route
+from gridpatrol.gis.streets import MODES, StreetNetwork, nearest_node
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 from shapely.geometry.base import BaseGeometry
-
-from gis.errors import GridPatrolError, InputError
-from gis.routing.area import GridArea, grid_area
-from gis.routing.circuit import TURN_COST_U, euler_circuit
-from gis.routing.network import Traversal, components, odd_nodes
-from gis.routing.postman import connectors, drive_postman_mip, item_groups, tjoin
-from gis.routing.route import CoverageRoute, make_route
-from gis.routing.router import Router
-from gis.routing.rural_postman import mixed_rural_postman, rural_postman
-from gis.routing.shifts import cut_into_shifts, edge_speed_mps, route_seconds
-from gis.routing.split import longest_route_bound, split_route
-from gis.streets import MODES, StreetNetwork, nearest_node
 
 BALANCE_TARGET = 1.10  # k routes: the longest within 10 % of their mean
 RPP_TIME_S = 10.0  # walking grids with street islands: seconds for the exact rural-postman MIP

@@ -6,10 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
-
-from gis.errors import InputError
-from gis.routing.network import Traversal, turn_angle
-from gis.streets import StreetNetwork
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.routing.network import Traversal, turn_angle
+from gridpatrol.gis.streets import StreetNetwork
 
 LANGS = ("zh", "en")
 FOLD_BELOW_M = 8.0  # a leg this short (a kink at an offset junction) is folded into the next one

@@ -4,9 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-
-from gis.errors import GridPatrolError
-from gis.routing.blossom import blossom_matching, check_certificate
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.routing.blossom import blossom_matching, check_certificate
 
 
 @dataclass

@@ -4,12 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from gridpatrol.gis.streets import StreetNetwork
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 from shapely.geometry import LineString
-
-from gis.streets import StreetNetwork
-
 
 TURN_DEG = 30.0  # a change of heading beyond this is a turn
 UTURN_DEG = 150.0  # … and beyond this a U-turn

@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import numpy as np
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.routing.matching import MatchingResult, min_weight_perfect_matching
+from gridpatrol.gis.routing.network import Traversal, components
+from gridpatrol.gis.routing.router import Router, path_nodes
+from gridpatrol.gis.streets import StreetNetwork
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import dijkstra, minimum_spanning_tree
-
-from gis.errors import GridPatrolError
-from gis.routing.matching import MatchingResult, min_weight_perfect_matching
-from gis.routing.network import Traversal, components
-from gis.routing.router import Router, path_nodes
-from gis.streets import StreetNetwork
 
 
 def tjoin(router: Router, T: np.ndarray, *, limit: float = np.inf) -> tuple[list[list[int]], MatchingResult]:

@@ -4,10 +4,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from gridpatrol.gis.routing.network import (
+    DRIVE_SPEED_MPS,
+    WALK_SPEED_MPS,
+    Traversal,
+    count_turns,
+    route_line,
+)
+from gridpatrol.gis.streets import StreetNetwork
 from shapely.geometry import LineString
-
-from gis.routing.network import DRIVE_SPEED_MPS, WALK_SPEED_MPS, Traversal, count_turns, route_line
-from gis.streets import StreetNetwork
 
 
 @dataclass

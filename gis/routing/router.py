@@ -4,11 +4,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.routing.network import Traversal
+from gridpatrol.gis.streets import StreetNetwork
 from scipy.sparse.csgraph import dijkstra
-
-from gis.errors import GridPatrolError
-from gis.routing.network import Traversal
-from gis.streets import StreetNetwork
 
 
 def path_nodes(pred_row: np.ndarray, src: int, dst: int) -> list[int]:

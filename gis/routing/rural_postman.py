@@ -5,13 +5,12 @@ import time
 from typing import Any
 
 import numpy as np
+from gridpatrol.gis.routing.network import Traversal
+from gridpatrol.gis.routing.router import Router
+from gridpatrol.gis.streets import StreetNetwork
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from scipy.sparse.csgraph import connected_components, dijkstra, shortest_path
-
-from gis.routing.network import Traversal
-from gis.routing.router import Router
-from gis.streets import StreetNetwork
 
 
 def _prune_links(L: np.ndarray) -> np.ndarray:

@@ -5,13 +5,12 @@ import math
 from typing import Any
 
 import numpy as np
-
-from gis.errors import InputError
-from gis.routing.network import WALK_SPEED_MPS
-from gis.routing.route import CoverageRoute
-from gis.routing.router import Router
-from gis.routing.split import split_route
-from gis.streets import StreetNetwork
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.routing.network import WALK_SPEED_MPS
+from gridpatrol.gis.routing.route import CoverageRoute
+from gridpatrol.gis.routing.router import Router
+from gridpatrol.gis.routing.split import split_route
+from gridpatrol.gis.streets import StreetNetwork
 
 # Patrol-car pace by road class (km/h): slow enough to look, as fast as such a street allows.
 DRIVE_KMH = {"trunk": 35.0, "primary": 30.0, "secondary": 30.0, "tertiary": 25.0, "unclassified": 20.0,

@@ -4,12 +4,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
-from gis.routing.network import Traversal
-from gis.routing.route import CoverageRoute, make_route
-from gis.routing.router import Router, path_nodes
-from gis.streets import StreetNetwork
-
+from gridpatrol.gis.routing.network import Traversal
+from gridpatrol.gis.routing.route import CoverageRoute, make_route
+from gridpatrol.gis.routing.router import Router, path_nodes
+from gridpatrol.gis.streets import StreetNetwork
 
 SPLIT_LOOP_ORDERS = 16  # k routes: the circuit's loops through the start are tried in up to this many orders
 

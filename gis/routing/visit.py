@@ -9,15 +9,19 @@ import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.routing.network import (
+    DRIVE_SPEED_MPS,
+    WALK_SPEED_MPS,
+    Traversal,
+    route_line,
+)
+from gridpatrol.gis.routing.router import Router, path_nodes
+from gridpatrol.gis.streets import street_network
 from ortools.constraint_solver import pywrapcp, routing_enums_pb2
 from scipy.sparse.csgraph import connected_components, minimum_spanning_tree
 from shapely.geometry import LineString
-
-from gis.routing.network import DRIVE_SPEED_MPS, WALK_SPEED_MPS, Traversal, route_line
-from gis.routing.router import Router, path_nodes
-from gis.crs import local_metric_crs
-from gis.errors import InputError
-from gis.streets import street_network
 
 PENALTY_PER_IMPORTANCE = 10_000_000  # dropping a point costs more than any detour (in metres)
 

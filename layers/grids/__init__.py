@@ -1,5 +1,5 @@
 """Grid plans: draw, check, diff, redraw edits, import, map (one module per job, the public names here)."""
-from layers.grids.core import (  # noqa: F401
+from gridpatrol.layers.grids.core import (  # noqa: F401
     AREA_LEVELS,  # noqa: F401
     STATION_TOLERANCE_M,
     Progress,  # noqa: F401
@@ -26,7 +26,7 @@ from layers.grids.core import (  # noqa: F401
     real_buildings,
     shape_metrics,
 )
-from layers.grids.edits import (  # noqa: F401
+from gridpatrol.layers.grids.edits import (  # noqa: F401
     EditResult,
     assign_workers,
     merge_grids,
@@ -37,10 +37,10 @@ from layers.grids.edits import (  # noqa: F401
     set_locked,
     split_grid,
 )
-from layers.grids.imports import (  # noqa: F401
+from gridpatrol.layers.grids.imports import (  # noqa: F401
     import_grids,
 )
-from layers.grids.maps import (  # noqa: F401
+from gridpatrol.layers.grids.maps import (  # noqa: F401
     plan_map,
 )
-from layers.plan_params import PlanParams  # noqa: F401
+from gridpatrol.layers.plan_params import PlanParams  # noqa: F401

@@ -10,22 +10,21 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-from sqlalchemy import Connection, func, insert, select
-
-from gis.assign import (
+from gridpatrol.gis.assign import (
     assign_buildings,
     assign_xy,
     blocks_joined_by_buildings,
     representative_xy,
 )
-from gis.crs import local_metric_crs
-from gis.errors import InputError, NotFoundError
-from gis.grid_check import CheckResult, check_plan
-from gis.gridcodes import CodeFormat, assign_codes
-from layers.models import Block, Grid, GridPlan, utcnow
-from layers.plan_base import check_current
-from layers.plan_params import PlanParams
-from layers.store import Store
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.gis.grid_check import CheckResult, check_plan
+from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
+from gridpatrol.layers.models import Block, Grid, GridPlan, utcnow
+from gridpatrol.layers.plan_base import check_current
+from gridpatrol.layers.plan_params import PlanParams
+from gridpatrol.layers.store import Store
+from sqlalchemy import Connection, func, insert, select
 
 # Finest first: grids nest in the finest administrative level that is loaded.
 AREA_LEVELS = ("community", "street", "district", "county")
@@ -271,8 +270,8 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     the rest is redrawn around them. Earlier plans are kept. Nothing is written unless every
     area was drawn.
     """
-    from gis.blocks import block_adjacency, build_blocks
-    from gis.partition import partition_blocks
+    from gridpatrol.gis.blocks import block_adjacency, build_blocks
+    from gridpatrol.gis.partition import partition_blocks
 
     params = (params or PlanParams()).checked()
     say = progress or (lambda _m: None)

@@ -10,14 +10,18 @@ import networkx as nx
 import numpy as np
 import pandas as pd
 import shapely
-
-from gis.assign import assign_xy, representative_xy
-from gis.errors import ConflictError, GridPatrolError, InputError, NotFoundError
-from gis.grid_check import CheckResult
-from gis.gridcodes import CodeFormat
-from gis.slivers import absorb_detached, settle_blocks
-from layers.grid_moves import move_refusals
-from layers.grids.core import (
+from gridpatrol.gis.assign import assign_xy, representative_xy
+from gridpatrol.gis.errors import (
+    ConflictError,
+    GridPatrolError,
+    InputError,
+    NotFoundError,
+)
+from gridpatrol.gis.grid_check import CheckResult
+from gridpatrol.gis.gridcodes import CodeFormat
+from gridpatrol.gis.slivers import absorb_detached, settle_blocks
+from gridpatrol.layers.grid_moves import move_refusals
+from gridpatrol.layers.grids.core import (
     STATION_TOLERANCE_M,
     check_frames,
     grids_from_blocks,
@@ -33,9 +37,9 @@ from layers.grids.core import (
     read_grids,
     read_within,
 )
-from layers.names import clean_name
-from layers.plan_params import PlanParams
-from layers.store import Store
+from gridpatrol.layers.names import clean_name
+from gridpatrol.layers.plan_params import PlanParams
+from gridpatrol.layers.store import Store
 
 
 @dataclass
@@ -109,7 +113,7 @@ def _grid_graph(ctx: _Ctx, codes: Iterable[str] | None = None) -> nx.Graph:
 
 def _block_graph(ctx: _Ctx, blocks: gpd.GeoDataFrame) -> nx.Graph:
     """Rook adjacency of ``blocks`` with the roads and barriers they lie along (for metrics)."""
-    from gis.blocks import block_adjacency
+    from gridpatrol.gis.blocks import block_adjacency
 
     geom = shapely.box(*blocks.total_bounds)
     roads = read_within(ctx.store, "roads", geom)
@@ -269,7 +273,7 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     locked, has fewer blocks than ``parts``, or a part would leave the household band (unless
     ``force``).
     """
-    from gis.partition import split_grid as split_blocks
+    from gridpatrol.gis.partition import split_grid as split_blocks
 
     if parts < 2:
         raise InputError(f"--parts must be at least 2, got {parts}")
@@ -421,7 +425,7 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     Grid codes and the set of grids stay; only boundary blocks move (``gis.partition.rebalance``).
     Refused when a grid is locked, the grids are in different areas or not connected.
     """
-    from gis.partition import rebalance
+    from gridpatrol.gis.partition import rebalance
 
     ctx, codes = _neighbour_group(store, plan_id, codes, "rebalance")
     blocks = ctx.blocks.copy()

@@ -8,12 +8,11 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-
-from gis.assign import assign_buildings
-from gis.errors import InputError
-from gis.gridcodes import assign_codes
-from gis.slivers import settle_blocks
-from layers.grids.core import (
+from gridpatrol.gis.assign import assign_buildings
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.gridcodes import assign_codes
+from gridpatrol.gis.slivers import settle_blocks
+from gridpatrol.layers.grids.core import (
     as_multi,
     insert_plan,
     insert_rows,
@@ -23,9 +22,9 @@ from layers.grids.core import (
     read_within,
     shape_metrics,
 )
-from layers.models import utcnow
-from layers.plan_params import PlanParams
-from layers.store import Store
+from gridpatrol.layers.models import utcnow
+from gridpatrol.layers.plan_params import PlanParams
+from gridpatrol.layers.store import Store
 
 
 def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, params: PlanParams,
@@ -36,7 +35,7 @@ def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDat
     ``gis.slivers.SLIVER_M2``) goes to the neighbouring grid it shares the longest boundary
     with, and is returned in the report (area_code, from, to, area_m2, shared_m). Parts of an
     area no imported grid covers get no block (check-grids reports them as gaps)."""
-    from gis.blocks import build_blocks
+    from gridpatrol.gis.blocks import build_blocks
 
     out, report, next_id = [], [], 1
     for _, area in areas.iterrows():
@@ -92,7 +91,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     go to the neighbour they share the longest boundary with, listed in the plan's metrics
     (``slivers_absorbed``). Nothing is written when the file is unusable.
     """
-    from gis.vector import checked_polygons, read_vector
+    from gridpatrol.gis.vector import checked_polygons, read_vector
 
     params = (params or PlanParams()).checked()
     path = Path(path)
@@ -164,7 +163,7 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     metrics["blocks"] = len(blocks)
     metrics["boundary_adjusted_m2"] = moved_m2
     metrics["slivers_absorbed"] = absorbed
-    from layers.importing import file_sha256
+    from gridpatrol.layers.importing import file_sha256
 
     with store.begin() as conn:
         pid = insert_plan(conn, method="import", parent=None, params=params, metrics=metrics,

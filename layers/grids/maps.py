@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import pandas as pd
-
-from layers.store import Store
+from gridpatrol.layers.store import Store
 
 
 def plan_map(store: Store, plan_id: int | None = None):  # noqa: ANN201
@@ -17,8 +16,7 @@ def plan_map(store: Store, plan_id: int | None = None):  # noqa: ANN201
     import html
 
     import folium
-
-    from layers.mapdata import basemap_frames, plan_frame
+    from gridpatrol.layers.mapdata import basemap_frames, plan_frame
 
     g, band = plan_frame(store, plan_id)
     minx, miny, maxx, maxy = g.total_bounds.tolist()

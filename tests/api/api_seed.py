@@ -28,8 +28,8 @@ def chengdu_osm() -> Path:
 def seed(store) -> dict:  # noqa: ANN001
     """Import Chengdu, add users of every role, 4 grids (2 with worker 'wu'), 600 cameras of
     secrecy levels 0–3 and 400 incidents over 2018, half in wu's grids. Returns what was made."""
-    from layers import users
-    from layers.importing import import_osm
+    from gridpatrol.layers import users
+    from gridpatrol.layers.importing import import_osm
 
     import_osm(store, chengdu_osm())
     for role, name in ROLE_USERS.items():
@@ -41,9 +41,8 @@ def seed(store) -> dict:  # noqa: ANN001
              shapely.box(minx, midy, midx, maxy), shapely.box(midx, midy, maxx, maxy)]
     rng = np.random.default_rng(7)
     with store.begin() as conn:
+        from gridpatrol.layers.models import GridPlan
         from sqlalchemy import insert
-
-        from layers.models import GridPlan
 
         plan_id = conn.execute(insert(GridPlan).values(name="test", method="import", params_json="{}", metrics_json="{}")
                                .returning(GridPlan.id)).scalar_one()

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS, chengdu_osm, seed
+from tests.api.api_seed import (
+    CLEARED_DISPATCHER,
+    PASSWORD,
+    ROLE_USERS,
+    chengdu_osm,
+    seed,
+)
 from tests.store_cache import cached_module_store_url
 
 
@@ -17,8 +23,8 @@ def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
 
 @pytest.fixture(scope="module")
 def app(loaded_store_url):  # noqa: ANN001, ANN201
-    from api.app import create_app
-    from api.config import load_settings
+    from gridpatrol.api.app import create_app
+    from gridpatrol.api.config import load_settings
 
     application = create_app(loaded_store_url, settings=load_settings(log_level="WARNING"))
     yield application

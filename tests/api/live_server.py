@@ -14,11 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from tests.conftest import missing_dependency
 
 ROOT = Path(__file__).resolve().parents[2]
 from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
-# The installed entry point: ``python -m scripts.cli`` would load cli.py twice (as __main__ and as
+
+# The installed entry point: ``python -m gridpatrol.scripts.cli`` would load cli.py twice (as __main__ and as
 # scripts.cli), and the topic modules would read --db from the copy that never saw it.
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
 PASSWORD = "e2e-password-123"
@@ -50,7 +52,7 @@ def reserve_port() -> socket.socket:
 def cli(db: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     """Run ``gridpatrol --db DB ARGS…``; fail the test with its output if it exits non-zero."""
     res = subprocess.run([*CLI, "--db", db, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+                         env=dict(os.environ))
     if res.returncode != 0:
         pytest.fail(f"gridpatrol {' '.join(args)} exited {res.returncode}:\n{res.stdout}\n{res.stderr}")
     return res
@@ -103,7 +105,7 @@ def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = No
     proc = subprocess.Popen(
         [*CLI, "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY, **(env or {})},
+        env={**os.environ, "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:

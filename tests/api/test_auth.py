@@ -47,10 +47,9 @@ def test_forged_expired_and_garbage_tokens_are_refused(client, app):  # noqa: AN
 
 
 def test_passwords_are_stored_as_argon2(loaded_store_url):  # noqa: ANN001
+    from gridpatrol.layers.models import User
+    from gridpatrol.layers.store import open_store
     from sqlalchemy import select
-
-    from layers.models import User
-    from layers.store import open_store
 
     store = open_store(loaded_store_url)
     try:
@@ -231,10 +230,10 @@ def test_viewers_get_no_worker_names(client, tokens):  # noqa: ANN001
 def test_lookup_per_role_equals_the_numpy_path(client, tokens, loaded_store_url):  # noqa: ANN001
     """Every user's /lookup answer (on PostGIS: one statement on the asyncio pool) is exactly the
     numpy path of layers.incidents cut down to the role's view, at camera spots and between them."""
-    from api.auth import lookup_view
-    from layers import users
-    from layers.incidents import lookup_json
-    from layers.store import open_store
+    from gridpatrol.api.auth import lookup_view
+    from gridpatrol.layers import users
+    from gridpatrol.layers.incidents import lookup_json
+    from gridpatrol.layers.store import open_store
 
     store = open_store(loaded_store_url)
     try:
@@ -263,11 +262,11 @@ def test_lookup_fast_path_answers_plain_clicks_like_the_route(client, tokens, lo
     """Plain clicks (lon, lat, radius_m, days) are answered by api.routes.lookup.LookupFastPath
     on PostGIS; the answer per user is the numpy path's, as for the route. Odd requests go to the
     route: its validation messages are unchanged."""
-    from api.auth import lookup_view
-    from api.routes import lookup as lookup_mod
-    from layers import users
-    from layers.incidents import lookup_json
-    from layers.store import open_store
+    from gridpatrol.api.auth import lookup_view
+    from gridpatrol.api.routes import lookup as lookup_mod
+    from gridpatrol.layers import users
+    from gridpatrol.layers.incidents import lookup_json
+    from gridpatrol.layers.store import open_store
 
     assert lookup_mod._fast_args(b"lon=104.1&lat=30.6&radius_m=500&days=30&crs=gcj02") == {
         "lon": 104.1, "lat": 30.6, "radius_m": 500.0, "days": 30.0, "crs": "gcj02"}

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import pyproj
 import pytest
+from gridpatrol.api.config import load_settings
+from gridpatrol.gis.crs import wgs84_to_gcj02
+from gridpatrol.gis.errors import InputError
 
-from api.config import load_settings
-from gis.crs import wgs84_to_gcj02
-from gis.errors import InputError
 from tests.api.api_seed import PASSWORD
 
 KEY = "cfg-7Hq2Lw9Zr4Tx8Mv3Nb6Kp1Jd5Sg0Fy"
@@ -72,8 +72,8 @@ def test_cookie_login_reads_pages_but_never_writes(app):  # noqa: ANN001
 
 
 def test_gcj02_tiles_shift_layers_and_lookup_round_trips(client, tokens):  # noqa: ANN001
-    from api.app import page_csp
-    from api.display import display_geojson
+    from gridpatrol.api.app import page_csp
+    from gridpatrol.api.display import display_geojson
 
     settings = load_settings(tile_url="http://intranet.example/{z}/{x}/{y}.png", tile_crs="gcj02")
     gj = display_geojson({"type": "FeatureCollection", "features": [

@@ -10,17 +10,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from gridpatrol.api.geojson import parse_geometry
+from gridpatrol.api.ogc import parse_bbox, parse_datetime
+from gridpatrol.gis.crs import check_lonlat, normalize_crs_name
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.incidents import EARLIEST_INCIDENT, check_incident_time
+from gridpatrol.gis.plausible import implausible, refuse_geocentric
+from gridpatrol.layers.csvtext import read_csv
+from gridpatrol.layers.incidents import parse_times
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from api.geojson import parse_geometry
-from api.ogc import parse_bbox, parse_datetime
-from gis.crs import check_lonlat, normalize_crs_name
-from gis.errors import InputError
-from gis.incidents import EARLIEST_INCIDENT, check_incident_time
-from gis.plausible import implausible, refuse_geocentric
-from layers.csvtext import read_csv
-from layers.incidents import parse_times
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 # Text made of what the parsers split on and read, plus the digits float() takes but we refuse.
@@ -91,7 +90,7 @@ def test_crs_names_and_plausibility(name, xy):  # noqa: ANN001
     except InputError:
         return
     x, y = np.array([xy[0]]), np.array([xy[1]])
-    from layers.cameras import convert_crs
+    from gridpatrol.layers.cameras import convert_crs
 
     with np.errstate(all="ignore"):
         try:

@@ -9,11 +9,11 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from gridpatrol.api.auth import hidden_fields, layer_filter, visible_layers
+from gridpatrol.layers import users
+from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
-from api.auth import hidden_fields, layer_filter, visible_layers
-from layers import users
-from layers.store import open_store
 from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD, ROLE_USERS
 from tests.api.live_server import running_server
 from tests.gdal_check import gdal_silent

@@ -64,9 +64,9 @@ def test_camera_csv_upload_imports_every_row(client, tokens):  # noqa: ANN001
 
 
 def test_bad_camera_rows_refuse_the_file_with_the_cli_message(client, tokens, tmp_path, loaded_store_url):  # noqa: ANN001
-    from gis.errors import InputError
-    from layers.cameras import import_cameras
-    from layers.store import open_store
+    from gridpatrol.gis.errors import InputError
+    from gridpatrol.layers.cameras import import_cameras
+    from gridpatrol.layers.store import open_store
 
     header, rows = _cctv_rows()
     rows = [list(r) for r in rows[:40]]
@@ -115,7 +115,7 @@ def _chengdu_features(n: int = 6) -> list[dict]:
 
 
 def test_geojson_body_in_gcj02_and_secrecy(client, tokens):  # noqa: ANN001
-    from gis.crs import wgs84_to_gcj02
+    from gridpatrol.gis.crs import wgs84_to_gcj02
 
     feats = _chengdu_features()
     bad = json.loads(json.dumps(feats))
@@ -240,9 +240,8 @@ def test_bad_import_requests_are_422_with_a_message(client, tokens, path, kw, wo
 
 def test_oversized_uploads_are_413(loaded_store_url, tokens):  # noqa: ANN001
     from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.config import load_settings
+    from gridpatrol.api.app import create_app
+    from gridpatrol.api.config import load_settings
 
     header, rows = _cctv_rows()
     data = _csv_bytes(header, rows)

@@ -7,11 +7,10 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-
-from api.app import create_app
-from api.config import load_settings
-from layers import users
-from layers.store import open_store
+from gridpatrol.api.app import create_app
+from gridpatrol.api.config import load_settings
+from gridpatrol.layers import users
+from gridpatrol.layers.store import open_store
 
 PW = "right-password-1"
 

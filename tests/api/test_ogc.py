@@ -5,8 +5,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import shapely
-
-from layers.store import open_store
+from gridpatrol.layers.store import open_store
 
 
 def read_layer(url: str, layer: str):  # noqa: ANN201
@@ -158,8 +157,8 @@ def test_items_pages_equal_the_python_features(client, tokens, loaded_store_url,
     geometry, every property, order — as api.ogc.query_items builds in Python from the store."""
     import datetime as dt
 
-    from api.ogc import parse_bbox, query_items
-    from layers import users
+    from gridpatrol.api.ogc import parse_bbox, query_items
+    from gridpatrol.layers import users
 
     params = dict(p.split("=") for p in query.split("&"))
     store = open_store(loaded_store_url)

@@ -17,10 +17,9 @@ CAP = 10_000  # README: `limit` (capped at 10,000)
 def client(request, tmp_path_factory):  # noqa: ANN001, ANN201
     """A service over a store holding N_ROADS generated street segments (a 0.0001° lattice)."""
     from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.config import load_settings
-    from layers.store import open_store
+    from gridpatrol.api.app import create_app
+    from gridpatrol.api.config import load_settings
+    from gridpatrol.layers.store import open_store
 
     with module_store_url(request, tmp_path_factory) as url:
         store = open_store(url)

@@ -5,9 +5,9 @@ import os
 import subprocess
 
 import pytest
+from gridpatrol.api.config import load_settings
+from gridpatrol.gis.errors import InputError
 
-from api.config import load_settings
-from gis.errors import InputError
 from tests.api.live_server import CLI, ROOT
 
 
@@ -37,6 +37,6 @@ def test_a_random_key_is_accepted(monkeypatch):  # noqa: ANN001
 def test_serve_refuses_a_repeated_letter_key_with_a_clear_message(tmp_path):  # noqa: ANN001
     res = subprocess.run([*CLI, "--db", str(tmp_path / "s.gpkg"), "serve", "--port", "1"], cwd=ROOT,
                          capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "PYTHONPATH": str(ROOT), "GRIDPATROL_SECRET_KEY": "a" * 32})
+                         env={**os.environ, "GRIDPATROL_SECRET_KEY": "a" * 32})
     assert res.returncode != 0
     assert "secret_key is not a key" in res.stderr and "Traceback" not in res.stderr

@@ -23,7 +23,7 @@ GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
 
 
 def _open(url: str):  # noqa: ANN202
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     return open_store(url)
 
@@ -33,9 +33,8 @@ def planted(loaded_store_url) -> dict:  # noqa: ANN001
     """Two cameras far outside everything else (so each would move any extent it leaked into):
     level 3 north-east (admins only), level 2 south-west (admins and the level-2 dispatcher);
     grid 003 gets a named worker and a station; grid 002 (wu's) gets a stored route."""
+    from gridpatrol.layers.models import Grid
     from sqlalchemy import update
-
-    from layers.models import Grid
 
     store = _open(loaded_store_url)
     minx, miny, maxx, maxy = store.extent("roads")
@@ -94,7 +93,7 @@ def _box(cam: dict, d: float = 0.001) -> str:
 
 def _probe_paths(env: dict) -> list[str]:
     """Every GET channel that could carry a camera, its position or an aggregate over cameras."""
-    from layers.models import LAYERS
+    from gridpatrol.layers.models import LAYERS
 
     paths = ["/ogc", "/ogc/collections", "/ogc/collections/cameras/items?limit=10000",
              "/ogc/collections/cameras/schema", "/ogc/collections/cameras/queryables",
@@ -247,8 +246,8 @@ def test_fields_per_role_on_every_channel(env, user):  # noqa: ANN001
     """Grid workers and stations (and plan notes naming workers) reach only roles that read
     workers; a camera's source file reaches only admins — in OGC items, item, schema and
     filters, exports (GeoJSON and GeoPackage), GET /grids, /grids/plans and the map click."""
-    from api.auth import can
-    from layers.users import Principal
+    from gridpatrol.api.auth import can
+    from gridpatrol.layers.users import Principal
 
     client, h = env["client"], env["tokens"][user]
     roles = {**{n: r for r, n in ROLE_USERS.items()}, CLEARED_DISPATCHER: "dispatcher", "anonymous": "viewer"}
@@ -333,8 +332,8 @@ def test_fractional_secrecy_refused_on_every_input(env, loaded_store_url, tmp_pa
     assert r.status_code == 422 and "max_secrecy_level" in r.text
     listed = {u["name"]: u for u in client.get("/auth/users", headers=admin).json()}
     assert "frac-user" not in listed and listed["dan"]["max_secrecy_level"] == 0
-    from gis.errors import InputError
-    from layers.users import create_user
+    from gridpatrol.gis.errors import InputError
+    from gridpatrol.layers.users import create_user
 
     store = _open(loaded_store_url)
     try:

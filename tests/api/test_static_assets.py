@@ -6,8 +6,13 @@ import re
 import folium
 import pytest
 from folium.plugins import MarkerCluster
+from gridpatrol.api.static_assets import (
+    VENDOR_DIR,
+    check_vendor,
+    render_offline,
+    save_offline,
+)
 
-from api.static_assets import VENDOR_DIR, check_vendor, render_offline, save_offline
 from tests.conftest import missing_dependency
 
 SRC_HREF = re.compile(r"""<(?:script|link|img|iframe)\b[^>]*?\b(?:src|href)\s*=\s*["']([^"']+)["']""", re.I)

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import inspect, text
 
 from tests.api.api_seed import PASSWORD
-from tests.conftest import poll_until
 from tests.api.test_users_admin import _cli, _login, _new_user
+from tests.conftest import poll_until
 
 
 def _revoked(client, headers: dict[str, str]) -> None:  # noqa: ANN001
@@ -157,7 +157,7 @@ def test_map_click_fast_path_refuses_a_revoked_token(client, tokens, loaded_stor
 def test_cli_revoke_tokens_and_set_password_reach_the_running_server(client, tokens, loaded_store_url, tmp_path):  # noqa: ANN001
     """The CLI is another process: the running app refuses the old tokens once its user cache
     entry expires (deps.USER_TTL_S seconds), not later; new logins work at once."""
-    from api import deps
+    from gridpatrol.api import deps
 
     old = _new_user(client, tokens, "cato", "dispatcher")
     _works(client, old, "cato")  # cached in this process
@@ -186,11 +186,10 @@ def test_a_store_from_before_revocation_is_upgraded_and_keeps_its_users(store_ur
     columns on open; its users keep their passwords, and tokens from before the upgrade (no
     version claim) work until the first revocation."""
     from fastapi.testclient import TestClient
-
-    from api.app import create_app
-    from api.config import load_settings
-    from layers import migrations, users
-    from layers.store import open_store
+    from gridpatrol.api.app import create_app
+    from gridpatrol.api.config import load_settings
+    from gridpatrol.layers import migrations, users
+    from gridpatrol.layers.store import open_store
 
     s = open_store(store_url)
     users.create_user(s, "old-admin", "admin", "old-admin-pass-1")

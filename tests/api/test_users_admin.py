@@ -8,8 +8,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
-
 from tests.api.api_seed import PASSWORD
 from tests.conftest import poll_until
 
@@ -132,12 +130,11 @@ def test_last_active_admin_cannot_be_demoted_or_deactivated(client, tokens):  # 
 
 def test_two_admins_demoting_each_other_at_once_leave_one(loaded_store_url):  # noqa: ANN001
     """The last-admin rule holds under a race: of two simultaneous demotions exactly one wins."""
+    from gridpatrol.gis.errors import ConflictError
+    from gridpatrol.layers import users
+    from gridpatrol.layers.models import User
+    from gridpatrol.layers.store import open_store
     from sqlalchemy import func, select
-
-    from gis.errors import ConflictError
-    from layers import users
-    from layers.models import User
-    from layers.store import open_store
 
     store = open_store(loaded_store_url)
     try:
@@ -203,13 +200,13 @@ def test_user_admin_rights_errors_and_audit(client, tokens):  # noqa: ANN001
 
 def _cli(db: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, "--db", db, *args], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(ROOT), "USER": "cli-admin"})
+                          env={**os.environ, "USER": "cli-admin"})
 
 
 def test_cli_user_command_and_running_server(client, tokens, loaded_store_url, tmp_path):  # noqa: ANN001
     """``gridpatrol user`` (another process) changes the store; the running app applies it once its
     user cache entry expires (deps.USER_TTL_S seconds), not later."""
-    from api import deps
+    from gridpatrol.api import deps
 
     h = _new_user(client, tokens, "cleo", "dispatcher")
     assert client.get("/auth/me", headers=h).status_code == 200  # now cached in this process

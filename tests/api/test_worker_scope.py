@@ -5,10 +5,9 @@ from __future__ import annotations
 import geopandas as gpd
 import pytest
 import shapely
+from gridpatrol.layers.models import Grid, Incident, Route
+from gridpatrol.layers.store import open_store
 from sqlalchemy import select
-
-from layers.models import Grid, Incident, Route
-from layers.store import open_store
 
 
 def _seeded(url: str) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]:
@@ -50,7 +49,7 @@ def test_a_worker_sees_exactly_the_incidents_and_routes_of_their_grids(client, s
 
     grids, incidents, routes = seeded
     if worker != ROLE_USERS["worker"]:
-        from layers import users
+        from gridpatrol.layers import users
 
         users.create_user(client.app.state.store, worker, "worker", PASSWORD)  # li and zhang: workers too
     tok = client.post("/auth/token", data={"username": worker, "password": PASSWORD})

@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 import httpx
 import numpy as np
 import pytest
+from gridpatrol.gis.crs import wgs84_to_gcj02
 
-from gis.crs import wgs84_to_gcj02
 from tests.api.live_server import PASSWORD, build_store, login, running_server
 from tests.conftest import missing_dependency
 
@@ -147,7 +147,7 @@ def _panel_state(page) -> dict:  # noqa: ANN001
 
 
 def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     base = site["base"]
     cam, lon, lat = _target(base)

@@ -15,7 +15,14 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.api.live_server import PASSWORD, build_store, drop_schema, login, pg_schema_url, running_server
+from tests.api.live_server import (
+    PASSWORD,
+    build_store,
+    drop_schema,
+    login,
+    pg_schema_url,
+    running_server,
+)
 
 pw = pytest.importorskip("playwright.sync_api", reason="python package playwright is needed for browser tests")
 CHROMIUM = "/usr/bin/chromium"
@@ -58,11 +65,17 @@ def _poison(db: str, base: str) -> dict:
     """Store the payloads: through the API where it must refuse them, directly in the tables otherwise
     (as an OSM import, a camera file or an older version would)."""
     import shapely
+    from gridpatrol.layers.models import (
+        Building,
+        Camera,
+        Grid,
+        GridPlan,
+        Incident,
+        Road,
+    )
+    from gridpatrol.layers.store import open_store
     from shapely.geometry import shape
     from sqlalchemy import func, select, update
-
-    from layers.models import Building, Camera, Grid, GridPlan, Incident, Road
-    from layers.store import open_store
 
     hp, hd = login(base, "pia"), login(base, "dan")
     r = httpx.post(base + "/grids/draw", headers=hp, json={"seed": 1}, timeout=600)
@@ -185,7 +198,6 @@ class Visit:
 
 
 def test_payloads_stay_text_on_every_page(browser, site):  # noqa: ANN001
-    import shapely
     from shapely.geometry import shape
 
     v = Visit(browser, site, "dan")

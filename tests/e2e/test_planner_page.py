@@ -15,7 +15,14 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import PASSWORD, build_store, drop_schema, login, pg_schema_url, running_server
+from tests.api.live_server import (
+    PASSWORD,
+    build_store,
+    drop_schema,
+    login,
+    pg_schema_url,
+    running_server,
+)
 from tests.conftest import missing_dependency
 
 try:

@@ -17,7 +17,7 @@ from tests.api.live_server import drop_schema, pg_schema_url, running_server
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def server(request, tmp_path_factory):  # noqa: ANN001, ANN201
     """A seeded store served by uvicorn; its PostgreSQL connections carry a unique application_name."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     tmp = tmp_path_factory.mktemp("recovery")
     schema = None

@@ -12,7 +12,15 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import USERS, build_store, cli, drop_schema, login, pg_schema_url, running_server
+from tests.api.live_server import (
+    USERS,
+    build_store,
+    cli,
+    drop_schema,
+    login,
+    pg_schema_url,
+    running_server,
+)
 from tests.conftest import missing_dependency
 
 

@@ -5,8 +5,7 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
-
-from gis.assign import (
+from gridpatrol.gis.assign import (
     assign_buildings,
     assign_xy,
     blocks_joined_by_buildings,
@@ -14,14 +13,16 @@ from gis.assign import (
     reassign_buildings,
     representative_xy,
 )
-from gis.errors import InputError
+from gridpatrol.gis.errors import InputError
+
 from tests.conftest import data_path
+
 
 @pytest.fixture(scope="module")
 def nanjing():
     """(district polygon, buildings, metric CRS) of Nanjing 玄武区 from the real OSM extract."""
-    from gis.osm import read_osm
-    from gis.vector import read_vector
+    from gridpatrol.gis.osm import read_osm
+    from gridpatrol.gis.vector import read_vector
 
     data = read_osm(data_path("nanjing", "xuanwu.osm"))
     area = shapely.union_all(read_vector(data_path("nanjing", "320102.geojson"), crs="gcj02").geometry.values)

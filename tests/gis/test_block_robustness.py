@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import shapely
 import shapely.affinity
+from gridpatrol.gis import block_cuts
+from gridpatrol.gis.block_cuts import territory_lines
+from gridpatrol.gis.blocks import build_blocks
+from gridpatrol.gis.errors import InputError
+from gridpatrol.scripts.synth_city import synth_city
 from shapely.errors import GEOSException
-
-import gis.block_cuts
-from gis.block_cuts import territory_lines
-from gis.blocks import build_blocks
-from gis.errors import InputError
-from scripts.synth_city import synth_city
 
 # (blocks, seed, footprints, per_cell, overlap_share, max_block_households): small limits force
 # the straight cuts and the territories between building clusters on every city
@@ -102,7 +101,7 @@ def test_a_face_that_fails_stays_whole_and_the_rest_is_split(monkeypatch):
     def fails(*_a, **_k):  # noqa: ANN002, ANN003, ANN202
         raise GEOSException("TopologyException: unable to assign free hole to a shell")
 
-    monkeypatch.setattr(gis.block_cuts, "territory_lines", fails)
+    monkeypatch.setattr(block_cuts, "territory_lines", fails)
     blocks = build_blocks(city.area, city.roads, city.barriers, city.buildings, metric_crs=city.metric_crs,
                           max_block_households=15)
     assert blocks.attrs["uncut_faces"] > 0

@@ -5,15 +5,15 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.blocks import block_adjacency, build_blocks
+from gridpatrol.gis.errors import InputError
+from gridpatrol.scripts.synth_city import synth_city
 
-from gis.blocks import block_adjacency, build_blocks
-from gis.errors import InputError
-from scripts.synth_city import synth_city
 from tests.conftest import data_path
 
 
 def _district(code: str, city: str, osm) -> shapely.Geometry:  # noqa: ANN001
-    from gis.crs import to_wgs84_geometry
+    from gridpatrol.gis.crs import to_wgs84_geometry
 
     raw = shapely.from_geojson(data_path(city, f"{code}.geojson").read_text())
     return to_wgs84_geometry(raw, source="gcj02").intersection(osm.bounds)
@@ -21,14 +21,14 @@ def _district(code: str, city: str, osm) -> shapely.Geometry:  # noqa: ANN001
 
 @pytest.fixture(scope="module")
 def chengdu():
-    from gis.osm import read_osm
+    from gridpatrol.gis.osm import read_osm
 
     return read_osm(data_path("chengdu", "chengdu.osm"))
 
 
 @pytest.fixture(scope="module")
 def nanjing():
-    from gis.osm import read_osm
+    from gridpatrol.gis.osm import read_osm
 
     return read_osm(data_path("nanjing", "xuanwu.osm"))
 

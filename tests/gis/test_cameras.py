@@ -10,8 +10,7 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
-
-from gis.cameras import (
+from gridpatrol.gis.cameras import (
     DEFAULT_FOV_DEG,
     DEFAULT_RANGE_M,
     CameraIndex,
@@ -23,10 +22,13 @@ from gis.cameras import (
     parse_device_code,
     validate_camera_codes,
 )
-from gis.errors import InputError
-from tests.conftest import missing_dependency
+from gridpatrol.gis.errors import InputError
 
-from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
+from tests.conftest import (
+    DATA,  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
+    missing_dependency,
+)
+
 GEOD = pyproj.Geod(ellps="WGS84")
 
 
@@ -258,7 +260,7 @@ def test_degree_box_contains_the_radius():
 # --- coverage ---------------------------------------------------------------------------------
 
 def test_coverage_invariants_on_baltimore_streets():
-    from gis.osm import read_osm
+    from gridpatrol.gis.osm import read_osm
 
     data = read_osm(data_file("baltimore", "baltimore.osm.pbf"))
     roads = data.roads
@@ -292,8 +294,8 @@ def test_coverage_invariants_on_baltimore_streets():
 # --- synthetic demo cameras -------------------------------------------------------------------
 
 def test_synthetic_cameras_are_reproducible_valid_and_where_they_belong():
-    from gis.osm import read_osm
-    from gis.synthetic import MAJOR, synthetic_cameras
+    from gridpatrol.gis.osm import read_osm
+    from gridpatrol.gis.synthetic import MAJOR, synthetic_cameras
 
     data = read_osm(data_file("chengdu", "chengdu.osm"))
     a = synthetic_cameras(data.roads, data.buildings, "510104", seed=7)

@@ -9,16 +9,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from gridpatrol.gis.crs import local_metric_crs, to_wgs84_geometry
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.routing.network import count_turns
+from gridpatrol.gis.vector import cut_into_cells
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, milp
 from shapely.geometry import LineString, box, shape
 
-from gis.crs import local_metric_crs, to_wgs84_geometry
-from gis.errors import InputError
-from gis.osm import read_osm
-from gis.routing.coverage import plan_coverage
-from gis.routing.network import count_turns
-from gis.vector import cut_into_cells
 from tests.conftest import data_path
 
 CITIES = {
@@ -262,7 +262,7 @@ def test_straight_preference_makes_fewer_turns_than_networkx_euler_circuit(city)
     M = nx.MultiGraph()
     for k, t in enumerate(route.traversals):
         M.add_edge(int(net.edge_u[t.edge]), int(net.edge_v[t.edge]), key=k, edge=t.edge)
-    from gis.routing.network import Traversal
+    from gridpatrol.gis.routing.network import Traversal
 
     theirs = []
     for u, v, k in nx.eulerian_circuit(M, source=plan.start_node, keys=True):
@@ -380,7 +380,7 @@ def test_routes_keep_off_ways_closed_to_the_mode_by_access_tags():
 
 
 def test_access_tags_open_and_close_ways_per_mode():
-    from gis.streets import allowed
+    from gridpatrol.gis.streets import allowed
 
     df = gpd.GeoDataFrame({
         "access": [None, "private", "private", "no", None, "permissive"],
@@ -394,10 +394,9 @@ def test_access_tags_open_and_close_ways_per_mode():
 def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
     """Edmonds' blossom step against an integer program over all pairs (scipy.milp), on shortest-path
     metrics with many ties, Euclidean points and random symmetric costs."""
+    from gridpatrol.gis.routing.blossom import blossom_matching, check_certificate
+    from gridpatrol.gis.routing.matching import min_weight_perfect_matching
     from scipy.sparse.csgraph import shortest_path
-
-    from gis.routing.blossom import blossom_matching, check_certificate
-    from gis.routing.matching import min_weight_perfect_matching
 
     rng = np.random.default_rng(7)
     for trial in range(60):
@@ -448,7 +447,7 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
 def test_matching_costs_too_large_for_micrometre_integers_still_give_the_optimum():
     """Costs that would overflow 64-bit integers in units of 0.1 µm (here up to 7 × 10⁹) are
     matched in a coarser unit: still the integer program's optimum, with a valid bound."""
-    from gis.routing.matching import min_weight_perfect_matching
+    from gridpatrol.gis.routing.matching import min_weight_perfect_matching
 
     rng = np.random.default_rng(11)
     n = 30
@@ -466,7 +465,7 @@ def test_matching_costs_too_large_for_micrometre_integers_still_give_the_optimum
 
 
 def test_a_network_built_once_gives_the_same_routes_as_the_roads_layer():
-    from gis.streets import street_network
+    from gridpatrol.gis.streets import street_network
 
     roads, pieces = _district_pieces("chengdu")
     city = street_network(roads, mode="walk")

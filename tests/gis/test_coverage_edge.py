@@ -6,14 +6,14 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routing.area import required_mask
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.streets import street_network
 from shapely.geometry import LineString
 
-from gis.crs import local_metric_crs
-from gis.errors import InputError
-from gis.osm import read_osm
-from gis.routing.area import required_mask
-from gis.routing.coverage import plan_coverage
-from gis.streets import street_network
 from tests.conftest import data_path
 
 

@@ -16,20 +16,24 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.streets import street_network
+from gridpatrol.layers.grids import PlanParams, draw_grids, read_grids
+from gridpatrol.layers.importing import import_areas, import_osm
+from gridpatrol.layers.store import open_store
 from scipy import sparse
-from scipy.sparse.csgraph import connected_components
 from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse.csgraph import connected_components
 
-from gis.errors import InputError
-from gis.routing.coverage import plan_coverage
-from gis.streets import street_network
-from layers.grids import PlanParams, draw_grids, read_grids
-from layers.importing import import_areas, import_osm
-from layers.store import open_store
-from tests.cached_stores import CHENGDU_DISTRICTS, chengdu_five_districts_seed1, chengdu_inputs
+from tests.cached_stores import (
+    CHENGDU_DISTRICTS,
+    chengdu_five_districts_seed1,
+    chengdu_inputs,
+)
 from tests.conftest import data_path
-from tests.store_cache import cached_gpkg
 from tests.gis.test_coverage import _closed_by_tags, independent_walk_bound
+from tests.store_cache import cached_gpkg
 
 # City: (extract, district boundaries, plan). Nanjing's extract covers only a corner of its
 # district (about 130 households): smaller grids (60 households) make it 2 grids, not 1.
@@ -461,7 +465,7 @@ def test_driving_route_on_one_way_streets_only_is_the_min_cost_flow_optimum():
                     a, b, g = b, a, g[::-1]
                 recs.append(dict(u=a, v=b, geometry=shapely.LineString(g), oneway=True, name=f"南北{i}街", highway="residential"))
     import geopandas as gpd
-    from gis.crs import local_metric_crs
+    from gridpatrol.gis.crs import local_metric_crs
 
     roads = gpd.GeoDataFrame(recs, crs=4326)
     roads["length_m"] = roads.to_crs(local_metric_crs(104.0, 30.0)).length

@@ -2,8 +2,7 @@
 import numpy as np
 import pytest
 import shapely
-
-from gis import crs
+from gridpatrol.gis import crs
 
 
 def _metres(lon1, lat1, lon2, lat2):
@@ -16,7 +15,7 @@ def _metres(lon1, lat1, lon2, lat2):
 def china_points():
     """Random points in mainland China at least 2 km (0.02°) inside its edge: near the edge a GCJ-02
     point cannot tell whether it was shifted in or left as it was outside."""
-    from gis.china_outline import MAINLAND_CHINA
+    from gridpatrol.gis.china_outline import MAINLAND_CHINA
 
     inner = shapely.buffer(shapely.MultiPolygon([shapely.Polygon(r) for r in MAINLAND_CHINA]), -0.02)
     rng = np.random.default_rng(7)
@@ -103,7 +102,7 @@ def test_local_metric_crs_is_the_utm_zone():
 
 
 def test_unknown_crs_name_is_a_clear_error():
-    from gis.errors import InputError
+    from gridpatrol.gis.errors import InputError
 
     with pytest.raises(InputError, match="unknown coordinate system"):
         crs.normalize_crs_name("mars-grid-7")

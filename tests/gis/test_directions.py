@@ -5,15 +5,15 @@ import re
 
 import geopandas as gpd
 import pytest
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.routing.directions import classify_turn, directions, format_distance
+from gridpatrol.gis.routing.network import Traversal
+from gridpatrol.gis.streets import street_network
 from shapely.geometry import LineString, box
 
-from gis.crs import local_metric_crs
-from gis.errors import InputError
-from gis.osm import read_osm
-from gis.routing.coverage import plan_coverage
-from gis.routing.directions import classify_turn, directions, format_distance
-from gis.routing.network import Traversal
-from gis.streets import street_network
 from tests.conftest import data_path
 
 # ~100 m steps near Chengdu (1° lon ≈ 95.8 km at 30.67° N, 1° lat ≈ 110.9 km).
@@ -106,7 +106,7 @@ def test_real_route_directions_name_real_streets_and_add_up():
 
 
 def test_map_names_that_are_no_street_names_are_printed_as_unnamed():
-    from gis.routing.directions import plausible_name
+    from gridpatrol.gis.routing.directions import plausible_name
 
     for bad in ("v", " V ", "测试类", "test road", "待定", '"人民路', "《蜀都大道", "—", "12"):
         assert plausible_name(bad) is None, bad

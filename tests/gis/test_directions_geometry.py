@@ -14,14 +14,14 @@ import re
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.routing.directions import directions
+from gridpatrol.gis.streets import street_network
+from gridpatrol.layers.grids import PlanParams, draw_grids, read_grids
+from gridpatrol.layers.importing import import_areas, import_osm
+from gridpatrol.layers.store import open_store
 
-from gis.errors import InputError
-from gis.routing.coverage import plan_coverage
-from gis.routing.directions import directions
-from gis.streets import street_network
-from layers.grids import PlanParams, draw_grids, read_grids
-from layers.importing import import_areas, import_osm
-from layers.store import open_store
 from tests.conftest import data_path
 
 FOLD_M = 8.0  # kinks shorter than this may be measured across

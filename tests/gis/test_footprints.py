@@ -5,9 +5,9 @@ import geopandas as gpd
 import numpy as np
 import shapely
 import shapely.affinity
+from gridpatrol.gis import osm
+from gridpatrol.gis.footprints import merge_duplicate_footprints
 
-from gis import osm
-from gis.footprints import merge_duplicate_footprints
 from tests.conftest import data_path
 
 UTM48 = 32648

@@ -7,8 +7,7 @@ import math
 
 import numpy as np
 import pytest
-
-from gis import crs
+from gridpatrol.gis import crs
 
 # Krasovsky 1940 ellipsoid, as in every published transcription of the GCJ-02 offset.
 A = 6378245.0

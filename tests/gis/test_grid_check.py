@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
+from gridpatrol.gis.assign import crossing_buildings
+from gridpatrol.gis.grid_check import SEVERITY, check_plan
+from gridpatrol.gis.gridcodes import assign_codes
 
-from gis.assign import crossing_buildings
-from gis.grid_check import SEVERITY, check_plan
-from gis.gridcodes import assign_codes
 from tests.gis.test_assign import nanjing  # noqa: F401  (shared fixture: real 玄武区 data)
 
 LOOSE = {"min_households": 0, "max_households": 1e9}
@@ -167,9 +167,9 @@ def test_forced_deviations_are_exempt_with_reason_and_bound_like_the_partition()
     """check_plan finds the same exemptions from grid geometry alone as grid_table does from the
     block graph: a single block above the window, and a piece whose total (460) no grid count
     splits into 300–330; the bound is recomputed by looping over every grid count."""
-    from gis.blocks import block_adjacency
-    from gis.grid_metrics import grid_table
-    from gis.partition import partition_blocks
+    from gridpatrol.gis.blocks import block_adjacency
+    from gridpatrol.gis.grid_metrics import grid_table
+    from gridpatrol.gis.partition import partition_blocks
 
     utm = 32648
     boxes, hh = [], []

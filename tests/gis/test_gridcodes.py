@@ -6,10 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import shapely
-
-from gis.errors import InputError
-from tests.conftest import data_path
-from gis.gridcodes import (
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.gridcodes import (
     DEFAULT_CODE_FORMAT,
     CodeFormat,
     assign_codes,
@@ -18,8 +16,11 @@ from gis.gridcodes import (
     west_east_north_south_order,
 )
 
+from tests.conftest import data_path
+
+
 def _district(code: str = "320102") -> gpd.GeoDataFrame:
-    from gis.vector import read_vector
+    from gridpatrol.gis.vector import read_vector
 
     return read_vector(data_path("nanjing", f"{code}.geojson"), crs="gcj02")
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pyproj
 import pytest
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.hotspots import hot_spots
 
-from gis.errors import InputError
-from gis.hotspots import hot_spots
 from tests.conftest import data_path
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pyproj
 import pytest
-
-from gis.osm import read_osm
+from gridpatrol.gis.osm import read_osm
 
 LON0, LAT0 = 104.06, 30.66  # Chengdu
 # A local transverse Mercator at the site: shapes are drawn in metres, the file gets lon/lat.

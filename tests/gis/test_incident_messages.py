@@ -3,9 +3,13 @@ both with their Chinese names, and what they can do instead (found missing by sc
 from __future__ import annotations
 
 import pytest
-
-from gis.errors import ConflictError, InputError
-from gis.incidents import check_transition, legal_paths, normalize_state, state_name
+from gridpatrol.gis.errors import ConflictError, InputError
+from gridpatrol.gis.incidents import (
+    check_transition,
+    legal_paths,
+    normalize_state,
+    state_name,
+)
 
 
 def test_a_refused_move_names_both_states_and_the_moves_allowed():
@@ -43,7 +47,7 @@ def test_legal_paths_visit_a_state_at_most_max_visits_times():
 
 
 def test_a_centre_sets_any_positive_deadline_and_none_for_closed_incidents():
-    from gis.incidents import deadlines_hours
+    from gridpatrol.gis.incidents import deadlines_hours
 
     assert deadlines_hours({"交办": 1, "reported": 0.5})["assigned"] == 1.0
     assert deadlines_hours({"reported": 0.5})["reported"] == 0.5

@@ -4,16 +4,14 @@ from __future__ import annotations
 import itertools
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyproj
 import pytest
-
-from gis.errors import ConflictError, InputError
-from gis.incidents import CATEGORIES as CATEGORIES_ALL
-from gis.incidents import (
+from gridpatrol.gis.errors import ConflictError, InputError
+from gridpatrol.gis.incidents import CATEGORIES as CATEGORIES_ALL
+from gridpatrol.gis.incidents import (
     DEFAULT_DEADLINES_H,
     NOTE_REQUIRED,
     STATES,
@@ -25,9 +23,11 @@ from gis.incidents import (
     normalize_state,
     overdue,
 )
-from tests.conftest import missing_dependency
 
-from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
+from tests.conftest import (
+    DATA,  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
+    missing_dependency,
+)
 
 
 def test_every_legal_path_reaches_closed_and_uses_every_transition():
@@ -156,13 +156,12 @@ def test_duplicates_within_a_batch_point_to_the_original():
 
 def test_synthetic_incidents_follow_the_loop_and_are_reproducible():
     import shapely
-
-    from gis.synthetic import synthetic_incidents
+    from gridpatrol.gis.synthetic import synthetic_incidents
 
     p = DATA / "nanjing" / "xuanwu.osm"
     if not p.exists():
         missing_dependency(f"real data file {p} is missing")
-    from gis.osm import read_osm
+    from gridpatrol.gis.osm import read_osm
 
     roads = read_osm(p).roads
     inc, ev = synthetic_incidents(roads, 800, seed=3, year=2025)

@@ -9,11 +9,11 @@ import numpy as np
 import osmium
 import pytest
 import shapely
+from gridpatrol.gis import osm
+from gridpatrol.gis.crs import to_wgs84_geometry
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.vector import read_vector
 
-from gis import osm
-from gis.crs import to_wgs84_geometry
-from gis.errors import InputError
-from gis.vector import read_vector
 from tests.conftest import data_path
 
 

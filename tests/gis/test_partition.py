@@ -8,12 +8,18 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.blocks import block_adjacency, build_blocks
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.grid_metrics import grid_table, plan_metrics
+from gridpatrol.gis.partition import (
+    forced_deviation,
+    grid_components,
+    partition_blocks,
+    rebalance,
+    split_grid,
+)
+from gridpatrol.scripts.synth_city import synth_city
 
-from gis.blocks import block_adjacency, build_blocks
-from gis.errors import InputError
-from gis.grid_metrics import grid_table, plan_metrics
-from gis.partition import forced_deviation, grid_components, partition_blocks, rebalance, split_grid
-from scripts.synth_city import synth_city
 from tests.conftest import data_path
 
 UTM48 = 32648
@@ -124,8 +130,8 @@ def test_rebalance_leaves_other_grids_alone():
 
 @pytest.fixture(scope="module")
 def chengdu_blocks():
-    from gis.crs import to_wgs84_geometry
-    from gis.osm import read_osm
+    from gridpatrol.gis.crs import to_wgs84_geometry
+    from gridpatrol.gis.osm import read_osm
 
     osm = read_osm(data_path("chengdu", "chengdu.osm"))
     raw = shapely.from_geojson(data_path("chengdu", "510108.geojson").read_text())
@@ -229,8 +235,8 @@ def test_forced_pieces_are_exempt_with_a_brute_force_bound():
 
 
 def test_nanjing_plan():
-    from gis.crs import to_wgs84_geometry
-    from gis.osm import read_osm
+    from gridpatrol.gis.crs import to_wgs84_geometry
+    from gridpatrol.gis.osm import read_osm
 
     osm = read_osm(data_path("nanjing", "xuanwu.osm"))
     raw = shapely.from_geojson(data_path("nanjing", "320102.geojson").read_text())

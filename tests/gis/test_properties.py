@@ -8,17 +8,16 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.blocks import block_adjacency, build_blocks
+from gridpatrol.gis.crs import gcj02_to_wgs84, local_metric_crs, wgs84_to_gcj02
+from gridpatrol.gis.errors import ConflictError, GridPatrolError, InputError
+from gridpatrol.gis.incidents import check_transition
+from gridpatrol.gis.partition import partition_blocks
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.scripts.synth_city import synth_city
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, box
-
-from gis.blocks import block_adjacency, build_blocks
-from gis.routing.coverage import plan_coverage
-from gis.crs import gcj02_to_wgs84, local_metric_crs, wgs84_to_gcj02
-from gis.errors import ConflictError, GridPatrolError, InputError
-from gis.incidents import check_transition
-from gis.partition import partition_blocks
-from scripts.synth_city import synth_city
 
 FEW = settings(max_examples=40, deadline=None)
 SLOW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

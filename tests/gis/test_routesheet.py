@@ -10,16 +10,21 @@ import numpy as np
 import pyproj
 import pytest
 import shapely
+from gridpatrol.gis.crs import wgs84_to_gcj02
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routesheet import (
+    MAX_PDF_BYTES,
+    SheetRoute,
+    write_geojson,
+    write_gpx,
+    write_route_sheet,
+)
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.routing.directions import directions, steps_json
 from shapely.geometry import box
 
-from gis.crs import wgs84_to_gcj02
-from gis.errors import InputError
-from gis.osm import read_osm
-from gis.routesheet import MAX_PDF_BYTES, SheetRoute, write_geojson, write_gpx, write_route_sheet
-from gis.routing.coverage import plan_coverage
-from gis.routing.directions import directions, steps_json
-from tests.conftest import data_path
-from tests.conftest import missing_dependency
+from tests.conftest import data_path, missing_dependency
 
 GRID = box(104.065, 30.665, 104.072, 30.672)
 

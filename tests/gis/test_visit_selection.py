@@ -6,9 +6,9 @@ import itertools
 import geopandas as gpd
 import numpy as np
 import pytest
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routing.visit import best_selection, plan_visit
 
-from gis.osm import read_osm
-from gis.routing.visit import best_selection, plan_visit
 from tests.conftest import data_path
 
 

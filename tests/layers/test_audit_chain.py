@@ -9,14 +9,14 @@ import sys
 import textwrap
 
 import pytest
+from gridpatrol.layers import audit, migrations, users
+from gridpatrol.layers.audit import AuditChainBroken
+from gridpatrol.layers.store import open_store
 from sqlalchemy import inspect, text
 
-from layers import audit, migrations, users
-from layers.audit import AuditChainBroken
-from layers.store import open_store
 from tests.api.live_server import CLI, ROOT
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV = dict(os.environ)
 
 
 def _fill(store, n: int = 6) -> None:  # noqa: ANN001
@@ -82,8 +82,8 @@ def test_an_edit_or_a_gap_is_found_and_named(store, store_url, damage, bad_id, w
 
 WRITER = textwrap.dedent("""
     import sys
-    from layers import users
-    from layers.store import open_store
+    from gridpatrol.layers import users
+    from gridpatrol.layers.store import open_store
     s = open_store(sys.argv[1])
     for i in range(int(sys.argv[3])):
         users.record_audit(s, None, "concurrent", sys.argv[2], {"i": i})

@@ -12,18 +12,18 @@ from datetime import datetime, timezone
 
 import pytest
 from geoalchemy2 import Geometry
+from gridpatrol.gis.errors import ConflictError, StoreError
+from gridpatrol.layers import audit, migrations, users
+from gridpatrol.layers.backup import backup, restore
+from gridpatrol.layers.importing import import_osm
+from gridpatrol.layers.models import Base, SchemaVersion
+from gridpatrol.layers.store import open_store
 from sqlalchemy import create_engine, func, insert, select, text
 
-from gis.errors import ConflictError, StoreError
-from layers import audit, migrations, users
-from layers.backup import backup, restore
-from layers.importing import import_osm
-from layers.models import Base, SchemaVersion
-from layers.store import open_store
 from tests.api.live_server import CLI, ROOT, drop_schema, pg_schema_url
 from tests.conftest import data_path, module_store_url
 
-ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+ENV = dict(os.environ)
 
 
 def _value(v):  # noqa: ANN001, ANN202
@@ -119,8 +119,8 @@ def test_a_backup_of_a_newer_schema_is_refused(store, tmp_path):  # noqa: ANN001
 
 WRITER = textwrap.dedent("""
     import os, sys
-    from layers import users
-    from layers.store import open_store
+    from gridpatrol.layers import users
+    from gridpatrol.layers.store import open_store
     s = open_store(sys.argv[1])
     i = 0
     while not os.path.exists(sys.argv[2]):

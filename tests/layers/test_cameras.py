@@ -12,13 +12,18 @@ import pyogrio
 import pyproj
 import pytest
 import shapely
+from gridpatrol.gis.cameras import CameraIndex
+from gridpatrol.gis.crs import wgs84_to_gcj02
+from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.cameras import (
+    cameras_at,
+    import_cameras,
+    link_incidents,
+    write_cameras,
+)
+from gridpatrol.layers.importing import import_osm
 from typer.testing import CliRunner
 
-from gis.cameras import CameraIndex
-from gis.crs import wgs84_to_gcj02
-from gis.errors import InputError
-from layers.cameras import cameras_at, import_cameras, link_incidents, write_cameras
-from layers.importing import import_osm
 from tests.conftest import data_path
 
 BALTIMORE_MAP = "code=ID,name=CameraName,owner_unit=Owner,lon=Longitude,lat=Latitude"
@@ -123,7 +128,7 @@ def chengdu_streets(store):
 
 
 def test_gcj02_file_imported_as_wgs84_is_detected(chengdu_streets, tmp_path):
-    from gis.synthetic import synthetic_cameras
+    from gridpatrol.gis.synthetic import synthetic_cameras
 
     store = chengdu_streets
     roads = store.read_layer("roads")
@@ -177,8 +182,8 @@ def test_in_view_from_the_store_equals_in_memory(store):
 
 
 def test_link_incidents_and_cli_outputs(store, tmp_path, monkeypatch):
-    from layers.incidents import import_incidents
-    from scripts.cli import app
+    from gridpatrol.layers.incidents import import_incidents
+    from gridpatrol.scripts.cli import app
 
     import_cameras(store, data_path("baltimore", "cctv_2014.csv"), mapping=BALTIMORE_MAP, code_prefix="baltimore:", project="other")
     import_incidents(store, data_path("baltimore", "crime_2018_homicide.json"),
@@ -237,10 +242,9 @@ def test_osm_surveillance_cameras_share_the_layer_with_defaults(store, tmp_path)
 
 
 def test_store_queries_use_the_spatial_index(store):
+    from gridpatrol.layers.cameras import candidate_statement
+    from gridpatrol.layers.incidents import lookup_statement
     from sqlalchemy import text
-
-    from layers.cameras import candidate_statement
-    from layers.incidents import lookup_statement
 
     rng = np.random.default_rng(2)
     n = 5000
@@ -269,9 +273,9 @@ def test_store_queries_use_the_spatial_index(store):
 
 
 def test_camera_coverage_from_the_store_equals_in_memory(chengdu_streets):
-    from gis.synthetic import synthetic_cameras
-    from layers.cameras import camera_coverage
-    from layers.models import GridPlan
+    from gridpatrol.gis.synthetic import synthetic_cameras
+    from gridpatrol.layers.cameras import camera_coverage
+    from gridpatrol.layers.models import GridPlan
 
     store = chengdu_streets
     roads = store.read_layer("roads")

@@ -17,13 +17,13 @@ import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from gridpatrol.gis.crs import wgs84_to_gcj02
+from gridpatrol.layers.export import export_layer
+from gridpatrol.layers.export_formats import dbf_field_names
+from gridpatrol.layers.grids import export_frame
+from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
-from gis.crs import wgs84_to_gcj02
-from layers.export import export_layer
-from layers.export_formats import dbf_field_names
-from layers.grids import export_frame
-from layers.store import open_store
 from tests.api.api_seed import seed
 from tests.conftest import module_store_url
 from tests.gdal_check import gdal_silent

@@ -7,13 +7,13 @@ import csv
 from contextlib import contextmanager
 
 import pytest
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers.cameras import import_cameras
+from gridpatrol.layers.importing import import_area_files, import_osm, prepare_osm
+from gridpatrol.layers.incidents import import_incidents
+from gridpatrol.layers.models import Base
 from sqlalchemy import event, func, inspect, select
 
-from layers import grids as plans
-from layers.cameras import import_cameras
-from layers.importing import import_area_files, import_osm, prepare_osm
-from layers.incidents import import_incidents
-from layers.models import Base
 from tests.conftest import data_path
 
 

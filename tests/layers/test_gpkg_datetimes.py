@@ -9,11 +9,18 @@ from datetime import datetime, timedelta, timezone
 import geopandas as gpd
 import pandas as pd
 import shapely
+from gridpatrol.layers import migrations, users
+from gridpatrol.layers.models import (
+    LAYERS,
+    AuditEntry,
+    Base,
+    GridPlan,
+    IncidentEvent,
+    UtcDateTime,
+)
+from gridpatrol.layers.store import gpkg_path, open_store
 from sqlalchemy import insert, text
 
-from layers import migrations, users
-from layers.models import LAYERS, AuditEntry, Base, GridPlan, IncidentEvent, UtcDateTime
-from layers.store import gpkg_path, open_store
 from tests.gdal_check import read_every_table
 
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")

@@ -8,11 +8,11 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import shapely
+from gridpatrol.gis.assign import assign_buildings
+from gridpatrol.gis.slivers import absorb_detached
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers.importing import import_areas, import_osm
 
-from gis.assign import assign_buildings
-from gis.slivers import absorb_detached
-from layers import grids as plans
-from layers.importing import import_areas, import_osm
 from tests.conftest import data_path
 
 # Grids 510106000000042 and 510108000000053 of the seed-3 drawing (band 150–900, target 400) of

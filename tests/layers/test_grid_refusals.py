@@ -5,12 +5,12 @@ from __future__ import annotations
 import networkx as nx
 import pytest
 import shapely
+from gridpatrol.gis.blocks import block_adjacency
+from gridpatrol.gis.errors import ConflictError
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers.models import Block, Grid, GridPlan
 from sqlalchemy import select
 
-from gis.blocks import block_adjacency
-from gis.errors import ConflictError
-from layers import grids as plans
-from layers.models import Block, Grid, GridPlan
 from tests.cached_stores import BAND_400, jinjiang_band400, jinjiang_inputs
 from tests.store_cache import fill_from_cache
 
@@ -22,7 +22,7 @@ WINDOW = "300–500"  # how the household rule names the band in its message
 def drawn(store_url):  # noqa: ANN001, ANN201
     """One Chengdu district (锦江区 510104) drawn with the 300–500 household band: a copy of the
     cached store (tests/cached_stores.py), per test."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     assert BAND == plans.PlanParams(**BAND_400)
     fill_from_cache(store_url, "jinjiang-band400", jinjiang_band400, jinjiang_inputs())

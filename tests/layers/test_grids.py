@@ -9,15 +9,15 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import ConflictError, GridPatrolError
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers.export import export_layer
+from gridpatrol.layers.grids import edits as plan_edits
+from gridpatrol.layers.importing import import_areas, import_osm
+from gridpatrol.layers.models import Block, Grid, GridPlan
 from sqlalchemy import func, select
 
-from gis.crs import local_metric_crs
-from gis.errors import ConflictError, GridPatrolError
-from layers import grids as plans
-from layers.export import export_layer
-from layers.grids import edits as plan_edits
-from layers.importing import import_areas, import_osm
-from layers.models import Block, Grid, GridPlan
 from tests.conftest import data_path
 
 CHENGDU_DISTRICTS = ["510104", "510105", "510106", "510107", "510108"]

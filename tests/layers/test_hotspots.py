@@ -6,15 +6,15 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
+from gridpatrol.gis.errors import NotFoundError
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers.hotspots import grid_hot_spots
+from gridpatrol.layers.incidents import synth_demo_data
+from gridpatrol.layers.routes import plan_visit_route, read_routes
 
-from gis.errors import NotFoundError
-from layers import grids as plans
-from layers.hotspots import grid_hot_spots
-from layers.incidents import synth_demo_data
-from layers.routes import plan_visit_route, read_routes
 from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
-from tests.store_cache import cached_module_store_url
 from tests.gis.test_hotspots import _brute_force_components
+from tests.store_cache import cached_module_store_url
 
 NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
 
@@ -24,7 +24,7 @@ def jinjiang(request, tmp_path_factory):  # noqa: ANN001, ANN201
     """锦江区 with a drawn plan (a copy of the cached store, tests/cached_stores.py) and a year of
     synthetic incidents, once per store kind: the tests only read it (the visit route one adds is
     under a code of its own)."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     with cached_module_store_url(request, tmp_path_factory, "jinjiang-district-seed1", jinjiang_district_seed1,
                                  jinjiang_inputs()) as url:

@@ -2,18 +2,17 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyogrio
 import pytest
 import shapely
+from gridpatrol.gis.errors import InputError, StoreError
+from gridpatrol.layers import migrations
+from gridpatrol.layers.export import export_layer
+from gridpatrol.layers.importing import import_areas, import_osm
+from gridpatrol.layers.models import LAYERS
+from gridpatrol.layers.store import open_store
 from sqlalchemy import select, text
 
-from gis.errors import InputError, StoreError
-from layers import migrations
-from layers.export import export_layer
-from layers.importing import import_areas, import_osm
-from layers.models import LAYERS
-from layers.store import open_store
 from tests.conftest import data_path
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from gridpatrol.gis.errors import ConflictError, InputError
+from gridpatrol.gis.incidents import check_transition
+from gridpatrol.layers.incidents import advance_incident, create_incident
+from gridpatrol.layers.models import IncidentEvent
 from sqlalchemy import func, select
-
-from gis.errors import ConflictError, InputError
-from gis.incidents import check_transition
-from layers.incidents import advance_incident, create_incident
-from layers.models import IncidentEvent
 
 # README, "Closed loop": 发现 → 处置/上报 → 交办 → 办结 → 反馈 → 回访 → 结案.
 STATES = ["reported", "handled", "escalated", "assigned", "completed", "feedback", "revisited", "closed"]

@@ -12,12 +12,10 @@ import pandas as pd
 import pyproj
 import pytest
 import shapely
-from sqlalchemy import func, select
-
-from gis.errors import ConflictError, InputError, NotFoundError
-from gis.incidents import legal_paths
-from layers.cameras import cameras_at, write_cameras
-from layers.incidents import (
+from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
+from gridpatrol.gis.incidents import legal_paths
+from gridpatrol.layers.cameras import cameras_at, write_cameras
+from gridpatrol.layers.incidents import (
     advance_incident,
     create_incident,
     import_incidents,
@@ -25,7 +23,9 @@ from layers.incidents import (
     lookup,
     overdue_incidents,
 )
-from layers.models import GridPlan, IncidentEvent
+from gridpatrol.layers.models import GridPlan, IncidentEvent
+from sqlalchemy import func, select
+
 from tests.conftest import data_path
 
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -286,7 +286,7 @@ def test_lookup_views_match_brute_force_and_both_paths(store):
     """The map click per view (what a role may see) against a brute force with pyproj's geodesic
     over every camera and incident, and — on PostGIS — the one-statement path against the numpy
     path (``python=True``) on the same store: the same answer, field for field."""
-    from layers.incidents import LookupView, lookup_json
+    from gridpatrol.layers.incidents import LookupView, lookup_json
 
     now = datetime(2026, 3, 10, 12, tzinfo=timezone.utc)
     cams, incs = _click_scene(store, now)
@@ -345,7 +345,7 @@ def test_lookup_views_match_brute_force_and_both_paths(store):
 def test_postgis_lookup_statements_stay_cacheable():
     """psycopg caches the conversion of statements of at most 4096 characters; every combination
     of sections a role can get stays within that (the per-click cost depends on it)."""
-    from layers.incidents import _pg_lookup_sql
+    from gridpatrol.layers.incidents import _pg_lookup_sql
 
     combos = [(True, True, False, True, False), (True, True, False, True, True), (True, True, True, False, False),
               (True, False, False, False, False), (False, False, False, False, False)]

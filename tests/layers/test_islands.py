@@ -8,13 +8,13 @@ import subprocess
 import networkx as nx
 import numpy as np
 import pytest
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.streets import NOT_WALKABLE, allowed
+from gridpatrol.layers.importing import import_osm
+from gridpatrol.layers.routes import Target, plan_routes, print_route, read_routes
 from shapely.geometry import box
 from sqlalchemy import text
 
-from gis.crs import local_metric_crs
-from gis.streets import NOT_WALKABLE, allowed
-from layers.importing import import_osm
-from layers.routes import Target, plan_routes, print_route, read_routes
 from tests.conftest import data_path
 
 NO_WAY = box(104.071, 30.667, 104.087, 30.678)  # holds a street piece no walkable way joins

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import networkx as nx
 import pytest
+from gridpatrol.gis.errors import ConflictError
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers import planner
+from gridpatrol.layers.grids import edits as plan_edits
+from gridpatrol.layers.plan_base import StaleVersionError, on_base
 
-from gis.errors import ConflictError
-from layers import grids as plans
-from layers.grids import edits as plan_edits
-from layers import planner
-from layers.plan_base import StaleVersionError, on_base
-from tests.layers.test_grid_refusals import BAND, _snapshot
 from tests.conftest import data_path
+from tests.layers.test_grid_refusals import BAND, _snapshot
 
 
 @pytest.fixture
 def drawn(store):  # noqa: ANN001, ANN201
-    from layers.importing import import_areas, import_osm
+    from gridpatrol.layers.importing import import_areas, import_osm
 
     import_osm(store, data_path("chengdu", "chengdu.osm"))
     import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02")

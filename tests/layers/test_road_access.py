@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import pyogrio
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.streets import allowed
+from gridpatrol.layers import migrations
+from gridpatrol.layers.importing import import_osm
+from gridpatrol.layers.store import open_store
 from sqlalchemy import inspect, text
 
-from gis.osm import read_osm
-from gis.streets import allowed
-from layers import migrations
-from layers.importing import import_osm
-from layers.store import open_store
 from tests.conftest import data_path
 
 

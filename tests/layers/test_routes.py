@@ -10,12 +10,10 @@ import networkx as nx
 import numpy as np
 import pytest
 import shapely
-from shapely.geometry import box
-
-from gis.crs import local_metric_crs
-from gis.errors import InputError, NotFoundError
-from layers.importing import import_osm
-from layers.routes import (
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.layers.importing import import_osm
+from gridpatrol.layers.routes import (
     Target,
     grid_targets,
     plan_routes,
@@ -24,6 +22,8 @@ from layers.routes import (
     read_routes,
     route_folium_map,
 )
+from shapely.geometry import box
+
 from tests.conftest import data_path
 
 AREA = box(118.770, 32.035, 118.780, 32.043)  # a piece of Nanjing 玄武区 with streets
@@ -87,7 +87,7 @@ def test_a_failing_target_writes_nothing(nanjing):
 
 def test_grids_planned_together_count_the_same_incidents_as_one_by_one(nanjing):
     """plan-routes --all reads the incidents of all grids at once: each grid still gets exactly its own."""
-    from layers.incidents import create_incident
+    from gridpatrol.layers.incidents import create_incident
 
     store = nanjing
     west, east = box(118.770, 32.035, 118.775, 32.043), box(118.775, 32.035, 118.780, 32.043)
@@ -125,7 +125,7 @@ def test_print_route_from_the_store(nanjing, tmp_path):
     assert named and all(n in text for n in named)
     with pytest.raises(NotFoundError, match="no stored route"):
         print_route(nanjing, "NOPE", tmp_path / "x.pdf")
-    from api.static_assets import save_offline
+    from gridpatrol.api.static_assets import save_offline
 
     html = save_offline(route_folium_map(nanjing, "NJ-1"), tmp_path / "r.html").read_text(encoding="utf-8")
     # Offline: no script or stylesheet from the network.

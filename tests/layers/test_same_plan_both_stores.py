@@ -12,15 +12,15 @@ PARAMS = {"target_households": 400, "min_households": 300, "max_households": 500
 
 @pytest.fixture(scope="module")
 def prepared():  # noqa: ANN201
-    from layers.importing import prepare_osm
+    from gridpatrol.layers.importing import prepare_osm
 
     return prepare_osm(data_path("chengdu", "chengdu.osm"))
 
 
 def _draw(url: str, prepared) -> dict:  # noqa: ANN001
-    from layers import grids as plans
-    from layers.importing import import_area_files, import_osm
-    from layers.store import open_store
+    from gridpatrol.layers import grids as plans
+    from gridpatrol.layers.importing import import_area_files, import_osm
+    from gridpatrol.layers.store import open_store
 
     store = open_store(url)
     try:

@@ -11,16 +11,16 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import shapely
+from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.streets import NOT_WALKABLE
+from gridpatrol.layers import migrations
+from gridpatrol.layers.importing import import_osm
+from gridpatrol.layers.routes import Target, plan_routes, print_route, read_routes
+from gridpatrol.layers.store import open_store
 from shapely.geometry import box
 from sqlalchemy import inspect, text
 
-from gis.crs import local_metric_crs
-from gis.errors import InputError
-from gis.streets import NOT_WALKABLE
-from layers import migrations
-from layers.importing import import_osm
-from layers.routes import Target, plan_routes, print_route, read_routes
-from layers.store import open_store
 from tests.conftest import data_path
 
 LONG = box(104.071, 30.667, 104.087, 30.678)  # central Chengdu: about 28 km of walking, over 6 hours
@@ -137,7 +137,7 @@ def test_a_store_from_before_shifts_is_upgraded(store_url):
 
 
 def test_shift_options_are_checked():
-    from gis.routing.coverage import plan_coverage
+    from gridpatrol.gis.routing.coverage import plan_coverage
 
     roads = gpd.GeoDataFrame({"u": [1], "v": [2], "length_m": [100.0], "oneway": [False], "name": ["a"],
                               "highway": ["residential"]},

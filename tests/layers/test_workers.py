@@ -4,10 +4,10 @@ from __future__ import annotations
 import geopandas as gpd
 import pytest
 import shapely
+from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.layers import grids as plans
+from gridpatrol.layers.incidents import create_incident
 
-from gis.errors import InputError, NotFoundError
-from layers import grids as plans
-from layers.incidents import create_incident
 from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
 from tests.store_cache import fill_from_cache
 
@@ -15,7 +15,7 @@ from tests.store_cache import fill_from_cache
 @pytest.fixture
 def jinjiang(store_url):
     """锦江区 drawn with seed 1: a copy of the cached store (tests/cached_stores.py), per test."""
-    from layers.store import open_store
+    from gridpatrol.layers.store import open_store
 
     fill_from_cache(store_url, "jinjiang-district-seed1", jinjiang_district_seed1, jinjiang_inputs())
     store = open_store(store_url)
