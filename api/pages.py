@@ -84,15 +84,16 @@ def _safe_next(target: str) -> str:
 # ---------------------------------------------------------------- landing and login
 @router.get("/", response_class=HTMLResponse)
 def landing(request: Request, store: StoreDep) -> HTMLResponse:
-    """Links to the maps, the API docs, OGC API and a sample route sheet."""
+    """Links to the maps, the API docs, OGC API and the patrol routes the caller may see."""
     user = _who(request)
     can_routes = user is not None and can(user, "read_routes")
     where = layer_filter(user, "routes", Route.__table__) if can_routes else None
     summary = mapdata.landing_summary(store, where)
-    route_code = summary["route_code"] if can_routes else None
+    my_routes, n_routes = mapdata.landing_routes(store, where) if can_routes else ([], 0)
     if not can_routes:  # whether any route exists at all, to say "log in" (its code is not shown)
         summary["route_code"] = mapdata.landing_summary(store)["route_code"]
-    return render(request, "landing.html", user=user, summary=summary, route_code=route_code,
+    return render(request, "landing.html", user=user, summary=summary, my_routes=my_routes, n_routes=n_routes,
+                  can_routes=can_routes,
                   can_incidents=user is not None and can(user, "read_incidents"), base_url=str(request.base_url))
 
 

@@ -32,6 +32,26 @@ def landing_summary(store: Store, route_where: Any = None) -> dict[str, Any]:
     return {"plan_id": plan, "grids": int(n_grids or 0), "route_code": route}
 
 
+def landing_routes(store: Store, route_where: Any = None, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+    """The grids with stored routes the caller may see (code, grid name, routes, shifts, km, minutes),
+    first ``limit`` by code, and how many such grids there are in all."""
+    per_grid = (select(Route.grid_code, func.count().label("routes"), func.max(Route.shift).label("shifts"),
+                       func.sum(Route.length_m).label("length_m"), func.sum(Route.duration_s).label("duration_s"))
+                .group_by(Route.grid_code))
+    if route_where is not None:
+        per_grid = per_grid.where(route_where)
+    sub = per_grid.subquery()
+    with store.engine.connect() as c:
+        total = int(c.execute(select(func.count()).select_from(sub)).scalar() or 0)
+        plan = c.execute(select(func.max(GridPlan.id))).scalar()
+        rows = c.execute(
+            select(sub, Grid.name)
+            .join(Grid, and_(Grid.code == sub.c.grid_code, Grid.plan_id == plan), isouter=True)
+            .order_by(sub.c.grid_code).limit(limit)).all()
+    return [{"code": r.grid_code, "name": r.name, "routes": int(r.routes), "shifts": int(r.shifts or 1),
+             "km": float(r.length_m or 0) / 1000, "minutes": float(r.duration_s or 0) / 60} for r in rows], total
+
+
 def workload_colormap(params: gl.PlanParams):  # noqa: ANN201
     """The branca colormap of households per grid for a plan's band."""
     from branca.colormap import LinearColormap

@@ -24,25 +24,29 @@ MODULES: dict[str, list[str]] = {
     "gis/osm.py": ["tests/gis/test_osm.py"],  # the household estimate
     "api/ogc.py": ["tests/api/test_ogc.py"],
 }
-COPY = ["gis", "layers", "api", "scripts", "tests", "pyproject.toml"]
+FLOORS = ("gis", "layers", "api", "scripts")
+COPY = [*FLOORS, "tests", "pyproject.toml"]
 LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
 
 
 def run_module(module: str, tests: list[str], workdir: Path, children: int) -> Counter:
     """Mutate ``module`` in a copy of the repository under ``workdir`` and run ``tests`` per mutant."""
+    # The code is laid out as the installed namespace (gridpatrol/gis, …), so the mutants import
+    # as gridpatrol.gis.… from mutmut's mutants/ folder and mutmut's names match their modules.
     for name in COPY:
         src = ROOT / name
+        dst = workdir / ("gridpatrol" if name in FLOORS else "") / name
         if src.is_dir():
-            shutil.copytree(src, workdir / name, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "mutants"))
         else:
-            shutil.copy2(src, workdir / name)
+            shutil.copy2(src, dst)
     # mutmut reads [tool.mutmut] from pyproject.toml before setup.cfg: drop it from the copy.
     text = (workdir / "pyproject.toml").read_text(encoding="utf-8")
     (workdir / "pyproject.toml").write_text(re.sub(r"\n\[tool\.mutmut\][^\[]*", "\n", text), encoding="utf-8")
     (workdir / "setup.cfg").write_text(
         "[mutmut]\n"
-        "source_paths=\n    gis\n    layers\n    api\n    scripts\n"
-        f"only_mutate=\n    {module}\n"
+        "source_paths=\n    gridpatrol/gis\n    gridpatrol/layers\n    gridpatrol/api\n    gridpatrol/scripts\n"
+        f"only_mutate=\n    gridpatrol/{module}\n"
         "pytest_add_cli_args=\n    -p\n    no:randomly\n    -p\n    no:cacheprovider\n    -x\n    -q\n"
         "pytest_add_cli_args_test_selection=\n" + "".join(f"    {t}\n" for t in tests),
         encoding="utf-8")

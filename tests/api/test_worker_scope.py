@@ -81,3 +81,34 @@ def test_a_worker_sees_exactly_the_incidents_and_routes_of_their_grids(client, s
     other = sorted(set(incidents.index) - want_inc)[0]
     assert client.get(f"/incidents/{other}", headers=h).status_code == 404
     assert client.get(f"/incidents/{sorted(want_inc)[0]}", headers=h).status_code == 200
+
+
+@pytest.mark.parametrize("name", ["wu", "dan", "vic"])
+def test_the_landing_page_lists_the_routes_the_user_may_see_and_every_link_works(app, seeded, name):  # noqa: ANN001
+    """A worker's landing page lists exactly their grids' routes (sheet and GPX links answer, no 404);
+    a dispatcher sees every grid's; a viewer none, and is told to log in with a routes role."""
+    import re
+
+    from fastapi.testclient import TestClient
+    from tests.api.api_seed import PASSWORD
+
+    grids, _, routes = seeded
+    with TestClient(app) as c:
+        assert c.post("/login", data={"username": name, "password": PASSWORD}, follow_redirects=False).status_code == 303
+        page = c.get("/")
+        assert page.status_code == 200
+        listed = re.findall(r'<td><a href="/maps/routes/([^"]+)">', page.text)
+        if name == "vic":
+            assert listed == [] and "请以规划员、调度员、网格员或管理员身份登录" in page.text
+            return
+        if name == "wu":
+            own = shapely.union_all(grids.loc[grids["worker"] == "wu"].geometry.to_numpy())
+            want = set(routes.loc[shapely.covers(own, routes.geometry.to_numpy()), "grid_code"])
+        else:
+            want = set(routes["grid_code"])
+        assert want and set(listed) == want and len(listed) == len(want), (listed, want)
+        assert f"可查看的巡查路线（{len(want)} 个网格）" in page.text
+        for code in listed:
+            for link in (f"/maps/routes/{code}", f"/routes/{code}/route.gpx"):
+                r = c.get(link)
+                assert r.status_code == 200, (link, r.status_code, r.text[:200])
