@@ -16,6 +16,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "username": ("用户名", "User name"),
     "password": ("密码", "Password"),
     "wrong_login": ("用户名或密码错误。", "Wrong user name or password."),
+    "login_locked": ("登录失败次数过多，已暂时锁定：请在 {s} 秒后重试。",
+                     "Too many failed logins: locked for now, try again in {s} s."),
     "try_again": ("重试", "Try again"),
     "signed_in_as": ("当前用户", "Signed in as"),
     "anonymous": ("匿名（仅公开图层）", "anonymous (public layers only)"),

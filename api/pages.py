@@ -37,6 +37,7 @@ from gridpatrol.api.errors import http_status
 from gridpatrol.api.i18n import HTML_LANG, page_lang, remember_lang, translator
 from gridpatrol.gis.errors import GridPatrolError, InputError
 from gridpatrol.layers import mapdata, users
+from gridpatrol.layers.logins import LoginLocked
 from gridpatrol.layers.models import Route
 from gridpatrol.layers.users import Principal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -111,7 +112,14 @@ def login_submit(
 ):  # noqa: ANN201
     store, settings = get_store(request), get_settings(request)
     request.state.audit_detail = {"username": username, "via": "page"}
-    principal = users.login(store, username, password, address=client_address(request), limits=settings.login_limits)
+    try:
+        principal = users.login(store, username, password, address=client_address(request),
+                                limits=settings.login_limits)
+    except LoginLocked as exc:  # a page, not the API's JSON: the person at the form reads it
+        resp = render(request, "login.html", 429, title="登录 log in", next=_safe_next(next), user=None,
+                      locked_s=exc.retry_after_s)
+        resp.headers["Retry-After"] = str(exc.retry_after_s)
+        return resp
     if principal is None:
         return render(request, "login.html", 401, title="登录 log in", next=_safe_next(next), failed=True, user=None)
     request.state.principal = principal
