@@ -20,6 +20,7 @@ from gridpatrol.gis.routesheet import (
     write_gpx,
     write_route_sheet,
 )
+from gridpatrol.gis.routing.calendar import patrol_calendar
 from gridpatrol.gis.routing.coverage import CoveragePlan, plan_coverage
 from gridpatrol.gis.routing.directions import route_steps, steps_json
 from gridpatrol.gis.routing.route import CoverageRoute
@@ -233,16 +234,20 @@ def plan_routes(
     progress: Callable[[str], None] | None = None,
     max_minutes: float | None = None,
     speed_kmh: float | None = None,
+    cycle_days: int | None = None,
 ) -> list[PlanOutcome]:
     """Plan coverage routes for ``targets`` and store them (replacing older routes of the same grid/mode).
 
     ``start`` (lon, lat) overrides each grid's station. ``max_minutes`` cuts a grid whose
     coverage takes longer into shifts (one row each, ``shift`` = 1…n) at ``speed_kmh``. All routes are computed before anything
     is written; with ``skip_failures`` a target that fails (no streets, …) is reported and left
-    out, otherwise its GridPatrolError is raised and nothing is stored.
+    out, otherwise its GridPatrolError is raised and nothing is stored. ``cycle_days`` lays each
+    worker's shifts planned here out as a patrol calendar over that many days (``stats.cycle``).
     """
     if not targets:
         raise InputError("nothing to plan", hint="give --grid CODE, --all or --polygon FILE")
+    if cycle_days is not None:
+        patrol_calendar([], cycle_days)  # a bad cycle is refused before any work
     say = progress or (lambda _m: None)
     outcomes: list[PlanOutcome] = []
     rows: list[gpd.GeoDataFrame] = []
@@ -281,8 +286,32 @@ def plan_routes(
             "shifts": plan.stats.get("shifts"),
             "island_fixes": [i for i in plan.islands if i.get("status") == "unreachable"],
         }))
+    if cycle_days is not None:
+        _lay_out_calendars(targets, rows, outcomes, cycle_days)
     _replace_routes(store, rows)
     return outcomes
+
+
+def _lay_out_calendars(targets: Sequence[Target], rows: list[gpd.GeoDataFrame], outcomes: list[PlanOutcome],
+                       cycle_days: int) -> None:
+    """Each worker's shifts (a grid without a worker: its own) over ``cycle_days`` days: the day goes
+    into every route's ``stats.cycle`` and the worker's calendar into the outcomes' summaries."""
+    worker_of = {t.code: (t.worker or f"grid {t.code}") for t in targets}
+    by_worker: dict[str, list[tuple[tuple[int, int], float]]] = {}
+    for g, gdf in enumerate(rows):
+        for i, r in enumerate(gdf.itertuples()):
+            by_worker.setdefault(worker_of[r.grid_code], []).append(((g, i), float(r.duration_s)))
+    summaries = {o.code: o.summary for o in outcomes if o.ok}
+    for worker, items in by_worker.items():
+        cal = patrol_calendar(items, cycle_days)
+        days = [[f"{rows[g].iloc[i]['grid_code']}#{int(rows[g].iloc[i]['shift'] or 1)}" for g, i in ks] for ks in cal.days]
+        table = {"worker": worker, "cycle_days": cycle_days, "days": days, "day_s": cal.day_s,
+                 "max_day_s": cal.max_day_s, "lower_bound_s": cal.lower_bound_s, "optimal": cal.optimal}
+        for (g, i), day in cal.day_of.items():
+            stats = json.loads(rows[g].iloc[i]["stats_json"])
+            stats["cycle"] = {"days": cycle_days, "day": day, "worker": worker, "day_s": cal.day_s[day - 1]}
+            rows[g].iat[i, rows[g].columns.get_loc("stats_json")] = json.dumps(stats, ensure_ascii=False, default=float)
+            summaries[rows[g].iloc[i]["grid_code"]]["calendar"] = table
 
 
 def read_points_file(path: str | Path) -> gpd.GeoDataFrame:
@@ -405,6 +434,11 @@ def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute
         shift = int(row.get("shift") or 1)
         notes.append(f"第 {shift} 班（共 {n_shifts} 班），约 {float(row['duration_s']) / 60:.0f} 分钟"
                      if lang == "zh" else f"shift {shift} of {n_shifts}, about {float(row['duration_s']) / 60:.0f} min")
+    cycle = stats.get("cycle")
+    if cycle:
+        notes.append(f"巡查排班：{cycle['days']} 天一轮的第 {cycle['day']} 天（当天共约 {cycle['day_s'] / 60:.0f} 分钟）"
+                     if lang == "zh" else
+                     f"patrol calendar: day {cycle['day']} of a {cycle['days']}-day cycle (about {cycle['day_s'] / 60:.0f} min that day)")
     if stats.get("workers", 1) > 1:
         notes.append(f"{stats['workers']} 条路线之第 {int(row['worker_index']) + 1} 条" if lang == "zh"
                      else f"route {int(row['worker_index']) + 1} of {stats['workers']}")

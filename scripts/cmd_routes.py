@@ -61,6 +61,7 @@ def register(app: typer.Typer) -> None:
         plan: Annotated[Optional[int], typer.Option(help="Grid plan id (default: the newest)")] = None,
         max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Cut a grid whose patrol takes longer into shifts of at most this many minutes")] = None,
         speed_kmh: Annotated[Optional[float], typer.Option("--speed-kmh", help="Pace for the times (default: walking 4.5, driving by road class)")] = None,
+        cycle_days: Annotated[Optional[int], typer.Option("--cycle-days", help="Lay each worker's shifts out as a patrol calendar (巡查排班) over this many days, the busiest day as light as possible")] = None,
     ) -> None:
         """Plan street-coverage patrol routes and store them in the routes layer."""
         from gridpatrol.layers.routes import (
@@ -85,7 +86,7 @@ def register(app: typer.Typer) -> None:
         with progress_steps(f"plan {mode} routes") as step:
             outcomes = plan_routes(store, targets, mode=mode, workers=workers, start=start_ll,
                                    time_limit_s=time_limit, skip_failures=all_grids or area is not None, progress=step,
-                                   max_minutes=max_minutes, speed_kmh=speed_kmh)
+                                   max_minutes=max_minutes, speed_kmh=speed_kmh, cycle_days=cycle_days)
         rows = []
         for o in outcomes:
             if not o.ok:
@@ -108,6 +109,15 @@ def register(app: typer.Typer) -> None:
                       for o in outcomes if o.ok and o.summary.get("shifts")]
         if shift_rows:
             print_table(shift_rows, title=f"shifts of at most {max_minutes:g} min (at_least: ceil(optimal time / limit))")
+        calendars = {o.summary["calendar"]["worker"]: o.summary["calendar"] for o in outcomes
+                     if o.ok and o.summary.get("calendar")}
+        cal_rows = [{"worker": w, "day": d + 1, "shifts (grid#shift)": ", ".join(c["days"][d]) or "—",
+                     "minutes": f"{c['day_s'][d] / 60:.0f}",
+                     "busiest_day_at_least_min": f"{c['lower_bound_s'] / 60:.0f}" if d == 0 else "",
+                     "proven_lightest": ("yes" if c["optimal"] else "no") if d == 0 else ""}
+                    for w, c in calendars.items() for d in range(c["cycle_days"])]
+        if cal_rows:
+            print_table(cal_rows, title=f"patrol calendar (巡查排班) over {cycle_days} day(s)")
         fixes = [(o.code, i) for o in outcomes if o.ok for i in o.summary.get("island_fixes", [])]
         if fixes:
             err_console.print(f"[yellow]{len(fixes)} street island(s) cannot be reached and are left out; to fix:[/]")

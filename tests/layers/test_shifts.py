@@ -9,6 +9,7 @@ import subprocess
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from gridpatrol.gis.crs import local_metric_crs
@@ -151,3 +152,42 @@ def test_shift_options_are_checked():
     one = plan_coverage(roads, box(104.069, 30.669, 104.072, 30.671), max_minutes=30, speed_kmh=3.6)
     assert len(one.routes) == 1 and one.routes[0].duration_s == pytest.approx(one.routes[0].length_m)
     assert np.isclose(one.stats["shifts"]["whole_s"], one.routes[0].length_m)
+
+
+def test_a_patrol_calendar_lays_each_workers_shifts_over_the_cycle(planned, tmp_path):
+    """--cycle-days: every shift of the worker's grids gets one day; the stored days add up; the
+    busiest day is the lightest any layout of those shift times allows (brute force); the sheet says the day."""
+    import itertools
+
+    store, _whole, _out = planned
+    west, east = box(104.071, 30.667, 104.079, 30.678), box(104.079, 30.667, 104.087, 30.678)
+    out = plan_routes(store, [Target("CAL-W", west, worker="wu"), Target("CAL-E", east, worker="wu")],
+                      mode="walk", max_minutes=60, cycle_days=3)
+    rows = gpd.GeoDataFrame(pd.concat([read_routes(store, "CAL-W"), read_routes(store, "CAL-E")]))
+    assert len(rows) >= 4, "the two halves need several 60-minute shifts"
+    cycles = [json.loads(s)["cycle"] for s in rows["stats_json"]]
+    assert {c["days"] for c in cycles} == {3} and {c["worker"] for c in cycles} == {"wu"}
+    day_total = {}
+    for c, secs in zip(cycles, rows["duration_s"]):
+        day_total[c["day"]] = day_total.get(c["day"], 0.0) + float(secs)
+    for c in cycles:
+        assert c["day_s"] == pytest.approx(day_total[c["day"]])
+    cal = out[0].summary["calendar"]
+    assert cal == out[1].summary["calendar"] and sorted(x for d in cal["days"] for x in d) == sorted(
+        f"{g}#{int(s)}" for g, s in zip(rows["grid_code"], rows["shift"]))
+    secs = [round(float(s)) for s in rows["duration_s"]]
+    best = min(max(sum(s for s, d in zip(secs, a) if d == k) for k in range(3))
+               for a in itertools.product(range(3), repeat=len(secs)))
+    assert max(day_total.values()) == pytest.approx(best, abs=len(secs))  # whole seconds in the solver
+    pdf = tmp_path / "cal.pdf"
+    print_route(store, "CAL-W", pdf)
+    text_ = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "巡查排班：3 天一轮的第" in text_
+
+
+def test_a_bad_cycle_is_refused_before_any_work(planned):
+    store, _whole, _out = planned
+    before = len(read_routes(store, "LONG"))
+    with pytest.raises(InputError, match="--cycle-days"):
+        plan_routes(store, [Target("LONG", LONG)], mode="walk", max_minutes=MAX_MIN, cycle_days=40)
+    assert len(read_routes(store, "LONG")) == before
