@@ -4,9 +4,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import folium
 import geopandas as gpd
@@ -33,6 +34,7 @@ OSM_ATTRIBUTION = "© OpenStreetMap contributors, ODbL"
 MAX_PDF_BYTES = 2 * 1024 * 1024
 MAJOR = {"motorway", "trunk", "primary", "secondary", "motorway_link", "trunk_link", "primary_link"}
 ROUTE_RED = colors.Color(0.85, 0.1, 0.1, alpha=0.75)
+STEP_MARK_R = 4.2  # radius of a numbered step's mark on the sheet's map, points
 
 
 @dataclass
@@ -70,11 +72,16 @@ def _labels(lang: str) -> dict[str, str]:
         return {"title": "巡查路线", "grid": "网格", "worker": "网格员", "length": "全程", "time": "用时约",
                 "streets": "应巡街道", "lower": "理论最短", "gap": "差距", "mode_walk": "步行", "mode_drive": "驾车",
                 "start": "起", "end": "终", "directions": "路线指引", "synthetic": "合成数据 / synthetic data",
-                "min": "分钟", "page": "第 {} 页", "route": "路线"}
+                "min": "分钟", "page": "第 {} 页", "route": "路线", "printed": "打印于 {} ({})",
+                "legend_grid": "网格边界", "legend_route": "巡查路线（箭头为方向）", "legend_step": "路线指引步骤",
+                "legend_start": "起点 / 终点", "legend_major": "主干道", "legend_minor": "其他道路"}
     return {"title": "Patrol route", "grid": "Grid", "worker": "Worker", "length": "Length", "time": "Time approx.",
             "streets": "Streets to cover", "lower": "Lower bound", "gap": "gap", "mode_walk": "walking",
             "mode_drive": "driving", "start": "S", "end": "E", "directions": "Directions",
-            "synthetic": "合成数据 / synthetic data", "min": "min", "page": "page {}", "route": "route"}
+            "synthetic": "合成数据 / synthetic data", "min": "min", "page": "page {}", "route": "route",
+            "printed": "printed {} ({})", "legend_grid": "grid boundary", "legend_route": "patrol route (arrows: direction)",
+            "legend_step": "direction step", "legend_start": "start / end", "legend_major": "main road",
+            "legend_minor": "other road"}
 
 
 class _MapFrame:
@@ -189,18 +196,27 @@ def _draw_map(c: canvas.Canvas, frame: _MapFrame, route: SheetRoute, streets: gp
         hd = math.degrees(math.atan2(b.x - a.x, b.y - a.y))
         px, py = frame.page(np.array([[a.x, a.y]]))[0]
         _arrow(c, px, py, hd, 3.2)
-    # Numbered steps (thinned when there are very many).
+    # Numbered steps: thinned when there are very many, moved off each other with a leader line.
     steps = [s for s in route.steps if s["action"] not in ("arrive",)]
     every = max(1, math.ceil(len(steps) / 80))
+    shown = steps[1::every]
+    at = np.array([frame.point(s["lon"], s["lat"]) for s in shown]).reshape(-1, 2)
+    marks = place_marks(at, STEP_MARK_R, frame.box)
     c.setFont(font, 5.5)
-    for s in steps[1::every]:
-        px, py = frame.point(s["lon"], s["lat"])
-        c.setFillColor(colors.white)
+    for s, (px, py), mark in zip(shown, at, marks):
+        if mark is None:
+            continue
+        mx, my = mark
         c.setStrokeColor(colors.Color(0.6, 0.0, 0.0))
         c.setLineWidth(0.5)
-        c.circle(px, py, 4.2, stroke=1, fill=1)
+        if (mx, my) != (px, py):
+            c.line(px, py, mx, my)
+            c.setFillColor(colors.Color(0.6, 0.0, 0.0))
+            c.circle(px, py, 0.9, stroke=0, fill=1)
+        c.setFillColor(colors.white)
+        c.circle(mx, my, STEP_MARK_R, stroke=1, fill=1)
         c.setFillColor(colors.black)
-        c.drawCentredString(px, py - 2.0, str(s["index"]))
+        c.drawCentredString(mx, my - 2.0, str(s["index"]))
     # Start and end.
     start = route.steps[0]
     end = route.steps[-1]
@@ -222,6 +238,82 @@ def _draw_map(c: canvas.Canvas, frame: _MapFrame, route: SheetRoute, streets: gp
     c.rect(x0, y0, w, h, stroke=1, fill=0)
     _scale_bar(c, frame, lang, font)
     _north_arrow(c, x0 + w - 16, y0 + h - 30, font)
+    _legend(c, frame, route, lang, font)
+
+
+def place_marks(points: np.ndarray, r: float, box: tuple[float, float, float, float],
+                rings: Sequence[float] = (0.0, 3.0, 4.5, 6.0)) -> list[tuple[float, float] | None]:
+    """Centres for round marks of radius ``r`` at ``points`` (page points) that overlap no other mark
+    and stay in ``box`` (x, y, w, h): at the point, else the nearest free place on rings of
+    ``rings`` × r around it (reached by a leader line), else None (the mark is left out)."""
+    x0, y0, w, h = box
+    placed: list[tuple[float, float]] = []
+    out: list[tuple[float, float] | None] = []
+    gap = 2 * r + 0.5
+    angles = np.radians(np.arange(0, 360, 30))
+    for px, py in np.asarray(points, dtype=float).reshape(-1, 2):
+        spot = None
+        for ring in rings:
+            cands = [(px, py)] if ring == 0 else [(px + ring * r * np.cos(a), py + ring * r * np.sin(a)) for a in angles]
+            for cx, cy in cands:
+                if not (x0 + r <= cx <= x0 + w - r and y0 + r <= cy <= y0 + h - r):
+                    continue
+                if all((cx - qx) ** 2 + (cy - qy) ** 2 >= gap * gap for qx, qy in placed):
+                    spot = (float(cx), float(cy))
+                    break
+            if spot is not None:
+                break
+        if spot is not None:
+            placed.append(spot)
+        out.append(spot)
+    return out
+
+
+def _legend(c: canvas.Canvas, frame: _MapFrame, route: SheetRoute, lang: str, font: str) -> None:
+    """The map's key, bottom right: grid, route, step, start/end, streets."""
+    L = _labels(lang)
+    x0, y0, w, _ = frame.box
+    rows = ([("grid", L["legend_grid"])] if route.grid is not None else []) + [
+        ("route", L["legend_route"]), ("step", L["legend_step"]), ("start", L["legend_start"]),
+        ("major", L["legend_major"]), ("minor", L["legend_minor"])]
+    c.setFont(font, 6.5)
+    text_w = max(c.stringWidth(label, font, 6.5) for _, label in rows)
+    bw, bh = text_w + 34, 9 * len(rows) + 6
+    bx, by = x0 + w - bw - 4, y0 + 4
+    c.setFillColor(colors.Color(1, 1, 1, alpha=0.9))
+    c.setStrokeColor(colors.Color(0.5, 0.5, 0.5))
+    c.setLineWidth(0.4)
+    c.rect(bx, by, bw, bh, stroke=1, fill=1)
+    for k, (kind, label) in enumerate(rows):
+        y = by + bh - 8 - 9 * k
+        sx = bx + 5
+        if kind == "grid":
+            c.setStrokeColor(colors.Color(0.1, 0.3, 0.8))
+            c.setFillColor(colors.Color(0.85, 0.92, 1.0))
+            c.setDash(4, 2)
+            c.rect(sx, y - 1.5, 18, 5, stroke=1, fill=1)
+            c.setDash()
+        elif kind == "route":
+            c.setStrokeColor(ROUTE_RED)
+            c.setLineWidth(2.2)
+            c.line(sx, y + 1, sx + 18, y + 1)
+            c.setFillColor(colors.Color(0.6, 0.0, 0.0))
+            _arrow(c, sx + 9, y + 1, 90.0, 3.2)
+        elif kind == "step":
+            c.setStrokeColor(colors.Color(0.6, 0.0, 0.0))
+            c.setLineWidth(0.5)
+            c.setFillColor(colors.white)
+            c.circle(sx + 9, y + 1, STEP_MARK_R * 0.8, stroke=1, fill=1)
+        elif kind == "start":
+            for dx, col in ((4, colors.Color(0.0, 0.55, 0.2)), (14, colors.Color(0.75, 0.0, 0.0))):
+                c.setFillColor(col)
+                c.circle(sx + dx, y + 1, 3.5, stroke=0, fill=1)
+        else:
+            c.setStrokeColor(colors.Color(0.55, 0.55, 0.55) if kind == "major" else colors.Color(0.7, 0.7, 0.7))
+            c.setLineWidth(1.6 if kind == "major" else 0.7)
+            c.line(sx, y + 1, sx + 18, y + 1)
+        c.setFillColor(colors.black)
+        c.drawString(sx + 24, y - 1, label)
 
 
 def _street_labels(c: canvas.Canvas, frame: _MapFrame, sm: gpd.GeoDataFrame, font: str, most: int = 30) -> None:
@@ -277,7 +369,7 @@ def _north_arrow(c: canvas.Canvas, x: float, y: float, font: str) -> None:
     c.drawCentredString(x, y + 10, "N")
 
 
-def _footer(c: canvas.Canvas, route: SheetRoute, lang: str, font: str, page_no: int) -> None:
+def _footer(c: canvas.Canvas, route: SheetRoute, lang: str, font: str, page_no: int, tz: str) -> None:
     L = _labels(lang)
     width, _ = A4
     c.setFont(font, 7)
@@ -285,7 +377,7 @@ def _footer(c: canvas.Canvas, route: SheetRoute, lang: str, font: str, page_no: 
     parts = [OSM_ATTRIBUTION]
     if route.synthetic:
         parts.append(L["synthetic"])
-    parts.append(datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+    parts.append(L["printed"].format(datetime.now(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M"), tz))
     c.drawString(15 * mm, 8 * mm, "   ".join(parts))
     c.drawRightString(width - 15 * mm, 8 * mm, L["page"].format(page_no))
 
@@ -296,6 +388,7 @@ def write_route_sheet(
     *,
     streets: gpd.GeoDataFrame | None = None,
     lang: str = "zh",
+    timezone: str = "Asia/Shanghai",
 ) -> Path:
     """Write the A4 PDF route sheet of ``route`` to ``path``: map, totals, numbered directions.
 
@@ -308,6 +401,10 @@ def write_route_sheet(
     routes = [route] if isinstance(route, SheetRoute) else list(route)
     if lang not in ("zh", "en"):
         raise InputError(f"unknown language {lang!r}", hint="use zh or en")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise InputError(f"unknown time zone {timezone!r}", hint="an IANA name such as Asia/Shanghai") from exc
     if not routes:
         raise InputError("no route to print")
     for r in routes:
@@ -322,7 +419,7 @@ def write_route_sheet(
     c.setTitle(f"{_labels(lang)['title']} {routes[0].grid_code}")
     c.setAuthor("gridpatrol")
     for r in routes:
-        _draw_sheet(c, r, streets, lang, font)
+        _draw_sheet(c, r, streets, lang, font, timezone)
     c.save()
     size = tmp.stat().st_size
     if size > MAX_PDF_BYTES:
@@ -333,7 +430,8 @@ def write_route_sheet(
     return path
 
 
-def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame | None, lang: str, font: str) -> None:
+def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame | None, lang: str, font: str,
+                tz: str) -> None:
     """Draw one route's sheet (its map page and as many direction pages as it takes)."""
     L = _labels(lang)
     width, height = A4
@@ -390,7 +488,7 @@ def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame |
             if col == 0:
                 col, y = 1, y_top - 14
             else:
-                _footer(c, route, lang, font, page)
+                _footer(c, route, lang, font, page, tz)
                 c.showPage()
                 page += 1
                 col, y_top = 0, height - margin - 10
@@ -399,7 +497,7 @@ def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame |
         for k, chunk in enumerate(chunks):
             c.drawString(margin + col * col_w + (8 if k else 0), y, chunk)
             y -= line_h
-    _footer(c, route, lang, font, page)
+    _footer(c, route, lang, font, page, tz)
     c.showPage()
 
 

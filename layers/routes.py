@@ -464,6 +464,7 @@ def print_route(
     gpx_crs: str = "wgs84",
     geojson: str | Path | None = None,
     shift: int | None = None,
+    timezone: str = "Asia/Shanghai",
 ) -> SheetRoute:
     """Write the A4 route sheet (and optionally GPX/GeoJSON) of the stored route of grid ``code``.
 
@@ -488,7 +489,7 @@ def print_route(
     srs = [sheet_route(store, row, lang=lang) for _, row in sel.iterrows()]
     bounds = shapely.union_all(list(sel.geometry)).bounds
     streets = store.read_layer("roads", bbox=_expand(bounds, 0.003))
-    write_route_sheet(out, srs, streets=streets, lang=lang)
+    write_route_sheet(out, srs, streets=streets, lang=lang, timezone=timezone)
     if gpx:
         write_gpx(gpx, srs, crs=gpx_crs)
     if geojson:

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from gridpatrol.api.auth import layer_filter, require_permission
-from gridpatrol.api.deps import StoreDep, UserDep
+from gridpatrol.api.deps import SettingsDep, StoreDep, UserDep
 from gridpatrol.api.ogc import query_items
 from gridpatrol.gis.errors import NotFoundError
 from gridpatrol.layers import routes as rl
@@ -94,14 +94,15 @@ def _row(store: Store, principal: Principal, code: str, mode: str | None, worker
 
 
 @router.get("/{code}/sheet.pdf", summary="A4 route sheet (PDF)")
-async def sheet(code: str, store: StoreDep, principal: UserDep,
+async def sheet(code: str, store: StoreDep, settings: SettingsDep, principal: UserDep,
                 mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None,
                 worker: Annotated[int, Query(ge=1, le=100)] = 1,
                 lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh") -> Response:
     _row(store, principal, code, mode, worker)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sheet.pdf"
-        await run_in_threadpool(lambda: rl.print_route(store, code, out, mode=mode, worker_index=worker - 1, lang=lang))
+        await run_in_threadpool(lambda: rl.print_route(store, code, out, mode=mode, worker_index=worker - 1, lang=lang,
+                                                        timezone=settings.timezone))
         data = out.read_bytes()
     return Response(data, media_type="application/pdf",
                     headers={"Content-Disposition": f'inline; filename="route-{code}.pdf"'})

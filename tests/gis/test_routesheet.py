@@ -63,8 +63,17 @@ def test_pdf_embeds_the_cjk_font_and_carries_the_chinese_directions(sheet, tmp_p
     found = {s for s in streets_in_steps if s in text}
     assert len(found) == len(streets_in_steps), f"missing street names: {streets_in_steps - found}"
     for must in ("巡查路线", "510104001001001", "张三", "© OpenStreetMap contributors, ODbL", "合成数据 / synthetic data",
-                 "从起点出发", "回到起点"):
+                 "从起点出发", "回到起点", "网格边界", "巡查路线（箭头为方向）", "路线指引步骤", "起点 / 终点", "主干道"):
         assert must in text
+    # The print time is the county's (Asia/Shanghai by default), named, never bare UTC.
+    import re
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    stamp = re.search(r"打印于 (\d{4}-\d\d-\d\d \d\d:\d\d) \(Asia/Shanghai\)", text)
+    assert stamp and "UTC" not in text
+    printed = datetime.strptime(stamp.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert abs(datetime.now(ZoneInfo("UTC")) - printed) < timedelta(minutes=10)
     assert f"{sr.length_m / 1000:.1f} 公里" in text
     # Render like a reader would; the page is mostly white with a coloured map.
     _run("pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", str(pdf), str(tmp_path / "page"))
@@ -86,7 +95,9 @@ def test_english_sheet(sheet, tmp_path):
     sr_en = SheetRoute(**{**sr.__dict__, "steps": en_steps})
     pdf = write_route_sheet(tmp_path / "en.pdf", sr_en, streets=roads, lang="en")
     text = _run("pdftotext", str(pdf), "-")
-    assert "Patrol route (walking)" in text and "Directions" in text
+    assert "Patrol route (walking)" in text and "Directions" in text and "patrol route (arrows: direction)" in text
+    other = write_route_sheet(tmp_path / "urumqi.pdf", sr_en, streets=roads, lang="en", timezone="Asia/Urumqi")
+    assert "(Asia/Urumqi)" in _run("pdftotext", str(other), "-")
 
 
 def test_bad_inputs_write_nothing(sheet, tmp_path):
@@ -98,6 +109,8 @@ def test_bad_inputs_write_nothing(sheet, tmp_path):
     empty = SheetRoute(**{**sr.__dict__, "line": shapely.LineString()})
     with pytest.raises(InputError, match="no geometry"):
         write_route_sheet(tmp_path / "y.pdf", empty)
+    with pytest.raises(InputError, match="time zone"):
+        write_route_sheet(tmp_path / "z.pdf", sr, timezone="Mars/Olympus")
     assert not list(tmp_path.iterdir())
 
 
@@ -125,3 +138,28 @@ def test_geojson_round_trip(sheet, tmp_path):
     assert fc["features"][0]["properties"]["grid_code"] == "510104001001001"
     assert len(fc["features"]) == 1 + len(sr.steps)
     assert "从起点出发" in fc["features"][1]["properties"]["text"]
+
+
+def test_step_marks_never_overlap_and_stay_near_their_step() -> None:
+    """Crowded steps (a compound's many turns in a few metres) get marks that do not cover each
+    other, inside the map, each at most 6 radii from its step (the leader line), or none."""
+    import numpy as np
+    from gridpatrol.gis.routesheet import place_marks
+
+    rng = np.random.default_rng(3)
+    box = (0.0, 0.0, 400.0, 300.0)
+    # A pile of 40 steps within 12 points, a line of 30 steps 2 points apart, and scattered ones.
+    pts = np.vstack([rng.normal((200, 150), 4, (40, 2)), np.c_[np.linspace(20, 80, 30), np.full(30, 20.0)],
+                     rng.uniform((0, 0), (400, 300), (30, 2))])
+    r = 4.2
+    marks = place_marks(pts, r, box)
+    placed = np.array([m for m in marks if m is not None])
+    d = np.sqrt(((placed[:, None, :] - placed[None, :, :]) ** 2).sum(-1)) + np.eye(len(placed)) * 1e9
+    assert d.min() >= 2 * r  # no two marks overlap
+    assert ((placed >= r) & (placed <= np.array([400 - r, 300 - r]))).all()
+    for (px, py), m in zip(pts, marks):
+        if m is not None:
+            assert np.hypot(m[0] - px, m[1] - py) <= 6 * r + 1e-9
+    # The scattered steps almost all keep their place; the pile spreads around itself.
+    assert sum(m is not None for m in marks) >= 0.8 * len(pts)
+    assert sum(m == (float(x), float(y)) for m, (x, y) in zip(marks[-30:], pts[-30:])) >= 25
