@@ -161,6 +161,19 @@ def _ways_on(net: StreetNetwork, node: int, skip: tuple[int, ...], inc: dict[int
     return out
 
 
+def _named_crossing(net: StreetNetwork, node: int, inc: dict[int, list[int]],
+                    skip: set[int]) -> tuple[str, str] | None:
+    """(zh, en) name of the longest named street at ``node`` other than the edges in ``skip``, or None."""
+    named = [(float(net.edge_length_m[x]), plausible_name(net.edge_name[x]),
+              plausible_name(net.edge_name_en[x]) or plausible_name(net.edge_name[x]))
+             for x in inc.get(node, []) if x not in skip]
+    named = [n for n in named if n[1]]
+    if not named:
+        return None
+    _, zh, en = max(named)
+    return zh, en
+
+
 def _incidence(net: StreetNetwork, edges: np.ndarray) -> dict[int, list[int]]:
     """Edges at each node the route passes (for the ways on at its junctions)."""
     nodes = set(net.edge_u[edges].tolist()) | set(net.edge_v[edges].tolist())
@@ -255,14 +268,20 @@ def route_steps(net: StreetNetwork, traversals: Sequence[Traversal], *, mode: st
     # Zero-length pieces dropped above still count towards the route's length.
     legs[-1].length += float(net.edge_length_m[e_all[~keep]].sum())
     to_ll = net.transformer(inverse=True)
+    inc = _incidence(net, e)
     moves = []
-    for leg in legs:
+    for k, leg in enumerate(legs):
         x, y = line.at(leg.s0)
         lon, lat = to_ll.transform(x, y)
         hd = line.heading(leg.s0, leg.s0 + min(2 * HEADING_WINDOW_M, leg.length))
         moves.append({"action": leg.action, "turn_deg": round(leg.angle, 1), "street": leg.name[0],
                       "street_en": leg.name[1], "distance_m": leg.length, "heading_deg": hd,
                       "lon": float(lon), "lat": float(lat), "first_traversal": int(idx[leg.i])})
+        if leg.name[0] is None and k + 1 < len(legs) and legs[k + 1].name[0] is None:
+            # An unnamed way into another: say which named street crosses where it ends.
+            last = legs[k + 1].i - 1
+            end = int(net.edge_v[e[last]] if f[last] else net.edge_u[e[last]])
+            moves[-1]["landmark"] = _named_crossing(net, end, inc, {int(e[last]), int(e[legs[k + 1].i])})
     # Lines: moves under STEP_BELOW_M lead into the next; trailing short ones join the line before.
     lines: list[list[dict[str, Any]]] = []
     cur: list[dict[str, Any]] = []
@@ -304,11 +323,12 @@ def route_steps(net: StreetNetwork, traversals: Sequence[Traversal], *, mode: st
 _WORDING = {
     "zh": {"actions": ACTION_ZH, "compass": COMPASS_ZH, "verbs": {"walk": "步行", "drive": "行驶"},
            "go": "{verb} {d}", "go_heading": "向{c}{verb} {d}", "depart": "从起点出发，沿{name}{go}",
-           "uturn": "掉头，沿{name}{go}", "stay": "{act}，继续沿{name}{go}", "onto": "{act}进入{name}，{go}"},
+           "uturn": "掉头，沿{name}{go}", "stay": "{act}，继续沿{name}{go}", "onto": "{act}进入{name}，{go}",
+           "at_crossing": "，至{}路口"},
     "en": {"actions": ACTION_EN, "compass": COMPASS_EN, "verbs": {"walk": "walk", "drive": "drive"},
            "go": "{verb} {d}", "go_heading": "{verb} {d} {c}", "depart": "Start on {name} and {go}",
            "uturn": "Make a U-turn on {name} and {go}", "stay": "{act} to stay on {name}, {go}",
-           "onto": "{act} onto {name}, {go}"},
+           "onto": "{act} onto {name}, {go}", "at_crossing": " to the junction with {}"},
 }
 
 
@@ -319,6 +339,8 @@ def _phrase(m: dict[str, Any], prev: dict[str, Any] | None, mode: str, lang: str
     go = w["go" if m["repeat_heading"] else "go_heading"].format(
         verb=w["verbs"]["walk" if mode == "walk" else "drive"], d=format_distance(m["distance_m"], lang),
         c=w["compass"][compass(m["heading_deg"])])
+    if m.get("landmark"):
+        go += w["at_crossing"].format(m["landmark"][0 if lang == "zh" else 1])
     if m["action"] in ("depart", "uturn"):
         return w[m["action"]].format(name=name, go=go)
     same = prev is not None and m[key] and m[key] == prev[key]

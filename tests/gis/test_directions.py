@@ -96,10 +96,12 @@ def test_real_route_directions_name_real_streets_and_add_up():
     names = set(data.roads["name"].dropna())
     named = [s for s in steps if s.street]
     assert named and all(s.street in names for s in named)
-    pattern = re.compile(r"^(从起点出发，沿|掉头，沿|(直行|稍向[左右]转|[左右]转|向[左右]急转)(进入|，继续沿)).+(向(北|东北|东|东南|南|西南|西|西北))?步行 \d+(\.\d)? (米|公里)$")
+    pattern = re.compile(r"^(从起点出发，沿|掉头，沿|(直行|稍向[左右]转|[左右]转|向[左右]急转)(进入|，继续沿)).+(向(北|东北|东|东南|南|西南|西|西北))?步行 \d+(\.\d)? (米|公里)(，至(?P<cross>[^，]+)路口)?$")
     for s in steps[:-1]:
         # A line holds one move, or short moves leading into the next ("，然后").
         assert all(pattern.match(p) for p in s.text.split("，然后")), s.text
+        crossings = [m.group("cross") for p in s.text.split("，然后") if (m := pattern.match(p)) and m.group("cross")]
+        assert all(c in names for c in crossings), s.text  # a landmark is a real street of the map
     # Consecutive lines never repeat the same street going straight on (those are merged).
     for a, b in zip(steps[1:-1], steps[2:-1]):
         assert not (b.action == "straight" and b.street == a.street)
@@ -133,3 +135,22 @@ def test_a_repeated_last_point_is_no_heading_and_short_kinks_are_measured_across
     assert [s.action for s in steps] == ["depart", "straight", "arrive"], [s.text for s in steps]
     assert steps[0].text == "从起点出发，沿东街向东步行 300 米"
     assert steps[1].text == "直行进入西街，步行 200 米"  # east again: the heading is not said twice
+
+
+def test_an_unnamed_lane_ends_at_the_named_street_that_crosses_it():
+    """Two unnamed lanes in a row: the first ends "至蜀都大道路口" (where the named street crosses),
+    so the walker knows where to turn; a turn onto a named street needs no landmark."""
+    roads = _roads([
+        dict(u=1, v=2, name=None, geometry=LineString([_pt(0, 0), _pt(0, 1)])),
+        dict(u=2, v=3, name=None, geometry=LineString([_pt(0, 1), _pt(1, 1)])),
+        dict(u=2, v=4, name="蜀都大道", geometry=LineString([_pt(0, 1), _pt(-1, 1)])),
+        dict(u=3, v=5, name="人民南路", geometry=LineString([_pt(1, 1), _pt(1, 2)])),
+    ])
+    net = street_network(roads, mode="walk")
+    order = [int((net.edge_row == r).nonzero()[0][0]) for r in (0, 1, 3)]
+    trav = [Traversal(e, bool(net.node_osm[net.edge_u[e]] < net.node_osm[net.edge_v[e]]), True) for e in order]
+    zh = [s.text for s in directions(net, trav, closed=False)]
+    assert zh[0] == "从起点出发，沿无名道路向北步行 100 米，至蜀都大道路口"
+    assert zh[1] == "右转进入无名道路，向东步行 100 米" and zh[2] == "左转进入人民南路，向北步行 100 米"
+    en = [s.text for s in directions(net, trav, lang="en", closed=False)]
+    assert en[0] == "Start on unnamed road and walk 100 m north to the junction with 蜀都大道"

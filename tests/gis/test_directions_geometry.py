@@ -32,7 +32,7 @@ SECTORS = {  # class → (lowest, highest) |angle| and side (+1 right, −1 left
     "straight": (0, 30, 0), "slight_right": (30, 60, 1), "right": (60, 135, 1), "sharp_right": (135, 150, 1),
     "slight_left": (30, 60, -1), "left": (60, 135, -1), "sharp_left": (135, 150, -1), "uturn": (150, 180.01, 0),
 }
-PHRASE = re.compile(r"(?:向(北|东北|东|东南|南|西南|西|西北))?(?:步行|行驶) \d+(?:\.\d)? (?:米|公里)$")
+PHRASE = re.compile(r"(?:向(北|东北|东|东南|南|西南|西|西北))?(?:步行|行驶) \d+(?:\.\d)? (?:米|公里)(?:，至[^，]+路口)?$")
 
 
 def fits(cls: str, angle: float, tol: float = TOL_DEG) -> bool:
