@@ -51,6 +51,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "directions": ("路线指引", "Directions"),
     "loading": ("加载中…", "Loading…"),
     "planner": ("网格规划工作台", "Grid planner's workbench"),
+    "grid_name": ("网格名称，如 锦官驿社区第3网格", "grid name, e.g. Jinguanyi community grid 3"),
+    "rename": ("命名", "Rename"),
     "undo": ("撤销", "Undo"),
     "redo": ("重做", "Redo"),
     "export": ("导出当前版本", "Export this version"),

@@ -80,6 +80,10 @@ class WorkerIn(BaseModel):
     station_lat: Annotated[float | None, Field(ge=-90, le=90)] = None
 
 
+class NameIn(BaseModel):
+    name: Annotated[str | None, Field(max_length=100, description="grid name (e.g. 锦官驿社区第3网格); null clears")] = None
+
+
 PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (default: newest)")]
 BaseQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="the plan version the edit was made on: "
                                     "refused (409) unless it is still the newest")]
@@ -182,6 +186,13 @@ async def worker(code: str, body: WorkerIn, request: Request, store: StoreDep, p
     return await _edit(request, principal, "assign grid workers", lambda: gl.assign_workers(
         store, {code: body.worker}, stations=stations, plan_id=plan_id, created_by=principal.name),
         base, code=code, worker=body.worker)
+
+
+@router.post("/{code}/name", summary="Name a grid, e.g. 锦官驿社区第3网格 (new plan version)")
+async def name(code: str, body: NameIn, request: Request, store: StoreDep, principal: UserDep,
+               plan_id: PlanQ = None, base: BaseQ = None) -> dict[str, Any]:
+    return await _edit(request, principal, "name grids", lambda: gl.assign_workers(
+        store, {}, names={code: body.name}, plan_id=plan_id, created_by=principal.name), base, code=code, name=body.name)
 
 
 @router.get("/{code}/hot-spots", summary="Incident hot spots of a grid (GeoJSON points, most important first)")

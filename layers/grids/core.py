@@ -463,6 +463,9 @@ def diff_plans(store: Store, plan_a: int, plan_b: int) -> tuple[pd.DataFrame, di
     out = pd.DataFrame(buildings.loc[changed, cols]).reset_index(drop=True)
     out["grid_a"] = a[changed].to_numpy()
     out["grid_b"] = b[changed].to_numpy()
+    # Where each changed building is, for the map (a point inside it, WGS-84).
+    inside = buildings.loc[changed].geometry.representative_point()
+    out["lon"], out["lat"] = inside.x.to_numpy(), inside.y.to_numpy()
     summary = {
         "plan_a": int(plan_a), "plan_b": int(plan_b),
         "buildings": int(len(buildings)),

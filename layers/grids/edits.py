@@ -203,16 +203,18 @@ def _carry_assignments(ctx: _Ctx, rebuilt: gpd.GeoDataFrame) -> gpd.GeoDataFrame
 
 def assign_workers(store: Store, workers: dict[str, str | None], *,
                    stations: dict[str, tuple[float, float]] | None = None, plan_id: int | None = None,
-                   created_by: str | None = None) -> EditResult:
-    """Set the responsible grid worker (网格员) and optionally the station of grids (new version).
+                   created_by: str | None = None, names: dict[str, str | None] | None = None) -> EditResult:
+    """Set the responsible grid worker (网格员), the station and the name of grids (new version).
 
     ``workers`` maps grid codes to worker names (None clears); ``stations`` maps codes to a
     (lon, lat) in WGS-84 that must lie in the grid or within ``STATION_TOLERANCE_M`` of it (the
-    start of its patrol routes). Unknown codes are refused with nothing written. The worker name
-    is what the service matches against a worker's user name.
+    start of its patrol routes); ``names`` maps codes to grid names (e.g. 锦官驿社区第3网格; None
+    clears). Unknown codes are refused with nothing written. The worker name is what the service
+    matches against a worker's user name.
     """
     stations = stations or {}
-    codes = sorted(set(workers) | set(stations))
+    names = names or {}
+    codes = sorted(set(workers) | set(stations) | set(names))
     if not codes:
         raise InputError("no grid given", hint="give CODE WORKER, or a file with code,worker columns")
     ctx = _context(store, plan_id, need_blocks=False)
@@ -222,6 +224,9 @@ def assign_workers(store: Store, workers: dict[str, str | None], *,
     for code, name in workers.items():
         name = None if name is None or not str(name).strip() else clean_name(name, "worker", where=f"grid {code}")
         grids.loc[idx[code], "worker"] = name
+    for code, name in names.items():
+        grids.loc[idx[code], "name"] = (None if name is None or not str(name).strip()
+                                        else clean_name(name, "grid", where=f"grid {code}"))
     for code, (lon, lat) in stations.items():
         if not (-180 <= lon <= 180 and -90 <= lat <= 90):
             raise InputError(f"station of {code}: ({lon}, {lat}) is not longitude/latitude in WGS-84")
@@ -232,7 +237,9 @@ def assign_workers(store: Store, workers: dict[str, str | None], *,
             raise InputError(f"station of {code} at ({lon:.6f}, {lat:.6f}) is {d:.0f} m outside the grid",
                              hint=f"a station must lie in its grid or within {STATION_TOLERANCE_M:.0f} m of it")
         grids.loc[idx[code], ["station_lon", "station_lat"]] = [float(lon), float(lat)]
-    note = "workers: " + ", ".join(f"{c}={workers.get(c) or '—'}" for c in codes[:10]) + (" …" if len(codes) > 10 else "")
+    what = [("workers", workers), ("names", names)] if workers or not names else [("names", names)]
+    note = "; ".join(f"{label}: " + ", ".join(f"{c}={given.get(c) or '—'}" for c in sorted(given)[:10])
+                     + (" …" if len(given) > 10 else "") for label, given in what if given or label == "workers")
     metrics = json.loads(ctx.row["metrics_json"] or "{}")
     with store.begin() as conn:
         pid = insert_plan(conn, method="edit", parent=int(ctx.row["id"]), params=ctx.params, metrics=metrics,

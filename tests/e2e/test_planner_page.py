@@ -35,7 +35,8 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--
 EDITS = [("POST", "/grids/preview-move", {"items": [1]}), ("POST", "/grids/move-blocks", {"to": "x", "items": [1]}),
          ("POST", "/grids/x/split", {"parts": 2}), ("POST", "/grids/merge", {"codes": ["x", "y"]}),
          ("POST", "/grids/rebalance", {"codes": ["x", "y"]}), ("POST", "/grids/lock", {"codes": ["x"]}),
-         ("POST", "/grids/x/worker", {"worker": "张三"}), ("POST", "/grids/undo", None), ("POST", "/grids/redo", None),
+         ("POST", "/grids/x/worker", {"worker": "张三"}), ("POST", "/grids/x/name", {"name": "第3网格"}),
+         ("POST", "/grids/undo", None), ("POST", "/grids/redo", None),
          ("GET", "/grids/versions", None), ("GET", "/maps/data/blocks", None)]
 
 
@@ -101,11 +102,12 @@ def wait_version(page, v: int) -> None:  # noqa: ANN001
                            f"Number(document.getElementById('gp-version').dataset.plan) === {v}", timeout=120_000)
 
 
-def movable_block(base: str) -> tuple[int, dict, shapely.Point]:
-    """A block whose move into its best neighbour keeps every rule, that preview, and a point inside the block."""
+def movable_block(base: str, largest_first: bool = False) -> tuple[int, dict, shapely.Point]:
+    """A block whose move into its best neighbour keeps every rule (the one of fewest households, or
+    of most with ``largest_first``), that preview, and a point inside the block."""
     h = login(base, "pia")
     blocks = httpx.get(base + "/maps/data/blocks", headers=h, timeout=60).json()["features"]
-    for f in sorted(blocks, key=lambda f: f["properties"]["households"] or 0):
+    for f in sorted(blocks, key=lambda f: f["properties"]["households"] or 0, reverse=largest_first):
         bid = f["properties"]["block_id"]
         r = httpx.post(base + "/grids/preview-move", headers=h, json={"items": [bid]}, timeout=60)
         if r.status_code == 200 and r.json()["ok"] and not r.json()["refusals"] and f["properties"]["households"]:
@@ -235,6 +237,52 @@ def test_planner_redraws_on_the_map(browser, site):  # noqa: ANN001
     page.wait_for_selector("#gp-map[data-state=loaded]", timeout=120_000)
     assert page.locator("#gp-grid-list li").count() >= 5
     page.screenshot(path=str(site["shots"] / f"planner_{site['store']}_phone.png"))
+    assert page.errors == [] and outside == []
+    ctx.close()
+
+
+def test_planner_names_a_grid_and_shows_a_versions_diff_on_the_map(browser, site):  # noqa: ANN001
+    """A grid gets a name from the page (a name with < > is refused in Chinese, nothing saved); a block
+    moved elsewhere shows up as a ring on the map when two versions are compared, one per changed building."""
+    base = site["base"]
+    ctx, page, outside = open_page(browser, base, "pia")
+    page.goto(base + "/planner")
+    page.wait_for_selector("#gp-map[data-state=loaded]", timeout=120_000)
+    v0 = version(page)
+    code = page.locator("#gp-grid-list li").first.get_attribute("data-code")
+    page.locator(f"#gp-grid-list li[data-code='{code}']").click()
+    page.fill("#gp-grid-name", "第3网格<img src=x>")
+    page.click("#gp-rename")
+    page.wait_for_selector("#gp-msg[data-state=error]")
+    assert "网格名称 grid name 不能包含 < 或 >" in page.inner_text("#gp-msg") and version(page) == v0
+    page.locator(f"#gp-grid-list li[data-code='{code}']").click()
+    page.fill("#gp-grid-name", "锦官驿社区第3网格")
+    page.click("#gp-rename")
+    wait_version(page, v0 + 1)
+    assert "锦官驿社区第3网格" in page.locator(f"#gp-grid-list li[data-code='{code}']").inner_text()
+    grids = httpx.get(base + "/grids", headers=login(base, "pia"), timeout=60).json()["features"]
+    assert next(f for f in grids if f["properties"]["code"] == code)["properties"]["name"] == "锦官驿社区第3网格"
+
+    # Another planner moves a block: its buildings are the diff between the two versions, ring by ring.
+    bid, pre, _pt = movable_block(base, largest_first=True)
+    r = httpx.post(base + "/grids/move-blocks", headers=login(base, "ada"), json={"to": pre["to"], "items": [bid]},
+                   timeout=120)
+    assert r.status_code == 200, r.text
+    want = httpx.get(base + f"/grids/diff?a={v0 + 1}&b={v0 + 2}", headers=login(base, "pia"), timeout=120).json()
+    assert want["summary"]["buildings_changed"] > 0
+    page.reload()
+    page.wait_for_selector("#gp-map[data-state=loaded]", timeout=120_000)
+    page.click(".gp-tabs button[data-tab=versions]")
+    page.locator(f"#gp-versions li[data-plan='{v0 + 1}'] button").click()
+    page.wait_for_selector("#gp-versions .gp-diff")
+    page.wait_for_selector("path.gp-diff-mark")
+    assert page.locator("path.gp-diff-mark").count() == want["summary"]["buildings_changed"]
+    # The rings sit on the changed buildings: every ring's centre is one of the diff's points.
+    centres = page.evaluate("() => { const out = []; window.gpMap.eachLayer(l => { if (l.options && l.options.className === "
+                            "'gp-diff-mark') { const c = l.getLatLng(); out.push([c.lng, c.lat]); } }); return out; }")
+    got = sorted((round(x, 6), round(y, 6)) for x, y in centres)
+    assert got == sorted((round(c["lon"], 6), round(c["lat"], 6)) for c in want["changes"])
+    page.screenshot(path=str(site["shots"] / f"planner_{site['store']}_diff_map.png"))
     assert page.errors == [] and outside == []
     ctx.close()
 

@@ -5,7 +5,7 @@
   var GP = window.GP, el = GP.el;
   var TX = {
     zh: {
-      version: '当前版本', households: '户', street_km: '街道 km', area: '面积 km²', blocks: '街区', worker: '网格员',
+      version: '当前版本', version_n: '版本', households: '户', street_km: '街道 km', area: '面积 km²', blocks: '街区', worker: '网格员',
       selected: '已选 {n} 个街区（{h} 户）', grid: '网格', before: '编辑前', after: '编辑后', status: '状态',
       in: '在标准内', below: '低于标准', above: '高于标准', saved: '已保存为版本 {v}：{m}', previewing: '预览中…',
       ok_to_move: '可以移动', pick_grid: '先在列表中点击一个网格', tick_two: '至少勾选两个网格',
@@ -16,7 +16,7 @@
       locked_tag: '锁定', population: '人口', nothing: '未选择街区'
     },
     en: {
-      version: 'version', households: 'hh', street_km: 'street km', area: 'area km²', blocks: 'blocks', worker: 'worker',
+      version: 'version', version_n: 'version', households: 'hh', street_km: 'street km', area: 'area km²', blocks: 'blocks', worker: 'worker',
       selected: '{n} blocks selected ({h} households)', grid: 'grid', before: 'before', after: 'after', status: 'status',
       in: 'in band', below: 'below band', above: 'above band', saved: 'saved as version {v}: {m}', previewing: 'previewing…',
       ok_to_move: 'the move keeps every rule', pick_grid: 'click a grid in the list first', tick_two: 'tick at least two grids',
@@ -311,6 +311,12 @@
 
   function focusGrid(code) {
     S.current = code;
+    S.grids.forEach(function (f) {
+      if (f.properties.code === code) {
+        $('gp-grid-name').value = f.properties.name || '';
+        $('gp-worker').value = f.properties.worker || '';
+      }
+    });
     S.gridLayer.eachLayer(function (l) { if (l.feature.properties.code === code) { map.fitBounds(l.getBounds(), {animate: false}); } });
     S.gridLayer.setStyle(S.gridLayer.options.style);
     renderList();
@@ -349,6 +355,10 @@
     if (S.station) { body.station_lon = S.station.lng; body.station_lat = S.station.lat; }
     edit('/grids/' + encodeURIComponent(S.current) + '/worker', body);
   });
+  $('gp-rename').addEventListener('click', function () {
+    if (!needCurrent()) { return; }
+    edit('/grids/' + encodeURIComponent(S.current) + '/name', {name: $('gp-grid-name').value.trim() || null});
+  });
   $('gp-undo').addEventListener('click', function () { edit('/grids/undo'); });
   $('gp-redo').addEventListener('click', function () { edit('/grids/redo'); });
 
@@ -377,7 +387,7 @@
       vs.slice(0, 200).forEach(function (v) {
         var li = el('li');
         li.dataset.plan = v.plan_id;
-        li.appendChild(el('b', tr('version') + ' ' + v.plan_id + (v.plan_id === S.plan ? ' ●' : '')));
+        li.appendChild(el('b', tr(v.plan_id === S.plan ? 'version' : 'version_n') + ' ' + v.plan_id + (v.plan_id === S.plan ? ' ●' : '')));
         li.appendChild(document.createTextNode(' ' + (v.created_at ? GP.localTime(v.created_at) : '') + ' · ' + (v.created_by || '') + ' · ' + (v.note || v.method)));
         if (v.plan_id !== S.plan) {
           var b = el('button', tr('diff'));
@@ -402,10 +412,29 @@
         table.appendChild(row);
       });
       box.appendChild(table);
+      drawDiff(d.changes);
       var old = li.querySelector('.gp-diff');
       if (old) { li.removeChild(old); }
       li.appendChild(box);
     }).catch(GP.fail);
+  }
+
+  // The changed buildings on the map: a ring each, tooltip "from → to" (DOM text, never HTML).
+  function drawDiff(changes) {
+    if (S.diffLayer) { map.removeLayer(S.diffLayer); }
+    S.diffLayer = L.layerGroup().addTo(map);
+    S.diffSvg = S.diffSvg || L.svg();  // SVG over the canvas-drawn map: rings stay sharp and can be found
+    var pts = [];
+    changes.slice(0, 5000).forEach(function (c) {
+      if (c.lon === null || c.lat === null || c.lon === undefined) { return; }
+      var m = L.circleMarker([c.lat, c.lon], {radius: 6, color: '#ff00ff', weight: 3, fill: false, className: 'gp-diff-mark',
+                                              renderer: S.diffSvg});
+      m.bindTooltip(GP.tip([[tr('building'), c.name || (c.osm_type + '/' + c.osm_id)], [tr('households'), fmt(c.households)],
+                           [tr('from'), c.grid_a || tr('none')], [tr('to'), c.grid_b || tr('none')]]));
+      m.addTo(S.diffLayer);
+      pts.push([c.lat, c.lon]);
+    });
+    if (pts.length) { map.fitBounds(L.latLngBounds(pts).pad(0.3), {animate: false, maxZoom: 18}); }
   }
 
   function showTab(name) {
