@@ -42,7 +42,13 @@ def site(tmp_path_factory):  # noqa: ANN201
         code = grids[0]["properties"]["code"]
         r = httpx.post(base + "/routes/plan", headers=h, json={"grids": [code], "time_limit_s": 20}, timeout=600)
         assert r.status_code == 201 and r.json()[0]["ok"], r.text
-        yield {"base": base, "db": db, "grids": grids, "route_code": code, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
+        from gridpatrol.layers.store import open_store
+
+        store = open_store(db)
+        street_names = set(store.read_layer("roads")["name"].dropna())
+        store.dispose()
+        yield {"base": base, "db": db, "grids": grids, "route_code": code, "street_names": street_names,
+               "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,22 @@ def _features(page, prop: str, folium_file: bool = False) -> list:  # noqa: ANN0
         " out.push(l.feature.properties[prop]); }); return out; }", prop)
 
 
+def _assert_street_labels(page, site) -> None:  # noqa: ANN001
+    """At least five street labels in view, no two overlapping, each the name of a street of the data."""
+    boxes = page.evaluate("() => Array.from(document.querySelectorAll('.gp-street-label')).map(e => "
+                          "{ const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom, e.textContent]; })")
+    assert len(boxes) >= 5, boxes
+    names = set(site["street_names"])
+    assert all(b[4] in names for b in boxes), [b[4] for b in boxes if b[4] not in names]
+    shrink = 2  # rotated labels' bounding boxes are larger than the text: compare them a little smaller
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            overlap_x = min(a[2], b[2]) - max(a[0], b[0]) - 2 * shrink
+            overlap_y = min(a[3], b[3]) - max(a[1], b[1]) - 2 * shrink
+            assert overlap_x <= 0 or overlap_y <= 0 or (overlap_x * overlap_y) < 0.25 * min(
+                (a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1])), (a, b)
+
+
 def test_grid_map(browser, site):  # noqa: ANN001
     ctx, page, outside, errors = _page(browser, site)
     page.goto(site["base"] + "/maps/grids")
@@ -102,6 +124,11 @@ def test_grid_map(browser, site):  # noqa: ANN001
     labels = page.locator(".leaflet-marker-icon").all_inner_texts()
     assert len(labels) >= len(codes)
     page.screenshot(path=str(site["shots"] / "grid_map.png"))
+    # Zoomed in, street names are written along the streets, none over another, all real street names.
+    page.evaluate("void window.gpMap.setZoom(17, {animate: false})")
+    page.wait_for_timeout(500)
+    _assert_street_labels(page, site)
+    page.screenshot(path=str(site["shots"] / "grid_map_streets.png"))
     assert outside == [] and errors == []
     ctx.close()
 
@@ -169,6 +196,7 @@ def test_incident_map_click_shows_lookup_and_sectors(browser, site):  # noqa: AN
     page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
     page.evaluate(f"void window.gpMap.setView([{lat}, {lon}], 17, {{animate: false}})")
     page.wait_for_timeout(800)
+    _assert_street_labels(page, site)
     page.screenshot(path=str(site["shots"] / "incident_map.png"))
     assert clusters > 0 and outside == [] and errors == []
     ctx.close()

@@ -12,7 +12,7 @@
       yes: '是', no: '否', legend: '每个网格的户数', band: '标准', looking_up: '查询中…',
       outside: '（不在任何网格内）', cameras_in_view: '可见摄像机', nearby: '附近事件', offline: '离线',
       position: '位置', error: '出错', length: '长度', duration: '预计用时', minutes: '分钟', start: '起点',
-      end: '终点', directions: '路线指引', sheet: '路线单 PDF', gpx: 'GPX 轨迹', route: '巡查路线', km: '公里'
+      end: '终点', directions: '路线指引', sheet: '路线单 PDF', gpx: 'GPX 轨迹', route: '巡查路线', km: '公里', street_names: '街道名称'
     },
     en: {
       streets: 'streets', buildings: 'buildings', grids: 'grids', codes: 'grid codes', problems: 'problems',
@@ -22,7 +22,7 @@
       band: 'band', looking_up: 'looking up…', outside: '(outside every grid)', cameras_in_view: 'cameras in view',
       nearby: 'nearby incidents', offline: 'offline', position: 'position', error: 'error', length: 'length',
       duration: 'estimated time', minutes: 'min', start: 'start', end: 'end', directions: 'Directions',
-      sheet: 'route sheet PDF', gpx: 'GPX track', route: 'patrol route', km: 'km'
+      sheet: 'route sheet PDF', gpx: 'GPX track', route: 'patrol route', km: 'km', street_names: 'street names'
     }
   };
 
@@ -87,6 +87,55 @@
     return {map: map, layers: layers};
   }
 
+  /* Street names as labels along our streets from zoom 16: a way gets one if it is longer on screen
+     than its text, no two overlap, one name at most every 250 px; redrawn on zoom and pan. */
+  function streetLabels(map, fc) {
+    var lines = [], layer = L.layerGroup().addTo(map);
+    fc.features.forEach(function (f) {
+      if (!f.properties.name || !f.geometry) { return; }
+      var parts = f.geometry.type === 'LineString' ? [f.geometry.coordinates] : f.geometry.coordinates;
+      parts.forEach(function (c) { lines.push({name: f.properties.name, major: f.properties.major, coords: c}); });
+    });
+    function place() {
+      layer.clearLayers();
+      if (map.getZoom() < 16) { return; }
+      var size = map.getSize(), placed = [], lastAt = {}, cands = [];
+      lines.forEach(function (s) {
+        var pts = s.coords.map(function (c) { return map.latLngToContainerPoint([c[1], c[0]]); });
+        var len = 0, seg = [];
+        for (var i = 1; i < pts.length; i++) { var d = pts[i].distanceTo(pts[i - 1]); seg.push(d); len += d; }
+        var w = s.name.length * 12 + 6;
+        if (len < w + 10) { return; }
+        var half = len / 2, k = 0;
+        while (k < seg.length - 1 && half > seg[k]) { half -= seg[k]; k++; }
+        var a = pts[k], b = pts[k + 1], f = seg[k] ? half / seg[k] : 0;
+        var mid = L.point(a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f);
+        if (mid.x < 0 || mid.y < 0 || mid.x > size.x || mid.y > size.y) { return; }
+        var ang = Math.atan2(b.y - a.y, b.x - a.x) * 180 / Math.PI;
+        if (ang > 90) { ang -= 180; } else if (ang < -90) { ang += 180; }
+        cands.push({s: s, mid: mid, ang: ang, w: w, len: len});
+      });
+      cands.sort(function (p, q) { return (q.s.major ? 1e6 : 0) + q.len - ((p.s.major ? 1e6 : 0) + p.len); });
+      cands.slice(0, 400).forEach(function (c) {
+        var r = Math.abs(Math.cos(c.ang * Math.PI / 180)), q = Math.abs(Math.sin(c.ang * Math.PI / 180));
+        var hw = (c.w * r + 14 * q) / 2, hh = (c.w * q + 14 * r) / 2;
+        var box = [c.mid.x - hw, c.mid.y - hh, c.mid.x + hw, c.mid.y + hh];
+        var clash = placed.some(function (o) { return box[0] < o[2] && box[2] > o[0] && box[1] < o[3] && box[3] > o[1]; });
+        var same = (lastAt[c.s.name] || []).some(function (p) { return p.distanceTo(c.mid) < 250; });
+        if (clash || same || placed.length >= 120) { return; }
+        placed.push(box);
+        (lastAt[c.s.name] = lastAt[c.s.name] || []).push(c.mid);
+        var node = el('div', c.s.name, 'gp-street-label');
+        node.style.transform = 'translate(-50%, -50%) rotate(' + c.ang.toFixed(1) + 'deg)';
+        L.marker(map.containerPointToLatLng(c.mid), {icon: L.divIcon({html: node, className: 'gp-label-icon', iconSize: null}),
+                                                     interactive: false, keyboard: false}).addTo(layer);
+      });
+    }
+    map.on('zoomend moveend', place);
+    place();
+    return layer;
+  }
+
   /* Our own streets (names on hover) and buildings around the plan: the offline basemap. */
   function basemap(ctx, planId) {
     return getJSON('/maps/data/basemap' + (planId ? '?plan_id=' + encodeURIComponent(planId) : '')).then(function (b) {
@@ -105,6 +154,7 @@
       ctx.layers.addOverlay(streets, t('streets'));
       ctx.layers.addOverlay(buildings, t('buildings'));
       ctx.map.fitBounds(b.bounds, {animate: false});
+      ctx.layers.addOverlay(streetLabels(ctx.map, b.streets), t('street_names'));
       return b;
     });
   }

@@ -66,53 +66,6 @@
     }).catch(function (e) { say(String(e.message || e), 'error'); });
   }
 
-  // ------------------------------------------------------------------ street names as labels
-  var streetLines = [], streetLabels = L.layerGroup().addTo(map);
-  function collectStreets(fc) {
-    streetLines = [];
-    fc.features.forEach(function (f) {
-      if (!f.properties.name || !f.geometry) { return; }
-      var lines = f.geometry.type === 'LineString' ? [f.geometry.coordinates] : f.geometry.coordinates;
-      lines.forEach(function (c) { streetLines.push({name: f.properties.name, major: f.properties.major, coords: c}); });
-    });
-  }
-  /* Labels along streets from zoom 16: a way gets one if it is longer on screen than its text, and no two overlap. */
-  function placeStreetLabels() {
-    streetLabels.clearLayers();
-    if (map.getZoom() < 16) { return; }
-    var size = map.getSize(), placed = [], lastAt = {}, cands = [];
-    streetLines.forEach(function (s) {
-      var pts = s.coords.map(function (c) { return map.latLngToContainerPoint([c[1], c[0]]); });
-      var len = 0, seg = [];
-      for (var i = 1; i < pts.length; i++) { var d = pts[i].distanceTo(pts[i - 1]); seg.push(d); len += d; }
-      var w = s.name.length * 12 + 6;
-      if (len < w + 10) { return; }
-      var half = len / 2, k = 0;
-      while (k < seg.length - 1 && half > seg[k]) { half -= seg[k]; k++; }
-      var a = pts[k], b = pts[k + 1], f = seg[k] ? half / seg[k] : 0;
-      var mid = L.point(a.x + (b.x - a.x) * f, a.y + (b.y - a.y) * f);
-      if (mid.x < 0 || mid.y < 0 || mid.x > size.x || mid.y > size.y) { return; }
-      var ang = Math.atan2(b.y - a.y, b.x - a.x) * 180 / Math.PI;
-      if (ang > 90) { ang -= 180; } else if (ang < -90) { ang += 180; }
-      cands.push({s: s, mid: mid, ang: ang, w: w, len: len});
-    });
-    cands.sort(function (p, q) { return (q.s.major ? 1e6 : 0) + q.len - ((p.s.major ? 1e6 : 0) + p.len); });
-    cands.slice(0, 400).forEach(function (c) {
-      var r = Math.abs(Math.cos(c.ang * Math.PI / 180)), q = Math.abs(Math.sin(c.ang * Math.PI / 180));
-      var hw = (c.w * r + 14 * q) / 2, hh = (c.w * q + 14 * r) / 2;
-      var box = [c.mid.x - hw, c.mid.y - hh, c.mid.x + hw, c.mid.y + hh];
-      var clash = placed.some(function (o) { return box[0] < o[2] && box[2] > o[0] && box[1] < o[3] && box[3] > o[1]; });
-      var same = (lastAt[c.s.name] || []).some(function (p) { return p.distanceTo(c.mid) < 250; });
-      if (clash || same || placed.length >= 120) { return; }
-      placed.push(box);
-      (lastAt[c.s.name] = lastAt[c.s.name] || []).push(c.mid);
-      var node = el('div', c.s.name, 'gp-street-label');
-      node.style.transform = 'translate(-50%, -50%) rotate(' + c.ang.toFixed(1) + 'deg)';
-      L.marker(map.containerPointToLatLng(c.mid), {icon: L.divIcon({html: node, className: 'gp-label-icon', iconSize: null}),
-                                                   interactive: false, keyboard: false}).addTo(streetLabels);
-    });
-  }
-  map.on('zoomend moveend', placeStreetLabels);
 
   // ------------------------------------------------------------------ grids, labels, blocks
   function deviation(p) { return S.band.target_households ? (p.households - S.band.target_households) / S.band.target_households : 0; }
@@ -468,11 +421,9 @@
       if (!$('gp-tab-versions').hidden) { renderVersions(); }
       if (first) {
         first = false;
-        return GP.basemap(ctx, S.plan).then(function (b) {
-          collectStreets(b.streets);
+        return GP.basemap(ctx, S.plan).then(function () {
           S.gridLayer.bringToFront();
           S.blockLayer.bringToFront();
-          placeStreetLabels();
         });
       }
     }).then(function () { root.dataset.state = 'loaded'; root.dataset.plan = S.plan; });
