@@ -38,7 +38,7 @@ from gridpatrol.api.i18n import HTML_LANG, page_lang, remember_lang, translator
 from gridpatrol.gis.errors import GridPatrolError, InputError
 from gridpatrol.layers import mapdata, users
 from gridpatrol.layers.logins import LoginLocked
-from gridpatrol.layers.models import Route
+from gridpatrol.layers.models import Camera, Incident, Route
 from gridpatrol.layers.users import Principal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
@@ -94,7 +94,7 @@ def landing(request: Request, store: StoreDep) -> HTMLResponse:
     if not can_routes:  # whether any route exists at all, to say "log in" (its code is not shown)
         summary["route_code"] = mapdata.landing_summary(store)["route_code"]
     return render(request, "landing.html", user=user, summary=summary, my_routes=my_routes, n_routes=n_routes,
-                  can_routes=can_routes,
+                  can_routes=can_routes, synthetic_note=mapdata.shows_synthetic(store, _synthetic_layers(user)),
                   can_incidents=user is not None and can(user, "read_incidents"), base_url=str(request.base_url))
 
 
@@ -160,14 +160,24 @@ def logout_get(request: Request) -> RedirectResponse:
     return resp
 
 
+def _synthetic_layers(user: Principal | None) -> dict[str, Any]:
+    """The layers with possibly synthetic rows ``user`` may read, with their row filters."""
+    if user is None:
+        return {}
+    return {layer: layer_filter(user, layer, table) for layer, table, perm in (
+        ("incidents", Incident.__table__, "read_incidents"), ("cameras", Camera.__table__, "read_cameras"))
+        if can(user, perm)}
+
+
 # ---------------------------------------------------------------- map pages
-def _map_page(request: Request, settings, page: str, title: str, **config: Any) -> HTMLResponse:  # noqa: ANN001
+def _map_page(request: Request, settings, page: str, title: str, *, synthetic_note: bool = False,  # noqa: ANN001
+              **config: Any) -> HTMLResponse:
     lang = page_lang(request)
     cfg = {"page": page, "lang": lang, "timezone": settings.timezone, "crs": display_crs(settings),
            "tile-url": settings.tile_url or None, **{k.replace("_", "-"): v for k, v in config.items()}}
     return render(request, "map.html", title=title, page=page, config=cfg,
                   tile_attribution=settings.tile_attribution if settings.tile_url else None,
-                  synthetic_note=page in ("incidents",))
+                  synthetic_note=synthetic_note)
 
 
 @router.get("/maps/grids", response_class=HTMLResponse)
@@ -230,7 +240,9 @@ def incident_map(
     if point is not None:
         x, y = display_lonlat(np.array([point[0]]), np.array([point[1]]), settings)
         initial = f"{float(y[0]):.8f},{float(x[0]):.8f}"
+    store = get_store(request)
     return _map_page(request, settings, "incidents", translator(page_lang(request))("incident_map"),
+                     synthetic_note=mapdata.shows_synthetic(store, _synthetic_layers(user)),
                      days=days, category=category, click=initial,
                      can_cams="1" if can(user, "read_cameras") else "0")
 

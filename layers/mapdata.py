@@ -52,6 +52,23 @@ def landing_routes(store: Store, route_where: Any = None, limit: int = 50) -> tu
              "km": float(r.length_m or 0) / 1000, "minutes": float(r.duration_s or 0) / 60} for r in rows], total
 
 
+def shows_synthetic(store: Store, wheres: dict[str, Any]) -> bool:
+    """Whether any row the caller may see of the layers in ``wheres`` (layer → row filter, None for
+    every row) is synthetic (generated demo cameras or incidents)."""
+    from gridpatrol.layers.models import Camera
+
+    tables = {"incidents": Incident.__table__, "cameras": Camera.__table__}
+    with store.engine.connect() as c:
+        for layer, where in wheres.items():
+            t = tables[layer]
+            stmt = select(t.c.id).where(t.c.synthetic.is_(True)).limit(1)
+            if where is not None:
+                stmt = stmt.where(where)
+            if c.execute(stmt).first() is not None:
+                return True
+    return False
+
+
 def workload_colormap(params: gl.PlanParams):  # noqa: ANN201
     """The branca colormap of households per grid for a plan's band."""
     from branca.colormap import LinearColormap

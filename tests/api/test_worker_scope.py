@@ -100,7 +100,9 @@ def test_the_landing_page_lists_the_routes_the_user_may_see_and_every_link_works
         listed = re.findall(r'<td><a href="/maps/routes/([^"]+)">', page.text)
         if name == "vic":
             assert listed == [] and "请以规划员、调度员、网格员或管理员身份登录" in page.text
+            assert "合成数据" not in page.text  # a viewer sees no incidents or cameras, synthetic or not
             return
+        assert "摄像机和事件为合成数据" in page.text  # the seed's incidents are synthetic
         if name == "wu":
             own = shapely.union_all(grids.loc[grids["worker"] == "wu"].geometry.to_numpy())
             want = set(routes.loc[shapely.covers(own, routes.geometry.to_numpy()), "grid_code"])
@@ -112,3 +114,31 @@ def test_the_landing_page_lists_the_routes_the_user_may_see_and_every_link_works
             for link in (f"/maps/routes/{code}", f"/routes/{code}/route.gpx"):
                 r = c.get(link)
                 assert r.status_code == 200, (link, r.status_code, r.text[:200])
+
+
+def test_the_synthetic_data_notice_shows_only_when_the_user_sees_synthetic_rows(app):  # noqa: ANN001
+    """The dispatcher's landing and incident map say the data are synthetic only while some camera or
+    incident they may see is; marked real, the notice goes (the store is put back afterwards)."""
+    from fastapi.testclient import TestClient
+    from gridpatrol.layers.models import Camera
+    from sqlalchemy import update
+
+    from tests.api.api_seed import PASSWORD
+
+    store = app.state.store
+    with store.engine.connect() as c:
+        fake = {m: [r[0] for r in c.execute(select(m.id).where(m.synthetic.is_(True)))] for m in (Incident, Camera)}
+    assert fake[Incident]
+    with TestClient(app) as c:
+        assert c.post("/login", data={"username": "dan", "password": PASSWORD}, follow_redirects=False).status_code == 303
+        assert "为合成数据" in c.get("/").text and "为合成数据" in c.get("/maps/incidents").text
+        try:
+            with store.begin() as conn:
+                for model, ids in fake.items():
+                    conn.execute(update(model).where(model.id.in_(ids)).values(synthetic=False))
+            assert "为合成数据" not in c.get("/").text and "为合成数据" not in c.get("/maps/incidents").text
+        finally:
+            with store.begin() as conn:
+                for model, ids in fake.items():
+                    if ids:
+                        conn.execute(update(model).where(model.id.in_(ids)).values(synthetic=True))
