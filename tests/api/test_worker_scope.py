@@ -90,6 +90,7 @@ def test_the_landing_page_lists_the_routes_the_user_may_see_and_every_link_works
     import re
 
     from fastapi.testclient import TestClient
+
     from tests.api.api_seed import PASSWORD
 
     grids, _, routes = seeded
