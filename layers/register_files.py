@@ -8,6 +8,7 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
@@ -125,7 +126,8 @@ def _read_vector(path: Path, mapping: dict[str, str]) -> RegisterTable:
     except Exception as exc:  # pyogrio raises several error types for unreadable files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: cannot read as GeoJSON, GeoPackage or Shapefile: {first}") from None
-    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)) if gdf.geometry is not None else pd.DataFrame(gdf)
+    spatial = isinstance(gdf, gpd.GeoDataFrame)  # a GeoPackage attribute table has no geometry
+    attrs = pd.DataFrame(gdf.drop(columns=gdf.geometry.name)) if spatial else pd.DataFrame(gdf)
     header = [str(c) for c in attrs.columns]
     try:
         names = column_names(header, mapping)
@@ -134,8 +136,8 @@ def _read_vector(path: Path, mapping: dict[str, str]) -> RegisterTable:
     df = pd.DataFrame({ours: [_cell(v) if not (isinstance(v, float) and np.isnan(v)) else ""
                               for v in attrs.iloc[:, pos]] for pos, ours in names.items()})
     df = df[[n for n in REGISTER_COLUMNS if n in df.columns]]
-    geoms = gdf.geometry.to_numpy() if gdf.geometry is not None else None
-    crs = gdf.crs.to_string() if gdf.crs is not None else None
+    geoms = gdf.geometry.to_numpy() if spatial else None
+    crs = gdf.crs.to_string() if spatial and gdf.crs is not None else None
     return RegisterTable(df=df, rows=np.arange(1, len(df) + 1, dtype=np.int64), row_word="feature",
                          geoms=geoms, file_crs=crs)
 
