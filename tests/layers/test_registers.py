@@ -308,9 +308,20 @@ def test_grids_drawn_after_import_balance_the_register_households(jj, tmp_path):
     b = _footprints(store)
     rows = [[k, f"锦江区网格测试{k}号", *shapely.point_on_surface(g).coords[0], 40 + 13 * (k % 7), None, None, None, None]
             for k, g in enumerate(b.geometry)]
+    # and two addresses in no mapped building: inner points of residential land far from footprints
+    allb = store.read_layer("buildings")
+    area = store.read_layer("areas").geometry.iloc[0]
+    metric = local_metric_crs(area.centroid.x, area.centroid.y)
+    fp_all = shapely.union_all(allb[allb["estimate_method"] != "landuse"].to_crs(metric).geometry.to_numpy())
+    lu = allb[allb["estimate_method"] == "landuse"]
+    vacant = [p for p, pm in zip(shapely.point_on_surface(lu.geometry.to_numpy()),
+                                 shapely.point_on_surface(lu.to_crs(metric).geometry.to_numpy()))
+              if area.contains(p) and fp_all.distance(pm) > 60][:2]
+    assert len(vacant) == 2
+    rows += [[900 + k, f"锦江区空地{k}号", p.x, p.y, 77, None, None, None, None] for k, p in enumerate(vacant)]
     f = tmp_path / "reg.xlsx"
     _office_xlsx(f, rows)
-    import_households(store, f)
+    assert import_households(store, f).counts["rows_in_no_building"] == 2
     params = plans.PlanParams(seed=1)
     plans.draw_grids(store, params)
     grids = store.read_layer("grids")
@@ -339,6 +350,12 @@ def test_grids_drawn_after_import_balance_the_register_households(jj, tmp_path):
     total = sum(r[4] for r in rows)
     assert 0.95 * total <= reg_in.sum() <= total
     assert reg_in.sum() > 0.5 * got.sum()  # and they dominate the balance: estimates alone would not
+    # the addresses in no building count in the grid around them
+    pts_reg = pts[(fp["osm_type"] == "register").to_numpy()]
+    assert len(pts_reg) == 2
+    for p in pts_reg:
+        holder = [i for i, g in enumerate(gm) if g.covers(p)]
+        assert len(holder) == 1 and reg_in[holder[0]] >= 77
     ok = ~grids["exempt"].astype(bool).to_numpy()
     assert ((got[ok] >= params.min_households) & (got[ok] <= params.max_households)).all()
 
