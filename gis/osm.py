@@ -507,7 +507,7 @@ def _admin_lines(col: _Collector) -> gpd.GeoDataFrame:
 
 def _buildings(col: _Collector, residential: gpd.GeoDataFrame, metric, opts: OsmOptions) -> gpd.GeoDataFrame:  # noqa: ANN001
     cols = ["osm_type", "osm_id", "building", "name", "levels", "levels_estimated", "footprint_m2",
-            "households", "households_estimated", "estimate_method", "population"]
+            "households", "households_estimated", "estimate_method", "population", "household_source"]
     b = (gpd.GeoDataFrame(col.buildings, geometry="geometry", crs=WGS84) if col.buildings
          else _empty(["osm_type", "osm_id", "name", "building", "levels_tag", "flats"]))
     if len(b):
@@ -531,6 +531,7 @@ def _buildings(col: _Collector, residential: gpd.GeoDataFrame, metric, opts: Osm
         b["households"] = np.where(is_res, np.round(hh, 1), 0.0)
         b["households_estimated"] = flats.isna().to_numpy()
         b["estimate_method"] = "footprint"
+        b["household_source"] = np.where(flats.notna().to_numpy(), "osm_tag", "estimate")
         b["population"] = b["households"] * opts.persons_per_household
         b["geometry"] = [g if isinstance(g, MultiPolygon) else MultiPolygon([g]) for g in b.geometry]
         b = b[cols + ["geometry"]]
@@ -560,6 +561,7 @@ def _buildings(col: _Collector, residential: gpd.GeoDataFrame, metric, opts: Osm
                 "households": np.round(area_m2 / 10_000.0 * opts.landuse_households_per_ha, 1),
                 "households_estimated": True,
                 "estimate_method": "landuse",
+                "household_source": "estimate",
             })
             est["population"] = est["households"] * opts.persons_per_household
             geoms = [g if isinstance(g, MultiPolygon) else MultiPolygon([g]) for g in r.geometry]

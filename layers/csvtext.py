@@ -33,19 +33,15 @@ def _check_encoding(name: str) -> str:
         raise InputError(f"unknown text encoding {name!r}", hint="e.g. utf-8, gb18030, big5") from None
 
 
-def read_csv(path: Path, *, encoding: str | None = None, known: Iterable[str] = ()) -> pd.DataFrame:
-    """The CSV at ``path`` as strings, decoded as ``encoding`` or else UTF-8 then GB18030.
-
-    ``known``: column names the caller understands (lower case); a file that is not UTF-8 whose
-    header names more of them when read as e.g. Big5 than as GB18030 is refused with the
-    encoding to pass. ``df.attrs["encoding"]`` says which encoding was used.
-    """
+def decode_text(path: Path, *, encoding: str | None = None, known: Iterable[str] = ()) -> tuple[str, str]:
+    """The text of the file at ``path`` and the encoding it was decoded with: ``encoding``, or else
+    UTF-8 then GB18030 (``known``: column names, as for :func:`read_csv`)."""
     raw = path.read_bytes()
     known = {k.lower() for k in known}
     tried = (_check_encoding(encoding),) if encoding else DEFAULT_ENCODINGS
     for enc in tried:
         try:
-            raw.decode(enc)
+            text = raw.decode(enc)
         except UnicodeDecodeError as exc:
             last = exc
             continue
@@ -57,17 +53,28 @@ def read_csv(path: Path, *, encoding: str | None = None, known: Iterable[str] = 
                                  f"{ours} known column(s), read as {better} it names "
                                  f"{_header_score(raw, better, known)}: the file is probably {better}",
                                  hint=f"pass --encoding {better}, or save the file as UTF-8")
-        try:
-            df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc, skipinitialspace=True)
-        except pd.errors.ParserError as exc:
-            raise InputError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
-        except pd.errors.EmptyDataError:
-            raise InputError(f"{path} is empty") from None
-        df.attrs["encoding"] = enc
-        return df
+        return text, enc
     names = " or ".join(e.upper().replace("-SIG", "") for e in tried)
     raise InputError(f"{path}: the text cannot be decoded as {names} ({last.reason} at byte {last.start})",
                      hint=HINT)
+
+
+def read_csv(path: Path, *, encoding: str | None = None, known: Iterable[str] = ()) -> pd.DataFrame:
+    """The CSV at ``path`` as strings, decoded as ``encoding`` or else UTF-8 then GB18030.
+
+    ``known``: column names the caller understands (lower case); a file that is not UTF-8 whose
+    header names more of them when read as e.g. Big5 than as GB18030 is refused with the
+    encoding to pass. ``df.attrs["encoding"]`` says which encoding was used.
+    """
+    _text, enc = decode_text(path, encoding=encoding, known=known)
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding=enc, skipinitialspace=True)
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path}: not a readable CSV file: {str(exc).splitlines()[0]}") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path} is empty") from None
+    df.attrs["encoding"] = enc
+    return df
 
 
 def encoding_note(df: pd.DataFrame) -> str:

@@ -84,6 +84,18 @@ def _v6_route_shifts(conn: Connection) -> None:
     conn.execute(text("UPDATE routes SET shift = 1 WHERE shift IS NULL"))
 
 
+def _v7_household_source(conn: Connection) -> None:
+    # As in version 2: new stores have the columns from the models; older ones get them here.
+    # Buildings stored before registers existed got their households from OSM: a building:flats
+    # tag (households_estimated false) or an estimate.
+    have = {c["name"] for c in inspect(conn).get_columns("buildings")}
+    for col, kind in (("household_source", "TEXT"), ("households_osm", "REAL"), ("population_osm", "REAL")):
+        if col not in have:
+            conn.execute(text(f"ALTER TABLE buildings ADD COLUMN {col} {kind}"))
+    conn.execute(text("UPDATE buildings SET household_source = CASE WHEN households_estimated "
+                      "THEN 'estimate' ELSE 'osm_tag' END WHERE household_source IS NULL"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -92,6 +104,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "GeoPackage: every date/time value as ISO 8601 UTC text (YYYY-MM-DDTHH:MM:SS.SSSZ)", _v4_iso_datetimes),
     (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
     (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
+    (7, "buildings: household_source (register / osm_tag / estimate), households and population before a register", _v7_household_source),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -176,6 +176,12 @@ class Building(Base):
     # or "given" (the planner's own number).
     estimate_method: Mapped[str] = mapped_column(Text, default="footprint")
     population: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # Where households come from (schema version 7): "register" (the county's register, see
+    # layers/registers.py), "osm_tag" (building:flats) or "estimate". While a register supplies
+    # them, households_osm/population_osm keep the values it replaced (restored by --replace).
+    household_source: Mapped[str | None] = mapped_column(Text, nullable=True, default="estimate")
+    households_osm: Mapped[float | None] = mapped_column(Float, nullable=True)
+    population_osm: Mapped[float | None] = mapped_column(Float, nullable=True)
     geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
 
 

@@ -63,8 +63,11 @@ def _safe_name(name: str) -> str:
     return base or "upload"
 
 
-async def read_upload(request: Request) -> Upload:
+async def read_upload(request: Request, *, suffixes: tuple[str, ...] = SUFFIXES,
+                      content_types: dict[str, str] = CONTENT_TYPES) -> Upload:
     """The file of an import request: a multipart ``file`` field, or the raw body by Content-Type.
+
+    ``suffixes``/``content_types``: the file kinds the import reads (default: cameras/incidents).
 
     InputError (422) for an empty body, an unknown file kind or JSON that is neither a GeoJSON
     FeatureCollection nor an array of records. Oversized bodies never get here (413, BodyLimit).
@@ -79,13 +82,13 @@ async def read_upload(request: Request) -> Upload:
         name = _safe_name(f.filename or "upload")
         data = await f.read()
         suffix = Path(name).suffix.lower()
-        if suffix not in SUFFIXES:
+        if suffix not in suffixes:
             raise InputError(f"upload {name!r}: unknown file kind {suffix or '(no suffix)'}",
-                             hint="name the file .csv, .json, .geojson or .gpkg")
+                             hint="name the file " + ", ".join(suffixes))
         label = f"upload {name}"
-    elif ctype in CONTENT_TYPES:
+    elif ctype in content_types:
         data = await request.body()
-        suffix = CONTENT_TYPES[ctype]
+        suffix = content_types[ctype]
         name = "body" + suffix
         label = "request body"
     else:
