@@ -1,6 +1,8 @@
 """OGC API – Features (Part 1: Core, GeoJSON) over every layer the user may read, paged for QGIS."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import math
 from datetime import date, datetime, timezone
@@ -44,7 +46,7 @@ TITLES = {
     "routes": "Patrol routes", "incidents": "Incidents (事件)", "cameras": "Cameras (天网/雪亮)", "imports": "Imports",
 }
 # Query parameters of the items request that are not property filters.
-RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs"}
+RESERVED = {"bbox", "limit", "offset", "datetime", "f", "bbox-crs", "crs", "cursor"}
 
 
 def _base(request: Request) -> str:
@@ -120,6 +122,30 @@ def parse_datetime(text: str) -> tuple[datetime | None, datetime | None]:
     if t is None:
         raise InputError("datetime '..' alone is not an interval; use a/.., ../b or a/b")
     return t, t
+
+
+def _cursor_mac(key: str, layer: str, params: dict[str, str], payload: str) -> str:
+    text = "\n".join([layer, payload, *(f"{k}={v}" for k, v in sorted(params.items()))])
+    return hmac.new(key.encode(), text.encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def make_cursor(key: str, layer: str, params: dict[str, str], last_id: int, matched: int | None) -> str:
+    """The opaque ``cursor`` of a next link: the last id of the page and the number matched on the
+    first page, signed together with the layer and the request's filters."""
+    payload = f"{int(last_id)}.{'' if matched is None else int(matched)}"
+    return f"{payload}.{_cursor_mac(key, layer, params, payload)}"
+
+
+def read_cursor(key: str, layer: str, params: dict[str, str], text: str) -> tuple[int, int | None]:
+    """(last id, number matched) of a cursor :func:`make_cursor` wrote for this layer and these
+    filters; InputError (400) for anything else."""
+    last, _, rest = text.partition(".")
+    matched, _, mac = rest.partition(".")
+    if not (last.isdigit() and (matched == "" or matched.isdigit()) and len(last) < 20 and len(matched) < 20
+            and hmac.compare_digest(mac, _cursor_mac(key, layer, params, f"{last}.{matched}"))):
+        raise InputError(f"cursor {text[:60]!r} is not one this server wrote for this request",
+                         hint="follow the next link as given, or page with offset")
+    return int(last), (int(matched) if matched else None)
 
 
 def _layer_table(store: Store, principal, layer: str) -> Table:  # noqa: ANN001
@@ -257,6 +283,7 @@ def items(
     f: Annotated[str | None, Query(pattern="^(json|geojson)$")] = None,
     bbox_crs: Annotated[str | None, Query(alias="bbox-crs", max_length=200)] = None,
     crs: Annotated[str | None, Query(max_length=200, description=f"output CRS; only {CRS84}")] = None,
+    cursor: Annotated[str | None, Query(max_length=80, description="where the next page starts (from a next link)")] = None,
 ) -> Response:
     """Features of ``layer`` as a GeoJSON FeatureCollection with ``numberMatched``,
     ``numberReturned`` and ``next``/``prev`` links. Other query parameters filter properties by
@@ -272,23 +299,34 @@ def items(
     for k, v in equals.items():
         if len(v) > 200:
             raise InputError(f"query parameter {k!r} is longer than 200 characters")
-    feats, matched, returned = features.items_page(store, layer, **_view(store, principal, layer), bbox=box,
-                                                   time_range=trange, equals=equals, limit=page, offset=offset)
+    # Filters the cursor is bound to: every parameter but the paging ones.
+    params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset", "cursor")}
+    after = matched = None
+    if cursor is not None:
+        after, matched = read_cursor(settings.secret_key, layer, params, cursor)
+    feats, counted, returned, last = features.items_page(
+        store, layer, **_view(store, principal, layer), bbox=box, time_range=trange, equals=equals, limit=page,
+        offset=offset, after=after, count=cursor is None)
+    if cursor is None:
+        matched = counted
     base = f"{_base(request)}/ogc/collections/{layer}/items"
-    params = {k: v for k, v in request.query_params.items() if k not in ("limit", "offset")}
 
-    def link(rel: str, off: int) -> dict[str, str]:
-        return {"href": f"{base}?{urlencode({**params, 'limit': page, 'offset': off})}", "rel": rel, "type": GEOJSON}
+    def link(rel: str, off: int, cur: str | None = None) -> dict[str, str]:
+        query = {**params, "limit": page, "offset": off, **({"cursor": cur} if cur else {})}
+        return {"href": f"{base}?{urlencode(query)}", "rel": rel, "type": GEOJSON}
 
-    links = [link("self", offset)]
-    if offset + returned < matched:
-        links.append(link("next", offset + page))
+    links = [link("self", offset, cursor)]
+    if last is not None:
+        # Keyset paging: the next page starts after this page's last id (no rows skipped, no
+        # count); the offset says where it is and serves clients that page by offset.
+        links.append(link("next", offset + page, make_cursor(settings.secret_key, layer, params, last, matched)))
     if offset > 0:
         links.append(link("prev", max(0, offset - page)))
     links.append({"href": f"{_base(request)}/ogc/collections/{layer}", "rel": "collection", "type": "application/json"})
     head = json.dumps({
         "type": "FeatureCollection",
-        "numberMatched": matched,
+        # Optional in OGC API – Features: left out when more than EXACT_COUNT_MAX rows match.
+        **({} if matched is None else {"numberMatched": matched}),
         "numberReturned": returned,
         "timeStamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "links": links,

@@ -71,10 +71,14 @@ def shows_synthetic(store: Store, wheres: dict[str, Any]) -> bool:
 
 def workload_colormap(params: gl.PlanParams):  # noqa: ANN201
     """The branca colormap of households per grid for a plan's band."""
+    return workload_colormap_from(max(params.min_households * 0.5, 0), params.max_households * 1.2)
+
+
+def workload_colormap_from(vmin: float, vmax: float):  # noqa: ANN201
+    """The branca colormap of households per grid between ``vmin`` and ``vmax`` (a plan's window)."""
     from branca.colormap import LinearColormap
 
-    return LinearColormap(list(WORKLOAD_COLOURS), vmin=max(params.min_households * 0.5, 0),
-                          vmax=params.max_households * 1.2, caption="households per grid")
+    return LinearColormap(list(WORKLOAD_COLOURS), vmin=vmin, vmax=vmax, caption="households per grid")
 
 
 def plan_frame(store: Store, plan_id: int | None = None) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:

@@ -2,11 +2,13 @@
 PostGIS with 1,000,000 cameras and 500,000 incidents, against pg_featureserv-style raw SQL.
 
 Usage: .venv/bin/python scripts/bench_api.py [--cameras N] [--incidents N] [--requests N]
-       [--concurrency N] [--workers N] [--pg URL] [--keep]
+       [--concurrency N] [--workers N] [--walk-pages N] [--pg URL] [--keep] [--schema S]
 
 Builds a PostGIS schema (Chengdu streets, 锦江区 grids, N synthetic cameras and incidents spread over
 about 0.8° × 0.8° around Chengdu), starts ``gridpatrol serve`` on a free loopback port, and fires
-bounded request batches from this process with ``--concurrency`` clients. The baseline runs the
+bounded request batches from this process with ``--concurrency`` clients: map clicks, OGC item
+pages at random offsets, and walks of ``--walk-pages`` pages per box by the ``next`` links (the
+keyset cursor) as GIS clients page. The baseline runs the
 same questions as plain SQL from the same process over as many pooled connections (what a
 pg_featureserv-style server does per request, without our role checks and exact in-view test).
 Prints a markdown table: throughput and p50/p95/p99 latency.
@@ -209,6 +211,44 @@ async def http_load(base: str, paths: list[str], headers: dict[str, str], concur
     return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
 
 
+async def http_walk(base: str, starts: list[str], headers: dict[str, str], concurrency: int,
+                    max_pages: int) -> LoadResult:
+    """Page through each start path by its ``next`` links (up to ``max_pages`` pages), as GDAL and
+    QGIS do, on ``concurrency`` keep-alive connections; one latency per page."""
+    import json
+    from urllib.parse import urlsplit
+
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    lat: list[float] = []
+    errors = 0
+    queue = list(reversed(starts))
+
+    async def worker() -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        while queue:
+            path: str | None = queue.pop()
+            for _ in range(max_pages):
+                if path is None:
+                    break
+                t = time.perf_counter()
+                writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode())
+                status, body, _keep = await _read_response(reader)
+                lat.append(time.perf_counter() - t)
+                if status != 200:
+                    errors += 1
+                    break
+                nxt = [x["href"] for x in json.loads(body)["links"] if x["rel"] == "next"]
+                path = (lambda u: f"{u.path}?{u.query}")(urlsplit(nxt[0])) if nxt else None
+        writer.close()
+
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*[worker() for _ in range(concurrency)])
+    wall = time.perf_counter() - t0
+    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
+
+
 async def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> LoadResult:
     """Run every job (statements separated by ``;\\n``) with the same asyncio worker loop as
     :func:`http_load`, over ``concurrency`` connections (psycopg, async)."""
@@ -262,6 +302,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=2000, help="requests per scenario (bounded)")
     ap.add_argument("--concurrency", type=int, default=32)
     ap.add_argument("--workers", type=int, default=2, help="server worker processes")
+    ap.add_argument("--walk-pages", type=int, default=10, help="pages per box in the paging walk")
     ap.add_argument("--pg", help="PostgreSQL URL of the bench database (created if missing)")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema")
     ap.add_argument("--schema", help="reuse a bench schema kept by an earlier --keep run (no build)")
@@ -304,6 +345,14 @@ def main() -> None:
             res = asyncio.run(http_load(base, paths, headers, args.concurrency))
             rows.append(stats("OGC items page (100 cameras, bbox)", "gridpatrol API", res,
                               server_durations(log, at, "/ogc/collections/cameras/items")))
+            # A GIS client's walk: the first page of a box, then its next links (keyset cursor,
+            # the count of the first page carried along).
+            walks = boxes[: max(1, args.requests // args.walk_pages)]
+            starts = [f"/ogc/collections/cameras/items?bbox={a},{b},{c},{d}&limit=100" for a, b, c, d, _o in walks]
+            at = log.stat().st_size
+            res = asyncio.run(http_walk(base, starts, headers, args.concurrency, args.walk_pages))
+            rows.append(stats(f"OGC items walk ({args.walk_pages} pages of 100 per box)", "gridpatrol API", res,
+                              server_durations(log, at, "/ogc/collections/cameras/items")))
         dsn = url.replace("postgresql+psycopg://", "postgresql://")
         jobs = [(LOOKUP_SQL, {"lon": x, "lat": y}) for x, y in pts]
         asyncio.run(sql_load(dsn, jobs[:200], 8))
@@ -312,6 +361,12 @@ def main() -> None:
         jobs = [(ITEMS_SQL, {"x0": a, "y0": b, "x1": c, "y1": d, "off": o}) for a, b, c, d, o in boxes]
         res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
         rows.append(stats("OGC items page (100 cameras, bbox)", "raw SQL (pg_featureserv-style)", res))
+        # Page k of every box before page k + 1 of any: as in the API walk, the clients work on
+        # different boxes at once (all pages of one box at once would share its heap pages).
+        jobs = [(ITEMS_SQL, {"x0": a, "y0": b, "x1": c, "y1": d, "off": k * 100})
+                for k in range(args.walk_pages) for a, b, c, d, _o in walks]
+        res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
+        rows.append(stats(f"OGC items walk ({args.walk_pages} pages of 100 per box)", "raw SQL (pg_featureserv-style)", res))
     finally:
         if not args.keep:
             drop(url_db, schema)

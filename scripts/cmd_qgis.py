@@ -1,0 +1,28 @@
+"""CLI command export-qgis: a QGIS project next to a GeoPackage copy of the layers."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``export-qgis`` to the ``gridpatrol`` app."""
+    from gridpatrol.scripts.cli import console, open_cli_store
+
+    @app.command("export-qgis")
+    def export_qgis_cmd(
+        folder: Annotated[Path, typer.Argument(help="Folder to write gridpatrol.qgs and gridpatrol.gpkg into")],
+        title: Annotated[str, typer.Option(help="Project title shown in QGIS")] = "gridpatrol",
+    ) -> None:
+        """Write a QGIS project styled as the web maps (workload colours, grid codes and street
+        names as labels, route arrows) and the GeoPackage it reads, so a planner opens one file."""
+        from gridpatrol.layers.qgis_project import export_qgis
+
+        store = open_cli_store(create=False)
+        try:
+            qgs, gpkg, layers = export_qgis(store, folder, title=title)
+        finally:
+            store.dispose()
+        console.print(f"wrote {qgs} and {gpkg}: {', '.join(layers)}")
