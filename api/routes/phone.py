@@ -20,7 +20,12 @@ from gridpatrol.api.errors import http_status
 from gridpatrol.api.i18n import page_lang
 from gridpatrol.api.ogc import query_items
 from gridpatrol.api.pages import render
-from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError, PermissionDenied
+from gridpatrol.gis.errors import (
+    GridPatrolError,
+    InputError,
+    NotFoundError,
+    PermissionDenied,
+)
 from gridpatrol.gis.incidents import CATEGORIES
 from gridpatrol.layers import mapdata, phone_data, reports
 from gridpatrol.layers.users import Principal
@@ -47,6 +52,8 @@ class ReportIn(BaseModel):
 
 
 def _worker(principal: Principal) -> None:
+    if principal.is_anonymous:  # 401, not 403: the phone keeps its queued reports until the worker logs in again
+        raise AuthError("请先登录 log in first", hint="/login?next=/m/")
     if principal.role != "worker":
         raise PermissionDenied("只有网格员可以从手机页上报和查看巡查班次 (the phone page is for grid workers; "
                                "dispatchers report with POST /incidents)")
@@ -104,8 +111,8 @@ def manifest(request: Request) -> Response:
 @router.get("/data", summary="The worker's grids, today's shifts with directions, and the streets around (display datum)")
 async def data(request: Request, store: StoreDep, settings: SettingsDep, principal: UserDep) -> dict[str, Any]:
     """For the worker's own grids of the current plan only. ``today`` is the date in the county's zone."""
-    require_permission(principal, "read_routes", "see patrol routes")
     _worker(principal)
+    require_permission(principal, "read_routes", "see patrol routes")
     lang = page_lang(request)
     grids = await run_in_threadpool(phone_data.worker_grids, store, principal.name)
     shifts = await run_in_threadpool(phone_data.shift_rows, store, principal.name, lang)
@@ -145,8 +152,8 @@ async def report(body: ReportIn, request: Request, store: StoreDep, principal: U
     """The incident enters the closed loop as ``reported`` in the grid at the position (decided here),
     which must be one of the worker's grids; ``reported_at`` (the phone's time, for reports queued
     offline) must lie within the last 7 days and not in the future."""
-    require_permission(principal, "create_incident", "report incidents")
     _worker(principal)
+    require_permission(principal, "create_incident", "report incidents")
     photos = [_decode(p, k + 1) for k, p in enumerate(body.photos)]
     out = await run_in_threadpool(lambda: reports.submit_report(
         store, reporter=principal.name, key=body.key, lon=body.lon, lat=body.lat, category=body.category,
@@ -156,7 +163,7 @@ async def report(body: ReportIn, request: Request, store: StoreDep, principal: U
                          "photos": out.photos, "key": body.key}, status_code=201 if out.created else 200)
 
 
-def _visible(store, principal: Principal, incident_id: int) -> None:  # noqa: ANN001
+def _visible(store, principal: Principal, incident_id: int) -> None:
     require_permission(principal, "read_incidents", "see incidents")
     feats, _ = query_items(store, principal, "incidents", equals={"id": str(incident_id)}, limit=1)
     if not feats:

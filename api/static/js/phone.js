@@ -145,21 +145,22 @@
     if (!gpsDot) {
       gpsDot = L.circleMarker(ll, {radius: 8, color: '#fff', weight: 2, fillColor: '#1f6feb', fillOpacity: 1}).addTo(map);
     } else { gpsDot.setLatLng(ll); }
-    if (!state.pos) { setPos(state.gps.lat, state.gps.lon); }
+    if (!state.pos) { setPos(state.gps.lat, state.gps.lon, 'wgs84'); }
     guide();
     GPTrack.fix(p);
   }
 
   // ------------------------------------------------------------ the report's position (tap to move)
-  function setPos(lat, lon) {
-    state.pos = {lat: lat, lon: lon};
+  /* crs: wgs84 for a GPS fix, the map's datum for a tap (they differ with GCJ-02 tiles). */
+  function setPos(lat, lon, crs) {
+    state.pos = {lat: lat, lon: lon, crs: crs};
     document.getElementById('m-pos').textContent = lat.toFixed(6) + ', ' + lon.toFixed(6);
     if (!posDot) { posDot = L.circleMarker([lat, lon], {radius: 7, color: '#b00020', fillOpacity: 0.8}).addTo(map); }
     else { posDot.setLatLng([lat, lon]); }
   }
-  map.on('click', function (e) { setPos(e.latlng.lat, e.latlng.lng); });
+  map.on('click', function (e) { setPos(e.latlng.lat, e.latlng.lng, (state.data && state.data.crs) || 'wgs84'); });
   document.getElementById('m-pos-gps').addEventListener('click', function () {
-    if (state.gps) { setPos(state.gps.lat, state.gps.lon); }
+    if (state.gps) { setPos(state.gps.lat, state.gps.lon, 'wgs84'); }
   });
 
   // ------------------------------------------------------------ photos, resized on the phone
@@ -195,7 +196,7 @@
     var now = Date.now();
     var rep = {key: GPTrack.uuid(), created: now, reported_at: GPTrack.rfc3339(now), state: 'queued',
                category: document.getElementById('m-category').value, text: document.getElementById('m-text').value || null,
-               lon: state.pos.lon, lat: state.pos.lat, crs: (state.data && state.data.crs) || 'wgs84', photos: photos};
+               lon: state.pos.lon, lat: state.pos.lat, crs: state.pos.crs, photos: photos};
     GPStore.put('reports', rep).then(function () {
       document.getElementById('m-text').value = '';
       document.getElementById('m-photos').value = '';
@@ -210,7 +211,7 @@
     var body = {key: rep.key, category: rep.category, text: rep.text, lon: rep.lon, lat: rep.lat, crs: rep.crs,
                 reported_at: rep.reported_at, photos: rep.photos};
     return fetch('/m/reports', {method: 'POST', credentials: 'same-origin',
-                                headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+                                headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
                                 body: JSON.stringify(body)}).then(function (r) {
       return r.json().catch(function () { return {}; }).then(function (b) { return {status: r.status, body: b}; });
     });

@@ -80,7 +80,7 @@
         var c = chunks[i];
         var body = {track_id: c.track_id, seq: c.seq, device: c.device, route_id: c.route_id, points: c.points};
         return fetch('/tracks', {method: 'POST', credentials: 'same-origin',
-                                 headers: {'Content-Type': 'application/json', Accept: 'application/json'},
+                                 headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
                                  body: JSON.stringify(body)}).then(function (r) {
           if (r.status === 201 || r.status === 200) { return GPStore.del('chunks', [c.track_id, c.seq]).then(function () { return step(i + 1); }); }
           c.state = r.status === 404 || r.status === 405 ? 'waiting' : 'failed';
