@@ -134,6 +134,12 @@ def test_photos_are_size_limited_cleaned_and_shown_only_to_who_may_see_the_incid
     r = client.post("/m/reports", json=body, headers=tokens["wu"])
     assert r.status_code == 413 and "照片" in r.json()["detail"], r.text[:300]
     assert _count(client, tokens, body["text"]) == 0
+    from gridpatrol.layers import reports  # the store's own check, for callers other than this endpoint
+
+    with pytest.raises(reports.PhotoTooLarge, match="照片"):
+        reports.submit_report(client.app.state.store, reporter="wu", key=uuid.uuid4().hex, lon=body["lon"],
+                              lat=body["lat"], category="治安", text=body["text"], reported_at=None, photos=[big])
+    assert _count(client, tokens, body["text"]) == 0
     bad = _body(client, photos=[base64.b64encode(b"<svg onload=alert(1)>" * 10).decode()])
     r = client.post("/m/reports", json=bad, headers=tokens["wu"])
     assert r.status_code == 422 and "无法读取" in r.json()["detail"] and _count(client, tokens, bad["text"]) == 0
