@@ -39,7 +39,10 @@ class ReportOutcome:
 def check_report_time(reported_at: datetime | None, now: datetime | None = None) -> datetime:
     """The phone's time of the report in UTC (now when None); InputError outside [now − 7 days, now + 10 min]."""
     now = utc(now)
-    when = utc(reported_at) if reported_at is not None else now
+    try:
+        when = utc(reported_at) if reported_at is not None else now
+    except (OverflowError, ValueError):  # year 9999 with a negative offset, and the like
+        raise InputError(f"上报时间 {reported_at} 无法识别 (reported_at is not a usable time)") from None
     if when > now + FUTURE_SLACK:
         raise InputError(f"上报时间 {when.isoformat(timespec='seconds')} 晚于服务器时间，请校准手机时间 "
                          f"(reported_at is in the future)")

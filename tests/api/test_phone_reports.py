@@ -113,6 +113,8 @@ def test_a_position_outside_the_workers_grids_is_refused_in_chinese(client, toke
 
 def test_the_phones_time_must_be_recent_and_not_ahead(client, tokens):
     now = datetime.now(UTC)
+    odd = client.post("/m/reports", json=_body(client, reported_at="9999-12-31T23:59:59-14:00"), headers=tokens["wu"])
+    assert odd.status_code == 422 and "上报时间" in odd.json()["detail"], odd.text
     for when, status in ((now - timedelta(days=8), 422), (now + timedelta(hours=1), 422),
                          (now - timedelta(days=6), 201), (now + timedelta(minutes=2), 201)):
         body = _body(client, reported_at=when.isoformat())
@@ -134,7 +136,9 @@ def test_photos_are_size_limited_cleaned_and_shown_only_to_who_may_see_the_incid
     r = client.post("/m/reports", json=body, headers=tokens["wu"])
     assert r.status_code == 413 and "照片" in r.json()["detail"], r.text[:300]
     assert _count(client, tokens, body["text"]) == 0
-    from gridpatrol.layers import reports  # the store's own check, for callers other than this endpoint
+    from gridpatrol.layers import (
+        reports,  # the store's own check, for callers other than this endpoint
+    )
 
     with pytest.raises(reports.PhotoTooLarge, match="照片"):
         reports.submit_report(client.app.state.store, reporter="wu", key=uuid.uuid4().hex, lon=body["lon"],

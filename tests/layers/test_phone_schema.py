@@ -7,7 +7,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import IntegrityError
 
 
-def test_an_older_store_gets_the_report_tables_and_a_unique_key(store_url):  # noqa: ANN001
+def test_an_older_store_gets_the_report_tables_and_a_unique_key(store_url):
     from gridpatrol.layers import incidents, migrations
     from gridpatrol.layers.models import IncidentReport
     from gridpatrol.layers.store import open_store
