@@ -190,12 +190,13 @@ def _include_routers(app: FastAPI) -> None:
         incidents,
         lookup,
         maps,
+        phone,
         planner,
         routes,
     )
 
     for module in (lookup, auth, ogc, pages, areas, buildings, cameras, export, grids, incidents, maps,
-                   planner, routes):
+                   planner, routes, phone):
         app.include_router(module.router)
 
 

@@ -20,13 +20,14 @@ from gridpatrol.gis.errors import (
 )
 from gridpatrol.layers.audit import AuditChainBroken
 from gridpatrol.layers.logins import LoginLocked
+from gridpatrol.layers.reports import PhotoTooLarge
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 # The HTTP status of each kind of error (the most specific class in the error's MRO wins).
 HTTP_STATUS: dict[type[GridPatrolError], int] = {
     GridPatrolError: 400, AuthError: 401, PermissionDenied: 403, NotFoundError: 404, ConflictError: 409,
-    InputError: 422, LoginLocked: 429, AuditChainBroken: 500, StoreError: 503, AssetsMissing: 503,
+    InputError: 422, PhotoTooLarge: 413, LoginLocked: 429, AuditChainBroken: 500, StoreError: 503, AssetsMissing: 503,
 }
 
 

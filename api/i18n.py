@@ -85,6 +85,22 @@ TEXTS: dict[str, tuple[str, str]] = {
     "clear": ("清除选择", "Clear"),
     "force": ("接受超出户数标准", "accept households outside the band"),
     "commit_move": ("确认移动", "Commit the move"),
+    # The worker's phone page (/m/).
+    "m_today": ("今日班次", "Today's shifts"),
+    "m_next": ("下一步", "Next"),
+    "m_left": ("剩余路程", "Distance left"),
+    "m_start": ("开始巡查", "Start patrol"),
+    "m_stop": ("结束巡查", "End patrol"),
+    "m_report": ("发现/上报", "Report an incident"),
+    "m_category": ("类别", "Category"),
+    "m_text": ("情况描述", "What you found"),
+    "m_photos": ("照片", "Photos"),
+    "m_position": ("位置", "Position"),
+    "m_use_gps": ("用当前定位", "Use my GPS position"),
+    "m_pos_hint": ("点击地图可调整上报位置（红点）。", "Tap the map to move the report's position (red dot)."),
+    "m_send": ("上报", "Report"),
+    "m_queue": ("我的上报", "My reports"),
+    "m_send_now": ("立即发送", "Send now"),
 }
 
 

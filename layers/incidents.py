@@ -171,12 +171,15 @@ def create_incident(
     store: Store, *, lon: float, lat: float, category: str, occurred_at: datetime | None = None,
     description: str | None = None, source: str | None = None, reporter: str | None = None,
     actor: str | None = None, crs: str | None = "wgs84", external_id: str | None = None,
-    synthetic: bool = False,
+    synthetic: bool = False, check: Callable[[Connection, str | None], None] | None = None,
+    also: Callable[[Connection, int], None] | None = None,
 ) -> dict[str, Any]:
     """Register a new incident (state reported 发现) at (lon, lat) in ``crs``.
 
     The grid and its worker of the newest plan are attached; an open incident of the same
     category within 50 m and 24 h is recorded in ``duplicate_of``. Returns the stored fields.
+    In the same transaction, ``check(conn, grid_code)`` may refuse (raise) before the insert and
+    ``also(conn, incident_id)`` writes what belongs with the incident (a report key, photos).
     """
     if not category or not str(category).strip():
         raise InputError("an incident needs a category", hint="e.g. 矛盾纠纷, 治安, 消防安全, 环境卫生")
@@ -192,6 +195,8 @@ def create_incident(
     when = check_incident_time(occurred_at)
     with store.begin() as conn:
         g = grids_at(store, conn, x, y)
+        if check is not None:
+            check(conn, g["grid_code"][0])
         rows = pd.DataFrame([{
             "external_id": external_id, "occurred_at": when, "category": str(category).strip(),
             "description": description, "source": source, "reporter": reporter, "state": "reported",
@@ -200,6 +205,8 @@ def create_incident(
         }])
         ids = _insert_incidents(store, conn, rows, actor)
         dup = _flag_duplicates(store, conn, rows, ids)
+        if also is not None:
+            also(conn, ids[0])
     out = rows.iloc[0].to_dict()
     out.update(id=ids[0], version=1, duplicate_of=int(dup.iloc[0]) if len(dup) else None)
     return out

@@ -96,6 +96,16 @@ def _v7_household_source(conn: Connection) -> None:
                       "THEN 'estimate' ELSE 'osm_tag' END WHERE household_source IS NULL"))
 
 
+def _v9_phone_reports(conn: Connection) -> None:
+    # New stores get the tables from the models (version 1); older ones here.
+    from gridpatrol.layers.models import Incident, IncidentPhoto, IncidentReport
+
+    md = MetaData()  # incidents only for the foreign keys (it exists: checkfirst leaves it alone)
+    for model in (Incident, IncidentReport, IncidentPhoto):
+        model.__table__.to_metadata(md)
+    md.create_all(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -105,6 +115,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
     (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
     (7, "buildings: household_source (register / osm_tag / estimate), households and population before a register", _v7_household_source),
+    (9, "incident reports from the phone page (client keys) and incident photos", _v9_phone_reports),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     Text,
     UniqueConstraint,
 )
@@ -381,6 +382,32 @@ class LoginThrottle(Base):
     locked_until_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     lockouts: Mapped[int] = mapped_column(Integer, default=0)  # since the last success: the delay doubles
 
+
+
+class IncidentReport(Base):
+    """A report sent from the phone page: its client key (one incident per key and reporter) and the incident made."""
+
+    __tablename__ = "incident_reports"
+    __table_args__ = (UniqueConstraint("reporter", "client_key", name="uq_incident_reports_key"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    reporter: Mapped[str] = mapped_column(Text)
+    client_key: Mapped[str] = mapped_column(Text)
+    incident_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id"), index=True)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class IncidentPhoto(Base):
+    """A photo of an incident (JPEG re-encoded on the server), shown only to those who may see the incident."""
+
+    __tablename__ = "incident_photos"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(Integer, ForeignKey("incidents.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    mime: Mapped[str] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 # Layers a user can name on the command line (export, info) and their tables.
 LAYERS: dict[str, type[Base]] = {
