@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import json
+from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 import shapely.ops
 from gridpatrol.layers.models import Grid, Route
@@ -41,12 +44,22 @@ def _along(line_m: shapely.LineString, points_m: list[shapely.Point], legs: list
     return out
 
 
-def shift_rows(store: Store, worker: str, lang: str = "zh") -> list[dict[str, Any]]:
+def cycle_day(planned_on: date, today: date, cycle_days: int) -> int:
+    """Day 1…D of a patrol calendar on ``today``: the day the routes were planned is day 1."""
+    return (today - planned_on).days % cycle_days + 1
+
+
+def shift_rows(store: Store, worker: str, lang: str = "zh", *, today: date | None = None,
+               timezone: str = "Asia/Shanghai") -> list[dict[str, Any]]:
     """Every stored coverage route (shift 1…n) of the worker's grids, ordered by grid, mode and shift.
 
     Each: id, grid_code, mode, shift, shifts, length_m, duration_s, ``line`` [[lon, lat, m], …]
-    (m: metres along the route) and ``steps`` [{text, street, action, distance_m, lon, lat, at_m}].
+    (m: metres along the route), ``steps`` [{text, street, action, distance_m, lon, lat, at_m}],
+    and the patrol calendar: ``cycle_day``/``cycle_days`` (None without one) and ``today`` (the
+    shift is due on ``today``, a date in ``timezone``; always true without a calendar).
     """
+    tz = ZoneInfo(timezone)
+    today = today or datetime.now(tz).date()
     t = Route.__table__
     routes = store.read_layer("routes", where=worker_rows(t, worker))
     if not len(routes):
@@ -64,7 +77,14 @@ def shift_rows(store: Store, worker: str, lang: str = "zh") -> list[dict[str, An
         pts = gpd.GeoSeries(shapely.points([s["lon"] for s in steps], [s["lat"] for s in steps]), crs=4326).to_crs(utm)
         at = _along(line_m, list(pts), [float(s.get("distance_m") or 0) for s in steps])
         en = lang == "en"
+        cycle = stats.get("cycle") or {}
+        due = True
+        if cycle.get("days") and row.get("created_at") is not None:
+            planned = pd.Timestamp(row["created_at"])
+            planned = (planned.tz_localize("UTC") if planned.tzinfo is None else planned).tz_convert(tz).date()
+            due = int(cycle["day"]) == cycle_day(planned, today, int(cycle["days"]))
         out.append({
+            "cycle_day": cycle.get("day"), "cycle_days": cycle.get("days"), "today": due,
             "id": int(row["id"]), "grid_code": row["grid_code"], "mode": row["mode"],
             "worker_index": int(row["worker_index"]), "shift": int(row["shift"] or 1),
             "shifts": int(stats.get("shifts") or 1), "length_m": float(row["length_m"]),

@@ -115,7 +115,8 @@ async def data(request: Request, store: StoreDep, settings: SettingsDep, princip
     require_permission(principal, "read_routes", "see patrol routes")
     lang = page_lang(request)
     grids = await run_in_threadpool(phone_data.worker_grids, store, principal.name)
-    shifts = await run_in_threadpool(phone_data.shift_rows, store, principal.name, lang)
+    shifts = await run_in_threadpool(lambda: phone_data.shift_rows(store, principal.name, lang,
+                                                                    timezone=settings.timezone))
     body: dict[str, Any] = {"user": principal.name, "timezone": settings.timezone,
                             "today": datetime.now(ZoneInfo(settings.timezone)).date().isoformat(),
                             "generated_at": datetime.now(ZoneInfo(settings.timezone)).isoformat(timespec="seconds"),

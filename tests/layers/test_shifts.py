@@ -154,7 +154,7 @@ def test_shift_options_are_checked():
     assert np.isclose(one.stats["shifts"]["whole_s"], one.routes[0].length_m)
 
 
-def test_a_patrol_calendar_lays_each_workers_shifts_over_the_cycle(planned, tmp_path):
+def test_a_patrol_calendar_lays_each_workers_shifts_over_the_cycle(planned, tmp_path, monkeypatch):
     """--cycle-days: every shift of the worker's grids gets one day; the stored days add up; the
     busiest day is the lightest any layout of those shift times allows (brute force); the sheet says the day."""
     import itertools
@@ -179,6 +179,26 @@ def test_a_patrol_calendar_lays_each_workers_shifts_over_the_cycle(planned, tmp_
     best = min(max(sum(s for s, d in zip(secs, a) if d == k) for k in range(3))
                for a in itertools.product(range(3), repeat=len(secs)))
     assert max(day_total.values()) == pytest.approx(best, abs=len(secs))  # whole seconds in the solver
+    # The worker's phone page lists each day's shifts: over three days from the day of planning,
+    # every shift is due exactly once, on its calendar day. (This store has no grid plan to say
+    # whose grids these are: the worker's row filter is replaced by the two grids' codes.)
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    from gridpatrol.layers import phone_data
+
+    monkeypatch.setattr(phone_data, "worker_rows", lambda table, worker: table.c.grid_code.in_(["CAL-W", "CAL-E"]))
+    planned = pd.Timestamp(rows["created_at"].iloc[0])
+    planned = (planned.tz_localize("UTC") if planned.tzinfo is None else planned).tz_convert(ZoneInfo("Asia/Shanghai")).date()
+    due_on = {}
+    for k in range(6):
+        day = planned + timedelta(days=k)
+        assert phone_data.cycle_day(planned, day, 3) == k % 3 + 1
+        got = phone_data.shift_rows(store, "wu", today=day)
+        for r in got:
+            if r["today"]:
+                due_on.setdefault(k % 3 + 1, set()).add(f"{r['grid_code']}#{r['shift']}")
+    assert {d: sorted(s) for d, s in due_on.items()} == {d + 1: sorted(ks) for d, ks in enumerate(cal["days"]) if ks}
     pdf = tmp_path / "cal.pdf"
     print_route(store, "CAL-W", pdf)
     text_ = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout

@@ -8,14 +8,16 @@
          no_gps: '尚未定位', arrive: '回到起点，巡查完成', shift: '第 {s}/{n} 班', km: '公里', m: '米', min: '分钟',
          ahead: '前方 ', login: '登录已失效，请重新登录后再发送', fixes: '已记录 {f} 个定位点，待上传 {c} 段',
          need_pos: '请先定位或在地图上点选位置', pending: '待发送', done: '已上报 #', cached: '离线数据，更新于 ',
-         waiting: '（轨迹服务暂不可用，已排队）'},
+         waiting: '（轨迹服务暂不可用，已排队）', not_today: '按巡查排班，另有 {n} 个班次不在今天',
+         day: '排班第 {d}/{n} 天'},
     en: {online: 'online', offline: 'offline: reports stay on the phone and are sent when back online',
          queued: 'saved, will be sent when online', sent: 'reported, incident #', refused: 'not accepted: ',
          sending: 'sending…', no_shifts: 'no patrol route for your grids yet', no_gps: 'no GPS fix yet',
          arrive: 'back at the start: patrol done', shift: 'shift {s}/{n}', km: 'km', m: 'm', min: 'min',
          ahead: 'in ', login: 'login expired: log in again to send', fixes: '{f} fixes recorded, {c} chunks to upload',
          need_pos: 'get a GPS fix or tap the map first', pending: 'waiting', done: 'reported #', cached: 'offline data from ',
-         waiting: ' (track service not available yet, queued)'}
+         waiting: ' (track service not available yet, queued)', not_today: '{n} more shift(s) are due on other days of the patrol calendar',
+         day: 'day {d}/{n} of the calendar'}
   };
   var L10 = TX[GP.lang];
   function fmt(s, v) { return s.replace(/\{(\w+)\}/g, function (_, k) { return v[k]; }); }
@@ -61,13 +63,20 @@
     var list = document.getElementById('m-shifts');
     list.textContent = '';
     if (!shifts.length) { list.appendChild(el('li', L10.no_shifts, 'muted')); return; }
-    shifts.forEach(function (s, i) {
+    // With a patrol calendar (巡查排班) only today's shifts are listed; the others are counted.
+    var due = shifts.filter(function (s) { return s.today !== false; });
+    if (due.length < shifts.length) {
+      list.appendChild(el('li', fmt(L10.not_today, {n: shifts.length - due.length}), 'muted'));
+    }
+    if (!due.length) { return; }
+    due.forEach(function (s, i) {
       var b = el('button');
       b.type = 'button';
       b.dataset.route = s.id;
       b.appendChild(el('b', s.grid_code + ' '));
       b.appendChild(document.createTextNode(fmt(L10.shift, {s: s.shift, n: s.shifts}) + ' · ' + dist(s.length_m) +
-        ' · ' + Math.round(s.duration_s / 60) + ' ' + L10.min));
+        ' · ' + Math.round(s.duration_s / 60) + ' ' + L10.min +
+        (s.cycle_days ? ' · ' + fmt(L10.day, {d: s.cycle_day, n: s.cycle_days}) : '')));
       b.addEventListener('click', function () { choose(s); });
       var li = el('li');
       li.appendChild(b);
