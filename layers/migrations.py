@@ -84,6 +84,21 @@ def _v6_route_shifts(conn: Connection) -> None:
     conn.execute(text("UPDATE routes SET shift = 1 WHERE shift IS NULL"))
 
 
+
+def _v10_jobs(conn: Connection) -> None:
+    # As in version 5: new stores have the table from the models; older ones get it here. On
+    # PostGIS the queue itself is procrastinate's schema (tables procrastinate_*), applied once
+    # into the store's own schema (the first on the search path), beside the jobs table.
+    from gridpatrol.layers.models import Job
+
+    Job.__table__.to_metadata(MetaData()).create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql" and not inspect(conn).has_table("procrastinate_jobs"):
+        from procrastinate.schema import SchemaManager
+
+        # psycopg reads "%" as a placeholder: doubled, as procrastinate itself applies it.
+        conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -92,6 +107,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "GeoPackage: every date/time value as ISO 8601 UTC text (YYYY-MM-DDTHH:MM:SS.SSSZ)", _v4_iso_datetimes),
     (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
     (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
+    (10, "jobs: queued long work (state, progress, result); PostGIS: procrastinate's queue tables", _v10_jobs),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 
