@@ -140,10 +140,14 @@ class LocalWorker:
         self.stopping = threading.Event()
         self.thread = threading.Thread(target=self.run, daemon=True, name="gridpatrol-jobs")
 
-    def run_once(self) -> int | None:
-        """Recover jobs whose lease ran out, then run the oldest queued job; returns its id (None: none)."""
+    def recover(self) -> None:
+        """Queue again (or fail) the running jobs whose lease ran out: their worker was lost."""
         for job_id in jobs.lost_jobs(self.store, self.lease_s):
             jobs.requeue_or_fail(self.store, job_id, f"worker lost (no heartbeat for {self.lease_s:g} s)")
+
+    def run_once(self) -> int | None:
+        """Recover lost jobs, then run the oldest queued job; returns its id (None: none was queued)."""
+        self.recover()
         job_id = jobs.next_queued(self.store)
         if job_id is None:
             return None
