@@ -10,28 +10,17 @@ from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
-from tests.conftest import data_path, poll_until
+from tests.cached_stores import JOB_PASSWORD, JOB_USERS, jinjiang_inputs, jinjiang_with_users
+from tests.conftest import poll_until
 from tests.store_cache import cached_module_store_url
 
-PASSWORD = "test-password-123"
-USERS = {"ada": "admin", "pia": "planner", "pete": "planner", "dan": "dispatcher", "vic": "viewer"}
-
-
-def jinjiang_with_users(store) -> None:  # noqa: ANN001
-    """Chengdu's streets, 锦江区 as the one district, users of each role; no plan yet."""
-    from gridpatrol.layers import users
-    from gridpatrol.layers.importing import import_areas, import_osm
-
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
-    for name, role in USERS.items():
-        users.create_user(store, name, role, PASSWORD)
+USERS, PASSWORD = JOB_USERS, JOB_PASSWORD
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def url(request, tmp_path_factory):  # noqa: ANN001, ANN201
-    inputs = [data_path("chengdu", "chengdu.osm"), data_path("chengdu", "510104.geojson")]
-    with cached_module_store_url(request, tmp_path_factory, "jobs-jinjiang", jinjiang_with_users, inputs) as u:
+    with cached_module_store_url(request, tmp_path_factory, "jobs-jinjiang", jinjiang_with_users,
+                                 jinjiang_inputs()) as u:
         yield u
 
 
