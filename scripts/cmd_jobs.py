@@ -70,7 +70,13 @@ def register(app: typer.Typer) -> None:
         from gridpatrol.gis.errors import InputError
         from gridpatrol.layers import job_queue
         from gridpatrol.layers import jobs as jl
-        from gridpatrol.scripts.cli import console, err_console, open_cli_store, print_table, progress_steps
+        from gridpatrol.scripts.cli import (
+            console,
+            err_console,
+            open_cli_store,
+            print_table,
+            progress_steps,
+        )
 
         if state is not None and state not in jl.STATES:
             raise InputError(f"--state {state!r} is not a job state", hint="states: " + ", ".join(jl.STATES))

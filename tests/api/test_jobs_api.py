@@ -10,7 +10,12 @@ from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
-from tests.cached_stores import JOB_PASSWORD, JOB_USERS, jinjiang_inputs, jinjiang_with_users
+from tests.cached_stores import (
+    JOB_PASSWORD,
+    JOB_USERS,
+    jinjiang_inputs,
+    jinjiang_with_users,
+)
 from tests.conftest import poll_until
 from tests.store_cache import cached_module_store_url
 

@@ -124,7 +124,7 @@ def test_two_workers_every_job_exactly_once(store) -> None:  # noqa: ANN001
     workers = [worker(store), worker(store)]
     try:
         waited = subprocess.run([GRIDPATROL, "--db", store.url, "jobs", "--wait", "--poll", "0.5"],
-                                capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
+                                check=False, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
     finally:
         for w in workers:
             stop(w)
@@ -145,7 +145,7 @@ def test_jobs_wait_exits_1_when_a_job_failed(store) -> None:  # noqa: ANN001
     w = worker(store)
     try:
         waited = subprocess.run([GRIDPATROL, "--db", store.url, "jobs", "--wait", "--poll", "0.5"],
-                                capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+                                check=False, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     finally:
         stop(w)
     assert waited.returncode == 1, waited.stdout + waited.stderr
