@@ -80,7 +80,7 @@ def recover(store, job_id: int) -> dict:  # noqa: ANN001
     """Start a fresh worker; wait until the job has ended; the job's row."""
     w = worker(store)
     try:
-        assert poll_until(lambda: jl.get(store, job_id)["state"] in jl.ENDED, 600, 0.2), \
+        assert poll_until(lambda: jl.get(store, job_id)["state"] in jl.ENDED, 300, 0.2), \
             f"job still {jl.get(store, job_id)['state']} after a live worker's recovery"
     finally:
         stop(w)
