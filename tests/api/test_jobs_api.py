@@ -230,3 +230,60 @@ def test_gpkg_lost_job_is_retried_then_failed(url) -> None:  # noqa: ANN001
         assert "gave up after" in jl.get(store, jid)["error"]
     finally:
         store.dispose()
+
+
+CRASH_AFTER_COMMIT = """
+import os, sys
+from sqlalchemy import event
+from gridpatrol.layers import jobs
+from gridpatrol.layers.store import open_store
+
+store = open_store(sys.argv[1])
+plans = store.engine.connect().exec_driver_sql("SELECT count(*) FROM grid_plans").scalar()
+
+def die_once_written(dbapi_conn, _record):
+    # A connection goes back to the pool after its transaction ended: once the plan is committed,
+    # the process dies at once, before the worker's own bookkeeping after the work.
+    if dbapi_conn.execute("SELECT count(*) FROM grid_plans").fetchone()[0] > plans:
+        os._exit(9)
+
+event.listen(store.engine.pool, "checkin", die_once_written)
+jobs.run_job(store, int(sys.argv[2]))
+"""
+
+
+def test_worker_dying_right_after_the_commit_leaves_one_plan_and_a_done_job(url, tmp_path) -> None:  # noqa: ANN001
+    """The plan and the job's end commit together: a worker that dies just after the commit leaves
+    a done job with its plan id, and the recovery that follows draws no second plan."""
+    import os
+    import subprocess
+    import sys
+
+    if not url.startswith("gpkg"):
+        pytest.skip("the same code path on PostGIS; kill -9 there: tests/e2e/test_job_workers.py")
+    store = open_store(url)
+    try:
+        before = len(jl.list_jobs(store))
+        with store.engine.connect() as c:
+            plans = c.execute(text("SELECT count(*) FROM grid_plans")).scalar()
+        jid = job_queue.submit(store, "draw-grids", {"seed": 8}, created_by="pia")
+        script = tmp_path / "crash.py"
+        script.write_text(CRASH_AFTER_COMMIT, encoding="utf-8")
+        p = subprocess.run([sys.executable, str(script), url, str(jid)], check=False, env=os.environ.copy(),
+                           capture_output=True, text=True, timeout=600)
+        assert p.returncode == 9, p.stderr[-2000:]
+        with store.engine.connect() as c:
+            assert c.execute(text("SELECT count(*) FROM grid_plans")).scalar() == plans + 1
+        with store.begin() as c:  # its lease ran out long ago
+            c.execute(text("UPDATE jobs SET heartbeat_at = '2000-01-01T00:00:00.000Z' WHERE id = :i"), {"i": jid})
+        w = job_queue.LocalWorker(store, lease_s=30)
+        while w.run_once() is not None:
+            pass
+        job = jl.get(store, jid)
+        assert job["state"] == "done" and job["attempts"] == 1, job
+        with store.engine.connect() as c:
+            newest = c.execute(text("SELECT max(id), count(*) FROM grid_plans")).one()
+        assert tuple(newest) == (job["result"]["plan_id"], plans + 1)  # one plan for the job
+        assert len(jl.list_jobs(store)) == before + 1
+    finally:
+        store.dispose()
