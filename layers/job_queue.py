@@ -190,3 +190,21 @@ def wake(store: Store) -> None:
     w = _local.get(store.url)
     if w is not None:
         w.wakeup.set()
+
+
+def drop_queue_sql(schema: str) -> str:
+    """SQL dropping procrastinate's tables, functions and types (``procrastinate_*``) in ``schema``:
+    a restore replaces the store's queue with the one in the backup."""
+    lit = "'" + schema.replace("'", "''") + "'"
+    like = r"'procrastinate\_%'"
+    return f"""DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT format('DROP TABLE IF EXISTS %I.%I CASCADE', schemaname, tablename) AS s FROM pg_tables
+           WHERE schemaname = {lit} AND tablename LIKE {like} LOOP EXECUTE r.s; END LOOP;
+  FOR r IN SELECT format('DROP FUNCTION IF EXISTS %I.%I(%s) CASCADE', n.nspname, p.proname,
+                         pg_get_function_identity_arguments(p.oid)) AS s
+           FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+           WHERE n.nspname = {lit} AND p.proname LIKE {like} LOOP EXECUTE r.s; END LOOP;
+  FOR r IN SELECT format('DROP TYPE IF EXISTS %I.%I CASCADE', n.nspname, t.typname) AS s
+           FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+           WHERE n.nspname = {lit} AND t.typname LIKE {like} AND t.typtype IN ('e', 'c') LOOP EXECUTE r.s; END LOOP;
+END $$;"""
