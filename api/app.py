@@ -188,6 +188,7 @@ def _include_routers(app: FastAPI) -> None:
         export,
         grids,
         incidents,
+        jobs,
         lookup,
         maps,
         phone,
@@ -196,7 +197,7 @@ def _include_routers(app: FastAPI) -> None:
     )
 
     for module in (lookup, auth, ogc, pages, areas, buildings, cameras, export, grids, incidents, maps,
-                   planner, routes, phone):
+                   planner, routes, phone, jobs):
         app.include_router(module.router)
 
 
@@ -208,13 +209,16 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     settings = settings or load_settings()
     logs.configure(settings.log_level, settings.log_json)
     store = store or open_store(store_url or settings.db)
+    from gridpatrol.api.routes.jobs import with_local_worker
+
     app = FastAPI(
         title="gridpatrol",
         summary="Grid management (网格化管理): grids, patrol routes, cameras and incidents, with OGC API – Features.",
         version="0.1.0",
         docs_url=None,  # served below from the vendored swagger-ui: FastAPI's default loads it from a CDN
         redoc_url=None,
-        lifespan=deps.lifespan,  # closes the async PostGIS pool (api.deps.PgPool)
+        # closes the async PostGIS pool (api.deps.PgPool); on GeoPackage runs the job worker thread
+        lifespan=with_local_worker(deps.lifespan),
     )
     app.state.settings = settings
     app.state.store = store

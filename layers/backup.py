@@ -11,6 +11,7 @@ from pathlib import Path
 
 from gridpatrol.gis.errors import ConflictError, InputError, StoreError
 from gridpatrol.layers import migrations
+from gridpatrol.layers.job_queue import drop_queue_sql
 from gridpatrol.layers.models import Base, LoginThrottle, SchemaVersion
 from gridpatrol.layers.store import Store, gpkg_path, open_store, resolve_url
 from sqlalchemy import Connection, create_engine, func, inspect, select, text
@@ -225,6 +226,7 @@ def _pg_replace(url, path: Path, schema: str, target: str) -> None:  # noqa: ANN
     drops = [f"DROP TABLE IF EXISTS {_ident(target)}.{_ident(t.name)} CASCADE;"
              for t in reversed(Base.metadata.sorted_tables)]
     drops.append(f"DROP FUNCTION IF EXISTS {_ident(target)}.gp_audit_append_only() CASCADE;")
+    drops.append(drop_queue_sql(target))  # the job queue's own tables, functions and types (schema 10)
     before, after = "\n".join(drops), ""
     if schema != target:
         before += f"\nALTER SCHEMA {_ident(target)} RENAME TO {_ident(schema)};"

@@ -106,6 +106,20 @@ def _v9_phone_reports(conn: Connection) -> None:
     md.create_all(conn, checkfirst=True)
 
 
+def _v10_jobs(conn: Connection) -> None:
+    # As in version 5: new stores have the table from the models; older ones get it here. On
+    # PostGIS the queue itself is procrastinate's schema (tables procrastinate_*), applied once
+    # into the store's own schema (the first on the search path), beside the jobs table.
+    from gridpatrol.layers.models import Job
+
+    Job.__table__.to_metadata(MetaData()).create(conn, checkfirst=True)
+    if conn.dialect.name == "postgresql" and not inspect(conn).has_table("procrastinate_jobs"):
+        from procrastinate.schema import SchemaManager
+
+        # psycopg reads "%" as a placeholder: doubled, as procrastinate itself applies it.
+        conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -116,6 +130,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
     (7, "buildings: household_source (register / osm_tag / estimate), households and population before a register", _v7_household_source),
     (9, "incident reports from the phone page (client keys) and incident photos", _v9_phone_reports),
+    (10, "jobs: queued long work (state, progress, result); PostGIS: procrastinate's queue tables", _v10_jobs),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

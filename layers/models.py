@@ -409,6 +409,32 @@ class IncidentPhoto(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
+
+class Job(Base):
+    """Long work queued by a user (draw-grids, plan-routes, rebalance): its state, progress, result."""
+
+    __tablename__ = "jobs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    params_json: Mapped[str] = mapped_column(Text, default="{}")
+    state: Mapped[str] = mapped_column(Text, default="queued")  # queued | running | done | failed | cancelled
+    created_by: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    # The lease: a running job whose heartbeat is older than the lease was lost with its worker.
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    steps_total: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    step: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    lock_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    queue_id: Mapped[int | None] = mapped_column(BigInt, nullable=True)  # procrastinate's job id (PostGIS)
+    result_json: Mapped[str | None] = mapped_column(Text, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
 # Layers a user can name on the command line (export, info) and their tables.
 LAYERS: dict[str, type[Base]] = {
     "areas": Area,

@@ -52,3 +52,24 @@ def on_base(base: int | None, latest: Callable[[], int], edit: Callable[[], T]) 
         return edit()
     finally:
         _BASE.reset(token)
+
+
+_ON_WRITE: ContextVar[Callable[[Connection, dict], None] | None] = ContextVar("gridpatrol_on_write", default=None)
+
+
+def record_write(conn: Connection, what: dict) -> None:
+    """Inside the one write transaction of long work (a new plan, a set of routes): let the job that
+    runs it record ``what`` (e.g. ``{"plan_id": 7}``) in that same transaction, so the work and the
+    job's result commit together or not at all."""
+    hook = _ON_WRITE.get()
+    if hook is not None:
+        hook(conn, what)
+
+
+def with_write_hook(hook: Callable[[Connection, dict], None], work: Callable[[], T]) -> T:
+    """Run ``work`` with ``hook(conn, what)`` called by every ``record_write`` inside it."""
+    token = _ON_WRITE.set(hook)
+    try:
+        return work()
+    finally:
+        _ON_WRITE.reset(token)

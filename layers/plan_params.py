@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class PlanParams(BaseModel):
@@ -53,3 +53,48 @@ class PlanParams(BaseModel):
     def to_json(self) -> str:
         """The params as stored in grid_plans.params_json."""
         return json.dumps(self.model_dump())
+
+
+class DrawParams(PlanParams):
+    """The plan parameters and an optional plan name: POST /grids/draw and the draw-grids job."""
+
+    name: str | None = Field(default=None, max_length=200)
+
+
+GridCode = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class GridCodes(BaseModel):
+    """Grid codes an edit works on (merge, rebalance), and whether to override its refusals."""
+
+    codes: Annotated[list[GridCode], Field(min_length=1, max_length=200)]
+    force: bool = False
+
+
+class RebalanceParams(GridCodes):
+    """The rebalance job: POST /grids/rebalance's body and its plan (default: the newest)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plan_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+
+class RoutesParams(BaseModel):
+    """Routes to plan: POST /routes/plan's body and the plan-routes job (no grids: every grid of the plan)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grids: Annotated[list[GridCode] | None,
+                     Field(default=None, max_length=500, description="grid codes; omitted: every grid of the plan")]
+    mode: str = Field(default="walk", pattern="^(walk|drive)$")
+    workers: int = Field(default=1, ge=1, le=20)
+    start: tuple[float, float] | None = Field(default=None, description="[lon, lat] start instead of the station")
+    time_limit_s: float = Field(default=30, gt=0, le=300)
+    plan_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+
+    @field_validator("start")
+    @classmethod
+    def _lon_lat(cls, v: tuple[float, float] | None) -> tuple[float, float] | None:
+        if v is not None and not (-180 <= v[0] <= 180 and -90 <= v[1] <= 90):
+            raise ValueError(f"start {v[0]}, {v[1]} is not a WGS-84 longitude, latitude")
+        return v

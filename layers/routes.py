@@ -27,6 +27,7 @@ from gridpatrol.gis.routing.route import CoverageRoute
 from gridpatrol.gis.routing.visit import VisitPlan, plan_visit
 from gridpatrol.gis.streets import StreetNetwork, street_network
 from gridpatrol.layers.models import Grid, Route
+from gridpatrol.layers.plan_base import record_write
 from gridpatrol.layers.store import Store
 from shapely.geometry.base import BaseGeometry
 from sqlalchemy import and_, delete
@@ -219,6 +220,7 @@ def _replace_routes(store: Store, rows: list[gpd.GeoDataFrame]) -> int:
             conn.execute(delete(t).where(and_(t.c.grid_code == first["grid_code"], t.c.kind == first["kind"],
                                               t.c.mode == first["mode"])))
             n += store.insert_gdf(conn, "routes", gdf)
+        record_write(conn, {"routes": n})  # a job running this write records its result in it
     return n
 
 

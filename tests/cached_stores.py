@@ -53,3 +53,18 @@ def chengdu_five_districts_seed1(store) -> None:  # noqa: ANN001
 
     chengdu_five_districts(store)
     plans.draw_grids(store, plans.PlanParams(seed=1))
+
+
+JOB_USERS = {"ada": "admin", "pia": "planner", "pete": "planner", "dan": "dispatcher", "vic": "viewer"}
+JOB_PASSWORD = "test-password-123"
+
+
+def jinjiang_with_users(store) -> None:  # noqa: ANN001
+    """Chengdu's streets, 锦江区 as the one district, users of each role (JOB_USERS); no plan yet."""
+    from gridpatrol.layers import users
+    from gridpatrol.layers.importing import import_areas, import_osm
+
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02", level="district")
+    for name, role in JOB_USERS.items():
+        users.create_user(store, name, role, JOB_PASSWORD)

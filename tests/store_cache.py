@@ -160,6 +160,8 @@ def copy_pg_schema(pg_database: str, source: str, target: str) -> None:
             for t in tables:
                 if t == SchemaVersion.__tablename__:  # written by open_store, by the same code as the cached one
                     continue
+                if t.startswith("procrastinate_"):  # the job queue (its own types per schema): not data
+                    continue
                 cols = ", ".join(f'"{r[0]}"' for r in c.execute(text(
                     "SELECT column_name FROM information_schema.columns WHERE table_schema = :s "
                     "AND table_name = :t AND is_generated = 'NEVER' ORDER BY ordinal_position"),

@@ -18,7 +18,7 @@ from gridpatrol.api.geojson import parse_features
 from gridpatrol.gis.errors import InputError, PermissionDenied
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers.plan_base import on_base
-from gridpatrol.layers.plan_params import PlanParams
+from gridpatrol.layers.plan_params import DrawParams, GridCodes, PlanParams
 from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/grids", tags=["grids"])
@@ -45,19 +45,13 @@ def edit_out(res: gl.EditResult) -> dict[str, Any]:
     return {k: _clean(v) if not isinstance(v, list) else v for k, v in asdict(res).items()}
 
 
-class DrawIn(PlanParams):
-    """The plan parameters (layers/plan_params.py) and an optional plan name."""
-
-    name: str | None = Field(default=None, max_length=200)
+# The bodies the draw-grids and rebalance jobs take too (layers/plan_params.py): one definition.
+DrawIn = DrawParams
+CodesIn = GridCodes
 
 
 class SplitIn(BaseModel):
     parts: int = Field(ge=2, le=50)
-    force: bool = False
-
-
-class CodesIn(BaseModel):
-    codes: Codes
     force: bool = False
 
 

@@ -15,21 +15,14 @@ from gridpatrol.api.ogc import query_items
 from gridpatrol.gis.errors import NotFoundError
 from gridpatrol.layers import routes as rl
 from gridpatrol.layers.models import Route
+from gridpatrol.layers.plan_params import RoutesParams
 from gridpatrol.layers.store import Store
 from gridpatrol.layers.users import Principal
-from pydantic import BaseModel, Field
 
 router = APIRouter(prefix="/routes", tags=["routes"])
 
 
-class PlanIn(BaseModel):
-    grids: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]] | None,
-                     Field(default=None, max_length=500, description="grid codes; omitted: every grid of the plan")]
-    mode: str = Field(default="walk", pattern="^(walk|drive)$")
-    workers: int = Field(default=1, ge=1, le=20)
-    start: tuple[float, float] | None = Field(default=None, description="[lon, lat] start instead of the station")
-    time_limit_s: float = Field(default=30, gt=0, le=300)
-    plan_id: int | None = Field(default=None, ge=1, le=2**31 - 1)
+PlanIn = RoutesParams  # the plan-routes job takes the same body (layers/plan_params.py)
 
 
 def _visible_routes(store: Store, principal: Principal, code: str, mode: str | None):  # noqa: ANN202
@@ -49,12 +42,6 @@ def _visible_routes(store: Store, principal: Principal, code: str, mode: str | N
 async def plan(body: PlanIn, request: Request, store: StoreDep, principal: UserDep) -> list[dict[str, Any]]:
     require_permission(principal, "plan_routes", "plan routes")
     targets = rl.grid_targets(store, body.grids, body.plan_id)
-    if body.start is not None:
-        lon, lat = body.start
-        if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-            from gridpatrol.gis.errors import InputError
-
-            raise InputError(f"start {lon}, {lat} is not a WGS-84 longitude, latitude")
     out = await run_in_threadpool(lambda: rl.plan_routes(
         store, targets, mode=body.mode, workers=body.workers, start=body.start, time_limit_s=body.time_limit_s,
         skip_failures=True))

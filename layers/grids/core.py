@@ -21,7 +21,7 @@ from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.gis.grid_check import CheckResult, check_plan
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
 from gridpatrol.layers.models import Block, Grid, GridPlan, utcnow
-from gridpatrol.layers.plan_base import check_current
+from gridpatrol.layers.plan_base import check_current, record_write
 from gridpatrol.layers.plan_params import PlanParams
 from gridpatrol.layers.store import Store
 from sqlalchemy import Connection, func, insert, select
@@ -369,7 +369,9 @@ def insert_plan(conn: Connection, *, method: str, parent: int | None, params: Pl
         name=name, created_at=utcnow(), created_by=created_by, method=method, parent_plan_id=parent,
         params_json=params.to_json(), metrics_json=json.dumps(metrics, ensure_ascii=False),
         note=note))
-    return int(res.inserted_primary_key[0])
+    pid = int(res.inserted_primary_key[0])
+    record_write(conn, {"plan_id": pid})  # a job running this write records its result in it
+    return pid
 
 
 def insert_rows(store: Store, conn: Connection, pid: int, grids: gpd.GeoDataFrame,

@@ -37,6 +37,10 @@ def _datetime_columns() -> list[tuple[str, str]]:
 def _write_every_kind(store) -> None:  # noqa: ANN001
     """One row in every table with a date/time column, each written the way the product writes it."""
     users.create_user(store, "ada", "admin", "test-password-123")
+    from gridpatrol.layers import jobs
+    from gridpatrol.layers.plan_params import RebalanceParams
+
+    jobs.create(store, "rebalance", RebalanceParams(codes=["g1", "g2"]), created_by="ada", lock_key=None)
     box = shapely.box(104.0, 30.6, 104.01, 30.61)
     with store.begin() as conn:
         plan = conn.execute(insert(GridPlan).values(name="p", created_at=WHEN).returning(GridPlan.id)).scalar_one()
@@ -55,6 +59,8 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
         # Users are written by create_user (at the current time): set them as an update would. The
         # audit log is append-only: its entries keep the time create_user wrote (checked apart).
         conn.execute(Base.metadata.tables["users"].update().values(created_at=WHEN, tokens_revoked_at=WHEN))
+        conn.execute(Base.metadata.tables["jobs"].update().values(  # as a worker's updates would
+            created_at=WHEN, started_at=WHEN, finished_at=WHEN, heartbeat_at=WHEN))
 
 
 def _check_values(store) -> None:  # noqa: ANN001

@@ -1,0 +1,324 @@
+"""Jobs in the store: their rows (state, progress, result), the kinds of work, and running one job."""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError
+from gridpatrol.layers.models import Job, utcnow
+from gridpatrol.layers.plan_base import with_write_hook
+from gridpatrol.layers.plan_params import DrawParams, RebalanceParams, RoutesParams
+from gridpatrol.layers.store import Store
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import Connection, and_, insert, select, update
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+ENDED = frozenset({"done", "failed", "cancelled"})
+# A job is started at most this often: a worker lost mid-job (killed, machine gone) counts as an attempt.
+MAX_ATTEMPTS = 3
+Progress = Callable[[str], None]
+T = Job.__table__
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's work when its cancellation was asked for: nothing is written."""
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of job: its parameters, the permission it needs, its work and its lock."""
+
+    model: type[BaseModel]
+    permission: str  # a name of api.auth.PERMISSIONS: the same as the route the job wraps
+    run: Callable[[Store, Any, Progress, str | None], dict]
+    steps: Callable[[Store, Any], int]  # how many progress steps the work reports (an estimate)
+    pin: Callable[[Store, Any], tuple[Any, str]]  # params with the plan fixed now, and the lock key
+
+
+def _newest(store: Store) -> int | None:
+    from gridpatrol.layers.grids import latest_plan_id
+
+    try:
+        return latest_plan_id(store)
+    except NotFoundError:
+        return None
+
+
+def _draw(store: Store, p: DrawParams, say: Progress, by: str | None) -> dict:
+    from gridpatrol.layers import grids as gl
+
+    params = gl.PlanParams(**p.model_dump(exclude={"name"}))
+    return {"plan_id": gl.draw_grids(store, params, progress=say, created_by=by, name=p.name)}
+
+
+def _draw_steps(store: Store, _p: DrawParams) -> int:
+    from gridpatrol.layers.grids import planning_areas
+
+    return 4 * max(len(planning_areas(store)), 1) + 1  # read, blocks, adjacency, partition per area; write
+
+
+def _routes(store: Store, p: RoutesParams, say: Progress, _by: str | None) -> dict:
+    from gridpatrol.layers import routes as rl
+
+    targets = rl.grid_targets(store, p.grids, p.plan_id)
+    out = rl.plan_routes(store, targets, mode=p.mode, workers=p.workers, start=p.start, time_limit_s=p.time_limit_s,
+                         skip_failures=True, progress=say)
+    return {"planned": sum(o.ok for o in out), "failed": {o.code: o.error for o in out if not o.ok}}
+
+
+def _routes_steps(store: Store, p: RoutesParams) -> int:
+    from gridpatrol.layers import routes as rl
+
+    return len(rl.grid_targets(store, p.grids, p.plan_id)) + 1
+
+
+def _rebalance(store: Store, p: RebalanceParams, say: Progress, by: str | None) -> dict:
+    from gridpatrol.layers import grids as gl
+
+    say("rebalancing " + ", ".join(p.codes))
+    res = gl.rebalance_grids(store, p.codes, plan_id=p.plan_id, force=p.force, created_by=by)
+    return {"plan_id": res.plan_id, "parent_plan_id": res.parent_plan_id, "changed": res.changed_codes}
+
+
+def _pin_plan(store: Store, p: Any) -> tuple[Any, str]:
+    # The plan a job works on is fixed when it is queued, and is its lock: two jobs on one plan
+    # run one after the other, in the order they were queued.
+    pid = p.plan_id or _newest(store)
+    return p.model_copy(update={"plan_id": pid}), f"plan:{pid}"
+
+
+def _pin_newest(store: Store, p: Any) -> tuple[Any, str]:
+    # A drawing builds on the newest plan (its locked grids): it takes that plan's lock.
+    return p, f"plan:{_newest(store)}"
+
+
+KINDS: dict[str, Kind] = {
+    "draw-grids": Kind(DrawParams, "edit_grids", _draw, _draw_steps, _pin_newest),
+    "plan-routes": Kind(RoutesParams, "plan_routes", _routes, _routes_steps, _pin_plan),
+    "rebalance": Kind(RebalanceParams, "edit_grids", lambda s, p, say, by: _rebalance(s, p, say, by),
+                      lambda _s, _p: 1, _pin_plan),
+}
+
+
+def parse_params(kind: str, values: dict[str, Any] | None) -> BaseModel:
+    """``values`` checked by the model of ``kind`` (the one its route uses); InputError naming the field."""
+    if kind not in KINDS:
+        raise InputError(f"unknown job kind {kind!r}", hint="kinds: " + ", ".join(KINDS))
+    model = KINDS[kind].model
+    try:
+        params = model.model_validate(values or {})
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(x) for x in err.get("loc", ())) or "parameters"
+        raise InputError(f"{kind}: parameter {where} = {err.get('input')!r}: {err.get('msg')}") from None
+    checked = getattr(params, "checked", None)
+    return checked() if checked else params
+
+
+def create(store: Store, kind: str, params: BaseModel, *, created_by: str | None, lock_key: str | None) -> int:
+    """Insert a queued job row; returns its id."""
+    with store.begin() as conn:
+        res = conn.execute(insert(T).values(
+            kind=kind, params_json=params.model_dump_json(), state="queued", created_by=created_by,
+            created_at=utcnow(), attempts=0, steps_done=0, cancel_requested=False, lock_key=lock_key))
+        return int(res.inserted_primary_key[0])
+
+
+def set_queue_id(store: Store, job_id: int, queue_id: int) -> None:
+    """Remember the queue's (procrastinate's) id of a job."""
+    with store.begin() as conn:
+        conn.execute(update(T).where(T.c.id == job_id).values(queue_id=queue_id))
+
+
+def _out(row: Any) -> dict[str, Any]:
+    d = dict(row._mapping)
+    d["params"] = json.loads(d.pop("params_json") or "{}")
+    d["result"] = json.loads(d.pop("result_json")) if d.get("result_json") else None
+    return d
+
+
+def get(store: Store, job_id: int, conn: Connection | None = None) -> dict[str, Any]:
+    """The job ``job_id`` as a dict (params and result decoded); NotFoundError if there is none."""
+    stmt = select(T).where(T.c.id == job_id)
+    if conn is not None:
+        row = conn.execute(stmt).first()
+    else:
+        with store.engine.connect() as c:
+            row = c.execute(stmt).first()
+    if row is None:
+        raise NotFoundError(f"no job {job_id}")
+    return _out(row)
+
+
+def list_jobs(store: Store, *, created_by: str | None = None, states: tuple[str, ...] | None = None,
+              limit: int = 1000) -> list[dict[str, Any]]:
+    """Jobs, newest first; only ``created_by``'s when given, only in ``states`` when given."""
+    stmt = select(T).order_by(T.c.id.desc()).limit(limit)
+    if created_by is not None:
+        stmt = stmt.where(T.c.created_by == created_by)
+    if states:
+        stmt = stmt.where(T.c.state.in_(states))
+    with store.engine.connect() as c:
+        return [_out(r) for r in c.execute(stmt)]
+
+
+def claim(store: Store, job_id: int) -> bool:
+    """Mark a queued job running (one more attempt); False when it is not queued (ended, cancelled, taken)."""
+    now = utcnow()
+    with store.begin() as conn:
+        res = conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "queued")).values(
+            state="running", started_at=now, heartbeat_at=now, attempts=T.c.attempts + 1, step=None))
+        return res.rowcount == 1
+
+
+def beat(store: Store, job_id: int, *, done: int | None = None, step: str | None = None) -> bool:
+    """Renew a running job's lease (and record progress); True when its cancellation was asked for."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if done is not None:
+        values.update(steps_done=done, step=step)
+    with store.begin() as conn:
+        conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "running")).values(**values))
+        return bool(conn.execute(select(T.c.cancel_requested).where(T.c.id == job_id)).scalar())
+
+
+def finish(conn: Connection, job_id: int, state: str, *, result: dict | None = None, error: str | None = None) -> None:
+    """End a running job in ``state`` with its result or error (inside the caller's transaction)."""
+    values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "error": error}
+    if result is not None:
+        values["result_json"] = json.dumps(result, ensure_ascii=False, default=str)
+    if state == "done":
+        values["steps_done"] = T.c.steps_total
+    conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "running")).values(**values))
+
+
+def request_cancel(store: Store, job_id: int) -> str:
+    """Cancel a job: a queued one at once, a running one at its next step (nothing it did is written).
+
+    Returns the job's state afterwards (an ended job is left as it was)."""
+    with store.begin() as conn:
+        conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "queued")).values(
+            state="cancelled", finished_at=utcnow(), cancel_requested=True))
+        conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "running")).values(cancel_requested=True))
+        return get(store, job_id, conn)["state"]
+
+
+def requeue_or_fail(store: Store, job_id: int, reason: str) -> str:
+    """A running job whose worker was lost: queued again while attempts remain, else failed with ``reason``.
+
+    Returns the new state ('' when the job was not running: another worker dealt with it)."""
+    with store.begin() as conn:
+        row = conn.execute(select(T.c.state, T.c.attempts, T.c.cancel_requested).where(T.c.id == job_id)
+                           .with_for_update()).first()
+        if row is None or row.state != "running":
+            return ""
+        if row.cancel_requested:
+            state, err = "cancelled", f"{reason}; cancelled"
+        elif row.attempts >= MAX_ATTEMPTS:
+            state, err = "failed", f"{reason}; gave up after {row.attempts} attempts"
+        else:
+            state, err = "queued", f"{reason}; retrying (attempt {row.attempts + 1} of {MAX_ATTEMPTS})"
+        conn.execute(update(T).where(T.c.id == job_id).values(
+            state=state, error=err, heartbeat_at=None, finished_at=None if state == "queued" else utcnow()))
+        return state
+
+
+def lost_jobs(store: Store, lease_s: float) -> list[int]:
+    """Ids of running jobs whose lease ran out: no heartbeat for ``lease_s`` seconds."""
+    cutoff = utcnow() - timedelta(seconds=lease_s)
+    with store.engine.connect() as c:
+        return [int(r[0]) for r in c.execute(select(T.c.id).where(and_(
+            T.c.state == "running", T.c.heartbeat_at < cutoff)).order_by(T.c.id))]
+
+
+def next_queued(store: Store) -> int | None:
+    """The oldest queued job's id, or None."""
+    with store.engine.connect() as c:
+        v = c.execute(select(T.c.id).where(T.c.state == "queued").order_by(T.c.id).limit(1)).scalar()
+    return int(v) if v is not None else None
+
+
+class _Heartbeat:
+    """Renews a job's lease every ``every_s`` seconds from a thread while its work runs."""
+
+    def __init__(self, store: Store, job_id: int, every_s: float) -> None:
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(store, job_id, every_s), daemon=True,
+                                       name=f"gridpatrol-job-{job_id}-heartbeat")
+
+    def _run(self, store: Store, job_id: int, every_s: float) -> None:
+        while not self.stop.wait(every_s):
+            try:
+                beat(store, job_id)
+            except Exception:  # noqa: BLE001  a missed beat is retried; the work goes on
+                pass
+
+    def __enter__(self) -> _Heartbeat:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+class RetryableJobError(Exception):
+    """A job's work failed unexpectedly and will be tried again (the message says why)."""
+
+
+def run_job(store: Store, job_id: int, *, heartbeat_s: float = 5.0) -> str:
+    """Run job ``job_id`` if it is queued; returns its state afterwards.
+
+    The work's one write transaction also marks the job done with its result, so a worker killed
+    at any moment leaves either nothing or the whole result and a done job. A GridPatrolError
+    (bad data, refusal) fails the job; an unexpected error queues it again while attempts remain
+    and raises RetryableJobError (the queue retries it), else fails it."""
+    if not claim(store, job_id):
+        return get(store, job_id)["state"]
+    row = get(store, job_id)
+    kind = KINDS[row["kind"]]
+    params = kind.model.model_validate(row["params"])
+    total = max(int(kind.steps(store, params)), 1)
+    with store.begin() as conn:
+        conn.execute(update(T).where(T.c.id == job_id).values(steps_total=total))
+    count = [0]
+
+    def say(msg: str) -> None:
+        count[0] += 1
+        if beat(store, job_id, done=min(count[0], total - 1), step=str(msg)[:500]):
+            raise JobCancelled
+
+    def in_write(conn: Connection, what: dict) -> None:
+        # In the work's own transaction: refuse to commit a cancelled job's work, else end the job.
+        cancelled = conn.execute(select(T.c.cancel_requested).where(T.c.id == job_id).with_for_update()).scalar()
+        if cancelled:
+            raise JobCancelled
+        finish(conn, job_id, "done", result=what)
+
+    try:
+        with _Heartbeat(store, job_id, heartbeat_s):
+            result = with_write_hook(in_write, lambda: kind.run(store, params, say, row["created_by"]))
+    except JobCancelled:
+        with store.begin() as conn:
+            finish(conn, job_id, "cancelled", error="cancelled")
+        return "cancelled"
+    except GridPatrolError as exc:
+        with store.begin() as conn:
+            finish(conn, job_id, "failed", error=str(exc))
+        return "failed"
+    except Exception as exc:  # noqa: BLE001  anything else: the queue may retry it
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
+        state = requeue_or_fail(store, job_id, reason)
+        if state == "queued":
+            raise RetryableJobError(reason) from exc
+        return state or get(store, job_id)["state"]
+    with store.begin() as conn:
+        # The write already ended the job (with the plan id); the full summary completes its result.
+        merged = {**(get(store, job_id, conn)["result"] or {}), **result}
+        conn.execute(update(T).where(T.c.id == job_id).values(result_json=json.dumps(merged, ensure_ascii=False,
+                                                                                     default=str)))
+        finish(conn, job_id, "done", result=merged)  # work that wrote nothing ends here
+    return get(store, job_id)["state"]
