@@ -41,8 +41,17 @@ def register(app: typer.Typer) -> None:
 
         m = json.loads(plan_row(store, pid)["metrics_json"])
         console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
-        print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items() if k not in ("areas",)],
-                    title=f"plan {pid}")
+        print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
+                     if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
+        _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
+
+    def _data_report(coverage: dict, warnings: list[dict]) -> None:
+        if coverage:
+            print_table([{"area": a, "data coverage": f"{100 * c['share']:.0f} %", "km²": f"{c['area_km2']:.2f}",
+                          "households/km²": f"{c['households_per_km2']:.0f}"} for a, c in coverage.items()],
+                        title="data coverage (share of each area whose 250 m cells hold streets or buildings)")
+        for w in warnings:
+            err_console.print(f"[yellow]warning {w['kind']}: {w['detail']}[/]")
 
     @app.command("check-grids")
     def check_grids_cmd(
@@ -61,7 +70,9 @@ def register(app: typer.Typer) -> None:
                           "detail": r.detail} for r in p.itertuples()][:200],
                         title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
         s = res.summary
-        print_table([{"check": k, "value": _fmt(v)} for k, v in s.items()], title=f"plan {pid} summary")
+        print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
+                    title=f"plan {pid} summary")
+        _data_report(s.get("data_coverage", {}), [])
         if geojson is not None:
             from gridpatrol.layers.export import export_layer
 
