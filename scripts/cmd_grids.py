@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
     )
 
     def _edit_report(res) -> None:  # noqa: ANN001
+        if res.plan_id == res.parent_plan_id:  # nothing changed, no version written
+            console.print(f"plan {res.plan_id}: {res.message}")
+            return
         console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
         if res.changed_codes:
             console.print("changed grids: " + ", ".join(res.changed_codes))
@@ -149,12 +152,14 @@ def register(app: typer.Typer) -> None:
     def assign_worker_cmd(
         code: Annotated[str, typer.Argument(help="Grid code")],
         worker: Annotated[Optional[str], typer.Argument(help="Worker (网格员) name; the service matches it to a user name. Omit to clear")] = None,
-        station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT in WGS-84")] = None,
+        station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT (see --crs)")] = None,
+        crs: Annotated[Optional[str], typer.Option(help="Coordinates of --station: wgs84 (default), gcj02, bd09 or EPSG:n")] = None,
     ) -> None:
         """Set the responsible grid worker (网格员) and station of a grid (new plan version)."""
         from gridpatrol.layers.grids import assign_workers
+        from gridpatrol.scripts.cmd_routes import parse_lonlat
 
-        stations = {code: _lonlat(station, "--station")} if station else None
+        stations = {code: parse_lonlat(station, "--station", crs=crs)} if station else None
         _edit_report(assign_workers(open_cli_store(create=False), {code: worker}, stations=stations))
 
     @app.command("assign-workers")
@@ -254,9 +259,3 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def _lonlat(text: str, option: str) -> tuple[float, float]:
-    try:
-        lon, lat = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"{option} must be LON,LAT, got {text!r}") from None
-    return lon, lat
