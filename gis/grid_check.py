@@ -38,6 +38,8 @@ SEVERITY: dict[str, str] = {
     "duplicate_code": "error",
     "malformed_code": "error",
     "code_parent_mismatch": "error",
+    "data_coverage": "warning",  # added by layers.grids.check_grids (gis.data_coverage)
+    "implausible_density": "warning",
 }
 
 # households and deviation_pct (|households − target| / target · 100) are set for workload problems.

@@ -10,11 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
-from gridpatrol.gis.crs import local_metric_crs
+from gridpatrol.gis.crs import (
+    CHINESE_SYSTEMS,
+    from_wgs84_geometry,
+    local_metric_crs,
+    normalize_crs_name,
+)
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.osm import OsmData, OsmOptions, read_osm
+from gridpatrol.gis.plausible import SHIFT_NEAR_M, likely_web_map_crs
 from gridpatrol.gis.vector import as_multipolygon, checked_polygons, read_vector
 from gridpatrol.layers.import_records import chunks, delete_by_keys
 from gridpatrol.layers.models import (
@@ -258,6 +265,7 @@ def import_area_files(
                 raise InputError(f"{path}: area code {c!r} is also given by {seen[c]}",
                                  hint="give each file its own --code or use --code-field")
             seen[c] = path
+    warnings = {path: outline_shift_warning(store, areas, crs, path) for path, areas in prepared}
     results = []
     with store.begin() as conn:
         for path, areas in prepared:
@@ -270,8 +278,49 @@ def import_area_files(
                 "counts_json": json.dumps({"areas": len(areas)}),
                 "dropped_json": "{}", "started_at": started, "finished_at": utcnow(),
             }], geometry=[None], crs="EPSG:4326"))
-            results.append(ImportResult(source=str(path), sha256=sha, counts={"areas": len(areas)}))
+            results.append(ImportResult(source=str(path), sha256=sha, counts={"areas": len(areas)},
+                                        warnings=[warnings[path]] if warnings[path] else []))
     return results
+
+
+# The part of an OSM extract within this of its edge is left out of the GCJ-02 check: streets cut by
+# the edge are missing there, and a shifted outline may leave the extract.
+SHIFT_MARGIN_M = 600.0
+
+
+def outline_shift_warning(store: Store, areas: gpd.GeoDataFrame, crs: str | None, path: Path) -> str | None:
+    """A warning when the outlines of ``areas`` (read from ``path`` as ``crs``) fit the imported
+    streets, rivers and railways much better as GCJ-02 or BD-09: see gis.plausible.likely_web_map_crs."""
+    name = normalize_crs_name(crs) or "wgs84"
+    if name not in CHINESE_SYSTEMS or not len(areas):
+        return None
+    geoms = areas.geometry.to_numpy()
+    raw = geoms if name == "wgs84" else from_wgs84_geometry(geoms, name)
+    xy = shapely.get_coordinates(shapely.segmentize(shapely.boundary(raw), 0.0002))  # a point every ~20 m
+    minx, miny, maxx, maxy = areas.total_bounds
+    bbox = (minx - 0.01, miny - 0.01, maxx + 0.01, maxy + 0.01)
+    lines = [g.geometry for g in (store.read_layer("roads", bbox=bbox), store.read_layer("barriers", bbox=bbox)) if len(g)]
+    if not lines:
+        return None
+    lines = gpd.GeoSeries(pd.concat(lines, ignore_index=True), crs="EPSG:4326")
+    poly = lines.geom_type.isin(["Polygon", "MultiPolygon"]).to_numpy()
+    lines = gpd.GeoSeries(np.where(poly, shapely.boundary(lines.to_numpy()), lines.to_numpy()), crs="EPSG:4326")
+    imports = store.read_layer("imports")
+    cover = imports.geometry[imports["kind"].eq("osm") & imports.geometry.notna()]
+    if not len(cover):
+        return None
+    # Where the extracts hold every street, less a margin of more than a web-map shift.
+    region = gpd.GeoSeries([shapely.union_all(shapely.make_valid(cover.to_numpy()))], crs="EPSG:4326")
+    metric = region.estimate_utm_crs()
+    region = region.to_crs(metric).buffer(-SHIFT_MARGIN_M).to_crs("EPSG:4326").iloc[0]
+    hit = likely_web_map_crs(xy[:, 0], xy[:, 1], name, lines, region=region)
+    if hit is None:
+        return None
+    best, as_declared, as_best = hit
+    return (f"{path.name}: its outline follows the imported streets, rivers and railways much better read as {best} "
+            f"({100 * as_declared:.0f} % of its points within {SHIFT_NEAR_M:.0f} m of one as {name}, "
+            f"{100 * as_best:.0f} % as {best}): it is probably in {best} (Chinese web maps shift coordinates by a few "
+            f"hundred metres); re-import it with --crs {best}")
 
 
 def import_areas(

@@ -22,6 +22,8 @@ class PlanParams(BaseModel):
     max_area_m2: float | None = Field(None, gt=0, description="Cap on grid area, m²")
     code_format: str = Field(DEFAULT_CODE_FORMAT, max_length=200,
                              description="Grid code format (fields county, street, community, seq)")
+    allow_sparse: bool = Field(False, description="Draw areas whose streets and buildings cover less than 20 % "
+                                                  "of them (refused otherwise)")
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> PlanParams:

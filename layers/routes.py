@@ -316,10 +316,12 @@ def _lay_out_calendars(targets: Sequence[Target], rows: list[gpd.GeoDataFrame], 
             summaries[rows[g].iloc[i]["grid_code"]]["calendar"] = table
 
 
-def read_points_file(path: str | Path) -> gpd.GeoDataFrame:
+def read_points_file(path: str | Path, crs: str | None = None) -> gpd.GeoDataFrame:
     """Key points from GeoJSON/GeoPackage (any CRS) or CSV with lon/lat columns, as EPSG:4326.
 
-    Raises InputError for a missing, unreadable or empty file, naming the file.
+    ``crs`` (wgs84, gcj02, bd09 or EPSG:n; default WGS-84) is what the numbers of a CSV or of a
+    file that declares no CRS are; their raw numbers are kept in ``attrs["raw_lonlat"]`` (for the
+    GCJ-02 check). Raises InputError for a missing, unreadable or empty file, naming the file.
     """
     path = Path(path)
     if not path.exists():
@@ -343,8 +345,15 @@ def read_points_file(path: str | Path) -> gpd.GeoDataFrame:
         raise InputError(f"cannot read points: {exc}", where=str(path)) from exc
     if not len(gdf):
         raise InputError("the points file has no points", where=str(path), hint="give at least one point")
-    if gdf.crs is None:
-        gdf = gdf.set_crs(4326)
+    if gdf.crs is None or path.suffix.lower() == ".csv":
+        from gridpatrol.layers.cameras import convert_crs
+
+        x, y = gdf.geometry.x.to_numpy(), gdf.geometry.y.to_numpy()
+        with np.errstate(all="ignore"):
+            lon, lat = convert_crs(x, y, crs)
+        gdf = gdf.set_geometry(gpd.points_from_xy(lon, lat), crs=4326)
+        gdf.attrs["raw_lonlat"] = (x, y)
+        return gdf
     return gdf.to_crs(4326)
 
 

@@ -197,15 +197,19 @@ def register(app: typer.Typer) -> None:
 
     @app.command("lookup")
     def lookup_cmd(
-        lon: Annotated[float, typer.Argument(help="Longitude (WGS-84)")],
-        lat: Annotated[float, typer.Argument(help="Latitude (WGS-84)")],
+        lon: Annotated[float, typer.Argument(help="Longitude (see --crs)")],
+        lat: Annotated[float, typer.Argument(help="Latitude (see --crs)")],
         at: Annotated[Optional[str], typer.Option(help="Time (ISO; default now)")] = None,
+        crs: Annotated[str, typer.Option(help="Coordinates given in wgs84, gcj02 or bd09")] = "wgs84",
     ) -> None:
         """Map click: grid and worker, incidents within 200 m in the last 90 days, cameras in view (JSON)."""
+        import numpy as np
+        from gridpatrol.layers.cameras import convert_crs
         from gridpatrol.layers.incidents import lookup
 
+        x, y = convert_crs(np.array([lon]), np.array([lat]), crs)
         store = open_cli_store(create=False)
-        print(json.dumps(lookup(store, lon, lat, _parse_time(at)), ensure_ascii=False, indent=1))
+        print(json.dumps(lookup(store, float(x[0]), float(y[0]), _parse_time(at)), ensure_ascii=False, indent=1))
 
     @app.command("link-incidents")
     def link_incidents_cmd(

@@ -22,6 +22,9 @@ def register(app: typer.Typer) -> None:
     )
 
     def _edit_report(res) -> None:  # noqa: ANN001
+        if res.plan_id == res.parent_plan_id:  # nothing changed, no version written
+            console.print(f"plan {res.plan_id}: {res.message}")
+            return
         console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
         if res.changed_codes:
             console.print("changed grids: " + ", ".join(res.changed_codes))
@@ -41,8 +44,17 @@ def register(app: typer.Typer) -> None:
 
         m = json.loads(plan_row(store, pid)["metrics_json"])
         console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
-        print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items() if k not in ("areas",)],
-                    title=f"plan {pid}")
+        print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
+                     if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
+        _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
+
+    def _data_report(coverage: dict, warnings: list[dict]) -> None:
+        if coverage:
+            print_table([{"area": a, "data coverage": f"{100 * c['share']:.0f} %", "km²": f"{c['area_km2']:.2f}",
+                          "households/km²": f"{c['households_per_km2']:.0f}"} for a, c in coverage.items()],
+                        title="data coverage (share of each area whose 250 m cells hold streets or buildings)")
+        for w in warnings:
+            err_console.print(f"[yellow]warning {w['kind']}: {w['detail']}[/]")
 
     @app.command("check-grids")
     def check_grids_cmd(
@@ -61,7 +73,9 @@ def register(app: typer.Typer) -> None:
                           "detail": r.detail} for r in p.itertuples()][:200],
                         title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
         s = res.summary
-        print_table([{"check": k, "value": _fmt(v)} for k, v in s.items()], title=f"plan {pid} summary")
+        print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
+                    title=f"plan {pid} summary")
+        _data_report(s.get("data_coverage", {}), [])
         if geojson is not None:
             from gridpatrol.layers.export import export_layer
 
@@ -138,12 +152,14 @@ def register(app: typer.Typer) -> None:
     def assign_worker_cmd(
         code: Annotated[str, typer.Argument(help="Grid code")],
         worker: Annotated[Optional[str], typer.Argument(help="Worker (网格员) name; the service matches it to a user name. Omit to clear")] = None,
-        station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT in WGS-84")] = None,
+        station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT (see --crs)")] = None,
+        crs: Annotated[Optional[str], typer.Option(help="Coordinates of --station: wgs84 (default), gcj02, bd09 or EPSG:n")] = None,
     ) -> None:
         """Set the responsible grid worker (网格员) and station of a grid (new plan version)."""
         from gridpatrol.layers.grids import assign_workers
+        from gridpatrol.scripts.cmd_routes import parse_lonlat
 
-        stations = {code: _lonlat(station, "--station")} if station else None
+        stations = {code: parse_lonlat(station, "--station", crs=crs)} if station else None
         _edit_report(assign_workers(open_cli_store(create=False), {code: worker}, stations=stations))
 
     @app.command("assign-workers")
@@ -243,9 +259,3 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
-def _lonlat(text: str, option: str) -> tuple[float, float]:
-    try:
-        lon, lat = (float(v) for v in text.split(","))
-    except ValueError:
-        raise InputError(f"{option} must be LON,LAT, got {text!r}") from None
-    return lon, lat

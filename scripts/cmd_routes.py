@@ -8,14 +8,24 @@ import typer
 from gridpatrol.gis.errors import InputError
 
 
-def parse_lonlat(text: str | None, what: str = "--start") -> tuple[float, float] | None:
-    """"LON,LAT" (WGS-84 degrees) → (lon, lat); InputError for anything else."""
+CRS_HELP = "Coordinates typed or in files without a CRS: wgs84, gcj02 (高德/腾讯), bd09 (百度) or EPSG:n"
+
+
+def parse_lonlat(text: str | None, what: str = "--start", crs: str | None = None) -> tuple[float, float] | None:
+    """"LON,LAT" in ``crs`` (default WGS-84 degrees) → WGS-84 (lon, lat); InputError for anything else."""
     if text is None:
         return None
     try:
         lon, lat = (float(v) for v in text.split(","))
     except ValueError:
         raise InputError(f"{what} must be LON,LAT in degrees, not {text!r}", hint="e.g. --start 104.0668,30.6598") from None
+    if crs is not None:
+        import numpy as np
+        from gridpatrol.layers.cameras import convert_crs
+
+        with np.errstate(all="ignore"):
+            x, y = convert_crs(np.array([lon]), np.array([lat]), crs)
+        lon, lat = float(x[0]), float(y[0])
     if not (-180 <= lon <= 180 and -90 <= lat <= 90):
         raise InputError(f"{what} {text} is not a longitude,latitude pair", hint="longitude first, WGS-84 degrees")
     return lon, lat
@@ -62,6 +72,7 @@ def register(app: typer.Typer) -> None:
         max_minutes: Annotated[Optional[float], typer.Option("--max-minutes", help="Cut a grid whose patrol takes longer into shifts of at most this many minutes")] = None,
         speed_kmh: Annotated[Optional[float], typer.Option("--speed-kmh", help="Pace for the times (default: walking 4.5, driving by road class)")] = None,
         cycle_days: Annotated[Optional[int], typer.Option("--cycle-days", help="Lay each worker's shifts out as a patrol calendar (巡查排班) over this many days, the busiest day as light as possible")] = None,
+        crs: Annotated[Optional[str], typer.Option(help=CRS_HELP)] = None,
     ) -> None:
         """Plan street-coverage patrol routes and store them in the routes layer."""
         from gridpatrol.layers.routes import (
@@ -75,7 +86,7 @@ def register(app: typer.Typer) -> None:
         chosen = sum(bool(x) for x in (grid, all_grids, polygon, area))
         if chosen != 1:
             raise InputError("say what to cover: exactly one of --grid CODE, --all, --polygon FILE, --area CODE")
-        start_ll = parse_lonlat(start)
+        start_ll = parse_lonlat(start, crs=crs)
         store = open_cli_store(create=False)
         if polygon is not None:
             targets = read_polygon_file(polygon)
@@ -144,6 +155,7 @@ def register(app: typer.Typer) -> None:
         open_route: Annotated[bool, typer.Option("--open", help="End at the last point instead of returning")] = False,
         code: Annotated[Optional[str], typer.Option(help="Name to store the route under (default: visit, or GRID-hotspots)")] = None,
         time_limit: Annotated[float, typer.Option(help="Seconds for the optimisation")] = 10.0,
+        crs: Annotated[Optional[str], typer.Option(help=CRS_HELP)] = None,
     ) -> None:
         """Plan a route visiting key points (schools, markets, hazards) and/or a grid's incident
         hot spots (importance grows with recent incidents), and store it."""
@@ -160,10 +172,16 @@ def register(app: typer.Typer) -> None:
         if points is None and hot_spots is None:
             raise InputError("nothing to visit", hint="give --points FILE and/or --hot-spots GRID")
         store = open_cli_store(create=False)
-        where = parse_lonlat(start)
+        where = parse_lonlat(start, crs=crs)
         frames = []
         if points is not None:
-            frames.append(read_points_file(points))
+            frames.append(read_points_file(points, crs=crs))
+            if "raw_lonlat" in frames[0].attrs:
+                from gridpatrol.layers.cameras import gcj_shift_warning
+
+                warn = gcj_shift_warning(store, *frames[0].attrs["raw_lonlat"], crs)
+                if warn:
+                    err_console.print(f"[yellow]warning: {points.name}: {warn}[/]")
         if hot_spots is not None:
             from gridpatrol.layers.hotspots import grid_hot_spots
 

@@ -59,4 +59,5 @@ def post_areas(
         path.write_text(gdf.to_json(), encoding="utf-8")
         res = import_areas(store, path, crs=None if crs == "wgs84" else crs, level=level,
                            code_field=code_field, name_field=name_field)
-    return {"imported": res.counts, "codes": gdf[code_field].astype(str).tolist()}
+    return {"imported": res.counts, "codes": gdf[code_field].astype(str).tolist(),
+            "warnings": [w.replace(path.name, "the uploaded areas", 1) for w in res.warnings]}

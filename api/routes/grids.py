@@ -116,7 +116,9 @@ async def draw(body: DrawIn, request: Request, store: StoreDep, principal: UserD
     params = PlanParams(**body.model_dump(exclude={"name"})).checked()
     pid = await run_in_threadpool(lambda: gl.draw_grids(store, params, created_by=principal.name, name=body.name))
     request.state.audit_detail = {"plan_id": pid, "params": body.model_dump()}
-    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid))}
+    m = json.loads(gl.plan_row(store, pid)["metrics_json"])
+    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid)),
+            "data_coverage": m.get("data_coverage", {}), "warnings": m.get("data_warnings", [])}
 
 
 @router.post("/import", status_code=201, summary="Import a grid layer made elsewhere as a new plan (GeoJSON)")
@@ -134,7 +136,9 @@ async def import_plan(
         pid = await run_in_threadpool(lambda: gl.import_grids(
             store, path, crs=None if crs == "wgs84" else crs, code_field=code_field, created_by=principal.name))
     request.state.audit_detail = {"plan_id": pid, "features": len(gdf)}
-    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid))}
+    m = json.loads(gl.plan_row(store, pid)["metrics_json"])
+    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid)),
+            "data_coverage": m.get("data_coverage", {}), "warnings": m.get("data_warnings", [])}
 
 
 async def _edit(request: Request, principal, what: str, fn, base: int | None = None, **detail) -> dict[str, Any]:  # noqa: ANN001

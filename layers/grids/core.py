@@ -18,7 +18,7 @@ from gridpatrol.gis.assign import (
 )
 from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.errors import InputError, NotFoundError
-from gridpatrol.gis.grid_check import CheckResult, check_plan
+from gridpatrol.gis.grid_check import PROBLEM_COLUMNS, SEVERITY, CheckResult, check_plan
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
 from gridpatrol.layers.models import Block, Grid, GridPlan, utcnow
 from gridpatrol.layers.plan_base import check_current, record_write
@@ -58,6 +58,12 @@ def planning_areas(store: Store, conn: Connection | None = None) -> gpd.GeoDataF
     # keep polygonal parts only (an intersection can add slivers of lines/points)
     out["geometry"] = [_polygonal(g) for g in out.geometry]
     return out.reset_index(drop=True)
+
+
+def area_label(area: pd.Series) -> str:
+    """How messages name a planning area: code and name."""
+    name = area.get("name")
+    return f"{area['code']} {name}" if isinstance(name, str) and name else str(area["code"])
 
 
 def _polygonal(g):  # noqa: ANN001, ANN202
@@ -273,9 +279,15 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     from gridpatrol.gis.blocks import block_adjacency, build_blocks
     from gridpatrol.gis.partition import partition_blocks
 
+    from gridpatrol.layers.grids.sanity import data_checks, refuse_sparse, summary_of
+
     params = (params or PlanParams()).checked()
     say = progress or (lambda _m: None)
     areas = planning_areas(store)
+    say("checking data coverage")
+    checks = data_checks(store, areas)
+    if not params.allow_sparse:
+        refuse_sparse(checks)
     all_blocks, all_grids = [], []
     graphs: list[nx.Graph] = []
     next_block = 1
@@ -291,7 +303,8 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         say(f"area {area['code']}: building blocks")
         # Blocks of at most half the target leave the partition room to balance every grid.
         blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
-                              max_block_households=max(params.target_households / 6.0, 1.0))
+                              max_block_households=max(params.target_households / 6.0, 1.0),
+                              area_name=area_label(area))
         if len(blocks) == 0:
             continue
         groups = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
@@ -339,6 +352,8 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     adj = nx.union_all(graphs) if len(graphs) > 1 else graphs[0]
     metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
     metrics["areas"] = areas["code"].tolist()
+    metrics["data_coverage"] = summary_of(checks)
+    metrics["data_warnings"] = [w for c in checks for w in c["warnings"]]
     say("writing the plan")
     with store.begin() as conn:
         pid = insert_plan(conn, method="draw", parent=None, params=params, metrics=metrics,
@@ -399,7 +414,26 @@ def check_grids(store: Store, plan_id: int | None = None) -> tuple[CheckResult, 
     grids = read_grids(store, row["id"])
     blocks = read_blocks(store, row["id"])
     areas = planning_areas(store)
-    return check_frames(store, grids, blocks, areas, params), int(row["id"])
+    res = check_frames(store, grids, blocks, areas, params)
+    add_data_checks(store, res, areas[areas["code"].astype(str).isin(set(grids["parent_code"].astype(str)))])
+    return res, int(row["id"])
+
+
+def add_data_checks(store: Store, res: CheckResult, areas: gpd.GeoDataFrame) -> None:
+    """Add the areas' data_coverage / implausible_density warnings to ``res`` (problems and summary)."""
+    from gridpatrol.layers.grids.sanity import data_checks, summary_of
+
+    checks = data_checks(store, areas)
+    rows = [{"kind": w["kind"], "severity": SEVERITY[w["kind"]], "grid_code": None, "detail": w["detail"],
+             "area_m2": c["area_km2"] * 1e6, "households": None, "deviation_pct": None, "geometry": c["point"]}
+            for c in checks for w in c["warnings"]]
+    if rows:
+        extra = gpd.GeoDataFrame(rows, columns=PROBLEM_COLUMNS, geometry="geometry", crs="EPSG:4326")
+        res.problems = pd.concat([res.problems.to_crs("EPSG:4326"), extra], ignore_index=True)
+        counts = res.summary.setdefault("problems_by_kind", {})
+        for r in rows:
+            counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    res.summary["data_coverage"] = summary_of(checks)
 
 
 def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,

@@ -430,7 +430,8 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     """Rebalance households among neighbouring grids of one area with few block moves.
 
     Grid codes and the set of grids stay; only boundary blocks move (``gis.partition.rebalance``).
-    Refused when a grid is locked, the grids are in different areas or not connected.
+    When no block moves, no version is written: the result names the current plan as both
+    ``plan_id`` and ``parent_plan_id``, with ``changed_codes`` empty. Refused when a grid is locked, the grids are in different areas or not connected.
     """
     from gridpatrol.gis.partition import rebalance
 
@@ -445,8 +446,13 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
                                   target_households=ctx.params.target_households,
                                   min_households=ctx.params.min_households,
                                   max_households=ctx.params.max_households))
-    blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
     moved = int((labels != start).sum())
+    if moved == 0:
+        pid = int(ctx.row["id"])
+        return EditResult(plan_id=pid, parent_plan_id=pid, changed_codes=[],
+                          message=f"nothing to rebalance in {', '.join(codes)}: no block move brings them nearer "
+                                  f"the target; no new version written (plan {pid} stays current)")
+    blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
     return _commit_edit(store, ctx, blocks, codes, force=force, created_by=created_by,
                         note=f"rebalanced {', '.join(codes)} ({moved} blocks moved)")
 

@@ -13,6 +13,7 @@ from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.gridcodes import assign_codes
 from gridpatrol.gis.slivers import settle_blocks
 from gridpatrol.layers.grids.core import (
+    area_label,
     as_multi,
     insert_plan,
     insert_rows,
@@ -51,7 +52,8 @@ def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDat
         lines = pd.concat([barriers, cuts], ignore_index=True) if len(barriers) else cuts
         try:
             b = build_blocks(geom, roads, lines, buildings, metric_crs=metric,
-                             max_block_households=max(params.target_households / 6.0, 1.0))
+                             max_block_households=max(params.target_households / 6.0, 1.0),
+                             area_name=area_label(area))
         except InputError:
             continue
         b = b[b["area_m2"] > 0.01]  # a degenerate face adds nothing and touches nothing

@@ -144,3 +144,20 @@ def test_a_move_that_splits_a_grid_is_refused_and_a_legal_move_is_written(drawn)
     assert plans.check_grids(store)[0].valid
     # The old version is still there, unchanged.
     assert plans.read_grids(store, p0).set_index("code")["households"].to_dict() == pytest.approx(hh)
+
+
+def test_a_rebalance_that_moves_nothing_writes_no_version(drawn):
+    store = drawn
+    grids = plans.read_grids(store)
+    graph = _grid_neighbours(grids)
+    noop = 0
+    for a, b in sorted(graph.edges)[:6]:
+        before, versions = _snapshot(store), len(plans.list_plans(store))
+        r = plans.rebalance_grids(store, [a, b])
+        if r.plan_id == r.parent_plan_id:
+            noop += 1
+            assert _snapshot(store) == before and r.changed_codes == [] and "no new version" in r.message
+        else:
+            assert len(plans.list_plans(store)) == versions + 1 and r.parent_plan_id < r.plan_id
+    # the plan is drawn into the window: some neighbours have nothing to trade
+    assert noop

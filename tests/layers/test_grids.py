@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import shapely
 from gridpatrol.gis.crs import local_metric_crs
-from gridpatrol.gis.errors import ConflictError, GridPatrolError
+from gridpatrol.gis.errors import ConflictError, GridPatrolError, InputError
 from gridpatrol.layers import grids as plans
 from gridpatrol.layers.export import export_layer
 from gridpatrol.layers.grids import edits as plan_edits
@@ -96,9 +96,16 @@ def _independent_recheck(store, tmp_path: Path) -> dict:
 @pytest.mark.parametrize("city", ["chengdu", "nanjing"])
 def test_draw_passes_check_and_independent_recheck(store, tmp_path, city):
     (_load_chengdu if city == "chengdu" else _load_nanjing)(store)
-    pid = plans.draw_grids(store)
+    if city == "nanjing":
+        # the Xuanwu extract covers 4 % of 玄武区 (the rest of the district has no data): refused
+        # unless asked for, then drawn with the data_coverage warning
+        with pytest.raises(InputError, match=r"area 320102: 4 % of 66\.7 km²"):
+            plans.draw_grids(store)
+    pid = plans.draw_grids(store, plans.PlanParams(allow_sparse=city == "nanjing"))
     res, checked = plans.check_grids(store)
     assert checked == pid
+    coverage = res.problems[res.problems["kind"] == "data_coverage"]
+    assert len(coverage) == (1 if city == "nanjing" else 0), coverage["detail"].tolist()
     assert res.valid, res.problems.loc[res.problems["severity"] == "error", ["kind", "detail"]].head(20)
     grids = plans.read_grids(store, pid)
     parents = set(grids["parent_code"])
@@ -257,7 +264,8 @@ def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store
 
 def test_import_exported_grids_as_plan(store, tmp_path):
     _load_nanjing(store)
-    pid = plans.draw_grids(store, plans.PlanParams(target_households=60, min_households=30, max_households=90))
+    pid = plans.draw_grids(store, plans.PlanParams(target_households=60, min_households=30, max_households=90,
+                                                   allow_sparse=True))  # the extract covers 4 % of 玄武区
     path = tmp_path / "grids.geojson"
     export_layer(store, "grids", path)
     before = _counts(store)
@@ -313,8 +321,9 @@ def test_import_exported_grids_as_plan(store, tmp_path):
 def test_redraw_keeps_locked_grids(store):
     _load_nanjing(store)
     # Targets well above the largest blocks, so that both plans are made of several blocks per grid.
-    first = plans.PlanParams(target_households=60, min_households=30, max_households=90)
-    second = plans.PlanParams(target_households=120, min_households=60, max_households=180, seed=9)
+    # The extract covers 4 % of 玄武区: drawn on purpose (allow_sparse).
+    first = plans.PlanParams(target_households=60, min_households=30, max_households=90, allow_sparse=True)
+    second = plans.PlanParams(target_households=120, min_households=60, max_households=180, seed=9, allow_sparse=True)
     p1 = plans.draw_grids(store, first)
     g1 = plans.read_grids(store, p1)
     metric = local_metric_crs(*g1.union_all().centroid.coords[0])
