@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, FastAPI, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import OAuth2PasswordBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from gridpatrol.api.auth import AuthError, TokenClaims, decode_token, revoked_token
 from gridpatrol.api.config import Settings
 from gridpatrol.api.errors import RETRY_AFTER_S
@@ -21,9 +22,8 @@ from gridpatrol.layers import users
 from gridpatrol.layers.models import MAX_ID
 from gridpatrol.layers.store import Store
 from gridpatrol.layers.users import ANONYMOUS, Principal
+from starlette.requests import HTTPConnection
 
-# auto_error=False: a missing token means "anonymous", which current_user decides about.
-oauth2_scheme = OAuth2PasswordBearer(tokenUrl="/auth/token", auto_error=False)
 COOKIE = "gp_token"
 
 
@@ -127,16 +127,17 @@ def _token_principal(principal: Principal | None, claims: TokenClaims) -> Princi
     return principal
 
 
-def _request_token(request: Request, token: str | None) -> str | None:
-    if token is None:
-        auth = request.headers.get("authorization", "")
-        scheme, _, value = auth.partition(" ")
-        token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    if token is None and (request.method in ("GET", "HEAD") or _page_write(request)):
-        # Map pages log in with a cookie. It is honoured for reads, and for writes only from our own
-        # pages' scripts (see _page_write), so a forged cross-site form cannot write anything.
-        token = request.cookies.get(COOKIE) or None
-    return token
+def request_token(request: HTTPConnection) -> str | None:
+    """The access token of a request: ``Authorization: Bearer …``, else the map pages' cookie
+    (for reads, and for writes only from our own pages' scripts). The one reader of both."""
+    authorization = request.headers.get("authorization")
+    scheme, value = get_authorization_scheme_param(authorization)  # FastAPI's OAuth2 parser
+    if authorization and scheme.lower() == "bearer":
+        return value
+    if request.scope.get("method") in ("GET", "HEAD") or _page_write(request):
+        # A forged cross-site form cannot write anything with the cookie (see _page_write).
+        return request.cookies.get(COOKIE) or None
+    return None
 
 
 def client_address(request: Request) -> str | None:
@@ -147,7 +148,7 @@ def client_address(request: Request) -> str | None:
 PAGE_HEADER = "x-gridpatrol-page"
 
 
-def _page_write(request: Request) -> bool:
+def _page_write(request: HTTPConnection) -> bool:
     """A write sent by a script of our own pages: it carries ``X-GridPatrol-Page: 1`` (a cross-site form
     cannot set a header, a cross-origin script would need a CORS preflight we never grant) and an Origin
     naming this host."""
@@ -156,52 +157,57 @@ def _page_write(request: Request) -> bool:
             and urlsplit(origin).netloc == request.headers.get("host"))
 
 
-def _anonymous(settings: Settings) -> Principal:
-    if not settings.allow_anonymous:
-        raise AuthError("log in first", hint="POST /auth/token with username and password")
-    return ANONYMOUS
+def principal_for_token(store: Store, settings: Settings, token: str | None, *,
+                        read_store: bool = True) -> Principal | None:
+    """The user of an access token (None: anonymous, a viewer, if allowed), the one decision
+    every route and the map click's fast path make.
+
+    Raises AuthError (401) for a bad, revoked or deactivated user's token, or for no token when
+    anonymous reading is off. The user is re-read from the store at most every USER_TTL_S
+    seconds; with ``read_store=False`` the answer is None instead of a store read."""
+    if token is None:
+        if not settings.allow_anonymous:
+            raise AuthError("log in first", hint="POST /auth/token with username and password")
+        return ANONYMOUS
+    claims = token_claims(settings, token)
+    fresh, principal = fresh_user(store, claims.name, claims.version)
+    if not fresh:
+        if not read_store:
+            return None
+        principal = _cached_user(store, claims.name, claims.version)
+    return _token_principal(principal, claims)
 
 
 def current_user(request: Request, token: str | None = None) -> Principal:
-    """The user of this request: from the bearer token, else anonymous (viewer) if allowed.
-
-    Raises AuthError (401) for a bad or revoked token, or for no token when anonymous reading is
-    off. The user is re-read from the store (at most every USER_TTL_S seconds), so a deactivated
-    user, a changed role or revoked tokens take effect within that time.
-    """
+    """The user of this request (``token``: instead of the request's own), see
+    :func:`principal_for_token`; remembered on the request."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached
-    token = _request_token(request, token)
-    settings = get_settings(request)
-    if token is None:
-        principal = _anonymous(settings)
-    else:
-        claims = token_claims(settings, token)
-        principal = _token_principal(_cached_user(get_store(request), claims.name, claims.version), claims)
+    principal = principal_for_token(get_store(request), get_settings(request),
+                                    request_token(request) if token is None else token)
     request.state.principal = principal
     return principal
 
 
-async def _current_user_dep(request: Request, token: Annotated[str | None, Depends(oauth2_scheme)]) -> Principal:
-    """:func:`current_user` on the event loop: the store is only read (in a worker thread) when
-    the user cache has no fresh entry."""
-    cached = getattr(request.state, "principal", None)
-    if cached is not None:
-        return cached
-    token = _request_token(request, token)
-    settings = get_settings(request)
-    if token is None:
-        principal = _anonymous(settings)
-    else:
-        claims = token_claims(settings, token)
-        store = get_store(request)
-        fresh, principal = fresh_user(store, claims.name, claims.version)
-        if not fresh:
-            principal = await run_in_threadpool(_cached_user, store, claims.name, claims.version)
-        principal = _token_principal(principal, claims)
-    request.state.principal = principal
-    return principal
+class _CurrentUser(OAuth2PasswordBearer):
+    """The current-user dependency; an OAuth2 scheme, so the API docs offer the password login."""
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        """:func:`current_user` on the event loop: the store is only read (in a worker thread)
+        when the user cache has no fresh entry."""
+        cached = getattr(request.state, "principal", None)
+        if cached is not None:
+            return cached
+        store, settings, token = get_store(request), get_settings(request), request_token(request)
+        principal = principal_for_token(store, settings, token, read_store=False)
+        if principal is None:
+            principal = await run_in_threadpool(principal_for_token, store, settings, token)
+        request.state.principal = principal
+        return principal
+
+
+_current_user_dep = _CurrentUser(tokenUrl="/auth/token", auto_error=False)
 
 
 # Plain functions would run in a worker thread per request (FastAPI does that for every
