@@ -12,12 +12,13 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from gridpatrol.api.auth import lookup_view
-from gridpatrol.api.deps import UserDep, fresh_user, pg_pool, token_claims
+from gridpatrol.api.deps import UserDep, pg_pool, principal_for_token, request_token
 from gridpatrol.gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from gridpatrol.gis.errors import GridPatrolError
 from gridpatrol.gis.incidents import utc
 from gridpatrol.layers.incidents import lookup_document, lookup_json, lookup_statement
-from gridpatrol.layers.users import ANONYMOUS, Principal
+from gridpatrol.layers.users import Principal
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 router = APIRouter(tags=["lookup"])
@@ -134,8 +135,7 @@ class LookupFastPath:
         if args is None or app is None or app.state.store.is_gpkg:
             return None
         settings, store = app.state.settings, app.state.store
-        headers = dict(scope.get("headers") or [])
-        principal = _known_principal(store, settings, headers)
+        principal = _known_principal(scope, store, settings)
         if principal is None:
             return None
         try:
@@ -156,22 +156,11 @@ class LookupFastPath:
         return body
 
 
-def _known_principal(store: Any, settings: Any, headers: dict[bytes, bytes]) -> Principal | None:
-    """The user of a request whose token this process verified before and whose user entry is
-    fresh and at the token's version (not revoked), or anonymous where allowed; None when the
-    route must decide (and maybe refuse)."""
-    auth = headers.get(b"authorization", b"").decode("latin-1")
-    scheme, _, value = auth.partition(" ")
-    token = value.strip() if scheme.lower() == "bearer" and value.strip() else None
-    if token is None and b"cookie" in headers:
-        return None  # map pages: the route reads the cookie
-    if token is None:
-        return ANONYMOUS if settings.allow_anonymous else None
+def _known_principal(scope: Scope, store: Any, settings: Any) -> Principal | None:
+    """The user of a click as every route decides it (api.deps.request_token and
+    principal_for_token), without reading the store: None when the route must decide (a user
+    not in the fresh cache, a bad or revoked token, no token where anonymous reading is off)."""
     try:
-        claims = token_claims(settings, token)
+        return principal_for_token(store, settings, request_token(HTTPConnection(scope)), read_store=False)
     except GridPatrolError:
-        return None
-    fresh, principal = fresh_user(store, claims.name, claims.version)
-    if not fresh or principal is None or principal.token_version != claims.version:
-        return None  # deactivated, revoked or not known yet: the route decides
-    return principal
+        return None  # the route refuses it, with its message
