@@ -84,6 +84,15 @@ def _v6_route_shifts(conn: Connection) -> None:
     conn.execute(text("UPDATE routes SET shift = 1 WHERE shift IS NULL"))
 
 
+def _v8_tracks(conn: Connection) -> None:
+    # New stores have the tables from the models (version 1); older ones get them here.
+    from gridpatrol.layers.models import Track, TrackChunk
+
+    md = _fresh_metadata()
+    for model in (Track, TrackChunk):
+        md.tables[model.__tablename__].create(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -92,6 +101,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (4, "GeoPackage: every date/time value as ISO 8601 UTC text (YYYY-MM-DDTHH:MM:SS.SSSZ)", _v4_iso_datetimes),
     (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
     (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
+    (8, "tracks: recorded GPS tracks per worker and the chunks uploaded from phones", _v8_tracks),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 
