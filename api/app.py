@@ -192,10 +192,11 @@ def _include_routers(app: FastAPI) -> None:
         maps,
         planner,
         routes,
+        tracks,
     )
 
     for module in (lookup, auth, ogc, pages, areas, buildings, cameras, export, grids, incidents, maps,
-                   planner, routes):
+                   planner, routes, tracks):
         app.include_router(module.router)
 
 
