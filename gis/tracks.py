@@ -167,10 +167,10 @@ def read_chunk_points(points: Any, *, where: str = "points") -> Track:
             raise InputError("not an object", where=w)
         for k in ("lon", "lat"):
             if not isinstance(p.get(k), (int, float)) or isinstance(p.get(k), bool):
-                raise InputError(f"{k} missing or not a number", where=w)
+                raise InputError("missing or not a number", where=f"{w}.{k}")
         a = p.get("acc")
         if a is not None and (not isinstance(a, (int, float)) or isinstance(a, bool) or not 0 <= a < 1e5):
-            raise InputError("acc must be metres (≥ 0) or null", where=w)
+            raise InputError("must be metres (≥ 0) or null", where=f"{w}.acc")
         lon.append(float(p["lon"]))
         lat.append(float(p["lat"]))
         t.append(parse_time(p.get("t"), f"{w}.t"))
