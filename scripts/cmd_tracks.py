@@ -42,6 +42,7 @@ def register(app: typer.Typer) -> None:
         worker: Annotated[Optional[str], typer.Option(help="The grid worker who walked it (default: the GPX track name)")] = None,
         crs: Annotated[str, typer.Option(help="wgs84 (GPS) or gcj02 (Chinese web maps)")] = "wgs84",
         device: Annotated[Optional[str], typer.Option(help="The device that recorded it")] = None,
+        tz: Annotated[str, typer.Option(help="The county's time zone (for the times printed)")] = "Asia/Shanghai",
     ) -> None:
         """Store a recorded patrol track for a worker (the same file twice is stored once)."""
         from gridpatrol.layers.tracks import save_track
@@ -56,8 +57,11 @@ def register(app: typer.Typer) -> None:
         out = save_track(store, track, worker=name, source="gpx" if file.suffix.lower() == ".gpx" else "api",
                          device=device, raw=raw)
         verb = "stored" if out.created else "already stored as"
+        from zoneinfo import ZoneInfo
+
+        z = ZoneInfo(tz)
         console.print(f"{verb} track {out.track_id} of {name}: {out.n_points} fixes, "
-                      f"{track.start:%Y-%m-%d %H:%M}–{track.end:%H:%M} UTC")
+                      f"{track.start.astimezone(z):%Y-%m-%d %H:%M}–{track.end.astimezone(z):%H:%M} ({tz})")
         for f in out.flags:
             console.print(f"[yellow]suspicious:[/] {f['detail']} (not counted in reports)")
 
