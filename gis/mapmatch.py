@@ -51,6 +51,13 @@ class MatchResult:
         for e, runs in self.merged().items():
             total = sum(b - a for a, b in runs)
             out[e] = min(total, geom_len[e]) * (net.edge_length_m[e] / geom_len[e] if geom_len[e] > 0 else 0.0)
+        # A street mapped twice (two ways over the same line) is walked once: each copy gets the
+        # best of its group, or the required length would count the unmatched twin as missed.
+        groups = duplicate_groups(net)
+        if len(groups):
+            best = np.zeros(groups.max() + 1)
+            np.maximum.at(best, groups, out)
+            out = np.maximum(out, best[groups])
         return out
 
     def walked_lines(self, net: StreetNetwork) -> list[shapely.LineString]:
@@ -62,6 +69,16 @@ class MatchResult:
             for lo, hi in runs:
                 out.append(substring(net.edge_geom[e], lo, hi))
         return out
+
+
+def duplicate_groups(net: StreetNetwork) -> np.ndarray:
+    """A group label per edge: edges over the same line (ends within 0.5 m, lengths within 1 m) share one."""
+    xy, start = net.coords()
+    a, b = np.round(xy[start[:-1]] * 2), np.round(xy[start[1:] - 1] * 2)
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
+    key = np.column_stack([lo, hi, np.round(shapely.length(net.edge_geom))])
+    return np.unique(key, axis=0, return_inverse=True)[1].ravel()
 
 
 def _candidates(net: StreetNetwork, x: np.ndarray, y: np.ndarray, radius_m: float, k: int
