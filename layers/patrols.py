@@ -49,7 +49,7 @@ def patrol_report(store: Store, worker: str, date_from: date, date_to: date, *, 
     mine = grids[grids["worker"] == worker]
     if not len(mine):
         raise NotFoundError(f"worker {worker!r} has no grid in the newest plan",
-                            hint="assign grids to the worker first (gridpatrol assign-workers)")
+                            hint="assign a grid first: gridpatrol assign-worker")
     minx, miny, maxx, maxy = mine.total_bounds
     roads = store.read_layer("roads", bbox=(minx - PAD_DEG, miny - PAD_DEG, maxx + PAD_DEG, maxy + PAD_DEG))
     if not len(roads):
@@ -70,7 +70,8 @@ def patrol_report(store: Store, worker: str, date_from: date, date_to: date, *, 
             k = int(r["shift"]) if r["shift"] == r["shift"] and r["shift"] is not None else 1
             k += 100 * int(r["worker_index"] or 0)
             shifts.setdefault(k, (int(r["id"]), to_m(r.geometry)))
-        ginputs.append(GridInput(str(g["code"]), to_m(g.geometry), g.get("name"), shifts))
+        name = g.get("name")
+        ginputs.append(GridInput(str(g["code"]), to_m(g.geometry), name if isinstance(name, str) else None, shifts))
     tinputs, meta = [], {}
     for tr in read_tracks(store, worker=worker, start=start, end=end):
         x, y = tf.transform(tr["lon"], tr["lat"])
