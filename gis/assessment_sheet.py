@@ -82,7 +82,13 @@ def write_pdf(rep: dict[str, Any], path: str | Path) -> Path:
     from reportlab.lib.units import mm
     from reportlab.pdfbase import pdfmetrics
     from reportlab.pdfbase.ttfonts import TTFont
-    from reportlab.platypus import Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+    from reportlab.platypus import (
+        Paragraph,
+        SimpleDocTemplate,
+        Spacer,
+        Table,
+        TableStyle,
+    )
 
     if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
         if not CJK_FONT_PATH.exists():

@@ -130,7 +130,7 @@ class HmmMatcher:
         b = np.floor((t - t[0]) / self.window).astype(np.int64)
         starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
         n = np.diff(np.r_[starts, len(t)])
-        mean = lambda a: np.add.reduceat(a, starts) / n  # noqa: E731
+        mean = lambda a: np.add.reduceat(a, starts) / n
         sig = np.maximum(self.sigma / np.sqrt(n), min(self.sigma, 5.0))
         return mean(x), mean(y), mean(t), sig, starts
 

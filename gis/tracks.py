@@ -5,7 +5,7 @@ import hashlib
 import io
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import UTC, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,11 +39,11 @@ class Track:
 
     @property
     def start(self) -> datetime:
-        return datetime.fromtimestamp(float(self.t[0]), timezone.utc)
+        return datetime.fromtimestamp(float(self.t[0]), UTC)
 
     @property
     def end(self) -> datetime:
-        return datetime.fromtimestamp(float(self.t[-1]), timezone.utc)
+        return datetime.fromtimestamp(float(self.t[-1]), UTC)
 
 
 def parse_time(value: Any, where: str) -> float:
@@ -100,7 +100,7 @@ def read_gpx(data: bytes | str, *, crs: str = "wgs84", where: str = "GPX") -> Tr
                 if p.time is None:
                     raise InputError("track point without a time", where=f"{where} track {ti + 1} segment {si + 1} point {pi + 1}",
                                      hint="a patrol track needs the time of every fix")
-                tt = p.time if p.time.tzinfo else p.time.replace(tzinfo=timezone.utc)
+                tt = p.time if p.time.tzinfo else p.time.replace(tzinfo=UTC)
                 lon.append(p.longitude)
                 lat.append(p.latitude)
                 t.append(tt.timestamp())
@@ -204,7 +204,7 @@ def suspicious(track: Track, x: np.ndarray, y: np.ndarray, *, tz: str = "Asia/Sh
     if len(d):
         jumps = np.flatnonzero((d > JUMP_M) & (d > JUMP_MPS * np.maximum(dt, 1e-3)))
         if len(jumps):
-            flags.append({"kind": "jump", "count": int(len(jumps)), "max_m": round(float(d[jumps].max()), 1),
+            flags.append({"kind": "jump", "count": len(jumps), "max_m": round(float(d[jumps].max()), 1),
                           "detail": f"{len(jumps)} jump(s) of up to {d[jumps].max():.0f} m between fixes"})
         # Speed as the straight displacement over windows of at least a minute: GPS noise adds path
         # length step by step, but barely moves the ends of a minute's walk.

@@ -1,7 +1,7 @@
 """Patrol reports from the store: a worker's grids, shift routes and tracks over a date range, assessed."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,8 +26,8 @@ def local_window(date_from: date, date_to: date, tz: str) -> tuple[datetime, dat
     if (date_to - date_from).days >= MAX_DAYS:
         raise InputError(f"{(date_to - date_from).days + 1} days: a report covers at most {MAX_DAYS}", where="to")
     z = ZoneInfo(tz)
-    start = datetime.combine(date_from, time(0), z).astimezone(timezone.utc)
-    end = datetime.combine(date_to + timedelta(days=1), time(0), z).astimezone(timezone.utc)
+    start = datetime.combine(date_from, time(0), z).astimezone(UTC)
+    end = datetime.combine(date_to + timedelta(days=1), time(0), z).astimezone(UTC)
     return start, end
 
 
@@ -57,7 +57,7 @@ def patrol_report(store: Store, worker: str, date_from: date, date_to: date, *, 
     net = street_network(roads, mode="walk")
     tf = net.transformer()
 
-    def to_m(geom):  # noqa: ANN001, ANN202
+    def to_m(geom):
         return shapely.transform(geom, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
 
     t = Route.__table__

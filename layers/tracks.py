@@ -5,7 +5,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -13,8 +13,15 @@ import pyproj
 import shapely
 from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
-from gridpatrol.gis.tracks import MAX_POINTS, Track, fingerprint, read_chunk_points, suspicious
-from gridpatrol.layers.models import MAX_ID, Track as TrackRow, TrackChunk
+from gridpatrol.gis.tracks import (
+    MAX_POINTS,
+    Track,
+    fingerprint,
+    read_chunk_points,
+    suspicious,
+)
+from gridpatrol.layers.models import MAX_ID, TrackChunk
+from gridpatrol.layers.models import Track as TrackRow
 from gridpatrol.layers.store import Store
 from sqlalchemy import Connection, and_, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -65,7 +72,7 @@ def _refresh(conn: Connection, track_id: int) -> tuple[int, list[dict[str, Any]]
         flags = suspicious(tr, x, y)
         back = np.flatnonzero(np.diff(tr.t) < 0)
         if len(back):
-            flags.append({"kind": "time_order", "count": int(len(back)),
+            flags.append({"kind": "time_order", "count": len(back),
                           "detail": f"{len(back)} fix(es) earlier than the one before (chunks out of time order)"})
         fp = fingerprint(tr)
         twin = conn.execute(select(func.min(TrackRow.id)).where(and_(TrackRow.fingerprint == fp, TrackRow.id != track_id))
@@ -76,8 +83,8 @@ def _refresh(conn: Connection, track_id: int) -> tuple[int, list[dict[str, Any]]
     conn.execute(update(TrackRow).where(TrackRow.id == track_id).values(
         n_points=n, times_json=json.dumps(tr.t.tolist()),
         acc_json=json.dumps([None if np.isnan(a) else float(a) for a in tr.acc]),
-        start_at=datetime.fromtimestamp(float(tr.t.min()), timezone.utc) if n else None,
-        end_at=datetime.fromtimestamp(float(tr.t.max()), timezone.utc) if n else None,
+        start_at=datetime.fromtimestamp(float(tr.t.min()), UTC) if n else None,
+        end_at=datetime.fromtimestamp(float(tr.t.max()), UTC) if n else None,
         fingerprint=fp, flags_json=json.dumps(flags, ensure_ascii=False), geom=geom))
     return n, flags
 

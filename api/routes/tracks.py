@@ -142,7 +142,7 @@ async def patrol_report(request: Request, store: StoreDep, principal: UserDep,
                         date_from: Annotated[str, Query(alias="from", max_length=10)],
                         date_to: Annotated[str, Query(alias="to", max_length=10)],
                         worker: Annotated[str | None, Query(max_length=100)] = None,
-                        format: Annotated[str, Query(pattern="^(json|xlsx|pdf)$")] = "json") -> Response:  # noqa: A002
+                        format: Annotated[str, Query(pattern="^(json|xlsx|pdf)$")] = "json") -> Response:
     from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
     from gridpatrol.layers.patrols import patrol_report as build
 

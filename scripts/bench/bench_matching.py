@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 
 
-def _store(path: str | None):  # noqa: ANN202
+def _store(path: str | None):
     from gridpatrol.layers.importing import import_osm
     from gridpatrol.layers.routes import Target, plan_routes
     from gridpatrol.layers.store import open_store
@@ -25,16 +25,16 @@ def _store(path: str | None):  # noqa: ANN202
         return open_store(f"gpkg:///{path}")
     tmp = Path(tempfile.mkdtemp(prefix="bench-matching-")) / "s.gpkg"
     s = open_store(f"gpkg:///{tmp}")
-    data = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "chengdu" / "chengdu.osm"
     import os
 
-    data = Path(os.environ.get("GRIDPATROL_DATA", data.parent.parent)) / "chengdu" / "chengdu.osm"
+    root = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    data = Path(os.environ.get("GRIDPATROL_DATA", root)) / "chengdu" / "chengdu.osm"
     import_osm(s, data)
     plan_routes(s, [Target("T01", shapely.box(104.071, 30.667, 104.078, 30.672))], mode="walk")
     return s
 
 
-def _leuven(net, w, sigma: float):  # noqa: ANN001, ANN202
+def _leuven(net, w, sigma: float):
     """leuvenmapmatching's DistanceMatcher on the same streets (every edge vertex a node)."""
     from gridpatrol.gis.mapmatch import MatchResult
     from leuvenmapmatching.map.inmem import InMemMap
@@ -68,7 +68,6 @@ def _leuven(net, w, sigma: float):  # noqa: ANN001, ANN202
     el = time.perf_counter() - t0
     res = MatchResult(net.n_edges)
     seg_len = np.hypot(*np.diff(xy, axis=0).T)
-    cum = np.zeros(len(xy))
     for a, b in zip(nodes[:-1], nodes[1:]):
         hit = seg_edge.get((a, b))
         if hit is None:
@@ -77,7 +76,6 @@ def _leuven(net, w, sigma: float):  # noqa: ANN001, ANN202
         s0 = start[e]
         off = float(seg_len[s0:s0 + i].sum())
         res.add(e, off, off + float(seg_len[s0 + i]))
-    del cum
     return res, el
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from datetime import UTC
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from tests.store_cache import cached_module_store_url
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def client(request, tmp_path_factory):  # noqa: ANN001, ANN201
+def client(request, tmp_path_factory):
     from fastapi.testclient import TestClient
     from gridpatrol.api.app import create_app
     from gridpatrol.api.config import load_settings
@@ -26,7 +27,7 @@ def client(request, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def auth(client) -> dict[str, dict[str, str]]:  # noqa: ANN001
+def auth(client) -> dict[str, dict[str, str]]:
     out = {}
     for name in [*USERS.values(), OTHER_WORKER]:
         r = client.post("/auth/token", data={"username": name, "password": PASSWORD})
@@ -36,10 +37,10 @@ def auth(client) -> dict[str, dict[str, str]]:  # noqa: ANN001
 
 
 def _points(n: int, start: int = 0) -> list[dict]:
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     return [{"lon": 104.0725 + 1e-4 * (start + i), "lat": 30.6685, "acc": 10.0,
-             "t": datetime.fromtimestamp(T0 + 10 * (start + i), timezone.utc).isoformat()} for i in range(n)]
+             "t": datetime.fromtimestamp(T0 + 10 * (start + i), UTC).isoformat()} for i in range(n)]
 
 
 def test_a_phone_chunk_is_stored_once(client, auth):
@@ -94,8 +95,9 @@ def test_bad_chunks_say_what_and_where(client, auth, change, where):
 
 
 def test_gpx_and_geojson_uploads(client, auth):
+    from datetime import datetime
+
     import gpxpy.gpx
-    from datetime import datetime, timezone
 
     gpx = gpxpy.gpx.GPX()
     trk = gpxpy.gpx.GPXTrack()

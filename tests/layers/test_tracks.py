@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import date
+from datetime import UTC, date
 
 import numpy as np
 import pytest
@@ -27,7 +27,7 @@ DAY = date(2026, 11, 2)
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def tstore(request, tmp_path_factory):  # noqa: ANN001, ANN201
+def tstore(request, tmp_path_factory):
     with cached_module_store_url(request, tmp_path_factory, "tracks-seed", seed, [chengdu_osm()]) as url:
         s = open_store(url)
         yield s
@@ -35,23 +35,23 @@ def tstore(request, tmp_path_factory):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def net(tstore):  # noqa: ANN001, ANN201
+def net(tstore):
     roads = tstore.read_layer("roads", bbox=(104.06, 30.657, 104.095, 30.687))
     return street_network(roads, mode="walk")
 
 
-def _metric(net, geom):  # noqa: ANN001, ANN202
+def _metric(net, geom):
     tf = net.transformer()
     return shapely.transform(geom, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
 
 
-def _route(tstore, net, code: str, shift: int = 1):  # noqa: ANN001, ANN202
+def _route(tstore, net, code: str, shift: int = 1):
     r = read_routes(tstore, code, mode="walk")
     r = r[r["shift"].fillna(1).astype(int) == shift]
     return _metric(net, r.geometry.iloc[0])
 
 
-def _truth_share(net, poly_m, truth) -> float:  # noqa: ANN001
+def _truth_share(net, poly_m, truth) -> float:
     """Independent of the matcher: the grid's streets within 3 m of the line truly walked."""
     req = required_mask(net, poly_m)
     g = net.edge_geom[req]
@@ -59,7 +59,7 @@ def _truth_share(net, poly_m, truth) -> float:  # noqa: ANN001
     return float(np.minimum(walked, shapely.length(g)).sum() / shapely.length(g).sum())
 
 
-def _to_lonlat(net, x, y):  # noqa: ANN001, ANN202
+def _to_lonlat(net, x, y):
     lon, lat = net.transformer(inverse=True).transform(x, y)
     return np.asarray(lon), np.asarray(lat)
 
@@ -129,7 +129,7 @@ def test_nothing_is_covered_by_a_walk_in_another_grid(tstore, net):
     assert rep["grids"][0]["covered_share"] <= _truth_share(net, poly1, w.truth) + 0.05
 
 
-def _save(tstore, net, w, worker="wu", device="test") -> int:  # noqa: ANN001
+def _save(tstore, net, w, worker="wu", device="test") -> int:
     lon, lat = _to_lonlat(net, w.x, w.y)
     tr = Track(lon, lat, w.t, np.full(len(w.t), np.nan), device=device)
     return save_track(tstore, tr, worker=worker, source="api", device=device,
@@ -173,7 +173,7 @@ def test_each_shift_walked_is_done(tstore, net):
     assert g["stops"] == 0  # walking on without standing still
 
 
-def _walk(tstore, net, seed: int, t0: float):  # noqa: ANN001, ANN202
+def _walk(tstore, net, seed: int, t0: float):
     return simulate_walk(_route(tstore, net, "T01"), sigma_m=10, every_s=5, share=0.6, t0=t0, seed=seed)
 
 
@@ -233,14 +233,15 @@ def test_gpx_import_in_gcj02_lands_on_the_streets(tstore, net, tmp_path):
     w = _walk(tstore, net, 7, T0 + 20 * 86400)
     lon, lat = _to_lonlat(net, w.x, w.y)
     glon, glat = wgs84_to_gcj02(lon, lat)
+    from datetime import datetime
+
     import gpxpy.gpx
-    from datetime import datetime, timezone
 
     gpx = gpxpy.gpx.GPX()
     trk = gpxpy.gpx.GPXTrack(name="wu")
     seg = gpxpy.gpx.GPXTrackSegment()
     for a, b, t in zip(glon, glat, w.t):
-        seg.points.append(gpxpy.gpx.GPXTrackPoint(b, a, time=datetime.fromtimestamp(t, timezone.utc)))
+        seg.points.append(gpxpy.gpx.GPXTrackPoint(b, a, time=datetime.fromtimestamp(t, UTC)))
     trk.segments.append(seg)
     gpx.tracks.append(trk)
     from gridpatrol.gis.tracks import read_gpx

@@ -22,11 +22,11 @@ SHIFT_MINUTES = 45.0  # grid T02 is cut into shifts of at most this
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
 
-def chengdu_osm():  # noqa: ANN201
+def chengdu_osm():
     return data_path("chengdu", "chengdu.osm")
 
 
-def seed(store) -> None:  # noqa: ANN001
+def seed(store) -> None:
     """Import Chengdu, add the users, the three grids and their walking routes."""
     import geopandas as gpd
     from gridpatrol.layers import users
