@@ -194,10 +194,11 @@ def _include_routers(app: FastAPI) -> None:
         phone,
         planner,
         routes,
+        tracks,
     )
 
     for module in (lookup, auth, ogc, pages, areas, buildings, cameras, export, grids, incidents, maps,
-                   planner, routes, phone, jobs):
+                   planner, routes, phone, jobs, tracks):
         app.include_router(module.router)
 
 

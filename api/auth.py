@@ -28,6 +28,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "edit_cameras": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
     "read_audit": frozenset({"admin"}),
+    # Patrol tracks (workers: their own only, see api/routes/tracks.py) and the assessment built from them.
+    "record_tracks": frozenset({"admin", "dispatcher", "worker"}),
+    "read_tracks": frozenset({"admin", "dispatcher", "worker"}),
 }
 PUBLIC_LAYERS = ("areas", "roads", "buildings", "barriers", "blocks", "grids")
 # Layers beyond the public ones and the permission needed to see them at all.

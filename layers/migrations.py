@@ -120,6 +120,15 @@ def _v10_jobs(conn: Connection) -> None:
         conn.exec_driver_sql(SchemaManager.get_schema().replace("%", "%%"))
 
 
+def _v8_tracks(conn: Connection) -> None:
+    # New stores have the tables from the models (version 1); older ones get them here.
+    from gridpatrol.layers.models import Track, TrackChunk
+
+    md = _fresh_metadata()
+    for model in (Track, TrackChunk):
+        md.tables[model.__tablename__].create(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -129,6 +138,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (5, "audit log: actor id, hash chain, append-only; login throttle", _v5_trust),
     (6, "routes: shift number (a grid's coverage cut into shifts of at most M minutes)", _v6_route_shifts),
     (7, "buildings: household_source (register / osm_tag / estimate), households and population before a register", _v7_household_source),
+    (8, "tracks: recorded GPS tracks per worker and the chunks uploaded from phones", _v8_tracks),
     (9, "incident reports from the phone page (client keys) and incident photos", _v9_phone_reports),
     (10, "jobs: queued long work (state, progress, result); PostGIS: procrastinate's queue tables", _v10_jobs),
 ]

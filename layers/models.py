@@ -435,6 +435,42 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class Track(Base):
+    """A recorded GPS track (schema version 8): one row per track, its fixes as a LineString with the
+    times (UTC epoch seconds) and accuracies (m) as JSON arrays aligned with the vertices."""
+
+    __tablename__ = "tracks"
+    __table_args__ = (UniqueConstraint("client_id", name="uq_tracks_client_id"), Index("ix_tracks_worker_start", "worker", "start_at"))
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    client_id: Mapped[str] = mapped_column(Text)  # the phone's track uuid, or one made at import
+    worker: Mapped[str] = mapped_column(Text)
+    device: Mapped[str | None] = mapped_column(Text, nullable=True)
+    source: Mapped[str] = mapped_column(Text)  # gpx | phone | api
+    route_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    end_at: Mapped[datetime | None] = mapped_column(UtcDateTime(), nullable=True)
+    n_points: Mapped[int] = mapped_column(Integer, default=0)
+    times_json: Mapped[str] = mapped_column(Text, default="[]")
+    acc_json: Mapped[str] = mapped_column(Text, default="[]")
+    fingerprint: Mapped[str | None] = mapped_column(Text, nullable=True, index=True)
+    flags_json: Mapped[str] = mapped_column(Text, default="[]")  # why the track is not counted
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    geom = mapped_column(geom("LINESTRING"), nullable=True)  # null while a track has one fix
+
+
+class TrackChunk(Base):
+    """A chunk of a track as uploaded (schema version 8): kept so a repeated upload is recognised."""
+
+    __tablename__ = "track_chunks"
+    __table_args__ = (UniqueConstraint("track_id", "seq", name="uq_track_chunks_seq"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(Integer, ForeignKey("tracks.id"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    points_json: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 # Layers a user can name on the command line (export, info) and their tables.
 LAYERS: dict[str, type[Base]] = {
     "areas": Area,

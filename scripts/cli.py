@@ -208,7 +208,7 @@ def info_cmd(
 def _register_topic_modules() -> None:
     # Each issue's commands live in scripts/cmd_<topic>.py with register(app).
     for name in ("cmd_grids", "cmd_routes", "cmd_cameras", "cmd_service", "cmd_demo", "cmd_trust", "cmd_registers",
-                 "cmd_qgis", "cmd_jobs"):
+                 "cmd_qgis", "cmd_jobs", "cmd_tracks"):
         try:
             mod = importlib.import_module(f"gridpatrol.scripts.{name}")
         except ModuleNotFoundError as exc:

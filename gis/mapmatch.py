@@ -1,0 +1,299 @@
+"""Map matching: a hidden-Markov (Viterbi) matcher of GPS fixes onto a StreetNetwork, and the street length walked."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import shapely
+from gridpatrol.gis.routing.router import Router, path_nodes
+from gridpatrol.gis.streets import StreetNetwork
+from scipy.sparse.csgraph import dijkstra
+
+WALK_MAX_MPS = 2.5  # how far a walker can get between two fixes bounds the route searched
+NEG = -1e18
+
+
+@dataclass
+class MatchResult:
+    """What a track walked: per edge the intervals (metres from the edge's start) and per fix the match."""
+
+    n_edges: int
+    intervals: dict[int, list[tuple[float, float]]] = field(default_factory=dict)
+    fix_edge: np.ndarray | None = None  # edge of each fix used (−1: dropped as an outlier or too close)
+    fix_offset: np.ndarray | None = None
+    pieces: int = 0  # runs of fixes matched as one walk (a gap or an impossible step starts a new one)
+    fixes_used: int = 0
+
+    def add(self, e: int, a: float, b: float) -> None:
+        """Record that edge ``e`` was walked between offsets ``a`` and ``b`` (metres, any order)."""
+        lo, hi = (a, b) if a <= b else (b, a)
+        if hi - lo > 1e-9:
+            self.intervals.setdefault(int(e), []).append((lo, hi))
+
+    def merged(self) -> dict[int, list[tuple[float, float]]]:
+        """Per edge, the walked intervals merged where they overlap (sorted)."""
+        out: dict[int, list[tuple[float, float]]] = {}
+        for e, iv in self.intervals.items():
+            iv = sorted(iv)
+            runs = [list(iv[0])]
+            for lo, hi in iv[1:]:
+                if lo > runs[-1][1]:
+                    runs.append([lo, hi])
+                else:
+                    runs[-1][1] = max(runs[-1][1], hi)
+            out[e] = [(a, b) for a, b in runs]
+        return out
+
+    def covered_m(self, net: StreetNetwork) -> np.ndarray:
+        """Metres walked on each edge of ``net`` (the union of its intervals, scaled to ``edge_length_m``)."""
+        out = np.zeros(net.n_edges)
+        geom_len = shapely.length(net.edge_geom)
+        for e, runs in self.merged().items():
+            total = sum(b - a for a, b in runs)
+            out[e] = min(total, geom_len[e]) * (net.edge_length_m[e] / geom_len[e] if geom_len[e] > 0 else 0.0)
+        # A street mapped twice (two ways over the same line) is walked once: each copy gets the
+        # best of its group, or the required length would count the unmatched twin as missed.
+        groups = duplicate_groups(net)
+        if len(groups):
+            best = np.zeros(groups.max() + 1)
+            np.maximum.at(best, groups, out)
+            out = np.maximum(out, best[groups])
+        return out
+
+    def walked_lines(self, net: StreetNetwork) -> list[shapely.LineString]:
+        """The walked parts of edges as metric LineStrings (for maps and checks)."""
+        from shapely.ops import substring
+
+        out = []
+        for e, runs in self.merged().items():
+            for lo, hi in runs:
+                out.append(substring(net.edge_geom[e], lo, hi))
+        return out
+
+
+def duplicate_groups(net: StreetNetwork) -> np.ndarray:
+    """A group label per edge: edges over the same line (ends within 0.5 m, lengths within 1 m) share one."""
+    xy, start = net.coords()
+    a, b = np.round(xy[start[:-1]] * 2), np.round(xy[start[1:] - 1] * 2)
+    swap = (a[:, 0] > b[:, 0]) | ((a[:, 0] == b[:, 0]) & (a[:, 1] > b[:, 1]))
+    lo, hi = np.where(swap[:, None], b, a), np.where(swap[:, None], a, b)
+    key = np.column_stack([lo, hi, np.round(shapely.length(net.edge_geom))])
+    return np.unique(key, axis=0, return_inverse=True)[1].ravel()
+
+
+def _candidates(net: StreetNetwork, x: np.ndarray, y: np.ndarray, radius_m: float, k: int
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per fix: (edges, offsets along them, distances) of the ``k`` nearest edges within ``radius_m``."""
+    pts = shapely.points(x, y)
+    pi, ei = net.tree().query(pts, predicate="dwithin", distance=radius_m)
+    geoms = net.edge_geom[ei]
+    dist = shapely.distance(pts[pi], geoms)
+    off = shapely.line_locate_point(geoms, pts[pi])
+    order = np.lexsort((dist, pi))
+    pi, ei, dist, off = pi[order], ei[order], dist[order], off[order]
+    starts = np.searchsorted(pi, np.arange(len(x) + 1))
+    out = []
+    for i in range(len(x)):
+        s, e = starts[i], min(starts[i + 1], starts[i] + k)
+        out.append((ei[s:e], off[s:e], dist[s:e]))
+    return out
+
+
+class HmmMatcher:
+    """Viterbi over candidate street positions per fix (Newson & Krumm 2009) on one StreetNetwork.
+
+    Emission: Gaussian in the fix's distance to the street (``sigma_m``); transition: exponential in
+    the difference between the route distance on the network and the straight distance (``beta_m``).
+    Walking is undirected. Fixes closer than ``min_step_m`` to the last one used are skipped (noise,
+    not movement); a step no route can explain starts a new piece instead of failing.
+    """
+
+    def __init__(self, net: StreetNetwork, *, sigma_m: float = 15.0, beta_m: float | None = None,
+                 radius_m: float | None = None, max_candidates: int = 8, min_step_m: float | None = None,
+                 window_s: float = 20.0):
+        self.net = net
+        self.sigma = float(sigma_m)
+        self.beta = float(beta_m if beta_m is not None else max(sigma_m, 5.0))
+        self.radius = float(radius_m if radius_m is not None else max(3.5 * sigma_m, 40.0))
+        self.k = max_candidates
+        self.min_step = float(min_step_m) if min_step_m is not None else None
+        self.window = float(window_s)
+        self.graph = net.csgraph(False)
+        self.router = Router(net, directed=False)
+        self.glen = shapely.length(net.edge_geom)
+
+    def _aggregate(self, x: np.ndarray, y: np.ndarray, t: np.ndarray
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Dense fixes averaged over windows of ``window_s``: (x, y, t, sigma per fix, the fix each came from)."""
+        if self.window <= 0 or len(t) < 2:
+            return x, y, t, np.full(len(t), self.sigma), np.arange(len(t))
+        b = np.floor((t - t[0]) / self.window).astype(np.int64)
+        starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+        n = np.diff(np.r_[starts, len(t)])
+        mean = lambda a: np.add.reduceat(a, starts) / n
+        sig = np.maximum(self.sigma / np.sqrt(n), min(self.sigma, 5.0))
+        return mean(x), mean(y), mean(t), sig, starts
+
+    def _thin(self, x: np.ndarray, y: np.ndarray, min_step: float) -> np.ndarray:
+        keep = [0]
+        lx, ly = x[0], y[0]
+        for i in range(1, len(x)):
+            if np.hypot(x[i] - lx, y[i] - ly) >= min_step or i == len(x) - 1:
+                keep.append(i)
+                lx, ly = x[i], y[i]
+        return np.asarray(keep, dtype=np.int64)
+
+    def _transitions(self, ca: tuple, cb: tuple, gc: float, limit: float) -> tuple[np.ndarray, np.ndarray]:
+        """(route distance, how: 0 same edge, 1 + 2·exit_end + entry_end) for every candidate pair."""
+        net = self.net
+        ea, oa, _ = ca
+        eb, ob, _ = cb
+        ends_a = np.stack([net.edge_u[ea], net.edge_v[ea]], axis=1)  # (na, 2)
+        ends_b = np.stack([net.edge_u[eb], net.edge_v[eb]], axis=1)
+        src, inv = np.unique(ends_a.ravel(), return_inverse=True)
+        D = dijkstra(self.graph, directed=False, indices=src, limit=limit)  # (ns, n_nodes)
+        inv = inv.reshape(-1, 2)
+        la, lb = self.glen[ea], self.glen[eb]
+        to_end_a = np.stack([oa, la - oa], axis=1)  # distance from the position to u, to v
+        from_end_b = np.stack([ob, lb - ob], axis=1)
+        best = np.full((len(ea), len(eb)), np.inf)
+        how = np.zeros((len(ea), len(eb)), dtype=np.int8)
+        for xa in range(2):
+            for xb in range(2):
+                d = to_end_a[:, xa, None] + D[inv[:, xa]][:, ends_b[:, xb]] + from_end_b[None, :, xb]
+                better = d < best
+                best = np.where(better, d, best)
+                how = np.where(better, 1 + 2 * xa + xb, how)
+        same = ea[:, None] == eb[None, :]
+        direct = np.abs(oa[:, None] - ob[None, :])
+        use = same & (direct <= best)
+        best = np.where(use, direct, best)
+        how = np.where(use, 0, how)
+        return best, how
+
+    def match(self, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> MatchResult:
+        """Match fixes (metric x, y in the network's CRS; t in seconds) and return what was walked."""
+        n = len(x)
+        res = MatchResult(self.net.n_edges, fix_edge=np.full(n, -1, dtype=np.int64), fix_offset=np.full(n, np.nan))
+        if n == 0 or self.net.n_edges == 0:
+            return res
+        x, y, t, sig, src = self._aggregate(np.asarray(x, float), np.asarray(y, float), np.asarray(t, float))
+        cands_all = _candidates(self.net, x, y, self.radius, self.k)
+        has = np.array([len(c[0]) > 0 for c in cands_all])
+        idx = np.flatnonzero(has)
+        if not len(idx):
+            return res
+        step = self.min_step if self.min_step is not None else 2.0 * float(np.median(sig[idx]))
+        idx = idx[self._thin(x[idx], y[idx], step)]
+        cands = [cands_all[i] for i in idx]
+        # Forward pass: scores per candidate, back pointers and the way each pair connects.
+        emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
+        score = emis[0].copy()
+        back: list[np.ndarray | None] = [None]
+        hows: list[np.ndarray | None] = [None]
+        for s in range(1, len(idx)):
+            i0, i1 = idx[s - 1], idx[s]
+            gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
+            dt = max(float(t[i1] - t[i0]), 1.0)
+            limit = max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
+            route, how = self._transitions(cands[s - 1], cands[s], gc, limit)
+            trans = np.where(np.isfinite(route), -np.abs(route - gc) / self.beta, NEG)
+            tot = score[:, None] + trans
+            bp = np.argmax(tot, axis=0)
+            new = tot[bp, np.arange(tot.shape[1])]
+            if np.all(new <= NEG / 2):
+                back.append(None)  # no route explains this step: a new piece starts here
+                hows.append(None)
+                score = emis[s].copy()
+            else:
+                back.append(bp)
+                hows.append(how)
+                score = new + emis[s]
+        # Backtrack piece by piece.
+        choice = np.zeros(len(idx), dtype=np.int64)
+        choice[-1] = int(np.argmax(score))
+        for s in range(len(idx) - 1, 0, -1):
+            if back[s] is None:
+                # The previous piece ends at s-1: its best end was not kept; take the best emission
+                # there (its own Viterbi end would need the score kept per piece: rescore below).
+                choice[s - 1] = -1
+            else:
+                choice[s - 1] = back[s][choice[s]]
+        self._fix_piece_ends(choice, back, emis, cands, idx, x, y, t)
+        res.pieces = 1 + sum(1 for b in back[1:] if b is None)
+        res.fixes_used = len(idx)
+        for s, i in enumerate(idx):
+            e, o, _ = cands[s]
+            res.fix_edge[src[i]], res.fix_offset[src[i]] = e[choice[s]], o[choice[s]]
+        for s in range(1, len(idx)):
+            if back[s] is None:
+                continue
+            self._walk(res, cands[s - 1], choice[s - 1], cands[s], choice[s], int(hows[s][choice[s - 1], choice[s]]),
+                       float(np.hypot(x[idx[s]] - x[idx[s - 1]], y[idx[s]] - y[idx[s - 1]])),
+                       max(float(t[idx[s]] - t[idx[s - 1]]), 1.0))
+        return res
+
+    def _fix_piece_ends(self, choice: np.ndarray, back: list, emis: list, cands: list, idx: np.ndarray,
+                        x: np.ndarray, y: np.ndarray, t: np.ndarray) -> None:
+        """Viterbi again within each piece that ended before a break (its end was left open)."""
+        s = len(choice) - 1
+        while s > 0:
+            if back[s] is not None:
+                s -= 1
+                continue
+            end = s - 1  # the last fix of the previous piece
+            start = end
+            while start > 0 and back[start] is not None:
+                start -= 1
+            score = emis[start].copy()
+            bps = {}
+            for r in range(start + 1, end + 1):
+                i0, i1 = idx[r - 1], idx[r]
+                gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
+                dt = max(float(t[i1] - t[i0]), 1.0)
+                limit = max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
+                route, _ = self._transitions(cands[r - 1], cands[r], gc, limit)
+                tot = score[:, None] + np.where(np.isfinite(route), -np.abs(route - gc) / self.beta, NEG)
+                bps[r] = np.argmax(tot, axis=0)
+                score = tot[bps[r], np.arange(tot.shape[1])] + emis[r]
+            choice[end] = int(np.argmax(score))
+            for r in range(end, start, -1):
+                choice[r - 1] = bps[r][choice[r]]
+            s = start
+
+    def _walk(self, res: MatchResult, ca: tuple, a: int, cb: tuple, b: int, how: int, gc: float, dt: float) -> None:
+        """Record the route from candidate ``a`` of one fix to ``b`` of the next as walked intervals."""
+        net = self.net
+        ea, oa = int(ca[0][a]), float(ca[1][a])
+        eb, ob = int(cb[0][b]), float(cb[1][b])
+        if how == 0:
+            res.add(ea, oa, ob)
+            return
+        xa, xb = (how - 1) // 2, (how - 1) % 2
+        na = int(net.edge_v[ea] if xa else net.edge_u[ea])
+        nb = int(net.edge_v[eb] if xb else net.edge_u[eb])
+        res.add(ea, oa, self.glen[ea] if xa else 0.0)
+        res.add(eb, 0.0 if xb == 0 else self.glen[eb], ob)
+        if na == nb:
+            return
+        limit = max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
+        _, pred = dijkstra(self.graph, directed=False, indices=na, limit=limit, return_predecessors=True)
+        for tr in self.router.traversals(path_nodes(pred, na, nb)):
+            res.add(tr.edge, 0.0, self.glen[tr.edge])
+
+
+def nearest_snap(net: StreetNetwork, x: np.ndarray, y: np.ndarray, *, radius_m: float = 50.0) -> MatchResult:
+    """Baseline: each fix snapped to its nearest street; consecutive fixes on one edge walk between them."""
+    res = MatchResult(net.n_edges, fix_edge=np.full(len(x), -1, dtype=np.int64), fix_offset=np.full(len(x), np.nan))
+    cands = _candidates(net, x, y, radius_m, 1)
+    prev = None
+    for i, (e, o, _) in enumerate(cands):
+        if not len(e):
+            prev = None
+            continue
+        res.fix_edge[i], res.fix_offset[i] = e[0], o[0]
+        if prev is not None and prev[0] == e[0]:
+            res.add(int(e[0]), prev[1], float(o[0]))
+        prev = (int(e[0]), float(o[0]))
+    res.fixes_used = int((res.fix_edge >= 0).sum())
+    return res

@@ -1,0 +1,56 @@
+"""Test data for the track tests: Chengdu's streets, three small grids (two of worker wu, one of li),
+their walking routes (grid 2 cut into shifts), and users of every role."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import shapely
+
+from tests.conftest import data_path
+
+PASSWORD = "test-password-123"
+USERS = {"admin": "ada", "dispatcher": "dan", "worker": "wu", "viewer": "vic", "planner": "pia"}
+OTHER_WORKER = "li"
+GRIDS = {  # code → (box, worker)
+    "T01": ((104.071, 30.667, 104.078, 30.672), "wu"),
+    "T02": ((104.078, 30.667, 104.085, 30.672), "wu"),
+    "T03": ((104.071, 30.672, 104.078, 30.677), "li"),
+}
+SHIFT_MINUTES = 45.0  # grid T02 is cut into shifts of at most this
+# A working morning in Chengdu: 2026-11-02 09:00 Asia/Shanghai.
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+
+
+def chengdu_osm():
+    return data_path("chengdu", "chengdu.osm")
+
+
+def seed(store) -> None:
+    """Import Chengdu, add the users, the three grids and their walking routes."""
+    import geopandas as gpd
+    from gridpatrol.layers import users
+    from gridpatrol.layers.importing import import_osm
+    from gridpatrol.layers.models import GridPlan
+    from gridpatrol.layers.routes import grid_targets, plan_routes
+    from sqlalchemy import insert
+
+    import_osm(store, chengdu_osm())
+    for role, name in USERS.items():
+        users.create_user(store, name, role, PASSWORD)
+    users.create_user(store, OTHER_WORKER, "worker", PASSWORD)
+    with store.begin() as conn:
+        plan_id = conn.execute(insert(GridPlan).values(name="tracks", method="import", params_json="{}", metrics_json="{}")
+                               .returning(GridPlan.id)).scalar_one()
+        codes = list(GRIDS)
+        grids = gpd.GeoDataFrame(
+            {"plan_id": plan_id, "code": codes, "worker": [GRIDS[c][1] for c in codes], "households": 400.0,
+             "name": ["测试网格一", "测试网格二", "测试网格三"]},
+            geometry=[shapely.MultiPolygon([shapely.box(*GRIDS[c][0])]) for c in codes], crs=4326)
+        store.insert_gdf(conn, "grids", grids)
+    for code in ("T01", "T03"):
+        out = plan_routes(store, grid_targets(store, [code]), mode="walk")
+        assert out[0].ok, out[0].error
+    out = plan_routes(store, grid_targets(store, ["T02"]), mode="walk", max_minutes=SHIFT_MINUTES)
+    assert out[0].ok, out[0].error
+
