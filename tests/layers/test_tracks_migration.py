@@ -24,7 +24,7 @@ def test_an_older_store_gets_the_track_tables(store_url):
     s.dispose()
     s = open_store(store_url)
     with s.engine.connect() as c:
-        assert migrations.current_version(c) == migrations.CURRENT_VERSION == 8
+        assert migrations.current_version(c) == migrations.CURRENT_VERSION >= 8
         assert {"tracks", "track_chunks"} <= set(inspect(c).get_table_names())
     t = 1.8e9 + np.arange(5) * 10.0
     tr = Track(104.072 + np.arange(5) * 1e-4, np.full(5, 30.668), t, np.full(5, np.nan))
