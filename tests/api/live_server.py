@@ -20,8 +20,7 @@ from tests.conftest import missing_dependency
 ROOT = Path(__file__).resolve().parents[2]
 from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
 
-# The installed entry point: ``python -m gridpatrol.scripts.cli`` would load cli.py twice (as __main__ and as
-# scripts.cli), and the topic modules would read --db from the copy that never saw it.
+# The installed entry point (tests/e2e/test_cli_skeleton.py shows ``python -m gridpatrol.scripts.cli`` is the same).
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
 PASSWORD = "e2e-password-123"
 # A fixed, random-looking key: the server refuses weak ones (one repeated letter, placeholders).
