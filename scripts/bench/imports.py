@@ -22,15 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OSM = ROOT.parent / "shared" / "data" / "chengdu" / "chengdu.osm"
 
 
-def best_of(n: int, fn) -> tuple[float, object]:  # noqa: ANN001
-    best, out = float("inf"), None
-    for _ in range(n):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
 def bench_gridpatrol_gpkg(osm: Path) -> tuple[float, dict]:
     from gridpatrol.layers.importing import import_osm
     from gridpatrol.layers.store import open_store
