@@ -1,26 +1,33 @@
 """The ``gridpatrol`` command line: parse arguments, show progress, call layers/gis functions."""
 from __future__ import annotations
 
-import functools
-import importlib
-import inspect
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import GridPatrolError
-from pydantic import BaseModel
-from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-# Run as `python -m gridpatrol.scripts.cli`, this file is __main__; the topic modules import
-# `gridpatrol.scripts.cli` for the shared state (--db), which must then be this same module.
-sys.modules.setdefault("gridpatrol.scripts.cli", sys.modules[__name__])
+from gridpatrol.scripts import (
+    cmd_cameras,
+    cmd_demo,
+    cmd_grids,
+    cmd_jobs,
+    cmd_qgis,
+    cmd_registers,
+    cmd_routes,
+    cmd_service,
+    cmd_tracks,
+    cmd_trust,
+)
+from gridpatrol.scripts.cliutil import (
+    CliOptions,
+    console,
+    err_console,
+    open_cli_store,
+    print_table,
+    progress_steps,
+)
 
 app = typer.Typer(
     name="gridpatrol",
@@ -29,93 +36,23 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-if not console.is_terminal:
-    # Piped or captured output: rich would cut tables at 80 columns; scripts want whole values.
-    console = Console(width=200)
-err_console = Console(stderr=True)
-
-
-class State:
-    """Options shared by every command (the store URL)."""
-
-    db: str | None = None
-
-
-state = State()
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     db: Annotated[
         Optional[str],
         typer.Option("--db", help="Store URL: a .gpkg path (default ./gridpatrol.gpkg) or postgresql+psycopg://…",
                      envvar="GRIDPATROL_DB"),
     ] = None,
 ) -> None:
-    state.db = db
-
-
-def open_cli_store(create: bool = True):  # noqa: ANN201
-    """Open the store chosen by --db / GRIDPATROL_DB."""
-    from gridpatrol.layers.store import open_store
-
-    return open_store(state.db, create=create)
-
-
-@contextmanager
-def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
-    """A spinner with the current step, on stderr, for long work."""
-    quiet = not err_console.is_terminal
-    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
-                  console=err_console, transient=True, disable=quiet) as prog:
-        task = prog.add_task(title)
-
-        def step(msg: str) -> None:
-            prog.update(task, description=f"{title}: {msg}")
-
-        yield step
-
-
-def model_options(model: type[BaseModel]) -> Callable[[Callable[..., None]], Callable[..., None]]:
-    """Decorator: the command's options for ``model``'s fields (type, default and help from the
-    model), handed to the command as one checked instance in its ``params`` argument."""
-
-    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
-        own = [p.replace(annotation=eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation)
-               for p in inspect.signature(fn).parameters.values() if p.name != "params"]
-        derived = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
-                                     annotation=Annotated[f.annotation, typer.Option(help=f.description)])
-                   for name, f in model.model_fields.items()]
-
-        @functools.wraps(fn)
-        def command(**kwargs: object) -> None:
-            values = {name: kwargs.pop(name) for name in model.model_fields}
-            fn(params=model.parse(values), **kwargs)
-
-        del command.__wrapped__  # typer must read the signature below, not fn's
-        command.__signature__ = inspect.Signature(own + derived)  # type: ignore[attr-defined]
-        command.__annotations__ = {p.name: p.annotation for p in own + derived}
-        return command
-
-    return wrap
-
-
-def print_table(rows: list[dict], title: str | None = None) -> None:
-    """Print rows (dicts with the same keys) as a rich table."""
-    if not rows:
-        console.print("(nothing)")
-        return
-    t = Table(title=title)
-    for k in rows[0]:
-        t.add_column(str(k))
-    for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r.values()])
-    console.print(t)
+    ctx.obj = CliOptions(db=db)
 
 
 @app.command("import-osm")
 def import_osm_cmd(
+    ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="OSM extract: .osm, .osm.bz2 or .osm.pbf")],
     boundary: Annotated[Optional[Path], typer.Option(help="Clip everything to the polygon(s) of this file")] = None,
     boundary_crs: Annotated[
@@ -137,7 +74,7 @@ def import_osm_cmd(
     # or touches a store.
     with progress_steps(f"import {path.name}") as step:
         prepared = prepare_osm(path, boundary=boundary, boundary_crs=boundary_crs, options=opts, progress=step)
-        store = open_cli_store()
+        store = open_cli_store(ctx)
         res = import_osm(store, prepared, progress=step)
     print_table([{"layer": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
     dropped = {k: v for k, v in res.dropped.items() if v}
@@ -148,6 +85,7 @@ def import_osm_cmd(
 
 @app.command("import-areas")
 def import_areas_cmd(
+    ctx: typer.Context,
     files: Annotated[list[Path], typer.Argument(help="Vector files (GeoJSON, GPKG, Shapefile) of area polygons")],
     crs: Annotated[Optional[str], typer.Option(help="Coordinates of the files: wgs84, gcj02, bd09 or EPSG:n")] = None,
     level: Annotated[str, typer.Option(help="county, district, street or community")] = "district",
@@ -160,18 +98,17 @@ def import_areas_cmd(
     """Import administrative areas (county/district/street/community boundaries)."""
     from gridpatrol.layers.importing import import_area_files
 
-    store = open_cli_store()
+    store = open_cli_store(ctx)
     # Every file is read and checked before anything is written: all or nothing.
     results = import_area_files(store, files, crs=crs, level=level, code_field=code_field, name_field=name_field,
                                 code=code, name=name, parent_code=parent_code)
     rows = [{"file": Path(r.source).name, "areas": r.counts["areas"]} for r in results]
     print_table(rows, title=f"imported {level} areas")
-    for w in (w for r in results for w in r.warnings):
-        err_console.print(f"[yellow]warning: {w}[/]")
 
 
 @app.command("export")
 def export_cmd(
+    ctx: typer.Context,
     layer: Annotated[str, typer.Argument(help="Layer: areas, roads, buildings, barriers, cameras, grids, routes, incidents, …")],
     path: Annotated[Path, typer.Argument(help="Output file: .geojson, .gpkg, .shp.zip (ArcGIS), .csv (Excel), .kml or .kmz")],
     encoding: Annotated[str, typer.Option(help="Shapefile text encoding: utf-8 or gbk")] = "utf-8",
@@ -180,20 +117,21 @@ def export_cmd(
     """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
     from gridpatrol.layers.export import export_layer
 
-    store = open_cli_store(create=False)
+    store = open_cli_store(ctx, create=False)
     n = export_layer(store, layer, path, encoding=encoding, crs=crs)
     console.print(f"wrote {n} {layer} to {path}")
 
 
 @app.command("info")
 def info_cmd(
+    ctx: typer.Context,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")] = False,
 ) -> None:
     """Show the store URL, schema version, and rows and extent per layer."""
     from gridpatrol.layers import migrations
     from gridpatrol.layers.importing import layer_summary
 
-    store = open_cli_store(create=False)
+    store = open_cli_store(ctx, create=False)
     df = layer_summary(store)
     with store.engine.connect() as c:
         version = migrations.current_version(c)
@@ -205,20 +143,18 @@ def info_cmd(
     print_table(df.to_dict("records"))
 
 
-def _register_topic_modules() -> None:
-    # Each issue's commands live in scripts/cmd_<topic>.py with register(app).
-    for name in ("cmd_grids", "cmd_routes", "cmd_cameras", "cmd_service", "cmd_demo", "cmd_trust", "cmd_registers",
-                 "cmd_qgis", "cmd_jobs", "cmd_tracks"):
-        try:
-            mod = importlib.import_module(f"gridpatrol.scripts.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"gridpatrol.scripts.{name}":
-                continue
-            raise
-        mod.register(app)
-
-
-_register_topic_modules()
+# Each topic module's nameless Typer app: its commands join the top level, in this order
+# (the order of `gridpatrol --help`; docs/architecture.md "Adding a command").
+app.add_typer(cmd_grids.app)
+app.add_typer(cmd_routes.app)
+app.add_typer(cmd_cameras.app)
+app.add_typer(cmd_service.app)
+app.add_typer(cmd_demo.app)
+app.add_typer(cmd_trust.app)
+app.add_typer(cmd_registers.app)
+app.add_typer(cmd_qgis.app)
+app.add_typer(cmd_jobs.app)
+app.add_typer(cmd_tracks.app)
 
 
 def main() -> None:

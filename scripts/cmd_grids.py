@@ -7,246 +7,270 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.plan_params import PlanParams
+from gridpatrol.scripts.cliutil import (
+    console,
+    err_console,
+    model_options,
+    open_cli_store,
+    print_table,
+    progress_steps,
+)
+
+app = typer.Typer()
 
 
-def register(app: typer.Typer) -> None:
-    """Add the grid commands to the ``gridpatrol`` app."""
-    from gridpatrol.layers.plan_params import PlanParams
-    from gridpatrol.scripts.cli import (
-        console,
-        err_console,
-        model_options,
-        open_cli_store,
-        print_table,
-        progress_steps,
-    )
+def _edit_report(res) -> None:  # noqa: ANN001
+    if res.plan_id == res.parent_plan_id:  # nothing changed, no version written
+        console.print(f"plan {res.plan_id}: {res.message}")
+        return
+    console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
+    if res.changed_codes:
+        console.print("changed grids: " + ", ".join(res.changed_codes))
+    if res.removed_codes:
+        console.print("removed grids: " + ", ".join(res.removed_codes))
 
-    def _edit_report(res) -> None:  # noqa: ANN001
-        if res.plan_id == res.parent_plan_id:  # nothing changed, no version written
-            console.print(f"plan {res.plan_id}: {res.message}")
-            return
-        console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
-        if res.changed_codes:
-            console.print("changed grids: " + ", ".join(res.changed_codes))
-        if res.removed_codes:
-            console.print("removed grids: " + ", ".join(res.removed_codes))
 
-    @app.command("draw-grids")
-    @model_options(PlanParams)
-    def draw_grids_cmd(params: PlanParams) -> None:
-        """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
-        from gridpatrol.layers.grids import draw_grids, plan_row
+@app.command("draw-grids")
+@model_options(PlanParams)
+def draw_grids_cmd(ctx: typer.Context, params: PlanParams) -> None:
+    """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
+    from gridpatrol.layers.grids import draw_grids, plan_row
 
-        store = open_cli_store(create=False)
-        with progress_steps("draw grids") as step:
-            pid = draw_grids(store, params, progress=step)
-        import json
+    store = open_cli_store(ctx, create=False)
+    with progress_steps("draw grids") as step:
+        pid = draw_grids(store, params, progress=step)
+    import json
 
-        m = json.loads(plan_row(store, pid)["metrics_json"])
-        console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
-        print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
-                     if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
-        _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
+    m = json.loads(plan_row(store, pid)["metrics_json"])
+    console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
+    print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
+                 if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
+    _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
 
-    def _data_report(coverage: dict, warnings: list[dict]) -> None:
-        if coverage:
-            print_table([{"area": a, "data coverage": f"{100 * c['share']:.0f} %", "km²": f"{c['area_km2']:.2f}",
-                          "households/km²": f"{c['households_per_km2']:.0f}"} for a, c in coverage.items()],
-                        title="data coverage (share of each area whose 250 m cells hold streets or buildings)")
-        for w in warnings:
-            err_console.print(f"[yellow]warning {w['kind']}: {w['detail']}[/]")
 
-    @app.command("check-grids")
-    def check_grids_cmd(
-        plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
-        geojson: Annotated[Optional[Path], typer.Option(help="Write the problem locations to this GeoJSON")] = None,
-    ) -> None:
-        """Validate a plan: coverage, overlaps, nesting, contiguity, buildings, workload, codes (exit 0 = valid)."""
-        from gridpatrol.layers.grids import check_grids
+def _data_report(coverage: dict, warnings: list[dict]) -> None:
+    if coverage:
+        print_table([{"area": a, "data coverage": f"{100 * c['share']:.0f} %", "km²": f"{c['area_km2']:.2f}",
+                      "households/km²": f"{c['households_per_km2']:.0f}"} for a, c in coverage.items()],
+                    title="data coverage (share of each area whose 250 m cells hold streets or buildings)")
+    for w in warnings:
+        err_console.print(f"[yellow]warning {w['kind']}: {w['detail']}[/]")
 
-        store = open_cli_store(create=False)
-        with progress_steps("check grids"):
-            res, pid = check_grids(store, plan)
-        p = res.problems
-        if len(p):
-            print_table([{"kind": r.kind, "severity": r.severity, "grid": r.grid_code or "",
-                          "detail": r.detail} for r in p.itertuples()][:200],
-                        title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
-        s = res.summary
-        print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
-                    title=f"plan {pid} summary")
-        _data_report(s.get("data_coverage", {}), [])
-        if geojson is not None:
-            from gridpatrol.layers.export import export_layer
 
-            export_layer(store, "grid_problems", geojson, gdf=p)
-            console.print(f"wrote {len(p)} problem locations to {geojson}")
-        if not res.valid:
-            err_console.print(f"[red]plan {pid} is NOT valid: {s['errors']} errors[/]")
-            raise typer.Exit(1)
-        console.print(f"[green]plan {pid} is valid[/]")
+@app.command("check-grids")
+def check_grids_cmd(
+    ctx: typer.Context,
+    plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
+    geojson: Annotated[Optional[Path], typer.Option(help="Write the problem locations to this GeoJSON")] = None,
+) -> None:
+    """Validate a plan: coverage, overlaps, nesting, contiguity, buildings, workload, codes (exit 0 = valid)."""
+    from gridpatrol.layers.grids import check_grids
 
-    @app.command("diff-grids")
-    def diff_grids_cmd(
-        plan_a: Annotated[int, typer.Argument(help="Plan id A")],
-        plan_b: Annotated[int, typer.Argument(help="Plan id B")],
-        limit: Annotated[int, typer.Option(help="Rows of changed buildings to print")] = 50,
-    ) -> None:
-        """List buildings and households that changed grid between plans A and B."""
-        from gridpatrol.layers.grids import diff_plans
+    store = open_cli_store(ctx, create=False)
+    with progress_steps("check grids"):
+        res, pid = check_grids(store, plan)
+    p = res.problems
+    if len(p):
+        print_table([{"kind": r.kind, "severity": r.severity, "grid": r.grid_code or "",
+                      "detail": r.detail} for r in p.itertuples()][:200],
+                    title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
+    s = res.summary
+    print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
+                title=f"plan {pid} summary")
+    _data_report(s.get("data_coverage", {}), [])
+    if geojson is not None:
+        from gridpatrol.layers.export import export_layer
 
-        store = open_cli_store(create=False)
-        changes, summary = diff_plans(store, plan_a, plan_b)
-        if len(changes):
-            print_table(changes.head(limit).to_dict("records"),
-                        title=f"{len(changes)} buildings changed grid" + (f" (first {limit})" if len(changes) > limit else ""))
-        print_table([{"item": k, "value": _fmt(v)} for k, v in summary.items()], title=f"plan {plan_a} → {plan_b}")
+        export_layer(store, "grid_problems", geojson, gdf=p)
+        console.print(f"wrote {len(p)} problem locations to {geojson}")
+    if not res.valid:
+        err_console.print(f"[red]plan {pid} is NOT valid: {s['errors']} errors[/]")
+        raise typer.Exit(1)
+    console.print(f"[green]plan {pid} is valid[/]")
 
-    @app.command("split-grid")
-    def split_grid_cmd(
-        code: Annotated[str, typer.Argument(help="Grid code")],
-        parts: Annotated[int, typer.Option(help="Number of parts")] = 2,
-        force: Annotated[bool, typer.Option(help="Accept parts outside the household band")] = False,
-    ) -> None:
-        """Split a grid into N contiguous parts with balanced households (new plan version)."""
-        from gridpatrol.layers.grids import split_grid
 
-        _edit_report(split_grid(open_cli_store(create=False), code, parts, force=force))
+@app.command("diff-grids")
+def diff_grids_cmd(
+    ctx: typer.Context,
+    plan_a: Annotated[int, typer.Argument(help="Plan id A")],
+    plan_b: Annotated[int, typer.Argument(help="Plan id B")],
+    limit: Annotated[int, typer.Option(help="Rows of changed buildings to print")] = 50,
+) -> None:
+    """List buildings and households that changed grid between plans A and B."""
+    from gridpatrol.layers.grids import diff_plans
 
-    @app.command("merge-grids")
-    def merge_grids_cmd(
-        codes: Annotated[list[str], typer.Argument(help="Codes of adjacent grids of one area")],
-        force: Annotated[bool, typer.Option(help="Accept a merged grid outside the household band")] = False,
-    ) -> None:
-        """Merge adjacent grids of one area into one (new plan version)."""
-        from gridpatrol.layers.grids import merge_grids
+    store = open_cli_store(ctx, create=False)
+    changes, summary = diff_plans(store, plan_a, plan_b)
+    if len(changes):
+        print_table(changes.head(limit).to_dict("records"),
+                    title=f"{len(changes)} buildings changed grid" + (f" (first {limit})" if len(changes) > limit else ""))
+    print_table([{"item": k, "value": _fmt(v)} for k, v in summary.items()], title=f"plan {plan_a} → {plan_b}")
 
-        _edit_report(merge_grids(open_cli_store(create=False), codes, force=force))
 
-    @app.command("move-blocks")
-    def move_blocks_cmd(
-        to: Annotated[str, typer.Option("--to", help="Code of the grid that receives the blocks")],
-        items: Annotated[list[str], typer.Argument(help="Block ids, building names or way/<osm id>")],
-        force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
-    ) -> None:
-        """Move blocks (or the blocks of named buildings) into an adjacent grid (new plan version)."""
-        from gridpatrol.layers.grids import move_blocks
+@app.command("split-grid")
+def split_grid_cmd(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="Grid code")],
+    parts: Annotated[int, typer.Option(help="Number of parts")] = 2,
+    force: Annotated[bool, typer.Option(help="Accept parts outside the household band")] = False,
+) -> None:
+    """Split a grid into N contiguous parts with balanced households (new plan version)."""
+    from gridpatrol.layers.grids import split_grid
 
-        _edit_report(move_blocks(open_cli_store(create=False), to, items, force=force))
+    _edit_report(split_grid(open_cli_store(ctx, create=False), code, parts, force=force))
 
-    @app.command("lock-grid")
-    def lock_grid_cmd(codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
-        """Lock grids: edits touching them are refused (new plan version)."""
-        from gridpatrol.layers.grids import set_locked
 
-        _edit_report(set_locked(open_cli_store(create=False), codes, True))
+@app.command("merge-grids")
+def merge_grids_cmd(
+    ctx: typer.Context,
+    codes: Annotated[list[str], typer.Argument(help="Codes of adjacent grids of one area")],
+    force: Annotated[bool, typer.Option(help="Accept a merged grid outside the household band")] = False,
+) -> None:
+    """Merge adjacent grids of one area into one (new plan version)."""
+    from gridpatrol.layers.grids import merge_grids
 
-    @app.command("unlock-grid")
-    def unlock_grid_cmd(codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
-        """Unlock grids (new plan version)."""
-        from gridpatrol.layers.grids import set_locked
+    _edit_report(merge_grids(open_cli_store(ctx, create=False), codes, force=force))
 
-        _edit_report(set_locked(open_cli_store(create=False), codes, False))
 
-    @app.command("assign-worker")
-    def assign_worker_cmd(
-        code: Annotated[str, typer.Argument(help="Grid code")],
-        worker: Annotated[Optional[str], typer.Argument(help="Worker (网格员) name; the service matches it to a user name. Omit to clear")] = None,
-        station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT (see --crs)")] = None,
-        crs: Annotated[Optional[str], typer.Option(help="Coordinates of --station: wgs84 (default), gcj02, bd09 or EPSG:n")] = None,
-    ) -> None:
-        """Set the responsible grid worker (网格员) and station of a grid (new plan version)."""
-        from gridpatrol.layers.grids import assign_workers
-        from gridpatrol.scripts.cmd_routes import parse_lonlat
+@app.command("move-blocks")
+def move_blocks_cmd(
+    ctx: typer.Context,
+    to: Annotated[str, typer.Option("--to", help="Code of the grid that receives the blocks")],
+    items: Annotated[list[str], typer.Argument(help="Block ids, building names or way/<osm id>")],
+    force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
+) -> None:
+    """Move blocks (or the blocks of named buildings) into an adjacent grid (new plan version)."""
+    from gridpatrol.layers.grids import move_blocks
 
-        stations = {code: parse_lonlat(station, "--station", crs=crs)} if station else None
-        _edit_report(assign_workers(open_cli_store(create=False), {code: worker}, stations=stations))
+    _edit_report(move_blocks(open_cli_store(ctx, create=False), to, items, force=force))
 
-    @app.command("assign-workers")
-    def assign_workers_cmd(
-        path: Annotated[Path, typer.Argument(help="CSV with columns code, worker and optionally station_lon, station_lat")],
-    ) -> None:
-        """Set the workers (and stations) of many grids from a CSV file, in one new plan version."""
-        import csv
 
-        from gridpatrol.layers.grids import assign_workers
+@app.command("lock-grid")
+def lock_grid_cmd(ctx: typer.Context, codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
+    """Lock grids: edits touching them are refused (new plan version)."""
+    from gridpatrol.layers.grids import set_locked
 
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                rows = list(csv.DictReader(fh))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
-            raise InputError(f"{path}: cannot read as CSV: {exc}") from None
-        if not rows or "code" not in rows[0] or "worker" not in rows[0]:
-            raise InputError(f"{path}: needs a header with the columns code and worker")
-        workers, stations = {}, {}
-        for line, r in enumerate(rows, start=2):
-            code = (r.get("code") or "").strip()
-            if not code:
-                raise InputError(f"{path}, line {line}: empty code")
-            workers[code] = r.get("worker")
-            lon, lat = (r.get("station_lon") or "").strip(), (r.get("station_lat") or "").strip()
-            if lon or lat:
-                try:
-                    stations[code] = (float(lon), float(lat))
-                except ValueError:
-                    raise InputError(f"{path}, line {line}: station_lon/station_lat must be numbers") from None
-        _edit_report(assign_workers(open_cli_store(create=False), workers, stations=stations))
+    _edit_report(set_locked(open_cli_store(ctx, create=False), codes, True))
 
-    @app.command("rebalance")
-    def rebalance_cmd(
-        codes: Annotated[list[str], typer.Argument(help="Codes of neighbouring grids of one area")],
-        force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
-    ) -> None:
-        """Rebalance households among neighbouring grids with few block moves (new plan version)."""
-        from gridpatrol.layers.grids import rebalance_grids
 
-        _edit_report(rebalance_grids(open_cli_store(create=False), codes, force=force))
+@app.command("unlock-grid")
+def unlock_grid_cmd(ctx: typer.Context, codes: Annotated[list[str], typer.Argument(help="Grid codes")]) -> None:
+    """Unlock grids (new plan version)."""
+    from gridpatrol.layers.grids import set_locked
 
-    @app.command("import-grids")
-    def import_grids_cmd(
-        path: Annotated[Path, typer.Argument(help="Grid polygons: GeoJSON, GPKG or Shapefile")],
-        crs: Annotated[Optional[str], typer.Option(help="Coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = None,
-        code_field: Annotated[Optional[str], typer.Option(help="Field with the grid code (default: 'code')")] = None,
-        parent_field: Annotated[Optional[str], typer.Option(help="Field with the parent area code")] = None,
-    ) -> None:
-        """Import an existing grid layer as a new plan."""
-        from gridpatrol.layers.grids import import_grids, plan_row
+    _edit_report(set_locked(open_cli_store(ctx, create=False), codes, False))
 
-        store = open_cli_store(create=False)
-        pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field)
-        console.print(f"plan {pid}: imported grids from {path}")
-        slivers = json.loads(plan_row(store, pid)["metrics_json"] or "{}").get("slivers_absorbed", [])
-        if slivers:
-            moves = ", ".join(f"{s['from']}→{s['to']} {s['area_m2']:g} m²" for s in slivers[:10])
-            console.print(f"{len(slivers)} 处碎片并入共边最长的相邻网格 / slivers absorbed into the neighbour "
-                          f"sharing the longest boundary: {moves}" + (" …" if len(slivers) > 10 else ""))
 
-    @app.command("map-grids")
-    def map_grids_cmd(
-        out: Annotated[Path, typer.Option("--out", help="HTML file to write")],
-        plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
-    ) -> None:
-        """Write an offline HTML map of a plan (no CDN, no online tiles)."""
-        from gridpatrol.layers.grids import plan_map
+@app.command("assign-worker")
+def assign_worker_cmd(
+    ctx: typer.Context,
+    code: Annotated[str, typer.Argument(help="Grid code")],
+    worker: Annotated[Optional[str], typer.Argument(help="Worker (网格员) name; the service matches it to a user name. Omit to clear")] = None,
+    station: Annotated[Optional[str], typer.Option(help="The grid's station (route start) as LON,LAT (see --crs)")] = None,
+    crs: Annotated[Optional[str], typer.Option(help="Coordinates of --station: wgs84 (default), gcj02, bd09 or EPSG:n")] = None,
+) -> None:
+    """Set the responsible grid worker (网格员) and station of a grid (new plan version)."""
+    from gridpatrol.layers.grids import assign_workers
+    from gridpatrol.scripts.cmd_routes import parse_lonlat
 
-        if out.suffix.lower() not in (".html", ".htm"):
-            raise InputError(f"--out {out} must end in .html")
-        if not out.parent.exists():
-            raise InputError(f"folder {out.parent} does not exist")
-        store = open_cli_store(create=False)
-        m = plan_map(store, plan)
-        from gridpatrol.api.static_assets import save_offline
+    stations = {code: parse_lonlat(station, "--station", crs=crs)} if station else None
+    _edit_report(assign_workers(open_cli_store(ctx, create=False), {code: worker}, stations=stations))
 
-        save_offline(m, out)
-        console.print(f"wrote {out}")
 
-    @app.command("plans")
-    def plans_cmd() -> None:
-        """List grid plans (versions) with their parent and share of grids in band."""
-        from gridpatrol.layers.grids import list_plans
+@app.command("assign-workers")
+def assign_workers_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="CSV with columns code, worker and optionally station_lon, station_lat")],
+) -> None:
+    """Set the workers (and stations) of many grids from a CSV file, in one new plan version."""
+    import csv
 
-        df = list_plans(open_cli_store(create=False))
-        print_table(df.to_dict("records"), title="grid plans")
+    from gridpatrol.layers.grids import assign_workers
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{path}: cannot read as CSV: {exc}") from None
+    if not rows or "code" not in rows[0] or "worker" not in rows[0]:
+        raise InputError(f"{path}: needs a header with the columns code and worker")
+    workers, stations = {}, {}
+    for line, r in enumerate(rows, start=2):
+        code = (r.get("code") or "").strip()
+        if not code:
+            raise InputError(f"{path}, line {line}: empty code")
+        workers[code] = r.get("worker")
+        lon, lat = (r.get("station_lon") or "").strip(), (r.get("station_lat") or "").strip()
+        if lon or lat:
+            try:
+                stations[code] = (float(lon), float(lat))
+            except ValueError:
+                raise InputError(f"{path}, line {line}: station_lon/station_lat must be numbers") from None
+    _edit_report(assign_workers(open_cli_store(ctx, create=False), workers, stations=stations))
+
+
+@app.command("rebalance")
+def rebalance_cmd(
+    ctx: typer.Context,
+    codes: Annotated[list[str], typer.Argument(help="Codes of neighbouring grids of one area")],
+    force: Annotated[bool, typer.Option(help="Accept grids outside the household band")] = False,
+) -> None:
+    """Rebalance households among neighbouring grids with few block moves (new plan version)."""
+    from gridpatrol.layers.grids import rebalance_grids
+
+    _edit_report(rebalance_grids(open_cli_store(ctx, create=False), codes, force=force))
+
+
+@app.command("import-grids")
+def import_grids_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Grid polygons: GeoJSON, GPKG or Shapefile")],
+    crs: Annotated[Optional[str], typer.Option(help="Coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = None,
+    code_field: Annotated[Optional[str], typer.Option(help="Field with the grid code (default: 'code')")] = None,
+    parent_field: Annotated[Optional[str], typer.Option(help="Field with the parent area code")] = None,
+) -> None:
+    """Import an existing grid layer as a new plan."""
+    from gridpatrol.layers.grids import import_grids, plan_row
+
+    store = open_cli_store(ctx, create=False)
+    pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field)
+    console.print(f"plan {pid}: imported grids from {path}")
+    slivers = json.loads(plan_row(store, pid)["metrics_json"] or "{}").get("slivers_absorbed", [])
+    if slivers:
+        moves = ", ".join(f"{s['from']}→{s['to']} {s['area_m2']:g} m²" for s in slivers[:10])
+        console.print(f"{len(slivers)} 处碎片并入共边最长的相邻网格 / slivers absorbed into the neighbour "
+                      f"sharing the longest boundary: {moves}" + (" …" if len(slivers) > 10 else ""))
+
+
+@app.command("map-grids")
+def map_grids_cmd(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")],
+    plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
+) -> None:
+    """Write an offline HTML map of a plan (no CDN, no online tiles)."""
+    from gridpatrol.layers.grids import plan_map
+
+    if out.suffix.lower() not in (".html", ".htm"):
+        raise InputError(f"--out {out} must end in .html")
+    if not out.parent.exists():
+        raise InputError(f"folder {out.parent} does not exist")
+    store = open_cli_store(ctx, create=False)
+    m = plan_map(store, plan)
+    from gridpatrol.api.static_assets import save_offline
+
+    save_offline(m, out)
+    console.print(f"wrote {out}")
+
+
+@app.command("plans")
+def plans_cmd(ctx: typer.Context) -> None:
+    """List grid plans (versions) with their parent and share of grids in band."""
+    from gridpatrol.layers.grids import list_plans
+
+    df = list_plans(open_cli_store(ctx, create=False))
+    print_table(df.to_dict("records"), title="grid plans")
 
 
 def _fmt(v: object) -> str:

@@ -5,24 +5,28 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from gridpatrol.scripts.cliutil import (
+    console,
+    open_cli_store,
+)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``export-qgis`` to the ``gridpatrol`` app."""
-    from gridpatrol.scripts.cli import console, open_cli_store
+app = typer.Typer()
 
-    @app.command("export-qgis")
-    def export_qgis_cmd(
-        folder: Annotated[Path, typer.Argument(help="Folder to write gridpatrol.qgs and gridpatrol.gpkg into")],
-        title: Annotated[str, typer.Option(help="Project title shown in QGIS")] = "gridpatrol",
-    ) -> None:
-        """Write a QGIS project styled as the web maps (workload colours, grid codes and street
-        names as labels, route arrows) and the GeoPackage it reads, so a planner opens one file."""
-        from gridpatrol.layers.qgis_project import export_qgis
 
-        store = open_cli_store(create=False)
-        try:
-            qgs, gpkg, layers = export_qgis(store, folder, title=title)
-        finally:
-            store.dispose()
-        console.print(f"wrote {qgs} and {gpkg}: {', '.join(layers)}")
+@app.command("export-qgis")
+def export_qgis_cmd(
+    ctx: typer.Context,
+    folder: Annotated[Path, typer.Argument(help="Folder to write gridpatrol.qgs and gridpatrol.gpkg into")],
+    title: Annotated[str, typer.Option(help="Project title shown in QGIS")] = "gridpatrol",
+) -> None:
+    """Write a QGIS project styled as the web maps (workload colours, grid codes and street
+    names as labels, route arrows) and the GeoPackage it reads, so a planner opens one file."""
+    from gridpatrol.layers.qgis_project import export_qgis
+
+    store = open_cli_store(ctx, create=False)
+    try:
+        qgs, gpkg, layers = export_qgis(store, folder, title=title)
+    finally:
+        store.dispose()
+    console.print(f"wrote {qgs} and {gpkg}: {', '.join(layers)}")

@@ -6,53 +6,54 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
+from gridpatrol.scripts.cliutil import (
+    console,
+    err_console,
+    open_cli_store,
+    print_table,
+    progress_steps,
+)
 
 
-def register(app: typer.Typer) -> None:
-    """Add ``import-households`` to the ``gridpatrol`` app."""
-    from gridpatrol.scripts.cli import (
-        console,
-        err_console,
-        open_cli_store,
-        print_table,
-        progress_steps,
-    )
+app = typer.Typer()
 
-    @app.command("import-households")
-    def import_households_cmd(
-        path: Annotated[Path, typer.Argument(help="Register: .xlsx/.xls, CSV (UTF-8 or GB18030), GeoJSON, GeoPackage or zipped Shapefile")],
-        crs: Annotated[Optional[str], typer.Option(help="Coordinates: wgs84, gcj02, bd09, cgcs2000, cgcs2000-gk3-35, cgcs2000-gk3-cm105 or EPSG:n (default: the file's own, else wgs84)")] = None,
-        sheet: Annotated[Optional[str], typer.Option(help="Excel sheet (default: the first with a header row)")] = None,
-        map_: Annotated[Optional[str], typer.Option("--map", help="Column mapping ours=theirs,… e.g. households=住户,address=门牌 (ours: address, lon, lat, households, population, building_code, use, levels)")] = None,
-        replace: Annotated[bool, typer.Option("--replace", help="Replace the register data imported before")] = False,
-        add: Annotated[bool, typer.Option("--add", help="Add this file to the register data imported before")] = False,
-        skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones (default: refuse the file)")] = False,
-        tolerance_m: Annotated[float, typer.Option(help="A point outside every building joins the nearest one within this distance (m)")] = 30.0,
-        encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV (default: UTF-8, else GB18030)")] = None,
-    ) -> None:
-        """Import a household register (实有人口/房屋登记表): buildings take their households from it."""
-        from gridpatrol.layers.registers import import_households
 
-        if replace and add:
-            raise InputError("--replace and --add exclude each other")
-        store = open_cli_store()
-        with progress_steps(f"import {path.name}") as step:
-            res = import_households(store, path, crs=crs, sheet=sheet, mapping=map_,
-                                    mode="replace" if replace else "add" if add else None, skip_bad=skip_bad,
-                                    tolerance_m=tolerance_m, encoding=encoding, progress=step)
-        counts = dict(res.counts)
-        by_source = counts.pop("buildings_by_source", {})
-        print_table([{"what": k, "count": v} for k, v in counts.items()], title=f"imported {path.name}")
-        print_table([{"household source": k, "buildings": v} for k, v in by_source.items()],
-                    title="buildings by household source")
-        for w in res.warnings:
-            err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-        for key, what in (("bad_rows", "bad rows not imported"), ("unmatched", "rows in no building")):
-            lines = res.dropped.get(key) or []
-            if lines:
-                err_console.print(f"[yellow]{len(lines)} {what}:[/]")
-                for line in lines[:30]:
-                    err_console.print(f"  {line}", highlight=False)
-                if len(lines) > 30:
-                    err_console.print(f"  … and {len(lines) - 30} more")
-        console.print(f"{counts['rows']} register rows, {counts['households']:g} households")
+@app.command("import-households")
+def import_households_cmd(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Register: .xlsx/.xls, CSV (UTF-8 or GB18030), GeoJSON, GeoPackage or zipped Shapefile")],
+    crs: Annotated[Optional[str], typer.Option(help="Coordinates: wgs84, gcj02, bd09, cgcs2000, cgcs2000-gk3-35, cgcs2000-gk3-cm105 or EPSG:n (default: the file's own, else wgs84)")] = None,
+    sheet: Annotated[Optional[str], typer.Option(help="Excel sheet (default: the first with a header row)")] = None,
+    map_: Annotated[Optional[str], typer.Option("--map", help="Column mapping ours=theirs,… e.g. households=住户,address=门牌 (ours: address, lon, lat, households, population, building_code, use, levels)")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace the register data imported before")] = False,
+    add: Annotated[bool, typer.Option("--add", help="Add this file to the register data imported before")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones (default: refuse the file)")] = False,
+    tolerance_m: Annotated[float, typer.Option(help="A point outside every building joins the nearest one within this distance (m)")] = 30.0,
+    encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV (default: UTF-8, else GB18030)")] = None,
+) -> None:
+    """Import a household register (实有人口/房屋登记表): buildings take their households from it."""
+    from gridpatrol.layers.registers import import_households
+
+    if replace and add:
+        raise InputError("--replace and --add exclude each other")
+    store = open_cli_store(ctx)
+    with progress_steps(f"import {path.name}") as step:
+        res = import_households(store, path, crs=crs, sheet=sheet, mapping=map_,
+                                mode="replace" if replace else "add" if add else None, skip_bad=skip_bad,
+                                tolerance_m=tolerance_m, encoding=encoding, progress=step)
+    counts = dict(res.counts)
+    by_source = counts.pop("buildings_by_source", {})
+    print_table([{"what": k, "count": v} for k, v in counts.items()], title=f"imported {path.name}")
+    print_table([{"household source": k, "buildings": v} for k, v in by_source.items()],
+                title="buildings by household source")
+    for w in res.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    for key, what in (("bad_rows", "bad rows not imported"), ("unmatched", "rows in no building")):
+        lines = res.dropped.get(key) or []
+        if lines:
+            err_console.print(f"[yellow]{len(lines)} {what}:[/]")
+            for line in lines[:30]:
+                err_console.print(f"  {line}", highlight=False)
+            if len(lines) > 30:
+                err_console.print(f"  … and {len(lines) - 30} more")
+    console.print(f"{counts['rows']} register rows, {counts['households']:g} households")

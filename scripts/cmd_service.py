@@ -27,121 +27,129 @@ def _read_password(password_file: Path | None, name: str, generate: bool) -> tup
     return pw, False
 
 
-def register(app: typer.Typer) -> None:
-    """Add the service commands to the ``gridpatrol`` Typer app."""
+app = typer.Typer()
 
-    @app.command("create-user")
-    def create_user_cmd(
-        name: Annotated[str, typer.Argument(help="User name (1–64 characters)")],
-        role: Annotated[str, typer.Option(help="admin | planner | dispatcher | worker | viewer")],
-        password_file: Annotated[
-            Optional[Path], typer.Option(help="Read the password from the first line of this file (else a prompt)")
-        ] = None,
-        generate_password: Annotated[
-            bool, typer.Option("--generate-password", help="Generate a random password and print it once")
-        ] = False,
-        max_secrecy: Annotated[
-            Optional[int], typer.Option(help="Highest camera secrecy level the user may see (default: 9 admin, 0 others)")
-        ] = None,
-    ) -> None:
-        """Create a user of the service with one role (passwords are stored argon2-hashed)."""
-        from gridpatrol.layers.users import ROLES, create_user
-        from gridpatrol.scripts.cli import console, open_cli_store
 
-        if role not in ROLES:
-            raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
+@app.command("create-user")
+def create_user_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name (1–64 characters)")],
+    role: Annotated[str, typer.Option(help="admin | planner | dispatcher | worker | viewer")],
+    password_file: Annotated[
+        Optional[Path], typer.Option(help="Read the password from the first line of this file (else a prompt)")
+    ] = None,
+    generate_password: Annotated[
+        bool, typer.Option("--generate-password", help="Generate a random password and print it once")
+    ] = False,
+    max_secrecy: Annotated[
+        Optional[int], typer.Option(help="Highest camera secrecy level the user may see (default: 9 admin, 0 others)")
+    ] = None,
+) -> None:
+    """Create a user of the service with one role (passwords are stored argon2-hashed)."""
+    from gridpatrol.layers.users import ROLES, create_user
+    from gridpatrol.scripts.cliutil import console, open_cli_store
+
+    if role not in ROLES:
+        raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
+    password, generated = _read_password(password_file, name, generate_password)
+    store = open_cli_store(ctx)
+    try:
+        user = create_user(store, name, role, password, max_secrecy_level=max_secrecy, actor=os.environ.get("USER", "cli"))
+    finally:
+        store.dispose()
+    console.print(f"created user [bold]{user.name}[/] with role {user.role} (secrecy level ≤ {user.max_secrecy_level})")
+    if generated:
+        console.print(f"one-time password (shown only now): [bold]{password}[/]")
+
+
+@app.command("set-password")
+def set_password_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name")],
+    password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file (else a prompt)")] = None,
+) -> None:
+    """Replace a user's password; the tokens issued before stop working (running servers: within 5 s)."""
+    from gridpatrol.layers.users import set_password
+    from gridpatrol.scripts.cliutil import console, open_cli_store
+
+    password, _ = _read_password(password_file, name, False)
+    store = open_cli_store(ctx)
+    try:
+        set_password(store, name, password, actor=os.environ.get("USER", "cli"))
+    finally:
+        store.dispose()
+    console.print(f"password of {name} changed")
+
+
+@app.command("user")
+def user_cmd(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="User name")],
+    role: Annotated[Optional[str], typer.Option(help="New role: admin | planner | dispatcher | worker | viewer")] = None,
+    max_secrecy: Annotated[
+        Optional[int], typer.Option(help="Highest camera secrecy level the user may see (0–9)")
+    ] = None,
+    enable: Annotated[
+        Optional[bool], typer.Option("--enable/--disable",
+                                     help="Reactivate / deactivate the user (either way its tokens stop working)")
+    ] = None,
+    password_file: Annotated[
+        Optional[Path], typer.Option(help="Reset the password to the first line of this file")
+    ] = None,
+    generate_password: Annotated[
+        bool, typer.Option("--generate-password", help="Reset the password to a random one, printed once")
+    ] = False,
+    revoke_tokens: Annotated[
+        bool, typer.Option("--revoke-tokens", help="Revoke every token of the user issued so far (log out everywhere)")
+    ] = False,
+) -> None:
+    """Change a user: role, secrecy level, deactivate/reactivate, reset the password, revoke tokens.
+
+    A password reset, --disable, --enable and --revoke-tokens revoke the user's tokens issued before.
+    Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
+    """
+    from gridpatrol.layers.users import update_user
+    from gridpatrol.scripts.cliutil import console, open_cli_store, print_table
+
+    password, generated = (None, False)
+    if password_file is not None or generate_password:
         password, generated = _read_password(password_file, name, generate_password)
-        store = open_cli_store()
-        try:
-            user = create_user(store, name, role, password, max_secrecy_level=max_secrecy, actor=os.environ.get("USER", "cli"))
-        finally:
-            store.dispose()
-        console.print(f"created user [bold]{user.name}[/] with role {user.role} (secrecy level ≤ {user.max_secrecy_level})")
-        if generated:
-            console.print(f"one-time password (shown only now): [bold]{password}[/]")
+    store = open_cli_store(ctx, create=False)
+    try:
+        row = update_user(store, name, role=role, max_secrecy_level=max_secrecy, active=enable, password=password,
+                          revoke_tokens=revoke_tokens, actor=os.environ.get("USER", "cli"))
+    finally:
+        store.dispose()
+    print_table([row], title=f"user {name} changed")
+    if generated:
+        console.print(f"one-time password (shown only now): [bold]{password}[/]")
 
-    @app.command("set-password")
-    def set_password_cmd(
-        name: Annotated[str, typer.Argument(help="User name")],
-        password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file (else a prompt)")] = None,
-    ) -> None:
-        """Replace a user's password; the tokens issued before stop working (running servers: within 5 s)."""
-        from gridpatrol.layers.users import set_password
-        from gridpatrol.scripts.cli import console, open_cli_store
 
-        password, _ = _read_password(password_file, name, False)
-        store = open_cli_store()
-        try:
-            set_password(store, name, password, actor=os.environ.get("USER", "cli"))
-        finally:
-            store.dispose()
-        console.print(f"password of {name} changed")
+@app.command("users")
+def users_cmd(ctx: typer.Context) -> None:
+    """List the users of the service."""
+    from gridpatrol.layers.users import list_users
+    from gridpatrol.scripts.cliutil import open_cli_store, print_table
 
-    @app.command("user")
-    def user_cmd(
-        name: Annotated[str, typer.Argument(help="User name")],
-        role: Annotated[Optional[str], typer.Option(help="New role: admin | planner | dispatcher | worker | viewer")] = None,
-        max_secrecy: Annotated[
-            Optional[int], typer.Option(help="Highest camera secrecy level the user may see (0–9)")
-        ] = None,
-        enable: Annotated[
-            Optional[bool], typer.Option("--enable/--disable",
-                                         help="Reactivate / deactivate the user (either way its tokens stop working)")
-        ] = None,
-        password_file: Annotated[
-            Optional[Path], typer.Option(help="Reset the password to the first line of this file")
-        ] = None,
-        generate_password: Annotated[
-            bool, typer.Option("--generate-password", help="Reset the password to a random one, printed once")
-        ] = False,
-        revoke_tokens: Annotated[
-            bool, typer.Option("--revoke-tokens", help="Revoke every token of the user issued so far (log out everywhere)")
-        ] = False,
-    ) -> None:
-        """Change a user: role, secrecy level, deactivate/reactivate, reset the password, revoke tokens.
+    store = open_cli_store(ctx)
+    try:
+        print_table(list_users(store), title="users")
+    finally:
+        store.dispose()
 
-        A password reset, --disable, --enable and --revoke-tokens revoke the user's tokens issued before.
-        Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
-        """
-        from gridpatrol.layers.users import update_user
-        from gridpatrol.scripts.cli import console, open_cli_store, print_table
 
-        password, generated = (None, False)
-        if password_file is not None or generate_password:
-            password, generated = _read_password(password_file, name, generate_password)
-        store = open_cli_store(create=False)
-        try:
-            row = update_user(store, name, role=role, max_secrecy_level=max_secrecy, active=enable, password=password,
-                              revoke_tokens=revoke_tokens, actor=os.environ.get("USER", "cli"))
-        finally:
-            store.dispose()
-        print_table([row], title=f"user {name} changed")
-        if generated:
-            console.print(f"one-time password (shown only now): [bold]{password}[/]")
+@app.command("serve")
+def serve_cmd(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for the whole intranet)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
+    config: Annotated[Optional[Path], typer.Option(help="TOML settings file (else GRIDPATROL_CONFIG)")] = None,
+) -> None:
+    """Serve the API, OGC API – Features and the map pages (uvicorn)."""
+    from gridpatrol.scripts.cliutil import cli_options
 
-    @app.command("users")
-    def users_cmd() -> None:
-        """List the users of the service."""
-        from gridpatrol.layers.users import list_users
-        from gridpatrol.scripts.cli import open_cli_store, print_table
-
-        store = open_cli_store()
-        try:
-            print_table(list_users(store), title="users")
-        finally:
-            store.dispose()
-
-    @app.command("serve")
-    def serve_cmd(
-        host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for the whole intranet)")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port")] = 8000,
-        workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes")] = 1,
-        config: Annotated[Optional[Path], typer.Option(help="TOML settings file (else GRIDPATROL_CONFIG)")] = None,
-    ) -> None:
-        """Serve the API, OGC API – Features and the map pages (uvicorn)."""
-        from gridpatrol.scripts.cli import state
-
-        serve(state.db, host=host, port=port, workers=workers, config=config)
+    serve(cli_options(ctx).db, host=host, port=port, workers=workers, config=config)
 
 
 def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -157,7 +165,7 @@ def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers:
     from gridpatrol.api.logs import uvicorn_log_config
     from gridpatrol.api.static_assets import check_vendor
     from gridpatrol.layers.store import open_store, resolve_url
-    from gridpatrol.scripts.cli import err_console
+    from gridpatrol.scripts.cliutil import err_console
 
     if config is not None:
         os.environ["GRIDPATROL_CONFIG"] = str(config)

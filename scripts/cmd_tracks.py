@@ -8,6 +8,11 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
+from gridpatrol.scripts.cliutil import (
+    console,
+    open_cli_store,
+    print_table,
+)
 
 
 def parse_date(text: str, what: str) -> date:
@@ -32,72 +37,74 @@ def read_track_file(path: Path, crs: str):  # noqa: ANN201
     raise InputError(f"unknown track file type {path.suffix!r}", where=str(path), hint="a .gpx or .geojson file")
 
 
-def register(app: typer.Typer) -> None:
-    """Add the track commands to the ``gridpatrol`` app."""
-    from gridpatrol.scripts.cli import console, open_cli_store, print_table
+app = typer.Typer()
 
-    @app.command("import-track")
-    def import_track_cmd(
-        file: Annotated[Path, typer.Argument(help="A GPX (or GeoJSON) track recorded on a patrol")],
-        worker: Annotated[Optional[str], typer.Option(help="The grid worker who walked it (default: the GPX track name)")] = None,
-        crs: Annotated[str, typer.Option(help="wgs84 (GPS) or gcj02 (Chinese web maps)")] = "wgs84",
-        device: Annotated[Optional[str], typer.Option(help="The device that recorded it")] = None,
-        tz: Annotated[str, typer.Option(help="The county's time zone (for the times printed)")] = "Asia/Shanghai",
-    ) -> None:
-        """Store a recorded patrol track for a worker (the same file twice is stored once)."""
-        from gridpatrol.layers.tracks import save_track
 
-        if crs not in ("wgs84", "gcj02"):
-            raise InputError(f"--crs {crs!r}: use wgs84 or gcj02", where="--crs")
-        track, raw = read_track_file(file, crs)
-        name = worker or track.name
-        if not name:
-            raise InputError("no --worker given and the file names no track", where=str(file), hint="pass --worker NAME")
-        store = open_cli_store()
-        out = save_track(store, track, worker=name, source="gpx" if file.suffix.lower() == ".gpx" else "api",
-                         device=device, raw=raw)
-        verb = "stored" if out.created else "already stored as"
-        from zoneinfo import ZoneInfo
+@app.command("import-track")
+def import_track_cmd(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(help="A GPX (or GeoJSON) track recorded on a patrol")],
+    worker: Annotated[Optional[str], typer.Option(help="The grid worker who walked it (default: the GPX track name)")] = None,
+    crs: Annotated[str, typer.Option(help="wgs84 (GPS) or gcj02 (Chinese web maps)")] = "wgs84",
+    device: Annotated[Optional[str], typer.Option(help="The device that recorded it")] = None,
+    tz: Annotated[str, typer.Option(help="The county's time zone (for the times printed)")] = "Asia/Shanghai",
+) -> None:
+    """Store a recorded patrol track for a worker (the same file twice is stored once)."""
+    from gridpatrol.layers.tracks import save_track
 
-        z = ZoneInfo(tz)
-        console.print(f"{verb} track {out.track_id} of {name}: {out.n_points} fixes, "
-                      f"{track.start.astimezone(z):%Y-%m-%d %H:%M}–{track.end.astimezone(z):%H:%M} ({tz})")
-        for f in out.flags:
-            console.print(f"[yellow]suspicious:[/] {f['detail']} (not counted in reports)")
+    if crs not in ("wgs84", "gcj02"):
+        raise InputError(f"--crs {crs!r}: use wgs84 or gcj02", where="--crs")
+    track, raw = read_track_file(file, crs)
+    name = worker or track.name
+    if not name:
+        raise InputError("no --worker given and the file names no track", where=str(file), hint="pass --worker NAME")
+    store = open_cli_store(ctx)
+    out = save_track(store, track, worker=name, source="gpx" if file.suffix.lower() == ".gpx" else "api",
+                     device=device, raw=raw)
+    verb = "stored" if out.created else "already stored as"
+    from zoneinfo import ZoneInfo
 
-    @app.command("patrol-report")
-    def patrol_report_cmd(
-        worker: Annotated[str, typer.Option(help="The grid worker")],
-        date_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (local time)")],
-        date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (local time)")],
-        as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
-        xlsx: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as XLSX")] = None,
-        pdf: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as PDF")] = None,
-        tz: Annotated[str, typer.Option(help="The county's time zone")] = "Asia/Shanghai",
-    ) -> None:
-        """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done."""
-        from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
-        from gridpatrol.layers.patrols import patrol_report
+    z = ZoneInfo(tz)
+    console.print(f"{verb} track {out.track_id} of {name}: {out.n_points} fixes, "
+                  f"{track.start.astimezone(z):%Y-%m-%d %H:%M}–{track.end.astimezone(z):%H:%M} ({tz})")
+    for f in out.flags:
+        console.print(f"[yellow]suspicious:[/] {f['detail']} (not counted in reports)")
 
-        d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
-        store = open_cli_store(create=False)
-        rep = patrol_report(store, worker, d0, d1, tz=tz)
-        if xlsx:
-            write_xlsx(rep, xlsx)
-        if pdf:
-            write_pdf(rep, pdf)
-        if as_json:
-            print(json.dumps(rep, ensure_ascii=False, default=str))
-            return
-        console.print(f"{worker}: {rep['from']} – {rep['to']} ({tz}); tracks counted {rep['tracks_counted']}, "
-                      f"flagged {rep['tracks_flagged']}")
-        print_table([{"grid": g["code"], "covered_share": f"{g['covered_share']:.1%}", "required_m": g["required_m"],
-                      "distance_m": g["distance_m"], "minutes_in_grid": round(g["time_in_grid_s"] / 60, 1),
-                      "stops": g["stops"], "shifts_done": g["shifts_done"], "shifts_missed": g["shifts_missed"]}
-                     for g in rep["grids"]])
-        for t in rep["tracks"]:
-            if not t["counted"]:
-                console.print(f"[yellow]track {t['id']} not counted:[/] " + "; ".join(f["detail"] for f in t["flags"]))
-        for f in (xlsx, pdf):
-            if f:
-                console.print(f"wrote {f}")
+
+@app.command("patrol-report")
+def patrol_report_cmd(
+    ctx: typer.Context,
+    worker: Annotated[str, typer.Option(help="The grid worker")],
+    date_from: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (local time)")],
+    date_to: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (local time)")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
+    xlsx: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as XLSX")] = None,
+    pdf: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as PDF")] = None,
+    tz: Annotated[str, typer.Option(help="The county's time zone")] = "Asia/Shanghai",
+) -> None:
+    """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done."""
+    from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
+    from gridpatrol.layers.patrols import patrol_report
+
+    d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    store = open_cli_store(ctx, create=False)
+    rep = patrol_report(store, worker, d0, d1, tz=tz)
+    if xlsx:
+        write_xlsx(rep, xlsx)
+    if pdf:
+        write_pdf(rep, pdf)
+    if as_json:
+        print(json.dumps(rep, ensure_ascii=False, default=str))
+        return
+    console.print(f"{worker}: {rep['from']} – {rep['to']} ({tz}); tracks counted {rep['tracks_counted']}, "
+                  f"flagged {rep['tracks_flagged']}")
+    print_table([{"grid": g["code"], "covered_share": f"{g['covered_share']:.1%}", "required_m": g["required_m"],
+                  "distance_m": g["distance_m"], "minutes_in_grid": round(g["time_in_grid_s"] / 60, 1),
+                  "stops": g["stops"], "shifts_done": g["shifts_done"], "shifts_missed": g["shifts_missed"]}
+                 for g in rep["grids"]])
+    for t in rep["tracks"]:
+        if not t["counted"]:
+            console.print(f"[yellow]track {t['id']} not counted:[/] " + "; ".join(f["detail"] for f in t["flags"]))
+    for f in (xlsx, pdf):
+        if f:
+            console.print(f"wrote {f}")

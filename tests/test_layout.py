@@ -63,3 +63,13 @@ def test_no_module_is_longer_than_the_limit() -> None:
     long = [f"{p.relative_to(ROOT)}: {n} lines" for p in _modules()
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES]
     assert not long, "\n".join(long)
+
+
+def test_benchmarks_stay_tools() -> None:
+    """Tests never import benchmark code (scripts/bench); only benchmarks may import test helpers (tests/)."""
+    wrong = [f"{_where(p, line)} imports {mod}" for p in (ROOT / "tests").rglob("*.py")
+             for line, mod, _ in _imports(p) if mod.startswith("gridpatrol.scripts.bench")]
+    wrong += [f"{_where(p, line)} imports {mod}" for p in _modules() if "bench" not in p.relative_to(ROOT).parts
+              for line, mod, _ in _imports(p) if mod.split(".")[0] == "tests"]
+    assert not wrong, "\n".join(wrong)
+    assert not list((ROOT / "scripts").glob("bench*.py")), "benchmarks live in scripts/bench/"

@@ -1,6 +1,8 @@
 """Grid labels of blocks with their members and totals kept current as blocks move."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 from gridpatrol.gis.partition.band import Band, band_excess, window_violation
 from gridpatrol.gis.partition.graph import BlockGraph
@@ -81,6 +83,23 @@ class Labelling:
                     out.add(int(labels[j]))
         return out
 
+    def grids_breadth_first(self, start: int, max_depth: int) -> Iterator[tuple[int, int, int]]:
+        """(depth, parent grid, grid) for each grid reached from grid `start` over neighbouring grids,
+        at most `max_depth` steps away, nearest first (neighbours in ascending order)."""
+        seen = {start}
+        frontier = [start]
+        for depth in range(1, max_depth + 1):
+            nxt = []
+            for lab in frontier:
+                for other in sorted(self.neighbours(lab)):
+                    if other not in seen:
+                        seen.add(other)
+                        nxt.append(other)
+                        yield depth, lab, other
+            if not nxt:
+                return
+            frontier = nxt
+
     def touches(self, part: set[int], lab: int) -> bool:
         """Some block of `part` borders a block of grid `lab`."""
         labels, nb = self.labels, self.graph.neighbours
@@ -127,3 +146,11 @@ class Labelling:
         seen = {b}
         self._reach(inside[0], mem, seen)
         return len(seen) == len(mem)
+
+
+def path_to(parent: dict[int, int | None], goal: int) -> list[int]:
+    """The grids from the root of a breadth-first `parent` map (root: None) to `goal`."""
+    path = [goal]
+    while parent[path[-1]] is not None:
+        path.append(parent[path[-1]])
+    return path[::-1]

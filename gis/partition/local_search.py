@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gridpatrol.gis.partition.band import TOLERANCE
-from gridpatrol.gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.labelling import Labelling, path_to
 
 BAND_PENALTY = 100.0  # a household outside the band costs 100× one inside it but off the mean
 WINDOW_PENALTY = 10.0  # a household outside the window (inside the band) costs 10× one off the mean
@@ -176,35 +176,17 @@ class LocalSearch:
             slack = grid_hh[other] - self.mean[other]
             return (need > 0 and slack > self.tolerance) or (need < 0 and slack < -self.tolerance)
 
-        parent = {start: None}
-        frontier = [start]
+        parent: dict[int, int | None] = {start: None}
         goals: list[int] = []
         wanted = BAND_CHAIN_GOALS if band_only else 1
-        for _ in range(max_depth):
-            nxt = []
-            for lab in frontier:
-                for other in sorted(state.neighbours(lab)):
-                    if other in parent:
-                        continue
-                    parent[other] = lab
-                    nxt.append(other)
-                    if is_goal(other):
-                        goals.append(other)
-                        if len(goals) >= wanted:
-                            break
+        for _, lab, other in state.grids_breadth_first(start, max_depth):
+            parent[other] = lab
+            if is_goal(other):
+                goals.append(other)
                 if len(goals) >= wanted:
                     break
-            if len(goals) >= wanted or not nxt:
-                break
-            frontier = nxt
-        for goal in goals:
-            path = [goal]
-            while parent[path[-1]] is not None:
-                path.append(parent[path[-1]])
-            path.reverse()  # start ... goal
-            if self._try_path(path, need, band_only):
-                return True
-        return False
+        # each path runs start ... goal
+        return any(self._try_path(path_to(parent, goal), need, band_only) for goal in goals)
 
     def _try_path(self, path: list[int], need: float, band_only: bool) -> bool:
         """Pass blocks along `path` (towards path[0] when need > 0); undo unless it pays."""

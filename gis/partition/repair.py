@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from gridpatrol.gis.partition.band import TOLERANCE
 from gridpatrol.gis.partition.exact import ExactLimits, exact_fix
-from gridpatrol.gis.partition.labelling import Labelling
+from gridpatrol.gis.partition.labelling import Labelling, path_to
 from gridpatrol.gis.partition.resplit import Splitter
 
 CHAIN_DEPTHS = (2, 3, 5, 8, 12)  # longest grid paths tried, round by round
@@ -42,35 +42,25 @@ class WindowRepair:
         grid_hh = state.grid_households
         wlo, whi = state.window
         cap = min(PATH_SLACK_CAP, (whi - wlo) / 2)
-        parent = {start: None}
+        parent: dict[int, int | None] = {start: None}
         acc = {start: grid_hh[start]}
-        depth = {start: 1}
-        frontier = [start]
         found: list[tuple[float, int, int]] = []
-        while frontier and len(parent) < MAX_PATH_GRIDS_SEEN:
-            nxt = []
-            for lab in frontier:
-                for other in sorted(state.neighbours(lab)):
-                    if other in parent:
-                        continue
-                    parent[other] = lab
-                    acc[other] = acc[lab] + grid_hh[other]
-                    depth[other] = depth[lab] + 1
-                    length = depth[other]
-                    slack = min(acc[other] - length * wlo, length * whi - acc[other])
-                    if slack >= -TOLERANCE:
-                        found.append((-min(slack, cap), length, other))
-                    if depth[other] < max_depth:
-                        nxt.append(other)
-            frontier = nxt
+        level = 0
+        # grids on a path of at most max_depth grids (the start's neighbours always), a level at a time
+        # while fewer than MAX_PATH_GRIDS_SEEN have been seen
+        for steps, lab, other in state.grids_breadth_first(start, max(1, max_depth - 1)):
+            if steps > level:
+                if len(parent) >= MAX_PATH_GRIDS_SEEN:
+                    break
+                level = steps
+            parent[other] = lab
+            acc[other] = acc[lab] + grid_hh[other]
+            length = steps + 1
+            slack = min(acc[other] - length * wlo, length * whi - acc[other])
+            if slack >= -TOLERANCE:
+                found.append((-min(slack, cap), length, other))
         found.sort()
-        goals = []
-        for _, _, other in found[:max_goals]:
-            path = [other]
-            while parent[path[-1]] is not None:
-                path.append(parent[path[-1]])
-            goals.append(path[::-1])
-        return goals
+        return [path_to(parent, other) for _, _, other in found[:max_goals]]
 
     def _run_path(self, path: list[int]) -> bool:
         """Re-split each pair along `path` so every grid but the last gets a fitting share."""

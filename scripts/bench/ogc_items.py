@@ -1,9 +1,9 @@
 """Time the parts of an OGC items page in one process on a bench schema: keyset vs offset, with and
 without the count, with and without the role filter, against the raw SQL of bench_api.
 
-Usage: python scripts/bench/ogc_items.py --schema bench_xxxxxxxx [--boxes N] [--pages N] [--pg URL]
+Usage: python -m gridpatrol.scripts.bench.ogc_items --schema bench_xxxxxxxx [--boxes N] [--pages N] [--pg URL]
 
-Uses a schema kept by ``scripts/bench_api.py --keep``. For each random 0.05° box it reads
+Uses a schema kept by ``gridpatrol.scripts.bench.api --keep``. For each random 0.05° box it reads
 ``--pages`` pages of 100 cameras, interleaving the variants so that they share the machine's
 load; prints a markdown table of the median and p95 time per page (database and our Python, no
 HTTP).

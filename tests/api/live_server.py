@@ -20,8 +20,7 @@ from tests.conftest import missing_dependency
 ROOT = Path(__file__).resolve().parents[2]
 from tests.conftest import DATA  # noqa: E402  (GRIDPATROL_DATA or ../shared/data)
 
-# The installed entry point: ``python -m gridpatrol.scripts.cli`` would load cli.py twice (as __main__ and as
-# scripts.cli), and the topic modules would read --db from the copy that never saw it.
+# The installed entry point (tests/e2e/test_cli_skeleton.py shows ``python -m gridpatrol.scripts.cli`` is the same).
 CLI = [str(Path(sys.executable).parent / "gridpatrol")]
 PASSWORD = "e2e-password-123"
 # A fixed, random-looking key: the server refuses weak ones (one repeated letter, placeholders).
@@ -93,6 +92,41 @@ def drop_schema(pg_database: str, schema: str) -> None:
     with eng.connect() as c:
         c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
     eng.dispose()
+
+
+@contextmanager
+def store_url_for(request: pytest.FixtureRequest, tmp: Path, name: str) -> Iterator[str]:
+    """URL of a new store for a fixture parametrized ``gpkg``/``postgis``: ``tmp/name.gpkg``, or a
+    fresh PostGIS schema of ``pg_database`` dropped afterwards."""
+    if request.param == "gpkg":
+        yield f"gpkg:///{tmp / name}.gpkg"
+        return
+    pg = request.getfixturevalue("pg_database")
+    db, schema = pg_schema_url(pg)
+    try:
+        yield db
+    finally:
+        drop_schema(pg, schema)
+
+
+def built_gpkg_store(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[str, Path]:
+    """(store URL, tmp dir): a GeoPackage store made by ``build_store`` in a new tmp dir ``name``."""
+    tmp = tmp_path_factory.mktemp(name)
+    db = f"gpkg:///{tmp / name}.gpkg"
+    build_store(db, tmp)
+    return db, tmp
+
+
+@contextmanager
+def served_built_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                       name: str) -> Iterator[tuple[str, str, Path]]:
+    """(store URL, server URL, tmp dir): a store made by ``build_store`` for the fixture's
+    ``gpkg``/``postgis`` param, served by uvicorn until the block ends."""
+    tmp = tmp_path_factory.mktemp(name)
+    with store_url_for(request, tmp, name) as db:
+        build_store(db, tmp)
+        with running_server(db) as base:
+            yield db, base, tmp
 
 
 @contextmanager

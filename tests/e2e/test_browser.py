@@ -8,32 +8,18 @@ from __future__ import annotations
 import math
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.api.live_server import PASSWORD, build_store, login, running_server
-from tests.conftest import missing_dependency
-
-try:
-    import playwright.sync_api as pw
-except ImportError:
-    missing_dependency("python package playwright is needed for browser tests", module=True)
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         # Cut the network: every host name but loopback fails to resolve.
-         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+from tests.api.live_server import built_gpkg_store, login, running_server
+from tests.e2e.chromium import click_map_at, launch_chromium, open_tab, require_chromium
 
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):  # noqa: ANN201
-    if not Path(CHROMIUM).exists():
-        missing_dependency(f"{CHROMIUM} is not installed")
-    tmp = tmp_path_factory.mktemp("browser")
-    db = f"gpkg:///{tmp / 'b.gpkg'}"
-    build_store(db, tmp)
+    require_chromium()
+    db, tmp = built_gpkg_store(tmp_path_factory, "browser")
     with running_server(db) as base:
         h = login(base, "pia")
         r = httpx.post(base + "/grids/draw", headers=h, json={"seed": 1}, timeout=600)
@@ -53,37 +39,13 @@ def site(tmp_path_factory):  # noqa: ANN201
 
 @pytest.fixture(scope="module")
 def browser(site):  # noqa: ANN001, ANN201
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS[1:], headless=True)
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 def _page(browser, site, user: str | None = None):  # noqa: ANN001, ANN202
     """A fresh context (own cookies) whose requests to anything but the server are aborted and recorded."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    ctx.user_data = []  # type: ignore[attr-defined]
-    outside: list[str] = []
-
-    def guard(route) -> None:  # noqa: ANN001
-        host = urlsplit(route.request.url).hostname
-        if route.request.url.startswith("data:") or host == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    if user:
-        page.goto(site["base"] + "/login")
-        page.fill("input[name=username]", user)
-        page.fill("input[name=password]", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_load_state("load")
-    return ctx, page, outside, errors
+    return open_tab(browser, site["base"], user)
 
 
 def _features(page, prop: str, folium_file: bool = False) -> list:  # noqa: ANN001
@@ -179,13 +141,7 @@ def test_incident_map_click_shows_lookup_and_sectors(browser, site):  # noqa: AN
     page.wait_for_selector(".marker-cluster")  # not wait_for_function: the CSP forbids its eval
     clusters = page.locator(".marker-cluster").count()
     # Zoom to the spot, then click the map there like a dispatcher would.
-    page.evaluate(f"void window.gpMap.setView([{lat}, {lon}], 19, {{animate: false}})")
-    page.wait_for_timeout(500)
-    pt = page.evaluate(f"(() => {{ const p = window.gpMap.latLngToContainerPoint([{lat}, {lon}]); return [p.x, p.y]; }})()")
-    box = page.locator("#gp-map").bounding_box()
-    page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
-    page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
-    panel = page.inner_text("#gp-panel")
+    panel = click_map_at(page, lon, lat)
     assert "网格" in panel and site["grids"][0]["properties"]["code"][:6] in panel
     assert cam["properties"]["code"] in panel
     assert page.locator("#gp-panel .gp-camera").count() >= 1

@@ -15,23 +15,14 @@ import threading
 import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import numpy as np
 import pytest
 from gridpatrol.gis.crs import wgs84_to_gcj02
 
-from tests.api.live_server import PASSWORD, build_store, login, running_server
-from tests.conftest import missing_dependency
-
-try:
-    import playwright.sync_api as pw
-except ImportError:
-    missing_dependency("python package playwright is needed for browser tests", module=True)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
+from tests.api.live_server import built_gpkg_store, login, running_server
+from tests.e2e.chromium import click_map_at, launch_chromium, open_tab, require_chromium
 
 
 def _png(rgb: tuple[int, int, int], size: int = 256) -> bytes:
@@ -69,11 +60,8 @@ def _gcj(lon: float, lat: float) -> tuple[float, float]:
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):  # noqa: ANN201
-    if not Path(CHROMIUM).exists():
-        missing_dependency(f"{CHROMIUM} is not installed")
-    tmp = tmp_path_factory.mktemp("gcj")
-    db = f"gpkg:///{tmp / 'g.gpkg'}"
-    build_store(db, tmp)
+    require_chromium()
+    db, tmp = built_gpkg_store(tmp_path_factory, "gcj")
     tiles = ThreadingHTTPServer(("127.0.0.1", 0), _Tiles)
     threading.Thread(target=tiles.serve_forever, daemon=True).start()
     env = {"GRIDPATROL_TILE_URL": f"http://127.0.0.1:{tiles.server_port}/{{z}}/{{x}}/{{y}}.png",
@@ -88,33 +76,12 @@ def site(tmp_path_factory):  # noqa: ANN201
 
 @pytest.fixture(scope="module")
 def browser(site):  # noqa: ANN001, ANN201
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 def _page(browser, site, user: str):  # noqa: ANN001, ANN202
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900})
-    outside: list[str] = []
-
-    def guard(route) -> None:  # noqa: ANN001
-        if route.request.url.startswith("data:") or urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(site["base"] + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_load_state("load")
-    return ctx, page, outside, errors
+    return open_tab(browser, site["base"], user)
 
 
 def _target(base: str) -> tuple[dict, float, float]:
@@ -167,13 +134,13 @@ def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
         minx, miny, maxx, maxy = store.extent("roads")
     finally:
         store.dispose()
-    center = page.evaluate(f"(() => {{ const c = window.gpMap.getCenter(); return [c.lng, c.lat]; }})()")
+    center = page.evaluate("(() => { const c = window.gpMap.getCenter(); return [c.lng, c.lat]; })()")
     want = _gcj((minx + maxx) / 2, (miny + maxy) / 2)
     assert center == pytest.approx(want, abs=2e-4), (center, want, ((minx + maxx) / 2, (miny + maxy) / 2))
 
     # The clustered incidents sit at their GCJ-02 positions.
     markers = page.evaluate(
-        f"(() => {{ const out = []; window.gpMap.eachLayer(l => {{ if (l instanceof L.MarkerClusterGroup)"
+        "(() => { const out = []; window.gpMap.eachLayer(l => { if (l instanceof L.MarkerClusterGroup)"
         " l.getLayers().forEach(k => out.push([k.getTooltip().getContent().textContent, k.getLatLng().lng, k.getLatLng().lat])); });"
         " return out; })()")
     assert len(markers) >= 100
@@ -186,13 +153,7 @@ def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
         assert abs(mx - wx) + abs(my - wy) > 1e-3  # really moved (a few hundred metres)
 
     # A click where the tiles show the spot finds the camera that sees it.
-    page.evaluate(f"void window.gpMap.setView([{glat}, {glon}], 19, {{animate: false}})")
-    page.wait_for_timeout(500)
-    pt = page.evaluate(f"(() => {{ const p = window.gpMap.latLngToContainerPoint([{glat}, {glon}]); return [p.x, p.y]; }})()")
-    box = page.locator("#gp-map").bounding_box()
-    page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
-    page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
-    panel = page.inner_text("#gp-panel")
+    panel = click_map_at(page, glon, glat)
     assert code in panel and "GCJ-02" in panel
     drawn = _panel_state(page)
     assert len(drawn["pins"]) == 1

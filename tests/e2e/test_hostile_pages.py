@@ -10,24 +10,13 @@ import math
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
-from tests.api.live_server import (
-    PASSWORD,
-    build_store,
-    drop_schema,
-    login,
-    pg_schema_url,
-    running_server,
-)
+from tests.api.live_server import PASSWORD, login, served_built_store
+from tests.e2e.chromium import launch_chromium, log_in, open_tab, require_chromium
 
-pw = pytest.importorskip("playwright.sync_api", reason="python package playwright is needed for browser tests")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 # Each would set window.__pwned (or open a dialog, or fetch from elsewhere) if it ran.
 WORKER = '<img src=x onerror="window.__pwned=1;alert(1)">'
 GRID_NAME = '"><script>window.__pwned=2</script>'
@@ -110,31 +99,16 @@ def _poison(db: str, base: str) -> dict:
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    tmp = tmp_path_factory.mktemp("hostile")
-    schema = None
-    if request.param == "gpkg":
-        db = f"gpkg:///{tmp / 'h.gpkg'}"
-    else:
-        pg = request.getfixturevalue("pg_database")
-        db, schema = pg_schema_url(pg)
-    try:
-        build_store(db, tmp)
-        with running_server(db) as base:
-            yield {"base": base, "db": db, **_poison(db, base),
-                   "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp)), "store": request.param}
-    finally:
-        if schema:
-            drop_schema(request.getfixturevalue("pg_database"), schema)
+    require_chromium()
+    with served_built_store(request, tmp_path_factory, "hostile") as (db, base, tmp):
+        yield {"base": base, "db": db, **_poison(db, base),
+               "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp)), "store": request.param}
 
 
 @pytest.fixture(scope="module")
 def browser(site):  # noqa: ANN001, ANN201
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 class Visit:
@@ -142,31 +116,14 @@ class Visit:
 
     def __init__(self, browser, site, user: str) -> None:  # noqa: ANN001
         self.site = site
-        self.ctx = browser.new_context(viewport={"width": 1366, "height": 768})
-        self.outside: list[str] = []
+        self.ctx, self.page, self.outside, self.errors = open_tab(browser, site["base"], viewport=(1366, 768),
+                                                                  init_script=WATCH)
         self.dialogs: list[str] = []
-        self.errors: list[str] = []
         self.console: list[str] = []
         self.csp_headers: dict[str, str | None] = {}
-
-        def guard(route) -> None:  # noqa: ANN001
-            if route.request.url.startswith("data:") or urlsplit(route.request.url).hostname == "127.0.0.1":
-                route.continue_()
-            else:
-                self.outside.append(route.request.url)
-                route.abort()
-
-        self.ctx.route("**/*", guard)
-        self.ctx.add_init_script(WATCH)
-        self.page = self.ctx.new_page()
         self.page.on("dialog", lambda d: (self.dialogs.append(d.message), d.dismiss()))
-        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
         self.page.on("console", lambda m: self.console.append(m.text) if m.type == "error" else None)
-        self.page.goto(site["base"] + "/login")
-        self.page.fill("input[name=username]", user)
-        self.page.fill("input[name=password]", PASSWORD)
-        self.page.click("input[type=submit]")
-        self.page.wait_for_load_state("load")
+        log_in(self.page, site["base"], user)
 
     def open(self, path: str, ready: str) -> None:
         resp = self.page.goto(self.site["base"] + path)

@@ -8,30 +8,15 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import (
-    PASSWORD,
-    build_store,
-    drop_schema,
-    login,
-    pg_schema_url,
-    running_server,
-)
-from tests.conftest import missing_dependency
+from tests.api.live_server import PASSWORD, login, served_built_store
+from tests.e2e.chromium import launch_chromium, open_tab, require_chromium
 
-try:
-    import playwright.sync_api as pw
-except ImportError:
-    missing_dependency("python package playwright is needed for browser tests", module=True)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 EDITS = [("POST", "/grids/preview-move", {"items": [1]}), ("POST", "/grids/move-blocks", {"to": "x", "items": [1]}),
          ("POST", "/grids/x/split", {"parts": 2}), ("POST", "/grids/merge", {"codes": ["x", "y"]}),
          ("POST", "/grids/rebalance", {"codes": ["x", "y"]}), ("POST", "/grids/lock", {"codes": ["x"]}),
@@ -42,54 +27,23 @@ EDITS = [("POST", "/grids/preview-move", {"items": [1]}), ("POST", "/grids/move-
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
-    if not Path(CHROMIUM).exists():
-        missing_dependency(f"{CHROMIUM} is not installed")
-    tmp = tmp_path_factory.mktemp("planner")
-    schema = None
-    if request.param == "gpkg":
-        db = f"gpkg:///{tmp / 'p.gpkg'}"
-    else:
-        db, schema = pg_schema_url(request.getfixturevalue("pg_database"))
-    try:
-        build_store(db, tmp)
-        with running_server(db) as base:
-            r = httpx.post(base + "/grids/draw", headers=login(base, "pia"), json={"seed": 1}, timeout=600)
-            assert r.status_code == 201, r.text
-            yield {"base": base, "store": request.param, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
-    finally:
-        if schema:
-            drop_schema(request.getfixturevalue("pg_database"), schema)
+    require_chromium()
+    with served_built_store(request, tmp_path_factory, "planner") as (_db, base, tmp):
+        r = httpx.post(base + "/grids/draw", headers=login(base, "pia"), json={"seed": 1}, timeout=600)
+        assert r.status_code == 201, r.text
+        yield {"base": base, "store": request.param, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
 
 
 @pytest.fixture(scope="module")
 def browser(site):  # noqa: ANN001, ANN201
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+    with launch_chromium() as b:
         yield b
-        b.close()
 
 
 def open_page(browser, base: str, user: str, viewport=(1366, 768)):  # noqa: ANN001, ANN201
     """A logged-in tab whose requests to anything but the server are aborted and recorded."""
-    ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
-    outside: list[str] = []
-
-    def guard(route) -> None:  # noqa: ANN001
-        if route.request.url.startswith("data:") or urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            outside.append(route.request.url)
-            route.abort()
-
-    ctx.route("**/*", guard)
-    page = ctx.new_page()
-    page.errors = []  # type: ignore[attr-defined]
-    page.on("pageerror", lambda e: page.errors.append(str(e)))
-    page.goto(base + "/login")
-    page.fill("input[name=username]", user)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_load_state("load")
+    ctx, page, outside, errors = open_tab(browser, base, user, viewport)
+    page.errors = errors  # type: ignore[attr-defined]
     return ctx, page, outside
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from tests.api.api_seed import PASSWORD, seed
-from tests.api.live_server import drop_schema, pg_schema_url, running_server
+from tests.api.live_server import running_server, store_url_for
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
@@ -20,13 +20,8 @@ def server(request, tmp_path_factory):  # noqa: ANN001, ANN201
     from gridpatrol.layers.store import open_store
 
     tmp = tmp_path_factory.mktemp("recovery")
-    schema = None
-    if request.param == "gpkg":
-        db = f"gpkg:///{tmp / 'r.gpkg'}"
-    else:
-        db, schema = pg_schema_url(request.getfixturevalue("pg_database"))
     app_name = "gp-recovery-" + uuid.uuid4().hex[:8]
-    try:
+    with store_url_for(request, tmp, "r") as db:
         store = open_store(db)
         seed(store)
         store.dispose()
@@ -35,9 +30,6 @@ def server(request, tmp_path_factory):  # noqa: ANN001, ANN201
             assert r.status_code == 200, r.text
             yield {"base": base, "kind": request.param, "app_name": app_name,
                    "auth": {"Authorization": "Bearer " + r.json()["access_token"]}}
-    finally:
-        if schema:
-            drop_schema(request.getfixturevalue("pg_database"), schema)
 
 
 def _terminate(pg_database: str, app_name: str) -> int:

@@ -12,34 +12,14 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import (
-    USERS,
-    build_store,
-    cli,
-    drop_schema,
-    login,
-    pg_schema_url,
-    running_server,
-)
+from tests.api.live_server import USERS, cli, login, served_built_store
 from tests.conftest import missing_dependency
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def server(request, tmp_path_factory):  # noqa: ANN001, ANN201
-    tmp = tmp_path_factory.mktemp("e2e")
-    schema = None
-    if request.param == "gpkg":
-        db = f"gpkg:///{tmp / 'e2e.gpkg'}"
-    else:
-        pg = request.getfixturevalue("pg_database")
-        db, schema = pg_schema_url(pg)
-    try:
-        build_store(db, tmp)
-        with running_server(db) as base:
-            yield {"base": base, "db": db, "headers": {name: login(base, name) for name in USERS.values()}}
-    finally:
-        if schema:
-            drop_schema(request.getfixturevalue("pg_database"), schema)
+    with served_built_store(request, tmp_path_factory, "e2e") as (db, base, _tmp):
+        yield {"base": base, "db": db, "headers": {name: login(base, name) for name in USERS.values()}}
 
 
 def _get(s: dict, path: str, user: str | None = None, **kw) -> httpx.Response:

@@ -1,7 +1,7 @@
 """Load-test the running service from a second process: map-click lookups and OGC item pages on
 PostGIS with 1,000,000 cameras and 500,000 incidents, against pg_featureserv-style raw SQL.
 
-Usage: .venv/bin/python scripts/bench_api.py [--cameras N] [--incidents N] [--requests N]
+Usage: python -m gridpatrol.scripts.bench.api [--cameras N] [--incidents N] [--requests N]
        [--concurrency N] [--workers N] [--walk-pages N] [--pg URL] [--keep] [--schema S]
 
 Builds a PostGIS schema (Chengdu streets, 锦江区 grids, N synthetic cameras and incidents spread over
@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 import httpx
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 # The region the generated cameras and incidents cover (around the Chengdu extract), degrees.
 REGION = (103.69, 30.29, 104.49, 31.09)

@@ -20,7 +20,7 @@ of eulerize's on the grids eulerize can do); ``--per-grid`` prints a row per gri
 grids" is the wall time of one pass of ours over every drawn grid (islands included), the
 issue's "all grids of Chengdu in under 2 minutes". Run:
 
-    .venv/bin/python scripts/bench_routes.py [--pieces 3] [--repeat 3] [--skip-baseline-over 3000] [--per-grid]
+    python -m gridpatrol.scripts.bench.routes [--pieces 3] [--repeat 3] [--skip-baseline-over 3000] [--per-grid]
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ import networkx as nx
 import numpy as np
 from shapely.geometry import LineString, box, shape
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 from gridpatrol.gis.crs import local_metric_crs, to_wgs84_geometry
 from gridpatrol.gis.osm import read_osm

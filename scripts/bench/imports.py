@@ -1,6 +1,6 @@
 """Benchmark: `import-osm` of an extract into both stores vs osmnx.graph_from_xml + features_from_xml.
 
-Usage: python scripts/bench_import.py [--osm PATH] [--repeat N] [--pg URL]
+Usage: python -m gridpatrol.scripts.bench.imports [--osm PATH] [--repeat N] [--pg URL]
 Prints a markdown table (best of N runs). The osmnx baseline only parses the file into a graph
 and feature frames (it writes nothing), so it is the cost of reading the same data with the
 tool planners would otherwise use.
@@ -15,20 +15,11 @@ import warnings
 from pathlib import Path
 
 import pyogrio  # noqa: F401  (before mod_spatialite)
-from gridpatrol.scripts.benchutil import local_pg_url
+from gridpatrol.scripts.bench.common import local_pg_url
 from sqlalchemy import create_engine, text
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OSM = ROOT.parent / "shared" / "data" / "chengdu" / "chengdu.osm"
-
-
-def best_of(n: int, fn) -> tuple[float, object]:  # noqa: ANN001
-    best, out = float("inf"), None
-    for _ in range(n):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def bench_gridpatrol_gpkg(osm: Path) -> tuple[float, dict]:

@@ -5,7 +5,7 @@ A synthetic lattice (316 × 316 square blocks of 90 m, 45 households each, 16 co
 block on a grid's east edge into the grid east of it) is previewed (``layers.planner.preview_move``),
 committed (``layers.grids.move_blocks``) and done by ``gridpatrol move-blocks``.
 
-    python scripts/bench_planner.py [--side 316] [--previews 40] [--commits 3] [--stores gpkg,postgis]
+    python -m gridpatrol.scripts.bench.planner [--side 316] [--previews 40] [--commits 3] [--stores gpkg,postgis]
 """
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers import planner
 from gridpatrol.layers.store import open_store
-from gridpatrol.scripts.benchutil import local_pg_url
+from gridpatrol.scripts.bench.common import local_pg_url
 
 LON0, LAT0, BLOCK_M, HH = 104.0, 30.6, 90.0, 45.0
 AREAS, TILE = 4, 3  # 4 × 4 communities, grids of 3 × 3 blocks

@@ -2,7 +2,7 @@
 
 Simulated walks along a planned route on Chengdu's streets (noise σ 10/20/30 m, a fix every 1/10/30 s,
 two 60 s gaps); prints fixes per second and precision/recall of the street length reported walked.
-Run: nice -n 10 python scripts/bench/bench_matching.py [--store GPKG] [--quick]
+Run: nice -n 10 python -m gridpatrol.scripts.bench.matching [--store GPKG] [--quick]
 """
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
-"""Reproducible synthetic city (irregular streets, a river, buildings with households) for tests and benchmarks."""
+"""Reproducible synthetic city (irregular streets, a river, buildings with households): test data, also used by the benchmarks.
+
+Command line (from the repository root): ``python -m tests.synth_city --blocks 3000 --out city.gpkg``."""
 from __future__ import annotations
 
 import argparse

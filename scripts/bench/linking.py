@@ -16,7 +16,7 @@ import numpy as np
 import shapely
 from gridpatrol.gis.cameras import CameraIndex, distance_bearing, ecef, sector_contains
 from gridpatrol.gis.crs import local_metric_crs
-from gridpatrol.scripts.bench_assign import timed
+from gridpatrol.scripts.bench.common import timed
 from sqlalchemy import create_engine, text
 
 LON0, LAT0, WIDTH_DEG = 104.0, 30.2, 1.0  # about 96 × 111 km around Chengdu

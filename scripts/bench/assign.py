@@ -13,7 +13,7 @@ import geopandas as gpd
 import numpy as np
 import shapely
 from gridpatrol.gis.assign import assign_xy, reassign_buildings, representative_xy
-from gridpatrol.scripts.benchutil import local_pg_url
+from gridpatrol.scripts.bench.common import local_pg_url, timed
 
 UTM_CHENGDU = "EPSG:32648"  # WGS 84 / UTM 48N: metres around Chengdu
 
@@ -40,16 +40,6 @@ def make_buildings(n: int, side_m: float, seed: int) -> np.ndarray:
     x = cx[:, None] + dx * np.cos(ang)[:, None] - dy * np.sin(ang)[:, None]
     y = cy[:, None] + dx * np.sin(ang)[:, None] + dy * np.cos(ang)[:, None]
     return shapely.polygons(np.stack([x, y], axis=-1))
-
-
-def timed(fn, repeat: int = 1):
-    """(best wall time in s, result of the last run)."""
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
 
 
 def bench_postgis(url: str, grids: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:

@@ -1,0 +1,98 @@
+"""What every ``scripts/cmd_<topic>.py`` shares: the options in the typer context, consoles, progress, tables."""
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+if TYPE_CHECKING:
+    from gridpatrol.layers.store import Store
+
+console = Console()
+if not console.is_terminal:
+    # Piped or captured output: rich would cut tables at 80 columns; scripts want whole values.
+    console = Console(width=200)
+err_console = Console(stderr=True)
+
+
+@dataclass(frozen=True)
+class CliOptions:
+    """The options of the ``gridpatrol`` command itself, kept in the typer context (``ctx.obj``)."""
+
+    db: str | None = None  # --db / GRIDPATROL_DB; None: the default ./gridpatrol.gpkg
+
+    def open_store(self, create: bool = True) -> Store:
+        """Open the store chosen by --db (``create=False``: a missing GeoPackage is an error)."""
+        from gridpatrol.layers.store import open_store
+
+        return open_store(self.db, create=create)
+
+
+def cli_options(ctx: typer.Context) -> CliOptions:
+    """The ``gridpatrol`` options of the running command (defaults when a sub-app runs on its own)."""
+    return ctx.find_object(CliOptions) or CliOptions()
+
+
+def open_cli_store(ctx: typer.Context, create: bool = True) -> Store:
+    """Open the store chosen by --db / GRIDPATROL_DB for the running command."""
+    return cli_options(ctx).open_store(create=create)
+
+
+@contextmanager
+def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
+    """A spinner with the current step, on stderr, for long work."""
+    quiet = not err_console.is_terminal
+    with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=quiet) as prog:
+        task = prog.add_task(title)
+
+        def step(msg: str) -> None:
+            prog.update(task, description=f"{title}: {msg}")
+
+        yield step
+
+
+def model_options(model: type[BaseModel]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Decorator: the command's options for ``model``'s fields (type, default and help from the
+    model), handed to the command as one checked instance in its ``params`` argument."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        own = [p.replace(annotation=eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation)
+               for p in inspect.signature(fn).parameters.values() if p.name != "params"]
+        derived = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=f.default,
+                                     annotation=Annotated[f.annotation, typer.Option(help=f.description)])
+                   for name, f in model.model_fields.items()]
+
+        @functools.wraps(fn)
+        def command(**kwargs: object) -> None:
+            values = {name: kwargs.pop(name) for name in model.model_fields}
+            fn(params=model.parse(values), **kwargs)
+
+        del command.__wrapped__  # typer must read the signature below, not fn's
+        command.__signature__ = inspect.Signature(own + derived)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in own + derived}
+        return command
+
+    return wrap
+
+
+def print_table(rows: list[dict], title: str | None = None) -> None:
+    """Print rows (dicts with the same keys) as a rich table."""
+    if not rows:
+        console.print("(nothing)")
+        return
+    t = Table(title=title)
+    for k in rows[0]:
+        t.add_column(str(k))
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r.values()])
+    console.print(t)
