@@ -144,11 +144,7 @@ def _out(row: Any) -> dict[str, Any]:
 def get(store: Store, job_id: int, conn: Connection | None = None) -> dict[str, Any]:
     """The job ``job_id`` as a dict (params and result decoded); NotFoundError if there is none."""
     stmt = select(T).where(T.c.id == job_id)
-    if conn is not None:
-        row = conn.execute(stmt).first()
-    else:
-        with store.engine.connect() as c:
-            row = c.execute(stmt).first()
+    row = store.first_row(stmt, conn)
     if row is None:
         raise NotFoundError(f"no job {job_id}")
     return _out(row)

@@ -116,6 +116,13 @@ class Store:
         with self.engine.begin() as conn:
             yield conn
 
+    def first_row(self, stmt: Any, conn: Connection | None = None) -> Any:
+        """The first row of ``stmt`` (None if none), on ``conn`` or on a connection of its own."""
+        if conn is not None:
+            return conn.execute(stmt).first()
+        with self.engine.connect() as c:
+            return c.execute(stmt).first()
+
     def table(self, name: str) -> Table:
         """The table of layer ``name``; NotFoundError lists the layers that exist."""
         model = LAYERS.get(name)

@@ -261,11 +261,7 @@ def get_user_state(store: Store, name: str, *, conn: Connection | None = None) -
     token is newer than what it knows (the user was reactivated and logged in elsewhere)."""
     stmt = select(User.name, User.role, User.max_secrecy_level, User.active, User.token_version, User.id).where(
         User.name == name)
-    if conn is not None:
-        row = conn.execute(stmt).first()
-    else:
-        with store.engine.connect() as c:
-            row = c.execute(stmt).first()
+    row = store.first_row(stmt, conn)
     if row is None:
         return None, None
     version = int(row[4] or 0)

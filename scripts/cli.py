@@ -20,14 +20,7 @@ from gridpatrol.scripts import (
     cmd_tracks,
     cmd_trust,
 )
-from gridpatrol.scripts.cliutil import (
-    CliOptions,
-    console,
-    err_console,
-    open_cli_store,
-    print_table,
-    progress_steps,
-)
+from gridpatrol.scripts.cliutil import CliOptions, console, err_console, open_cli_store, print_table, progress_steps
 
 app = typer.Typer(
     name="gridpatrol",

@@ -10,13 +10,7 @@ from typing import Annotated, Optional
 import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.models import MAX_ID
-from gridpatrol.scripts.cliutil import (
-    console,
-    err_console,
-    open_cli_store,
-    print_table,
-    progress_steps,
-)
+from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
 
 
 def _parse_deadlines(spec: str | None) -> dict[str, float]:

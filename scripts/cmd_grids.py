@@ -8,14 +8,7 @@ from typing import Annotated, Optional
 import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.plan_params import PlanParams
-from gridpatrol.scripts.cliutil import (
-    console,
-    err_console,
-    model_options,
-    open_cli_store,
-    print_table,
-    progress_steps,
-)
+from gridpatrol.scripts.cliutil import console, err_console, model_options, open_cli_store, print_table, progress_steps
 
 app = typer.Typer()
 

@@ -7,13 +7,7 @@ from typing import Annotated, Optional
 from zoneinfo import ZoneInfo
 
 import typer
-from gridpatrol.scripts.cliutil import (
-    console,
-    err_console,
-    open_cli_store,
-    print_table,
-    progress_steps,
-)
+from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
 
 
 def _local(v) -> str:  # noqa: ANN001

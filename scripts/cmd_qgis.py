@@ -5,10 +5,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from gridpatrol.scripts.cliutil import (
-    console,
-    open_cli_store,
-)
+from gridpatrol.scripts.cliutil import console, open_cli_store
 
 
 app = typer.Typer()

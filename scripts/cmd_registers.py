@@ -6,13 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import (
-    console,
-    err_console,
-    open_cli_store,
-    print_table,
-    progress_steps,
-)
+from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
 
 
 app = typer.Typer()

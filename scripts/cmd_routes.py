@@ -6,13 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import (
-    console,
-    err_console,
-    open_cli_store,
-    print_table,
-    progress_steps,
-)
+from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
 
 
 CRS_HELP = "Coordinates typed or in files without a CRS: wgs84, gcj02 (高德/腾讯), bd09 (百度) or EPSG:n"

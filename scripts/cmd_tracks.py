@@ -8,11 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import (
-    console,
-    open_cli_store,
-    print_table,
-)
+from gridpatrol.scripts.cliutil import console, open_cli_store, print_table
 
 
 def parse_date(text: str, what: str) -> date:

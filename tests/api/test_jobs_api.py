@@ -23,20 +23,16 @@ USERS, PASSWORD = JOB_USERS, JOB_PASSWORD
 
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def url(request, tmp_path_factory):  # noqa: ANN001, ANN201
+def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """Jinjiang with the job users, instead of the API seed: tests/api/conftest.py's ``app`` serves it."""
     with cached_module_store_url(request, tmp_path_factory, "jobs-jinjiang", jinjiang_with_users,
                                  jinjiang_inputs()) as u:
         yield u
 
 
 @pytest.fixture(scope="module")
-def app(url):  # noqa: ANN001, ANN201
-    from gridpatrol.api.app import create_app
-    from gridpatrol.api.config import load_settings
-
-    application = create_app(url, settings=load_settings(log_level="WARNING"))
-    yield application
-    application.state.store.dispose()
+def url(loaded_store_url):  # noqa: ANN001, ANN201
+    return loaded_store_url
 
 
 @pytest.fixture(scope="module")
