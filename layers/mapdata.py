@@ -180,6 +180,24 @@ def incident_points(store: Store, where: Any = None, *, days: float | None = Non
     return out
 
 
+MAX_CAMERA_POINTS = 20_000
+
+
+def camera_points(store: Store, where: Any = None) -> list[dict[str, Any]]:
+    """Cameras the caller may see (``where``: their row filter), at most 20,000 by id: code, name,
+    project, type, status, lon, lat (WGS-84) — the incident map's camera layer before any click."""
+    from gridpatrol.layers.models import Camera
+
+    t = Camera.__table__
+    stmt = select(t.c.code, t.c.name, t.c.project, t.c.camera_type, t.c.status, func.ST_X(t.c.geom), func.ST_Y(t.c.geom))
+    if where is not None:
+        stmt = stmt.where(where)
+    with store.engine.connect() as c:
+        rows = c.execute(stmt.order_by(t.c.id).limit(MAX_CAMERA_POINTS)).all()
+    return [{"code": r[0], "name": r[1], "project": r[2], "camera_type": r[3], "status": r[4],
+             "lon": float(r[5]), "lat": float(r[6])} for r in rows]
+
+
 def visible_route(store: Store, code: str, where: Any = None, *, mode: str | None = None, worker_index: int = 0):  # noqa: ANN201
     """The SheetRoute of grid ``code``'s stored route (worker ``worker_index``) if ``where`` lets the caller see it."""
     from gridpatrol.layers import routes as rl

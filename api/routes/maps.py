@@ -11,7 +11,7 @@ from gridpatrol.api.auth import can, layer_filter, require_permission, visible_f
 from gridpatrol.api.deps import MAX_ID, SettingsDep, StoreDep, UserDep
 from gridpatrol.api.display import display_geojson, display_lonlat
 from gridpatrol.layers import mapdata
-from gridpatrol.layers.models import Incident, Route
+from gridpatrol.layers.models import Camera, Incident, Route
 
 router = APIRouter(prefix="/maps/data", tags=["map pages"])
 PlanQ = Annotated[int | None, Query(ge=1, le=MAX_ID, description="plan id (default: newest)")]
@@ -61,6 +61,18 @@ async def incidents(
     rows = [[p["id"], p["category"], p["state"], p["occurred_at"].isoformat(), round(float(x), 7), round(float(y), 7)]
             for p, x, y in zip(pts, lon, lat)]
     return {"columns": ["id", "category", "state", "occurred_at", "lon", "lat"], "rows": rows}
+
+
+@router.get("/cameras", summary="Cameras for the incident map (before any click), up to the caller's secrecy level")
+async def cameras(store: StoreDep, settings: SettingsDep, principal: UserDep) -> dict[str, Any]:
+    """Rows ``[code, name, project, camera_type, status, lon, lat]`` the caller may see, display datum."""
+    require_permission(principal, "read_cameras", "see cameras on the map")
+    where = layer_filter(principal, "cameras", Camera.__table__)
+    pts = await run_in_threadpool(mapdata.camera_points, store, where)
+    lon, lat = display_lonlat(np.array([p["lon"] for p in pts]), np.array([p["lat"] for p in pts]), settings)
+    cols = ["code", "name", "project", "camera_type", "status"]
+    rows = [[p[k] for k in cols] + [round(float(x), 7), round(float(y), 7)] for p, x, y in zip(pts, lon, lat)]
+    return {"columns": [*cols, "lon", "lat"], "rows": rows}
 
 
 @router.get("/routes/{code}", summary="A grid's stored patrol route with its grid and directions")

@@ -99,7 +99,8 @@ def _probe_paths(env: dict) -> list[str]:
              "/ogc/collections/cameras/schema", "/ogc/collections/cameras/queryables",
              "/cameras?limit=10000", "/export/cameras", "/export/incidents", "/export/grids", "/export/imports",
              "/incidents?limit=10000", "/incidents/overdue", "/routes", "/grids", "/grids/plans", "/auth/me",
-             "/readyz", "/", "/maps/incidents",
+             "/readyz", "/", "/maps/incidents", "/maps/data/cameras", "/maps/data/incidents", "/maps/data/grids",
+             "/maps/data/basemap", "/m/data",
              "/grids/51010400101/hot-spots?at=2019-01-01T00:00:00Z&days=400&min_incidents=1"]
     paths += [f"/ogc/collections/{layer}" for layer in LAYERS]
     for c in env["cameras"].values():
@@ -154,6 +155,26 @@ def _gpkg(data: bytes) -> tuple[gpd.GeoDataFrame, dict]:
             con.close()
     box = [min(a, b) for a, b in zip(lo[:2], tree[:2])] + [max(a, b) for a, b in zip(lo[2:], tree[2:])]
     return feats, {"lon": (box[0], box[2]), "lat": (box[1], box[3])}
+
+
+@pytest.mark.parametrize("user", list(CLEARANCE))
+def test_the_incident_maps_camera_layer_holds_exactly_the_cameras_the_user_may_see(env, user):  # noqa: ANN001
+    """/maps/data/cameras (the camera marks before any click): each planted camera is there exactly
+    when the user is cleared for it, at its position; roles without cameras get 401/403."""
+    client, h = env["client"], env["tokens"][user]
+    r = client.get("/maps/data/cameras", headers=h)
+    if CLEARANCE[user] < 0:
+        assert r.status_code in (401, 403), r.text
+        return
+    assert r.status_code == 200, r.text
+    body = r.json()
+    at = {row[body["columns"].index("code")]: row for row in body["rows"]}
+    for c in env["cameras"].values():
+        assert (c["code"] in at) == _sees(user, c), (user, c["code"])
+        if c["code"] in at:
+            row = at[c["code"]]
+            assert row[body["columns"].index("lon")] == pytest.approx(c["lon"], abs=1e-6)
+            assert row[body["columns"].index("lat")] == pytest.approx(c["lat"], abs=1e-6)
 
 
 @pytest.mark.parametrize("user", ["ada", CLEARED_DISPATCHER, "dan"])

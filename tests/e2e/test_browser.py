@@ -141,8 +141,11 @@ def test_incident_map_click_shows_lookup_and_sectors(browser, site):  # noqa: AN
     page.wait_for_selector(".marker-cluster")  # not wait_for_function: the CSP forbids its eval
     clusters = page.locator(".marker-cluster").count()
     # Zoom to the spot, then click the map there like a dispatcher would.
+    page.wait_for_selector("#gp-map[data-state=loaded]")
     panel = click_map_at(page, lon, lat)
     assert "网格" in panel and site["grids"][0]["properties"]["code"][:6] in panel
+    # The cameras the dispatcher may see are marked on the map, not only after a click.
+    assert page.locator("path.gp-camera-mark").count() >= 1
     assert cam["properties"]["code"] in panel
     assert page.locator("#gp-panel .gp-camera").count() >= 1
     assert page.locator("path.gp-sector").count() == page.locator("#gp-panel .gp-camera").count()

@@ -62,6 +62,23 @@
     });
   }
 
+  // The cameras the user may see, before any click: a small mark each (blue online, grey not),
+  // clustered; code, name, project and status in the tooltip (DOM text).
+  function drawCameras(d) {
+    var col = {}; d.columns.forEach(function (c, i) { col[c] = i; });
+    var group = L.markerClusterGroup({chunkedLoading: true, maxClusterRadius: 40});
+    d.rows.forEach(function (r) {
+      var online = r[col.status] === 'online';
+      var m = L.circleMarker([r[col.lat], r[col.lon]], {radius: 4, weight: 1, color: '#08306b',
+        fillColor: online ? '#2171b5' : '#969696', fillOpacity: 0.9, className: 'gp-camera-mark', renderer: svg});
+      m.bindTooltip(GP.tip([[t('camera'), r[col.code] + (r[col.name] ? ' ' + r[col.name] : '')],
+                            [t('project'), r[col.project]], [t('status'), r[col.status]]]));
+      group.addLayer(m);
+    });
+    group.addTo(map);
+    ctx.layers.addOverlay(group, t('cameras') + ' (' + d.rows.length + ')');
+  }
+
   var q = [];
   if (cfg.days) { q.push('days=' + encodeURIComponent(cfg.days)); }
   if (cfg.category) { q.push('category=' + encodeURIComponent(cfg.category)); }
@@ -88,6 +105,8 @@
     });
     cluster.addTo(map);
     ctx.layers.addOverlay(cluster, t('incidents') + ' (' + d.rows.length + ')');
+    return cfg.canCams === '1' ? GP.getJSON('/maps/data/cameras').then(drawCameras) : null;
+  }).then(function () {
     document.getElementById('gp-map').dataset.state = 'loaded';
     if (cfg.click) {
       var ll = cfg.click.split(',').map(Number);
