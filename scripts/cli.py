@@ -97,6 +97,8 @@ def import_areas_cmd(
                                 code=code, name=name, parent_code=parent_code)
     rows = [{"file": Path(r.source).name, "areas": r.counts["areas"]} for r in results]
     print_table(rows, title=f"imported {level} areas")
+    for w in (w for r in results for w in r.warnings):
+        err_console.print(f"[yellow]warning: {w}[/]")
 
 
 @app.command("export")
