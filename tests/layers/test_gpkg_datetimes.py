@@ -41,6 +41,13 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
     from gridpatrol.layers.plan_params import RebalanceParams
 
     jobs.create(store, "rebalance", RebalanceParams(codes=["g1", "g2"]), created_by="ada", lock_key=None)
+    import numpy as np
+    from gridpatrol.gis.tracks import Track
+    from gridpatrol.layers.tracks import save_track
+
+    stamps = 1.8e9 + np.arange(3) * 10.0
+    save_track(store, Track(104.0 + np.arange(3) * 1e-4, np.full(3, 30.6), stamps, np.full(3, np.nan)),
+               worker="wu", source="api", raw=b"x")
     box = shapely.box(104.0, 30.6, 104.01, 30.61)
     with store.begin() as conn:
         plan = conn.execute(insert(GridPlan).values(name="p", created_at=WHEN).returning(GridPlan.id)).scalar_one()
@@ -61,6 +68,13 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
         conn.execute(Base.metadata.tables["users"].update().values(created_at=WHEN, tokens_revoked_at=WHEN))
         conn.execute(Base.metadata.tables["jobs"].update().values(  # as a worker's updates would
             created_at=WHEN, started_at=WHEN, finished_at=WHEN, heartbeat_at=WHEN))
+        conn.execute(Base.metadata.tables["tracks"].update().values(start_at=WHEN, end_at=WHEN, created_at=WHEN))
+        conn.execute(Base.metadata.tables["track_chunks"].update().values(received_at=WHEN))
+        # A phone report's key and photo, as POST /m/reports writes them.
+        conn.execute(insert(Base.metadata.tables["incident_reports"]).values(
+            reporter="wu", client_key="k1", incident_id=inc, received_at=WHEN))
+        conn.execute(insert(Base.metadata.tables["incident_photos"]).values(
+            incident_id=inc, seq=1, mime="image/jpeg", width=1, height=1, data=b"x", created_at=WHEN))
 
 
 def _check_values(store) -> None:  # noqa: ANN001
