@@ -139,10 +139,16 @@ def test_incident_map_on_gcj02_tiles(browser, site):  # noqa: ANN001
     assert center == pytest.approx(want, abs=2e-4), (center, want, ((minx + maxx) / 2, (miny + maxy) / 2))
 
     # The clustered incidents sit at their GCJ-02 positions.
-    markers = page.evaluate(
+    page.wait_for_selector("#gp-map[data-state=loaded]")
+    every = page.evaluate(
         "(() => { const out = []; window.gpMap.eachLayer(l => { if (l instanceof L.MarkerClusterGroup)"
-        " l.getLayers().forEach(k => out.push([k.getTooltip().getContent().textContent, k.getLatLng().lng, k.getLatLng().lat])); });"
+        " l.getLayers().forEach(k => out.push([k.getTooltip().getContent().textContent, k.getLatLng().lng, k.getLatLng().lat,"
+        " k.options.className === 'gp-camera-mark'])); });"
         " return out; })()")
+    markers = [m[:3] for m in every if not m[3]]
+    # The camera marks too sit where the tiles show the cameras (GCJ-02).
+    mark = [m for m in every if m[3] and code in m[0]]
+    assert len(mark) == 1 and (mark[0][1], mark[0][2]) == pytest.approx(_gcj(clon, clat), abs=1e-6), mark
     assert len(markers) >= 100
     incs = httpx.get(base + "/incidents?limit=10000", headers=login(base, "dan"), timeout=60).json()["features"]
     where = {f["id"]: f["geometry"]["coordinates"] for f in incs}
