@@ -7,7 +7,7 @@
     zh: {
       version: '当前版本', version_n: '版本', households: '户', street_km: '街道 km', area: '面积 km²', blocks: '街区', worker: '网格员',
       selected: '已选 {n} 个街区（{h} 户）', grid: '网格', before: '编辑前', after: '编辑后', status: '状态',
-      in: '在标准内', below: '低于标准', above: '高于标准', saved: '已保存为版本 {v}：{m}', previewing: '预览中…',
+      in: '在标准内', below: '低于标准', above: '高于标准', saved: '已保存为版本 {v}：{m}', unchanged: '没有变化，未生成新版本（仍为版本 {v}）：{m}', previewing: '预览中…',
       ok_to_move: '可以移动', pick_grid: '先在列表中点击一个网格', tick_two: '至少勾选两个网格',
       tick_one: '至少勾选一个网格', reloaded: '已重新载入当前版本 {v}。', station_at: '站点：{x}, {y}',
       click_station: '在地图上点击站点位置', legend: '每个网格的户数', band: '标准', target_tag: '目标',
@@ -18,7 +18,7 @@
     en: {
       version: 'version', version_n: 'version', households: 'hh', street_km: 'street km', area: 'area km²', blocks: 'blocks', worker: 'worker',
       selected: '{n} blocks selected ({h} households)', grid: 'grid', before: 'before', after: 'after', status: 'status',
-      in: 'in band', below: 'below band', above: 'above band', saved: 'saved as version {v}: {m}', previewing: 'previewing…',
+      in: 'in band', below: 'below band', above: 'above band', saved: 'saved as version {v}: {m}', unchanged: 'nothing changed, no new version (still version {v}): {m}', previewing: 'previewing…',
       ok_to_move: 'the move keeps every rule', pick_grid: 'click a grid in the list first', tick_two: 'tick at least two grids',
       tick_one: 'tick at least one grid', reloaded: 'reloaded the current version {v}.', station_at: 'station: {x}, {y}',
       click_station: 'click the station on the map', legend: 'households per grid', band: 'band', target_tag: 'target',
@@ -61,7 +61,8 @@
         }
         clearSelection();
         S.ticked = {};
-        return load().then(function () { say(tr('saved', {v: d.plan_id, m: d.message}), 'ok'); return d; });
+        var same = d.parent_plan_id !== undefined && d.plan_id === d.parent_plan_id;  // nothing moved: no new version
+        return load().then(function () { say(tr(same ? 'unchanged' : 'saved', {v: d.plan_id, m: d.message}), 'ok'); return d; });
       });
     }).catch(function (e) { say(String(e.message || e), 'error'); });
   }
