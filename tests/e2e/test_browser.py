@@ -193,3 +193,24 @@ def test_standalone_map_file_works_from_disk_offline(browser, site, tmp_path):  
     assert [u for u in requests if not u.startswith(("file:", "data:"))] == [] and errors == []
     page.screenshot(path=str(site["shots"] / "standalone_grid_map.png"))
     ctx.close()
+
+
+@pytest.mark.parametrize("viewport", [(1366, 768), (390, 844)], ids=["desktop", "phone"])
+def test_every_page_at_desktop_and_phone_size(browser, site, viewport):  # noqa: ANN001
+    """Landing, log-in, grid, route and incident maps as the dispatcher at 1366×768 and 390×844:
+    each loads in Chinese, fits the width (no sideways scrolling on the phone), and is kept as a
+    screenshot to look at ($GRIDPATROL_SHOTS)."""
+    w, h = viewport
+    pages = [("login", "/login", "form"), ("landing", "/", "main"),
+             ("grid_map", "/maps/grids", "#gp-map[data-state=loaded]"),
+             ("route_map", f"/maps/routes/{site['route_code']}", "#gp-directions[data-state=loaded]"),
+             ("incident_map", "/maps/incidents", "#gp-map[data-state=loaded]")]
+    for name, path, ready in pages:
+        ctx, page, outside, errors = open_tab(browser, site["base"], None if name == "login" else "dan", viewport=viewport)
+        page.goto(site["base"] + path)
+        page.wait_for_selector(ready, timeout=60_000)
+        assert page.locator("html").get_attribute("lang") == "zh-CN", name
+        assert page.evaluate("document.documentElement.scrollWidth") <= w + 1, (name, viewport)
+        page.screenshot(path=str(site["shots"] / f"{name}_{w}x{h}.png"))
+        assert outside == [] and errors == [], (name, outside, errors)
+        ctx.close()
