@@ -89,10 +89,8 @@ def landing(request: Request, store: StoreDep) -> HTMLResponse:
     user = _who(request)
     can_routes = user is not None and can(user, "read_routes")
     where = layer_filter(user, "routes", Route.__table__) if can_routes else None
-    summary = mapdata.landing_summary(store, where)
+    summary = mapdata.landing_summary(store)  # has_routes: to say "log in" to those who cannot read them
     my_routes, n_routes = mapdata.landing_routes(store, where) if can_routes else ([], 0)
-    if not can_routes:  # whether any route exists at all, to say "log in" (its code is not shown)
-        summary["route_code"] = mapdata.landing_summary(store)["route_code"]
     return render(request, "landing.html", user=user, summary=summary, my_routes=my_routes, n_routes=n_routes,
                   can_routes=can_routes, synthetic_note=mapdata.shows_synthetic(store, _synthetic_layers(user)),
                   can_incidents=user is not None and can(user, "read_incidents"), base_url=str(request.base_url))

@@ -20,16 +20,13 @@ MAX_INCIDENT_POINTS = 20_000
 WORKLOAD_COLOURS = ("#2c7bb6", "#ffffbf", "#d7191c")
 
 
-def landing_summary(store: Store, route_where: Any = None) -> dict[str, Any]:
-    """The newest plan id, its number of grids, and the first stored route the caller may see (or None)."""
+def landing_summary(store: Store) -> dict[str, Any]:
+    """The newest plan id, its number of grids, and whether any route is stored (``has_routes``)."""
     with store.engine.connect() as c:
         plan = c.execute(select(func.max(GridPlan.id))).scalar()
         n_grids = c.execute(select(func.count()).select_from(Grid).where(Grid.plan_id == plan)).scalar() if plan else 0
-        stmt = select(Route.grid_code).order_by(Route.id).limit(1)
-        if route_where is not None:
-            stmt = stmt.where(route_where)
-        route = c.execute(stmt).scalar()
-    return {"plan_id": plan, "grids": int(n_grids or 0), "route_code": route}
+        has_routes = c.execute(select(Route.id).limit(1)).first() is not None
+    return {"plan_id": plan, "grids": int(n_grids or 0), "has_routes": has_routes}
 
 
 def landing_routes(store: Store, route_where: Any = None, limit: int = 50) -> tuple[list[dict[str, Any]], int]:

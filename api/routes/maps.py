@@ -57,10 +57,9 @@ async def incidents(
     require_permission(principal, "read_incidents", "see the incident map")
     where = layer_filter(principal, "incidents", Incident.__table__)
     pts = await run_in_threadpool(lambda: mapdata.incident_points(store, where, days=days, category=category))
-    lon, lat = display_lonlat(np.array([p["lon"] for p in pts]), np.array([p["lat"] for p in pts]), settings)
-    rows = [[p["id"], p["category"], p["state"], p["occurred_at"].isoformat(), round(float(x), 7), round(float(y), 7)]
-            for p, x, y in zip(pts, lon, lat)]
-    return {"columns": ["id", "category", "state", "occurred_at", "lon", "lat"], "rows": rows}
+    for p in pts:
+        p["occurred_at"] = p["occurred_at"].isoformat()
+    return _point_rows(pts, ["id", "category", "state", "occurred_at"], settings)
 
 
 @router.get("/cameras", summary="Cameras for the incident map (before any click), up to the caller's secrecy level")
@@ -69,10 +68,14 @@ async def cameras(store: StoreDep, settings: SettingsDep, principal: UserDep) ->
     require_permission(principal, "read_cameras", "see cameras on the map")
     where = layer_filter(principal, "cameras", Camera.__table__)
     pts = await run_in_threadpool(mapdata.camera_points, store, where)
+    return _point_rows(pts, ["code", "name", "project", "camera_type", "status"], settings)
+
+
+def _point_rows(pts: list[dict[str, Any]], columns: list[str], settings: Any) -> dict[str, Any]:
+    """``{"columns", "rows"}`` of ``pts``: the ``columns`` then lon, lat in the display datum (1e-7°)."""
     lon, lat = display_lonlat(np.array([p["lon"] for p in pts]), np.array([p["lat"] for p in pts]), settings)
-    cols = ["code", "name", "project", "camera_type", "status"]
-    rows = [[p[k] for k in cols] + [round(float(x), 7), round(float(y), 7)] for p, x, y in zip(pts, lon, lat)]
-    return {"columns": [*cols, "lon", "lat"], "rows": rows}
+    rows = [[p[k] for k in columns] + [round(float(x), 7), round(float(y), 7)] for p, x, y in zip(pts, lon, lat)]
+    return {"columns": [*columns, "lon", "lat"], "rows": rows}
 
 
 @router.get("/routes/{code}", summary="A grid's stored patrol route with its grid and directions")
