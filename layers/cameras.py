@@ -1,7 +1,6 @@
 """Camera registry in the store: import (CSV/GeoJSON/GPKG, GCJ-02/BD-09), index-using lookups, bulk linking, coverage."""
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +37,7 @@ from gridpatrol.layers.csvtext import encoding_note, read_csv
 from gridpatrol.layers.import_records import (
     bad_rows_error,
     delete_by_keys,
+    load_json_table,
     record_import,
     text_cells,
 )
@@ -134,19 +134,10 @@ def read_records(path: str | Path, *, crs: str | None = "wgs84", encoding: str |
     if suffix in (".csv", ".txt", ".tsv"):
         return read_csv(path, encoding=encoding, known=(*known, *SYNONYMS)), 2
     if suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{path}: not valid JSON: {exc}") from None
-        except RecursionError:
-            raise InputError(f"{path}: JSON nested too deeply",
-                             hint="expected a GeoJSON FeatureCollection or a flat array of records") from None
-        if isinstance(data, dict) and data.get("type") == "FeatureCollection":
-            pass  # GeoJSON with a .json suffix: read it as a vector file below
-        elif isinstance(data, list) and all(isinstance(r, dict) for r in data):
-            return pd.DataFrame.from_records(data), 0
-        else:
-            raise InputError(f"{path}: expected a JSON array of records or a GeoJSON FeatureCollection")
+        kind, doc = load_json_table(path.read_bytes(), str(path))
+        if kind == "records":
+            return pd.DataFrame.from_records(doc), 0
+        # else GeoJSON with a .json suffix: read it as a vector file below
     try:
         gdf = pyogrio.read_dataframe(path)
     except Exception as exc:  # pyogrio raises several error types for unreadable files

@@ -17,6 +17,25 @@ from sqlalchemy import Connection, Table, and_, delete, or_
 if TYPE_CHECKING:
     from gridpatrol.layers.cameras import RowProblem
 
+def load_json_table(data: bytes, label: str) -> tuple[str, Any]:
+    """A JSON file of records: ``("features", doc)`` for a GeoJSON FeatureCollection, ``("records",
+    rows)`` for a flat array of objects; anything else is an :class:`InputError` naming ``label``."""
+    try:
+        doc = json.loads(data.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InputError(f"{label} is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError(f"{label}: JSON nested too deeply",
+                         hint="send a GeoJSON FeatureCollection or a flat array of records") from None
+    if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
+        if not isinstance(doc.get("features"), list):
+            raise InputError(f"{label}: a FeatureCollection needs a 'features' array")
+        return "features", doc
+    if isinstance(doc, list) and all(isinstance(r, dict) for r in doc):
+        return "records", doc
+    raise InputError(f"{label}: expected a GeoJSON FeatureCollection or a JSON array of records")
+
+
 def chunks(seq: list, n: int = 500) -> Iterable[list]:
     """``seq`` in lists of at most ``n`` (SQL parameter limits)."""
     for i in range(0, len(seq), n):

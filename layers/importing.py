@@ -323,22 +323,11 @@ def outline_shift_warning(store: Store, areas: gpd.GeoDataFrame, crs: str | None
             f"hundred metres); re-import it with --crs {best}")
 
 
-def import_areas(
-    store: Store,
-    path: str | Path,
-    *,
-    crs: str | None = None,
-    level: str = "district",
-    code_field: str | None = None,
-    name_field: str | None = None,
-    code: str | None = None,
-    name: str | None = None,
-    parent_code: str | None = None,
-) -> ImportResult:
-    """Import administrative areas from one vector file (see :func:`read_areas`); areas are
-    replaced by (level, code)."""
-    return import_area_files(store, [path], crs=crs, level=level, code_field=code_field, name_field=name_field,
-                             code=code, name=name, parent_code=parent_code)[0]
+def import_areas(store: Store, path: str | Path, *, crs: str | None = None, level: str = "district",
+                 **fields: str | None) -> ImportResult:
+    """Import administrative areas from one vector file (``fields`` as for :func:`read_areas`);
+    areas are replaced by (level, code)."""
+    return import_area_files(store, [path], crs=crs, level=level, **fields)[0]
 
 
 def layer_summary(store: Store) -> pd.DataFrame:

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from pydantic import BaseModel
@@ -22,6 +22,13 @@ if not console.is_terminal:
     # Piped or captured output: rich would cut tables at 80 columns; scripts want whole values.
     console = Console(width=200)
 err_console = Console(stderr=True)
+
+
+# Options the import commands share, defined once.
+SkipBadOption = Annotated[bool, typer.Option(help="Import the good rows and list the bad ones (default: refuse the file)")]
+EncodingOption = Annotated[
+    Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")
+]
 
 
 @dataclass(frozen=True)
@@ -96,3 +103,17 @@ def print_table(rows: list[dict], title: str | None = None) -> None:
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r.values()])
     console.print(t)
+
+
+def print_import_problems(res, lists: dict[str, str], limit: int = 30) -> None:  # noqa: ANN001
+    """Print an import's warnings and its dropped-row lists (``lists``: key in ``res.dropped`` → what they are)."""
+    for w in res.warnings:
+        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+    for key, what in lists.items():
+        lines = res.dropped.get(key) or []
+        if lines:
+            err_console.print(f"[yellow]{len(lines)} {what}:[/]")
+            for line in lines[:limit]:
+                err_console.print(f"  {line}", highlight=False)
+            if len(lines) > limit:
+                err_console.print(f"  … and {len(lines) - limit} more")

@@ -10,7 +10,16 @@ from typing import Annotated, Optional
 import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.models import MAX_ID
-from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
+from gridpatrol.scripts.cliutil import (
+    EncodingOption,
+    SkipBadOption,
+    console,
+    err_console,
+    open_cli_store,
+    print_import_problems,
+    print_table,
+    progress_steps,
+)
 
 
 def _parse_deadlines(spec: str | None) -> dict[str, float]:
@@ -41,16 +50,7 @@ app = typer.Typer()
 
 
 def _warn(res) -> None:  # noqa: ANN001
-    for w in res.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    for key in ("bad_rows", "no_coordinates"):
-        rows = res.dropped.get(key) or []
-        if rows:
-            err_console.print(f"[yellow]{len(rows)} {key.replace('_', ' ')} not imported:[/]")
-            for r in rows[:30]:
-                err_console.print(f"  {r}", highlight=False)
-            if len(rows) > 30:
-                err_console.print(f"  … and {len(rows) - 30} more")
+    print_import_problems(res, {"bad_rows": "bad rows not imported", "no_coordinates": "no coordinates not imported"})
 
 
 @app.command("import-cameras")
@@ -61,8 +61,8 @@ def import_cameras_cmd(
     map_: Annotated[Optional[str], typer.Option("--map", help="Column mapping ours=theirs,… e.g. code=ID,lon=Longitude,lat=Latitude")] = None,
     code_prefix: Annotated[Optional[str], typer.Option(help="Prefix for non-GB/T codes, e.g. baltimore: (makes ID 277 → baltimore:277)")] = None,
     project: Annotated[Optional[str], typer.Option(help="Project for rows without one: skynet, sharp_eyes, other")] = None,
-    skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones (default: refuse the file)")] = False,
-    encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")] = None,
+    skip_bad: SkipBadOption = False,
+    encoding: EncodingOption = None,
 ) -> None:
     """Import cameras (Skynet 天网 / Sharp Eyes 雪亮 / other) into the camera registry."""
     from gridpatrol.layers.cameras import import_cameras
@@ -83,8 +83,8 @@ def import_incidents_cmd(
     map_: Annotated[Optional[str], typer.Option("--map", help="Column mapping ours=theirs,… e.g. occurred_at=CrimeDate,time=CrimeTime,category=Description,lon=Longitude,lat=Latitude")] = None,
     state: Annotated[str, typer.Option(help="State of rows without one (e.g. closed for historical records)")] = "reported",
     tz: Annotated[str, typer.Option(help="Time zone of times without one, e.g. Asia/Shanghai")] = "UTC",
-    skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones")] = False,
-    encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV file (default: UTF-8, else GB18030), e.g. big5")] = None,
+    skip_bad: SkipBadOption = False,
+    encoding: EncodingOption = None,
 ) -> None:
     """Import incidents; rows without coordinates are listed, grids/workers attached, duplicates flagged."""
     from gridpatrol.layers.incidents import import_incidents

@@ -6,8 +6,15 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
-
+from gridpatrol.scripts.cliutil import (
+    EncodingOption,
+    SkipBadOption,
+    console,
+    open_cli_store,
+    print_import_problems,
+    print_table,
+    progress_steps,
+)
 
 app = typer.Typer()
 
@@ -21,9 +28,9 @@ def import_households_cmd(
     map_: Annotated[Optional[str], typer.Option("--map", help="Column mapping ours=theirs,… e.g. households=住户,address=门牌 (ours: address, lon, lat, households, population, building_code, use, levels)")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Replace the register data imported before")] = False,
     add: Annotated[bool, typer.Option("--add", help="Add this file to the register data imported before")] = False,
-    skip_bad: Annotated[bool, typer.Option(help="Import the good rows and list the bad ones (default: refuse the file)")] = False,
+    skip_bad: SkipBadOption = False,
     tolerance_m: Annotated[float, typer.Option(help="A point outside every building joins the nearest one within this distance (m)")] = 30.0,
-    encoding: Annotated[Optional[str], typer.Option(help="Text encoding of a CSV (default: UTF-8, else GB18030)")] = None,
+    encoding: EncodingOption = None,
 ) -> None:
     """Import a household register (实有人口/房屋登记表): buildings take their households from it."""
     from gridpatrol.layers.registers import import_households
@@ -40,14 +47,5 @@ def import_households_cmd(
     print_table([{"what": k, "count": v} for k, v in counts.items()], title=f"imported {path.name}")
     print_table([{"household source": k, "buildings": v} for k, v in by_source.items()],
                 title="buildings by household source")
-    for w in res.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
-    for key, what in (("bad_rows", "bad rows not imported"), ("unmatched", "rows in no building")):
-        lines = res.dropped.get(key) or []
-        if lines:
-            err_console.print(f"[yellow]{len(lines)} {what}:[/]")
-            for line in lines[:30]:
-                err_console.print(f"  {line}", highlight=False)
-            if len(lines) > 30:
-                err_console.print(f"  … and {len(lines) - 30} more")
+    print_import_problems(res, {"bad_rows": "bad rows not imported", "unmatched": "rows in no building"})
     console.print(f"{counts['rows']} register rows, {counts['households']:g} households")

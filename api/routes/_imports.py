@@ -3,7 +3,6 @@ and report its problems with the CLI's messages (plus a per-row list); shared by
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import tempfile
 from collections.abc import Callable
@@ -16,6 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from gridpatrol.api.errors import error_body
 from gridpatrol.gis.errors import GridPatrolError, InputError
+from gridpatrol.layers.import_records import load_json_table
 from gridpatrol.layers.importing import ImportResult
 
 # File kinds the import commands read, by suffix; and what a raw body's Content-Type means.
@@ -98,19 +98,7 @@ async def read_upload(request: Request, *, suffixes: tuple[str, ...] = SUFFIXES,
         raise InputError(f"{label} is empty")
     features = False
     if suffix in (".json", ".geojson"):
-        try:
-            doc = json.loads(data.decode("utf-8-sig"))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(f"{label} is not valid JSON: {exc}") from None
-        except RecursionError:
-            raise InputError(f"{label}: JSON nested too deeply",
-                             hint="send a GeoJSON FeatureCollection or a flat array of records") from None
-        if isinstance(doc, dict) and doc.get("type") == "FeatureCollection":
-            if not isinstance(doc.get("features"), list):
-                raise InputError(f"{label}: a FeatureCollection needs a 'features' array")
-            features = True
-        elif not (isinstance(doc, list) and all(isinstance(r, dict) for r in doc)):
-            raise InputError(f"{label}: expected a GeoJSON FeatureCollection or a JSON array of records")
+        features = load_json_table(data, label)[0] == "features"
     return Upload(data=data, suffix=suffix, filename=name, label=label, features=features)
 
 

@@ -12,9 +12,10 @@ import pytest
 from gridpatrol.layers import audit, migrations, users
 from gridpatrol.layers.audit import AuditChainBroken
 from gridpatrol.layers.store import open_store
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from tests.api.live_server import CLI, ROOT
+from tests.migration_helpers import column_names, reopen_as_upgraded
 
 ENV = dict(os.environ)
 
@@ -106,25 +107,23 @@ def test_two_processes_appending_at_once_do_not_fork_the_chain(store, store_url)
 def test_a_store_from_before_the_chain_is_upgraded_in_place(store_url):  # noqa: ANN001
     s = open_store(store_url)
     _fill(s, 3)
-    with s.begin() as c:  # make it look like a version-3 store: no chain columns, no triggers
-        _untrigger(c, s.is_gpkg)
+    gpkg = s.is_gpkg
+
+    def as_version_3(c):  # noqa: ANN001, ANN202  (no chain columns, no triggers)
+        _untrigger(c, gpkg)
         c.execute(text("DROP INDEX uq_audit_log_prev_hash"))
         c.execute(text("CREATE TEMP TABLE audit_v3 AS SELECT id, at, actor, action, target, detail_json FROM audit_log"))
         c.execute(text("DROP TABLE audit_log"))
-        at = "DATETIME" if s.is_gpkg else "TIMESTAMP WITH TIME ZONE"
+        at = "DATETIME" if gpkg else "TIMESTAMP WITH TIME ZONE"
         c.execute(text(f"CREATE TABLE audit_log (id INTEGER NOT NULL PRIMARY KEY, at {at}, actor TEXT, action TEXT "
                        "NOT NULL, target TEXT, detail_json TEXT NOT NULL)"))
         c.execute(text("INSERT INTO audit_log SELECT * FROM audit_v3"))
         c.execute(text("DROP TABLE audit_v3"))
         c.execute(text("DROP TABLE login_throttle"))
-        c.execute(text("DELETE FROM gp_schema_version WHERE version >= 4"))
-        assert migrations.current_version(c) == 3
-    s.dispose()
-    s = open_store(store_url)
+
+    s = reopen_as_upgraded(s, store_url, 3, as_version_3)
     try:
-        with s.engine.connect() as c:
-            assert migrations.current_version(c) == migrations.CURRENT_VERSION
-            assert {"actor_id", "prev_hash", "hash"} <= {col["name"] for col in inspect(c).get_columns("audit_log")}
+        assert {"actor_id", "prev_hash", "hash"} <= column_names(s, "audit_log")
         assert audit.verify(s).entries == 4  # the old entries were chained in id order
         users.record_audit(s, None, "after-upgrade", None, {})
         assert audit.verify(s).entries == 5

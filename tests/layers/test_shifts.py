@@ -15,14 +15,14 @@ import shapely
 from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.streets import NOT_WALKABLE
-from gridpatrol.layers import migrations
 from gridpatrol.layers.importing import import_osm
 from gridpatrol.layers.routes import Target, plan_routes, print_route, read_routes
 from gridpatrol.layers.store import open_store
 from shapely.geometry import box
-from sqlalchemy import inspect, text
+from sqlalchemy import text
 
 from tests.conftest import data_path
+from tests.migration_helpers import column_names, reopen_as_upgraded
 
 LONG = box(104.071, 30.667, 104.087, 30.678)  # central Chengdu: about 28 km of walking, over 6 hours
 MAX_MIN = 100.0
@@ -119,19 +119,18 @@ def test_a_store_from_before_shifts_is_upgraded(store_url):
     s = open_store(store_url)
     import_osm(s, data_path("nanjing", "xuanwu.osm"))
     plan_routes(s, [Target("NJ", box(118.770, 32.035, 118.780, 32.043))], mode="walk")
-    with s.begin() as c:  # make it look like a version-5 store with a route stored then
-        if s.is_gpkg:
+    gpkg = s.is_gpkg
+
+    def as_version_5(c):  # noqa: ANN001, ANN202  (a version-5 store with a route stored then)
+        if gpkg:
             # GDAL's triggers keep SQLite from dropping a GeoPackage column: the route's shift is unset instead.
             c.execute(text("UPDATE routes SET shift = NULL"))
         else:
             c.execute(text("ALTER TABLE routes DROP COLUMN shift"))
-        c.execute(text("DELETE FROM gp_schema_version WHERE version >= 6"))
-    s.dispose()
-    s = open_store(store_url)
+
+    s = reopen_as_upgraded(s, store_url, 5, as_version_5)
     try:
-        with s.engine.connect() as c:
-            assert migrations.current_version(c) == migrations.CURRENT_VERSION
-            assert "shift" in {col["name"] for col in inspect(c).get_columns("routes")}
+        assert "shift" in column_names(s, "routes")
         assert read_routes(s, "NJ")["shift"].tolist() == [1]
     finally:
         s.dispose()
