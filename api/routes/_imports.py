@@ -8,9 +8,9 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from gridpatrol.api.errors import error_body
@@ -24,6 +24,10 @@ CONTENT_TYPES = {"text/csv": ".csv", "application/csv": ".csv", "text/plain": ".
                  "application/geo+json": ".json", "application/json": ".json",
                  "application/geopackage+sqlite3": ".gpkg"}
 CRS_PATTERN = r"^(wgs84|gcj02|bd09|WGS84|GCJ02|BD09|EPSG:\d{4,6})$"
+# Query parameters the import routes share, defined once.
+FileCrsQuery = Annotated[str, Query(pattern=CRS_PATTERN, description="coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")]
+EncodingQuery = Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
+                                            description="text encoding of a CSV (default UTF-8, else GB18030), e.g. big5")]
 # "  row 3 (line 4): direction_deg 'abc' is not a number" — a problem line of layers.import_records.bad_rows_error
 _ROW = re.compile(r"^\s+row (\d+)(?: \(line (\d+)\))?: (.+)$")
 _FIELDS = ("code", "name", "project", "direction_deg", "fov_deg", "range_m", "height_m", "type", "status",
@@ -43,6 +47,12 @@ OPENAPI_BODY = {
             "text/csv": {"schema": {"type": "string"}},
         },
     },
+}
+# What every all-or-nothing file import route declares (``@router.post("/import", summary=…, **IMPORT_ROUTE)``).
+IMPORT_ROUTE: dict[str, Any] = {
+    "status_code": 201, "openapi_extra": OPENAPI_BODY,
+    "responses": {422: {"description": "bad rows, listed; nothing imported"},
+                  413: {"description": "body over max_body_bytes"}},
 }
 
 

@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from gridpatrol.api.auth import require_permission
 from gridpatrol.api.deps import RowId, StoreDep, UserDep
 from gridpatrol.api.ogc import parse_bbox, query_items
-from gridpatrol.api.routes._imports import CONTENT_TYPES, read_upload, run_import
+from gridpatrol.api.routes._imports import CONTENT_TYPES, EncodingQuery, read_upload, run_import
 from gridpatrol.gis.errors import NotFoundError
 from gridpatrol.layers.register_files import SUFFIXES as REGISTER_SUFFIXES
 from gridpatrol.layers.registers import import_households
@@ -54,8 +54,7 @@ async def import_household_register(
     map_: Annotated[str | None, Query(alias="map", max_length=2000, description="ours=theirs,… e.g. households=住户")] = None,
     mode: Annotated[str | None, Query(pattern="^(replace|add)$", description="with register data already stored: replace or add")] = None,
     tolerance_m: Annotated[float, Query(ge=0, le=500, description="join a point to the nearest building within this (m)")] = 30.0,
-    encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
-                                          description="text encoding of a CSV (default UTF-8, else GB18030)")] = None,
+    encoding: EncodingQuery = None,
 ) -> JSONResponse:
     """The same checks and messages as ``gridpatrol import-households`` (docs/registers.md). Any bad
     row refuses the file with 422, each bad row named with the row number the clerk sees; nothing

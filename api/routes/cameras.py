@@ -8,12 +8,7 @@ from fastapi.responses import JSONResponse
 from gridpatrol.api.auth import require_permission, visible_frame
 from gridpatrol.api.deps import StoreDep, UserDep
 from gridpatrol.api.ogc import parse_bbox, query_items
-from gridpatrol.api.routes._imports import (
-    CRS_PATTERN,
-    OPENAPI_BODY,
-    read_upload,
-    run_import,
-)
+from gridpatrol.api.routes._imports import IMPORT_ROUTE, EncodingQuery, FileCrsQuery, read_upload, run_import
 from gridpatrol.gis.errors import NotFoundError
 from gridpatrol.layers.cameras import cameras_at, import_cameras
 
@@ -52,17 +47,14 @@ def cameras_at_point(
     return [{k: (v.item() if hasattr(v, "item") else v) for k, v in r.items()} for r in df[[c for c in keep if c in df]].to_dict("records")]
 
 
-@router.post("/import", status_code=201, summary="Import a camera list (admin), all or nothing",
-             openapi_extra=OPENAPI_BODY, responses={422: {"description": "bad rows, listed; nothing imported"},
-                                                    413: {"description": "body over max_body_bytes"}})
+@router.post("/import", summary="Import a camera list (admin), all or nothing", **IMPORT_ROUTE)
 async def import_camera_file(
     request: Request, store: StoreDep, principal: UserDep,
-    crs: Annotated[str, Query(pattern=CRS_PATTERN, description="coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = "wgs84",
+    crs: FileCrsQuery = "wgs84",
     map_: Annotated[str | None, Query(alias="map", max_length=2000, description="column mapping ours=theirs,… e.g. code=ID,lon=Longitude")] = None,
     code_prefix: Annotated[str | None, Query(max_length=64, description="prefix for non-GB/T codes, e.g. baltimore:")] = None,
     project: Annotated[str | None, Query(max_length=32, description="project of rows without one: skynet, sharp_eyes, other")] = None,
-    encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
-                                          description="text encoding of a CSV (default UTF-8, else GB18030), e.g. big5")] = None,
+    encoding: EncodingQuery = None,
 ) -> JSONResponse:
     """The same validation and messages as ``gridpatrol import-cameras`` (see the README's camera
     columns). Any bad row refuses the whole file with 422, each bad row named (row, CSV line or

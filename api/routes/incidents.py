@@ -10,12 +10,7 @@ from fastapi.responses import JSONResponse
 from gridpatrol.api.auth import require_permission
 from gridpatrol.api.deps import RowId, StoreDep, UserDep
 from gridpatrol.api.ogc import parse_bbox, parse_datetime, query_items
-from gridpatrol.api.routes._imports import (
-    CRS_PATTERN,
-    OPENAPI_BODY,
-    read_upload,
-    run_import,
-)
+from gridpatrol.api.routes._imports import IMPORT_ROUTE, EncodingQuery, FileCrsQuery, read_upload, run_import
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.gis.incidents import STATES
 from gridpatrol.layers import incidents as inc
@@ -61,17 +56,14 @@ def create(body: IncidentIn, request: Request, store: StoreDep, principal: UserD
     return {k: (v.isoformat() if isinstance(v, datetime) else (v.item() if hasattr(v, "item") else v)) for k, v in out.items()}
 
 
-@router.post("/import", status_code=201, summary="Import incidents (dispatcher, admin), all or nothing",
-             openapi_extra=OPENAPI_BODY, responses={422: {"description": "bad rows, listed; nothing imported"},
-                                                    413: {"description": "body over max_body_bytes"}})
+@router.post("/import", summary="Import incidents (dispatcher, admin), all or nothing", **IMPORT_ROUTE)
 async def import_incident_file(
     request: Request, store: StoreDep, principal: UserDep,
-    crs: Annotated[str, Query(pattern=CRS_PATTERN, description="coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = "wgs84",
+    crs: FileCrsQuery = "wgs84",
     map_: Annotated[str | None, Query(alias="map", max_length=2000, description="column mapping ours=theirs,… e.g. occurred_at=CrimeDate,lon=Longitude")] = None,
     state: Annotated[str, Query(min_length=1, max_length=32, description="state of rows without one (closed for history)")] = "reported",
     tz: Annotated[str, Query(min_length=1, max_length=64, description="time zone of times without one, e.g. Asia/Shanghai")] = "UTC",
-    encoding: Annotated[str | None, Query(max_length=32, pattern=r"^[A-Za-z0-9_\-]+$",
-                                          description="text encoding of a CSV (default UTF-8, else GB18030), e.g. big5")] = None,
+    encoding: EncodingQuery = None,
 ) -> JSONResponse:
     """The same validation and messages as ``gridpatrol import-incidents``: CSV, a JSON array of
     records or GeoJSON; grids and workers attached, duplicates flagged. A row with a bad time,

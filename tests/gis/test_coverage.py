@@ -349,29 +349,18 @@ def test_routes_keep_off_ways_closed_to_the_mode_by_access_tags():
     near_closed = [(label, poly) for label, poly in pieces
                    if roads[by_tag].intersects(shapely.buffer(poly, 0.003)).any()]
     assert near_closed, "no grid near a closed way: the test would prove nothing"
-    seen_walk = 0
-    for label, poly in near_closed[:4]:
-        try:
-            plan = plan_coverage(roads, poly, mode="walk", name=label, time_limit_s=4)
-        except InputError:
-            continue
-        rows = set(plan.network.edge_row.tolist())
-        seen_walk += 1
-        assert not rows & closed_walk, f"{label}: the walking network holds ways closed to people on foot"
-        used = {int(plan.network.edge_row[t.edge]) for t in plan.routes[0].traversals}
-        assert not used & closed_walk
-    assert seen_walk >= 1
-    seen_drive = 0
-    for label, poly in near_closed[:3]:
-        try:
-            plan = plan_coverage(roads, poly, mode="drive", name=label, time_limit_s=5)
-        except InputError:
-            continue
-        seen_drive += 1
-        used = {int(plan.network.edge_row[t.edge]) for t in plan.routes[0].traversals}
-        assert not set(plan.network.edge_row.tolist()) & closed_drive
-        assert not used & closed_drive
-    assert seen_drive >= 1
+    for mode, closed, tries, limit_s in (("walk", closed_walk, 4, 4), ("drive", closed_drive, 3, 5)):
+        seen = 0
+        for label, poly in near_closed[:tries]:
+            try:
+                plan = plan_coverage(roads, poly, mode=mode, name=label, time_limit_s=limit_s)
+            except InputError:
+                continue
+            seen += 1
+            assert not set(plan.network.edge_row.tolist()) & closed, f"{label}: the {mode} network holds closed ways"
+            used = {int(plan.network.edge_row[t.edge]) for t in plan.routes[0].traversals}
+            assert not used & closed, f"{label}: the {mode} route uses a closed way"
+        assert seen >= 1, f"no {mode} grid near a closed way could be planned"
     label = near_closed[0][0]
     # Without the access tags the same streets would have been in the walking network.
     bare = roads.drop(columns=["access", "foot", "motor_vehicle"])
