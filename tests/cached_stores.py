@@ -38,6 +38,16 @@ def jinjiang_band400(store) -> None:  # noqa: ANN001
     plans.draw_grids(store, plans.PlanParams(**BAND_400))
 
 
+def jinjiang_named_seed1(store) -> None:  # noqa: ANN001
+    """Chengdu's streets, 锦江区 imported under its name (default level), a plan drawn with seed 1."""
+    from gridpatrol.layers import grids as plans
+    from gridpatrol.layers.importing import import_area_files, import_osm
+
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+    import_area_files(store, [data_path("chengdu", "510104.geojson")], crs="gcj02", name="锦江区")
+    plans.draw_grids(store, plans.PlanParams(seed=1))
+
+
 def chengdu_five_districts(store) -> None:  # noqa: ANN001
     """Chengdu's streets and its five central districts (default level), no plan yet."""
     from gridpatrol.layers.importing import import_areas, import_osm

@@ -9,12 +9,14 @@ from contextlib import contextmanager
 import pytest
 from gridpatrol.layers import grids as plans
 from gridpatrol.layers.cameras import import_cameras
-from gridpatrol.layers.importing import import_area_files, import_osm, prepare_osm
+from gridpatrol.layers.importing import import_osm, prepare_osm
 from gridpatrol.layers.incidents import import_incidents
 from gridpatrol.layers.models import Base
 from sqlalchemy import event, func, inspect, select
 
+from tests.cached_stores import jinjiang_inputs, jinjiang_named_seed1
 from tests.conftest import data_path
+from tests.store_cache import fill_from_cache
 
 
 class InjectedFailure(RuntimeError):
@@ -60,14 +62,17 @@ def prepared():  # noqa: ANN201
 
 
 @pytest.fixture
-def loaded(store, prepared, tmp_path):  # noqa: ANN001, ANN201
-    """A store holding Chengdu's streets, 锦江区, a drawn plan, cameras and incidents."""
-    import_osm(store, prepared)
-    import_area_files(store, [data_path("chengdu", "510104.geojson")], crs="gcj02", name="锦江区")
-    plans.draw_grids(store, plans.PlanParams(seed=1))
+def loaded(store_url, tmp_path):  # noqa: ANN001, ANN201
+    """A store holding Chengdu's streets, 锦江区, a drawn plan (a copy of the cached store,
+    tests/cached_stores.py), cameras and incidents."""
+    from gridpatrol.layers.store import open_store
+
+    fill_from_cache(store_url, "jinjiang-named-seed1", jinjiang_named_seed1, jinjiang_inputs())
+    store = open_store(store_url)
     import_cameras(store, _cameras_csv(tmp_path / "cams0.csv", 1))
     import_incidents(store, _incidents_csv(tmp_path / "inc0.csv", 0))
-    return store
+    yield store
+    store.dispose()
 
 
 def _cameras_csv(path, first: int):  # noqa: ANN001, ANN202

@@ -18,15 +18,19 @@ from gridpatrol.layers.importing import import_areas, import_osm
 from gridpatrol.layers.models import Block, Grid, GridPlan
 from sqlalchemy import func, select
 
+from tests.cached_stores import CHENGDU_DISTRICTS, chengdu_five_districts, chengdu_inputs
 from tests.conftest import data_path
+from tests.store_cache import fill_from_cache
 
-CHENGDU_DISTRICTS = ["510104", "510105", "510106", "510107", "510108"]
+@pytest.fixture
+def chengdu_store(store_url):  # noqa: ANN001, ANN201
+    """Chengdu's streets and its five central districts, no plan: a copy of the cached store."""
+    from gridpatrol.layers.store import open_store
 
-
-def _load_chengdu(store) -> None:
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    for code in CHENGDU_DISTRICTS:
-        import_areas(store, data_path("chengdu", f"{code}.geojson"), crs="gcj02")
+    fill_from_cache(store_url, "chengdu-five-districts", chengdu_five_districts, chengdu_inputs())
+    store = open_store(store_url)
+    yield store
+    store.dispose()
 
 
 def _load_nanjing(store) -> None:
@@ -94,9 +98,11 @@ def _independent_recheck(store, tmp_path: Path) -> dict:
 
 
 @pytest.mark.parametrize("city", ["chengdu", "nanjing"])
-def test_draw_passes_check_and_independent_recheck(store, tmp_path, city):
-    (_load_chengdu if city == "chengdu" else _load_nanjing)(store)
+def test_draw_passes_check_and_independent_recheck(request, store_url, tmp_path, city):  # noqa: ARG001
+    # store_url: parametrises the test over both store kinds (the store is chosen per city below)
+    store = request.getfixturevalue("chengdu_store" if city == "chengdu" else "store")
     if city == "nanjing":
+        _load_nanjing(store)
         # the Xuanwu extract covers 4 % of 玄武区 (the rest of the district has no data): refused
         # unless asked for, then drawn with the data_coverage warning
         with pytest.raises(InputError, match=r"area 320102: 4 % of 66\.7 km²"):
@@ -149,8 +155,8 @@ def test_draw_passes_check_and_independent_recheck(store, tmp_path, city):
             assert res.summary["worst_deviation_non_exempt"] <= 0.1 + 1e-9
 
 
-def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(store, tmp_path):
-    _load_chengdu(store)
+def test_redraw_operations_keep_the_plan_valid_and_refusals_change_nothing(chengdu_store, tmp_path):
+    store = chengdu_store
     # A wider band than the default, so that split and merge results can lie inside it.
     params = plans.PlanParams(target_households=400, min_households=150, max_households=700, seed=1)
     p0 = plans.draw_grids(store, params)
