@@ -16,7 +16,7 @@ from gridpatrol.gis.partition import Band
 _REASON_TEXT = {
     "single_block": "a single block above the window: one building, or buildings no street or gap parts",
     "piece_total": "its piece of the area (cut off by the area boundary or by single-block grids) holds "
-                   "{total:.0f} households, which no number of grids splits into the window",
+                   "{total:.0f} {unit}, which no number of grids splits into the window",
 }
 
 # Kinds of problems and whether they make a plan invalid ("error"), should be looked at but break no
@@ -52,6 +52,7 @@ class CheckResult:
 
     problems: gpd.GeoDataFrame
     summary: dict = field(default_factory=dict)
+    grids: pd.DataFrame | None = None  # per grid: its measures and workload (set by layers.grids.check_grids)
 
     @property
     def valid(self) -> bool:
@@ -78,6 +79,8 @@ def check_plan(
     tolerance_m2: float = 1.0,
     recount_households: bool = True,
     target_households: float | None = None,
+    workload: np.ndarray | None = None,
+    workload_unit: str = "households",
 ) -> CheckResult:
     """Check a grid plan against the planning rules; pure shapely, no store.
 
@@ -99,7 +102,12 @@ def check_plan(
     their deviation; every other grid in the band but outside the window is listed as
     ``deviation`` (warning: it breaks no hard rule, so the plan stays valid) with its households,
     the window and its deviation. Workload problems carry ``households`` and ``deviation_pct``
-    (|households − target| / target · 100). The summary gives the worst deviation over all grids
+    (|households − target| / target · 100).
+
+    ``workload`` (one value per grid, e.g. persons or a weighted sum) replaces households in the
+    band and window checks; ``min_households``/``max_households``/``target_households`` are then
+    the band in that workload (``workload_unit`` names it in the details), ``deviation_pct`` is
+    the workload's and ``households`` stays the grid's households. The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound.
     """
@@ -217,6 +225,10 @@ def check_plan(
             households = np.bincount(owner[owner >= 0], weights=hh.to_numpy()[owner >= 0], minlength=len(g))
     if households is None and "households" in g.columns:
         households = pd.to_numeric(g["households"], errors="coerce").fillna(0.0).to_numpy()
+    hh_of = households  # what the problems' households column holds
+    if workload is not None:
+        households = np.asarray(workload, dtype=float)  # from here on: the workload the plan balances
+    unit = workload_unit
 
     # Workload band; single-block grids are exempt but still listed.
     exempt = np.zeros(len(g), dtype=bool)
@@ -247,7 +259,7 @@ def check_plan(
     def why(i: int) -> str:
         if not reason[i]:
             return "a single indivisible block, or a piece of its area that touches no other grid"
-        return (_REASON_TEXT[reason[i]].format(total=piece_total[i])
+        return (_REASON_TEXT[reason[i]].format(total=piece_total[i], unit=unit)
                 + f"; no plan can bring it within {100 * bound[i]:.1f} % of the target")
 
     in_band = np.ones(len(g), dtype=bool)
@@ -258,22 +270,22 @@ def check_plan(
         for i in np.flatnonzero(~in_band):
             kind = "households_exempt" if exempt[i] else "households_out_of_band"
             extra = f" (exempt: {why(i)})" if exempt[i] else ""
-            add(kind, codes[i], f"grid {codes[i]} has {households[i]:.0f} households, outside "
+            add(kind, codes[i], f"grid {codes[i]} has {households[i]:.0f} {unit}, outside "
                 f"{min_households:g}–{max_households:g}, {dev_pct[i]:.1f} % off the target {target:g}{extra}",
-                shapely.point_on_surface(geoms[i]), hh=float(households[i]), dev_pct=float(dev_pct[i]))
+                shapely.point_on_surface(geoms[i]), hh=float(hh_of[i]), dev_pct=float(dev_pct[i]))
         for i in np.flatnonzero(dev_exempt & in_band):
-            add("deviation_exempt", codes[i], f"grid {codes[i]} has {households[i]:.0f} households, "
+            add("deviation_exempt", codes[i], f"grid {codes[i]} has {households[i]:.0f} {unit}, "
                 f"outside the window {wlo:g}–{whi:g} (exempt: {why(i)})", shapely.point_on_surface(geoms[i]),
-                hh=float(households[i]), dev_pct=float(dev_pct[i]))
+                hh=float(hh_of[i]), dev_pct=float(dev_pct[i]))
         if target_households:
             # In the band but outside the window, and nothing in the data forces it: the plan
             # breaks no hard rule, but the grid is a worse workload than the plan could give.
             off_window = in_band & ~exempt & ((households < wlo - 1e-9) | (households > whi + 1e-9))
             for i in np.flatnonzero(off_window):
-                add("deviation", codes[i], f"grid {codes[i]} has {households[i]:.1f} households, outside "
+                add("deviation", codes[i], f"grid {codes[i]} has {households[i]:.1f} {unit}, outside "
                     f"the window {wlo:g}–{whi:g}: {dev_pct[i]:.1f} % off the target {target:g} "
                     f"(more than 10 %), and no exemption applies", shapely.point_on_surface(geoms[i]),
-                    hh=float(households[i]), dev_pct=float(dev_pct[i]))
+                    hh=float(hh_of[i]), dev_pct=float(dev_pct[i]))
 
     # Codes.
     bad_codes = validate_codes(g["code"], fmt=code_format, parent_codes=g["parent_code"])

@@ -149,7 +149,7 @@ def settle_blocks(blocks_m: gpd.GeoDataFrame, buildings_m: gpd.GeoDataFrame, *, 
     it most, -1 where none does, and detached slivers are absorbed (see absorb_detached);
     without, ``owner`` is 0. The minor parts of multi-part blocks join the neighbouring block of
     their owner they share the longest boundary with. Households and buildings of reshaped
-    blocks are counted again from ``buildings_m``; ``area_m2`` and ``perimeter_m`` are recomputed.
+    blocks (and population, when blocks have it) are counted again from ``buildings_m``; ``area_m2`` and ``perimeter_m`` are recomputed.
     A lone part gets ``block_id`` ``first_new_id`` onwards (default: after the largest given).
     """
     from gridpatrol.gis.blocks import block_loads
@@ -183,6 +183,10 @@ def settle_blocks(blocks_m: gpd.GeoDataFrame, buildings_m: gpd.GeoDataFrame, *, 
         hh, nb = block_loads(geoms[reshaped], buildings_m)
         out.loc[reshaped, "households"] = hh
         out.loc[reshaped, "buildings"] = nb
+        if "population" in out:  # persons are counted the same way (plans balanced on population)
+            from gridpatrol.gis.workload import population_loads
+
+            out.loc[reshaped, "population"] = population_loads(geoms[reshaped], buildings_m)
         if "street_m" in out:  # a lone sliver carries no street of its own
             out.loc[source < 0, "street_m"] = 0.0
     out["area_m2"] = shapely.area(geoms)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import networkx as nx
 import numpy as np
 import pandas as pd
+from gridpatrol.gis.workload import workload
 
 # Each refusal kind: its Chinese text, then English (the message a planner reads in the page).
 KINDS = {
@@ -16,7 +17,7 @@ KINDS = {
     "emptied": "会清空网格 / would empty a grid",
     "not_touching": "所选街区与目标网格不相邻 / the moved blocks do not touch the target",
     "split": "会把网格分成不相连的几块 / would split a grid",
-    "out_of_band": "户数超出标准范围 / households outside the band",
+    "out_of_band": "工作量超出标准范围 / workload outside the band",
 }
 
 
@@ -36,14 +37,16 @@ def band_status(households: float, lo: float, hi: float) -> str:
 
 
 def move_refusals(blocks: pd.DataFrame, ids: Sequence[int], to_code: str, grids: pd.DataFrame,
-                  adjacency: nx.Graph | None, band: tuple[float, float] | None = None) -> tuple[pd.DataFrame, list[Refusal]]:
+                  adjacency: nx.Graph | None, band: tuple[float, float] | None = None,
+                  weights: dict[str, float] | None = None, unit: str = "households") -> tuple[pd.DataFrame, list[Refusal]]:
     """Moving blocks ``ids`` into grid ``to_code``: the blocks after the move and every rule it breaks.
 
     ``blocks`` holds (at least) every block of the target and of the grids the moved blocks come
     from (block_id, grid_code, area_code, households); ``grids`` their rows (code, parent_code,
     locked); ``adjacency`` the rook adjacency of those blocks (nodes: block_id), None to skip
     the contiguity rules; ``band`` (min, max households) adds the band rule for grids a move
-    takes out of it (blocking=False). Nothing is read or written.
+    takes out of it (blocking=False). ``weights`` (gis.workload): the band is in that workload
+    (named ``unit``) and blocks carry its measures. Nothing is read or written.
     """
     to_code = str(to_code)
     out: list[Refusal] = []
@@ -67,10 +70,12 @@ def move_refusals(blocks: pd.DataFrame, ids: Sequence[int], to_code: str, grids:
                            f"网格不能跨社区/街道 / block {int(b['block_id'])} belongs to area {b['area_code']}, "
                            f"grid {to_code} to area {parent}: grids may not leave their community/district"))
     involved = [to_code, *src]
-    before = grid_totals(blocks, involved)["households"]
+    weights = weights or {"households": 1.0}
+    t_before = grid_totals(blocks, involved)
+    before = pd.Series(workload(t_before, weights), index=t_before.index)
     blocks.loc[moving, "grid_code"] = to_code
     t_after = grid_totals(blocks, involved)
-    after = t_after["households"][t_after["n_blocks"] > 0]
+    after = pd.Series(workload(t_after, weights), index=t_after.index)[t_after["n_blocks"] > 0]
     for c in src:
         if c not in after.index:
             out.append(Refusal("emptied", c, f"移动会清空网格 {c}，请改用合并 / moving these blocks would empty grid {c}"))
@@ -90,8 +95,9 @@ def move_refusals(blocks: pd.DataFrame, ids: Sequence[int], to_code: str, grids:
         for c in involved:
             was, now = band_status(float(before.get(c, 0.0)), lo, hi), band_status(float(after.get(c, 0.0)), lo, hi)
             if now != "in" and was == "in" and int(n.get(c, 0)) > 1:
-                out.append(Refusal("out_of_band", c, f"网格 {c} 的户数将为 {float(after.get(c, 0.0)):.0f}，超出标准 "
-                                   f"{lo:g}–{hi:g} 户 / grid {c} would have {float(after.get(c, 0.0)):.0f} households, "
+                zh = {"households": "户数", "persons": "人口"}.get(unit, "工作量")
+                out.append(Refusal("out_of_band", c, f"网格 {c} 的{zh}将为 {float(after.get(c, 0.0)):.0f}，超出标准 "
+                                   f"{lo:g}–{hi:g}{' 户' if unit == 'households' else ''} / grid {c} would have {float(after.get(c, 0.0)):.0f} {unit}, "
                                    f"outside the band {lo:g}–{hi:g}", blocking=False))
     return blocks, out
 

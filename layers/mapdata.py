@@ -67,8 +67,9 @@ def shows_synthetic(store: Store, wheres: dict[str, Any]) -> bool:
 
 
 def workload_colormap(params: gl.PlanParams):  # noqa: ANN201
-    """The branca colormap of households per grid for a plan's band."""
-    return workload_colormap_from(max(params.min_households * 0.5, 0), params.max_households * 1.2)
+    """The branca colormap of workload per grid for a plan's band (households unless balanced otherwise)."""
+    _, low, high = params.workload_band()
+    return workload_colormap_from(max(low * 0.5, 0), high * 1.2)
 
 
 def workload_colormap_from(vmin: float, vmax: float):  # noqa: ANN201
@@ -90,9 +91,13 @@ def plan_frame(store: Store, plan_id: int | None = None) -> tuple[gpd.GeoDataFra
     cmap = workload_colormap(params)
     g = grids[["code", "parent_code", "name", "worker", "households", "buildings", "street_m", "area_m2",
                "polsby_popper", "exempt", "locked", "geometry"]].copy()
+    # the plan is shown against the workload it was drawn for (households, persons or a weighted sum)
+    load = gl.grid_workload(grids, params)
+    g["population"] = grids["population"].astype(float).round(0) if "population" in grids else np.nan
+    g["workload"] = np.round(load, 1)
     for col, nd in (("area_m2", 0), ("street_m", 0), ("households", 0), ("polsby_popper", 3)):
         g[col] = g[col].astype(float).round(nd)
-    g["fill"] = [cmap(min(max(float(h), cmap.vmin), cmap.vmax)) if h == h else "#cccccc" for h in g["households"]]
+    g["fill"] = [cmap(min(max(float(h), cmap.vmin), cmap.vmax)) if h == h else "#cccccc" for h in load]
     fmt = CodeFormat(params.code_format)
     labels = []
     for code in g["code"].astype(str):
@@ -104,6 +109,9 @@ def plan_frame(store: Store, plan_id: int | None = None) -> tuple[gpd.GeoDataFra
     stops = [cmap(v) for v in np.linspace(cmap.vmin, cmap.vmax, 5)]
     band = {"plan_id": int(row["id"]), "min_households": params.min_households,
             "max_households": params.max_households, "target_households": params.target_households, "vmin": cmap.vmin, "vmax": cmap.vmax, "stops": stops}
+    target, low, high = params.workload_band()
+    band.update({"balance": params.balance, "workload_unit": params.workload_unit(), "weights": params.workload_weights(),
+                 "target_workload": target, "min_workload": low, "max_workload": high})
     return g, band
 
 

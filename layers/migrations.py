@@ -129,6 +129,15 @@ def _v8_tracks(conn: Connection) -> None:
         md.tables[model.__tablename__].create(conn, checkfirst=True)
 
 
+def _v11_block_population(conn: Connection) -> None:
+    # New stores have the columns from the models; plans stored before keep NULL (a plan
+    # balanced on population is drawn anew).
+    for table in ("blocks", "grids"):
+        have = {c["name"] for c in inspect(conn).get_columns(table)}
+        if "population" not in have:
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN population REAL"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -141,6 +150,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (8, "tracks: recorded GPS tracks per worker and the chunks uploaded from phones", _v8_tracks),
     (9, "incident reports from the phone page (client keys) and incident photos", _v9_phone_reports),
     (10, "jobs: queued long work (state, progress, result); PostGIS: procrastinate's queue tables", _v10_jobs),
+    (11, "blocks and grids: population (persons), for plans balanced on population or a weighted workload", _v11_block_population),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

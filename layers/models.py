@@ -252,6 +252,8 @@ class Block(Base):
     buildings: Mapped[int] = mapped_column(Integer, default=0)
     street_m: Mapped[float] = mapped_column(Float, default=0.0)
     area_m2: Mapped[float] = mapped_column(Float, default=0.0)
+    # persons (buildings' population, as households are counted); NULL in plans stored before it was kept
+    population: Mapped[float | None] = mapped_column(Float, nullable=True)
     geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
 
 
@@ -270,6 +272,7 @@ class Grid(Base):
     street_m: Mapped[float] = mapped_column(Float, default=0.0)
     area_m2: Mapped[float] = mapped_column(Float, default=0.0)
     polsby_popper: Mapped[float] = mapped_column(Float, default=0.0)
+    population: Mapped[float | None] = mapped_column(Float, nullable=True)  # as blocks.population
     exempt: Mapped[bool] = mapped_column(Boolean, default=False)
     locked: Mapped[bool] = mapped_column(Boolean, default=False)
     worker: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -6,11 +6,18 @@ from typing import Annotated, Any
 
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
+from gridpatrol.gis.workload import BALANCES, balance_weights, parse_weights, weights_text
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class PlanParams(BaseModel):
-    """Household target and band, caps, seed and code format of a plan."""
+    """Household target and band, workload balanced on, caps, seed and code format of a plan.
+
+    The band is given in households; a plan balanced on another workload (``balance``) scales
+    it by ``workload_per_household`` (the plan's total workload / total households, fixed when
+    it is drawn), so that e.g. 300–500 households become 786–1,310 persons at 2.62 persons per
+    household.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -22,8 +29,31 @@ class PlanParams(BaseModel):
     max_area_m2: float | None = Field(None, gt=0, description="Cap on grid area, m²")
     code_format: str = Field(DEFAULT_CODE_FORMAT, max_length=200,
                              description="Grid code format (fields county, street, community, seq)")
+    balance: str = Field("households", description="Workload a grid is balanced on: households, population, "
+                                                   "or weighted (the weighted sum of --weights)")
+    weights: str | None = Field(None, max_length=500, description="With --balance weighted: measure=weight,… "
+                                "(measures households, population, street_km, area_km2, buildings), "
+                                "e.g. households=1,street_km=20")
+    workload_per_household: float | None = Field(None, gt=0, le=1e9, description="Workload per household the band "
+                                                 "is scaled by (default: the plan's total workload / households)")
     allow_sparse: bool = Field(False, description="Draw areas whose streets and buildings cover less than 20 % "
                                                   "of them (refused otherwise)")
+
+    @field_validator("balance")
+    @classmethod
+    def _balance(cls, v: str) -> str:
+        if v not in BALANCES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCES)}")
+        return v
+
+    @field_validator("weights", mode="before")
+    @classmethod
+    def _weights(cls, v: object) -> str | None:
+        try:
+            w = parse_weights(v)  # type: ignore[arg-type]
+        except InputError as exc:
+            raise ValueError(str(exc).removeprefix("--weights: ")) from None
+        return None if w is None else weights_text(w)
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> PlanParams:
@@ -43,8 +73,45 @@ class PlanParams(BaseModel):
                 f"target {self.target_households:g}",
                 hint="use --min-households ≤ --target-households ≤ --max-households",
             )
+        if self.weights is not None and self.balance != "weighted":
+            raise InputError(f"--weights is for --balance weighted, not --balance {self.balance}",
+                             hint="add --balance weighted, or leave --weights out")
+        balance_weights(self.balance, self.weight_map())
         CodeFormat(self.code_format)
         return self
+
+    def weight_map(self) -> dict[str, float] | None:
+        """``weights`` as {measure: weight} (None when not given)."""
+        return parse_weights(self.weights)
+
+    def workload_weights(self) -> dict[str, float]:
+        """What a grid's workload sums: {households: 1}, {population: 1} or the given weights."""
+        return balance_weights(getattr(self, "balance", "households") or "households", self.weight_map())
+
+    @property
+    def on_households(self) -> bool:
+        """True when the plan balances households alone (the band applies as given)."""
+        return self.workload_weights() == {"households": 1.0}
+
+    def band_scale(self) -> float:
+        """Workload units per household the band is multiplied by (1 when balancing households)."""
+        if self.on_households:
+            return 1.0
+        if not self.workload_per_household:
+            raise InputError("the plan's workload per household is not known",
+                             hint="give --workload-per-household, or draw the plan again")
+        return float(self.workload_per_household)
+
+    def workload_band(self) -> tuple[float, float, float]:
+        """(target, low, high) in workload units: the household band times ``band_scale``."""
+        s = self.band_scale()
+        if s == 1.0:
+            return self.target_households, self.min_households, self.max_households
+        return self.target_households * s, self.min_households * s, self.max_households * s
+
+    def workload_unit(self) -> str:
+        """How messages name a grid's workload: households, persons or workload units."""
+        return {"households": "households", "population": "persons"}.get(self.balance, "workload units")
 
     @classmethod
     def from_json(cls, text: str | None) -> PlanParams:

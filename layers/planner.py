@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
+from gridpatrol.gis.workload import workload
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers.grid_moves import KINDS, band_status, grid_totals, move_refusals
 from gridpatrol.layers.models import Block, Grid, GridPlan
@@ -20,7 +21,7 @@ from sqlalchemy import and_, func, select
 MAX_PREVIEW_BLOCKS = 10_000
 
 
-BLOCK_COLS = ("block_id", "grid_code", "area_code", "households", "buildings", "street_m", "area_m2")
+BLOCK_COLS = ("block_id", "grid_code", "area_code", "households", "buildings", "street_m", "area_m2", "population")
 
 
 def _blocks_where(store: Store, pid: int, cond: Any, *, bbox: Sequence[float] | None = None,
@@ -119,20 +120,25 @@ def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = N
     if to not in set(grows["code"].astype(str)):
         raise NotFoundError(f"网格 {to} 不在方案 {pid} 中 / grid {to} is not in plan {pid}")
     adj = rook_graph(blocks["block_id"].to_numpy(), _metres(geoms, lon0, lat0))
-    after, refusals = move_refusals(blocks, ids, to, grows, adj, band=(params.min_households, params.max_households))
-    lo, hi = params.min_households, params.max_households
+    # judged by the workload the plan was drawn for (households, persons or a weighted sum)
+    target, lo, hi = params.workload_band()
+    weights = params.workload_weights()
+    after, refusals = move_refusals(blocks, ids, to, grows, adj, band=(lo, hi), weights=weights,
+                                    unit=params.workload_unit())
     t0, t1 = grid_totals(blocks, affected), grid_totals(after, affected)
     names = dict(zip(grows["code"].astype(str), grows["name"]))
     out = []
     for code in affected:
         def shaped(t: pd.DataFrame) -> dict[str, Any]:
             r = {k: (float(v) if k != "n_blocks" else int(v)) for k, v in t.loc[code].items()}
-            r["status"] = band_status(r["households"], lo, hi)
+            r["workload"] = float(workload(t.loc[[code]], weights)[0])
+            r["status"] = band_status(r["workload"], lo, hi)
             return r
         out.append({"code": code, "name": names.get(code), "role": "target" if code == to else "source",
                     "before": shaped(t0), "after": shaped(t1)})
     return {"plan_id": pid, "to": to, "neighbours": neighbours, "blocks": ids, "band": [lo, hi],
             "target_households": params.target_households, "grids": out,
+            "balance": params.balance, "weights": weights, "target_workload": target,
             "refusals": [{"kind": r.kind, "title": KINDS[r.kind], "grid_code": r.grid_code, "message": r.message,
                           "blocking": r.blocking} for r in refusals],
             "ok": not any(r.blocking for r in refusals)}

@@ -28,7 +28,7 @@ def _edit_report(res) -> None:  # noqa: ANN001
 @model_options(PlanParams)
 def draw_grids_cmd(ctx: typer.Context, params: PlanParams) -> None:
     """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
-    from gridpatrol.layers.grids import draw_grids, plan_row
+    from gridpatrol.layers.grids import draw_grids, plan_grid_measures, plan_row
 
     store = open_cli_store(ctx, create=False)
     with progress_steps("draw grids") as step:
@@ -37,9 +37,22 @@ def draw_grids_cmd(ctx: typer.Context, params: PlanParams) -> None:
 
     m = json.loads(plan_row(store, pid)["metrics_json"])
     console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
+    _measure_table(plan_grid_measures(store, pid), f"plan {pid}: measures per grid")
     print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
                  if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
     _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
+
+
+def _measure_table(table, title: str) -> None:  # noqa: ANN001
+    """Every measure of every grid, its workload and whether it lies in the plan's band."""
+    from gridpatrol.layers.grids import measure_records
+
+    heads = {"code": "grid", "households": "households", "population": "population", "street_km": "street km",
+             "area_km2": "area km²", "buildings": "buildings", "workload": "workload", "in_band": "in band",
+             "exempt": "exempt"}
+    rows = [{heads.get(k, k): ("yes" if v is True else "" if v is False else _fmt(v) if v is not None else "—")
+             for k, v in r.items() if k != "parent_code"} for r in measure_records(table)]
+    print_table(rows, title=title)
 
 
 def _data_report(coverage: dict, warnings: list[dict]) -> None:
@@ -69,6 +82,8 @@ def check_grids_cmd(
                       "detail": r.detail} for r in p.itertuples()][:200],
                     title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
     s = res.summary
+    if res.grids is not None:
+        _measure_table(res.grids, f"plan {pid}: measures per grid")
     print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
                 title=f"plan {pid} summary")
     _data_report(s.get("data_coverage", {}), [])

@@ -100,6 +100,7 @@ async def check(store: StoreDep, principal: UserDep, plan_id: PlanQ = None) -> d
     res, pid = await run_in_threadpool(gl.check_grids, store, plan_id)
     problems = res.problems.to_crs(4326) if res.problems.crs is not None else res.problems
     return {"plan_id": pid, "valid": res.valid, "summary": {k: _clean(v) for k, v in res.summary.items()},
+            "grids": gl.measure_records(res.grids) if res.grids is not None else [],
             "problems": json.loads(problems.to_json(na="null", drop_id=True)) if len(problems) else
             {"type": "FeatureCollection", "features": []}}
 
@@ -116,8 +117,14 @@ async def draw(body: DrawIn, request: Request, store: StoreDep, principal: UserD
     params = PlanParams(**body.model_dump(exclude={"name"})).checked()
     pid = await run_in_threadpool(lambda: gl.draw_grids(store, params, created_by=principal.name, name=body.name))
     request.state.audit_detail = {"plan_id": pid, "params": body.model_dump()}
-    m = json.loads(gl.plan_row(store, pid)["metrics_json"])
-    return {"plan_id": pid, "grids": len(gl.read_grids(store, pid)),
+    row = gl.plan_row(store, pid)
+    m, stored = json.loads(row["metrics_json"]), PlanParams.from_json(row["params_json"])
+    table = gl.plan_grid_measures(store, pid)
+    target, low, high = stored.workload_band()
+    return {"plan_id": pid, "grids": len(table),
+            "balance": {"mode": stored.balance, "weights": stored.workload_weights(), "unit": stored.workload_unit(),
+                        "workload_per_household": stored.band_scale(), "target": target, "band": [low, high]},
+            "per_grid": gl.measure_records(table),
             "data_coverage": m.get("data_coverage", {}), "warnings": m.get("data_warnings", [])}
 
 

@@ -20,6 +20,7 @@ from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.gis.grid_check import PROBLEM_COLUMNS, SEVERITY, CheckResult, check_plan
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
+from gridpatrol.gis.workload import block_population, measures_frame, workload
 from gridpatrol.layers.models import Block, Grid, GridPlan, utcnow
 from gridpatrol.layers.plan_base import check_current, record_write
 from gridpatrol.layers.plan_params import PlanParams
@@ -163,7 +164,8 @@ def grids_from_blocks(blocks: gpd.GeoDataFrame, metric_crs, locked: dict[str, bo
                      "households": float(grp["households"].sum()),
                      "buildings": int(grp["buildings"].sum()) if "buildings" in grp else 0,
                      "street_m": float(grp["street_m"].sum()), "n_blocks": len(grp),
-                     "locked": bool(locked.get(str(code), False))})
+                     "locked": bool(locked.get(str(code), False)),
+                     **({"population": float(grp["population"].sum(min_count=1))} if "population" in grp else {})})
     out = gpd.GeoDataFrame(rows, geometry=geoms, crs="EPSG:4326")
     return shape_metrics(out, metric_crs)
 
@@ -188,13 +190,55 @@ def as_multi(geom):  # noqa: ANN001, ANN202
     return geom
 
 
+def grid_workload(frame: pd.DataFrame, params: PlanParams) -> np.ndarray:
+    """The workload the plan balances, per row of ``frame`` (grids or blocks): its households, its
+    population, or the weighted sum of its measures (``PlanParams.workload_weights``)."""
+    return workload(frame, params.workload_weights())
+
+
+def grid_measures(grids: pd.DataFrame, params: PlanParams) -> pd.DataFrame:
+    """Per grid: code, parent_code, every measure (households, population, street_km, area_km2,
+    buildings), the workload, the band it is judged against and whether it lies in it."""
+    _, low, high = params.workload_band()
+    w = grid_workload(grids, params)
+    out = pd.concat([grids[["code", "parent_code"]].reset_index(drop=True),
+                     measures_frame(grids).reset_index(drop=True)], axis=1)
+    out["workload"] = w
+    out["in_band"] = (w >= low - 1e-9) & (w <= high + 1e-9)
+    if "exempt" in grids:
+        out["exempt"] = grids["exempt"].fillna(False).astype(bool).to_numpy()
+    return out
+
+
+def plan_grid_measures(store: Store, plan_id: int | None = None) -> pd.DataFrame:
+    """``grid_measures`` of a stored plan (default: the newest), by code."""
+    row = plan_row(store, plan_id)
+    return grid_measures(read_grids(store, row["id"]), PlanParams.from_json(row["params_json"]))
+
+
+def measure_records(table: pd.DataFrame) -> list[dict]:
+    """``grid_measures`` rows as JSON-ready dicts (numbers rounded: counts 1 decimal, km and km² 3)."""
+    out = []
+    for r in table.to_dict("records"):
+        rec = {}
+        for k, v in r.items():
+            if hasattr(v, "item"):
+                v = v.item()
+            if isinstance(v, float):
+                v = None if v != v else round(v, 3 if k in ("street_km", "area_km2") else 1)
+            rec[k] = v
+        out.append(rec)
+    return out
+
+
 def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame:
     """Grids outside the band that no regrouping of blocks can fix are exempt (and reported):
-    a single indivisible block, or the only grid of an area whose households are all below the
-    band (grids may not cross area boundaries)."""
+    a single indivisible block, or the only grid of an area whose workload is all below the
+    band (grids may not cross area boundaries). The band is the plan's workload band."""
     grids = grids.copy()
-    hh = grids["households"].to_numpy()
-    out_band = (hh < params.min_households) | (hh > params.max_households)
+    hh = grid_workload(grids, params)
+    _, low, high = params.workload_band()
+    out_band = (hh < low) | (hh > high)
     # A grid below the band that touches no other grid of its area (the only grid of a small
     # area, or a detached piece of one, e.g. an empty corner cut off by the extract's edge)
     # cannot grow: merging with a grid it does not touch would break contiguity.
@@ -206,7 +250,7 @@ def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame
     shared = shapely.length(shapely.intersection(geoms[left[keep]], geoms[right[keep]]))
     has_neighbour = np.zeros(len(grids), bool)
     has_neighbour[left[keep][shared > 0]] = True
-    isolated_small = ~has_neighbour & (hh < params.min_households)
+    isolated_small = ~has_neighbour & (hh < low)
     grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | isolated_small)
     return grids
 
@@ -216,13 +260,14 @@ def plan_metrics(grids: gpd.GeoDataFrame, params: PlanParams, adjacency: nx.Grap
     """Per-plan metrics: worst deviation from target (non-exempt), share in band, mean
     Polsby–Popper and the share of internal grid boundary length lying on streets or barriers
     (from the block adjacency's ``length_m``/``line_m``)."""
-    hh = grids["households"].to_numpy(dtype=float)
+    hh = grid_workload(grids, params)
+    target, low, high = params.workload_band()
     exempt = grids["exempt"].to_numpy(dtype=bool) if "exempt" in grids else np.zeros(len(grids), bool)
-    in_band = (hh >= params.min_households) & (hh <= params.max_households)
-    dev = np.abs(hh - params.target_households) / max(params.target_households, 1e-9)
+    in_band = (hh >= low) & (hh <= high)
+    dev = np.abs(hh - target) / max(target, 1e-9)
     m = {
         "grids": int(len(grids)),
-        "households": float(hh.sum()),
+        "households": float(grids["households"].to_numpy(dtype=float).sum()),
         "target_households": params.target_households,
         "band": [params.min_households, params.max_households],
         "exempt_grids": int(exempt.sum()),
@@ -231,6 +276,12 @@ def plan_metrics(grids: gpd.GeoDataFrame, params: PlanParams, adjacency: nx.Grap
         "worst_deviation": float(dev[~exempt].max()) if (~exempt).any() else 0.0,
         "mean_polsby_popper": float(grids["polsby_popper"].mean()) if len(grids) else 0.0,
     }
+    if not params.on_households:
+        m["balance"] = params.balance
+        m["weights"] = params.workload_weights()
+        m["workload_per_household"] = params.band_scale()
+        m["workload"] = float(hh.sum())
+        m["workload_band"] = [target, low, high]
     if adjacency is not None and grid_of_block is not None:
         total = on_line = 0.0
         for u, v, d in adjacency.edges(data=True):
@@ -293,6 +344,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     next_block = 1
     fmt = CodeFormat(params.code_format)
     locked_all = _locked_grids(store)
+    built = []  # (area, metric CRS, blocks, roads, barriers) of every area with blocks
     for _, area in areas.iterrows():
         say(f"area {area['code']}: reading streets and buildings")
         geom = area.geometry
@@ -311,8 +363,13 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         if groups.max() + 1 < len(blocks):
             say(f"area {area['code']}: joining {len(blocks) - groups.max() - 1} blocks split by streets through buildings")
             blocks = _merge_block_groups(blocks, groups, metric)
+        blocks["population"] = block_population(blocks, buildings, metric)
         blocks["block_id"] = blocks["block_id"].astype(int) + next_block - 1
         next_block = int(blocks["block_id"].max()) + 1
+        built.append((area, metric, blocks, roads, barriers))
+    params = _with_workload_scale(params, [b for _, _, b, _, _ in built])
+    target, low, high = params.workload_band()
+    for area, metric, blocks, roads, barriers in built:
         say(f"area {area['code']}: adjacency of {len(blocks)} blocks")
         adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
         say(f"area {area['code']}: partitioning")
@@ -326,9 +383,11 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
             # A block belongs to a locked grid when its representative point lies in it.
             x, y = representative_xy(blocks.geometry)
             kw["locked"] = assign_xy(x, y, locked.geometry)
+        # the partition balances the column "households": the plan's workload stands in for it
+        loads = blocks if params.on_households else blocks.assign(households=grid_workload(blocks, params))
         labels = np.asarray(partition_blocks(
-            blocks, adj, target_households=params.target_households, min_households=params.min_households,
-            max_households=params.max_households, seed=params.seed, **kw))
+            loads, adj, target_households=target, min_households=low,
+            max_households=high, seed=params.seed, **kw))
         blocks["area_code"] = str(area["code"])
         blocks["_part"] = labels
         parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
@@ -362,11 +421,24 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     return pid
 
 
+def _with_workload_scale(params: PlanParams, blocks: list[gpd.GeoDataFrame]) -> PlanParams:
+    """``params`` with ``workload_per_household`` set: given, or the blocks' total workload /
+    total households (1 when the plan balances households alone)."""
+    if params.on_households or params.workload_per_household:
+        return params
+    hh = sum(float(b["households"].sum()) for b in blocks)
+    load = sum(float(grid_workload(b, params).sum()) for b in blocks)
+    if hh <= 0 or load <= 0:
+        raise InputError(f"cannot scale the household band to the workload: the areas hold {hh:g} households "
+                         f"and {load:g} workload units", hint="give --workload-per-household, or --balance households")
+    return params.model_copy(update={"workload_per_household": load / hh})
+
+
 def _merge_block_groups(blocks: gpd.GeoDataFrame, groups: np.ndarray, metric_crs) -> gpd.GeoDataFrame:
     """One block per group (union of geometry, sums of workload); ids renumbered 1..k."""
     b = blocks.copy()
     b["_g"] = groups
-    sums = [c for c in ("households", "buildings", "street_m") if c in b.columns]
+    sums = [c for c in ("households", "buildings", "street_m", "population") if c in b.columns]
     agg = b.groupby("_g", sort=True)[sums].sum()
     geoms = [_polygonal(shapely.union_all(grp.geometry.to_numpy())) for _, grp in b.groupby("_g", sort=True)]
     out = gpd.GeoDataFrame(agg.reset_index(drop=True), geometry=geoms, crs=blocks.crs)
@@ -415,6 +487,7 @@ def check_grids(store: Store, plan_id: int | None = None) -> tuple[CheckResult, 
     blocks = read_blocks(store, row["id"])
     areas = planning_areas(store)
     res = check_frames(store, grids, blocks, areas, params)
+    res.grids = grid_measures(grids, params)
     add_data_checks(store, res, areas[areas["code"].astype(str).isin(set(grids["parent_code"].astype(str)))])
     return res, int(row["id"])
 
@@ -447,11 +520,19 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
     used = set(grids["parent_code"].astype(str))
     areas = areas[areas["code"].astype(str).isin(used)]
     metric = metric_crs_of(shapely.box(*grids.total_bounds))
-    return check_plan(grids, areas, buildings,
-                      blocks=blocks if blocks is not None and len(blocks) else None,
-                      min_households=params.min_households, max_households=params.max_households,
-                      code_format=params.code_format, metric_crs=metric, recount_households=False,
-                      target_households=params.target_households)
+    # the plan is judged by the workload it was drawn for: its band scaled to it
+    target, low, high = params.workload_band()
+    load = None if params.on_households else grid_workload(grids, params)
+    res = check_plan(grids, areas, buildings,
+                     blocks=blocks if blocks is not None and len(blocks) else None,
+                     min_households=low, max_households=high,
+                     code_format=params.code_format, metric_crs=metric, recount_households=False,
+                     target_households=target, workload=load, workload_unit=params.workload_unit())
+    if not params.on_households:
+        res.summary["balance"] = params.balance
+        res.summary["weights"] = params.workload_weights()
+        res.summary["workload_band"] = [target, low, high]
+    return res
 
 
 def buildings_with_grid_code(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame:

@@ -24,6 +24,7 @@ from gridpatrol.layers.grid_moves import move_refusals
 from gridpatrol.layers.grids.core import (
     STATION_TOLERANCE_M,
     check_frames,
+    grid_workload,
     grids_from_blocks,
     insert_plan,
     insert_rows,
@@ -149,7 +150,7 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     rebuilt = mark_exempt(grids_from_blocks(new, ctx.metric, lock_map), ctx.params) if len(new) else None
     if rebuilt is not None:
         rebuilt = _carry_assignments(ctx, rebuilt)
-    cols = ["code", "parent_code", "name", "households", "buildings", "street_m", "area_m2",
+    cols = ["code", "parent_code", "name", "households", "population", "buildings", "street_m", "area_m2",
             "polsby_popper", "exempt", "locked", "worker", "station_lon", "station_lat", "geometry"]
     keep["n_blocks"] = keep["code"].map(blocks["grid_code"].value_counts()).fillna(0).astype(int)
     parts = [keep] + ([rebuilt] if rebuilt is not None else [])
@@ -293,7 +294,9 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
                             hint="split into fewer parts")
     sub = _single_part_blocks(ctx, blocks[sel].reset_index(drop=True), int(blocks["block_id"].max()) + 1)
     adj = _block_graph(ctx, sub)
-    labels = np.asarray(split_blocks(sub, adj, parts, seed=ctx.params.seed))
+    # parts of equal workload (the plan's: households, persons or the weighted sum)
+    loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
+    labels = np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed))
     # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
     # shares the longest boundary with; anything larger refuses the split.
     sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
@@ -442,10 +445,10 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     adj = _block_graph(ctx, sub)
     index_of = {c: i for i, c in enumerate(codes)}
     start = np.array([index_of[c] for c in sub["grid_code"]])
-    labels = np.asarray(rebalance(sub, adj, start, list(range(len(codes))),
-                                  target_households=ctx.params.target_households,
-                                  min_households=ctx.params.min_households,
-                                  max_households=ctx.params.max_households))
+    target, low, high = ctx.params.workload_band()
+    loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
+    labels = np.asarray(rebalance(loads, adj, start, list(range(len(codes))),
+                                  target_households=target, min_households=low, max_households=high))
     moved = int((labels != start).sum())
     if moved == 0:
         pid = int(ctx.row["id"])

@@ -10,7 +10,7 @@
       in: '在标准内', below: '低于标准', above: '高于标准', saved: '已保存为版本 {v}：{m}', unchanged: '没有变化，未生成新版本（仍为版本 {v}）：{m}', previewing: '预览中…',
       ok_to_move: '可以移动', pick_grid: '先在列表中点击一个网格', tick_two: '至少勾选两个网格',
       tick_one: '至少勾选一个网格', reloaded: '已重新载入当前版本 {v}。', station_at: '站点：{x}, {y}',
-      click_station: '在地图上点击站点位置', legend: '每个网格的户数', band: '标准', target_tag: '目标',
+      click_station: '在地图上点击站点位置', legend: '每个网格的户数', legend_workload: '每个网格的工作量', workload: '工作量', band: '标准', target_tag: '目标',
       source_tag: '来源', deviation: '偏差', no_problems: '没有问题', diff: '与当前版本对比',
       changed: '变动建筑 {n} 栋，{h} 户', building: '建筑', from: '原网格', to: '新网格', none: '无',
       locked_tag: '锁定', population: '人口', nothing: '未选择街区'
@@ -21,7 +21,7 @@
       in: 'in band', below: 'below band', above: 'above band', saved: 'saved as version {v}: {m}', unchanged: 'nothing changed, no new version (still version {v}): {m}', previewing: 'previewing…',
       ok_to_move: 'the move keeps every rule', pick_grid: 'click a grid in the list first', tick_two: 'tick at least two grids',
       tick_one: 'tick at least one grid', reloaded: 'reloaded the current version {v}.', station_at: 'station: {x}, {y}',
-      click_station: 'click the station on the map', legend: 'households per grid', band: 'band', target_tag: 'target',
+      click_station: 'click the station on the map', legend: 'households per grid', legend_workload: 'workload per grid', workload: 'workload', band: 'band', target_tag: 'target',
       source_tag: 'source', deviation: 'deviation', no_problems: 'no problems', diff: 'compare with the current version',
       changed: '{n} buildings changed grid, {h} households', building: 'building', from: 'from', to: 'to', none: 'none',
       locked_tag: 'locked', population: 'population', nothing: 'No block selected'
@@ -69,7 +69,11 @@
 
 
   // ------------------------------------------------------------------ grids, labels, blocks
-  function deviation(p) { return S.band.target_households ? (p.households - S.band.target_households) / S.band.target_households : 0; }
+  // judged by the plan's own workload (households, persons or a weighted sum) and its band
+  function gridLoad(p) { return p.workload !== undefined && p.workload !== null ? p.workload : p.households; }
+  function target() { return S.band.target_workload || S.band.target_households; }
+  function deviation(p) { return target() ? (gridLoad(p) - target()) / target() : 0; }
+  function onHouseholds() { return !S.band.balance || S.band.balance === 'households'; }
 
   function drawGrids(d) {
     if (S.gridLayer) { map.removeLayer(S.gridLayer); map.removeLayer(S.labelLayer); }
@@ -253,7 +257,8 @@
       if (p.name) { li.appendChild(document.createTextNode(' ' + p.name)); }
       if (p.locked) { li.appendChild(el('span', '（' + tr('locked_tag') + '）', 'gp-locked')); }
       var dev = deviation(p);
-      li.appendChild(el('div', Math.round(p.households) + ' ' + tr('households') + ' · ' + tr('deviation') + ' ' +
+      li.appendChild(el('div', Math.round(p.households) + ' ' + tr('households') +
+        (onHouseholds() ? '' : ' · ' + tr('workload') + ' ' + fmt(gridLoad(p), 1)) + ' · ' + tr('deviation') + ' ' +
         (dev >= 0 ? '+' : '') + Math.round(dev * 100) + '% · ' + fmt(p.street_m / 1000, 2) + ' ' + tr('street_km') +
         (p.worker ? ' · ' + tr('worker') + ' ' + p.worker : ''), 'muted'));
       li.addEventListener('click', function () { focusGrid(p.code); });
@@ -414,7 +419,12 @@
       $('gp-export').href = '/export/grids?format=gpkg&plan_id=' + S.plan;
       drawGrids(d);
       renderProblems(d.problems);
-      if (first) { GP.legend(map, d.band, {legend: tr('legend'), band: tr('band'), middle: tr('in')}); }
+      if (first) {
+        var b = d.band.balance && d.band.balance !== 'households'
+          ? Object.assign({}, d.band, {min_households: Math.round(d.band.min_workload), max_households: Math.round(d.band.max_workload)})
+          : d.band;
+        GP.legend(map, b, {legend: tr(b === d.band ? 'legend' : 'legend_workload'), band: tr('band'), middle: tr('in')});
+      }
       return GP.getJSON('/maps/data/blocks?plan_id=' + S.plan);
     }).then(function (blocks) {
       drawBlocks(blocks);
