@@ -11,7 +11,7 @@ from gridpatrol.gis.assign import assign_xy, crossing_buildings, representative_
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.grid_metrics import deviation_exemptions, grid_pieces
 from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat, validate_codes
-from gridpatrol.gis.partition import Band
+from gridpatrol.gis.partition import Band, merge_blocked
 
 _REASON_TEXT = {
     "single_block": "a single block above the window: one building, or buildings no street or gap parts",
@@ -35,6 +35,9 @@ SEVERITY: dict[str, str] = {
     "households_exempt": "info",
     "deviation_exempt": "info",
     "deviation": "warning",
+    "over_street_cap": "error",
+    "over_area_cap": "error",
+    "cap_exempt": "info",
     "duplicate_code": "error",
     "malformed_code": "error",
     "code_parent_mismatch": "error",
@@ -81,6 +84,8 @@ def check_plan(
     target_households: float | None = None,
     workload: np.ndarray | None = None,
     workload_unit: str = "households",
+    max_street_m: float | None = None,
+    max_area_m2: float | None = None,
 ) -> CheckResult:
     """Check a grid plan against the planning rules; pure shapely, no store.
 
@@ -107,7 +112,15 @@ def check_plan(
     ``workload`` (one value per grid, e.g. persons or a weighted sum) replaces households in the
     band and window checks; ``min_households``/``max_households``/``target_households`` are then
     the band in that workload (``workload_unit`` names it in the details), ``deviation_pct`` is
-    the workload's and ``households`` stays the grid's households. The summary gives the worst deviation over all grids
+    the workload's and ``households`` stays the grid's households.
+
+    ``max_street_m`` / ``max_area_m2`` are hard limits on ``grids.street_m`` / ``grids.area_m2``:
+    a grid over one is an error (``over_street_cap`` / ``over_area_cap``) unless it is a single
+    block (``cap_exempt``, info: no grid holding that block can have less, the lower bound is
+    its own value). A grid below the band that no merge with a touching grid could lift without
+    breaking a cap (or the band's upper end; ``gis.partition.merge_blocked``) is exempt, with the
+    least cap share such a merge reaches. (A grid of 0 households is below any positive band: an
+    error unless one of these exemptions, each with its reason, applies.) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound.
     """
@@ -241,6 +254,27 @@ def check_plan(
         # exemptions decided by the planner's tool (e.g. the only grid of a small area)
         exempt |= g["exempt"].fillna(False).astype(bool).to_numpy()
     target = target_households if target_households else (min_households + max_households) / 2
+    capped = [(pd.to_numeric(g[col], errors="coerce").fillna(0.0).to_numpy(dtype=float), float(cap), col, kind)
+              for col, cap, kind in (("street_m", max_street_m, "over_street_cap"), ("area_m2", max_area_m2, "over_area_cap"))
+              if cap is not None and col in g.columns]
+    single = n_blocks == 1
+    for v, cap, col, kind in capped:
+        what = "m of streets" if col == "street_m" else "m² of area"
+        for i in np.flatnonzero(v > cap * (1 + 1e-9)):
+            if single[i]:
+                add("cap_exempt", codes[i], f"grid {codes[i]} is one block with {v[i]:,.0f} {what}, over the cap "
+                    f"{cap:,.0f} (exempt: no grid holding this block can have less; lower bound {v[i]:,.0f})",
+                    shapely.point_on_surface(geoms[i]))
+            else:
+                add(kind, codes[i], f"grid {codes[i]} has {v[i]:,.0f} {what}, over the hard cap {cap:,.0f} "
+                    f"(--max-{'street-m' if col == 'street_m' else 'area-m2'})", shapely.point_on_surface(geoms[i]))
+    forced_cap = np.zeros(len(g), dtype=bool)
+    cap_share = np.full(len(g), np.nan)
+    if capped and households is not None:
+        blocked, cap_share = merge_blocked(_touching(geoms, li, ri, parents), households,
+                                           [(v, cap) for v, cap, _, _ in capped], max_households)
+        forced_cap = blocked & ~np.isnan(cap_share) & (households < min_households)
+        exempt |= forced_cap
     # Balance window (target ±10 % inside the band): grids that miss it because the data force it
     dev_exempt = np.zeros(len(g), dtype=bool)
     reason = np.full(len(g), "", dtype=object)
@@ -257,6 +291,9 @@ def check_plan(
     wlo, whi = Band(float(target), float(min_households), float(max_households)).window
 
     def why(i: int) -> str:
+        if forced_cap[i] and not reason[i]:
+            return (f"merging it into any neighbouring grid breaks a hard cap or the band's upper end; the "
+                    f"least merge over a cap reaches {100 * cap_share[i]:.0f} % of it")
         if not reason[i]:
             return "a single indivisible block, or a piece of its area that touches no other grid"
         return (_REASON_TEXT[reason[i]].format(total=piece_total[i], unit=unit)

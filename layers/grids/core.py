@@ -20,6 +20,7 @@ from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.gis.grid_check import PROBLEM_COLUMNS, SEVERITY, CheckResult, check_plan
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
+from gridpatrol.gis.partition import merge_blocked
 from gridpatrol.gis.workload import block_population, measures_frame, workload
 from gridpatrol.layers.models import Block, Grid, GridPlan, utcnow
 from gridpatrol.layers.plan_base import check_current, record_write
@@ -231,6 +232,13 @@ def measure_records(table: pd.DataFrame) -> list[dict]:
     return out
 
 
+def plan_caps(grids: pd.DataFrame, params: PlanParams) -> list[tuple[np.ndarray, float]]:
+    """(value per grid, cap) for each of the plan's hard caps: street_m and area_m2."""
+    return [(pd.to_numeric(grids[col], errors="coerce").fillna(0.0).to_numpy(dtype=float), float(cap))
+            for col, cap in (("street_m", params.max_street_m), ("area_m2", params.max_area_m2))
+            if cap is not None and col in grids]
+
+
 def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame:
     """Grids outside the band that no regrouping of blocks can fix are exempt (and reported):
     a single indivisible block, or the only grid of an area whose workload is all below the
@@ -251,7 +259,14 @@ def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame
     has_neighbour = np.zeros(len(grids), bool)
     has_neighbour[left[keep][shared > 0]] = True
     isolated_small = ~has_neighbour & (hh < low)
-    grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | isolated_small)
+    # below the band, and no merge with a touching grid can lift it without breaking a hard cap
+    forced = np.zeros(len(grids), dtype=bool)
+    caps = plan_caps(grids, params)
+    if caps:
+        pairs = np.column_stack([left[keep][shared > 0], right[keep][shared > 0]])
+        blocked, share = merge_blocked(pairs, hh, caps, high)
+        forced = blocked & ~np.isnan(share) & (hh < low)
+    grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | isolated_small | forced)
     return grids
 
 
@@ -328,7 +343,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     area was drawn.
     """
     from gridpatrol.gis.blocks import block_adjacency, build_blocks
-    from gridpatrol.gis.partition import partition_blocks
+    from gridpatrol.gis.partition import enforce_caps, merge_small, partition_blocks
 
     from gridpatrol.layers.grids.sanity import data_checks, refuse_sparse, summary_of
 
@@ -388,6 +403,12 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         labels = np.asarray(partition_blocks(
             loads, adj, target_households=target, min_households=low,
             max_households=high, seed=params.seed, **kw))
+        if params.max_street_m is not None or params.max_area_m2 is not None:
+            # the caps are hard: a grid over one is split until it meets it or is a single block
+            caps = {"max_street_m": params.max_street_m, "max_area_m2": params.max_area_m2}
+            labels = enforce_caps(loads, adj, labels, seed=params.seed, locked=kw.get("locked"), **caps)
+            # the split leaves grids of streets or land without households: join them where the caps allow
+            labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), **caps)
         blocks["area_code"] = str(area["code"])
         blocks["_part"] = labels
         parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
@@ -527,7 +548,8 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
                      blocks=blocks if blocks is not None and len(blocks) else None,
                      min_households=low, max_households=high,
                      code_format=params.code_format, metric_crs=metric, recount_households=False,
-                     target_households=target, workload=load, workload_unit=params.workload_unit())
+                     target_households=target, workload=load, workload_unit=params.workload_unit(),
+                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2)
     if not params.on_households:
         res.summary["balance"] = params.balance
         res.summary["weights"] = params.workload_weights()
