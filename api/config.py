@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
     # The county's time zone: pages show times in it (stored times are UTC).
     timezone: str = "Asia/Shanghai"
+    # Working hours (local, HH:MM-HH:MM): patrol tracks with fixes outside are flagged, not counted.
+    work_hours: str = "07:00-21:00"
     # Failed logins (see layers/logins.py): over max failures within the window, the account or
     # client address is locked for lockout_s, doubling with every further lockout up to lockout_max_s.
     login_max_failures_per_user: int = Field(5, ge=1)
@@ -73,6 +75,17 @@ class Settings(BaseSettings):
         except (ValueError, KeyError, OSError):
             raise ValueError("is not an IANA time zone (e.g. Asia/Shanghai, Asia/Urumqi)") from None
         return value
+
+    @field_validator("work_hours")
+    @classmethod
+    def _work_hours(cls, value: str) -> str:
+        from gridpatrol.gis.errors import InputError
+        from gridpatrol.gis.tracks import format_work_hours, parse_work_hours
+
+        try:
+            return format_work_hours(parse_work_hours(value, where="work_hours"))
+        except InputError as exc:
+            raise ValueError(exc.message) from None
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,

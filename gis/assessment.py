@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 import numpy as np
 import shapely
 from gridpatrol.gis.mapmatch import HmmMatcher, MatchResult
 from gridpatrol.gis.routing.area import required_mask
+from gridpatrol.gis.routing.calendar import cycle_day
 from gridpatrol.gis.streets import StreetNetwork
 from shapely.geometry.base import BaseGeometry
 
@@ -145,3 +147,39 @@ def assess(net: StreetNetwork, grids: list[GridInput], tracks: list[TrackInput],
         })
     return {"grids": grid_rows, "tracks": track_rows, "tracks_counted": len(counted),
             "tracks_flagged": len(tracks) - len(counted)}
+
+
+@dataclass
+class CalendarShift:
+    """A shift route on a patrol calendar: due on day ``cycle_day`` of every ``cycle_days``, day 1 being ``day1``."""
+
+    grid_code: str
+    shift: int
+    route_id: int
+    cycle_day: int
+    cycle_days: int
+    day1: date
+
+
+def judge_schedule(shifts: list[CalendarShift], done_by: dict[int, list[int]], track_day: dict[int, date],
+                   date_from: date, date_to: date, today: date) -> list[dict[str, Any]]:
+    """The 排班 of ``date_from``…``date_to``: one row per shift and day it is due, with its status.
+
+    ``done_by``: route id → the counted tracks that walked the shift (≥ SHIFT_DONE_SHARE of its
+    streets); ``track_day``: track id → its local date. A due shift is ``done`` when one of those
+    tracks was walked on that date, ``pending`` on ``today`` or later, else ``missed`` (walking it
+    on another day does not make up a day: that walk is listed under ``walked_on``)."""
+    rows = []
+    day = date_from
+    while day <= date_to:
+        for s in shifts:
+            if cycle_day(s.day1, day, s.cycle_days) != s.cycle_day:
+                continue
+            tracks = [t for t in done_by.get(s.route_id, []) if track_day.get(t) == day]
+            status = "done" if tracks else "pending" if day >= today else "missed"
+            rows.append({"date": day.isoformat(), "cycle_day": s.cycle_day, "cycle_days": s.cycle_days,
+                         "grid_code": s.grid_code, "shift": s.shift, "route_id": s.route_id, "status": status,
+                         "tracks": tracks, "walked_on": sorted({track_day[t].isoformat() for t in done_by.get(s.route_id, [])
+                                                               if t in track_day and track_day[t] != day})})
+        day += timedelta(days=1)
+    return rows

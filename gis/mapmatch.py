@@ -11,6 +11,7 @@ from scipy.sparse.csgraph import dijkstra
 
 WALK_MAX_MPS = 2.5  # how far a walker can get between two fixes bounds the route searched
 NEG = -1e18
+KEEP_AFTER_S = 20.0  # a fix this long after the last one used is used even if close to it (one averaging window)
 
 
 @dataclass
@@ -105,12 +106,13 @@ class HmmMatcher:
     Emission: Gaussian in the fix's distance to the street (``sigma_m``); transition: exponential in
     the difference between the route distance on the network and the straight distance (``beta_m``).
     Walking is undirected. Fixes closer than ``min_step_m`` to the last one used are skipped (noise,
-    not movement); a step no route can explain starts a new piece instead of failing.
+    not movement) unless ``keep_after_s`` or more have passed since it (a sparse fix is news: the
+    walker may have turned a corner since); a step no route can explain starts a new piece instead of failing.
     """
 
     def __init__(self, net: StreetNetwork, *, sigma_m: float = 15.0, beta_m: float | None = None,
                  radius_m: float | None = None, max_candidates: int = 8, min_step_m: float | None = None,
-                 window_s: float = 20.0):
+                 window_s: float = 20.0, keep_after_s: float = KEEP_AFTER_S):
         self.net = net
         self.sigma = float(sigma_m)
         self.beta = float(beta_m if beta_m is not None else max(sigma_m, 5.0))
@@ -118,6 +120,7 @@ class HmmMatcher:
         self.k = max_candidates
         self.min_step = float(min_step_m) if min_step_m is not None else None
         self.window = float(window_s)
+        self.keep_after = float(keep_after_s)
         self.graph = net.csgraph(False)
         self.router = Router(net, directed=False)
         self.glen = shapely.length(net.edge_geom)
@@ -134,13 +137,13 @@ class HmmMatcher:
         sig = np.maximum(self.sigma / np.sqrt(n), min(self.sigma, 5.0))
         return mean(x), mean(y), mean(t), sig, starts
 
-    def _thin(self, x: np.ndarray, y: np.ndarray, min_step: float) -> np.ndarray:
+    def _thin(self, x: np.ndarray, y: np.ndarray, t: np.ndarray, min_step: float) -> np.ndarray:
         keep = [0]
-        lx, ly = x[0], y[0]
+        lx, ly, lt = x[0], y[0], t[0]
         for i in range(1, len(x)):
-            if np.hypot(x[i] - lx, y[i] - ly) >= min_step or i == len(x) - 1:
+            if np.hypot(x[i] - lx, y[i] - ly) >= min_step or t[i] - lt >= self.keep_after or i == len(x) - 1:
                 keep.append(i)
-                lx, ly = x[i], y[i]
+                lx, ly, lt = x[i], y[i], t[i]
         return np.asarray(keep, dtype=np.int64)
 
     def _transitions(self, ca: tuple, cb: tuple, gc: float, limit: float) -> tuple[np.ndarray, np.ndarray]:
@@ -184,7 +187,7 @@ class HmmMatcher:
         if not len(idx):
             return res
         step = self.min_step if self.min_step is not None else 2.0 * float(np.median(sig[idx]))
-        idx = idx[self._thin(x[idx], y[idx], step)]
+        idx = idx[self._thin(x[idx], y[idx], t[idx], step)]
         cands = [cands_all[i] for i in idx]
         # Forward pass: scores per candidate, back pointers and the way each pair connects.
         emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]

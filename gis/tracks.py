@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time
 from typing import Any
@@ -19,7 +20,34 @@ MAX_CHUNK_POINTS = 5_000  # fixes in one uploaded chunk
 MAX_WALK_MPS = 3.0
 JUMP_M, JUMP_MPS = 200.0, 15.0  # one step this long at this speed is a jump, not a walk
 DUPLICATE_ROUND_DEG = 1e-5  # ~1 m: coordinates rounded so for the fingerprint of a copied track
-WORK_HOURS = (time(7, 0), time(21, 0))  # local time; fixes outside count against the track
+WORK_HOURS_TEXT = "07:00-21:00"  # local time; fixes outside count against the track
+WORK_HOURS = (time(7, 0), time(21, 0))
+_HOURS = re.compile(r"\s*(\d{1,2}):(\d{2})\s*[-–~～]\s*(\d{1,2}):(\d{2})\s*")
+
+
+def parse_work_hours(text: str | None, *, where: str = "--hours") -> tuple[time, time]:
+    """Working hours ``"HH:MM-HH:MM"`` (local time, start before end, both within one day) as two
+    times; ``None`` gives the default 07:00–21:00. InputError (in Chinese) naming the value otherwise."""
+    if text is None:
+        return WORK_HOURS
+    m = _HOURS.fullmatch(text) if isinstance(text, str) else None
+    if m is None:
+        raise InputError(f"工作时间 {str(text)[:40]!r} 格式不对，应为 时:分-时:分 (working hours must be HH:MM-HH:MM)",
+                         where=where, hint="例如 07:00-21:00")
+    h0, m0, h1, m1 = (int(v) for v in m.groups())
+    if not (h0 <= 23 and h1 <= 23 and m0 <= 59 and m1 <= 59):
+        raise InputError(f"工作时间 {text.strip()!r} 中有不存在的时刻，时为 0–23，分为 0–59 (no such time of day)",
+                         where=where, hint="例如 07:00-21:00")
+    start, end = time(h0, m0), time(h1, m1)
+    if start >= end:
+        raise InputError(f"工作时间 {text.strip()!r} 的开始须早于结束（不支持跨午夜）(start must be before end)",
+                         where=where, hint="例如 07:00-21:00")
+    return start, end
+
+
+def format_work_hours(hours: tuple[time, time]) -> str:
+    """``(07:00, 21:00)`` → ``"07:00-21:00"``."""
+    return f"{hours[0]:%H:%M}-{hours[1]:%H:%M}"
 
 
 @dataclass
@@ -220,11 +248,24 @@ def suspicious(track: Track, x: np.ndarray, y: np.ndarray, *, tz: str = "Asia/Sh
                 flags.append({"kind": "speed", "max_mps": round(float(speed.max()), 2),
                               "share": round(float(fast.mean()), 3),
                               "detail": f"faster than walking ({speed.max() * 3.6:.0f} km/h over a minute)"})
-    local = [datetime.fromtimestamp(float(v), ZoneInfo(tz)).time() for v in (track.t[0], track.t[-1])]
-    times = np.array([datetime.fromtimestamp(float(v), ZoneInfo(tz)).time() for v in track.t[:: max(1, len(track) // 500)]])
-    outside = np.array([not (hours[0] <= v <= hours[1]) for v in times])
-    if outside.any():
-        flags.append({"kind": "outside_hours", "share": round(float(outside.mean()), 3),
-                      "detail": f"recorded {local[0]:%H:%M}–{local[1]:%H:%M} ({tz}), outside working hours "
-                                f"{hours[0]:%H:%M}–{hours[1]:%H:%M}"})
+    late = outside_hours(track.t, tz=tz, hours=hours)
+    if late:
+        flags.append(late)
     return flags
+
+
+def outside_hours(t: np.ndarray, *, tz: str = "Asia/Shanghai", hours: tuple[time, time] = WORK_HOURS
+                  ) -> dict[str, Any] | None:
+    """The ``outside_hours`` flag of a track with fix times ``t`` (UTC epoch seconds, sorted) when any
+    of its fixes (up to 500 of them, evenly picked) lies outside ``hours`` in zone ``tz``; else None."""
+    if not len(t):
+        return None
+    z = ZoneInfo(tz)
+    local = [datetime.fromtimestamp(float(v), z).time() for v in (t[0], t[-1])]
+    times = [datetime.fromtimestamp(float(v), z).time() for v in t[:: max(1, len(t) // 500)]]
+    outside = np.array([not (hours[0] <= v <= hours[1]) for v in times])
+    if not outside.any():
+        return None
+    return {"kind": "outside_hours", "share": round(float(outside.mean()), 3), "hours": format_work_hours(hours),
+            "detail": f"recorded {local[0]:%H:%M}–{local[1]:%H:%M} ({tz}), outside working hours "
+                      f"{hours[0]:%H:%M}–{hours[1]:%H:%M}"}

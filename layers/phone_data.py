@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import shapely
 import shapely.ops
+from gridpatrol.gis.routing.calendar import cycle_day, planned_on
 from gridpatrol.layers.models import Grid, Route
 from gridpatrol.layers.store import Store
 from gridpatrol.layers.visibility import current_grid_codes, worker_rows
@@ -44,11 +45,6 @@ def _along(line_m: shapely.LineString, points_m: list[shapely.Point], legs: list
     return out
 
 
-def cycle_day(planned_on: date, today: date, cycle_days: int) -> int:
-    """Day 1…D of a patrol calendar on ``today``: the day the routes were planned is day 1."""
-    return (today - planned_on).days % cycle_days + 1
-
-
 def shift_rows(store: Store, worker: str, lang: str = "zh", *, today: date | None = None,
                timezone: str = "Asia/Shanghai") -> list[dict[str, Any]]:
     """Every stored coverage route (shift 1…n) of the worker's grids, ordered by grid, mode and shift.
@@ -80,9 +76,8 @@ def shift_rows(store: Store, worker: str, lang: str = "zh", *, today: date | Non
         cycle = stats.get("cycle") or {}
         due = True
         if cycle.get("days") and row.get("created_at") is not None:
-            planned = pd.Timestamp(row["created_at"])
-            planned = (planned.tz_localize("UTC") if planned.tzinfo is None else planned).tz_convert(tz).date()
-            due = int(cycle["day"]) == cycle_day(planned, today, int(cycle["days"]))
+            day1 = planned_on(pd.Timestamp(row["created_at"]), timezone)
+            due = int(cycle["day"]) == cycle_day(day1, today, int(cycle["days"]))
         out.append({
             "cycle_day": cycle.get("day"), "cycle_days": cycle.get("days"), "today": due,
             "id": int(row["id"]), "grid_code": row["grid_code"], "mode": row["mode"],

@@ -5,7 +5,7 @@ import hashlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
 from gridpatrol.gis.tracks import (
     MAX_POINTS,
+    WORK_HOURS,
     Track,
     fingerprint,
     read_chunk_points,
@@ -57,8 +58,8 @@ def _points_of(conn: Connection, track_id: int) -> Track:
     return Track(lon, lat, t, acc)
 
 
-def _refresh(conn: Connection, track_id: int) -> tuple[int, list[dict[str, Any]]]:
-    """Rebuild a track's line, times, fingerprint and flags from its chunks (in chunk order)."""
+def _refresh(conn: Connection, track_id: int, hours: tuple[time, time]) -> tuple[int, list[dict[str, Any]]]:
+    """Rebuild a track's line, times, fingerprint and flags (working ``hours``) from its chunks (in chunk order)."""
     tr = _points_of(conn, track_id)
     n = len(tr)
     if n > MAX_POINTS:
@@ -69,7 +70,7 @@ def _refresh(conn: Connection, track_id: int) -> tuple[int, list[dict[str, Any]]
     fp = None
     if n >= 2:
         x, y = _to_metric(tr.lon, tr.lat)
-        flags = suspicious(tr, x, y)
+        flags = suspicious(tr, x, y, hours=hours)
         back = np.flatnonzero(np.diff(tr.t) < 0)
         if len(back):
             flags.append({"kind": "time_order", "count": len(back),
@@ -95,8 +96,10 @@ def _chunk_json(tr: Track) -> str:
 
 
 def add_chunk(store: Store, *, worker: str, client_id: str, seq: int, points: Any, device: str | None = None,
-              route_id: int | None = None, source: str = "phone") -> ChunkOutcome:
+              route_id: int | None = None, source: str = "phone",
+              hours: tuple[time, time] = WORK_HOURS) -> ChunkOutcome:
     """Store chunk ``seq`` of track ``client_id`` for ``worker``; a repeated chunk changes nothing.
+    ``hours``: the local working hours its fixes are flagged against (``outside_hours``).
 
     The same (track, seq) with other points is a ConflictError, as is a track id of another worker.
     """
@@ -108,11 +111,11 @@ def add_chunk(store: Store, *, worker: str, client_id: str, seq: int, points: An
     body = _chunk_json(tr)
     digest = hashlib.sha256(body.encode()).hexdigest()
     return _store_chunk(store, worker=worker, client_id=client_id, seq=seq, body=body, digest=digest,
-                        device=device, route_id=route_id, source=source)
+                        device=device, route_id=route_id, source=source, hours=hours)
 
 
 def _store_chunk(store: Store, *, worker: str, client_id: str, seq: int, body: str, digest: str, device: str | None,
-                 route_id: int | None, source: str) -> ChunkOutcome:
+                 route_id: int | None, source: str, hours: tuple[time, time]) -> ChunkOutcome:
     if source not in SOURCES:
         raise InputError(f"unknown source {source!r}", hint=", ".join(SOURCES))
     for attempt in range(2):
@@ -137,7 +140,7 @@ def _store_chunk(store: Store, *, worker: str, client_id: str, seq: int, body: s
                         n, flags = conn.execute(select(TrackRow.n_points, TrackRow.flags_json).where(TrackRow.id == tid)).one()
                         return ChunkOutcome(tid, False, int(n), json.loads(flags))
                 conn.execute(insert(TrackChunk).values(track_id=tid, seq=seq, points_json=body, sha256=digest))
-                n, flags = _refresh(conn, tid)
+                n, flags = _refresh(conn, tid, hours)
                 return ChunkOutcome(tid, True, n, flags)
         except IntegrityError:
             if attempt:  # two uploads raced for the same new track or chunk: the second one re-reads
@@ -147,13 +150,15 @@ def _store_chunk(store: Store, *, worker: str, client_id: str, seq: int, body: s
 
 
 def save_track(store: Store, track: Track, *, worker: str, source: str, device: str | None = None,
-               route_id: int | None = None, raw: bytes | None = None) -> ChunkOutcome:
-    """Store a whole track (GPX/GeoJSON import) as chunk 0; the same file again changes nothing."""
+               route_id: int | None = None, raw: bytes | None = None,
+               hours: tuple[time, time] = WORK_HOURS) -> ChunkOutcome:
+    """Store a whole track (GPX/GeoJSON import) as chunk 0, flagged against the working ``hours``;
+    the same file again changes nothing."""
     body = _chunk_json(track)
     digest = hashlib.sha256(body.encode()).hexdigest()
     client_id = f"{source}:{hashlib.sha256(raw).hexdigest()[:32]}" if raw is not None else str(uuid.uuid4())
     return _store_chunk(store, worker=worker, client_id=client_id, seq=0, body=body, digest=digest, device=device,
-                        route_id=route_id, source=source)
+                        route_id=route_id, source=source, hours=hours)
 
 
 def read_tracks(store: Store, *, worker: str | None = None, start: datetime | None = None,

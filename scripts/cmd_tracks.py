@@ -16,7 +16,8 @@ def parse_date(text: str, what: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{what} must be a date YYYY-MM-DD, not {text!r}", where=what) from None
+        raise InputError(f"日期 {text[:40]!r} 格式不对，应为 年-月-日 ({what} must be a date YYYY-MM-DD)", where=what,
+                         hint="例如 2026-11-02") from None
 
 
 def read_track_file(path: Path, crs: str):  # noqa: ANN201
@@ -33,6 +34,10 @@ def read_track_file(path: Path, crs: str):  # noqa: ANN201
     raise InputError(f"unknown track file type {path.suffix!r}", where=str(path), hint="a .gpx or .geojson file")
 
 
+WORK_HOURS_TEXT = "07:00-21:00"  # = gis.tracks.WORK_HOURS_TEXT, not imported: the CLI starts without numpy
+HOURS_HELP = "Working hours, local HH:MM-HH:MM; tracks with fixes outside are flagged (not counted)"
+HoursOption = Annotated[str, typer.Option("--hours", envvar="GRIDPATROL_WORK_HOURS", help=HOURS_HELP)]
+
 app = typer.Typer()
 
 
@@ -44,10 +49,13 @@ def import_track_cmd(
     crs: Annotated[str, typer.Option(help="wgs84 (GPS) or gcj02 (Chinese web maps)")] = "wgs84",
     device: Annotated[Optional[str], typer.Option(help="The device that recorded it")] = None,
     tz: Annotated[str, typer.Option(help="The county's time zone (for the times printed)")] = "Asia/Shanghai",
+    hours: HoursOption = WORK_HOURS_TEXT,
 ) -> None:
     """Store a recorded patrol track for a worker (the same file twice is stored once)."""
+    from gridpatrol.gis.tracks import parse_work_hours
     from gridpatrol.layers.tracks import save_track
 
+    work_hours = parse_work_hours(hours)
     if crs not in ("wgs84", "gcj02"):
         raise InputError(f"--crs {crs!r}: use wgs84 or gcj02", where="--crs")
     track, raw = read_track_file(file, crs)
@@ -56,7 +64,7 @@ def import_track_cmd(
         raise InputError("no --worker given and the file names no track", where=str(file), hint="pass --worker NAME")
     store = open_cli_store(ctx)
     out = save_track(store, track, worker=name, source="gpx" if file.suffix.lower() == ".gpx" else "api",
-                     device=device, raw=raw)
+                     device=device, raw=raw, hours=work_hours)
     verb = "stored" if out.created else "already stored as"
     from zoneinfo import ZoneInfo
 
@@ -77,14 +85,21 @@ def patrol_report_cmd(
     xlsx: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as XLSX")] = None,
     pdf: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as PDF")] = None,
     tz: Annotated[str, typer.Option(help="The county's time zone")] = "Asia/Shanghai",
+    cycle_start: Annotated[Optional[str], typer.Option(
+        "--cycle-start", help="Day 1 of the patrol calendar, YYYY-MM-DD (default: the day the routes were planned)")] = None,
+    hours: HoursOption = WORK_HOURS_TEXT,
 ) -> None:
-    """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done."""
-    from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
+    """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done,
+    missed and pending (per day on the patrol calendar)."""
+    from gridpatrol.gis.assessment_sheet import STATUS_ZH, write_pdf, write_xlsx
+    from gridpatrol.gis.tracks import parse_work_hours
     from gridpatrol.layers.patrols import patrol_report
 
     d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
+    start = parse_date(cycle_start, "--cycle-start") if cycle_start is not None else None
+    work_hours = parse_work_hours(hours)
     store = open_cli_store(ctx, create=False)
-    rep = patrol_report(store, worker, d0, d1, tz=tz)
+    rep = patrol_report(store, worker, d0, d1, tz=tz, cycle_start=start, hours=work_hours)
     if xlsx:
         write_xlsx(rep, xlsx)
     if pdf:
@@ -96,8 +111,14 @@ def patrol_report_cmd(
                   f"flagged {rep['tracks_flagged']}")
     print_table([{"grid": g["code"], "covered_share": f"{g['covered_share']:.1%}", "required_m": g["required_m"],
                   "distance_m": g["distance_m"], "minutes_in_grid": round(g["time_in_grid_s"] / 60, 1),
-                  "stops": g["stops"], "shifts_done": g["shifts_done"], "shifts_missed": g["shifts_missed"]}
+                  "stops": g["stops"], "shifts_done": g["shifts_done"], "shifts_missed": g["shifts_missed"],
+                  "shifts_pending": g["shifts_pending"]}
                  for g in rep["grids"]])
+    if rep["schedule"]:
+        print_table([{"date": r["date"], "day": f"{r['cycle_day']}/{r['cycle_days']}", "grid": r["grid_code"],
+                      "shift": r["shift"], "status": f"{STATUS_ZH[r['status']]} {r['status']}",
+                      "tracks": ",".join(str(t) for t in r["tracks"])} for r in rep["schedule"]],
+                    title=f"patrol calendar (巡查排班), today {rep['today']}")
     for t in rep["tracks"]:
         if not t["counted"]:
             console.print(f"[yellow]track {t['id']} not counted:[/] " + "; ".join(f["detail"] for f in t["flags"]))

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse, Response
 from gridpatrol.api.auth import require_permission
 from gridpatrol.api.deps import StoreDep, UserDep
 from gridpatrol.gis.errors import InputError, NotFoundError, PermissionDenied
-from gridpatrol.gis.tracks import read_geojson, read_gpx
+from gridpatrol.gis.tracks import parse_work_hours, read_geojson, read_gpx
 from gridpatrol.layers import tracks as tl
 from gridpatrol.layers.users import Principal
 from pydantic import BaseModel, Field, ValidationError
@@ -47,14 +47,15 @@ def _owner(principal: Principal, worker: str | None) -> str:
     return worker
 
 
-def _chunk(store: StoreDep, principal: Principal, doc: dict[str, Any]) -> tl.ChunkOutcome:
+def _chunk(store: StoreDep, principal: Principal, doc: dict[str, Any], hours: str) -> tl.ChunkOutcome:
     try:
         body = ChunkIn.model_validate(doc)
     except ValidationError as exc:
         e = exc.errors()[0]
         raise InputError(e["msg"], where=".".join(str(p) for p in e["loc"])) from None
     return tl.add_chunk(store, worker=principal.name, client_id=body.track_id, seq=body.seq, points=body.points,
-                        device=body.device, route_id=body.route_id, source="phone")
+                        device=body.device, route_id=body.route_id, source="phone",
+                        hours=parse_work_hours(hours, where="work_hours"))
 
 
 @router.post("/tracks", status_code=201, summary="Upload a track: a phone chunk (JSON), a GPX file or GeoJSON",
@@ -92,15 +93,16 @@ async def post_track(request: Request, store: StoreDep, principal: UserDep,
         if isinstance(doc, dict) and "track_id" in doc:
             if worker not in (None, principal.name):
                 raise PermissionDenied("phone chunks are stored for the signed-in worker only")
-            out = await run_in_threadpool(_chunk, store, principal, doc)
+            out = await run_in_threadpool(_chunk, store, principal, doc, request.app.state.settings.work_hours)
             request.state.audit_detail = {"track": out.track_id, "seq": doc.get("seq"), "new": out.created}
             return JSONResponse({"id": out.track_id, "track_id": doc["track_id"], "seq": doc["seq"], "created": out.created,
                                  "points": out.n_points, "flags": out.flags}, status_code=201 if out.created else 200)
         kind = "geojson"
     owner = _owner(principal, worker) if principal.role == "worker" or worker else principal.name
     track = read_gpx(data, crs=crs, where=name) if kind == "gpx" else read_geojson(data, crs=crs, where=name)
+    hours = parse_work_hours(request.app.state.settings.work_hours, where="work_hours")
     out = await run_in_threadpool(lambda: tl.save_track(store, track, worker=owner, source="gpx" if kind == "gpx" else "api",
-                                                        device=device, raw=data))
+                                                        device=device, raw=data, hours=hours))
     request.state.audit_detail = {"track": out.track_id, "worker": owner, "new": out.created}
     return JSONResponse({"id": out.track_id, "created": out.created, "points": out.n_points, "flags": out.flags},
                         status_code=201 if out.created else 200)
@@ -134,7 +136,8 @@ def _date(text: str, where: str) -> date:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise InputError(f"{text[:40]!r} is not a date YYYY-MM-DD", where=where) from None
+        raise InputError(f"日期 {text[:40]!r} 格式不对，应为 年-月-日 ({text[:40]!r} is not a date YYYY-MM-DD)",
+                         where=where, hint="例如 2026-11-02") from None
 
 
 @router.get("/patrols/report", summary="Patrol assessment per grid and shift (JSON, or the 考核表 as XLSX/PDF)")
@@ -142,15 +145,25 @@ async def patrol_report(request: Request, store: StoreDep, principal: UserDep,
                         date_from: Annotated[str, Query(alias="from", max_length=10)],
                         date_to: Annotated[str, Query(alias="to", max_length=10)],
                         worker: Annotated[str | None, Query(max_length=100)] = None,
-                        format: Annotated[str, Query(pattern="^(json|xlsx|pdf)$")] = "json") -> Response:
+                        format: Annotated[str, Query(pattern="^(json|xlsx|pdf)$")] = "json",
+                        cycle_start: Annotated[str | None, Query(
+                            max_length=10, description="day 1 of the patrol calendar, YYYY-MM-DD (default: the day "
+                                                       "the routes were planned)")] = None,
+                        hours: Annotated[str | None, Query(
+                            max_length=40, description="working hours HH:MM-HH:MM, local (default: the setting "
+                                                       "work_hours, 07:00-21:00)")] = None) -> Response:
     from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
     from gridpatrol.layers.patrols import patrol_report as build
 
     require_permission(principal, "read_tracks", "see patrol reports")
     who = _owner(principal, worker)
     d0, d1 = _date(date_from, "from"), _date(date_to, "to")
-    tz = request.app.state.settings.timezone
-    rep = await run_in_threadpool(build, store, who, d0, d1, tz=tz)
+    start = _date(cycle_start, "cycle_start") if cycle_start is not None else None
+    settings = request.app.state.settings
+    work_hours = parse_work_hours(settings.work_hours if hours is None else hours,
+                                  where="work_hours" if hours is None else "hours")
+    rep = await run_in_threadpool(lambda: build(store, who, d0, d1, tz=settings.timezone, cycle_start=start,
+                                                hours=work_hours))
     if format == "json":
         return JSONResponse(json.loads(json.dumps(rep, default=str)))
     with tempfile.TemporaryDirectory(prefix="gridpatrol-report-") as tmp:

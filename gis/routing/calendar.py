@@ -4,6 +4,8 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
 
 from gridpatrol.gis.errors import InputError
 
@@ -101,3 +103,20 @@ def patrol_calendar(shifts: Sequence[tuple[Hashable, float]], cycle_days: int, *
     day_s = [sum(seconds[index[k]] for k in ks) for ks in days]
     return Calendar(cycle_days, days, day_s, lower, optimal,
                     {k: d + 1 for d, ks in enumerate(days) for k in ks})
+
+
+def planned_on(created_at: datetime, tz: str) -> date:
+    """The local date (zone ``tz``) of the instant routes were planned; a naive ``created_at`` is UTC
+    (how the stores hand it back). Without a given cycle start this date is day 1 of the calendar."""
+    at = created_at.to_pydatetime() if hasattr(created_at, "to_pydatetime") else created_at
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at.astimezone(ZoneInfo(tz)).date()
+
+
+def cycle_day(day1: date, on: date, cycle_days: int) -> int:
+    """Day 1…D of a patrol calendar of ``cycle_days`` days on the date ``on``, ``day1`` being day 1
+    (dates before ``day1`` count backwards through the cycle)."""
+    if not isinstance(cycle_days, int) or cycle_days < 1:
+        raise InputError(f"a patrol calendar has a whole number of days ≥ 1, not {cycle_days}")
+    return (on - day1).days % cycle_days + 1

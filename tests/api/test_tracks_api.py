@@ -137,3 +137,63 @@ def test_the_report_json_and_files(client, auth):
     p = client.get("/patrols/report?from=2026-11-01&to=2026-11-30&format=pdf", headers=auth["wu"])
     assert p.status_code == 200 and p.content[:5] == b"%PDF-"
     assert np.isfinite(rep["covered_share"])
+
+
+@pytest.mark.parametrize("query, words", [
+    ("hours=25:00-26:00", ["hours", "工作时间", "不存在的时刻"]),
+    ("hours=21:00-07:00", ["hours", "开始须早于结束"]),
+    ("hours=morning", ["hours", "格式不对", "07:00-21:00"]),
+    ("cycle_start=2026-13-01", ["cycle_start", "日期", "格式不对"]),
+])
+def test_bad_report_hours_and_cycle_start_are_422_in_chinese(client, auth, query, words):
+    r = client.get(f"/patrols/report?from=2026-11-01&to=2026-11-30&{query}", headers=auth["wu"])
+    assert r.status_code == 422, r.text
+    for w in words:
+        assert w in r.json()["detail"], (w, r.json()["detail"])
+
+
+def test_the_report_takes_hours_and_a_cycle_start(client, auth):
+    r = client.get("/patrols/report?from=2026-11-02&to=2026-11-03&hours=08:00-18:00&cycle_start=2026-11-02",
+                   headers=auth["wu"])
+    assert r.status_code == 200, r.text
+    rep = r.json()
+    assert rep["work_hours"] == "08:00-18:00" and rep["cycle_start"] == "2026-11-02"
+    assert rep["schedule"] == []  # this store's routes have no calendar: nothing is due per day
+    assert all(g["shifts_pending"] == 0 for g in rep["grids"])
+    default = client.get("/patrols/report?from=2026-11-02&to=2026-11-03", headers=auth["wu"]).json()
+    assert default["work_hours"] == "07:00-21:00" and default["cycle_start"] is None
+
+
+def test_working_hours_are_a_setting(client, auth, monkeypatch):
+    """GRIDPATROL_WORK_HOURS (setting work_hours) decides which uploads are flagged outside working hours."""
+    from gridpatrol.api.config import load_settings
+    from gridpatrol.gis.errors import InputError
+
+    monkeypatch.setenv("GRIDPATROL_WORK_HOURS", "06:00-20:00")
+    assert load_settings().work_hours == "06:00-20:00"
+    monkeypatch.setenv("GRIDPATROL_WORK_HOURS", "6点到20点")
+    with pytest.raises(InputError, match="work_hours.*工作时间.*格式不对"):
+        load_settings()
+    monkeypatch.delenv("GRIDPATROL_WORK_HOURS")
+    assert load_settings().work_hours == "07:00-21:00"
+
+    def chunk(start_s: float, lat: float) -> dict:  # ten fixes from 06:30 local on 2026-11-02 (T0 is 09:00)
+        from datetime import datetime
+
+        pts = [{"lon": 104.0725 + 1e-4 * i, "lat": lat, "acc": 10.0,
+                "t": datetime.fromtimestamp(start_s + 10 * i, UTC).isoformat()} for i in range(10)]
+        return {"track_id": str(uuid.uuid4()), "seq": 0, "device": "x", "route_id": None, "points": pts}
+
+    early = T0 - 2.5 * 3600
+    r = client.post("/tracks", json=chunk(early, 30.6641), headers=auth["wu"])
+    assert [f["kind"] for f in r.json()["flags"]] == ["outside_hours"] and "07:00–21:00" in r.json()["flags"][0]["detail"]
+    app = client.app
+    before = app.state.settings
+    app.state.settings = before.model_copy(update={"work_hours": "06:00-21:00"})  # same secret key: tokens stay valid
+    try:
+        r = client.post("/tracks", json=chunk(early + 60, 30.6643), headers=auth["wu"])
+        assert r.status_code == 201 and r.json()["flags"] == []
+        rep = client.get("/patrols/report?from=2026-11-02&to=2026-11-02", headers=auth["wu"]).json()
+        assert rep["work_hours"] == "06:00-21:00"
+    finally:
+        app.state.settings = before

@@ -182,17 +182,16 @@ def test_a_patrol_calendar_lays_each_workers_shifts_over_the_cycle(planned, tmp_
     # every shift is due exactly once, on its calendar day. (This store has no grid plan to say
     # whose grids these are: the worker's row filter is replaced by the two grids' codes.)
     from datetime import timedelta
-    from zoneinfo import ZoneInfo
 
+    from gridpatrol.gis.routing.calendar import cycle_day, planned_on
     from gridpatrol.layers import phone_data
 
     monkeypatch.setattr(phone_data, "worker_rows", lambda table, worker: table.c.grid_code.in_(["CAL-W", "CAL-E"]))
-    planned = pd.Timestamp(rows["created_at"].iloc[0])
-    planned = (planned.tz_localize("UTC") if planned.tzinfo is None else planned).tz_convert(ZoneInfo("Asia/Shanghai")).date()
+    planned = planned_on(pd.Timestamp(rows["created_at"].iloc[0]), "Asia/Shanghai")
     due_on = {}
     for k in range(6):
         day = planned + timedelta(days=k)
-        assert phone_data.cycle_day(planned, day, 3) == k % 3 + 1
+        assert cycle_day(planned, day, 3) == k % 3 + 1
         got = phone_data.shift_rows(store, "wu", today=day)
         for r in got:
             if r["today"]:

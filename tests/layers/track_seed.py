@@ -18,6 +18,7 @@ GRIDS = {  # code → (box, worker)
     "T03": ((104.071, 30.672, 104.078, 30.677), "li"),
 }
 SHIFT_MINUTES = 45.0  # grid T02 is cut into shifts of at most this
+CYCLE_DAYS = 2  # seed_calendar: T02's shifts laid out over a two-day patrol calendar
 # A working morning in Chengdu: 2026-11-02 09:00 Asia/Shanghai.
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 
@@ -26,8 +27,9 @@ def chengdu_osm():
     return data_path("chengdu", "chengdu.osm")
 
 
-def seed(store) -> None:
-    """Import Chengdu, add the users, the three grids and their walking routes."""
+def seed(store, cycle_days: int | None = None) -> None:
+    """Import Chengdu, add the users, the three grids and their walking routes (T02's shifts over a
+    patrol calendar of ``cycle_days`` days when given)."""
     import geopandas as gpd
     from gridpatrol.layers import users
     from gridpatrol.layers.importing import import_osm
@@ -51,6 +53,11 @@ def seed(store) -> None:
     for code in ("T01", "T03"):
         out = plan_routes(store, grid_targets(store, [code]), mode="walk")
         assert out[0].ok, out[0].error
-    out = plan_routes(store, grid_targets(store, ["T02"]), mode="walk", max_minutes=SHIFT_MINUTES)
+    out = plan_routes(store, grid_targets(store, ["T02"]), mode="walk", max_minutes=SHIFT_MINUTES, cycle_days=cycle_days)
     assert out[0].ok, out[0].error
+
+
+def seed_calendar(store) -> None:
+    """As :func:`seed`, with grid T02's shifts on a patrol calendar of CYCLE_DAYS days."""
+    seed(store, cycle_days=CYCLE_DAYS)
 

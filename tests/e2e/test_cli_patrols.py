@@ -1,0 +1,110 @@
+"""The real ``gridpatrol`` command for patrols (both stores): import-track and patrol-report with working
+hours (--hours, GRIDPATROL_WORK_HOURS) and the patrol calendar (--cycle-start); bad values exit 2 with a
+Chinese message and change nothing."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+import shapely
+
+from tests.e2e.test_cli_import import GRIDPATROL, run, snapshot
+from tests.layers.track_seed import chengdu_osm, seed_calendar
+from tests.store_cache import cached_module_store_url
+
+
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def db(request, tmp_path_factory):
+    with cached_module_store_url(request, tmp_path_factory, "tracks-calendar", seed_calendar, [chengdu_osm()]) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def day1_shift(db):
+    """(route id, GPX text) of a walk of T02's calendar-day-1 shift on 2026-11-02 from 20:40 local."""
+    import gpxpy.gpx
+    from gridpatrol.gis.streets import street_network
+    from gridpatrol.gis.tracksim import simulate_walk
+    from gridpatrol.layers.routes import read_routes
+    from gridpatrol.layers.store import open_store
+
+    store = open_store(db)
+    try:
+        net = street_network(store.read_layer("roads", bbox=(104.06, 30.657, 104.095, 30.687)), mode="walk")
+        r = read_routes(store, "T02", mode="walk")
+    finally:
+        store.dispose()
+    row = r[[json.loads(s)["cycle"]["day"] == 1 for s in r["stats_json"]]].iloc[0]
+    tf = net.transformer()
+    line = shapely.transform(row.geometry, lambda xy: np.column_stack(tf.transform(xy[:, 0], xy[:, 1])))
+    t0 = datetime(2026, 11, 2, 20, 40, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
+    w = simulate_walk(line, sigma_m=10, every_s=5, t0=t0, seed=3)
+    lon, lat = net.transformer(inverse=True).transform(w.x, w.y)
+    gpx = gpxpy.gpx.GPX()
+    trk = gpxpy.gpx.GPXTrack(name="wu")
+    seg = gpxpy.gpx.GPXTrackSegment()
+    for a, b, t in zip(lon, lat, w.t):
+        seg.points.append(gpxpy.gpx.GPXTrackPoint(b, a, time=datetime.fromtimestamp(t, UTC)))
+    trk.segments.append(seg)
+    gpx.tracks.append(trk)
+    assert datetime.fromtimestamp(w.t[-1], ZoneInfo("Asia/Shanghai")).time() > time(21, 0)
+    return int(row["id"]), gpx.to_xml()
+
+
+def _cli(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([GRIDPATROL, "--db", db, *args], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize("args, env, words", [
+    (["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--hours", "25:00-26:00"], {},
+     ["--hours", "工作时间", "不存在的时刻"]),
+    (["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--hours", "18:00-08:00"], {},
+     ["开始须早于结束"]),
+    (["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--cycle-start", "2026-02-30"], {},
+     ["--cycle-start", "日期", "格式不对"]),
+    (["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03"], {"GRIDPATROL_WORK_HOURS": "全天"},
+     ["工作时间", "格式不对", "07:00-21:00"]),
+])
+def test_bad_hours_and_dates_exit_2_in_chinese(db, args, env, words):
+    p = _cli(db, *args, env=env)
+    assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
+    assert "Traceback" not in p.stderr
+    for w in words:
+        assert w in p.stderr, (w, p.stderr)
+
+
+def test_a_bad_hours_setting_refuses_the_import_and_stores_nothing(db, day1_shift, tmp_path):
+    f = tmp_path / "walk.gpx"
+    f.write_text(day1_shift[1], encoding="utf-8")
+    before = snapshot(db)
+    p = _cli(db, "import-track", str(f), "--worker", "wu", env={"GRIDPATROL_WORK_HOURS": "7-21"})
+    assert p.returncode == 2 and "工作时间" in p.stderr and "Traceback" not in p.stderr, p.stderr
+    assert snapshot(db) == before
+
+
+def test_hours_and_the_calendar_decide_what_the_report_counts(db, day1_shift, tmp_path):
+    route_id, gpx = day1_shift
+    f = tmp_path / "walk.gpx"
+    f.write_text(gpx, encoding="utf-8")
+    out = run(db, "import-track", str(f), "--worker", "wu", "--hours", "07:00-22:00").stdout
+    assert "stored track" in out and "suspicious" not in out
+    common = ["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--cycle-start", "2026-11-02"]
+    late = json.loads(run(db, *common, "--json", "--hours", "07:00-22:00").stdout)
+    assert late["work_hours"] == "07:00-22:00" and late["cycle_start"] == "2026-11-02"
+    status = {(r["date"], r["route_id"]): r["status"] for r in late["schedule"]}
+    assert status[("2026-11-02", route_id)] == "done"
+    assert {s for (d, _), s in status.items() if d == "2026-11-03"} == {"missed"}  # a day gone by
+    # The default hours (here from the environment) do not count a patrol that ran past 21:00.
+    strict = _cli(db, *common, "--json", env={"GRIDPATROL_WORK_HOURS": "07:00-21:00"})
+    assert strict.returncode == 0, strict.stderr
+    rep = json.loads(strict.stdout)
+    assert rep["tracks_counted"] == 0 and rep["schedule"] and all(r["status"] == "missed" for r in rep["schedule"])
+    # Printed: the calendar table in Chinese and English.
+    table = run(db, *common, "--hours", "07:00-22:00").stdout
+    assert "巡查排班" in table and "已完成 done" in table and "未完成 missed" in table
