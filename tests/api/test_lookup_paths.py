@@ -1,16 +1,22 @@
-"""The map click's cameras three ways: the fast path, the route and a brute force with pyproj's Geod"""
+"""The map click's cameras three ways: the fast path, the route and a brute force with pyproj's Geod; the pages' camera defaults."""
 from __future__ import annotations
+
+import html
+import json
+import re
+from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
 import pyproj
 import shapely
 
-from tests.api.api_seed import CLEARED_DISPATCHER
+from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD
 
 GEOD = pyproj.Geod(ellps="WGS84")
 # Secrecy levels each user may see (api_seed: dan 0, dora 2, the admin all).
 CLEARANCE = {"dan": 0, CLEARED_DISPATCHER: 2, "ada": 99}
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _odd_cameras(store, lon0: float, lat0: float) -> None:  # noqa: ANN001
@@ -115,3 +121,21 @@ def test_fast_path_route_and_geodesic_brute_force_find_the_same_cameras(client, 
     else:
         assert not any(answered)
 
+
+def test_incident_map_hands_the_camera_defaults_to_its_script(app):  # noqa: ANN001
+    """The incident map's config carries gis.cameras' optics defaults, and its script draws
+    sectors from them (no copies of the numbers in the JavaScript)."""
+    from fastapi.testclient import TestClient
+    from gridpatrol.gis.cameras import camera_defaults
+
+    with TestClient(app) as c:
+        c.post("/login", data={"username": "dan", "password": PASSWORD, "next": "/maps/incidents"},
+               follow_redirects=False)
+        page = c.get("/maps/incidents")
+    assert page.status_code == 200
+    raw = re.search(r'data-camera-defaults="([^"]*)"', page.text)
+    assert raw is not None, page.text[:2000]
+    assert json.loads(html.unescape(raw.group(1))) == camera_defaults()
+    js = (ROOT / "api" / "static" / "js" / "incidents.js").read_text(encoding="utf-8")
+    assert "cfg.cameraDefaults" in js
+    assert not re.search(r"(?<![\d.])(50|60|100)(?![\d.])", js)
