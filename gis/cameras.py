@@ -196,10 +196,22 @@ def distance_bearing(
     cam_lon, cam_lat, pt_lon, pt_lat = np.broadcast_arrays(
         *(np.asarray(a, dtype=float) for a in (cam_lon, cam_lat, pt_lon, pt_lat))
     )
-    east, north = _enu(ecef(cam_lon.ravel(), cam_lat.ravel()), cam_lon.ravel(), cam_lat.ravel(),
-                       ecef(pt_lon.ravel(), pt_lat.ravel()))
-    dist = np.hypot(east, north).reshape(cam_lon.shape)
-    bearing = (np.degrees(np.arctan2(east, north)) % 360.0).reshape(cam_lon.shape)
+    shape = cam_lon.shape
+    # ecef() and _enu() fused, operation for operation (the same floats), without stacking the
+    # coordinates or taking the camera's sines twice: a map click calls this for a handful of rows.
+    lam, phi = np.radians(cam_lon.ravel()), np.radians(cam_lat.ravel())
+    sl, cl, sp, cp = np.sin(lam), np.cos(lam), np.sin(phi), np.cos(phi)
+    n = _A / np.sqrt(1 - _E2 * sp * sp)
+    plam, pphi = np.radians(pt_lon.ravel()), np.radians(pt_lat.ravel())
+    psp, pcp = np.sin(pphi), np.cos(pphi)
+    pn = _A / np.sqrt(1 - _E2 * psp * psp)
+    dx = pn * pcp * np.cos(plam) - n * cp * cl
+    dy = pn * pcp * np.sin(plam) - n * cp * sl
+    dz = pn * (1 - _E2) * psp - n * (1 - _E2) * sp
+    east = -sl * dx + cl * dy
+    north = -sp * cl * dx - sp * sl * dy + cp * dz
+    dist = np.hypot(east, north).reshape(shape)
+    bearing = (np.degrees(np.arctan2(east, north)) % 360.0).reshape(shape)
     return dist, bearing
 
 
@@ -228,7 +240,7 @@ def optics_arrays(camera_type: ArrayLike, azimuth_deg: ArrayLike, fov_deg: Array
     az = _floats(azimuth_deg)
     fov = _floats(fov_deg)
     rng = _floats(range_m)
-    dome = np.isin(ctype, FULL_CIRCLE_TYPES)
+    dome = np.fromiter((t in FULL_CIRCLE_TYPES for t in ctype), dtype=bool, count=len(ctype))  # np.isin: 20 µs more
     with np.errstate(invalid="ignore"):
         full = dome | np.isnan(az) | (fov >= 360)
     default_range = np.where(dome, DEFAULT_RANGE_M["dome"], DEFAULT_RANGE_M["fixed"])
