@@ -6,6 +6,7 @@ autoescape here, by textContent in the scripts.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
@@ -35,6 +36,7 @@ from gridpatrol.api.deps import (
 from gridpatrol.api.display import display_crs, display_lonlat
 from gridpatrol.api.errors import http_status
 from gridpatrol.api.i18n import HTML_LANG, page_lang, remember_lang, translator
+from gridpatrol.gis.cameras import camera_defaults
 from gridpatrol.gis.errors import GridPatrolError, InputError
 from gridpatrol.layers import mapdata, users
 from gridpatrol.layers.logins import LoginLocked
@@ -242,7 +244,8 @@ def incident_map(
     return _map_page(request, settings, "incidents", translator(page_lang(request))("incident_map"),
                      synthetic_note=mapdata.shows_synthetic(store, _synthetic_layers(user)),
                      days=days, category=category, click=initial,
-                     can_cams="1" if can(user, "read_cameras") else "0")
+                     can_cams="1" if can(user, "read_cameras") else "0",
+                     camera_defaults=json.dumps(camera_defaults(), separators=(",", ":")))
 
 
 @router.get("/planner", response_class=HTMLResponse)

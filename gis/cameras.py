@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -27,7 +29,8 @@ CAMERA_STATUSES = ("online", "offline", "fault")
 PROJECTS = ("skynet", "sharp_eyes", "other")
 
 # WGS-84 ellipsoid, for the exact local east/north frame (ECEF → ENU).
-_A = 6378137.0
+WGS84_A = 6378137.0  # semi-major axis, m
+_A = WGS84_A
 _F = 1 / 298.257223563
 _E2 = _F * (2 - _F)
 # The smallest meridional radius of curvature (at the equator) bounds metres → degrees of latitude.
@@ -193,10 +196,22 @@ def distance_bearing(
     cam_lon, cam_lat, pt_lon, pt_lat = np.broadcast_arrays(
         *(np.asarray(a, dtype=float) for a in (cam_lon, cam_lat, pt_lon, pt_lat))
     )
-    east, north = _enu(ecef(cam_lon.ravel(), cam_lat.ravel()), cam_lon.ravel(), cam_lat.ravel(),
-                       ecef(pt_lon.ravel(), pt_lat.ravel()))
-    dist = np.hypot(east, north).reshape(cam_lon.shape)
-    bearing = (np.degrees(np.arctan2(east, north)) % 360.0).reshape(cam_lon.shape)
+    shape = cam_lon.shape
+    # ecef() and _enu() fused, operation for operation (the same floats), without stacking the
+    # coordinates or taking the camera's sines twice: a map click calls this for a handful of rows.
+    lam, phi = np.radians(cam_lon.ravel()), np.radians(cam_lat.ravel())
+    sl, cl, sp, cp = np.sin(lam), np.cos(lam), np.sin(phi), np.cos(phi)
+    n = _A / np.sqrt(1 - _E2 * sp * sp)
+    plam, pphi = np.radians(pt_lon.ravel()), np.radians(pt_lat.ravel())
+    psp, pcp = np.sin(pphi), np.cos(pphi)
+    pn = _A / np.sqrt(1 - _E2 * psp * psp)
+    dx = pn * pcp * np.cos(plam) - n * cp * cl
+    dy = pn * pcp * np.sin(plam) - n * cp * sl
+    dz = pn * (1 - _E2) * psp - n * (1 - _E2) * sp
+    east = -sl * dx + cl * dy
+    north = -sp * cl * dx - sp * sl * dy + cp * dz
+    dist = np.hypot(east, north).reshape(shape)
+    bearing = (np.degrees(np.arctan2(east, north)) % 360.0).reshape(shape)
     return dist, bearing
 
 
@@ -225,7 +240,7 @@ def optics_arrays(camera_type: ArrayLike, azimuth_deg: ArrayLike, fov_deg: Array
     az = _floats(azimuth_deg)
     fov = _floats(fov_deg)
     rng = _floats(range_m)
-    dome = np.isin(ctype, FULL_CIRCLE_TYPES)
+    dome = np.fromiter((t in FULL_CIRCLE_TYPES for t in ctype), dtype=bool, count=len(ctype))  # np.isin: 20 µs more
     with np.errstate(invalid="ignore"):
         full = dome | np.isnan(az) | (fov >= 360)
     default_range = np.where(dome, DEFAULT_RANGE_M["dome"], DEFAULT_RANGE_M["fixed"])
@@ -241,6 +256,60 @@ def optics_arrays(camera_type: ArrayLike, azimuth_deg: ArrayLike, fov_deg: Array
         "status": st,
         "online": st == "online",
     }
+
+
+def camera_defaults() -> dict[str, Any]:
+    """The optics defaults above as plain JSON values, for pages that draw sectors the way
+    :func:`optics_arrays` fills them in (type aliases, full-circle types, fov and ranges)."""
+    return {"fov_deg": DEFAULT_FOV_DEG, "range_m": dict(DEFAULT_RANGE_M), "full_circle_types": list(FULL_CIRCLE_TYPES),
+            "type_aliases": dict(_TYPE_ALIASES)}
+
+
+@dataclass(frozen=True)
+class InView:
+    """Candidates that see a point, ranked online first, then nearest, then by code: ``index``
+    (positions into the candidates) and, aligned with it, ``distance_m``, ``bearing_deg``
+    (camera → point, degrees from true north), ``online`` and ``status`` (normalised)."""
+
+    index: NDArray[np.int64]
+    distance_m: NDArray[np.float64]
+    bearing_deg: NDArray[np.float64]
+    online: NDArray[np.bool_]
+    status: NDArray[np.object_]
+
+
+def cameras_in_view(lon: float, lat: float, candidates: Mapping[str, Sequence[Any]]) -> InView:
+    """The exact in-view test of stored camera rows for one point (WGS-84 degrees).
+
+    ``candidates``: columns ``lon, lat, camera_type, azimuth_deg, fov_deg, range_m, status``
+    and ``code`` (ties), as stored (None or NaN where the spreadsheet left the optics empty:
+    the defaults above apply). The database only has to find them (any superset of the cameras
+    within their range); this decides, in each camera's local east/north frame."""
+    n = len(candidates["lon"])
+    if n == 0:
+        e = np.empty(0)
+        return InView(np.empty(0, np.int64), e, e, np.empty(0, bool), np.empty(0, object))
+    opt = optics_arrays(candidates["camera_type"], candidates["azimuth_deg"], candidates["fov_deg"],
+                        candidates["range_m"], candidates["status"])
+    dist, bearing = distance_bearing(candidates["lon"], candidates["lat"], lon, lat)
+    seen = sector_contains(dist, bearing, opt["azimuth_deg"], opt["fov_deg"], opt["range_m"], opt["full_circle"])
+    idx = np.flatnonzero(seen)
+    code = np.asarray(candidates["code"], dtype=object)[idx]
+    # Codes are text: sort them as Python does (the stable sort by the keys that follow keeps it).
+    idx = idx[sorted(range(len(idx)), key=code.__getitem__)] if len(idx) > 1 else idx
+    idx = idx[np.lexsort((dist[idx], ~opt["online"][idx]))]
+    return InView(idx.astype(np.int64), dist[idx], bearing[idx], opt["online"][idx], opt["status"][idx])
+
+
+def points_within(lon: float, lat: float, pt_lon: ArrayLike, pt_lat: ArrayLike,
+                  radius_m: float) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """Positions and distances (m) of the points within ``radius_m`` of (lon, lat) (WGS-84), in
+    input order; the distance of the in-view test, in each point's local east/north frame."""
+    if len(pt_lon) == 0:
+        return np.empty(0, np.int64), np.empty(0)
+    dist, _ = distance_bearing(pt_lon, pt_lat, lon, lat)
+    idx = np.flatnonzero(dist <= radius_m)
+    return idx.astype(np.int64), dist[idx]
 
 
 def _floats(values: ArrayLike) -> NDArray[np.float64]:

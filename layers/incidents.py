@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 import json
-import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -15,7 +14,14 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
-from gridpatrol.gis.cameras import DEFAULT_RANGE_M, degree_box, distance_bearing
+from gridpatrol.gis.cameras import (
+    DEFAULT_RANGE_M,
+    M_MIN,
+    WGS84_A,
+    cameras_in_view,
+    degree_box,
+    points_within,
+)
 from gridpatrol.gis.crs import check_lonlat
 from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
 from gridpatrol.gis.incidents import (
@@ -39,7 +45,6 @@ from gridpatrol.layers.cameras import (
     candidate_cameras,
     check_coordinates,
     convert_crs,
-    evaluate_cameras,
     max_range_m,
     parse_mapping,
     read_records,
@@ -472,47 +477,26 @@ class LookupView:
 
 FULL_VIEW = LookupView()
 
-# The exact local geometry of gis.cameras (ECEF → east/north of the first point, WGS-84) in SQL,
-# written out with the same operations in the same order as the numpy code, so both stores
-# decide "in view" and "within the radius" alike (they can differ only in the last bit of a
-# sine, i.e. for a point exactly on a sector's edge).
-_A, _E2 = 6378137.0, (1 / 298.257223563) * (2 - 1 / 298.257223563)
-_ENU_SQL = """
- , LATERAL (
-  SELECT sqrt(e * e + n * n) dist, degrees(atan2(e, n)) b0
-  FROM (SELECT -sl * dx + cl * dy e, -sp * cl * dx - sp * sl * dy + cp * dz n
-        FROM (SELECT sl, cl, sp, cp, %(px)s - k * cp * cl dx, %(py)s - k * cp * sl dy, %(pz)s - k * %(f)s * sp dz
-              FROM (SELECT sin(l) sl, cos(l) cl, sin(p) sp, cos(p) cp, %(a)s / sqrt(1 - %(e2)s * sin(p) * sin(p)) k
-                    FROM (SELECT radians(ST_X({g})) l, radians(ST_Y({g})) p OFFSET 0) t OFFSET 0) u
-              OFFSET 0) v OFFSET 0) w OFFSET 0) q"""
-
-_STATES_JSON = json.dumps(STATES, ensure_ascii=False)
-_GRID_SQL = """(SELECT json_build_object('code', code, 'name', name{worker})::text
+# PostGIS: one statement finds every candidate through the GiST indexes and returns them as one
+# row of arrays (one round trip); the exact radius and in-view tests are gis.cameras', as on
+# GeoPackage. Candidates come from a materialized CTE, so that a generic plan cannot prefer
+# another index; the role filters (a worker's grids, a secrecy level) are applied there too.
+_INCIDENT_COLS = ("id", "category", "state", "occurred_at", "description", "duplicate_of", "lon", "lat")
+_CAMERA_COLS = ("code", "name", "project", "camera_type", "secrecy_level", "azimuth_deg", "fov_deg", "range_m",
+                "status", "lon", "lat")
+_GRID_SQL = """(SELECT ARRAY[code, name, worker]
   FROM grids
   WHERE plan_id = (SELECT max(id) FROM grid_plans) AND geom && ST_Point(%(lon)s, %(lat)s, 4326)
     AND ST_Intersects(geom, ST_Point(%(lon)s, %(lat)s, 4326))
   ORDER BY code LIMIT 1)"""
-
-# Candidates come from the GiST index alone (a materialized CTE, so that a generic plan cannot
-# prefer another index); the time window, role filter and exact radius follow.
 _INCIDENTS_SQL = """(
   WITH c AS MATERIALIZED (
     SELECT * FROM incidents WHERE geom && ST_MakeEnvelope(%(ix0)s, %(iy0)s, %(ix1)s, %(iy1)s, 4326))
-  SELECT COALESCE(json_agg(json_build_object(
-           'id', i.id, 'category', i.category, 'state', i.state, 'state_zh', %(st)s::jsonb ->> i.state,
-           'occurred_at', to_char(i.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-              || CASE WHEN to_char(i.occurred_at, 'US') = '000000' THEN '' ELSE to_char(i.occurred_at, '.US') END
-              || '+00:00',
-           'description', i.description, 'duplicate_of', i.duplicate_of, 'distance_m', round(q.dist::numeric, 1))
-           ORDER BY q.dist, i.id), '[]')::text
-  FROM c i {enu}
-  WHERE i.occurred_at >= %(t0)s AND i.occurred_at <= %(t1)s AND q.dist <= %(rad)s{own})"""
-_OWN_INCIDENTS_SQL = f"""
-    AND i.grid_code IN ({CURRENT_GRIDS_OF_SQL})"""
-
-# Cameras whose field of view contains the point, with gis.cameras.optics_arrays' defaults and
-# sector_contains' test, ranked online first, then nearest. The search box is degree_box() of
-# the longest range (read from the range index).
+  SELECT array_agg(id), array_agg(category), array_agg(state), array_agg(occurred_at), array_agg(description),
+         array_agg(duplicate_of), array_agg(ST_X(geom)), array_agg(ST_Y(geom))
+  FROM c WHERE occurred_at >= %(t0)s AND occurred_at <= %(t1)s{own}) i"""
+_OWN_INCIDENTS_SQL = f" AND grid_code IN ({CURRENT_GRIDS_OF_SQL})"
+# The search box is degree_box() of the longest range (read from the range index).
 _CAMERAS_SQL = """(
   WITH r AS MATERIALIZED (
     SELECT GREATEST(COALESCE((SELECT max(range_m) FROM cameras), 0),
@@ -523,171 +507,157 @@ _CAMERAS_SQL = """(
     , LATERAL (SELECT degrees(r / (%(a)s * cos(radians(LEAST(abs(%(lat)s) + y, 89.9))))) * 1.001 + 1e-9 x) d),
   c AS MATERIALIZED (
     SELECT * FROM cameras WHERE geom && (SELECT env FROM b){secrecy})
-  SELECT COALESCE(json_agg(json_build_object(
-           'code', c.code, 'name', c.name, 'project', c.project, 'distance_m', round(q.dist::numeric, 1),
-           'bearing_deg', round(o.bearing::numeric, 1), 'in_view', true, 'online', o.status = 'online',
-           'status', o.status, 'camera_type', c.camera_type, 'secrecy_level', c.secrecy_level,
-           'azimuth_deg', c.azimuth_deg, 'fov_deg', c.fov_deg, 'range_m', c.range_m,
-           'lon', ST_X(c.geom), 'lat', ST_Y(c.geom))
-           ORDER BY o.status = 'online' DESC, q.dist, c.code), '[]')::text
-  FROM c {enu}
-  , LATERAL (
-    SELECT c.azimuth_deg az, lower(btrim(c.camera_type, %(ws)s)) IN ('dome', 'speed_dome', 'panorama', 'ptz') dome,
-           c.azimuth_deg IS NULL OR c.azimuth_deg = 'NaN' no_az,
-           CASE WHEN q.b0 < 0 THEN q.b0 + 360.0 ELSE q.b0 END bearing,
-           COALESCE(lower(btrim(c.status, %(ws)s)), 'online') status OFFSET 0) o
-  , LATERAL (
-    SELECT o.dome OR o.no_az OR COALESCE(c.fov_deg >= 360 AND c.fov_deg <> 'NaN', false) full_circle,
-           CASE WHEN c.range_m IS NULL OR c.range_m = 'NaN' THEN CASE WHEN o.dome THEN %(rd)s ELSE %(rf)s END
-                ELSE c.range_m END rng,
-           CASE WHEN c.fov_deg IS NULL OR c.fov_deg = 'NaN' THEN %(fov)s ELSE c.fov_deg END fov,
-           o.bearing - CASE WHEN o.az >= 0 AND o.az < 360 THEN o.az WHEN o.az >= 360 AND o.az < 720 THEN o.az - 360.0
-                            WHEN o.az < 0 AND o.az >= -360 THEN o.az + 360.0
-                            ELSE o.az - 360.0 * floor(o.az / 360.0) END + 180.0 s OFFSET 0) w
-  WHERE q.dist <= w.rng
-    AND (w.full_circle OR q.dist = 0
-         OR abs(CASE WHEN w.s < 0 THEN w.s + 360.0 WHEN w.s >= 360 THEN w.s - 360.0 ELSE w.s END - 180.0) <= w.fov / 2.0))"""
+  SELECT array_agg(code), array_agg(name), array_agg(project), array_agg(camera_type), array_agg(secrecy_level),
+         array_agg(azimuth_deg), array_agg(fov_deg), array_agg(range_m), array_agg(status),
+         array_agg(ST_X(geom)), array_agg(ST_Y(geom))
+  FROM c) c"""
 _SECRECY_SQL = " AND secrecy_level <= %(sec)s"
 
 
 @lru_cache(maxsize=32)
-def _pg_lookup_sql(worker_names: bool, incidents: bool, own_incidents: bool, cameras: bool, secrecy: bool) -> str:
-    """The PostGIS map-click statement for one combination of visible sections (one round trip:
-    grid, incidents and cameras, with the role filters, the exact tests, the ranking and the JSON
-    built in the database; hidden sections are not in it at all)."""
-    parts = [_GRID_SQL.format(worker=", 'worker', worker" if worker_names else "")]
-    parts.append(_INCIDENTS_SQL.format(enu=_ENU_SQL.format(g="i.geom"), own=_OWN_INCIDENTS_SQL if own_incidents else "")
-                 if incidents else "NULL")
-    parts.append(_CAMERAS_SQL.format(enu=_ENU_SQL.format(g="c.geom"), secrecy=_SECRECY_SQL if secrecy else "")
-                 if cameras else "NULL")
+def _pg_lookup_sql(incidents: bool, own_incidents: bool, cameras: bool, secrecy: bool) -> str:
+    """The PostGIS map-click statement for one combination of visible sections (hidden sections
+    are not in it at all): the grid, then the candidate columns of each shown section."""
+    sql = "SELECT " + _GRID_SQL + (", i.*" if incidents else "") + (", c.*" if cameras else "")
+    tables = ([_INCIDENTS_SQL.format(own=_OWN_INCIDENTS_SQL if own_incidents else "")] if incidents else []) + (
+        [_CAMERAS_SQL.format(secrecy=_SECRECY_SQL if secrecy else "")] if cameras else [])
+    if tables:
+        sql += " FROM " + ", ".join(tables)
     # Whitespace squeezed: psycopg caches the conversion of statements up to 4096 characters.
-    return re.sub(r"\s+", " ", "SELECT " + ", ".join(parts)).strip()
-
-
-def _ecef(lon: float, lat: float) -> tuple[float, float, float]:
-    """gis.cameras.ecef of one point in plain floats (the same operations, without numpy's
-    per-call overhead on a single point)."""
-    lam, phi = math.radians(lon), math.radians(lat)
-    sphi, cphi = math.sin(phi), math.cos(phi)
-    n = _A / math.sqrt(1 - _E2 * sphi * sphi)
-    return n * cphi * math.cos(lam), n * cphi * math.sin(lam), n * (1 - _E2) * sphi
-
-
-def _lookup_params(lon: float, lat: float, when: datetime, radius_m: float, days: float,
-                   view: LookupView) -> dict[str, Any]:
-    from gridpatrol.gis.cameras import DEFAULT_FOV_DEG, M_MIN
-
-    px, py, pz = _ecef(lon, lat)
-    # gis.cameras.degree_box in plain floats: a generous box, the exact radius test follows.
-    dlat = math.degrees(radius_m / M_MIN) * 1.001 + 1e-9
-    dlon = math.degrees(radius_m / (_A * math.cos(math.radians(min(abs(lat) + dlat, 89.9))))) * 1.001 + 1e-9
-    ix0, iy0, ix1, iy1 = lon - dlon, lat - dlat, lon + dlon, lat + dlat
-    return {
-        "lon": lon, "lat": lat, "px": px, "py": py, "pz": pz, "a": _A, "e2": _E2, "f": 1 - _E2, "m": M_MIN,
-        "ws": " \t\n\r\f\v",
-        "dr": max(DEFAULT_RANGE_M.values()), "rd": DEFAULT_RANGE_M["dome"], "rf": DEFAULT_RANGE_M["fixed"],
-        "fov": DEFAULT_FOV_DEG, "ix0": ix0, "iy0": iy0, "ix1": ix1, "iy1": iy1, "t0": when - timedelta(days=days),
-        "t1": when, "rad": float(radius_m), "st": _STATES_JSON, "own": view.incidents_of, "sec": view.camera_max_secrecy,
-    }
+    return re.sub(r"\s+", " ", sql).strip()
 
 
 def lookup_statement(lon: float, lat: float, when: datetime, *, radius_m: float = LOOKUP_RADIUS_M,
                      days: float = LOOKUP_DAYS, view: LookupView = FULL_VIEW) -> tuple[str, dict[str, Any]]:
     """The PostGIS map-click statement and its parameters (psycopg ``%(name)s`` style), for
-    callers that run it on their own (async) connection. Its one row: grid, incidents and
-    cameras as JSON text (None for a section ``view`` hides); :func:`lookup_document` joins them."""
-    sql = _pg_lookup_sql(view.worker_names, view.incidents, view.incidents_of is not None, view.cameras,
-                         view.camera_max_secrecy is not None)
-    return sql, _lookup_params(lon, lat, utc(when), radius_m, days, view)
+    callers that run it on their own (async) connection. Its one row holds the grid and the
+    candidates; :func:`lookup_document` tests and ranks them."""
+    sql = _pg_lookup_sql(view.incidents, view.incidents_of is not None, view.cameras, view.camera_max_secrecy is not None)
+    ix0, iy0, ix1, iy1 = degree_box(lon, lat, radius_m)
+    when = utc(when)
+    return sql, {"lon": lon, "lat": lat, "a": WGS84_A, "m": M_MIN, "dr": max(DEFAULT_RANGE_M.values()),
+                 "ix0": ix0, "iy0": iy0, "ix1": ix1, "iy1": iy1, "t0": when - timedelta(days=days), "t1": when,
+                 "own": view.incidents_of, "sec": view.camera_max_secrecy}
 
 
-def lookup_document(lon: float, lat: float, when: datetime, row: tuple, view: LookupView = FULL_VIEW) -> bytes:
-    """The map-click answer as JSON bytes from the row of :func:`lookup_statement` (JSON text or
-    already parsed values per section)."""
-    def part(v: Any) -> str:
-        if v is None:
-            return "null"
-        return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, allow_nan=False)
+@dataclass(frozen=True)
+class ClickCandidates:
+    """What the store found around a click: the grid (code, name, worker) or None, and the
+    candidate incidents and cameras as columns (None for a section the view hides)."""
 
-    out = [f'{{"lon":{json.dumps(lon)},"lat":{json.dumps(lat)},"at":"{utc(when).isoformat()}","grid":{part(row[0])}']
-    if view.incidents:
-        out.append(f',"incidents":{part(row[1]) if row[1] is not None else "[]"}')
-    if view.cameras:
-        out.append(f',"cameras":{part(row[2]) if row[2] is not None else "[]"}')
-    out.append("}")
-    return "".join(out).encode("utf-8")
+    grid: Sequence[Any] | None
+    incidents: dict[str, Sequence[Any]] | None
+    cameras: dict[str, Sequence[Any]] | None
 
 
-def _lookup_python(store: Store, conn: Connection, lon: float, lat: float, when: datetime, radius_m: float,
-                 days: float, view: LookupView) -> tuple:
-    """The map click with index queries, then the exact tests in numpy (gis.cameras): the GeoPackage
-    path (it runs on PostGIS too, which tests use to check the one-statement path against it).
-    Returns the three sections like the PostGIS statement does."""
-    g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0].to_dict()
-    grid = None
-    if g["grid_code"] is not None:
-        grid = {"code": g["grid_code"], "name": g["grid_name"]}
-        if view.worker_names:
-            grid["worker"] = g["worker"]
-    incidents = None
+def _columns(names: tuple[str, ...], values: Sequence[Any] = ()) -> dict[str, Sequence[Any]]:
+    """Columns by name; a missing or NULL column (array_agg of no rows) is empty."""
+    values = list(values) or [None] * len(names)
+    return {k: (v if v is not None else []) for k, v in zip(names, values)}
+
+
+def _row_candidates(row: Sequence[Any], view: LookupView) -> ClickCandidates:
+    """The row of :func:`lookup_statement` as candidates."""
+    k = 1 + (len(_INCIDENT_COLS) if view.incidents else 0)
+    return ClickCandidates(row[0], _columns(_INCIDENT_COLS, row[1:k]) if view.incidents else None,
+                           _columns(_CAMERA_COLS, row[k:k + len(_CAMERA_COLS)]) if view.cameras else None)
+
+
+def _store_candidates(store: Store, conn: Connection, lon: float, lat: float, when: datetime, radius_m: float,
+                      days: float, view: LookupView) -> ClickCandidates:
+    """The candidates through SQLAlchemy index queries (GeoPackage; on PostGIS too, which tests
+    use to check the one-statement path against it)."""
+    g = grids_at(store, conn, np.array([lon]), np.array([lat])).iloc[0]
+    grid = None if g["grid_code"] is None else (g["grid_code"], g["grid_name"], g["worker"])
+    incidents = cameras = None
     if view.incidents:
         t = Incident.__table__
         cond = [store.bbox_filter(t, degree_box(lon, lat, radius_m)),
                 t.c.occurred_at >= when - timedelta(days=days), t.c.occurred_at <= when]
         if view.incidents_of is not None:
             cond.append(worker_rows(t, view.incidents_of))
-        rows = conn.execute(
-            select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
-                   func.ST_X(t.c.geom), func.ST_Y(t.c.geom)).where(and_(*cond))).all()
-        incidents = []
-        if rows:
-            d, _ = distance_bearing(np.array([r[6] for r in rows], float), np.array([r[7] for r in rows], float),
-                                    lon, lat)
-            for r, dist in sorted(zip(rows, d), key=lambda p: (p[1], p[0][0])):
-                if dist <= radius_m:
-                    incidents.append({"id": r[0], "category": r[1], "state": r[2], "state_zh": STATES.get(r[2]),
-                                      "occurred_at": utc(r[3]).isoformat(), "description": r[4],
-                                      "duplicate_of": r[5], "distance_m": round(float(dist), 1)})
-    cameras = None
+        rows = conn.execute(select(t.c.id, t.c.category, t.c.state, t.c.occurred_at, t.c.description, t.c.duplicate_of,
+                                   func.ST_X(t.c.geom), func.ST_Y(t.c.geom)).where(and_(*cond))).all()
+        incidents = _columns(_INCIDENT_COLS, list(zip(*rows)))
     if view.cameras:
-        rows = candidate_cameras(store, conn, lon, lat, max_range_m(conn))
-        raw = {r[1]: r for r in rows}  # the stored optics (evaluate_cameras fills in defaults)
-        cams = evaluate_cameras(rows, lon, lat, in_view_only=True)
+        rows = [r._mapping for r in candidate_cameras(store, conn, lon, lat, max_range_m(conn))]
         if view.camera_max_secrecy is not None:
-            cams = [c for c in cams if c["secrecy_level"] <= view.camera_max_secrecy]
-        cams.sort(key=lambda c: (not c["online"], c["distance_m"], c["code"]))
-        cameras = [{"code": c["code"], "name": c["name"], "project": c["project"],
-                    "distance_m": round(c["distance_m"], 1), "bearing_deg": round(c["bearing_deg"], 1),
-                    "in_view": c["in_view"], "online": c["online"], "status": c["status"],
-                    "camera_type": raw[c["code"]][8], "secrecy_level": c["secrecy_level"],
-                    "azimuth_deg": raw[c["code"]][4], "fov_deg": raw[c["code"]][5], "range_m": raw[c["code"]][6],
-                    "lon": c["lon"], "lat": c["lat"]} for c in cams]
-    return grid, incidents, cameras
+            rows = [r for r in rows if r["secrecy_level"] <= view.camera_max_secrecy]
+        cameras = {c: [r[c] for r in rows] for c in _CAMERA_COLS}
+    return ClickCandidates(grid, incidents, cameras)
 
+
+def _number(v: Any) -> Any:
+    """A stored optics value for JSON: NaN (PostgreSQL can hold it) as null."""
+    return None if isinstance(v, float) and v != v else v
+
+
+def _click_document(lon: float, lat: float, when: datetime, cand: ClickCandidates, radius_m: float,
+                    view: LookupView) -> bytes:
+    """The map-click answer as JSON bytes: the exact radius and in-view tests of gis.cameras
+    over the candidates, ranked (incidents nearest first; cameras online first, then nearest)."""
+    out = [f'{{"lon":{json.dumps(lon)},"lat":{json.dumps(lat)},"at":"{utc(when).isoformat()}","grid":']
+    if cand.grid is None:
+        out.append("null")
+    else:
+        grid = {"code": cand.grid[0], "name": cand.grid[1]}
+        if view.worker_names:
+            grid["worker"] = cand.grid[2]
+        out.append(json.dumps(grid, ensure_ascii=False))
+    if cand.incidents is not None:
+        inc = cand.incidents
+        idx, dist = points_within(lon, lat, inc["lon"], inc["lat"], radius_m)
+        items = []
+        for d, i in sorted(zip(dist.tolist(), idx.tolist()), key=lambda p: (p[0], inc["id"][p[1]])):
+            items.append({"id": inc["id"][i], "category": inc["category"][i], "state": inc["state"][i],
+                          "state_zh": STATES.get(inc["state"][i]), "occurred_at": utc(inc["occurred_at"][i]).isoformat(),
+                          "description": inc["description"][i], "duplicate_of": inc["duplicate_of"][i],
+                          "distance_m": round(d, 1)})
+        out.append(',"incidents":' + json.dumps(items, ensure_ascii=False, allow_nan=False))
+    if cand.cameras is not None:
+        cam = cand.cameras
+        seen = cameras_in_view(lon, lat, cam)
+        items = []
+        for i, d, b, on, st in zip(seen.index.tolist(), seen.distance_m.tolist(), seen.bearing_deg.tolist(),
+                                   seen.online.tolist(), seen.status.tolist()):
+            items.append({"code": cam["code"][i], "name": cam["name"][i], "project": cam["project"][i],
+                          "distance_m": round(d, 1), "bearing_deg": round(b, 1), "in_view": True, "online": on,
+                          "status": st, "camera_type": cam["camera_type"][i], "secrecy_level": cam["secrecy_level"][i],
+                          "azimuth_deg": _number(cam["azimuth_deg"][i]), "fov_deg": _number(cam["fov_deg"][i]),
+                          "range_m": _number(cam["range_m"][i]), "lon": cam["lon"][i], "lat": cam["lat"][i]})
+        out.append(',"cameras":' + json.dumps(items, ensure_ascii=False, allow_nan=False))
+    out.append("}")
+    return "".join(out).encode("utf-8")
+
+
+def lookup_document(lon: float, lat: float, when: datetime, row: Sequence[Any], view: LookupView = FULL_VIEW, *,
+                    radius_m: float = LOOKUP_RADIUS_M) -> bytes:
+    """The map-click answer as JSON bytes from the row of :func:`lookup_statement` (run with the
+    same ``radius_m`` and ``view``)."""
+    return _click_document(lon, lat, when, _row_candidates(row, view), radius_m, view)
 
 def lookup_json(store: Store, lon: float, lat: float, at: datetime | None = None, *,
                 radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS,
                 view: LookupView = FULL_VIEW, conn: Connection | None = None, python: bool = False) -> bytes:
     """:func:`lookup` as JSON bytes, cut down to ``view`` (what the API sends).
 
-    PostGIS: one statement builds the answer (:func:`lookup_statement`); GeoPackage: index
-    queries plus the numpy tests (``python=True``: that path on PostGIS too). Both give the same
-    answer for the same data."""
+    The store finds the candidates through its spatial index (PostGIS: one statement,
+    :func:`lookup_statement`; GeoPackage, or ``python=True`` on PostGIS: SQLAlchemy queries);
+    gis.cameras decides which are within the radius and in view, the same way for both."""
     lon, lat = check_lonlat(lon, lat)
     when = utc(at)
     if conn is None:
         with store.engine.connect() as c:
             return lookup_json(store, lon, lat, when, radius_m=radius_m, days=days, view=view, conn=c, python=python)
     if store.is_gpkg or python:
-        row = _lookup_python(store, conn, lon, lat, when, radius_m, days, view)
-    else:
-        sql, params = lookup_statement(lon, lat, when, radius_m=radius_m, days=days, view=view)
-        # A generic plan: planning this statement costs more than running it. SET LOCAL ends
-        # with the transaction, so other users of the pooled connection are not affected.
-        conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-        cur = conn.connection.driver_connection.execute(sql, params, prepare=True)
-        row = cur.fetchone()
-    return lookup_document(lon, lat, when, row, view)
+        return _click_document(lon, lat, when, _store_candidates(store, conn, lon, lat, when, radius_m, days, view),
+                               radius_m, view)
+    sql, params = lookup_statement(lon, lat, when, radius_m=radius_m, days=days, view=view)
+    # A generic plan: planning this statement costs more than running it. SET LOCAL ends
+    # with the transaction, so other users of the pooled connection are not affected.
+    conn.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+    row = conn.connection.driver_connection.execute(sql, params, prepare=True).fetchone()
+    return lookup_document(lon, lat, when, row, view, radius_m=radius_m)
 
 
 def lookup(store: Store, lon: float, lat: float, at: datetime | None = None, *,

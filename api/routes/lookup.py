@@ -12,11 +12,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from gridpatrol.api.auth import lookup_view
-from gridpatrol.api.deps import UserDep, pg_pool, principal_for_token, request_token
+from gridpatrol.api.deps import PgPool, UserDep, pg_pool, principal_for_token, request_token
 from gridpatrol.gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from gridpatrol.gis.errors import GridPatrolError
 from gridpatrol.gis.incidents import utc
-from gridpatrol.layers.incidents import lookup_document, lookup_json, lookup_statement
+from gridpatrol.layers.incidents import LookupView, lookup_document, lookup_json, lookup_statement
 from gridpatrol.layers.users import Principal
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,6 +31,14 @@ def _to_gcj02(body: bytes) -> bytes:
         x, y = wgs84_to_gcj02(np.array([item["lon"]]), np.array([item["lat"]]))
         item["lon"], item["lat"] = float(x[0]), float(y[0])
     return json.dumps(out, ensure_ascii=False).encode("utf-8")
+
+
+async def _pooled_answer(pool: PgPool, lon: float, lat: float, when: datetime, radius_m: float, days: float,
+                         view: LookupView) -> bytes:
+    """The click on PostGIS: one statement on the async pool finds the candidates, then
+    layers.incidents.lookup_document tests and ranks them (the route and the fast path)."""
+    sql, params = lookup_statement(lon, lat, when, radius_m=radius_m, days=days, view=view)
+    return lookup_document(lon, lat, when, await pool.fetchone(sql, params), view, radius_m=radius_m)
 
 
 @router.get("/lookup", summary="Map click: grid, worker, cameras in view, nearby incidents",
@@ -53,8 +61,8 @@ async def lookup(
     grids); cameras need the dispatcher or admin role, up to the user's secrecy level.
     With ``crs=gcj02`` (maps on GCJ-02 tiles) the click and the camera positions are GCJ-02.
 
-    On PostGIS one prepared statement answers the click (role filters, exact in-view test and
-    JSON in the database), on the event loop; on GeoPackage the numpy path runs in a thread."""
+    On PostGIS one prepared statement on the event loop finds the candidates (with the role
+    filters) and gis.cameras tests them; on GeoPackage the index queries run in a thread."""
     if crs == "gcj02":
         x, y = gcj02_to_wgs84(np.array([lon]), np.array([lat]))
         lon, lat = float(x[0]), float(y[0])
@@ -65,8 +73,7 @@ async def lookup(
     span = days or float(settings.lookup_incident_days)
     pool = pg_pool(request.app)
     if pool is not None:
-        sql, params = lookup_statement(lon, lat, when, radius_m=radius, days=span, view=view)
-        body = lookup_document(lon, lat, when, await pool.fetchone(sql, params), view)
+        body = await _pooled_answer(pool, lon, lat, when, radius, span, view)
     else:
         body = await run_in_threadpool(lookup_json, store, lon, lat, when, radius_m=radius, days=span, view=view)
     if crs == "gcj02":
@@ -145,9 +152,8 @@ class LookupFastPath:
                 lon, lat = float(x[0]), float(y[0])
             view = lookup_view(principal)
             when = utc(None)
-            sql, params = lookup_statement(lon, lat, when, radius_m=args.get("radius_m") or settings.lookup_radius_m,
-                                           days=args.get("days") or float(settings.lookup_incident_days), view=view)
-            body = lookup_document(lon, lat, when, await pg_pool(app).fetchone(sql, params), view)
+            body = await _pooled_answer(pg_pool(app), lon, lat, when, args.get("radius_m") or settings.lookup_radius_m,
+                                        args.get("days") or float(settings.lookup_incident_days), view)
             if args.get("crs") == "gcj02":
                 body = _to_gcj02(body)
         except Exception:  # noqa: BLE001  nothing sent yet: the route answers (and reports) instead

@@ -335,6 +335,13 @@ def main() -> None:
             at = log.stat().st_size
             res = asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}" for x, y in pts], headers, args.concurrency))
             rows.append(stats("lookup (map click)", "gridpatrol API", res, server_durations(log, at, "/lookup")))
+            # The same clicks past the fast path (api/routes/lookup.py declines a query with any other
+            # parameter): the FastAPI route with its dependencies, what the fast path buys.
+            at = log.stat().st_size
+            res = asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}&via=route" for x, y in pts], headers,
+                                        args.concurrency))
+            rows.append(stats("lookup (map click)", "gridpatrol API, route (no fast path)", res,
+                              server_durations(log, at, "/lookup")))
             boxes = []
             for _ in range(args.requests):
                 cx, cy = rng.uniform(REGION[0], REGION[2] - 0.05), rng.uniform(REGION[1], REGION[3] - 0.05)

@@ -347,6 +347,6 @@ def test_postgis_lookup_statements_stay_cacheable():
     of sections a role can get stays within that (the per-click cost depends on it)."""
     from gridpatrol.layers.incidents import _pg_lookup_sql
 
-    combos = [(True, True, False, True, False), (True, True, False, True, True), (True, True, True, False, False),
-              (True, False, False, False, False), (False, False, False, False, False)]
+    combos = [(True, False, True, False), (True, False, True, True), (True, True, False, False),
+              (False, False, False, False)]
     assert max(len(_pg_lookup_sql(*c)) for c in combos) <= 4096

@@ -10,9 +10,17 @@
   var svg = L.svg({padding: 0.5});
   var pin = null;
 
+  // The server's optics defaults (gis.cameras.camera_defaults, in the page's config): a sector
+  // is drawn as the in-view test fills in what the camera register leaves empty.
+  var optics = JSON.parse(cfg.cameraDefaults);
+
   function sector(c) {
-    var full = (c.fov_deg || 0) >= 360 || c.camera_type === 'dome' || c.camera_type === 'ptz';
-    var r = c.range_m || (full ? 100 : 50), fov = c.fov_deg || 60, az = c.azimuth_deg || 0;
+    var key = String(c.camera_type == null ? '' : c.camera_type).trim().toLowerCase();
+    var type = Object.prototype.hasOwnProperty.call(optics.type_aliases, key) ? optics.type_aliases[key] : 'fixed';
+    var dome = optics.full_circle_types.indexOf(type) >= 0;
+    var full = dome || c.azimuth_deg == null || (c.fov_deg != null && c.fov_deg >= 360);
+    var r = c.range_m != null ? c.range_m : optics.range_m[dome ? 'dome' : 'fixed'];
+    var fov = c.fov_deg != null ? c.fov_deg : optics.fov_deg, az = c.azimuth_deg || 0;
     var a0 = full ? 0 : az - fov / 2, a1 = full ? 360 : az + fov / 2, pts = full ? [] : [[c.lat, c.lon]];
     for (var i = 0; i <= 32; i++) {
       var a = (a0 + (a1 - a0) * i / 32) * Math.PI / 180;
