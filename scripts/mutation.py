@@ -32,8 +32,8 @@ MODULES: dict[str, list[str]] = {
     "api/ogc.py": ["tests/api/test_ogc.py", "tests/api/test_ogc_keyset.py", "tests/api/test_ogc_cap.py"],
     # Route optimality certificates: the odd-node matching's certified lower bound (every postman
     # route's bound) and the blossom duals' check.
-    "gis/routing/matching.py": [f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS],
-    "gis/routing/blossom.py": [f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS],
+    "gis/routing/matching.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
+    "gis/routing/blossom.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
 }
 FLOORS = ("gis", "layers", "api", "scripts")
 COPY = [*FLOORS, "tests", "pyproject.toml"]
