@@ -3,7 +3,9 @@ that guard it; prints the share of mutants killed per module (see docs/mutation.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -15,22 +17,56 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 # Module → the test files (or test ids) that guard its rules. Small selections: mutmut runs them
 # once per mutant.
+_MATCHING_TESTS = ("test_blossom_matching_is_the_integer_optimum_and_certifies_it",
+                   "test_matching_costs_too_large_for_micrometre_integers_still_give_the_optimum")
 MODULES: dict[str, list[str]] = {
     "gis/incidents.py": ["tests/gis/test_incidents.py", "tests/gis/test_incident_messages.py", "tests/gis/test_properties.py::test_a_transition_not_in_the_table_is_always_refused"],
     "gis/crs.py": ["tests/gis/test_crs.py", "tests/gis/test_gcj02_reference.py", "tests/gis/test_properties.py::test_gcj02_round_trip_inside_china_within_a_micro_degree",
                    "tests/gis/test_properties.py::test_gcj02_leaves_points_far_outside_china_untouched"],
     "api/auth.py": ["tests/api/test_auth.py"],
     "gis/grid_check.py": ["tests/gis/test_grid_check.py"],
-    "gis/osm.py": ["tests/gis/test_osm.py"],  # the household estimate
-    "api/ogc.py": ["tests/api/test_ogc.py"],
+    "gis/osm.py": ["tests/gis/test_households.py", "tests/gis/test_osm.py"],  # the household estimate
+    # OGC paging: pages, next links, keyset cursors, the numberMatched cap (layers/features.py since
+    # 475a13d); api/ogc.py keeps the limit cap (min(limit, ogc_max_limit)) and the links.
+    "layers/features.py": ["tests/api/test_ogc.py", "tests/api/test_ogc_keyset.py", "tests/api/test_ogc_cap.py"],
+    "api/ogc.py": ["tests/api/test_ogc.py", "tests/api/test_ogc_keyset.py", "tests/api/test_ogc_cap.py"],
+    # Route optimality certificates: the odd-node matching's certified lower bound (every postman
+    # route's bound) and the blossom duals' check.
+    "gis/routing/matching.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
+    "gis/routing/blossom.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
 }
 FLOORS = ("gis", "layers", "api", "scripts")
 COPY = [*FLOORS, "tests", "pyproject.toml"]
 LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
 
 
-def run_module(module: str, tests: list[str], workdir: Path, children: int) -> Counter:
-    """Mutate ``module`` in a copy of the repository under ``workdir`` and run ``tests`` per mutant."""
+def _mutmut(workdir: Path, env: dict[str, str], *args: str, quiet: bool = True) -> str:
+    mutmut = str(Path(sys.executable).parent / "mutmut")
+    return subprocess.run([mutmut, *args], cwd=workdir, env=env, check=False, text=True,
+                          stdout=subprocess.DEVNULL if quiet else subprocess.PIPE,
+                          stderr=subprocess.DEVNULL if quiet else None).stdout or ""
+
+
+def _statuses(workdir: Path, env: dict[str, str]) -> dict[str, str]:
+    """Every generated mutant's name and status (``not checked`` until run)."""
+    out = _mutmut(workdir, env, "results", "--all", "true", quiet=False)
+    return {m.group(1): m.group(2).strip() for m in map(LINE.match, out.splitlines()) if m}
+
+
+def pick(names: list[str], sample: int | None, seed: int, only: str | None) -> list[str]:
+    """The mutants to run: those matching ``only`` (a glob on mutmut's names), then ``sample`` of
+    them drawn with ``random.Random(seed)`` from the sorted list (the same draw for the same code)."""
+    chosen = sorted(n for n in names if only is None or fnmatch.fnmatchcase(n, only))
+    if sample is not None and sample < len(chosen):
+        chosen = sorted(random.Random(seed).sample(chosen, sample))
+    return chosen
+
+
+def run_module(module: str, tests: list[str], workdir: Path, children: int, *, sample: int | None = None,
+               seed: int = 0, only: str | None = None) -> tuple[Counter, int]:
+    """Mutate ``module`` in a copy of the repository under ``workdir`` and run ``tests`` per mutant
+    (all of them, or ``sample`` drawn with ``seed`` among those matching ``only``). Returns the
+    statuses of the mutants run and the number of mutants the module has."""
     # The code is laid out as the installed namespace (gridpatrol/gis, …), so the mutants import
     # as gridpatrol.gis.… from mutmut's mutants/ folder and mutmut's names match their modules.
     for name in COPY:
@@ -53,23 +89,23 @@ def run_module(module: str, tests: list[str], workdir: Path, children: int) -> C
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env.setdefault("GRIDPATROL_DATA", str(ROOT.parent / "shared" / "data"))
     env.setdefault("SPATIALITE_LIBRARY_PATH", "mod_spatialite")
-    mutmut = [str(Path(sys.executable).parent / "mutmut")]
-    subprocess.run([*mutmut, "run", "--max-children", str(children)], cwd=workdir, env=env, check=False,
-                   stdout=subprocess.DEVNULL)
-    out = subprocess.run([*mutmut, "results", "--all", "true"], cwd=workdir, env=env, capture_output=True,
-                         text=True, check=False).stdout
-    statuses = Counter()
-    survivors = []
-    for line in out.splitlines():
-        m = LINE.match(line)
-        if m:
-            statuses[m.group(2).strip()] += 1
-            if m.group(2).strip() == "survived":
-                survivors.append(m.group(1))
-    for name in survivors:
-        diff = subprocess.run([*mutmut, "show", name], cwd=workdir, env=env, capture_output=True, text=True).stdout
-        print(f"--- survived: {name}\n{diff}")
-    return statuses
+    chosen: list[str] = []
+    if sample is not None or only is not None:
+        # A first run with a filter that matches no mutant generates the mutants and records which
+        # tests reach which function, then stops (mutmut asserts the filter matched): list, draw.
+        _mutmut(workdir, env, "run", "--max-children", str(children), "no-such-mutant-(listing-only)")
+        everything = list(_statuses(workdir, env))
+        chosen = pick(everything, sample, seed, only)
+        if not chosen:
+            sys.exit(f"{module}: no mutant matches {only!r}")
+        print(f"running {len(chosen)} of {len(everything)} mutants", flush=True)
+    _mutmut(workdir, env, "run", "--max-children", str(children), *chosen)
+    every = _statuses(workdir, env)
+    run = {k: v for k, v in every.items() if not chosen or k in chosen}
+    statuses = Counter(run.values())
+    for name in sorted(k for k, v in run.items() if v == "survived"):
+        print(f"--- survived: {name}\n{_mutmut(workdir, env, 'show', name, quiet=False)}")
+    return statuses, len(every)
 
 
 def main() -> None:
@@ -78,6 +114,9 @@ def main() -> None:
     ap.add_argument("modules", nargs="*", default=list(MODULES), help="modules to mutate, e.g. gis/crs.py")
     ap.add_argument("--children", type=int, default=1, help="mutants run in parallel (default 1)")
     ap.add_argument("--keep", action="store_true", help="keep the work folders (to inspect mutants)")
+    ap.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random (for big modules)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0): same seed, same mutants")
+    ap.add_argument("--only", metavar="GLOB", help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*'")
     args = ap.parse_args()
     rows = []
     for module in args.modules:
@@ -86,7 +125,8 @@ def main() -> None:
         work = Path(tempfile.mkdtemp(prefix="mutation-"))
         try:
             print(f"== {module} ({', '.join(MODULES[module])})", flush=True)
-            st = run_module(module, MODULES[module], work, args.children)
+            st, generated = run_module(module, MODULES[module], work, args.children, sample=args.sample,
+                                       seed=args.seed, only=args.only)
         finally:
             if args.keep:
                 print(f"work folder kept: {work}")
@@ -94,11 +134,11 @@ def main() -> None:
                 shutil.rmtree(work, ignore_errors=True)
         total = sum(st.values())
         killed = st.get("killed", 0) + st.get("timeout", 0)
-        rows.append((module, total, killed, st.get("survived", 0), total - killed - st.get("survived", 0)))
-    print(f"\n{'module':<22}{'mutants':>9}{'killed':>9}{'survived':>10}{'other':>7}{'killed %':>10}")
-    for module, total, killed, survived, other in rows:
+        rows.append((module, generated, total, killed, st.get("survived", 0), total - killed - st.get("survived", 0)))
+    print(f"\n{'module':<26}{'of':>7}{'run':>6}{'killed':>8}{'survived':>10}{'other':>7}{'killed %':>10}")
+    for module, generated, total, killed, survived, other in rows:
         share = 100.0 * killed / total if total else 0.0
-        print(f"{module:<22}{total:>9}{killed:>9}{survived:>10}{other:>7}{share:>9.1f}%")
+        print(f"{module:<26}{generated:>7}{total:>6}{killed:>8}{survived:>10}{other:>7}{share:>9.1f}%")
 
 
 if __name__ == "__main__":

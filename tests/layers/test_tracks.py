@@ -314,11 +314,20 @@ def test_gpx_import_in_gcj02_lands_on_the_streets(tstore, net, tmp_path):
     assert np.allclose(tr.lon, lon, atol=2e-6) and np.allclose(tr.lat, lat, atol=2e-6)
 
 
-def test_the_assessment_table_as_xlsx_and_pdf(tstore, tmp_path):
+def test_the_assessment_table_as_xlsx_and_pdf(tstore, net, tmp_path):
     from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
     from openpyxl import load_workbook
 
-    rep = patrol_report(tstore, "wu", date(2026, 11, 1), date(2026, 11, 30))
+    # Its own tracks on its own days (2026-11-26/27), so it passes in any order: an honest one, one
+    # too fast, one at night, and the honest one sent again the next day.
+    day = T0 + 24 * 86400
+    fast = _walk(tstore, net, 42, day + 3600)
+    fast.t = day + 3600 + (fast.t - fast.t[0]) / 5
+    for w in (_walk(tstore, net, 41, day), fast, _walk(tstore, net, 43, day + 14.5 * 3600),
+              _walk(tstore, net, 41, day + 86400)):
+        _save(tstore, net, w)
+    rep = patrol_report(tstore, "wu", date(2026, 11, 26), date(2026, 11, 27))
+    assert len(rep["tracks"]) == 4 and rep["tracks_flagged"] == 3
     x = write_xlsx(rep, tmp_path / "kh.xlsx")
     wb = load_workbook(x)
     ws = wb["考核表"]
