@@ -2,7 +2,7 @@
 both stores: logs in, sees the shifts of their grid and the next instruction (checked against the route's geometry),
 reports an incident online (with a photo the phone shrinks), and offline (network cut: queued in IndexedDB, sent once
 with its original time when the network is back, the page itself served by the service worker meanwhile), records a
-track (chunks queued while POST /tracks is absent). Grid and street names are hostile and stay text. Screenshots go
+track (chunks sent to POST /tracks, or queued while it is absent) and finds it in the patrol report. Grid and street names are hostile and stay text. Screenshots go
 to $GRIDPATROL_SHOTS (default: the test's tmp dir).
 """
 from __future__ import annotations
@@ -236,6 +236,21 @@ def test_a_patrol_records_a_track_in_chunks(site, phone):
         assert {(round(p["lat"], 6), round(p["lon"], 6)) for p in pts} <= {(round(a, 6), round(b, 6)) for a, b, _ in line[:6]}
     else:
         assert chunks == []
+        # The track is stored for wu and appears in wu's patrol report of the day (county time); with
+        # working hours spanning the whole day it carries no outside_hours flag, whenever the test runs.
+        h = login(site["base"], "wu")
+        shift_id = phone["data"]["shifts"][0]["id"]
+        mine = [t for t in httpx.get(site["base"] + "/tracks", headers=h, timeout=60).json()
+                if t["source"] == "phone" and t["route_id"] == shift_id]
+        assert len(mine) == 1 and mine[0]["n_points"] >= 2 and mine[0]["worker"] == "wu", mine
+        today = phone["data"]["today"]
+        r = httpx.get(site["base"] + f"/patrols/report?from={today}&to={today}&hours=00:00-23:59", headers=h, timeout=300)
+        assert r.status_code == 200, r.text
+        rep = r.json()
+        (row,) = [t for t in rep["tracks"] if t["id"] == mine[0]["id"]]
+        assert row["points"] == mine[0]["n_points"] and row["source"] == "phone" and row["route_id"] == shift_id
+        assert "outside_hours" not in {f["kind"] for f in row["flags"]} and rep["work_hours"] == "00:00-23:59"
+        assert site["code"] in {g["code"] for g in rep["grids"]}
 
 
 def _point_before(shift: dict, k: int) -> tuple[float, float]:
