@@ -1,8 +1,9 @@
-"""Euler circuit over a route's passes with few turns, and a lower bound on its turns."""
+"""Euler circuit over a route's passes with few U-turns and turns, and lower bounds on both."""
 from __future__ import annotations
 
 import heapq
 import itertools
+from dataclasses import dataclass
 
 import numpy as np
 from gridpatrol.gis.errors import GridPatrolError
@@ -16,7 +17,16 @@ from gridpatrol.gis.streets import StreetNetwork
 from scipy.cluster.hierarchy import DisjointSet
 from scipy.optimize import linear_sum_assignment
 
-TURN_COST_U = 2  # ordering a route, a U-turn weighs as much as two turns
+TURN_COST_U = 2  # in the turn cost (turns + 2 × U-turns), a U-turn counts as two turns
+UTURN_WEIGHT = 10_000.0  # ordering a route, one U-turn outweighs the turns of any node (at most one per end)
+
+
+@dataclass
+class TurnBounds:
+    """Lower bounds for any closed walk from the start over the same passes."""
+
+    turn_cost: int  # turns + 2 × U-turns
+    uturns: int
 
 
 def _turn_dev(lb_a: np.ndarray | float, lb_b: np.ndarray | float) -> np.ndarray | float:
@@ -31,17 +41,17 @@ def _turn_cost(dev: np.ndarray) -> np.ndarray:
 
 
 def _order_cost(dev: np.ndarray, whole: np.ndarray) -> np.ndarray:
-    """What ordering a route minimises: fewer whole turns first, then the straighter (the
-    tie-break stays below one turn over hundreds of transitions)."""
-    return whole + dev * 1e-5
+    """What ordering a route minimises: fewer U-turns first, then fewer whole turns, then the
+    straighter (the tie-break stays below one turn over hundreds of transitions)."""
+    return np.where(dev >= UTURN_DEG, UTURN_WEIGHT, 0.0) + whole + dev * 1e-5
 
 
 def _pair_ends(lb: np.ndarray, ends: np.ndarray, is_in: np.ndarray | None, at_start: bool
-               ) -> tuple[list[tuple[int, int]], int]:
-    """Best transitions at one node with many ends (the nodes euler_circuit does not enumerate):
-    (arrival end, departure end) pairs of least turn cost, and a lower bound on the turn cost of
-    any pairing there (less the costliest transition at the start, where the route begins and
-    ends instead of turning)."""
+               ) -> tuple[list[tuple[int, int]], int, int]:
+    """Best transitions at one node with many ends (the nodes _pair_nodes does not enumerate):
+    (arrival end, departure end) pairs of least order cost, and lower bounds on the turn cost and
+    on the U-turns of any pairing there (less the costliest transition at the start, where the
+    route begins and ends instead of turning)."""
     if is_in is None:  # walking: any two ends may pair, either way round
         a = b = ends
     else:
@@ -53,47 +63,53 @@ def _pair_ends(lb: np.ndarray, ends: np.ndarray, is_in: np.ndarray | None, at_st
         n = len(ends)
         res = min_weight_perfect_matching(np.where(np.eye(n, dtype=bool), 0.0, C))
         pairs = [(int(ends[i]), int(ends[j])) for i, j in res.pairs]
-        bound = int(np.ceil(res.lower_bound - n * 1e-3)) - (TURN_COST_U if at_start else 0)
-        return pairs, max(bound, 0)
+        # U-turns weigh UTURN_WEIGHT each; the turns and the tie-break of a node stay far below it.
+        u_bound = int(np.floor(res.lower_bound / UTURN_WEIGHT + 0.25))
+        turns = min_weight_perfect_matching(np.where(np.eye(n, dtype=bool), 0.0, whole + dev * 1e-5))
+        bound = int(np.ceil(turns.lower_bound - n * 1e-3)) - (TURN_COST_U if at_start else 0)
+        return pairs, max(bound, 0), max(u_bound - at_start, 0)
     ri, ci = linear_sum_assignment(C)
     pairs = [(int(a[i]), int(b[j])) for i, j in zip(ri, ci)]
-    lsa = int(whole[ri, ci].sum())
+    u_bound = int((dev[ri, ci] >= UTURN_DEG).sum())
+    wi, wj = linear_sum_assignment(whole)
+    lsa = int(whole[wi, wj].sum())
     if at_start and len(a) <= 4:
         bound = min(int(whole[np.arange(len(a)), list(p)].sum() - whole[np.arange(len(a)), list(p)].max())
                     for p in itertools.permutations(range(len(a))))
     else:
         bound = max(lsa - (TURN_COST_U if at_start else 0), 0)
-    return pairs, bound
+    return pairs, bound, max(u_bound - at_start, 0)
 
 
-def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
-                  out_b: np.ndarray, in_b: np.ndarray) -> tuple[list[Traversal], int]:
-    """A closed walk from ``start`` over every item, with few turns; and a lower bound on the
-    turn cost (turns + 2 × U-turns) of any closed walk over the same items.
-
-    ``out_b``, ``in_b``: the network's bearings. Walking (``directed`` False) items may be walked
-    either way; driving items keep their direction. How: docs/routing.md, step "circuit".
-    """
+def _ends(net: StreetNetwork, items: list[Traversal], directed: bool, out_b: np.ndarray, in_b: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The items' ends: node of each (end 2i of item i lies at its edge's u, end 2i+1 at v), the
+    heading leaving the node that way, and (driving) whether the walk arrives by it."""
     m = len(items)
-    if m == 0:
-        return [], 0
     e = np.fromiter((it.edge for it in items), dtype=np.int64, count=m)
-    f = np.fromiter((it.forward for it in items), dtype=bool, count=m)
-    # End 2i of item i lies at its edge's u, end 2i+1 at v; lb: heading leaving the node that way.
     node = np.empty(2 * m, dtype=np.int64)
     node[0::2], node[1::2] = net.edge_u[e], net.edge_v[e]
     lb = np.empty(2 * m)
     lb[0::2], lb[1::2] = out_b[e], (in_b[e] + 180.0) % 360.0
     is_in = None
     if directed:  # the walk arrives by an item's head end and leaves by its tail end
+        f = np.fromiter((it.forward for it in items), dtype=bool, count=m)
         is_in = np.empty(2 * m, dtype=bool)
         is_in[0::2], is_in[1::2] = ~f, f
+    return node, lb, is_in
+
+
+def _pair_nodes(node: np.ndarray, lb: np.ndarray, is_in: np.ndarray | None, start: int
+                ) -> tuple[np.ndarray, TurnBounds]:
+    """At every node, the pairing of the ends there (``partner``) of least order cost, and the
+    sums over the nodes of the least turn cost and the fewest U-turns any pairing makes there."""
+    directed = is_in is not None
     order = np.argsort(node, kind="stable")
     cuts = np.flatnonzero(np.diff(node[order])) + 1
     starts = np.concatenate([[0], cuts])
-    sizes = np.diff(np.concatenate([starts, [2 * m]]))
-    partner = np.full(2 * m, -1, dtype=np.int64)
-    bound = 0
+    sizes = np.diff(np.concatenate([starts, [len(node)]]))
+    partner = np.full(len(node), -1, dtype=np.int64)
+    bound = u_bound = 0
     for size in np.unique(sizes).tolist():
         first = starts[sizes == size]
         if size <= (2 if directed else ENUMERATE_UP_TO):
@@ -108,20 +124,53 @@ def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direct
             pa, pb = ea[rows, best].ravel(), eb[rows, best].ravel()
             partner[pa], partner[pb] = pb, pa
             total = whole.sum(axis=2)
+            u = (dev >= UTURN_DEG).sum(axis=2)
             begin = node[E[:, 0]] == start
             # At the start the route begins and ends instead of making its dearest transition.
             total[begin] -= whole[begin].max(axis=2)
+            u[begin] -= u[begin] > 0
             bound += int(total.min(axis=1).sum())
+            u_bound += int(u.min(axis=1).sum())
             continue
         for s0 in first.tolist():
             ends = order[s0:s0 + size]
-            pairs, b = _pair_ends(lb, ends, None if is_in is None else is_in[ends], int(node[ends[0]]) == start)
+            pairs, b, ub = _pair_ends(lb, ends, None if is_in is None else is_in[ends], int(node[ends[0]]) == start)
             bound += b
+            u_bound += ub
             for x, y in pairs:
                 partner[x], partner[y] = y, x
     if np.any(partner < 0):
         raise GridPatrolError("route passes do not pair up at every node (internal error: please report)")
+    return partner, TurnBounds(bound, u_bound)
+
+
+def turn_bounds(net: StreetNetwork, traversals: list[Traversal], start: int, directed: bool) -> TurnBounds:
+    """Lower bounds on the turn cost and on the U-turns of any closed walk from ``start`` over the
+    passes ``traversals`` (walking, ``directed`` False: each either way). At every node the walk
+    pairs each arrival with a departure; a node where every pairing turns round (a dead end, or a
+    street walked there and back) forces a U-turn, except at the start, where the walk ends."""
+    if not traversals:
+        return TurnBounds(0, 0)
+    out_b, in_b = net.bearings()
+    return _pair_nodes(*_ends(net, traversals, directed, out_b, in_b), start)[1]
+
+
+def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
+                  out_b: np.ndarray, in_b: np.ndarray) -> tuple[list[Traversal], TurnBounds]:
+    """A closed walk from ``start`` over every item, with few U-turns and turns; and lower bounds
+    on the turn cost (turns + 2 × U-turns) and the U-turns of any closed walk over the same items.
+
+    ``out_b``, ``in_b``: the network's bearings. Walking (``directed`` False) items may be walked
+    either way; driving items keep their direction. How: docs/routing.md, step "circuit".
+    """
+    m = len(items)
+    if m == 0:
+        return [], TurnBounds(0, 0)
+    node, lb, is_in = _ends(net, items, directed, out_b, in_b)
+    partner, bounds = _pair_nodes(node, lb, is_in, start)
     _join_trails(partner, node, lb, is_in)
+    if _count_uturns(partner, lb, node, start) > bounds.uturns:
+        _fewer_uturns(partner, node, lb, is_in, start)
     # Begin at the start, breaking its dearest transition (the route starts and ends there).
     here = np.flatnonzero(node == start)
     if len(here) == 0:
@@ -140,7 +189,13 @@ def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direct
         dep = pl[arrive]
     if len(circuit) != m:
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
-    return circuit, bound
+    return circuit, bounds
+
+
+def _count_uturns(partner: np.ndarray, lb: np.ndarray, node: np.ndarray, start: int) -> int:
+    """U-turns the pairing ``partner`` makes (one at the start is where the route begins and ends)."""
+    u = _turn_dev(lb, lb[partner]) >= UTURN_DEG  # each transition counted from both its ends
+    return max(int(u.sum()) // 2 - bool(u[node == start].any()), 0)
 
 
 def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: np.ndarray | None) -> None:
@@ -200,4 +255,98 @@ def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: n
             offers(x, nt, sorted(alive[x]))
     if trails.n_subsets > 1:
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
+    partner[:] = pl
+
+
+def _trail_of(pl: list[int]) -> list[int]:
+    """The closed trail (0, 1, …) of every item end under the pairing ``pl``."""
+    tid = [-1] * len(pl)
+    k = 0
+    for s in range(len(pl)):
+        if tid[s] >= 0:
+            continue
+        e = s
+        while tid[e] < 0:
+            tid[e] = tid[e ^ 1] = k
+            e = pl[e ^ 1]
+        k += 1
+    return tid
+
+
+def _fewer_uturns(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: np.ndarray | None,
+                  start: int) -> None:
+    """Take out U-turns the joining of trails left (in place, keeping one closed trail).
+
+    Re-pair a U-turn transition with another at its node crosswise; when that splits the circuit
+    in two, join the two again by the cheapest crosswise re-pairing at a node both pass; keep the
+    pair of changes when together they lower the order cost (one U-turn at the start is free: the
+    route begins and ends there instead). Each kept change lowers it, so this ends.
+    """
+    pl = partner.tolist()
+    nodes = node.tolist()
+
+    def cost(a: int, b: int) -> float:
+        dev = _turn_dev(lb[a], lb[b])
+        return float(_order_cost(dev, _turn_cost(dev)))
+
+    def is_u(a: int, b: int) -> bool:
+        return bool(_turn_dev(lb[a], lb[b]) >= UTURN_DEG)
+
+    def change(x: int, old: tuple, new: tuple, su: int) -> tuple[float, int]:
+        """Order cost added by re-pairing ``old`` as ``new`` at node x; U-turns at the start after it."""
+        d = sum(cost(*p) for p in new) - sum(cost(*p) for p in old)
+        if x != start:
+            return d, su
+        su2 = su - sum(is_u(*p) for p in old) + sum(is_u(*p) for p in new)
+        return d - UTURN_WEIGHT * ((su2 >= 1) - (su >= 1)), su2
+
+    def options(t: tuple[int, int], u: tuple[int, int]) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        (a, b), (c, d) = t, u
+        return [((a, d), (c, b))] if is_in is not None else [((a, d), (c, b)), ((a, c), (b, d))]
+
+    def transitions() -> dict[int, list[tuple[int, int]]]:
+        by_node: dict[int, list[tuple[int, int]]] = {}
+        for a in range(len(pl)):
+            if is_in is None and a < pl[a] or is_in is not None and is_in[a]:
+                by_node.setdefault(nodes[a], []).append((a, pl[a]))
+        return by_node
+
+    def pair(new: tuple[tuple[int, int], ...]) -> None:
+        for p, q in new:
+            pl[p], pl[q] = q, p
+
+    def attempt(by_node: dict[int, list[tuple[int, int]]], su: int) -> bool:
+        for x, ts in by_node.items():
+            for t in ts:
+                if not is_u(*t) or x == start and su <= 1:
+                    continue  # (a single U-turn at the start is never made)
+                for u in ts:
+                    for new in options(t, u) if u != t else []:
+                        d1, su1 = change(x, (t, u), new, su)
+                        if d1 >= -0.5:  # not a U-turn fewer
+                            continue
+                        pair(new)
+                        tid = _trail_of(pl)
+                        if max(tid) == 0:
+                            return True
+                        best = None
+                        for y, vs in transitions().items():
+                            one = [v for v in vs if tid[v[0]] == 0]
+                            for v in one:
+                                for w in (w for w in vs if tid[w[0]] == 1):
+                                    for new2 in options(v, w):
+                                        d2, _ = change(y, (v, w), new2, su1)
+                                        if best is None or d2 < best[0]:
+                                            best = (d2, new2)
+                        if best is not None and d1 + best[0] < -1e-9:
+                            pair(best[1])
+                            return True
+                        pair((t, u))  # undo
+        return False
+
+    for _ in range(len(pl)):
+        by_node = transitions()
+        su = sum(is_u(*t) for t in by_node.get(start, []))
+        if not attempt(by_node, su):
+            break
     partner[:] = pl

@@ -382,15 +382,16 @@ def _undirected_bound(task: _Task, sol: _Solution) -> None:
 
 
 def _circuit(task: _Task, sol: _Solution, lower: float) -> tuple[CoverageRoute, int]:
-    """The one closed route in few turns, and the lower bound on its turn cost."""
+    """The one closed route in few U-turns and turns, and the lower bound on its turn cost."""
     net = task.net
     out_b, in_b = net.bearings()
-    circuit, turn_bound = euler_circuit(net, sol.items, task.start_node, task.directed, out_b, in_b)
-    whole = make_route(net, task.mode, task.start_node, circuit, set(task.req_idx.tolist()), lower)
+    circuit, bounds = euler_circuit(net, sol.items, task.start_node, task.directed, out_b, in_b)
+    whole = make_route(net, task.mode, task.start_node, circuit, set(task.req_idx.tolist()), lower,
+                       uturn_bound=bounds.uturns)
     if sol.exact:
         # Proven optimal: the bound and the length are the same number up to rounding.
         whole.lower_bound_m = min(whole.lower_bound_m, whole.length_m)
-    return whole, turn_bound
+    return whole, bounds.turn_cost
 
 
 def _share_out(task: _Task, whole: CoverageRoute, workers: int, lower: float
@@ -420,7 +421,12 @@ def _stats(task: _Task, sol: _Solution, whole: CoverageRoute, turn_bound: int, u
         "deadhead_m": whole.length_m - required_m,
         "deadhead_share": (whole.length_m - required_m) / whole.length_m if whole.length_m else 0.0,
         "turns": whole.n_turns,
+        # U-turns: at dead ends (unavoidable), elsewhere, and the fewest any order of the passes makes.
         "uturns": whole.n_uturns,
+        "uturns_dead_end": whole.n_uturns_dead_end,
+        "uturns_other": whole.n_uturns - whole.n_uturns_dead_end,
+        "uturns_per_km": whole.uturns_per_km,
+        "uturn_bound": whole.uturn_bound,
         "turns_per_km": whole.n_turns / (whole.length_m / 1000) if whole.length_m else 0.0,
         # Turns + 2 × U-turns, and a lower bound on it for any order of the same passes.
         "turn_cost": whole.n_turns + TURN_COST_U * whole.n_uturns,

@@ -44,6 +44,26 @@ def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, i
     return int(np.sum((d >= TURN_DEG) & (d < UTURN_DEG))), int(np.sum(d >= UTURN_DEG))
 
 
+def uturn_nodes(net: StreetNetwork, traversals: list[Traversal]) -> np.ndarray:
+    """The node of each U-turn (heading change of 150° or more) along a sequence of traversals."""
+    if len(traversals) < 2:
+        return np.zeros(0, dtype=np.int64)
+    out_b, in_b = net.bearings()
+    e = np.array([t.edge for t in traversals])
+    f = np.array([t.forward for t in traversals])
+    dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)
+    arr = np.where(f, in_b[e], (out_b[e] + 180) % 360)
+    d = np.abs((dep[1:] - arr[:-1] + 180) % 360 - 180)
+    at = np.where(f[:-1], net.edge_v[e[:-1]], net.edge_u[e[:-1]])
+    return at[d >= UTURN_DEG]
+
+
+def dead_ends(net: StreetNetwork) -> np.ndarray:
+    """Whether each node is a dead end: one street of the network ends there and none passes on."""
+    deg = np.bincount(np.concatenate([net.edge_u, net.edge_v]), minlength=net.n_nodes)
+    return deg == 1
+
+
 def route_line(net: StreetNetwork, traversals: list[Traversal]) -> LineString:
     """The route as one LineString in the network's metric CRS."""
     if not traversals:

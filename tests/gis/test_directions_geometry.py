@@ -165,7 +165,9 @@ def _route_checks(code, net, route, zh, en):
         ok = any(fits(m["action"], x) for x in spans)
         if not ok and m["action"] in ("slight_left", "slight_right") and abs(a) < 30 + TOL_DEG:
             side = 1 if m["action"] == "slight_right" else -1
-            ok = any(abs(b) <= abs(a) + 2.0 and side * (a - b) > 0 for b in others)
+            # The other way on is as straight (within 2°), on the other side or, as measured here,
+            # within 2° of the route's own heading (two ways leaving side by side).
+            ok = any(abs(b) <= abs(a) + 2.0 and side * (a - b) > -2.0 for b in others)
         if not ok:
             bad.append(f"{code}: stated {m['action']} at route index {i} but the walker turns {a:.0f}° "
                        f"(across the kink: {[round(x) for x in spans]})")
