@@ -56,6 +56,8 @@ class SheetRoute:
     notes: list[str] = field(default_factory=list)
     shift: int = 0  # 1…shifts when the grid's coverage is cut into shifts, else 0
     shifts: int = 0
+    uturns: int | None = None  # U-turns along the route (None: not known)
+    uturns_dead_end: int | None = None  # of them, at dead ends
 
 
 def _font() -> str:
@@ -430,6 +432,13 @@ def write_route_sheet(
     return path
 
 
+def uturn_text(uturns: int, dead_end: int | None, lang: str) -> str:
+    """The sheet header's U-turn count: 掉头 N 次（其中断头路 D 次） / U-turns N (D at dead ends)."""
+    if lang == "zh":
+        return f"掉头 {uturns} 次" + (f"（其中断头路 {dead_end} 次）" if uturns and dead_end is not None else "")
+    return f"U-turns {uturns}" + (f" ({dead_end} at dead ends)" if uturns and dead_end is not None else "")
+
+
 def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame | None, lang: str, font: str,
                 tz: str) -> None:
     """Draw one route's sheet (its map page and as many direction pages as it takes)."""
@@ -458,7 +467,13 @@ def _draw_sheet(c: canvas.Canvas, route: SheetRoute, streets: gpd.GeoDataFrame |
     if route.lower_bound_m:
         gap = (route.length_m - route.lower_bound_m) / route.lower_bound_m if route.lower_bound_m else 0.0
         info.append(f"{L['lower']} {format_distance(route.lower_bound_m, lang)} ({L['gap']} {gap * 100:.1f}%)")
-    c.drawString(margin, height - margin - 24, "   ".join(info))
+    if route.uturns is not None:
+        info.append(uturn_text(route.uturns, route.uturns_dead_end, lang))
+    line = "   ".join(info)
+    # A long header (worker, bound and U-turns) shrinks to the page's width instead of running off it.
+    c.setFont(font, max(6.5, min(9.0, 9.0 * (width - 2 * margin) / pdfmetrics.stringWidth(line, font, 9))))
+    c.drawString(margin, height - margin - 24, line)
+    c.setFont(font, 9)
     if route.synthetic:
         c.setFillColor(colors.Color(0.8, 0.0, 0.0))
         c.drawRightString(width - margin, height - margin - 8, L["synthetic"])

@@ -181,6 +181,16 @@ def _explain_islands(store: Store, islands: list[dict[str, Any]], mode: str) -> 
                              f"{gx:.5f},{gy:.5f}) or confirm it is a closed compound, then import again")
 
 
+def _uturn_figures(routes: Sequence[CoverageRoute]) -> dict[str, Any]:
+    """U-turns of ``routes`` together: all, at dead ends, elsewhere, per km, and their lower bound
+    (the fewest any order of the same passes makes: a dead end forces one)."""
+    n = sum(r.n_uturns for r in routes)
+    dead = sum(r.n_uturns_dead_end for r in routes)
+    km = sum(r.length_m for r in routes) / 1000
+    return {"uturns": n, "uturns_dead_end": dead, "uturns_other": n - dead,
+            "uturns_per_km": n / km if km > 0 else 0.0, "uturn_bound": sum(r.uturn_bound for r in routes)}
+
+
 def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFrame:
     rows = []
     for r in plan.routes:
@@ -189,7 +199,7 @@ def _route_rows(t: Target, plan: CoveragePlan, synthetic: bool) -> gpd.GeoDataFr
             # Shifts are one worker's: the routes of several workers are something else.
             "worker_index": r.worker_index, "workers": 1 if "shifts" in plan.stats else len(plan.routes),
             "gap": r.gap if len(plan.routes) == 1 else None,
-            "plan_gap": plan.gap, "exact": plan.exact, "turns": r.n_turns, "uturns": r.n_uturns,
+            "plan_gap": plan.gap, "exact": plan.exact, "turns": r.n_turns, **_uturn_figures([r]),
             "islands": plan.islands, "warnings": plan.warnings, "start_snap_m": plan.start_snap_m,
             "grid_required_m": plan.required_m, "synthetic": synthetic, "worker": t.worker,
             "shifts": len(plan.routes) if "shifts" in plan.stats else 1, "shift_plan": plan.stats.get("shifts"),
@@ -280,7 +290,7 @@ def plan_routes(
         outcomes.append(PlanOutcome(t.code, True, {
             "grid": t.code, "mode": mode, "routes": len(plan.routes), "length_m": plan.length_m,
             "required_m": plan.required_m, "lower_bound_m": plan.lower_bound_m, "gap": plan.gap,
-            "exact": plan.exact, "turns_per_km": plan.stats["turns_per_km"],
+            "exact": plan.exact, "turns_per_km": plan.stats["turns_per_km"], **_uturn_figures(plan.routes),
             "deadhead_share": plan.stats["deadhead_share"], "islands": len(plan.islands),
             "unreachable_m": plan.stats["unreachable_m"], "warnings": plan.warnings,
             "balance": plan.stats.get("balance"), "hot_covered_share": plan.stats.get("hot_covered_share"),
@@ -459,6 +469,8 @@ def sheet_route(store: Store, row: pd.Series, *, lang: str = "zh") -> SheetRoute
         lower_bound_m=float(row["lower_bound_m"] or 0) if stats.get("workers", 1) == 1 and n_shifts == 1 else None,
         grid=grid_geom, worker=worker if isinstance(worker, str) else None, worker_index=int(row["worker_index"]),
         synthetic=bool(stats.get("synthetic")), notes=notes,
+        uturns=int(stats["uturns"]) if "uturns" in stats else None,
+        uturns_dead_end=int(stats["uturns_dead_end"]) if "uturns_dead_end" in stats else None,
         shift=int(row.get("shift") or 1) if n_shifts > 1 else 0, shifts=n_shifts if n_shifts > 1 else 0,
     )
 

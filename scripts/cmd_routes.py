@@ -8,7 +8,6 @@ import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
 
-
 CRS_HELP = "Coordinates typed or in files without a CRS: wgs84, gcj02 (高德/腾讯), bd09 (百度) or EPSG:n"
 
 
@@ -97,7 +96,8 @@ def plan_routes_cmd(
     for o in outcomes:
         if not o.ok:
             rows.append({"grid": o.code, "routes": "-", "length_m": "-", "required_m": "-", "lower_bound_m": "-",
-                         "gap": "-", "turns/km": "-", "note": o.error})
+                         "gap": "-", "turns/km": "-", "uturns": "-", "dead_end": "-", "uturns_min": "-",
+                         "uturns/km": "-", "note": o.error})
             continue
         s = o.summary
         note = "; ".join(s["warnings"]) if s["warnings"] else ("optimal" if s["exact"] else "bounded")
@@ -105,8 +105,11 @@ def plan_routes_cmd(
             note += f"; longest/mean {s['balance']:.3f}"
         rows.append({"grid": o.code, "routes": s["routes"], "length_m": f"{s['length_m']:.0f}",
                      "required_m": f"{s['required_m']:.0f}", "lower_bound_m": f"{s['lower_bound_m']:.0f}",
-                     "gap": f"{s['gap'] * 100:.2f}%", "turns/km": f"{s['turns_per_km']:.1f}", "note": note})
-    print_table(rows, title=f"{mode} routes")
+                     "gap": f"{s['gap'] * 100:.2f}%", "turns/km": f"{s['turns_per_km']:.1f}", "uturns": s["uturns"],
+                     "dead_end": s["uturns_dead_end"], "uturns_min": s["uturn_bound"],
+                     "uturns/km": f"{s['uturns_per_km']:.2f}", "note": note})
+    print_table(rows, title=f"{mode} routes (uturns: 掉头; dead_end: of them at dead ends; uturns_min: the fewest "
+                            "any order of the same passes makes)")
     shift_rows = [{"grid": o.code, "shifts": o.summary["shifts"]["shifts"],
                    "minutes": " / ".join(f"{t / 60:.0f}" for t in o.summary["shifts"]["shift_s"]),
                    "whole_min": f"{o.summary['shifts']['whole_s'] / 60:.0f}",

@@ -206,3 +206,48 @@ def test_empty_points_file_is_a_clear_error(nanjing, tmp_path):
     with pytest.raises(InputError, match="empty"):
         plan_visit_route(nanjing, blank)
     assert nanjing.count("routes") == 0
+
+
+def test_uturns_are_reported_per_route_on_the_sheet_and_in_the_plan_table(nanjing, store_url, tmp_path):
+    """Every stored route says its U-turns (all, at dead ends, elsewhere, per km, the fewest
+    possible); the sheet's header and plan-routes' table show them."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = plan_routes(nanjing, [Target("NJ-1", AREA)], mode="walk", workers=2, time_limit_s=10)
+    rows = read_routes(nanjing, "NJ-1")
+    stats = [json.loads(s) for s in rows["stats_json"]]
+    for st, length in zip(stats, rows["length_m"]):
+        assert st["uturns"] == st["uturns_dead_end"] + st["uturns_other"]
+        assert st["uturns_per_km"] == pytest.approx(st["uturns"] / (length / 1000))
+        assert 0 <= st["uturn_bound"] <= st["uturns"]
+    s = out[0].summary
+    assert s["uturns"] == sum(st["uturns"] for st in stats) and s["uturn_bound"] == sum(st["uturn_bound"] for st in stats)
+    assert any(st["uturns_dead_end"] for st in stats), "the area has dead ends: some route turns round in one"
+    def sheet_text(w: int, lang: str) -> str:
+        pdf = tmp_path / f"{w}-{lang}.pdf"
+        print_route(nanjing, "NJ-1", pdf, worker_index=w, lang=lang)
+        return subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+
+    for w, st in zip(rows["worker_index"].astype(int), stats):
+        zh, en = sheet_text(w, "zh"), sheet_text(w, "en")
+        if st["uturns"]:
+            assert f"掉头 {st['uturns']} 次（其中断头路 {st['uturns_dead_end']} 次）" in zh
+            assert f"U-turns {st['uturns']} ({st['uturns_dead_end']} at dead ends)" in en
+        else:
+            assert "掉头 0 次" in zh and "U-turns 0" in en
+    # The command's table: columns uturns, dead_end, uturns_min, uturns/km with the plan's figures.
+    poly = tmp_path / "area.geojson"
+    gpd.GeoDataFrame({"code": ["NJ-1"]}, geometry=[AREA], crs=4326).to_file(poly, driver="GeoJSON")
+    exe = str(Path(sys.executable).with_name("gridpatrol"))
+    p = subprocess.run([exe, "--db", store_url, "plan-routes", "--polygon", str(poly)], capture_output=True, text=True,
+                       timeout=300, env={**os.environ, "COLUMNS": "250"})
+    assert p.returncode == 0, p.stderr
+    st = json.loads(read_routes(nanjing, "NJ-1").iloc[0]["stats_json"])
+    head = next(line for line in p.stdout.splitlines() if "grid" in line and "uturns" in line)
+    assert [c.strip() for c in head.strip("┃│ ").split("┃")][-5:-1] == ["uturns", "dead_end", "uturns_min", "uturns/km"]
+    row = next(line for line in p.stdout.splitlines() if "NJ-1" in line)
+    cells = [c.strip() for c in row.strip("│ ").split("│")]
+    assert cells[-5:-1] == [str(st["uturns"]), str(st["uturns_dead_end"]), str(st["uturn_bound"]), f"{st['uturns_per_km']:.2f}"]
