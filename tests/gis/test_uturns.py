@@ -1,0 +1,195 @@
+"""U-turns of coverage routes, checked against computations made here, not by gis.routing.
+
+- Small pieces of Chengdu's real streets, walking and driving: every order of the route's own
+  passes (every Euler circuit: at each node every pairing of arrivals with departures that makes
+  one closed walk) is tried, and the route makes the fewest U-turns any of them makes, never
+  fewer than its stated lower bound.
+- Every grid of 锦江区 as our partitioner draws it: along each route, the places where the heading
+  turns round (150° or more, from the street geometry) are counted, and those where only one
+  street ends (a dead end, from the coordinates of every street of the city); the route's figures
+  say the same, and the U-turns are never fewer than the bound.
+"""
+from __future__ import annotations
+
+import itertools
+import shutil
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.osm import read_osm
+from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.streets import street_network
+from gridpatrol.layers.grids import read_grids
+from gridpatrol.layers.store import open_store
+from shapely.geometry import box
+
+from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
+from tests.conftest import data_path
+from tests.store_cache import cached_gpkg
+
+ENUMERATE_UP_TO = 100_000  # transition systems per route tried exhaustively
+UTURN = 30.0  # leaving along two ways within 30° of each other is turning round (a change of ≥ 150°)
+
+
+def _heading(p: np.ndarray, q: np.ndarray) -> float:
+    d = q - p
+    return float(np.degrees(np.arctan2(d[0], d[1])))
+
+
+def leave_headings(xy: np.ndarray) -> tuple[float, float]:
+    """Heading leaving the line's first point along it, and leaving its last point back along it
+    (the nearest vertex apart from the end, so a repeated point does not count)."""
+    a = next((p for p in xy[1:] if np.hypot(*(p - xy[0])) > 1e-9), xy[-1])
+    b = next((p for p in xy[-2::-1] if np.hypot(*(p - xy[-1])) > 1e-9), xy[0])
+    return _heading(xy[0], a), _heading(xy[-1], b)
+
+
+def is_uturn(h_arrived_along: float, h_leave: float) -> bool:
+    """Arriving along a way (``h_arrived_along``: heading leaving the node that way) and leaving by one
+    heading within 30° of it is a U-turn."""
+    return abs((h_leave - h_arrived_along + 180.0) % 360.0 - 180.0) <= UTURN
+
+
+def fewest_uturns_brute_force(net, traversals, start: int, directed: bool) -> int | None:
+    """Fewest U-turns of any closed walk from ``start`` over the passes ``traversals`` (walking:
+    either way along each), trying every transition system; None when there are too many."""
+    ends: dict[int, list[tuple[int, float, bool]]] = defaultdict(list)  # node → (item, heading, walk arrives by it)
+    for i, t in enumerate(traversals):
+        xy = np.asarray(net.edge_geom[t.edge].coords)
+        h_u, h_v = leave_headings(xy)
+        u, v = int(net.edge_u[t.edge]), int(net.edge_v[t.edge])
+        ends[u].append((i, h_u, not t.forward))
+        ends[v].append((i, h_v, t.forward))
+    choices = []  # per node: every pairing as [(arrival end, departure end)]
+    for x, es in ends.items():
+        if directed:
+            ins = [e for e in es if e[2]]
+            outs = [e for e in es if not e[2]]
+            choices.append([list(zip(ins, p)) for p in itertools.permutations(outs)])
+        else:
+            def pairings(rest):  # noqa: ANN001, ANN202
+                if not rest:
+                    yield []
+                    return
+                for k in range(1, len(rest)):
+                    for tail in pairings(rest[1:k] + rest[k + 1:]):
+                        yield [(rest[0], rest[k]), *tail]
+            choices.append(list(pairings(es)))
+    if np.prod([float(len(c)) for c in choices]) > ENUMERATE_UP_TO:
+        return None
+    starts = [k for k, x in enumerate(ends) if x == start]
+    best = None
+    n = len(traversals)
+    for system in itertools.product(*choices):
+        parent = list(range(n))
+
+        def find(a: int) -> int:
+            while parent[a] != a:
+                parent[a] = parent[parent[a]]
+                a = parent[a]
+            return a
+
+        for pairs in system:
+            for (i, _h, _a), (j, _g, _b) in pairs:
+                parent[find(i)] = find(j)
+        if len({find(i) for i in range(n)}) != 1:
+            continue
+        u = [sum(is_uturn(a[1], b[1]) for a, b in pairs) for pairs in system]
+        total = sum(u) - any(u[k] for k in starts)  # the walk begins and ends at the start
+        best = total if best is None else min(best, total)
+    return best
+
+
+@pytest.fixture(scope="module")
+def chengdu_roads():
+    return read_osm(data_path("chengdu", "chengdu.osm")).roads
+
+
+def small_pieces(roads, size_deg: float, n: int):
+    """n × n squares of ``size_deg`` spread over the extract (deterministic)."""
+    x0, y0, x1, y1 = roads.total_bounds
+    xs = np.linspace(x0 + 0.2 * (x1 - x0), x1 - 0.2 * (x1 - x0), n)
+    ys = np.linspace(y0 + 0.2 * (y1 - y0), y1 - 0.2 * (y1 - y0), n)
+    return [(f"{x:.4f},{y:.4f}", box(x, y, x + size_deg, y + size_deg)) for x in xs for y in ys]
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_route_makes_the_fewest_uturns_of_any_order_of_its_passes(chengdu_roads, mode):
+    city = street_network(chengdu_roads, mode=mode)
+    checked = with_uturns = 0
+    for label, poly in small_pieces(chengdu_roads, 0.0025, 9):
+        where = f"{mode} {label}"
+        try:
+            plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5)
+        except InputError:
+            continue  # no streets there
+        net, route = plan.network, plan.routes[0]
+        fewest = fewest_uturns_brute_force(net, route.traversals, plan.start_node, mode == "drive")
+        if fewest is None:
+            continue
+        assert route.uturn_bound <= fewest, f"{where}: bound {route.uturn_bound} above the fewest {fewest}"
+        assert route.n_uturns == fewest, f"{where}: {route.n_uturns} U-turns where {fewest} do"
+        assert plan.stats["uturn_bound"] == route.uturn_bound and plan.stats["uturns"] == route.n_uturns
+        checked += 1
+        with_uturns += fewest > 0
+    # Enough routes were tried, and many of them must turn round somewhere.
+    assert checked >= 20 and with_uturns >= 10, (checked, with_uturns)
+
+
+@pytest.fixture(scope="module")
+def jinjiang(tmp_path_factory):
+    path = tmp_path_factory.mktemp("jinjiang") / "grids.gpkg"
+    shutil.copyfile(cached_gpkg("jinjiang-district-seed1", jinjiang_district_seed1, jinjiang_inputs()), path)
+    store = open_store(f"gpkg:///{path}")
+    try:
+        grids = read_grids(store, None)
+        roads = store.read_layer("roads")
+    finally:
+        store.dispose()
+    return roads, list(zip(grids["code"].astype(str), grids.geometry))
+
+
+def turnarounds(net, traversals) -> list[np.ndarray]:
+    """Where the route turns round (metric coordinates), from the street geometry alone."""
+    out = []
+    for t0, t1 in zip(traversals[:-1], traversals[1:]):
+        a = np.asarray(net.edge_geom[t0.edge].coords)
+        b = np.asarray(net.edge_geom[t1.edge].coords)
+        a, b = (a if t0.forward else a[::-1]), (b if t1.forward else b[::-1])
+        back_along_a = leave_headings(a)[1]  # heading leaving the junction back along the way arrived by
+        if is_uturn(back_along_a, leave_headings(b)[0]):
+            out.append(a[-1])
+    return out
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_uturns_of_every_jinjiang_route_against_the_geometry(jinjiang, mode):
+    roads, grids = jinjiang
+    city = street_network(roads, mode=mode)
+    # How many streets of the city end at each point (both ends of every street, to the centimetre).
+    ends = np.vstack([np.asarray(g.coords)[[0, -1]] for g in city.edge_geom])
+    keys, counts = np.unique(np.round(ends, 2), axis=0, return_counts=True)
+    streets_ending = {tuple(k): int(c) for k, c in zip(keys.tolist(), counts.tolist())}
+    total = dead_total = routes = 0
+    for code, poly in grids:
+        where = f"{mode} grid {code}"
+        try:
+            plan = plan_coverage(city, poly, mode=mode, name=code, time_limit_s=5)
+        except InputError:
+            continue
+        for route in plan.routes:
+            spots = turnarounds(plan.network, route.traversals)
+            dead = sum(streets_ending[tuple(np.round(p, 2).tolist())] == 1 for p in spots)
+            assert route.n_uturns == len(spots), f"{where}: {route.n_uturns} U-turns stated, {len(spots)} made"
+            assert route.n_uturns_dead_end == dead, f"{where}: {route.n_uturns_dead_end} at dead ends stated, {dead}"
+            assert route.n_uturns >= route.uturn_bound, where
+            # Every pass into a dead end is a U-turn out of it (but where the route begins and ends).
+            assert route.uturn_bound >= dead - 1, where
+            assert plan.stats["uturns_other"] == route.n_uturns - dead, where
+            assert plan.stats["uturns_per_km"] == pytest.approx(len(spots) / (route.length_m / 1000)), where
+            total += len(spots)
+            dead_total += dead
+            routes += 1
+    assert routes >= 10 and dead_total > 0 and total > dead_total, (routes, total, dead_total)
