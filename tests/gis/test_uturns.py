@@ -193,3 +193,37 @@ def test_uturns_of_every_jinjiang_route_against_the_geometry(jinjiang, mode):
             dead_total += dead
             routes += 1
     assert routes >= 10 and dead_total > 0 and total > dead_total, (routes, total, dead_total)
+
+
+def test_nodes_with_many_ends_pair_for_the_fewest_uturns():
+    """A node with more ends than are enumerated (10 or 12 passes along 2–4 streets) is paired by
+    the matching: its U-turns are the fewest of every pairing, tried here, and so are the bounds."""
+    from gridpatrol.gis.routing.circuit import _pair_ends
+
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        n = int(rng.choice([10, 12]))
+        streets = rng.uniform(0, 360, rng.integers(2, 5))
+        lb = (rng.choice(streets, n) + rng.normal(0, 3, n)) % 360  # heading leaving the node along each pass
+        at_start = bool(rng.integers(0, 2))
+        pairs, turn_bound, u_bound = _pair_ends(lb, np.arange(n), None, at_start)
+        fewest, least_cost = None, None
+        for p in _pairings(list(range(n))):
+            dev = [abs((lb[b] - lb[a]) % 360 - 180) for a, b in p]
+            u = sum(d >= 150 for d in dev)
+            cost = [0 if d < 30 else 1 if d < 150 else 2 for d in dev]
+            u, c = u - (at_start and u > 0), sum(cost) - (max(cost) if at_start else 0)
+            fewest = u if fewest is None else min(fewest, u)
+            least_cost = c if least_cost is None else min(least_cost, c)
+        made = sum(abs((lb[b] - lb[a]) % 360 - 180) >= 150 for a, b in pairs)
+        assert made - (at_start and made > 0) == fewest == u_bound
+        assert turn_bound <= least_cost
+
+
+def _pairings(rest: list[int]):
+    if not rest:
+        yield []
+        return
+    for k in range(1, len(rest)):
+        for tail in _pairings(rest[1:k] + rest[k + 1:]):
+            yield [(rest[0], rest[k]), *tail]
