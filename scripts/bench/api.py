@@ -329,6 +329,7 @@ def http_run(dsn: str, base: str, load) -> LoadResult:  # noqa: ANN001
     before = serving_cpu(dsn, port)
     res = asyncio.run(load)
     after = serving_cpu(dsn, port)
+    print(f"CPU counted over {len(after)} processes (server and its database backends)", file=sys.stderr)
     return res._replace(other_cpu_s=sum(v - before.get(pid, 0.0) for pid, v in after.items()))
 
 
