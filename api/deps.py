@@ -19,6 +19,7 @@ from gridpatrol.api.config import Settings
 from gridpatrol.api.errors import RETRY_AFTER_S
 from gridpatrol.gis.errors import StoreError
 from gridpatrol.layers import users
+from gridpatrol.layers.features import PAGE_SETTINGS
 from gridpatrol.layers.models import MAX_ID
 from gridpatrol.layers.store import Store
 from gridpatrol.layers.users import ANONYMOUS, Principal
@@ -243,7 +244,10 @@ class PgPool:
 
     @staticmethod
     async def _configure(conn: Any) -> None:
-        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        # The OGC item pages' settings (times in UTC, no JIT, no parallel workers) suit every
+        # one-statement read of this pool; the map click's statement writes its times itself.
+        for key, value in {"plan_cache_mode": "force_generic_plan", **PAGE_SETTINGS}.items():
+            await conn.execute(f"SET {key} = '{value}'")
 
     async def open(self) -> None:
         """Open the pool (once; later calls return at once)."""

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from gridpatrol.api.auth import (
     PUBLIC_LAYERS,
@@ -17,7 +18,7 @@ from gridpatrol.api.auth import (
     layer_filter,
     visible_layers,
 )
-from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep
+from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep, pg_pool
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.layers import features
 from gridpatrol.layers.store import Store
@@ -270,7 +271,7 @@ def query_items(store: Store, principal, layer: str, **query: Any) -> tuple[list
 
 
 @router.get("/collections/{layer}/items", summary="Features of a collection (GeoJSON, paged)")
-def items(
+async def items(
     layer: str,
     request: Request,
     store: StoreDep,
@@ -304,9 +305,15 @@ def items(
     after = matched = None
     if cursor is not None:
         after, matched = read_cursor(settings.secret_key, layer, params, cursor)
-    feats, counted, returned, last = features.items_page(
-        store, layer, **_view(store, principal, layer), bbox=box, time_range=trange, equals=equals, limit=page,
-        offset=offset, after=after, count=cursor is None)
+    query = {**_view(store, principal, layer), "bbox": box, "time_range": trange, "equals": equals, "limit": page,
+             "offset": offset, "after": after, "count": cursor is None}
+    pool = pg_pool(request.app)
+    if pool is not None:
+        # PostGIS: one prepared statement on the event loop's pool (no worker thread, one round trip).
+        sql, values = features.page_statement(store, layer, **query)
+        feats, counted, returned, last = features.page_result(await pool.fetchone(sql, values), page)
+    else:
+        feats, counted, returned, last = await run_in_threadpool(lambda: features.items_page(store, layer, **query))
     if cursor is None:
         matched = counted
     base = f"{_base(request)}/ogc/collections/{layer}/items"

@@ -183,10 +183,25 @@ def query_items(store: Store, layer: str, *, role_where: ColumnElement[bool] | N
     return _features(rows), matched
 
 
-def _page_sql(store: Store, layer: str, *, role_where: ColumnElement[bool] | None, hidden: Collection[str],
-              bbox: Box | None, time_range: TimeRange | None, equals: dict[str, str] | None,
-              limit: int, offset: int, after: int | None, count: bool) -> tuple[str, int | None, int, int | None]:
-    """:func:`items_page` on PostGIS, the features built as GeoJSON text in the database in one statement.
+def _properties_sql(table: Table, hidden: Collection[str]) -> str:
+    """SQL of a row's properties (alias ``p``) as jsonb: every visible column but id and geometry.
+
+    The same text ``to_jsonb(p) - ARRAY[…]`` gives (each value converted alike, keys sorted as
+    jsonb sorts them), without converting the geometry to GeoJSON and parsing it only to drop it."""
+    pairs = [f"'{c.name}', p.\"{c.name}\"" for c in visible_columns(table, hidden) if c.name != "id"]
+    if not pairs:
+        return "'{}'::jsonb"
+    # jsonb_build_object takes at most 100 arguments (50 pairs).
+    return " || ".join(f"jsonb_build_object({', '.join(pairs[i:i + 50])})" for i in range(0, len(pairs), 50))
+
+
+def page_statement(store: Store, layer: str, *, role_where: ColumnElement[bool] | None = None,
+                   hidden: Collection[str] = (), bbox: Box | None = None, time_range: TimeRange | None = None,
+                   equals: dict[str, str] | None = None, limit: int = 100, offset: int = 0,
+                   after: int | None = None, count: bool = True) -> tuple[str, dict[str, Any]]:
+    """:func:`items_page` on PostGIS as one statement and its (psycopg) parameters: the features
+    built as GeoJSON text in the database. Run it with :data:`PAGE_SETTINGS` (times in UTC) and
+    read its one row with :func:`page_result`.
 
     Coordinates keep 15 decimals (they read back as the same doubles); times are RFC 3339 in UTC."""
     table = store.table(layer)
@@ -205,12 +220,11 @@ def _page_sql(store: Store, layer: str, *, role_where: ColumnElement[bool] | Non
         # at a million rows) ANDed with the GiST bitmap costs more than the GiST matches sorted.
         seek, params["gp_after"] = f" AND id{' + 0' if bbox is not None else ''} > %(gp_after)s", int(after)
     name = table.name
-    # The geometry, the id (the feature's own) and the hidden fields (plain column names of the
-    # model) are taken out of the properties.
-    drop = ", ".join(f"'{c}'" for c in sorted({"geom", "id", *hidden}))
-    # Text, not json values: the geometry is not parsed again on the way.
+    # Text, not json values: the geometry is not parsed again on the way. The id is the
+    # feature's own; the hidden fields are left out.
     feature = ("'{\"type\": \"Feature\", \"id\": ' || p.id || ', \"geometry\": ' || "
-               f"COALESCE(ST_AsGeoJSON(p.geom, 15), 'null') || ', \"properties\": ' || (to_jsonb(p) - ARRAY[{drop}]) || '}}'")
+               f"COALESCE(ST_AsGeoJSON(p.geom, 15), 'null') || ', \"properties\": ' || "
+               f"({_properties_sql(table, hidden)}) || '}}'")
     body = (f"(SELECT '[' || COALESCE(string_agg({feature}, ', ' ORDER BY p.id), '') || ']' "
             f"FROM {name} p WHERE p.id IN (SELECT id FROM pg WHERE n <= %(gp_limit)s - 1))")
     last = "(SELECT max(id) FROM pg WHERE n <= %(gp_limit)s - 1)"
@@ -228,15 +242,28 @@ def _page_sql(store: Store, layer: str, *, role_where: ColumnElement[bool] | Non
         sql = (f"WITH pg AS MATERIALIZED (SELECT id, row_number() OVER (ORDER BY id) AS n FROM "
                f"(SELECT id FROM {name} WHERE {cond}{seek} ORDER BY id LIMIT %(gp_limit)s OFFSET %(gp_offset)s) s) "
                f"SELECT {counted}, (SELECT count(*) FROM pg), {last}, {body}")
-    with store.engine.connect() as conn:
-        conn.exec_driver_sql("SET LOCAL TimeZone = 'UTC'")
-        # A page is 100-odd rows: compiling it (JIT, 40 ms at a cost above jit_above_cost) or
-        # starting parallel workers (while 31 other clients wait for the cores) never pays.
-        conn.exec_driver_sql("SET LOCAL jit = off")
-        conn.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-        matched, fetched, last_id, features = conn.exec_driver_sql(sql, params).one()
+    return sql, params
+
+
+# The session settings :func:`page_statement` runs with. Times are written in UTC. A page is
+# 100-odd rows: compiling it (JIT, 40 ms at a cost above jit_above_cost) or starting parallel
+# workers (while the other clients wait for the cores) never pays.
+PAGE_SETTINGS = {"TimeZone": "UTC", "jit": "off", "max_parallel_workers_per_gather": "0"}
+
+
+def page_result(row: tuple, limit: int) -> tuple[str, int | None, int, int | None]:
+    """:func:`items_page`'s answer from the row of :func:`page_statement`."""
+    matched, fetched, last_id, feats = row
     matched = None if matched is None or matched > EXACT_COUNT_MAX else int(matched)
-    return features, matched, min(int(fetched), int(limit)), int(last_id) if int(fetched) > int(limit) else None
+    return feats, matched, min(int(fetched), int(limit)), int(last_id) if int(fetched) > int(limit) else None
+
+
+def _page_sql(store: Store, layer: str, **kw: Any) -> tuple[str, int | None, int, int | None]:
+    sql, params = page_statement(store, layer, **kw)
+    with store.engine.connect() as conn:
+        for key, value in PAGE_SETTINGS.items():
+            conn.exec_driver_sql(f"SET LOCAL {key} = '{value}'")
+        return page_result(conn.exec_driver_sql(sql, params).one(), kw["limit"])
 
 
 def items_page(store: Store, layer: str, *, role_where: ColumnElement[bool] | None = None,

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import httpx
+from gridpatrol.scripts.bench.common import cpu_seconds, serving_pids
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
@@ -111,7 +112,8 @@ def stats(name: str, impl: str, res: LoadResult, server_ms: list[float] | None =
     q = statistics.quantiles(lat_s, n=100) if len(lat_s) >= 2 else [lat_s[0]] * 99
     row = {"operation": name, "implementation": impl, "requests": len(lat_s), "errors": res.errors,
            "req/s": len(lat_s) / res.wall, "p50 ms": q[49] * 1000, "p95 ms": q[94] * 1000, "p99 ms": q[98] * 1000,
-           "server p50/p95 ms": "–", "client CPU": f"{res.client_cpu:.0%}"}
+           "server p50/p95 ms": "–", "client CPU": f"{res.client_cpu:.0%}",
+           "CPU ms/request": (res.other_cpu_s + res.client_cpu * res.wall) / max(1, len(lat_s)) * 1000}
     if server_ms and len(server_ms) >= 2:
         sq = statistics.quantiles(server_ms, n=100)
         row["server p50/p95 ms"] = f"{sq[49]:.1f} / {sq[94]:.1f}"
@@ -140,6 +142,7 @@ class LoadResult(NamedTuple):
     wall: float
     errors: int
     client_cpu: float
+    other_cpu_s: float = 0.0  # CPU time of the server processes and/or database backends serving the run
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool]:
@@ -271,12 +274,14 @@ async def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> 
                 errors += 1
             lat.append(time.perf_counter() - t)
 
-    cpu0, t0 = time.process_time(), time.perf_counter()
+    pids = [c.info.backend_pid for c in conns]
+    cpu0, t0, db0 = time.process_time(), time.perf_counter(), cpu_seconds(pids)
     await asyncio.gather(*[worker(c) for c in conns])
     wall = time.perf_counter() - t0
+    db = cpu_seconds(pids) - db0
     for c in conns:
         await c.close()
-    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
+    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall, db)
 
 
 # What a pg_featureserv-style server runs for the same click: cameras within reach with the
@@ -293,6 +298,39 @@ SELECT id, category FROM incidents WHERE geom && ST_Expand(ST_SetSRID(ST_MakePoi
 SELECT code, worker FROM grids WHERE plan_id = (SELECT max(id) FROM grid_plans) AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(%(lon)s, %(lat)s), 4326)) LIMIT 1"""
 ITEMS_SQL = """SELECT id, code, ST_AsGeoJSON(geom) FROM cameras
  WHERE geom && ST_MakeEnvelope(%(x0)s, %(y0)s, %(x1)s, %(y1)s, 4326) ORDER BY id LIMIT 100 OFFSET %(off)s"""
+
+
+def items_all_sql() -> str:
+    """The items query as pg_featureserv writes it: every property column and the geometry as
+    GeoJSON (15 decimals, as ours), no count."""
+    from gridpatrol.layers.models import LAYERS
+
+    cols = ", ".join(c.name for c in LAYERS["cameras"].__table__.columns if c.name not in ("id", "geom"))
+    return ITEMS_SQL.replace("id, code, ST_AsGeoJSON(geom)", f"id, ST_AsGeoJSON(geom, 15), {cols}")
+
+
+APP_NAME = "gridpatrol-bench-api"  # the server's database connections, to count their CPU
+
+
+def serving_cpu(dsn: str, port: int) -> dict[int, float]:
+    """CPU time (s) so far of each process serving the API: the server's and its database backends'."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        backends = [r[0] for r in conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %s", (APP_NAME,))]
+    return {pid: cpu_seconds([pid]) for pid in [*serving_pids(port), *backends]}
+
+
+def http_run(dsn: str, base: str, load) -> LoadResult:  # noqa: ANN001
+    """``asyncio.run(load)`` with the CPU the server and its backends used during it (processes
+    started meanwhile count from 0)."""
+    port = int(base.rsplit(":", 1)[1])
+    before = serving_cpu(dsn, port)
+    res = asyncio.run(load)
+    after = serving_cpu(dsn, port)
+    print(f"CPU counted over {len(after)} processes (server and its database backends)", file=sys.stderr)
+    return res._replace(other_cpu_s=sum(v - before.get(pid, 0.0) for pid, v in after.items()))
 
 
 def main() -> None:
@@ -324,7 +362,8 @@ def main() -> None:
     rows = []
     load0 = os.getloadavg()[0]
     try:
-        with running_server(url, workers=args.workers) as base:
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with running_server(f"{url}&application_name={APP_NAME}", workers=args.workers) as base:
             token = httpx.post(base + "/auth/token", data={"username": "bench-dispatcher", "password": PASSWORD}).json()
             headers = {"Authorization": "Bearer " + token["access_token"]}
             x0, y0, x1, y1 = EXTRACT
@@ -333,7 +372,7 @@ def main() -> None:
             asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}" for x, y in pts[:200]], headers, 8))
             log = Path(os.environ.get("TMPDIR", "/tmp")) / f"gp-e2e-server-{base.rsplit(':', 1)[1]}.log"
             at = log.stat().st_size
-            res = asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}" for x, y in pts], headers, args.concurrency))
+            res = http_run(dsn, base, http_load(base, [f"/lookup?lon={x}&lat={y}" for x, y in pts], headers, args.concurrency))
             rows.append(stats("lookup (map click)", "gridpatrol API", res, server_durations(log, at, "/lookup")))
             # The same clicks past the fast path (api/routes/lookup.py declines a query with any other
             # parameter): the FastAPI route with its dependencies, what the fast path buys.
@@ -349,7 +388,7 @@ def main() -> None:
             paths = [f"/ogc/collections/cameras/items?bbox={a},{b},{c},{d}&limit=100&offset={o}" for a, b, c, d, o in boxes]
             asyncio.run(http_load(base, paths[:50], headers, 8))
             at = log.stat().st_size
-            res = asyncio.run(http_load(base, paths, headers, args.concurrency))
+            res = http_run(dsn, base, http_load(base, paths, headers, args.concurrency))
             rows.append(stats("OGC items page (100 cameras, bbox)", "gridpatrol API", res,
                               server_durations(log, at, "/ogc/collections/cameras/items")))
             # A GIS client's walk: the first page of a box, then its next links (keyset cursor,
@@ -357,10 +396,9 @@ def main() -> None:
             walks = boxes[: max(1, args.requests // args.walk_pages)]
             starts = [f"/ogc/collections/cameras/items?bbox={a},{b},{c},{d}&limit=100" for a, b, c, d, _o in walks]
             at = log.stat().st_size
-            res = asyncio.run(http_walk(base, starts, headers, args.concurrency, args.walk_pages))
+            res = http_run(dsn, base, http_walk(base, starts, headers, args.concurrency, args.walk_pages))
             rows.append(stats(f"OGC items walk ({args.walk_pages} pages of 100 per box)", "gridpatrol API", res,
                               server_durations(log, at, "/ogc/collections/cameras/items")))
-        dsn = url.replace("postgresql+psycopg://", "postgresql://")
         jobs = [(LOOKUP_SQL, {"lon": x, "lat": y}) for x, y in pts]
         asyncio.run(sql_load(dsn, jobs[:200], 8))
         res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
@@ -368,6 +406,9 @@ def main() -> None:
         jobs = [(ITEMS_SQL, {"x0": a, "y0": b, "x1": c, "y1": d, "off": o}) for a, b, c, d, o in boxes]
         res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
         rows.append(stats("OGC items page (100 cameras, bbox)", "raw SQL (pg_featureserv-style)", res))
+        jobs = [(items_all_sql(), {"x0": a, "y0": b, "x1": c, "y1": d, "off": o}) for a, b, c, d, o in boxes]
+        res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
+        rows.append(stats("OGC items page (100 cameras, bbox)", "raw SQL, every property", res))
         # Page k of every box before page k + 1 of any: as in the API walk, the clients work on
         # different boxes at once (all pages of one box at once would share its heap pages).
         jobs = [(ITEMS_SQL, {"x0": a, "y0": b, "x1": c, "y1": d, "off": k * 100})
@@ -382,7 +423,9 @@ def main() -> None:
           f"load average {load0:.1f} before the runs, {os.getloadavg()[0]:.1f} after\n")
     print("req/s and p50/p95/p99: seen by the client (including queueing behind the other clients and the\n"
           "client's own CPU); server p50/p95: the server's own time per request from its log; client CPU: the\n"
-          "load client's CPU time over the run, as a share of one core.\n")
+          "load client's CPU time over the run, as a share of one core; CPU ms/request: the CPU time every\n"
+          "process involved used per request (server and its database backends, or the raw SQL's backends,\n"
+          "plus the load client), which bounds the throughput on a shared machine whatever the other load.\n")
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))

@@ -26,7 +26,7 @@ from sqlalchemy import text
 
 from tests.api.api_seed import seed
 from tests.conftest import module_store_url
-from tests.gdal_check import gdal_silent
+from tests.gdal_check import gdal_silent, read_every_table
 
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
 LAYERS = ("incidents", "grids", "cameras", "roads", "barriers")
@@ -167,3 +167,23 @@ def test_cli_exports_gbk_shapefile_and_refuses_unknown(seeded, tmp_path):  # noq
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr and "KML" in bad.stdout + bad.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_geopackage_export_reads_back_exactly_and_silently(seeded, tmp_path, layer):  # noqa: ANN001
+    """``export LAYER x.gpkg`` (what a planner hands to QGIS/ArcGIS Pro): GDAL reads every table
+    without a message, each value and geometry equal to the store's (ids above 2^32 included;
+    times to the millisecond, the GeoPackage format's, cut rather than rounded)."""
+    path = tmp_path / f"{layer}.gpkg"
+    export_layer(seeded, layer, path)
+    want = _reference(seeded, layer)
+    for col in want.columns:
+        if isinstance(want[col].dtype, pd.DatetimeTZDtype):
+            want[col] = want[col].dt.floor("ms")
+    tables = read_every_table(path)
+    assert list(tables) == [layer]
+    got = tables[layer]
+    _compare(want, got, {c: c for c in want.columns})
+    assert shapely.equals_exact(got.geometry.values, want.geometry.values, tolerance=0).all()
+    if layer == "roads":
+        assert (want["osm_id"] > 2**32).any() and got["osm_id"].max() == want["osm_id"].max()
