@@ -102,9 +102,10 @@ def workload(frame: pd.DataFrame, weights: dict[str, float]) -> np.ndarray:
 
 
 def measures_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Every measure ``frame`` has a column for, in its unit (columns named as in MEASURES)."""
-    return pd.DataFrame({name: measure_values(frame, name) for name, (col, _, _) in MEASURES.items()
-                         if col in frame.columns}, index=frame.index)
+    """Every measure ``frame`` has a column for, in its unit (columns named as in MEASURES); NaN
+    where a value is unknown (e.g. population in a plan imported or stored before it was kept)."""
+    return pd.DataFrame({name: pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float) * factor
+                         for name, (col, factor, _) in MEASURES.items() if col in frame.columns}, index=frame.index)
 
 
 def population_loads(blocks_m: np.ndarray, buildings_m) -> np.ndarray:  # noqa: ANN001
