@@ -193,10 +193,9 @@ def distance_bearing(
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
     """Horizontal distance (m) and bearing (degrees clockwise from true north, 0–360) from
     cameras to points (WGS-84 degrees, broadcast), in each camera's local east/north frame."""
-    cam_lon, cam_lat, pt_lon, pt_lat = np.broadcast_arrays(
-        *(np.asarray(a, dtype=float) for a in (cam_lon, cam_lat, pt_lon, pt_lat))
-    )
-    shape = cam_lon.shape
+    arrays = [np.asarray(a, dtype=float) for a in (cam_lon, cam_lat, pt_lon, pt_lat)]
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))  # np.broadcast_arrays costs 30 µs more
+    cam_lon, cam_lat, pt_lon, pt_lat = (a if a.shape == shape else np.broadcast_to(a, shape) for a in arrays)
     # ecef() and _enu() fused, operation for operation (the same floats), without stacking the
     # coordinates or taking the camera's sines twice: a map click calls this for a handful of rows.
     lam, phi = np.radians(cam_lon.ravel()), np.radians(cam_lat.ravel())
@@ -248,7 +247,7 @@ def optics_arrays(camera_type: ArrayLike, azimuth_deg: ArrayLike, fov_deg: Array
                    for v in np.asarray(status, dtype=object)], dtype=object)
     return {
         "camera_type": ctype,
-        "azimuth_deg": np.nan_to_num(az, nan=0.0) % 360.0,
+        "azimuth_deg": _no_nan(az) % 360.0,
         "fov_deg": np.where(full, 360.0, np.where(np.isnan(fov), DEFAULT_FOV_DEG, fov)),
         "range_m": np.where(np.isnan(rng), default_range, rng),
         "full_circle": full,
@@ -310,6 +309,12 @@ def points_within(lon: float, lat: float, pt_lon: ArrayLike, pt_lat: ArrayLike,
     dist, _ = distance_bearing(pt_lon, pt_lat, lon, lat)
     idx = np.flatnonzero(dist <= radius_m)
     return idx.astype(np.int64), dist[idx]
+
+
+def _no_nan(values: NDArray[np.float64]) -> NDArray[np.float64]:
+    """np.nan_to_num(values, nan=0.0) in two cheap calls when every other value is finite."""
+    out = np.where(np.isnan(values), 0.0, values)
+    return out if np.isfinite(out).all() else np.nan_to_num(out)
 
 
 def _floats(values: ArrayLike) -> NDArray[np.float64]:
