@@ -556,7 +556,7 @@ def _columns(names: tuple[str, ...], values: Sequence[Any] = ()) -> dict[str, Se
     return {k: (v if v is not None else []) for k, v in zip(names, values)}
 
 
-def _row_candidates(row: Sequence[Any], view: LookupView) -> ClickCandidates:
+def row_candidates(row: Sequence[Any], view: LookupView) -> ClickCandidates:
     """The row of :func:`lookup_statement` as candidates."""
     k = 1 + (len(_INCIDENT_COLS) if view.incidents else 0)
     return ClickCandidates(row[0], _columns(_INCIDENT_COLS, row[1:k]) if view.incidents else None,
@@ -634,7 +634,7 @@ def lookup_document(lon: float, lat: float, when: datetime, row: Sequence[Any], 
                     radius_m: float = LOOKUP_RADIUS_M) -> bytes:
     """The map-click answer as JSON bytes from the row of :func:`lookup_statement` (run with the
     same ``radius_m`` and ``view``)."""
-    return _click_document(lon, lat, when, _row_candidates(row, view), radius_m, view)
+    return _click_document(lon, lat, when, row_candidates(row, view), radius_m, view)
 
 def lookup_json(store: Store, lon: float, lat: float, at: datetime | None = None, *,
                 radius_m: float = LOOKUP_RADIUS_M, days: float = LOOKUP_DAYS,

@@ -1,7 +1,7 @@
 """Load-test the running service from a second process: map-click lookups and OGC item pages on
 PostGIS with 1,000,000 cameras and 500,000 incidents, against pg_featureserv-style raw SQL.
 
-Usage: python -m gridpatrol.scripts.bench.api [--cameras N] [--incidents N] [--requests N]
+Usage: python -m gridpatrol.scripts.bench.api [--cameras N] [--incidents N] [--requests N] [--cpu-clicks N]
        [--concurrency N] [--workers N] [--walk-pages N] [--pg URL] [--keep] [--schema S]
 
 Builds a PostGIS schema (Chengdu streets, 锦江区 grids, N synthetic cameras and incidents spread over
@@ -284,6 +284,52 @@ async def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> 
     return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall, db)
 
 
+def click_cpu(dsn: str, pts: list[tuple[float, float]]) -> str:
+    """CPU per map click, split: PostgreSQL's (the backend's utime + stime from /proc, so the
+    database must run on this machine) for the statement, and this process's for the answer
+    built from its row (layers.incidents.lookup_document), of it the exact tests of gis.cameras."""
+    from datetime import datetime, timezone
+
+    import psycopg
+    from gridpatrol.gis.cameras import cameras_in_view, points_within
+    from gridpatrol.layers.incidents import (
+        FULL_VIEW,
+        LOOKUP_RADIUS_M,
+        lookup_document,
+        lookup_statement,
+        row_candidates,
+    )
+
+    tick = os.sysconf("SC_CLK_TCK")
+    when = datetime.now(timezone.utc)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+
+        def db_cpu() -> float:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / tick
+
+        for x, y in pts[:100]:  # warm-up: the prepared statement, caches
+            conn.execute(*lookup_statement(x, y, when), prepare=True).fetchone()
+        cpu0, rows = db_cpu(), []
+        for x, y in pts:
+            rows.append(conn.execute(*lookup_statement(x, y, when), prepare=True).fetchone())
+        db = (db_cpu() - cpu0) / len(pts)
+    t0 = time.process_time()
+    for (x, y), row in zip(pts, rows):
+        lookup_document(x, y, when, row, radius_m=LOOKUP_RADIUS_M)
+    py = (time.process_time() - t0) / len(pts)
+    cands = [row_candidates(row, FULL_VIEW) for row in rows]
+    t0 = time.process_time()
+    for (x, y), c in zip(pts, cands):
+        cameras_in_view(x, y, c.cameras)
+        points_within(x, y, c.incidents["lon"], c.incidents["lat"], LOOKUP_RADIUS_M)
+    exact = (time.process_time() - t0) / len(pts)
+    return (f"CPU per map click ({len(pts):,} clicks, one connection): PostgreSQL {db * 1e3:.3f} ms for the statement, "
+            f"Python {py * 1e3:.3f} ms for the answer, of it {exact * 1e3:.3f} ms in the exact tests (gis.cameras)")
+
+
 # What a pg_featureserv-style server runs for the same click: cameras within reach with the
 # sector test in SQL, incidents within the radius of the last 30 days, and the grid. The
 # ``geom && ST_Expand`` box (degrees, generous at 30° N) lets the geometry GiST index work.
@@ -344,6 +390,7 @@ def main() -> None:
     ap.add_argument("--pg", help="PostgreSQL URL of the bench database (created if missing)")
     ap.add_argument("--keep", action="store_true", help="keep the bench schema")
     ap.add_argument("--schema", help="reuse a bench schema kept by an earlier --keep run (no build)")
+    ap.add_argument("--cpu-clicks", type=int, default=2000, help="map clicks for the CPU-per-click split (0: skip)")
     args = ap.parse_args()
     if args.concurrency < 1 or args.requests < 10:
         ap.error("--concurrency ≥ 1 and --requests ≥ 10")
@@ -377,8 +424,8 @@ def main() -> None:
             # The same clicks past the fast path (api/routes/lookup.py declines a query with any other
             # parameter): the FastAPI route with its dependencies, what the fast path buys.
             at = log.stat().st_size
-            res = asyncio.run(http_load(base, [f"/lookup?lon={x}&lat={y}&via=route" for x, y in pts], headers,
-                                        args.concurrency))
+            res = http_run(dsn, base, http_load(base, [f"/lookup?lon={x}&lat={y}&via=route" for x, y in pts], headers,
+                                                args.concurrency))
             rows.append(stats("lookup (map click)", "gridpatrol API, route (no fast path)", res,
                               server_durations(log, at, "/lookup")))
             boxes = []
@@ -415,6 +462,8 @@ def main() -> None:
                 for k in range(args.walk_pages) for a, b, c, d, _o in walks]
         res = asyncio.run(sql_load(dsn, jobs, args.concurrency))
         rows.append(stats(f"OGC items walk ({args.walk_pages} pages of 100 per box)", "raw SQL (pg_featureserv-style)", res))
+        cpu_line = click_cpu(dsn, [(rng.uniform(x0, x1), rng.uniform(y0, y1)) for _ in range(args.cpu_clicks)]) \
+            if args.cpu_clicks > 0 else ""
     finally:
         if not args.keep:
             drop(url_db, schema)
@@ -426,6 +475,8 @@ def main() -> None:
           "load client's CPU time over the run, as a share of one core; CPU ms/request: the CPU time every\n"
           "process involved used per request (server and its database backends, or the raw SQL's backends,\n"
           "plus the load client), which bounds the throughput on a shared machine whatever the other load.\n")
+    if cpu_line:
+        print(cpu_line + "\n")
     cols = list(rows[0])
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
