@@ -288,7 +288,7 @@ def check_plan(
         pieces = grid_pieces(touching, reason == "single_block")
         piece_total = np.bincount(pieces, weights=households)[pieces]
         exempt |= dev_exempt
-    wlo, whi = Band(float(target), float(min_households), float(max_households)).window
+    window_low, window_high = Band(float(target), float(min_households), float(max_households)).window
 
     def why(i: int) -> str:
         if forced_cap[i] and not reason[i]:
@@ -312,15 +312,16 @@ def check_plan(
                 shapely.point_on_surface(geoms[i]), hh=float(hh_of[i]), dev_pct=float(dev_pct[i]))
         for i in np.flatnonzero(dev_exempt & in_band):
             add("deviation_exempt", codes[i], f"grid {codes[i]} has {households[i]:.0f} {unit}, "
-                f"outside the window {wlo:g}–{whi:g} (exempt: {why(i)})", shapely.point_on_surface(geoms[i]),
+                f"outside the window {window_low:g}–{window_high:g} (exempt: {why(i)})",
+                shapely.point_on_surface(geoms[i]),
                 hh=float(hh_of[i]), dev_pct=float(dev_pct[i]))
         if target_households:
             # In the band but outside the window, and nothing in the data forces it: the plan
             # breaks no hard rule, but the grid is a worse workload than the plan could give.
-            off_window = in_band & ~exempt & ((households < wlo - 1e-9) | (households > whi + 1e-9))
+            off_window = in_band & ~exempt & ((households < window_low - 1e-9) | (households > window_high + 1e-9))
             for i in np.flatnonzero(off_window):
                 add("deviation", codes[i], f"grid {codes[i]} has {households[i]:.1f} {unit}, outside "
-                    f"the window {wlo:g}–{whi:g}: {dev_pct[i]:.1f} % off the target {target:g} "
+                    f"the window {window_low:g}–{window_high:g}: {dev_pct[i]:.1f} % off the target {target:g} "
                     f"(more than 10 %), and no exemption applies", shapely.point_on_surface(geoms[i]),
                     hh=float(hh_of[i]), dev_pct=float(dev_pct[i]))
 

@@ -50,12 +50,12 @@ def deviation_exemptions(households: np.ndarray, n_blocks: np.ndarray, touching:
     array: lower bound on the deviation as a fraction, NaN where not exempt).
     """
     band = Band(float(target_households), float(min_households), float(max_households))
-    wlo, whi = band.window
+    window_low, window_high = band.window
     hh = np.asarray(households, dtype=float)
     nb = np.asarray(n_blocks, dtype=np.int64)
     n = len(hh)
-    off = (hh < wlo - 1e-9) | (hh > whi + 1e-9)
-    single = (nb == 1) & (hh > whi + 1e-9)
+    off = (hh < window_low - 1e-9) | (hh > window_high + 1e-9)
+    single = (nb == 1) & (hh > window_high + 1e-9)
     reason = np.full(n, "", dtype=object)
     bound = np.full(n, np.nan)
     reason[single] = "single_block"
@@ -66,8 +66,8 @@ def deviation_exemptions(households: np.ndarray, n_blocks: np.ndarray, touching:
     for r in np.unique(roots[~single]).tolist():
         t = float(total[r])
         nblk = int(min(blocks_in[r], 10**9))
-        kmin = max(1, math.ceil(t / whi - 1e-9)) if whi > 0 else 1
-        kmax = min(math.floor(t / wlo + 1e-9), nblk) if wlo > 0 else nblk
+        kmin = max(1, math.ceil(t / window_high - 1e-9)) if window_high > 0 else 1
+        kmax = min(math.floor(t / window_low + 1e-9), nblk) if window_low > 0 else nblk
         if t > 0 and kmin <= kmax:
             continue  # some grid count puts the mean in the window: nothing is forced here
         members = (roots == r) & ~single & off

@@ -53,9 +53,9 @@ def window_violation(band: Band, households: float, cap_excess: list[float] | No
 
     `cap_excess`: per cap, the grid's total divided by the cap (over 1 adds to the violation).
     """
-    wlo, whi = band.window
+    window_low, window_high = band.window
     v = (BAND_OVER_WINDOW * (max(band.low - households, 0.0) + max(households - band.high, 0.0))
-         + max(wlo - households, 0.0) + max(households - whi, 0.0))
+         + max(window_low - households, 0.0) + max(households - window_high, 0.0))
     for share in cap_excess or ():
         v += CAP_VIOLATION_WEIGHT * max(share - 1.0, 0.0) * band.target
     return v
@@ -107,13 +107,13 @@ def choose_grid_count(total_hh: float, band: Band, n_blocks: int, cap_totals: li
     if n_blocks <= 1:
         return 1
     k_caps = max([1] + [math.ceil(t / (CAP_HEADROOM * cap) - TOLERANCE) for t, cap in cap_totals])
-    wlo, whi = band.window
-    kw_min = max(1, math.ceil(total_hh / whi - TOLERANCE)) if whi > 0 else 1
-    kw_max = math.floor(total_hh / wlo + TOLERANCE) if wlo > 0 else n_blocks
+    window_low, window_high = band.window
+    kw_min = max(1, math.ceil(total_hh / window_high - TOLERANCE)) if window_high > 0 else 1
+    kw_max = math.floor(total_hh / window_low + TOLERANCE) if window_low > 0 else n_blocks
     if total_hh <= 0:
         k = 1
     elif kw_min <= kw_max:
-        k = min(max(round(total_hh / ((wlo + whi) / 2)), kw_min), kw_max)
+        k = min(max(round(total_hh / ((window_low + window_high) / 2)), kw_min), kw_max)
     else:
         k = nearest_grid_count(total_hh, band, n_blocks)
     return int(min(max(k, k_caps), n_blocks))

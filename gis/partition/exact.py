@@ -39,9 +39,9 @@ def exact_fix(state: Labelling, start: int, limits: ExactLimits, seed: int) -> b
     The neighbourhood grows from `start` one touching grid at a time; each time its total fits
     as many windows, CP-SAT re-splits it (within `limits`). True when `start` ends in the window.
     """
-    wlo, whi = state.window
+    window_low, window_high = state.window
     grid_hh = state.grid_households
-    if wlo - TOLERANCE <= grid_hh[start] <= whi + TOLERANCE:
+    if window_low - TOLERANCE <= grid_hh[start] <= window_high + TOLERANCE:
         return False  # only over a street or area cap: the households are fine
     tries = limits.tries
     area = [start]
@@ -55,8 +55,8 @@ def exact_fix(state: Labelling, start: int, limits: ExactLimits, seed: int) -> b
         if first:
             pick = first.pop(0)
         else:
-            pick = max(sorted(around), key=lambda y: min(total + grid_hh[y] - m * wlo,
-                                                         m * whi - total - grid_hh[y]))
+            pick = max(sorted(around), key=lambda y: min(total + grid_hh[y] - m * window_low,
+                                                         m * window_high - total - grid_hh[y]))
         if n_blocks + len(state.members[pick]) > limits.max_blocks:
             break
         area.append(pick)
@@ -64,7 +64,7 @@ def exact_fix(state: Labelling, start: int, limits: ExactLimits, seed: int) -> b
         n_blocks += len(state.members[pick])
         around |= state.neighbours(pick)
         around -= set(area)
-        if first or not (m * wlo + FIT_MARGIN < total < m * whi - FIT_MARGIN):
+        if first or not (m * window_low + FIT_MARGIN < total < m * window_high - FIT_MARGIN):
             continue  # these grids cannot all fit: take another one
         if next_try is not None and m < next_try:
             continue
@@ -79,7 +79,7 @@ def _solve(state: Labelling, area: list[int], reach: int, work: float, seed: int
     """Re-split the grids `area` with CP-SAT, fewest blocks moved; keep it if every grid fits."""
     from ortools.sat.python import cp_model
 
-    wlo, whi = state.window
+    window_low, window_high = state.window
     h, nb = state.households, state.graph.neighbours
     blocks = sorted(set().union(*(state.members[x] for x in area)))
     bset = set(blocks)
@@ -126,8 +126,8 @@ def _solve(state: Labelling, area: list[int], reach: int, work: float, seed: int
         mem = [b for b in blocks if (b, lab) in x]
         slack = (len(mem) + 1) // 2  # rounding of households to 1/EXACT_SCALE
         expr = sum(int(scaled_hh[b]) * x[b, lab] for b in mem)
-        model.add(expr >= math.ceil(wlo * EXACT_SCALE) + slack)
-        model.add(expr <= math.floor(whi * EXACT_SCALE) - slack)
+        model.add(expr >= math.ceil(window_low * EXACT_SCALE) + slack)
+        model.add(expr <= math.floor(window_high * EXACT_SCALE) - slack)
         for k, (v, cap) in enumerate(state.caps):
             if state.cap_totals[k][lab] <= cap:
                 model.add(sum(int(round(v[b] * EXACT_SCALE)) * x[b, lab] for b in mem)

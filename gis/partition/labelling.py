@@ -30,8 +30,8 @@ class Labelling:
     def in_window(self, lab: int) -> bool:
         """Grid `lab` has households inside the window and is under every cap."""
         hh = self.grid_households[lab]
-        wlo, whi = self.window
-        if not (wlo <= hh <= whi):
+        window_low, window_high = self.window
+        if not (window_low <= hh <= window_high):
             return False
         return all(self.cap_totals[k][lab] <= cap for k, (_, cap) in enumerate(self.caps))
 

@@ -31,9 +31,9 @@ class LocalSearch:
     def cost(self, lab: int, hh: float, cap_totals: list[float] | None = None) -> float:
         """Cost of grid `lab` holding `hh` households (and these cap totals; default its own)."""
         band = self._band
-        wlo, whi = self._window
+        window_low, window_high = self._window
         off_band = max(band.low - hh, 0.0) + max(hh - band.high, 0.0)
-        off_window = max(wlo - hh, 0.0) + max(hh - whi, 0.0)
+        off_window = max(window_low - hh, 0.0) + max(hh - window_high, 0.0)
         c = BAND_PENALTY * off_band * off_band + WINDOW_PENALTY * off_window * off_window + (hh - self.mean[lab]) ** 2
         for k, (_, cap) in enumerate(self._caps):
             x = cap_totals[k] if cap_totals is not None else self.state.cap_totals[k][lab]
@@ -140,9 +140,9 @@ class LocalSearch:
                 return False
             if keep_in_window:
                 hb = state.households[b]
-                wlo, whi = state.window
-                ok_s = wlo <= grid_hh[s] - hb <= whi or not state.in_window(s)
-                ok_d = wlo <= grid_hh[d] + hb <= whi or not state.in_window(d)
+                window_low, window_high = state.window
+                ok_s = window_low <= grid_hh[s] - hb <= window_high or not state.in_window(s)
+                ok_d = window_low <= grid_hh[d] + hb <= window_high or not state.in_window(d)
                 if not (ok_s and ok_d):
                     continue
             if not state.stays_connected(b, s):

@@ -99,9 +99,9 @@ def _solve_component(graph: BlockGraph, h: np.ndarray, band: Band, caps: list[tu
     k = choose_grid_count(total, band, graph.n, [(float(v.sum()), cap) for v, cap in caps])
     if k == 1:
         return np.zeros(graph.n, dtype=np.int64)
-    wlo, whi = band.window
+    window_low, window_high = band.window
     retries = RETRIES
-    if not (k * wlo - TOLERANCE <= total <= k * whi + TOLERANCE):
+    if not (k * window_low - TOLERANCE <= total <= k * window_high + TOLERANCE):
         retries = 0  # the window cannot hold every grid here anyway
     elif graph.n >= LARGE_GRAPH_BLOCKS:
         retries = min(retries, LARGE_GRAPH_RETRIES)  # a whole new attempt costs seconds there

@@ -40,8 +40,8 @@ class WindowRepair:
         """
         state = self.state
         grid_hh = state.grid_households
-        wlo, whi = state.window
-        cap = min(PATH_SLACK_CAP, (whi - wlo) / 2)
+        window_low, window_high = state.window
+        cap = min(PATH_SLACK_CAP, (window_high - window_low) / 2)
         parent: dict[int, int | None] = {start: None}
         acc = {start: grid_hh[start]}
         found: list[tuple[float, int, int]] = []
@@ -56,7 +56,7 @@ class WindowRepair:
             parent[other] = lab
             acc[other] = acc[lab] + grid_hh[other]
             length = steps + 1
-            slack = min(acc[other] - length * wlo, length * whi - acc[other])
+            slack = min(acc[other] - length * window_low, length * window_high - acc[other])
             if slack >= -TOLERANCE:
                 found.append((-min(slack, cap), length, other))
         found.sort()
@@ -66,7 +66,7 @@ class WindowRepair:
         """Re-split each pair along `path` so every grid but the last gets a fitting share."""
         state = self.state
         grid_hh = state.grid_households
-        wlo, whi = state.window
+        window_low, window_high = state.window
         before = sum(state.window_violation(p) for p in path)
         snap = state.snapshot(path)
         ok = True
@@ -75,8 +75,8 @@ class WindowRepair:
             rest = sum(grid_hh[p] for p in path[i:])
             n_rest = len(path) - i
             # a's share must leave the rest of the path a sum that still fits its windows
-            lo = max(wlo, rest - (n_rest - 1) * whi)
-            hi = min(whi, rest - (n_rest - 1) * wlo)
+            lo = max(window_low, rest - (n_rest - 1) * window_high)
+            hi = min(window_high, rest - (n_rest - 1) * window_low)
             if lo > hi + TOLERANCE:
                 ok = False
                 break
@@ -108,20 +108,21 @@ class WindowRepair:
         """
         state = self.state
         grid_hh = state.grid_households
-        wlo, whi = state.window
+        window_low, window_high = state.window
         area = [start]
         total = grid_hh[start]
         around: set[int] = set(state.neighbours(start))
         while len(area) < size and around:
             m = len(area) + 1
-            pick = max(sorted(around), key=lambda x: min(total + grid_hh[x] - m * wlo, m * whi - total - grid_hh[x]))
+            pick = max(sorted(around), key=lambda x: min(total + grid_hh[x] - m * window_low,
+                                                         m * window_high - total - grid_hh[x]))
             area.append(pick)
             total += grid_hh[pick]
             around |= state.neighbours(pick)
             around -= set(area)
         m = len(area)
         total = sum(grid_hh[x] for x in area)
-        if m < 2 or not (m * wlo <= total <= m * whi):
+        if m < 2 or not (m * window_low <= total <= m * window_high):
             return False
         union = set().union(*(state.members[x] for x in area))
         parts = self.splitter.split_into(union, m, [budget])

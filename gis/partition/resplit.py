@@ -308,13 +308,13 @@ class Splitter:
 
         `budget`: [tree rounds left], shared by the recursion.
         """
-        wlo, whi = self.state.window
+        window_low, window_high = self.state.window
         total = float(self.state.households[list(union)].sum())
         if m == 1:
-            return [union] if wlo - TOLERANCE <= total <= whi + TOLERANCE else None
+            return [union] if window_low - TOLERANCE <= total <= window_high + TOLERANCE else None
         m1 = m // 2
         m2 = m - m1
-        lo, hi = max(m1 * wlo, total - m2 * whi), min(m1 * whi, total - m2 * wlo)
+        lo, hi = max(m1 * window_low, total - m2 * window_high), min(m1 * window_high, total - m2 * window_low)
         if lo > hi + TOLERANCE:
             return None
         aim = total * m1 / m

@@ -147,30 +147,30 @@ def _brute_forced(total: float, n_blocks: int, lo: float = 300, hi: float = 500,
     return min(abs(total / k - t) / t for k in ks)
 
 
-def _check_exemptions(grids, blocks, labels, graph, buildings, metric_crs, wlo=300.0, whi=330.0):  # noqa: ANN001
+def _check_exemptions(grids, blocks, labels, graph, buildings, metric_crs, window_low=300.0, window_high=330.0):  # noqa: ANN001
     """Independent re-check of every exemption: the grid misses the window and the stated bound
     holds, recomputed with networkx components and a loop over every grid count."""
     hh = blocks["households"].to_numpy()
     ids = blocks["block_id"].to_numpy()
     single_grids = set(grids.loc[grids["exempt_reason"] == "single_block", "grid"])
     for _, g in grids[grids["exempt"]].iterrows():
-        assert not (wlo <= g["households"] <= whi), g  # an exempt grid is one that misses the window
+        assert not (window_low <= g["households"] <= window_high), g  # an exempt grid is one that misses the window
         if g["exempt_reason"] == "single_block":
-            assert g["blocks"] == 1 and g["households"] > whi
+            assert g["blocks"] == 1 and g["households"] > window_high
             assert np.isclose(g["forced_deviation_pct"], abs(g["households"] - 300) / 3)
             if buildings is not None:
                 # indivisible: one mapped building in it already holds more than the window
                 geom = blocks.to_crs(metric_crs).geometry.to_numpy()[labels == g["grid"]][0]
                 b = buildings.to_crs(metric_crs)
                 inside = b[b.representative_point().within(geom).to_numpy()]
-                assert inside["households"].max() > whi, (g["households"], inside["households"].tolist())
+                assert inside["households"].max() > window_high, (g["households"], inside["households"].tolist())
         else:
             assert g["exempt_reason"] == "piece_total"
             free = [int(b) for b, lab in zip(ids, labels) if lab not in single_grids]
             comp = next(c for c in nx.connected_components(graph.subgraph(free))
                         if int(ids[labels == g["grid"]][0]) in c)
             total = hh[np.isin(ids, list(comp))].sum()
-            assert not any(wlo - 1e-9 <= total / k <= whi + 1e-9 for k in range(1, len(comp) + 1))
+            assert not any(window_low - 1e-9 <= total / k <= window_high + 1e-9 for k in range(1, len(comp) + 1))
             bound = _brute_forced(total, len(comp))
             assert np.isclose(g["forced_deviation_pct"], 100 * bound)
             assert g["deviation_pct"] >= 100 * bound - 1e-6  # nothing beats the lower bound
