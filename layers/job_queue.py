@@ -77,6 +77,37 @@ def submit(store: Store, kind: str, values: dict[str, Any] | None, *, created_by
     return job_id
 
 
+PER_AREA = ("draw-grids", "plan-routes")
+
+
+def submit_per_area(store: Store, kind: str, values: dict[str, Any] | None, *, created_by: str | None) -> list[int]:
+    """Queue one ``kind`` job per planning area (draw-grids: every planning area; plan-routes: every area
+    with grids in the plan, pinned now), so W workers work on W areas at once; returns the job ids.
+
+    ``values`` are checked once before anything is queued (InputError: nothing queued)."""
+    from gridpatrol.gis.errors import InputError
+
+    if kind not in PER_AREA:
+        raise InputError(f"{kind!r} jobs cannot be queued per area", hint="per area: " + ", ".join(PER_AREA))
+    values = dict(values or {})
+    for key in ("area", "grids"):
+        if values.get(key) is not None:
+            raise InputError(f"{kind} per area: parameter {key} is set by the queue, leave it out")
+    params = jobs.parse_params(kind, values)
+    if kind == "draw-grids":
+        from gridpatrol.layers.grids import area_codes
+
+        codes = area_codes(store)
+    else:
+        from gridpatrol.layers.grids import read_grids
+
+        params, _lock = jobs.KINDS[kind].pin(store, params)
+        values["plan_id"] = params.plan_id
+        grids = read_grids(store, params.plan_id)
+        codes = sorted({str(c) for c in grids["parent_code"].dropna()})
+    return [submit(store, kind, {**values, "area": code}, created_by=created_by) for code in codes]
+
+
 def cancel(store: Store, job_id: int) -> str:
     """Cancel job ``job_id`` (see jobs.request_cancel); on PostGIS the queue's entry too. Returns its state."""
     state = jobs.request_cancel(store, job_id)

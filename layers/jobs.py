@@ -11,7 +11,7 @@ from typing import Any
 from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError
 from gridpatrol.layers.models import Job, utcnow
 from gridpatrol.layers.plan_base import with_write_hook
-from gridpatrol.layers.plan_params import DrawParams, RebalanceParams, RoutesParams
+from gridpatrol.layers.plan_params import DrawJobParams, RebalanceParams, RoutesJobParams
 from gridpatrol.layers.store import Store
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, and_, insert, select, update
@@ -48,31 +48,52 @@ def _newest(store: Store) -> int | None:
         return None
 
 
-def _draw(store: Store, p: DrawParams, say: Progress, by: str | None) -> dict:
+def _draw(store: Store, p: DrawJobParams, say: Progress, by: str | None) -> dict:
     from gridpatrol.layers import grids as gl
 
-    params = gl.PlanParams(**p.model_dump(exclude={"name"}))
+    params = gl.PlanParams(**p.model_dump(exclude={"name", "area"}))
+    if p.area is not None:
+        return {"plan_id": gl.draw_area(store, p.area, params, progress=say, created_by=by, name=p.name),
+                "area": p.area}
     return {"plan_id": gl.draw_grids(store, params, progress=say, created_by=by, name=p.name)}
 
 
-def _draw_steps(store: Store, _p: DrawParams) -> int:
+def _draw_steps(store: Store, p: DrawJobParams) -> int:
     from gridpatrol.layers.grids import planning_areas
 
+    if p.area is not None:
+        return 6  # coverage, read, blocks, adjacency, partition, write
     return 4 * max(len(planning_areas(store)), 1) + 1  # read, blocks, adjacency, partition per area; write
 
 
-def _routes(store: Store, p: RoutesParams, say: Progress, _by: str | None) -> dict:
+def area_grid_codes(store: Store, plan_id: int | None, area: str) -> list[str]:
+    """Codes of the grids of plan ``plan_id`` (None: the newest) inside planning area ``area``; InputError if none."""
+    from gridpatrol.layers.grids import read_grids
+
+    grids = read_grids(store, plan_id)
+    codes = sorted(grids.loc[grids["parent_code"].astype(str) == str(area), "code"].astype(str))
+    if not codes:
+        areas = sorted({str(c) for c in grids["parent_code"].dropna()})
+        raise InputError(f"plan {plan_id or 'newest'} has no grids in area {area!r}",
+                         hint="areas of the plan: " + ", ".join(areas[:50]))
+    return codes
+
+
+def _routes(store: Store, p: RoutesJobParams, say: Progress, _by: str | None) -> dict:
     from gridpatrol.layers import routes as rl
 
-    targets = rl.grid_targets(store, p.grids, p.plan_id)
+    codes = area_grid_codes(store, p.plan_id, p.area) if p.area is not None else p.grids
+    targets = rl.grid_targets(store, codes, p.plan_id)
     out = rl.plan_routes(store, targets, mode=p.mode, workers=p.workers, start=p.start, time_limit_s=p.time_limit_s,
                          skip_failures=True, progress=say)
     return {"planned": sum(o.ok for o in out), "failed": {o.code: o.error for o in out if not o.ok}}
 
 
-def _routes_steps(store: Store, p: RoutesParams) -> int:
+def _routes_steps(store: Store, p: RoutesJobParams) -> int:
     from gridpatrol.layers import routes as rl
 
+    if p.area is not None:
+        return len(area_grid_codes(store, p.plan_id, p.area)) + 1
     return len(rl.grid_targets(store, p.grids, p.plan_id)) + 1
 
 
@@ -91,14 +112,34 @@ def _pin_plan(store: Store, p: Any) -> tuple[Any, str]:
     return p.model_copy(update={"plan_id": pid}), f"plan:{pid}"
 
 
-def _pin_newest(store: Store, p: Any) -> tuple[Any, str]:
-    # A drawing builds on the newest plan (its locked grids): it takes that plan's lock.
-    return p, f"plan:{_newest(store)}"
+def _pin_routes(store: Store, p: RoutesJobParams) -> tuple[Any, str]:
+    # Routes of one area of a plan: jobs on other areas of the plan write other grids' routes and may
+    # run at once; the area must have grids in the pinned plan (refused before queueing otherwise).
+    p, lock = _pin_plan(store, p)
+    if p.area is None:
+        return p, lock
+    area_grid_codes(store, p.plan_id, p.area)
+    return p, f"{lock}:area:{p.area}"
+
+
+def _pin_draw(store: Store, p: DrawJobParams) -> tuple[Any, str]:
+    # A whole drawing builds on the newest plan (its locked grids): it takes that plan's lock. An
+    # area's drawing takes the area's lock: drawings of different areas run at once, and each writes
+    # on top of the newest plan when it ends (layers/grids/area_draw.py).
+    if p.area is None:
+        return p, f"plan:{_newest(store)}"
+    from gridpatrol.layers.grids import area_codes
+
+    codes = area_codes(store)
+    if str(p.area) not in codes:
+        raise InputError(f"draw-grids: parameter area = {p.area!r}: no such planning area",
+                         hint="planning areas: " + ", ".join(codes[:50]))
+    return p, f"area:{p.area}"
 
 
 KINDS: dict[str, Kind] = {
-    "draw-grids": Kind(DrawParams, "edit_grids", _draw, _draw_steps, _pin_newest),
-    "plan-routes": Kind(RoutesParams, "plan_routes", _routes, _routes_steps, _pin_plan),
+    "draw-grids": Kind(DrawJobParams, "edit_grids", _draw, _draw_steps, _pin_draw),
+    "plan-routes": Kind(RoutesJobParams, "plan_routes", _routes, _routes_steps, _pin_routes),
     "rebalance": Kind(RebalanceParams, "edit_grids", lambda s, p, say, by: _rebalance(s, p, say, by),
                       lambda _s, _p: 1, _pin_plan),
 }

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.gridcodes import DEFAULT_CODE_FORMAT, CodeFormat
 from gridpatrol.gis.workload import BALANCES, balance_weights, parse_weights, weights_text
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class PlanParams(BaseModel):
@@ -167,3 +167,24 @@ class RoutesParams(BaseModel):
         if v is not None and not (-180 <= v[0] <= 180 and -90 <= v[1] <= 90):
             raise ValueError(f"start {v[0]}, {v[1]} is not a WGS-84 longitude, latitude")
         return v
+
+
+AreaCode = Annotated[str, Field(min_length=1, max_length=64, description="a planning area's code")]
+
+
+class DrawJobParams(DrawParams):
+    """The draw-grids job: POST /grids/draw's body, and ``area`` to redraw that planning area alone."""
+
+    area: AreaCode | None = None
+
+
+class RoutesJobParams(RoutesParams):
+    """The plan-routes job: POST /routes/plan's body, and ``area`` for every grid of that planning area."""
+
+    area: AreaCode | None = None
+
+    @model_validator(mode="after")
+    def _grids_or_area(self) -> RoutesJobParams:
+        if self.area is not None and self.grids:
+            raise ValueError("give grids or area, not both")
+        return self

@@ -9,6 +9,7 @@ import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.plan_params import PlanParams
 from gridpatrol.scripts.cliutil import console, err_console, model_options, open_cli_store, print_table, progress_steps
+from gridpatrol.scripts.cmd_jobs import queue_jobs
 
 app = typer.Typer()
 
@@ -26,15 +27,26 @@ def _edit_report(res) -> None:  # noqa: ANN001
 
 @app.command("draw-grids")
 @model_options(PlanParams)
-def draw_grids_cmd(ctx: typer.Context, params: PlanParams) -> None:
+def draw_grids_cmd(
+    ctx: typer.Context,
+    params: PlanParams,
+    jobs: Annotated[bool, typer.Option("--jobs", help="Queue the drawing as a job for `gridpatrol worker` "
+                                                      "instead of drawing here")] = False,
+    all_areas: Annotated[bool, typer.Option("--all-areas", help="With --jobs: one job per planning area "
+                                                                "(W workers draw W areas at once)")] = False,
+) -> None:
     """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
     from gridpatrol.layers.grids import draw_grids, plan_grid_measures, plan_row
 
+    if all_areas and not jobs:
+        raise InputError("--all-areas queues one job per area: give --jobs too",
+                         hint="without --jobs, draw-grids draws every area here, in one plan")
     store = open_cli_store(ctx, create=False)
+    if jobs:
+        queue_jobs(store, "draw-grids", params.model_dump(), all_areas)
+        return
     with progress_steps("draw grids") as step:
         pid = draw_grids(store, params, progress=step)
-    import json
-
     m = json.loads(plan_row(store, pid)["metrics_json"])
     console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
     _measure_table(plan_grid_measures(store, pid), f"plan {pid}: measures per grid")

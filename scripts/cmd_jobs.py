@@ -23,6 +23,22 @@ def _row(j: dict) -> dict:
             "result / error": str(j["error"] if j["state"] in ("failed", "cancelled") else (j["result"] or ""))[:80]}
 
 
+def queue_jobs(store, kind: str, values: dict, per_area: bool) -> list[int]:  # noqa: ANN001
+    """Queue ``kind`` (one job, or one per planning area) as the user running the command; print the ids."""
+    import getpass
+
+    from gridpatrol.layers import job_queue
+
+    who = f"cli:{getpass.getuser()}"  # the command line has no signed-in user: admins see these jobs
+    if per_area:
+        ids = job_queue.submit_per_area(store, kind, values, created_by=who)
+    else:
+        ids = [job_queue.submit(store, kind, values, created_by=who)]
+    console.print(f"queued {len(ids)} {kind} job(s): " + ", ".join(map(str, ids)))
+    err_console.print("run workers (gridpatrol worker) and follow them: gridpatrol jobs --wait", highlight=False)
+    return ids
+
+
 app = typer.Typer()
 
 

@@ -50,6 +50,18 @@ def area_pieces(store, code: str, pieces: int):  # noqa: ANN001, ANN201
 app = typer.Typer()
 
 
+def _queue_routes(ctx: typer.Context, grid: list[str] | None, all_grids: bool, *, here_only: dict,
+                  **values: object) -> None:
+    """plan-routes --jobs: the job's parameters are the route's (POST /routes/plan); --all: one job per area."""
+    from gridpatrol.scripts.cmd_jobs import queue_jobs
+
+    given = [k for k, v in here_only.items() if v is not None]
+    if given:
+        raise InputError(f"{', '.join(given)} cannot be queued as a job", hint="plan those routes here (without --jobs)")
+    store = open_cli_store(ctx, create=False)
+    queue_jobs(store, "plan-routes", {**values, "grids": None if all_grids else grid}, all_grids)
+
+
 @app.command("plan-routes")
 def plan_routes_cmd(
     ctx: typer.Context,
@@ -67,6 +79,8 @@ def plan_routes_cmd(
     speed_kmh: Annotated[Optional[float], typer.Option("--speed-kmh", help="Pace for the times (default: walking 4.5, driving by road class)")] = None,
     cycle_days: Annotated[Optional[int], typer.Option("--cycle-days", help="Lay each worker's shifts out as a patrol calendar (巡查排班) over this many days, the busiest day as light as possible")] = None,
     crs: Annotated[Optional[str], typer.Option(help=CRS_HELP)] = None,
+    jobs: Annotated[bool, typer.Option("--jobs", help="Queue the planning for `gridpatrol worker` instead of "
+                                                      "planning here (--all: one job per planning area)")] = False,
 ) -> None:
     """Plan street-coverage patrol routes and store them in the routes layer."""
     from gridpatrol.layers.routes import (
@@ -81,6 +95,11 @@ def plan_routes_cmd(
     if chosen != 1:
         raise InputError("say what to cover: exactly one of --grid CODE, --all, --polygon FILE, --area CODE")
     start_ll = parse_lonlat(start, crs=crs)
+    if jobs:
+        _queue_routes(ctx, grid, all_grids, mode=mode, workers=workers, start=start_ll, time_limit_s=time_limit,
+                      plan_id=plan, here_only={"--polygon": polygon, "--area": area, "--max-minutes": max_minutes,
+                                               "--speed-kmh": speed_kmh, "--cycle-days": cycle_days})
+        return
     store = open_cli_store(ctx, create=False)
     if polygon is not None:
         targets = read_polygon_file(polygon)

@@ -1,4 +1,4 @@
-"""Jobs: queue long work (draw-grids, plan-routes, rebalance), follow its progress, cancel it."""
+"""Jobs: queue long work (draw-grids, plan-routes, rebalance; one per planning area), follow its progress, cancel it."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
@@ -69,6 +69,20 @@ async def submit(body: JobIn, request: Request, store: StoreDep, principal: User
     job_id = await run_in_threadpool(job_queue.submit, store, body.kind, body.params, created_by=principal.name)
     request.state.audit_detail = {"job_id": job_id, "kind": body.kind}
     return job_out(jl.get(store, job_id), settings.timezone)
+
+
+@router.post("/per-area", status_code=202,
+             summary="Queue one job per planning area (draw-grids, plan-routes): W workers work on W areas at once")
+async def submit_per_area(body: JobIn, request: Request, store: StoreDep, principal: UserDep,
+                          settings: SettingsDep) -> list[dict[str, Any]]:
+    _signed_in(principal)
+    kind = jl.KINDS.get(body.kind)
+    if kind is None or body.kind not in job_queue.PER_AREA:
+        raise InputError(f"{body.kind!r} jobs cannot be queued per area", hint="per area: " + ", ".join(job_queue.PER_AREA))
+    require_permission(principal, kind.permission, f"run {body.kind} jobs")
+    ids = await run_in_threadpool(job_queue.submit_per_area, store, body.kind, body.params, created_by=principal.name)
+    request.state.audit_detail = {"job_ids": ids, "kind": body.kind}
+    return [job_out(jl.get(store, i), settings.timezone) for i in ids]
 
 
 @router.get("", summary="Jobs: your own (admins: everyone's), newest first")

@@ -1,4 +1,8 @@
 """Grid plans: draw, check, diff, redraw edits, import, map (one module per job, the public names here)."""
+from gridpatrol.layers.grids.area_draw import (  # noqa: F401
+    area_codes,
+    draw_area,
+)
 from gridpatrol.layers.grids.core import (  # noqa: F401
     AREA_LEVELS,  # noqa: F401
     STATION_TOLERANCE_M,

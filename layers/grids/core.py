@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
+from typing import Any
 
 import geopandas as gpd
 import networkx as nx
@@ -308,7 +309,7 @@ def plan_metrics(grids: gpd.GeoDataFrame, params: PlanParams, adjacency: nx.Grap
     return m
 
 
-def _locked_grids(store: Store) -> gpd.GeoDataFrame:
+def locked_grids(store: Store) -> gpd.GeoDataFrame:
     """Locked grids of the newest plan (empty when there is no plan)."""
     try:
         grids = read_grids(store)
@@ -342,9 +343,6 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     the rest is redrawn around them. Earlier plans are kept. Nothing is written unless every
     area was drawn.
     """
-    from gridpatrol.gis.blocks import block_adjacency, build_blocks
-    from gridpatrol.gis.partition import enforce_caps, merge_small, partition_blocks
-
     from gridpatrol.layers.grids.sanity import data_checks, refuse_sparse, summary_of
 
     params = (params or PlanParams()).checked()
@@ -357,71 +355,17 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     all_blocks, all_grids = [], []
     graphs: list[nx.Graph] = []
     next_block = 1
-    fmt = CodeFormat(params.code_format)
-    locked_all = _locked_grids(store)
+    locked_all = locked_grids(store)
     built = []  # (area, metric CRS, blocks, roads, barriers) of every area with blocks
     for _, area in areas.iterrows():
-        say(f"area {area['code']}: reading streets and buildings")
-        geom = area.geometry
-        metric = metric_crs_of(geom)
-        roads = read_within(store, "roads", geom)
-        barriers = read_within(store, "barriers", geom)
-        buildings = read_within(store, "buildings", geom)
-        say(f"area {area['code']}: building blocks")
-        # Blocks of at most half the target leave the partition room to balance every grid.
-        blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
-                              max_block_households=max(params.target_households / 6.0, 1.0),
-                              area_name=area_label(area))
-        if len(blocks) == 0:
-            continue
-        groups = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
-        if groups.max() + 1 < len(blocks):
-            say(f"area {area['code']}: joining {len(blocks) - groups.max() - 1} blocks split by streets through buildings")
-            blocks = _merge_block_groups(blocks, groups, metric)
-        blocks["population"] = block_population(blocks, buildings, metric)
-        blocks["block_id"] = blocks["block_id"].astype(int) + next_block - 1
-        next_block = int(blocks["block_id"].max()) + 1
-        built.append((area, metric, blocks, roads, barriers))
-    params = _with_workload_scale(params, [b for _, _, b, _, _ in built])
-    target, low, high = params.workload_band()
-    for area, metric, blocks, roads, barriers in built:
-        say(f"area {area['code']}: adjacency of {len(blocks)} blocks")
-        adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
-        say(f"area {area['code']}: partitioning")
-        kw = {}
-        if params.max_street_m is not None:
-            kw["max_street_m"] = params.max_street_m
-        if params.max_area_m2 is not None:
-            kw["max_area_m2"] = params.max_area_m2
-        locked = locked_all[locked_all["parent_code"].astype(str) == str(area["code"])]
-        if len(locked):
-            # A block belongs to a locked grid when its representative point lies in it.
-            x, y = representative_xy(blocks.geometry)
-            kw["locked"] = assign_xy(x, y, locked.geometry)
-        # the partition balances the column "households": the plan's workload stands in for it
-        loads = blocks if params.on_households else blocks.assign(households=grid_workload(blocks, params))
-        labels = np.asarray(partition_blocks(
-            loads, adj, target_households=target, min_households=low,
-            max_households=high, seed=params.seed, **kw))
-        if params.max_street_m is not None or params.max_area_m2 is not None:
-            # the caps are hard: a grid over one is split until it meets it or is a single block
-            caps = {"max_street_m": params.max_street_m, "max_area_m2": params.max_area_m2}
-            labels = enforce_caps(loads, adj, labels, seed=params.seed, locked=kw.get("locked"), **caps)
-            # the split leaves grids of streets or land without households: join them where the caps allow
-            labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), **caps)
-        blocks["area_code"] = str(area["code"])
-        blocks["_part"] = labels
-        parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
-        parts["parent_code"] = str(area["code"])
-        locked_codes = {}
-        if len(locked):
-            locked_codes = {int(lab): str(locked["code"].iloc[int(lab)])
-                            for lab in set(kw["locked"].tolist()) if lab >= 0}
-        parts["code"] = _codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
-        code_of = dict(zip(parts["_part"], parts["code"]))
-        blocks["grid_code"] = [code_of[p] for p in labels]
-        grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params)
-        all_blocks.append(blocks.drop(columns=["_part"]))
+        one = area_blocks(store, area, params, next_block, say)
+        if one is not None:
+            built.append(one)
+            next_block = int(one[2]["block_id"].max()) + 1
+    params = with_workload_scale(params, [b for _, _, b, _, _ in built])
+    for one in built:
+        blocks, grids, adj = partition_area(*one, params, locked_all, say)
+        all_blocks.append(blocks)
         all_grids.append(grids)
         graphs.append(adj)
     if not all_grids:
@@ -442,7 +386,88 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     return pid
 
 
-def _with_workload_scale(params: PlanParams, blocks: list[gpd.GeoDataFrame]) -> PlanParams:
+AreaBlocks = tuple[pd.Series, Any, gpd.GeoDataFrame, gpd.GeoDataFrame, gpd.GeoDataFrame]
+
+
+def area_blocks(store: Store, area: pd.Series, params: PlanParams, next_block: int,
+                say: Progress) -> AreaBlocks | None:
+    """(area, metric CRS, blocks, roads, barriers) of one planning area (a row of planning_areas), block
+    ids from ``next_block``; None when no block could be built. Nothing is written."""
+    from gridpatrol.gis.blocks import build_blocks
+
+    say(f"area {area['code']}: reading streets and buildings")
+    geom = area.geometry
+    metric = metric_crs_of(geom)
+    roads = read_within(store, "roads", geom)
+    barriers = read_within(store, "barriers", geom)
+    buildings = read_within(store, "buildings", geom)
+    say(f"area {area['code']}: building blocks")
+    # Blocks of at most half the target leave the partition room to balance every grid.
+    blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
+                          max_block_households=max(params.target_households / 6.0, 1.0),
+                          area_name=area_label(area))
+    if len(blocks) == 0:
+        return None
+    groups = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
+    if groups.max() + 1 < len(blocks):
+        say(f"area {area['code']}: joining {len(blocks) - groups.max() - 1} blocks split by streets through buildings")
+        blocks = _merge_block_groups(blocks, groups, metric)
+    blocks["population"] = block_population(blocks, buildings, metric)
+    blocks["block_id"] = blocks["block_id"].astype(int) + next_block - 1
+    return area, metric, blocks, roads, barriers
+
+
+def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,  # noqa: ANN001
+                   barriers: gpd.GeoDataFrame, params: PlanParams, locked_all: gpd.GeoDataFrame,
+                   say: Progress) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, nx.Graph]:
+    """Blocks (with grid_code), grids and block adjacency of one area's blocks (see area_blocks), cut by
+    ``params`` (its workload scale set); the grids of ``locked_all`` inside the area are kept."""
+    from gridpatrol.gis.blocks import block_adjacency
+    from gridpatrol.gis.partition import enforce_caps, merge_small, partition_blocks
+
+    fmt = CodeFormat(params.code_format)
+    target, low, high = params.workload_band()
+    say(f"area {area['code']}: adjacency of {len(blocks)} blocks")
+    adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
+    say(f"area {area['code']}: partitioning")
+    kw = {}
+    if params.max_street_m is not None:
+        kw["max_street_m"] = params.max_street_m
+    if params.max_area_m2 is not None:
+        kw["max_area_m2"] = params.max_area_m2
+    locked = locked_all[locked_all["parent_code"].astype(str) == str(area["code"])]
+    if len(locked):
+        # A block belongs to a locked grid when its representative point lies in it.
+        x, y = representative_xy(blocks.geometry)
+        kw["locked"] = assign_xy(x, y, locked.geometry)
+    # the partition balances the column "households": the plan's workload stands in for it
+    loads = blocks if params.on_households else blocks.assign(households=grid_workload(blocks, params))
+    labels = np.asarray(partition_blocks(
+        loads, adj, target_households=target, min_households=low,
+        max_households=high, seed=params.seed, **kw))
+    if params.max_street_m is not None or params.max_area_m2 is not None:
+        # the caps are hard: a grid over one is split until it meets it or is a single block
+        caps = {"max_street_m": params.max_street_m, "max_area_m2": params.max_area_m2}
+        labels = enforce_caps(loads, adj, labels, seed=params.seed, locked=kw.get("locked"), **caps)
+        # the split leaves grids of streets or land without households: join them where the caps allow
+        labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), **caps)
+    blocks = blocks.copy()
+    blocks["area_code"] = str(area["code"])
+    blocks["_part"] = labels
+    parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
+    parts["parent_code"] = str(area["code"])
+    locked_codes = {}
+    if len(locked):
+        locked_codes = {int(lab): str(locked["code"].iloc[int(lab)])
+                        for lab in set(kw["locked"].tolist()) if lab >= 0}
+    parts["code"] = _codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
+    code_of = dict(zip(parts["_part"], parts["code"]))
+    blocks["grid_code"] = [code_of[p] for p in labels]
+    grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params)
+    return blocks.drop(columns=["_part"]), grids, adj
+
+
+def with_workload_scale(params: PlanParams, blocks: list[gpd.GeoDataFrame]) -> PlanParams:
     """``params`` with ``workload_per_household`` set: given, or the blocks' total workload /
     total households (1 when the plan balances households alone)."""
     if params.on_households or params.workload_per_household:
