@@ -283,3 +283,24 @@ def test_worker_dying_right_after_the_commit_leaves_one_plan_and_a_done_job(url,
         assert len(jl.list_jobs(store)) == before + 1
     finally:
         store.dispose()
+
+
+def test_per_area_queues_one_job_per_planning_area(client, auth, app) -> None:  # noqa: ANN001
+    from gridpatrol.layers.grids import area_codes
+
+    store = app.state.store
+    before = _counts(store)
+    assert client.post("/jobs/per-area", headers=auth["vic"], json={"kind": "draw-grids"}).status_code == 403
+    bad = [{"kind": "rebalance", "params": {"codes": ["x"]}}, {"kind": "draw-grids", "params": {"area": "510104"}},
+           {"kind": "draw-grids", "params": {"seed": -1}}, {"kind": "plan-routes", "params": {"mode": "fly"}}]
+    for body in bad:
+        r = client.post("/jobs/per-area", headers=auth["pia"], json=body)
+        assert r.status_code == 422 and r.json()["detail"], (body, r.text)
+    assert _counts(store) == before  # nothing queued
+    r = client.post("/jobs/per-area", headers=auth["pia"], json={"kind": "draw-grids", "params": {"seed": 9}})
+    assert r.status_code == 202, r.text
+    jobs = r.json()
+    assert [(j["params"]["area"], j["state"], j["created_by"]) for j in jobs] == [
+        (c, "queued", "pia") for c in area_codes(store)]
+    for j in jobs:  # cancelled: the drawing itself is tested in tests/layers/test_area_jobs.py
+        assert client.delete(f"/jobs/{j['id']}", headers=auth["pia"]).json()["state"] == "cancelled"
