@@ -1,0 +1,116 @@
+"""Benchmark: a generated province drawn as one job per district (draw-grids --all-areas --jobs) by 1 and by
+2 `gridpatrol worker` processes on PostGIS; the speed-up in the same run, every district's plan checked.
+
+    python -m scripts.bench.province --districts 16 --blocks 4000 --workers 1 2
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from gridpatrol.layers import grids as gl
+from gridpatrol.layers import job_queue
+from gridpatrol.layers import jobs as jl
+from gridpatrol.layers.store import open_store
+from sqlalchemy import create_engine, text
+
+from scripts.bench.common import local_pg_url
+from tests.synth_province import load_province
+
+GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
+
+
+def _schema_url(db_url: str) -> tuple[str, str]:
+    schema = "bench_prov_" + uuid.uuid4().hex[:8]
+    eng = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
+        c.execute(text(f"CREATE SCHEMA {schema}"))
+    eng.dispose()
+    return db_url + ("&" if "?" in db_url else "?") + f"options=-csearch_path%3D{schema},public", schema
+
+
+def _drop(db_url: str, schema: str) -> None:
+    eng = create_engine(db_url, isolation_level="AUTOCOMMIT")
+    with eng.connect() as c:
+        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+    eng.dispose()
+
+
+def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> dict:
+    """Load the province into a fresh schema, queue one draw job per district, run ``n_workers`` worker
+    processes until every job ended; the wall time, the jobs' own times and the newest plan's check."""
+    url, schema = _schema_url(db_url)
+    store = open_store(url)
+    try:
+        t0 = time.perf_counter()
+        codes = load_province(store, districts, blocks, seed=seed)
+        load_s = time.perf_counter() - t0
+        ids = job_queue.submit_per_area(store, "draw-grids", {"seed": 1}, created_by="bench")
+        t0 = time.perf_counter()
+        procs = [subprocess.Popen([GRIDPATROL, "--db", url, "worker", "--heartbeat", "5", "--stalled-after", "120"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n_workers)]
+        try:
+            while any(jl.get(store, i)["state"] not in jl.ENDED for i in ids):
+                time.sleep(0.5)
+            wall_s = time.perf_counter() - t0
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait(120)
+        jobs = [jl.get(store, i) for i in ids]
+        res, pid = gl.check_grids(store)
+        grids = gl.read_grids(store, pid)
+        with store.engine.connect() as c:
+            n_blocks = c.execute(text("SELECT count(*) FROM blocks WHERE plan_id = :p"), {"p": pid}).scalar()
+        job_s = [(j["finished_at"] - j["started_at"]).total_seconds() for j in jobs if j["started_at"]]
+        span_s = (max(j["finished_at"] for j in jobs) - min(j["started_at"] for j in jobs)).total_seconds()
+        return {
+            "workers": n_workers, "districts": len(codes), "blocks": int(n_blocks), "grids": len(grids),
+            "districts_in_plan": grids["parent_code"].nunique(), "load_s": round(load_s, 1),
+            "wall_s": round(wall_s, 1), "span_s": round(span_s, 1), "job_s_sum": round(sum(job_s), 1),
+            "job_s_max": round(max(job_s), 1), "done": sum(j["state"] == "done" for j in jobs),
+            "valid": bool(res.summary["valid"]), "errors": res.summary["errors"],
+            "share_in_band": round(float(res.summary["share_in_band"]), 3),
+        }
+    finally:
+        store.dispose()
+        _drop(db_url, schema)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--districts", type=int, default=16)
+    ap.add_argument("--blocks", type=int, default=4000, help="blocks per district (about)")
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--db", default=None, help="PostgreSQL URL (default: the local test database)")
+    a = ap.parse_args()
+    db_url = a.db or local_pg_url("gridpatrol_test")
+    print(f"{platform.node()} · {os.cpu_count()} cores · load {os.getloadavg()[0]:.1f} · "
+          f"{a.districts} districts × ~{a.blocks} blocks", flush=True)
+    rows = []
+    for w in a.workers:
+        rows.append(run(db_url, a.districts, a.blocks, w, a.seed))
+        print(rows[-1], flush=True)
+    base = rows[0]["span_s"]
+    print("\n| workers | districts | blocks | grids | districts in plan | done | valid | errors | share in band "
+          "| load s | wall s (workers started → all ended) | first start → last end s | sum of job s "
+          "| longest job s | speed-up (first start → last end) |")
+    print("|" + "---|" * 15)
+    for r in rows:
+        print(f"| {r['workers']} | {r['districts']} | {r['blocks']} | {r['grids']} | {r['districts_in_plan']} "
+              f"| {r['done']} | {r['valid']} | {r['errors']} | {r['share_in_band']} | {r['load_s']} | {r['wall_s']} | {r['span_s']} "
+              f"| {r['job_s_sum']} | {r['job_s_max']} | {base / r['span_s']:.2f} |")
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
