@@ -31,18 +31,21 @@ def _shift(gdf: gpd.GeoDataFrame, dx: float, dy: float) -> gpd.GeoDataFrame:
 
 def load_province(store, n_districts: int, blocks_each: int, *, seed: int = 1) -> list[str]:  # noqa: ANN001
     """Write ``n_districts`` generated cities of about ``blocks_each`` blocks each into ``store`` (in a
-    square of districts, 1 km apart), each a district named 合成区N; returns their codes. One transaction."""
+    square of districts that do not touch), each a district named 合成区N; returns their codes. One transaction."""
     from gridpatrol.layers.models import utcnow
 
     side = math.ceil(math.sqrt(n_districts))
     codes = district_codes(n_districts)
     rows: dict[str, list[gpd.GeoDataFrame]] = {"roads": [], "barriers": [], "buildings": [], "areas": []}
     cover = []
-    for i, code in enumerate(codes):
-        city = synth_city(blocks_each, seed + i)
-        minx, miny, maxx, maxy = city.area.bounds
-        step_x, step_y = (maxx - minx) * 1.15, (maxy - miny) * 1.15
-        dx, dy = (i % side) * step_x, (i // side) * step_y
+    cities = [synth_city(blocks_each, seed + i) for i in range(n_districts)]
+    # One step for all (the largest city's size and a margin): no two districts overlap.
+    bounds = np.array([c.area.bounds for c in cities])
+    step_x = float((bounds[:, 2] - bounds[:, 0]).max()) * 1.1
+    step_y = float((bounds[:, 3] - bounds[:, 1]).max()) * 1.1
+    for i, (code, city) in enumerate(zip(codes, cities)):
+        minx, miny = bounds[i, 0], bounds[i, 1]
+        dx, dy = (i % side) * step_x + bounds[0, 0] - minx, (i // side) * step_y + bounds[0, 1] - miny
         off = (i + 1) * _ID_STRIDE
         roads = _shift(city.roads, dx, dy)
         roads[["osm_id", "u", "v"]] = roads[["osm_id", "u", "v"]].astype("int64") + off

@@ -1,7 +1,7 @@
 """Benchmark: a generated province drawn as one job per district (draw-grids --all-areas --jobs) by 1 and by
 2 `gridpatrol worker` processes on PostGIS; the speed-up in the same run, every district's plan checked.
 
-    python -m scripts.bench.province --districts 16 --blocks 4000 --workers 1 2
+    python -m gridpatrol.scripts.bench.province --districts 16 --blocks 4000 --workers 1 2
 """
 from __future__ import annotations
 
@@ -18,9 +18,9 @@ from gridpatrol.layers import grids as gl
 from gridpatrol.layers import job_queue
 from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
+from gridpatrol.scripts.bench.common import local_pg_url
 from sqlalchemy import create_engine, text
 
-from scripts.bench.common import local_pg_url
 from tests.synth_province import load_province
 
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
@@ -78,6 +78,9 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
             "wall_s": round(wall_s, 1), "span_s": round(span_s, 1), "job_s_sum": round(sum(job_s), 1),
             "job_s_max": round(max(job_s), 1), "done": sum(j["state"] == "done" for j in jobs),
             "valid": bool(res.summary["valid"]), "errors": res.summary["errors"],
+            "error_kinds": {k: n for k, n in res.summary["problems_by_kind"].items()
+                            if (res.problems["kind"] == k).any()
+                            and (res.problems.loc[res.problems["kind"] == k, "severity"] == "error").any()},
             "share_in_band": round(float(res.summary["share_in_band"]), 3),
         }
     finally:
