@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from gridpatrol.layers.store import Store
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import Connection, and_, insert, select, update
 
+log = logging.getLogger("gridpatrol.jobs")
 STATES = ("queued", "running", "done", "failed", "cancelled")
 ENDED = frozenset({"done", "failed", "cancelled"})
 # A job is started at most this often: a worker lost mid-job (killed, machine gone) counts as an attempt.
@@ -26,6 +28,11 @@ T = Job.__table__
 
 class JobCancelled(Exception):
     """Raised inside a job's work when its cancellation was asked for: nothing is written."""
+
+
+class JobSuperseded(Exception):
+    """Raised in a job's write when a later attempt has taken the job over (this worker's lease ran out
+    while it still worked, e.g. starved of CPU): this attempt writes nothing, the later one counts."""
 
 
 @dataclass(frozen=True)
@@ -203,13 +210,16 @@ def list_jobs(store: Store, *, created_by: str | None = None, states: tuple[str,
         return [_out(r) for r in c.execute(stmt)]
 
 
-def claim(store: Store, job_id: int) -> bool:
-    """Mark a queued job running (one more attempt); False when it is not queued (ended, cancelled, taken)."""
+def claim(store: Store, job_id: int) -> int | None:
+    """Mark a queued job running (one more attempt); its attempt number, None when it is not queued
+    (ended, cancelled, taken)."""
     now = utcnow()
     with store.begin() as conn:
         res = conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "queued")).values(
             state="running", started_at=now, heartbeat_at=now, attempts=T.c.attempts + 1, step=None))
-        return res.rowcount == 1
+        if res.rowcount != 1:
+            return None
+        return int(conn.execute(select(T.c.attempts).where(T.c.id == job_id)).scalar())
 
 
 def beat(store: Store, job_id: int, *, done: int | None = None, step: str | None = None) -> bool:
@@ -222,14 +232,19 @@ def beat(store: Store, job_id: int, *, done: int | None = None, step: str | None
         return bool(conn.execute(select(T.c.cancel_requested).where(T.c.id == job_id)).scalar())
 
 
-def finish(conn: Connection, job_id: int, state: str, *, result: dict | None = None, error: str | None = None) -> None:
-    """End a running job in ``state`` with its result or error (inside the caller's transaction)."""
+def finish(conn: Connection, job_id: int, state: str, *, result: dict | None = None, error: str | None = None,
+           attempt: int | None = None) -> None:
+    """End a running job in ``state`` with its result or error (inside the caller's transaction); with
+    ``attempt``, only while that attempt is the one running (a later one may have taken over)."""
     values: dict[str, Any] = {"state": state, "finished_at": utcnow(), "error": error}
     if result is not None:
         values["result_json"] = json.dumps(result, ensure_ascii=False, default=str)
     if state == "done":
         values["steps_done"] = T.c.steps_total
-    conn.execute(update(T).where(and_(T.c.id == job_id, T.c.state == "running")).values(**values))
+    cond = and_(T.c.id == job_id, T.c.state == "running")
+    if attempt is not None:
+        cond = and_(cond, T.c.attempts == attempt)
+    conn.execute(update(T).where(cond).values(**values))
 
 
 def request_cancel(store: Store, job_id: int) -> str:
@@ -243,14 +258,15 @@ def request_cancel(store: Store, job_id: int) -> str:
         return get(store, job_id, conn)["state"]
 
 
-def requeue_or_fail(store: Store, job_id: int, reason: str) -> str:
+def requeue_or_fail(store: Store, job_id: int, reason: str, attempt: int | None = None) -> str:
     """A running job whose worker was lost: queued again while attempts remain, else failed with ``reason``.
+    With ``attempt``: only if that attempt is the one running.
 
     Returns the new state ('' when the job was not running: another worker dealt with it)."""
     with store.begin() as conn:
         row = conn.execute(select(T.c.state, T.c.attempts, T.c.cancel_requested).where(T.c.id == job_id)
                            .with_for_update()).first()
-        if row is None or row.state != "running":
+        if row is None or row.state != "running" or (attempt is not None and row.attempts != attempt):
             return ""
         if row.cancel_requested:
             state, err = "cancelled", f"{reason}; cancelled"
@@ -313,7 +329,8 @@ def run_job(store: Store, job_id: int, *, heartbeat_s: float = 5.0) -> str:
     at any moment leaves either nothing or the whole result and a done job. A GridPatrolError
     (bad data, refusal) fails the job; an unexpected error queues it again while attempts remain
     and raises RetryableJobError (the queue retries it), else fails it."""
-    if not claim(store, job_id):
+    attempt = claim(store, job_id)
+    if attempt is None:
         return get(store, job_id)["state"]
     row = get(store, job_id)
     kind = KINDS[row["kind"]]
@@ -329,33 +346,43 @@ def run_job(store: Store, job_id: int, *, heartbeat_s: float = 5.0) -> str:
             raise JobCancelled
 
     def in_write(conn: Connection, what: dict) -> None:
-        # In the work's own transaction: refuse to commit a cancelled job's work, else end the job.
-        cancelled = conn.execute(select(T.c.cancel_requested).where(T.c.id == job_id).with_for_update()).scalar()
-        if cancelled:
+        # In the work's own transaction: refuse to commit a cancelled job's work, or the work of an
+        # attempt another one has taken over (never two plans for one job); else end the job.
+        row = conn.execute(select(T.c.cancel_requested, T.c.state, T.c.attempts).where(T.c.id == job_id)
+                           .with_for_update()).one()
+        if row.state != "running" or row.attempts != attempt:
+            raise JobSuperseded
+        if row.cancel_requested:
             raise JobCancelled
-        finish(conn, job_id, "done", result=what)
+        finish(conn, job_id, "done", result=what, attempt=attempt)
 
     try:
         with _Heartbeat(store, job_id, heartbeat_s):
             result = with_write_hook(in_write, lambda: kind.run(store, params, say, row["created_by"]))
+    except JobSuperseded:
+        log.warning("job %s: attempt %s was taken over by a later one; its work is dropped", job_id, attempt)
+        return get(store, job_id)["state"]
     except JobCancelled:
         with store.begin() as conn:
-            finish(conn, job_id, "cancelled", error="cancelled")
-        return "cancelled"
+            finish(conn, job_id, "cancelled", error="cancelled", attempt=attempt)
+        return get(store, job_id)["state"]
     except GridPatrolError as exc:
         with store.begin() as conn:
-            finish(conn, job_id, "failed", error=str(exc))
-        return "failed"
+            finish(conn, job_id, "failed", error=str(exc), attempt=attempt)
+        return get(store, job_id)["state"]
     except Exception as exc:  # noqa: BLE001  anything else: the queue may retry it
         reason = f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}"
-        state = requeue_or_fail(store, job_id, reason)
+        state = requeue_or_fail(store, job_id, reason, attempt)
         if state == "queued":
             raise RetryableJobError(reason) from exc
         return state or get(store, job_id)["state"]
     with store.begin() as conn:
         # The write already ended the job (with the plan id); the full summary completes its result.
-        merged = {**(get(store, job_id, conn)["result"] or {}), **result}
+        job = get(store, job_id, conn)
+        if job["attempts"] != attempt:
+            return job["state"]  # taken over by a later attempt (work that wrote nothing)
+        merged = {**(job["result"] or {}), **result}
         conn.execute(update(T).where(T.c.id == job_id).values(result_json=json.dumps(merged, ensure_ascii=False,
                                                                                      default=str)))
-        finish(conn, job_id, "done", result=merged)  # work that wrote nothing ends here
+        finish(conn, job_id, "done", result=merged, attempt=attempt)  # work that wrote nothing ends here
     return get(store, job_id)["state"]

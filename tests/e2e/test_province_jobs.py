@@ -14,7 +14,7 @@ from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
-from tests.e2e.test_job_workers import GRIDPATROL, stop, worker
+from tests.e2e.test_job_workers import GRIDPATROL, stop
 from tests.synth_province import load_province
 
 ENV = {**os.environ, "COLUMNS": "200"}
@@ -23,6 +23,13 @@ ENV = {**os.environ, "COLUMNS": "200"}
 def gridpatrol(url: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run([GRIDPATROL, "--db", url, *args], check=False, capture_output=True, text=True,
                           timeout=timeout, env=ENV)
+
+
+def worker(store) -> subprocess.Popen:  # noqa: ANN001
+    """A `gridpatrol worker` process. Lost after 60 s of silence: on this loaded machine a busy worker
+    may miss a beat of a few seconds, and no worker is killed here (kill -9: test_job_workers.py)."""
+    return subprocess.Popen([GRIDPATROL, "--db", store.url, "worker", "--heartbeat", "1", "--stalled-after", "60"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
 
 
 def queued_ids(out: str) -> list[int]:

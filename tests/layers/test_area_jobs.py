@@ -121,3 +121,26 @@ def test_bad_requests_refused_before_queueing(province) -> None:  # noqa: ANN001
     with pytest.raises(InputError, match="grids or area"):
         job_queue.submit(store, "plan-routes", {"area": codes[0], "grids": ["x"]}, created_by="pia")
     assert len(jl.list_jobs(store)) == 3
+
+
+def test_an_attempt_taken_over_writes_nothing(province) -> None:  # noqa: ANN001
+    """A worker whose lease ran out while it still worked (starved of CPU, not dead) loses its job to a
+    later attempt: only that attempt's plan is written, never two plans for one job."""
+    import threading
+
+    from tests.conftest import poll_until
+
+    store, codes = province
+    jid = job_queue.submit(store, "draw-grids", {"seed": 1, "area": codes[0]}, created_by="pia")
+    first = threading.Thread(target=jl.run_job, args=(store, jid), kwargs={"heartbeat_s": 0.2})
+    first.start()
+    try:
+        assert poll_until(lambda: jl.get(store, jid)["state"] == "running", 60, 0.005)
+        # the recovery of a lost worker queues the job again; a second worker takes it and ends it
+        assert jl.requeue_or_fail(store, jid, "worker lost (test)") == "queued"
+        assert jl.run_job(store, jid) == "done"
+    finally:
+        first.join()
+    job = jl.get(store, jid)
+    assert job["state"] == "done" and job["attempts"] == 2, job
+    assert list(gl.list_plans(store)["plan"]) == [job["result"]["plan_id"]]  # one plan for the job
