@@ -16,7 +16,6 @@ from gridpatrol.api.static_assets import check_vendor
 from gridpatrol.gis.errors import GridPatrolError
 from gridpatrol.layers import migrations, users
 from gridpatrol.layers.store import Store, open_store
-from sqlalchemy import text
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("gridpatrol.api")
@@ -251,9 +250,7 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
         checks: dict[str, str] = {}
         ok = True
         try:
-            with store.engine.connect() as conn:
-                conn.execute(text("SELECT 1"))
-                version = migrations.current_version(conn)
+            version = migrations.schema_version(store.engine)
             checks["store"] = f"ok ({store.dialect}, schema {version})"
             if version != migrations.CURRENT_VERSION:
                 ok = False

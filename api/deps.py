@@ -295,12 +295,12 @@ _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def pg_pool(app: FastAPI) -> PgPool | None:
     """The PostGIS pool of ``app`` for the running event loop (None on GeoPackage)."""
     store: Store = app.state.store
-    if store.is_gpkg:
+    dsn = store.postgres_dsn
+    if dsn is None:
         return None
     per_loop = _pools.setdefault(asyncio.get_running_loop(), {})
     pool = per_loop.get(id(app))
     if pool is None:
-        dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         pool = per_loop[id(app)] = PgPool(dsn, app.state.settings.pg_async_pool)
     return pool
 

@@ -216,6 +216,11 @@ class LocalWorker:
 _local: dict[str, LocalWorker] = {}
 
 
+def start_in_process_worker(store: Store) -> LocalWorker | None:
+    """On a GeoPackage store, start the server's own job worker (one thread); PostGIS has separate workers."""
+    return LocalWorker(store).start() if store.is_gpkg else None
+
+
 def wake(store: Store) -> None:
     """Tell this process's GeoPackage worker (if any) that a job was queued."""
     w = _local.get(store.url)

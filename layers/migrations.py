@@ -163,6 +163,13 @@ def current_version(conn: Connection) -> int:
     return int(v[0]) if v else 0
 
 
+def schema_version(engine: Engine) -> int:
+    """Connect and read the schema version: raises if the store does not answer."""
+    with engine.connect() as conn:
+        conn.execute(select(1))
+        return current_version(conn)
+
+
 def upgrade(engine: Engine) -> int:
     """Bring the store to ``CURRENT_VERSION``; returns the number of steps applied.
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyogrio  # noqa: F401  isort:skip
 
 import contextlib
+import functools
 import os
 import re
 from collections.abc import Iterator, Sequence
@@ -105,6 +106,13 @@ class Store:
     @property
     def is_gpkg(self) -> bool:
         return self.dialect == "geopackage"
+
+    @functools.cached_property
+    def postgres_dsn(self) -> str | None:
+        """The libpq URL of a PostGIS store, for async clients (None on GeoPackage)."""
+        if self.is_gpkg:
+            return None
+        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     def display_url(self) -> str:
         """The URL without a password, for messages and ``info``."""

@@ -115,7 +115,7 @@ def with_local_worker(inner: Callable[[FastAPI], Any]) -> Callable[[FastAPI], An
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store: Store = app.state.store
-        worker = job_queue.LocalWorker(store).start() if store.is_gpkg else None
+        worker = job_queue.start_in_process_worker(store)
         try:
             async with inner(app):
                 yield

@@ -139,7 +139,7 @@ class LookupFastPath:
     async def _answer(self, scope: Scope) -> bytes | None:
         args = _fast_args(scope.get("query_string", b""))
         app = scope.get("app")
-        if args is None or app is None or app.state.store.is_gpkg:
+        if args is None or app is None or app.state.store.postgres_dsn is None:
             return None
         settings, store = app.state.settings, app.state.store
         principal = _known_principal(scope, store, settings)
