@@ -183,3 +183,14 @@ def test_an_extract_without_dwellings_has_no_households(tmp_path):
     only_street = read_osm(_write_osm(tmp_path / "street.osm", {31: ways[31]}))
     assert len(only_street.buildings) == 0
     assert only_street.counts["households"] == 0.0 and only_street.counts["buildings"] == 0
+
+
+def test_building_yes_counts_only_inside_the_residential_area_not_its_bounding_box(tmp_path):
+    """An L-shaped compound: a building=yes in its notch (inside the outline's bounding box, outside
+    the outline) is no dwelling; one inside the outline is (20 × 20 × 6 levels / 100 = 24)."""
+    ways = {41: ({"landuse": "residential"}, [(0, 0), (200, 0), (200, 80), (80, 80), (80, 200), (0, 200)]),
+            42: ({"building": "yes"}, _rect(140, 140, 20, 20)),  # in the notch
+            43: ({"building": "yes"}, _rect(20, 20, 20, 20))}
+    b = read_osm(_write_osm(tmp_path / "notch.osm", ways)).buildings.set_index("osm_id")
+    assert b.loc[42, "households"] == 0.0
+    assert b.loc[43, "households"] == pytest.approx(24.0, rel=2e-3)
