@@ -90,3 +90,11 @@ def test_the_certified_bound_is_the_optimum_and_never_above_it():
         assert sorted(tuple(sorted(p)) for p in res.pairs) == [(i, i + 1) for i in range(0, n, 2)]
         assert res.exact and res.weight - n * 1e-7 <= res.lower_bound <= res.weight
         assert res.method == {2: "pair", 4: "enumeration", 10: "blossom", 20: "blossom"}[n]
+
+
+def test_no_odd_street_ends_need_no_matching():
+    """Every street end even (an Euler graph already): nothing to match, nothing to add, bound 0."""
+    res = min_weight_perfect_matching(np.zeros((0, 0)))
+    assert (res.pairs, res.weight, res.lower_bound, res.exact) == ([], 0.0, 0.0, True)
+    with pytest.raises(ValueError, match="even number"):
+        min_weight_perfect_matching(np.zeros((3, 3)))
