@@ -57,3 +57,21 @@ def test_a_centre_sets_any_positive_deadline_and_none_for_closed_incidents():
         deadlines_hours({"reported": -1})
     with pytest.raises(InputError, match="positive"):
         deadlines_hours({"reported": "0.0"})
+
+
+def test_exactly_the_four_moves_docs_name_need_a_note():
+    """docs/commands.md's closed-loop table (written out here, not read from gis.incidents): a note
+    is required to discard at intake, to escalate after failed on-the-spot handling, for a
+    department's return and for an unsatisfied revisit; every other legal move goes without one."""
+    from tests.gis.test_properties import LEGAL
+
+    needs_note = {("reported", "closed"), ("handled", "escalated"), ("assigned", "escalated"),
+                  ("revisited", "assigned")}
+    for frm, to in sorted(LEGAL):
+        for blank in (None, "", "   "):
+            if (frm, to) in needs_note:
+                with pytest.raises(InputError, match="needs a note"):
+                    check_transition(frm, to, blank)
+            else:
+                check_transition(frm, to, blank)  # must not raise
+        check_transition(frm, to, "理由")
