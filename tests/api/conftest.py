@@ -48,3 +48,21 @@ def tokens(client) -> dict[str, dict[str, str]]:  # noqa: ANN001
         assert r.status_code == 200, r.text
         out[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
     return out
+
+
+@pytest.fixture
+def fast_path_answers(monkeypatch) -> list[bool]:  # noqa: ANN001
+    """Patches api.routes.lookup.LookupFastPath: the returned list gets, per request it sees,
+    whether the fast path answered it (True) or passed it on to the route (False)."""
+    from gridpatrol.api.routes import lookup as lookup_mod
+
+    answered: list[bool] = []
+    original = lookup_mod.LookupFastPath._answer
+
+    async def counting(self, scope):  # noqa: ANN001, ANN202
+        body = await original(self, scope)
+        answered.append(body is not None)
+        return body
+
+    monkeypatch.setattr(lookup_mod.LookupFastPath, "_answer", counting)
+    return answered

@@ -258,7 +258,7 @@ def test_lookup_per_role_equals_the_numpy_path(client, tokens, loaded_store_url)
     assert found["incidents"] > 10 and found["cameras"] > 10  # the spots exercised both sections
 
 
-def test_lookup_fast_path_answers_plain_clicks_like_the_route(client, tokens, loaded_store_url, monkeypatch):  # noqa: ANN001
+def test_lookup_fast_path_answers_plain_clicks_like_the_route(client, tokens, loaded_store_url, fast_path_answers):  # noqa: ANN001
     """Plain clicks (lon, lat, radius_m, days) are answered by api.routes.lookup.LookupFastPath
     on PostGIS; the answer per user is the numpy path's, as for the route. Odd requests go to the
     route: its validation messages are unchanged."""
@@ -273,15 +273,7 @@ def test_lookup_fast_path_answers_plain_clicks_like_the_route(client, tokens, lo
     for q in (b"lon=104.1", b"lon=104.1&lat=30.6&lat=30.7", b"lon=181&lat=30", b"lon=nan&lat=30", b"lon=1&lat=2&days=0",
               b"lon=1&lat=2&at=2018-01-01", b"lon=1&lat=2&crs=bd09", b"lon=1e400&lat=2", b"lon=%201&lat=2"):
         assert lookup_mod._fast_args(q) is None, q
-    answered = []
-    original = lookup_mod.LookupFastPath._answer
-
-    async def counting(self, scope):  # noqa: ANN001, ANN202
-        body = await original(self, scope)
-        answered.append(body is not None)
-        return body
-
-    monkeypatch.setattr(lookup_mod.LookupFastPath, "_answer", counting)
+    answered = fast_path_answers
     store = open_store(loaded_store_url)
     try:
         cams = client.get("/cameras?limit=10000", headers=tokens["ada"]).json()["features"]

@@ -8,12 +8,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pyproj
-import shapely
 
 from tests.api.api_seed import CLEARED_DISPATCHER, PASSWORD
+from tests.odd_cameras import GEOD, odd_cameras
 
-GEOD = pyproj.Geod(ellps="WGS84")
 # Secrecy levels each user may see (api_seed: dan 0, dora 2, the admin all).
 CLEARANCE = {"dan": 0, CLEARED_DISPATCHER: 2, "ada": 99}
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,22 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _odd_cameras(store, lon0: float, lat0: float) -> None:  # noqa: ANN001
     """300 cameras around (lon0, lat0) with every optics gap and spelling the register may hold."""
-    rng = np.random.default_rng(23)
-    n = 300
-    lon, lat, _ = GEOD.fwd(np.full(n, lon0), np.full(n, lat0), rng.uniform(0, 360, n), rng.uniform(0, 220, n))
-    az = rng.uniform(-400, 800, n)
-    az[::17] = np.nan
-    reach = rng.uniform(20, 150, n)
-    reach[::13] = np.nan
-    fov = rng.uniform(20, 120, n)
-    fov[::19] = np.nan
-    fov[::23] = 360.0
-    cams = gpd.GeoDataFrame({
-        "code": [f"odd:{i:03d}" for i in range(n)], "name": [f"异常摄像机{i}" for i in range(n)], "project": "other",
-        "azimuth_deg": az, "fov_deg": fov, "range_m": reach,
-        "camera_type": rng.choice(["fixed", "dome", " PTZ ", "Speed_Dome", "bullet", "panorama", ""], n),
-        "status": rng.choice(["online", "Offline", " fault", "ONLINE"], n), "secrecy_level": np.arange(n) % 4,
-        "synthetic": True}, geometry=shapely.points(lon, lat), crs=4326)
+    cams = odd_cameras(np.random.default_rng(23), lon0, lat0, n=300, spread_m=220, code="odd:", name="异常摄像机",
+                       types=["fixed", "dome", " PTZ ", "Speed_Dome", "bullet", "panorama", ""])
     with store.begin() as conn:
         store.insert_gdf(conn, "cameras", cams)
 
@@ -59,23 +43,14 @@ def _brute_force(cams: gpd.GeoDataFrame, lon: float, lat: float, clearance: int)
 
 
 def test_fast_path_route_and_geodesic_brute_force_find_the_same_cameras(client, tokens, loaded_store_url,
-                                                                        monkeypatch):  # noqa: ANN001
+                                                                        fast_path_answers):  # noqa: ANN001
     """Over 120 clicks (between and in front of cameras, among cameras with missing optics,
     odd type spellings and every secrecy level), for users of three clearances: the fast path
     (PostGIS) and the route give the same cameras field for field, and the set is what pyproj's
     geodesic says with the documented defaults; distances and bearings agree to the 0.1 shown."""
-    from gridpatrol.api.routes import lookup as lookup_mod
     from gridpatrol.layers.store import open_store
 
-    answered = []
-    original = lookup_mod.LookupFastPath._answer
-
-    async def counting(self, scope):  # noqa: ANN001, ANN202
-        body = await original(self, scope)
-        answered.append(body is not None)
-        return body
-
-    monkeypatch.setattr(lookup_mod.LookupFastPath, "_answer", counting)
+    answered = fast_path_answers
     store = open_store(loaded_store_url)
     try:
         seed = store.read_layer("cameras")

@@ -27,6 +27,7 @@ from gridpatrol.layers.models import GridPlan, IncidentEvent
 from sqlalchemy import func, select
 
 from tests.conftest import data_path
+from tests.odd_cameras import odd_cameras
 
 GEOD = pyproj.Geod(ellps="WGS84")
 CRIME_MAP = "occurred_at=CrimeDate,time=CrimeTime,category=Description,lon=Longitude,lat=Latitude"
@@ -253,21 +254,8 @@ def _click_scene(store, now: datetime) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFra
     add_plan(store, {"G1": (shapely.box(LON0 - 0.01, LAT0 - 0.01, LON0, LAT0 + 0.01), "张三"),
                      "G2": (shapely.box(LON0, LAT0 - 0.01, LON0 + 0.01, LAT0 + 0.01), "李四")})
     rng = np.random.default_rng(11)
-    n = 300
-    lon, lat, _ = GEOD.fwd(np.full(n, LON0), np.full(n, LAT0), rng.uniform(0, 360, n), rng.uniform(0, 250, n))
-    az = rng.uniform(-400, 800, n)
-    az[::17] = np.nan
-    rng_m = rng.uniform(20, 150, n)
-    rng_m[::13] = np.nan
-    fov = rng.uniform(20, 120, n)
-    fov[::19] = np.nan
-    fov[::23] = 360.0
-    cams = gpd.GeoDataFrame({
-        "code": [f"c:{i:03d}" for i in range(n)], "name": [f"摄像机{i}" for i in range(n)], "project": "other",
-        "azimuth_deg": az, "fov_deg": fov, "range_m": rng_m,
-        "camera_type": rng.choice(["fixed", "dome", " PTZ ", "Speed_Dome", "bullet", "box"], n),
-        "status": rng.choice(["online", "Offline", " fault", "ONLINE"], n), "secrecy_level": np.arange(n) % 4,
-        "synthetic": True}, geometry=shapely.points(lon, lat), crs=4326)
+    cams = odd_cameras(rng, LON0, LAT0, n=300, spread_m=250, code="c:", name="摄像机",
+                       types=["fixed", "dome", " PTZ ", "Speed_Dome", "bullet", "box"])
     m = 300
     ilon, ilat, _ = GEOD.fwd(np.full(m, LON0), np.full(m, LAT0), rng.uniform(0, 360, m), rng.uniform(0, 400, m))
     when = [now - timedelta(hours=float(h)) for h in rng.uniform(-24, 60 * 24, m)]
