@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from datetime import UTC, datetime, time
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -14,7 +14,7 @@ import pytest
 import shapely
 
 from tests.e2e.test_cli_import import GRIDPATROL, run, snapshot
-from tests.layers.track_seed import chengdu_osm, seed_calendar
+from tests.layers.track_seed import chengdu_osm, gpx_xml, seed_calendar, walk_network
 from tests.store_cache import cached_module_store_url
 
 
@@ -27,15 +27,13 @@ def db(request, tmp_path_factory):
 @pytest.fixture(scope="module")
 def day1_shift(db):
     """(route id, GPX text) of a walk of T02's calendar-day-1 shift on 2026-11-02 from 20:40 local."""
-    import gpxpy.gpx
-    from gridpatrol.gis.streets import street_network
     from gridpatrol.gis.tracksim import simulate_walk
     from gridpatrol.layers.routes import read_routes
     from gridpatrol.layers.store import open_store
 
     store = open_store(db)
     try:
-        net = street_network(store.read_layer("roads", bbox=(104.06, 30.657, 104.095, 30.687)), mode="walk")
+        net = walk_network(store)
         r = read_routes(store, "T02", mode="walk")
     finally:
         store.dispose()
@@ -45,15 +43,8 @@ def day1_shift(db):
     t0 = datetime(2026, 11, 2, 20, 40, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
     w = simulate_walk(line, sigma_m=10, every_s=5, t0=t0, seed=3)
     lon, lat = net.transformer(inverse=True).transform(w.x, w.y)
-    gpx = gpxpy.gpx.GPX()
-    trk = gpxpy.gpx.GPXTrack(name="wu")
-    seg = gpxpy.gpx.GPXTrackSegment()
-    for a, b, t in zip(lon, lat, w.t):
-        seg.points.append(gpxpy.gpx.GPXTrackPoint(b, a, time=datetime.fromtimestamp(t, UTC)))
-    trk.segments.append(seg)
-    gpx.tracks.append(trk)
     assert datetime.fromtimestamp(w.t[-1], ZoneInfo("Asia/Shanghai")).time() > time(21, 0)
-    return int(row["id"]), gpx.to_xml()
+    return int(row["id"]), gpx_xml(lon, lat, w.t)
 
 
 def _cli(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:

@@ -13,34 +13,25 @@ import pandas as pd
 import pytest
 import shapely
 from gridpatrol.gis.routing.calendar import planned_on
-from gridpatrol.gis.streets import street_network
 from gridpatrol.gis.tracks import Track
 from gridpatrol.gis.tracksim import simulate_walk
 from gridpatrol.layers import phone_data
 from gridpatrol.layers.patrols import patrol_report
 from gridpatrol.layers.routes import read_routes
-from gridpatrol.layers.store import open_store
 from gridpatrol.layers.tracks import read_tracks, save_track
 
-from tests.layers.track_seed import CYCLE_DAYS, chengdu_osm, seed_calendar
-from tests.store_cache import cached_module_store_url
+from tests.layers.track_seed import CYCLE_DAYS, seed_calendar, seeded_store_fixture, walk_network
 
 TZ = "Asia/Shanghai"
 DAY1 = date(2026, 11, 2)  # --cycle-start: day 1 of the calendar
 
 
-@pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def cstore(request, tmp_path_factory):
-    with cached_module_store_url(request, tmp_path_factory, "tracks-calendar", seed_calendar, [chengdu_osm()]) as url:
-        s = open_store(url)
-        yield s
-        s.dispose()
+cstore = seeded_store_fixture("tracks-calendar", seed_calendar)
 
 
 @pytest.fixture(scope="module")
 def net(cstore):
-    roads = cstore.read_layer("roads", bbox=(104.06, 30.657, 104.095, 30.687))
-    return street_network(roads, mode="walk")
+    return walk_network(cstore)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from datetime import UTC, date
+from datetime import date
 
 import numpy as np
 import pytest
@@ -17,27 +17,19 @@ from gridpatrol.gis.tracks import Track
 from gridpatrol.gis.tracksim import precision_recall, simulate_walk
 from gridpatrol.layers.patrols import patrol_report
 from gridpatrol.layers.routes import read_routes
-from gridpatrol.layers.store import open_store
 from gridpatrol.layers.tracks import add_chunk, read_tracks, save_track
 
-from tests.layers.track_seed import GRIDS, T0, chengdu_osm, seed
-from tests.store_cache import cached_module_store_url
+from tests.layers.track_seed import GRIDS, T0, gpx_xml, seed, seeded_store_fixture, walk_network
 
 DAY = date(2026, 11, 2)
 
 
-@pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def tstore(request, tmp_path_factory):
-    with cached_module_store_url(request, tmp_path_factory, "tracks-seed", seed, [chengdu_osm()]) as url:
-        s = open_store(url)
-        yield s
-        s.dispose()
+tstore = seeded_store_fixture("tracks-seed", seed)
 
 
 @pytest.fixture(scope="module")
 def net(tstore):
-    roads = tstore.read_layer("roads", bbox=(104.06, 30.657, 104.095, 30.687))
-    return street_network(roads, mode="walk")
+    return walk_network(tstore)
 
 
 def _metric(net, geom):
@@ -297,20 +289,9 @@ def test_gpx_import_in_gcj02_lands_on_the_streets(tstore, net, tmp_path):
     w = _walk(tstore, net, 7, T0 + 20 * 86400)
     lon, lat = _to_lonlat(net, w.x, w.y)
     glon, glat = wgs84_to_gcj02(lon, lat)
-    from datetime import datetime
-
-    import gpxpy.gpx
-
-    gpx = gpxpy.gpx.GPX()
-    trk = gpxpy.gpx.GPXTrack(name="wu")
-    seg = gpxpy.gpx.GPXTrackSegment()
-    for a, b, t in zip(glon, glat, w.t):
-        seg.points.append(gpxpy.gpx.GPXTrackPoint(b, a, time=datetime.fromtimestamp(t, UTC)))
-    trk.segments.append(seg)
-    gpx.tracks.append(trk)
     from gridpatrol.gis.tracks import read_gpx
 
-    tr = read_gpx(gpx.to_xml(), crs="gcj02")
+    tr = read_gpx(gpx_xml(glon, glat, w.t), crs="gcj02")
     assert np.allclose(tr.lon, lon, atol=2e-6) and np.allclose(tr.lat, lat, atol=2e-6)
 
 

@@ -61,3 +61,47 @@ def seed_calendar(store) -> None:
     """As :func:`seed`, with grid T02's shifts on a patrol calendar of CYCLE_DAYS days."""
     seed(store, cycle_days=CYCLE_DAYS)
 
+
+
+WALK_BBOX = (104.06, 30.657, 104.095, 30.687)  # the streets around the grids, for their walking network
+
+
+def walk_network(store):  # noqa: ANN001, ANN201
+    """The walking street network around the grids, from the store's roads."""
+    from gridpatrol.gis.streets import street_network
+
+    return street_network(store.read_layer("roads", bbox=WALK_BBOX), mode="walk")
+
+
+def seeded_store_fixture(key: str, seeder):  # noqa: ANN001, ANN201
+    """A module fixture: an open store of the module's own seeded by seeder (cached under key, see
+    tests/store_cache.py), on GeoPackage and PostGIS; disposed after the module."""
+    import pytest
+    from gridpatrol.layers.store import open_store
+
+    from tests.store_cache import cached_module_store_url
+
+    @pytest.fixture(scope="module", params=["gpkg", "postgis"])
+    def seeded_store(request, tmp_path_factory):  # noqa: ANN001, ANN202
+        with cached_module_store_url(request, tmp_path_factory, key, seeder, [chengdu_osm()]) as url:
+            s = open_store(url)
+            yield s
+            s.dispose()
+
+    return seeded_store
+
+
+def gpx_xml(lon, lat, t, name: str = "wu") -> str:  # noqa: ANN001
+    """A GPX document of one track (named name) through the points (lon, lat) at Unix times t."""
+    from datetime import UTC
+
+    import gpxpy.gpx
+
+    gpx = gpxpy.gpx.GPX()
+    trk = gpxpy.gpx.GPXTrack(name=name)
+    seg = gpxpy.gpx.GPXTrackSegment()
+    for a, b, when in zip(lon, lat, t):
+        seg.points.append(gpxpy.gpx.GPXTrackPoint(b, a, time=datetime.fromtimestamp(when, UTC)))
+    trk.segments.append(seg)
+    gpx.tracks.append(trk)
+    return gpx.to_xml()
