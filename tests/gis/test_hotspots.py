@@ -13,6 +13,7 @@ from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.hotspots import hot_spots
 
 from tests.conftest import data_path
+from tests.union_find import components
 
 
 def _incidents(name: str) -> gpd.GeoDataFrame:
@@ -29,20 +30,7 @@ def _brute_force_components(lon: np.ndarray, lat: np.ndarray, radius_m: float) -
     n = len(lon)
     ii, jj = np.triu_indices(n, 1)
     _, _, d = geod.inv(lon[ii], lat[ii], lon[jj], lat[jj])
-    parent = list(range(n))
-
-    def find(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for a, b in zip(ii[d <= radius_m], jj[d <= radius_m]):
-        parent[find(a)] = find(b)
-    groups: dict[int, set[int]] = {}
-    for k in range(n):
-        groups.setdefault(find(k), set()).add(k)
-    return list(groups.values())
+    return components(n, zip(ii[d <= radius_m], jj[d <= radius_m]))
 
 
 def test_hot_spots_match_brute_force_single_linkage():

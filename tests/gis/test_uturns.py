@@ -28,6 +28,7 @@ from shapely.geometry import box
 from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
 from tests.conftest import data_path
 from tests.store_cache import cached_gpkg
+from tests.union_find import components
 
 ENUMERATE_UP_TO = 100_000  # transition systems per route tried exhaustively
 UTURN = 30.0  # leaving along two ways within 30° of each other is turning round (a change of ≥ 150°)
@@ -69,32 +70,14 @@ def fewest_uturns_brute_force(net, traversals, start: int, directed: bool) -> in
             outs = [e for e in es if not e[2]]
             choices.append([list(zip(ins, p)) for p in itertools.permutations(outs)])
         else:
-            def pairings(rest):  # noqa: ANN001, ANN202
-                if not rest:
-                    yield []
-                    return
-                for k in range(1, len(rest)):
-                    for tail in pairings(rest[1:k] + rest[k + 1:]):
-                        yield [(rest[0], rest[k]), *tail]
-            choices.append(list(pairings(es)))
+            choices.append(list(_pairings(es)))
     if np.prod([float(len(c)) for c in choices]) > ENUMERATE_UP_TO:
         return None
     starts = [k for k, x in enumerate(ends) if x == start]
     best = None
     n = len(traversals)
     for system in itertools.product(*choices):
-        parent = list(range(n))
-
-        def find(a: int) -> int:
-            while parent[a] != a:
-                parent[a] = parent[parent[a]]
-                a = parent[a]
-            return a
-
-        for pairs in system:
-            for (i, _h, _a), (j, _g, _b) in pairs:
-                parent[find(i)] = find(j)
-        if len({find(i) for i in range(n)}) != 1:
+        if len(components(n, [(i, j) for pairs in system for (i, _h, _a), (j, _g, _b) in pairs])) != 1:
             continue
         u = [sum(is_uturn(a[1], b[1]) for a, b in pairs) for pairs in system]
         total = sum(u) - any(u[k] for k in starts)  # the walk begins and ends at the start
@@ -220,7 +203,8 @@ def test_nodes_with_many_ends_pair_for_the_fewest_uturns():
         assert turn_bound <= least_cost
 
 
-def _pairings(rest: list[int]):
+def _pairings(rest: list):  # noqa: ANN202
+    """Every way of pairing off the items of rest (an even number), as lists of pairs."""
     if not rest:
         yield []
         return
