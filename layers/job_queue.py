@@ -216,6 +216,17 @@ class LocalWorker:
 _local: dict[str, LocalWorker] = {}
 
 
+def run_until_empty(store: Store, *, concurrency: int = 1, heartbeat_s: float = 10.0, stalled_s: float = 30.0) -> None:
+    """Run the store's queued jobs in this process until none is queued (``gridpatrol worker
+    --until-empty``): a procrastinate worker on PostGIS, a LocalWorker's loop on a GeoPackage."""
+    if not store.is_gpkg:
+        run_pg_worker(store, concurrency=concurrency, heartbeat_s=heartbeat_s, stalled_s=stalled_s, wait=False)
+        return
+    w = LocalWorker(store, poll_s=min(heartbeat_s, 2.0), lease_s=stalled_s, heartbeat_s=heartbeat_s)
+    while w.run_once() is not None:
+        pass
+
+
 def start_in_process_worker(store: Store) -> LocalWorker | None:
     """On a GeoPackage store, start the server's own job worker (one thread); PostGIS has separate workers."""
     return LocalWorker(store).start() if store.is_gpkg else None

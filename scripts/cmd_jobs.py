@@ -58,16 +58,15 @@ def worker_cmd(
     store = open_cli_store(ctx, create=False)
     err_console.print(f"worker on {store.display_url()} (concurrency {concurrency})")
     try:
-        if not store.is_gpkg:
-            job_queue.run_pg_worker(store, concurrency=concurrency, heartbeat_s=heartbeat_s,
-                                    stalled_s=stalled_s, wait=not until_empty)
-            return
-        w = job_queue.LocalWorker(store, poll_s=min(heartbeat_s, 2.0), lease_s=stalled_s, heartbeat_s=heartbeat_s)
-        while True:
-            if w.run_once() is None:
-                if until_empty:
-                    return
-                time.sleep(w.poll_s)
+        if until_empty:
+            job_queue.run_until_empty(store, concurrency=concurrency, heartbeat_s=heartbeat_s, stalled_s=stalled_s)
+        elif not store.is_gpkg:
+            job_queue.run_pg_worker(store, concurrency=concurrency, heartbeat_s=heartbeat_s, stalled_s=stalled_s)
+        else:
+            w = job_queue.LocalWorker(store, poll_s=min(heartbeat_s, 2.0), lease_s=stalled_s, heartbeat_s=heartbeat_s)
+            while True:
+                if w.run_once() is None:
+                    time.sleep(w.poll_s)
     except KeyboardInterrupt:
         pass
     finally:

@@ -55,13 +55,8 @@ def auth(client) -> dict[str, dict[str, str]]:  # noqa: ANN001
 
 
 def drain(store) -> None:  # noqa: ANN001
-    """Run the store's worker (the same code `gridpatrol worker` runs) until no job is queued."""
-    if store.is_gpkg:
-        w = job_queue.LocalWorker(store, heartbeat_s=0.5)
-        while w.run_once() is not None:
-            pass
-    else:
-        job_queue.run_pg_worker(store, wait=False, heartbeat_s=0.5)
+    """Run the store's worker (what `gridpatrol worker --until-empty` runs) until no job is queued."""
+    job_queue.run_until_empty(store, heartbeat_s=0.5)
 
 
 def _counts(store) -> tuple[int, int]:  # noqa: ANN001

@@ -16,13 +16,8 @@ from tests.synth_province import load_province
 
 
 def drain(store) -> None:  # noqa: ANN001
-    """Run the store's worker (what `gridpatrol worker --until-empty` runs) until nothing is queued."""
-    if store.is_gpkg:
-        w = job_queue.LocalWorker(store, heartbeat_s=0.5)
-        while w.run_once() is not None:
-            pass
-    else:
-        job_queue.run_pg_worker(store, wait=False, heartbeat_s=0.5)
+    """Run the store's worker (what `gridpatrol worker --until-empty` runs) until no job is queued."""
+    job_queue.run_until_empty(store, heartbeat_s=0.5)
 
 
 def _area_grids(store, plan_id: int, area: str) -> dict[str, tuple]:  # noqa: ANN001
