@@ -206,3 +206,14 @@ def fill_from_cache(url: str, name: str, build: Callable, inputs: Iterable[Path]
     target = url.rsplit("search_path%3D", 1)[1].split(",", 1)[0]
     with machine_lock(f"cache-pg-{PG_DB}-{source}"):  # not dropped as stale meanwhile
         copy_pg_schema(PG_URL, source, target)
+
+
+def open_filled(url: str, name: str, build: Callable, inputs: Iterable[Path]) -> Iterator:
+    """Yields the store at ``url`` open, filled by fill_from_cache; disposes it after. For a
+    fixture: ``yield from open_filled(store_url, ...)``."""
+    from gridpatrol.layers.store import open_store
+
+    fill_from_cache(url, name, build, inputs)
+    store = open_store(url)
+    yield store
+    store.dispose()

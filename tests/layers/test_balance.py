@@ -14,10 +14,9 @@ from gridpatrol.gis.errors import ConflictError, InputError
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers import planner
 from gridpatrol.layers.registers import import_households
-from gridpatrol.layers.store import open_store
 
 from tests.cached_stores import jinjiang_inputs, jinjiang_with_users
-from tests.store_cache import fill_from_cache
+from tests.store_cache import open_filled
 
 WEIGHTED = {"balance": "weighted", "weights": "households=1,street_km=20", "seed": 1}
 
@@ -25,10 +24,7 @@ WEIGHTED = {"balance": "weighted", "weights": "households=1,street_km=20", "seed
 @pytest.fixture
 def jj(store_url):  # noqa: ANN001, ANN201
     """Chengdu's streets and buildings, 锦江区 as the district, no plan (both stores)."""
-    fill_from_cache(store_url, "jobs-jinjiang", jinjiang_with_users, jinjiang_inputs())
-    s = open_store(store_url)
-    yield s
-    s.dispose()
+    yield from open_filled(store_url, "jobs-jinjiang", jinjiang_with_users, jinjiang_inputs())
 
 
 def _band(params: gl.PlanParams, scale: float) -> tuple[float, float]:

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 import shapely
 from gridpatrol.layers import grids as gl
-from gridpatrol.layers.store import open_store
 
 from tests.cached_stores import jinjiang_inputs, jinjiang_with_users
-from tests.store_cache import fill_from_cache
+from tests.store_cache import open_filled
 
 CAPS = {"max_street_m": 3000.0, "max_area_m2": 400_000.0, "seed": 1}
 
@@ -18,10 +17,7 @@ CAPS = {"max_street_m": 3000.0, "max_area_m2": 400_000.0, "seed": 1}
 @pytest.fixture
 def jj(store_url):  # noqa: ANN001, ANN201
     """Chengdu's streets and buildings, 锦江区 as the district, no plan (both stores)."""
-    fill_from_cache(store_url, "jobs-jinjiang", jinjiang_with_users, jinjiang_inputs())
-    s = open_store(store_url)
-    yield s
-    s.dispose()
+    yield from open_filled(store_url, "jobs-jinjiang", jinjiang_with_users, jinjiang_inputs())
 
 
 def _touching(grids) -> list[tuple[int, int]]:  # noqa: ANN001

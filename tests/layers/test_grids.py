@@ -20,17 +20,13 @@ from sqlalchemy import func, select
 
 from tests.cached_stores import CHENGDU_DISTRICTS, chengdu_five_districts, chengdu_inputs
 from tests.conftest import data_path
-from tests.store_cache import fill_from_cache
+from tests.store_cache import open_filled
+
 
 @pytest.fixture
 def chengdu_store(store_url):  # noqa: ANN001, ANN201
     """Chengdu's streets and its five central districts, no plan: a copy of the cached store."""
-    from gridpatrol.layers.store import open_store
-
-    fill_from_cache(store_url, "chengdu-five-districts", chengdu_five_districts, chengdu_inputs())
-    store = open_store(store_url)
-    yield store
-    store.dispose()
+    yield from open_filled(store_url, "chengdu-five-districts", chengdu_five_districts, chengdu_inputs())
 
 
 def _load_nanjing(store) -> None:

@@ -23,7 +23,7 @@ from gridpatrol.layers.store import open_store
 from sqlalchemy import inspect, text
 
 from tests.conftest import data_path
-from tests.store_cache import fill_from_cache
+from tests.store_cache import open_filled
 
 HEADER = ["序号", "标准地址", "经度", "纬度", "户数", "实有人口", "楼栋编码", "房屋用途", "层数"]
 TITLE = "锦江区XX社区实有人口登记表"
@@ -39,11 +39,8 @@ def jinjiang_streets(store) -> None:  # noqa: ANN001
 
 @pytest.fixture
 def jj(store_url):  # noqa: ANN001, ANN201
-    fill_from_cache(store_url, "registers-jinjiang", jinjiang_streets,
-                    [data_path("chengdu", "chengdu.osm"), data_path("chengdu", "510104.geojson")])
-    s = open_store(store_url)
-    yield s
-    s.dispose()
+    yield from open_filled(store_url, "registers-jinjiang", jinjiang_streets,
+                           [data_path("chengdu", "chengdu.osm"), data_path("chengdu", "510104.geojson")])
 
 
 def _footprints(store, n: int | None = None) -> gpd.GeoDataFrame:  # noqa: ANN001

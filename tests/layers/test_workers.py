@@ -9,18 +9,13 @@ from gridpatrol.layers import grids as plans
 from gridpatrol.layers.incidents import create_incident
 
 from tests.cached_stores import jinjiang_district_seed1, jinjiang_inputs
-from tests.store_cache import fill_from_cache
+from tests.store_cache import open_filled
 
 
 @pytest.fixture
 def jinjiang(store_url):
     """锦江区 drawn with seed 1: a copy of the cached store (tests/cached_stores.py), per test."""
-    from gridpatrol.layers.store import open_store
-
-    fill_from_cache(store_url, "jinjiang-district-seed1", jinjiang_district_seed1, jinjiang_inputs())
-    store = open_store(store_url)
-    yield store
-    store.dispose()
+    yield from open_filled(store_url, "jinjiang-district-seed1", jinjiang_district_seed1, jinjiang_inputs())
 
 
 def test_workers_reach_incidents_and_survive_edits(jinjiang):
