@@ -30,16 +30,22 @@ def turn_angle(b_in: float, b_out: float) -> float:
     return 180.0 if d == -180.0 else d
 
 
-def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, int]:
-    """(turns, U-turns) along a sequence of traversals (heading changes over 30° / 150°)."""
-    if len(traversals) < 2:
-        return 0, 0
+def _heading_changes(net: StreetNetwork, traversals: list[Traversal]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(edges, forward flags, heading change in degrees 0–180 between each traversal and the next)
+    of a sequence of at least two traversals."""
     out_b, in_b = net.bearings()
     e = np.array([t.edge for t in traversals])
     f = np.array([t.forward for t in traversals])
     dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)
     arr = np.where(f, in_b[e], (out_b[e] + 180) % 360)
-    d = np.abs((dep[1:] - arr[:-1] + 180) % 360 - 180)
+    return e, f, np.abs((dep[1:] - arr[:-1] + 180) % 360 - 180)
+
+
+def count_turns(net: StreetNetwork, traversals: list[Traversal]) -> tuple[int, int]:
+    """(turns, U-turns) along a sequence of traversals (heading changes over 30° / 150°)."""
+    if len(traversals) < 2:
+        return 0, 0
+    _e, _f, d = _heading_changes(net, traversals)
     # Turning on the spot at a dead end on a self-loop or zero-length edge is not a turn.
     return int(np.sum((d >= TURN_DEG) & (d < UTURN_DEG))), int(np.sum(d >= UTURN_DEG))
 
@@ -48,12 +54,7 @@ def uturn_nodes(net: StreetNetwork, traversals: list[Traversal]) -> np.ndarray:
     """The node of each U-turn (heading change of 150° or more) along a sequence of traversals."""
     if len(traversals) < 2:
         return np.zeros(0, dtype=np.int64)
-    out_b, in_b = net.bearings()
-    e = np.array([t.edge for t in traversals])
-    f = np.array([t.forward for t in traversals])
-    dep = np.where(f, out_b[e], (in_b[e] + 180) % 360)
-    arr = np.where(f, in_b[e], (out_b[e] + 180) % 360)
-    d = np.abs((dep[1:] - arr[:-1] + 180) % 360 - 180)
+    e, f, d = _heading_changes(net, traversals)
     at = np.where(f[:-1], net.edge_v[e[:-1]], net.edge_u[e[:-1]])
     return at[d >= UTURN_DEG]
 
