@@ -380,6 +380,17 @@ def test_access_tags_open_and_close_ways_per_mode():
     assert allowed(df, "drive").tolist() == [True, False, False, True, True, False]
 
 
+def _matching_by_milp(D: np.ndarray):  # noqa: ANN202
+    """The minimum-weight perfect matching of the complete graph with costs D, as scipy's integer
+    program (one variable per pair, each point in exactly one pair): its result, optimum in .fun."""
+    n = len(D)
+    iu = np.triu_indices(n, 1)
+    m = len(iu[0])
+    A_eq = sparse.coo_matrix((np.ones(2 * m), (np.concatenate(iu), np.tile(np.arange(m), 2))), shape=(n, m))
+    return milp(D[iu], constraints=LinearConstraint(A_eq, 1, 1), integrality=np.ones(m), bounds=Bounds(0, 1),
+                options={"mip_rel_gap": 0})
+
+
 def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
     """Edmonds' blossom step against an integer program over all pairs (scipy.milp), on shortest-path
     metrics with many ties, Euclidean points and random symmetric costs."""
@@ -406,11 +417,7 @@ def test_blossom_matching_is_the_integer_optimum_and_certifies_it():
             R = rng.integers(1, 30, (n, n)).astype(float)
             D = R + R.T
         np.fill_diagonal(D, 0)
-        iu = np.triu_indices(n, 1)
-        m = len(iu[0])
-        A_eq = sparse.coo_matrix((np.ones(2 * m), (np.concatenate(iu), np.tile(np.arange(m), 2))), shape=(n, m))
-        ref = milp(D[iu], constraints=LinearConstraint(A_eq, 1, 1), integrality=np.ones(m), bounds=Bounds(0, 1),
-                   options={"mip_rel_gap": 0})
+        ref = _matching_by_milp(D)
         res = min_weight_perfect_matching(D)
         # Up to 8 points every perfect matching is tried; beyond, the blossom step is certified.
         assert res.method == ("enumeration" if n <= 8 else "blossom") and res.exact
@@ -442,11 +449,7 @@ def test_matching_costs_too_large_for_micrometre_integers_still_give_the_optimum
     n = 30
     P = rng.random((n, 2)) * 5e9
     D = np.hypot(P[:, None, 0] - P[None, :, 0], P[:, None, 1] - P[None, :, 1])
-    iu = np.triu_indices(n, 1)
-    m = len(iu[0])
-    A_eq = sparse.coo_matrix((np.ones(2 * m), (np.concatenate(iu), np.tile(np.arange(m), 2))), shape=(n, m))
-    ref = milp(D[iu], constraints=LinearConstraint(A_eq, 1, 1), integrality=np.ones(m), bounds=Bounds(0, 1),
-               options={"mip_rel_gap": 0})
+    ref = _matching_by_milp(D)
     res = min_weight_perfect_matching(D)
     assert sorted(k for p in res.pairs for k in p) == list(range(n))
     assert res.weight == pytest.approx(ref.fun, rel=1e-9)
