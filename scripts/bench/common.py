@@ -17,9 +17,9 @@ def local_pg_url(database: str, *, sqlalchemy: bool = True) -> str:
 
 
 def timed(fn, repeat: int = 1):  # noqa: ANN001, ANN201
-    """(best wall time in s, result of the last run)."""
+    """(best wall time in s over ``repeat`` runs (at least one), result of the last run)."""
     best, out = float("inf"), None
-    for _ in range(repeat):
+    for _ in range(max(1, repeat)):
         t = time.perf_counter()
         out = fn()
         best = min(best, time.perf_counter() - t)

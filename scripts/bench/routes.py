@@ -46,6 +46,7 @@ from gridpatrol.gis.routing.coverage import plan_coverage
 from gridpatrol.gis.routing.network import Traversal, count_turns
 from gridpatrol.gis.streets import street_network
 from gridpatrol.gis.vector import cut_into_cells
+from gridpatrol.scripts.bench.common import timed
 
 DATA = ROOT.parent / "shared" / "data"
 
@@ -117,16 +118,6 @@ def lattice(rows: int, cols: int, seed: int = 1) -> tuple[gpd.GeoDataFrame, obje
     return gdf, box(minx - 1e-4, miny - 1e-4, maxx + 1e-4, maxy + 1e-4)
 
 
-def best_of(repeat: int, fn):  # noqa: ANN001, ANN201
-    """(result of the last run, least wall time in seconds over ``repeat`` runs)."""
-    best, out = float("inf"), None
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
-
-
 def baseline(plan, repeat: int = 1) -> dict | None:  # noqa: ANN001
     """networkx eulerize + eulerian_circuit on the grid's required streets, from the same start."""
     net = plan.network
@@ -144,7 +135,7 @@ def baseline(plan, repeat: int = 1) -> dict | None:  # noqa: ANN001
         H = nx.eulerize(G)
         return H, list(nx.eulerian_circuit(H, source=plan.start_node, keys=True))
 
-    (H, circuit), elapsed = best_of(repeat, run)
+    elapsed, (H, circuit) = timed(run, repeat)
     trav = []
     for u, v, k in circuit:
         e = H.edges[u, v, k].get("e", best[(u, v)])
@@ -226,28 +217,29 @@ def main() -> None:
 
     rows = []
     roads, lat_poly = lattice(args.rows, args.rows)
-    net, t_net = best_of(1, lambda: street_network(roads, mode="walk"))
-    plan, t_ours = best_of(args.repeat, lambda: plan_coverage(net, lat_poly, mode="walk", name="lattice"))
-    _, t_layer = best_of(args.repeat, lambda: plan_coverage(roads, lat_poly, mode="walk", name="lattice"))
+    t_net, net = timed(lambda: street_network(roads, mode="walk"), 1)
+    t_ours, plan = timed(lambda: plan_coverage(net, lat_poly, mode="walk", name="lattice"), args.repeat)
+    t_layer, _ = timed(lambda: plan_coverage(roads, lat_poly, mode="walk", name="lattice"), args.repeat)
     base = baseline(plan, args.repeat) if len(plan.required_edges) <= args.skip_baseline_over else None
     rows.append(row(f"lattice {args.rows}×{args.rows}", plan, t_ours, base, t_layer))
     print(fmt(rows[-1:]), flush=True)
 
     roads, pieces = chengdu_pieces(args.pieces)
-    city, t_city = best_of(1, lambda: street_network(roads, mode="walk"))
+    t_city, city = timed(lambda: street_network(roads, mode="walk"), 1)
     total_ours = total_nx = total_ours_with_nx = 0.0
     n_exact = n_solved = 0
     for name, poly in pieces:
         try:
-            plan, t_ours = best_of(1, lambda: plan_coverage(city, poly, mode="walk", name=name))  # noqa: B023
+            t_ours, plan = timed(lambda: plan_coverage(city, poly, mode="walk", name=name), 1)  # noqa: B023
             if t_ours < 1:
-                plan, t_ours = best_of(args.repeat, lambda: plan_coverage(city, poly, mode="walk", name=name))  # noqa: B023
+                t_ours, plan = timed(lambda: plan_coverage(city, poly, mode="walk", name=name),  # noqa: B023
+                                     args.repeat)
         except Exception as exc:  # noqa: BLE001  (a piece without streets)
             print(f"{name}: {exc}", file=sys.stderr)
             continue
         # Slow pieces (street islands: the rural-postman MIP) are not worth timing again.
-        _, t_layer = best_of(args.repeat if t_ours < 1 else 1,
-                             lambda: plan_coverage(roads, poly, mode="walk", name=name))  # noqa: B023
+        t_layer, _ = timed(lambda: plan_coverage(roads, poly, mode="walk", name=name),  # noqa: B023
+                           args.repeat if t_ours < 1 else 1)
         total_ours += t_ours
         n_solved += 1
         n_exact += plan.exact
@@ -292,7 +284,7 @@ def main() -> None:
 def drawn_grids(args: argparse.Namespace, city_of) -> None:  # noqa: ANN001
     """Chengdu's drawn grids: one timed pass over all, then ours and eulerize grid by grid."""
     roads, grids, t_draw = chengdu_drawn_grids(args.seed)
-    city, t_city = best_of(1, lambda: city_of(roads))
+    t_city, city = timed(lambda: city_of(roads), 1)
     print()
     print(f"Chengdu drawn grids: {len(grids)} grids drawn in {t_draw:.1f} s (import + draw_grids, seed {args.seed}, "
           f"not timed below); street network {city.n_edges} segments built in {t_city:.2f} s.", flush=True)
@@ -311,8 +303,8 @@ def drawn_grids(args: argparse.Namespace, city_of) -> None:  # noqa: ANN001
             continue
         plan = plans[code]
         fast = plan.stats["runtime_s"] < 1
-        plan, t_ours = best_of(args.repeat if fast else 1,
-                               lambda: plan_coverage(city, poly, mode="walk", name=code))  # noqa: B023
+        t_ours, plan = timed(lambda: plan_coverage(city, poly, mode="walk", name=code),  # noqa: B023
+                             args.repeat if fast else 1)
         base = baseline(plan, args.repeat) if len(plan.required_edges) <= args.skip_baseline_over else None
         rows.append(row(code, plan, t_ours, base, float("nan")))
     n_exact = sum(r["exact"] for r in rows)

@@ -22,7 +22,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from gridpatrol.gis.routing.circuit import euler_circuit
 from gridpatrol.gis.routing.coverage import plan_coverage
 from gridpatrol.gis.routing.route import make_route
 from gridpatrol.gis.streets import street_network
+from gridpatrol.scripts.bench.common import timed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,15 +69,6 @@ def passes(route, directed: bool) -> Counter:  # noqa: ANN001
     return Counter((t.edge, t.forward) if directed else t.edge for t in route.traversals)
 
 
-def best_time(repeat: int, fn):  # noqa: ANN001, ANN201
-    best, out = float("inf"), None
-    for _ in range(max(1, repeat)):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return out, best
-
-
 def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: float) -> dict:  # noqa: ANN001
     """Figures of the routes ordered now ("after") and by the baseline ("before")."""
     city = street_network(roads, mode=mode)
@@ -94,7 +85,7 @@ def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: flo
         items = whole.traversals
         req = set(plan.required_edges.tolist())
         for side, fn in (("before", old_circuit), ("after", euler_circuit)):
-            (circ, _b), t = best_time(repeat, lambda fn=fn: fn(net, items, plan.start_node, directed, out_b, in_b))
+            t, (circ, _b) = timed(lambda fn=fn: fn(net, items, plan.start_node, directed, out_b, in_b), repeat)
             r = make_route(net, mode, plan.start_node, circ, req, whole.lower_bound_m)
             if passes(r, directed) != passes(whole, directed) or abs(r.length_m - whole.length_m) > 1e-6:
                 raise AssertionError(f"{code} ({mode}): the {side} order changes the passes")
