@@ -10,6 +10,7 @@ from tests.api.api_seed import (
     chengdu_osm,
     seed,
 )
+from tests.api.login import bearer
 from tests.store_cache import cached_module_store_url
 
 
@@ -44,9 +45,7 @@ def tokens(client) -> dict[str, dict[str, str]]:  # noqa: ANN001
     """Authorization headers per user name (plus 'anonymous': no header)."""
     out: dict[str, dict[str, str]] = {"anonymous": {}}
     for name in [*ROLE_USERS.values(), CLEARED_DISPATCHER]:
-        r = client.post("/auth/token", data={"username": name, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        out[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        out[name] = bearer(client, name, PASSWORD)
     return out
 
 
@@ -66,3 +65,14 @@ def fast_path_answers(monkeypatch) -> list[bool]:  # noqa: ANN001
 
     monkeypatch.setattr(lookup_mod.LookupFastPath, "_answer", counting)
     return answered
+
+
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def jinjiang_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """URL of a store of the module's own: 锦江区 with the job users (tests/cached_stores.py) and no
+    plan, on GeoPackage and PostGIS. A module serves it by overriding ``loaded_store_url`` with it."""
+    from tests.cached_stores import jinjiang_inputs, jinjiang_with_users
+
+    with cached_module_store_url(request, tmp_path_factory, "jobs-jinjiang", jinjiang_with_users,
+                                 jinjiang_inputs()) as u:
+        yield u

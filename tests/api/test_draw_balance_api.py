@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.cached_stores import JOB_PASSWORD, jinjiang_inputs, jinjiang_with_users
-from tests.store_cache import cached_module_store_url
+from tests.api.login import bearer
+from tests.cached_stores import JOB_PASSWORD
 
 
-@pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
+@pytest.fixture(scope="module")
+def loaded_store_url(jinjiang_store_url):  # noqa: ANN001, ANN201
     """Jinjiang with users of each role and no plan: tests/api/conftest.py's ``app`` serves it."""
-    with cached_module_store_url(request, tmp_path_factory, "jobs-jinjiang", jinjiang_with_users,
-                                 jinjiang_inputs()) as u:
-        yield u
+    return jinjiang_store_url
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +24,7 @@ def client(app):  # noqa: ANN001, ANN201
 
 @pytest.fixture(scope="module")
 def planner(client) -> dict[str, str]:  # noqa: ANN001
-    r = client.post("/auth/token", data={"username": "pia", "password": JOB_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return bearer(client, "pia", JOB_PASSWORD)
 
 
 @pytest.mark.parametrize(("body", "words"), [

@@ -10,24 +10,20 @@ from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
+from tests.api.login import bearer
 from tests.cached_stores import (
     JOB_PASSWORD,
     JOB_USERS,
-    jinjiang_inputs,
-    jinjiang_with_users,
 )
 from tests.conftest import poll_until
-from tests.store_cache import cached_module_store_url
 
 USERS, PASSWORD = JOB_USERS, JOB_PASSWORD
 
 
-@pytest.fixture(scope="module", params=["gpkg", "postgis"])
-def loaded_store_url(request, tmp_path_factory):  # noqa: ANN001, ANN201
+@pytest.fixture(scope="module")
+def loaded_store_url(jinjiang_store_url):  # noqa: ANN001, ANN201
     """Jinjiang with the job users, instead of the API seed: tests/api/conftest.py's ``app`` serves it."""
-    with cached_module_store_url(request, tmp_path_factory, "jobs-jinjiang", jinjiang_with_users,
-                                 jinjiang_inputs()) as u:
-        yield u
+    return jinjiang_store_url
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +44,7 @@ def client(app):  # noqa: ANN001, ANN201
 def auth(client) -> dict[str, dict[str, str]]:  # noqa: ANN001
     out = {}
     for name in USERS:
-        r = client.post("/auth/token", data={"username": name, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        out[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        out[name] = bearer(client, name, PASSWORD)
     return out
 
 

@@ -9,6 +9,7 @@ from datetime import UTC
 import numpy as np
 import pytest
 
+from tests.api.login import bearer
 from tests.layers.track_seed import OTHER_WORKER, PASSWORD, T0, USERS, chengdu_osm, seed
 from tests.store_cache import cached_module_store_url
 
@@ -30,9 +31,7 @@ def client(request, tmp_path_factory):
 def auth(client) -> dict[str, dict[str, str]]:
     out = {}
     for name in [*USERS.values(), OTHER_WORKER]:
-        r = client.post("/auth/token", data={"username": name, "password": PASSWORD})
-        assert r.status_code == 200, r.text
-        out[name] = {"Authorization": f"Bearer {r.json()['access_token']}"}
+        out[name] = bearer(client, name, PASSWORD)
     return out
 
 

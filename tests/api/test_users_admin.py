@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 from tests.api.api_seed import PASSWORD
+from tests.api.login import bearer
 from tests.conftest import poll_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -16,9 +17,7 @@ CLI = [str(Path(sys.executable).parent / "gridpatrol")]
 
 
 def _login(client, name: str, password: str = PASSWORD) -> dict[str, str]:  # noqa: ANN001
-    r = client.post("/auth/token", data={"username": name, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
+    return bearer(client, name, password)
 
 
 def _new_user(client, tokens, name: str, role: str, **extra) -> dict[str, str]:  # noqa: ANN001, ANN003
