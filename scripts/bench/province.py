@@ -11,42 +11,25 @@ import platform
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers import job_queue
 from gridpatrol.layers import jobs as jl
+from gridpatrol.layers.pg_schemas import drop_schema, new_schema
 from gridpatrol.layers.store import open_store
 from gridpatrol.scripts.bench.common import local_pg_url
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from tests.synth_province import load_province
 
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
 
 
-def _schema_url(db_url: str) -> tuple[str, str]:
-    schema = "bench_prov_" + uuid.uuid4().hex[:8]
-    eng = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text("CREATE EXTENSION IF NOT EXISTS postgis"))
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    eng.dispose()
-    return db_url + ("&" if "?" in db_url else "?") + f"options=-csearch_path%3D{schema},public", schema
-
-
-def _drop(db_url: str, schema: str) -> None:
-    eng = create_engine(db_url, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    eng.dispose()
-
-
 def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> dict:
     """Load the province into a fresh schema, queue one draw job per district, run ``n_workers`` worker
     processes until every job ended; the wall time, the jobs' own times and the newest plan's check."""
-    url, schema = _schema_url(db_url)
+    url, schema = new_schema(db_url, "bench_prov_", postgis=True)
     store = open_store(url)
     try:
         t0 = time.perf_counter()
@@ -85,7 +68,7 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
         }
     finally:
         store.dispose()
-        _drop(db_url, schema)
+        drop_schema(db_url, schema)
 
 
 def main() -> None:

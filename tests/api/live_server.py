@@ -7,7 +7,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -74,24 +73,16 @@ def build_store(db: str, tmp: Path) -> None:
 
 
 def pg_schema_url(pg_database: str) -> tuple[str, str]:
-    """A new schema on the test database and the store URL that uses it."""
-    from sqlalchemy import create_engine, text
+    """A new schema on the test database: (the store URL that uses it, its name)."""
+    from gridpatrol.layers.pg_schemas import new_schema
 
-    schema = "e2e_" + uuid.uuid4().hex[:10]
-    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f"CREATE SCHEMA {schema}"))
-    eng.dispose()
-    return pg_database + ("&" if "?" in pg_database else "?") + f"options=-csearch_path%3D{schema},public", schema
+    return new_schema(pg_database, "e2e_")
 
 
 def drop_schema(pg_database: str, schema: str) -> None:
-    from sqlalchemy import create_engine, text
+    from gridpatrol.layers.pg_schemas import drop_schema as drop
 
-    eng = create_engine(pg_database, isolation_level="AUTOCOMMIT")
-    with eng.connect() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    eng.dispose()
+    drop(pg_database, schema)
 
 
 @contextmanager
