@@ -7,7 +7,6 @@ from typing import Annotated
 import typer
 from gridpatrol.scripts.cliutil import console, open_cli_store
 
-
 app = typer.Typer()
 
 

@@ -8,7 +8,6 @@ import numpy as np
 import pyogrio
 import pytest
 from gridpatrol.layers import mapdata
-from gridpatrol.layers.qgis_project import export_qgis
 from gridpatrol.layers.store import open_store
 from typer.testing import CliRunner
 
