@@ -187,9 +187,18 @@ class StreetNetwork:
             coords, index = shapely.get_coordinates(self.edge_geom, return_index=True)
             start = np.searchsorted(index, np.arange(self.n_edges), side="left")
             end = np.searchsorted(index, np.arange(self.n_edges), side="right") - 1
-            # The second point can sit on top of the first (duplicated vertices): use the far end then.
             d0 = coords[np.minimum(start + 1, end)] - coords[start]
             d1 = coords[end] - coords[np.maximum(end - 1, start)]
+            # A repeated vertex (a zero-length first or last piece) has no heading: look further in,
+            # to the first vertex that differs, or a zero-length piece would read as "north".
+            for i in np.flatnonzero(~np.any(d0, axis=1)):
+                moved = np.flatnonzero(np.any(coords[start[i]:end[i] + 1] != coords[start[i]], axis=1))
+                if len(moved):
+                    d0[i] = coords[start[i] + moved[0]] - coords[start[i]]
+            for i in np.flatnonzero(~np.any(d1, axis=1)):
+                moved = np.flatnonzero(np.any(coords[start[i]:end[i] + 1] != coords[end[i]], axis=1))
+                if len(moved):
+                    d1[i] = coords[end[i]] - coords[start[i] + moved[-1]]
             self._bearings = (np.degrees(np.arctan2(d0[:, 0], d0[:, 1])) % 360,
                               np.degrees(np.arctan2(d1[:, 0], d1[:, 1])) % 360)
         return self._bearings

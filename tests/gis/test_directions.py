@@ -154,3 +154,23 @@ def test_an_unnamed_lane_ends_at_the_named_street_that_crosses_it():
     assert zh[1] == "右转进入无名道路，向东步行 100 米" and zh[2] == "左转进入人民南路，向北步行 100 米"
     en = [s.text for s in directions(net, trav, lang="en", closed=False)]
     assert en[0] == "Start on unnamed road and walk 100 m north to the junction with 蜀都大道"
+
+
+@pytest.mark.parametrize("where", ["first", "last"])
+def test_a_repeated_vertex_does_not_read_as_north(where):
+    """A street piece whose first (or last) point is repeated heads where the street goes, not north:
+    a straight walk east along it is straight on, not a right turn."""
+    east = [_pt(0, 0), _pt(1, 0)]
+    repeated = [_pt(1, 0), _pt(1, 0), _pt(2, 0)] if where == "first" else [_pt(1, 0), _pt(2, 0), _pt(2, 0)]
+    roads = _roads([
+        {"u": 1, "v": 2, "name": "东街", "geometry": LineString(east)},
+        {"u": 2, "v": 3, "name": "东街", "geometry": LineString(repeated)},
+        {"u": 2, "v": 4, "name": "北巷", "geometry": LineString([_pt(1, 0), _pt(1, 1)])},
+    ])
+    net = street_network(roads, mode="walk")
+    out_b, in_b = net.bearings()
+    for i in range(net.n_edges):
+        if net.edge_name[i] == "东街":
+            # edges may be stored either way round; east is 90°, west 270°
+            assert min(abs(out_b[i] - 90), abs(out_b[i] - 270)) < 1, out_b[i]
+            assert min(abs(in_b[i] - 90), abs(in_b[i] - 270)) < 1, in_b[i]
