@@ -8,25 +8,13 @@ from typing import Any
 
 from gridpatrol.gis.errors import StoreError
 from gridpatrol.layers import jobs
-from gridpatrol.layers.store import Store, open_store
+from gridpatrol.layers.store import Store, libpq_conninfo, open_store
 
 TASK = "gridpatrol_job"
 log = logging.getLogger("gridpatrol.jobs")
 _apps: dict[str, Any] = {}
 _apps_lock = threading.Lock()
 _stores: dict[str, Store] = {}
-
-
-def conninfo(store_or_url: Store | str) -> str:
-    """The libpq connection string of a PostGIS store (its search path included)."""
-    from psycopg.conninfo import make_conninfo
-    from sqlalchemy.engine import make_url
-
-    url = store_or_url.engine.url if isinstance(store_or_url, Store) else make_url(store_or_url)
-    kw: dict[str, Any] = {"dbname": url.database, "user": url.username, "password": url.password,
-                          "host": url.host, "port": url.port}
-    kw.update({k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()})
-    return make_conninfo(**{k: v for k, v in kw.items() if v is not None})
 
 
 def _store_for(url: str) -> Store:
@@ -40,7 +28,7 @@ def make_app(url: str):  # noqa: ANN201
     """A procrastinate App on the queue tables of the PostGIS store at ``url``, with the one task."""
     import procrastinate
 
-    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=conninfo(url)))
+    app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=libpq_conninfo(url)))
 
     @app.task(name=TASK, retry=procrastinate.RetryStrategy(max_attempts=jobs.MAX_ATTEMPTS, wait=1,
                                                           retry_exceptions={jobs.RetryableJobError}))

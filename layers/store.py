@@ -91,6 +91,21 @@ def gpkg_path(url: str) -> Path | None:
     return None
 
 
+def libpq_conninfo(url: Any) -> str:
+    """The libpq connection string of a PostgreSQL URL (str or SQLAlchemy URL), query options included.
+
+    The one translation from the store's URL to what psycopg clients outside SQLAlchemy take (the async
+    pool of the API, procrastinate's connector).
+    """
+    from psycopg.conninfo import make_conninfo
+    from sqlalchemy.engine import make_url
+
+    url = make_url(url) if isinstance(url, str) else url
+    kw: dict[str, Any] = {"dbname": url.database, "user": url.username, "password": url.password,
+                          "host": url.host, "port": url.port}
+    kw.update({k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()})
+    return make_conninfo(**{k: v for k, v in kw.items() if v is not None})
+
 @dataclass
 class Store:
     """An open store: a SQLAlchemy engine plus the dialect-specific spatial helpers."""
@@ -112,7 +127,7 @@ class Store:
         """The libpq URL of a PostGIS store, for async clients (None on GeoPackage)."""
         if self.is_gpkg:
             return None
-        return self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        return libpq_conninfo(self.engine.url)
 
     def display_url(self) -> str:
         """The URL without a password, for messages and ``info``."""
