@@ -86,6 +86,11 @@ def write_xlsx(rep: dict[str, Any], path: str | Path) -> Path:
 
         for i in range(1, sheet.max_column + 1):
             sheet.column_dimensions[get_column_letter(i)].width = 16
+    for sheet in wb.worksheets:  # no formulas are written: a name such as "=HYPERLINK(…)" stays text
+        for row in sheet.iter_rows():
+            for cell in row:
+                if cell.data_type == "f":
+                    cell.data_type = "s"
     out = Path(path)
     try:
         wb.save(out)

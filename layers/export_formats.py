@@ -90,10 +90,27 @@ def write_shapefile_zip(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, encodi
         tmpdir.rmdir()
 
 
+# A text cell that Excel (or LibreOffice) would read as a formula when the CSV is opened: =, +, -, @, and a tab or
+# carriage return in front of them (OWASP "CSV injection").
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def excel_text(value: object) -> object:
+    """``value`` with a leading apostrophe if it is text a spreadsheet would run as a formula (a camera or grid
+    name such as ``=HYPERLINK(...)``); Excel shows the text without the apostrophe. Other values unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
 def write_csv_wkt(gdf: gpd.GeoDataFrame, path: Path) -> None:
     """``gdf`` as CSV for Excel: UTF-8 with a byte-order mark, the geometry as WKT in the first
-    column ``WKT`` (WGS-84 longitude/latitude, full precision), times as ISO 8601 UTC text."""
+    column ``WKT`` (WGS-84 longitude/latitude, full precision), times as ISO 8601 UTC text; text that Excel would
+    run as a formula gets a leading apostrophe (:func:`excel_text`)."""
     plain = _plain_values(gdf.drop(columns=[gdf.geometry.name]))
+    for col in plain.columns:
+        if plain[col].dtype == object or pd.api.types.is_string_dtype(plain[col]):
+            plain[col] = plain[col].map(excel_text, na_action="ignore")
     plain.insert(0, "WKT", shapely.to_wkt(gdf.geometry.values, rounding_precision=-1))
     plain.to_csv(path, index=False, encoding="utf-8-sig", lineterminator="\r\n")
 
