@@ -13,7 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from gridpatrol.api import deps, errors, logs
 from gridpatrol.api.config import Settings, load_settings
 from gridpatrol.api.static_assets import check_vendor
-from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.errors import GridPatrolError, InputError
 from gridpatrol.layers import migrations, users
 from gridpatrol.layers.store import Store, open_store
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -201,6 +201,19 @@ def _include_routers(app: FastAPI) -> None:
         app.include_router(module.router)
 
 
+def read_dsn(settings: Settings, store: Store) -> str | None:
+    """The libpq string the one-statement read paths (map click, OGC item pages) use: the replica's
+    when ``replica_db`` is set, else the store's (None on GeoPackage)."""
+    if not settings.replica_db:
+        return store.postgres_dsn
+    if store.postgres_dsn is None:
+        raise InputError("replica_db is set but the store is a GeoPackage: a replica needs a PostGIS store",
+                         where="replica_db", hint="unset replica_db (GRIDPATROL_REPLICA_DB) or serve a PostGIS store")
+    from gridpatrol.layers.store import libpq_conninfo, resolve_url
+
+    return libpq_conninfo(resolve_url(settings.replica_db))
+
+
 def create_app(store_url: str | None = None, *, settings: Settings | None = None, store: Store | None = None) -> FastAPI:
     """The gridpatrol service for the store at ``store_url`` (default: settings.db, GRIDPATROL_DB).
 
@@ -222,6 +235,7 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     )
     app.state.settings = settings
     app.state.store = store
+    app.state.read_dsn = read_dsn(settings, store)
     errors.install(app)
 
     from gridpatrol.api.routes.lookup import LookupFastPath

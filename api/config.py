@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # PostGIS connections per worker process for the map click's asyncio path (the rest of the
     # API uses the SQLAlchemy pool of the store).
     pg_async_pool: int = Field(8, ge=1)
+    # A streaming replica of the PostGIS store (its URL, same database and search path): the map click
+    # and the OGC item pages read from it, everything else (logins, writes, jobs) from the store.
+    # Its answers lag the store by the replication delay (docs/province.md).
+    replica_db: str | None = None
     # Optional online/intranet basemap: a Leaflet tile URL template, its attribution, and the
     # datum of its tiles (gcj02 for most Chinese web maps: our layers are shifted to match).
     tile_url: str | None = None
@@ -75,6 +79,13 @@ class Settings(BaseSettings):
         except (ValueError, KeyError, OSError):
             raise ValueError("is not an IANA time zone (e.g. Asia/Shanghai, Asia/Urumqi)") from None
         return value
+
+    @field_validator("replica_db")
+    @classmethod
+    def _replica_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("postgresql://", "postgres://", "postgresql+psycopg://")):
+            raise ValueError("must be a PostgreSQL URL (postgresql+psycopg://user@host/db), a replica of the store")
+        return value or None
 
     @field_validator("work_hours")
     @classmethod

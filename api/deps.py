@@ -293,9 +293,9 @@ _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def pg_pool(app: FastAPI) -> PgPool | None:
-    """The PostGIS pool of ``app`` for the running event loop (None on GeoPackage)."""
-    store: Store = app.state.store
-    dsn = store.postgres_dsn
+    """The PostGIS pool of ``app`` for the running event loop (None on GeoPackage), on the replica
+    when one is configured (``replica_db``)."""
+    dsn = getattr(app.state, "read_dsn", None)
     if dsn is None:
         return None
     per_loop = _pools.setdefault(asyncio.get_running_loop(), {})

@@ -152,6 +152,34 @@ def serve_cmd(
     serve(cli_options(ctx).db, host=host, port=port, workers=workers, config=config)
 
 
+def check_replica(settings, store) -> None:  # noqa: ANN001
+    """Refuse a ``replica_db`` that cannot serve this store's reads: a GeoPackage store, a URL that
+    does not answer, or a database without the store's tables (another database or search path);
+    warn when it answers but is not a standby (reads still work, they just do not offload the store)."""
+    if not settings.replica_db:
+        return
+    from gridpatrol.api.app import read_dsn
+    from gridpatrol.gis.errors import StoreError
+    from gridpatrol.scripts.cliutil import err_console
+
+    dsn = read_dsn(settings, store)
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=10) as conn:
+            standby = conn.execute("SELECT pg_is_in_recovery()").fetchone()[0]
+            has = conn.execute("SELECT to_regclass('gp_schema_version') IS NOT NULL AND to_regclass('cameras') IS NOT NULL"
+                               ).fetchone()[0]
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise StoreError(f"the replica (replica_db) does not answer: {first}", where="replica_db") from None
+    if not has:
+        raise StoreError("the replica (replica_db) does not hold this store's tables: another database or search path?",
+                         where="replica_db", hint="use the replica of the store's database, with the same options=-csearch_path")
+    if not standby:
+        err_console.print("[yellow]replica_db is not a standby (pg_is_in_recovery() is false): reads go there all the same[/]")
+
+
 def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
           config: Path | None = None) -> None:
     """Run the service for store ``db`` (None: settings/GRIDPATROL_DB) until interrupted.
@@ -172,7 +200,11 @@ def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers:
     settings = load_settings()  # fail here, with the message, not in every worker
     url = resolve_url(db or settings.db)
     os.environ["GRIDPATROL_DB"] = url
-    open_store(url).dispose()
+    store = open_store(url)
+    try:
+        check_replica(settings, store)
+    finally:
+        store.dispose()
     if not os.environ.get("GRIDPATROL_SECRET_KEY") and not settings.production:
         # All workers must sign and check tokens with the same key; tokens end with the server.
         os.environ["GRIDPATROL_SECRET_KEY"] = settings.secret_key
