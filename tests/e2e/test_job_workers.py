@@ -32,10 +32,13 @@ def store(request, tmp_path_factory):  # noqa: ANN001, ANN201
         s.dispose()
 
 
-def worker(store, *extra: str) -> subprocess.Popen:  # noqa: ANN001
-    """A `gridpatrol worker` process with a fast heartbeat (lost after 2 s of silence)."""
-    return subprocess.Popen([GRIDPATROL, "--db", store.url, "worker", "--heartbeat", "0.5", "--stalled-after", "2",
-                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+def worker(store, *extra: str, stalled_after: float = 8) -> subprocess.Popen:  # noqa: ANN001
+    """A `gridpatrol worker` process with a fast heartbeat, taken for dead after ``stalled_after`` s of
+    silence: short enough that a killed worker's job is retried soon, long enough that a live worker on a
+    loaded machine (its heartbeat thread starved by a CPU-bound job) is not taken for dead and its job run
+    twice."""
+    return subprocess.Popen([GRIDPATROL, "--db", store.url, "worker", "--heartbeat", "1", "--stalled-after",
+                             str(stalled_after), *extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "COLUMNS": "200"})
 
 
@@ -121,7 +124,7 @@ def test_kill_9_during_plan_routes_all(store) -> None:  # noqa: ANN001
 def test_two_workers_every_job_exactly_once(store) -> None:  # noqa: ANN001
     before = plans_whole(store)
     ids = [job_queue.submit(store, "draw-grids", {"seed": s}, created_by="pia") for s in (11, 12, 13, 14)]
-    workers = [worker(store), worker(store)]
+    workers = [worker(store, stalled_after=120), worker(store, stalled_after=120)]  # none is killed here
     try:
         waited = subprocess.run([GRIDPATROL, "--db", store.url, "jobs", "--wait", "--poll", "0.5"],
                                 check=False, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
