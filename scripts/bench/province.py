@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +19,19 @@ from gridpatrol.layers import job_queue
 from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.pg_schemas import drop_schema, new_schema
 from gridpatrol.layers.store import open_store
+from gridpatrol.layers.synth_province import load_province
 from gridpatrol.scripts.bench.common import local_pg_url
 from sqlalchemy import text
 
-from tests.synth_province import load_province
-
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
+
+
+def _sample_load(out: list[float], stop: threading.Event) -> None:
+    """The 1-minute load average every 10 s until ``stop`` (the machine is shared: say how busy it was)."""
+    while True:
+        out.append(os.getloadavg()[0])
+        if stop.wait(10):
+            return
 
 
 def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> dict:
@@ -37,6 +45,10 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
         load_s = time.perf_counter() - t0
         ids = job_queue.submit_per_area(store, "draw-grids", {"seed": 1}, created_by="bench")
         t0 = time.perf_counter()
+        loads: list[float] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_load, args=(loads, stop), daemon=True)
+        sampler.start()
         procs = [subprocess.Popen([GRIDPATROL, "--db", url, "worker", "--heartbeat", "5", "--stalled-after", "120"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n_workers)]
         try:
@@ -44,6 +56,7 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
                 time.sleep(0.5)
             wall_s = time.perf_counter() - t0
         finally:
+            stop.set()
             for p in procs:
                 p.terminate()
             for p in procs:
@@ -65,6 +78,8 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
                             if (res.problems["kind"] == k).any()
                             and (res.problems.loc[res.problems["kind"] == k, "severity"] == "error").any()},
             "share_in_band": round(float(res.summary["share_in_band"]), 3),
+            "load_min": round(min(loads), 1), "load_mean": round(sum(loads) / len(loads), 1),
+            "load_max": round(max(loads), 1),
         }
     finally:
         store.dispose()
@@ -89,12 +104,13 @@ def main() -> None:
     base = rows[0]["span_s"]
     print("\n| workers | districts | blocks | grids | districts in plan | done | valid | errors | share in band "
           "| load s | wall s (workers started → all ended) | first start → last end s | sum of job s "
-          "| longest job s | speed-up (first start → last end) |")
-    print("|" + "---|" * 15)
+          "| longest job s | speed-up (first start → last end) | load average min / mean / max |")
+    print("|" + "---|" * 16)
     for r in rows:
         print(f"| {r['workers']} | {r['districts']} | {r['blocks']} | {r['grids']} | {r['districts_in_plan']} "
               f"| {r['done']} | {r['valid']} | {r['errors']} | {r['share_in_band']} | {r['load_s']} | {r['wall_s']} | {r['span_s']} "
-              f"| {r['job_s_sum']} | {r['job_s_max']} | {base / r['span_s']:.2f} |")
+              f"| {r['job_s_sum']} | {r['job_s_max']} | {base / r['span_s']:.2f} "
+              f"| {r['load_min']} / {r['load_mean']} / {r['load_max']} |")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 
