@@ -34,6 +34,30 @@ def _sample_load(out: list[float], stop: threading.Event) -> None:
             return
 
 
+def copy_probe(store) -> dict:  # noqa: ANN001
+    """Time what one more area write copies: the newest plan's grids and blocks outside its first area into a
+    new plan (the `INSERT … SELECT` of layers/grids/area_draw.py), in a transaction that is rolled back."""
+    out = {}
+    with store.engine.connect() as c, c.begin() as tx:
+        base = c.execute(text("SELECT max(id) FROM grid_plans")).scalar()
+        first = c.execute(text("SELECT min(area_code) FROM blocks WHERE plan_id = :b"), {"b": base}).scalar()
+        pid = c.execute(text("INSERT INTO grid_plans (created_at, method, params_json, metrics_json) "
+                             "VALUES (now(), 'draw', '{}', '{}') RETURNING id")).scalar()
+        for table, col in (("grids", "parent_code"), ("blocks", "area_code")):
+            cols = [r[0] for r in c.execute(text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = :t AND column_name NOT IN ('id', 'plan_id') ORDER BY ordinal_position"),
+                {"t": table})]
+            names = ", ".join(f'"{x}"' for x in cols)
+            t0 = time.perf_counter()
+            n = c.execute(text(f'INSERT INTO {table} (plan_id, {names}) SELECT :pid, {names} FROM {table} '
+                               f'WHERE plan_id = :base AND ({col} IS NULL OR {col} <> :first)'),
+                          {"pid": pid, "base": base, "first": first}).rowcount
+            out[f"copy_{table}"], out[f"copy_{table}_s"] = n, round(time.perf_counter() - t0, 2)
+        tx.rollback()
+    return out
+
+
 def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> dict:
     """Load the province into a fresh schema, queue one draw job per district, run ``n_workers`` worker
     processes until every job ended; the wall time, the jobs' own times and the newest plan's check."""
@@ -62,6 +86,7 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
             for p in procs:
                 p.wait(120)
         jobs = [jl.get(store, i) for i in ids]
+        copy = copy_probe(store)
         res, pid = gl.check_grids(store)
         grids = gl.read_grids(store, pid)
         with store.engine.connect() as c:
@@ -79,7 +104,7 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
                             and (res.problems.loc[res.problems["kind"] == k, "severity"] == "error").any()},
             "share_in_band": round(float(res.summary["share_in_band"]), 3),
             "load_min": round(min(loads), 1), "load_mean": round(sum(loads) / len(loads), 1),
-            "load_max": round(max(loads), 1),
+            "load_max": round(max(loads), 1), **copy,
         }
     finally:
         store.dispose()
