@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 from gridpatrol.gis.blocks import block_adjacency, build_blocks
 from gridpatrol.gis.grid_metrics import grid_table, plan_metrics
 from gridpatrol.gis.partition import partition_blocks
-
-from tests.synth_city import synth_city
+from gridpatrol.gis.synth_city import synth_city
 
 DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 CHENGDU_DISTRICTS = ("510104", "510105", "510106", "510107", "510108")

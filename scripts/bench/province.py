@@ -10,6 +10,7 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -18,12 +19,43 @@ from gridpatrol.layers import job_queue
 from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.pg_schemas import drop_schema, new_schema
 from gridpatrol.layers.store import open_store
+from gridpatrol.layers.synth_province import load_province
 from gridpatrol.scripts.bench.common import local_pg_url
 from sqlalchemy import text
 
-from tests.synth_province import load_province
-
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
+
+
+def _sample_load(out: list[float], stop: threading.Event) -> None:
+    """The 1-minute load average every 10 s until ``stop`` (the machine is shared: say how busy it was)."""
+    while True:
+        out.append(os.getloadavg()[0])
+        if stop.wait(10):
+            return
+
+
+def copy_probe(store) -> dict:  # noqa: ANN001
+    """Time what one more area write copies: the newest plan's grids and blocks outside its first area into a
+    new plan (the `INSERT … SELECT` of layers/grids/area_draw.py), in a transaction that is rolled back."""
+    out = {}
+    with store.engine.connect() as c, c.begin() as tx:
+        base = c.execute(text("SELECT max(id) FROM grid_plans")).scalar()
+        first = c.execute(text("SELECT min(area_code) FROM blocks WHERE plan_id = :b"), {"b": base}).scalar()
+        pid = c.execute(text("INSERT INTO grid_plans (created_at, method, params_json, metrics_json) "
+                             "VALUES (now(), 'draw', '{}', '{}') RETURNING id")).scalar()
+        for table, col in (("grids", "parent_code"), ("blocks", "area_code")):
+            cols = [r[0] for r in c.execute(text(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+                "AND table_name = :t AND column_name NOT IN ('id', 'plan_id') ORDER BY ordinal_position"),
+                {"t": table})]
+            names = ", ".join(f'"{x}"' for x in cols)
+            t0 = time.perf_counter()
+            n = c.execute(text(f'INSERT INTO {table} (plan_id, {names}) SELECT :pid, {names} FROM {table} '
+                               f'WHERE plan_id = :base AND ({col} IS NULL OR {col} <> :first)'),
+                          {"pid": pid, "base": base, "first": first}).rowcount
+            out[f"copy_{table}"], out[f"copy_{table}_s"] = n, round(time.perf_counter() - t0, 2)
+        tx.rollback()
+    return out
 
 
 def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> dict:
@@ -37,6 +69,10 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
         load_s = time.perf_counter() - t0
         ids = job_queue.submit_per_area(store, "draw-grids", {"seed": 1}, created_by="bench")
         t0 = time.perf_counter()
+        loads: list[float] = []
+        stop = threading.Event()
+        sampler = threading.Thread(target=_sample_load, args=(loads, stop), daemon=True)
+        sampler.start()
         procs = [subprocess.Popen([GRIDPATROL, "--db", url, "worker", "--heartbeat", "5", "--stalled-after", "120"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(n_workers)]
         try:
@@ -44,11 +80,13 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
                 time.sleep(0.5)
             wall_s = time.perf_counter() - t0
         finally:
+            stop.set()
             for p in procs:
                 p.terminate()
             for p in procs:
                 p.wait(120)
         jobs = [jl.get(store, i) for i in ids]
+        copy = copy_probe(store)
         res, pid = gl.check_grids(store)
         grids = gl.read_grids(store, pid)
         with store.engine.connect() as c:
@@ -65,6 +103,8 @@ def run(db_url: str, districts: int, blocks: int, n_workers: int, seed: int) -> 
                             if (res.problems["kind"] == k).any()
                             and (res.problems.loc[res.problems["kind"] == k, "severity"] == "error").any()},
             "share_in_band": round(float(res.summary["share_in_band"]), 3),
+            "load_min": round(min(loads), 1), "load_mean": round(sum(loads) / len(loads), 1),
+            "load_max": round(max(loads), 1), **copy,
         }
     finally:
         store.dispose()
@@ -89,12 +129,13 @@ def main() -> None:
     base = rows[0]["span_s"]
     print("\n| workers | districts | blocks | grids | districts in plan | done | valid | errors | share in band "
           "| load s | wall s (workers started → all ended) | first start → last end s | sum of job s "
-          "| longest job s | speed-up (first start → last end) |")
-    print("|" + "---|" * 15)
+          "| longest job s | speed-up (first start → last end) | load average min / mean / max |")
+    print("|" + "---|" * 16)
     for r in rows:
         print(f"| {r['workers']} | {r['districts']} | {r['blocks']} | {r['grids']} | {r['districts_in_plan']} "
               f"| {r['done']} | {r['valid']} | {r['errors']} | {r['share_in_band']} | {r['load_s']} | {r['wall_s']} | {r['span_s']} "
-              f"| {r['job_s_sum']} | {r['job_s_max']} | {base / r['span_s']:.2f} |")
+              f"| {r['job_s_sum']} | {r['job_s_max']} | {base / r['span_s']:.2f} "
+              f"| {r['load_min']} / {r['load_mean']} / {r['load_max']} |")
     print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

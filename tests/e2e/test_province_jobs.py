@@ -2,7 +2,7 @@
 --jobs` queues one job per district, the workers draw them (each area's plan written on top of the newest),
 `gridpatrol jobs --wait` exits 0, every job ran once and the newest plan holds every district, valid; then
 `plan-routes --all --jobs` routes every grid, one job per district. Data: a generated province of four
-districts (tests/synth_province.py)."""
+districts (layers/synth_province.py)."""
 from __future__ import annotations
 
 import os
@@ -12,10 +12,10 @@ import pytest
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
+from gridpatrol.layers.synth_province import load_province
 from sqlalchemy import text
 
 from tests.e2e.test_job_workers import GRIDPATROL, stop
-from tests.synth_province import load_province
 
 ENV = {**os.environ, "COLUMNS": "200"}
 

@@ -10,9 +10,8 @@ from gridpatrol.gis import block_cuts
 from gridpatrol.gis.block_cuts import territory_lines
 from gridpatrol.gis.blocks import build_blocks
 from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.synth_city import synth_city
 from shapely.errors import GEOSException
-
-from tests.synth_city import synth_city
 
 # (blocks, seed, footprints, per_cell, overlap_share, max_block_households): small limits force
 # the straight cuts and the territories between building clusters on every city

@@ -7,9 +7,9 @@ import pytest
 import shapely
 from gridpatrol.gis.blocks import block_adjacency, build_blocks
 from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.synth_city import synth_city
 
 from tests.conftest import data_path
-from tests.synth_city import synth_city
 
 
 def _district(code: str, city: str, osm) -> shapely.Geometry:  # noqa: ANN001

@@ -18,9 +18,9 @@ from gridpatrol.gis.partition import (
     rebalance,
     split_grid,
 )
+from gridpatrol.gis.synth_city import synth_city
 
 from tests.conftest import data_path
-from tests.synth_city import synth_city
 
 UTM48 = 32648
 

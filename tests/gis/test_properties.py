@@ -14,11 +14,10 @@ from gridpatrol.gis.errors import ConflictError, GridPatrolError, InputError
 from gridpatrol.gis.incidents import check_transition
 from gridpatrol.gis.partition import partition_blocks
 from gridpatrol.gis.routing.coverage import plan_coverage
+from gridpatrol.gis.synth_city import synth_city
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import LineString, box
-
-from tests.synth_city import synth_city
 
 FEW = settings(max_examples=40, deadline=None)
 SLOW = settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])

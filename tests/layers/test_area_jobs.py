@@ -1,7 +1,7 @@
 """A province as jobs, one per planning area, on both stores: draw-grids and plan-routes queued per area
 (each job its own area's lock), every area drawn into one valid newest plan, an area redrawn alone leaves
 the others as they were, bad requests refused before anything is queued. Data: a generated province of
-three districts (tests/synth_province.py)."""
+three districts (layers/synth_province.py)."""
 from __future__ import annotations
 
 import pytest
@@ -10,9 +10,8 @@ from gridpatrol.gis.errors import InputError
 from gridpatrol.layers import grids as gl
 from gridpatrol.layers import job_queue
 from gridpatrol.layers import jobs as jl
+from gridpatrol.layers.synth_province import load_province
 from sqlalchemy import text
-
-from tests.synth_province import load_province
 
 
 def drain(store) -> None:  # noqa: ANN001

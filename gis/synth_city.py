@@ -1,6 +1,7 @@
-"""Reproducible synthetic city (irregular streets, a river, buildings with households): test data, also used by the benchmarks.
+"""Reproducible SYNTHETIC city (irregular streets, a river, buildings with households): the data of the tests and
+the benchmarks (also the districts of a generated province: layers/synth_province.py).
 
-Command line (from the repository root): ``python -m tests.synth_city --blocks 3000 --out city.gpkg``."""
+Command line: ``python -m gridpatrol.gis.synth_city --blocks 3000 --out city.gpkg``."""
 from __future__ import annotations
 
 import argparse
@@ -13,11 +14,11 @@ import shapely
 import shapely.affinity
 from pyproj import CRS
 
-__all__ = ["SynthCity", "synth_city"]
+__all__ = ["METRIC_CRS", "ORIGIN", "SynthCity", "city_size_m", "synth_city"]
 
 # UTM 48N around central Chengdu: the generated city sits where the real data does
-_METRIC_CRS = CRS.from_epsg(32648)
-_ORIGIN = (400_000.0, 3_390_000.0)
+METRIC_CRS = CRS.from_epsg(32648)
+ORIGIN = (400_000.0, 3_390_000.0)  # the south-west corner of the default city, metres in METRIC_CRS
 
 
 @dataclass
@@ -36,9 +37,26 @@ def _spacings(rng: np.random.Generator, n: int, mean_m: float) -> np.ndarray:
     return np.r_[0.0, np.cumsum(rng.uniform(0.6 * mean_m, 1.4 * mean_m, n))]
 
 
+def _lattice(rng: np.random.Generator, n_blocks: int, block_m: float) -> tuple[int, int, np.ndarray, np.ndarray]:
+    """The lattice's cell counts and line offsets (metres from the south-west corner): the first draws of `rng`."""
+    # dropped segments merge cells: ask for ~11 % more cells to end up near n_blocks blocks
+    cells = n_blocks * 1.11
+    side = max(int(round(math.sqrt(cells))), 2)
+    nx_, ny_ = side, max(int(round(cells / side)), 2)
+    return nx_, ny_, _spacings(rng, nx_, block_m), _spacings(rng, ny_, block_m)
+
+
+def city_size_m(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0) -> tuple[float, float]:
+    """Width and height in metres of the city ``synth_city(n_blocks, seed, block_m=block_m)`` generates
+    (whatever its origin), without generating it."""
+    _, _, xs, ys = _lattice(np.random.default_rng(seed), n_blocks, block_m)
+    return float(xs[-1]), float(ys[-1])
+
+
 def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
                drop_share: float = 0.08, footprints: str = "box", per_cell: int = 4,
-               overlap_share: float = 0.0, tower_share: float = 0.0) -> SynthCity:
+               overlap_share: float = 0.0, tower_share: float = 0.0,
+               origin: tuple[float, float] = ORIGIN) -> SynthCity:
     """Generate a city of about `n_blocks` street blocks, deterministically from `seed`.
 
     Streets are a jittered lattice with irregular spacing (mean `block_m` metres) where every
@@ -55,6 +73,9 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
     own households, as duplicated imports and ``building:part`` outlines give in real OSM: an
     exact copy, a near copy (shifted 0.3 m, turned 1°) or a part inside the building;
     `tower_share` of the buildings become 24–33-level towers, so households come in lumps.
+
+    `origin` is the city's south-west corner in metres of ``METRIC_CRS`` (UTM 48N, around Chengdu): another
+    origin gives the same city moved by exactly that many metres (a generated province's districts).
     """
     if footprints not in ("box", "mixed"):
         raise ValueError(f"footprints must be 'box' or 'mixed', not {footprints!r}")
@@ -62,12 +83,8 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
         raise ValueError("per_cell must be 1..9, overlap_share and tower_share 0..1")
     rng = np.random.default_rng(seed)
     messy = np.random.default_rng([seed, 1])  # a second stream: the defaults stay the same city
-    # dropped segments merge cells: ask for ~11 % more cells to end up near n_blocks blocks
-    cells = n_blocks * 1.11
-    side = max(int(round(math.sqrt(cells))), 2)
-    nx_, ny_ = side, max(int(round(cells / side)), 2)
-    xs = _spacings(rng, nx_, block_m)
-    ys = _spacings(rng, ny_, block_m)
+    nx_, ny_, xs, ys = _lattice(rng, n_blocks, block_m)
+    x0, y0 = float(origin[0]), float(origin[1])
     gx, gy = np.meshgrid(xs, ys)  # (ny+1, nx+1) nodes
     jitter = 0.18 * block_m
     gx = gx + rng.uniform(-jitter, jitter, gx.shape)
@@ -75,8 +92,8 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
     # keep the outline straight so the area is a simple rectangle-ish polygon
     gx[:, 0], gx[:, -1] = xs[0], xs[-1]
     gy[0, :], gy[-1, :] = ys[0], ys[-1]
-    gx += _ORIGIN[0]
-    gy += _ORIGIN[1]
+    gx += x0
+    gy += y0
 
     def node(i: np.ndarray, j: np.ndarray) -> np.ndarray:
         return np.column_stack([gx[j, i], gy[j, i]])
@@ -103,24 +120,24 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
         "u": np.arange(n_roads, dtype=np.int64) * 2, "v": np.arange(n_roads, dtype=np.int64) * 2 + 1,
         "name": names, "name_zh": names, "name_en": names, "highway": highway,
         "oneway": np.zeros(n_roads, dtype=bool), "length_m": shapely.length(geoms),
-    }, geometry=gpd.GeoSeries(geoms, crs=_METRIC_CRS))
+    }, geometry=gpd.GeoSeries(geoms, crs=METRIC_CRS))
 
     width = xs[-1]
     height = ys[-1]
     t = np.linspace(0, 1, max(200, nx_ * 4))
-    river_y = (_ORIGIN[1] + height * (0.45 + 0.12 * np.sin(2 * math.pi * (1.3 * t + rng.random()))
+    river_y = (y0 + height * (0.45 + 0.12 * np.sin(2 * math.pi * (1.3 * t + rng.random()))
                                       + 0.05 * np.sin(2 * math.pi * (4.1 * t + rng.random()))))
-    river = shapely.linestrings(np.column_stack([_ORIGIN[0] + t * width, river_y]))
+    river = shapely.linestrings(np.column_stack([x0 + t * width, river_y]))
     barriers = gpd.GeoDataFrame({"osm_type": ["way"], "osm_id": [900_000_001], "kind": ["river"],
                                  "subkind": [""], "name": ["府河 (synthetic)"]},
-                                geometry=gpd.GeoSeries([river], crs=_METRIC_CRS))
+                                geometry=gpd.GeoSeries([river], crs=METRIC_CRS))
 
     # buildings: up to 4 per cell, placed in the cell's inner quarter so they stay off the streets
     ci, cj = np.meshgrid(np.arange(nx_), np.arange(ny_))
     ci, cj = ci.ravel(), cj.ravel()
     corners = np.stack([node(ci, cj), node(ci + 1, cj), node(ci + 1, cj + 1), node(ci, cj + 1)], axis=1)
     centre = corners.mean(axis=1)
-    cx, cy = (centre[:, 0] - _ORIGIN[0]) / width - 0.5, (centre[:, 1] - _ORIGIN[1]) / height - 0.5
+    cx, cy = (centre[:, 0] - x0) / width - 0.5, (centre[:, 1] - y0) / height - 0.5
     density = np.exp(-(cx ** 2 + cy ** 2) / 0.18)
     park = rng.random(len(ci)) < 0.12
     count = np.where(park, 0, rng.integers(0, 5, len(ci)))
@@ -163,11 +180,11 @@ def synth_city(n_blocks: int = 10_000, seed: int = 0, *, block_m: float = 90.0,
         "footprint_m2": footprint, "households": households,
         "households_estimated": np.ones(n_b, dtype=bool), "estimate_method": np.full(n_b, "footprint"),
         "population": households * 2.6,
-    }, geometry=gpd.GeoSeries(shapely.multipolygons(boxes[:, None].tolist()) if n_b else [], crs=_METRIC_CRS))
-    area_m = shapely.box(_ORIGIN[0], _ORIGIN[1], _ORIGIN[0] + width, _ORIGIN[1] + height)
-    area = gpd.GeoSeries([area_m], crs=_METRIC_CRS).to_crs(4326).iloc[0]
+    }, geometry=gpd.GeoSeries(shapely.multipolygons(boxes[:, None].tolist()) if n_b else [], crs=METRIC_CRS))
+    area_m = shapely.box(x0, y0, x0 + width, y0 + height)
+    area = gpd.GeoSeries([area_m], crs=METRIC_CRS).to_crs(4326).iloc[0]
     return SynthCity(area=area, roads=roads.to_crs(4326), barriers=barriers.to_crs(4326),
-                     buildings=buildings.to_crs(4326), metric_crs=_METRIC_CRS, seed=seed)
+                     buildings=buildings.to_crs(4326), metric_crs=METRIC_CRS, seed=seed)
 
 
 def _rotate(geoms: np.ndarray, deg: np.ndarray) -> np.ndarray:
