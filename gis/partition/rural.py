@@ -310,6 +310,7 @@ def draw_rural(blocks_area_m2: np.ndarray, blocks_households: np.ndarray, block_
         for u in b.units:
             grid_of_unit[u] = g
         closed.discard(g)
+    _dissolve_land_grids(grids, grid_of_unit, ug, settlements_of_unit, u_area, u_hh, area_cap)
     # exemptions: one unit over a limit on its own
     out = []
     relabel = {}
@@ -335,6 +336,78 @@ def draw_rural(blocks_area_m2: np.ndarray, blocks_households: np.ndarray, block_
         out.append(gr)
     labels = np.array([relabel[int(grid_of_unit[u])] for u in unit_of_block], dtype=np.int64)
     return labels, out
+
+
+def _dissolve_land_grids(grids: dict[int, RuralGrid], grid_of_unit: np.ndarray, ug: nx.Graph,
+                         settlements_of_unit: list[list[int]], u_area: np.ndarray, u_hh: np.ndarray,
+                         area_cap: float, rounds: int = 50) -> None:
+    """Hand the land of land-only grids (no settlement) to touching grids with room under the area
+    limit, one block unit at a time, each grid staying connected; a full grid touching such land
+    first passes its own outer land to another neighbour with room. Grids emptied this way vanish.
+    Land moves only: settlements, and so the travel of every grid, stay as they are."""
+    def connected_without(g: int, u: int) -> bool:
+        rest = grids[g].units - {u}
+        return not rest or nx.is_connected(ug.subgraph(rest))
+
+    def move(u: int, src: int, dst: int) -> None:
+        grids[src].units.discard(u)
+        grids[src].area_m2 -= float(u_area[u])
+        grids[src].households -= float(u_hh[u])
+        grids[dst].units.add(u)
+        grids[dst].area_m2 += float(u_area[u])
+        grids[dst].households += float(u_hh[u])
+        grid_of_unit[u] = dst
+        if not grids[src].units:
+            del grids[src]
+
+    def room_for(u: int, dst: int) -> bool:
+        return grids[dst].area_m2 + u_area[u] <= area_cap
+
+    for _ in range(rounds):
+        moved = False
+        for lg in sorted((g for g in grids if not grids[g].settlements), key=lambda g: (grids[g].area_m2, g)):
+            if lg not in grids:
+                continue
+            # outer units first: those touching another grid
+            for u in sorted(grids[lg].units):
+                if lg not in grids or u not in grids[lg].units:
+                    continue
+                nbrs = sorted({int(grid_of_unit[v]) for v in ug.neighbors(u)} - {lg})
+                if not nbrs or not connected_without(lg, u):
+                    continue
+                dst = next((h for h in nbrs if grids[h].settlements and room_for(u, h)), None)
+                if dst is None:
+                    # make room: a touching settlement grid passes one of its land units elsewhere
+                    for h in nbrs:
+                        if not grids[h].settlements:
+                            continue
+                        for w in sorted(grids[h].units, key=lambda x: -u_area[x]):
+                            if settlements_of_unit[w] or u_area[w] < u_area[u] or not connected_without(h, w):
+                                continue
+                            to = next((k for k in sorted({int(grid_of_unit[v]) for v in ug.neighbors(w)} - {h, lg})
+                                       if grids[k].settlements and room_for(w, k)), None)
+                            if to is not None:
+                                move(w, h, to)
+                                if room_for(u, h):
+                                    dst = h
+                                break
+                        if dst is not None:
+                            break
+                if dst is not None and room_for(u, dst):
+                    move(u, lg, dst)
+                    moved = True
+        if not moved:
+            break
+    # what is left of a land-only grid joins a touching grid whole where it fits
+    for lg in sorted((g for g in grids if not grids[g].settlements), key=lambda g: (grids[g].area_m2, g)):
+        if lg not in grids:
+            continue
+        touching = sorted({int(grid_of_unit[v]) for u in grids[lg].units for v in ug.neighbors(u)} - {lg},
+                          key=lambda h: (grids[h].area_m2, h))
+        dst = next((h for h in touching if grids[h].area_m2 + grids[lg].area_m2 <= area_cap), None)
+        if dst is not None:
+            for u in sorted(grids[lg].units):
+                move(u, lg, dst)
 
 
 def _grid_xy(gr: RuralGrid, u_xy: np.ndarray, u_area: np.ndarray) -> np.ndarray:

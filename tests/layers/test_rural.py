@@ -10,8 +10,15 @@ import pytest
 import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
 from gridpatrol.gis.errors import InputError
-from gridpatrol.layers.grids import check_frames, check_grids, draw_grids, plan_row, planning_areas, read_blocks, \
-    read_grids
+from gridpatrol.layers.grids import (
+    check_frames,
+    check_grids,
+    draw_grids,
+    plan_row,
+    planning_areas,
+    read_blocks,
+    read_grids,
+)
 from gridpatrol.layers.plan_params import PlanParams
 
 from tests.synth_rural import BORDER_X, VILLAGES, load_rural_county
@@ -131,3 +138,17 @@ def test_travel_limit_without_rural_mode_is_refused() -> None:
         PlanParams.parse({"max_travel_min": 10})
     with pytest.raises(InputError, match="--mode"):
         PlanParams.parse({"mode": "village"})
+
+
+def test_empty_grids_only_where_every_merge_breaks_the_area_limit(county) -> None:  # noqa: ANN001
+    """A grid of land without households is kept only when joining it to any touching grid of its
+    area would go over --max-area-m2 (measured here on the stored grids, not the drawer's state)."""
+    store, _layers, pid = county
+    grids = read_grids(store, pid).to_crs(32648)
+    empty = grids[grids["households"] <= 0]
+    for _, e in empty.iterrows():
+        same = grids[(grids["parent_code"] == e["parent_code"]) & (grids["code"] != e["code"])]
+        shared = shapely.length(shapely.intersection(same.geometry.to_numpy(), e.geometry.boundary))
+        for area in same["area_m2"].to_numpy()[shared > 0.5]:
+            assert area + e["area_m2"] > MAX_AREA, f"grid {e['code']} could join a touching grid"
+    assert len(empty) <= 2
