@@ -10,7 +10,7 @@ import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.grid_check import SEVERITY
-from gridpatrol.gis.gridcodes import CodeFormat
+from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
 from gridpatrol.gis.partition.rural import Settlements, Travel, block_units, draw_rural, find_settlements, grid_name
 from gridpatrol.layers.plan_params import PlanParams
 
@@ -81,12 +81,7 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     """As layers.grids.core.partition_area, for ``--mode rural``; also a summary of the area
     (settlements, grids over a limit and why)."""
     from gridpatrol.gis.blocks import block_adjacency
-    from gridpatrol.layers.grids.core import (
-        _codes_around_locked,
-        area_label,
-        grids_from_blocks,
-        read_within,
-    )
+    from gridpatrol.layers.grids.core import area_label, grids_from_blocks, read_within
 
     code = str(area["code"])
     if len(locked_all) and (locked_all["parent_code"].astype(str) == code).any():
@@ -121,7 +116,8 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     blocks["_part"] = labels
     parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
     parts["parent_code"] = code
-    parts["code"] = _codes_around_locked(parts, {}, code, CodeFormat(params.code_format), metric)
+    # no locked grids here (refused above): numbered west→east, north→south as urban grids are
+    parts["code"] = assign_codes(parts, fmt=CodeFormat(params.code_format), metric_crs=metric).to_numpy()
     code_of = dict(zip(parts["_part"], parts["code"]))
     blocks["grid_code"] = [code_of[p] for p in labels]
     grids = grids_from_blocks(blocks, metric)
