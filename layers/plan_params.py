@@ -90,6 +90,12 @@ class PlanParams(BaseModel):
         if getattr(self, "mode", "urban") != "rural" and getattr(self, "max_travel_min", None) is not None:
             raise InputError("--max-travel-min is a limit of rural grids (--mode rural)",
                              hint="add --mode rural, or leave --max-travel-min out")
+        if getattr(self, "mode", "urban") == "rural" and self.max_street_m is not None:
+            raise InputError("--max-street-m is not a limit of rural grids (--mode rural)",
+                             hint="rural grids are limited by --max-area-m2 and --max-travel-min")
+        if getattr(self, "mode", "urban") == "rural" and self.balance != "households":
+            raise InputError(f"rural grids balance households only, not --balance {self.balance}",
+                             hint="leave --balance out with --mode rural")
         return self
 
     def weight_map(self) -> dict[str, float] | None:

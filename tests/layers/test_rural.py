@@ -138,6 +138,11 @@ def test_travel_limit_without_rural_mode_is_refused() -> None:
         PlanParams.parse({"max_travel_min": 10})
     with pytest.raises(InputError, match="--mode"):
         PlanParams.parse({"mode": "village"})
+    with pytest.raises(InputError, match="--max-street-m"):
+        PlanParams.parse({"mode": "rural", "max_street_m": 3000})
+    with pytest.raises(InputError, match="balance households only"):
+        PlanParams.parse({"mode": "rural", "balance": "population"})
+    assert PlanParams.parse({"mode": "rural", "max_travel_min": 10, "travel_mode": "walk"}).max_travel_min == 10
 
 
 def test_empty_grids_only_where_every_merge_breaks_the_area_limit(county) -> None:  # noqa: ANN001
