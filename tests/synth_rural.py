@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-__all__ = ["RURAL_AREAS", "VILLAGES", "load_rural_county"]
+__all__ = ["RURAL_AREAS", "UNNAMED", "VILLAGES", "load_rural_county"]
 
 _METRIC_CRS = CRS.from_epsg(32648)
 _ORIGIN = (380_000.0, 3_370_000.0)
@@ -37,6 +37,7 @@ VILLAGES = [
     ("孤山", 400, 450, 25, 4, False),        # no road reaches these two
     ("岩脚", 6800, 4850, 20, 3, False),
 ]
+UNNAMED = "岩脚"  # no place node: its settlement is numbered (居民点N)
 
 
 def _houses(rng: np.random.Generator, cx: float, cy: float, r: float, n: int, lanes) -> list:  # noqa: ANN001
@@ -138,9 +139,12 @@ def rural_county(seed: int = 0) -> dict:
                                                     crs=_METRIC_CRS))
     barriers = gpd.GeoDataFrame({"osm_type": [], "osm_id": [], "kind": [], "subkind": [], "name": []},
                                 geometry=gpd.GeoSeries([], crs=_METRIC_CRS))
-    places = gpd.GeoDataFrame({"name": [v[0] for v in VILLAGES], "place": [
-        "town" if v[3] > 400 else "village" if v[3] > 100 else "hamlet" for v in VILLAGES]},
-        geometry=gpd.GeoSeries(shapely.points([(ox + v[1], oy + v[2]) for v in VILLAGES]), crs=_METRIC_CRS))
+    # place nodes as mappers set them: at the village centre, a hamlet's a little off it; 岩脚 has none
+    named = [v for v in VILLAGES if v[0] != UNNAMED]
+    places = gpd.GeoDataFrame({"osm_id": np.arange(1, len(named) + 1, dtype=np.int64) + 70_000_000,
+                               "name": [v[0] for v in named], "place": [
+        "town" if v[3] > 400 else "village" if v[3] > 100 else "hamlet" for v in named]},
+        geometry=gpd.GeoSeries(shapely.points([(ox + v[1] + 30, oy + v[2] + 20) for v in named]), crs=_METRIC_CRS))
     return {k: v.to_crs(4326) for k, v in
             {"roads": roads, "buildings": buildings, "areas": areas, "barriers": barriers, "places": places}.items()}
 
@@ -158,7 +162,7 @@ def load_rural_county(store, seed: int = 0) -> dict:  # noqa: ANN001
         geometry=[shapely.MultiPolygon(list(shapely.get_parts(shapely.union_all(c["areas"].geometry.to_numpy()))))],
         crs=4326)
     with store.begin() as conn:
-        for layer in ("roads", "buildings", "areas"):
+        for layer in ("roads", "buildings", "areas", "places"):
             store.insert_gdf(conn, layer, c[layer])
         store.insert_gdf(conn, "imports", record)
     return c

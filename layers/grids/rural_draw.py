@@ -15,8 +15,8 @@ from gridpatrol.gis.partition.rural import Settlements, Travel, block_units, dra
 from gridpatrol.layers.plan_params import PlanParams
 
 
-def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: float  # noqa: ANN001
-                     ) -> tuple[np.ndarray, Settlements, np.ndarray]:
+def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: float,  # noqa: ANN001
+                     places: gpd.GeoDataFrame | None = None) -> tuple[np.ndarray, Settlements, np.ndarray]:
     """(metric footprints, settlements, inside-mask over ``buildings``) of the buildings whose
     representative point lies in ``area_geom`` (EPSG:4326). Landuse estimates (residential land
     without mapped buildings) count as members too: they are where people live."""
@@ -28,7 +28,15 @@ def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: floa
     b = buildings[inside]
     fp = b.geometry.to_crs(metric).to_numpy()
     hh = pd.to_numeric(b["households"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-    return fp, find_settlements(fp, hh, gap_m), inside
+    pl = places.to_crs(metric) if places is not None and len(places) else None
+    return fp, find_settlements(fp, hh, gap_m, pl), inside
+
+
+def read_places(store, geom) -> gpd.GeoDataFrame:  # noqa: ANN001
+    """The named place nodes (OSM place=village, hamlet, …) around ``geom`` (EPSG:4326)."""
+    from gridpatrol.layers.grids.core import read_within
+
+    return read_within(store, "places", geom)
 
 
 LAND_CELL_M = 500.0  # land away from settlements is cut on a lattice of at most this (m)
@@ -89,7 +97,8 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
                          hint="unlock them (gridpatrol unlock-grid CODE…) or draw this area in urban mode")
     say(f"area {code}: settlements")
     buildings = read_within(store, "buildings", area.geometry)
-    fp, st, _ = area_settlements(buildings, area.geometry, metric, params.settlement_gap_m)
+    fp, st, _ = area_settlements(buildings, area.geometry, metric, params.settlement_gap_m,
+                                 read_places(store, area.geometry))
     bm = blocks.to_crs(metric)
     bgeoms = bm.geometry.to_numpy()
     if len(fp):
@@ -172,7 +181,8 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
         if not sel.any():
             continue
         idx = np.flatnonzero(sel)
-        fp, st, inside = area_settlements(buildings, area.geometry, metric, params.settlement_gap_m)
+        fp, st, inside = area_settlements(buildings, area.geometry, metric, params.settlement_gap_m,
+                                          read_places(store, area.geometry))
         n_settlements += len(st)
         if len(fp) == 0:
             continue

@@ -59,3 +59,18 @@ def test_without_streets_every_settlement_is_a_grid_and_land_is_packed_under_the
     for g in set(labels.tolist()):
         idx = np.flatnonzero(labels == g)
         assert idx.max() - idx.min() + 1 == len(idx)
+
+
+def test_place_nodes_are_read_from_the_real_extract() -> None:
+    """chengdu.osm's named place nodes (two hamlets among them) come out of read_osm with their
+    Chinese names; place=suburb (a district's name) and unnamed nodes do not."""
+    from gridpatrol.gis.osm import read_osm
+
+    from tests.conftest import data_path
+
+    d = read_osm(data_path("chengdu", "chengdu.osm"))
+    p = d.places
+    assert {"osm_id", "place", "name"} <= set(p.columns) and len(p) == 36
+    hamlets = p[p["place"] == "hamlet"].set_index("osm_id")["name"].to_dict()
+    assert hamlets == {3333358471: "云景豪庭", 3333413382: "小二肠烧面"}
+    assert "suburb" not in set(p["place"]) and p["name"].notna().all()

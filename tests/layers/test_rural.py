@@ -21,7 +21,7 @@ from gridpatrol.layers.grids import (
 )
 from gridpatrol.layers.plan_params import PlanParams
 
-from tests.synth_rural import BORDER_X, VILLAGES, load_rural_county
+from tests.synth_rural import BORDER_X, UNNAMED, VILLAGES, load_rural_county
 
 MAX_AREA = 4_000_000.0
 MAX_MIN = 10.0
@@ -79,6 +79,12 @@ def test_no_village_is_split_across_grids(county) -> None:  # noqa: ANN001
     for v in np.unique(village):
         held = set(grid_of[village == v].tolist())
         assert len(held) == 1, f"village {VILLAGES[v // 2][0]} (side {v % 2}) lies in grids {held}"
+    # each grid is named after its villages' place nodes (the one without a node is numbered)
+    for v in np.unique(village):
+        name = VILLAGES[v // 2][0]
+        g = grids.iloc[int(grid_of[village == v][0])]
+        assert (name in g["name"]) != (name == UNNAMED), (name, g["name"])
+    assert any(str(n).startswith("居民点") for n in grids["name"].dropna())
     res, _ = check_grids(store, pid)
     assert not (res.problems["kind"] == "settlement_split").any()
     # the border village is reported as cut by the area boundary, on both sides
