@@ -330,7 +330,8 @@ def draw_rural(blocks_area_m2: np.ndarray, blocks_households: np.ndarray, block_
             gr.limits.append("travel")
             if len(own) == 1:
                 t = f"需 {gr.travel_s / 60:.1f} 分钟" if np.isfinite(gr.travel_s) else "超过上限或无法经道路到达"
-                reasons.append(f"{_names(st, gr.settlements)}是不可分开的一组居民点，从驻点到达最远处{t}，"
+                what = "单独一个居民点" if len(gr.settlements) == 1 else "是不可分开的一组居民点（同处一组街区）"
+                reasons.append(f"{_names(st, gr.settlements)}{what}，从驻点到达最远处{t}，"
                                f"上限 {travel_cap / 60:g} 分钟")
         gr.exempt_reason = "；".join(reasons) or None
         out.append(gr)

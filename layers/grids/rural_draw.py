@@ -256,11 +256,12 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                     t = float(travel.to_settlements(node, ss).max())
                     where = "从驻点"
                 worst_travel[codes[g]] = round(t / 60, 1) if np.isfinite(t) else None
+                one, group = "单独一个居民点", "是不可分开的一组居民点（同处一组街区）"
                 if t > travel_cap * (1 + 1e-9):
                     tt = "无法经道路到达" if not np.isfinite(t) else f"需 {t / 60:.1f} 分钟"
                     if len(units) == 1:
                         add("rural_limit_exempt", codes[g], f"网格 {codes[g]} {where}到最远的居民点{tt}，超过上限 "
-                            f"{travel_cap / 60:g} 分钟（豁免：{names}是不可分开的一组居民点，网格不能再小）",
+                            f"{travel_cap / 60:g} 分钟（豁免：{names}{one if len(ss) == 1 else group}，网格不能再小）",
                             shapely.point_on_surface(ggeoms[g]))
                     else:
                         add("over_travel_limit", codes[g], f"网格 {codes[g]} {where}到最远的居民点{tt}，超过上限 "
