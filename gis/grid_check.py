@@ -43,6 +43,13 @@ SEVERITY: dict[str, str] = {
     "code_parent_mismatch": "error",
     "data_coverage": "warning",  # added by layers.grids.check_grids (gis.data_coverage)
     "implausible_density": "warning",
+    # rural plans (layers/grids/rural_draw.py, docs/rural.md)
+    "settlement_split": "error",
+    "over_area_limit": "error",
+    "over_travel_limit": "error",
+    "rural_limit_exempt": "info",
+    "settlement_on_area_boundary": "info",
+    "rural_households_off_band": "warning",
 }
 
 # households and deviation_pct (|households − target| / target · 100) are set for workload problems.

@@ -74,6 +74,7 @@ class OsmData:
     bounds_declared: bool
     counts: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, Any] = field(default_factory=dict)
+    places: gpd.GeoDataFrame | None = None  # named place=* nodes (osm_id, place, name): rural settlement names
 
     @property
     def metric_crs(self):  # noqa: ANN201
@@ -170,6 +171,10 @@ def _names(tags: Any) -> tuple[str | None, str | None, str | None]:
     return name, zh, tags.get("name:en")
 
 
+# place=* values that name a settlement (rural grids name theirs after the nearest one)
+PLACE_KINDS = frozenset({"town", "village", "hamlet", "isolated_dwelling", "neighbourhood", "locality"})
+
+
 class _Collector:
     """One pass over the file: keeps what each layer needs, counts what it drops."""
 
@@ -178,6 +183,7 @@ class _Collector:
         self.barrier_ways: list[tuple[int, tuple[str, str], str | None, list]] = []
         self.admin_ways: list[tuple[int, dict, list]] = []
         self.cameras: list[dict] = []
+        self.places: list[dict] = []
         self.buildings: list[dict] = []
         self.water: list[dict] = []
         self.residential: list[dict] = []
@@ -195,6 +201,11 @@ class _Collector:
             b[1] = min(b[1], loc.lat)
             b[2] = max(b[2], loc.lon)
             b[3] = max(b[3], loc.lat)
+        if n.tags.get("place") in PLACE_KINDS and loc.valid():
+            name, zh, _ = _names(n.tags)
+            if zh or name:
+                self.places.append({"osm_id": n.id, "place": n.tags.get("place"), "name": zh or name,
+                                    "geometry": Point(loc.lon, loc.lat)})
         if n.tags.get("man_made") == "surveillance" and loc.valid():
             t = n.tags
             name, _, _ = _names(t)
@@ -381,12 +392,16 @@ def read_osm(
     admin = gpd.GeoDataFrame(col.admin_areas, geometry="geometry", crs=WGS84) if col.admin_areas else _empty(
         ["osm_type", "osm_id", "name", "admin_level", "code"])
     admin_lines = _admin_lines(col)
+    places = gpd.GeoDataFrame(col.places, geometry="geometry", crs=WGS84) if col.places else _empty(
+        ["osm_id", "place", "name"])
 
     if boundary is not None:
         say("clipping to the boundary")
         roads = _clip_roads(roads, boundary, metric)
         barriers = _clip_lines(barriers, boundary)
         admin_lines = _clip_lines(admin_lines, boundary)
+        if len(places):
+            places = places[shapely.contains_xy(boundary, places.geometry.x.to_numpy(), places.geometry.y.to_numpy())]
         inside = shapely.contains_xy(boundary, *_rep_xy(buildings)) if len(buildings) else np.zeros(0, bool)
         buildings = buildings[inside].copy()
         cameras = cameras[cameras.within(boundary)].copy() if len(cameras) else cameras
@@ -418,7 +433,7 @@ def read_osm(
     return OsmData(
         roads=roads, buildings=buildings, barriers=barriers, cameras=cameras, admin=admin,
         admin_lines=admin_lines, bounds=area, bounds_declared=declared is not None, counts=counts,
-        dropped=dropped,
+        dropped=dropped, places=places,
     )
 
 

@@ -29,6 +29,7 @@ from gridpatrol.layers.models import (
     Barrier,
     Building,
     Camera,
+    Place,
     Road,
     utcnow,
 )
@@ -156,6 +157,10 @@ def _write_osm(store: Store, conn: Connection, data: OsmData) -> None:
     keys = list(zip(data.barriers["osm_type"], data.barriers["osm_id"].astype(int)))
     _delete_keys_by_type(conn, bar, keys)
     store.insert_gdf(conn, "barriers", data.barriers)
+
+    if data.places is not None and len(data.places):
+        delete_by_keys(conn, Place.__table__, ["osm_id"], [(int(i),) for i in data.places["osm_id"]])
+        store.insert_gdf(conn, "places", data.places)
 
     if len(data.cameras):
         cams = data.cameras.copy()

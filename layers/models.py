@@ -200,6 +200,18 @@ class Barrier(Base):
     geom = mapped_column(geom("GEOMETRY"), nullable=False)
 
 
+class Place(Base):
+    """A named OSM place node (place=village, hamlet, town, …): rural grids name settlements after it."""
+
+    __tablename__ = "places"
+    __table_args__ = (UniqueConstraint("osm_id", name="uq_places_osm"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    osm_id: Mapped[int] = mapped_column(BigInt)
+    place: Mapped[str] = mapped_column(Text)
+    name: Mapped[str | None] = mapped_column(Text, nullable=True)
+    geom = mapped_column(geom("POINT"), nullable=False)
+
+
 class Camera(Base):
     """Skynet (天网), Sharp Eyes (雪亮) and other cameras, with their field of view."""
 
@@ -480,6 +492,7 @@ LAYERS: dict[str, type[Base]] = {
     "roads": Road,
     "buildings": Building,
     "barriers": Barrier,
+    "places": Place,
     "cameras": Camera,
     "blocks": Block,
     "grids": Grid,

@@ -38,6 +38,15 @@ class PlanParams(BaseModel):
                                                  "is scaled by (default: the plan's total workload / households)")
     allow_sparse: bool = Field(False, description="Draw areas whose streets and buildings cover less than 20 % "
                                                   "of them (refused otherwise)")
+    # rural mode (村, docs/rural.md): grids of whole settlements under --max-area-m2 and --max-travel-min
+    mode: str = Field("urban", pattern="^(urban|rural)$", description="urban: blocks balanced on households; "
+                      "rural: whole settlements (villages, hamlets) per grid under the area and travel limits")
+    max_travel_min: float | None = Field(None, gt=0, le=1440, description="With --mode rural: minutes from a "
+                                         "grid's station to each of its settlements over the streets")
+    travel_mode: str = Field("drive", pattern="^(walk|drive)$", description="With --mode rural: how "
+                             "--max-travel-min travels (walk 4.5 km/h; drive by road class)")
+    settlement_gap_m: float = Field(100.0, gt=0, le=2000, description="With --mode rural: buildings closer "
+                                    "than this (m, footprint to footprint) are one settlement")
 
     @field_validator("balance")
     @classmethod
@@ -78,6 +87,15 @@ class PlanParams(BaseModel):
                              hint="add --balance weighted, or leave --weights out")
         balance_weights(self.balance, self.weight_map())
         CodeFormat(self.code_format)
+        if getattr(self, "mode", "urban") != "rural" and getattr(self, "max_travel_min", None) is not None:
+            raise InputError("--max-travel-min is a limit of rural grids (--mode rural)",
+                             hint="add --mode rural, or leave --max-travel-min out")
+        if getattr(self, "mode", "urban") == "rural" and self.max_street_m is not None:
+            raise InputError("--max-street-m is not a limit of rural grids (--mode rural)",
+                             hint="rural grids are limited by --max-area-m2 and --max-travel-min")
+        if getattr(self, "mode", "urban") == "rural" and self.balance != "households":
+            raise InputError(f"rural grids balance households only, not --balance {self.balance}",
+                             hint="leave --balance out with --mode rural")
         return self
 
     def weight_map(self) -> dict[str, float] | None:

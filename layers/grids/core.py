@@ -363,8 +363,14 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
             built.append(one)
             next_block = int(one[2]["block_id"].max()) + 1
     params = with_workload_scale(params, [b for _, _, b, _, _ in built])
+    rural: dict[str, dict] = {}
     for one in built:
-        blocks, grids, adj = partition_area(*one, params, locked_all, say)
+        if params.mode == "rural":  # whole settlements under area and travel limits (docs/rural.md)
+            from gridpatrol.layers.grids.rural_draw import partition_area_rural
+
+            blocks, grids, adj, rural[str(one[0]["code"])] = partition_area_rural(store, *one, params, locked_all, say)
+        else:
+            blocks, grids, adj = partition_area(*one, params, locked_all, say)
         all_blocks.append(blocks)
         all_grids.append(grids)
         graphs.append(adj)
@@ -378,6 +384,8 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     metrics["areas"] = areas["code"].tolist()
     metrics["data_coverage"] = summary_of(checks)
     metrics["data_warnings"] = [w for c in checks for w in c["warnings"]]
+    if rural:
+        metrics["rural"] = rural
     say("writing the plan")
     with store.begin() as conn:
         pid = insert_plan(conn, method="draw", parent=None, params=params, metrics=metrics,
@@ -402,10 +410,15 @@ def area_blocks(store: Store, area: pd.Series, params: PlanParams, next_block: i
     barriers = read_within(store, "barriers", geom)
     buildings = read_within(store, "buildings", geom)
     say(f"area {area['code']}: building blocks")
-    # Blocks of at most half the target leave the partition room to balance every grid.
-    blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
-                          max_block_households=max(params.target_households / 6.0, 1.0),
-                          area_name=area_label(area))
+    if params.mode == "rural":  # blocks that never cut a settlement (layers/grids/rural_draw.py)
+        from gridpatrol.layers.grids.rural_draw import rural_blocks
+
+        blocks = rural_blocks(geom, roads, barriers, buildings, metric, params, area_label(area))
+    else:
+        # Blocks of at most half the target leave the partition room to balance every grid.
+        blocks = build_blocks(geom, roads, barriers, buildings, metric_crs=metric,
+                              max_block_households=max(params.target_households / 6.0, 1.0),
+                              area_name=area_label(area))
     if len(blocks) == 0:
         return None
     groups = blocks_joined_by_buildings(blocks, buildings, metric_crs=metric)
@@ -569,6 +582,10 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
     # the plan is judged by the workload it was drawn for: its band scaled to it
     target, low, high = params.workload_band()
     load = None if params.on_households else grid_workload(grids, params)
+    if getattr(params, "mode", "urban") == "rural":
+        from gridpatrol.layers.grids.rural_draw import add_rural_checks
+
+        return add_rural_checks(store, grids, blocks, areas, buildings, params, metric)
     res = check_plan(grids, areas, buildings,
                      blocks=blocks if blocks is not None and len(blocks) else None,
                      min_households=low, max_households=high,
