@@ -15,6 +15,10 @@ FOLD_BELOW_M = 8.0  # a leg this short (a kink at an offset junction) is folded 
 STEP_BELOW_M = 20.0  # a leg this short is not a step of its own: it leads into the next instruction
 HEADING_WINDOW_M = 10.0  # headings at a junction: the direction over this much street either side
 ZERO_M = 0.01  # pieces shorter than this (repeated points, zero-length segments) have no heading
+# Another way on leaving within this of the route's way: "bear left/right" alone does not tell them
+# apart, so the move names the street taken, or a landmark and the side (左侧/右侧一条).
+NEAR_WAYS_DEG = 10.0
+LANDMARK_WITHIN_M = 1000.0  # the landmark of such a move: a named street met this far beyond it at most
 COMPASS_ZH = ["北", "东北", "东", "东南", "南", "西南", "西", "西北"]
 COMPASS_EN = ["north", "northeast", "east", "southeast", "south", "southwest", "west", "northwest"]
 ACTION_ZH = {
@@ -116,6 +120,8 @@ class _Leg:
     arrive: float  # heading arriving at its start (NaN at the departure)
     depart: float  # heading leaving its start
     s0: float  # distance along the route where it starts
+    near: tuple[int, ...] = ()  # edges of other ways on leaving within NEAR_WAYS_DEG of the route's
+    side: str = ""  # "left" / "right": the route's way beside the nearest of those
 
 
 class _Line:
@@ -146,8 +152,9 @@ class _Line:
         return float(np.degrees(np.arctan2(d[0], d[1])) % 360)
 
 
-def _ways_on(net: StreetNetwork, node: int, skip: tuple[int, ...], inc: dict[int, list[int]]) -> list[float]:
-    """Headings (deg) of every way on from ``node`` along an edge not in ``skip``."""
+def _ways_on(net: StreetNetwork, node: int, skip: tuple[int, ...], inc: dict[int, list[int]]
+             ) -> list[tuple[float, int]]:
+    """(heading (deg), edge) of every way on from ``node`` along an edge not in ``skip``."""
     out = []
     for e in inc.get(node, []):
         if e in skip or net.edge_length_m[e] < ZERO_M:
@@ -157,7 +164,7 @@ def _ways_on(net: StreetNetwork, node: int, skip: tuple[int, ...], inc: dict[int
             d = np.cumsum(np.concatenate([[0.0], np.hypot(*np.diff(xy, axis=0).T)]))
             t = min(HEADING_WINDOW_M, d[-1])
             p = np.array([np.interp(t, d, xy[:, 0]), np.interp(t, d, xy[:, 1])]) - xy[0]
-            out.append(float(np.degrees(np.arctan2(p[0], p[1])) % 360))
+            out.append((float(np.degrees(np.arctan2(p[0], p[1])) % 360), int(e)))
     return out
 
 
@@ -172,6 +179,26 @@ def _named_crossing(net: StreetNetwork, node: int, inc: dict[int, list[int]],
         return None
     _, zh, en = max(named)
     return zh, en
+
+
+def _name_tells_apart(net: StreetNetwork, leg: _Leg) -> bool:
+    """Whether the leg's street name differs from the names of the other ways on beside it."""
+    if leg.name[0] is None:
+        return False
+    return all(plausible_name(net.edge_name[x]) != leg.name[0] for x in leg.near)
+
+
+def _first_crossing(net: StreetNetwork, e: np.ndarray, f: np.ndarray, inc: dict[int, list[int]],
+                    skip_names: set[str | None]) -> tuple[str, str] | None:
+    """(zh, en) name of the first named street (none of ``skip_names``) met along the passes ``e`` / ``f``."""
+    for k in range(len(e)):
+        end = int(net.edge_v[e[k]] if f[k] else net.edge_u[e[k]])
+        skip = {int(e[k])} | ({int(e[k + 1])} if k + 1 < len(e) else set())
+        skip |= {x for x in inc.get(end, []) if plausible_name(net.edge_name[x]) in skip_names}
+        got = _named_crossing(net, end, inc, skip)
+        if got is not None:
+            return got
+    return None
 
 
 def _incidence(net: StreetNetwork, edges: np.ndarray) -> dict[int, list[int]]:
@@ -200,15 +227,19 @@ def _legs(net: StreetNetwork, e: np.ndarray, f: np.ndarray, line: _Line, names: 
             dep = line.heading(s, s + min(HEADING_WINDOW_M, length[i]))
             a = turn_angle(arr, dep)
             action = classify_turn(a)
+            node = int(net.edge_v[e[i - 1]] if f[i - 1] else net.edge_u[e[i - 1]])
+            ways = _ways_on(net, node, (int(e[i - 1]), int(e[i])), inc)
             if action == "straight":
-                node = int(net.edge_v[e[i - 1]] if f[i - 1] else net.edge_u[e[i - 1]])
-                others = [turn_angle(arr, b) for b in _ways_on(net, node, (int(e[i - 1]), int(e[i])), inc)]
+                others = [turn_angle(arr, b) for b, _ in ways]
                 straighter = [b for b in others if abs(b) < abs(a)]
                 if straighter:
                     best = min(straighter, key=abs)
                     action = "slight_right" if a > best else "slight_left"
-            if action != "straight" or names[i] != names[i - 1]:
-                legs.append(_Leg(i, action, a, names[i], 0.0, arr, dep, s))
+            near = sorted((abs(turn_angle(dep, b)), turn_angle(b, dep), x) for b, x in ways
+                          if abs(turn_angle(dep, b)) < NEAR_WAYS_DEG)
+            side = ("right" if near[0][1] > 0 else "left") if near else ""
+            if action != "straight" or names[i] != names[i - 1] or near:
+                legs.append(_Leg(i, action, a, names[i], 0.0, arr, dep, s, tuple(x for *_, x in near), side))
         legs[-1].length += float(length[i])
     return legs
 
@@ -221,13 +252,16 @@ def _fold(legs: list[_Leg]) -> list[_Leg]:
     for k, leg in enumerate(legs):
         if pending is not None:
             if pending.action == "depart":
-                leg = _Leg(pending.i, "depart", 0.0, leg.name, pending.length + leg.length, float("nan"), leg.depart, pending.s0)
+                leg = _Leg(pending.i, "depart", 0.0, leg.name, pending.length + leg.length, float("nan"), leg.depart,
+                           pending.s0, leg.near, leg.side)
             else:
                 a = turn_angle(pending.arrive, leg.depart)
                 act = classify_turn(a)
                 if act == "straight" and leg.action.startswith("slight_") and abs(leg.angle) < 30:
                     act = leg.action  # the straighter way on is still there after the kink
-                leg = _Leg(pending.i, act, a, leg.name, pending.length + leg.length, pending.arrive, leg.depart, pending.s0)
+                # Ways on beside the route's at either junction: the merged move must tell them apart.
+                leg = _Leg(pending.i, act, a, leg.name, pending.length + leg.length, pending.arrive, leg.depart,
+                           pending.s0, pending.near + leg.near, pending.side or leg.side)
             pending = None
         if leg.length < FOLD_BELOW_M and k < len(legs) - 1:
             pending = leg
@@ -235,7 +269,7 @@ def _fold(legs: list[_Leg]) -> list[_Leg]:
         if out and leg.length < FOLD_BELOW_M:  # short legs at the very end: walked on from the last step
             out[-1].length += leg.length
             continue
-        if out and leg.action == "straight" and leg.name == out[-1].name:
+        if out and leg.action == "straight" and leg.name == out[-1].name and not leg.near:
             out[-1].length += leg.length
             continue
         out.append(leg)
@@ -277,7 +311,20 @@ def route_steps(net: StreetNetwork, traversals: Sequence[Traversal], *, mode: st
         moves.append({"action": leg.action, "turn_deg": round(leg.angle, 1), "street": leg.name[0],
                       "street_en": leg.name[1], "distance_m": leg.length, "heading_deg": hd,
                       "lon": float(lon), "lat": float(lat), "first_traversal": int(idx[leg.i])})
-        if leg.name[0] is None and k + 1 < len(legs) and legs[k + 1].name[0] is None:
+        if leg.near and not _name_tells_apart(net, leg):
+            # Ways on side by side, and the name does not tell them apart: the side, and the first
+            # named street the route's way meets.
+            moves[-1]["pick"] = leg.side
+            # Along the leg, or the route on from it (the way taken leads there) up to LANDMARK_WITHIN_M.
+            on = np.searchsorted(line.starts, line.starts[leg.i] + leg.length + LANDMARK_WITHIN_M)
+            skip_names = {leg.name[0]} | {plausible_name(net.edge_name[x]) for x in leg.near}
+            moves[-1]["landmark"] = _first_crossing(net, e[leg.i:on], f[leg.i:on], inc, skip_names)
+            other = [x for x in leg.near if plausible_name(net.edge_name[x])]
+            if moves[-1]["landmark"] is None and other:  # no landmark, but the other way has a name: not that one
+                x = other[0]
+                moves[-1]["not_street"] = (plausible_name(net.edge_name[x]),
+                                           plausible_name(net.edge_name_en[x]) or plausible_name(net.edge_name[x]))
+        elif leg.name[0] is None and k + 1 < len(legs) and legs[k + 1].name[0] is None:
             # An unnamed way into another: say which named street crosses where it ends.
             last = legs[k + 1].i - 1
             end = int(net.edge_v[e[last]] if f[last] else net.edge_u[e[last]])
@@ -324,11 +371,14 @@ _WORDING = {
     "zh": {"actions": ACTION_ZH, "compass": COMPASS_ZH, "verbs": {"walk": "步行", "drive": "行驶"},
            "go": "{verb} {d}", "go_heading": "向{c}{verb} {d}", "depart": "从起点出发，沿{name}{go}",
            "uturn": "掉头，沿{name}{go}", "stay": "{act}，继续沿{name}{go}", "onto": "{act}进入{name}，{go}",
-           "at_crossing": "，至{}路口"},
+           "at_crossing": "，至{}路口", "pick": {"left": "左侧一条", "right": "右侧一条"},
+           "pick_toward": "（{side}，通往{to}）", "pick_not": "（{side}，不是{to}）", "pick_only": "（{side}）"},
     "en": {"actions": ACTION_EN, "compass": COMPASS_EN, "verbs": {"walk": "walk", "drive": "drive"},
            "go": "{verb} {d}", "go_heading": "{verb} {d} {c}", "depart": "Start on {name} and {go}",
            "uturn": "Make a U-turn on {name} and {go}", "stay": "{act} to stay on {name}, {go}",
-           "onto": "{act} onto {name}, {go}", "at_crossing": " to the junction with {}"},
+           "onto": "{act} onto {name}, {go}", "at_crossing": " to the junction with {}",
+           "pick": {"left": "the left-hand one", "right": "the right-hand one"},
+           "pick_toward": " ({side}, towards {to})", "pick_not": " ({side}, not {to})", "pick_only": " ({side})"},
 }
 
 
@@ -339,7 +389,13 @@ def _phrase(m: dict[str, Any], prev: dict[str, Any] | None, mode: str, lang: str
     go = w["go" if m["repeat_heading"] else "go_heading"].format(
         verb=w["verbs"]["walk" if mode == "walk" else "drive"], d=format_distance(m["distance_m"], lang),
         c=w["compass"][compass(m["heading_deg"])])
-    if m.get("landmark"):
+    if m.get("pick"):  # two ways on side by side: which one, and where it leads
+        side = w["pick"][m["pick"]]
+        li = 0 if lang == "zh" else 1
+        name += (w["pick_toward"].format(side=side, to=m["landmark"][li]) if m.get("landmark")
+                 else w["pick_not"].format(side=side, to=m["not_street"][li]) if m.get("not_street")
+                 else w["pick_only"].format(side=side))
+    elif m.get("landmark"):
         go += w["at_crossing"].format(m["landmark"][0 if lang == "zh" else 1])
     if m["action"] in ("depart", "uturn"):
         return w[m["action"]].format(name=name, go=go)

@@ -38,11 +38,12 @@ def route_seconds(route: CoverageRoute, edge_s: np.ndarray) -> float:
 
 
 def cut_into_shifts(net: StreetNetwork, router: Router, whole: CoverageRoute, required: np.ndarray,
-                    max_s: float, edge_s: np.ndarray, name: str = "grid"
+                    max_s: float, edge_s: np.ndarray, name: str = "grid", reorder: bool = True
                     ) -> tuple[list[CoverageRoute], dict[str, Any]]:
     """``whole`` cut into the fewest closed routes from its start found, each of at most ``max_s``
     seconds (``edge_s``: seconds per pass of each edge), together covering ``required``.
 
+    Each shift's passes are ordered for the fewest U-turns (``reorder``, as ``split_route``).
     Returns the shifts (``shift`` = 1…n, ``duration_s`` set) and a report: their times and a
     lower bound on the number of shifts, the larger of ceil(optimal coverage time / M) and 1, with
     the round trip to the farthest street. Raises InputError when one street alone needs more.
@@ -80,7 +81,7 @@ def cut_into_shifts(net: StreetNetwork, router: Router, whole: CoverageRoute, re
         shifts = []
         req_set = set(req.tolist())
         for k in range(max(2, report["lower_bound_shifts"]), MAX_SHIFTS + 1):
-            shifts = split_route(net, router, whole, k, req_set, out_, back_)
+            shifts = split_route(net, router, whole, k, req_set, out_, back_, reorder)
             if len(shifts) < k:  # no more required passes to share out
                 k = MAX_SHIFTS
             if max(route_seconds(r, edge_s) for r in shifts) <= max_s:

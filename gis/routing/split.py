@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gridpatrol.gis.routing.circuit import euler_circuit
 from gridpatrol.gis.routing.network import Traversal
 from gridpatrol.gis.routing.route import CoverageRoute, make_route
 from gridpatrol.gis.routing.router import Router, path_nodes
@@ -13,12 +14,14 @@ SPLIT_LOOP_ORDERS = 16  # k routes: the circuit's loops through the start are tr
 
 
 def split_route(net: StreetNetwork, router: Router, whole: CoverageRoute, k: int, required: set[int],
-                out_: tuple[np.ndarray, np.ndarray], back_: tuple[np.ndarray, np.ndarray]) -> list[CoverageRoute]:
+                out_: tuple[np.ndarray, np.ndarray], back_: tuple[np.ndarray, np.ndarray],
+                reorder: bool = True) -> list[CoverageRoute]:
     """The closed route ``whole`` cut into k closed routes from its start, the longest as short as found.
 
     ``out_`` / ``back_``: Dijkstra (distances, predecessors) from the start / to it. Fewer than k
-    routes come back only when the grid has fewer than k required passes. How: docs/routing.md,
-    step "share out".
+    routes come back only when the grid has fewer than k required passes. Each route's passes are
+    put in order again for the fewest U-turns (``reorder``; same passes, same length). How:
+    docs/routing.md, step "share out".
     """
     start = whole.start_node
     (d_out, p_out), (d_back, p_back) = out_, back_  # Dijkstra from the start, and to it
@@ -91,13 +94,20 @@ def split_route(net: StreetNetwork, router: Router, whole: CoverageRoute, k: int
     runs = [(plan(t), t) for t in tries]
     (_, _, best, nodes), trav = min(runs, key=lambda r: (-len(r[0][2]), round(r[0][0]), r[0][0] / r[0][1]))
     routes = []
+    out_b, in_b = net.bearings()
     for w, (i, j) in enumerate(best):
         go = router.traversals(path_nodes(p_out[0], start, nodes[i]))
         # p_back holds predecessors on the reversed graph: following it from nodes[j] leads to start.
         back_nodes = path_nodes(p_back[0], start, nodes[j])[::-1]
         back = router.traversals(back_nodes)
         part = go + trav[i:j] + back
-        routes.append(make_route(net, whole.mode, start, part, required, 0.0, w))
+        if not reorder:
+            routes.append(make_route(net, whole.mode, start, part, required, 0.0, w))
+            continue
+        # The piece of the whole circuit, closed by the ways there and back, is a closed walk of its
+        # own: ordered alone, its passes can turn round less (the ways there and back join it anywhere).
+        circuit, bounds = euler_circuit(net, part, start, router.directed, out_b, in_b)
+        routes.append(make_route(net, whole.mode, start, circuit, required, 0.0, w, uturn_bound=bounds.uturns))
     return routes
 
 

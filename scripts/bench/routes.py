@@ -48,7 +48,7 @@ from gridpatrol.gis.streets import street_network
 from gridpatrol.gis.vector import cut_into_cells
 from gridpatrol.scripts.bench.common import timed
 
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("GRIDPATROL_DATA", ROOT.parent / "shared" / "data"))
 
 
 def chengdu_pieces(n: int) -> tuple[gpd.GeoDataFrame, list[tuple[str, object]]]:

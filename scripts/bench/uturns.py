@@ -9,9 +9,16 @@ git into this process. Both orders are of the same passes, checked route by rout
 the same directions driving, same streets walking; lengths equal). Prints per mode: U-turns,
 routes with any, U-turns per km, at dead ends / elsewhere, their lower bound, routes at the bound,
 turns, turn cost, and the time of the ordering step (sum over the grids, best of ``--repeat``).
+
+Shifts (``--shift-minutes M``, default 60, and ``--drive-shift-minutes``, default 10; 0 skips them):
+every route longer than M minutes (walking 4.5 km/h, driving by road class) is cut into shifts by ``cut_into_shifts`` twice, the shifts as cut
+from the whole route ("before") and each shift's passes ordered again ("after"); checked shift by
+shift: the same passes and length, closed at the station, and every required street covered.
+``--lumpy`` plans the tiles of a generated city with dead ends and one-way streets
+(``tests.synth_streets``) instead of Chengdu's grids.
 Run:
 
-    python -m gridpatrol.scripts.bench.uturns [--store chengdu.gpkg] [--modes walk,drive] [--baseline main]
+    python -m gridpatrol.scripts.bench.uturns [--store chengdu.gpkg | --lumpy] [--modes walk,drive] [--baseline main]
 """
 from __future__ import annotations
 
@@ -25,9 +32,12 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.routing.circuit import euler_circuit
 from gridpatrol.gis.routing.coverage import plan_coverage
 from gridpatrol.gis.routing.route import make_route
+from gridpatrol.gis.routing.router import Router
+from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps, route_seconds
 from gridpatrol.gis.streets import street_network
 from gridpatrol.scripts.bench.common import timed
 
@@ -42,6 +52,7 @@ def baseline_circuit(rev: str):  # noqa: ANN201
         f.write(src)
     spec = importlib.util.spec_from_file_location("baseline_circuit", f.name)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     os.unlink(f.name)
     return mod.euler_circuit
@@ -69,11 +80,68 @@ def passes(route, directed: bool) -> Counter:  # noqa: ANN001
     return Counter((t.edge, t.forward) if directed else t.edge for t in route.traversals)
 
 
-def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: float) -> dict:  # noqa: ANN001
-    """Figures of the routes ordered now ("after") and by the baseline ("before")."""
+def check_closed(net, route, start: int, where: str) -> None:  # noqa: ANN001
+    """Raise unless ``route`` is one walk from ``start`` back to it."""
+    at = start
+    for t in route.traversals:
+        a, b = (int(net.edge_u[t.edge]), int(net.edge_v[t.edge]))
+        a, b = (a, b) if t.forward else (b, a)
+        if a != at:
+            raise AssertionError(f"{where}: the route jumps from node {at} to {a}")
+        at = b
+    if at != start:
+        raise AssertionError(f"{where}: the route ends at node {at}, not at the station {start}")
+
+
+def add(c: Counter, r) -> None:  # noqa: ANN001
+    c["routes"] += 1
+    c["with_uturns"] += r.n_uturns > 0
+    c["uturns"] += r.n_uturns
+    c["dead_end"] += r.n_uturns_dead_end
+    c["bound"] += r.uturn_bound
+    c["at_bound"] += r.n_uturns == r.uturn_bound
+    c["turns"] += r.n_turns
+    c["turn_cost"] += r.n_turns + 2 * r.n_uturns
+    c["km"] += r.length_m / 1000
+
+
+def measure_shifts(plan, mode: str, max_min: float, tot: dict) -> None:  # noqa: ANN001
+    """Shifts of at most ``max_min`` minutes, cut from the plan's route, before and after ordering each."""
+    net, whole, directed = plan.network, plan.routes[0], mode == "drive"
+    edge_s = net.edge_length_m / edge_speed_mps(net, mode)
+    if route_seconds(whole, edge_s) <= max_min * 60:
+        return
+    router = Router(net, directed)
+    req = plan.required_edges
+    cut = {}
+    for side, reorder in (("shifts before", False), ("shifts after", True)):
+        try:
+            t, (shifts, _rep) = timed(lambda r=reorder: cut_into_shifts(net, router, whole, req, max_min * 60,
+                                                                        edge_s, reorder=r))
+        except InputError:  # a street farther than half the limit: no shifts (the same both ways)
+            tot["shifts after"]["too_far"] += reorder
+            return
+        cut[side] = shifts
+        for k, r in enumerate(shifts):
+            check_closed(net, r, plan.start_node, f"shift {k + 1} ({mode}, {side})")
+            add(tot[side], r)
+        covered = {t.edge for r in shifts for t in r.traversals}
+        if not set(req.tolist()) <= covered:
+            raise AssertionError(f"{mode}: the shifts ({side}) leave required streets out")
+        tot[side]["order_s"] += t
+        tot[side]["grids"] += 1
+    for a, b in zip(cut["shifts before"], cut["shifts after"]):
+        if passes(a, directed) != passes(b, directed) or abs(a.length_m - b.length_m) > 1e-6:
+            raise AssertionError(f"{mode}: ordering a shift changed its passes")
+
+
+def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: float,  # noqa: ANN001
+            shift_minutes: float = 0.0) -> dict:
+    """Figures of the routes ordered now ("after") and by the baseline ("before"), and of their
+    shifts as cut and ordered again ("shifts before", "shifts after")."""
     city = street_network(roads, mode=mode)
     directed = mode == "drive"
-    tot = {k: Counter() for k in ("before", "after")}
+    tot = {k: Counter() for k in ("before", "after", "shifts before", "shifts after")}
     for code, poly in grids:
         try:
             plan = plan_coverage(city, poly, mode=mode, name=code, time_limit_s=time_limit_s)
@@ -89,18 +157,11 @@ def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: flo
             r = make_route(net, mode, plan.start_node, circ, req, whole.lower_bound_m)
             if passes(r, directed) != passes(whole, directed) or abs(r.length_m - whole.length_m) > 1e-6:
                 raise AssertionError(f"{code} ({mode}): the {side} order changes the passes")
-            c = tot[side]
-            c["routes"] += 1
-            c["with_uturns"] += r.n_uturns > 0
-            c["uturns"] += r.n_uturns
-            c["dead_end"] += r.n_uturns_dead_end
-            c["bound"] += r.uturn_bound
-            c["at_bound"] += r.n_uturns == r.uturn_bound
-            c["turns"] += r.n_turns
-            c["turn_cost"] += r.n_turns + 2 * r.n_uturns
-            c["km"] += r.length_m / 1000
-            c["order_s"] += t
+            add(tot[side], r)
+            tot[side]["order_s"] += t
         tot["after"]["plan_s"] += plan.stats["runtime_s"]
+        if shift_minutes > 0:
+            measure_shifts(plan, mode, shift_minutes, tot)
     return tot
 
 
@@ -110,6 +171,8 @@ def table(results: dict[str, dict]) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, tot in results.items():
         for side, c in tot.items():
+            if not c["routes"]:
+                continue
             lines.append(
                 f"| {mode} | {side} | {c['routes']} | {c['uturns']} | {c['with_uturns']} | "
                 f"{c['uturns'] / c['km']:.2f} | {c['dead_end']} | {c['uturns'] - c['dead_end']} | {c['bound']} | "
@@ -123,16 +186,28 @@ def main() -> None:
     ap.add_argument("--modes", default="walk,drive")
     ap.add_argument("--baseline", default="main", help="git revision of the baseline circuit.py")
     ap.add_argument("--repeat", type=int, default=1, help="time each ordering this many times, keep the best")
+    ap.add_argument("--shift-minutes", type=float, default=60.0, help="cut walking routes into shifts of this many minutes")
+    ap.add_argument("--drive-shift-minutes", type=float, default=10.0, help="cut driving routes into shifts of this many minutes")
+    ap.add_argument("--lumpy", action="store_true", help="a generated lumpy city's tiles instead of Chengdu's grids")
     ap.add_argument("--drive-time-limit", type=float, default=10.0, help="seconds per grid for driving (the demo's)")
     args = ap.parse_args()
     old = baseline_circuit(args.baseline)
-    roads, grids = grids_and_roads(args.store)
+    if args.lumpy:
+        from tests.synth_streets import lumpy_streets
+
+        roads, grids = lumpy_streets()
+    else:
+        roads, grids = grids_and_roads(args.store)
     print(f"{len(grids)} grids; baseline circuit.py at {args.baseline}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}", flush=True)
-    results = {m: measure(m, roads, grids, old, args.repeat, args.drive_time_limit) for m in args.modes.split(",")}
+    minutes = {"walk": args.shift_minutes, "drive": args.drive_shift_minutes}
+    results = {m: measure(m, roads, grids, old, args.repeat, args.drive_time_limit, minutes[m])
+               for m in args.modes.split(",")}
     print(table(results))
     for mode, tot in results.items():
-        print(f"{mode}: planning {tot['after']['plan_s']:.1f} s in all, {tot['after']['failed']} grid(s) without a route")
+        print(f"{mode}: planning {tot['after']['plan_s']:.1f} s in all, {tot['after']['failed']} grid(s) without a route; "
+              f"{tot['shifts after']['grids']} grid(s) cut into {tot['shifts after']['routes']} shifts of at most "
+              f"{minutes[mode]:g} min ({tot['shifts after']['too_far']} with a street too far for that)")
 
 
 if __name__ == "__main__":

@@ -3,8 +3,10 @@ demo` draws), by computations made here: headings from the route line itself, th
 junction from the street geometry, names from the roads layer.
 
 At every junction the walker either hears an instruction, or walks on along the straightest way
-(or the junction lies in a kink under 8 m that the instruction before it measures across). A stated
-move is the turn the walker makes; the heading word is the way the walker then goes; steps add up
+(or the junction lies in a kink under 8 m that the instruction before it measures across). Where
+another way on leaves within a few degrees of the walker's, "bear left/right" cannot tell them apart:
+the instruction names the street taken (a name the other way does not have), or the side and a
+landmark (the named street the way leads to). A stated move is the turn the walker makes; the heading word is the way the walker then goes; steps add up
 to the route and end at 回到起点; the Chinese and English steps are the same steps.
 """
 from __future__ import annotations
@@ -27,6 +29,8 @@ from tests.conftest import data_path
 FOLD_M = 8.0  # kinks shorter than this may be measured across
 WINDOW_M = 10.0  # headings here: the route line over this much either side of a junction
 TOL_DEG = 8.0  # a stated class may be that of any angle within this of the one measured here
+NEAR_DEG = 6.0  # two ways on leaving within this of each other look the same to the walker
+LANDMARK_M = 1000.0  # a landmark is wanted when a named street meets the route this far on
 COMPASS = {"北": 0, "东北": 45, "东": 90, "东南": 135, "南": 180, "西南": 225, "西": 270, "西北": 315}
 SECTORS = {  # class → (lowest, highest) |angle| and side (+1 right, −1 left, 0 either)
     "straight": (0, 30, 0), "slight_right": (30, 60, 1), "right": (60, 135, 1), "sharp_right": (135, 150, 1),
@@ -117,12 +121,15 @@ class Walk:
                 dep = head(self.line.interpolate(s), self.line.interpolate(s + min(WINDOW_M, geo_len[i])))
                 node = int(net.edge_v[route.traversals[prev].edge] if route.traversals[prev].forward
                            else net.edge_u[route.traversals[prev].edge])
-                others = [turn(arr, b) for b in self.ways(node, {route.traversals[prev].edge, t.edge})]
-                self.junctions.append((i, s, arr, dep, others, node))
+                ways = self.ways(node, {route.traversals[prev].edge, t.edge})
+                others = [turn(arr, b) for b, _ in ways]
+                # Ways on leaving beside the walker's: (signed angle from them to the walker's, edge).
+                near = [(turn(b, dep), x) for b, x in ways if abs(turn(b, dep)) < NEAR_DEG]
+                self.junctions.append((i, s, arr, dep, others, node, near))
             prev = i
         self.by_index = {j[0]: j for j in self.junctions}
 
-    def ways(self, node: int, skip: set[int]) -> list[float]:
+    def ways(self, node: int, skip: set[int]) -> list[tuple[float, int]]:
         net = self.net
         out = []
         for e in np.flatnonzero((net.edge_u == node) | (net.edge_v == node)):
@@ -131,7 +138,7 @@ class Walk:
                 continue
             for rev in ((False, True) if net.edge_u[e] == net.edge_v[e] else (int(net.edge_v[e]) == node,)):
                 line = shapely.reverse(g) if rev else g
-                out.append(head(line.interpolate(0.0), line.interpolate(min(WINDOW_M, line.length))))
+                out.append((head(line.interpolate(0.0), line.interpolate(min(WINDOW_M, line.length))), int(e)))
         return out
 
 
@@ -143,13 +150,22 @@ def _route_checks(code, net, route, zh, en):
     starts = {int(m["first_traversal"]): m for m in moves}
     move_s = sorted(w.at[i] for i in starts)
     js = w.junctions
-    for q, (i, s, arr, dep, others, node) in enumerate(js):
+    texts = {int(m["first_traversal"]): st.text for st in zh[:-1] for m in moves_of(st)}
+    for q, (i, s, arr, dep, others, node, beside) in enumerate(js):
         a = turn(arr, dep)
         m = starts.get(i)
         # Fold windows: stretches under FOLD_M that hold this junction, measured from their first junction.
         near = range(max(0, q - 12), min(len(js), q + 13))
         windows = [(js[j], js[k]) for j in near for k in near
                    if js[j][1] <= s <= js[k][1] and js[k][1] - js[j][1] < FOLD_M / w.scale]
+        if beside:
+            # The move stated here, or at a junction under FOLD_M before (a kink folded into it).
+            said = m or next((starts[j[0]] for j, _k in sorted(windows, key=lambda jk: -jk[0][1])
+                              if j[0] in starts), None)
+            why = _tells_apart(net, route, said, beside, texts)
+            if why:
+                bad.append(f"{code}: at route index {i} another way on leaves within {NEAR_DEG:.0f}° of the walker's "
+                           f"({[net.edge_name[x] for _, x in beside]}): {why}")
         if m is None:
             straightest = abs(a) < 30 + TOL_DEG and all(abs(b) >= abs(a) - 2.0 for b in others)
             folded = any(fits(starts[j[0]]["action"] if j[0] in starts else "straight", turn(j[2], k[3]))
@@ -166,7 +182,8 @@ def _route_checks(code, net, route, zh, en):
         if not ok and m["action"] in ("slight_left", "slight_right") and abs(a) < 30 + TOL_DEG:
             side = 1 if m["action"] == "slight_right" else -1
             # The other way on is as straight (within 2°), on the other side or, as measured here,
-            # within 2° of the route's own heading (two ways leaving side by side).
+            # within 2° of the route's own heading: then the two ways leave side by side, and the
+            # move must tell them apart by name or landmark and the side (checked above).
             ok = any(abs(b) <= abs(a) + 2.0 and side * (a - b) > -2.0 for b in others)
         if not ok:
             bad.append(f"{code}: stated {m['action']} at route index {i} but the walker turns {a:.0f}° "
@@ -175,6 +192,56 @@ def _route_checks(code, net, route, zh, en):
             bad.append(f"{code}: 直行 at route index {i} ({a:.0f}°) but another way on is straighter")
     bad += _heading_words(code, w, zh, move_s)
     return bad
+
+
+def _real_name(name) -> bool:
+    return (isinstance(name, str) and bool(re.search(r"[\u4e00-\u9fff]{2}|[A-Za-z]{3}", name))
+            and not re.search(r"测试|test|无名", name, re.IGNORECASE))
+
+
+def _named_ahead(net, route, m, within_m: float) -> bool:
+    """Whether a street with a real name (two Chinese characters, or a word) meets the route in the
+    ``within_m`` metres after move ``m`` starts."""
+    trav, start = route.traversals, int(m["first_traversal"])
+    walked = 0.0
+    for t in trav[start:]:
+        end = int(net.edge_v[t.edge] if t.forward else net.edge_u[t.edge])
+        at = np.flatnonzero((net.edge_u == end) | (net.edge_v == end))
+        if any(_real_name(net.edge_name[x]) for x in at):
+            return True
+        walked += float(net.edge_length_m[t.edge])
+        if walked > within_m:
+            return False
+    return False
+
+
+def _tells_apart(net, route, m, beside, texts) -> str | None:
+    """Why the move ``m`` does not tell the walker's way from the ways ``beside`` it, or None."""
+    if m is None:
+        return "no instruction there"
+    text = texts[int(m["first_traversal"])]
+    name = m["street"]
+    if name is not None and all(name != net.edge_name[x] for _, x in beside) and name in text:
+        return None  # the street taken is named, and the other ways have other names
+    lm, pick = m.get("landmark"), m.get("pick")
+    if not pick:
+        return f"it names {name!r}, not which one: {text}"
+    if not lm:
+        other = m.get("not_street")
+        if other:  # no landmark on the way: the other way's name, said as not to be taken
+            return (None if other[0] in text and other[0] in {net.edge_name[x] for _, x in beside}
+                    else f"names {other[0]!r} as the way not taken, not one of the ways beside: {text}")
+        if any(_real_name(net.edge_name[x]) for _, x in beside) or _named_ahead(net, route, m, LANDMARK_M):
+            return f"it names {name!r} and no landmark: {text}"
+        lm = ("",)  # nothing named anywhere near: the side alone
+    if lm[0] not in text or f"{'左' if pick == 'left' else '右'}侧一条" not in text:
+        return f"the landmark {lm[0]!r} or the side is not in the text: {text}"
+    if lm[0] and (lm[0] not in set(net.edge_name) or any(lm[0] == net.edge_name[x] for _, x in beside)):
+        return f"the landmark {lm[0]!r} is no street of the map, or the other way's name"
+    nearest = min(beside, key=lambda b: abs(b[0]))[0]
+    if abs(nearest) > 1.0 and (nearest > 0) != (pick == "right"):
+        return f"says the {pick}-hand one but the walker's way is {nearest:+.0f}° from the other: {text}"
+    return None
 
 
 def _heading_words(code, w, zh, move_s):

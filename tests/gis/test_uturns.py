@@ -211,3 +211,81 @@ def _pairings(rest: list):  # noqa: ANN202
     for k in range(1, len(rest)):
         for tail in _pairings(rest[1:k] + rest[k + 1:]):
             yield [(rest[0], rest[k]), *tail]
+
+
+def _closed_at(net, traversals, start: int) -> bool:
+    """Whether the passes make one walk from ``start`` back to it."""
+    at = start
+    for t in traversals:
+        a, b = int(net.edge_u[t.edge]), int(net.edge_v[t.edge])
+        a, b = (a, b) if t.forward else (b, a)
+        if a != at:
+            return False
+        at = b
+    return at == start
+
+
+def _pass_counts(route, directed: bool) -> dict:
+    out: dict = defaultdict(int)
+    for t in route.traversals:
+        out[(t.edge, t.forward) if directed else t.edge] += 1
+    return dict(out)
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+@pytest.mark.parametrize("data", ["chengdu", "lumpy"])
+def test_every_shift_is_ordered_for_its_fewest_uturns_at_the_same_length(chengdu_roads, data, mode):
+    """Each shift (plan_coverage's max_minutes) is its own closed walk from the station: its passes
+    are those the cut gave it (same length), every required street is still covered, and they are
+    ordered for the fewest U-turns any order of them makes (brute force where small enough); the
+    shifts as cut never turn round less (on the lumpy streets, more)."""
+    from gridpatrol.gis.routing.router import Router
+    from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps
+
+    from tests.synth_streets import lumpy_streets
+
+    if data == "chengdu":
+        roads, areas = chengdu_roads, small_pieces(chengdu_roads, 0.0025, 9)
+        minutes = 10.0 if mode == "walk" else 2.0
+    else:
+        roads, areas = lumpy_streets()
+        minutes = 30.0 if mode == "walk" else 4.0
+    directed = mode == "drive"
+    city = street_network(roads, mode=mode)
+    n_shifts = brute = fewer = 0
+    u_before = u_after = 0
+    for label, poly in areas:
+        where = f"{data} {mode} {label}"
+        try:
+            whole_plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5)
+            plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5, max_minutes=minutes)
+        except InputError:
+            continue  # no streets there, or a street farther than the limit allows
+        net, req = plan.network, set(plan.required_edges.tolist())
+        for k, r in enumerate(plan.routes):
+            assert _closed_at(net, r.traversals, plan.start_node), f"{where} shift {k + 1} is not closed at the station"
+            assert r.uturn_bound <= r.n_uturns, where
+            fewest = fewest_uturns_brute_force(net, r.traversals, plan.start_node, directed)
+            if fewest is not None:
+                assert r.n_uturns == fewest, f"{where} shift {k + 1}: {r.n_uturns} U-turns where {fewest} do"
+                brute += 1
+        assert req <= {t.edge for r in plan.routes for t in r.traversals}, f"{where}: a required street is left out"
+        # The same cut of the same whole route, shifts as cut and ordered again.
+        whole = whole_plan.routes[0]
+        wnet = whole_plan.network
+        edge_s = wnet.edge_length_m / edge_speed_mps(wnet, mode)
+        router = Router(wnet, directed)
+        cuts = [cut_into_shifts(wnet, router, whole, whole_plan.required_edges, minutes * 60, edge_s, reorder=o)[0]
+                for o in (False, True)]
+        for k, (a, b) in enumerate(zip(*cuts)):
+            assert _pass_counts(a, directed) == _pass_counts(b, directed), f"{where} shift {k + 1}: other passes"
+            assert b.length_m == pytest.approx(a.length_m, abs=1e-6), where
+            assert _closed_at(wnet, b.traversals, whole_plan.start_node), where
+            assert b.n_uturns <= a.n_uturns, f"{where} shift {k + 1}: {b.n_uturns} U-turns, {a.n_uturns} as cut"
+            u_before, u_after = u_before + a.n_uturns, u_after + b.n_uturns
+            fewer += b.n_uturns < a.n_uturns
+            n_shifts += 1
+    assert n_shifts >= 10 and brute >= 5, (n_shifts, brute)
+    assert u_after <= u_before
+    if data == "lumpy" and mode == "walk":  # there the cut leaves U-turns that ordering each shift takes out
+        assert fewer >= 1 and u_after < u_before, (u_before, u_after)
