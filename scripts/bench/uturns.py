@@ -15,7 +15,7 @@ every route longer than M minutes (walking 4.5 km/h, driving by road class) is c
 from the whole route ("before") and each shift's passes ordered again ("after"); checked shift by
 shift: the same passes and length, closed at the station, and every required street covered.
 ``--lumpy`` plans the tiles of a generated city with dead ends and one-way streets
-(``tests.synth_streets``) instead of Chengdu's grids.
+(``gridpatrol.gis.synth_streets``) instead of Chengdu's grids.
 Run:
 
     python -m gridpatrol.scripts.bench.uturns [--store chengdu.gpkg | --lumpy] [--modes walk,drive] [--baseline main]
@@ -193,7 +193,7 @@ def main() -> None:
     args = ap.parse_args()
     old = baseline_circuit(args.baseline)
     if args.lumpy:
-        from tests.synth_streets import lumpy_streets
+        from gridpatrol.gis.synth_streets import lumpy_streets
 
         roads, grids = lumpy_streets()
     else:

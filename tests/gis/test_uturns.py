@@ -242,7 +242,7 @@ def test_every_shift_is_ordered_for_its_fewest_uturns_at_the_same_length(chengdu
     from gridpatrol.gis.routing.router import Router
     from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps
 
-    from tests.synth_streets import lumpy_streets
+    from gridpatrol.gis.synth_streets import lumpy_streets
 
     if data == "chengdu":
         roads, areas = chengdu_roads, small_pieces(chengdu_roads, 0.0025, 9)

@@ -1,4 +1,4 @@
-"""A generated lumpy street network (test data, also used by scripts/bench/uturns.py): an irregular
+"""A generated lumpy street network (test and benchmark data: tests/gis/test_uturns.py, scripts/bench/uturns.py): an irregular
 lattice with missing pieces, cul-de-sacs, short jogs, diagonals and one-way streets, cut into tiles.
 
 Unlike Chengdu's blocks: blocks from 40 to 260 m, many dead ends (spurs of 15–140 m, some of them
