@@ -241,7 +241,6 @@ def test_every_shift_is_ordered_for_its_fewest_uturns_at_the_same_length(chengdu
     shifts as cut never turn round less (on the lumpy streets, more)."""
     from gridpatrol.gis.routing.router import Router
     from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps
-
     from gridpatrol.gis.synth_streets import lumpy_streets
 
     if data == "chengdu":
