@@ -238,9 +238,11 @@ def create_app(store_url: str | None = None, *, settings: Settings | None = None
     app.state.read_dsn = read_dsn(settings, store)
     errors.install(app)
 
+    from gridpatrol.api.ogc import ItemsFastPath
     from gridpatrol.api.routes.lookup import LookupFastPath
 
-    app.add_middleware(LookupFastPath)  # innermost: inside the access log (see api/routes/lookup.py)
+    app.add_middleware(ItemsFastPath)  # innermost: inside the access log (see api/ogc.py)
+    app.add_middleware(LookupFastPath)  # inside the access log too (see api/routes/lookup.py)
     app.add_middleware(AccessLogAndAudit, store=store)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders, csp=page_csp(settings))  # outermost: every response, errors included

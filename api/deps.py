@@ -17,13 +17,14 @@ from fastapi.security.utils import get_authorization_scheme_param
 from gridpatrol.api.auth import AuthError, TokenClaims, decode_token, revoked_token
 from gridpatrol.api.config import Settings
 from gridpatrol.api.errors import RETRY_AFTER_S
-from gridpatrol.gis.errors import StoreError
+from gridpatrol.gis.errors import GridPatrolError, StoreError
 from gridpatrol.layers import users
 from gridpatrol.layers.features import PAGE_SETTINGS
 from gridpatrol.layers.models import MAX_ID
 from gridpatrol.layers.store import Store
 from gridpatrol.layers.users import ANONYMOUS, Principal
 from starlette.requests import HTTPConnection
+from starlette.types import Scope
 
 COOKIE = "gp_token"
 
@@ -177,6 +178,17 @@ def principal_for_token(store: Store, settings: Settings, token: str | None, *,
             return None
         principal = _cached_user(store, claims.name, claims.version)
     return _token_principal(principal, claims)
+
+
+def known_principal(scope: Scope, store: Store, settings: Settings) -> Principal | None:
+    """The user of a request as every route decides it (:func:`request_token` and
+    :func:`principal_for_token`), without reading the store: None when the route must decide (a
+    user not in the fresh cache, a bad or revoked token, no token where anonymous reading is off).
+    The fast paths in front of FastAPI (the map click, OGC item pages) answer only for such a user."""
+    try:
+        return principal_for_token(store, settings, request_token(HTTPConnection(scope)), read_store=False)
+    except GridPatrolError:
+        return None  # the route refuses it, with its message
 
 
 def current_user(request: Request, token: str | None = None) -> Principal:

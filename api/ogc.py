@@ -5,9 +5,10 @@ import hashlib
 import hmac
 import json
 import math
+import re
 from datetime import date, datetime, timezone
 from typing import Annotated, Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -18,11 +19,13 @@ from gridpatrol.api.auth import (
     layer_filter,
     visible_layers,
 )
-from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep, pg_pool
+from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep, known_principal, pg_pool
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.layers import features
 from gridpatrol.layers.store import Store
 from sqlalchemy import Table
+from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 router = APIRouter(prefix="/ogc", tags=["OGC API – Features"])
 
@@ -289,6 +292,16 @@ async def items(
     """Features of ``layer`` as a GeoJSON FeatureCollection with ``numberMatched``,
     ``numberReturned`` and ``next``/``prev`` links. Other query parameters filter properties by
     equality (e.g. ``state=reported``, ``plan_id=3``)."""
+    return await items_response(request, store, settings, principal, layer, bbox=bbox, limit=limit, offset=offset,
+                                datetime_=datetime_, bbox_crs=bbox_crs, crs=crs, cursor=cursor)
+
+
+async def items_response(request: HTTPConnection, store: Store, settings: Any, principal: Any, layer: str, *,  # noqa: ANN401
+                         bbox: str | None = None, limit: int | None = None, offset: int = 0,
+                         datetime_: str | None = None, bbox_crs: str | None = None, crs: str | None = None,
+                         cursor: str | None = None) -> Response:
+    """The items page of :func:`items` from its validated parameters: the route and the fast path
+    (:class:`ItemsFastPath`) answer with this one function."""
     if bbox_crs is not None and bbox_crs not in (CRS84, "CRS84", "EPSG:4326"):
         raise InputError(f"bbox-crs {bbox_crs!r} is not supported", hint=f"use {CRS84}")
     _check_crs(crs)
@@ -318,9 +331,12 @@ async def items(
         matched = counted
     base = f"{_base(request)}/ogc/collections/{layer}/items"
 
+    # The filters first, then the paging parameters: encoded once for every link.
+    filters = urlencode(params)
+
     def link(rel: str, off: int, cur: str | None = None) -> dict[str, str]:
-        query = {**params, "limit": page, "offset": off, **({"cursor": cur} if cur else {})}
-        return {"href": f"{base}?{urlencode(query)}", "rel": rel, "type": GEOJSON}
+        paging = urlencode({"limit": page, "offset": off, **({"cursor": cur} if cur else {})})
+        return {"href": f"{base}?{filters}&{paging}" if filters else f"{base}?{paging}", "rel": rel, "type": GEOJSON}
 
     links = [link("self", offset, cursor)]
     if last is not None:
@@ -357,4 +373,72 @@ def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, princ
     }, GEOJSON)
 
 
-__all__ = ["router", "parse_bbox", "parse_datetime", "query_items", "PUBLIC_LAYERS"]
+# ---------------------------------------------------------------------------------------------
+# The hot path of GIS clients. A page of items costs FastAPI's routing, dependency solving and
+# parameter validation about as much CPU as our Python part of the answer. This ASGI layer answers
+# the plain page request (GET /ogc/collections/{layer}/items with only bbox, limit, offset and
+# cursor, each at most once, in the canonical form FastAPI reads the same way; a token this
+# process has already verified; PostGIS) itself, with the same user resolution
+# (api.deps.known_principal) and the same answer (items_response) as the route. Anything else —
+# other or repeated parameters, odd numbers, an unknown or unverified token, GeoPackage, any error
+# — goes on to the route unchanged, which validates, authenticates and reports.
+
+_ITEMS_PATH = re.compile(r"/ogc/collections/([^/]+)/items")
+# ASCII digits without sign, blanks or leading zeros: what pydantic reads as the same integer.
+_POSITIVE = re.compile(r"[1-9][0-9]{0,8}")
+_NATURAL = re.compile(r"0|[1-9][0-9]{0,15}")
+# The route's limits (Query(max_length=…) above).
+_FAST_TEXT = {"bbox": 400, "cursor": 80}
+
+
+def fast_items_args(query: bytes) -> dict[str, Any] | None:
+    """bbox, limit, offset, cursor of a plain items query string as the route receives them, or
+    None if the route should see it."""
+    out: dict[str, Any] = {}
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key in out:
+            return None
+        if key == "limit" and _POSITIVE.fullmatch(value):
+            out[key] = int(value)
+        elif key == "offset" and _NATURAL.fullmatch(value) and int(value) <= 2**53:
+            out[key] = int(value)
+        elif key in _FAST_TEXT and len(value) <= _FAST_TEXT[key]:
+            out[key] = value
+        else:
+            return None
+    return out
+
+
+class ItemsFastPath:
+    """ASGI layer in front of the app: answers plain item pages on PostGIS (see above)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            match = _ITEMS_PATH.fullmatch(scope["path"])
+            if match is not None:
+                response = await self._answer(scope, match.group(1))
+                if response is not None:
+                    await response(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _answer(self, scope: Scope, layer: str) -> Response | None:
+        args = fast_items_args(scope.get("query_string", b""))
+        app = scope.get("app")
+        if args is None or app is None or app.state.store.postgres_dsn is None:
+            return None
+        store, settings = app.state.store, app.state.settings
+        principal = known_principal(scope, store, settings)
+        if principal is None:
+            return None
+        try:
+            response = await items_response(HTTPConnection(scope), store, settings, principal, layer, **args)
+        except Exception:  # noqa: BLE001  nothing sent yet: the route answers (and reports) instead
+            return None
+        scope.setdefault("state", {})["principal"] = principal  # for the access log
+        return response
+
+__all__ = ["router", "ItemsFastPath", "parse_bbox", "parse_datetime", "query_items", "PUBLIC_LAYERS"]

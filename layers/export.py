@@ -78,6 +78,8 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
             export_formats.write_shapefile_zip(gdf, layer, tmp, encoding=encoding)
         elif driver == "CSV":
             export_formats.write_csv_wkt(gdf, tmp)
+        elif driver == "GeoJSON":
+            export_formats.write_geojson(gdf, tmp)
         elif driver in ("KML", "KMZ"):
             export_formats.write_kml(with_grid_and_worker(store, gdf, workers=workers), layer, tmp,
                                      gcj02=crs == "gcj02", kmz=driver == "KMZ")

@@ -90,6 +90,13 @@ def write_shapefile_zip(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, encodi
         tmpdir.rmdir()
 
 
+def write_geojson(gdf: gpd.GeoDataFrame, path: Path) -> None:
+    """``gdf`` as GeoJSON that reads back exactly: times as ISO 8601 UTC text to the microsecond
+    (GDAL's GeoJSON writer keeps milliseconds of a DateTime field) and coordinates with 17
+    decimals (GDAL's default, 15 significant digits, turns 30.692561849999997 into 30.69256185)."""
+    pyogrio.write_dataframe(_plain_values(gdf), path, driver="GeoJSON", layer_options={"COORDINATE_PRECISION": 17})
+
+
 # A text cell that Excel (or LibreOffice) would read as a formula when the CSV is opened: =, +, -, @, and a tab or
 # carriage return in front of them (OWASP "CSV injection").
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

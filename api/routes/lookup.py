@@ -12,13 +12,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from gridpatrol.api.auth import lookup_view
-from gridpatrol.api.deps import PgPool, UserDep, pg_pool, principal_for_token, request_token
+from gridpatrol.api.deps import PgPool, UserDep, known_principal, pg_pool
 from gridpatrol.gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
-from gridpatrol.gis.errors import GridPatrolError
 from gridpatrol.gis.incidents import utc
 from gridpatrol.layers.incidents import LookupView, lookup_document, lookup_json, lookup_statement
-from gridpatrol.layers.users import Principal
-from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 router = APIRouter(tags=["lookup"])
@@ -142,7 +139,7 @@ class LookupFastPath:
         if args is None or app is None or app.state.store.postgres_dsn is None:
             return None
         settings, store = app.state.settings, app.state.store
-        principal = _known_principal(scope, store, settings)
+        principal = known_principal(scope, store, settings)
         if principal is None:
             return None
         try:
@@ -161,12 +158,3 @@ class LookupFastPath:
         scope.setdefault("state", {})["principal"] = principal  # for the access log
         return body
 
-
-def _known_principal(scope: Scope, store: Any, settings: Any) -> Principal | None:
-    """The user of a click as every route decides it (api.deps.request_token and
-    principal_for_token), without reading the store: None when the route must decide (a user
-    not in the fresh cache, a bad or revoked token, no token where anonymous reading is off)."""
-    try:
-        return principal_for_token(store, settings, request_token(HTTPConnection(scope)), read_store=False)
-    except GridPatrolError:
-        return None  # the route refuses it, with its message

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import subprocess
 import sys
@@ -41,6 +42,7 @@ def seeded(request, tmp_path_factory):  # noqa: ANN001, ANN201
         with store.begin() as conn:
             conn.execute(text("UPDATE roads SET osm_id = osm_id + 11000000000, u = u + 11000000000 WHERE id % 3 = 0"))
             conn.execute(text("UPDATE incidents SET description = '噪音扰民，楼上装修' WHERE id % 2 = 0"))
+            conn.execute(text("UPDATE grids SET name = '锦官驿社区第' || id || '网格'"))
         yield store
         store.dispose()
 
@@ -187,3 +189,87 @@ def test_geopackage_export_reads_back_exactly_and_silently(seeded, tmp_path, lay
     assert shapely.equals_exact(got.geometry.values, want.geometry.values, tolerance=0).all()
     if layer == "roads":
         assert (want["osm_id"] > 2**32).any() and got["osm_id"].max() == want["osm_id"].max()
+
+
+def _grid_of(store, gdf) -> tuple[list, dict]:  # noqa: ANN001
+    """The newest plan's grid code holding each feature's representative point (None outside every
+    grid), and worker by grid code: computed here with shapely, the reference for the placemarks."""
+    grids = export_frame(store, "grids")
+    pts = shapely.point_on_surface(gdf.geometry.values)
+    codes = []
+    for p in pts:
+        hit = [c for c, g in zip(grids["code"], grids.geometry.values) if p is not None and shapely.within(p, g)]
+        codes.append(hit[0] if hit else None)
+    return codes, dict(zip(grids["code"], grids["worker"]))
+
+
+def _has_cjk(frame: pd.DataFrame) -> bool:
+    return any(isinstance(v, str) and any("\u4e00" <= ch <= "\u9fff" for ch in v)
+               for col in frame.columns if col != "geometry" for v in frame[col].tolist())
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+@pytest.mark.parametrize("crs", ["wgs84", "gcj02"])
+@pytest.mark.parametrize("suffix", [".kml", ".kmz"])
+def test_kml_of_every_layer_value_by_value(seeded, tmp_path, layer, crs, suffix):  # noqa: ANN001
+    """Every layer as KML/KMZ, re-read with pyogrio: one placemark per feature with every value of
+    the store (Chinese text included), its description naming exactly the grid that holds it and
+    that grid's worker, and every coordinate the store's, shifted to GCJ-02 on request."""
+    path = tmp_path / f"{layer}{suffix}"
+    export_layer(seeded, layer, path, crs=crs)
+    want = _reference(seeded, layer)
+    assert _has_cjk(want), layer  # the comparison below covers Chinese text
+    src = f"/vsizip/{path}/doc.kml" if suffix == ".kmz" else path
+    with gdal_silent():
+        got = pyogrio.read_dataframe(src)
+    assert len(got) == len(want)
+    # A layer with its own grid code (grids: code) and worker (incidents: the assigned one) keeps
+    # them; the others get the grid holding them and its worker.
+    codes, workers = _grid_of(seeded, want)
+    own_code = "code" if layer == "grids" else "grid_code" if "grid_code" in want.columns else None
+    if own_code is not None:
+        codes = [None if pd.isna(c) else c for c in want[own_code]]
+    row_workers = list(want["worker"]) if "worker" in want.columns else [workers.get(c) for c in codes]
+    assert sum(c is not None for c in codes) > 0 and any(isinstance(w, str) and w for w in row_workers)
+    for i, (desc, code) in enumerate(zip(got["description"], codes)):
+        worker = row_workers[i] if isinstance(row_workers[i], str) and row_workers[i] else None
+        parts = ([f"网格: {code}"] if code is not None else []) + ([f"网格员: {worker}"] if worker else [])
+        assert desc == "; ".join(parts) or (desc is None and not parts), (layer, i, desc, parts)
+        if layer != "grids":
+            assert _same(code, got["grid_code"][i]) and _same(worker, got["worker"][i]), (layer, i)
+    names = {c: c for c in want.columns}
+    names.update({"description": "feature_description", "name": "feature_name"})
+    _compare(want, got, names)
+    for i, (g, w) in enumerate(zip(got.geometry.values, want.geometry.values)):
+        xy = shapely.get_coordinates(w)
+        if crs == "gcj02":
+            xy = np.column_stack(wgs84_to_gcj02(xy[:, 0], xy[:, 1]))
+        assert np.array_equal(shapely.get_coordinates(g), xy), (layer, i)
+
+
+@pytest.mark.parametrize("layer", LAYERS)
+def test_geojson_export_is_exact(seeded, tmp_path, layer):  # noqa: ANN001
+    """``export LAYER x.geojson``, read as JSON text: every feature of the store, every property
+    with the store's value (64-bit ids, floats to the last bit, times to the microsecond, Chinese
+    text) and every coordinate the store's double."""
+    path = tmp_path / f"{layer}.geojson"
+    export_layer(seeded, layer, path)
+    want = _reference(seeded, layer)
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    feats = doc["features"]
+    assert len(feats) == len(want)
+    for i, feat in enumerate(feats):
+        props = feat["properties"]
+        assert set(props) == set(want.columns) - {"geometry"}, (layer, set(props) ^ set(want.columns))
+        for col in props:
+            e, g = want[col].iloc[i], props[col]
+            if isinstance(e, (datetime, pd.Timestamp)) and not pd.isna(e):
+                assert pd.Timestamp(g) == pd.Timestamp(e).tz_convert("UTC"), (layer, col, i, e, g)
+            elif isinstance(e, (float, np.floating)) and not math.isnan(e):
+                assert float(g) == float(e), (layer, col, i, e, g)
+            else:
+                assert _same(e, g), (layer, col, i, e, g)
+        geom = shapely.from_geojson(json.dumps(feat["geometry"]))
+        assert shapely.equals_exact(geom, want.geometry.iloc[i], tolerance=0), (layer, i)
+    if layer == "roads":
+        assert (want["osm_id"] > 2**32).any()
