@@ -3,7 +3,9 @@ that guard it; prints the share of mutants killed per module (see docs/mutation.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import fnmatch
+import json
 import os
 import random
 import re
@@ -35,6 +37,10 @@ MODULES: dict[str, list[str]] = {
     "gis/routing/matching.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
     "gis/routing/blossom.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
 }
+# The recorded results: docs/mutation.json is the record, docs/mutation.md shows it between the markers.
+RECORD = ROOT / "docs" / "mutation.json"
+DOC = ROOT / "docs" / "mutation.md"
+BEGIN, END = "<!-- mutation.json: begin (written by scripts/mutation.py --record) -->", "<!-- mutation.json: end -->"
 FLOORS = ("gis", "layers", "api", "scripts")
 COPY = [*FLOORS, "tests", "pyproject.toml"]
 LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
@@ -108,6 +114,80 @@ def run_module(module: str, tests: list[str], workdir: Path, children: int, *, s
     return statuses, len(every)
 
 
+def scope_of(sample: int | None, seed: int, only: str | None) -> str:
+    """Which mutants a run ran: ``all``, or the ``--only`` glob and the ``--sample``/``--seed`` draw.
+    Shares are compared only between runs of the same scope (the same mutants for the same code)."""
+    parts = [f"only {only}"] if only else []
+    if sample is not None:
+        parts.append(f"sample {sample} seed {seed}")
+    return ", ".join(parts) or "all"
+
+
+def share(entry: dict) -> float:
+    """Killed share in per cent, one decimal, of the mutants run (the unit of the floor)."""
+    return round(100.0 * entry["killed"] / entry["run"], 1) if entry["run"] else 0.0
+
+
+def load_record(path: Path = RECORD) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"modules": {}}
+
+
+def record_result(record: dict, module: str, scope: str, result: dict, *, allow_lower: str | None = None) -> dict:
+    """Add ``result`` (mutants, run, killed, survived, other, date, command) as the newest run of
+    ``module`` in ``scope``. A killed share lower than the scope's recorded one is refused
+    (ValueError) unless ``allow_lower`` gives the reason, which is kept with the run."""
+    runs = record.setdefault("modules", {}).setdefault(module, {}).setdefault(scope, [])
+    new = dict(result)
+    new["share"] = share(new)
+    if runs and new["share"] < runs[-1]["share"]:
+        if not allow_lower:
+            raise ValueError(f"{module} ({scope}): killed share {new['share']} % is below the recorded "
+                             f"{runs[-1]['share']} % ({runs[-1]['date']}); kill the survivors, or pass "
+                             "--allow-lower REASON to record it with the reason")
+        new["lower_because"] = allow_lower
+    runs.append(new)
+    return record
+
+
+def falls(record: dict) -> list[str]:
+    """Every place the recorded share falls from one run of a module and scope to the next
+    without a reason given (empty when the record keeps its rule)."""
+    out = []
+    for module, scopes in record.get("modules", {}).items():
+        for scope, runs in scopes.items():
+            for before, after in zip(runs, runs[1:]):
+                if after["share"] < before["share"] and not after.get("lower_because"):
+                    out.append(f"{module} ({scope}): {before['share']} % → {after['share']} % on {after['date']}")
+    return out
+
+
+def table(record: dict) -> str:
+    """The markdown table of the newest run of every module and scope (what docs/mutation.md shows)."""
+    lines = ["| module | scope | mutants | run | killed | survived | other¹ | killed share | date |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for module in sorted(record.get("modules", {})):
+        for scope, runs in sorted(record["modules"][module].items()):
+            last = runs[-1]
+            note = f" (lowered: {last['lower_because']})" if last.get("lower_because") else ""
+            lines.append(f"| {module} | {scope} | {last['mutants']} | {last['run']} | {last['killed']} | "
+                         f"{last['survived']} | {last['other']} | {last['share']:.1f} %{note} | {last['date']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_record(record: dict, path: Path = RECORD, doc: Path = DOC) -> None:
+    """Write the record and put its table between the markers of docs/mutation.md."""
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    text = doc.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{table(record)}{END}{tail}", encoding="utf-8")
+
+
+def doc_table(doc: Path = DOC) -> str:
+    """The table between the markers of docs/mutation.md, as written there."""
+    return doc.read_text(encoding="utf-8").split(BEGIN, 1)[1].split(END, 1)[0].lstrip("\n")
+
+
 def main() -> None:
     """Run the modules named on the command line (default: all) and print a table."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -117,7 +197,13 @@ def main() -> None:
     ap.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random (for big modules)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0): same seed, same mutants")
     ap.add_argument("--only", metavar="GLOB", help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*'")
+    ap.add_argument("--record", action="store_true",
+                    help="record the results in docs/mutation.json and docs/mutation.md; refused if a killed "
+                    "share falls below the recorded one for the same module and scope")
+    ap.add_argument("--allow-lower", metavar="REASON", help="with --record: record a lower share, with this reason")
     args = ap.parse_args()
+    if args.allow_lower and not args.record:
+        sys.exit("--allow-lower goes with --record")
     rows = []
     for module in args.modules:
         if module not in MODULES:
@@ -137,8 +223,22 @@ def main() -> None:
         rows.append((module, generated, total, killed, st.get("survived", 0), total - killed - st.get("survived", 0)))
     print(f"\n{'module':<26}{'of':>7}{'run':>6}{'killed':>8}{'survived':>10}{'other':>7}{'killed %':>10}")
     for module, generated, total, killed, survived, other in rows:
-        share = 100.0 * killed / total if total else 0.0
-        print(f"{module:<26}{generated:>7}{total:>6}{killed:>8}{survived:>10}{other:>7}{share:>9.1f}%")
+        pct = 100.0 * killed / total if total else 0.0
+        print(f"{module:<26}{generated:>7}{total:>6}{killed:>8}{survived:>10}{other:>7}{pct:>9.1f}%")
+    if args.record:
+        record = load_record()
+        scope = scope_of(args.sample, args.seed, args.only)
+        command = " ".join(["scripts/mutation.py", *sys.argv[1:]])
+        today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")
+        try:
+            for module, generated, total, killed, survived, other in rows:
+                record_result(record, module, scope, {
+                    "mutants": generated, "run": total, "killed": killed, "survived": survived, "other": other,
+                    "date": today, "command": command, "tests": MODULES[module]}, allow_lower=args.allow_lower)
+        except ValueError as e:
+            sys.exit(f"not recorded: {e}")
+        write_record(record)
+        print(f"recorded in {RECORD.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
