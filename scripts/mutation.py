@@ -59,17 +59,18 @@ def _statuses(workdir: Path, env: dict[str, str]) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in map(LINE.match, out.splitlines()) if m}
 
 
-def pick(names: list[str], sample: int | None, seed: int, only: str | None) -> list[str]:
-    """The mutants to run: those matching ``only`` (a glob on mutmut's names), then ``sample`` of
-    them drawn with ``random.Random(seed)`` from the sorted list (the same draw for the same code)."""
-    chosen = sorted(n for n in names if only is None or fnmatch.fnmatchcase(n, only))
+def pick(names: list[str], sample: int | None, seed: int, only: str | list[str] | None) -> list[str]:
+    """The mutants to run: those matching ``only`` (globs on mutmut's names, any of them), then ``sample``
+    of them drawn with ``random.Random(seed)`` from the sorted list (the same draw for the same code)."""
+    globs = [only] if isinstance(only, str) else only
+    chosen = sorted(n for n in names if not globs or any(fnmatch.fnmatchcase(n, g) for g in globs))
     if sample is not None and sample < len(chosen):
         chosen = sorted(random.Random(seed).sample(chosen, sample))
     return chosen
 
 
 def run_module(module: str, tests: list[str], workdir: Path, children: int, *, sample: int | None = None,
-               seed: int = 0, only: str | None = None) -> tuple[Counter, int]:
+               seed: int = 0, only: str | list[str] | None = None) -> tuple[Counter, int]:
     """Mutate ``module`` in a copy of the repository under ``workdir`` and run ``tests`` per mutant
     (all of them, or ``sample`` drawn with ``seed`` among those matching ``only``). Returns the
     statuses of the mutants run and the number of mutants the module has."""
@@ -114,10 +115,11 @@ def run_module(module: str, tests: list[str], workdir: Path, children: int, *, s
     return statuses, len(every)
 
 
-def scope_of(sample: int | None, seed: int, only: str | None) -> str:
+def scope_of(sample: int | None, seed: int, only: str | list[str] | None) -> str:
     """Which mutants a run ran: ``all``, or the ``--only`` glob and the ``--sample``/``--seed`` draw.
     Shares are compared only between runs of the same scope (the same mutants for the same code)."""
-    parts = [f"only {only}"] if only else []
+    globs = [only] if isinstance(only, str) else only or []
+    parts = [f"only {' '.join(globs)}"] if globs else []
     if sample is not None:
         parts.append(f"sample {sample} seed {seed}")
     return ", ".join(parts) or "all"
@@ -196,7 +198,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work folders (to inspect mutants)")
     ap.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random (for big modules)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0): same seed, same mutants")
-    ap.add_argument("--only", metavar="GLOB", help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*'")
+    ap.add_argument("--only", metavar="GLOB", action="append",
+                    help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*' (repeat for more)")
     ap.add_argument("--record", action="store_true",
                     help="record the results in docs/mutation.json and docs/mutation.md; refused if a killed "
                     "share falls below the recorded one for the same module and scope")
