@@ -115,13 +115,16 @@ def run_module(module: str, tests: list[str], workdir: Path, children: int, *, s
     return statuses, len(every)
 
 
-def scope_of(sample: int | None, seed: int, only: str | list[str] | None) -> str:
-    """Which mutants a run ran: ``all``, or the ``--only`` glob and the ``--sample``/``--seed`` draw.
-    Shares are compared only between runs of the same scope (the same mutants for the same code)."""
+def scope_of(sample: int | None, seed: int, only: str | list[str] | None, tests: list[str] | None = None) -> str:
+    """Which mutants a run ran: ``all``, or the ``--only`` glob and the ``--sample``/``--seed`` draw,
+    and the ``--tests`` that replaced the module's selection. Shares are compared only between runs
+    of the same scope (the same mutants for the same code, against the same tests)."""
     globs = [only] if isinstance(only, str) else only or []
     parts = [f"only {' '.join(globs)}"] if globs else []
     if sample is not None:
         parts.append(f"sample {sample} seed {seed}")
+    if tests:
+        parts.append(f"tests {' '.join(tests)}")
     return ", ".join(parts) or "all"
 
 
@@ -200,6 +203,8 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0): same seed, same mutants")
     ap.add_argument("--only", metavar="GLOB", action="append",
                     help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*' (repeat for more)")
+    ap.add_argument("--tests", nargs="+", metavar="TEST",
+                    help="run these tests (files or ids) instead of the module's selection (one module only)")
     ap.add_argument("--record", action="store_true",
                     help="record the results in docs/mutation.json and docs/mutation.md; refused if a killed "
                     "share falls below the recorded one for the same module and scope")
@@ -207,14 +212,17 @@ def main() -> None:
     args = ap.parse_args()
     if args.allow_lower and not args.record:
         sys.exit("--allow-lower goes with --record")
+    if args.tests and len(args.modules) != 1:
+        sys.exit("--tests goes with one module")
     rows = []
     for module in args.modules:
         if module not in MODULES:
             sys.exit(f"unknown module {module}: choose from {', '.join(MODULES)}")
         work = Path(tempfile.mkdtemp(prefix="mutation-"))
         try:
-            print(f"== {module} ({', '.join(MODULES[module])})", flush=True)
-            st, generated = run_module(module, MODULES[module], work, args.children, sample=args.sample,
+            tests = args.tests or MODULES[module]
+            print(f"== {module} ({', '.join(tests)})", flush=True)
+            st, generated = run_module(module, tests, work, args.children, sample=args.sample,
                                        seed=args.seed, only=args.only)
         finally:
             if args.keep:
@@ -230,14 +238,14 @@ def main() -> None:
         print(f"{module:<26}{generated:>7}{total:>6}{killed:>8}{survived:>10}{other:>7}{pct:>9.1f}%")
     if args.record:
         record = load_record()
-        scope = scope_of(args.sample, args.seed, args.only)
+        scope = scope_of(args.sample, args.seed, args.only, args.tests)
         command = " ".join(["scripts/mutation.py", *sys.argv[1:]])
         today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")
         try:
             for module, generated, total, killed, survived, other in rows:
                 record_result(record, module, scope, {
                     "mutants": generated, "run": total, "killed": killed, "survived": survived, "other": other,
-                    "date": today, "command": command, "tests": MODULES[module]}, allow_lower=args.allow_lower)
+                    "date": today, "command": command, "tests": args.tests or MODULES[module]}, allow_lower=args.allow_lower)
         except ValueError as e:
             sys.exit(f"not recorded: {e}")
         write_record(record)

@@ -75,6 +75,8 @@ def test_a_sample_is_compared_only_with_the_same_sample() -> None:
     assert mutation.scope_of(None, 0, None) == "all"
     assert mutation.scope_of(150, 17, None) == "sample 150 seed 17"
     assert mutation.scope_of(40, 3, "*x_can__*") == "only *x_can__*, sample 40 seed 3"
+    assert mutation.scope_of(10, 17, ["*x_a__*", "*x_b__*"], ["tests/t.py::test_x"]) == \
+        "only *x_a__* *x_b__*, sample 10 seed 17, tests tests/t.py::test_x"
     record = {"modules": {}}
     run = {"mutants": 10, "run": 10, "killed": 9, "survived": 1, "other": 0, "date": "d", "command": "c"}
     mutation.record_result(record, "api/auth.py", "all", run)
