@@ -3,7 +3,9 @@ that guard it; prints the share of mutants killed per module (see docs/mutation.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import fnmatch
+import json
 import os
 import random
 import re
@@ -23,8 +25,11 @@ MODULES: dict[str, list[str]] = {
     "gis/incidents.py": ["tests/gis/test_incidents.py", "tests/gis/test_incident_messages.py", "tests/gis/test_properties.py::test_a_transition_not_in_the_table_is_always_refused"],
     "gis/crs.py": ["tests/gis/test_crs.py", "tests/gis/test_gcj02_reference.py", "tests/gis/test_properties.py::test_gcj02_round_trip_inside_china_within_a_micro_degree",
                    "tests/gis/test_properties.py::test_gcj02_leaves_points_far_outside_china_untouched"],
-    "api/auth.py": ["tests/api/test_auth.py"],
-    "gis/grid_check.py": ["tests/gis/test_grid_check.py"],
+    # The role filters; the worker's own grids' routes and incidents (test_worker_scope: the seed has
+    # routes there) and a token from before schema version 3 (no "ver" claim) still working.
+    "api/auth.py": ["tests/api/test_auth.py", "tests/api/test_worker_scope.py",
+                    "tests/api/test_token_revocation.py::test_a_store_from_before_revocation_is_upgraded_and_keeps_its_users"],
+    "gis/grid_check.py": ["tests/gis/test_grid_check.py"],  # mutmut writes an 18 MB module for it: use --only, --sample
     "gis/osm.py": ["tests/gis/test_households.py", "tests/gis/test_osm.py"],  # the household estimate
     # OGC paging: pages, next links, keyset cursors, the numberMatched cap (layers/features.py since
     # 475a13d); api/ogc.py keeps the limit cap (min(limit, ogc_max_limit)) and the links.
@@ -35,6 +40,10 @@ MODULES: dict[str, list[str]] = {
     "gis/routing/matching.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
     "gis/routing/blossom.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],
 }
+# The recorded results: docs/mutation.json is the record, docs/mutation.md shows it between the markers.
+RECORD = ROOT / "docs" / "mutation.json"
+DOC = ROOT / "docs" / "mutation.md"
+BEGIN, END = "<!-- mutation.json: begin (written by scripts/mutation.py --record) -->", "<!-- mutation.json: end -->"
 FLOORS = ("gis", "layers", "api", "scripts")
 COPY = [*FLOORS, "tests", "pyproject.toml"]
 LINE = re.compile(r"^\s*(\S+__mutmut_\d+): (.+)$")
@@ -53,17 +62,18 @@ def _statuses(workdir: Path, env: dict[str, str]) -> dict[str, str]:
     return {m.group(1): m.group(2).strip() for m in map(LINE.match, out.splitlines()) if m}
 
 
-def pick(names: list[str], sample: int | None, seed: int, only: str | None) -> list[str]:
-    """The mutants to run: those matching ``only`` (a glob on mutmut's names), then ``sample`` of
-    them drawn with ``random.Random(seed)`` from the sorted list (the same draw for the same code)."""
-    chosen = sorted(n for n in names if only is None or fnmatch.fnmatchcase(n, only))
+def pick(names: list[str], sample: int | None, seed: int, only: str | list[str] | None) -> list[str]:
+    """The mutants to run: those matching ``only`` (globs on mutmut's names, any of them), then ``sample``
+    of them drawn with ``random.Random(seed)`` from the sorted list (the same draw for the same code)."""
+    globs = [only] if isinstance(only, str) else only
+    chosen = sorted(n for n in names if not globs or any(fnmatch.fnmatchcase(n, g) for g in globs))
     if sample is not None and sample < len(chosen):
         chosen = sorted(random.Random(seed).sample(chosen, sample))
     return chosen
 
 
 def run_module(module: str, tests: list[str], workdir: Path, children: int, *, sample: int | None = None,
-               seed: int = 0, only: str | None = None) -> tuple[Counter, int]:
+               seed: int = 0, only: str | list[str] | None = None) -> tuple[Counter, int]:
     """Mutate ``module`` in a copy of the repository under ``workdir`` and run ``tests`` per mutant
     (all of them, or ``sample`` drawn with ``seed`` among those matching ``only``). Returns the
     statuses of the mutants run and the number of mutants the module has."""
@@ -108,6 +118,84 @@ def run_module(module: str, tests: list[str], workdir: Path, children: int, *, s
     return statuses, len(every)
 
 
+def scope_of(sample: int | None, seed: int, only: str | list[str] | None, tests: list[str] | None = None) -> str:
+    """Which mutants a run ran: ``all``, or the ``--only`` glob and the ``--sample``/``--seed`` draw,
+    and the ``--tests`` that replaced the module's selection. Shares are compared only between runs
+    of the same scope (the same mutants for the same code, against the same tests)."""
+    globs = [only] if isinstance(only, str) else only or []
+    parts = [f"only {' '.join(globs)}"] if globs else []
+    if sample is not None:
+        parts.append(f"sample {sample} seed {seed}")
+    if tests:
+        parts.append(f"tests {' '.join(tests)}")
+    return ", ".join(parts) or "all"
+
+
+def share(entry: dict) -> float:
+    """Killed share in per cent, one decimal, of the mutants run (the unit of the floor)."""
+    return round(100.0 * entry["killed"] / entry["run"], 1) if entry["run"] else 0.0
+
+
+def load_record(path: Path = RECORD) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"modules": {}}
+
+
+def record_result(record: dict, module: str, scope: str, result: dict, *, allow_lower: str | None = None) -> dict:
+    """Add ``result`` (mutants, run, killed, survived, other, date, command) as the newest run of
+    ``module`` in ``scope``. A killed share lower than the scope's recorded one is refused
+    (ValueError) unless ``allow_lower`` gives the reason, which is kept with the run."""
+    runs = record.setdefault("modules", {}).setdefault(module, {}).setdefault(scope, [])
+    new = dict(result)
+    new["share"] = share(new)
+    if runs and new["share"] < runs[-1]["share"]:
+        if not allow_lower:
+            raise ValueError(f"{module} ({scope}): killed share {new['share']} % is below the recorded "
+                             f"{runs[-1]['share']} % ({runs[-1]['date']}); kill the survivors, or pass "
+                             "--allow-lower REASON to record it with the reason")
+        new["lower_because"] = allow_lower
+    runs.append(new)
+    return record
+
+
+def falls(record: dict) -> list[str]:
+    """Every place the recorded share falls from one run of a module and scope to the next
+    without a reason given (empty when the record keeps its rule)."""
+    out = []
+    for module, scopes in record.get("modules", {}).items():
+        for scope, runs in scopes.items():
+            for before, after in zip(runs, runs[1:]):
+                if after["share"] < before["share"] and not after.get("lower_because"):
+                    out.append(f"{module} ({scope}): {before['share']} % → {after['share']} % on {after['date']}")
+    return out
+
+
+def table(record: dict) -> str:
+    """The markdown table of the newest run of every module and scope (what docs/mutation.md shows)."""
+    lines = ["| module | scope | mutants | run | killed | survived | other¹ | killed share | date |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    for module in sorted(record.get("modules", {})):
+        for scope, runs in sorted(record["modules"][module].items()):
+            last = runs[-1]
+            note = f" (lowered: {last['lower_because']})" if last.get("lower_because") else ""
+            lines.append(f"| {module} | {scope} | {last['mutants']} | {last['run']} | {last['killed']} | "
+                         f"{last['survived']} | {last['other']} | {last['share']:.1f} %{note} | {last['date']} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_record(record: dict, path: Path = RECORD, doc: Path = DOC) -> None:
+    """Write the record and put its table between the markers of docs/mutation.md."""
+    path.write_text(json.dumps(record, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    text = doc.read_text(encoding="utf-8")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    doc.write_text(f"{head}{BEGIN}\n{table(record)}{END}{tail}", encoding="utf-8")
+
+
+def doc_table(doc: Path = DOC) -> str:
+    """The table between the markers of docs/mutation.md, as written there."""
+    return doc.read_text(encoding="utf-8").split(BEGIN, 1)[1].split(END, 1)[0].lstrip("\n")
+
+
 def main() -> None:
     """Run the modules named on the command line (default: all) and print a table."""
     ap = argparse.ArgumentParser(description=__doc__)
@@ -116,16 +204,28 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the work folders (to inspect mutants)")
     ap.add_argument("--sample", type=int, metavar="N", help="run N mutants drawn at random (for big modules)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the --sample draw (default 0): same seed, same mutants")
-    ap.add_argument("--only", metavar="GLOB", help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*'")
+    ap.add_argument("--only", metavar="GLOB", action="append",
+                    help="only mutants whose mutmut name matches, e.g. '*x__buildings__mutmut_*' (repeat for more)")
+    ap.add_argument("--tests", nargs="+", metavar="TEST",
+                    help="run these tests (files or ids) instead of the module's selection (one module only)")
+    ap.add_argument("--record", action="store_true",
+                    help="record the results in docs/mutation.json and docs/mutation.md; refused if a killed "
+                    "share falls below the recorded one for the same module and scope")
+    ap.add_argument("--allow-lower", metavar="REASON", help="with --record: record a lower share, with this reason")
     args = ap.parse_args()
+    if args.allow_lower and not args.record:
+        sys.exit("--allow-lower goes with --record")
+    if args.tests and len(args.modules) != 1:
+        sys.exit("--tests goes with one module")
     rows = []
     for module in args.modules:
         if module not in MODULES:
             sys.exit(f"unknown module {module}: choose from {', '.join(MODULES)}")
         work = Path(tempfile.mkdtemp(prefix="mutation-"))
         try:
-            print(f"== {module} ({', '.join(MODULES[module])})", flush=True)
-            st, generated = run_module(module, MODULES[module], work, args.children, sample=args.sample,
+            tests = args.tests or MODULES[module]
+            print(f"== {module} ({', '.join(tests)})", flush=True)
+            st, generated = run_module(module, tests, work, args.children, sample=args.sample,
                                        seed=args.seed, only=args.only)
         finally:
             if args.keep:
@@ -137,8 +237,22 @@ def main() -> None:
         rows.append((module, generated, total, killed, st.get("survived", 0), total - killed - st.get("survived", 0)))
     print(f"\n{'module':<26}{'of':>7}{'run':>6}{'killed':>8}{'survived':>10}{'other':>7}{'killed %':>10}")
     for module, generated, total, killed, survived, other in rows:
-        share = 100.0 * killed / total if total else 0.0
-        print(f"{module:<26}{generated:>7}{total:>6}{killed:>8}{survived:>10}{other:>7}{share:>9.1f}%")
+        pct = 100.0 * killed / total if total else 0.0
+        print(f"{module:<26}{generated:>7}{total:>6}{killed:>8}{survived:>10}{other:>7}{pct:>9.1f}%")
+    if args.record:
+        record = load_record()
+        scope = scope_of(args.sample, args.seed, args.only, args.tests)
+        command = " ".join(["scripts/mutation.py", *sys.argv[1:]])
+        today = dt.datetime.now(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d")
+        try:
+            for module, generated, total, killed, survived, other in rows:
+                record_result(record, module, scope, {
+                    "mutants": generated, "run": total, "killed": killed, "survived": survived, "other": other,
+                    "date": today, "command": command, "tests": args.tests or MODULES[module]}, allow_lower=args.allow_lower)
+        except ValueError as e:
+            sys.exit(f"not recorded: {e}")
+        write_record(record)
+        print(f"recorded in {RECORD.relative_to(ROOT)} and {DOC.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":

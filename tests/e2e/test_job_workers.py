@@ -32,6 +32,17 @@ def store(request, tmp_path_factory):  # noqa: ANN001, ANN201
         s.dispose()
 
 
+@pytest.fixture(autouse=True)
+def no_job_left_over(store):  # noqa: ANN001, ANN201
+    """Every test ends with no queued or running job. A job a failed test leaves behind (a dead
+    worker's, still "running") would be the first one the next test's worker takes, and `jobs --wait`
+    would wait for it: found by a random-order run (seed 11), where one failure failed the tests after it."""
+    yield
+    for j in jl.list_jobs(store, states=("queued", "running")):
+        job_queue.cancel(store, j["id"])
+        jl.requeue_or_fail(store, j["id"], "left over by a test")  # a dead worker's running job: cancelled
+
+
 def worker(store, *extra: str, stalled_after: float = 8) -> subprocess.Popen:  # noqa: ANN001
     """A `gridpatrol worker` process with a fast heartbeat, taken for dead after ``stalled_after`` s of
     silence: short enough that a killed worker's job is retried soon, long enough that a live worker on a

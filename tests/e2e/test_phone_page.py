@@ -144,7 +144,13 @@ def _dan_incidents(base: str, text: str) -> list[dict]:
 
 
 def test_the_worker_sees_their_shifts_and_the_next_instruction_from_the_geometry(site, phone):
-    page, data = phone["page"], phone["data"]
+    page, data, ctx = phone["page"], phone["data"], phone["ctx"]
+    # Stand where the fixture put the phone and open the page afresh: other tests of this module
+    # walk the route, switch the language or reload, in whatever order they run.
+    lat, lon, _m = phone["at"]
+    ctx.set_geolocation({"latitude": lat, "longitude": lon, "accuracy": 8})
+    page.goto(site["base"] + "/m/")
+    page.wait_for_selector("#gp-map[data-state=loaded]", timeout=WAIT)
     assert page.url.endswith("/m/")
     shifts = data["shifts"]
     assert shifts and {s["grid_code"] for s in shifts} == {site["code"]}

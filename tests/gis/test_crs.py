@@ -108,3 +108,38 @@ def test_unknown_crs_name_is_a_clear_error():
         crs.normalize_crs_name("mars-grid-7")
     assert crs.normalize_crs_name("GCJ-02") == "gcj02"
     assert crs.normalize_crs_name("EPSG:2248") == "EPSG:2248"
+
+
+# What `--crs` / `crs=` accept (docs/crs.md, "Names of the coordinate systems"): case, hyphens and
+# underscores do not matter; EPSG:4326 is WGS-84; Baidu's and the common nicknames are accepted.
+SPELLINGS = {
+    "wgs84": "wgs84", "WGS84": "wgs84", "WGS-84": "wgs84", "wgs_84": "wgs84", " wgs84 ": "wgs84",
+    "EPSG:4326": "wgs84", "epsg:4326": "wgs84", "4326": "wgs84",
+    "gcj02": "gcj02", "GCJ-02": "gcj02", "gcj_02": "gcj02", "gcj": "gcj02", "Mars": "gcj02",
+    "bd09": "bd09", "BD-09": "bd09", "bd09ll": "bd09", "BD09LL": "bd09", "baidu": "bd09",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SPELLINGS))
+def test_every_documented_spelling_of_the_chinese_systems_is_understood(name):
+    assert crs.normalize_crs_name(name) == SPELLINGS[name]
+
+
+def test_other_crs_names_pass_through_and_none_stays_none():
+    assert crs.normalize_crs_name(None) is None
+    assert crs.normalize_crs_name("EPSG:4490") == "EPSG:4490"  # CGCS2000: pyproj's business, unchanged
+
+
+@pytest.mark.parametrize(("lon", "lat", "epsg"), [
+    (101.78, 36.62, 32647),  # Xining: less than a degree west of the 102° E zone edge
+    (102.0, 30.0, 32648),    # on the edge: the zone to the east
+    (-0.1, 51.5, 32630),     # London, just west of Greenwich
+    (151.2, -33.87, 32756),  # Sydney: southern hemisphere
+    (32.58, 0.35, 32636),    # Kampala, a third of a degree north of the equator
+    (-78.5, -0.22, 32717),   # Quito, just south of it
+    (9.0, 0.0, 32632),       # on the equator: the northern zone, as UTM has it
+    (-179.9, 10.0, 32601),   # the first zone
+    (179.9, 10.0, 32660),    # the last
+])
+def test_the_metric_crs_is_the_utm_zone_and_hemisphere_of_the_point(lon, lat, epsg):
+    assert crs.local_metric_crs(lon, lat).to_epsg() == epsg
