@@ -340,11 +340,24 @@ def test_the_assessment_table_as_xlsx_and_pdf(tstore, net, tmp_path):
     for g in rep["grids"]:
         assert body[g["code"]][4] == f"{g['covered_share'] * 100:.1f}%"
     assert wb["轨迹"].max_row == len(rep["tracks"]) + 1
+    # The reasons read in Chinese with their numbers (English only on request, the flag's own detail).
+    reasons = " ".join(str(r[-1].value or "") for r in wb["轨迹"].iter_rows(min_row=2))
+    for needle in ("速度超出步行：一分钟内最快约", "公里/时", "非工作时间：", "的定位点在工作时间 07:00-21:00 之外",
+                   "与早前轨迹相同：与轨迹"):
+        assert needle in reasons, (needle, reasons)
+    assert not any(w in reasons for w in ("faster", "outside", "same fixes", "km/h")), reasons
+    from gridpatrol.gis.assessment_sheet import flag_text
+
+    flags = [f for t in rep["tracks"] for f in t["flags"]]
+    assert {f["kind"] for f in flags} >= {"speed", "outside_hours", "duplicate"}
+    assert all(flag_text(f, "en") == f["detail"] for f in flags)
     if not shutil.which("pdftotext"):
         pytest.skip("poppler missing")
     p = write_pdf(rep, tmp_path / "kh.pdf")
     text = subprocess.run(["pdftotext", "-layout", str(p), "-"], capture_output=True, text=True, check=True).stdout
     for needle in ("网格员巡查考核表", "街道覆盖率", "测试网格一", "速度超出步行", "非工作时间", "与早前轨迹相同"):
         assert needle in text, needle
+    flat = "".join(text.split())  # table cells wrap
+    assert "公里/时" in flat and "之外" in flat and "faster" not in flat and "outside" not in flat
     subprocess.run(["pdftoppm", "-r", "60", "-png", "-f", "1", "-l", "1", str(p), str(tmp_path / "page")], check=True)
     assert list(tmp_path.glob("page*.png"))
