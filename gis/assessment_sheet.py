@@ -33,8 +33,27 @@ def _schedule_cells(r: dict[str, Any]) -> list[Any]:
             "、".join(str(t) for t in r["tracks"]), "、".join(r.get("walked_on", []))]
 
 
+def flag_text(f: dict[str, Any], lang: str = "zh") -> str:
+    """A suspicious-track flag as the reader's sentence: Chinese with its numbers, or ``lang="en"`` the
+    flag's English ``detail``."""
+    if lang == "en":
+        return str(f.get("detail") or f["kind"])
+    kind, name = f["kind"], FLAG_ZH.get(f["kind"], str(f["kind"]))
+    if kind == "jump" and "count" in f:
+        return f"{name}：{f['count']} 次，最大 {float(f['max_m']):.0f} 米"
+    if kind == "speed" and "max_mps" in f:
+        return f"{name}：一分钟内最快约 {float(f['max_mps']) * 3.6:.0f} 公里/时"
+    if kind == "outside_hours" and "hours" in f:
+        return f"{name}：{float(f.get('share', 0)) * 100:.0f}% 的定位点在工作时间 {f['hours']} 之外"
+    if kind == "duplicate" and "of" in f:
+        return f"{name}：与轨迹 {f['of']} 的定位点相同"
+    if kind == "time_order" and "count" in f:
+        return f"{name}：{f['count']} 处时间倒退"
+    return name
+
+
 def _flags_text(flags: list[dict[str, Any]]) -> str:
-    return "；".join(FLAG_ZH.get(f["kind"], f["kind"]) for f in flags)
+    return "；".join(flag_text(f) for f in flags)
 
 
 def _track_cells(t: dict[str, Any]) -> list[Any]:

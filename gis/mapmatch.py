@@ -1,6 +1,7 @@
 """Map matching: a hidden-Markov (Viterbi) matcher of GPS fixes onto a StreetNetwork, and the street length walked."""
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +12,8 @@ from scipy.sparse.csgraph import dijkstra
 
 WALK_MAX_MPS = 2.5  # how far a walker can get between two fixes bounds the route searched
 NEG = -1e18
+TWIN_LOG_ODDS = 3.0  # prior log-odds that a repeated pass beside an unwalked twin street was on the twin
+SPUR_SIGMAS = 1.5  # an in-and-out of a side street shallower than this many σ of its fixes is noise
 KEEP_AFTER_S = 20.0  # a fix this long after the last one used is used even if close to it (one averaging window)
 
 
@@ -24,6 +27,7 @@ class MatchResult:
     fix_offset: np.ndarray | None = None
     pieces: int = 0  # runs of fixes matched as one walk (a gap or an impossible step starts a new one)
     fixes_used: int = 0
+    sigma_m: float = 0.0  # the fixes' noise the match assumed (estimated from the track unless told)
 
     def add(self, e: int, a: float, b: float) -> None:
         """Record that edge ``e`` was walked between offsets ``a`` and ``b`` (metres, any order)."""
@@ -108,15 +112,26 @@ class HmmMatcher:
     Walking is undirected. Fixes closer than ``min_step_m`` to the last one used are skipped (noise,
     not movement) unless ``keep_after_s`` or more have passed since it (a sparse fix is news: the
     walker may have turned a corner since); a step no route can explain starts a new piece instead of failing.
+
+    ``sigma_m`` is a prior: the track's own noise is estimated from a first match (``estimated_sigma``)
+    and, when it differs by more than 15 %, the track is matched again with it (``estimate_sigma``).
+    Two corrections for what fixes cannot tell apart (tuned on simulated walks, docs/patrols.md):
+    ``twins`` — a street matched for two separate passes while its parallel twin within the noise
+    (a footway beside its road) got none has one pass moved to the twin unless the fixes argue
+    against it by more than ``TWIN_LOG_ODDS``; ``spurs`` — an in-and-out of a side street shallower
+    than ``SPUR_SIGMAS`` σ is the scatter of fixes at a corner and is not credited.
     """
 
     def __init__(self, net: StreetNetwork, *, sigma_m: float = 15.0, beta_m: float | None = None,
                  radius_m: float | None = None, max_candidates: int = 8, min_step_m: float | None = None,
-                 window_s: float = 20.0, keep_after_s: float = KEEP_AFTER_S):
+                 window_s: float = 20.0, keep_after_s: float = KEEP_AFTER_S,
+                 estimate_sigma: bool = True, twins: bool = True, spurs: bool = True):
         self.net = net
-        self.sigma = float(sigma_m)
-        self.beta = float(beta_m if beta_m is not None else max(sigma_m, 5.0))
-        self.radius = float(radius_m if radius_m is not None else max(3.5 * sigma_m, 40.0))
+        self._beta_m, self._radius_m = beta_m, radius_m
+        self._set_sigma(sigma_m)
+        self.estimate_sigma = bool(estimate_sigma)
+        self.twins = bool(twins)
+        self.spurs = bool(spurs)
         self.k = max_candidates
         self.min_step = float(min_step_m) if min_step_m is not None else None
         self.window = float(window_s)
@@ -124,6 +139,11 @@ class HmmMatcher:
         self.graph = net.csgraph(False)
         self.router = Router(net, directed=False)
         self.glen = shapely.length(net.edge_geom)
+
+    def _set_sigma(self, sigma_m: float) -> None:
+        self.sigma = float(sigma_m)
+        self.beta = float(self._beta_m if self._beta_m is not None else max(sigma_m, 5.0))
+        self.radius = float(self._radius_m if self._radius_m is not None else max(3.5 * sigma_m, 40.0))
 
     def _aggregate(self, x: np.ndarray, y: np.ndarray, t: np.ndarray
                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -174,32 +194,21 @@ class HmmMatcher:
         how = np.where(use, 0, how)
         return best, how
 
-    def match(self, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> MatchResult:
-        """Match fixes (metric x, y in the network's CRS; t in seconds) and return what was walked."""
-        n = len(x)
-        res = MatchResult(self.net.n_edges, fix_edge=np.full(n, -1, dtype=np.int64), fix_offset=np.full(n, np.nan))
-        if n == 0 or self.net.n_edges == 0:
-            return res
-        x, y, t, sig, src = self._aggregate(np.asarray(x, float), np.asarray(y, float), np.asarray(t, float))
-        cands_all = _candidates(self.net, x, y, self.radius, self.k)
-        has = np.array([len(c[0]) > 0 for c in cands_all])
-        idx = np.flatnonzero(has)
-        if not len(idx):
-            return res
-        step = self.min_step if self.min_step is not None else 2.0 * float(np.median(sig[idx]))
-        idx = idx[self._thin(x[idx], y[idx], t[idx], step)]
-        cands = [cands_all[i] for i in idx]
-        # Forward pass: scores per candidate, back pointers and the way each pair connects.
-        emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
+    def _limit(self, gc: float, dt: float) -> float:
+        return max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
+
+    def _viterbi(self, cands: list, emis: list, idx: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray
+                 ) -> tuple[np.ndarray, list, list, list]:
+        """Most likely candidate per fix: (choice, back pointers, way each pair connects, transition log-odds)."""
         score = emis[0].copy()
         back: list[np.ndarray | None] = [None]
         hows: list[np.ndarray | None] = [None]
+        routes: list[np.ndarray | None] = [None]
         for s in range(1, len(idx)):
             i0, i1 = idx[s - 1], idx[s]
             gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
             dt = max(float(t[i1] - t[i0]), 1.0)
-            limit = max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
-            route, how = self._transitions(cands[s - 1], cands[s], gc, limit)
+            route, how = self._transitions(cands[s - 1], cands[s], gc, self._limit(gc, dt))
             trans = np.where(np.isfinite(route), -np.abs(route - gc) / self.beta, NEG)
             tot = score[:, None] + trans
             bp = np.argmax(tot, axis=0)
@@ -207,10 +216,12 @@ class HmmMatcher:
             if np.all(new <= NEG / 2):
                 back.append(None)  # no route explains this step: a new piece starts here
                 hows.append(None)
+                routes.append(None)
                 score = emis[s].copy()
             else:
                 back.append(bp)
                 hows.append(how)
+                routes.append(trans)
                 score = new + emis[s]
         # Backtrack piece by piece.
         choice = np.zeros(len(idx), dtype=np.int64)
@@ -223,18 +234,188 @@ class HmmMatcher:
             else:
                 choice[s - 1] = back[s][choice[s]]
         self._fix_piece_ends(choice, back, emis, cands, idx, x, y, t)
+        return choice, back, hows, routes
+
+    def estimated_sigma(self, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> float | None:
+        """The fixes' noise (σ per axis, metres) from the track itself, or None with too few fixes.
+
+        Matched once with the prior σ; the distances of the fixes used from their matched streets are the
+        across-street part of the noise, |N(0, σ)| for a fix on the right street, so σ ≈ 1.4826 × their
+        median (a window's mean counts with √n). Clamped to 5–60 m.
+        """
+        n_all = len(t)
+        x, y, t, sig, src = self._aggregate(x, y, t)
+        n = np.diff(np.r_[src, n_all])  # fixes averaged into each window
+        cands_all = _candidates(self.net, x, y, self.radius, self.k)
+        idx = np.flatnonzero([len(c[0]) > 0 for c in cands_all])
+        if len(idx) < 10:
+            return None
+        idx = idx[self._thin(x[idx], y[idx], t[idx], 2.0 * float(np.median(sig[idx])))]
+        if len(idx) < 10:
+            return None
+        cands = [cands_all[i] for i in idx]
+        emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
+        choice, _, _, _ = self._viterbi(cands, emis, idx, x, y, t)
+        d = np.array([c[2][k] for c, k in zip(cands, choice)])
+        return float(np.clip(1.4826 * np.median(d * np.sqrt(n[idx])), 5.0, 60.0))
+
+    def match(self, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> MatchResult:
+        """Match fixes (metric x, y in the network's CRS; t in seconds) and return what was walked."""
+        n = len(x)
+        res = MatchResult(self.net.n_edges, fix_edge=np.full(n, -1, dtype=np.int64), fix_offset=np.full(n, np.nan))
+        if n == 0 or self.net.n_edges == 0:
+            return res
+        x0, y0, t0 = np.asarray(x, float), np.asarray(y, float), np.asarray(t, float)
+        if self.estimate_sigma:
+            est = self.estimated_sigma(x0, y0, t0)
+            if est is not None and abs(est - self.sigma) > 0.15 * self.sigma:
+                other = copy.copy(self)
+                other._set_sigma(est)
+                other.estimate_sigma = False
+                res = other.match(x0, y0, t0)
+                res.sigma_m = est
+                return res
+        res.sigma_m = self.sigma
+        x, y, t, sig, src = self._aggregate(x0, y0, t0)
+        cands_all = _candidates(self.net, x, y, self.radius, self.k)
+        has = np.array([len(c[0]) > 0 for c in cands_all])
+        idx = np.flatnonzero(has)
+        if not len(idx):
+            return res
+        step = self.min_step if self.min_step is not None else 2.0 * float(np.median(sig[idx]))
+        idx = idx[self._thin(x[idx], y[idx], t[idx], step)]
+        cands = [cands_all[i] for i in idx]
+        emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
+        choice, back, hows, trans = self._viterbi(cands, emis, idx, x, y, t)
+        if self.twins:
+            self._repeat_passes_to_twins(cands, choice, back, trans, emis)
         res.pieces = 1 + sum(1 for b in back[1:] if b is None)
         res.fixes_used = len(idx)
         for s, i in enumerate(idx):
             e, o, _ = cands[s]
             res.fix_edge[src[i]], res.fix_offset[src[i]] = e[choice[s]], o[choice[s]]
+        self._walk_all(res, cands, choice, back, hows, idx, x, y, t, sig[idx])
+        return res
+
+    def twin_edges(self) -> dict[int, list[int]]:
+        """Per edge, the other streets along the same way within the noise: each end and every point within
+        max(2σ, 15) m (Hausdorff) and of similar length (a footway beside its road, two carriageways)."""
+        key = round(max(2.0 * self.sigma, 15.0), 1)
+        cache = self.net.__dict__.setdefault("_mapmatch_twins", {})  # per network (one per assessment)
+        if key not in cache:
+            net = self.net
+            g = net.edge_geom
+            a, b = net.tree().query(g, predicate="dwithin", distance=key)
+            groups = duplicate_groups(net)
+            ok = (a != b) & (groups[a] != groups[b])
+            a, b = a[ok], b[ok]
+            la, lb = self.glen[a], self.glen[b]
+            ok = (np.minimum(la, lb) >= 0.7 * np.maximum(la, lb)) & (np.minimum(la, lb) > 10.0)
+            a, b = a[ok], b[ok]
+            ok = shapely.hausdorff_distance(g[a], g[b]) <= key
+            out: dict[int, list[int]] = {}
+            for e, f in zip(a[ok].tolist(), b[ok].tolist()):
+                out.setdefault(e, []).append(f)
+            cache[key] = out
+        return cache[key]
+
+    def _repeat_passes_to_twins(self, cands: list, choice: np.ndarray, back: list, trans: list, emis: list) -> None:
+        """A street matched for two separate passes while its twin (a parallel way within the noise) got
+        none: one pass was likely on the twin. Move the pass whose fixes fit the twin best there, unless
+        the fixes and the way in and out say otherwise by more than ``TWIN_LOG_ODDS``."""
+        twins = self.twin_edges()
+        if not twins:
+            return
+        m = len(choice)
+        edge = np.array([int(cands[s][0][choice[s]]) for s in range(m)])
+        changed = True
+        while changed:
+            changed = False
+            used = set(edge.tolist())
+            runs: dict[int, list[tuple[int, int]]] = {}
+            s = 0
+            while s < m:
+                r = s
+                while r + 1 < m and edge[r + 1] == edge[s] and back[r + 1] is not None:
+                    r += 1
+                runs.setdefault(int(edge[s]), []).append((s, r))
+                s = r + 1
+            for a_e, rr in runs.items():
+                if len(rr) < 2 or a_e not in twins:
+                    continue
+                best = None
+                for b_e in twins[a_e]:
+                    if b_e in used:
+                        continue
+                    for s0, s1 in rr:
+                        jb = []
+                        for q in range(s0, s1 + 1):
+                            hit = np.flatnonzero(cands[q][0] == b_e)
+                            if not len(hit):
+                                break
+                            jb.append(int(hit[0]))
+                        if len(jb) != s1 - s0 + 1:
+                            continue
+                        delta = sum(emis[q][jb[q - s0]] - emis[q][choice[q]] for q in range(s0, s1 + 1))
+                        for q in range(s0 + 1, s1 + 1):
+                            delta += trans[q][jb[q - s0 - 1], jb[q - s0]] - trans[q][choice[q - 1], choice[q]]
+                        if s0 > 0 and back[s0] is not None:
+                            delta += trans[s0][choice[s0 - 1], jb[0]] - trans[s0][choice[s0 - 1], choice[s0]]
+                        if s1 + 1 < m and back[s1 + 1] is not None:
+                            delta += trans[s1 + 1][jb[-1], choice[s1 + 1]] - trans[s1 + 1][choice[s1], choice[s1 + 1]]
+                        if delta > -TWIN_LOG_ODDS and (best is None or delta > best[0]):
+                            best = (delta, b_e, s0, jb)
+                if best is not None:
+                    _, b_e, s0, jb = best
+                    choice[s0:s0 + len(jb)] = jb
+                    edge[s0:s0 + len(jb)] = b_e
+                    changed = True
+                    break
+
+    def _walk_all(self, res: MatchResult, cands: list, choice: np.ndarray, back: list, hows: list,
+                  idx: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray, sig: np.ndarray) -> None:
+        skip = self._noise_spurs(cands, choice, back, hows, sig) if self.spurs else {}
         for s in range(1, len(idx)):
             if back[s] is None:
                 continue
             self._walk(res, cands[s - 1], choice[s - 1], cands[s], choice[s], int(hows[s][choice[s - 1], choice[s]]),
                        float(np.hypot(x[idx[s]] - x[idx[s - 1]], y[idx[s]] - y[idx[s - 1]])),
-                       max(float(t[idx[s]] - t[idx[s - 1]]), 1.0))
-        return res
+                       max(float(t[idx[s]] - t[idx[s - 1]]), 1.0), skip.get(s, -1))
+
+    def _noise_spurs(self, cands: list, choice: np.ndarray, back: list, hows: list, sig: np.ndarray) -> dict[int, int]:
+        """Steps (by index) and the edge not to credit on them: fixes matched a few metres into a side street
+        and straight back out of the same end. A walker at a corner has fixes that scatter into the side
+        streets by about σ; such an in-and-out shallower than ``SPUR_SIGMAS`` σ is noise, not a walk (dead
+        ends excepted: their end is reached only by walking in)."""
+        net = self.net
+        deg = self._degree()
+        m = len(choice)
+        edge = np.array([int(cands[s][0][choice[s]]) for s in range(m)])
+        off = np.array([float(cands[s][1][choice[s]]) for s in range(m)])
+        out: dict[int, int] = {}
+        s = 1
+        while s < m:
+            r = s
+            while r + 1 < m and edge[r + 1] == edge[s] and back[r + 1] is not None:
+                r += 1
+            e = int(edge[s])
+            if back[s] is not None and r + 1 < m and back[r + 1] is not None and edge[s - 1] != e:
+                h_in = int(hows[s][choice[s - 1], choice[s]])
+                h_out = int(hows[r + 1][choice[r], choice[r + 1]])
+                if h_in and h_out:
+                    end_in, end_out = (h_in - 1) % 2, (h_out - 1) // 2
+                    if end_in == end_out and deg[net.edge_u[e]] > 1 and deg[net.edge_v[e]] > 1:
+                        depth = np.max(self.glen[e] - off[s:r + 1] if end_in else off[s:r + 1])
+                        if depth < SPUR_SIGMAS * float(np.max(sig[s:r + 1])):
+                            for q in range(s, r + 2):
+                                out[q] = e
+            s = r + 1
+        return out
+
+    def _degree(self) -> np.ndarray:
+        if "_deg" not in self.__dict__:
+            self._deg = np.bincount(np.r_[self.net.edge_u, self.net.edge_v])
+        return self._deg
 
     def _fix_piece_ends(self, choice: np.ndarray, back: list, emis: list, cands: list, idx: np.ndarray,
                         x: np.ndarray, y: np.ndarray, t: np.ndarray) -> None:
@@ -254,8 +435,7 @@ class HmmMatcher:
                 i0, i1 = idx[r - 1], idx[r]
                 gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
                 dt = max(float(t[i1] - t[i0]), 1.0)
-                limit = max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
-                route, _ = self._transitions(cands[r - 1], cands[r], gc, limit)
+                route, _ = self._transitions(cands[r - 1], cands[r], gc, self._limit(gc, dt))
                 tot = score[:, None] + np.where(np.isfinite(route), -np.abs(route - gc) / self.beta, NEG)
                 bps[r] = np.argmax(tot, axis=0)
                 score = tot[bps[r], np.arange(tot.shape[1])] + emis[r]
@@ -264,8 +444,12 @@ class HmmMatcher:
                 choice[r - 1] = bps[r][choice[r]]
             s = start
 
-    def _walk(self, res: MatchResult, ca: tuple, a: int, cb: tuple, b: int, how: int, gc: float, dt: float) -> None:
-        """Record the route from candidate ``a`` of one fix to ``b`` of the next as walked intervals."""
+    def _walk(self, res: MatchResult, ca: tuple, a: int, cb: tuple, b: int, how: int, gc: float, dt: float,
+              skip: int = -1) -> None:
+        """Record the route from candidate ``a`` of one fix to ``b`` of the next as walked intervals (edge ``skip``
+        not: a noise spur)."""
+        if skip >= 0:
+            res = _Skip(res, skip)
         net = self.net
         ea, oa = int(ca[0][a]), float(ca[1][a])
         eb, ob = int(cb[0][b]), float(cb[1][b])
@@ -279,10 +463,20 @@ class HmmMatcher:
         res.add(eb, 0.0 if xb == 0 else self.glen[eb], ob)
         if na == nb:
             return
-        limit = max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
-        _, pred = dijkstra(self.graph, directed=False, indices=na, limit=limit, return_predecessors=True)
+        _, pred = dijkstra(self.graph, directed=False, indices=na, limit=self._limit(gc, dt), return_predecessors=True)
         for tr in self.router.traversals(path_nodes(pred, na, nb)):
             res.add(tr.edge, 0.0, self.glen[tr.edge])
+
+
+class _Skip:
+    """A MatchResult that ignores one edge (for a step into and out of a noise spur)."""
+
+    def __init__(self, res: MatchResult, edge: int):
+        self.res, self.edge = res, edge
+
+    def add(self, e: int, a: float, b: float) -> None:
+        if int(e) != self.edge:
+            self.res.add(e, a, b)
 
 
 def nearest_snap(net: StreetNetwork, x: np.ndarray, y: np.ndarray, *, radius_m: float = 50.0) -> MatchResult:

@@ -57,7 +57,8 @@ def import_track_cmd(
 
     work_hours = parse_work_hours(hours)
     if crs not in ("wgs84", "gcj02"):
-        raise InputError(f"--crs {crs!r}: use wgs84 or gcj02", where="--crs")
+        raise InputError(f"坐标系 {crs[:40]!r} 不支持，应为 wgs84（GPS）或 gcj02（国内网络地图）"
+                         f"(--crs {crs[:40]!r}: use wgs84 or gcj02)", where="--crs")
     track, raw = read_track_file(file, crs)
     name = worker or track.name
     if not name:
@@ -71,8 +72,12 @@ def import_track_cmd(
     z = ZoneInfo(tz)
     console.print(f"{verb} track {out.track_id} of {name}: {out.n_points} fixes, "
                   f"{track.start.astimezone(z):%Y-%m-%d %H:%M}–{track.end.astimezone(z):%H:%M} ({tz})")
+    from gridpatrol.gis.assessment_sheet import flag_text
+    from rich.markup import escape
+
     for f in out.flags:
-        console.print(f"[yellow]suspicious:[/] {f['detail']} (not counted in reports)")
+        console.print(f"[yellow]可疑轨迹，不计入考核 (suspicious, not counted):[/] {escape(flag_text(f))} ({escape(flag_text(f, 'en'))})",
+                      markup=True, highlight=False)
 
 
 @app.command("patrol-report")

@@ -61,8 +61,9 @@ def _cli(db: str, *args: str, env: dict[str, str] | None = None) -> subprocess.C
      ["--cycle-start", "日期", "格式不对"]),
     (["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03"], {"GRIDPATROL_WORK_HOURS": "全天"},
      ["工作时间", "格式不对", "07:00-21:00"]),
+    (["import-track", "walk.gpx", "--worker", "wu", "--crs", "bd09"], {}, ["--crs", "坐标系", "不支持", "wgs84", "gcj02"]),
 ])
-def test_bad_hours_and_dates_exit_2_in_chinese(db, args, env, words):
+def test_bad_hours_dates_and_crs_exit_2_in_chinese(db, args, env, words):
     p = _cli(db, *args, env=env)
     assert p.returncode == 2, (p.returncode, p.stdout, p.stderr)
     assert "Traceback" not in p.stderr

@@ -56,33 +56,53 @@ def _to_lonlat(net, x, y):
     return np.asarray(lon), np.asarray(lat)
 
 
-@pytest.mark.parametrize("sigma", [10, 20, 30])
-def test_matched_coverage_is_within_five_points_of_the_truth(tstore, net, sigma):
+# The matcher's constants (σ estimate, TWIN_LOG_ODDS, SPUR_SIGMAS, β) were tuned on simulated walks with
+# seeds 1–7 along the routes of T01 and T03 (docs/patrols.md); these seeds were never used for tuning.
+TEST_SEED = 9000
+# Not reached on these held-out seeds (docs/patrols.md, "Accuracy"): half walks at σ 30 m with a fix every
+# 15–30 s report 9–11 points too much (a footway 15 m beside its road walked out and back is matched as
+# both ways, which the fixes cannot tell from walking both). Kept as a strict xfail below.
+KNOWN_GAP = {(30, 15, 0.5), (30, 30, 0.5)}
+
+
+def _coverage_rows(tstore, net, sigma, cases):
+    from gridpatrol.gis.mapmatch import HmmMatcher
+
     poly = _metric(net, shapely.box(*GRIDS["T01"][0]))
     line = _route(tstore, net, "T01")
     rows = []
-    for every in (1, 5, 15, 30):
-        for share in (1.0, 0.5):
-            w = simulate_walk(line, sigma_m=sigma, every_s=every, share=share, gaps=2, gap_s=60, seed=sigma * 100 + every)
-            rep = assess(net, [GridInput("T01", poly)], [TrackInput(1, w.x, w.y, w.t, [])], sigma_m=15.0)
-            got = rep["grids"][0]["covered_share"]
-            truth = _truth_share(net, poly, w.truth)
-            from gridpatrol.gis.mapmatch import HmmMatcher
-
-            m = HmmMatcher(net, sigma_m=15.0).match(w.x, w.y, w.t)
-            p, r, _, _ = precision_recall(m.walked_lines(net), w.truth, net.edge_geom)
-            rows.append((every, share, truth, got, p, r))
-    print(f"\nsigma {sigma} m: every_s share truth reported precision recall")
+    for every, share in cases:
+        seed_ = TEST_SEED + sigma * 100 + every
+        w = simulate_walk(line, sigma_m=sigma, every_s=every, share=share, gaps=2, gap_s=60, seed=seed_)
+        rep = assess(net, [GridInput("T01", poly)], [TrackInput(1, w.x, w.y, w.t, [])], sigma_m=15.0)
+        got = rep["grids"][0]["covered_share"]
+        truth = _truth_share(net, poly, w.truth)
+        m = HmmMatcher(net, sigma_m=15.0).match(w.x, w.y, w.t)
+        p, r, _, _ = precision_recall(m.walked_lines(net), w.truth, net.edge_geom)
+        rows.append((every, share, seed_, truth, got, p, r, m.sigma_m))
+    print(f"\nsigma {sigma} m: every_s share seed truth reported precision recall sigma_estimated")
     for row in rows:
-        print("  %4d %4.1f  %.3f  %.3f  %.3f  %.3f" % row)
-    for every, share, truth, got, p, r in rows:
-        # Within 5 points wherever the fixes can tell the streets apart; with noise of 20–30 m and a fix
-        # every 15–30 s, parallel ways 15 m apart (a footway beside its road) and short dead ends walked
-        # between two fixes cannot be told from the fixes: up to 10 points there (docs/patrols.md).
-        hard = sigma >= 20 and every >= 15
-        assert abs(got - truth) <= (0.10 if hard else 0.05), f"sigma {sigma}, every {every}s, share {share}: {got:.3f} vs truth {truth:.3f}"
-        # Streets never walked are not counted: what is reported lies along the true walk.
-        assert p >= (0.7 if hard else 0.9), f"sigma {sigma}, every {every}s: precision {p:.3f}"
+        print("  %4d %4.1f %5d  %.3f  %.3f  %.3f  %.3f  %4.1f" % row)
+    return rows
+
+
+@pytest.mark.parametrize("sigma", [10, 20, 30])
+def test_matched_coverage_is_within_five_points_of_the_truth(tstore, net, sigma):
+    cases = [(every, share) for every in (1, 5, 15, 30) for share in (1.0, 0.5) if (sigma, every, share) not in KNOWN_GAP]
+    for every, share, seed_, truth, got, p, r, _ in _coverage_rows(tstore, net, sigma, cases):
+        assert abs(got - truth) <= 0.05, f"sigma {sigma}, every {every}s, share {share}, seed {seed_}: {got:.3f} vs truth {truth:.3f}"
+        # Streets never walked are not counted: what is reported lies along the true walk (footways 15 m
+        # beside their road are the part at σ 20–30 m that fixes every 5–30 s cannot always tell apart).
+        hard = sigma >= 20 and every >= 5
+        assert p >= (0.75 if hard else 0.9), f"sigma {sigma}, every {every}s, share {share}: precision {p:.3f}"
+
+
+@pytest.mark.xfail(strict=True, reason="known gap (docs/patrols.md): half walks at σ 30 m, a fix every 15–30 s, "
+                                      "report 9–11 points too much on the held-out seeds")
+def test_half_walks_at_30_m_noise_and_sparse_fixes_are_within_five_points(tstore, net):
+    rows = _coverage_rows(tstore, net, 30, [(every, share) for _, every, share in sorted(KNOWN_GAP)])
+    for every, share, seed_, truth, got, p, r, _ in rows:
+        assert abs(got - truth) <= 0.05, f"every {every}s, share {share}, seed {seed_}: {got:.3f} vs truth {truth:.3f}"
 
 
 def test_sparse_fixes_credit_the_streets_between_them(tstore, net):
@@ -320,11 +340,24 @@ def test_the_assessment_table_as_xlsx_and_pdf(tstore, net, tmp_path):
     for g in rep["grids"]:
         assert body[g["code"]][4] == f"{g['covered_share'] * 100:.1f}%"
     assert wb["轨迹"].max_row == len(rep["tracks"]) + 1
+    # The reasons read in Chinese with their numbers (English only on request, the flag's own detail).
+    reasons = " ".join(str(r[-1].value or "") for r in wb["轨迹"].iter_rows(min_row=2))
+    for needle in ("速度超出步行：一分钟内最快约", "公里/时", "非工作时间：", "的定位点在工作时间 07:00-21:00 之外",
+                   "与早前轨迹相同：与轨迹"):
+        assert needle in reasons, (needle, reasons)
+    assert not any(w in reasons for w in ("faster", "outside", "same fixes", "km/h")), reasons
+    from gridpatrol.gis.assessment_sheet import flag_text
+
+    flags = [f for t in rep["tracks"] for f in t["flags"]]
+    assert {f["kind"] for f in flags} >= {"speed", "outside_hours", "duplicate"}
+    assert all(flag_text(f, "en") == f["detail"] for f in flags)
     if not shutil.which("pdftotext"):
         pytest.skip("poppler missing")
     p = write_pdf(rep, tmp_path / "kh.pdf")
     text = subprocess.run(["pdftotext", "-layout", str(p), "-"], capture_output=True, text=True, check=True).stdout
     for needle in ("网格员巡查考核表", "街道覆盖率", "测试网格一", "速度超出步行", "非工作时间", "与早前轨迹相同"):
         assert needle in text, needle
+    flat = "".join(text.split())  # table cells wrap
+    assert "公里/时" in flat and "之外" in flat and "faster" not in flat and "outside" not in flat
     subprocess.run(["pdftoppm", "-r", "60", "-png", "-f", "1", "-l", "1", str(p), str(tmp_path / "page")], check=True)
     assert list(tmp_path.glob("page*.png"))
