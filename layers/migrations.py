@@ -138,6 +138,14 @@ def _v11_block_population(conn: Connection) -> None:
             conn.execute(text(f"ALTER TABLE {table} ADD COLUMN population REAL"))
 
 
+def _v12_job_files(conn: Connection) -> None:
+    # New stores have the table from the models (version 1); older ones get it here.
+    from gridpatrol.layers.models import JobFile
+
+    md = _fresh_metadata()
+    md.tables[JobFile.__tablename__].create(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -151,6 +159,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (9, "incident reports from the phone page (client keys) and incident photos", _v9_phone_reports),
     (10, "jobs: queued long work (state, progress, result); PostGIS: procrastinate's queue tables", _v10_jobs),
     (11, "blocks and grids: population (persons), for plans balanced on population or a weighted workload", _v11_block_population),
+    (12, "job files: the upload an import job reads and what a job made for its owner (a report's XLSX)", _v12_job_files),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 
