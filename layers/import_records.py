@@ -11,6 +11,7 @@ import pandas as pd
 import shapely
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.models import SRID, utcnow
+from gridpatrol.layers.plan_base import record_write
 from gridpatrol.layers.store import Store
 from sqlalchemy import Connection, Table, and_, delete, or_
 
@@ -81,3 +82,4 @@ def record_import(store: Store, conn: Connection, kind: str, path: Path, sha: st
         "started_at": started, "finished_at": utcnow(),
     }], geometry=[shapely.MultiPolygon([hull]) if hull.geom_type == "Polygon" else hull], crs=f"EPSG:{SRID}")
     store.insert_gdf(conn, "imports", rec)
+    record_write(conn, {"import": kind})  # a job running this import ends in this same transaction

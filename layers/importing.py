@@ -33,6 +33,7 @@ from gridpatrol.layers.models import (
     Road,
     utcnow,
 )
+from gridpatrol.layers.plan_base import record_write
 from gridpatrol.layers.store import Store
 from sqlalchemy import Connection, Table, and_, delete
 
@@ -140,6 +141,7 @@ def import_osm(
             crs="EPSG:4326",
         )
         store.insert_gdf(conn, "imports", rec)
+        record_write(conn, {"import": "osm"})  # a job running this import ends in this same transaction
     return ImportResult(source=str(prep.path), sha256=prep.sha256, counts=counts, dropped=data.dropped)
 
 

@@ -46,11 +46,19 @@ def _sync_app(store: Store):  # noqa: ANN202
         return app
 
 
-def submit(store: Store, kind: str, values: dict[str, Any] | None, *, created_by: str | None) -> int:
-    """Check ``values`` (InputError before anything is queued), queue the job; returns its id."""
+def submit(store: Store, kind: str, values: dict[str, Any] | None, *, created_by: str | None,
+           upload: jobs.Upload | None = None, principal: Any = None) -> int:
+    """Check ``values`` and ``upload`` (InputError before anything is queued), queue the job; returns its id.
+
+    ``upload``: the file a kind that reads one (imports) works on, stored with the job. ``principal``:
+    the user queueing (the API), for kinds whose parameters depend on who asks (a worker's own report)."""
     params = jobs.parse_params(kind, values)
-    params, lock = jobs.KINDS[kind].pin(store, params)
-    job_id = jobs.create(store, kind, params, created_by=created_by, lock_key=lock)
+    jobs.check_upload(kind, upload)
+    kind_ = jobs.KINDS[kind]
+    if kind_.scope is not None and principal is not None:
+        params = kind_.scope(params, principal)
+    params, lock = kind_.pin(store, params)
+    job_id = jobs.create(store, kind, params, created_by=created_by, lock_key=lock, upload=upload)
     if store.is_gpkg:
         wake(store)
         return job_id

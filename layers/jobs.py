@@ -1,16 +1,21 @@
 """Jobs in the store: their rows (state, progress, result), the kinds of work, and running one job."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import re
+import tempfile
 import threading
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
-from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError
-from gridpatrol.layers.models import Job, utcnow
+from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError, PermissionDenied
+from gridpatrol.layers.models import Job, JobFile, utcnow
 from gridpatrol.layers.plan_base import with_write_hook
 from gridpatrol.layers.plan_params import DrawJobParams, RebalanceParams, RoutesJobParams
 from gridpatrol.layers.store import Store
@@ -24,6 +29,7 @@ ENDED = frozenset({"done", "failed", "cancelled"})
 MAX_ATTEMPTS = 3
 Progress = Callable[[str], None]
 T = Job.__table__
+F = JobFile.__table__
 
 
 class JobCancelled(Exception):
@@ -43,7 +49,110 @@ class Kind:
     permission: str  # a name of api.auth.PERMISSIONS: the same as the route the job wraps
     run: Callable[[Store, Any, Progress, str | None], dict]
     steps: Callable[[Store, Any], int]  # how many progress steps the work reports (an estimate)
-    pin: Callable[[Store, Any], tuple[Any, str]]  # params with the plan fixed now, and the lock key
+    pin: Callable[[Store, Any], tuple[Any, str | None]]  # params with the plan fixed now, and the lock key
+    # Suffixes of the file the job reads (an upload stored with the job); empty: the kind takes no file.
+    files: tuple[str, ...] = ()
+    # Params checked and narrowed for the user queueing (and, again, for the user when it runs), e.g.
+    # a grid worker's patrol report is their own; PermissionDenied / InputError otherwise.
+    scope: Callable[[Any, Any], Any] | None = None
+    # The work depends on who queued it (secrecy levels, own data): it runs as that user, as they are
+    # when it runs (a user deactivated or stripped of the permission meanwhile: the job fails).
+    needs_user: bool = False
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a running job's work may ask: its id, its uploaded file (a temporary copy) and its user."""
+
+    job_id: int
+    input_path: Path | None = None
+    input_label: str = ""
+    principal: Any = None  # layers.users.Principal, for kinds with needs_user
+
+
+_CONTEXT: ContextVar[JobContext | None] = ContextVar("gridpatrol_job_context", default=None)
+
+
+def job_context() -> JobContext:
+    """The context of the job whose work is running in this thread."""
+    ctx = _CONTEXT.get()
+    if ctx is None:
+        raise RuntimeError("not inside a job")
+    return ctx
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file sent with a job: a safe name (no directories), its bytes and media type."""
+
+    name: str
+    data: bytes
+    media_type: str = "application/octet-stream"
+
+
+def safe_file_name(name: str) -> str:
+    """``name`` without directories or odd characters (at most 100 characters); "upload" if nothing is left."""
+    base = Path(str(name).replace("\\", "/")).name
+    base = re.sub(r"[^\w.\-]+", "_", base)[:100].lstrip(".")
+    return base or "upload"
+
+
+def check_upload(kind: str, upload: Upload | None) -> None:
+    """InputError unless ``kind`` takes a file and ``upload`` is one of its kinds (or takes none and has none)."""
+    suffixes = KINDS[kind].files
+    if not suffixes:
+        if upload is not None:
+            raise InputError(f"{kind} 任务不需要上传文件 / {kind} jobs take no file: send the parameters as JSON")
+        return
+    if upload is None:
+        raise InputError(f"{kind} 任务需要上传文件（multipart/form-data 的 file 字段） / {kind} jobs need a file: "
+                         "send multipart/form-data with fields kind, params (JSON) and file",
+                         hint="文件类型 / file kinds: " + ", ".join(suffixes))
+    low = upload.name.lower()
+    if not any(low.endswith(s) for s in suffixes):
+        raise InputError(f"上传的文件 {upload.name!r} 类型不对 / upload {upload.name!r}: not a file {kind} reads",
+                         hint="文件类型 / file kinds: " + ", ".join(suffixes))
+    if not upload.data.strip():
+        raise InputError(f"上传的文件 {upload.name!r} 是空的 / upload {upload.name!r} is empty")
+
+
+def read_file(store: Store, job_id: int, role: str) -> dict[str, Any] | None:
+    """The job's ``input`` or ``output`` file (name, media_type, sha256, size, data), or None."""
+    row = store.first_row(select(F.c.name, F.c.media_type, F.c.sha256, F.c.size, F.c.data).where(
+        and_(F.c.job_id == job_id, F.c.role == role)))
+    return dict(row._mapping) if row is not None else None
+
+
+def file_info(store: Store, job_id: int) -> dict[str, dict[str, Any]]:
+    """``{role: {name, media_type, sha256, size}}`` of a job's files (no data)."""
+    with store.engine.connect() as c:
+        rows = c.execute(select(F.c.role, F.c.name, F.c.media_type, F.c.sha256, F.c.size).where(F.c.job_id == job_id))
+        return {r.role: {"name": r.name, "media_type": r.media_type, "sha256": r.sha256, "size": r.size} for r in rows}
+
+
+def _insert_file(conn: Connection, job_id: int, role: str, name: str, media_type: str, data: bytes) -> None:
+    conn.execute(insert(F).values(job_id=job_id, role=role, name=safe_file_name(name), media_type=media_type,
+                                  sha256=hashlib.sha256(data).hexdigest(), size=len(data), data=data,
+                                  created_at=utcnow()))
+
+
+def save_output(conn: Connection, job_id: int, name: str, media_type: str, data: bytes) -> None:
+    """Keep what a job made for its owner (inside the work's write transaction)."""
+    conn.execute(F.delete().where(and_(F.c.job_id == job_id, F.c.role == "output")))
+    _insert_file(conn, job_id, "output", name, media_type, data)
+
+
+def run_as(store: Store, created_by: str | None) -> Any:
+    """The user a job runs as: the one who queued it, as they are now (the command line: an admin)."""
+    from gridpatrol.layers.users import Principal, get_user
+
+    if created_by is not None and created_by.startswith("cli:"):  # queued by the store's operator
+        return Principal(name=created_by, role="admin", max_secrecy_level=9)
+    who = get_user(store, created_by) if created_by else None
+    if who is None:
+        raise PermissionDenied(f"提交任务的用户 {created_by!r} 不存在或已停用 / the user {created_by!r} who queued "
+                               "the job no longer exists or is deactivated")
+    return who
 
 
 def _newest(store: Store) -> int | None:
@@ -153,27 +262,35 @@ KINDS: dict[str, Kind] = {
 
 
 def parse_params(kind: str, values: dict[str, Any] | None) -> BaseModel:
-    """``values`` checked by the model of ``kind`` (the one its route uses); InputError naming the field."""
+    """``values`` checked by the model of ``kind`` (the one its route uses); InputError naming the field
+    (in Chinese, then English, as the API's other refusals)."""
     if kind not in KINDS:
-        raise InputError(f"unknown job kind {kind!r}", hint="kinds: " + ", ".join(KINDS))
+        raise InputError(f"没有这种任务 {kind!r} / unknown job kind {kind!r}", hint="kinds: " + ", ".join(KINDS))
     model = KINDS[kind].model
     try:
         params = model.model_validate(values or {})
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(x) for x in err.get("loc", ())) or "parameters"
-        raise InputError(f"{kind}: parameter {where} = {err.get('input')!r}: {err.get('msg')}") from None
+        what = "未知参数" if err.get("type") == "extra_forbidden" else (
+            "缺少参数" if err.get("type") == "missing" else "参数不正确")
+        shown = f" = {repr(err.get('input'))[:80]}" if err.get("loc") else ""
+        raise InputError(f"{kind} 任务{what} {where} / {kind}: parameter {where}{shown}: {err.get('msg')}") from None
     checked = getattr(params, "checked", None)
     return checked() if checked else params
 
 
-def create(store: Store, kind: str, params: BaseModel, *, created_by: str | None, lock_key: str | None) -> int:
-    """Insert a queued job row; returns its id."""
+def create(store: Store, kind: str, params: BaseModel, *, created_by: str | None, lock_key: str | None,
+           upload: Upload | None = None) -> int:
+    """Insert a queued job row (and its uploaded file, in the same transaction); returns its id."""
     with store.begin() as conn:
         res = conn.execute(insert(T).values(
-            kind=kind, params_json=params.model_dump_json(), state="queued", created_by=created_by,
+            kind=kind, params_json=params.model_dump_json(by_alias=True), state="queued", created_by=created_by,
             created_at=utcnow(), attempts=0, steps_done=0, cancel_requested=False, lock_key=lock_key))
-        return int(res.inserted_primary_key[0])
+        job_id = int(res.inserted_primary_key[0])
+        if upload is not None:
+            _insert_file(conn, job_id, "input", upload.name, upload.media_type, upload.data)
+        return job_id
 
 
 def set_queue_id(store: Store, job_id: int, queue_id: int) -> None:
@@ -295,19 +412,44 @@ def next_queued(store: Store) -> int | None:
 
 
 class _Heartbeat:
-    """Renews a job's lease every ``every_s`` seconds from a thread while its work runs."""
+    """Renews a job's lease every ``every_s`` seconds from a thread while its work runs.
+
+    On a GeoPackage it also writes the progress the work reports (``report``): SQLite has one writer,
+    and work that reports progress inside its own write transaction (an import joining rows) would
+    wait for itself if it wrote the progress from its own thread. The thread's write waits for that
+    transaction instead; ``cancelled`` is what the last beat read."""
 
     def __init__(self, store: Store, job_id: int, every_s: float) -> None:
         self.stop = threading.Event()
+        self.poke = threading.Event()
+        self.lock = threading.Lock()
+        self.pending: tuple[int, str] | None = None
+        self.cancelled = False
         self.thread = threading.Thread(target=self._run, args=(store, job_id, every_s), daemon=True,
                                        name=f"gridpatrol-job-{job_id}-heartbeat")
 
+    def report(self, done: int, step: str) -> bool:
+        """Record progress (written by the thread at once); True when the job's cancellation was asked for."""
+        with self.lock:
+            self.pending = (done, step)
+        self.poke.set()
+        return self.cancelled
+
     def _run(self, store: Store, job_id: int, every_s: float) -> None:
-        while not self.stop.wait(every_s):
+        while not self.stop.is_set():
+            self.poke.wait(every_s)
+            self.poke.clear()
+            with self.lock:
+                pending, self.pending = self.pending, None
             try:
-                beat(store, job_id)
+                if pending is None:
+                    self.cancelled = beat(store, job_id) or self.cancelled
+                else:
+                    self.cancelled = beat(store, job_id, done=pending[0], step=pending[1]) or self.cancelled
             except Exception:  # noqa: BLE001  a missed beat is retried; the work goes on
-                pass
+                if pending is not None:
+                    with self.lock:
+                        self.pending = self.pending or pending
 
     def __enter__(self) -> _Heartbeat:
         self.thread.start()
@@ -315,7 +457,19 @@ class _Heartbeat:
 
     def __exit__(self, *_exc: object) -> None:
         self.stop.set()
+        self.poke.set()
         self.thread.join()
+
+
+def _relabel(exc: GridPatrolError, path: Path, label: str) -> GridPatrolError:
+    """``exc`` with the temporary copy's path replaced by the name the user uploaded."""
+    def fix(v: str | None) -> str | None:
+        return v.replace(str(path.resolve()), label).replace(str(path), label) if v else v
+
+    hint = exc.hint
+    if hint and "--skip-bad" in hint:  # the command line's way out; a job is all or nothing
+        hint = "fix the rows and queue the whole file again; nothing is imported while any row is bad"
+    return type(exc)(fix(exc.message) or "", where=fix(exc.where), hint=hint)
 
 
 class RetryableJobError(Exception):
@@ -339,10 +493,14 @@ def run_job(store: Store, job_id: int, *, heartbeat_s: float = 5.0) -> str:
     with store.begin() as conn:
         conn.execute(update(T).where(T.c.id == job_id).values(steps_total=total))
     count = [0]
+    last_step: list[str | None] = [None]
+    hb = _Heartbeat(store, job_id, heartbeat_s)
 
     def say(msg: str) -> None:
         count[0] += 1
-        if beat(store, job_id, done=min(count[0], total - 1), step=str(msg)[:500]):
+        last_step[0] = str(msg)[:500]
+        done = min(count[0], total - 1)
+        if hb.report(done, last_step[0]) if store.is_gpkg else beat(store, job_id, done=done, step=last_step[0]):
             raise JobCancelled
 
     def in_write(conn: Connection, what: dict) -> None:
@@ -354,11 +512,33 @@ def run_job(store: Store, job_id: int, *, heartbeat_s: float = 5.0) -> str:
             raise JobSuperseded
         if row.cancel_requested:
             raise JobCancelled
+        if last_step[0] is not None:  # the last step the work reported (on a GeoPackage maybe not written yet)
+            conn.execute(update(T).where(T.c.id == job_id).values(step=last_step[0]))
         finish(conn, job_id, "done", result=what, attempt=attempt)
 
     try:
-        with _Heartbeat(store, job_id, heartbeat_s):
-            result = with_write_hook(in_write, lambda: kind.run(store, params, say, row["created_by"]))
+        with hb, tempfile.TemporaryDirectory(prefix="gridpatrol-job-") as tmp:
+            ctx = JobContext(job_id)
+            if kind.needs_user:
+                who = run_as(store, row["created_by"])
+                params = kind.scope(params, who) if kind.scope else params
+                ctx = JobContext(job_id, principal=who)
+            if kind.files:
+                f = read_file(store, job_id, "input")
+                if f is None:
+                    raise InputError("任务的上传文件不见了 / the job's uploaded file is missing")
+                path = Path(tmp) / safe_file_name(f["name"])
+                path.write_bytes(f["data"])
+                ctx = JobContext(job_id, input_path=path, input_label=f"upload {f['name']}", principal=ctx.principal)
+            token = _CONTEXT.set(ctx)
+            try:
+                result = with_write_hook(in_write, lambda: kind.run(store, params, say, row["created_by"]))
+            except GridPatrolError as exc:
+                if ctx.input_path is None:
+                    raise
+                raise _relabel(exc, ctx.input_path, ctx.input_label) from None
+            finally:
+                _CONTEXT.reset(token)
     except JobSuperseded:
         log.warning("job %s: attempt %s was taken over by a later one; its work is dropped", job_id, attempt)
         return get(store, job_id)["state"]
@@ -382,7 +562,15 @@ def run_job(store: Store, job_id: int, *, heartbeat_s: float = 5.0) -> str:
         if job["attempts"] != attempt:
             return job["state"]  # taken over by a later attempt (work that wrote nothing)
         merged = {**(job["result"] or {}), **result}
-        conn.execute(update(T).where(T.c.id == job_id).values(result_json=json.dumps(merged, ensure_ascii=False,
-                                                                                     default=str)))
+        values: dict[str, Any] = {"result_json": json.dumps(merged, ensure_ascii=False, default=str)}
+        if job["state"] == "running" and last_step[0] is not None:
+            values["step"] = last_step[0]
+        conn.execute(update(T).where(T.c.id == job_id).values(**values))
         finish(conn, job_id, "done", result=merged, attempt=attempt)  # work that wrote nothing ends here
     return get(store, job_id)["state"]
+
+
+# The kinds that wrap imports, link-incidents and patrol reports (they need Kind and the helpers above).
+from gridpatrol.layers import job_kinds as _more  # noqa: E402
+
+KINDS.update(_more.KINDS)

@@ -146,6 +146,14 @@ def _v12_places(conn: Connection) -> None:
     _fresh_metadata().tables[Place.__tablename__].create(conn, checkfirst=True)
 
 
+def _v13_job_files(conn: Connection) -> None:
+    # New stores have the table from the models (version 1); older ones get it here.
+    from gridpatrol.layers.models import JobFile
+
+    md = _fresh_metadata()
+    md.tables[JobFile.__tablename__].create(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -160,6 +168,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (10, "jobs: queued long work (state, progress, result); PostGIS: procrastinate's queue tables", _v10_jobs),
     (11, "blocks and grids: population (persons), for plans balanced on population or a weighted workload", _v11_block_population),
     (12, "places: named OSM place nodes (village, hamlet, …) that rural grids name settlements after", _v12_places),
+    (13, "job files: the upload an import job reads and what a job made for its owner (a report's XLSX)", _v13_job_files),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

@@ -450,6 +450,24 @@ class Job(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+class JobFile(Base):
+    """A file of a job (schema version 13): the upload an import job reads (role ``input``, stored with
+    the job row when it is queued, so a worker on any machine reads it from the store) or what a job
+    made for its owner (role ``output``, e.g. a patrol report's XLSX)."""
+
+    __tablename__ = "job_files"
+    __table_args__ = (UniqueConstraint("job_id", "role", name="uq_job_files_job_role"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(Integer, ForeignKey("jobs.id"), index=True)
+    role: Mapped[str] = mapped_column(Text)  # input | output
+    name: Mapped[str] = mapped_column(Text)  # a safe file name (no directories)
+    media_type: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(Text)
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 class Track(Base):
     """A recorded GPS track (schema version 8): one row per track, its fixes as a LineString with the
     times (UTC epoch seconds) and accuracies (m) as JSON arrays aligned with the vertices."""

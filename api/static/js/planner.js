@@ -13,7 +13,11 @@
       click_station: '在地图上点击站点位置', legend: '每个网格的户数', legend_workload: '每个网格的工作量', workload: '工作量', band: '标准', target_tag: '目标',
       source_tag: '来源', deviation: '偏差', no_problems: '没有问题', diff: '与当前版本对比',
       changed: '变动建筑 {n} 栋，{h} 户', building: '建筑', from: '原网格', to: '新网格', none: '无',
-      locked_tag: '锁定', population: '人口', nothing: '未选择街区'
+      locked_tag: '锁定', population: '人口', nothing: '未选择街区',
+      job_draw: '重新划分网格', job_routes: '规划巡查路线', job_rebalance: '重新平衡网格',
+      job_queued: '{what}：已排队，等待处理…', job_running: '{what}：第 {done}/{total} 步（{step}）',
+      job_done: '{what}：已完成', job_failed: '{what}：失败：{error}', job_cancelled: '{what}：已取消',
+      routes_done: '已规划 {n} 个网格的路线，{f} 个失败', drawn: '已生成新方案（版本 {v}）'
     },
     en: {
       version: 'version', version_n: 'version', households: 'hh', street_km: 'street km', area: 'area km²', blocks: 'blocks', worker: 'worker',
@@ -24,7 +28,11 @@
       click_station: 'click the station on the map', legend: 'households per grid', legend_workload: 'workload per grid', workload: 'workload', band: 'band', target_tag: 'target',
       source_tag: 'source', deviation: 'deviation', no_problems: 'no problems', diff: 'compare with the current version',
       changed: '{n} buildings changed grid, {h} households', building: 'building', from: 'from', to: 'to', none: 'none',
-      locked_tag: 'locked', population: 'population', nothing: 'No block selected'
+      locked_tag: 'locked', population: 'population', nothing: 'No block selected',
+      job_draw: 'Redrawing the grids', job_routes: 'Planning patrol routes', job_rebalance: 'Rebalancing grids',
+      job_queued: '{what}: queued, waiting for a worker…', job_running: '{what}: step {done} of {total} ({step})',
+      job_done: '{what}: done', job_failed: '{what}: failed: {error}', job_cancelled: '{what}: cancelled',
+      routes_done: 'routes planned for {n} grids, {f} failed', drawn: 'new plan drawn (version {v})'
     }
   };
   function tr(key, vals) {
@@ -291,7 +299,75 @@
     var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/merge', {codes: c, force: $('gp-force-grids').checked});
   });
   $('gp-rebalance').addEventListener('click', function () {
-    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; } edit('/grids/rebalance', {codes: c, force: $('gp-force-grids').checked});
+    var c = ticked(); if (c.length < 2) { say(tr('tick_two'), 'error'); return; }
+    runJob('rebalance', {codes: c, force: $('gp-force-grids').checked, plan_id: S.plan}, 'job_rebalance').then(function (j) {
+      if (!j) { return; }
+      clearSelection();
+      S.ticked = {};
+      var same = j.result.plan_id === j.result.parent_plan_id;  // nothing moved: no new version
+      return load().then(function () { say(tr(same ? 'unchanged' : 'saved', {v: j.result.plan_id, m: (j.result.changed || []).join(', ')}), 'ok'); });
+    });
+  });
+  $('gp-draw-all').addEventListener('click', function () {
+    runJob('draw-grids', {}, 'job_draw').then(function (j) {
+      if (j) { return load().then(function () { say(tr('drawn', {v: j.result.plan_id}), 'ok'); }); }
+    });
+  });
+  $('gp-plan-routes').addEventListener('click', function () {
+    runJob('plan-routes', {plan_id: S.plan}, 'job_routes').then(function (j) {
+      if (j) { say(tr('routes_done', {n: j.result.planned, f: Object.keys(j.result.failed || {}).length}), 'ok'); }
+    });
+  });
+
+  // ------------------------------------------------------------------ long work as jobs, with a progress bar
+  /* Queue a job (POST /jobs) and follow it (GET /jobs/{id}) in the progress bar until it ends; resolves with
+     the done job, or null (refused, failed, cancelled: the reason is shown). Every value goes in by textContent. */
+  function runJob(kind, params, what) {
+    var box = $('gp-job'), bar = $('gp-job-bar'), text = $('gp-job-text'), label = tr(what);
+    if (S.job) { return Promise.resolve(null); }  // one long operation at a time on this page
+    function show(j) {
+      var p = j.progress || {}, total = p.total || 0, done = p.done || 0;
+      box.hidden = false;
+      box.dataset.state = j.state;
+      box.dataset.job = j.id;
+      bar.max = Math.max(total, 1);
+      bar.value = j.state === 'done' ? bar.max : Math.min(done, bar.max);
+      var key = {queued: 'job_queued', running: total ? 'job_running' : 'job_queued', done: 'job_done',
+                 failed: 'job_failed', cancelled: 'job_cancelled'}[j.state] || 'job_queued';
+      text.textContent = tr(key, {what: label, done: done, total: total, step: p.step || '…', error: j.error || ''});
+      $('gp-job-cancel').hidden = j.state !== 'queued' && j.state !== 'running';
+    }
+    S.job = 'starting';
+    delete box.dataset.job;
+    box.dataset.state = 'idle';
+    box.hidden = true;
+    return fetch('/jobs', {method: 'POST', credentials: 'same-origin',
+                           headers: {'Content-Type': 'application/json', Accept: 'application/json', 'X-GridPatrol-Page': '1'},
+                           body: JSON.stringify({kind: kind, params: params})}).then(function (r) {
+      return r.json().then(function (j) {
+        if (!r.ok) { S.job = null; say((j && j.detail) || ('HTTP ' + r.status), 'error'); return null; }
+        S.job = j.id;
+        show(j);
+        return new Promise(function (resolve) {
+          function poll() {
+            GP.getJSON('/jobs/' + encodeURIComponent(j.id)).then(function (now) {
+              show(now);
+              if (now.state === 'queued' || now.state === 'running') { setTimeout(poll, 700); return; }
+              S.job = null;
+              if (now.state === 'failed') { say(tr('job_failed', {what: label, error: now.error || ''}), 'error'); }
+              resolve(now.state === 'done' ? now : null);
+            }).catch(function (e) { setTimeout(poll, 2000); say(String(e.message || e), 'error'); });
+          }
+          setTimeout(poll, 300);
+        });
+      });
+    }).catch(function (e) { S.job = null; say(String(e.message || e), 'error'); return null; });
+  }
+  $('gp-job-cancel').addEventListener('click', function () {
+    var id = $('gp-job').dataset.job;
+    if (!id) { return; }
+    fetch('/jobs/' + encodeURIComponent(id), {method: 'DELETE', credentials: 'same-origin',
+                                              headers: {Accept: 'application/json', 'X-GridPatrol-Page': '1'}});
   });
   function lockEdit(locked) {
     var c = ticked();
