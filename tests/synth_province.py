@@ -29,16 +29,17 @@ def _shift(gdf: gpd.GeoDataFrame, dx: float, dy: float) -> gpd.GeoDataFrame:
     return out
 
 
-def load_province(store, n_districts: int, blocks_each: int, *, seed: int = 1) -> list[str]:  # noqa: ANN001
+def load_province(store, n_districts: int, blocks_each: int, *, seed: int = 1, **city_kw) -> list[str]:  # noqa: ANN001, ANN003
     """Write ``n_districts`` generated cities of about ``blocks_each`` blocks each into ``store`` (in a
-    square of districts that do not touch), each a district named 合成区N; returns their codes. One transaction."""
+    square of districts that do not touch), each a district named 合成区N; returns their codes. One transaction.
+    ``city_kw`` go to ``synth_city`` (e.g. the lumpy city: footprints="mixed", per_cell=9, tower_share=0.08)."""
     from gridpatrol.layers.models import utcnow
 
     side = math.ceil(math.sqrt(n_districts))
     codes = district_codes(n_districts)
     rows: dict[str, list[gpd.GeoDataFrame]] = {"roads": [], "barriers": [], "buildings": [], "areas": []}
     cover = []
-    cities = [synth_city(blocks_each, seed + i) for i in range(n_districts)]
+    cities = [synth_city(blocks_each, seed + i, **city_kw) for i in range(n_districts)]
     # One step for all (the largest city's size and a margin): no two districts overlap.
     bounds = np.array([c.area.bounds for c in cities])
     step_x = float((bounds[:, 2] - bounds[:, 0]).max()) * 1.1
