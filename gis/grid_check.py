@@ -1,6 +1,7 @@
 """Validate a grid plan with shapely: coverage, overlaps, nesting, contiguity, buildings, workload, codes."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -38,6 +39,8 @@ SEVERITY: dict[str, str] = {
     "over_street_cap": "error",
     "over_area_cap": "error",
     "cap_exempt": "info",
+    "over_route_cap": "error",
+    "route_exempt": "info",
     "duplicate_code": "error",
     "malformed_code": "error",
     "code_parent_mismatch": "error",
@@ -93,6 +96,10 @@ def check_plan(
     workload_unit: str = "households",
     max_street_m: float | None = None,
     max_area_m2: float | None = None,
+    max_route_min: float | None = None,
+    route_minutes: np.ndarray | None = None,
+    route_lower: np.ndarray | None = None,
+    pair_route_share: Callable[[int, int], float] | None = None,
 ) -> CheckResult:
     """Check a grid plan against the planning rules; pure shapely, no store.
 
@@ -126,7 +133,10 @@ def check_plan(
     block (``cap_exempt``, info: no grid holding that block can have less, the lower bound is
     its own value). A grid below the band that no merge with a touching grid could lift without
     breaking a cap (or the band's upper end; ``gis.partition.merge_blocked``) is exempt, with the
-    least cap share such a merge reaches. (A grid of 0 households is below any positive band: an
+    least cap share such a merge reaches. ``max_route_min`` is a hard limit on each grid's patrol
+    (``route_minutes``, with the certified ``route_lower``; layers.grids.route_cap): over it is an
+    error (``over_route_cap``) unless the grid is one block (``route_exempt``, with the lower
+    bound); ``pair_route_share`` (i, j) gives a merge's patrol / the cap for the merge test. (A grid of 0 households is below any positive band: an
     error unless one of these exemptions, each with its reason, applies.) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound.
@@ -275,11 +285,27 @@ def check_plan(
             else:
                 add(kind, codes[i], f"grid {codes[i]} has {v[i]:,.0f} {what}, over the hard cap {cap:,.0f} "
                     f"(--max-{'street-m' if col == 'street_m' else 'area-m2'})", shapely.point_on_surface(geoms[i]))
+    routed = max_route_min is not None and route_minutes is not None
+    if routed:
+        lower = route_minutes if route_lower is None else route_lower
+        for i in np.flatnonzero(np.asarray(route_minutes) > max_route_min * (1 + 1e-9)):
+            if single[i]:
+                add("route_exempt", codes[i], f"grid {codes[i]} is one block whose patrol takes {route_minutes[i]:,.1f} "
+                    f"min on foot, over the cap {max_route_min:g} min (exempt: it cannot be split; lower bound "
+                    f"{lower[i]:,.1f} min)", shapely.point_on_surface(geoms[i]))
+            else:
+                add("over_route_cap", codes[i], f"grid {codes[i]}'s patrol takes {route_minutes[i]:,.1f} min on foot, "
+                    f"over the hard cap {max_route_min:g} min (--max-route-min)", shapely.point_on_surface(geoms[i]))
     forced_cap = np.zeros(len(g), dtype=bool)
     cap_share = np.full(len(g), np.nan)
-    if capped and households is not None:
+    if (capped or routed) and households is not None:
+        below = households < min_households
+        share_fn = None
+        if routed and pair_route_share is not None:
+            def share_fn(i: int, j: int) -> float:
+                return float(pair_route_share(i, j)) if below[i] or below[j] else 0.0
         blocked, cap_share = merge_blocked(_touching(geoms, li, ri, parents), households,
-                                           [(v, cap) for v, cap, _, _ in capped], max_households)
+                                           [(v, cap) for v, cap, _, _ in capped], max_households, share_fn)
         forced_cap = blocked & ~np.isnan(cap_share) & (households < min_households)
         exempt |= forced_cap
     # Balance window (target ±10 % inside the band): grids that miss it because the data force it
@@ -299,7 +325,9 @@ def check_plan(
 
     def why(i: int) -> str:
         if forced_cap[i] and not reason[i]:
-            return (f"merging it into any neighbouring grid breaks a hard cap or the band's upper end; the "
+            empty = "it holds no households (streets or land without homes) and " \
+                if hh_of is not None and hh_of[i] <= 0 else ""
+            return (f"{empty}merging it into any neighbouring grid breaks a hard cap or the band's upper end; the "
                     f"least merge over a cap reaches {100 * cap_share[i]:.0f} % of it")
         if not reason[i]:
             return "a single indivisible block, or a piece of its area that touches no other grid"

@@ -27,6 +27,8 @@ class PlanParams(BaseModel):
     seed: int = Field(0, ge=0, le=2**31 - 1, description="Random seed (the same seed gives the same plan)")
     max_street_m: float | None = Field(None, gt=0, description="Cap on street length per grid, metres")
     max_area_m2: float | None = Field(None, gt=0, description="Cap on grid area, m²")
+    max_route_min: float | None = Field(None, gt=0, le=100_000, description="Cap on a grid's patrol, minutes: the "
+                                        "walking route over all its streets (as plan-routes plans it, 4.5 km/h)")
     code_format: str = Field(DEFAULT_CODE_FORMAT, max_length=200,
                              description="Grid code format (fields county, street, community, seq)")
     balance: str = Field("households", description="Workload a grid is balanced on: households, population, "
@@ -93,6 +95,9 @@ class PlanParams(BaseModel):
         if getattr(self, "mode", "urban") == "rural" and self.max_street_m is not None:
             raise InputError("--max-street-m is not a limit of rural grids (--mode rural)",
                              hint="rural grids are limited by --max-area-m2 and --max-travel-min")
+        if getattr(self, "mode", "urban") == "rural" and getattr(self, "max_route_min", None) is not None:
+            raise InputError("--max-route-min is not a limit of rural grids (--mode rural)",
+                             hint="rural grids are limited by --max-travel-min (from the station to each settlement)")
         if getattr(self, "mode", "urban") == "rural" and self.balance != "households":
             raise InputError(f"rural grids balance households only, not --balance {self.balance}",
                              hint="leave --balance out with --mode rural")

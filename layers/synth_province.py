@@ -33,17 +33,19 @@ def district_origins(n_districts: int, blocks_each: int, *, seed: int = 1) -> li
     return [(ORIGIN[0] + (i % side) * step_x, ORIGIN[1] + (i // side) * step_y) for i in range(n_districts)]
 
 
-def province_layers(n_districts: int, blocks_each: int, *, seed: int = 1) -> dict[str, gpd.GeoDataFrame]:
+def province_layers(n_districts: int, blocks_each: int, *, seed: int = 1, **city_kw) -> dict[str, gpd.GeoDataFrame]:  # noqa: ANN003
     """The layers (EPSG:4326) of a generated province: ``areas``, ``roads``, ``barriers``, ``buildings``.
 
     District i is the city of seed ``seed + i`` with its south-west corner at ``district_origins(…)[i]``: moved
     in metres, not in degrees, so each district is exactly the shape of its city wherever it lies and the
-    districts keep ``GAP_M`` apart. Ids (OSM ids, street nodes) are offset per district. Deterministic by seed."""
+    districts keep ``GAP_M`` apart. Ids (OSM ids, street nodes) are offset per district. Deterministic by seed.
+    ``city_kw`` go to ``synth_city`` (e.g. lumpy households: footprints="mixed", per_cell=9, tower_share=0.08;
+    not ``block_m``, which would change the districts' sizes)."""
     codes = district_codes(n_districts)
     rows: dict[str, list[gpd.GeoDataFrame]] = {"areas": [], "roads": [], "barriers": [], "buildings": []}
     origins = district_origins(n_districts, blocks_each, seed=seed)
     for i, (code, origin) in enumerate(zip(codes, origins)):
-        city = synth_city(blocks_each, seed + i, origin=origin)
+        city = synth_city(blocks_each, seed + i, origin=origin, **city_kw)
         off = (i + 1) * _ID_STRIDE
         roads = city.roads.copy()
         roads[["osm_id", "u", "v"]] = roads[["osm_id", "u", "v"]].astype("int64") + off
@@ -62,11 +64,11 @@ def province_layers(n_districts: int, blocks_each: int, *, seed: int = 1) -> dic
     return {k: gpd.GeoDataFrame(gpd.pd.concat(v, ignore_index=True), crs=4326) for k, v in rows.items()}
 
 
-def load_province(store, n_districts: int, blocks_each: int, *, seed: int = 1) -> list[str]:  # noqa: ANN001
+def load_province(store, n_districts: int, blocks_each: int, *, seed: int = 1, **city_kw) -> list[str]:  # noqa: ANN001, ANN003
     """Write the generated province ``province_layers(n_districts, blocks_each, seed=seed)`` into ``store`` as if
     imported (its districts 合成区1, 合成区2, … the planning areas, an OSM import record); returns the district
-    codes. One transaction."""
-    layers = province_layers(n_districts, blocks_each, seed=seed)
+    codes. One transaction. ``city_kw`` as for :func:`province_layers`."""
+    layers = province_layers(n_districts, blocks_each, seed=seed, **city_kw)
     cover = shapely.union_all(layers["areas"].geometry.to_numpy())
     now = utcnow()
     record = gpd.GeoDataFrame(

@@ -61,10 +61,12 @@ def split_grid(blocks_of_grid: gpd.GeoDataFrame, adjacency: nx.Graph, parts: int
 def rebalance(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, assignment: np.ndarray, grid_ids, *,
               target_households: float = 300, min_households: float = 300, max_households: float = 500,
               locked_grids=()) -> np.ndarray:
-    """Move as few households as possible between the grids `grid_ids` to bring them into the band.
+    """Move as few households as possible between the grids `grid_ids` to bring them into the window
+    (target ±10 %, within the band): first into the band with as few households moved as
+    possible, then into the window by moves that keep every grid in the band.
 
     Only blocks of those grids move, only between grids in the set that touch, and every grid
-    stays contiguous and non-empty; stops when all are in the band or no move helps. Returns a
+    stays contiguous and non-empty; stops when all are in the window or no move helps. Returns a
     new assignment (same labels as `assignment`).
     """
     band = check_band(target_households, min_households, max_households)
@@ -79,24 +81,41 @@ def rebalance(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, assignment: np.ndar
     frozen = ~np.isin(assignment, list(grid_set))
     state = Labelling(graph, h, assignment, band, frozen)
     search = LocalSearch(state, {lab: 0.0 for lab in present}, cut_weight=0.0)
-    grid_hh = state.grid_households
+    window_low, window_high = band.window
 
-    def excess(x: float) -> float:
+    def band_only(x: float) -> float:
         return band_excess(band, x)
 
-    for _ in range(10 * len(blocks) + 10):
+    def window_only(x: float) -> float:
+        return max(window_low - x, 0.0) + max(x - window_high, 0.0)
+
+    # first into the band with the fewest households moved, then into the window without leaving the band
+    for excess, keep_band in ((band_only, False), (window_only, True)):
+        _moves_towards(state, search, grid_set, h, excess, keep_band, band, 10 * len(blocks) + 10)
+    return state.labels
+
+
+def _moves_towards(state: Labelling, search: LocalSearch, grid_set: set[int], h: np.ndarray, excess, keep_band: bool,
+                   band: Band, rounds: int) -> None:  # noqa: ANN001
+    """Greedy block moves among ``grid_set`` that lower the summed ``excess`` (households → float):
+    for the grid with the largest excess, the move that ends it with the fewest households, else
+    the one reducing it most. ``keep_band``: no move takes a grid out of the band."""
+    grid_hh = state.grid_households
+    for _ in range(rounds):
         outside = sorted((lab for lab in grid_set if excess(grid_hh[lab]) > TOLERANCE),
                          key=lambda lab: (-excess(grid_hh[lab]), lab))
         if not outside:
-            break
+            return
         done = False
         for lab in outside:
-            # the move that ends the excess with the fewest households, else the one reducing it most
             best = None
             for b, s, d in search.candidates(lab):
                 if s not in grid_set or d not in grid_set:
                     continue
                 hb = h[b]
+                if keep_band and (band_excess(band, grid_hh[s] - hb) > TOLERANCE
+                                  or band_excess(band, grid_hh[d] + hb) > TOLERANCE):
+                    continue
                 before = excess(grid_hh[s]) + excess(grid_hh[d])
                 after = excess(grid_hh[s] - hb) + excess(grid_hh[d] + hb)
                 if after >= before - TOLERANCE:
@@ -111,5 +130,4 @@ def rebalance(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, assignment: np.ndar
                 done = True
                 break
         if not done:
-            break
-    return state.labels
+            return

@@ -81,7 +81,12 @@ def draw_area(store: Store, area_code: str, params: PlanParams | None = None, *,
     # A weighted workload's household band is scaled by this area's blocks (the whole drawing scales
     # by all areas': give workload_per_household to draw every area on one scale).
     params = with_workload_scale(params, [one[2]])
-    blocks, grids, adj = partition_area(*one, params, locked_grids(store), say)
+    meter = None
+    if params.max_route_min is not None:
+        from gridpatrol.layers.grids.route_cap import RouteMeter
+
+        meter = RouteMeter.around(store, area.geometry)
+    blocks, grids, adj = partition_area(*one, params, locked_grids(store), say, meter)
     metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
     metrics["areas"] = [str(area_code)]
     metrics["data_coverage"] = summary_of(checks)

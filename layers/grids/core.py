@@ -240,10 +240,13 @@ def plan_caps(grids: pd.DataFrame, params: PlanParams) -> list[tuple[np.ndarray,
             if cap is not None and col in grids]
 
 
-def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame:
+def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams, meter=None) -> gpd.GeoDataFrame:  # noqa: ANN001
     """Grids outside the band that no regrouping of blocks can fix are exempt (and reported):
     a single indivisible block, or the only grid of an area whose workload is all below the
-    band (grids may not cross area boundaries). The band is the plan's workload band."""
+    band (grids may not cross area boundaries), or one whose every merge breaks a hard cap. The
+    band is the plan's workload band. With ``--max-route-min`` and a ``meter``
+    (route_cap.RouteMeter) the patrol is one of the caps, and ``route_min`` / ``route_lower_min``
+    hold each grid's patrol (minutes, from the default start)."""
     grids = grids.copy()
     hh = grid_workload(grids, params)
     _, low, high = params.workload_band()
@@ -263,9 +266,19 @@ def mark_exempt(grids: gpd.GeoDataFrame, params: PlanParams) -> gpd.GeoDataFrame
     # below the band, and no merge with a touching grid can lift it without breaking a hard cap
     forced = np.zeros(len(grids), dtype=bool)
     caps = plan_caps(grids, params)
-    if caps:
+    pair_share = None
+    if getattr(params, "max_route_min", None) and meter is not None:
+        from gridpatrol.layers.grids.route_cap import route_inputs
+
+        route = route_inputs(meter, grids.reset_index(drop=True), params.max_route_min)
+        grids["route_min"], grids["route_lower_min"] = route["route_minutes"], route["route_lower"]
+        below = hh < low
+
+        def pair_share(i: int, j: int) -> float:
+            return route["pair_route_share"](i, j) if below[i] or below[j] else 0.0
+    if caps or pair_share is not None:
         pairs = np.column_stack([left[keep][shared > 0], right[keep][shared > 0]])
-        blocked, share = merge_blocked(pairs, hh, caps, high)
+        blocked, share = merge_blocked(pairs, hh, caps, high, pair_share)
         forced = blocked & ~np.isnan(share) & (hh < low)
     grids["exempt"] = out_band & ((grids["n_blocks"].to_numpy() == 1) | isolated_small | forced)
     return grids
@@ -370,7 +383,12 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
 
             blocks, grids, adj, rural[str(one[0]["code"])] = partition_area_rural(store, *one, params, locked_all, say)
         else:
-            blocks, grids, adj = partition_area(*one, params, locked_all, say)
+            meter = None
+            if params.max_route_min is not None:
+                from gridpatrol.layers.grids.route_cap import RouteMeter
+
+                meter = RouteMeter.around(store, one[0].geometry)
+            blocks, grids, adj = partition_area(*one, params, locked_all, say, meter)
         all_blocks.append(blocks)
         all_grids.append(grids)
         graphs.append(adj)
@@ -432,11 +450,20 @@ def area_blocks(store: Store, area: pd.Series, params: PlanParams, next_block: i
 
 def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,  # noqa: ANN001
                    barriers: gpd.GeoDataFrame, params: PlanParams, locked_all: gpd.GeoDataFrame,
-                   say: Progress) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, nx.Graph]:
+                   say: Progress, meter=None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, nx.Graph]:  # noqa: ANN001
     """Blocks (with grid_code), grids and block adjacency of one area's blocks (see area_blocks), cut by
-    ``params`` (its workload scale set); the grids of ``locked_all`` inside the area are kept."""
+    ``params`` (its workload scale set); the grids of ``locked_all`` inside the area are kept.
+    ``meter`` (route_cap.RouteMeter on the streets around the area) is needed for ``max_route_min``."""
     from gridpatrol.gis.blocks import block_adjacency
-    from gridpatrol.gis.partition import enforce_caps, merge_small, partition_blocks
+    from gridpatrol.gis.partition import (
+        absorb_empty,
+        enforce_caps,
+        enforce_route,
+        merge_small,
+        partition_blocks,
+        resplit_empty,
+    )
+    from gridpatrol.layers.grids.route_cap import M_PER_MIN, ROUTE_PER_STREET, RouteMeter
 
     fmt = CodeFormat(params.code_format)
     target, low, high = params.workload_band()
@@ -444,8 +471,15 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
     say(f"area {area['code']}: partitioning")
     kw = {}
-    if params.max_street_m is not None:
-        kw["max_street_m"] = params.max_street_m
+    max_route = getattr(params, "max_route_min", None)
+    street_cap = params.max_street_m
+    if max_route is not None:
+        # while cutting, the street length stands in for the patrol (route ≈ 2 × streets)
+        est = max_route * M_PER_MIN / ROUTE_PER_STREET
+        street_cap = est if street_cap is None else min(street_cap, est)
+        meter = meter if meter is not None else RouteMeter(roads)
+    if street_cap is not None:
+        kw["max_street_m"] = street_cap
     if params.max_area_m2 is not None:
         kw["max_area_m2"] = params.max_area_m2
     locked = locked_all[locked_all["parent_code"].astype(str) == str(area["code"])]
@@ -458,12 +492,34 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     labels = np.asarray(partition_blocks(
         loads, adj, target_households=target, min_households=low,
         max_households=high, seed=params.seed, **kw))
-    if params.max_street_m is not None or params.max_area_m2 is not None:
-        # the caps are hard: a grid over one is split until it meets it or is a single block
-        caps = {"max_street_m": params.max_street_m, "max_area_m2": params.max_area_m2}
-        labels = enforce_caps(loads, adj, labels, seed=params.seed, locked=kw.get("locked"), **caps)
+    if street_cap is not None or params.max_area_m2 is not None:
+        # the caps are hard: a grid over one is split until it meets it or is a single block (the
+        # patrol's street estimate only sets the grid count above: the exact patrol decides splits)
+        hard = {"max_street_m": params.max_street_m, "max_area_m2": params.max_area_m2}
+        labels = enforce_caps(loads, adj, labels, seed=params.seed, locked=kw.get("locked"), **hard)
+        accept = None
+        if max_route is not None:
+            geoms = blocks.geometry.to_crs(4326).to_numpy() if blocks.crs and not blocks.crs.equals(4326) \
+                else blocks.geometry.to_numpy()
+
+            def route_of(idx: np.ndarray) -> float:
+                return meter.of_blocks(geoms, idx)[0]
+
+            def accept(idx: np.ndarray) -> bool:
+                return route_of(idx) <= max_route * (1 + 1e-9)
+
+            say(f"area {area['code']}: patrols of the grids (--max-route-min {max_route:g})")
+            labels = enforce_route(loads, adj, labels, minutes_of=route_of, max_minutes=max_route,
+                                   seed=params.seed, locked=kw.get("locked"))
         # the split leaves grids of streets or land without households: join them where the caps allow
-        labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), **caps)
+        # (the real street cap, not the estimate: the exact patrol decides through ``accept``)
+        labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), accept=accept, **hard)
+        # grids of 0 households that no whole merge can join: their blocks go one by one to the grids around
+        labels = absorb_empty(loads, adj, labels, blocks["households"].to_numpy(dtype=float), high=high,
+                              locked=kw.get("locked"), accept=accept, **hard)
+        # and those left: re-cut with a touching grid that has households into two that both have some
+        labels = resplit_empty(loads, adj, labels, blocks["households"].to_numpy(dtype=float), high=high,
+                               locked=kw.get("locked"), accept=accept, seed=params.seed, **hard)
     blocks = blocks.copy()
     blocks["area_code"] = str(area["code"])
     blocks["_part"] = labels
@@ -476,7 +532,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     parts["code"] = _codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
     code_of = dict(zip(parts["_part"], parts["code"]))
     blocks["grid_code"] = [code_of[p] for p in labels]
-    grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params)
+    grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params, meter)
     return blocks.drop(columns=["_part"]), grids, adj
 
 
@@ -586,12 +642,18 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
         from gridpatrol.layers.grids.rural_draw import add_rural_checks
 
         return add_rural_checks(store, grids, blocks, areas, buildings, params, metric)
+    route = {}
+    if getattr(params, "max_route_min", None):
+        from gridpatrol.layers.grids.route_cap import RouteMeter, route_inputs
+
+        route = route_inputs(RouteMeter.around(store, shapely.box(*grids.total_bounds)), grids.reset_index(drop=True),
+                             params.max_route_min)
     res = check_plan(grids, areas, buildings,
                      blocks=blocks if blocks is not None and len(blocks) else None,
                      min_households=low, max_households=high,
                      code_format=params.code_format, metric_crs=metric, recount_households=False,
                      target_households=target, workload=load, workload_unit=params.workload_unit(),
-                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2)
+                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2, **route)
     if not params.on_households:
         res.summary["balance"] = params.balance
         res.summary["weights"] = params.workload_weights()

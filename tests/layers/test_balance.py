@@ -166,3 +166,39 @@ def test_bad_balance_options_are_refused_with_what_and_where(jj, values, words):
         gl.draw_grids(jj, gl.PlanParams.parse(values))
     with pytest.raises(Exception, match="no grid plan yet"):
         gl.latest_plan_id(jj)
+
+
+def test_split_of_a_population_plan_cuts_equal_persons_not_equal_households(jj, tmp_path):  # noqa: ANN001
+    """split-grid on a population plan cuts parts of equal persons: on the grid where a cut into
+    equal households (the same splitter on households, computed here) leaves the persons most
+    unequal, the edit's parts are far more equal in persons (#15: a split by households was not
+    caught before)."""
+    from gridpatrol.gis.blocks import block_adjacency
+    from gridpatrol.gis.partition import split_grid as split_blocks
+
+    store = jj
+    f = tmp_path / "register.csv"
+    _register_csv(store, f)
+    import_households(store, f)
+    pid = gl.draw_grids(store, gl.PlanParams(balance="population", seed=1))
+    blocks = gl.read_blocks(store, pid)
+    metric = local_metric_crs(*blocks.union_all().centroid.coords[0])
+    adj = block_adjacency(blocks, metric_crs=metric)
+    gaps = {}
+    for code, sub in blocks.groupby("grid_code"):
+        if len(sub) < 4:
+            continue
+        sub = sub.reset_index(drop=True)
+        pop = sub["population"].to_numpy()
+        by_hh = split_blocks(sub, adj, 2, seed=1)
+        by_pop = split_blocks(sub.assign(households=pop), adj, 2, seed=1)
+        gaps[code] = (abs(pop[by_hh == 0].sum() - pop[by_hh == 1].sum()),
+                      abs(pop[by_pop == 0].sum() - pop[by_pop == 1].sum()), pop.sum())
+    code = max(gaps, key=lambda c: gaps[c][0] - gaps[c][1])
+    hh_cut_gap, pop_cut_gap, total = gaps[code]
+    assert hh_cut_gap > 2 * pop_cut_gap + 20, gaps[code]  # the grid tells the two cuts apart
+
+    r = gl.split_grid(store, code, 2, force=True)
+    p = gl.read_grids(store, r.plan_id).set_index("code").loc[r.changed_codes, "population"].to_numpy()
+    assert len(p) == 2 and p.sum() == pytest.approx(total)
+    assert abs(p[0] - p[1]) < 0.5 * hh_cut_gap, (p, gaps[code])

@@ -161,3 +161,48 @@ def test_a_rebalance_that_moves_nothing_writes_no_version(drawn):
             assert len(plans.list_plans(store)) == versions + 1 and r.parent_plan_id < r.plan_id
     # the plan is drawn into the window: some neighbours have nothing to trade
     assert noop
+
+
+def test_rebalance_brings_grids_in_the_band_back_into_the_window(drawn):
+    """Two touching grids in the window; a block moved from one to the other leaves both in the
+    band 300–500 but one outside the window 360–440: rebalance moves them back into the window
+    (it aims at the window, not only the band) and writes a new version (#15)."""
+    store = drawn
+    grids = plans.read_grids(store).set_index("code")
+    blocks = plans.read_blocks(store)
+    hh = grids["households"].to_dict()
+    lo, hi = 360, 440
+
+    def in_window(x: float) -> bool:
+        return lo - 1e-9 <= x <= hi + 1e-9
+
+    graph = _grid_neighbours(grids.reset_index())
+    adj = block_adjacency(blocks.to_crs(blocks.estimate_utm_crs()))
+    code_of = dict(zip(blocks["block_id"], blocks["grid_code"]))
+    hh_block = dict(zip(blocks["block_id"], blocks["households"]))
+    chosen = None
+    for u, v in adj.edges:
+        a, b = code_of[u], code_of[v]
+        for frm, to, blk in ((a, b, u), (b, a, v)):
+            if frm == to or not graph.has_edge(frm, to) or not (in_window(hh[frm]) and in_window(hh[to])):
+                continue
+            h = hh_block[blk]
+            if hh[to] + h > hi + 1 and hh[to] + h <= 500 and hh[frm] - h >= 300:
+                chosen = (frm, to, blk)
+                break
+        if chosen:
+            break
+    assert chosen
+    frm, to, blk = chosen
+    try:
+        plans.move_blocks(store, to, [int(blk)])
+    except ConflictError:
+        pytest.skip("the chosen move is refused (a grid would fall apart)")
+    moved = plans.read_grids(store).set_index("code")["households"]
+    assert not in_window(moved[to]) and 300 <= moved[to] <= 500 and 300 <= moved[frm] <= 500
+    versions = len(plans.list_plans(store))
+    r = plans.rebalance_grids(store, [frm, to])
+    assert r.plan_id != r.parent_plan_id and len(plans.list_plans(store)) == versions + 1
+    after = plans.read_grids(store, r.plan_id).set_index("code")["households"]
+    assert in_window(after[frm]) and in_window(after[to])
+    assert after[frm] + after[to] == pytest.approx(moved[frm] + moved[to])

@@ -146,6 +146,8 @@ def test_travel_limit_without_rural_mode_is_refused() -> None:
         PlanParams.parse({"mode": "village"})
     with pytest.raises(InputError, match="--max-street-m"):
         PlanParams.parse({"mode": "rural", "max_street_m": 3000})
+    with pytest.raises(InputError, match="--max-route-min"):  # the urban patrol cap: rural has its travel limit
+        PlanParams.parse({"mode": "rural", "max_route_min": 60})
     with pytest.raises(InputError, match="balance households only"):
         PlanParams.parse({"mode": "rural", "balance": "population"})
     assert PlanParams.parse({"mode": "rural", "max_travel_min": 10, "travel_mode": "walk"}).max_travel_min == 10
