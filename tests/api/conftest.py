@@ -33,9 +33,14 @@ def app(loaded_store_url):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="module")
-def client(app):  # noqa: ANN001, ANN201
+def client(app, request):  # noqa: ANN001, ANN201
+    """A test client of ``app``. A module that sets ``SERVER_WORKER = False`` gets it without the app's lifespan:
+    no job worker thread in the server, so each test runs the store's worker itself and sees its job queued first."""
     from fastapi.testclient import TestClient
 
+    if not getattr(request.module, "SERVER_WORKER", True):
+        yield TestClient(app, raise_server_exceptions=False)
+        return
     with TestClient(app, raise_server_exceptions=False) as c:
         yield c
 

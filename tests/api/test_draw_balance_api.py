@@ -8,18 +8,13 @@ import pytest
 from tests.api.login import bearer
 from tests.cached_stores import JOB_PASSWORD
 
+SERVER_WORKER = False  # tests/api/conftest.py: no worker thread in the server; tests drain the queue themselves
+
 
 @pytest.fixture(scope="module")
 def loaded_store_url(jinjiang_store_url):  # noqa: ANN001, ANN201
     """Jinjiang with users of each role and no plan: tests/api/conftest.py's ``app`` serves it."""
     return jinjiang_store_url
-
-
-@pytest.fixture(scope="module")
-def client(app):  # noqa: ANN001, ANN201
-    from fastapi.testclient import TestClient
-
-    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")

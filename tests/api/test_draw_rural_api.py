@@ -10,6 +10,8 @@ from tests.cached_stores import JOB_PASSWORD
 
 PLANNER = "pia"
 
+SERVER_WORKER = False  # tests/api/conftest.py: no worker thread in the server; tests drain the queue themselves
+
 
 @pytest.fixture(scope="module")
 def loaded_store_url(module_store_url_rural):  # noqa: ANN001, ANN201
@@ -30,13 +32,6 @@ def module_store_url_rural(request, tmp_path_factory):  # noqa: ANN001, ANN201
         users.create_user(s, PLANNER, "planner", JOB_PASSWORD)
         s.dispose()
         yield url
-
-
-@pytest.fixture(scope="module")
-def client(app):  # noqa: ANN001, ANN201
-    from fastapi.testclient import TestClient
-
-    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")

@@ -22,19 +22,12 @@ from tests.conftest import data_path
 
 WORKER = "wu"
 
+SERVER_WORKER = False  # tests/api/conftest.py: no worker thread in the server; tests drain the queue themselves
+
 
 @pytest.fixture(scope="module")
 def loaded_store_url(jinjiang_store_url):  # noqa: ANN001, ANN201
     return jinjiang_store_url
-
-
-@pytest.fixture(scope="module")
-def client(app):  # noqa: ANN001, ANN201
-    # No lifespan: no worker thread in the server; each test runs the store's worker itself (drain),
-    # so every job is seen queued first.
-    from fastapi.testclient import TestClient
-
-    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")

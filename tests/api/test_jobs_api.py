@@ -19,6 +19,8 @@ from tests.conftest import poll_until
 
 USERS, PASSWORD = JOB_USERS, JOB_PASSWORD
 
+SERVER_WORKER = False  # tests/api/conftest.py: no worker thread in the server; tests drain the queue themselves
+
 
 @pytest.fixture(scope="module")
 def loaded_store_url(jinjiang_store_url):  # noqa: ANN001, ANN201
@@ -29,15 +31,6 @@ def loaded_store_url(jinjiang_store_url):  # noqa: ANN001, ANN201
 @pytest.fixture(scope="module")
 def url(loaded_store_url):  # noqa: ANN001, ANN201
     return loaded_store_url
-
-
-@pytest.fixture(scope="module")
-def client(app):  # noqa: ANN001, ANN201
-    # Not entered as a context manager: no lifespan, so no worker thread in the server; each test
-    # runs the store's worker itself (drain) and sees the job queued first.
-    from fastapi.testclient import TestClient
-
-    return TestClient(app, raise_server_exceptions=False)
 
 
 @pytest.fixture(scope="module")
