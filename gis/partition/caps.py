@@ -39,29 +39,46 @@ def enforce_caps(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarr
     of ``locked`` labels (per block, -1 free) are left alone. Deterministic for a ``seed``.
     """
     caps = block_caps(blocks, max_street_m, max_area_m2)
+    if not caps:
+        return np.asarray(labels, dtype=np.int64).copy()
+    h = block_households(blocks)
+
+    def load_of(idx: np.ndarray) -> np.ndarray:
+        cap_load = sum(v[idx] / cap for v, cap in caps)
+        total, hh = float(cap_load.sum()), h[idx]
+        return cap_load + (hh / hh.sum() * total if hh.sum() > 0 else 0.0)
+
+    return _split_while_over(blocks, adjacency, labels, locked, seed,
+                             lambda idx: max(float(v[idx].sum()) / cap for v, cap in caps), load_of)
+
+
+def _split_while_over(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, locked: np.ndarray | None,
+                      seed: int, share_of: Callable[[np.ndarray], float],
+                      load_of: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``labels`` with every grid whose ``share_of(block indices)`` (its measure over the cap) is over 1 cut
+    into ceil(share / CAP_HEADROOM) contiguous parts (at least 2) of equal ``load_of(block indices)``, for
+    CAP_ROUNDS rounds; single blocks and grids of ``locked`` labels (per block, -1 free) are left alone. New
+    parts get labels above the largest one. The loop of :func:`enforce_caps` and :func:`enforce_route`."""
     labels = np.asarray(labels, dtype=np.int64).copy()
-    if not caps or len(labels) == 0:
+    if len(labels) == 0:
         return labels
     keep = set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
-    h = block_households(blocks)
     nxt = int(labels.max()) + 1
     for _ in range(CAP_ROUNDS):
         over = []
         for lab in np.unique(labels).tolist():
             idx = np.flatnonzero(labels == lab)
-            share = max(float(v[idx].sum()) / cap for v, cap in caps)
-            if share > 1 + TOLERANCE and len(idx) > 1 and int(lab) not in keep:
+            if len(idx) < 2 or int(lab) in keep:
+                continue
+            share = share_of(idx)
+            if share > 1 + TOLERANCE:
                 over.append((idx, share))
         if not over:
             break
         for idx, share in over:
             k = int(min(len(idx), max(2, math.ceil(share / CAP_HEADROOM - TOLERANCE))))
-            cap_load = sum(v[idx] / cap for v, cap in caps)
-            total = float(cap_load.sum())
-            hh = h[idx]
-            load = cap_load + (hh / hh.sum() * total if hh.sum() > 0 else 0.0)
             try:
-                parts = split_grid(blocks.iloc[idx].assign(households=load), adjacency, k, seed=seed)
+                parts = split_grid(blocks.iloc[idx].assign(households=load_of(idx)), adjacency, k, seed=seed)
             except InputError:
                 continue  # its blocks are not connected: check-grids reports the grid
             for p in sorted(set(parts.tolist()) - {0}):
@@ -80,37 +97,16 @@ def enforce_route(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndar
     load: a block's share of the grid's streets (``street_m``) plus its share of the workload,
     as ``enforce_caps`` cuts; a part still over is split again (CAP_ROUNDS rounds).
     """
-    labels = np.asarray(labels, dtype=np.int64).copy()
-    if len(labels) == 0:
-        return labels
-    keep = set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
     h = block_households(blocks)
     street = blocks["street_m"].to_numpy(dtype=float) if "street_m" in blocks else np.ones(len(blocks))
-    nxt = int(labels.max()) + 1
-    for _ in range(CAP_ROUNDS):
-        over = []
-        for lab in np.unique(labels).tolist():
-            idx = np.flatnonzero(labels == lab)
-            if len(idx) < 2 or int(lab) in keep:
-                continue
-            m = float(minutes_of(idx))
-            if m > max_minutes * (1 + TOLERANCE):
-                over.append((idx, m / max_minutes))
-        if not over:
-            break
-        for idx, share in over:
-            k = int(min(len(idx), max(2, math.ceil(share / CAP_HEADROOM - TOLERANCE))))
-            s, hh = street[idx], h[idx]
-            load = (s / s.sum() if s.sum() > 0 else np.full(len(idx), 1.0 / len(idx)))
-            load = load + (hh / hh.sum() if hh.sum() > 0 else 0.0)
-            try:
-                parts = split_grid(blocks.iloc[idx].assign(households=load), adjacency, k, seed=seed)
-            except InputError:
-                continue  # its blocks are not connected: check-grids reports the grid
-            for p in sorted(set(parts.tolist()) - {0}):
-                labels[idx[parts == p]] = nxt
-                nxt += 1
-    return labels
+
+    def load_of(idx: np.ndarray) -> np.ndarray:
+        s, hh = street[idx], h[idx]
+        load = s / s.sum() if s.sum() > 0 else np.full(len(idx), 1.0 / len(idx))
+        return load + (hh / hh.sum() if hh.sum() > 0 else 0.0)
+
+    return _split_while_over(blocks, adjacency, labels, locked, seed,
+                             lambda idx: float(minutes_of(idx)) / max_minutes, load_of)
 
 
 def merge_small(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, *, low: float, high: float,
