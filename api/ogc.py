@@ -19,7 +19,7 @@ from gridpatrol.api.auth import (
     layer_filter,
     visible_layers,
 )
-from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep, known_principal, pg_pool
+from gridpatrol.api.deps import RowId, SettingsDep, StoreDep, UserDep, fast_path_user, pg_pool
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.layers import features
 from gridpatrol.layers.store import Store
@@ -379,7 +379,7 @@ def item(layer: str, feature_id: RowId, request: Request, store: StoreDep, princ
 # the plain page request (GET /ogc/collections/{layer}/items with only bbox, limit, offset and
 # cursor, each at most once, in the canonical form FastAPI reads the same way; a token this
 # process has already verified; PostGIS) itself, with the same user resolution
-# (api.deps.known_principal) and the same answer (items_response) as the route. Anything else —
+# (api.deps.fast_path_user) and the same answer (items_response) as the route. Anything else —
 # other or repeated parameters, odd numbers, an unknown or unverified token, GeoPackage, any error
 # — goes on to the route unchanged, which validates, authenticates and reports.
 
@@ -427,13 +427,10 @@ class ItemsFastPath:
 
     async def _answer(self, scope: Scope, layer: str) -> Response | None:
         args = fast_items_args(scope.get("query_string", b""))
-        app = scope.get("app")
-        if args is None or app is None or app.state.store.postgres_dsn is None:
-            return None
-        store, settings = app.state.store, app.state.settings
-        principal = known_principal(scope, store, settings)
+        principal = fast_path_user(scope, args)
         if principal is None:
             return None
+        store, settings = scope["app"].state.store, scope["app"].state.settings
         try:
             response = await items_response(HTTPConnection(scope), store, settings, principal, layer, **args)
         except Exception:  # noqa: BLE001  nothing sent yet: the route answers (and reports) instead

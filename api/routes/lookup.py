@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from gridpatrol.api.auth import lookup_view
-from gridpatrol.api.deps import PgPool, UserDep, known_principal, pg_pool
+from gridpatrol.api.deps import PgPool, UserDep, fast_path_user, pg_pool
 from gridpatrol.gis.crs import gcj02_to_wgs84, wgs84_to_gcj02
 from gridpatrol.gis.incidents import utc
 from gridpatrol.layers.incidents import LookupView, lookup_document, lookup_json, lookup_statement
@@ -135,13 +135,11 @@ class LookupFastPath:
 
     async def _answer(self, scope: Scope) -> bytes | None:
         args = _fast_args(scope.get("query_string", b""))
-        app = scope.get("app")
-        if args is None or app is None or app.state.store.postgres_dsn is None:
-            return None
-        settings, store = app.state.settings, app.state.store
-        principal = known_principal(scope, store, settings)
+        principal = fast_path_user(scope, args)
         if principal is None:
             return None
+        app = scope["app"]
+        settings = app.state.settings
         try:
             lon, lat = args["lon"], args["lat"]
             if args.get("crs") == "gcj02":
