@@ -80,3 +80,29 @@ def click_map_at(page, lon: float, lat: float) -> str:  # noqa: ANN001
     page.mouse.click(box["x"] + pt[0], box["y"] + pt[1])
     page.wait_for_selector("#gp-panel[data-state=loaded]", timeout=30_000)
     return page.inner_text("#gp-panel")
+
+
+@contextmanager
+def phone_session(base: str, user: str, lat: float, lon: float, *, wait_ms: int = 120_000) -> Iterator[dict]:
+    """A Pixel 5 in Shanghai's time zone (zh-CN) at ``lat``/``lon``, ``user`` logged in on the phone page
+    (/m/ → login form → back to /m/, map loaded). Yields {"ctx", "page", "outside": requests that left the
+    loopback server, "errors": page errors}."""
+    with pw.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        ctx = b.new_context(**p.devices["Pixel 5"], locale="zh-CN", timezone_id="Asia/Shanghai",
+                            geolocation={"latitude": lat, "longitude": lon, "accuracy": 8}, permissions=["geolocation"])
+        outside: list[str] = []
+        ctx.on("request", lambda r: outside.append(r.url) if urlsplit(r.url).hostname not in ("127.0.0.1", None)
+               and not r.url.startswith("data:") else None)
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(base + "/m/")  # not logged in: to the login form, and back to /m/
+        page.fill("input[name=username]", user)
+        page.fill("input[name=password]", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("#gp-map[data-state=loaded]", timeout=wait_ms)
+        try:
+            yield {"ctx": ctx, "page": page, "outside": outside, "errors": errors}
+        finally:
+            b.close()

@@ -13,28 +13,19 @@ import math
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
 from tests.api.live_server import (
-    PASSWORD,
     build_store,
     drop_schema,
     login,
     pg_schema_url,
     running_server,
 )
-from tests.conftest import missing_dependency
+from tests.e2e.chromium import phone_session, require_chromium
 
-try:
-    import playwright.sync_api as pw
-except ImportError:
-    missing_dependency("python package playwright is needed for browser tests", module=True)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 GRID_NAME = '"><script>window.__pwned=2</script>'
 STREET = "<iframe src=javascript:window.__pwned=4>"
 WAIT = 120_000
@@ -68,8 +59,7 @@ def _poison_and_plan(db: str, base: str) -> dict:
 
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def site(request, tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        missing_dependency(f"{CHROMIUM} is not installed")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("phone")
     schema = None
     if request.param == "gpkg":
@@ -119,23 +109,9 @@ def phone(site):
     h = login(site["base"], "wu")
     data = httpx.get(site["base"] + "/m/data", headers=h, timeout=120).json()
     lat, lon, m = _standing_point(data["shifts"][0])
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = b.new_context(**p.devices["Pixel 5"], locale="zh-CN", timezone_id="Asia/Shanghai",
-                            geolocation={"latitude": lat, "longitude": lon, "accuracy": 8}, permissions=["geolocation"])
-        outside: list[str] = []
-        ctx.on("request", lambda r: outside.append(r.url) if urlsplit(r.url).hostname not in ("127.0.0.1", None)
-               and not r.url.startswith("data:") else None)
-        page = ctx.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.goto(site["base"] + "/m/")  # not logged in: to the login form, and back to /m/
-        page.fill("input[name=username]", "wu")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_selector("#gp-map[data-state=loaded]", timeout=WAIT)
-        yield {"ctx": ctx, "page": page, "data": data, "at": (lat, lon, m), "outside": outside}
-        b.close()
+    with phone_session(site["base"], "wu", lat, lon, wait_ms=WAIT) as s:
+        s["page"].errors = s["errors"]  # type: ignore[attr-defined]
+        yield {"ctx": s["ctx"], "page": s["page"], "data": data, "at": (lat, lon, m), "outside": s["outside"]}
 
 
 def _dan_incidents(base: str, text: str) -> list[dict]:

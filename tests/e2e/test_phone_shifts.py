@@ -8,22 +8,14 @@ API (/m/data, with made-up parameters) or the routes API (list, GeoJSON, GPX, sh
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 
 from tests.api.live_server import PASSWORD, build_store, cli, login, running_server
-from tests.conftest import missing_dependency
+from tests.e2e.chromium import phone_session, require_chromium
 
-try:
-    import playwright.sync_api as pw
-except ImportError:
-    missing_dependency("python package playwright is needed for browser tests", module=True)
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"]
 WAIT = 120_000
 TZ = ZoneInfo("Asia/Shanghai")
 CYCLE_DAYS = 3
@@ -32,8 +24,7 @@ OTHER = "wang"
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        missing_dependency(f"{CHROMIUM} is not installed")
+    require_chromium()
     tmp = tmp_path_factory.mktemp("phone-shifts")
     db = f"gpkg:///{tmp / 'm.gpkg'}"
     build_store(db, tmp)
@@ -76,21 +67,9 @@ def _shifts_by_planner(site, code: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def phone(site):
-    with pw.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        ctx = b.new_context(**p.devices["Pixel 5"], locale="zh-CN", timezone_id="Asia/Shanghai",
-                            geolocation={"latitude": 30.65, "longitude": 104.08, "accuracy": 8},
-                            permissions=["geolocation"])
-        page = ctx.new_page()
-        page.errors = []  # type: ignore[attr-defined]
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
-        page.goto(site["base"] + "/m/")
-        page.fill("input[name=username]", "wu")
-        page.fill("input[name=password]", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_selector("#gp-map[data-state=loaded]", timeout=WAIT)
-        yield page
-        b.close()
+    with phone_session(site["base"], "wu", 30.65, 104.08, wait_ms=WAIT) as s:
+        s["page"].errors = s["errors"]  # type: ignore[attr-defined]
+        yield s["page"]
 
 
 def test_the_worker_sees_todays_shifts_of_their_grids_by_the_calendar(site, phone):
