@@ -40,7 +40,9 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
     from gridpatrol.layers import jobs
     from gridpatrol.layers.plan_params import RebalanceParams
 
-    jobs.create(store, "rebalance", RebalanceParams(codes=["g1", "g2"]), created_by="ada", lock_key=None)
+    job_id = jobs.create(store, "rebalance", RebalanceParams(codes=["g1", "g2"]), created_by="ada", lock_key=None)
+    with store.begin() as conn:  # what a job keeps for its owner (a patrol report's XLSX), as a worker writes it
+        jobs.save_output(conn, job_id, "考核表.xlsx", "application/octet-stream", b"x")
     import numpy as np
     from gridpatrol.gis.tracks import Track
     from gridpatrol.layers.tracks import save_track
@@ -68,6 +70,7 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
         conn.execute(Base.metadata.tables["users"].update().values(created_at=WHEN, tokens_revoked_at=WHEN))
         conn.execute(Base.metadata.tables["jobs"].update().values(  # as a worker's updates would
             created_at=WHEN, started_at=WHEN, finished_at=WHEN, heartbeat_at=WHEN))
+        conn.execute(Base.metadata.tables["job_files"].update().values(created_at=WHEN))
         conn.execute(Base.metadata.tables["tracks"].update().values(start_at=WHEN, end_at=WHEN, created_at=WHEN))
         conn.execute(Base.metadata.tables["track_chunks"].update().values(received_at=WHEN))
         # A phone report's key and photo, as POST /m/reports writes them.
