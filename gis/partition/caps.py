@@ -26,6 +26,19 @@ def cap_shares(blocks: gpd.GeoDataFrame, labels: np.ndarray, max_street_m: float
     return out
 
 
+def _locked_labels(locked: np.ndarray | None) -> set[int]:
+    """The labels of locked grids (``locked``: per block, -1 free) that no cap step may change."""
+    return set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
+
+
+def _row_edges(blocks: gpd.GeoDataFrame, adjacency: nx.Graph) -> np.ndarray:
+    """The edges of ``adjacency`` between rows of ``blocks`` as (k, 2) row indices, in the graph's edge order
+    (edges to blocks outside ``blocks`` left out)."""
+    pos = {int(b): i for i, b in enumerate(blocks["block_id"].tolist())}
+    return np.array([(pos[int(u)], pos[int(v)]) for u, v in adjacency.edges() if int(u) in pos and int(v) in pos],
+                    dtype=np.int64).reshape(-1, 2)
+
+
 def enforce_caps(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, *,
                  max_street_m: float | None = None, max_area_m2: float | None = None, seed: int = 0,
                  locked: np.ndarray | None = None) -> np.ndarray:
@@ -62,7 +75,7 @@ def _split_while_over(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) == 0:
         return labels
-    keep = set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
+    keep = _locked_labels(locked)
     nxt = int(labels.max()) + 1
     for _ in range(CAP_ROUNDS):
         over = []
@@ -121,11 +134,9 @@ def merge_small(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarra
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) == 0:
         return labels
-    keep = set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
+    keep = _locked_labels(locked)
     h = block_households(blocks)
-    pos = {int(b): i for i, b in enumerate(blocks["block_id"].tolist())}
-    edges = np.array([(pos[int(u)], pos[int(v)]) for u, v in adjacency.edges() if int(u) in pos and int(v) in pos],
-                     dtype=np.int64).reshape(-1, 2)
+    edges = _row_edges(blocks, adjacency)
     while True:
         n = int(labels.max()) + 1
         w = np.bincount(labels, weights=h, minlength=n)
@@ -198,15 +209,13 @@ def absorb_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarr
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) == 0:
         return labels
-    keep = set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
+    keep = _locked_labels(locked)
     hh = np.asarray(households, dtype=float)
     load = block_households(blocks)
-    pos = {int(b): i for i, b in enumerate(blocks["block_id"].tolist())}
     nbrs: list[list[int]] = [[] for _ in range(len(labels))]
-    for u, v in adjacency.edges():
-        if int(u) in pos and int(v) in pos:
-            nbrs[pos[int(u)]].append(pos[int(v)])
-            nbrs[pos[int(v)]].append(pos[int(u)])
+    for i, j in _row_edges(blocks, adjacency).tolist():
+        nbrs[i].append(j)
+        nbrs[j].append(i)
     tried: set[int] = set()
     while True:
         n = int(labels.max()) + 1
@@ -267,12 +276,10 @@ def resplit_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndar
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) == 0:
         return labels
-    keep = set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
+    keep = _locked_labels(locked)
     hh = np.asarray(households, dtype=float)
     load = block_households(blocks)
-    pos = {int(b): i for i, b in enumerate(blocks["block_id"].tolist())}
-    edges = np.array([(pos[int(u)], pos[int(v)]) for u, v in adjacency.edges() if int(u) in pos and int(v) in pos],
-                     dtype=np.int64).reshape(-1, 2)
+    edges = _row_edges(blocks, adjacency)
     n = int(labels.max()) + 1
     h_grid = np.bincount(labels, weights=hh, minlength=n)
     for g in sorted(set(labels.tolist())):
