@@ -120,6 +120,18 @@ def served_built_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.
             yield db, base, tmp
 
 
+def stop_process(proc: subprocess.Popen, *, wait_s: float = 60) -> None:
+    """Stop a server or worker process as an operator would: SIGTERM (a worker finishes the job in hand),
+    then SIGKILL if it has not ended within ``wait_s`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=wait_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @contextmanager
 def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
     """``gridpatrol serve`` on a free loopback port; yields the base URL once /readyz answers 200."""
@@ -150,12 +162,7 @@ def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = No
         yield base
     finally:
         hold.close()
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, wait_s=15)
         fh.close()
         if not os.environ.get("GRIDPATROL_KEEP_LOGS"):
             log.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ from gridpatrol.layers import jobs as jl
 from gridpatrol.layers.store import open_store
 from sqlalchemy import text
 
+from tests.api.live_server import stop_process
 from tests.cached_stores import jinjiang_inputs, jinjiang_with_users
 from tests.conftest import poll_until
 from tests.store_cache import cached_module_store_url
@@ -53,16 +54,6 @@ def worker(store, *extra: str, stalled_after: float = 8) -> subprocess.Popen:  #
                             env={**os.environ, "COLUMNS": "200"})
 
 
-def stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        p.send_signal(signal.SIGTERM)
-        try:
-            p.wait(60)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
-
-
 def rows(store, sql: str) -> list:  # noqa: ANN001
     with store.engine.connect() as c:
         return c.execute(text(sql)).all()
@@ -97,7 +88,7 @@ def recover(store, job_id: int) -> dict:  # noqa: ANN001
         assert poll_until(lambda: jl.get(store, job_id)["state"] in jl.ENDED, 300, 0.2), \
             f"job still {jl.get(store, job_id)['state']} after a live worker's recovery"
     finally:
-        stop(w)
+        stop_process(w)
     return jl.get(store, job_id)
 
 
@@ -141,7 +132,7 @@ def test_two_workers_every_job_exactly_once(store) -> None:  # noqa: ANN001
                                 check=False, capture_output=True, text=True, timeout=900, env={**os.environ, "COLUMNS": "200"})
     finally:
         for w in workers:
-            stop(w)
+            stop_process(w)
     assert waited.returncode == 0, waited.stdout + waited.stderr
     done = [jl.get(store, i) for i in ids]
     assert [(j["state"], j["attempts"]) for j in done] == [("done", 1)] * 4
@@ -161,7 +152,7 @@ def test_jobs_wait_exits_1_when_a_job_failed(store) -> None:  # noqa: ANN001
         waited = subprocess.run([GRIDPATROL, "--db", store.url, "jobs", "--wait", "--poll", "0.5"],
                                 check=False, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     finally:
-        stop(w)
+        stop_process(w)
     assert waited.returncode == 1, waited.stdout + waited.stderr
     assert f"job(s) failed: {jid}" in waited.stderr
     assert jl.get(store, jid)["state"] == "failed" and "no-such" in jl.get(store, jid)["error"]

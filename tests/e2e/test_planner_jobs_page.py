@@ -6,7 +6,6 @@ job's failure. GeoPackage: the server's own worker thread; PostGIS: a `gridpatro
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 
 import httpx
@@ -14,7 +13,7 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import CLI, E2E_SECRET_KEY, ROOT, login, served_built_store
+from tests.api.live_server import CLI, E2E_SECRET_KEY, ROOT, login, served_built_store, stop_process
 from tests.e2e.chromium import launch_chromium, open_tab, require_chromium
 
 # Records every state the progress bar shows (state, value, max, text), as the planner sees it.
@@ -47,12 +46,7 @@ def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
             yield {"base": base, "store": request.param}
         finally:
             if worker is not None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
-                    worker.wait()
+                stop_process(worker)
 
 
 @pytest.fixture(scope="module")
@@ -80,12 +74,17 @@ def _check_bar(records: list) -> None:
     assert last[0] == "done" and last[1] == last[2] >= 1 and "已完成" in last[3], records
 
 
+def _open_planner(browser, base: str, path: str) -> tuple:  # noqa: ANN001
+    """(context, page, outside, errors, version shown): planner pia on ``path`` with the bar watched, map loaded."""
+    ctx, page, outside, errors = open_tab(browser, base, "pia", init_script=WATCH_BAR)
+    page.goto(base + path)
+    _wait_loaded(page)
+    return ctx, page, outside, errors, int(page.locator("#gp-version").get_attribute("data-plan"))
+
+
 def test_redraw_and_rebalance_show_a_progress_bar_to_done(browser, site):  # noqa: ANN001
     base = site["base"]
-    ctx, page, outside, errors = open_tab(browser, base, "pia", init_script=WATCH_BAR)
-    page.goto(base + "/planner")
-    _wait_loaded(page)
-    v0 = int(page.locator("#gp-version").get_attribute("data-plan"))
+    ctx, page, outside, errors, v0 = _open_planner(browser, base, "/planner")
     assert page.locator("#gp-job").is_hidden()
 
     page.click("#gp-draw-all")
@@ -132,10 +131,7 @@ def test_redraw_and_rebalance_show_a_progress_bar_to_done(browser, site):  # noq
 
 def test_a_job_page_text_is_english_on_request(browser, site):  # noqa: ANN001
     base = site["base"]
-    ctx, page, outside, errors = open_tab(browser, base, "pia", init_script=WATCH_BAR)
-    page.goto(base + "/planner?lang=en")
-    _wait_loaded(page)
-    v = int(page.locator("#gp-version").get_attribute("data-plan"))
+    ctx, page, outside, errors, v = _open_planner(browser, base, "/planner?lang=en")
     page.click("#gp-draw-all")
     page.wait_for_selector("#gp-job[data-state=done]", timeout=600_000)
     _wait_loaded(page, v + 1)
