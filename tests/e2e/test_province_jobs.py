@@ -15,7 +15,8 @@ from gridpatrol.layers.store import open_store
 from gridpatrol.layers.synth_province import load_province
 from sqlalchemy import text
 
-from tests.e2e.test_job_workers import GRIDPATROL, stop
+from tests.api.live_server import stop_process
+from tests.e2e.test_job_workers import GRIDPATROL
 
 ENV = {**os.environ, "COLUMNS": "200"}
 
@@ -84,7 +85,7 @@ def test_province_drawn_and_routed_by_two_workers(store) -> None:  # noqa: ANN00
         assert waited.returncode == 0, waited.stdout + waited.stderr
     finally:
         for w in workers:
-            stop(w)
+            stop_process(w)
     failed = {k for i in rids for k in jl.get(store, i)["result"]["failed"]}
     with store.engine.connect() as c:
         routed = {r[0] for r in c.execute(text("SELECT DISTINCT grid_code FROM routes"))}
