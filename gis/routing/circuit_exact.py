@@ -40,7 +40,8 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
 
     ``node``, ``lb``, ``is_in``: item ends as circuit._ends gives them (node, heading leaving the node
     along the end in degrees, driving: whether the walk arrives by it). One U-turn at the start is
-    not made: the route begins and ends there. ``hint``: an order of the same passes to start from.
+    not made: the route begins and ends there. ``hint``: an order of the same passes to start from;
+    when the search finds none with fewer U-turns, ``hint`` is the order returned.
     ``work``: CP-SAT deterministic time limit (seconds) of each of the two searches.
 
     How: every way of walking an item is a node of a circuit constraint (walking, exactly one of
@@ -85,9 +86,10 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     model.Add(free <= sum(v for v, s, u in zip(x, at_start, is_u) if s and u))
     uturns = sum(v for v, u in zip(x, is_u) if u) - free
 
-    arc_of = {(t, h): v for t, h, v in zip(tails, heads, x)}
+    arc_of = {(t, h): (v, u) for t, h, v, u in zip(tails, heads, x, is_u)}
+    hinted = None
     if hint is not None:
-        _hint(model, hint, items, arr, dep, is_in, arc_of, x, skip if is_in is None else None)
+        hinted = _hint(model, hint, items, arr, dep, is_in, arc_of, skip if is_in is None else None)
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
@@ -99,6 +101,8 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
         return ExactOrder(None, None, max(lower, 0), False)
     best_u = int(round(solver.ObjectiveValue()))
     optimal = status == cp_model.OPTIMAL
+    if hinted is not None and best_u >= hinted:  # no fewer than the order given: keep it
+        return ExactOrder(list(hint), hinted, hinted if optimal else max(lower, 0), optimal)
     chosen = [solver.Value(v) for v in x]
     # With that many U-turns, the fewest turns (from the order just found).
     model.ClearHints()
@@ -118,8 +122,9 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
 
 
 def _hint(model: cp_model.CpModel, order: list[Traversal], items: list[Traversal], arr: np.ndarray, dep: np.ndarray,
-          is_in: np.ndarray | None, arc_of: dict, x: list, skip: list | None) -> None:
-    """Hint the circuit of ``order`` (the same passes as ``items``): its transitions, closed at the start."""
+          is_in: np.ndarray | None, arc_of: dict, skip: list | None) -> int:
+    """Hint the circuit of ``order`` (the same passes as ``items``): its transitions, closed at the
+    start. Returns the U-turns ``order`` makes."""
     pool: dict[tuple[int, bool], list[int]] = {}
     for i, t in enumerate(items):
         pool.setdefault((t.edge, t.forward if is_in is not None else True), []).append(i)
@@ -132,12 +137,14 @@ def _hint(model: cp_model.CpModel, order: list[Traversal], items: list[Traversal
         else:  # copy 2i walks item i forwards, 2i + 1 backwards
             seq.append(2 * i + (0 if t.forward else 1))
     on = set(zip(seq, seq[1:] + seq[:1]))
-    for (t, h), v in arc_of.items():
+    for (t, h), (v, _u) in arc_of.items():
         model.AddHint(v, (t, h) in on)
     if skip is not None:
         walked = set(seq)
         for c in range(len(skip)):
             model.AddHint(skip[c], c not in walked)
+    # The order turns at every transition but the one from its last pass back to its first.
+    return sum(arc_of[a][1] for a in on) - arc_of[(seq[-1], seq[0])][1]
 
 
 def _walk(items: list[Traversal], tails: list[int], heads: list[int], chosen: list[int], arr: np.ndarray,
