@@ -376,3 +376,43 @@ def test_exact_order_on_a_one_way_lattice_is_never_worse_at_the_same_length():
                     brute += 1
             routes += 1
     assert routes >= 20 and above >= 3 and brute >= 2, (routes, above, brute)
+
+
+def test_exact_search_takes_out_the_uturns_a_cut_leaves():
+    """Walking shifts of the lumpy streets as cut from the whole route (not ordered again) turn round
+    more than they must: the exact search, starting from that order, returns a closed walk over the
+    same passes with the fewest U-turns (brute force where it can), fewer than as cut somewhere."""
+    from gridpatrol.gis.routing.circuit import _ends
+    from gridpatrol.gis.routing.circuit_exact import fewest_uturns
+    from gridpatrol.gis.routing.route import make_route
+    from gridpatrol.gis.routing.router import Router
+    from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps
+    from gridpatrol.gis.synth_streets import lumpy_streets
+
+    roads, tiles = lumpy_streets()
+    city = street_network(roads, mode="walk")
+    shifts = fewer = brute = 0
+    for code, poly in tiles:
+        plan = plan_coverage(city, poly, mode="walk", name=code)
+        net, start = plan.network, plan.start_node
+        edge_s = net.edge_length_m / edge_speed_mps(net, "walk")
+        try:
+            cut, _ = cut_into_shifts(net, Router(net, False), plan.routes[0], plan.required_edges, 30 * 60, edge_s,
+                                     reorder=False)
+        except InputError:
+            continue  # a street farther than half an hour allows
+        out_b, in_b = net.bearings()
+        for k, r in enumerate(cut):
+            where = f"{code} shift {k + 1}"
+            exact = fewest_uturns(r.traversals, *_ends(net, r.traversals, False, out_b, in_b), start, hint=r.traversals)
+            made = make_route(net, "walk", start, exact.circuit, set(), 0.0)
+            assert _closed_at(net, made.traversals, start), where
+            assert _pass_counts(made, False) == _pass_counts(r, False), where
+            assert exact.optimal and made.n_uturns == exact.uturns <= r.n_uturns, (where, exact.uturns, r.n_uturns)
+            fewest = fewest_uturns_brute_force(net, r.traversals, start, False)
+            if fewest is not None:
+                assert fewest == exact.uturns, where
+                brute += 1
+            fewer += exact.uturns < r.n_uturns
+            shifts += 1
+    assert shifts >= 20 and fewer >= 1 and brute >= 5, (shifts, fewer, brute)
