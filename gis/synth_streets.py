@@ -15,10 +15,11 @@ _METRIC_CRS = CRS.from_epsg(32648)  # UTM 48N: where the real data is
 _ORIGIN = (402_000.0, 3_392_000.0)
 
 
-def lumpy_streets(seed: int = 3, side: int = 16, tiles: int = 3
+def lumpy_streets(seed: int = 3, side: int = 16, tiles: int = 3, oneway_share: float = 1 / 6
                   ) -> tuple[gpd.GeoDataFrame, list[tuple[str, shapely.Polygon]]]:
     """Roads (EPSG:4326, the columns of gis.osm.read_osm's roads) of a lumpy ``side`` × ``side``
-    lattice, and ``tiles`` × ``tiles`` square grids over it as [(code, polygon EPSG:4326)]."""
+    lattice, and ``tiles`` × ``tiles`` square grids over it as [(code, polygon EPSG:4326)].
+    ``oneway_share``: the share of the streets (but secondary ones) that are one-way."""
     rng = np.random.default_rng(seed)
     xs = np.r_[0.0, np.cumsum(rng.choice([40.0, 70.0, 110.0, 180.0, 260.0], side - 1))]
     ys = np.r_[0.0, np.cumsum(rng.choice([45.0, 60.0, 120.0, 200.0], side - 1))]
@@ -57,7 +58,7 @@ def lumpy_streets(seed: int = 3, side: int = 16, tiles: int = 3
     _, node = np.unique(keys, axis=0, return_inverse=True)
     n = len(segs)
     highway = np.array([s[2] for s in segs], dtype=object)
-    oneway = (highway != "secondary") & (rng.random(n) < 1 / 6)
+    oneway = (highway != "secondary") & (rng.random(n) < oneway_share)
     flip = oneway & (rng.random(n) < 0.5)
     geoms[flip] = shapely.reverse(geoms[flip])
     u, v = node.ravel()[:n].astype(np.int64) + 1, node.ravel()[n:].astype(np.int64) + 1

@@ -7,17 +7,17 @@ from dataclasses import dataclass
 
 import numpy as np
 from gridpatrol.gis.errors import GridPatrolError
+from gridpatrol.gis.routing.circuit_exact import EXACT_WORK, fewest_uturns
 from gridpatrol.gis.routing.matching import (
     ENUMERATE_UP_TO,
     all_pairings,
     min_weight_perfect_matching,
 )
-from gridpatrol.gis.routing.network import TURN_DEG, UTURN_DEG, Traversal
+from gridpatrol.gis.routing.network import TURN_COST_U, UTURN_DEG, Traversal, turn_cost, turn_dev
 from gridpatrol.gis.streets import StreetNetwork
 from scipy.cluster.hierarchy import DisjointSet
 from scipy.optimize import linear_sum_assignment
 
-TURN_COST_U = 2  # in the turn cost (turns + 2 × U-turns), a U-turn counts as two turns
 UTURN_WEIGHT = 10_000.0  # ordering a route, one U-turn outweighs the turns of any node (at most one per end)
 
 
@@ -27,17 +27,6 @@ class TurnBounds:
 
     turn_cost: int  # turns + 2 × U-turns
     uturns: int
-
-
-def _turn_dev(lb_a: np.ndarray | float, lb_b: np.ndarray | float) -> np.ndarray | float:
-    """Heading change (0–180°) arriving along end a (``lb_a``: heading leaving the node that way)
-    and leaving along end b. Symmetric in a and b."""
-    return np.abs((np.asarray(lb_b) - lb_a) % 360.0 - 180.0)
-
-
-def _turn_cost(dev: np.ndarray) -> np.ndarray:
-    """Whole turns of a heading change (as count_turns counts them: 0 straight, 1 turn, 2 U-turn)."""
-    return np.where(dev < TURN_DEG, 0, np.where(dev < UTURN_DEG, 1, TURN_COST_U))
 
 
 def _order_cost(dev: np.ndarray, whole: np.ndarray) -> np.ndarray:
@@ -56,8 +45,8 @@ def _pair_ends(lb: np.ndarray, ends: np.ndarray, is_in: np.ndarray | None, at_st
         a = b = ends
     else:
         a, b = ends[is_in], ends[~is_in]
-    dev = _turn_dev(lb[a][:, None], lb[b][None, :])
-    whole = _turn_cost(dev)
+    dev = turn_dev(lb[a][:, None], lb[b][None, :])
+    whole = turn_cost(dev)
     C = _order_cost(dev, whole)
     if is_in is None:
         n = len(ends)
@@ -117,8 +106,8 @@ def _pair_nodes(node: np.ndarray, lb: np.ndarray, is_in: np.ndarray | None, star
             E = order[first[:, None] + np.arange(size)]  # nodes × ends
             P = all_pairings(size)  # pairings × pairs × 2
             ea, eb = E[:, P[:, :, 0]], E[:, P[:, :, 1]]  # nodes × pairings × pairs
-            dev = _turn_dev(lb[ea], lb[eb])
-            whole = _turn_cost(dev)
+            dev = turn_dev(lb[ea], lb[eb])
+            whole = turn_cost(dev)
             best = np.argmin(_order_cost(dev, whole).sum(axis=2), axis=1)
             rows = np.arange(len(E))
             pa, pb = ea[rows, best].ravel(), eb[rows, best].ravel()
@@ -156,12 +145,16 @@ def turn_bounds(net: StreetNetwork, traversals: list[Traversal], start: int, dir
 
 
 def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
-                  out_b: np.ndarray, in_b: np.ndarray) -> tuple[list[Traversal], TurnBounds]:
+                  out_b: np.ndarray, in_b: np.ndarray, exact_work: float = EXACT_WORK
+                  ) -> tuple[list[Traversal], TurnBounds]:
     """A closed walk from ``start`` over every item, with few U-turns and turns; and lower bounds
     on the turn cost (turns + 2 × U-turns) and the U-turns of any closed walk over the same items.
 
     ``out_b``, ``in_b``: the network's bearings. Walking (``directed`` False) items may be walked
-    either way; driving items keep their direction. How: docs/routing.md, step "circuit".
+    either way; driving items keep their direction. When the order found node by node turns round
+    more often than the node bound, an exact search (``circuit_exact.fewest_uturns``, at most
+    ``exact_work`` deterministic seconds; 0: none) looks for an order with fewer and raises the
+    bound to what it proves. How: docs/routing.md, step "circuit".
     """
     m = len(items)
     if m == 0:
@@ -171,12 +164,26 @@ def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direct
     _join_trails(partner, node, lb, is_in)
     if _count_uturns(partner, lb, node, start) > bounds.uturns:
         _fewer_uturns(partner, node, lb, is_in, start)
+    circuit = _circuit_of(partner, items, node, lb, is_in, start)
+    made = _count_uturns(partner, lb, node, start)
+    if made > bounds.uturns and exact_work > 0:
+        exact = fewest_uturns(items, node, lb, is_in, start, hint=circuit, work=exact_work)
+        bounds.uturns = max(bounds.uturns, min(exact.lower_bound, made))
+        if exact.circuit is not None and exact.uturns < made:
+            circuit = exact.circuit
+    return circuit, bounds
+
+
+def _circuit_of(partner: np.ndarray, items: list[Traversal], node: np.ndarray, lb: np.ndarray,
+                is_in: np.ndarray | None, start: int) -> list[Traversal]:
+    """The closed walk of the pairing ``partner`` as passes from the start."""
+    m = len(items)
     # Begin at the start, breaking its dearest transition (the route starts and ends there).
     here = np.flatnonzero(node == start)
     if len(here) == 0:
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
     cand = here if is_in is None else here[~is_in[here]]
-    dep = int(cand[np.argmax(_turn_dev(lb[partner[cand]], lb[cand]))])
+    dep = int(cand[np.argmax(turn_dev(lb[partner[cand]], lb[cand]))])
     last = int(partner[dep])
     circuit: list[Traversal] = []
     pl = partner.tolist()
@@ -189,12 +196,12 @@ def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direct
         dep = pl[arrive]
     if len(circuit) != m:
         raise GridPatrolError("route pieces are not connected (internal error: please report)")
-    return circuit, bounds
+    return circuit
 
 
 def _count_uturns(partner: np.ndarray, lb: np.ndarray, node: np.ndarray, start: int) -> int:
     """U-turns the pairing ``partner`` makes (one at the start is where the route begins and ends)."""
-    u = _turn_dev(lb, lb[partner]) >= UTURN_DEG  # each transition counted from both its ends
+    u = turn_dev(lb, lb[partner]) >= UTURN_DEG  # each transition counted from both its ends
     return max(int(u.sum()) // 2 - bool(u[node == start].any()), 0)
 
 
@@ -212,8 +219,8 @@ def _join_trails(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: n
         return
 
     def cost(a: int, b: int) -> float:
-        dev = _turn_dev(lb[a], lb[b])
-        return float(_order_cost(dev, _turn_cost(dev)))
+        dev = turn_dev(lb[a], lb[b])
+        return float(_order_cost(dev, turn_cost(dev)))
 
     # Transitions at each node where more than one trail passes: (arrival, departure) ends.
     by_node: dict[int, list[tuple[int, int]]] = {}
@@ -286,11 +293,11 @@ def _fewer_uturns(partner: np.ndarray, node: np.ndarray, lb: np.ndarray, is_in: 
     nodes = node.tolist()
 
     def cost(a: int, b: int) -> float:
-        dev = _turn_dev(lb[a], lb[b])
-        return float(_order_cost(dev, _turn_cost(dev)))
+        dev = turn_dev(lb[a], lb[b])
+        return float(_order_cost(dev, turn_cost(dev)))
 
     def is_u(a: int, b: int) -> bool:
-        return bool(_turn_dev(lb[a], lb[b]) >= UTURN_DEG)
+        return bool(turn_dev(lb[a], lb[b]) >= UTURN_DEG)
 
     def change(x: int, old: tuple, new: tuple, su: int) -> tuple[float, int]:
         """Order cost added by re-pairing ``old`` as ``new`` at node x; U-turns at the start after it."""

@@ -11,6 +11,7 @@ from shapely.geometry import LineString
 
 TURN_DEG = 30.0  # a change of heading beyond this is a turn
 UTURN_DEG = 150.0  # … and beyond this a U-turn
+TURN_COST_U = 2  # in the turn cost (turns + 2 × U-turns), a U-turn counts as two turns
 WALK_SPEED_MPS = 1.25  # 4.5 km/h, a patrol pace with looking around
 DRIVE_SPEED_MPS = 6.9  # 25 km/h, a patrol car in town
 
@@ -28,6 +29,17 @@ def turn_angle(b_in: float, b_out: float) -> float:
     """Signed heading change in degrees (−180, 180]: positive is a right turn."""
     d = (b_out - b_in + 180.0) % 360.0 - 180.0
     return 180.0 if d == -180.0 else d
+
+
+def turn_dev(lb_a: np.ndarray | float, lb_b: np.ndarray | float) -> np.ndarray | float:
+    """Heading change (0–180°) arriving along end a (``lb_a``: heading leaving the node that way)
+    and leaving along end b. Symmetric in a and b."""
+    return np.abs((np.asarray(lb_b) - lb_a) % 360.0 - 180.0)
+
+
+def turn_cost(dev: np.ndarray) -> np.ndarray:
+    """Whole turns of a heading change (as count_turns counts them: 0 straight, 1 turn, 2 U-turn)."""
+    return np.where(dev < TURN_DEG, 0, np.where(dev < UTURN_DEG, 1, TURN_COST_U))
 
 
 def _heading_changes(net: StreetNetwork, traversals: list[Traversal]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -7,8 +7,15 @@ route's passes are then put in order again by the baseline: ``euler_circuit`` of
 ``gis/routing/circuit.py`` as it is at git revision ``--baseline`` (default ``main``), loaded from
 git into this process. Both orders are of the same passes, checked route by route (same passes in
 the same directions driving, same streets walking; lengths equal). Prints per mode: U-turns,
-routes with any, U-turns per km, at dead ends / elsewhere, their lower bound, routes at the bound,
-turns, turn cost, and the time of the ordering step (sum over the grids, best of ``--repeat``).
+routes with any, U-turns per km, at dead ends / elsewhere, their lower bound node by node, routes at
+it, the exact fewest (or the best lower bound proven), routes at it, turns, turn cost, and the time
+of the ordering step (sum over the grids, best of ``--repeat``).
+
+The exact column is the certificate of ``circuit_exact.fewest_uturns``: for every route (and shift)
+whose U-turns are above the node bound, a CP-SAT search over every order of its passes (one closed
+walk, the same streets in the same directions) of at most ``--exact-work`` deterministic seconds
+gives the fewest U-turns, or a lower bound on them when it stops before proving it; routes at the
+node bound are at their fewest already. Both orders of a route share it (the same passes).
 
 Shifts (``--shift-minutes M``, default 60, and ``--drive-shift-minutes``, default 10; 0 skips them):
 every route longer than M minutes (walking 4.5 km/h, driving by road class) is cut into shifts by ``cut_into_shifts`` twice, the shifts as cut
@@ -19,6 +26,7 @@ shift: the same passes and length, closed at the station, and every required str
 Run:
 
     python -m gridpatrol.scripts.bench.uturns [--store chengdu.gpkg | --lumpy] [--modes walk,drive] [--baseline main]
+        [--exact-work 20] [--grids N]
 """
 from __future__ import annotations
 
@@ -33,7 +41,8 @@ from collections import Counter
 from pathlib import Path
 
 from gridpatrol.gis.errors import InputError
-from gridpatrol.gis.routing.circuit import euler_circuit
+from gridpatrol.gis.routing.circuit import _ends, euler_circuit, turn_bounds
+from gridpatrol.gis.routing.circuit_exact import fewest_uturns
 from gridpatrol.gis.routing.coverage import plan_coverage
 from gridpatrol.gis.routing.route import make_route
 from gridpatrol.gis.routing.router import Router
@@ -93,19 +102,34 @@ def check_closed(net, route, start: int, where: str) -> None:  # noqa: ANN001
         raise AssertionError(f"{where}: the route ends at node {at}, not at the station {start}")
 
 
-def add(c: Counter, r) -> None:  # noqa: ANN001
+def fewest(net, r, start: int, directed: bool, work: float) -> tuple[int, int]:  # noqa: ANN001
+    """(node bound, fewest U-turns of any order of route ``r``'s passes or the best lower bound
+    proven in ``work`` deterministic seconds; the node bound when the route is at it)."""
+    node_bound = turn_bounds(net, r.traversals, start, directed).uturns
+    if r.n_uturns <= node_bound:
+        return node_bound, node_bound
+    out_b, in_b = net.bearings()
+    exact = fewest_uturns(r.traversals, *_ends(net, r.traversals, directed, out_b, in_b), start,
+                          hint=r.traversals, work=work)
+    return node_bound, max(node_bound, min(exact.lower_bound, r.n_uturns))
+
+
+def add(c: Counter, r, bounds: tuple[int, int]) -> None:  # noqa: ANN001
+    node_bound, exact = bounds
     c["routes"] += 1
+    c["bound"] += node_bound
+    c["at_bound"] += r.n_uturns == node_bound
+    c["exact"] += exact
+    c["at_exact"] += r.n_uturns == exact
     c["with_uturns"] += r.n_uturns > 0
     c["uturns"] += r.n_uturns
     c["dead_end"] += r.n_uturns_dead_end
-    c["bound"] += r.uturn_bound
-    c["at_bound"] += r.n_uturns == r.uturn_bound
     c["turns"] += r.n_turns
     c["turn_cost"] += r.n_turns + 2 * r.n_uturns
     c["km"] += r.length_m / 1000
 
 
-def measure_shifts(plan, mode: str, max_min: float, tot: dict) -> None:  # noqa: ANN001
+def measure_shifts(plan, mode: str, max_min: float, tot: dict, work: float) -> None:  # noqa: ANN001
     """Shifts of at most ``max_min`` minutes, cut from the plan's route, before and after ordering each."""
     net, whole, directed = plan.network, plan.routes[0], mode == "drive"
     edge_s = net.edge_length_m / edge_speed_mps(net, mode)
@@ -124,7 +148,6 @@ def measure_shifts(plan, mode: str, max_min: float, tot: dict) -> None:  # noqa:
         cut[side] = shifts
         for k, r in enumerate(shifts):
             check_closed(net, r, plan.start_node, f"shift {k + 1} ({mode}, {side})")
-            add(tot[side], r)
         covered = {t.edge for r in shifts for t in r.traversals}
         if not set(req.tolist()) <= covered:
             raise AssertionError(f"{mode}: the shifts ({side}) leave required streets out")
@@ -133,10 +156,13 @@ def measure_shifts(plan, mode: str, max_min: float, tot: dict) -> None:  # noqa:
     for a, b in zip(cut["shifts before"], cut["shifts after"]):
         if passes(a, directed) != passes(b, directed) or abs(a.length_m - b.length_m) > 1e-6:
             raise AssertionError(f"{mode}: ordering a shift changed its passes")
+        bounds = fewest(net, a if a.n_uturns > b.n_uturns else b, plan.start_node, directed, work)
+        add(tot["shifts before"], a, bounds)
+        add(tot["shifts after"], b, bounds)
 
 
 def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: float,  # noqa: ANN001
-            shift_minutes: float = 0.0) -> dict:
+            shift_minutes: float = 0.0, work: float = 20.0) -> dict:
     """Figures of the routes ordered now ("after") and by the baseline ("before"), and of their
     shifts as cut and ordered again ("shifts before", "shifts after")."""
     city = street_network(roads, mode=mode)
@@ -152,23 +178,30 @@ def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: flo
         out_b, in_b = net.bearings()
         items = whole.traversals
         req = set(plan.required_edges.tolist())
+        ordered = {}
         for side, fn in (("before", old_circuit), ("after", euler_circuit)):
             t, (circ, _b) = timed(lambda fn=fn: fn(net, items, plan.start_node, directed, out_b, in_b), repeat)
             r = make_route(net, mode, plan.start_node, circ, req, whole.lower_bound_m)
             if passes(r, directed) != passes(whole, directed) or abs(r.length_m - whole.length_m) > 1e-6:
                 raise AssertionError(f"{code} ({mode}): the {side} order changes the passes")
-            add(tot[side], r)
+            ordered[side] = r
             tot[side]["order_s"] += t
+        bounds = fewest(net, max(ordered.values(), key=lambda r: r.n_uturns), plan.start_node, directed, work)
+        for side, r in ordered.items():
+            add(tot[side], r, bounds)
+            if r.n_uturns > bounds[1]:
+                print(f"  {code} {mode} {side}: {r.n_uturns} U-turns, node bound {bounds[0]}, proven {bounds[1]}",
+                      flush=True)
         tot["after"]["plan_s"] += plan.stats["runtime_s"]
         if shift_minutes > 0:
-            measure_shifts(plan, mode, shift_minutes, tot)
+            measure_shifts(plan, mode, shift_minutes, tot, work)
     return tot
 
 
 def table(results: dict[str, dict]) -> str:
-    lines = ["| mode | order | routes | U-turns | routes with any | per km | at dead ends | elsewhere | bound | "
-             "routes at bound | turns | turn cost | length km | ordering s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| mode | order | routes | U-turns | routes with any | per km | at dead ends | elsewhere | node bound | "
+             "routes at it | fewest (exact) | routes at it | turns | turn cost | length km | ordering s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for mode, tot in results.items():
         for side, c in tot.items():
             if not c["routes"]:
@@ -176,7 +209,7 @@ def table(results: dict[str, dict]) -> str:
             lines.append(
                 f"| {mode} | {side} | {c['routes']} | {c['uturns']} | {c['with_uturns']} | "
                 f"{c['uturns'] / c['km']:.2f} | {c['dead_end']} | {c['uturns'] - c['dead_end']} | {c['bound']} | "
-                f"{c['at_bound']} | {c['turns']} | {c['turn_cost']} | {c['km']:.3f} | {c['order_s']:.2f} |")
+                f"{c['at_bound']} | {c['exact']} | {c['at_exact']} | {c['turns']} | {c['turn_cost']} | {c['km']:.3f} | {c['order_s']:.2f} |")
     return "\n".join(lines)
 
 
@@ -190,6 +223,9 @@ def main() -> None:
     ap.add_argument("--drive-shift-minutes", type=float, default=10.0, help="cut driving routes into shifts of this many minutes")
     ap.add_argument("--lumpy", action="store_true", help="a generated lumpy city's tiles instead of Chengdu's grids")
     ap.add_argument("--drive-time-limit", type=float, default=10.0, help="seconds per grid for driving (the demo's)")
+    ap.add_argument("--exact-work", type=float, default=20.0,
+                    help="CP-SAT deterministic seconds per route for the exact fewest U-turns")
+    ap.add_argument("--grids", type=int, default=0, help="only the first N grids (0: all)")
     args = ap.parse_args()
     old = baseline_circuit(args.baseline)
     if args.lumpy:
@@ -198,10 +234,12 @@ def main() -> None:
         roads, grids = lumpy_streets()
     else:
         roads, grids = grids_and_roads(args.store)
+    if args.grids:
+        grids = grids[:args.grids]
     print(f"{len(grids)} grids; baseline circuit.py at {args.baseline}; {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} cores, Python {sys.version.split()[0]}", flush=True)
     minutes = {"walk": args.shift_minutes, "drive": args.drive_shift_minutes}
-    results = {m: measure(m, roads, grids, old, args.repeat, args.drive_time_limit, minutes[m])
+    results = {m: measure(m, roads, grids, old, args.repeat, args.drive_time_limit, minutes[m], args.exact_work)
                for m in args.modes.split(",")}
     print(table(results))
     for mode, tot in results.items():

@@ -288,3 +288,131 @@ def test_every_shift_is_ordered_for_its_fewest_uturns_at_the_same_length(chengdu
     assert u_after <= u_before
     if data == "lumpy" and mode == "walk":  # there the cut leaves U-turns that ordering each shift takes out
         assert fewer >= 1 and u_after < u_before, (u_before, u_after)
+
+
+def _exact_of_shuffled(net, traversals, start: int, directed: bool, seed: int = 0):  # noqa: ANN202
+    """circuit_exact.fewest_uturns over the passes given in a shuffled order, without a hint."""
+    import random
+
+    from gridpatrol.gis.routing.circuit import _ends
+    from gridpatrol.gis.routing.circuit_exact import fewest_uturns
+
+    items = list(traversals)
+    random.Random(seed).shuffle(items)
+    out_b, in_b = net.bearings()
+    return fewest_uturns(items, *_ends(net, items, directed, out_b, in_b), start)
+
+
+@pytest.mark.parametrize("mode", ["walk", "drive"])
+def test_exact_search_proves_the_fewest_uturns_of_every_order(chengdu_roads, mode):
+    """The exact search (CP-SAT over the route's Euler circuits), given a route's passes shuffled
+    and no order to start from, proves the fewest U-turns that trying every order here finds, and
+    the order it returns is one closed walk over the same passes making exactly that many."""
+    from gridpatrol.gis.routing.route import make_route
+
+    city = street_network(chengdu_roads, mode=mode)
+    directed = mode == "drive"
+    checked = with_uturns = 0
+    for label, poly in small_pieces(chengdu_roads, 0.0025, 9):
+        where = f"{mode} {label}"
+        try:
+            plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5)
+        except InputError:
+            continue
+        net, route = plan.network, plan.routes[0]
+        fewest = fewest_uturns_brute_force(net, route.traversals, plan.start_node, directed)
+        if fewest is None:
+            continue
+        exact = _exact_of_shuffled(net, route.traversals, plan.start_node, directed)
+        assert exact.optimal and exact.uturns == exact.lower_bound == fewest, f"{where}: {exact}, brute force {fewest}"
+        made = make_route(net, mode, plan.start_node, exact.circuit, set(), 0.0)
+        assert _closed_at(net, made.traversals, plan.start_node), where
+        assert _pass_counts(made, directed) == _pass_counts(route, directed), where
+        assert made.n_uturns == fewest, f"{where}: the exact order makes {made.n_uturns}, not {fewest}"
+        checked += 1
+        with_uturns += fewest > 0
+    assert checked >= 20 and with_uturns >= 10, (checked, with_uturns)
+
+
+def test_exact_order_on_a_one_way_lattice_is_never_worse_at_the_same_length():
+    """On generated lattices where most streets are one-way, driving: the exact order of every route
+    is one closed walk over the same passes (same length) and never turns round more than the order
+    found node by node; where that order is above the node bound, the exact search proves (and the
+    brute force here confirms where it can) that no order does better, and the planned route states
+    that proven bound."""
+    from gridpatrol.gis.routing.circuit import euler_circuit, turn_bounds
+    from gridpatrol.gis.routing.route import make_route
+    from gridpatrol.gis.synth_streets import lumpy_streets
+
+    routes = above = brute = 0
+    for share, seed in ((0.6, 3), (0.6, 4), (0.8, 2), (0.8, 10)):
+        roads, tiles = lumpy_streets(seed=seed, side=12, tiles=3, oneway_share=share)
+        city = street_network(roads, mode="drive")
+        for code, poly in tiles:
+            where = f"one-way share {share} seed {seed} {code}"
+            try:
+                plan = plan_coverage(city, poly, mode="drive", name=code, time_limit_s=2)
+            except InputError:
+                continue
+            net, route, start = plan.network, plan.routes[0], plan.start_node
+            out_b, in_b = net.bearings()
+            node_wise, _ = euler_circuit(net, route.traversals, start, True, out_b, in_b, exact_work=0)
+            current = make_route(net, "drive", start, node_wise, set(), 0.0)
+            exact = _exact_of_shuffled(net, route.traversals, start, True, seed)
+            made = make_route(net, "drive", start, exact.circuit, set(), 0.0)
+            assert _closed_at(net, made.traversals, start), where
+            assert _pass_counts(made, True) == _pass_counts(current, True), where
+            assert made.length_m == pytest.approx(current.length_m, abs=1e-6), where
+            assert exact.optimal and made.n_uturns == exact.uturns <= current.n_uturns, (where, exact, current.n_uturns)
+            node_bound = turn_bounds(net, route.traversals, start, True).uturns
+            assert node_bound <= exact.lower_bound, where
+            assert route.n_uturns == exact.uturns, where  # the planned route makes the fewest
+            if current.n_uturns > node_bound:
+                above += 1
+                assert route.uturn_bound == exact.uturns > node_bound, f"{where}: the proven bound is not stated"
+                fewest = fewest_uturns_brute_force(net, route.traversals, start, True)
+                if fewest is not None:
+                    assert fewest == exact.uturns, where
+                    brute += 1
+            routes += 1
+    assert routes >= 20 and above >= 3 and brute >= 2, (routes, above, brute)
+
+
+def test_exact_search_takes_out_the_uturns_a_cut_leaves():
+    """Walking shifts of the lumpy streets as cut from the whole route (not ordered again) turn round
+    more than they must: the exact search, starting from that order, returns a closed walk over the
+    same passes with the fewest U-turns (brute force where it can), fewer than as cut somewhere."""
+    from gridpatrol.gis.routing.circuit import _ends
+    from gridpatrol.gis.routing.circuit_exact import fewest_uturns
+    from gridpatrol.gis.routing.route import make_route
+    from gridpatrol.gis.routing.router import Router
+    from gridpatrol.gis.routing.shifts import cut_into_shifts, edge_speed_mps
+    from gridpatrol.gis.synth_streets import lumpy_streets
+
+    roads, tiles = lumpy_streets()
+    city = street_network(roads, mode="walk")
+    shifts = fewer = brute = 0
+    for code, poly in tiles:
+        plan = plan_coverage(city, poly, mode="walk", name=code)
+        net, start = plan.network, plan.start_node
+        edge_s = net.edge_length_m / edge_speed_mps(net, "walk")
+        try:
+            cut, _ = cut_into_shifts(net, Router(net, False), plan.routes[0], plan.required_edges, 30 * 60, edge_s,
+                                     reorder=False)
+        except InputError:
+            continue  # a street farther than half an hour allows
+        out_b, in_b = net.bearings()
+        for k, r in enumerate(cut):
+            where = f"{code} shift {k + 1}"
+            exact = fewest_uturns(r.traversals, *_ends(net, r.traversals, False, out_b, in_b), start, hint=r.traversals)
+            made = make_route(net, "walk", start, exact.circuit, set(), 0.0)
+            assert _closed_at(net, made.traversals, start), where
+            assert _pass_counts(made, False) == _pass_counts(r, False), where
+            assert exact.optimal and made.n_uturns == exact.uturns <= r.n_uturns, (where, exact.uturns, r.n_uturns)
+            fewest = fewest_uturns_brute_force(net, r.traversals, start, False)
+            if fewest is not None:
+                assert fewest == exact.uturns, where
+                brute += 1
+            fewer += exact.uturns < r.n_uturns
+            shifts += 1
+    assert shifts >= 20 and fewer >= 1 and brute >= 5, (shifts, fewer, brute)
