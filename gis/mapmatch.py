@@ -86,6 +86,19 @@ def duplicate_groups(net: StreetNetwork) -> np.ndarray:
     return np.unique(key, axis=0, return_inverse=True)[1].ravel()
 
 
+def scatter_sigma(x: np.ndarray, y: np.ndarray) -> float | None:
+    """The fixes' noise (σ per axis, metres) from their scatter alone, or None with fewer than 10 fixes.
+
+    A walker's steps change slowly from one fix to the next, white noise does not: the second difference
+    x[i+1] − 2x[i] + x[i−1] is noise with variance 6σ² per axis, plus the change of step at corners,
+    stops and gaps, which the median (MAD) ignores as long as they are under half the fixes.
+    """
+    if len(x) < 10:
+        return None
+    d2 = np.concatenate([np.diff(x, 2), np.diff(y, 2)])
+    return float(1.4826 * np.median(np.abs(d2 - np.median(d2))) / np.sqrt(6.0))
+
+
 def _candidates(net: StreetNetwork, x: np.ndarray, y: np.ndarray, radius_m: float, k: int
                 ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Per fix: (edges, offsets along them, distances) of the ``k`` nearest edges within ``radius_m``."""
@@ -113,8 +126,10 @@ class HmmMatcher:
     not movement) unless ``keep_after_s`` or more have passed since it (a sparse fix is news: the
     walker may have turned a corner since); a step no route can explain starts a new piece instead of failing.
 
-    ``sigma_m`` is a prior: the track's own noise is estimated from a first match (``estimated_sigma``)
-    and, when it differs by more than 15 %, the track is matched again with it (``estimate_sigma``).
+    ``sigma_m`` is a prior: the track's own noise is estimated from a first match and the fixes' scatter
+    (``estimated_sigma``) and, when it differs by more than 15 %, the track is matched again with it
+    (``estimate_sigma``). ``debias``: the straight distance between two fixes is corrected for their noise
+    before it is compared with the route (see ``_step_logp``).
     Two corrections for what fixes cannot tell apart (tuned on simulated walks, docs/patrols.md):
     ``twins`` — a street matched for two separate passes while its parallel twin within the noise
     (a footway beside its road) got none has one pass moved to the twin unless the fixes argue
@@ -125,13 +140,14 @@ class HmmMatcher:
     def __init__(self, net: StreetNetwork, *, sigma_m: float = 15.0, beta_m: float | None = None,
                  radius_m: float | None = None, max_candidates: int = 8, min_step_m: float | None = None,
                  window_s: float = 20.0, keep_after_s: float = KEEP_AFTER_S,
-                 estimate_sigma: bool = True, twins: bool = True, spurs: bool = True):
+                 estimate_sigma: bool = True, twins: bool = True, spurs: bool = True, debias: bool = True):
         self.net = net
         self._beta_m, self._radius_m = beta_m, radius_m
         self._set_sigma(sigma_m)
         self.estimate_sigma = bool(estimate_sigma)
         self.twins = bool(twins)
         self.spurs = bool(spurs)
+        self.debias = bool(debias)
         self.k = max_candidates
         self.min_step = float(min_step_m) if min_step_m is not None else None
         self.window = float(window_s)
@@ -194,22 +210,36 @@ class HmmMatcher:
         how = np.where(use, 0, how)
         return best, how
 
+    def _step_logp(self, ca: tuple, cb: tuple, i0: int, i1: int, x: np.ndarray, y: np.ndarray, t: np.ndarray,
+                   sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Transition log-probability between the candidates of fixes ``i0`` and ``i1`` (−∞ as ``NEG``: no
+        route within reach), and how each pair connects (see ``_transitions``).
+
+        Newson & Krumm: exponential in |route − straight| / β. The straight distance between two noisy fixes
+        overstates the step walked: E[straight²] = step² + 2 (σ₀² + σ₁²) for noise σ per axis. Where fixes are
+        sparse and noisy (a 37 m step at σ 30 m) the raw distance made detours into side streets look like
+        the better fit, so the step is compared with its noise-corrected estimate √max(0, straight² − 2(σ₀² + σ₁²)).
+        """
+        gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
+        dt = max(float(t[i1] - t[i0]), 1.0)
+        route, how = self._transitions(ca, cb, gc, self._limit(gc, dt))
+        step = gc
+        if self.debias:
+            step = float(np.sqrt(max(gc * gc - 2.0 * (sig[i0] ** 2 + sig[i1] ** 2), 0.0)))
+        return np.where(np.isfinite(route), -np.abs(route - step) / self.beta, NEG), how
+
     def _limit(self, gc: float, dt: float) -> float:
         return max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
 
-    def _viterbi(self, cands: list, emis: list, idx: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray
-                 ) -> tuple[np.ndarray, list, list, list]:
+    def _viterbi(self, cands: list, emis: list, idx: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray,
+                 sig: np.ndarray) -> tuple[np.ndarray, list, list, list]:
         """Most likely candidate per fix: (choice, back pointers, way each pair connects, transition log-odds)."""
         score = emis[0].copy()
         back: list[np.ndarray | None] = [None]
         hows: list[np.ndarray | None] = [None]
         routes: list[np.ndarray | None] = [None]
         for s in range(1, len(idx)):
-            i0, i1 = idx[s - 1], idx[s]
-            gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
-            dt = max(float(t[i1] - t[i0]), 1.0)
-            route, how = self._transitions(cands[s - 1], cands[s], gc, self._limit(gc, dt))
-            trans = np.where(np.isfinite(route), -np.abs(route - gc) / self.beta, NEG)
+            trans, how = self._step_logp(cands[s - 1], cands[s], idx[s - 1], idx[s], x, y, t, sig)
             tot = score[:, None] + trans
             bp = np.argmax(tot, axis=0)
             new = tot[bp, np.arange(tot.shape[1])]
@@ -233,7 +263,7 @@ class HmmMatcher:
                 choice[s - 1] = -1
             else:
                 choice[s - 1] = back[s][choice[s]]
-        self._fix_piece_ends(choice, back, emis, cands, idx, x, y, t)
+        self._fix_piece_ends(choice, back, emis, cands, idx, x, y, t, sig)
         return choice, back, hows, routes
 
     def estimated_sigma(self, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> float | None:
@@ -241,9 +271,13 @@ class HmmMatcher:
 
         Matched once with the prior σ; the distances of the fixes used from their matched streets are the
         across-street part of the noise, |N(0, σ)| for a fix on the right street, so σ ≈ 1.4826 × their
-        median (a window's mean counts with √n). Clamped to 5–60 m.
+        median (a window's mean counts with √n). Where streets are dense and fixes sparse, noisy fixes are
+        matched to whichever street is nearest and this understates σ (19 m for a true 30 m): the larger of
+        it and ``scatter_sigma`` is taken (each can only understate: the scatter where the noise is
+        correlated from one fix to the next). Clamped to 5–60 m.
         """
         n_all = len(t)
+        x0, y0 = x, y
         x, y, t, sig, src = self._aggregate(x, y, t)
         n = np.diff(np.r_[src, n_all])  # fixes averaged into each window
         cands_all = _candidates(self.net, x, y, self.radius, self.k)
@@ -255,9 +289,10 @@ class HmmMatcher:
             return None
         cands = [cands_all[i] for i in idx]
         emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
-        choice, _, _, _ = self._viterbi(cands, emis, idx, x, y, t)
+        choice, _, _, _ = self._viterbi(cands, emis, idx, x, y, t, sig)
         d = np.array([c[2][k] for c, k in zip(cands, choice)])
-        return float(np.clip(1.4826 * np.median(d * np.sqrt(n[idx])), 5.0, 60.0))
+        est = max(1.4826 * float(np.median(d * np.sqrt(n[idx]))), scatter_sigma(x0, y0) or 0.0)
+        return float(np.clip(est, 5.0, 60.0))
 
     def match(self, x: np.ndarray, y: np.ndarray, t: np.ndarray) -> MatchResult:
         """Match fixes (metric x, y in the network's CRS; t in seconds) and return what was walked."""
@@ -286,7 +321,7 @@ class HmmMatcher:
         idx = idx[self._thin(x[idx], y[idx], t[idx], step)]
         cands = [cands_all[i] for i in idx]
         emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
-        choice, back, hows, trans = self._viterbi(cands, emis, idx, x, y, t)
+        choice, back, hows, trans = self._viterbi(cands, emis, idx, x, y, t, sig)
         if self.twins:
             self._repeat_passes_to_twins(cands, choice, back, trans, emis)
         res.pieces = 1 + sum(1 for b in back[1:] if b is None)
@@ -321,17 +356,18 @@ class HmmMatcher:
 
     def _repeat_passes_to_twins(self, cands: list, choice: np.ndarray, back: list, trans: list, emis: list) -> None:
         """A street matched for two separate passes while its twin (a parallel way within the noise) got
-        none: one pass was likely on the twin. Move the pass whose fixes fit the twin best there, unless
-        the fixes and the way in and out say otherwise by more than ``TWIN_LOG_ODDS``."""
+        no pass (a single fix on it is the scatter at a corner, not a pass): one pass was likely on the twin.
+        Move the pass whose fixes fit the twin best there, unless the fixes and the way in and out say
+        otherwise by more than ``TWIN_LOG_ODDS``. Each pair is settled once."""
         twins = self.twin_edges()
         if not twins:
             return
         m = len(choice)
         edge = np.array([int(cands[s][0][choice[s]]) for s in range(m)])
         changed = True
+        moved: set[int] = set()  # edges a pass was moved to or from: each pair is settled once
         while changed:
             changed = False
-            used = set(edge.tolist())
             runs: dict[int, list[tuple[int, int]]] = {}
             s = 0
             while s < m:
@@ -340,8 +376,10 @@ class HmmMatcher:
                     r += 1
                 runs.setdefault(int(edge[s]), []).append((s, r))
                 s = r + 1
+            # A twin touched by a single fix (the scatter at a corner) has not had a pass along it.
+            used = {e for e, rr in runs.items() if any(r1 > r0 for r0, r1 in rr)} | moved
             for a_e, rr in runs.items():
-                if len(rr) < 2 or a_e not in twins:
+                if len(rr) < 2 or a_e not in twins or a_e in moved:
                     continue
                 best = None
                 for b_e in twins[a_e]:
@@ -369,6 +407,7 @@ class HmmMatcher:
                     _, b_e, s0, jb = best
                     choice[s0:s0 + len(jb)] = jb
                     edge[s0:s0 + len(jb)] = b_e
+                    moved |= {a_e, b_e}
                     changed = True
                     break
 
@@ -418,7 +457,7 @@ class HmmMatcher:
         return self._deg
 
     def _fix_piece_ends(self, choice: np.ndarray, back: list, emis: list, cands: list, idx: np.ndarray,
-                        x: np.ndarray, y: np.ndarray, t: np.ndarray) -> None:
+                        x: np.ndarray, y: np.ndarray, t: np.ndarray, sig: np.ndarray) -> None:
         """Viterbi again within each piece that ended before a break (its end was left open)."""
         s = len(choice) - 1
         while s > 0:
@@ -432,11 +471,8 @@ class HmmMatcher:
             score = emis[start].copy()
             bps = {}
             for r in range(start + 1, end + 1):
-                i0, i1 = idx[r - 1], idx[r]
-                gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
-                dt = max(float(t[i1] - t[i0]), 1.0)
-                route, _ = self._transitions(cands[r - 1], cands[r], gc, self._limit(gc, dt))
-                tot = score[:, None] + np.where(np.isfinite(route), -np.abs(route - gc) / self.beta, NEG)
+                trans, _ = self._step_logp(cands[r - 1], cands[r], idx[r - 1], idx[r], x, y, t, sig)
+                tot = score[:, None] + trans
                 bps[r] = np.argmax(tot, axis=0)
                 score = tot[bps[r], np.arange(tot.shape[1])] + emis[r]
             choice[end] = int(np.argmax(score))

@@ -60,7 +60,7 @@ def _to_lonlat(net, x, y):
 # seeds 1–7 along the routes of T01 and T03 (docs/patrols.md); these seeds were never used for tuning.
 TEST_SEED = 9000
 # Not reached on these held-out seeds (docs/patrols.md, "Accuracy"): half walks at σ 30 m with a fix every
-# 15–30 s report 9–11 points too much (a footway 15 m beside its road walked out and back is matched as
+# 15–30 s report 5–8 points too much (a footway 16 m beside its road walked out and back is matched as
 # both ways, which the fixes cannot tell from walking both). Kept as a strict xfail below.
 KNOWN_GAP = {(30, 15, 0.5), (30, 30, 0.5)}
 
@@ -89,8 +89,13 @@ def _coverage_rows(tstore, net, sigma, cases):
 @pytest.mark.parametrize("sigma", [10, 20, 30])
 def test_matched_coverage_is_within_five_points_of_the_truth(tstore, net, sigma):
     cases = [(every, share) for every in (1, 5, 15, 30) for share in (1.0, 0.5) if (sigma, every, share) not in KNOWN_GAP]
-    for every, share, seed_, truth, got, p, r, _ in _coverage_rows(tstore, net, sigma, cases):
+    for every, share, seed_, truth, got, p, r, sig in _coverage_rows(tstore, net, sigma, cases):
         assert abs(got - truth) <= 0.05, f"sigma {sigma}, every {every}s, share {share}, seed {seed_}: {got:.3f} vs truth {truth:.3f}"
+        # The noise the matcher assumes is the track's own (docs/patrols.md "σ from the data"): at 20–30 m
+        # the distance to the nearest street alone understated it (19 m for 30) and sparse noisy walks
+        # strayed into side streets. At 10 m the prior 15 m is kept when the estimate is within 15 % of it.
+        if sigma >= 20:
+            assert abs(sig - sigma) <= 0.2 * sigma, f"sigma {sigma}, every {every}s, share {share}: estimated {sig:.1f} m"
         # Streets never walked are not counted: what is reported lies along the true walk (footways 15 m
         # beside their road are the part at σ 20–30 m that fixes every 5–30 s cannot always tell apart).
         hard = sigma >= 20 and every >= 5
@@ -98,7 +103,7 @@ def test_matched_coverage_is_within_five_points_of_the_truth(tstore, net, sigma)
 
 
 @pytest.mark.xfail(strict=True, reason="known gap (docs/patrols.md): half walks at σ 30 m, a fix every 15–30 s, "
-                                      "report 9–11 points too much on the held-out seeds")
+                                      "report 5–8 points too much on the held-out seeds")
 def test_half_walks_at_30_m_noise_and_sparse_fixes_are_within_five_points(tstore, net):
     rows = _coverage_rows(tstore, net, 30, [(every, share) for _, every, share in sorted(KNOWN_GAP)])
     for every, share, seed_, truth, got, p, r, _ in rows:
