@@ -8,8 +8,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from gridpatrol.gis.partition.band import TOLERANCE
-from gridpatrol.gis.partition.caps import _locked_labels, _row_edges
-from gridpatrol.gis.partition.graph import block_caps, block_households
+from gridpatrol.gis.partition.caps import empty_step_inputs, row_edges
 
 FILL_SCALE = 100  # CP-SAT wants integers: cap values and workload in hundredths
 FILL_MAX_BLOCKS = 120  # blocks of one neighbourhood solved at once
@@ -37,7 +36,7 @@ def household_reach(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, households: n
 
     n = len(blocks)
     hh = np.asarray(households, dtype=float)
-    e = _row_edges(blocks, adjacency)
+    e = row_edges(blocks, adjacency)
     src = np.flatnonzero(hh > TOLERANCE)
     out = []
     for v in values:
@@ -68,32 +67,29 @@ def fill_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray
     most ``high`` (workload: ``households`` column of ``blocks``), and rooted on a block with
     households unless it stays empty. It minimises the empty grids first, then the workload
     below ``low``, then the blocks moved. A grid left with 0 households is one the
-    neighbourhood cannot place (see :func:`household_reach` for the global proof). ``accept``
+    neighbourhood cannot place; grids holding a block :func:`household_reach` puts over a cap
+    (no plan can give them households) are not tried. ``accept``
     (block indices of a grid → bool, e.g. the patrol cap) must agree with every changed grid,
     else the neighbourhood stays as it was. Grids of ``locked`` labels are left alone.
     """
-    caps = block_caps(blocks, max_street_m, max_area_m2)
-    labels = np.asarray(labels, dtype=np.int64).copy()
+    caps, labels, keep, hh, load, edges, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
+                                                                  max_street_m, max_area_m2)
     if len(labels) == 0:
         return labels
-    keep = _locked_labels(locked)
-    hh = np.asarray(households, dtype=float)
-    load = block_households(blocks)
-    edges = _row_edges(blocks, adjacency)
-    nbrs: list[list[int]] = [[] for _ in range(len(labels))]
-    for i, j in edges.tolist():
-        nbrs[i].append(j)
-        nbrs[j].append(i)
     # a block alone over a cap is a grid of its own (exempt): never part of a re-cut
     single_over = np.zeros(len(labels), dtype=bool)
     for v, cap in caps:
         single_over |= v > cap * (1 + TOLERANCE)
+    # a block farther from every home than a cap allows is in an empty grid in any plan: not worth a re-cut
+    hopeless = single_over.copy()
+    for r, (_, cap) in zip(household_reach(blocks, adjacency, hh, [v for v, _ in caps]), caps):
+        hopeless |= r > cap * (1 + TOLERANCE)
     tried: set[frozenset] = set()
     budget = None
     while True:
         h_grid = np.bincount(labels, weights=hh, minlength=int(labels.max()) + 1)
         todo = [g for g in sorted(set(labels.tolist())) if h_grid[g] <= TOLERANCE and g not in keep
-                and not single_over[labels == g].any()]
+                and not hopeless[labels == g].any()]
         area = None
         for g in todo:
             a = _neighbourhood(g, labels, nbrs, keep, single_over)
@@ -188,23 +184,20 @@ def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: 
             model.add_implication(x[b, lab], used)
         for b in roots:
             model.add_implication(r[b], x[b, lab])
-        # contiguous: a flow from the root reaches every block of the grid
-        f_in: dict[int, list] = {b: [] for b in mem}
-        f_out: dict[int, list] = {b: [] for b in mem}
-        for u in mem:
-            for v in nbrs[u]:
-                if (v, lab) in x:
-                    f = model.new_int_var(0, n, "")
-                    model.add(f <= n * x[u, lab])
-                    model.add(f <= n * x[v, lab])
-                    f_out[u].append(f)
-                    f_in[v].append(f)
+        # contiguous: a flow from the chosen root brings one unit to every block of the grid
+        flow = {(u, v): model.new_int_var(0, n, "") for u in mem for v in nbrs[u] if (v, lab) in x}
+        for (u, v), f in flow.items():
+            model.add(f <= n * x[u, lab])
+            model.add(f <= n * x[v, lab])
+        supply = {b: model.new_int_var(0, n, "") for b in r}
+        for b, s in supply.items():
+            model.add(s <= n * r[b])
+        net = {b: supply.get(b, 0) for b in mem}
+        for (u, v), f in flow.items():
+            net[u] -= f
+            net[v] += f
         for b in mem:
-            s = 0
-            if b in r:
-                s = model.new_int_var(0, n, "")
-                model.add(s <= n * r[b])
-            model.add(sum(f_in[b]) - sum(f_out[b]) + s == x[b, lab])
+            model.add(net[b] == x[b, lab])
         for v, cap in caps:
             model.add(sum(int(round(v[b] * FILL_SCALE)) * x[b, lab] for b in mem) <= int(cap * FILL_SCALE))
         total = sum(int(scaled_load[b]) * x[b, lab] for b in mem)
