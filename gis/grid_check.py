@@ -137,7 +137,10 @@ def check_plan(
     (``route_minutes``, with the certified ``route_lower``; layers.grids.route_cap): over it is an
     error (``over_route_cap``) unless the grid is one block (``route_exempt``, with the lower
     bound); ``pair_route_share`` (i, j) gives a merge's patrol / the cap for the merge test. (A grid of 0 households is below any positive band: an
-    error unless one of these exemptions, each with its reason, applies.) The summary gives the worst deviation over all grids
+    error unless one of these exemptions, each with its reason, applies; with ``blocks`` that hold
+    households, street_m and area_m2, a 0-household grid one of whose blocks is farther from every
+    household block than a cap allows (gis.partition.empty.empty_grid_proofs) is exempt with that
+    proof: the caps win over "no grid of 0 households".) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound.
     """

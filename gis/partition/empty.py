@@ -185,19 +185,21 @@ def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: 
         for b in roots:
             model.add_implication(r[b], x[b, lab])
         # contiguous: a flow from the chosen root brings one unit to every block of the grid
-        flow = {(u, v): model.new_int_var(0, n, "") for u in mem for v in nbrs[u] if (v, lab) in x}
-        for (u, v), f in flow.items():
+        arcs = [(u, v) for u in mem for v in nbrs[u] if (v, lab) in x]
+        f_in: dict[int, list] = {b: [] for b in mem}
+        f_out: dict[int, list] = {b: [] for b in mem}
+        for u, v in arcs:
+            f = model.new_int_var(0, n, "")
             model.add(f <= n * x[u, lab])
             model.add(f <= n * x[v, lab])
-        supply = {b: model.new_int_var(0, n, "") for b in r}
-        for b, s in supply.items():
-            model.add(s <= n * r[b])
-        net = {b: supply.get(b, 0) for b in mem}
-        for (u, v), f in flow.items():
-            net[u] -= f
-            net[v] += f
+            f_out[u].append(f)
+            f_in[v].append(f)
         for b in mem:
-            model.add(net[b] == x[b, lab])
+            s = 0
+            if b in r:
+                s = model.new_int_var(0, n, "")
+                model.add(s <= n * r[b])
+            model.add(sum(f_in[b]) - sum(f_out[b]) + s == x[b, lab])
         for v, cap in caps:
             model.add(sum(int(round(v[b] * FILL_SCALE)) * x[b, lab] for b in mem) <= int(cap * FILL_SCALE))
         total = sum(int(scaled_load[b]) * x[b, lab] for b in mem)

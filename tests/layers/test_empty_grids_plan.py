@@ -122,5 +122,6 @@ def test_jinjiang_with_caps_leaves_no_unexplained_empty_grid(jj):  # noqa: ANN00
     caps = {"max_street_m": 3000.0, "max_area_m2": 400_000.0}
     pid = gl.draw_grids(jj, gl.PlanParams(seed=1, **caps))
     facts = _assert_no_unexplained_empty_grid(jj, pid, caps)
-    # the greedy steps alone (absorb_empty, resplit_empty) left 9 of 28 grids empty here
-    assert facts["empty"] <= 7
+    # the greedy steps alone (absorb_empty, resplit_empty) leave 9 of 28 grids empty here; the exact
+    # re-cut fewer (7 when measured: docs/partition.md)
+    assert facts["empty"] < 9
