@@ -137,7 +137,10 @@ def check_plan(
     (``route_minutes``, with the certified ``route_lower``; layers.grids.route_cap): over it is an
     error (``over_route_cap``) unless the grid is one block (``route_exempt``, with the lower
     bound); ``pair_route_share`` (i, j) gives a merge's patrol / the cap for the merge test. (A grid of 0 households is below any positive band: an
-    error unless one of these exemptions, each with its reason, applies.) The summary gives the worst deviation over all grids
+    error unless one of these exemptions, each with its reason, applies; with ``blocks`` that hold
+    households, street_m and area_m2, a 0-household grid one of whose blocks is farther from every
+    household block than a cap allows (gis.partition.empty.empty_grid_proofs) is exempt with that
+    proof: the caps win over "no grid of 0 households".) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound.
     """
@@ -322,8 +325,19 @@ def check_plan(
         piece_total = np.bincount(pieces, weights=households)[pieces]
         exempt |= dev_exempt
     window_low, window_high = Band(float(target), float(min_households), float(max_households)).window
+    proofs = _empty_proofs(blocks, codes, metric_crs, max_street_m, max_area_m2, max_route_min)
+    for i in proofs:
+        exempt[i] = True  # forced by a cap in every plan: the caps win over "no grid of 0 households"
 
     def why(i: int) -> str:
+        if i in proofs:
+            b, col, least, cap = proofs[i]
+            what = "m of streets" if col == "street_m" else "m² of area"
+            limit = "--max-area-m2" if col == "area_m2" else "--max-street-m" if cap == max_street_m else \
+                f"--max-route-min {max_route_min:g} (a patrol walks at least its blocks' streets, 75 m a minute)"
+            return (f"it holds no households (streets or land without homes), and its block {b} is {least:,.0f} "
+                    f"{what} from the nearest block with households: any grid holding both has at least that, over "
+                    f"the hard cap {cap:,.0f} ({limit}), so no plan within the caps gives it households")
         if forced_cap[i] and not reason[i]:
             empty = "it holds no households (streets or land without homes) and " \
                 if hh_of is not None and hh_of[i] <= 0 else ""
@@ -394,7 +408,35 @@ def check_plan(
         "deviation_exempt_by_reason": {str(k): int((reason == k).sum()) for k in sorted(set(reason[dev_exempt]))},
         "forced_deviation_bound": float(np.nanmax(bound)) if dev_exempt.any() else 0.0,
     }
+    if hh_of is not None:
+        empty = np.asarray(hh_of) <= 0
+        summary["empty_grids"] = int(empty.sum())
+        summary["empty_grids_exempt"] = int((empty & exempt).sum())
+        summary["empty_grids_proven"] = int(sum(1 for i in proofs if empty[i]))
     return CheckResult(problems=problems, summary=summary)
+
+
+def _empty_proofs(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, metric_crs, max_street_m: float | None,
+                  max_area_m2: float | None, max_route_min: float | None) -> dict[int, tuple[int, str, float, float]]:
+    """Per grid (row of ``codes``) of 0 households that no plan within the caps can give
+    households: (block id, cap column, least total, cap) (``gis.partition.empty.empty_grid_proofs``
+    on the plan's blocks; the patrol cap counts as a street cap of 75 m × its minutes)."""
+    from gridpatrol.gis.partition.empty import empty_grid_proofs
+
+    need = {"grid_code", "households"}
+    if blocks is None or not len(blocks) or not need <= set(blocks.columns):
+        return {}
+    street = [c for c in (max_street_m, None if max_route_min is None else 75.0 * max_route_min) if c is not None]
+    caps = ([("street_m", min(street))] if street and "street_m" in blocks else []) + \
+        ([("area_m2", float(max_area_m2))] if max_area_m2 is not None and "area_m2" in blocks else [])
+    if not caps:
+        return {}
+    b = _metric(blocks.reset_index(drop=True), metric_crs)
+    b = b.assign(households=pd.to_numeric(b["households"], errors="coerce").fillna(0.0))
+    row_of = {c: i for i, c in enumerate(codes.tolist())}
+    grid = np.array([row_of.get(str(c), -1) for c in b["grid_code"].astype(str)], dtype=np.int64)
+    ids = b["block_id"].to_numpy() if "block_id" in b else np.arange(len(b))
+    return {g: (int(ids[r]), col, least, cap) for g, (r, col, least, cap) in empty_grid_proofs(b, grid, caps).items()}
 
 
 def _touching(geoms: np.ndarray, li: np.ndarray, ri: np.ndarray, parents: np.ndarray) -> np.ndarray:

@@ -34,10 +34,12 @@ def draw_grids_cmd(
                                                       "instead of drawing here")] = False,
     all_areas: Annotated[bool, typer.Option("--all-areas", help="With --jobs: one job per planning area "
                                                                 "(W workers draw W areas at once)")] = False,
+    lang: Annotated[str, typer.Option(help="zh (default) or en: the language of the note on grids without households")] = "zh",
 ) -> None:
     """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
     from gridpatrol.layers.grids import draw_grids, plan_grid_measures, plan_row
 
+    _check_lang(lang)
     if all_areas and not jobs:
         raise InputError("--all-areas queues one job per area: give --jobs too",
                          hint="without --jobs, draw-grids draws every area here, in one plan")
@@ -53,6 +55,34 @@ def draw_grids_cmd(
     print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
                  if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
     _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
+    _empty_note(m.get("empty_grids", 0), None, None, lang)
+
+
+# the note on grids of 0 households: (Chinese, English)
+_EMPTY_NOTE = {
+    "drawn": ("{n} 个网格没有住户：硬上限（--max-street-m、--max-area-m2、--max-route-min）优先于“网格不得无住户”，"
+              "这些网格由上限所迫；check-grids 逐个列出原因和证明。",
+              "{n} grids hold no households: the hard caps (--max-street-m, --max-area-m2, --max-route-min) win over "
+              "\"no grid of 0 households\", and these are forced by them; check-grids lists each with its reason and proof."),
+    "checked": ("{n} 个网格没有住户，其中 {e} 个因硬上限豁免（{p} 个有全局证明：离最近有住户的街区超过上限），"
+                "原因见问题列表；未豁免的为错误。",
+                "{n} grids hold no households, {e} of them exempt as forced by a hard cap ({p} with a global proof: "
+                "farther than the cap from every block with households); the reasons are in the problems, the others "
+                "are errors."),
+}
+
+
+def _check_lang(lang: str) -> None:
+    if lang not in ("zh", "en"):
+        raise InputError(f"--lang must be zh or en, not {lang!r}", hint="zh (the default) or en")
+
+
+def _empty_note(n: int, exempt: int | None, proven: int | None, lang: str) -> None:
+    """Say how many grids hold no households and why (Chinese unless ``lang`` is en)."""
+    if not n:
+        return
+    text = _EMPTY_NOTE["drawn" if exempt is None else "checked"][lang == "en"]
+    err_console.print(f"[yellow]{text.format(n=n, e=exempt, p=proven)}[/]")
 
 
 def _measure_table(table, title: str) -> None:  # noqa: ANN001
@@ -81,10 +111,12 @@ def check_grids_cmd(
     ctx: typer.Context,
     plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
     geojson: Annotated[Optional[Path], typer.Option(help="Write the problem locations to this GeoJSON")] = None,
+    lang: Annotated[str, typer.Option(help="zh (default) or en: the language of the note on grids without households")] = "zh",
 ) -> None:
     """Validate a plan: coverage, overlaps, nesting, contiguity, buildings, workload, codes (exit 0 = valid)."""
     from gridpatrol.layers.grids import check_grids
 
+    _check_lang(lang)
     store = open_cli_store(ctx, create=False)
     with progress_steps("check grids"):
         res, pid = check_grids(store, plan)
@@ -99,6 +131,7 @@ def check_grids_cmd(
     print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
                 title=f"plan {pid} summary")
     _data_report(s.get("data_coverage", {}), [])
+    _empty_note(s.get("empty_grids", 0), s.get("empty_grids_exempt", 0), s.get("empty_grids_proven", 0), lang)
     if geojson is not None:
         from gridpatrol.layers.export import export_layer
 

@@ -26,12 +26,12 @@ def cap_shares(blocks: gpd.GeoDataFrame, labels: np.ndarray, max_street_m: float
     return out
 
 
-def _locked_labels(locked: np.ndarray | None) -> set[int]:
+def locked_labels(locked: np.ndarray | None) -> set[int]:
     """The labels of locked grids (``locked``: per block, -1 free) that no cap step may change."""
     return set() if locked is None else set(np.asarray(locked)[np.asarray(locked) >= 0].tolist())
 
 
-def _row_edges(blocks: gpd.GeoDataFrame, adjacency: nx.Graph) -> np.ndarray:
+def row_edges(blocks: gpd.GeoDataFrame, adjacency: nx.Graph) -> np.ndarray:
     """The edges of ``adjacency`` between rows of ``blocks`` as (k, 2) row indices, in the graph's edge order
     (edges to blocks outside ``blocks`` left out)."""
     pos = {int(b): i for i, b in enumerate(blocks["block_id"].tolist())}
@@ -75,7 +75,7 @@ def _split_while_over(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) == 0:
         return labels
-    keep = _locked_labels(locked)
+    keep = locked_labels(locked)
     nxt = int(labels.max()) + 1
     for _ in range(CAP_ROUNDS):
         over = []
@@ -134,9 +134,9 @@ def merge_small(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarra
     labels = np.asarray(labels, dtype=np.int64).copy()
     if len(labels) == 0:
         return labels
-    keep = _locked_labels(locked)
+    keep = locked_labels(locked)
     h = block_households(blocks)
-    edges = _row_edges(blocks, adjacency)
+    edges = row_edges(blocks, adjacency)
     while True:
         n = int(labels.max()) + 1
         w = np.bincount(labels, weights=h, minlength=n)
@@ -195,6 +195,20 @@ def merge_blocked(touching: np.ndarray, load: np.ndarray, capped: list[tuple[np.
     return blocked, share
 
 
+def empty_step_inputs(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray,
+                      locked: np.ndarray | None, max_street_m: float | None, max_area_m2: float | None) -> tuple:
+    """What the empty-grid steps (absorb_empty, resplit_empty, empty.fill_empty) start from: (caps of
+    block_caps, a copy of ``labels`` as int64, the locked labels, households per block, workload per
+    block (``households`` column), adjacency as row-index edges and as neighbour rows per row)."""
+    edges = row_edges(blocks, adjacency)
+    nbrs: list[list[int]] = [[] for _ in range(len(blocks))]
+    for i, j in edges.tolist():
+        nbrs[i].append(j)
+        nbrs[j].append(i)
+    return (block_caps(blocks, max_street_m, max_area_m2), np.asarray(labels, dtype=np.int64).copy(),
+            locked_labels(locked), np.asarray(households, dtype=float), block_households(blocks), edges, nbrs)
+
+
 def absorb_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
                  high: float, max_street_m: float | None = None, max_area_m2: float | None = None,
                  locked: np.ndarray | None = None, accept: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
@@ -205,17 +219,10 @@ def absorb_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarr
     as it was (moving part of it would not remove it). Grids that hold households come first as
     takers; the emptiest grid is dissolved first. Undoes the 0-household grids cap splits leave
     on streets and land without buildings that merge_small cannot join whole."""
-    caps = block_caps(blocks, max_street_m, max_area_m2)
-    labels = np.asarray(labels, dtype=np.int64).copy()
+    caps, labels, keep, hh, load, edges, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
+                                                                  max_street_m, max_area_m2)
     if len(labels) == 0:
         return labels
-    keep = _locked_labels(locked)
-    hh = np.asarray(households, dtype=float)
-    load = block_households(blocks)
-    nbrs: list[list[int]] = [[] for _ in range(len(labels))]
-    for i, j in _row_edges(blocks, adjacency).tolist():
-        nbrs[i].append(j)
-        nbrs[j].append(i)
     tried: set[int] = set()
     while True:
         n = int(labels.max()) + 1
@@ -272,14 +279,10 @@ def resplit_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndar
     ``accept``ed (block indices → bool). The cut balances each block's share of the caps plus
     w × its share of the households (w = 1, 2, 4: the first that gives both parts households).
     What no neighbour allows stays: check-grids exempts it with the reason."""
-    caps = block_caps(blocks, max_street_m, max_area_m2)
-    labels = np.asarray(labels, dtype=np.int64).copy()
+    caps, labels, keep, hh, load, edges, _ = empty_step_inputs(blocks, adjacency, labels, households, locked,
+                                                               max_street_m, max_area_m2)
     if len(labels) == 0:
         return labels
-    keep = _locked_labels(locked)
-    hh = np.asarray(households, dtype=float)
-    load = block_households(blocks)
-    edges = _row_edges(blocks, adjacency)
     n = int(labels.max()) + 1
     h_grid = np.bincount(labels, weights=hh, minlength=n)
     for g in sorted(set(labels.tolist())):

@@ -304,6 +304,7 @@ def plan_metrics(grids: gpd.GeoDataFrame, params: PlanParams, adjacency: nx.Grap
         "share_in_band_non_exempt": float(in_band[~exempt].mean()) if (~exempt).any() else 1.0,
         "worst_deviation": float(dev[~exempt].max()) if (~exempt).any() else 0.0,
         "mean_polsby_popper": float(grids["polsby_popper"].mean()) if len(grids) else 0.0,
+        "empty_grids": int((grids["households"].to_numpy(dtype=float) <= 0).sum()),
     }
     if not params.on_households:
         m["balance"] = params.balance
@@ -463,6 +464,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         partition_blocks,
         resplit_empty,
     )
+    from gridpatrol.gis.partition.empty import fill_empty
     from gridpatrol.layers.grids.route_cap import M_PER_MIN, ROUTE_PER_STREET, RouteMeter
 
     fmt = CodeFormat(params.code_format)
@@ -520,6 +522,20 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         # and those left: re-cut with a touching grid that has households into two that both have some
         labels = resplit_empty(loads, adj, labels, blocks["households"].to_numpy(dtype=float), high=high,
                                locked=kw.get("locked"), accept=accept, seed=params.seed, **hard)
+        # and the rest: the grids around each re-cut exactly (CP-SAT) so that none is left empty where the
+        # caps allow it. With the patrol cap the re-cut's grids keep at most the streets of the longest grid
+        # the exact patrol allowed so far (and never over 75 M m: a patrol walks at least its blocks' streets);
+        # ``accept`` checks the exact patrol of every changed grid
+        fill_street = params.max_street_m
+        if max_route is not None:
+            longest = float(np.bincount(labels, weights=loads["street_m"].to_numpy(dtype=float)).max())
+            fill_street = min(x for x in (fill_street, max_route * M_PER_MIN, max(longest, street_cap))
+                              if x is not None)
+        labels = fill_empty(loads, adj, labels, blocks["households"].to_numpy(dtype=float), low=low, high=high,
+                            locked=kw.get("locked"), accept=accept, seed=params.seed,
+                            max_street_m=fill_street, max_area_m2=params.max_area_m2)
+        # the re-cut may leave grids below the band that a whole merge now lifts within the caps
+        labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), accept=accept, **hard)
     blocks = blocks.copy()
     blocks["area_code"] = str(area["code"])
     blocks["_part"] = labels

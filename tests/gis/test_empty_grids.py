@@ -1,10 +1,15 @@
 """Grids of 0 households that cap splits leave are dissolved into the grids around them block by
 block (absorb_empty), or re-cut with a touching grid into two that both hold households
-(resplit_empty), when the caps allow; merge_small alone (whole merges) cannot (#15)."""
+(resplit_empty), when the caps allow; merge_small alone (whole merges) cannot. What those greedy
+steps leave, an exact re-cut of the grids around (fill_empty, CP-SAT) removes where the caps allow;
+household_reach is the proof where no plan can (#15)."""
 from __future__ import annotations
 
+import networkx as nx
 import numpy as np
+import pytest
 from gridpatrol.gis.partition import absorb_empty, merge_small, resplit_empty
+from gridpatrol.gis.partition.empty import fill_empty, household_reach
 
 from tests.gis.test_partition import _contiguous, _lattice
 
@@ -57,3 +62,47 @@ def test_an_empty_grid_at_a_dead_end_is_recut_with_its_neighbour():
     assert _contiguous(out, blocks)
     # with a 250 m cap no cut gives both households within it: left as it was
     assert (resplit_empty(blocks, graph, labels, hh, high=500, max_street_m=250) == labels).all()
+
+
+# a 5 × 4 lattice (row-major) where a cap split left one grid of 0 households that neither absorb_empty
+# nor resplit_empty can remove (generated: households in 30 % of the blocks, 80–200 m of streets each)
+LATTICE_HH = [0, 0, 35, 0, 0, 0, 0, 119, 81, 96, 0, 0, 95, 53, 0, 22, 50, 0, 43, 0]
+LATTICE_STREET = [120, 120, 200, 200, 200, 120, 120, 80, 80, 80, 200, 80, 200, 120, 120, 200, 200, 120, 120, 80]
+LATTICE_LABELS = [0, 0, 0, 1, 2, 3, 5, 5, 1, 2, 3, 5, 6, 7, 7, 8, 5, 6, 7, 7]
+
+
+def test_an_empty_grid_the_greedy_steps_leave_is_recut_exactly():
+    hh = np.array(LATTICE_HH, float)
+    blocks, graph = _lattice(5, 4, hh)
+    blocks = _with_streets(blocks, LATTICE_STREET)
+    labels = np.array(LATTICE_LABELS)
+    assert (np.bincount(labels, weights=hh)[np.unique(labels)] == 0).sum() == 1  # grid 3
+    kw = {"high": 400, "max_street_m": 500}
+    assert (absorb_empty(blocks, graph, labels, hh, **kw) == labels).all()
+    assert (resplit_empty(blocks, graph, labels, hh, seed=1, **kw) == labels).all()
+    out = fill_empty(blocks, graph, labels, hh, low=100, seed=1, **kw)
+    grids = np.unique(out)
+    assert (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out, weights=blocks["street_m"].to_numpy())[grids].max() <= 500
+    assert np.bincount(out, weights=hh)[grids].max() <= 400
+    assert _contiguous(out, blocks)
+    # with a cap no grid of these blocks can meet together with households, nothing changes
+    assert (fill_empty(blocks, graph, labels, hh, low=100, high=400, max_street_m=199, seed=1) == labels).all()
+
+
+def test_household_reach_is_the_least_chain_to_a_household_block():
+    # an independent reading: Dijkstra of networkx from every household block, node weights on arrival
+    rng = np.random.default_rng(11)
+    hh = np.where(rng.random(24) < 0.2, 50.0, 0.0)
+    blocks, graph = _lattice(6, 4, hh)
+    street = rng.choice([60.0, 150.0, 400.0], 24)
+    (reach,) = household_reach(blocks, graph, hh, [street])
+    ids = blocks["block_id"].tolist()
+    want = np.full(24, np.inf)
+    for h in np.flatnonzero(hh > 0).tolist():
+        d = nx.single_source_dijkstra_path_length(graph, ids[h], weight=lambda u, v, e: street[ids.index(v)])
+        for node, x in d.items():
+            want[ids.index(node)] = min(want[ids.index(node)], x + street[h])
+    assert reach == pytest.approx(want)
+    # a block whose least chain is over a cap can be in no grid within it that holds households
+    assert reach[hh > 0] == pytest.approx(street[hh > 0])

@@ -1,0 +1,27 @@
+"""The real ``gridpatrol`` says how many grids hold no households and why, Chinese first (#15):
+draw-grids and check-grids with caps on 锦江区 end with the note, check-grids --lang en in
+English, and a --lang it does not know is refused before any work."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from tests.cached_stores import jinjiang_inputs, jinjiang_with_users
+from tests.e2e.test_cli_grids import INPUT_EXIT, run
+from tests.store_cache import fill_from_cache
+
+
+@pytest.mark.parametrize("store_url", ["gpkg"], indirect=True)
+def test_the_note_on_grids_without_households(store_url):  # noqa: ANN001
+    fill_from_cache(store_url, "jobs-jinjiang", jinjiang_with_users, jinjiang_inputs())
+    bad = run(store_url, "check-grids", "--lang", "fr", expect=INPUT_EXIT)
+    assert "--lang must be zh or en" in bad.stderr and "Traceback" not in bad.stderr
+    drawn = run(store_url, "draw-grids", "--max-street-m", "3000", "--max-area-m2", "400000", "--seed", "1")
+    n = int(re.search(r"(\d+) 个网格没有住户：硬上限", drawn.stderr).group(1))
+    assert n > 0 and "优先于" in drawn.stderr
+    zh = run(store_url, "check-grids")
+    assert f"{n} 个网格没有住户，其中 {n} 个因硬上限豁免" in zh.stderr and "is valid" in zh.stdout
+    en = run(store_url, "check-grids", "--lang", "en")
+    assert f"{n} grids hold no households, {n} of them exempt as forced by a hard cap" in en.stderr
+    assert "个网格" not in en.stderr
