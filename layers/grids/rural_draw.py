@@ -16,10 +16,12 @@ from gridpatrol.layers.plan_params import PlanParams
 
 
 def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: float,  # noqa: ANN001
-                     places: gpd.GeoDataFrame | None = None) -> tuple[np.ndarray, Settlements, np.ndarray]:
+                     places: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame] | None = None
+                     ) -> tuple[np.ndarray, Settlements, np.ndarray]:
     """(metric footprints, settlements, inside-mask over ``buildings``) of the buildings whose
     representative point lies in ``area_geom`` (EPSG:4326). Landuse estimates (residential land
-    without mapped buildings) count as members too: they are where people live."""
+    without mapped buildings) count as members too: they are where people live. ``places``: the
+    (place nodes, place areas) of ``read_places`` that name the settlements."""
     if len(buildings) == 0:
         return np.zeros(0, dtype=object), find_settlements(np.zeros(0, dtype=object), np.zeros(0), gap_m), \
             np.zeros(0, dtype=bool)
@@ -28,15 +30,18 @@ def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: floa
     b = buildings[inside]
     fp = b.geometry.to_crs(metric).to_numpy()
     hh = pd.to_numeric(b["households"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-    pl = places.to_crs(metric) if places is not None and len(places) else None
-    return fp, find_settlements(fp, hh, gap_m, pl), inside
+    nodes, areas = places if places is not None else (None, None)
+    pl = nodes.to_crs(metric) if nodes is not None and len(nodes) else None
+    pa = areas.to_crs(metric) if areas is not None and len(areas) else None
+    return fp, find_settlements(fp, hh, gap_m, pl, pa), inside
 
 
-def read_places(store, geom) -> gpd.GeoDataFrame:  # noqa: ANN001
-    """The named place nodes (OSM place=village, hamlet, …) around ``geom`` (EPSG:4326)."""
+def read_places(store, geom) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:  # noqa: ANN001
+    """The named place nodes (OSM place=village, hamlet, …) and place areas (villages mapped as
+    polygons, named residential land) around ``geom`` (EPSG:4326)."""
     from gridpatrol.layers.grids.core import read_within
 
-    return read_within(store, "places", geom)
+    return read_within(store, "places", geom), read_within(store, "place_areas", geom)
 
 
 LAND_CELL_M = 500.0  # land away from settlements is cut on a lattice of at most this (m)
