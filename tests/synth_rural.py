@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-__all__ = ["RURAL_AREAS", "UNNAMED", "VILLAGES", "load_rural_county"]
+__all__ = ["RURAL_AREAS", "UNNAMED", "VILLAGES", "load_rural_county", "village_areas_osm"]
 
 _METRIC_CRS = CRS.from_epsg(32648)
 _ORIGIN = (380_000.0, 3_370_000.0)
@@ -177,6 +177,30 @@ def load_rural_county(store, seed: int = 0, village_areas: bool = False) -> dict
                 store.insert_gdf(conn, layer, c[layer])
         store.insert_gdf(conn, "imports", record)
     return c
+
+
+def village_areas_osm(path):  # noqa: ANN001, ANN201
+    """Write a small OSM extract of five closed ways: a place=village (王家村, name:zh), a named
+    landuse=residential (李家湾), an unnamed residential, a named farmland and an unnamed hamlet
+    area; only the first two name villages. Returns ``path``."""
+    def ring(wid: int, x0: float, y0: float, tags: str, first: int) -> str:
+        pts = [(x0, y0), (x0 + 0.002, y0), (x0 + 0.002, y0 + 0.002), (x0, y0 + 0.002)]
+        nodes = "".join(f'<node id="{first + i}" lat="{y}" lon="{x}"/>' for i, (x, y) in enumerate(pts))
+        refs = "".join(f'<nd ref="{first + i}"/>' for i in range(4)) + f'<nd ref="{first}"/>'
+        return nodes + f'<way id="{wid}">{refs}{tags}</way>'
+
+    body = "".join([
+        ring(1, 104.001, 30.001, '<tag k="place" v="village"/><tag k="name" v="Wangjia"/>'
+             '<tag k="name:zh" v="王家村"/>', 100),
+        ring(2, 104.004, 30.001, '<tag k="landuse" v="residential"/><tag k="name" v="李家湾"/>', 200),
+        ring(3, 104.007, 30.001, '<tag k="landuse" v="residential"/>', 300),
+        ring(4, 104.001, 30.005, '<tag k="landuse" v="farmland"/><tag k="name" v="大田"/>', 400),
+        ring(5, 104.004, 30.005, '<tag k="place" v="hamlet"/>', 500),
+    ])
+    path.write_text("<?xml version='1.0' encoding='UTF-8'?><osm version=\"0.6\">"
+                    '<bounds minlat="30.0" minlon="104.0" maxlat="30.01" maxlon="104.01"/>' + body + "</osm>",
+                    encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":

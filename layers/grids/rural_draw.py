@@ -80,6 +80,23 @@ def rural_blocks(area_geom, roads: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame,
                         max_landuse_block_households=inf, area_name=area_name)
 
 
+def settlement_units_of_blocks(store, blocks: gpd.GeoDataFrame, area_geom, params: PlanParams,  # noqa: ANN001
+                               metric) -> np.ndarray:  # noqa: ANN001
+    """Unit of each row of ``blocks`` (EPSG:4326, blocks of one area ``area_geom``): blocks holding
+    buildings of one settlement of the area share a unit (as the drawing groups them), so edits
+    that move whole units never cut a village; blocks without buildings are units of their own."""
+    from gridpatrol.layers.grids.core import read_within
+
+    buildings = read_within(store, "buildings", area_geom)
+    fp, st, _ = area_settlements(buildings, area_geom, metric, params.settlement_gap_m)
+    bg = blocks.to_crs(metric).geometry.to_numpy()
+    if len(fp) == 0:
+        return np.arange(len(blocks))
+    rp = shapely.get_coordinates(shapely.point_on_surface(fp))
+    unit_of_block, _ = block_units(len(bg), assign_xy(rp[:, 0], rp[:, 1], bg), st.of_building)
+    return unit_of_block
+
+
 def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray) -> Travel:  # noqa: ANN001
     from gridpatrol.gis.streets import street_network
 
@@ -154,6 +171,18 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     return blocks.drop(columns=["_part"]), grids, adj, summary
 
 
+_SPLIT_INTO = " 个网格："
+_SPLIT_OUTSIDE = "，部分不在任何网格"
+
+
+def split_settlement_grids(detail: str) -> frozenset[str]:
+    """The grid codes a ``settlement_split`` problem's detail names (with "" for the part in no
+    grid): an edit that keeps a settlement within the grids it already straddled adds no split."""
+    tail = detail.split(_SPLIT_INTO, 1)[1] if _SPLIT_INTO in detail else ""
+    codes = {c.strip() for c in tail.removesuffix(_SPLIT_OUTSIDE).split(",") if c.strip()}
+    return frozenset(codes | ({""} if detail.endswith(_SPLIT_OUTSIDE) else set()))
+
+
 def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None, areas: gpd.GeoDataFrame,  # noqa: ANN001
                 params: PlanParams, metric) -> tuple[list[dict], dict]:  # noqa: ANN001
     """Rural problems of a plan: settlements split across grids, grids over the area or travel
@@ -180,6 +209,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
 
     n_split = n_settlements = 0
     worst_travel: dict[str, float] = {}
+    grid_names: dict[str, str] = {}
     bmet = blocks.to_crs(metric) if blocks is not None and len(blocks) else None
     for _, area in areas.iterrows():
         sel = gm["parent_code"].astype(str).to_numpy() == str(area["code"])
@@ -211,7 +241,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
             if len(gs) > 1:
                 n_split += 1
                 add("settlement_split", None, f"居民点 {st.names[s]}（{st.buildings[s]} 栋建筑）被分到 "
-                    f"{len(gs)} 个网格：{', '.join(named)}" + ("，部分不在任何网格" if -1 in gs else ""),
+                    f"{len(gs)}{_SPLIT_INTO}{', '.join(named)}" + (_SPLIT_OUTSIDE if -1 in gs else ""),
                     shapely.point_on_surface(st.hulls[s]))
         settlements_of_grid: dict[int, list[int]] = {}
         for s, gs in grids_of_s.items():
@@ -235,6 +265,8 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
             units = {int(unit_of_s[s]) for s in ss}
             a = float(shapely.area(ggeoms[g]))
             names = grid_name(st, ss) or "无居民点"
+            if ss:
+                grid_names[codes[g]] = grid_name(st, ss)
             if area_cap is not None and a > area_cap * (1 + 1e-9):
                 lone = len(units) == 1 and unit_area.get(next(iter(units)), 0.0) > area_cap
                 if lone:
@@ -278,7 +310,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                     shapely.point_on_surface(ggeoms[g]), hh=hh)
     summary = {"mode": "rural", "settlements": n_settlements, "settlements_split": n_split,
                "max_area_m2": area_cap, "max_travel_min": params.max_travel_min, "travel_mode": params.travel_mode,
-               "travel_min": worst_travel}
+               "travel_min": worst_travel, "grid_names": grid_names}
     return rows, summary
 
 

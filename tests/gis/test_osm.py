@@ -15,6 +15,7 @@ from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.vector import read_vector
 
 from tests.conftest import data_path
+from tests.synth_rural import village_areas_osm
 
 
 def _xml_census(path):
@@ -230,24 +231,7 @@ def test_surveillance_nodes_become_cameras(tmp_path):
 def test_villages_mapped_as_areas_are_kept_for_rural_names(tmp_path):
     """place=village/hamlet polygons and named landuse=residential are kept (place_areas, #15);
     unnamed ones and other landuse are not."""
-    def ring(wid: int, x0: float, y0: float, tags: str, first: int) -> str:
-        pts = [(x0, y0), (x0 + 0.002, y0), (x0 + 0.002, y0 + 0.002), (x0, y0 + 0.002)]
-        nodes = "".join(f'<node id="{first + i}" lat="{y}" lon="{x}"/>' for i, (x, y) in enumerate(pts))
-        refs = "".join(f'<nd ref="{first + i}"/>' for i in range(4)) + f'<nd ref="{first}"/>'
-        return nodes + f'<way id="{wid}">{refs}{tags}</way>'
-
-    body = "".join([
-        ring(1, 104.001, 30.001, '<tag k="place" v="village"/><tag k="name" v="Wangjia"/>'
-             '<tag k="name:zh" v="王家村"/>', 100),
-        ring(2, 104.004, 30.001, '<tag k="landuse" v="residential"/><tag k="name" v="李家湾"/>', 200),
-        ring(3, 104.007, 30.001, '<tag k="landuse" v="residential"/>', 300),
-        ring(4, 104.001, 30.005, '<tag k="landuse" v="farmland"/><tag k="name" v="大田"/>', 400),
-        ring(5, 104.004, 30.005, '<tag k="place" v="hamlet"/>', 500),
-    ])
-    src = tmp_path / "villages.osm"
-    src.write_text("<?xml version='1.0' encoding='UTF-8'?><osm version=\"0.6\">"
-                   '<bounds minlat="30.0" minlon="104.0" maxlat="30.01" maxlon="104.01"/>' + body + "</osm>",
-                   encoding="utf-8")
+    src = village_areas_osm(tmp_path / "villages.osm")
     pa = osm.read_osm(src).place_areas.set_index("osm_id")
     assert sorted(pa.index) == [1, 2]
     assert pa.loc[1, "name"] == "王家村" and pa.loc[1, "place"] == "village"  # name:zh first
