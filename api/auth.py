@@ -32,7 +32,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "record_tracks": frozenset({"admin", "dispatcher", "worker"}),
     "read_tracks": frozenset({"admin", "dispatcher", "worker"}),
 }
-PUBLIC_LAYERS = ("areas", "roads", "buildings", "barriers", "blocks", "grids")
+# places and place_areas: the OSM villages and hamlets (nodes, areas) rural grids are named after
+PUBLIC_LAYERS = ("areas", "roads", "buildings", "barriers", "places", "place_areas", "blocks", "grids")
 # Layers beyond the public ones and the permission needed to see them at all.
 PROTECTED_LAYERS = {"routes": "read_routes", "incidents": "read_incidents", "cameras": "read_cameras", "imports": "manage_users"}
 # Fields of a layer that need a permission beyond reading the layer: layer → field → permission.

@@ -46,7 +46,8 @@ _GEOMETRY_FORMAT = {"POINT": "geometry-point", "LINESTRING": "geometry-linestrin
                     "MULTIPOLYGON": "geometry-multipolygon"}
 TITLES = {
     "areas": "Administrative areas", "roads": "Street segments", "buildings": "Buildings with households",
-    "barriers": "Rivers, railways and walls", "blocks": "Street blocks of grid plans", "grids": "Grids (网格) of all plans",
+    "barriers": "Rivers, railways and walls", "places": "Villages and hamlets (村, place nodes)",
+    "place_areas": "Villages and hamlets mapped as areas (村)", "blocks": "Street blocks of grid plans", "grids": "Grids (网格) of all plans",
     "routes": "Patrol routes", "incidents": "Incidents (事件)", "cameras": "Cameras (天网/雪亮)", "imports": "Imports",
 }
 # Query parameters of the items request that are not property filters.

@@ -75,6 +75,8 @@ class OsmData:
     counts: dict[str, int] = field(default_factory=dict)
     dropped: dict[str, Any] = field(default_factory=dict)
     places: gpd.GeoDataFrame | None = None  # named place=* nodes (osm_id, place, name): rural settlement names
+    # named place=* areas and named landuse=residential (osm_type, osm_id, place, name): rural names
+    place_areas: gpd.GeoDataFrame | None = None
 
     @property
     def metric_crs(self):  # noqa: ANN201
@@ -184,6 +186,7 @@ class _Collector:
         self.admin_ways: list[tuple[int, dict, list]] = []
         self.cameras: list[dict] = []
         self.places: list[dict] = []
+        self.place_areas: list[dict] = []
         self.buildings: list[dict] = []
         self.water: list[dict] = []
         self.residential: list[dict] = []
@@ -243,7 +246,8 @@ class _Collector:
         want_water = is_water_area(tags)
         want_res = tags.get("landuse") == "residential"
         want_admin = tags.get("boundary") == "administrative" and not a.from_way()
-        if not (want_building or want_water or want_res or want_admin):
+        want_place = tags.get("place") in PLACE_KINDS
+        if not (want_building or want_water or want_res or want_admin or want_place):
             return
         try:
             geom = shapely.from_wkb(bytes.fromhex(wkb(a)))
@@ -252,8 +256,13 @@ class _Collector:
             self.dropped["incomplete_areas"].append(a.orig_id())
             return
         osm_type = "way" if a.from_way() else "relation"
-        name, _, _ = _names(tags)
+        name, zh, _ = _names(tags)
         rec = {"osm_type": osm_type, "osm_id": a.orig_id(), "name": name, "geometry": geom}
+        if (want_place or want_res) and (zh or name):
+            # a village mapped as an area names the settlements inside it (rural grids)
+            self.place_areas.append(dict(rec, name=zh or name, geometry=shapely.MultiPolygon(
+                [g for g in shapely.get_parts(geom) if g.geom_type == "Polygon"]),
+                place=tags["place"] if want_place else "landuse=residential"))
         if want_building:
             rec_b = dict(rec, building=tags.get("building"), levels_tag=tags.get("building:levels"),
                          flats=tags.get("building:flats"))
@@ -394,6 +403,8 @@ def read_osm(
     admin_lines = _admin_lines(col)
     places = gpd.GeoDataFrame(col.places, geometry="geometry", crs=WGS84) if col.places else _empty(
         ["osm_id", "place", "name"])
+    place_areas = gpd.GeoDataFrame(col.place_areas, geometry="geometry", crs=WGS84) if col.place_areas else _empty(
+        ["osm_type", "osm_id", "place", "name"])
 
     if boundary is not None:
         say("clipping to the boundary")
@@ -402,6 +413,8 @@ def read_osm(
         admin_lines = _clip_lines(admin_lines, boundary)
         if len(places):
             places = places[shapely.contains_xy(boundary, places.geometry.x.to_numpy(), places.geometry.y.to_numpy())]
+        if len(place_areas):
+            place_areas = place_areas[place_areas.intersects(boundary)]
         inside = shapely.contains_xy(boundary, *_rep_xy(buildings)) if len(buildings) else np.zeros(0, bool)
         buildings = buildings[inside].copy()
         cameras = cameras[cameras.within(boundary)].copy() if len(cameras) else cameras
@@ -433,7 +446,7 @@ def read_osm(
     return OsmData(
         roads=roads, buildings=buildings, barriers=barriers, cameras=cameras, admin=admin,
         admin_lines=admin_lines, bounds=area, bounds_declared=declared is not None, counts=counts,
-        dropped=dropped, places=places,
+        dropped=dropped, places=places, place_areas=place_areas,
     )
 
 

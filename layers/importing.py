@@ -30,6 +30,7 @@ from gridpatrol.layers.models import (
     Building,
     Camera,
     Place,
+    PlaceArea,
     Road,
     utcnow,
 )
@@ -163,6 +164,10 @@ def _write_osm(store: Store, conn: Connection, data: OsmData) -> None:
     if data.places is not None and len(data.places):
         delete_by_keys(conn, Place.__table__, ["osm_id"], [(int(i),) for i in data.places["osm_id"]])
         store.insert_gdf(conn, "places", data.places)
+    if data.place_areas is not None and len(data.place_areas):
+        pa = data.place_areas
+        _delete_keys_by_type(conn, PlaceArea.__table__, list(zip(pa["osm_type"], pa["osm_id"].astype(int))))
+        store.insert_gdf(conn, "place_areas", pa)
 
     if len(data.cameras):
         cams = data.cameras.copy()

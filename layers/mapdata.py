@@ -6,6 +6,7 @@ from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import pandas as pd
 import shapely
 from gridpatrol.gis.errors import GridPatrolError, InputError, NotFoundError
 from gridpatrol.gis.gridcodes import CodeFormat
@@ -159,6 +160,18 @@ def basemap_frames(store: Store, bbox: tuple[float, float, float, float]) -> tup
         if len(df):
             df["geometry"] = shapely.set_precision(df.geometry.values, 1e-6)
     return r, b
+
+
+def place_frame(store: Store, bbox: tuple[float, float, float, float]) -> gpd.GeoDataFrame:
+    """Villages and hamlets in ``bbox`` (name, place; WGS-84, 1e-6°): the place areas, then the
+    place nodes, as rural grids are named after them."""
+    parts = [store.read_layer(layer, bbox=bbox) for layer in ("place_areas", "places")]
+    parts = [p[["name", "place", "geometry"]] for p in parts if len(p)]
+    if not parts:
+        return gpd.GeoDataFrame({"name": [], "place": []}, geometry=[], crs=4326)
+    out = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry", crs=4326)
+    out["geometry"] = shapely.set_precision(out.geometry.values, 1e-6)
+    return out
 
 
 def incident_points(store: Store, where: Any = None, *, days: float | None = None,

@@ -154,6 +154,14 @@ def _v13_job_files(conn: Connection) -> None:
     md.tables[JobFile.__tablename__].create(conn, checkfirst=True)
 
 
+def _v14_place_areas(conn: Connection) -> None:
+    # New stores have the table from the models (version 1); older ones get it here (empty until
+    # the extract is imported again).
+    from gridpatrol.layers.models import PlaceArea
+
+    _fresh_metadata().tables[PlaceArea.__tablename__].create(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -169,6 +177,8 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (11, "blocks and grids: population (persons), for plans balanced on population or a weighted workload", _v11_block_population),
     (12, "places: named OSM place nodes (village, hamlet, …) that rural grids name settlements after", _v12_places),
     (13, "job files: the upload an import job reads and what a job made for its owner (a report's XLSX)", _v13_job_files),
+    (14, "place areas: villages and hamlets mapped as polygons (place=*, named landuse=residential) for rural names",
+     _v14_place_areas),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

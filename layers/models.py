@@ -212,6 +212,20 @@ class Place(Base):
     geom = mapped_column(geom("POINT"), nullable=False)
 
 
+class PlaceArea(Base):
+    """A named village or hamlet mapped as an area (OSM place=village/hamlet/… polygons, or named
+    landuse=residential): rural grids name the settlements inside it after it (schema version 14)."""
+
+    __tablename__ = "place_areas"
+    __table_args__ = (UniqueConstraint("osm_type", "osm_id", name="uq_place_areas_osm"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    osm_type: Mapped[str] = mapped_column(Text)  # way | relation
+    osm_id: Mapped[int] = mapped_column(BigInt)
+    place: Mapped[str] = mapped_column(Text)  # the place=* value, or "landuse=residential"
+    name: Mapped[str] = mapped_column(Text)
+    geom = mapped_column(geom("MULTIPOLYGON"), nullable=False)
+
+
 class Camera(Base):
     """Skynet (天网), Sharp Eyes (雪亮) and other cameras, with their field of view."""
 
@@ -511,6 +525,7 @@ LAYERS: dict[str, type[Base]] = {
     "buildings": Building,
     "barriers": Barrier,
     "places": Place,
+    "place_areas": PlaceArea,
     "cameras": Camera,
     "blocks": Block,
     "grids": Grid,

@@ -15,7 +15,7 @@ import numpy as np
 import shapely
 from pyproj import CRS
 
-__all__ = ["RURAL_AREAS", "UNNAMED", "VILLAGES", "load_rural_county"]
+__all__ = ["RURAL_AREAS", "UNNAMED", "VILLAGES", "load_rural_county", "village_areas_osm"]
 
 _METRIC_CRS = CRS.from_epsg(32648)
 _ORIGIN = (380_000.0, 3_370_000.0)
@@ -59,8 +59,10 @@ def _houses(rng: np.random.Generator, cx: float, cy: float, r: float, n: int, la
     return out
 
 
-def rural_county(seed: int = 0) -> dict:
-    """The county's layers (EPSG:4326, columns of gis.osm.read_osm) and areas."""
+def rural_county(seed: int = 0, village_areas: bool = False) -> dict:
+    """The county's layers (EPSG:4326, columns of gis.osm.read_osm) and areas. ``village_areas``:
+    the villages over 100 m across are mapped as areas (place=village/town polygons, 河口村 as named
+    landuse=residential) with no place node, as many mappers do; hamlets keep their nodes."""
     rng = np.random.default_rng(seed)
     nodes: dict[tuple[float, float], int] = {}
 
@@ -140,20 +142,28 @@ def rural_county(seed: int = 0) -> dict:
     barriers = gpd.GeoDataFrame({"osm_type": [], "osm_id": [], "kind": [], "subkind": [], "name": []},
                                 geometry=gpd.GeoSeries([], crs=_METRIC_CRS))
     # place nodes as mappers set them: at the village centre, a hamlet's a little off it; 岩脚 has none
-    named = [v for v in VILLAGES if v[0] != UNNAMED]
+    named = [v for v in VILLAGES if v[0] != UNNAMED and not (village_areas and v[3] > 100)]
+    as_areas = [v for v in VILLAGES if village_areas and v[3] > 100]
+    place_areas = gpd.GeoDataFrame({
+        "osm_type": ["way"] * len(as_areas), "osm_id": np.arange(1, len(as_areas) + 1, dtype=np.int64) + 80_000_000,
+        "name": [v[0] for v in as_areas],
+        "place": ["landuse=residential" if v[0] == "河口村" else "town" if v[3] > 400 else "village" for v in as_areas]},
+        geometry=gpd.GeoSeries([shapely.MultiPolygon([shapely.Point(ox + v[1], oy + v[2]).buffer(v[3] + 30)])
+                                for v in as_areas], crs=_METRIC_CRS))
     places = gpd.GeoDataFrame({"osm_id": np.arange(1, len(named) + 1, dtype=np.int64) + 70_000_000,
                                "name": [v[0] for v in named], "place": [
         "town" if v[3] > 400 else "village" if v[3] > 100 else "hamlet" for v in named]},
         geometry=gpd.GeoSeries(shapely.points([(ox + v[1] + 30, oy + v[2] + 20) for v in named]), crs=_METRIC_CRS))
     return {k: v.to_crs(4326) for k, v in
-            {"roads": roads, "buildings": buildings, "areas": areas, "barriers": barriers, "places": places}.items()}
+            {"roads": roads, "buildings": buildings, "areas": areas, "barriers": barriers, "places": places,
+             "place_areas": place_areas}.items()}
 
 
-def load_rural_county(store, seed: int = 0) -> dict:  # noqa: ANN001
+def load_rural_county(store, seed: int = 0, village_areas: bool = False) -> dict:  # noqa: ANN001
     """Write the county into ``store`` (one transaction) as if imported; returns its layers."""
     from gridpatrol.layers.models import utcnow
 
-    c = rural_county(seed)
+    c = rural_county(seed, village_areas)
     now = utcnow()
     record = gpd.GeoDataFrame(
         [{"kind": "osm", "source_path": f"synthetic rural county (seed {seed})", "source_sha256": "-",
@@ -162,18 +172,44 @@ def load_rural_county(store, seed: int = 0) -> dict:  # noqa: ANN001
         geometry=[shapely.MultiPolygon(list(shapely.get_parts(shapely.union_all(c["areas"].geometry.to_numpy()))))],
         crs=4326)
     with store.begin() as conn:
-        for layer in ("roads", "buildings", "areas", "places"):
-            store.insert_gdf(conn, layer, c[layer])
+        for layer in ("roads", "buildings", "areas", "places", "place_areas"):
+            if len(c[layer]):
+                store.insert_gdf(conn, layer, c[layer])
         store.insert_gdf(conn, "imports", record)
     return c
+
+
+def village_areas_osm(path):  # noqa: ANN001, ANN201
+    """Write a small OSM extract of five closed ways: a place=village (王家村, name:zh), a named
+    landuse=residential (李家湾), an unnamed residential, a named farmland and an unnamed hamlet
+    area; only the first two name villages. Returns ``path``."""
+    def ring(wid: int, x0: float, y0: float, tags: str, first: int) -> str:
+        pts = [(x0, y0), (x0 + 0.002, y0), (x0 + 0.002, y0 + 0.002), (x0, y0 + 0.002)]
+        nodes = "".join(f'<node id="{first + i}" lat="{y}" lon="{x}"/>' for i, (x, y) in enumerate(pts))
+        refs = "".join(f'<nd ref="{first + i}"/>' for i in range(4)) + f'<nd ref="{first}"/>'
+        return nodes + f'<way id="{wid}">{refs}{tags}</way>'
+
+    body = "".join([
+        ring(1, 104.001, 30.001, '<tag k="place" v="village"/><tag k="name" v="Wangjia"/>'
+             '<tag k="name:zh" v="王家村"/>', 100),
+        ring(2, 104.004, 30.001, '<tag k="landuse" v="residential"/><tag k="name" v="李家湾"/>', 200),
+        ring(3, 104.007, 30.001, '<tag k="landuse" v="residential"/>', 300),
+        ring(4, 104.001, 30.005, '<tag k="landuse" v="farmland"/><tag k="name" v="大田"/>', 400),
+        ring(5, 104.004, 30.005, '<tag k="place" v="hamlet"/>', 500),
+    ])
+    path.write_text("<?xml version='1.0' encoding='UTF-8'?><osm version=\"0.6\">"
+                    '<bounds minlat="30.0" minlon="104.0" maxlat="30.01" maxlon="104.01"/>' + body + "</osm>",
+                    encoding="utf-8")
+    return path
 
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True, help="GeoPackage store to create")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--village-areas", action="store_true", help="map the villages as areas, not nodes")
     args = ap.parse_args()
     from gridpatrol.layers.store import open_store
 
-    load_rural_county(open_store(args.out, create=True), args.seed)
+    load_rural_county(open_store(args.out, create=True), args.seed, args.village_areas)
     print(f"wrote the rural county to {args.out}")

@@ -37,14 +37,17 @@ async def grids(store: StoreDep, settings: SettingsDep, principal: UserDep, plan
 
 @router.get("/basemap", summary="Our own streets and buildings around a plan's grids (the offline basemap)")
 async def basemap(store: StoreDep, settings: SettingsDep, principal: UserDep, plan_id: PlanQ = None) -> dict[str, Any]:
-    """Streets (name, highway, major) and buildings (name, households) within the plan's extent, and that extent."""
+    """Streets (name, highway, major), buildings (name, households) and villages (name, place: areas
+    and nodes) within the plan's extent, and that extent."""
     where = layer_filter(principal, "incidents", Incident.__table__) if can(principal, "read_incidents") else False
     ext = await run_in_threadpool(mapdata.map_extent, store, plan_id, where)
     roads, buildings = await run_in_threadpool(mapdata.basemap_frames, store, ext)
+    places = await run_in_threadpool(mapdata.place_frame, store, ext)
     (x0, x1), (y0, y1) = display_lonlat(np.array([ext[0], ext[2]]), np.array([ext[1], ext[3]]), settings)
     return {"bounds": [[float(y0), float(x0)], [float(y1), float(x1)]],
             "streets": display_geojson(_geojson(roads), settings),
-            "buildings": display_geojson(_geojson(buildings), settings)}
+            "buildings": display_geojson(_geojson(buildings), settings),
+            "places": display_geojson(_geojson(places), settings)}
 
 
 @router.get("/incidents", summary="Incidents for the incident map (clustered there), newest first")

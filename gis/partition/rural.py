@@ -59,8 +59,12 @@ class Settlements:
 
 
 def find_settlements(footprints: np.ndarray, households: np.ndarray, gap_m: float = DEFAULT_GAP_M,
-                     places: gpd.GeoDataFrame | None = None) -> Settlements:
-    """Settlements of ``footprints`` (metric). Names come from ``places`` (metric points with a
+                     places: gpd.GeoDataFrame | None = None,
+                     place_areas: gpd.GeoDataFrame | None = None) -> Settlements:
+    """Settlements of ``footprints`` (metric). Names come first from ``place_areas`` (metric
+    polygons with ``name`` and ``place``: villages mapped as areas, or named residential land): the
+    area holding most of the settlement's buildings (by their representative points; a place=*
+    area before named landuse, then the smaller); then from ``places`` (metric points with a
     ``name``: OSM place=village/hamlet nodes) inside or within ``gap_m`` of the settlement, the
     nearest first; otherwise "居民点 N" (numbered west→east is not promised, by first building)."""
     lab = settlement_labels(footprints, gap_m)
@@ -69,6 +73,9 @@ def find_settlements(footprints: np.ndarray, households: np.ndarray, gap_m: floa
     hh = np.bincount(lab, weights=np.asarray(households, dtype=float), minlength=k)
     nb = np.bincount(lab, minlength=k)
     names = [f"居民点{s + 1}" for s in range(k)]
+    named = np.zeros(k, dtype=bool)
+    if place_areas is not None and len(place_areas) and k:
+        named = _names_from_areas(footprints, lab, place_areas, names)
     if places is not None and len(places) and k:
         pts = places.geometry.to_numpy()
         pname = places["name"].to_numpy()
@@ -80,8 +87,36 @@ def find_settlements(footprints: np.ndarray, households: np.ndarray, gap_m: floa
             if isinstance(name, str) and name.strip() and (int(s) not in best or d < best[int(s)][0]):
                 best[int(s)] = (float(d), name.strip())
         for s, (_, name) in best.items():
-            names[s] = name
+            if not named[s]:
+                names[s] = name
     return Settlements(lab, hulls, hh, nb, names)
+
+
+def _names_from_areas(footprints: np.ndarray, lab: np.ndarray, areas: gpd.GeoDataFrame, names: list[str]) -> np.ndarray:
+    """Name settlements after the named area holding most of their buildings (point in polygon);
+    returns which settlements got a name."""
+    geoms = areas.geometry.to_numpy()
+    aname = areas["name"].to_numpy()
+    is_place = (areas["place"].astype(str) != "landuse=residential").to_numpy() if "place" in areas else \
+        np.ones(len(areas), dtype=bool)
+    size = shapely.area(geoms)
+    pts = shapely.point_on_surface(footprints)
+    b, a = shapely.STRtree(geoms).query(pts, predicate="within")
+    votes: dict[tuple[int, int], int] = {}
+    for bi, ai in zip(b, a):
+        if isinstance(aname[ai], str) and aname[ai].strip():
+            key = (int(lab[bi]), int(ai))
+            votes[key] = votes.get(key, 0) + 1
+    best: dict[int, tuple] = {}
+    for (s, ai), n in votes.items():
+        rank = (n, bool(is_place[ai]), -float(size[ai]))
+        if s not in best or rank > best[s][0]:
+            best[s] = (rank, ai)
+    named = np.zeros(len(names), dtype=bool)
+    for s, (_, ai) in best.items():
+        names[s] = str(aname[ai]).strip()
+        named[s] = True
+    return named
 
 
 def block_units(n_blocks: int, block_of_building: np.ndarray, settlement_of_building: np.ndarray

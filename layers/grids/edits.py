@@ -163,6 +163,13 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     before = check_frames(store, ctx.grids, ctx.blocks, ctx.areas, ctx.params)
     after = check_frames(store, grids, blocks, ctx.areas, ctx.params)
     new_errors = _new_errors(before, after, set(changed), force)
+    if getattr(ctx.params, "mode", "urban") == "rural":  # exempt: over a rural limit and indivisible
+        p = after.problems
+        grids["exempt"] = grids["code"].astype(str).isin(set(p.loc[p["kind"] == "rural_limit_exempt", "grid_code"]))
+        # reshaped grids are named after the settlements they now hold, as drawn ones are
+        names = after.summary["rural"]["grid_names"]
+        reshaped = grids["code"].astype(str).isin(set(changed))
+        grids.loc[reshaped, "name"] = [names.get(c) for c in grids.loc[reshaped, "code"].astype(str)]
     if new_errors:
         raise ConflictError("编辑被拒绝，会破坏方案的规则 / edit refused, it would break the plan: " + "; ".join(new_errors[:5])
                             + (f" (and {len(new_errors) - 5} more)" if len(new_errors) > 5 else ""),
@@ -258,11 +265,20 @@ def _new_errors(before: CheckResult, after: CheckResult, changed: set[str], forc
 
     band = {"households_out_of_band"}
     old = keys(before)
+    old_splits = _settlement_splits(before)
     msgs = []
     p = after.problems
     for _, r in p[p["severity"] == "error"].iterrows():
         key = (r["kind"], str(r["grid_code"]))
         if r["kind"] in band and force:
+            continue
+        if r["kind"] == "settlement_split":
+            # a rural problem without a grid: new unless the village already straddled these grids
+            from gridpatrol.layers.grids.rural_draw import split_settlement_grids
+
+            if split_settlement_grids(r["detail"]) <= old_splits.get(_point_key(r.geometry), frozenset()):
+                continue
+            msgs.append(r["detail"])
             continue
         if key in old and r["kind"] not in ("gap", "overlap"):
             continue
@@ -270,6 +286,19 @@ def _new_errors(before: CheckResult, after: CheckResult, changed: set[str], forc
             continue
         msgs.append(r["detail"])
     return msgs
+
+
+def _point_key(geom) -> str:  # noqa: ANN001
+    return "" if geom is None or geom.is_empty else f"{geom.x:.6f},{geom.y:.6f}"
+
+
+def _settlement_splits(res: CheckResult) -> dict[str, frozenset[str]]:
+    """{settlement (its point): the grids it straddles} of a rural check's settlement_split errors."""
+    from gridpatrol.layers.grids.rural_draw import split_settlement_grids
+
+    p = res.problems
+    p = p[p["kind"] == "settlement_split"]
+    return {_point_key(g): split_settlement_grids(d) for g, d in zip(p.geometry, p["detail"])}
 
 
 def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = None, force: bool = False,
@@ -296,7 +325,16 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     adj = _block_graph(ctx, sub)
     # parts of equal workload (the plan's: households, persons or the weighted sum)
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
-    labels = np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed))
+    units = _rural_units(ctx, sub)
+    if units is None:
+        labels = np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed))
+    else:  # a rural plan: whole settlements move, a village is never cut
+        unit_frame, unit_adj, back = _contract(loads, adj, units)
+        if len(unit_frame) < parts:
+            raise ConflictError(f"网格 {code} 只有 {len(unit_frame)} 个不可分的部分（完整的居民点和空地街区），不能分成 "
+                                f"{parts} 份 / grid {code} has {len(unit_frame)} indivisible parts (whole settlements "
+                                f"and land blocks) and cannot be split into {parts}", hint="split into fewer parts")
+        labels = np.asarray(split_blocks(unit_frame, unit_adj, parts, seed=ctx.params.seed))[back]
     # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
     # shares the longest boundary with; anything larger refuses the split.
     sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
@@ -447,8 +485,16 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     start = np.array([index_of[c] for c in sub["grid_code"]])
     target, low, high = ctx.params.workload_band()
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
-    labels = np.asarray(rebalance(loads, adj, start, list(range(len(codes))),
-                                  target_households=target, min_households=low, max_households=high))
+    units = _rural_units(ctx, sub)
+    if units is None:
+        labels = np.asarray(rebalance(loads, adj, start, list(range(len(codes))),
+                                      target_households=target, min_households=low, max_households=high))
+    else:  # a rural plan: whole settlements move (a unit already split keeps its parts in their grids)
+        unit_frame, unit_adj, back = _contract(loads, adj, units, start)
+        unit_start = np.zeros(len(unit_frame), dtype=np.int64)
+        unit_start[back] = start
+        labels = np.asarray(rebalance(unit_frame, unit_adj, unit_start, list(range(len(codes))),
+                                      target_households=target, min_households=low, max_households=high))[back]
     moved = int((labels != start).sum())
     if moved == 0:
         pid = int(ctx.row["id"])
@@ -458,6 +504,43 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
     return _commit_edit(store, ctx, blocks, codes, force=force, created_by=created_by,
                         note=f"rebalanced {', '.join(codes)} ({moved} blocks moved)")
+
+
+def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
+    """The settlement unit of each block of ``sub`` (one area's) when the plan is rural, else None."""
+    if getattr(ctx.params, "mode", "urban") != "rural":
+        return None
+    from gridpatrol.layers.grids.rural_draw import settlement_units_of_blocks
+
+    area = ctx.areas[ctx.areas["code"].astype(str) == str(sub["area_code"].iloc[0])]
+    if len(area) == 0:
+        raise NotFoundError(f"area {sub['area_code'].iloc[0]} of the plan is not among the planning areas",
+                            hint="import the area boundaries again (import-areas)")
+    return settlement_units_of_blocks(ctx.store, sub, area.geometry.iloc[0], ctx.params, ctx.metric)
+
+
+def _contract(frame: pd.DataFrame, adj: nx.Graph, units: np.ndarray, start: np.ndarray | None = None
+              ) -> tuple[pd.DataFrame, nx.Graph, np.ndarray]:
+    """``frame``'s blocks grouped by unit (and by ``start`` grid, when given, so that a unit lying in
+    two grids is two): (one row per group with block_id and households summed, their adjacency
+    with the shared lengths summed, the group of each row of ``frame``)."""
+    key = pd.MultiIndex.from_arrays([units, np.zeros(len(units), dtype=np.int64) if start is None else start])
+    back, _ = pd.factorize(key)
+    groups = pd.DataFrame({"block_id": back, "households": frame["households"].to_numpy(dtype=float)})
+    groups = groups.groupby("block_id", as_index=False)["households"].sum()
+    group_of = dict(zip(frame["block_id"].astype(int), back.tolist()))
+    graph = nx.Graph()
+    graph.add_nodes_from(groups["block_id"].tolist())
+    for u, v, d in adj.edges(data=True):
+        a, b = group_of.get(int(u)), group_of.get(int(v))
+        if a is None or b is None or a == b:
+            continue
+        w = float(d.get("weight", d.get("length_m", 1.0)))
+        if graph.has_edge(a, b):
+            graph[a][b]["length_m"] += w
+        else:
+            graph.add_edge(a, b, length_m=w)
+    return groups, graph, back
 
 
 def _single_part_blocks(ctx: _Ctx, blocks: gpd.GeoDataFrame, first_new_id: int) -> gpd.GeoDataFrame:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from gridpatrol.gis.assign import assign_buildings
-from gridpatrol.gis.errors import InputError
+from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.gis.gridcodes import assign_codes
 from gridpatrol.gis.slivers import settle_blocks
 from gridpatrol.layers.grids.core import (
@@ -19,6 +19,7 @@ from gridpatrol.layers.grids.core import (
     insert_rows,
     metric_crs_of,
     plan_metrics,
+    plan_row,
     planning_areas,
     read_within,
     shape_metrics,
@@ -80,6 +81,15 @@ def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDat
     return gpd.GeoDataFrame(pd.concat(out, ignore_index=True), geometry="geometry", crs="EPSG:4326"), report
 
 
+def _inherited_params(store: Store) -> PlanParams:
+    """The newest plan's params when it is rural (the county plans its villages that way), else the default."""
+    try:
+        newest = PlanParams.from_json(plan_row(store)["params_json"])
+    except NotFoundError:
+        return PlanParams()
+    return newest if newest.mode == "rural" else PlanParams()
+
+
 def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code_field: str | None = None,
                  parent_field: str | None = None, params: PlanParams | None = None,
                  created_by: str | None = None) -> int:
@@ -92,10 +102,14 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     back with the same grids and households; detached slivers under ``gis.slivers.SLIVER_M2``
     go to the neighbour they share the longest boundary with, listed in the plan's metrics
     (``slivers_absorbed``). Nothing is written when the file is unusable.
+
+    Without ``params``, grids imported where the newest plan is rural (``--mode rural``) are a rural
+    plan with its limits (area, travel, settlement gap), judged and edited by the rural rules
+    (docs/rural.md); otherwise the default urban band.
     """
     from gridpatrol.gis.vector import checked_polygons, read_vector
 
-    params = (params or PlanParams()).checked()
+    params = (params or _inherited_params(store)).checked()
     path = Path(path)
     gdf = read_vector(path, crs=crs)
     if code_field is None and "code" in gdf.columns:

@@ -16,10 +16,12 @@ from gridpatrol.layers.plan_params import PlanParams
 
 
 def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: float,  # noqa: ANN001
-                     places: gpd.GeoDataFrame | None = None) -> tuple[np.ndarray, Settlements, np.ndarray]:
+                     places: tuple[gpd.GeoDataFrame, gpd.GeoDataFrame] | None = None
+                     ) -> tuple[np.ndarray, Settlements, np.ndarray]:
     """(metric footprints, settlements, inside-mask over ``buildings``) of the buildings whose
     representative point lies in ``area_geom`` (EPSG:4326). Landuse estimates (residential land
-    without mapped buildings) count as members too: they are where people live."""
+    without mapped buildings) count as members too: they are where people live. ``places``: the
+    (place nodes, place areas) of ``read_places`` that name the settlements."""
     if len(buildings) == 0:
         return np.zeros(0, dtype=object), find_settlements(np.zeros(0, dtype=object), np.zeros(0), gap_m), \
             np.zeros(0, dtype=bool)
@@ -28,15 +30,18 @@ def area_settlements(buildings: gpd.GeoDataFrame, area_geom, metric, gap_m: floa
     b = buildings[inside]
     fp = b.geometry.to_crs(metric).to_numpy()
     hh = pd.to_numeric(b["households"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-    pl = places.to_crs(metric) if places is not None and len(places) else None
-    return fp, find_settlements(fp, hh, gap_m, pl), inside
+    nodes, areas = places if places is not None else (None, None)
+    pl = nodes.to_crs(metric) if nodes is not None and len(nodes) else None
+    pa = areas.to_crs(metric) if areas is not None and len(areas) else None
+    return fp, find_settlements(fp, hh, gap_m, pl, pa), inside
 
 
-def read_places(store, geom) -> gpd.GeoDataFrame:  # noqa: ANN001
-    """The named place nodes (OSM place=village, hamlet, …) around ``geom`` (EPSG:4326)."""
+def read_places(store, geom) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:  # noqa: ANN001
+    """The named place nodes (OSM place=village, hamlet, …) and place areas (villages mapped as
+    polygons, named residential land) around ``geom`` (EPSG:4326)."""
     from gridpatrol.layers.grids.core import read_within
 
-    return read_within(store, "places", geom)
+    return read_within(store, "places", geom), read_within(store, "place_areas", geom)
 
 
 LAND_CELL_M = 500.0  # land away from settlements is cut on a lattice of at most this (m)
@@ -73,6 +78,23 @@ def rural_blocks(area_geom, roads: gpd.GeoDataFrame, barriers: gpd.GeoDataFrame,
     return build_blocks(area_geom, roads, gpd.GeoDataFrame(cut_lines, geometry="geometry", crs=4326), buildings,
                         metric_crs=metric, max_block_households=inf, max_block_area_m2=inf,
                         max_landuse_block_households=inf, area_name=area_name)
+
+
+def settlement_units_of_blocks(store, blocks: gpd.GeoDataFrame, area_geom, params: PlanParams,  # noqa: ANN001
+                               metric) -> np.ndarray:  # noqa: ANN001
+    """Unit of each row of ``blocks`` (EPSG:4326, blocks of one area ``area_geom``): blocks holding
+    buildings of one settlement of the area share a unit (as the drawing groups them), so edits
+    that move whole units never cut a village; blocks without buildings are units of their own."""
+    from gridpatrol.layers.grids.core import read_within
+
+    buildings = read_within(store, "buildings", area_geom)
+    fp, st, _ = area_settlements(buildings, area_geom, metric, params.settlement_gap_m)
+    bg = blocks.to_crs(metric).geometry.to_numpy()
+    if len(fp) == 0:
+        return np.arange(len(blocks))
+    rp = shapely.get_coordinates(shapely.point_on_surface(fp))
+    unit_of_block, _ = block_units(len(bg), assign_xy(rp[:, 0], rp[:, 1], bg), st.of_building)
+    return unit_of_block
 
 
 def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray) -> Travel:  # noqa: ANN001
@@ -149,6 +171,18 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     return blocks.drop(columns=["_part"]), grids, adj, summary
 
 
+_SPLIT_INTO = " 个网格："
+_SPLIT_OUTSIDE = "，部分不在任何网格"
+
+
+def split_settlement_grids(detail: str) -> frozenset[str]:
+    """The grid codes a ``settlement_split`` problem's detail names (with "" for the part in no
+    grid): an edit that keeps a settlement within the grids it already straddled adds no split."""
+    tail = detail.split(_SPLIT_INTO, 1)[1] if _SPLIT_INTO in detail else ""
+    codes = {c.strip() for c in tail.removesuffix(_SPLIT_OUTSIDE).split(",") if c.strip()}
+    return frozenset(codes | ({""} if detail.endswith(_SPLIT_OUTSIDE) else set()))
+
+
 def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None, areas: gpd.GeoDataFrame,  # noqa: ANN001
                 params: PlanParams, metric) -> tuple[list[dict], dict]:  # noqa: ANN001
     """Rural problems of a plan: settlements split across grids, grids over the area or travel
@@ -175,6 +209,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
 
     n_split = n_settlements = 0
     worst_travel: dict[str, float] = {}
+    grid_names: dict[str, str] = {}
     bmet = blocks.to_crs(metric) if blocks is not None and len(blocks) else None
     for _, area in areas.iterrows():
         sel = gm["parent_code"].astype(str).to_numpy() == str(area["code"])
@@ -206,7 +241,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
             if len(gs) > 1:
                 n_split += 1
                 add("settlement_split", None, f"居民点 {st.names[s]}（{st.buildings[s]} 栋建筑）被分到 "
-                    f"{len(gs)} 个网格：{', '.join(named)}" + ("，部分不在任何网格" if -1 in gs else ""),
+                    f"{len(gs)}{_SPLIT_INTO}{', '.join(named)}" + (_SPLIT_OUTSIDE if -1 in gs else ""),
                     shapely.point_on_surface(st.hulls[s]))
         settlements_of_grid: dict[int, list[int]] = {}
         for s, gs in grids_of_s.items():
@@ -230,6 +265,8 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
             units = {int(unit_of_s[s]) for s in ss}
             a = float(shapely.area(ggeoms[g]))
             names = grid_name(st, ss) or "无居民点"
+            if ss:
+                grid_names[codes[g]] = grid_name(st, ss)
             if area_cap is not None and a > area_cap * (1 + 1e-9):
                 lone = len(units) == 1 and unit_area.get(next(iter(units)), 0.0) > area_cap
                 if lone:
@@ -273,7 +310,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                     shapely.point_on_surface(ggeoms[g]), hh=hh)
     summary = {"mode": "rural", "settlements": n_settlements, "settlements_split": n_split,
                "max_area_m2": area_cap, "max_travel_min": params.max_travel_min, "travel_mode": params.travel_mode,
-               "travel_min": worst_travel}
+               "travel_min": worst_travel, "grid_names": grid_names}
     return rows, summary
 
 

@@ -25,6 +25,7 @@ STREET = "<iframe src=javascript:window.__pwned=4>"
 BUILDING = "<b onmouseover=window.__pwned=5>楼</b>"
 CAMERA = "javascript:window.__pwned=6//<img src=http://evil.example/c.png>"
 CATEGORY = "<script src=http://evil.example/x.js></script>"
+PLACE = "<svg/onload=window.__pwned=7>村"  # a village's name (place nodes and areas, as OSM has them)
 CSP_PARTS = ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'", "style-src 'self'")
 WATCH = ("document.addEventListener('securitypolicyviolation', e => (window.__csp = window.__csp || [])"
          ".push(e.violatedDirective + ' ' + e.blockedURI + ' ' + e.sourceFile));")
@@ -60,6 +61,8 @@ def _poison(db: str, base: str) -> dict:
         Grid,
         GridPlan,
         Incident,
+        Place,
+        PlaceArea,
         Road,
     )
     from gridpatrol.layers.store import open_store
@@ -88,6 +91,8 @@ def _poison(db: str, base: str) -> dict:
             c.execute(update(Building).values(name=BUILDING))
             c.execute(update(Camera).values(name=CAMERA))
             c.execute(update(Incident).values(category=CATEGORY))
+            c.execute(update(Place).values(name=PLACE))
+            c.execute(update(PlaceArea).values(name=PLACE))
     finally:
         store.dispose()
     # A route planned over the poisoned streets: its directions name them.
@@ -174,6 +179,11 @@ def test_payloads_stay_text_on_every_page(browser, site):  # noqa: ANN001
     page.wait_for_timeout(300)
     tip = v.hover_at(first.x + 2e-5, first.y + 2e-5)
     assert WORKER in tip or GRID_NAME in tip or BUILDING in tip or STREET in tip, tip
+    # the villages and places overlay: every tooltip shows the poisoned name as text
+    n_places = page.evaluate("() => { let n = 0; window.gpMap.eachLayer(l => { if (l.feature && l.feature.properties"
+                             " && 'place' in l.feature.properties) { l.openTooltip(); n++; } }); return n; }")
+    assert n_places >= 1
+    assert PLACE in " ".join(page.locator(".leaflet-tooltip").all_inner_texts())
     v.shot("grids")
 
     # Incident map: the lookup panel at the camera's view shows the poisoned grid, worker, camera and incidents.

@@ -15,6 +15,7 @@ from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.vector import read_vector
 
 from tests.conftest import data_path
+from tests.synth_rural import village_areas_osm
 
 
 def _xml_census(path):
@@ -225,3 +226,14 @@ def test_surveillance_nodes_become_cameras(tmp_path):
     assert cams.loc[5, "camera_type"] == "dome" and cams.loc[5, "fov_deg"] == 360.0
     assert cams.loc[5, "height_m"] == 6.0 and cams.loc[5, "name"] == "春熙路口球机"
     assert cams.loc[6, "azimuth_deg"] == 45.0 and cams.loc[6, "code"] == "osm:6"
+
+
+def test_villages_mapped_as_areas_are_kept_for_rural_names(tmp_path):
+    """place=village/hamlet polygons and named landuse=residential are kept (place_areas, #15);
+    unnamed ones and other landuse are not."""
+    src = village_areas_osm(tmp_path / "villages.osm")
+    pa = osm.read_osm(src).place_areas.set_index("osm_id")
+    assert sorted(pa.index) == [1, 2]
+    assert pa.loc[1, "name"] == "王家村" and pa.loc[1, "place"] == "village"  # name:zh first
+    assert pa.loc[2, "name"] == "李家湾" and pa.loc[2, "place"] == "landuse=residential"
+    assert pa.loc[1, "geometry"].geom_type == "MultiPolygon" and pa.loc[1, "osm_type"] == "way"

@@ -74,3 +74,22 @@ def test_place_nodes_are_read_from_the_real_extract() -> None:
     hamlets = p[p["place"] == "hamlet"].set_index("osm_id")["name"].to_dict()
     assert hamlets == {3333358471: "云景豪庭", 3333413382: "小二肠烧面"}
     assert "suburb" not in set(p["place"]) and p["name"].notna().all()
+
+
+def test_names_from_village_areas_before_the_nearest_node() -> None:
+    """A settlement inside a village mapped as an area takes its name (point in polygon), even when
+    another place node is nearer; a place=* area wins over named residential land holding as many
+    buildings; the nearest node names a settlement in no area (#15)."""
+    fps = np.array([_house(0, 0), _house(30, 0), _house(60, 0),     # 王家村, its node mapped 40 m off
+                    _house(1000, 0), _house(1030, 0),                # in both a village and a residential area
+                    _house(3000, 0)])                                # no area: the node names it
+    areas = gpd.GeoDataFrame({"name": ["王家村", "幸福小区", "石桥村"],
+                              "place": ["village", "landuse=residential", "village"]},
+                             geometry=[shapely.box(-50, -50, 120, 60), shapely.box(990, -10, 1050, 20),
+                                       shapely.box(900, -100, 1200, 100)])
+    places = gpd.GeoDataFrame({"name": ["上坪", "下坪"]},
+                              geometry=[shapely.Point(35, 50), shapely.Point(3005, 30)])
+    st = find_settlements(fps, np.ones(6), 100, places, areas)
+    assert st.names == ["王家村", "石桥村", "下坪"]
+    # without areas the nodes alone name them (the first by the nearer node)
+    assert find_settlements(fps, np.ones(6), 100, places).names == ["上坪", "居民点2", "下坪"]

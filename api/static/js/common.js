@@ -12,7 +12,7 @@
       yes: '是', no: '否', legend: '每个网格的户数', band: '标准', looking_up: '查询中…',
       outside: '（不在任何网格内）', cameras_in_view: '可见摄像机', nearby: '附近事件', offline: '离线',
       position: '位置', error: '出错', length: '长度', duration: '预计用时', minutes: '分钟', start: '起点',
-      end: '终点', directions: '路线指引', sheet: '路线单 PDF', gpx: 'GPX 轨迹', route: '巡查路线', km: '公里', street_names: '街道名称', camera: '摄像机', cameras: '摄像机', project: '项目', status: '状态'
+      end: '终点', directions: '路线指引', sheet: '路线单 PDF', gpx: 'GPX 轨迹', route: '巡查路线', km: '公里', street_names: '街道名称', villages: '村庄地名', village: '地名', place_kind: '类型', camera: '摄像机', cameras: '摄像机', project: '项目', status: '状态'
     },
     en: {
       streets: 'streets', buildings: 'buildings', grids: 'grids', codes: 'grid codes', problems: 'problems',
@@ -22,7 +22,7 @@
       band: 'band', looking_up: 'looking up…', outside: '(outside every grid)', cameras_in_view: 'cameras in view',
       nearby: 'nearby incidents', offline: 'offline', position: 'position', error: 'error', length: 'length',
       duration: 'estimated time', minutes: 'min', start: 'start', end: 'end', directions: 'Directions',
-      sheet: 'route sheet PDF', gpx: 'GPX track', route: 'patrol route', km: 'km', street_names: 'street names', camera: 'camera', cameras: 'cameras', project: 'project', status: 'status'
+      sheet: 'route sheet PDF', gpx: 'GPX track', route: 'patrol route', km: 'km', street_names: 'street names', villages: 'villages and places', village: 'place', place_kind: 'kind', camera: 'camera', cameras: 'cameras', project: 'project', status: 'status'
     }
   };
 
@@ -155,6 +155,16 @@
       ctx.layers.addOverlay(buildings, t('buildings'));
       ctx.map.fitBounds(b.bounds, {animate: false});
       ctx.layers.addOverlay(streetLabels(ctx.map, b.streets), t('street_names'));
+      if (b.places && b.places.features.length) {  // villages (村): areas dashed, nodes as dots; names as text
+        var villages = L.geoJSON(b.places, {
+          style: function () { return {color: '#2e7d32', weight: 1.5, dashArray: '4 4', fill: false}; },
+          pointToLayer: function (f, latlng) { return L.circleMarker(latlng, {radius: 4, color: '#2e7d32'}); },
+          onEachFeature: function (f, layer) {
+            layer.bindTooltip(tip([[t('village'), f.properties.name], [t('place_kind'), f.properties.place]]), {sticky: true});
+          }
+        }).addTo(ctx.map);
+        ctx.layers.addOverlay(villages, t('villages'));
+      }
       return b;
     });
   }
