@@ -401,9 +401,7 @@ def main() -> None:
         args.keep = True
     else:
         url, schema = build(url_db, args.cameras, args.incidents)
-    from tests.api.live_server import (
-        running_server,  # the same helper the e2e tests use
-    )
+    from gridpatrol.scripts.serving import running_server  # the helper the e2e tests use too
 
     rng = random.Random(1)
     rows = []
