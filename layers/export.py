@@ -45,13 +45,14 @@ def with_grid_and_worker(store: Store, gdf: gpd.GeoDataFrame, *, workers: bool =
 
 
 def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFrame | None = None, *,
-                 encoding: str = "utf-8", crs: str = "wgs84", workers: bool = True) -> int:
+                 encoding: str = "utf-8", crs: str = "wgs84", workers: bool = True, plan_id: int | None = None) -> int:
     """Write ``layer`` (or the given frame of it) to ``path``; the format follows the extension.
 
     ``encoding`` (utf-8 or gbk) applies to Shapefiles; ``crs`` (wgs84 or gcj02) to KML/KMZ,
     whose placemarks carry the grid code and, when ``workers``, the grid's worker. Writes to a
     temporary file first and renames it, so a failed export leaves no half file. Returns the
-    number of features written.
+    number of features written. Grids and blocks are those of plan ``plan_id`` (default: the
+    newest), buildings carry that plan's ``grid_code``; routes are that plan's when it is given.
     """
     path = Path(path)
     driver = export_format(path)
@@ -64,7 +65,12 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
         # that plan's grid_code (layers.grids.export_frame).
         from gridpatrol.layers.grids import export_frame
 
-        gdf = export_frame(store, layer)
+        gdf = export_frame(store, layer, plan_id)
+    if gdf is None and plan_id is not None:
+        table = store.table(layer)
+        if "plan_id" not in table.c:
+            raise InputError(f"layer {layer!r} has no grid plan", hint="--plan applies to grids, blocks, buildings, routes")
+        gdf = store.read_layer(layer, where=table.c.plan_id == int(plan_id))
     if gdf is None:
         gdf = store.read_layer(layer)
     gdf = gdf.reset_index(drop=True)

@@ -162,6 +162,22 @@ def _v14_place_areas(conn: Connection) -> None:
     _fresh_metadata().tables[PlaceArea.__tablename__].create(conn, checkfirst=True)
 
 
+def _v15_point_xy(conn: Connection) -> None:
+    # PostGIS only: the generated point column and its covering GiST index (models.POINT_XY_LAYERS).
+    # Exact for points: ``geom_xy <@ box`` is ST_Intersects(geom, envelope) (both include the
+    # border; <@ of a point in a box compares the doubles exactly, no float4 index boxes).
+    if conn.dialect.name != "postgresql":
+        return
+    from gridpatrol.layers.models import POINT_XY_COLUMN, POINT_XY_LAYERS
+
+    for table, include in POINT_XY_LAYERS.items():
+        # (Not inspect(): SQLAlchemy does not know the point type and would warn about it.)
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {POINT_XY_COLUMN} point "
+                          f"GENERATED ALWAYS AS (point(ST_X(geom), ST_Y(geom))) STORED"))
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS ix_{table}_{POINT_XY_COLUMN} ON {table} "
+                          f"USING gist ({POINT_XY_COLUMN}) INCLUDE ({', '.join(include)})"))
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -179,6 +195,7 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (13, "job files: the upload an import job reads and what a job made for its owner (a report's XLSX)", _v13_job_files),
     (14, "place areas: villages and hamlets mapped as polygons (place=*, named landuse=residential) for rural names",
      _v14_place_areas),
+    (15, "PostGIS: cameras and incidents: position as a point with a covering GiST index (index-only bbox pages)", _v15_point_xy),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

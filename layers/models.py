@@ -31,6 +31,14 @@ BigInt = BigInteger().with_variant(Integer(), "geopackage", "sqlite")
 
 GPKG_DIALECTS = ("geopackage", "sqlite")
 
+# PostGIS only (schema version 15): point layers also hold their position as a PostgreSQL
+# ``point`` (a stored generated column, not in the models, so no read or write sees it), indexed
+# by GiST with the id and the role filter's columns included. A bbox page then finds, counts and
+# orders its rows by an index-only scan, without visiting a heap row per match
+# (layers.features.items_where). Per layer: the columns the index includes.
+POINT_XY_COLUMN = "geom_xy"
+POINT_XY_LAYERS = {"cameras": ("id", "secrecy_level"), "incidents": ("id", "grid_code")}
+
 
 class _GpkgDateTime(UserDefinedType):
     """A GeoPackage DATETIME column whose values are passed as text (formatted by UtcDateTime)."""

@@ -108,12 +108,14 @@ def export_cmd(
     path: Annotated[Path, typer.Argument(help="Output file: .geojson, .gpkg, .shp.zip (ArcGIS), .csv (Excel), .kml or .kmz")],
     encoding: Annotated[str, typer.Option(help="Shapefile text encoding: utf-8 or gbk")] = "utf-8",
     crs: Annotated[str, typer.Option(help="KML/KMZ coordinates: wgs84 or gcj02 (Chinese web and phone maps)")] = "wgs84",
+    plan: Annotated[Optional[int], typer.Option(help="Grid plan id for grids, blocks, buildings' grid_code, routes "
+                                                     "(default: the newest plan; routes: all)")] = None,
 ) -> None:
     """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
     from gridpatrol.layers.export import export_layer
 
     store = open_cli_store(ctx, create=False)
-    n = export_layer(store, layer, path, encoding=encoding, crs=crs)
+    n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan)
     console.print(f"wrote {n} {layer} to {path}")
 
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from gridpatrol.api.auth import hidden_fields, layer_filter, visible_frame
 from gridpatrol.api.deps import MAX_ID, StoreDep, UserDep
+from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.export import export_layer
+from gridpatrol.layers.grids import export_plan_id
 from sqlalchemy import and_
 
 router = APIRouter(prefix="/export", tags=["export"])
@@ -24,12 +26,20 @@ def export(
     format: Annotated[str, Query(pattern="^(geojson|gpkg|shp\\.zip|csv|kml|kmz)$")] = "geojson",  # noqa: A002
     encoding: Annotated[str, Query(pattern="^(utf-8|gbk)$", description="Shapefile text encoding")] = "utf-8",
     crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$", description="KML/KMZ coordinates")] = "wgs84",
-    plan_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="grids/blocks: only this plan version")] = None,
+    plan: Annotated[int | None, Query(ge=1, le=MAX_ID, description="grids/blocks: this plan (default: the newest); "
+                                                                     "routes: only this plan's")] = None,
+    plan_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="the same as plan (older links)")] = None,
 ) -> Response:
     """The layer: the rows and fields the user may see (the file's extent, counts and metadata
-    are computed from those alone; KML placemarks name a grid's worker only to who may see it)."""
+    are computed from those alone; KML placemarks name a grid's worker only to who may see it).
+    Grids and blocks are one plan's, as ``gridpatrol export`` writes them: the newest by default."""
+    if plan is not None and plan_id is not None and plan != plan_id:
+        raise InputError(f"plan={plan} and plan_id={plan_id} disagree", hint="give one of them")
+    plan_id = plan if plan is not None else plan_id
     table = store.table(layer)
     where = layer_filter(principal, layer, table)
+    if layer in ("grids", "blocks"):
+        plan_id = export_plan_id(store, plan_id)  # 404 for a plan that does not exist
     if plan_id is not None and "plan_id" in table.c:
         where = table.c.plan_id == plan_id if where is None else and_(where, table.c.plan_id == plan_id)
     gdf = visible_frame(principal, layer, store.read_layer(layer, where=where))

@@ -14,6 +14,7 @@ from gridpatrol.layers.grids.core import (  # noqa: F401
     diff_plans,
     draw_grids,
     export_frame,
+    export_plan_id,
     grid_measures,
     grid_workload,
     grids_from_blocks,

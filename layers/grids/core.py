@@ -697,13 +697,21 @@ def export_frame(store: Store, layer: str, plan_id: int | None = None) -> gpd.Ge
     blocks, or all buildings with that plan's ``grid_code``. Without any plan: the raw layer."""
     if layer == "buildings":
         return buildings_with_grid_code(store, plan_id)
+    pid = export_plan_id(store, plan_id)
+    if pid is None:
+        return store.read_layer(layer)
+    return read_grids(store, pid) if layer == "grids" else read_blocks(store, pid)
+
+
+def export_plan_id(store: Store, plan_id: int | None = None) -> int | None:
+    """The plan an export of grids or blocks writes: ``plan_id`` (NotFoundError if there is no
+    such plan), by default the newest; None when no plan exists yet."""
     try:
-        pid = plan_row(store, plan_id)["id"]
+        return int(plan_row(store, plan_id)["id"])
     except NotFoundError:
         if plan_id is not None:
             raise
-        return store.read_layer(layer)
-    return read_grids(store, pid) if layer == "grids" else read_blocks(store, pid)
+        return None
 
 
 def diff_plans(store: Store, plan_a: int, plan_b: int) -> tuple[pd.DataFrame, dict]:

@@ -1,6 +1,7 @@
 """Time the parts of an OGC items page on PostGIS, one statement at a time: our page statement with
 and without the count, keyset or offset, with and without the role filter, the ids and count
-alone, against the raw SQL of bench_api (three columns, and every property); walks (page k + 1
+alone, from the covering point index or (as before schema version 15) the geometry index, against
+the raw SQL of bench_api (three columns, and every property); walks (page k + 1
 after page k, k in 1–9, by cursor or offset).
 
 Usage: python -m gridpatrol.scripts.bench.ogc_items --schema bench_xxxxxxxx [--boxes N] [--pg URL]
@@ -56,6 +57,17 @@ def main() -> None:
         sql, params = features.page_statement(store, "cameras", limit=100, **kw)
         return ours, sql, params, True
 
+    def geometry_index(fn):  # noqa: ANN001, ANN202
+        # The variant as before schema version 15: ST_Intersects on the geometry's GiST index (no
+        # index-only scan of the covering point index, models.POINT_XY_LAYERS).
+        def run(*a, **kw):  # noqa: ANN002, ANN003, ANN202
+            saved, features.POINT_XY_LAYERS = features.POINT_XY_LAYERS, {}
+            try:
+                return fn(*a, **kw)
+            finally:
+                features.POINT_XY_LAYERS = saved
+        return run
+
     def ids_and_count(**kw):  # noqa: ANN003, ANN202
         sql, params = features.page_statement(store, "cameras", limit=100, **kw)
         return ours, sql[:sql.rindex(", (SELECT '['")], params, True  # the statement without the features
@@ -80,9 +92,14 @@ def main() -> None:
                                                                                  role_where=role),
         "ours: page, no count (offset)": lambda box, off, k: page(bbox=box, offset=off, count=False,
                                                                   role_where=role),
+        "ours, geometry index (before): page + exact count": lambda box, off, k: geometry_index(page)(
+            bbox=box, offset=off, role_where=role),
+        "ours, geometry index (before): page, no count": lambda box, off, k: geometry_index(page)(
+            bbox=box, offset=off, count=False, role_where=role),
         "raw SQL (id, code, geometry), walk: page k + 1 by offset after page k": lambda box, off, k: raw_walk(box, k),
         "ours: walk: page k + 1 by cursor after page k (no count)": lambda box, off, k: keyset(box, k),
         "ours: walk, the same without role filter (admin)": lambda box, off, k: keyset(box, k, admin=True),
+        "ours, geometry index (before): walk by cursor": lambda box, off, k: geometry_index(keyset)(box, k),
     }
     cpu: dict[str, list[float]] = {name: [] for name in variants}
     wall: dict[str, list[float]] = {name: [] for name in variants}

@@ -2,17 +2,16 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
+from gridpatrol.scripts import serving
+from gridpatrol.scripts.serving import free_port, reserve_port, stop_process  # noqa: F401  (the tests import them from here)
 
 from tests.conftest import missing_dependency
 
@@ -25,26 +24,6 @@ PASSWORD = "e2e-password-123"
 # A fixed, random-looking key: the server refuses weak ones (one repeated letter, placeholders).
 E2E_SECRET_KEY = "e2e-Vq7rT2mXo9LpZ4cNw8KsYb3Hd6Fj1Ga5"
 USERS = {"admin": "ada", "planner": "pia", "dispatcher": "dan", "worker": "wu", "viewer": "vic"}
-
-
-def free_port() -> int:
-    """A free TCP port on the loopback interface."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def reserve_port() -> socket.socket:
-    """A socket holding a free loopback port for a server that binds it later; close it once the
-    server answers.
-
-    It is bound with SO_REUSEADDR and never listens: the kernel gives the port to no other
-    ``bind(port 0)`` (another pytest-xdist worker's server), yet our server, which sets
-    SO_REUSEADDR too (uvicorn does), can bind and listen on it."""
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", 0))
-    return s
 
 
 def cli(db: str, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -120,52 +99,16 @@ def served_built_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.
             yield db, base, tmp
 
 
-def stop_process(proc: subprocess.Popen, *, wait_s: float = 60) -> None:
-    """Stop a server or worker process as an operator would: SIGTERM (a worker finishes the job in hand),
-    then SIGKILL if it has not ended within ``wait_s`` seconds."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=wait_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
-    """``gridpatrol serve`` on a free loopback port; yields the base URL once /readyz answers 200."""
-    hold = reserve_port()
-    port = hold.getsockname()[1]
-    log = Path(tempfile.gettempdir()) / f"gp-e2e-server-{port}.log"
-    fh = open(log, "w", encoding="utf-8")
-    proc = subprocess.Popen(
-        [*CLI, "--db", db, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
-        cwd=ROOT, stdout=fh, stderr=subprocess.STDOUT,
-        env={**os.environ, "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY, **(env or {})},
-    )
-    base = f"http://127.0.0.1:{port}"
+    """``gridpatrol serve`` (the installed entry point, the e2e secret key) on a free loopback port;
+    yields the base URL once /readyz answers 200, fails the test if it does not."""
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-            try:
-                if httpx.get(base + "/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"server not ready after 90 s:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        hold.close()  # the server listens on the port now
-        yield base
-    finally:
-        hold.close()
-        stop_process(proc, wait_s=15)
-        fh.close()
-        if not os.environ.get("GRIDPATROL_KEEP_LOGS"):
-            log.unlink(missing_ok=True)
+        with serving.running_server(db, workers=workers, env={"GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY, **(env or {})},
+                                    cli=CLI, cwd=ROOT) as base:
+            yield base
+    except serving.ServerError as e:
+        pytest.fail(str(e))
 
 
 def login(base: str, name: str) -> dict[str, str]:
