@@ -160,6 +160,7 @@ def check_replica(settings, store) -> None:  # noqa: ANN001
         return
     from gridpatrol.api.app import read_dsn
     from gridpatrol.gis.errors import StoreError
+    from gridpatrol.layers.store import db_error_line, hide_password
     from gridpatrol.scripts.cliutil import err_console
 
     dsn = read_dsn(settings, store)
@@ -171,8 +172,8 @@ def check_replica(settings, store) -> None:  # noqa: ANN001
             has = conn.execute("SELECT to_regclass('gp_schema_version') IS NOT NULL AND to_regclass('cameras') IS NOT NULL"
                                ).fetchone()[0]
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StoreError(f"the replica (replica_db) does not answer: {first}", where="replica_db") from None
+        raise StoreError(f"the replica {hide_password(settings.replica_db)} does not answer: "
+                         f"{db_error_line(exc, dsn)}", where="replica_db") from None
     if not has:
         raise StoreError("the replica (replica_db) does not hold this store's tables: another database or search path?",
                          where="replica_db", hint="use the replica of the store's database, with the same options=-csearch_path")
