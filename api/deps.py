@@ -193,10 +193,10 @@ def known_principal(scope: Scope, store: Store, settings: Settings) -> Principal
 
 def fast_path_user(scope: Scope, parsed: object) -> Principal | None:
     """The user a fast path in front of FastAPI may answer for: None (the route answers) unless its query
-    parsed (``parsed`` is not None), the store is PostGIS and the token is one this process knows
-    (:func:`known_principal`)."""
+    parsed (``parsed`` is not None), the app has a read pool (``read_dsn``, see :func:`pg_pool`: PostGIS, on
+    the replica when one is set) and the token is one this process knows (:func:`known_principal`)."""
     app = scope.get("app")
-    if parsed is None or app is None or app.state.store.postgres_dsn is None:
+    if parsed is None or app is None or getattr(app.state, "read_dsn", None) is None:
         return None
     return known_principal(scope, app.state.store, app.state.settings)
 
