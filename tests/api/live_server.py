@@ -120,6 +120,16 @@ def served_built_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.
             yield db, base, tmp
 
 
+@contextmanager
+def served_drawn_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                       name: str) -> Iterator[tuple[str, str, Path]]:
+    """As :func:`served_built_store`, with the grids drawn (seed 1) by the planner, as the planner pages start."""
+    with served_built_store(request, tmp_path_factory, name) as (db, base, tmp):
+        r = httpx.post(base + "/grids/draw", headers=login(base, USERS["planner"]), json={"seed": 1}, timeout=600)
+        assert r.status_code == 201, r.text
+        yield db, base, tmp
+
+
 def stop_process(proc: subprocess.Popen, *, wait_s: float = 60) -> None:
     """Stop a server or worker process as an operator would: SIGTERM (a worker finishes the job in hand),
     then SIGKILL if it has not ended within ``wait_s`` seconds."""
