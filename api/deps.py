@@ -21,7 +21,7 @@ from gridpatrol.gis.errors import GridPatrolError, StoreError
 from gridpatrol.layers import users
 from gridpatrol.layers.features import PAGE_SETTINGS
 from gridpatrol.layers.models import MAX_ID
-from gridpatrol.layers.store import Store
+from gridpatrol.layers.store import Store, db_error_line
 from gridpatrol.layers.users import ANONYMOUS, Principal
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
@@ -193,10 +193,10 @@ def known_principal(scope: Scope, store: Store, settings: Settings) -> Principal
 
 def fast_path_user(scope: Scope, parsed: object) -> Principal | None:
     """The user a fast path in front of FastAPI may answer for: None (the route answers) unless its query
-    parsed (``parsed`` is not None), the store is PostGIS and the token is one this process knows
-    (:func:`known_principal`)."""
+    parsed (``parsed`` is not None), the app has a read pool (``read_dsn``, see :func:`pg_pool`: PostGIS, on
+    the replica when one is set) and the token is one this process knows (:func:`known_principal`)."""
     app = scope.get("app")
-    if parsed is None or app is None or app.state.store.postgres_dsn is None:
+    if parsed is None or app is None or getattr(app.state, "read_dsn", None) is None:
         return None
     return known_principal(scope, app.state.store, app.state.settings)
 
@@ -257,7 +257,7 @@ class PgPool:
     def __init__(self, dsn: str, size: int) -> None:
         from psycopg_pool import AsyncConnectionPool
 
-        self.size = max(1, int(size))
+        self.size, self.dsn = max(1, int(size)), dsn
         self.pool = AsyncConnectionPool(
             dsn, min_size=1, max_size=self.size, open=False, kwargs={"autocommit": True},
             configure=self._configure, timeout=10.0)
@@ -294,7 +294,7 @@ class PgPool:
                     return await cur.fetchone()
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 if attempt:
-                    raise store_unavailable(exc) from None
+                    raise store_unavailable(exc, self.dsn) from None
                 await self.pool.check()  # a restart or pg_terminate_backend drops them all
         return None  # not reached
 
@@ -305,10 +305,9 @@ class PgPool:
             self._opened = False
 
 
-def store_unavailable(exc: BaseException) -> StoreError:
-    """The 503 error (with Retry-After, see api.errors) for a store that cannot be reached."""
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    return StoreError(f"the store is unavailable ({first}); try again in {RETRY_AFTER_S} s")
+def store_unavailable(exc: BaseException, dsn: str | None = None) -> StoreError:
+    """The 503 error (with Retry-After, see api.errors) for a store that cannot be reached at ``dsn``."""
+    return StoreError(f"the store is unavailable ({db_error_line(exc, dsn)}); try again in {RETRY_AFTER_S} s")
 
 
 _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

@@ -21,6 +21,7 @@ from gridpatrol.gis.errors import (
 from gridpatrol.layers.audit import AuditChainBroken
 from gridpatrol.layers.logins import LoginLocked
 from gridpatrol.layers.reports import PhotoTooLarge
+from gridpatrol.layers.store import db_error_line
 from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -74,7 +75,7 @@ RETRY_AFTER_S = 2
 
 def _unavailable(exc: Exception) -> JSONResponse:
     """503 with Retry-After for a store that dropped or refused the connection."""
-    log.error("store unavailable", extra={"error": (str(exc).splitlines() or [""])[0]})
+    log.error("store unavailable", extra={"error": db_error_line(exc)})
     return JSONResponse(error_body(503, f"the store is unavailable; try again in {RETRY_AFTER_S} s", "StoreError"),
                         503, headers={"Retry-After": str(RETRY_AFTER_S)})
 

@@ -13,14 +13,14 @@ import tempfile
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gridpatrol.gis.errors import InputError, PermissionDenied
 from gridpatrol.layers.jobs import Kind, Progress, job_context, save_output
 from gridpatrol.layers.register_files import SUFFIXES as REGISTER_SUFFIXES
 from gridpatrol.layers.store import Store
+from gridpatrol.layers.time_zones import ZoneName
 from gridpatrol.layers.users import Principal
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 # The coordinate systems of the import routes (api/routes/_imports.py, api/routes/buildings.py).
 FILE_CRS = r"^(wgs84|gcj02|bd09|WGS84|GCJ02|BD09|EPSG:\d{4,6})$"
@@ -82,17 +82,8 @@ class PatrolReportParams(BaseModel):
     worker: str | None = Field(None, min_length=1, max_length=100)
     cycle_start: date | None = None
     hours: str | None = Field(None, max_length=40)
-    tz: str = Field("Asia/Shanghai", max_length=64)
+    tz: ZoneName = Field("Asia/Shanghai", max_length=64)
     xlsx: bool = False
-
-    @field_validator("tz")
-    @classmethod
-    def _tz(cls, v: str) -> str:
-        try:
-            ZoneInfo(v)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError("unknown time zone (e.g. Asia/Shanghai)") from None
-        return v
 
     @model_validator(mode="after")
     def _order(self) -> PatrolReportParams:

@@ -106,6 +106,38 @@ def libpq_conninfo(url: Any) -> str:
     kw.update({k: v if isinstance(v, str) else v[-1] for k, v in url.query.items()})
     return make_conninfo(**{k: v for k, v in kw.items() if v is not None})
 
+def hide_password(url: str) -> str:
+    """``url`` (a store URL) with its password shown as ``***``, for messages and logs."""
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+
+
+def _passwords(url: str) -> set[str]:
+    """The password of ``url`` (a URL or a libpq ``key=value`` string) as written and as libpq reads it."""
+    from urllib.parse import unquote
+
+    found = set(re.findall(r"//[^:/@]*:([^@]*)@", url))
+    found |= {unquote(p) for p in found}
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        found.add(str(conninfo_to_dict(url.replace("postgresql+psycopg://", "postgresql://", 1)).get("password") or ""))
+    except Exception:  # noqa: BLE001  a string libpq cannot read: the patterns above are all we know
+        found |= {m.strip("'") for m in re.findall(r"\bpassword\s*=\s*('[^']*'|\S+)", url)}
+    return {p for p in found if p}
+
+
+def db_error_line(exc: BaseException, url: str | None = None) -> str:
+    """The first line of database error ``exc`` for a one-line message: the driver's own error when
+    SQLAlchemy wraps one, at most 200 characters, with the password of ``url`` (the store or replica URL
+    or libpq string it was reaching) and of any URL in the text shown as ``***``."""
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc).strip()
+    line = hide_password((text.splitlines() or [type(exc).__name__])[0])
+    for secret in sorted(_passwords(url or ""), key=len, reverse=True):
+        line = line.replace(secret, "***")
+    return line[:200]
+
+
 @dataclass
 class Store:
     """An open store: a SQLAlchemy engine plus the dialect-specific spatial helpers."""
@@ -131,7 +163,7 @@ class Store:
 
     def display_url(self) -> str:
         """The URL without a password, for messages and ``info``."""
-        return re.sub(r"//([^:/@]+):[^@]*@", r"//\1:***@", self.url)
+        return hide_password(self.url)
 
     @contextlib.contextmanager
     def begin(self) -> Iterator[Connection]:
@@ -302,6 +334,5 @@ def open_store(url: str | None = None, *, create: bool = True) -> Store:
         migrations.upgrade(store.engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        msg = str(exc.orig) if getattr(exc, "orig", None) is not None else str(exc)
-        raise StoreError(f"cannot open store {store.display_url()}: {msg.strip().splitlines()[0]}") from None
+        raise StoreError(f"cannot open store {store.display_url()}: {db_error_line(exc, url)}") from None
     return store

@@ -55,6 +55,16 @@ def open_cli_store(ctx: typer.Context, create: bool = True) -> Store:
 
 
 @contextmanager
+def cli_store(ctx: typer.Context, create: bool = True) -> Iterator[Store]:
+    """:func:`open_cli_store` for a ``with`` block; its pooled connections are closed when the block ends."""
+    store = open_cli_store(ctx, create=create)
+    try:
+        yield store
+    finally:
+        store.dispose()
+
+
+@contextmanager
 def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
     """A spinner with the current step, on stderr, for long work."""
     quiet = not err_console.is_terminal

@@ -5,7 +5,7 @@ import csv
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
@@ -20,6 +20,9 @@ from gridpatrol.scripts.cliutil import (
     print_table,
     progress_steps,
 )
+
+if TYPE_CHECKING:
+    from gridpatrol.layers.store import Store
 
 
 def _parse_deadlines(spec: str | None) -> dict[str, float]:
@@ -53,6 +56,15 @@ def _warn(res) -> None:  # noqa: ANN001
     print_import_problems(res, {"bad_rows": "bad rows not imported", "no_coordinates": "no coordinates not imported"})
 
 
+def _import_file(ctx: typer.Context, path: Path, run: Callable[[Store, Callable[[str], None]], Any]) -> None:
+    """Import ``path`` with ``run(store, progress)`` under a spinner; print what it counted and the rows it left out."""
+    store = open_cli_store(ctx)
+    with progress_steps(f"import {path.name}") as step:
+        res = run(store, step)
+    print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
+    _warn(res)
+
+
 @app.command("import-cameras")
 def import_cameras_cmd(
     ctx: typer.Context,
@@ -67,12 +79,9 @@ def import_cameras_cmd(
     """Import cameras (Skynet 天网 / Sharp Eyes 雪亮 / other) into the camera registry."""
     from gridpatrol.layers.cameras import import_cameras
 
-    store = open_cli_store(ctx)
-    with progress_steps(f"import {path.name}") as step:
-        res = import_cameras(store, path, crs=crs, mapping=map_, code_prefix=code_prefix, project=project,
-                             skip_bad=skip_bad, progress=step, encoding=encoding)
-    print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
-    _warn(res)
+    _import_file(ctx, path, lambda store, step: import_cameras(
+        store, path, crs=crs, mapping=map_, code_prefix=code_prefix, project=project, skip_bad=skip_bad, progress=step,
+        encoding=encoding))
 
 
 @app.command("import-incidents")
@@ -89,12 +98,8 @@ def import_incidents_cmd(
     """Import incidents; rows without coordinates are listed, grids/workers attached, duplicates flagged."""
     from gridpatrol.layers.incidents import import_incidents
 
-    store = open_cli_store(ctx)
-    with progress_steps(f"import {path.name}") as step:
-        res = import_incidents(store, path, crs=crs, mapping=map_, state=state, tz=tz, skip_bad=skip_bad, progress=step,
-                               encoding=encoding)
-    print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
-    _warn(res)
+    _import_file(ctx, path, lambda store, step: import_incidents(
+        store, path, crs=crs, mapping=map_, state=state, tz=tz, skip_bad=skip_bad, progress=step, encoding=encoding))
 
 
 @app.command("add-incident")

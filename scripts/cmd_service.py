@@ -27,6 +27,25 @@ def _read_password(password_file: Path | None, name: str, generate: bool) -> tup
     return pw, False
 
 
+def _show_one_time(password: str) -> None:
+    """Print a generated password, the one time it is shown."""
+    from gridpatrol.scripts.cliutil import console
+
+    console.print(f"one-time password (shown only now): [bold]{password}[/]")
+
+
+def _actor() -> str:
+    """Who runs the command, for the audit log: the login name, else ``cli``."""
+    return os.environ.get("USER", "cli")
+
+
+# The password options of create-user, set-password and user (without either, create-user and set-password
+# ask for it; user leaves it as it is).
+PasswordFileOption = Annotated[Optional[Path], typer.Option(help="Read the password from the first line of this file")]
+GeneratePasswordOption = Annotated[
+    bool, typer.Option("--generate-password", help="Make a random password and print it once")
+]
+
 app = typer.Typer()
 
 
@@ -35,49 +54,39 @@ def create_user_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="User name (1–64 characters)")],
     role: Annotated[str, typer.Option(help="admin | planner | dispatcher | worker | viewer")],
-    password_file: Annotated[
-        Optional[Path], typer.Option(help="Read the password from the first line of this file (else a prompt)")
-    ] = None,
-    generate_password: Annotated[
-        bool, typer.Option("--generate-password", help="Generate a random password and print it once")
-    ] = False,
+    password_file: PasswordFileOption = None,
+    generate_password: GeneratePasswordOption = False,
     max_secrecy: Annotated[
         Optional[int], typer.Option(help="Highest camera secrecy level the user may see (default: 9 admin, 0 others)")
     ] = None,
 ) -> None:
     """Create a user of the service with one role (passwords are stored argon2-hashed)."""
     from gridpatrol.layers.users import ROLES, create_user
-    from gridpatrol.scripts.cliutil import console, open_cli_store
+    from gridpatrol.scripts.cliutil import cli_store, console
 
     if role not in ROLES:
         raise InputError(f"unknown role {role!r}", hint="roles: " + ", ".join(ROLES))
     password, generated = _read_password(password_file, name, generate_password)
-    store = open_cli_store(ctx)
-    try:
-        user = create_user(store, name, role, password, max_secrecy_level=max_secrecy, actor=os.environ.get("USER", "cli"))
-    finally:
-        store.dispose()
+    with cli_store(ctx) as store:
+        user = create_user(store, name, role, password, max_secrecy_level=max_secrecy, actor=_actor())
     console.print(f"created user [bold]{user.name}[/] with role {user.role} (secrecy level ≤ {user.max_secrecy_level})")
     if generated:
-        console.print(f"one-time password (shown only now): [bold]{password}[/]")
+        _show_one_time(password)
 
 
 @app.command("set-password")
 def set_password_cmd(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="User name")],
-    password_file: Annotated[Optional[Path], typer.Option(help="Read the password from this file (else a prompt)")] = None,
+    password_file: PasswordFileOption = None,
 ) -> None:
     """Replace a user's password; the tokens issued before stop working (running servers: within 5 s)."""
     from gridpatrol.layers.users import set_password
-    from gridpatrol.scripts.cliutil import console, open_cli_store
+    from gridpatrol.scripts.cliutil import cli_store, console
 
     password, _ = _read_password(password_file, name, False)
-    store = open_cli_store(ctx)
-    try:
-        set_password(store, name, password, actor=os.environ.get("USER", "cli"))
-    finally:
-        store.dispose()
+    with cli_store(ctx) as store:
+        set_password(store, name, password, actor=_actor())
     console.print(f"password of {name} changed")
 
 
@@ -93,12 +102,8 @@ def user_cmd(
         Optional[bool], typer.Option("--enable/--disable",
                                      help="Reactivate / deactivate the user (either way its tokens stop working)")
     ] = None,
-    password_file: Annotated[
-        Optional[Path], typer.Option(help="Reset the password to the first line of this file")
-    ] = None,
-    generate_password: Annotated[
-        bool, typer.Option("--generate-password", help="Reset the password to a random one, printed once")
-    ] = False,
+    password_file: PasswordFileOption = None,
+    generate_password: GeneratePasswordOption = False,
     revoke_tokens: Annotated[
         bool, typer.Option("--revoke-tokens", help="Revoke every token of the user issued so far (log out everywhere)")
     ] = False,
@@ -109,33 +114,27 @@ def user_cmd(
     Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
     """
     from gridpatrol.layers.users import update_user
-    from gridpatrol.scripts.cliutil import console, open_cli_store, print_table
+    from gridpatrol.scripts.cliutil import cli_store, print_table
 
     password, generated = (None, False)
     if password_file is not None or generate_password:
         password, generated = _read_password(password_file, name, generate_password)
-    store = open_cli_store(ctx, create=False)
-    try:
+    with cli_store(ctx, create=False) as store:
         row = update_user(store, name, role=role, max_secrecy_level=max_secrecy, active=enable, password=password,
-                          revoke_tokens=revoke_tokens, actor=os.environ.get("USER", "cli"))
-    finally:
-        store.dispose()
+                          revoke_tokens=revoke_tokens, actor=_actor())
     print_table([row], title=f"user {name} changed")
     if generated:
-        console.print(f"one-time password (shown only now): [bold]{password}[/]")
+        _show_one_time(password)
 
 
 @app.command("users")
 def users_cmd(ctx: typer.Context) -> None:
     """List the users of the service."""
     from gridpatrol.layers.users import list_users
-    from gridpatrol.scripts.cliutil import open_cli_store, print_table
+    from gridpatrol.scripts.cliutil import cli_store, print_table
 
-    store = open_cli_store(ctx)
-    try:
+    with cli_store(ctx) as store:
         print_table(list_users(store), title="users")
-    finally:
-        store.dispose()
 
 
 @app.command("serve")
@@ -160,6 +159,7 @@ def check_replica(settings, store) -> None:  # noqa: ANN001
         return
     from gridpatrol.api.app import read_dsn
     from gridpatrol.gis.errors import StoreError
+    from gridpatrol.layers.store import db_error_line, hide_password
     from gridpatrol.scripts.cliutil import err_console
 
     dsn = read_dsn(settings, store)
@@ -171,8 +171,8 @@ def check_replica(settings, store) -> None:  # noqa: ANN001
             has = conn.execute("SELECT to_regclass('gp_schema_version') IS NOT NULL AND to_regclass('cameras') IS NOT NULL"
                                ).fetchone()[0]
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise StoreError(f"the replica (replica_db) does not answer: {first}", where="replica_db") from None
+        raise StoreError(f"the replica {hide_password(settings.replica_db)} does not answer: "
+                         f"{db_error_line(exc, dsn)}", where="replica_db") from None
     if not has:
         raise StoreError("the replica (replica_db) does not hold this store's tables: another database or search path?",
                          where="replica_db", hint="use the replica of the store's database, with the same options=-csearch_path")

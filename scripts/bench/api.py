@@ -24,6 +24,7 @@ import statistics
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import NamedTuple
 
@@ -172,27 +173,53 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes, bool
     return status, await reader.readexactly(length or 0), keep
 
 
+def _http_target(base: str, headers: dict[str, str]) -> tuple[str, int, Callable[[str], bytes]]:
+    """(host, port, request): where ``base`` (http://host:port) listens, and the GET request of a path
+    on it with ``headers``, as bytes for a keep-alive HTTP/1.1 connection."""
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    return host, int(port), lambda path: f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
+
+
+class _Tally:
+    """Latencies (s) and failures of a run's requests, as its workers record them."""
+
+    def __init__(self) -> None:
+        self.lat: list[float] = []
+        self.errors = 0
+
+    def record(self, t0: float, ok: bool) -> None:
+        """A request started at ``time.perf_counter()`` = ``t0`` has ended, well (``ok``) or not."""
+        self.lat.append(time.perf_counter() - t0)
+        self.errors += not ok
+
+
+async def _timed(workers: list[Awaitable[None]]) -> tuple[float, float]:
+    """(wall seconds, this process's CPU seconds per wall second) of running ``workers`` together."""
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*workers)
+    wall = time.perf_counter() - t0
+    return wall, (time.process_time() - cpu0) / wall
+
+
 async def http_load(base: str, paths: list[str], headers: dict[str, str], concurrency: int) -> LoadResult:
     """GET every path on ``concurrency`` keep-alive HTTP/1.1 connections (plain asyncio streams:
     a few tens of µs of client CPU per request, so the client takes little from the server)."""
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    lat: list[float] = []
-    errors = 0
+    host, port, request = _http_target(base, headers)
+    tally = _Tally()
     queue = list(reversed(paths))
 
     async def worker() -> None:
-        nonlocal errors
         conn = None
         while queue:
             path = queue.pop()
-            req = f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode()
+            req = request(path)
             t = time.perf_counter()
             ok = False
             for _attempt in range(2):  # once more on a fresh connection if the server closed this one
                 try:
                     if conn is None:
-                        conn = await asyncio.open_connection(host, int(port))
+                        conn = await asyncio.open_connection(host, port)
                     conn[1].write(req)
                     status, _body, keep = await _read_response(conn[0])
                     ok = status == 200
@@ -204,15 +231,12 @@ async def http_load(base: str, paths: list[str], headers: dict[str, str], concur
                     if conn is not None:
                         conn[1].close()
                     conn = None
-            lat.append(time.perf_counter() - t)
-            errors += not ok
+            tally.record(t, ok)
         if conn is not None:
             conn[1].close()
 
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*[worker() for _ in range(concurrency)])
-    wall = time.perf_counter() - t0
-    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
+    wall, cpu_share = await _timed([worker() for _ in range(concurrency)])
+    return LoadResult(tally.lat, wall, tally.errors, cpu_share)
 
 
 async def http_walk(base: str, starts: list[str], headers: dict[str, str], concurrency: int,
@@ -222,35 +246,29 @@ async def http_walk(base: str, starts: list[str], headers: dict[str, str], concu
     import json
     from urllib.parse import urlsplit
 
-    host, port = base.removeprefix("http://").rsplit(":", 1)
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-    lat: list[float] = []
-    errors = 0
+    host, port, request = _http_target(base, headers)
+    tally = _Tally()
     queue = list(reversed(starts))
 
     async def worker() -> None:
-        nonlocal errors
-        reader, writer = await asyncio.open_connection(host, int(port))
+        reader, writer = await asyncio.open_connection(host, port)
         while queue:
             path: str | None = queue.pop()
             for _ in range(max_pages):
                 if path is None:
                     break
                 t = time.perf_counter()
-                writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n{extra}\r\n".encode())
+                writer.write(request(path))
                 status, body, _keep = await _read_response(reader)
-                lat.append(time.perf_counter() - t)
+                tally.record(t, status == 200)
                 if status != 200:
-                    errors += 1
                     break
                 nxt = [x["href"] for x in json.loads(body)["links"] if x["rel"] == "next"]
                 path = (lambda u: f"{u.path}?{u.query}")(urlsplit(nxt[0])) if nxt else None
         writer.close()
 
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    await asyncio.gather(*[worker() for _ in range(concurrency)])
-    wall = time.perf_counter() - t0
-    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall)
+    wall, cpu_share = await _timed([worker() for _ in range(concurrency)])
+    return LoadResult(tally.lat, wall, tally.errors, cpu_share)
 
 
 async def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> LoadResult:
@@ -259,30 +277,27 @@ async def sql_load(dsn: str, jobs: list[tuple[str, dict]], concurrency: int) -> 
     import psycopg
 
     conns = [await psycopg.AsyncConnection.connect(dsn, autocommit=True) for _ in range(concurrency)]
-    lat: list[float] = []
-    errors = 0
+    tally = _Tally()
     queue = list(reversed(jobs))
 
     async def worker(conn: psycopg.AsyncConnection) -> None:
-        nonlocal errors
         while queue:
             sqls, params = queue.pop()
-            t = time.perf_counter()
+            t, ok = time.perf_counter(), True
             try:
                 for sql in sqls.split(";\n"):
                     await (await conn.execute(sql, params)).fetchall()
             except psycopg.Error:
-                errors += 1
-            lat.append(time.perf_counter() - t)
+                ok = False
+            tally.record(t, ok)
 
     pids = [c.info.backend_pid for c in conns]
-    cpu0, t0, db0 = time.process_time(), time.perf_counter(), cpu_seconds(pids)
-    await asyncio.gather(*[worker(c) for c in conns])
-    wall = time.perf_counter() - t0
+    db0 = cpu_seconds(pids)
+    wall, cpu_share = await _timed([worker(c) for c in conns])
     db = cpu_seconds(pids) - db0
     for c in conns:
         await c.close()
-    return LoadResult(lat, wall, errors, (time.process_time() - cpu0) / wall, db)
+    return LoadResult(tally.lat, wall, tally.errors, cpu_share, db)
 
 
 def click_cpu(dsn: str, pts: list[tuple[float, float]]) -> str:

@@ -100,6 +100,16 @@ def served_built_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 @contextmanager
+def served_drawn_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                       name: str) -> Iterator[tuple[str, str, Path]]:
+    """As :func:`served_built_store`, with the grids drawn (seed 1) by the planner, as the planner pages start."""
+    with served_built_store(request, tmp_path_factory, name) as (db, base, tmp):
+        r = httpx.post(base + "/grids/draw", headers=login(base, USERS["planner"]), json={"seed": 1}, timeout=600)
+        assert r.status_code == 201, r.text
+        yield db, base, tmp
+
+
+@contextmanager
 def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
     """``gridpatrol serve`` (the installed entry point, the e2e secret key) on a free loopback port;
     yields the base URL once /readyz answers 200, fails the test if it does not."""

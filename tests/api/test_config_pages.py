@@ -29,6 +29,7 @@ def test_settings_from_file_then_env(tmp_path, monkeypatch):  # noqa: ANN001
     ("ogc_max_limt = 5\n", ["unknown settings", "ogc_max_limt"]),
     ("ogc_max_limit = 'many'\n", ["ogc_max_limit", "integer"]),
     ("tile_crs = 'bd09'\n", ["tile_crs"]),
+    ("timezone = 'Mars/Olympus'\n", ["timezone", "IANA time zone"]),
     ("secret_key = 'short'\n", ["32 characters"]),
     ("production = true\n", ["secret key"]),
     ("ogc_max_limit = [\n", ["TOML"]),

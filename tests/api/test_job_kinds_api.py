@@ -132,6 +132,8 @@ def test_bad_parameters_and_files_refused_before_queueing(client, auth, app) -> 
         ("ada", "patrol-report", {"from": "2026-11-02", "to": "2026-11-09", "worker": WORKER, "hours": "25:00-26:00"},
          None),
         ("dan", "patrol-report", {"from": "2026-11-02", "to": "2026-11-09"}, None),         # whose?
+        ("ada", "patrol-report", {"from": "2026-11-02", "to": "2026-11-09", "worker": WORKER, "tz": "Mars/Olympus"},
+         None),
     ]
     for user, kind, params, file in bad:
         r = _post(client, auth[user], kind, params, file)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.api.live_server import built_gpkg_store, login, running_server
-from tests.e2e.chromium import click_map_at, launch_chromium, open_tab, require_chromium
+from tests.e2e.chromium import click_map_at, open_tab, require_chromium
 
 
 @pytest.fixture(scope="module")
@@ -35,12 +35,6 @@ def site(tmp_path_factory):  # noqa: ANN201
         store.dispose()
         yield {"base": base, "db": db, "grids": grids, "route_code": code, "street_names": street_names,
                "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
-
-
-@pytest.fixture(scope="module")
-def browser(site):  # noqa: ANN001, ANN201
-    with launch_chromium() as b:
-        yield b
 
 
 def _page(browser, site, user: str | None = None):  # noqa: ANN001, ANN202

@@ -22,7 +22,7 @@ import pytest
 from gridpatrol.gis.crs import wgs84_to_gcj02
 
 from tests.api.live_server import built_gpkg_store, login, running_server
-from tests.e2e.chromium import click_map_at, launch_chromium, open_tab, require_chromium
+from tests.e2e.chromium import click_map_at, open_tab, require_chromium
 
 
 def _png(rgb: tuple[int, int, int], size: int = 256) -> bytes:
@@ -72,12 +72,6 @@ def site(tmp_path_factory):  # noqa: ANN201
     finally:
         tiles.shutdown()
         tiles.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser(site):  # noqa: ANN001, ANN201
-    with launch_chromium() as b:
-        yield b
 
 
 def _page(browser, site, user: str):  # noqa: ANN001, ANN202

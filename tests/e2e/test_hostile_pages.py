@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.api.live_server import PASSWORD, login, served_built_store
-from tests.e2e.chromium import launch_chromium, log_in, open_tab, require_chromium
+from tests.e2e.chromium import log_in, open_tab, require_chromium
 
 # Each would set window.__pwned (or open a dialog, or fetch from elsewhere) if it ran.
 WORKER = '<img src=x onerror="window.__pwned=1;alert(1)">'
@@ -108,12 +108,6 @@ def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
     with served_built_store(request, tmp_path_factory, "hostile") as (db, base, tmp):
         yield {"base": base, "db": db, **_poison(db, base),
                "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp)), "store": request.param}
-
-
-@pytest.fixture(scope="module")
-def browser(site):  # noqa: ANN001, ANN201
-    with launch_chromium() as b:
-        yield b
 
 
 class Visit:

@@ -13,8 +13,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import CLI, E2E_SECRET_KEY, ROOT, login, served_built_store, stop_process
-from tests.e2e.chromium import launch_chromium, open_tab, require_chromium
+from tests.api.live_server import CLI, E2E_SECRET_KEY, ROOT, login, served_drawn_store, stop_process
+from tests.e2e.chromium import open_tab, require_chromium
 
 # Records every state the progress bar shows (state, value, max, text), as the planner sees it.
 WATCH_BAR = """
@@ -34,9 +34,7 @@ document.addEventListener('DOMContentLoaded', function () {
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
     require_chromium()
-    with served_built_store(request, tmp_path_factory, "planner-jobs") as (db, base, _tmp):
-        r = httpx.post(base + "/grids/draw", headers=login(base, "pia"), json={"seed": 1}, timeout=600)
-        assert r.status_code == 201, r.text
+    with served_drawn_store(request, tmp_path_factory, "planner-jobs") as (db, base, _tmp):
         worker = None
         if request.param == "postgis":  # the queue's workers are separate processes on PostGIS
             worker = subprocess.Popen([*CLI, "--db", db, "worker", "--heartbeat", "1"], cwd=ROOT,
@@ -47,12 +45,6 @@ def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
         finally:
             if worker is not None:
                 stop_process(worker)
-
-
-@pytest.fixture(scope="module")
-def browser(site):  # noqa: ANN001, ANN201
-    with launch_chromium() as b:
-        yield b
 
 
 def _wait_loaded(page, plan: int | None = None) -> None:  # noqa: ANN001

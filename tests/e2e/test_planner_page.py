@@ -14,8 +14,8 @@ import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import PASSWORD, login, served_built_store
-from tests.e2e.chromium import launch_chromium, open_tab, require_chromium
+from tests.api.live_server import PASSWORD, login, served_drawn_store
+from tests.e2e.chromium import open_tab, require_chromium
 
 EDITS = [("POST", "/grids/preview-move", {"items": [1]}), ("POST", "/grids/move-blocks", {"to": "x", "items": [1]}),
          ("POST", "/grids/x/split", {"parts": 2}), ("POST", "/grids/merge", {"codes": ["x", "y"]}),
@@ -28,16 +28,8 @@ EDITS = [("POST", "/grids/preview-move", {"items": [1]}), ("POST", "/grids/move-
 @pytest.fixture(scope="module", params=["gpkg", "postgis"])
 def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
     require_chromium()
-    with served_built_store(request, tmp_path_factory, "planner") as (_db, base, tmp):
-        r = httpx.post(base + "/grids/draw", headers=login(base, "pia"), json={"seed": 1}, timeout=600)
-        assert r.status_code == 201, r.text
+    with served_drawn_store(request, tmp_path_factory, "planner") as (_db, base, tmp):
         yield {"base": base, "store": request.param, "shots": Path(os.environ.get("GRIDPATROL_SHOTS", tmp))}
-
-
-@pytest.fixture(scope="module")
-def browser(site):  # noqa: ANN001, ANN201
-    with launch_chromium() as b:
-        yield b
 
 
 def open_page(browser, base: str, user: str, viewport=(1366, 768)):  # noqa: ANN001, ANN201
