@@ -120,6 +120,21 @@ def served_built_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.
             yield db, base, tmp
 
 
+@contextmanager
+def queue_worker(db: str) -> Iterator[subprocess.Popen | None]:
+    """A ``gridpatrol worker`` for the jobs of a PostGIS store while the block runs, stopped after it; None for a
+    GeoPackage store, whose server runs its jobs in a thread of its own."""
+    if db.startswith("gpkg:") or db.endswith(".gpkg"):
+        yield None
+        return
+    worker = subprocess.Popen([*CLI, "--db", db, "worker", "--heartbeat", "1"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY})
+    try:
+        yield worker
+    finally:
+        stop_process(worker)
+
+
 def stop_process(proc: subprocess.Popen, *, wait_s: float = 60) -> None:
     """Stop a server or worker process as an operator would: SIGTERM (a worker finishes the job in hand),
     then SIGKILL if it has not ended within ``wait_s`` seconds."""
