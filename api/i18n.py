@@ -5,6 +5,7 @@ from fastapi import Request, Response
 
 LANG_COOKIE = "gp_lang"
 LANGS = ("zh", "en")
+LANG_HELP = "zh or en (default: the pages' choice, else Accept-Language, else zh)"
 HTML_LANG = {"zh": "zh-CN", "en": "en"}
 
 # key → (Chinese, English)
@@ -115,6 +116,22 @@ def page_lang(request: Request) -> str:
         return q
     c = request.cookies.get(LANG_COOKIE)
     return c if c in LANGS else "zh"
+
+
+def file_lang(request: Request) -> str:
+    """The language of a generated file (route sheet, 考核表): ``?lang=``, else the pages' remembered choice,
+    else the best of zh/en in ``Accept-Language``, else Chinese."""
+    q = request.query_params.get("lang")
+    if q in LANGS:
+        return q
+    c = request.cookies.get(LANG_COOKIE)
+    if c in LANGS:
+        return c
+    from werkzeug.datastructures import LanguageAccept
+    from werkzeug.http import parse_accept_header
+
+    best = parse_accept_header(request.headers.get("accept-language", "")[:500], LanguageAccept).best_match(LANGS)
+    return best or "zh"
 
 
 def remember_lang(request: Request, response: Response) -> None:

@@ -76,14 +76,15 @@ def _labels(lang: str) -> dict[str, str]:
                 "start": "起", "end": "终", "directions": "路线指引", "synthetic": "合成数据 / synthetic data",
                 "min": "分钟", "page": "第 {} 页", "route": "路线", "printed": "打印于 {} ({})",
                 "legend_grid": "网格边界", "legend_route": "巡查路线（箭头为方向）", "legend_step": "路线指引步骤",
-                "legend_start": "起点 / 终点", "legend_major": "主干道", "legend_minor": "其他道路"}
+                "legend_start": "起点 / 终点", "legend_major": "主干道", "legend_minor": "其他道路",
+                "north": "北", "km": "{} 公里", "attribution": "地图数据 © OpenStreetMap 贡献者（ODbL）"}
     return {"title": "Patrol route", "grid": "Grid", "worker": "Worker", "length": "Length", "time": "Time approx.",
             "streets": "Streets to cover", "lower": "Lower bound", "gap": "gap", "mode_walk": "walking",
             "mode_drive": "driving", "start": "S", "end": "E", "directions": "Directions",
-            "synthetic": "合成数据 / synthetic data", "min": "min", "page": "page {}", "route": "route",
+            "synthetic": "synthetic data", "min": "min", "page": "page {}", "route": "route",
             "printed": "printed {} ({})", "legend_grid": "grid boundary", "legend_route": "patrol route (arrows: direction)",
             "legend_step": "direction step", "legend_start": "start / end", "legend_major": "main road",
-            "legend_minor": "other road"}
+            "legend_minor": "other road", "north": "N", "km": "{} km", "attribution": OSM_ATTRIBUTION}
 
 
 class _MapFrame:
@@ -239,7 +240,7 @@ def _draw_map(c: canvas.Canvas, frame: _MapFrame, route: SheetRoute, streets: gp
     c.setLineWidth(0.6)
     c.rect(x0, y0, w, h, stroke=1, fill=0)
     _scale_bar(c, frame, lang, font)
-    _north_arrow(c, x0 + w - 16, y0 + h - 30, font)
+    _north_arrow(c, x0 + w - 16, y0 + h - 30, font, lang)
     _legend(c, frame, route, lang, font)
 
 
@@ -361,14 +362,14 @@ def _scale_bar(c: canvas.Canvas, frame: _MapFrame, lang: str, font: str) -> None
     c.setLineWidth(1.5)
     c.line(x0 + 10, y0 + 10, x0 + 10 + length_pt, y0 + 10)
     c.setFont(font, 7)
-    c.drawString(x0 + 12 + length_pt, y0 + 8, format_distance(metres, lang) if metres < 1000 else f"{metres // 1000} km")
+    c.drawString(x0 + 12 + length_pt, y0 + 8, format_distance(metres, lang) if metres < 1000 else _labels(lang)["km"].format(metres // 1000))
 
 
-def _north_arrow(c: canvas.Canvas, x: float, y: float, font: str) -> None:
+def _north_arrow(c: canvas.Canvas, x: float, y: float, font: str, lang: str) -> None:
     c.setFillColor(colors.black)
     _arrow(c, x, y, 0.0, 8)
     c.setFont(font, 8)
-    c.drawCentredString(x, y + 10, "N")
+    c.drawCentredString(x, y + 10, _labels(lang)["north"])
 
 
 def _footer(c: canvas.Canvas, route: SheetRoute, lang: str, font: str, page_no: int, tz: str) -> None:
@@ -376,7 +377,7 @@ def _footer(c: canvas.Canvas, route: SheetRoute, lang: str, font: str, page_no: 
     width, _ = A4
     c.setFont(font, 7)
     c.setFillColor(colors.Color(0.3, 0.3, 0.3))
-    parts = [OSM_ATTRIBUTION]
+    parts = [L["attribution"]]
     if route.synthetic:
         parts.append(L["synthetic"])
     parts.append(L["printed"].format(datetime.now(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M"), tz))

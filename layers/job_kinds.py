@@ -84,6 +84,7 @@ class PatrolReportParams(BaseModel):
     hours: str | None = Field(None, max_length=40)
     tz: ZoneName = Field("Asia/Shanghai", max_length=64)
     xlsx: bool = False
+    lang: Literal["zh", "en"] = Field("zh", description="language of the XLSX (zh or en)")
 
     @model_validator(mode="after")
     def _order(self) -> PatrolReportParams:
@@ -187,7 +188,7 @@ def _patrol_report(store: Store, p: PatrolReportParams, say: Progress, _by: str 
         return out
     say("writing the 考核表 (XLSX)")
     with tempfile.TemporaryDirectory(prefix="gridpatrol-report-") as tmp:
-        path = write_xlsx(rep, Path(tmp) / "report.xlsx")
+        path = write_xlsx(rep, Path(tmp) / "report.xlsx", p.lang)
         data = Path(path).read_bytes()
     name = f"patrol-report-{p.date_from}-{p.date_to}.xlsx"
     with store.begin() as conn:  # the file and the job's end commit together

@@ -93,22 +93,24 @@ def patrol_report_cmd(
     cycle_start: Annotated[Optional[str], typer.Option(
         "--cycle-start", help="Day 1 of the patrol calendar, YYYY-MM-DD (default: the day the routes were planned)")] = None,
     hours: HoursOption = WORK_HOURS_TEXT,
+    lang: Annotated[str, typer.Option(help="Language of the XLSX/PDF: zh (default) or en")] = "zh",
 ) -> None:
     """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done,
     missed and pending (per day on the patrol calendar)."""
-    from gridpatrol.gis.assessment_sheet import STATUS_ZH, write_pdf, write_xlsx
+    from gridpatrol.gis.assessment_sheet import STATUS_ZH, check_lang, write_pdf, write_xlsx
     from gridpatrol.gis.tracks import parse_work_hours
     from gridpatrol.layers.patrols import patrol_report
 
+    check_lang(lang)
     d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     start = parse_date(cycle_start, "--cycle-start") if cycle_start is not None else None
     work_hours = parse_work_hours(hours)
     store = open_cli_store(ctx, create=False)
     rep = patrol_report(store, worker, d0, d1, tz=tz, cycle_start=start, hours=work_hours)
     if xlsx:
-        write_xlsx(rep, xlsx)
+        write_xlsx(rep, xlsx, lang)
     if pdf:
-        write_pdf(rep, pdf)
+        write_pdf(rep, pdf, lang)
     if as_json:
         print(json.dumps(rep, ensure_ascii=False, default=str))
         return

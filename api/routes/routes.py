@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from gridpatrol.api.auth import layer_filter, require_permission
 from gridpatrol.api.deps import SettingsDep, StoreDep, UserDep
+from gridpatrol.api.i18n import LANG_HELP, file_lang
 from gridpatrol.api.ogc import query_items
 from gridpatrol.gis.errors import NotFoundError
 from gridpatrol.layers import routes as rl
@@ -81,11 +82,12 @@ def _row(store: Store, principal: Principal, code: str, mode: str | None, worker
 
 
 @router.get("/{code}/sheet.pdf", summary="A4 route sheet (PDF)")
-async def sheet(code: str, store: StoreDep, settings: SettingsDep, principal: UserDep,
+async def sheet(code: str, request: Request, store: StoreDep, settings: SettingsDep, principal: UserDep,
                 mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None,
                 worker: Annotated[int, Query(ge=1, le=100)] = 1,
-                lang: Annotated[str, Query(pattern="^(zh|en)$")] = "zh") -> Response:
+                lang: Annotated[str | None, Query(pattern="^(zh|en)$", description=LANG_HELP)] = None) -> Response:
     _row(store, principal, code, mode, worker)
+    lang = file_lang(request)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sheet.pdf"
         await run_in_threadpool(lambda: rl.print_route(store, code, out, mode=mode, worker_index=worker - 1, lang=lang,

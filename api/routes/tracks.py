@@ -14,6 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from gridpatrol.api.auth import require_permission
 from gridpatrol.api.deps import StoreDep, UserDep
+from gridpatrol.api.i18n import LANG_HELP, file_lang
 from gridpatrol.gis.errors import InputError, NotFoundError, PermissionDenied
 from gridpatrol.gis.tracks import parse_work_hours, read_geojson, read_gpx
 from gridpatrol.layers import tracks as tl
@@ -151,7 +152,8 @@ async def patrol_report(request: Request, store: StoreDep, principal: UserDep,
                                                        "the routes were planned)")] = None,
                         hours: Annotated[str | None, Query(
                             max_length=40, description="working hours HH:MM-HH:MM, local (default: the setting "
-                                                       "work_hours, 07:00-21:00)")] = None) -> Response:
+                                                       "work_hours, 07:00-21:00)")] = None,
+                        lang: Annotated[str | None, Query(pattern="^(zh|en)$", description=LANG_HELP)] = None) -> Response:
     from gridpatrol.gis.assessment_sheet import write_pdf, write_xlsx
     from gridpatrol.layers.patrols import patrol_report as build
 
@@ -168,7 +170,7 @@ async def patrol_report(request: Request, store: StoreDep, principal: UserDep,
         return JSONResponse(json.loads(json.dumps(rep, default=str)))
     with tempfile.TemporaryDirectory(prefix="gridpatrol-report-") as tmp:
         path = Path(tmp) / f"report.{format}"
-        await run_in_threadpool(write_xlsx if format == "xlsx" else write_pdf, rep, path)
+        await run_in_threadpool(write_xlsx if format == "xlsx" else write_pdf, rep, path, file_lang(request))
         data = path.read_bytes()
     media = ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet" if format == "xlsx"
              else "application/pdf")

@@ -110,6 +110,21 @@ def served_drawn_store(request: pytest.FixtureRequest, tmp_path_factory: pytest.
 
 
 @contextmanager
+def queue_worker(db: str) -> Iterator[subprocess.Popen | None]:
+    """A ``gridpatrol worker`` for the jobs of a PostGIS store while the block runs, stopped after it; None for a
+    GeoPackage store, whose server runs its jobs in a thread of its own."""
+    if db.startswith("gpkg:") or db.endswith(".gpkg"):
+        yield None
+        return
+    worker = subprocess.Popen([*CLI, "--db", db, "worker", "--heartbeat", "1"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**os.environ, "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY})
+    try:
+        yield worker
+    finally:
+        stop_process(worker)
+
+
+@contextmanager
 def running_server(db: str, *, workers: int = 1, env: dict[str, str] | None = None) -> Iterator[str]:
     """``gridpatrol serve`` (the installed entry point, the e2e secret key) on a free loopback port;
     yields the base URL once /readyz answers 200, fails the test if it does not."""

@@ -274,6 +274,13 @@ def test_patrol_report_job_and_its_xlsx_for_the_owner_only(client, auth, app) ->
     assert x.status_code == 200 and x.headers["content-type"].startswith("application/vnd.openxmlformats")
     sheet = openpyxl.load_workbook(io.BytesIO(x.content)).active
     assert str(code) in {str(c.value) for row in sheet.iter_rows() for c in row}
+    assert sheet.title == "考核表" and sheet["A1"].value == "网格员巡查考核表"  # Chinese unless asked
+    en = _post(client, auth[WORKER], "patrol-report", {**params, "lang": "en"})
+    assert en.status_code == 202 and en.json()["params"]["lang"] == "en", en.text
+    done_en, _ = _run(client, store, en.json(), auth[WORKER])
+    sheet_en = openpyxl.load_workbook(io.BytesIO(client.get(done_en["output"]["href"], headers=auth[WORKER]).content)).active
+    assert sheet_en.title == "Assessment" and sheet_en["A1"].value == "Grid worker patrol assessment"
+    assert _post(client, auth[WORKER], "patrol-report", {**params, "lang": "fr"}).status_code == 422
     for other in ("ada", "dan", "pia"):  # the file is the owner's (admins see the job, not the file)
         assert client.get(done["output"]["href"], headers=auth[other]).status_code == 404
     # A dispatcher names the worker; the report is the same.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
@@ -100,3 +101,52 @@ def test_hours_and_the_calendar_decide_what_the_report_counts(db, day1_shift, tm
     # Printed: the calendar table in Chinese and English.
     table = run(db, *common, "--hours", "07:00-22:00").stdout
     assert "巡查排班" in table and "已完成 done" in table and "未完成 missed" in table
+
+
+def test_patrol_report_and_route_sheet_files_in_chinese_and_english(db, day1_shift, tmp_path):
+    """--lang en turns the 考核表 (XLSX and PDF) and the route sheet into English but for proper names; Chinese by
+    default, with no English-only heading; a language it does not know exits 2 and writes nothing."""
+    from tests.file_text import english_only, leftover_chinese, pdf_text, xlsx_texts
+
+    f = tmp_path / "walk.gpx"
+    f.write_text(day1_shift[1], encoding="utf-8")
+    run(db, "import-track", str(f), "--worker", "wu", "--hours", "07:00-22:00")  # past 21:00: flagged by default
+    common = ["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--cycle-start", "2026-11-02"]
+    names = ["测试网格一", "测试网格二", "测试网格三"]
+    for lang in ("zh", "en"):
+        flag = [] if lang == "zh" else ["--lang", "en"]
+        run(db, *common, "--xlsx", str(tmp_path / f"{lang}.xlsx"), "--pdf", str(tmp_path / f"{lang}.pdf"), *flag)
+        run(db, "print-route", "T02", "--out", str(tmp_path / f"route-{lang}.pdf"), *flag)
+    sheets, cells = xlsx_texts(tmp_path / "zh.xlsx")
+    assert sheets == ["考核表", "轨迹", "排班"] and "未完成" in cells and "第 1/2 天" in cells
+    assert english_only(cells) == [], english_only(cells)
+    sheets, cells = xlsx_texts(tmp_path / "en.xlsx")
+    assert sheets == ["Assessment", "Tracks", "Calendar"]
+    for needle in ("Patrol calendar", "Weekday", "Mon", "day 1/2", "missed", "Start (Asia/Shanghai)"):
+        assert needle in "\n".join(cells), needle
+    assert leftover_chinese("\n".join(cells), names) == []
+    zh = pdf_text(tmp_path / "zh.pdf", tmp_path)
+    assert "网格员巡查考核表" in zh and "巡查排班" in zh and not re.search(r"Grid|Shift|Track|Worker|Generated", zh)
+    en = pdf_text(tmp_path / "en.pdf", tmp_path)
+    assert "Grid worker patrol assessment" in en and "Patrol calendar" in en and leftover_chinese(en, names) == []
+    store_names = _street_names(db) + names + ["wu"]
+    route_zh = pdf_text(tmp_path / "route-zh.pdf", tmp_path)
+    assert "巡查路线（步行）" in route_zh and "第 1/" in route_zh and "Patrol" not in route_zh
+    route_en = pdf_text(tmp_path / "route-en.pdf", tmp_path)
+    assert "Patrol route (walking)" in route_en and "shift 1/" in route_en and "patrol calendar: day" in route_en
+    assert leftover_chinese(route_en, store_names) == []
+    before = snapshot(db)
+    bad = _cli(db, *common, "--lang", "de", "--xlsx", str(tmp_path / "de.xlsx"))
+    assert bad.returncode == 2 and "语言" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr
+    assert not (tmp_path / "de.xlsx").exists() and snapshot(db) == before
+
+
+def _street_names(db: str) -> list[str]:
+    from gridpatrol.layers.store import open_store
+
+    store = open_store(db)
+    try:
+        roads = store.read_layer("roads", bbox=(104.06, 30.657, 104.095, 30.687))
+    finally:
+        store.dispose()
+    return sorted({str(v) for col in ("name", "name_zh") if col in roads.columns for v in roads[col].dropna()})

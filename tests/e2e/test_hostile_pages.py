@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api.live_server import PASSWORD, login, served_built_store
+from tests.api.live_server import PASSWORD, login, queue_worker, served_built_store
 from tests.e2e.chromium import log_in, open_tab, require_chromium
 
 # Each would set window.__pwned (or open a dialog, or fetch from elsewhere) if it ran.
@@ -233,6 +233,36 @@ def test_workbench_shows_payloads_as_text(browser, site):  # noqa: ANN001
     v.shot("planner")
     v.assert_clean()
     v.ctx.close()
+
+
+def test_job_progress_shows_payloads_as_text(browser, site):  # noqa: ANN001
+    """The workbench's job progress (#gp-job-text, set by textContent): a rebalance of the grid whose code is a
+    payload shows its step ("rebalancing <code>…") and its refusal (the grids are not neighbours) as text."""
+    from tests.e2e.test_planner_jobs_page import WATCH_BAR
+
+    with queue_worker(site["db"]):
+        v = Visit(browser, site, "pia")
+        v.ctx.add_init_script(WATCH_BAR)
+        page = v.page
+        v.open("/planner", "#gp-map[data-state=loaded]")
+        # The payload grid (grids[1] before its code was changed) and the grid farthest from it: not neighbours.
+        payload = shape_of(site["grids"][1])
+        far = max(site["grids"][2:], key=lambda g: shape_of(g).distance(payload))["properties"]["code"]
+        for code in (GRID_CODE, far):
+            page.evaluate("c => [...document.querySelectorAll('#gp-grid-list li')].find(li => li.dataset.code === c)"
+                          ".querySelector('input[type=checkbox]').click()", code)
+        page.check("#gp-force-grids")
+        page.click("#gp-rebalance")
+        page.wait_for_selector("#gp-job[data-state=failed]", timeout=600_000)
+        text = page.locator("#gp-job-text").text_content()
+        assert "重新平衡网格：失败" in text and GRID_CODE in text and "not adjacent" in text, text
+        assert GRID_CODE in page.locator("#gp-msg").text_content()
+        shown = [r[3] for r in page.evaluate("window.gpBar") if not r[4]]
+        assert all(GRID_CODE in t for t in shown if "rebalancing" in t), shown
+        assert page.locator("#gp-job svg, #gp-job script, #gp-job img, #gp-msg svg").count() == 0
+        v.shot("planner_job")
+        v.assert_clean()
+        v.ctx.close()
 
 
 def shape_of(feature: dict):  # noqa: ANN201

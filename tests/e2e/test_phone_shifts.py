@@ -1,5 +1,5 @@
-"""Today's shifts on the phone page (/m/), in headless Chromium as a Pixel 5 in Shanghai's time zone (GeoPackage
-store): worker wu has two grids and worker wang one, their routes cut into shifts (plan-routes --max-minutes) and laid
+"""Today's shifts on the phone page (/m/), in headless Chromium as a Pixel 5 in Shanghai's time zone (both stores):
+worker wu has two grids and worker wang one, their routes cut into shifts (plan-routes --max-minutes) and laid
 out on a patrol calendar (--cycle-days). wu's page lists exactly the shifts of wu's grids due today — today being the
 date in Asia/Shanghai, day 1 the Shanghai date the routes were planned, worked out here from the routes' stored figures
 — and counts the others; nothing of wang's appears. wu, turned hostile, finds none of wang's shifts through the page's
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from tests.api.live_server import PASSWORD, build_store, cli, login, running_server
+from tests.api.live_server import PASSWORD, cli, login, served_built_store
 from tests.e2e.chromium import phone_session, require_chromium
 
 WAIT = 120_000
@@ -22,13 +22,10 @@ CYCLE_DAYS = 3
 OTHER = "wang"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory):
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def site(request, tmp_path_factory):
     require_chromium()
-    tmp = tmp_path_factory.mktemp("phone-shifts")
-    db = f"gpkg:///{tmp / 'm.gpkg'}"
-    build_store(db, tmp)
-    with running_server(db) as base:
+    with served_built_store(request, tmp_path_factory, "phone_shifts") as (db, base, _tmp):
         r = httpx.post(base + "/auth/users", headers=login(base, "ada"), timeout=60,
                        json={"name": OTHER, "role": "worker", "password": PASSWORD})
         assert r.status_code == 201, r.text

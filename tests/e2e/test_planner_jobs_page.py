@@ -5,15 +5,12 @@ job's failure. GeoPackage: the server's own worker thread; PostGIS: a `gridpatro
 """
 from __future__ import annotations
 
-import os
-import subprocess
-
 import httpx
 import pytest
 import shapely
 from shapely.geometry import shape
 
-from tests.api.live_server import CLI, E2E_SECRET_KEY, ROOT, login, served_drawn_store, stop_process
+from tests.api.live_server import login, queue_worker, served_drawn_store
 from tests.e2e.chromium import open_tab, require_chromium
 
 # Records every state the progress bar shows (state, value, max, text), as the planner sees it.
@@ -35,16 +32,8 @@ document.addEventListener('DOMContentLoaded', function () {
 def site(request, tmp_path_factory):  # noqa: ANN001, ANN201
     require_chromium()
     with served_drawn_store(request, tmp_path_factory, "planner-jobs") as (db, base, _tmp):
-        worker = None
-        if request.param == "postgis":  # the queue's workers are separate processes on PostGIS
-            worker = subprocess.Popen([*CLI, "--db", db, "worker", "--heartbeat", "1"], cwd=ROOT,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      env={**os.environ, "GRIDPATROL_SECRET_KEY": E2E_SECRET_KEY})
-        try:
+        with queue_worker(db):  # the queue's workers are separate processes on PostGIS
             yield {"base": base, "store": request.param}
-        finally:
-            if worker is not None:
-                stop_process(worker)
 
 
 def _wait_loaded(page, plan: int | None = None) -> None:  # noqa: ANN001

@@ -62,7 +62,7 @@ def test_pdf_embeds_the_cjk_font_and_carries_the_chinese_directions(sheet, tmp_p
     streets_in_steps = {s["street"] for s in sr.steps if s["street"]}
     found = {s for s in streets_in_steps if s in text}
     assert len(found) == len(streets_in_steps), f"missing street names: {streets_in_steps - found}"
-    for must in ("巡查路线", "510104001001001", "张三", "© OpenStreetMap contributors, ODbL", "合成数据 / synthetic data",
+    for must in ("巡查路线", "510104001001001", "张三", "© OpenStreetMap 贡献者（ODbL）", "合成数据 / synthetic data",
                  "从起点出发", "回到起点", "网格边界", "巡查路线（箭头为方向）", "路线指引步骤", "起点 / 终点", "主干道"):
         assert must in text
     # The print time is the county's (Asia/Shanghai by default), named, never bare UTC.
@@ -96,6 +96,7 @@ def test_english_sheet(sheet, tmp_path):
     pdf = write_route_sheet(tmp_path / "en.pdf", sr_en, streets=roads, lang="en")
     text = _run("pdftotext", str(pdf), "-")
     assert "Patrol route (walking)" in text and "Directions" in text and "patrol route (arrows: direction)" in text
+    assert "© OpenStreetMap contributors, ODbL" in text and "synthetic data" in text and "合成数据" not in text
     other = write_route_sheet(tmp_path / "urumqi.pdf", sr_en, streets=roads, lang="en", timezone="Asia/Urumqi")
     assert "(Asia/Urumqi)" in _run("pdftotext", str(other), "-")
 
