@@ -479,6 +479,11 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     ctx, codes = _neighbour_group(store, plan_id, codes, "rebalance")
     blocks = ctx.blocks.copy()
     mask = blocks["grid_code"].isin(codes)
+    bare = sorted(set(codes) - set(blocks.loc[mask, "grid_code"].astype(str)))
+    if bare:  # a grid whose blocks were all given away outside gridpatrol: nothing to balance it with
+        raise ConflictError(f"网格 {', '.join(bare)} 没有街区，无法重新平衡 / grid {', '.join(bare)} holds no blocks, "
+                            "so households cannot be moved to or from it",
+                            hint="gridpatrol check-grids lists the grid; merge it into a neighbour or redraw the area")
     sub = blocks[mask].reset_index(drop=True)
     adj = _block_graph(ctx, sub)
     index_of = {c: i for i, c in enumerate(codes)}

@@ -163,6 +163,22 @@ def test_a_rebalance_that_moves_nothing_writes_no_version(drawn):
     assert noop
 
 
+def test_rebalancing_a_grid_without_blocks_is_refused_by_name_and_changes_nothing(drawn):
+    """A grid whose blocks were all handed to a neighbour outside gridpatrol (a database edit): the
+    rebalance names the grid and says why, and writes nothing."""
+    from sqlalchemy import update
+
+    store = drawn
+    a, b = sorted(_grid_neighbours(plans.read_grids(store)).edges)[0]
+    with store.begin() as c:
+        c.execute(update(Block.__table__).where(Block.__table__.c.grid_code == b).values(grid_code=a))
+    before, versions = _snapshot(store), len(plans.list_plans(store))
+    with pytest.raises(ConflictError) as e:
+        plans.rebalance_grids(store, [a, b])
+    assert b in str(e.value) and "没有街区" in str(e.value) and a not in str(e.value).split("/")[0]
+    assert _snapshot(store) == before and len(plans.list_plans(store)) == versions
+
+
 def test_rebalance_brings_grids_in_the_band_back_into_the_window(drawn):
     """Two touching grids in the window; a block moved from one to the other leaves both in the
     band 300–500 but one outside the window 360–440: rebalance moves them back into the window
