@@ -34,7 +34,8 @@ MODULES: dict[str, list[str]] = {
     # OGC paging: pages, next links, keyset cursors, the numberMatched cap (layers/features.py since
     # 475a13d); api/ogc.py keeps the limit cap (min(limit, ogc_max_limit)) and the links.
     "layers/features.py": ["tests/api/test_ogc.py", "tests/api/test_ogc_keyset.py", "tests/api/test_ogc_cap.py"],
-    "api/ogc.py": ["tests/api/test_ogc.py", "tests/api/test_ogc_keyset.py", "tests/api/test_ogc_cap.py"],
+    "api/ogc.py": ["tests/api/test_ogc.py", "tests/api/test_ogc_keyset.py", "tests/api/test_ogc_cap.py",
+                   "tests/api/test_bbox_rules.py"],  # parse_bbox's rules and messages (fast, no API seed)
     # Route optimality certificates: the odd-node matching's certified lower bound (every postman
     # route's bound) and the blossom duals' check.
     "gis/routing/matching.py": ["tests/gis/test_certificates.py", *(f"tests/gis/test_coverage.py::{t}" for t in _MATCHING_TESTS)],

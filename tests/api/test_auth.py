@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import jwt
 import pytest
@@ -225,6 +225,33 @@ def test_viewers_get_no_worker_names(client, tokens):  # noqa: ANN001
         assert feats and all(("worker" in f["properties"]) == sees for f in feats)
         body = client.get("/lookup?lon=104.06&lat=30.66", headers=tokens[user]).json()
         assert body["grid"] is not None and ("worker" in body["grid"]) == sees
+
+
+def test_refusals_say_who_may_not_and_which_roles_may(client, tokens):  # noqa: ANN001
+    """A 403 tells the caller who they are to the server (an anonymous caller is told so, not
+    "role viewer") and which roles may do it."""
+    anon = client.get("/cameras?limit=1", headers=tokens["anonymous"])
+    assert anon.status_code == 403
+    assert anon.json()["detail"].startswith("anonymous users may not ")
+    assert anon.json()["detail"].endswith("(roles allowed: admin, dispatcher)")
+    vic = client.get("/cameras?limit=1", headers=tokens["vic"])
+    assert vic.status_code == 403 and vic.json()["detail"].startswith("role 'viewer' may not ")
+    assert vic.json()["detail"].endswith("(roles allowed: admin, dispatcher)")
+
+
+def test_a_map_click_shows_incidents_and_cameras_only_to_roles_that_read_them(client, tokens):  # noqa: ANN001
+    """/lookup at an incident's place: the incidents section is in the answer for the roles that
+    read incidents (admin, dispatcher, worker) and left out for planners, viewers and anonymous
+    callers; the cameras section only for admin and dispatcher."""
+    inc = client.get("/incidents?limit=1", headers=tokens["ada"]).json()["features"][0]
+    lon, lat = inc["geometry"]["coordinates"][:2]
+    at = datetime.fromisoformat(inc["properties"]["occurred_at"]) + timedelta(days=1)
+    params = {"lon": lon, "lat": lat, "at": at.isoformat(), "days": 30, "radius_m": 1000}
+    for name, incidents, cameras in (("ada", True, True), ("dan", True, True), ("wu", True, False),
+                                     ("pia", False, False), ("vic", False, False), ("anonymous", False, False)):
+        body = client.get("/lookup", params=params, headers=tokens[name]).json()
+        assert ("incidents" in body) == incidents and ("cameras" in body) == cameras, (name, sorted(body))
+    assert client.get("/lookup", params=params, headers=tokens["ada"]).json()["incidents"]
 
 
 def test_lookup_per_role_equals_the_numpy_path(client, tokens, loaded_store_url):  # noqa: ANN001

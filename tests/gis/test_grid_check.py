@@ -258,3 +258,84 @@ def test_grids_outside_the_window_are_listed_as_deviation_warnings(plan, tmp_pat
     res3 = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
                   min_households=300, max_households=500)
     assert (res3.problems["kind"] == "deviation").sum() == 0 and res3.valid
+
+
+def _stored(plan, households, **cols):
+    """The plan's grids with stored households (and other stored columns), as the store keeps them."""
+    grids = plan["grids"].copy()
+    grids["households"] = households
+    for k, v in cols.items():
+        grids[k] = v
+    return grids
+
+
+def test_the_balance_window_edges_are_inside_and_one_household_beyond_is_a_deviation(plan):
+    """Band 250–500, target 300: the window is 270–330 (target ±10 %). A grid at exactly 270 or
+    330 households is in the window (no warning); 269 or 331 is one household outside it, and
+    is listed as a ``deviation`` warning; the summary counts those two only."""
+    n = len(plan["grids"])
+    hh = np.full(n, 300.0)
+    hh[[2, 3, 4, 5]] = [270.0, 330.0, 269.0, 331.0]
+    grids = _stored(plan, hh)
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=250, max_households=500, target_households=300)
+    assert res.valid, res.problems[["kind", "detail"]]
+    assert set(res.problems["kind"]) == {"deviation"}
+    codes = grids["code"].to_numpy()
+    dev = res.problems.set_index("grid_code")
+    assert sorted(dev.index) == sorted([codes[4], codes[5]])
+    assert "269.0 households, outside the window 270–330: 10.3 % off the target 300" in dev.loc[codes[4], "detail"]
+    assert "331.0 households, outside the window 270–330: 10.3 % off the target 300" in dev.loc[codes[5], "detail"]
+    assert res.summary["deviation_grids"] == 2
+    assert res.summary["share_in_window_non_exempt"] == pytest.approx((n - 2) / n)
+    assert res.summary["worst_deviation_non_exempt"] == pytest.approx(31 / 300)
+
+
+def test_hard_caps_hold_at_the_cap_and_name_their_option_just_above_it(plan):
+    """A grid at exactly --max-street-m / --max-area-m2 / --max-route-min is no error; one just
+    above (1 m, 1 m², 10 % of the patrol) is an error that names the option to change; a grid
+    that is one block over a cap is exempt (info) with its own value as the bound."""
+    n = len(plan["grids"])
+    street = np.full(n, 500.0)
+    area = np.full(n, 5_000.0)
+    minutes = np.full(n, 30.0)
+    street[[1, 2]] = [1_000.0, 1_001.0]
+    area[[3, 4]] = [9_000.0, 9_001.0]
+    minutes[[5, 6]] = [60.0, 66.0]
+    street[7] = 2_500.0  # one block: exempt
+    grids = _stored(plan, np.full(n, 300.0), street_m=street, area_m2=area)
+    codes = grids["code"].to_numpy()
+    blocks = pd.DataFrame({"grid_code": [*codes, *(c for c in codes if c != codes[7])]})  # two blocks each but grid 7
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False, blocks=blocks,
+                 max_street_m=1_000, max_area_m2=9_000, max_route_min=60, route_minutes=minutes)
+    got = {(k, c): d for k, c, d in res.problems[["kind", "grid_code", "detail"]].itertuples(index=False)}
+    assert set(got) == {("over_street_cap", codes[2]), ("over_area_cap", codes[4]),
+                        ("over_route_cap", codes[6]), ("cap_exempt", codes[7])}
+    assert "1,001 m of streets, over the hard cap 1,000 (--max-street-m)" in got["over_street_cap", codes[2]]
+    assert "9,001 m² of area, over the hard cap 9,000 (--max-area-m2)" in got["over_area_cap", codes[4]]
+    assert "66.0 min on foot, over the hard cap 60 min (--max-route-min)" in got["over_route_cap", codes[6]]
+    assert "one block with 2,500 m of streets" in got["cap_exempt", codes[7]]
+    assert "lower bound 2,500" in got["cap_exempt", codes[7]]
+    assert not res.valid and res.summary["errors"] == 3
+
+
+def test_a_grid_below_the_band_that_no_merge_can_absorb_under_a_cap_is_exempt_and_says_why(plan):
+    """Every grid has 900 m of streets and the cap is 1,000 m: merging any two gives 1,800 m
+    (180 % of the cap), so a grid below the band cannot be fixed. It is exempt (info), and the
+    reason says so; an empty grid (0 households: streets or land without homes) says that too."""
+    n = len(plan["grids"])
+    hh = np.full(n, 400.0)
+    hh[[2, 3]] = [0.0, 100.0]
+    grids = _stored(plan, hh, street_m=np.full(n, 900.0))
+    codes = grids["code"].to_numpy()
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=300, max_households=500, max_street_m=1_000)
+    assert res.valid, res.problems[["kind", "detail"]]
+    ex = res.problems[res.problems["kind"] == "households_exempt"].set_index("grid_code")
+    assert sorted(ex.index) == sorted([codes[2], codes[3]])
+    assert (ex["severity"] == "info").all()
+    merge = ("merging it into any neighbouring grid breaks a hard cap or the band's upper end; "
+             "the least merge over a cap reaches 180 % of it")
+    assert f"(exempt: it holds no households (streets or land without homes) and {merge})" in ex.loc[codes[2], "detail"]
+    assert f"(exempt: {merge})" in ex.loc[codes[3], "detail"]
+    assert ex.loc[codes[2], "households"] == 0 and ex.loc[codes[3], "households"] == 100

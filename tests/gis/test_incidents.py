@@ -154,6 +154,32 @@ def test_duplicates_within_a_batch_point_to_the_original():
     assert find_duplicates(new.iloc[:1], open_).tolist() == [1]
 
 
+def test_the_duplicate_radius_holds_to_the_millimetre():
+    """"Within 50 m" is the rule: a report of the same category 49.9995 m away (half a millimetre
+    inside) is a duplicate of the open one, one 50.0005 m away is not (distances on the WGS-84
+    ellipsoid, due east)."""
+    t0 = datetime(2026, 1, 1, 8, tzinfo=timezone.utc)
+    geod = pyproj.Geod(ellps="WGS84")
+    existing = pd.DataFrame({"id": [7], "lon": [104.06], "lat": [30.66], "occurred_at": [t0],
+                             "category": ["治安"], "state": ["reported"]})
+    for metres, want in ((49.9995, [7]), (50.0005, [None])):
+        lon, lat, _ = geod.fwd(104.06, 30.66, 90, metres)
+        new = pd.DataFrame({"lon": [lon], "lat": [lat], "occurred_at": [t0 + timedelta(hours=1)], "category": ["治安"]})
+        got = find_duplicates(new, existing)
+        assert [None if pd.isna(v) else int(v) for v in got] == want, metres
+
+
+def test_a_naive_now_is_read_as_utc():
+    """overdue() with a ``now`` without a time zone reads it as UTC: the same incidents, the same
+    hours, as with the aware time."""
+    now = datetime(2026, 3, 1, 12, tzinfo=timezone.utc)
+    df = pd.DataFrame({"id": [1, 2], "state": ["reported", "assigned"],
+                       "state_since": [now - timedelta(hours=3), now - timedelta(hours=80)]})
+    aware, naive = overdue(df, now=now), overdue(df, now=now.replace(tzinfo=None))
+    assert list(naive["id"]) == list(aware["id"]) == [2, 1]
+    assert naive["overdue_h"].tolist() == pytest.approx(aware["overdue_h"].tolist())
+
+
 def test_synthetic_incidents_follow_the_loop_and_are_reproducible():
     import shapely
     from gridpatrol.gis.synthetic import synthetic_incidents
