@@ -34,6 +34,9 @@ TEXTS: dict[str, tuple[str, str]] = {
     "day_of_cycle": ("第 {day}/{days} 天", "day {day}/{days}"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
+    "grids_title": ("各网格巡查情况", "Grids"),
+    "schedule_today": ("巡查排班（今天 {today}，{tz}）", "Patrol calendar (today {today}, {tz})"),
+    "wrote": ("已写入 {path}", "wrote {path}"),
     "list_sep": ("、", ", "),
     "flag_sep": ("；", "; "),
 }
@@ -49,7 +52,6 @@ SCHEDULE_HEADERS = (["日期", "星期", "排班日", "网格编码", "班次", 
                     ["Date", "Weekday", "Day of cycle", "Grid code", "Shift", "Route id", "Status", "Tracks that day",
                      "Walked on other days"])
 STATUS = {"done": ("已完成", "done"), "missed": ("未完成", "missed"), "pending": ("待巡查", "pending")}
-STATUS_ZH = {k: v[0] for k, v in STATUS.items()}
 WEEKDAYS = (["周一", "周二", "周三", "周四", "周五", "周六", "周日"], ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"])
 FLAG_ZH = {"speed": "速度超出步行", "jump": "位置跳变", "duplicate": "与早前轨迹相同", "outside_hours": "非工作时间",
            "time_order": "时间顺序错乱"}
@@ -136,6 +138,21 @@ def _footer(rep: dict[str, Any], lang: str) -> str:
     # patrol_report's local time in the county's zone; a report made elsewhere without one: now, in that zone.
     at = datetime.fromisoformat(str(rep["generated_at"])) if rep.get("generated_at") else datetime.now(ZoneInfo(rep["tz"]))
     return _t(lang, "footer", at=f"{long_date(at.date(), lang)} {at:%H:%M}", tz=rep["tz"])
+
+
+def report_text(rep: dict[str, Any], lang: str = "zh") -> tuple[list[str], list[tuple[str, list[str], list[list[Any]]]]]:
+    """The report ``rep`` as the terminal prints it in ``lang`` (zh or en): (head lines, [(title, headers, rows)])
+    for the grids, the patrol calendar (when there is one) and the tracks; times local in the report's zone,
+    which is named in the head line and the headers."""
+    check_lang(lang)
+    tz = rep["tz"]
+    lines = [_subtitle(rep, lang), _t(lang, "tracks_line", counted=rep["tracks_counted"], flagged=rep["tracks_flagged"])]
+    tables = [(_t(lang, "grids_title"), _pick(GRID_HEADERS, lang), [_grid_cells(g) for g in rep["grids"]])]
+    if rep.get("schedule"):
+        tables.append((_t(lang, "schedule_today", today=rep["today"], tz=tz), _pick(SCHEDULE_HEADERS, lang),
+                       [_schedule_cells(r, lang) for r in rep["schedule"]]))
+    tables.append((_t(lang, "sheet_tracks"), _pick(TRACK_HEADERS, lang, tz), [_track_cells(t, lang) for t in rep["tracks"]]))
+    return lines, tables
 
 
 def write_xlsx(rep: dict[str, Any], path: str | Path, lang: str = "zh") -> Path:

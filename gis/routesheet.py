@@ -69,6 +69,11 @@ def _font() -> str:
     return CJK_FONT
 
 
+def _check_lang(lang: str) -> None:
+    if lang not in ("zh", "en"):
+        raise InputError(f"unknown language {str(lang)[:20]!r}", hint="use zh or en")
+
+
 def _labels(lang: str) -> dict[str, str]:
     if lang == "zh":
         return {"title": "巡查路线", "grid": "网格", "worker": "网格员", "length": "全程", "time": "用时约",
@@ -402,8 +407,7 @@ def write_route_sheet(
     Raises InputError when the route is empty or the PDF would exceed 2 MB.
     """
     routes = [route] if isinstance(route, SheetRoute) else list(route)
-    if lang not in ("zh", "en"):
-        raise InputError(f"unknown language {lang!r}", hint="use zh or en")
+    _check_lang(lang)
     try:
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -539,31 +543,56 @@ def _to_crs(xy: np.ndarray, crs: str) -> np.ndarray:
     raise InputError(f"unknown GPX coordinate system {crs!r}", hint="use wgs84 or gcj02")
 
 
-def write_gpx(path: str | Path, route: SheetRoute | Sequence[SheetRoute], *, crs: str = "wgs84") -> Path:
-    """Write the route as a GPX track (one track per shift), the start and every turn as waypoints
-    with the instruction (Chinese unless the steps are English); ``crs`` wgs84 or gcj02.
+def gpx_track_name(route: SheetRoute, lang: str = "zh") -> str:
+    """A GPX track's name: grid code, mode, worker number and shift (班次) in ``lang`` (zh or en)."""
+    L = _labels(lang)
+    mode = L["mode_walk"] if route.mode == "walk" else L["mode_drive"]
+    worker = f" #{route.worker_index + 1}" if route.worker_index else ""
+    if lang == "zh":
+        return f"{route.grid_code} {mode}{L['title']}{worker}" + (f" 第 {route.shift}/{route.shifts} 班" if route.shifts else "")
+    return f"{route.grid_code} {mode} {L['title'].lower()}{worker}" + (f", shift {route.shift}/{route.shifts}" if route.shifts else "")
 
-    GCJ-02 is for Chinese phone map apps (Amap, Tencent), which expect shifted coordinates.
+
+def _gpx_description(route: SheetRoute, crs: str, lang: str) -> str:
+    L = _labels(lang)
+    crs_name = {"wgs84": "WGS-84", "gcj02": "GCJ-02"}[crs]
+    minutes = f"{route.duration_s / 60:.0f}"
+    if lang == "zh":
+        return f"{L['length']} {format_distance(route.length_m, lang)}，{L['time']} {minutes} {L['min']}；坐标 {crs_name}" + \
+            ("；合成数据" if route.synthetic else "")
+    return f"{L['length']} {format_distance(route.length_m, lang)}, about {minutes} min; coordinates {crs_name}" + \
+        ("; synthetic data" if route.synthetic else "")
+
+
+def write_gpx(path: str | Path, route: SheetRoute | Sequence[SheetRoute], *, crs: str = "wgs84",
+              lang: str = "zh") -> Path:
+    """Write the route as a GPX track (one track per shift, named with its shift), the start and every turn as
+    waypoints with the instruction; names, descriptions and instructions in ``lang`` (zh default, or en; street
+    names stay as mapped); ``crs`` wgs84 or gcj02.
+
+    GCJ-02 is for Chinese phone map apps (Amap, Tencent), which expect shifted coordinates. A waypoint's
+    ``type`` is the turn's code (``left``, ``uturn`` …) for programs, not for reading.
     """
+    _check_lang(lang)
     routes = [route] if isinstance(route, SheetRoute) else list(route)
     gpx = gpxpy.gpx.GPX()
     gpx.creator = "gridpatrol"
     for r in routes:
-        label = f"{r.grid_code} {r.mode}" + (f" 第{r.shift}班" if r.shifts else "")
         xy = _to_crs(np.asarray(r.line.coords), crs)
-        track = gpxpy.gpx.GPXTrack(name=label)
-        track.description = f"{r.length_m:.0f} m, {r.duration_s / 60:.0f} min; coordinates {crs.upper()}" + \
-            ("; synthetic data" if r.synthetic else "")
+        track = gpxpy.gpx.GPXTrack(name=gpx_track_name(r, lang))
+        track.description = _gpx_description(r, crs, lang)
         seg = gpxpy.gpx.GPXTrackSegment()
         seg.points.extend(gpxpy.gpx.GPXTrackPoint(latitude=float(la), longitude=float(lo)) for lo, la in xy)
         track.segments.append(seg)
         gpx.tracks.append(track)
         pts = _to_crs(np.array([[st["lon"], st["lat"]] for st in r.steps]), crs)
+        start = "起点" if lang == "zh" else "start"
         for k, (st, (lo, la)) in enumerate(zip(r.steps, pts)):
-            name = "start" if k == 0 and len(routes) == 1 else f"{r.shift or 1}-{st['index']}" if r.shifts else str(st["index"])
+            name = start if k == 0 and len(routes) == 1 else f"{r.shift or 1}-{st['index']}" if r.shifts else str(st["index"])
             wp = gpxpy.gpx.GPXWaypoint(latitude=float(la), longitude=float(lo), name=name)
-            wp.description = st.get("text")
-            wp.comment = st.get("street")
+            # Steps carry both languages (text, text_en) unless sheet_route already picked one.
+            wp.description = (st.get("text_en") or st.get("text")) if lang == "en" else st.get("text")
+            wp.comment = (st.get("street_en") or st.get("street")) if lang == "en" else st.get("street")
             wp.type = st.get("action")
             gpx.waypoints.append(wp)
     path = Path(path)

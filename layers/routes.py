@@ -514,7 +514,7 @@ def print_route(
     streets = store.read_layer("roads", bbox=_expand(bounds, 0.003))
     write_route_sheet(out, srs, streets=streets, lang=lang, timezone=timezone)
     if gpx:
-        write_gpx(gpx, srs, crs=gpx_crs)
+        write_gpx(gpx, srs, crs=gpx_crs, lang=lang)
     if geojson:
         write_geojson(geojson, srs)
     return srs[0]

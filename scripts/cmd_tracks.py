@@ -93,11 +93,11 @@ def patrol_report_cmd(
     cycle_start: Annotated[Optional[str], typer.Option(
         "--cycle-start", help="Day 1 of the patrol calendar, YYYY-MM-DD (default: the day the routes were planned)")] = None,
     hours: HoursOption = WORK_HOURS_TEXT,
-    lang: Annotated[str, typer.Option(help="Language of the XLSX/PDF: zh (default) or en")] = "zh",
+    lang: Annotated[str, typer.Option(help="Language of the printed report and the XLSX/PDF: zh (default) or en")] = "zh",
 ) -> None:
     """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done,
     missed and pending (per day on the patrol calendar)."""
-    from gridpatrol.gis.assessment_sheet import STATUS_ZH, check_lang, write_pdf, write_xlsx
+    from gridpatrol.gis.assessment_sheet import TEXTS, check_lang, report_text, write_pdf, write_xlsx
     from gridpatrol.gis.tracks import parse_work_hours
     from gridpatrol.layers.patrols import patrol_report
 
@@ -114,21 +114,14 @@ def patrol_report_cmd(
     if as_json:
         print(json.dumps(rep, ensure_ascii=False, default=str))
         return
-    console.print(f"{worker}: {rep['from']} – {rep['to']} ({tz}); tracks counted {rep['tracks_counted']}, "
-                  f"flagged {rep['tracks_flagged']}")
-    print_table([{"grid": g["code"], "covered_share": f"{g['covered_share']:.1%}", "required_m": g["required_m"],
-                  "distance_m": g["distance_m"], "minutes_in_grid": round(g["time_in_grid_s"] / 60, 1),
-                  "stops": g["stops"], "shifts_done": g["shifts_done"], "shifts_missed": g["shifts_missed"],
-                  "shifts_pending": g["shifts_pending"]}
-                 for g in rep["grids"]])
-    if rep["schedule"]:
-        print_table([{"date": r["date"], "day": f"{r['cycle_day']}/{r['cycle_days']}", "grid": r["grid_code"],
-                      "shift": r["shift"], "status": f"{STATUS_ZH[r['status']]} {r['status']}",
-                      "tracks": ",".join(str(t) for t in r["tracks"])} for r in rep["schedule"]],
-                    title=f"patrol calendar (巡查排班), today {rep['today']}")
-    for t in rep["tracks"]:
-        if not t["counted"]:
-            console.print(f"[yellow]track {t['id']} not counted:[/] " + "; ".join(f["detail"] for f in t["flags"]))
+    from rich.markup import escape
+
+    lines, tables = report_text(rep, lang)
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    for title, headers, rows in tables:
+        if rows:
+            print_table([{escape(h): escape(str(v)) for h, v in zip(headers, r)} for r in rows], title=escape(title))
     for f in (xlsx, pdf):
         if f:
-            console.print(f"wrote {f}")
+            console.print(TEXTS["wrote"][lang == "en"].format(path=f), markup=False, highlight=False)

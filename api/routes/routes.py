@@ -98,17 +98,19 @@ async def sheet(code: str, request: Request, store: StoreDep, settings: Settings
 
 
 @router.get("/{code}/route.gpx", summary="GPX track (WGS-84, or GCJ-02 for Chinese phone map apps)")
-async def gpx(code: str, store: StoreDep, principal: UserDep,
+async def gpx(code: str, request: Request, store: StoreDep, principal: UserDep,
               mode: Annotated[str | None, Query(pattern="^(walk|drive)$")] = None,
               worker: Annotated[int, Query(ge=1, le=100)] = 1,
-              crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$")] = "wgs84") -> Response:
+              crs: Annotated[str, Query(pattern="^(wgs84|gcj02)$")] = "wgs84",
+              lang: Annotated[str | None, Query(pattern="^(zh|en)$", description=LANG_HELP)] = None) -> Response:
     from gridpatrol.gis.routesheet import write_gpx
 
     sel = _row(store, principal, code, mode, worker)
-    sr = rl.sheet_route(store, sel.iloc[0])
+    lang = file_lang(request)
+    sr = rl.sheet_route(store, sel.iloc[0], lang=lang)
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "route.gpx"
-        write_gpx(out, sr, crs=crs)
+        write_gpx(out, sr, crs=crs, lang=lang)
         data = out.read_bytes()
     return Response(data, media_type="application/gpx+xml",
                     headers={"Content-Disposition": f'attachment; filename="route-{code}.gpx"'})

@@ -1,5 +1,5 @@
-"""The language of generated files through the API (both stores): the 考核表 (XLSX, PDF) and the route sheet (PDF)
-are Chinese by default and English on ``?lang=en`` or ``Accept-Language: en``, every title, header, status and
+"""The language of generated files through the API (both stores): the 考核表 (XLSX, PDF), the route sheet (PDF) and
+its GPX are Chinese by default and English on ``?lang=en`` or ``Accept-Language: en``, every title, header, status and
 footnote, with only proper names (grid, street and worker names) left in Chinese; times named with their zone."""
 from __future__ import annotations
 
@@ -106,3 +106,25 @@ def test_the_route_sheet_follows_the_language(client, auth, tmp_path):  # noqa: 
                        "OpenStreetMap contributors"):
             assert needle in text, (needle, how)
         assert leftover_chinese(text, names) == [], how
+
+
+def test_the_route_gpx_follows_the_language(client, auth):  # noqa: F811
+    """GET /routes/{code}/route.gpx: track name, description and step instructions in Chinese by default, in English
+    on ?lang=en or an English browser (street names as mapped)."""
+    import gpxpy
+
+    url = "/routes/T01/route.gpx"
+    zh = client.get(url, headers={**auth["wu"], **ZH_BROWSER})
+    assert zh.status_code == 200, zh.text
+    g = gpxpy.parse(zh.text)
+    texts = [g.tracks[0].name, g.tracks[0].description] + [w.description for w in g.waypoints]
+    assert texts[0].startswith("T01 步行巡查路线") and texts[1].startswith("全程 ") and "起点" in [w.name for w in g.waypoints]
+    assert english_only(texts) == [], texts
+    names = _street_names(client) + GRID_NAMES
+    for how in ({"q": "?lang=en"}, {"h": EN_BROWSER}):
+        en = client.get(url + how.get("q", ""), headers={**auth["wu"], **how.get("h", {})})
+        assert en.status_code == 200, en.text
+        g = gpxpy.parse(en.text)
+        texts = [g.tracks[0].name, g.tracks[0].description] + [w.description for w in g.waypoints]
+        assert texts[0].startswith("T01 walking patrol route") and texts[1].startswith("Length "), (texts[:2], how)
+        assert leftover_chinese("\n".join(texts), names) == [], how

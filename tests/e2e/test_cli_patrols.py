@@ -15,6 +15,7 @@ import pytest
 import shapely
 
 from tests.e2e.test_cli_import import GRIDPATROL, run, snapshot
+from tests.file_text import CJK as CJK_TEXT
 from tests.layers.track_seed import chengdu_osm, gpx_xml, seed_calendar, walk_network
 from tests.store_cache import cached_module_store_url
 
@@ -98,9 +99,38 @@ def test_hours_and_the_calendar_decide_what_the_report_counts(db, day1_shift, tm
     assert strict.returncode == 0, strict.stderr
     rep = json.loads(strict.stdout)
     assert rep["tracks_counted"] == 0 and rep["schedule"] and all(r["status"] == "missed" for r in rep["schedule"])
-    # Printed: the calendar table in Chinese and English.
+    # Printed: the calendar table, in Chinese by default and in English with --lang en.
     table = run(db, *common, "--hours", "07:00-22:00").stdout
-    assert "巡查排班" in table and "已完成 done" in table and "未完成 missed" in table
+    assert "巡查排班" in table and "已完成" in table and "未完成" in table and "done" not in table
+    table = run(db, *common, "--hours", "07:00-22:00", "--lang", "en").stdout
+    assert "Patrol calendar" in table and "done" in table and "missed" in table and "已完成" not in table
+
+
+def test_the_printed_report_follows_lang_with_local_times_and_the_zone_named(db, day1_shift, tmp_path):
+    """The terminal report (head lines, grids, calendar, tracks) is Chinese by default and English with --lang en but
+    for proper names; a track's times are local (20:40 in Chengdu, not 12:40 UTC) under a header naming the zone."""
+    from tests.file_text import leftover_chinese
+
+    f = tmp_path / "walk.gpx"
+    f.write_text(day1_shift[1], encoding="utf-8")
+    run(db, "import-track", str(f), "--worker", "wu", "--hours", "07:00-22:00")
+    common = ["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--cycle-start", "2026-11-02",
+              "--hours", "07:00-22:00"]
+    names = ["测试网格一", "测试网格二", "测试网格三", "wu", "Asia/Shanghai"]
+    zh = run(db, *common).stdout
+    for needle in ("网格员：wu", "（Asia/Shanghai）", "工作时间：07:00-22:00", "街道覆盖率", "开始时间（Asia/Shanghai）",
+                   "2026-11-02 20:4", "巡查排班（今天", "已完成", "是否计入"):
+        assert needle in zh, (needle, zh)
+    rest = zh
+    for n in names:
+        rest = rest.replace(n, " ")
+    assert not re.findall(r"[A-Za-z]{2,}", rest), re.findall(r"[A-Za-z]{2,}", rest)
+    assert "2026-11-02 12:4" not in zh
+    en = run(db, *common, "--lang", "en").stdout
+    for needle in ("Worker: wu", "(Asia/Shanghai)", "Covered share", "Start (Asia/Shanghai)", "2026-11-02 20:4",
+                   "Patrol calendar (today", "done", "Counted"):
+        assert needle in en, (needle, en)
+    assert leftover_chinese(en, names) == [], en
 
 
 def test_patrol_report_and_route_sheet_files_in_chinese_and_english(db, day1_shift, tmp_path):
@@ -116,7 +146,8 @@ def test_patrol_report_and_route_sheet_files_in_chinese_and_english(db, day1_shi
     for lang in ("zh", "en"):
         flag = [] if lang == "zh" else ["--lang", "en"]
         run(db, *common, "--xlsx", str(tmp_path / f"{lang}.xlsx"), "--pdf", str(tmp_path / f"{lang}.pdf"), *flag)
-        run(db, "print-route", "T02", "--out", str(tmp_path / f"route-{lang}.pdf"), *flag)
+        run(db, "print-route", "T02", "--out", str(tmp_path / f"route-{lang}.pdf"), "--gpx", str(tmp_path / f"{lang}.gpx"),
+            *flag)
     sheets, cells = xlsx_texts(tmp_path / "zh.xlsx")
     assert sheets == ["考核表", "轨迹", "排班"] and "未完成" in cells and "第 1/2 天" in cells
     assert english_only(cells) == [], english_only(cells)
@@ -135,6 +166,16 @@ def test_patrol_report_and_route_sheet_files_in_chinese_and_english(db, day1_shi
     route_en = pdf_text(tmp_path / "route-en.pdf", tmp_path)
     assert "Patrol route (walking)" in route_en and "shift 1/" in route_en and "patrol calendar: day" in route_en
     assert leftover_chinese(route_en, store_names) == []
+    # The GPX follows --lang: each track named with its shift, described, and every step's instruction.
+    import gpxpy
+
+    gpx = {lang: gpxpy.parse((tmp_path / f"{lang}.gpx").read_text(encoding="utf-8")) for lang in ("zh", "en")}
+    assert [t.name for t in gpx["zh"].tracks] == ["T02 步行巡查路线 第 1/2 班", "T02 步行巡查路线 第 2/2 班"]
+    assert [t.name for t in gpx["en"].tracks] == ["T02 walking patrol route, shift 1/2", "T02 walking patrol route, shift 2/2"]
+    assert all(t.description.startswith("全程 ") for t in gpx["zh"].tracks)
+    assert all(t.description.startswith("Length ") for t in gpx["en"].tracks)
+    assert all(re.search(CJK_TEXT, w.description) for w in gpx["zh"].waypoints)
+    assert leftover_chinese("\n".join(w.description for w in gpx["en"].waypoints), store_names) == []
     before = snapshot(db)
     bad = _cli(db, *common, "--lang", "de", "--xlsx", str(tmp_path / "de.xlsx"))
     assert bad.returncode == 2 and "语言" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr

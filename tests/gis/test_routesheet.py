@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 
@@ -129,6 +130,41 @@ def test_gpx_in_wgs84_and_gcj02(sheet, tmp_path):
     assert 100 < shift_m.mean() < 800
     with pytest.raises(InputError, match="wgs84 or gcj02"):
         write_gpx(tmp_path / "c.gpx", sr, crs="bd09")
+
+
+def _gpx_texts(path) -> list[str]:
+    """Every text a phone app shows of a GPX (gpxpy): track names and descriptions, waypoint names, descriptions,
+    comments."""
+    g = gpxpy.parse(path.read_text(encoding="utf-8"))
+    return [t for t in [x for tr in g.tracks for x in (tr.name, tr.description)] +
+            [x for w in g.waypoints for x in (w.name, w.description, w.comment)] if t]
+
+
+def test_gpx_in_chinese_by_default_and_in_english(sheet, tmp_path):
+    """Track names carry the shift (班次); names, descriptions and instructions are Chinese by default and English
+    with lang="en", but for street names."""
+    from tests.file_text import english_only, leftover_chinese
+
+    sr, _ = sheet
+    shifts = [SheetRoute(**{**sr.__dict__, "shift": k, "shifts": 2}) for k in (1, 2)]
+    streets = sorted({str(s[k]) for s in sr.steps for k in ("street", "street_en") if s.get(k)})
+    zh = _gpx_texts(write_gpx(tmp_path / "zh.gpx", shifts))
+    assert zh[:2] == ["510104001001001 步行巡查路线 第 1/2 班", f"全程 {sr.length_m / 1000:.1f} 公里，用时约 "
+                      f"{sr.duration_s / 60:.0f} 分钟；坐标 WGS-84；合成数据"]
+    assert "510104001001001 步行巡查路线 第 2/2 班" in zh
+    assert english_only(zh, tuple(streets)) == []
+    assert not [t for t in zh if re.search(r"\b(m|min|coordinates|synthetic|start|shift|walk|Turn|Continue)\b", t)], zh
+    assert _gpx_texts(write_gpx(tmp_path / "one.gpx", sr, crs="gcj02"))[:3] == [
+        "510104001001001 步行巡查路线", zh[1].replace("WGS-84", "GCJ-02"), "起点"]
+    en = _gpx_texts(write_gpx(tmp_path / "en.gpx", shifts, lang="en"))
+    assert en[:2] == ["510104001001001 walking patrol route, shift 1/2",
+                      f"Length {sr.length_m / 1000:.1f} km, about {sr.duration_s / 60:.0f} min; "
+                      "coordinates WGS-84; synthetic data"]
+    assert leftover_chinese("\n".join(en), streets) == [], en
+    assert sum(len(t.split("\n")) for t in en) == sum(len(t.split("\n")) for t in zh)
+    with pytest.raises(InputError, match="language"):
+        write_gpx(tmp_path / "de.gpx", sr, lang="de")
+    assert not (tmp_path / "de.gpx").exists()
 
 
 def test_geojson_round_trip(sheet, tmp_path):
