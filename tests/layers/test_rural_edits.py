@@ -12,6 +12,7 @@ import pytest
 import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
 from gridpatrol.gis.errors import ConflictError
+from gridpatrol.layers import planner
 from gridpatrol.layers.grids import (
     check_grids,
     draw_grids,
@@ -160,7 +161,8 @@ def test_rural_rebalance_moves_whole_villages(county, tmp_path) -> None:  # noqa
 
 def test_a_move_that_splits_a_village_further_is_refused(county, tmp_path) -> None:  # noqa: ANN001
     """In a rural plan where the town already lies in two grids, moving a block of it into a third
-    grid is refused (the split the plan had does not excuse a new one); nothing is written."""
+    grid is refused (the split the plan had does not excuse a new one), and the planner page's move preview
+says so first; nothing is written."""
     store, layers = county
     draw_grids(store, PlanParams(mode="rural", max_travel_min=10, allow_sparse=True))
     urban = draw_grids(store, PlanParams(allow_sparse=True))
@@ -182,6 +184,11 @@ def test_a_move_that_splits_a_village_further_is_refused(county, tmp_path) -> No
     assert len(touching), "a block of the town touches the third grid"
     n_plans = len(list_plans(store))
     for block_id in touching["block_id"].astype(int):
-        with pytest.raises(ConflictError, match=TOWN):
+        # the planner page's preview says so first, in the words of the refusal
+        p = planner.preview_move(store, [block_id], third, res.plan_id)
+        (split,) = [r for r in p["refusals"] if r["kind"] == "settlement_split"]
+        assert not p["ok"] and split["blocking"] and TOWN in split["message"], p["refusals"]
+        with pytest.raises(ConflictError, match=TOWN) as refused:
             move_blocks(store, third, [block_id], plan_id=res.plan_id)
+        assert split["message"] in str(refused.value)
     assert len(list_plans(store)) == n_plans
