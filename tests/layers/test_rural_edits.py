@@ -192,3 +192,26 @@ says so first; nothing is written."""
             move_blocks(store, third, [block_id], plan_id=res.plan_id)
         assert split["message"] in str(refused.value)
     assert len(list_plans(store)) == n_plans
+
+
+def test_rural_rebalance_over_the_area_limit_says_which_and_by_how_much(county, tmp_path) -> None:  # noqa: ANN001
+    """The north/south plan of the test above under an area limit just above the north grid's area:
+    moving 河口村's half north would push the north grid over it, so the rebalance leaves that move
+    out, and with no other move it is refused, naming the grid, the limit (--max-area-m2) and by how
+    much; nothing is written."""
+    store, _ = county
+    areas = planning_areas(store).to_crs(32648).set_index("code")
+    west, east = areas.geometry.iloc[0], areas.geometry.iloc[1]
+    x0, y0, x1, y1 = west.bounds
+    north = west.intersection(shapely.box(x0, y0 + 3400, x1, y1))
+    cap = round(north.area + 1000.0)
+    draw_grids(store, PlanParams(mode="rural", max_area_m2=cap, allow_sparse=True))  # the county plans rurally
+    frame = gpd.GeoDataFrame({"code": ["519990001000001", "519990001000002", "519990002000001"],
+                              "parent_code": ["519990001", "519990001", "519990002"]},
+                             geometry=[north, west.intersection(shapely.box(x0, y0, x1, y0 + 3400)), east], crs=32648)
+    pid = import_grids(store, _write(frame, tmp_path / "north_south_capped.geojson"))
+    assert json.loads(plan_row(store, pid)["params_json"])["max_area_m2"] == cap
+    n_plans = len(list_plans(store))
+    with pytest.raises(ConflictError, match=r"重新平衡被拒绝.*网格 519990001000001 面积超过上限 [\d,]+ m²（--max-area-m2，超出 [\d,]+ m²）"):
+        rebalance_grids(store, ["519990001000001", "519990001000002"], plan_id=pid)
+    assert len(list_plans(store)) == n_plans
