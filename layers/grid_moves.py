@@ -18,6 +18,10 @@ KINDS = {
     "not_touching": "所选街区与目标网格不相邻 / the moved blocks do not touch the target",
     "split": "会把网格分成不相连的几块 / would split a grid",
     "out_of_band": "工作量超出标准范围 / workload outside the band",
+    # a rural plan (draw-grids --mode rural): the rural check's errors the move would add
+    "settlement_split": "会把居民点分到更多网格 / would split a village",
+    "over_area_limit": "网格面积超过上限 / grid over the area limit",
+    "over_travel_limit": "网格路程超过上限 / grid over the travel limit",
 }
 
 

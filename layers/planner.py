@@ -11,9 +11,10 @@ import numpy as np
 import pandas as pd
 import shapely
 from gridpatrol.gis.errors import ConflictError, InputError, NotFoundError
+from gridpatrol.gis.grid_check import PROBLEM_COLUMNS, CheckResult
 from gridpatrol.gis.workload import workload
 from gridpatrol.layers import grids as gl
-from gridpatrol.layers.grid_moves import KINDS, band_status, grid_totals, move_refusals
+from gridpatrol.layers.grid_moves import KINDS, Refusal, band_status, grid_totals, move_refusals
 from gridpatrol.layers.models import Block, Grid, GridPlan
 from gridpatrol.layers.store import Store
 from sqlalchemy import and_, func, select
@@ -123,8 +124,14 @@ def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = N
     # judged by the workload the plan was drawn for (households, persons or a weighted sum)
     target, lo, hi = params.workload_band()
     weights = params.workload_weights()
-    after, refusals = move_refusals(blocks, ids, to, grows, adj, band=(lo, hi), weights=weights,
+    rural = getattr(params, "mode", "urban") == "rural"
+    after, refusals = move_refusals(blocks, ids, to, grows, adj, band=None if rural else (lo, hi), weights=weights,
                                     unit=params.workload_unit())
+    warnings: list[dict[str, Any]] = []
+    rural_out = None
+    if rural:  # what the rural check of the edit would say
+        rural_out, more, warnings = _rural_preview(store, pid, params, ids, to, affected)
+        refusals += more
     t0, t1 = grid_totals(blocks, affected), grid_totals(after, affected)
     names = dict(zip(grows["code"].astype(str), grows["name"]))
     out = []
@@ -141,7 +148,64 @@ def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = N
             "balance": params.balance, "weights": weights, "target_workload": target,
             "refusals": [{"kind": r.kind, "title": KINDS[r.kind], "grid_code": r.grid_code, "message": r.message,
                           "blocking": r.blocking} for r in refusals],
+            "warnings": warnings, "rural": rural_out,
             "ok": not any(r.blocking for r in refusals)}
+
+
+def _rural_preview(store: Store, pid: int, params: gl.PlanParams, ids: Sequence[int], to: str,
+                   affected: Sequence[str]) -> tuple[dict[str, Any], list[Refusal], list[dict[str, Any]]]:
+    """The rural check (``rural_draw.check_rural``) of the areas a move involves, before and after it:
+    the errors the move adds, as the edit judges them (``edits._new_errors``: a village spread over one
+    more grid, a grid pushed over the area or travel limit), blocking; households newly off the band
+    a warning (the secondary balance). Returns (limits, each grid's worst travel after the move, refusals, warnings)."""
+    from gridpatrol.layers.grids.edits import _new_errors
+    from gridpatrol.layers.grids.rural_draw import check_rural
+
+    b, g = Block.__table__, Grid.__table__
+    with store.engine.connect() as conn:
+        parents = sorted({str(p) for p in conn.execute(select(g.c.parent_code).where(
+            and_(g.c.plan_id == pid, g.c.code.in_(list(affected))))).scalars()})
+        stations = pd.DataFrame(conn.execute(select(g.c.code, g.c.station_lon, g.c.station_lat).where(
+            and_(g.c.plan_id == pid, g.c.parent_code.in_(parents)))).all(), columns=["code", "station_lon", "station_lat"])
+    before, geoms = _blocks_where(store, pid, b.c.area_code.in_(parents), cols=("block_id", "grid_code", "area_code", "households"))
+    after = before.copy()
+    after.loc[after["block_id"].astype(int).isin([int(i) for i in ids]), "grid_code"] = str(to)
+    areas = gl.planning_areas(store)
+    st = stations.assign(code=stations["code"].astype(str)).set_index("code")
+
+    def checked(frame: pd.DataFrame) -> CheckResult:
+        bl = gpd.GeoDataFrame(frame[["block_id", "grid_code", "area_code"]].astype({"grid_code": str}),
+                              geometry=list(geoms), crs="EPSG:4326")
+        gr = bl.dissolve("grid_code", as_index=False).rename(columns={"grid_code": "code", "area_code": "parent_code"})
+        tot = grid_totals(frame, list(gr["code"]))
+        gr["households"] = gr["code"].map(tot["households"])
+        gr["station_lon"] = gr["code"].map(st["station_lon"])
+        gr["station_lat"] = gr["code"].map(st["station_lat"])
+        metric = gl.metric_crs_of(shapely.box(*gr.total_bounds))
+        has = gr["station_lon"].notna() & gr["station_lat"].notna()
+        if has.any():  # a station the new shape leaves is dropped, as the edit drops it
+            pts = gpd.GeoSeries(shapely.points(gr.loc[has, "station_lon"].astype(float), gr.loc[has, "station_lat"].astype(float)),
+                                index=gr.index[has], crs="EPSG:4326").to_crs(metric)
+            gone = pts.distance(gr.loc[has].geometry.to_crs(metric), align=True) > gl.STATION_TOLERANCE_M
+            gr.loc[gone[gone].index, ["station_lon", "station_lat"]] = None
+        rows, summary = check_rural(store, gr, bl, areas[areas["code"].astype(str).isin(set(gr["parent_code"].astype(str)))],
+                                    params, metric)
+        problems = gpd.GeoDataFrame(rows, columns=PROBLEM_COLUMNS, geometry="geometry", crs="EPSG:4326")
+        return CheckResult(problems, {"rural": summary})
+
+    res0, res1 = checked(before), checked(after)
+    p0, p1 = res0.problems, res1.problems
+    errors = p1[p1["severity"] == "error"]
+    by_detail = {d: (str(k), "" if pd.isna(c) else str(c)) for d, k, c in zip(errors["detail"], errors["kind"], errors["grid_code"])}
+    refusals = [Refusal(by_detail[m][0], by_detail[m][1], m) for m in _new_errors(res0, res1, set(affected), force=False)]
+    off0 = set(p0.loc[p0["kind"] == "rural_households_off_band", "grid_code"].astype(str))
+    warnings = [{"kind": "rural_households_off_band", "grid_code": str(c), "message": d}
+                for c, d in zip(p1.loc[p1["kind"] == "rural_households_off_band", "grid_code"],
+                                p1.loc[p1["kind"] == "rural_households_off_band", "detail"]) if str(c) not in off0]
+    s = res1.summary["rural"]
+    return ({"max_area_m2": s["max_area_m2"], "max_travel_min": s["max_travel_min"], "travel_mode": s["travel_mode"],
+             "travel_min": {c: t for c, t in s["travel_min"].items() if c in set(affected)},
+             "settlements_split": s["settlements_split"]}, refusals, warnings)
 
 
 def plan_blocks(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame:

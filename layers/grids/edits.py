@@ -491,6 +491,7 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     target, low, high = ctx.params.workload_band()
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
     units = _rural_units(ctx, sub)
+    undone: dict[int, float] = {}
     if units is None:
         labels = np.asarray(rebalance(loads, adj, start, list(range(len(codes))),
                                       target_households=target, min_households=low, max_households=high))
@@ -499,7 +500,19 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
         unit_start = np.zeros(len(unit_frame), dtype=np.int64)
         unit_start[back] = start
         labels = np.asarray(rebalance(unit_frame, unit_adj, unit_start, list(range(len(codes))),
-                                      target_households=target, min_households=low, max_households=high))[back]
+                                      target_households=target, min_households=low, max_households=high))
+        if ctx.params.max_area_m2:  # no grid pushed over the area limit: those moves are left out
+            areas = pd.Series(sub["area_m2"].to_numpy(dtype=float)).groupby(back).sum().sort_index().to_numpy()
+            labels, undone = _keep_area_limit(labels, unit_start, areas, float(ctx.params.max_area_m2))
+        labels = labels[back]
+        if undone and not (labels != start).any():
+            g, by = next(iter(undone.items()))
+            cap = float(ctx.params.max_area_m2)
+            raise ConflictError(f"重新平衡被拒绝：平衡户数的移动会使网格 {codes[g]} 面积超过上限 {cap:,.0f} m²"
+                                f"（--max-area-m2，超出 {by:,.0f} m²） / rebalance refused: the moves that balance "
+                                f"households would push grid {codes[g]} over the area limit of {cap:,.0f} m² "
+                                f"(--max-area-m2) by {by:,.0f} m²", hint="nothing was changed; move blocks by hand "
+                                "(move-blocks) or redraw the area with other limits")
     moved = int((labels != start).sum())
     if moved == 0:
         pid = int(ctx.row["id"])
@@ -508,7 +521,8 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
                                   f"the target; no new version written (plan {pid} stays current)")
     blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
     return _commit_edit(store, ctx, blocks, codes, force=force, created_by=created_by,
-                        note=f"rebalanced {', '.join(codes)} ({moved} blocks moved)")
+                        note=f"rebalanced {', '.join(codes)} ({moved} blocks moved"
+                             + ("; moves over --max-area-m2 left out)" if undone else ")"))
 
 
 def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
@@ -522,6 +536,26 @@ def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
         raise NotFoundError(f"area {sub['area_code'].iloc[0]} of the plan is not among the planning areas",
                             hint="import the area boundaries again (import-areas)")
     return settlement_units_of_blocks(ctx.store, sub, area.geometry.iloc[0], ctx.params, ctx.metric)
+
+
+def _keep_area_limit(labels: np.ndarray, start: np.ndarray, area: np.ndarray, cap: float
+                     ) -> tuple[np.ndarray, dict[int, float]]:
+    """Undo the moves of units into a grid that they push over the area limit ``cap`` (m²; a grid
+    over it before the rebalance is left alone), the largest unit first, until no grid crosses it.
+    Returns (labels, {grid: by how much it would have been over}); units go back to their ``start``."""
+    labels = labels.copy()
+    before = pd.Series(area).groupby(start).sum()
+    undone: dict[int, float] = {}
+    while True:
+        after = pd.Series(area).groupby(labels).sum()
+        over = [int(g) for g in after.index if after[g] > cap * (1 + 1e-9) and before.get(g, 0.0) <= cap]
+        if not over:
+            return labels, undone
+        g = over[0]
+        moved_in = np.flatnonzero((labels == g) & (start != g))
+        undone.setdefault(g, float(after[g] - cap))
+        k = moved_in[np.argmax(area[moved_in])]
+        labels[k] = start[k]
 
 
 def _contract(frame: pd.DataFrame, adj: nx.Graph, units: np.ndarray, start: np.ndarray | None = None

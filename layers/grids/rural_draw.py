@@ -278,7 +278,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                         f"超过上限 {area_cap:,.0f} m²（豁免：单个街区不可分割）", shapely.point_on_surface(ggeoms[g]))
                 else:
                     add("over_area_limit", codes[g], f"网格 {codes[g]} 面积 {a:,.0f} m²，超过上限 {area_cap:,.0f} m²"
-                        f"（--max-area-m2）", shapely.point_on_surface(ggeoms[g]))
+                        f"（--max-area-m2，超出 {a - area_cap:,.0f} m²）", shapely.point_on_surface(ggeoms[g]))
             if travel is not None and ss:
                 lon, lat = gm.loc[g, "station_lon"] if "station_lon" in gm else None, \
                     gm.loc[g, "station_lat"] if "station_lat" in gm else None
@@ -302,7 +302,9 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                             shapely.point_on_surface(ggeoms[g]))
                     else:
                         add("over_travel_limit", codes[g], f"网格 {codes[g]} {where}到最远的居民点{tt}，超过上限 "
-                            f"{travel_cap / 60:g} 分钟（--max-travel-min）", shapely.point_on_surface(ggeoms[g]))
+                            f"{travel_cap / 60:g} 分钟（--max-travel-min"
+                            + (f"，超出 {(t - travel_cap) / 60:.1f} 分钟）" if np.isfinite(t) else "）"),
+                            shapely.point_on_surface(ggeoms[g]))
             hh = float(pd.to_numeric(pd.Series([gm.loc[g, "households"]]), errors="coerce").fillna(0).iloc[0])
             if hh < low - 1e-9 or hh > high + 1e-9:
                 add("rural_households_off_band", codes[g], f"网格 {codes[g]}（{names}）有 {hh:.0f} 户，不在 "

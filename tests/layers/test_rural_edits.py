@@ -12,6 +12,7 @@ import pytest
 import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
 from gridpatrol.gis.errors import ConflictError
+from gridpatrol.layers import planner
 from gridpatrol.layers.grids import (
     check_grids,
     draw_grids,
@@ -160,7 +161,8 @@ def test_rural_rebalance_moves_whole_villages(county, tmp_path) -> None:  # noqa
 
 def test_a_move_that_splits_a_village_further_is_refused(county, tmp_path) -> None:  # noqa: ANN001
     """In a rural plan where the town already lies in two grids, moving a block of it into a third
-    grid is refused (the split the plan had does not excuse a new one); nothing is written."""
+    grid is refused (the split the plan had does not excuse a new one), and the planner page's move preview
+says so first; nothing is written."""
     store, layers = county
     draw_grids(store, PlanParams(mode="rural", max_travel_min=10, allow_sparse=True))
     urban = draw_grids(store, PlanParams(allow_sparse=True))
@@ -182,6 +184,34 @@ def test_a_move_that_splits_a_village_further_is_refused(county, tmp_path) -> No
     assert len(touching), "a block of the town touches the third grid"
     n_plans = len(list_plans(store))
     for block_id in touching["block_id"].astype(int):
-        with pytest.raises(ConflictError, match=TOWN):
+        # the planner page's preview says so first, in the words of the refusal
+        p = planner.preview_move(store, [block_id], third, res.plan_id)
+        (split,) = [r for r in p["refusals"] if r["kind"] == "settlement_split"]
+        assert not p["ok"] and split["blocking"] and TOWN in split["message"], p["refusals"]
+        with pytest.raises(ConflictError, match=TOWN) as refused:
             move_blocks(store, third, [block_id], plan_id=res.plan_id)
+        assert split["message"] in str(refused.value)
+    assert len(list_plans(store)) == n_plans
+
+
+def test_rural_rebalance_over_the_area_limit_says_which_and_by_how_much(county, tmp_path) -> None:  # noqa: ANN001
+    """The north/south plan of the test above under an area limit just above the north grid's area:
+    moving 河口村's half north would push the north grid over it, so the rebalance leaves that move
+    out, and with no other move it is refused, naming the grid, the limit (--max-area-m2) and by how
+    much; nothing is written."""
+    store, _ = county
+    areas = planning_areas(store).to_crs(32648).set_index("code")
+    west, east = areas.geometry.iloc[0], areas.geometry.iloc[1]
+    x0, y0, x1, y1 = west.bounds
+    north = west.intersection(shapely.box(x0, y0 + 3400, x1, y1))
+    cap = round(north.area + 1000.0)
+    draw_grids(store, PlanParams(mode="rural", max_area_m2=cap, allow_sparse=True))  # the county plans rurally
+    frame = gpd.GeoDataFrame({"code": ["519990001000001", "519990001000002", "519990002000001"],
+                              "parent_code": ["519990001", "519990001", "519990002"]},
+                             geometry=[north, west.intersection(shapely.box(x0, y0, x1, y0 + 3400)), east], crs=32648)
+    pid = import_grids(store, _write(frame, tmp_path / "north_south_capped.geojson"))
+    assert json.loads(plan_row(store, pid)["params_json"])["max_area_m2"] == cap
+    n_plans = len(list_plans(store))
+    with pytest.raises(ConflictError, match=r"重新平衡被拒绝.*网格 519990001000001 面积超过上限 [\d,]+ m²（--max-area-m2，超出 [\d,]+ m²）"):
+        rebalance_grids(store, ["519990001000001", "519990001000002"], plan_id=pid)
     assert len(list_plans(store)) == n_plans

@@ -217,6 +217,7 @@
       box.appendChild(table);
       if (!d.refusals.length) { box.appendChild(el('div', tr('ok_to_move'), 'gp-status-in')); }
       d.refusals.forEach(function (r) { box.appendChild(el('div', r.message, r.blocking ? 'gp-refusal' : 'gp-refusal gp-refusal-soft')); });
+      (d.warnings || []).forEach(function (w) { box.appendChild(el('div', w.message, 'gp-refusal gp-refusal-soft')); });
       var soft = d.refusals.every(function (r) { return !r.blocking; });
       $('gp-commit').disabled = !(d.ok && (soft && (!d.refusals.length || $('gp-force').checked)));
       box.dataset.state = d.ok && !d.refusals.length ? 'ok' : 'refused';
