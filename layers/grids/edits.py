@@ -173,7 +173,9 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     if new_errors:
         raise ConflictError("编辑被拒绝，会破坏方案的规则 / edit refused, it would break the plan: " + "; ".join(new_errors[:5])
                             + (f" (and {len(new_errors) - 5} more)" if len(new_errors) > 5 else ""),
-                            hint="nothing was changed" + ("" if force else "; --force accepts grids outside the household band"))
+                            hint="未做任何更改 / nothing was changed" + (
+                                "" if force or getattr(ctx.params, "mode", "urban") == "rural"  # rural limits are hard
+                                else "；--force 可接受户数区间外的网格 / --force accepts grids outside the household band"))
     try:
         adj = _block_graph(ctx, blocks)
         gob = dict(zip(blocks["block_id"].astype(int), blocks["grid_code"]))

@@ -191,6 +191,7 @@ says so first; nothing is written."""
         with pytest.raises(ConflictError, match=TOWN) as refused:
             move_blocks(store, third, [block_id], plan_id=res.plan_id)
         assert split["message"] in str(refused.value)
+        assert "--force" not in str(refused.value)  # the rural limits are hard: no hint that --force would help
     assert len(list_plans(store)) == n_plans
 
 
