@@ -72,7 +72,9 @@ def test_overlap_and_outside_parent_are_measured(plan):
     grids = plan["grids"].copy()
     metric = plan["metric"]
     g_m = grids.to_crs(metric)
-    i = 10
+    area_m = plan["areas"].to_crs(metric).geometry.iloc[0]
+    # a grid on the district's edge: grown by 25 m it overlaps its neighbours and leaves the district
+    i = next(k for k in range(10, len(g_m)) if g_m.geometry.iloc[k].buffer(25.0).difference(area_m).area > 1_000)
     grown = g_m.geometry.iloc[i].buffer(25.0)
     g_m.loc[g_m.index[i], "geometry"] = grown
     res = _check(plan, grids=g_m.to_crs("EPSG:4326"), buildings=plan["buildings"].iloc[:0])
@@ -81,9 +83,13 @@ def test_overlap_and_outside_parent_are_measured(plan):
     want = float(others.intersection(grown).area.sum())
     assert overlaps["area_m2"].sum() == pytest.approx(want, rel=1e-3)
     assert all(plan["grids"]["code"].iloc[i] in d for d in overlaps["detail"])
-    outside = grown.difference(plan["areas"].to_crs(metric).geometry.iloc[0]).area
+    outside = grown.difference(area_m).area
+    assert outside > 1_000
     got_out = res.problems.loc[res.problems["kind"] == "outside_parent", "area_m2"].sum()
     assert got_out == pytest.approx(outside, rel=1e-3, abs=1.0)
+    # the summary's totals are those of the problems listed
+    assert res.summary["outside_parent_m2"] == pytest.approx(got_out, rel=1e-9)
+    assert res.summary["overlap_m2"] == pytest.approx(overlaps["area_m2"].sum(), rel=1e-9)
 
 
 def test_non_contiguous_grid_and_unknown_parent(plan):
@@ -113,6 +119,7 @@ def test_cut_buildings_are_listed_and_outside_buildings_ignored(plan):
     # Buildings outside the planning area belong to no grid by design: not a problem.
     assert (res.problems["kind"] == "building_unassigned").sum() == 0
     assert not res.valid
+    assert res.summary["buildings_cut"] == 2 and res.summary["buildings_unassigned"] == 0
 
 
 def test_household_band_with_single_block_grids_exempt_not_hidden(plan):
@@ -199,6 +206,12 @@ def test_forced_deviations_are_exempt_with_reason_and_bound_like_the_partition()
     assert len(ex_table) == 2
     listed = res.problems[res.problems["kind"].isin(["deviation_exempt", "households_exempt"])]
     assert set(listed["grid_code"]) == ex_table
+    # each listed grid carries its own households and deviation (as the problems' GeoJSON shows them)
+    hh_of = dict(zip(grids["code"], grids["households"]))
+    assert set(listed["kind"]) == {"deviation_exempt"}  # both in the band (400 and 460), outside the window
+    for code, kind, got_hh, pct in listed[["grid_code", "kind", "households", "deviation_pct"]].itertuples(index=False):
+        assert got_hh == pytest.approx(hh_of[code]), kind
+        assert pct == pytest.approx(abs(hh_of[code] - 300) / 3), kind
     assert (listed["severity"] == "info").all()
     assert res.summary["deviation_exempt_by_reason"] == {"piece_total": 1, "single_block": 1}
     # bounds: the tower's own deviation; for the 460 piece the least |460/k − 300| over band k
@@ -253,11 +266,21 @@ def test_grids_outside_the_window_are_listed_as_deviation_warnings(plan, tmp_pat
     above = res2.problems[res2.problems["kind"] == "households_out_of_band"].set_index("grid_code")
     assert not res2.valid and set(above.index) == set(hh[hh > 450].index)
     assert not set(above.index) & set(res2.problems.loc[res2.problems["kind"] == "deviation", "grid_code"])
+    _each_at_its_grid(res2.problems, grids)
     assert np.allclose(above["deviation_pct"], (hh[above.index].to_numpy() - 300) / 3)
     # without a target no window is checked
     res3 = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
                   min_households=300, max_households=500)
     assert (res3.problems["kind"] == "deviation").sum() == 0 and res3.valid
+
+
+def _each_at_its_grid(problems, grids):
+    """Every problem of one grid is shown at a point of that grid (where the map puts its marker)."""
+    geom_of = dict(zip(grids["code"], grids.geometry))
+    assert len(problems)
+    for kind, code, geom in problems[["kind", "grid_code", "geometry"]].itertuples(index=False):
+        assert geom is not None and not geom.is_empty, (kind, code)
+        assert geom_of[code].buffer(1e-7).contains(geom), (kind, code)
 
 
 def _stored(plan, households, **cols):
@@ -303,6 +326,7 @@ def test_hard_caps_hold_at_the_cap_and_name_their_option_just_above_it(plan):
     area[[3, 4]] = [9_000.0, 9_001.0]
     minutes[[5, 6]] = [60.0, 66.0]
     street[7] = 2_500.0  # one block: exempt
+    minutes[7] = 90.0  # and its patrol too
     grids = _stored(plan, np.full(n, 300.0), street_m=street, area_m2=area)
     codes = grids["code"].to_numpy()
     blocks = pd.DataFrame({"grid_code": [*codes, *(c for c in codes if c != codes[7])]})  # two blocks each but grid 7
@@ -310,13 +334,15 @@ def test_hard_caps_hold_at_the_cap_and_name_their_option_just_above_it(plan):
                  max_street_m=1_000, max_area_m2=9_000, max_route_min=60, route_minutes=minutes)
     got = {(k, c): d for k, c, d in res.problems[["kind", "grid_code", "detail"]].itertuples(index=False)}
     assert set(got) == {("over_street_cap", codes[2]), ("over_area_cap", codes[4]),
-                        ("over_route_cap", codes[6]), ("cap_exempt", codes[7])}
+                        ("over_route_cap", codes[6]), ("cap_exempt", codes[7]), ("route_exempt", codes[7])}
     assert "1,001 m of streets, over the hard cap 1,000 (--max-street-m)" in got["over_street_cap", codes[2]]
     assert "9,001 m² of area, over the hard cap 9,000 (--max-area-m2)" in got["over_area_cap", codes[4]]
     assert "66.0 min on foot, over the hard cap 60 min (--max-route-min)" in got["over_route_cap", codes[6]]
     assert "one block with 2,500 m of streets" in got["cap_exempt", codes[7]]
     assert "lower bound 2,500" in got["cap_exempt", codes[7]]
+    assert "one block whose patrol takes 90.0 min on foot, over the cap 60 min" in got["route_exempt", codes[7]]
     assert not res.valid and res.summary["errors"] == 3
+    _each_at_its_grid(res.problems, grids)
 
 
 def test_a_grid_below_the_band_that_no_merge_can_absorb_under_a_cap_is_exempt_and_says_why(plan):
@@ -339,3 +365,34 @@ def test_a_grid_below_the_band_that_no_merge_can_absorb_under_a_cap_is_exempt_an
     assert f"(exempt: it holds no households (streets or land without homes) and {merge})" in ex.loc[codes[2], "detail"]
     assert f"(exempt: {merge})" in ex.loc[codes[3], "detail"]
     assert ex.loc[codes[2], "households"] == 0 and ex.loc[codes[3], "households"] == 100
+
+
+def test_buildings_of_the_first_grid_are_in_it(plan):
+    """The grids' order does not matter: with the grid holding the most buildings first, every
+    building is still in a grid and the plan is as valid as before."""
+    grids = plan["grids"]
+    pts = plan["buildings"].representative_point()
+    n_in = [int(pts.within(geom).sum()) for geom in grids.geometry]
+    first = int(np.argmax(n_in))
+    assert n_in[first] > 0
+    res = _check(plan, grids=grids.iloc[[first, *(i for i in range(len(grids)) if i != first)]])
+    assert res.valid, res.problems[["kind", "detail"]]
+    assert res.summary["buildings_unassigned"] == 0 and len(res.problems) == 0
+
+
+def test_the_planners_exempt_column_exempts_its_grids_from_the_band(plan):
+    """A plan's ``exempt`` column (set by the planner's tool, missing for most grids) exempts the
+    grids it marks: one below the band and marked is listed as exempt (info), one below and not
+    marked is an error."""
+    n = len(plan["grids"])
+    hh = np.full(n, 400.0)
+    hh[[2, 3]] = [100.0, 100.0]
+    exempt = pd.array([pd.NA] * n, dtype="boolean")
+    exempt[2], exempt[3], exempt[5] = True, False, True
+    grids = _stored(plan, hh, exempt=exempt)
+    codes = grids["code"].to_numpy()
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=300, max_households=500)
+    got = dict(zip(res.problems["grid_code"], res.problems["kind"]))
+    assert got == {codes[2]: "households_exempt", codes[3]: "households_out_of_band"}
+    assert not res.valid and res.summary["errors"] == 1 and res.summary["exempt_grids"] == 1
