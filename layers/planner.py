@@ -155,10 +155,10 @@ def preview_move(store: Store, block_ids: Sequence[int], to_code: str | None = N
 def _rural_preview(store: Store, pid: int, params: gl.PlanParams, ids: Sequence[int], to: str,
                    affected: Sequence[str]) -> tuple[dict[str, Any], list[Refusal], list[dict[str, Any]]]:
     """The rural check (``rural_draw.check_rural``) of the areas a move involves, before and after it:
-    the errors the move adds, as the edit judges them (``edits._new_errors``: a village spread over one
+    the errors the move adds, as the edit judges them (``edits.added_errors``: a village spread over one
     more grid, a grid pushed over the area or travel limit), blocking; households newly off the band
     a warning (the secondary balance). Returns (limits, each grid's worst travel after the move, refusals, warnings)."""
-    from gridpatrol.layers.grids.edits import _new_errors
+    from gridpatrol.layers.grids.edits import added_errors
     from gridpatrol.layers.grids.rural_draw import check_rural
 
     b, g = Block.__table__, Grid.__table__
@@ -197,7 +197,7 @@ def _rural_preview(store: Store, pid: int, params: gl.PlanParams, ids: Sequence[
     p0, p1 = res0.problems, res1.problems
     errors = p1[p1["severity"] == "error"]
     by_detail = {d: (str(k), "" if pd.isna(c) else str(c)) for d, k, c in zip(errors["detail"], errors["kind"], errors["grid_code"])}
-    refusals = [Refusal(by_detail[m][0], by_detail[m][1], m) for m in _new_errors(res0, res1, set(affected), force=False)]
+    refusals = [Refusal(by_detail[m][0], by_detail[m][1], m) for m in added_errors(res0, res1, set(affected), force=False)]
     off0 = set(p0.loc[p0["kind"] == "rural_households_off_band", "grid_code"].astype(str))
     warnings = [{"kind": "rural_households_off_band", "grid_code": str(c), "message": d}
                 for c, d in zip(p1.loc[p1["kind"] == "rural_households_off_band", "grid_code"],

@@ -70,7 +70,7 @@ def _pair_ends(lb: np.ndarray, ends: np.ndarray, is_in: np.ndarray | None, at_st
     return pairs, bound, max(u_bound - at_start, 0)
 
 
-def _ends(net: StreetNetwork, items: list[Traversal], directed: bool, out_b: np.ndarray, in_b: np.ndarray
+def pass_ends(net: StreetNetwork, items: list[Traversal], directed: bool, out_b: np.ndarray, in_b: np.ndarray
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """The items' ends: node of each (end 2i of item i lies at its edge's u, end 2i+1 at v), the
     heading leaving the node that way, and (driving) whether the walk arrives by it."""
@@ -141,7 +141,7 @@ def turn_bounds(net: StreetNetwork, traversals: list[Traversal], start: int, dir
     if not traversals:
         return TurnBounds(0, 0)
     out_b, in_b = net.bearings()
-    return _pair_nodes(*_ends(net, traversals, directed, out_b, in_b), start)[1]
+    return _pair_nodes(*pass_ends(net, traversals, directed, out_b, in_b), start)[1]
 
 
 def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, directed: bool,
@@ -159,7 +159,7 @@ def euler_circuit(net: StreetNetwork, items: list[Traversal], start: int, direct
     m = len(items)
     if m == 0:
         return [], TurnBounds(0, 0)
-    node, lb, is_in = _ends(net, items, directed, out_b, in_b)
+    node, lb, is_in = pass_ends(net, items, directed, out_b, in_b)
     partner, bounds = _pair_nodes(node, lb, is_in, start)
     _join_trails(partner, node, lb, is_in)
     if _count_uturns(partner, lb, node, start) > bounds.uturns:

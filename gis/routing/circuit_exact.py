@@ -22,7 +22,7 @@ class ExactOrder:
 
 def _copies(node: np.ndarray, is_in: np.ndarray | None, m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Ways to walk each item: (item, end arrived by, end left by). Driving one per item, walking
-    two (either way along the street). Ends as in circuit._ends: 2i at the edge's u, 2i + 1 at v."""
+    two (either way along the street). Ends as in circuit.pass_ends: 2i at the edge's u, 2i + 1 at v."""
     items = np.arange(m)
     if is_in is None:
         item = np.repeat(items, 2)
@@ -38,7 +38,7 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     """The order of the passes ``items`` (a closed walk from ``start`` over each exactly once, walking
     either way along it when ``is_in`` is None) with the fewest U-turns, then the fewest turns.
 
-    ``node``, ``lb``, ``is_in``: item ends as circuit._ends gives them (node, heading leaving the node
+    ``node``, ``lb``, ``is_in``: item ends as circuit.pass_ends gives them (node, heading leaving the node
     along the end in degrees, driving: whether the walk arrives by it). One U-turn at the start is
     not made: the route begins and ends there. ``hint``: an order of the same passes to start from;
     when the search finds none with fewer U-turns, ``hint`` is the order returned.

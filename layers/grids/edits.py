@@ -162,7 +162,7 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
     # Validate: the edit may not add any error the previous version did not have.
     before = check_frames(store, ctx.grids, ctx.blocks, ctx.areas, ctx.params)
     after = check_frames(store, grids, blocks, ctx.areas, ctx.params)
-    new_errors = _new_errors(before, after, set(changed), force)
+    new_errors = added_errors(before, after, set(changed), force)
     if getattr(ctx.params, "mode", "urban") == "rural":  # exempt: over a rural limit and indivisible
         p = after.problems
         grids["exempt"] = grids["code"].astype(str).isin(set(p.loc[p["kind"] == "rural_limit_exempt", "grid_code"]))
@@ -259,7 +259,7 @@ def assign_workers(store: Store, workers: dict[str, str | None], *,
     return EditResult(plan_id=pid, parent_plan_id=int(ctx.row["id"]), changed_codes=codes, message=note)
 
 
-def _new_errors(before: CheckResult, after: CheckResult, changed: set[str], force: bool) -> list[str]:
+def added_errors(before: CheckResult, after: CheckResult, changed: set[str], force: bool) -> list[str]:
     def keys(res: CheckResult) -> set[tuple[str, str]]:
         p = res.problems
         p = p[p["severity"] == "error"]

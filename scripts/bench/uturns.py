@@ -41,7 +41,7 @@ from collections import Counter
 from pathlib import Path
 
 from gridpatrol.gis.errors import InputError
-from gridpatrol.gis.routing.circuit import _ends, euler_circuit, turn_bounds
+from gridpatrol.gis.routing.circuit import euler_circuit, pass_ends, turn_bounds
 from gridpatrol.gis.routing.circuit_exact import fewest_uturns
 from gridpatrol.gis.routing.coverage import plan_coverage
 from gridpatrol.gis.routing.route import make_route
@@ -109,7 +109,7 @@ def fewest(net, r, start: int, directed: bool, work: float) -> tuple[int, int]: 
     if r.n_uturns <= node_bound:
         return node_bound, node_bound
     out_b, in_b = net.bearings()
-    exact = fewest_uturns(r.traversals, *_ends(net, r.traversals, directed, out_b, in_b), start,
+    exact = fewest_uturns(r.traversals, *pass_ends(net, r.traversals, directed, out_b, in_b), start,
                           hint=r.traversals, work=work)
     return node_bound, max(node_bound, min(exact.lower_bound, r.n_uturns))
 

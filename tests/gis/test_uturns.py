@@ -294,13 +294,13 @@ def _exact_of_shuffled(net, traversals, start: int, directed: bool, seed: int = 
     """circuit_exact.fewest_uturns over the passes given in a shuffled order, without a hint."""
     import random
 
-    from gridpatrol.gis.routing.circuit import _ends
+    from gridpatrol.gis.routing.circuit import pass_ends
     from gridpatrol.gis.routing.circuit_exact import fewest_uturns
 
     items = list(traversals)
     random.Random(seed).shuffle(items)
     out_b, in_b = net.bearings()
-    return fewest_uturns(items, *_ends(net, items, directed, out_b, in_b), start)
+    return fewest_uturns(items, *pass_ends(net, items, directed, out_b, in_b), start)
 
 
 @pytest.mark.parametrize("mode", ["walk", "drive"])
@@ -382,7 +382,7 @@ def test_exact_search_takes_out_the_uturns_a_cut_leaves():
     """Walking shifts of the lumpy streets as cut from the whole route (not ordered again) turn round
     more than they must: the exact search, starting from that order, returns a closed walk over the
     same passes with the fewest U-turns (brute force where it can), fewer than as cut somewhere."""
-    from gridpatrol.gis.routing.circuit import _ends
+    from gridpatrol.gis.routing.circuit import pass_ends
     from gridpatrol.gis.routing.circuit_exact import fewest_uturns
     from gridpatrol.gis.routing.route import make_route
     from gridpatrol.gis.routing.router import Router
@@ -404,7 +404,7 @@ def test_exact_search_takes_out_the_uturns_a_cut_leaves():
         out_b, in_b = net.bearings()
         for k, r in enumerate(cut):
             where = f"{code} shift {k + 1}"
-            exact = fewest_uturns(r.traversals, *_ends(net, r.traversals, False, out_b, in_b), start, hint=r.traversals)
+            exact = fewest_uturns(r.traversals, *pass_ends(net, r.traversals, False, out_b, in_b), start, hint=r.traversals)
             made = make_route(net, "walk", start, exact.circuit, set(), 0.0)
             assert _closed_at(net, made.traversals, start), where
             assert _pass_counts(made, False) == _pass_counts(r, False), where
