@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from gridpatrol.gis.partition.band import TOLERANCE
 from gridpatrol.gis.partition.caps import empty_step_inputs, row_edges
+from gridpatrol.gis.partition.exact import contiguity_flows, solve_repeatably
 
 FILL_SCALE = 100  # CP-SAT wants integers: cap values and workload in hundredths
 FILL_MAX_BLOCKS = 120  # blocks of one neighbourhood solved at once
@@ -185,15 +186,7 @@ def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: 
         for b in roots:
             model.add_implication(r[b], x[b, lab])
         # contiguous: a flow from the chosen root brings one unit to every block of the grid
-        arcs = [(u, v) for u in mem for v in nbrs[u] if (v, lab) in x]
-        f_in: dict[int, list] = {b: [] for b in mem}
-        f_out: dict[int, list] = {b: [] for b in mem}
-        for u, v in arcs:
-            f = model.new_int_var(0, n, "")
-            model.add(f <= n * x[u, lab])
-            model.add(f <= n * x[v, lab])
-            f_out[u].append(f)
-            f_in[v].append(f)
+        f_in, f_out = contiguity_flows(model, x, lab, mem, nbrs)
         for b in mem:
             s = 0
             if b in r:
@@ -220,12 +213,8 @@ def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: 
     for b in blocks:
         for lab in sorted(cand[b]):
             model.add_hint(x[b, lab], lab == home[b])
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = seed % 2**31
-    solver.parameters.max_deterministic_time = FILL_WORK
-    status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    solver, found = solve_repeatably(model, seed, FILL_WORK)
+    if not found:
         return None
     if sum(int(solver.value(e)) for e in empties) >= empty_before:
         return None

@@ -133,17 +133,7 @@ def _solve(state: Labelling, area: list[int], reach: int, work: float, seed: int
                 model.add(sum(int(round(v[b] * EXACT_SCALE)) * x[b, lab] for b in mem)
                           <= int(cap * EXACT_SCALE) - slack)
         # connected: a flow from the root reaches every block of the grid
-        max_flow = len(mem)
-        flows_in: dict[int, list] = {b: [] for b in mem}
-        flows_out: dict[int, list] = {b: [] for b in mem}
-        for u in mem:
-            for v in nb[u]:
-                if (v, lab) in x:
-                    f = model.new_int_var(0, max_flow, "")
-                    model.add(f <= max_flow * x[u, lab])
-                    model.add(f <= max_flow * x[v, lab])
-                    flows_out[u].append(f)
-                    flows_in[v].append(f)
+        flows_in, flows_out = contiguity_flows(model, x, lab, mem, nb)
         for b in mem:
             if b != root[lab]:
                 model.add(sum(flows_in[b]) - sum(flows_out[b]) == x[b, lab])
@@ -151,12 +141,8 @@ def _solve(state: Labelling, area: list[int], reach: int, work: float, seed: int
     for b in blocks:
         for lab in cand[b]:
             model.add_hint(x[b, lab], lab == home[b])
-    solver = cp_model.CpSolver()
-    solver.parameters.num_workers = 1
-    solver.parameters.random_seed = seed % 2**31
-    solver.parameters.max_deterministic_time = float(work)
-    status = solver.solve(model)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    solver, found = solve_repeatably(model, seed, work)
+    if not found:
         return False
     before = sum(state.window_violation(lab) for lab in area)
     snap = state.snapshot(area)
@@ -167,3 +153,34 @@ def _solve(state: Labelling, area: list[int], reach: int, work: float, seed: int
         return True
     state.restore(snap)
     return False
+
+
+def contiguity_flows(model, x: dict, lab: int, mem: list[int], nbrs) -> tuple[dict, dict]:  # noqa: ANN001
+    """Flow variables (0…len(mem)) on the arcs between blocks that may both be in grid ``lab``, each
+    zero unless both ends are in it: (flows into each block of ``mem``, flows out of it). The caller
+    sets each block's balance (a root's source, one unit kept per member), which makes the grid connected."""
+    cap = len(mem)
+    f_in: dict[int, list] = {b: [] for b in mem}
+    f_out: dict[int, list] = {b: [] for b in mem}
+    for u in mem:
+        for v in nbrs[u]:
+            if (v, lab) in x:
+                f = model.new_int_var(0, cap, "")
+                model.add(f <= cap * x[u, lab])
+                model.add(f <= cap * x[v, lab])
+                f_out[u].append(f)
+                f_in[v].append(f)
+    return f_in, f_out
+
+
+def solve_repeatably(model, seed: int, work: float):  # noqa: ANN001, ANN201
+    """Solve ``model`` with one worker, ``seed`` and a deterministic time limit ``work``, so the same
+    model gives the same answer on a loaded machine: (solver, whether a solution was found)."""
+    from ortools.sat.python import cp_model
+
+    solver = cp_model.CpSolver()
+    solver.parameters.num_workers = 1
+    solver.parameters.random_seed = seed % 2**31
+    solver.parameters.max_deterministic_time = float(work)
+    status = solver.solve(model)
+    return solver, status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
