@@ -98,20 +98,35 @@ def small_pieces(roads, size_deg: float, n: int):
     return [(f"{x:.4f},{y:.4f}", box(x, y, x + size_deg, y + size_deg)) for x in xs for y in ys]
 
 
+@pytest.fixture(scope="module")
+def small_routes(chengdu_roads):  # noqa: ANN001, ANN201
+    """``small_routes(mode)``: (where, plan, fewest U-turns by brute force) for each small Chengdu piece
+    whose route the brute force can settle; planned and brute-forced once per mode for every test here."""
+    cache: dict[str, list] = {}
+
+    def get(mode: str) -> list:
+        if mode not in cache:
+            city = street_network(chengdu_roads, mode=mode)
+            cache[mode] = []
+            for label, poly in small_pieces(chengdu_roads, 0.0025, 9):
+                try:
+                    plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5)
+                except InputError:
+                    continue  # no streets there
+                fewest = fewest_uturns_brute_force(plan.network, plan.routes[0].traversals, plan.start_node,
+                                                   mode == "drive")
+                if fewest is not None:
+                    cache[mode].append((f"{mode} {label}", plan, fewest))
+        return cache[mode]
+
+    return get
+
+
 @pytest.mark.parametrize("mode", ["walk", "drive"])
-def test_route_makes_the_fewest_uturns_of_any_order_of_its_passes(chengdu_roads, mode):
-    city = street_network(chengdu_roads, mode=mode)
+def test_route_makes_the_fewest_uturns_of_any_order_of_its_passes(small_routes, mode):
     checked = with_uturns = 0
-    for label, poly in small_pieces(chengdu_roads, 0.0025, 9):
-        where = f"{mode} {label}"
-        try:
-            plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5)
-        except InputError:
-            continue  # no streets there
-        net, route = plan.network, plan.routes[0]
-        fewest = fewest_uturns_brute_force(net, route.traversals, plan.start_node, mode == "drive")
-        if fewest is None:
-            continue
+    for where, plan, fewest in small_routes(mode):
+        route = plan.routes[0]
         assert route.uturn_bound <= fewest, f"{where}: bound {route.uturn_bound} above the fewest {fewest}"
         assert route.n_uturns == fewest, f"{where}: {route.n_uturns} U-turns where {fewest} do"
         assert plan.stats["uturn_bound"] == route.uturn_bound and plan.stats["uturns"] == route.n_uturns
@@ -304,25 +319,16 @@ def _exact_of_shuffled(net, traversals, start: int, directed: bool, seed: int = 
 
 
 @pytest.mark.parametrize("mode", ["walk", "drive"])
-def test_exact_search_proves_the_fewest_uturns_of_every_order(chengdu_roads, mode):
+def test_exact_search_proves_the_fewest_uturns_of_every_order(small_routes, mode):
     """The exact search (CP-SAT over the route's Euler circuits), given a route's passes shuffled
     and no order to start from, proves the fewest U-turns that trying every order here finds, and
     the order it returns is one closed walk over the same passes making exactly that many."""
     from gridpatrol.gis.routing.route import make_route
 
-    city = street_network(chengdu_roads, mode=mode)
     directed = mode == "drive"
     checked = with_uturns = 0
-    for label, poly in small_pieces(chengdu_roads, 0.0025, 9):
-        where = f"{mode} {label}"
-        try:
-            plan = plan_coverage(city, poly, mode=mode, name=label, time_limit_s=5)
-        except InputError:
-            continue
+    for where, plan, fewest in small_routes(mode):
         net, route = plan.network, plan.routes[0]
-        fewest = fewest_uturns_brute_force(net, route.traversals, plan.start_node, directed)
-        if fewest is None:
-            continue
         exact = _exact_of_shuffled(net, route.traversals, plan.start_node, directed)
         assert exact.optimal and exact.uturns == exact.lower_bound == fewest, f"{where}: {exact}, brute force {fewest}"
         made = make_route(net, mode, plan.start_node, exact.circuit, set(), 0.0)
