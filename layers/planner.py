@@ -158,7 +158,7 @@ def _rural_preview(store: Store, pid: int, params: gl.PlanParams, ids: Sequence[
     the errors the move adds, as the edit judges them (``edits.added_errors``: a village spread over one
     more grid, a grid pushed over the area or travel limit), blocking; households newly off the band
     a warning (the secondary balance). Returns (limits, each grid's worst travel after the move, refusals, warnings)."""
-    from gridpatrol.layers.grids.edits import added_errors
+    from gridpatrol.layers.grids.edits import added_errors, drop_stations_outside
     from gridpatrol.layers.grids.rural_draw import check_rural
 
     b, g = Block.__table__, Grid.__table__
@@ -182,12 +182,7 @@ def _rural_preview(store: Store, pid: int, params: gl.PlanParams, ids: Sequence[
         gr["station_lon"] = gr["code"].map(st["station_lon"])
         gr["station_lat"] = gr["code"].map(st["station_lat"])
         metric = gl.metric_crs_of(shapely.box(*gr.total_bounds))
-        has = gr["station_lon"].notna() & gr["station_lat"].notna()
-        if has.any():  # a station the new shape leaves is dropped, as the edit drops it
-            pts = gpd.GeoSeries(shapely.points(gr.loc[has, "station_lon"].astype(float), gr.loc[has, "station_lat"].astype(float)),
-                                index=gr.index[has], crs="EPSG:4326").to_crs(metric)
-            gone = pts.distance(gr.loc[has].geometry.to_crs(metric), align=True) > gl.STATION_TOLERANCE_M
-            gr.loc[gone[gone].index, ["station_lon", "station_lat"]] = None
+        drop_stations_outside(gr, metric)  # a station the new shape leaves is dropped, as the edit drops it
         rows, summary = check_rural(store, gr, bl, areas[areas["code"].astype(str).isin(set(gr["parent_code"].astype(str)))],
                                     params, metric)
         problems = gpd.GeoDataFrame(rows, columns=PROBLEM_COLUMNS, geometry="geometry", crs="EPSG:4326")

@@ -200,15 +200,21 @@ def _carry_assignments(ctx: _Ctx, rebuilt: gpd.GeoDataFrame) -> gpd.GeoDataFrame
     rebuilt = rebuilt.copy()
     for col in ("worker", "station_lon", "station_lat"):
         rebuilt[col] = rebuilt["code"].map(old[col]) if col in old else None
-    has = rebuilt["station_lon"].notna() & rebuilt["station_lat"].notna()
-    if has.any():
-        pts = gpd.GeoSeries(shapely.points(rebuilt.loc[has, "station_lon"].astype(float),
-                                           rebuilt.loc[has, "station_lat"].astype(float)),
-                            index=rebuilt.index[has], crs="EPSG:4326").to_crs(ctx.metric)
-        shapes = rebuilt.loc[has].geometry.to_crs(ctx.metric)
-        gone = pts.distance(shapes, align=True) > STATION_TOLERANCE_M
-        rebuilt.loc[gone[gone].index, ["station_lon", "station_lat"]] = None
+    drop_stations_outside(rebuilt, ctx.metric)
     return rebuilt
+
+
+def drop_stations_outside(grids: gpd.GeoDataFrame, metric: object) -> None:
+    """Clear (in place) the station of every grid whose shape no longer holds it within
+    ``STATION_TOLERANCE_M`` (distances in the metric CRS ``metric``), rather than leave it outside."""
+    has = grids["station_lon"].notna() & grids["station_lat"].notna()
+    if has.any():
+        pts = gpd.GeoSeries(shapely.points(grids.loc[has, "station_lon"].astype(float),
+                                           grids.loc[has, "station_lat"].astype(float)),
+                            index=grids.index[has], crs="EPSG:4326").to_crs(metric)
+        shapes = grids.loc[has].geometry.to_crs(metric)
+        gone = pts.distance(shapes, align=True) > STATION_TOLERANCE_M
+        grids.loc[gone[gone].index, ["station_lon", "station_lat"]] = None
 
 
 def assign_workers(store: Store, workers: dict[str, str | None], *,
