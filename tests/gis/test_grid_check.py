@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import shapely
 from gridpatrol.gis.assign import crossing_buildings
+from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.grid_check import SEVERITY, check_plan
 from gridpatrol.gis.gridcodes import assign_codes
 
@@ -16,7 +17,7 @@ LOOSE = {"min_households": 0, "max_households": 1e9}
 
 
 @pytest.fixture(scope="module")
-def plan(nanjing):
+def plan(nanjing):  # noqa: F811  (the imported fixture)
     """A gap-free Voronoi plan of real 玄武区 with the real buildings it does not cut."""
     area, buildings, metric = nanjing
     areas = gpd.GeoDataFrame({"code": ["320102"]}, geometry=[area], crs="EPSG:4326")
@@ -396,3 +397,136 @@ def test_the_planners_exempt_column_exempts_its_grids_from_the_band(plan):
     got = dict(zip(res.problems["grid_code"], res.problems["kind"]))
     assert got == {codes[2]: "households_exempt", codes[3]: "households_out_of_band"}
     assert not res.valid and res.summary["errors"] == 1 and res.summary["exempt_grids"] == 1
+
+
+@pytest.mark.parametrize("col", ["code", "parent_code"])
+def test_grids_without_code_or_parent_code_are_refused_saying_what_a_plan_needs(plan, col):
+    """A plan file without a ``code`` or ``parent_code`` column is refused (InputError: exit 2,
+    HTTP 400) with a message that names the column and says what a plan's grids need."""
+    with pytest.raises(InputError) as err:
+        _check(plan, grids=plan["grids"].drop(columns=[col]), buildings=plan["buildings"].iloc[:0])
+    assert str(err.value) == f"grids have no {col!r} column (a plan's grids need code and parent_code)"
+
+
+def test_an_invalid_grid_geometry_is_listed_with_shapelys_reason_at_its_grid(plan):
+    """A grid drawn with a self-intersecting outline (two corners swapped: a digitising slip) is
+    listed as ``invalid_geometry`` (an error) with GEOS's reason, at a point of that grid; the
+    other grids are checked as before."""
+    grids = plan["grids"].copy()
+    i = 6
+    ring = list(grids.geometry.iloc[i].exterior.coords)[:-1]
+    k = int(np.argmax([np.hypot(x1 - x0, y1 - y0) for (x0, y0), (x1, y1) in zip(ring, ring[1:])]))
+    ring[k], ring[k + 1] = ring[k + 1], ring[k]
+    bad = shapely.Polygon(ring)
+    assert not bad.is_valid and "Self-intersection" in shapely.is_valid_reason(bad)
+    grids.loc[grids.index[i], "geometry"] = bad
+    code = grids["code"].iloc[i]
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0])
+    inv = res.problems[res.problems["kind"] == "invalid_geometry"]
+    assert list(inv["grid_code"]) == [code]
+    assert inv["detail"].iloc[0].startswith(f"grid {code}: Self-intersection[")
+    assert (inv["severity"] == "error").all() and not res.valid
+    assert shapely.make_valid(bad).buffer(1e-7).contains(inv.geometry.iloc[0])
+    assert res.summary["problems_by_kind"]["invalid_geometry"] == 1
+
+
+def test_stored_households_that_are_not_numbers_count_as_none(plan):
+    """Households stored as text (a plan read from a file's attribute table): numbers in text
+    are read as numbers, a blank or a word as 0 households, so the grid is listed below the band
+    rather than the check failing."""
+    n = len(plan["grids"])
+    hh = np.array(["400"] * n, dtype=object)
+    hh[[2, 3, 4]] = ["", "n/a", "310.5"]
+    grids = _stored(plan, hh)
+    codes = grids["code"].to_numpy()
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=300, max_households=500)
+    got = res.problems.set_index("grid_code")
+    assert sorted(got.index) == sorted([codes[2], codes[3]])
+    assert set(got["kind"]) == {"households_out_of_band"} and not res.valid
+    assert (got["households"] == 0).all()
+    assert f"grid {codes[3]} has 0 households, outside 300–500" in got.loc[codes[3], "detail"]
+
+
+def test_a_grid_at_the_bands_lower_end_is_not_exempted_by_the_caps(plan):
+    """Band 250–500, target 300 (window 270–330), every grid 900 m of streets under a 1,000 m cap:
+    no merge is possible. A grid at 249 households is below the band and forced there by the cap
+    (exempt, info); a grid at exactly 250 is in the band, so the cap forces nothing: it is a
+    ``deviation`` warning (outside the window, no exemption applies)."""
+    n = len(plan["grids"])
+    hh = np.full(n, 300.0)
+    hh[[2, 3]] = [250.0, 249.0]
+    grids = _stored(plan, hh, street_m=np.full(n, 900.0))
+    codes = grids["code"].to_numpy()
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=250, max_households=500, target_households=300, max_street_m=1_000)
+    assert res.valid, res.problems[["kind", "detail"]]
+    got = {(k, c): d for k, c, d in res.problems[["kind", "grid_code", "detail"]].itertuples(index=False)}
+    assert set(got) == {("deviation", codes[2]), ("households_exempt", codes[3])}
+    assert "250.0 households, outside the window 270–330: 16.7 % off the target 300" in got["deviation", codes[2]]
+    assert "the least merge over a cap reaches 180 % of it" in got["households_exempt", codes[3]]
+    assert res.summary["deviation_grids"] == 1 and res.summary["exempt_grids"] == 1
+
+
+def test_the_window_ends_at_the_bands_upper_end_when_that_is_below_target_plus_10_percent(plan):
+    """Band 250–320, target 300: the window is 270–320 (target ±10 %, inside the band). A grid at
+    320 is in it; 269 is a ``deviation`` whose text gives the window 270–320; 321 is outside the
+    band (an error)."""
+    n = len(plan["grids"])
+    hh = np.full(n, 300.0)
+    hh[[2, 3, 4]] = [320.0, 269.0, 321.0]
+    grids = _stored(plan, hh)
+    codes = grids["code"].to_numpy()
+    res = _check(plan, grids=grids, buildings=plan["buildings"].iloc[:0], recount_households=False,
+                 min_households=250, max_households=320, target_households=300)
+    got = {(k, c): d for k, c, d in res.problems[["kind", "grid_code", "detail"]].itertuples(index=False)}
+    assert set(got) == {("deviation", codes[3]), ("households_out_of_band", codes[4])}
+    assert "269.0 households, outside the window 270–320: 10.3 % off the target 300" in got["deviation", codes[3]]
+    assert "321 households, outside 250–320" in got["households_out_of_band", codes[4]]
+
+
+def _empty_grid_plan():
+    """Three 100 m blocks in a row (EPSG:4326 from UTM 50N): block 1 with 400 households and 400 m
+    of streets, blocks 2 and 3 without households, 600 m of streets each. Grid A is block 1, grid B
+    blocks 2 and 3 (0 households)."""
+    utm = 32650
+    boxes = [shapely.box(660_000 + k * 100, 3_549_000, 660_100 + k * 100, 3_549_100) for k in range(3)]
+    blocks = gpd.GeoDataFrame({"block_id": [1, 2, 3], "households": [400.0, 0.0, 0.0],
+                               "street_m": [400.0, 600.0, 600.0]},
+                              geometry=gpd.GeoSeries(boxes, crs=utm)).to_crs(4326)
+    grids = gpd.GeoDataFrame({"parent_code": ["320102", "320102"], "households": [400.0, 0.0]},
+                             geometry=gpd.GeoSeries([boxes[0], shapely.union_all(boxes[1:])], crs=utm)).to_crs(4326)
+    grids["code"] = assign_codes(grids)
+    blocks["grid_code"] = [grids["code"].iloc[0], grids["code"].iloc[1], grids["code"].iloc[1]]
+    areas = gpd.GeoDataFrame({"code": ["320102"]}, geometry=[shapely.union_all(grids.geometry.to_numpy())],
+                             crs="EPSG:4326")
+    return grids, areas, blocks, utm
+
+
+@pytest.mark.parametrize("caps, cap_text", [
+    ({"max_street_m": 1_000}, "over the hard cap 1,000 (--max-street-m)"),
+    ({"max_route_min": 16}, "over the hard cap 1,200 (--max-route-min 16 (a patrol walks at least its blocks' "
+                            "streets, 75 m a minute))"),
+    ({"max_street_m": 1_000, "max_route_min": 16}, "over the hard cap 1,000 (--max-street-m)"),
+])
+def test_an_empty_grid_that_no_plan_within_the_street_cap_can_fill_is_exempt_with_its_proof(caps, cap_text):
+    """Grid B has no households, and its block 3 is 1,600 m of streets from the nearest block
+    with households (its own 600 m, block 2's 600 m, block 1's 400 m): any grid holding block 3
+    and households breaks a street cap of 1,000 m (or a 16-minute patrol: 1,200 m at 75 m a
+    minute). So B is exempt (info) with that proof and the option to change, and the plan is valid;
+    without a cap, B is an error."""
+    grids, areas, blocks, utm = _empty_grid_plan()
+    code_b = grids["code"].iloc[1]
+    res = check_plan(grids, areas, None, blocks=blocks, metric_crs=utm, recount_households=False,
+                     min_households=300, max_households=500, **caps)
+    assert res.valid, res.problems[["kind", "detail"]]
+    assert list(zip(res.problems["kind"], res.problems["grid_code"])) == [("households_exempt", code_b)]
+    detail = res.problems["detail"].iloc[0]
+    assert ("(exempt: it holds no households (streets or land without homes), and its block 3 is 1,600 m of "
+            "streets from the nearest block with households: any grid holding both has at least that, "
+            f"{cap_text}, so no plan within the caps gives it households)") in detail
+    assert (res.summary["empty_grids"], res.summary["empty_grids_exempt"], res.summary["empty_grids_proven"]) == (1, 1, 1)
+    plain = check_plan(grids, areas, None, blocks=blocks, metric_crs=utm, recount_households=False,
+                       min_households=300, max_households=500)
+    assert list(zip(plain.problems["kind"], plain.problems["grid_code"])) == [("households_out_of_band", code_b)]
+    assert not plain.valid and plain.summary["empty_grids_proven"] == 0
