@@ -109,8 +109,8 @@ def check_plan(
     geometry. ``blocks`` (optional): grid_code per block; a grid made of one block is exempt from
     the household band (it cannot be split along streets). All frames share one CRS (EPSG:4326 in
     the store); areas are measured in ``metric_crs`` (default: UTM zone of the grids). Gaps,
-    overlaps, parts outside the parent and cut buildings smaller than ``tolerance_m2`` (m²) are
-    ignored as floating-point noise. Households per grid are recomputed from the buildings
+    overlaps, parts outside the parent and cut buildings of at most ``tolerance_m2`` (m²) are
+    ignored as floating-point noise (more than it is listed). Households per grid are recomputed from the buildings
     (representative point) when buildings are given and ``recount_households``, otherwise taken
     from ``grids.households`` (the store's plans count landuse-based estimates shared by block).
 

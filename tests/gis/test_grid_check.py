@@ -530,3 +530,37 @@ def test_an_empty_grid_that_no_plan_within_the_street_cap_can_fill_is_exempt_wit
                        min_households=300, max_households=500)
     assert list(zip(plain.problems["kind"], plain.problems["grid_code"])) == [("households_out_of_band", code_b)]
     assert not plain.valid and plain.summary["empty_grids_proven"] == 0
+
+
+def test_slivers_of_at_most_the_tolerance_are_noise_and_more_is_listed():
+    """A plan in a metric CRS (UTM 50N, whole metres: areas exact): a 1 m² sliver outside the
+    district, a 1 m² gap and a 1 m² overlap are at most the tolerance (1 m²) and ignored; 2 m²
+    of each is listed with its area."""
+    def plan_with(m2: float):
+        area = shapely.box(660_000, 3_549_000, 660_200, 3_549_100)
+        west = shapely.union_all([shapely.box(660_000, 3_549_000, 660_100, 3_549_100),
+                                  shapely.box(660_000 - m2, 3_549_000, 660_000, 3_549_001)])  # outside
+        east = shapely.union_all([shapely.box(660_100, 3_549_000, 660_200, 3_549_099),
+                                  shapely.box(660_100 - m2, 3_549_000, 660_100, 3_549_001),  # overlaps west
+                                  shapely.box(660_100 + m2, 3_549_099, 660_200, 3_549_100)])  # leaves a gap
+        grids = gpd.GeoDataFrame({"parent_code": ["320102"] * 2}, geometry=[west, east], crs=32650)
+        grids["code"] = assign_codes(grids)
+        areas = gpd.GeoDataFrame({"code": ["320102"]}, geometry=[area], crs=32650)
+        return check_plan(grids, areas, None, **LOOSE)
+
+    quiet = plan_with(1.0)
+    assert quiet.valid and len(quiet.problems) == 0, quiet.problems[["kind", "detail"]]
+    loud = plan_with(2.0)
+    got = dict(zip(loud.problems["kind"], loud.problems["area_m2"]))
+    assert got == {"outside_parent": 2.0, "overlap": 2.0, "gap": 2.0} and not loud.valid
+    assert loud.summary["outside_parent_m2"] == 2.0 and loud.summary["gap_m2"] == 2.0
+
+
+def test_buildings_indexed_by_their_osm_id_are_checked_as_any(plan):
+    """Buildings indexed by their OSM id and keeping it as a column (``set_index("osm_id",
+    drop=False)``, a common way to read a buildings file): every building is still in its grid,
+    and the cut ones are listed, as with a plain frame."""
+    b = pd.concat([plan["buildings"], plan["cut"].iloc[:2]], ignore_index=True).set_index("osm_id", drop=False)
+    res = _check(plan, buildings=b)
+    assert res.summary["buildings_unassigned"] == 0 and res.summary["buildings_cut"] == 2
+    assert set(res.problems["kind"]) == {"building_cut"}
