@@ -41,6 +41,10 @@ def test_forged_expired_and_garbage_tokens_are_refused(client, app):  # noqa: AN
         r = client.get("/auth/me", headers={"Authorization": f"Bearer {tok}"})
         assert r.status_code == 401, r.text
         assert word in r.json()["detail"]
+        if word == "invalid":  # the caller is told what to do
+            assert r.json()["detail"] == "invalid access token (log in at POST /auth/token)"
+        if word == "expired":
+            assert r.json()["detail"] == "access token expired (log in again at POST /auth/token)"
         assert r.headers.get("www-authenticate") == "Bearer"
         # A bad token never falls back to anonymous access.
         assert client.get("/ogc/collections/roads/items?limit=1", headers={"Authorization": f"Bearer {tok}"}).status_code == 401
@@ -225,6 +229,16 @@ def test_viewers_get_no_worker_names(client, tokens):  # noqa: ANN001
         assert feats and all(("worker" in f["properties"]) == sees for f in feats)
         body = client.get("/lookup?lon=104.06&lat=30.66", headers=tokens[user]).json()
         assert body["grid"] is not None and ("worker" in body["grid"]) == sees
+    # the same rule on rows given as dicts (visible_frame's other form): a viewer's rows lose the
+    # worker and the station, and keep every other field
+    from gridpatrol.api.auth import visible_frame
+    from gridpatrol.layers.users import ANONYMOUS
+
+    rows = [f["properties"] for f in client.get("/grids", headers=tokens["ada"]).json()["features"]]
+    assert rows and all("worker" in r and "station_lon" in r for r in rows)
+    hidden = {"worker", "station_lon", "station_lat"}
+    assert visible_frame(ANONYMOUS, "grids", rows) == [{k: v for k, v in r.items() if k not in hidden} for r in rows]
+    assert all(set(r) - hidden for r in visible_frame(ANONYMOUS, "grids", rows))
 
 
 def test_refusals_say_who_may_not_and_which_roles_may(client, tokens):  # noqa: ANN001

@@ -2,6 +2,8 @@
 compared with a point-in-polygon computation over the seeded data (both stores)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import geopandas as gpd
 import pytest
 import shapely
@@ -81,6 +83,19 @@ def test_a_worker_sees_exactly_the_incidents_and_routes_of_their_grids(client, s
     other = sorted(set(incidents.index) - want_inc)[0]
     assert client.get(f"/incidents/{other}", headers=h).status_code == 404
     assert client.get(f"/incidents/{sorted(want_inc)[0]}", headers=h).status_code == 200
+    # a map click at that incident and at one of their own: the incidents section holds exactly the
+    # incidents the admin sees there that lie in this worker's grids
+    tok = client.post("/auth/token", data={"username": ROLE_USERS["admin"], "password": PASSWORD}).json()
+    admin = {"Authorization": f"Bearer {tok['access_token']}"}
+    for inc_id in (other, sorted(want_inc)[0]):
+        f = client.get(f"/incidents/{inc_id}", headers=admin).json()
+        lon, lat = f["geometry"]["coordinates"][:2]
+        at = datetime.fromisoformat(f["properties"]["occurred_at"]) + timedelta(days=1)
+        params = {"lon": lon, "lat": lat, "at": at.isoformat(), "days": 30, "radius_m": 500}
+        everyone = {i["id"] for i in client.get("/lookup", params=params, headers=admin).json()["incidents"]}
+        seen = {i["id"] for i in client.get("/lookup", params=params, headers=h).json()["incidents"]}
+        assert inc_id in everyone and (inc_id in seen) == (inc_id in want_inc)
+        assert seen == everyone & want_inc, (inc_id, seen, everyone)
 
 
 @pytest.mark.parametrize("name", ["wu", "dan", "vic"])
