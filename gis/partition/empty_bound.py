@@ -80,12 +80,15 @@ def _ball(sources: list[int], allowed: np.ndarray, base: list[float], caps: list
 
 
 def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: list[list[int]],
-           free: np.ndarray, anchors: list[tuple[list[int], int]], exact: bool, extra: dict | None = None):
+           free: np.ndarray, anchors: list[tuple[list[int], int]], exact: bool, extra: dict | None = None,
+           roots: list[int] | None = None):
     """The model (see the module docstring): (model, x, empties (root → used var), anchor candidates,
     root candidates), or None when it has more than BOUND_MAX_VARS placement variables. ``free``: the
     blocks to place; ``anchors``: (fixed blocks, root) per grid with households. ``exact``: block values
     rounded up and caps down (a real plan), else the other way (a relaxation). ``extra``: per anchor index,
-    (values, limit) of one more bound (the band's upper end in the re-cut)."""
+    (values, limit) of one more bound (the band's upper end in the re-cut). ``roots``: the only blocks a grid
+    of 0 households may be rooted on (any of their free blocks joins them); default every free block, each
+    grid rooted on its lowest-numbered block."""
     from ortools.sat.python import cp_model
 
     def scaled(val: float) -> int:
@@ -96,16 +99,22 @@ def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: l
 
     free_rows = np.flatnonzero(free).tolist()
     a_cand = []
+    size = 0  # placement variables so far: give up as soon as they are too many
     for fixed, _ in anchors:
         base = [float(v[fixed].sum()) for v, _ in caps]
         a_cand.append(_ball(fixed, free, base, caps, nbrs))
+        size += len(a_cand[-1])
+        if size > BOUND_MAX_VARS:
+            return None
     r_cand = {}
-    for r in free_rows:
+    for r in (free_rows if roots is None else roots):
         allowed = free.copy()
-        allowed[:r] = False
+        if roots is None:
+            allowed[:r] = False
         r_cand[r] = _ball([r], allowed, [float(v[r]) for v, _ in caps], caps, nbrs)
-    if sum(map(len, a_cand)) + sum(len(c) + 1 for c in r_cand.values()) > BOUND_MAX_VARS:
-        return None
+        size += len(r_cand[r]) + 1
+        if size > BOUND_MAX_VARS:
+            return None
     model = cp_model.CpModel()
     x: dict = {}
     options: dict[int, list] = {b: [] for b in free_rows}
@@ -116,7 +125,7 @@ def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: l
             x[b, ("a", i)] = model.new_bool_var("")
             options[b].append(x[b, ("a", i)])
     empties = {}
-    for r in free_rows:
+    for r in r_cand:
         used = model.new_bool_var("")
         x[r, ("e", r)] = used
         options[r].append(used)
@@ -126,9 +135,11 @@ def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: l
             model.add_implication(x[b, ("e", r)], used)
             options[b].append(x[b, ("e", r)])
     for b in free_rows:
+        if not options[b]:
+            return None  # a block no grid can take: not a model of any plan
         model.add_exactly_one(options[b])
     groups = [(("a", i), list(fixed) + cand, root) for i, ((fixed, root), cand) in enumerate(zip(anchors, a_cand))]
-    groups += [(("e", r), [r] + r_cand[r], r) for r in free_rows]
+    groups += [(("e", r), [r] + r_cand[r], r) for r in r_cand]
     for lab, mem, root in groups:
         if len(mem) == 1:
             continue
@@ -269,7 +280,11 @@ def recut_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarra
         anchors.append((fixed, fixed[0]))
         anchor_label.append(g)
         extra[len(anchors) - 1] = (load, high)
-    built = _build(n, hh, caps, nbrs, free, anchors, exact=True, extra=extra)
+    # grids of 0 households only where one is now (its lowest block): the household-free blocks are
+    # placed anew among the grids as they are, which keeps the model small on large areas
+    roots = sorted(int(np.flatnonzero((labels == g) & free)[0]) for g in set(labels[free].tolist())
+                   if h_grid[g] <= TOLERANCE)
+    built = _build(n, hh, caps, nbrs, free, anchors, exact=True, extra=extra, roots=roots)
     if built is None:
         return labels  # too large to solve in a reasonable time
     model, x, empties, _, _ = built
@@ -278,7 +293,7 @@ def recut_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarra
     pos = {g: i for i, g in enumerate(anchor_label)}
     for g in sorted(set(labels[free].tolist())):
         rows = np.flatnonzero((labels == g) & free).tolist()
-        lab = ("a", pos[g]) if g in pos else ("e", min(rows))
+        lab = ("a", pos[g]) if g in pos else ("e", rows[0])
         for b in rows:
             now[b] = lab
     stay = [x[b, lab] for b, lab in now.items() if (b, lab) in x and not isinstance(x[b, lab], int)]
