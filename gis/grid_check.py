@@ -140,7 +140,8 @@ def check_plan(
     error unless one of these exemptions, each with its reason, applies; with ``blocks`` that hold
     households, street_m and area_m2, a 0-household grid one of whose blocks is farther from every
     household block than a cap allows (gis.partition.empty.empty_grid_proofs) is exempt with that
-    proof: the caps win over "no grid of 0 households".) The summary gives the worst deviation over all grids
+    proof: the caps win over "no grid of 0 households"; the summary's ``empty_grids_lower_bound`` is the least
+    number of such grids any plan within the caps has, gis.partition.empty_bound.) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound.
     """
@@ -413,7 +414,37 @@ def check_plan(
         summary["empty_grids"] = int(empty.sum())
         summary["empty_grids_exempt"] = int((empty & exempt).sum())
         summary["empty_grids_proven"] = int(sum(1 for i in proofs if empty[i]))
+        bound = _empty_bound(blocks, codes, parents, metric_crs, max_street_m, max_area_m2, max_route_min)
+        if bound is not None:
+            summary["empty_grids_lower_bound"] = bound
     return CheckResult(problems=problems, summary=summary)
+
+
+def _proof_caps(blocks: gpd.GeoDataFrame, max_street_m: float | None, max_area_m2: float | None,
+                max_route_min: float | None) -> list[tuple[str, float]]:
+    """(block column, cap) of the hard caps on blocks' values; the patrol cap counts as a street cap of 75 m
+    × its minutes (a patrol walks at least its blocks' streets)."""
+    street = [c for c in (max_street_m, None if max_route_min is None else 75.0 * max_route_min) if c is not None]
+    return ([("street_m", min(street))] if street and "street_m" in blocks else []) + \
+        ([("area_m2", float(max_area_m2))] if max_area_m2 is not None and "area_m2" in blocks else [])
+
+
+def _empty_bound(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, parents: np.ndarray, metric_crs,
+                 max_street_m: float | None, max_area_m2: float | None, max_route_min: float | None) -> int | None:
+    """The proven least number of grids of 0 households any plan of these blocks within the caps has, summed
+    over the planning areas (``gis.partition.empty_bound.plan_empty_bound``); None without caps or blocks."""
+    from gridpatrol.gis.partition.empty_bound import plan_empty_bound
+
+    if blocks is None or not len(blocks) or not {"grid_code", "households"} <= set(blocks.columns):
+        return None
+    caps = _proof_caps(blocks, max_street_m, max_area_m2, max_route_min)
+    if not caps:
+        return None
+    b = _metric(blocks.reset_index(drop=True), metric_crs)
+    b = b.assign(households=pd.to_numeric(b["households"], errors="coerce").fillna(0.0))
+    parent_of = dict(zip(codes.tolist(), parents.tolist()))
+    area = np.array([str(parent_of.get(str(c), "")) for c in b["grid_code"].astype(str)], dtype=object)
+    return plan_empty_bound(b, area, caps)[0]
 
 
 def _empty_proofs(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, metric_crs, max_street_m: float | None,
@@ -426,9 +457,7 @@ def _empty_proofs(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, metric_crs
     need = {"grid_code", "households"}
     if blocks is None or not len(blocks) or not need <= set(blocks.columns):
         return {}
-    street = [c for c in (max_street_m, None if max_route_min is None else 75.0 * max_route_min) if c is not None]
-    caps = ([("street_m", min(street))] if street and "street_m" in blocks else []) + \
-        ([("area_m2", float(max_area_m2))] if max_area_m2 is not None and "area_m2" in blocks else [])
+    caps = _proof_caps(blocks, max_street_m, max_area_m2, max_route_min)
     if not caps:
         return {}
     b = _metric(blocks.reset_index(drop=True), metric_crs)

@@ -55,7 +55,7 @@ def draw_grids_cmd(
     print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
                  if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
     _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
-    _empty_note(m.get("empty_grids", 0), None, None, lang)
+    _empty_note(m.get("empty_grids", 0), None, None, lang, m.get("empty_grids_lower_bound"))
 
 
 # the note on grids of 0 households: (Chinese, English)
@@ -69,6 +69,13 @@ _EMPTY_NOTE = {
                 "{n} grids hold no households, {e} of them exempt as forced by a hard cap ({p} with a global proof: "
                 "farther than the cap from every block with households); the reasons are in the problems, the others "
                 "are errors."),
+    # the proven lower bound (gis.partition.empty_bound): equal to the count, or below it
+    "bound_met": ("任何满足硬上限的方案都至少有 {b} 个无住户网格（已证明的下界），本方案正是 {n} 个：这些无住户网格作为整体不可避免。",
+                  "every plan within the caps has at least {b} grids of 0 households (a proven lower bound), and this "
+                  "plan has {n}: as a set they are unavoidable."),
+    "bound_gap": ("已证明任何满足硬上限的方案至少有 {b} 个无住户网格；本方案有 {n} 个，其余 {g} 个未证明不可避免。",
+                  "every plan within the caps has at least {b} grids of 0 households (a proven lower bound); this plan "
+                  "has {n}: that the other {g} are unavoidable is not proven."),
 }
 
 
@@ -77,12 +84,16 @@ def _check_lang(lang: str) -> None:
         raise InputError(f"--lang must be zh or en, not {lang!r}", hint="zh (the default) or en")
 
 
-def _empty_note(n: int, exempt: int | None, proven: int | None, lang: str) -> None:
-    """Say how many grids hold no households and why (Chinese unless ``lang`` is en)."""
+def _empty_note(n: int, exempt: int | None, proven: int | None, lang: str, bound: int | None = None) -> None:
+    """Say how many grids hold no households and why (Chinese unless ``lang`` is en), and how many any plan
+    within the caps must have (``bound``, when known)."""
     if not n:
         return
     text = _EMPTY_NOTE["drawn" if exempt is None else "checked"][lang == "en"]
     err_console.print(f"[yellow]{text.format(n=n, e=exempt, p=proven)}[/]")
+    if bound is not None:
+        text = _EMPTY_NOTE["bound_met" if bound >= n else "bound_gap"][lang == "en"]
+        err_console.print(f"[yellow]{text.format(n=n, b=bound, g=n - bound)}[/]")
 
 
 def _measure_table(table, title: str) -> None:  # noqa: ANN001
@@ -131,7 +142,8 @@ def check_grids_cmd(
     print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
                 title=f"plan {pid} summary")
     _data_report(s.get("data_coverage", {}), [])
-    _empty_note(s.get("empty_grids", 0), s.get("empty_grids_exempt", 0), s.get("empty_grids_proven", 0), lang)
+    _empty_note(s.get("empty_grids", 0), s.get("empty_grids_exempt", 0), s.get("empty_grids_proven", 0), lang,
+                s.get("empty_grids_lower_bound"))
     if geojson is not None:
         from gridpatrol.layers.export import export_layer
 

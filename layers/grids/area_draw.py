@@ -89,6 +89,8 @@ def draw_area(store: Store, area_code: str, params: PlanParams | None = None, *,
     blocks, grids, adj = partition_area(*one, params, locked_grids(store), say, meter)
     metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
     metrics["areas"] = [str(area_code)]
+    if "empty_grids_lower_bound" in grids.attrs:
+        metrics["empty_grids_lower_bound"] = int(grids.attrs["empty_grids_lower_bound"])
     metrics["data_coverage"] = summary_of(checks)
     metrics["data_warnings"] = [w for c in checks for w in c["warnings"]]
     say(f"area {area_code}: writing the plan")

@@ -396,11 +396,14 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     if not all_grids:
         raise InputError("no blocks could be built in any planning area",
                          hint="are streets imported inside the areas? check gridpatrol info")
+    bounds = [g.attrs["empty_grids_lower_bound"] for g in all_grids if "empty_grids_lower_bound" in g.attrs]
     blocks = pd.concat(all_blocks, ignore_index=True)
     grids = pd.concat(all_grids, ignore_index=True)
     adj = nx.union_all(graphs) if len(graphs) > 1 else graphs[0]
     metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
     metrics["areas"] = areas["code"].tolist()
+    if bounds:  # drawn with caps: the proven least number of grids of 0 households (gis.partition.empty_bound)
+        metrics["empty_grids_lower_bound"] = int(sum(bounds))
     metrics["data_coverage"] = summary_of(checks)
     metrics["data_warnings"] = [w for c in checks for w in c["warnings"]]
     if rural:
@@ -465,6 +468,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         resplit_empty,
     )
     from gridpatrol.gis.partition.empty import fill_empty
+    from gridpatrol.gis.partition.empty_bound import plan_empty_bound, recut_empty
     from gridpatrol.layers.grids.route_cap import M_PER_MIN, ROUTE_PER_STREET, RouteMeter
 
     fmt = CodeFormat(params.code_format)
@@ -491,6 +495,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         kw["locked"] = assign_xy(x, y, locked.geometry)
     # the partition balances the column "households": the plan's workload stands in for it
     loads = blocks if params.on_households else blocks.assign(households=grid_workload(blocks, params))
+    empty_bound = None
     labels = np.asarray(partition_blocks(
         loads, adj, target_households=target, min_households=low,
         max_households=high, seed=params.seed, **kw))
@@ -534,6 +539,19 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         labels = fill_empty(loads, adj, labels, blocks["households"].to_numpy(dtype=float), low=low, high=high,
                             locked=kw.get("locked"), accept=accept, seed=params.seed,
                             max_street_m=fill_street, max_area_m2=params.max_area_m2)
+        # the proven least number of grids of 0 households any plan within the caps has (empty_bound); above
+        # it, the household-free blocks are placed anew around the grids' household blocks (CP-SAT) when that
+        # model is small enough to solve in bounded time
+        bound_caps = [(col, cap) for col, cap in (
+            ("street_m", min([c for c in (params.max_street_m, None if max_route is None else max_route * M_PER_MIN)
+                              if c is not None], default=None)), ("area_m2", params.max_area_m2)) if cap is not None]
+        hh_block = blocks["households"].to_numpy(dtype=float)
+        empty_bound = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps, seed=params.seed)[0]
+        h_grid = np.bincount(labels, weights=hh_block)
+        if sum(1 for g in set(labels.tolist()) if h_grid[g] <= 0) > empty_bound:
+            labels = recut_empty(loads, adj, labels, hh_block, high=high, locked=kw.get("locked"), accept=accept,
+                                 seed=params.seed, max_street_m=fill_street, max_area_m2=params.max_area_m2,
+                                 target=empty_bound)
         # the re-cut may leave grids below the band that a whole merge now lifts within the caps
         labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), accept=accept, **hard)
     blocks = blocks.copy()
@@ -549,6 +567,8 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     code_of = dict(zip(parts["_part"], parts["code"]))
     blocks["grid_code"] = [code_of[p] for p in labels]
     grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params, meter)
+    if empty_bound is not None:
+        grids.attrs["empty_grids_lower_bound"] = empty_bound
     return blocks.drop(columns=["_part"]), grids, adj
 
 

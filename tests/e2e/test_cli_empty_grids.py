@@ -1,6 +1,7 @@
 """The real ``gridpatrol`` says how many grids hold no households and why, Chinese first (#15):
 draw-grids and check-grids with caps on 锦江区 end with the note, check-grids --lang en in
-English, and a --lang it does not know is refused before any work."""
+English, with the proven least number of such grids any plan within the caps has; and a --lang it
+does not know is refused before any work."""
 from __future__ import annotations
 
 import re
@@ -25,3 +26,13 @@ def test_the_note_on_grids_without_households(store_url):  # noqa: ANN001
     en = run(store_url, "check-grids", "--lang", "en")
     assert f"{n} grids hold no households, {n} of them exempt as forced by a hard cap" in en.stderr
     assert "个网格" not in en.stderr
+    # and how many any plan within the caps must have: the proven lower bound, met or not
+    m = re.search(r"至少有 (\d+) 个无住户网格", zh.stderr)
+    assert m and 0 <= int(m.group(1)) <= n, zh.stderr
+    b = int(m.group(1))
+    assert re.search(rf"至少有 {b} 个无住户网格", drawn.stderr)
+    if b < n:
+        assert f"本方案有 {n} 个，其余 {n - b} 个未证明不可避免" in zh.stderr
+    else:
+        assert "作为整体不可避免" in zh.stderr
+    assert f"at least {b} grids of 0 households (a proven lower bound)" in " ".join(en.stderr.split())

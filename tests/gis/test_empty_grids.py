@@ -10,6 +10,13 @@ import numpy as np
 import pytest
 from gridpatrol.gis.partition import absorb_empty, merge_small, resplit_empty
 from gridpatrol.gis.partition.empty import fill_empty, household_reach
+from gridpatrol.gis.partition.empty_bound import (
+    bound_inputs,
+    capacity_bound,
+    empty_grids_lower_bound,
+    plan_empty_bound,
+    recut_empty,
+)
 
 from tests.gis.test_partition import _contiguous, _lattice
 
@@ -106,3 +113,108 @@ def test_household_reach_is_the_least_chain_to_a_household_block():
     assert reach == pytest.approx(want)
     # a block whose least chain is over a cap can be in no grid within it that holds households
     assert reach[hh > 0] == pytest.approx(street[hh > 0])
+
+
+# ---- the proven lower bound on grids of 0 households (gis.partition.empty_bound) ----
+
+def _rook(nx_: int, ny_: int) -> list[list[int]]:
+    """Neighbour rows of a row-major lattice (shared sides only), independent of the geometry code."""
+    out = [[] for _ in range(nx_ * ny_)]
+    for j in range(ny_):
+        for i in range(nx_):
+            b = j * nx_ + i
+            if i + 1 < nx_:
+                out[b].append(b + 1)
+                out[b + 1].append(b)
+            if j + 1 < ny_:
+                out[b].append(b + nx_)
+                out[b + nx_].append(b)
+    return out
+
+
+def test_a_household_free_strip_too_long_for_the_grids_with_households_forces_two_empty_grids():
+    # 8 × 2 blocks of 100 m of streets each, cap 500 m; households only in the west column (100 hh each).
+    # Each of those two blocks holds at most 400 m more, so 14 × 100 − 2 × 400 = 600 m of the strip lie
+    # in grids of 0 households, each at most 500 m: at least 2; and 2 is reached (two rows of 5, then the
+    # 2 × 3 east end in two grids of 300 m)
+    hh = np.zeros(16)
+    hh[[0, 8]] = 100.0
+    blocks, graph = _lattice(8, 2, hh)
+    blocks = _with_streets(blocks, np.full(16, 100.0))
+    street = blocks["street_m"].to_numpy()
+    nbrs = _rook(8, 2)
+    free = hh <= 0
+    assert capacity_bound(hh, [(street, 500.0)], nbrs, free) == 2
+    b = empty_grids_lower_bound(hh, [(street, 500.0)], nbrs, seed=1)
+    assert (b.lower, b.relaxed, b.method) == (2, 2, "cp-sat")
+    # the same on the blocks' own geometry (shared boundaries), as check-grids computes it
+    assert plan_empty_bound(blocks.to_crs(32648), np.zeros(16), [("street_m", 500.0)])[0] == 2
+    # a plan with every household-free block a grid of its own: re-cut down to the bound, within the cap
+    labels = np.where(free, np.arange(16) + 2, np.where(np.arange(16) < 8, 0, 1))
+    out = recut_empty(blocks, graph, labels, hh, high=500, max_street_m=500, seed=1)
+    per_grid = np.bincount(out, weights=hh)
+    grids = np.unique(out)
+    assert int((per_grid[grids] <= 0).sum()) == 2
+    assert np.bincount(out, weights=street)[grids].max() <= 500
+    assert _contiguous(out, blocks)
+    # a longer cap lets the two household grids take the whole strip: no empty grid is forced
+    assert empty_grids_lower_bound(hh, [(street, 800.0)], nbrs, seed=1).lower == 0
+
+
+def _least_empty_brute(hh: np.ndarray, caps: list, nbrs: list[list[int]]) -> int:
+    """The fewest grids of 0 households over every partition of the blocks into connected grids, each within
+    every cap or a single block (enumerated: restricted growth strings)."""
+    n = len(hh)
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from((a, b) for a in range(n) for b in nbrs[a] if a < b)
+    ok_cache: dict[frozenset, bool] = {}
+
+    def ok(part: frozenset) -> bool:
+        if part not in ok_cache:
+            idx = sorted(part)
+            ok_cache[part] = len(idx) == 1 or (nx.is_connected(graph.subgraph(idx))
+                                               and all(v[idx].sum() <= cap for v, cap in caps))
+        return ok_cache[part]
+
+    best = n + 1
+    parts: list[set] = []
+
+    def go(i: int) -> None:
+        nonlocal best
+        if i == n:
+            if all(ok(frozenset(p)) for p in parts):
+                best = min(best, sum(1 for p in parts if hh[sorted(p)].sum() <= 0))
+            return
+        for p in parts:
+            p.add(i)
+            if ok(frozenset(p)) or not nx.is_connected(graph.subgraph(sorted(p))):  # may still join up later
+                go(i + 1)
+            p.discard(i)
+        parts.append({i})
+        go(i + 1)
+        parts.pop()
+
+    go(0)
+    return best
+
+
+def test_the_lower_bound_never_exceeds_the_true_least_number_of_empty_grids():
+    # every partition of 3 × 3 lattices (21,147 partitions each) against the bound; random households
+    # (a third of the blocks), streets and areas, caps tight enough to force empty grids on some
+    rng = np.random.default_rng(15)
+    nbrs = _rook(3, 3)
+    tight = 0
+    for _ in range(12):
+        hh = np.where(rng.random(9) < 0.3, 50.0, 0.0)
+        street = rng.choice([80.0, 150.0, 260.0, 420.0], 9)
+        area = rng.choice([5_000.0, 12_000.0, 30_000.0], 9)
+        caps = [(street, float(rng.choice([300.0, 450.0, 700.0]))), (area, 40_000.0)]
+        truth = _least_empty_brute(hh, caps, nbrs)
+        b = empty_grids_lower_bound(hh, caps, nbrs, seed=1)
+        free, singles = bound_inputs(hh, caps)
+        assert capacity_bound(hh, caps, nbrs, free) + int(singles.sum()) <= truth
+        assert b.lower <= truth, (hh.tolist(), street.tolist(), area.tolist(), caps[0][1], b, truth)
+        assert b.relaxed is not None and b.lower <= b.relaxed <= truth
+        tight += b.lower == truth and truth > 0
+    assert tight >= 3  # the bound is not a trivial 0: on most instances with forced empty grids it is exact
