@@ -498,29 +498,33 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     start = np.array([index_of[c] for c in sub["grid_code"]])
     target, low, high = ctx.params.workload_band()
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
-    units = _rural_units(ctx, sub)
-    undone: dict[int, float] = {}
-    if units is None:
+    rural = _rural_settlements(ctx, sub, roads=True)
+    refused: dict[tuple[int, str], tuple[float, float]] = {}
+    if rural is None:
         labels = np.asarray(rebalance(loads, adj, start, list(range(len(codes))),
                                       target_households=target, min_households=low, max_households=high))
     else:  # a rural plan: whole settlements move (a unit already split keeps its parts in their grids)
-        unit_frame, unit_adj, back = _contract(loads, adj, units, start)
+        unit_frame, unit_adj, back = _contract(loads, adj, rural.unit_of_block, start)
         unit_start = np.zeros(len(unit_frame), dtype=np.int64)
         unit_start[back] = start
+        accept, prefer = _rural_limits(ctx, rural, sub, codes, back, unit_start, refused)
         labels = np.asarray(rebalance(unit_frame, unit_adj, unit_start, list(range(len(codes))),
-                                      target_households=target, min_households=low, max_households=high))
-        if ctx.params.max_area_m2:  # no grid pushed over the area limit: those moves are left out
-            areas = pd.Series(sub["area_m2"].to_numpy(dtype=float)).groupby(back).sum().sort_index().to_numpy()
-            labels, undone = _keep_area_limit(labels, unit_start, areas, float(ctx.params.max_area_m2))
-        labels = labels[back]
-        if undone and not (labels != start).any():
-            g, by = next(iter(undone.items()))
-            cap = float(ctx.params.max_area_m2)
-            raise ConflictError(f"重新平衡被拒绝：平衡户数的移动会使网格 {codes[g]} 面积超过上限 {cap:,.0f} m²"
-                                f"（--max-area-m2，超出 {by:,.0f} m²） / rebalance refused: the moves that balance "
-                                f"households would push grid {codes[g]} over the area limit of {cap:,.0f} m² "
-                                f"(--max-area-m2) by {by:,.0f} m²", hint="nothing was changed; move blocks by hand "
-                                "(move-blocks) or redraw the area with other limits")
+                                      target_households=target, min_households=low, max_households=high,
+                                      accept=accept, prefer=prefer))[back]
+        if refused and not (labels != start).any():  # the nearest miss, in a share of its limit
+            (g, limit), (value, cap) = min(refused.items(), key=lambda kv: (kv[1][0] / kv[1][1], kv[0]))
+            if limit == "area":
+                zh = f"面积超过上限 {cap:,.0f} m²（--max-area-m2，超出 {value - cap:,.0f} m²）"
+                en = f"over the area limit of {cap:,.0f} m² (--max-area-m2) by {value - cap:,.0f} m²"
+            else:
+                zh = (f"到最远的居民点需 {value / 60:.1f} 分钟，超过路程上限 {cap / 60:g} 分钟"
+                      f"（--max-travel-min，超出 {(value - cap) / 60:.1f} 分钟）")
+                en = (f"{value / 60:.1f} min to its farthest settlement (from its station, else its best hub), over the travel limit of "
+                      f"{cap / 60:g} min (--max-travel-min) by {(value - cap) / 60:.1f} min")
+            raise ConflictError(f"重新平衡被拒绝：平衡户数的移动都会使网格超过上限，网格 {codes[g]} {zh} / rebalance refused: "
+                                f"every move that balances households would break a limit: grid {codes[g]} would be {en}",
+                                hint="nothing was changed; move blocks by hand (move-blocks) or redraw the area with "
+                                     "other limits")
     moved = int((labels != start).sum())
     if moved == 0:
         pid = int(ctx.row["id"])
@@ -530,40 +534,99 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
     return _commit_edit(store, ctx, blocks, codes, force=force, created_by=created_by,
                         note=f"rebalanced {', '.join(codes)} ({moved} blocks moved"
-                             + ("; moves over --max-area-m2 left out)" if undone else ")"))
+                             + ("; moves over the rural limits left out)" if refused else ")"))
 
 
-def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
-    """The settlement unit of each block of ``sub`` (one area's) when the plan is rural, else None."""
+def _rural_settlements(ctx: _Ctx, sub: gpd.GeoDataFrame, *, roads: bool = False):  # noqa: ANN202
+    """The settlements of ``sub``'s blocks (one area's; rural_draw.SettlementBlocks) when the plan is
+    rural, else None; with ``roads``, their travel over the plan's streets too (a travel limit only)."""
     if getattr(ctx.params, "mode", "urban") != "rural":
         return None
-    from gridpatrol.layers.grids.rural_draw import settlement_units_of_blocks
+    from gridpatrol.layers.grids.rural_draw import SettlementBlocks
 
     area = ctx.areas[ctx.areas["code"].astype(str) == str(sub["area_code"].iloc[0])]
     if len(area) == 0:
         raise NotFoundError(f"area {sub['area_code'].iloc[0]} of the plan is not among the planning areas",
                             hint="import the area boundaries again (import-areas)")
-    return settlement_units_of_blocks(ctx.store, sub, area.geometry.iloc[0], ctx.params, ctx.metric)
+    return SettlementBlocks.of(ctx.store, sub, area.geometry.iloc[0], ctx.params, ctx.metric,
+                               shapely.box(*ctx.grids.total_bounds) if roads else None)
 
 
-def _keep_area_limit(labels: np.ndarray, start: np.ndarray, area: np.ndarray, cap: float
-                     ) -> tuple[np.ndarray, dict[int, float]]:
-    """Undo the moves of units into a grid that they push over the area limit ``cap`` (m²; a grid
-    over it before the rebalance is left alone), the largest unit first, until no grid crosses it.
-    Returns (labels, {grid: by how much it would have been over}); units go back to their ``start``."""
-    labels = labels.copy()
-    before = pd.Series(area).groupby(start).sum()
-    undone: dict[int, float] = {}
-    while True:
-        after = pd.Series(area).groupby(labels).sum()
-        over = [int(g) for g in after.index if after[g] > cap * (1 + 1e-9) and before.get(g, 0.0) <= cap]
-        if not over:
-            return labels, undone
-        g = over[0]
-        moved_in = np.flatnonzero((labels == g) & (start != g))
-        undone.setdefault(g, float(after[g] - cap))
-        k = moved_in[np.argmax(area[moved_in])]
-        labels[k] = start[k]
+def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
+    """The settlement unit of each block of ``sub`` (one area's) when the plan is rural, else None."""
+    rural = _rural_settlements(ctx, sub)
+    return None if rural is None else rural.unit_of_block
+
+
+def _rural_limits(ctx: _Ctx, rural, sub: gpd.GeoDataFrame, codes: list[str], back: np.ndarray,  # noqa: ANN001
+                  start: np.ndarray, refused: dict) -> tuple:  # noqa: ANN001
+    """(accept, prefer) of gis.partition.rebalance over the units (rows ``back`` of ``sub`` grouped;
+    ``start``: each unit's grid index into ``codes``) of a rural plan. accept: no grid is pushed over
+    ``--max-area-m2`` or ``--max-travel-min`` (a grid over one already is not made worse), the travel
+    measured from the grid's station (or its best hub when it has none or the move takes the
+    station's block away), as check_rural measures it; each move left out is noted in ``refused``
+    {(grid, "area"|"travel"): (value, limit)}, the nearest miss of each kept. prefer: 0 for a move that does
+    not lengthen the worst travel of the two grids."""
+    n = len(start)
+    u_area = np.bincount(back, weights=sub["area_m2"].to_numpy(dtype=float), minlength=n)
+    u_sets: list[set[int]] = [set() for _ in range(n)]
+    for row, ss in enumerate(rural.settlements_of_block):
+        u_sets[back[row]].update(ss)
+    area_cap = float(ctx.params.max_area_m2) if ctx.params.max_area_m2 else None
+    travel_cap = float(ctx.params.max_travel_min) * 60.0 if ctx.params.max_travel_min and rural.travel else None
+    grids = ctx.grids.set_index(ctx.grids["code"].astype(str))
+    node = [rural.station_node(grids.loc[c].get("station_lon"), grids.loc[c].get("station_lat")) for c in codes]
+    station_unit = [-1] * len(codes)
+    for g, c in enumerate(codes):
+        lon, lat = grids.loc[c].get("station_lon"), grids.loc[c].get("station_lat")
+        if node[g] >= 0:
+            hit = assign_xy(np.array([float(lon)]), np.array([float(lat)]), sub.geometry.to_numpy())[0]
+            station_unit[g] = int(back[hit]) if hit >= 0 else -1
+    cache: dict[tuple, float] = {}
+
+    def travel(g: int, members: frozenset[int]) -> float:
+        if travel_cap is None:
+            return 0.0
+        kept = node[g] >= 0 and (station_unit[g] < 0 or station_unit[g] in members)
+        ss = frozenset().union(*(u_sets[u] for u in members)) if members else frozenset()
+        key = (g if kept else -1, ss)
+        if key not in cache:
+            cache[key] = rural.worst_travel_s(ss, node[g] if kept else -1)
+        return cache[key]
+
+    def check(b: int, s: int, d: int, labels: np.ndarray) -> tuple[bool, float]:
+        ms, md = frozenset(np.flatnonzero(labels == s).tolist()), frozenset(np.flatnonzero(labels == d).tolist())
+        worst_before = max(travel(s, ms), travel(d, md))
+        worst_after = worst_before
+        ok = True
+        if area_cap is not None:
+            a_old = float(u_area[list(md)].sum())
+            a_new = a_old + float(u_area[b])
+            if a_new > area_cap * (1 + 1e-9):
+                ok = False
+                _note(refused, (d, "area"), a_new, area_cap)
+        if travel_cap is not None and (u_sets[b] or b == station_unit[s]):
+            ts, td = travel(s, ms - {b}), travel(d, md | {b})
+            worst_after = max(ts, td)
+            for g, t, t0 in ((s, ts, travel(s, ms)), (d, td, travel(d, md))):
+                if t > travel_cap * (1 + 1e-9) and t > t0 + 1e-6:
+                    ok = False
+                    _note(refused, (g, "travel"), t, travel_cap)
+        return ok, worst_after - worst_before
+
+    def accept(b: int, s: int, d: int, labels: np.ndarray) -> bool:
+        return check(b, s, d, labels)[0]
+
+    def prefer(b: int, s: int, d: int, labels: np.ndarray) -> int:
+        return int(check(b, s, d, labels)[1] > 1e-6)
+
+    return accept, prefer
+
+
+def _note(refused: dict, key: tuple[int, str], value: float, cap: float) -> None:
+    """Keep the nearest miss of a limit: the smallest value over it."""
+    if key not in refused or value < refused[key][0]:
+        refused[key] = (value, cap)
 
 
 def _contract(frame: pd.DataFrame, adj: nx.Graph, units: np.ndarray, start: np.ndarray | None = None

@@ -85,23 +85,74 @@ def settlement_units_of_blocks(store, blocks: gpd.GeoDataFrame, area_geom, param
     """Unit of each row of ``blocks`` (EPSG:4326, blocks of one area ``area_geom``): blocks holding
     buildings of one settlement of the area share a unit (as the drawing groups them), so edits
     that move whole units never cut a village; blocks without buildings are units of their own."""
-    from gridpatrol.layers.grids.core import read_within
-
-    buildings = read_within(store, "buildings", area_geom)
-    fp, st, _ = area_settlements(buildings, area_geom, metric, params.settlement_gap_m)
-    bg = blocks.to_crs(metric).geometry.to_numpy()
-    if len(fp) == 0:
-        return np.arange(len(blocks))
-    rp = shapely.get_coordinates(shapely.point_on_surface(fp))
-    unit_of_block, _ = block_units(len(bg), assign_xy(rp[:, 0], rp[:, 1], bg), st.of_building)
-    return unit_of_block
+    return SettlementBlocks.of(store, blocks, area_geom, params, metric).unit_of_block
 
 
-def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray) -> Travel:  # noqa: ANN001
+class SettlementBlocks:
+    """The settlements of one area's blocks, for edits that steer by the rural limits: the unit of
+    each block (see settlement_units_of_blocks), the settlements each block holds, and their travel
+    over the streets of ``roads_geom`` (as check_rural measures it, without a search limit so that
+    "by how much" is known)."""
+
+    def __init__(self, unit_of_block: np.ndarray, settlements_of_block: list[list[int]], st: Settlements,
+                 travel: Travel | None, metric) -> None:  # noqa: ANN001
+        self.unit_of_block = unit_of_block
+        self.settlements_of_block = settlements_of_block
+        self.st = st
+        self.travel = travel
+        self.metric = metric
+
+    @classmethod
+    def of(cls, store, blocks: gpd.GeoDataFrame, area_geom, params: PlanParams, metric,  # noqa: ANN001
+           roads_geom=None) -> SettlementBlocks:  # noqa: ANN001
+        """``blocks``: EPSG:4326 blocks of the area ``area_geom``; travel only with ``roads_geom``
+        (the region whose streets count) and a travel limit in ``params``."""
+        from gridpatrol.layers.grids.core import read_within
+
+        buildings = read_within(store, "buildings", area_geom)
+        fp, st, _ = area_settlements(buildings, area_geom, metric, params.settlement_gap_m)
+        bg = blocks.to_crs(metric).geometry.to_numpy()
+        of_block: list[list[int]] = [[] for _ in range(len(bg))]
+        if len(fp) == 0:
+            return cls(np.arange(len(blocks)), of_block, st, None, metric)
+        rp = shapely.get_coordinates(shapely.point_on_surface(fp))
+        block_of_building = assign_xy(rp[:, 0], rp[:, 1], bg)
+        unit_of_block, _ = block_units(len(bg), block_of_building, st.of_building)
+        for b, s in sorted(set(zip(block_of_building.tolist(), st.of_building.tolist()))):
+            if b >= 0:
+                of_block[b].append(int(s))
+        travel = None
+        if roads_geom is not None and params.max_travel_min:
+            roads = read_within(store, "roads", roads_geom)
+            travel = _travel(roads, params, metric, st.hulls, limited=False)
+        return cls(unit_of_block, of_block, st, travel, metric)
+
+    def station_node(self, lon, lat) -> int:  # noqa: ANN001
+        """The street node nearest a stored station (EPSG:4326), as check_rural finds it; -1 for none."""
+        if self.travel is None or self.travel.net is None or not self.travel.net.n_nodes or lon is None \
+                or lat is None or pd.isna(lon) or pd.isna(lat):
+            return -1
+        p = gpd.GeoSeries([shapely.Point(float(lon), float(lat))], crs=4326).to_crs(self.metric).iloc[0]
+        xy = self.travel.net.node_xy
+        return int(np.argmin(np.hypot(xy[:, 0] - p.x, xy[:, 1] - p.y)))
+
+    def worst_travel_s(self, settlements, node: int = -1) -> float:  # noqa: ANN001
+        """Seconds to the farthest of ``settlements`` from street node ``node`` (a grid's station), or
+        from the best hub among them when there is none (as check_rural); 0 without settlements."""
+        ss = sorted(set(settlements))
+        if not ss or self.travel is None:
+            return 0.0
+        if node >= 0:
+            return float(self.travel.to_settlements(node, ss).max())
+        return float(self.travel.best_hub(ss, self.st.households)[1])
+
+
+def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray,  # noqa: ANN001
+            limited: bool = True) -> Travel:
     from gridpatrol.gis.streets import street_network
 
     net = street_network(roads, mode=params.travel_mode, crs=metric) if len(roads) else None
-    limit = params.max_travel_min * 60.0 if params.max_travel_min else None
+    limit = params.max_travel_min * 60.0 if params.max_travel_min and limited else None
     return Travel(net, params.travel_mode, hulls, limit)
 
 

@@ -1,0 +1,111 @@
+"""Edits of a rural plan steer by its limits (#15): rebalance never pushes a grid over
+``--max-travel-min`` (and says which grid and by how much when every balancing move would),
+``split-grid`` cuts parts that meet the area and travel limits, ``import-grids --mode`` picks the
+rules an imported plan is judged by, and a rural redraw keeps locked grids. Both stores, on the
+generated county (tests/synth_rural.py; no rural area is in /work/shared/data), seed 1."""
+from __future__ import annotations
+
+import json
+
+import geopandas as gpd
+import pytest
+import shapely
+from gridpatrol.gis.errors import ConflictError, InputError
+from gridpatrol.layers.grids import (
+    check_grids,
+    draw_grids,
+    import_grids,
+    list_plans,
+    plan_row,
+    planning_areas,
+    read_grids,
+    rebalance_grids,
+)
+from gridpatrol.layers.plan_params import PlanParams
+
+from tests.synth_rural import load_rural_county
+
+NORTH, REST, EAST = "519990001000001", "519990001000002", "519990002000001"
+
+
+@pytest.fixture(scope="module")
+def county(module_store):  # noqa: ANN001, ANN201
+    load_rural_county(module_store, seed=1, village_areas=True)
+    return module_store
+
+
+def _northeast_plan(store, tmp_path) -> int:  # noqa: ANN001
+    """A hand-drawn plan of the west township: its north-east corner (x ≥ 2500 m, y ≥ 3400 m: 上坪,
+    12 households) and the rest (the town, 李家湾, the west half of 河口村, …); the east township whole.
+    Imported over the newest plan, so with its rules."""
+    areas = planning_areas(store).to_crs(32648).set_index("code")
+    west, east = areas.geometry.iloc[0], areas.geometry.iloc[1]
+    x0, y0, x1, y1 = west.bounds
+    ne = west.intersection(shapely.box(x0 + 2500, y0 + 3400, x1, y1))
+    frame = gpd.GeoDataFrame({"code": [NORTH, REST, EAST], "parent_code": ["519990001", "519990001", "519990002"]},
+                             geometry=[ne, west.difference(ne), east], crs=32648)
+    path = tmp_path / "northeast.geojson"
+    frame.to_crs(4326).to_file(path, driver="GeoJSON")
+    return import_grids(store, str(path))
+
+
+def test_rebalance_refuses_moves_over_the_travel_limit(county, tmp_path) -> None:  # noqa: ANN001
+    """Under a 3-minute limit every household move into the 12-household corner grid would take its
+    worst travel over the limit (the nearest, 河口村's west half, to 5.0 min): the rebalance is
+    refused naming the grid, the limit and by how much, in Chinese then English; nothing is written."""
+    store = county
+    draw_grids(store, PlanParams(mode="rural", max_travel_min=3, allow_sparse=True))  # the county plans rurally
+    pid = _northeast_plan(store, tmp_path)
+    assert json.loads(plan_row(store, pid)["params_json"])["max_travel_min"] == 3
+    n_plans = len(list_plans(store))
+    with pytest.raises(ConflictError) as refused:
+        rebalance_grids(store, [NORTH, REST], plan_id=pid)
+    msg = str(refused.value)
+    assert msg.startswith("重新平衡被拒绝") and f"网格 {NORTH} 到最远的居民点需 5.0 分钟" in msg, msg
+    assert "超过路程上限 3 分钟（--max-travel-min，超出 2.0 分钟）" in msg, msg
+    assert f"grid {NORTH} would be 5.0 min" in msg and "by 2.0 min" in msg, msg
+    assert len(list_plans(store)) == n_plans
+
+
+def test_rebalance_keeps_the_travel_limit(county, tmp_path) -> None:  # noqa: ANN001
+    """Under a 10-minute limit the same rebalance moves 河口村's west half (88 households) into the
+    corner grid, whose worst travel stays under the limit; the move into it of the town's unit
+    (27.4 min: the roadless hamlet 孤山 comes with it) is left out."""
+    store = county
+    draw_grids(store, PlanParams(mode="rural", max_travel_min=10, allow_sparse=True))
+    pid = _northeast_plan(store, tmp_path)
+    before = read_grids(store, pid).set_index("code")["households"]
+    res = rebalance_grids(store, [NORTH, REST], plan_id=pid)
+    assert res.plan_id != pid, res.message
+    after = read_grids(store, res.plan_id).set_index("code")["households"]
+    assert after[NORTH] == before[NORTH] + 88 and after[REST] == before[REST] - 88
+    checked, _ = check_grids(store, res.plan_id)
+    assert checked.summary["rural"]["travel_min"][NORTH] <= 10
+    p = checked.problems
+    assert not ((p["kind"] == "over_travel_limit") & (p["grid_code"] == NORTH)).any()
+    assert checked.summary["rural"]["settlements_split"] == 0
+
+
+def test_import_mode_picks_the_rules(county, tmp_path) -> None:  # noqa: ANN001
+    """import-grids --mode: rural over an urban plan takes the limits of the newest rural plan and
+    the rural check; urban over a rural plan is judged by the urban rules; without --mode the newest plan's mode; an unknown mode is refused with nothing written."""
+    store = county
+    rural = draw_grids(store, PlanParams(mode="rural", max_area_m2=4_000_000, max_travel_min=10, allow_sparse=True))
+    path = tmp_path / "rural.geojson"
+    read_grids(store, rural)[["code", "parent_code", "geometry"]].to_file(path, driver="GeoJSON")
+    draw_grids(store, PlanParams(allow_sparse=True))  # the newest plan is urban now
+    follows = import_grids(store, str(path))
+    assert json.loads(plan_row(store, follows)["params_json"])["mode"] == "urban"
+    res, _ = check_grids(store, follows)
+    assert "rural" not in res.summary and "settlement_split" not in set(res.problems["kind"])
+    back = import_grids(store, str(path), mode="rural")
+    stored = json.loads(plan_row(store, back)["params_json"])
+    assert (stored["mode"], stored["max_area_m2"], stored["max_travel_min"]) == ("rural", 4_000_000, 10)
+    res, _ = check_grids(store, back)
+    assert res.valid and res.summary["rural"]["settlements_split"] == 0
+    urban = import_grids(store, str(path), mode="urban")  # the newest plan is rural now
+    assert json.loads(plan_row(store, urban)["params_json"])["mode"] == "urban"
+    n_plans = len(list_plans(store))
+    with pytest.raises(InputError, match="--mode 只能是 urban 或 rural"):
+        import_grids(store, str(path), mode="village")
+    assert len(list_plans(store)) == n_plans
