@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
-from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.grid_check import SEVERITY
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
 from gridpatrol.gis.partition.rural import Settlements, Travel, block_units, draw_rural, find_settlements, grid_name
@@ -162,12 +161,16 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     """As layers.grids.core.partition_area, for ``--mode rural``; also a summary of the area
     (settlements, grids over a limit and why)."""
     from gridpatrol.gis.blocks import block_adjacency
-    from gridpatrol.layers.grids.core import area_label, grids_from_blocks, read_within
+    from gridpatrol.layers.grids.core import codes_around_locked, grids_from_blocks, read_within
 
     code = str(area["code"])
-    if len(locked_all) and (locked_all["parent_code"].astype(str) == code).any():
-        raise InputError(f"area {area_label(area)} has locked grids, and rural mode does not keep locked grids yet",
-                         hint="unlock them (gridpatrol unlock-grid CODE…) or draw this area in urban mode")
+    locked = locked_all[locked_all["parent_code"].astype(str) == code].reset_index(drop=True) \
+        if len(locked_all) else locked_all
+    # A block belongs to a locked grid when its representative point lies in it (as in urban draws):
+    # those blocks keep their grid, code, name and station; the rest is drawn around them.
+    lock_of = assign_xy(*representative_xy(blocks.geometry), locked.geometry) if len(locked) \
+        else np.full(len(blocks), -1, dtype=np.int64)
+    free = lock_of < 0
     say(f"area {code}: settlements")
     buildings = read_within(store, "buildings", area.geometry)
     fp, st, _ = area_settlements(buildings, area.geometry, metric, params.settlement_gap_m,
@@ -179,44 +182,68 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
         block_of_building = assign_xy(rp[:, 0], rp[:, 1], bgeoms)
     else:
         block_of_building = np.zeros(0, dtype=np.int64)
+    # the drawing sees the free blocks only (buildings in locked grids lie in no block of it)
+    free_row = np.cumsum(free) - 1
+    block_of_free = np.where((block_of_building >= 0) & free[np.maximum(block_of_building, 0)],
+                             free_row[np.maximum(block_of_building, 0)], -1)
     say(f"area {code}: {len(st)} settlements; adjacency of {len(blocks)} blocks")
     adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
     row_of = {int(b): i for i, b in enumerate(blocks["block_id"].to_numpy())}
-    pairs = [(row_of[int(u)], row_of[int(v)]) for u, v in adj.edges()]
+    pairs = [(free_row[row_of[int(u)]], free_row[row_of[int(v)]]) for u, v in adj.edges()
+             if free[row_of[int(u)]] and free[row_of[int(v)]]]
     travel = _travel(roads, params, metric, st.hulls)
     say(f"area {code}: grouping settlements")
     target, low, high = params.workload_band()
     cxy = shapely.get_coordinates(shapely.point_on_surface(bgeoms))
     area_m2 = shapely.area(bgeoms)
     hh = pd.to_numeric(blocks["households"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-    labels, rgrids = draw_rural(area_m2, hh, cxy, pairs, block_of_building, st, travel,
-                                max_area_m2=params.max_area_m2,
-                                max_travel_s=params.max_travel_min * 60.0 if params.max_travel_min else None,
-                                max_households=high, min_households=low)
+    if free.any():
+        free_labels, rgrids = draw_rural(area_m2[free], hh[free], cxy[free], pairs, block_of_free, st, travel,
+                                         max_area_m2=params.max_area_m2,
+                                         max_travel_s=params.max_travel_min * 60.0 if params.max_travel_min else None,
+                                         max_households=high, min_households=low)
+    else:
+        free_labels, rgrids = np.zeros(0, dtype=np.int64), []
+    labels = np.where(free, 0, len(rgrids) + lock_of)
+    labels[free] = free_labels
     blocks = blocks.copy()
     blocks["area_code"] = code
     blocks["_part"] = labels
     parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
     parts["parent_code"] = code
-    # no locked grids here (refused above): numbered west→east, north→south as urban grids are
-    parts["code"] = assign_codes(parts, fmt=CodeFormat(params.code_format), metric_crs=metric).to_numpy()
+    # locked grids keep their code; the others are numbered west→east, north→south as urban grids are
+    locked_codes = {len(rgrids) + int(k): str(locked["code"].iloc[int(k)]) for k in set(lock_of.tolist()) if k >= 0}
+    if locked_codes:
+        parts["code"] = codes_around_locked(parts, locked_codes, code, CodeFormat(params.code_format), metric)
+    else:
+        parts["code"] = assign_codes(parts, fmt=CodeFormat(params.code_format), metric_crs=metric).to_numpy()
     code_of = dict(zip(parts["_part"], parts["code"]))
     blocks["grid_code"] = [code_of[p] for p in labels]
-    grids = grids_from_blocks(blocks, metric)
+    grids = grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()})
     by_code = {code_of[i]: g for i, g in enumerate(rgrids)}
     to_wgs = gpd.GeoSeries([shapely.Point(travel.net.node_xy[travel.access[g.hub]]) if g.hub >= 0
                             and travel.access[g.hub] >= 0 else shapely.Point() for g in rgrids], crs=metric).to_crs(4326)
-    station = {code_of[i]: p for i, p in enumerate(to_wgs)}
-    grids["name"] = [grid_name(st, by_code[c].settlements) for c in grids["code"]]
-    grids["station_lon"] = [None if station[c].is_empty else float(station[c].x) for c in grids["code"]]
-    grids["station_lat"] = [None if station[c].is_empty else float(station[c].y) for c in grids["code"]]
-    grids["exempt"] = [by_code[c].exempt_reason is not None for c in grids["code"]]
+    station = {code_of[i]: ((None, None) if p.is_empty else (float(p.x), float(p.y))) for i, p in enumerate(to_wgs)}
+    name = {c: grid_name(st, g.settlements) for c, g in by_code.items()}
+    exempt = {c: g.exempt_reason is not None for c, g in by_code.items()}
+    kept = locked.set_index(locked["code"].astype(str))
+    for c in locked_codes.values():  # a locked grid as it was: its name, station and exemption
+        row = kept.loc[c]
+        name[c] = row.get("name")
+        station[c] = tuple(None if v is None or pd.isna(v) else float(v)
+                           for v in (row.get("station_lon"), row.get("station_lat")))
+        exempt[c] = bool(row.get("exempt")) if row.get("exempt") is not None and not pd.isna(row.get("exempt")) else False
+    grids["name"] = [name[c] for c in grids["code"]]
+    grids["station_lon"] = [station[c][0] for c in grids["code"]]
+    grids["station_lat"] = [station[c][1] for c in grids["code"]]
+    grids["exempt"] = [exempt[c] for c in grids["code"]]
     summary = {
         "settlements": len(st),
         "grids": len(grids),
-        "exempt": {c: by_code[c].exempt_reason for c in grids["code"] if by_code[c].exempt_reason},
-        "travel_min": {c: (None if not np.isfinite(by_code[c].travel_s) else round(by_code[c].travel_s / 60, 1))
-                       for c in grids["code"] if by_code[c].settlements},
+        "locked": sorted(locked_codes.values()),
+        "exempt": {c: g.exempt_reason for c, g in by_code.items() if g.exempt_reason},
+        "travel_min": {c: (None if not np.isfinite(g.travel_s) else round(g.travel_s / 60, 1))
+                       for c, g in by_code.items() if g.settlements},
         "land_only_grids": int(sum(not g.settlements for g in rgrids)),
     }
     return blocks.drop(columns=["_part"]), grids, adj, summary

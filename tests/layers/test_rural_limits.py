@@ -109,3 +109,38 @@ def test_import_mode_picks_the_rules(county, tmp_path) -> None:  # noqa: ANN001
     with pytest.raises(InputError, match="--mode 只能是 urban 或 rural"):
         import_grids(store, str(path), mode="village")
     assert len(list_plans(store)) == n_plans
+
+
+def test_rural_redraw_keeps_locked_grids(county) -> None:  # noqa: ANN001
+    """A grid locked in a rural plan (the west half of 河口村, 1.76 km², drawn under 4 km² and 10 min) is
+    kept by a rural redraw under other limits (2 km², 3 min) that would reshape it: same code, shape,
+    households, name and station, still locked; the rest is drawn around it and the plan is valid,
+    no village split."""
+    from gridpatrol.gis.crs import local_metric_crs
+    from gridpatrol.layers.grids import set_locked
+
+    store = county
+    first = draw_grids(store, PlanParams(mode="rural", max_area_m2=4_000_000, max_travel_min=10, allow_sparse=True))
+    g1 = read_grids(store, first).set_index("code")
+    second = PlanParams(mode="rural", max_travel_min=10, allow_sparse=True)
+    free = read_grids(store, draw_grids(store, second))
+    keep = next(c for c, n in g1["name"].items() if n == "河口村" and c.startswith("519990001"))
+    metric = local_metric_crs(*g1.geometry.union_all().centroid.coords[0])
+    shape = gpd.GeoSeries([g1.loc[keep, "geometry"]], crs=4326).to_crs(metric).iloc[0]
+    assert all(shape.symmetric_difference(f).area > 1.0 for f in free.to_crs(metric).geometry), \
+        "the second limits reshape the grid"
+    assert any("河口村" in str(n) and "李家湾" in str(n) for n in free["name"])
+    set_locked(store, [keep], True, plan_id=first)
+    p2 = draw_grids(store, second)
+    g2 = read_grids(store, p2).set_index("code")
+    assert g2.index.is_unique and bool(g2.loc[keep, "locked"])
+    kept = gpd.GeoSeries([g2.loc[keep, "geometry"]], crs=4326).to_crs(metric).iloc[0]
+    assert kept.symmetric_difference(shape).area < 1.0
+    for col in ("households", "station_lon", "station_lat"):
+        assert g2.loc[keep, col] == pytest.approx(g1.loc[keep, col]), col
+    assert g2.loc[keep, "name"] == "河口村"
+    assert json.loads(plan_row(store, p2)["metrics_json"])["rural"]["519990001"]["locked"] == [keep]
+    res, _ = check_grids(store, p2)
+    assert res.valid, res.problems[res.problems["severity"] == "error"][["kind", "detail"]].to_string()
+    assert res.summary["rural"]["settlements_split"] == 0
+    assert not any("河口村" in str(n) and "李家湾" in str(n) for n in g2["name"])
