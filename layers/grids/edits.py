@@ -333,22 +333,52 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     adj = _block_graph(ctx, sub)
     # parts of equal workload (the plan's: households, persons or the weighted sum)
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
-    units = _rural_units(ctx, sub)
-    if units is None:
-        labels = np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed))
-    else:  # a rural plan: whole settlements move, a village is never cut
-        unit_frame, unit_adj, back = _contract(loads, adj, units)
+    rural = _rural_settlements(ctx, sub, roads=True)
+    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
+
+    def single_pieces(labels: np.ndarray) -> np.ndarray | None:
+        # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
+        # shares the longest boundary with; anything larger refuses the split.
+        labels, _ = absorb_detached(sub_m, labels)
+        pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
+        return labels if len(pieces) == parts and max(pieces) == 1 else None
+
+    labels = None
+    if rural is None:
+        labels = single_pieces(np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed)))
+    else:  # a rural plan: whole settlements move, a village is never cut; parts meet the limits when they can
+        unit_frame, unit_adj, back = _contract(loads, adj, rural.unit_of_block)
         if len(unit_frame) < parts:
             raise ConflictError(f"网格 {code} 只有 {len(unit_frame)} 个不可分的部分（完整的居民点和空地街区），不能分成 "
                                 f"{parts} 份 / grid {code} has {len(unit_frame)} indivisible parts (whole settlements "
                                 f"and land blocks) and cannot be split into {parts}", hint="split into fewer parts")
-        labels = np.asarray(split_blocks(unit_frame, unit_adj, parts, seed=ctx.params.seed))[back]
-    # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
-    # shares the longest boundary with; anything larger refuses the split.
-    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
-    labels, _ = absorb_detached(sub_m, labels)
-    pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
-    if len(pieces) != parts or max(pieces) > 1:
+        # parts of equal households first, then parts of equal land (hectares), a few seeds each
+        by_land = unit_frame.assign(households=pd.Series(sub["area_m2"].to_numpy(dtype=float) / 1e4)
+                                    .groupby(back).sum().sort_index().to_numpy())
+        best = None
+        for frame in (unit_frame, by_land):
+            for k in range(SPLIT_TRIES):
+                unit_labels = np.asarray(split_blocks(frame, unit_adj, parts, seed=ctx.params.seed + k))
+                misses = _rural_part_misses(ctx, rural, sub, unit_labels[back], code)
+                if misses:  # units hand over to a touching part while that lowers the excess over the limits
+                    unit_labels, misses = _repair_rural_split(ctx, rural, sub, code, unit_labels, unit_adj, back, misses)
+                cand = single_pieces(unit_labels[back])
+                if cand is None:
+                    continue
+                misses = _rural_part_misses(ctx, rural, sub, cand, code)
+                worst = max((v / cap for _, _, v, cap in misses), default=0.0)
+                if best is None or worst < best[0]:
+                    best = (worst, cand, misses)
+                if not misses:
+                    break
+            if best is not None and not best[2]:
+                break
+        if best is not None and best[2]:
+            raise ConflictError(_split_misses_message(code, parts, best[2]),
+                                hint="nothing was changed; split into fewer or more parts, or move blocks by hand "
+                                     "(move-blocks)")
+        labels = None if best is None else best[1]
+    if labels is None:
         raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts; nothing was changed",
                             hint="split into fewer parts, or move blocks by hand (move-blocks)")
     blocks = pd.concat([blocks[~sel], sub], ignore_index=True)
@@ -361,6 +391,90 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     blocks.loc[sel, "grid_code"] = [code_of[lab] for lab in labels]
     return _commit_edit(store, ctx, blocks, [code, *new_codes], force=force, created_by=created_by,
                         note=f"split {code} into {', '.join([code, *new_codes])}")
+
+
+SPLIT_TRIES = 3  # seeds tried per weighting when a rural split's parts miss a limit
+
+
+def _rural_part_misses(ctx: _Ctx, rural, sub: gpd.GeoDataFrame, labels: np.ndarray,  # noqa: ANN001
+                       code: str) -> list[tuple[int, str, float, float]]:
+    """The parts (``labels`` over ``sub``'s rows) of a rural split over a limit: (part, "area" or
+    "travel", value, limit), as check_rural judges them: a part of one indivisible unit over a
+    limit is exempt. Travel from the grid's station for the part that keeps it, else from the
+    part's best hub."""
+    out = []
+    area_cap = float(ctx.params.max_area_m2) if ctx.params.max_area_m2 else None
+    travel_cap = float(ctx.params.max_travel_min) * 60.0 if ctx.params.max_travel_min and rural.travel else None
+    row = ctx.grids[ctx.grids["code"].astype(str) == str(code)].iloc[0]
+    node = rural.station_node(row.get("station_lon"), row.get("station_lat"))
+    station_part = -2
+    if node >= 0:
+        hit = assign_xy(np.array([float(row["station_lon"])]), np.array([float(row["station_lat"])]),
+                        sub.geometry.to_numpy())[0]
+        station_part = int(labels[hit]) if hit >= 0 else -2
+    area = sub["area_m2"].to_numpy(dtype=float)
+    for lab in sorted(set(labels.tolist())):
+        rows = np.flatnonzero(labels == lab)
+        units = set(rural.unit_of_block[rows].tolist())
+        a = float(area[rows].sum())
+        if area_cap is not None and a > area_cap * (1 + 1e-9) and len(units) > 1:
+            out.append((lab, "area", a, area_cap))
+        ss = sorted({s for r in rows for s in rural.settlements_of_block[r]})
+        if travel_cap is not None and ss:
+            with_s = {int(rural.unit_of_block[r]) for r in rows if rural.settlements_of_block[r]}
+            t = rural.worst_travel_s(ss, node if lab == station_part else -1)
+            if t > travel_cap * (1 + 1e-9) and len(with_s) > 1:
+                out.append((lab, "travel", t, travel_cap))
+    return out
+
+
+def _repair_rural_split(ctx: _Ctx, rural, sub: gpd.GeoDataFrame, code: str, unit_labels: np.ndarray,  # noqa: ANN001
+                        unit_adj: nx.Graph, back: np.ndarray, misses: list) -> tuple[np.ndarray, list]:  # noqa: ANN001
+    """Move units of a split from a part over a limit to a touching part, one at a time, the move
+    that lowers the summed excess over the limits most (no part emptied or cut in two), until no
+    part is over a limit or no move helps. Returns (unit labels, their misses)."""
+    def excess(m: list) -> float:
+        return sum(v / cap - 1.0 for _, _, v, cap in m)
+
+    labels = unit_labels.copy()
+    for _ in range(4 * len(labels)):
+        if not misses:
+            break
+        best = None
+        over = {p for p, _, _, _ in misses}
+        for u in range(len(labels)):
+            src = int(labels[u])
+            if src not in over or (labels == src).sum() < 2:
+                continue
+            rest = [x for x in np.flatnonzero(labels == src) if x != u]
+            if not nx.is_connected(unit_adj.subgraph(rest)):
+                continue
+            for dst in sorted({int(labels[v]) for v in unit_adj.neighbors(u)} - {src}):
+                trial = labels.copy()
+                trial[u] = dst
+                m = _rural_part_misses(ctx, rural, sub, trial[back], code)
+                if excess(m) < excess(misses) - 1e-9 and (best is None or excess(m) < excess(best[1])):
+                    best = (trial, m)
+        if best is None:
+            break
+        labels, misses = best
+    return labels, misses
+
+
+def _split_misses_message(code: str, parts: int, misses: list[tuple[int, str, float, float]]) -> str:
+    zh, en = [], []
+    for _, kind, v, cap in misses:
+        if kind == "area":
+            zh.append(f"一份面积 {v:,.0f} m²，超过上限 {cap:,.0f} m²（--max-area-m2，超出 {v - cap:,.0f} m²）")
+            en.append(f"a part of {v:,.0f} m² is over the area limit of {cap:,.0f} m² (--max-area-m2) by {v - cap:,.0f} m²")
+        else:
+            zh.append(f"一份到最远的居民点需 {v / 60:.1f} 分钟，超过路程上限 {cap / 60:g} 分钟"
+                      f"（--max-travel-min，超出 {(v - cap) / 60:.1f} 分钟）")
+            en.append(f"a part is {v / 60:.1f} min from its farthest settlement, over the travel limit of {cap / 60:g} "
+                      f"min (--max-travel-min) by {(v - cap) / 60:.1f} min")
+    return (f"拆分被拒绝：网格 {code} 分成 {parts} 份（完整的居民点不拆开）时，最好的分法仍有" + "；".join(zh)
+            + f" / split refused: of the splits of grid {code} into {parts} parts that keep villages whole, the best "
+            "still has " + "; ".join(en))
 
 
 def _neighbour_group(store: Store, plan_id: int | None, codes: Sequence[str], verb: str) -> tuple[_Ctx, list[str]]:

@@ -144,3 +144,47 @@ def test_rural_redraw_keeps_locked_grids(county) -> None:  # noqa: ANN001
     assert res.valid, res.problems[res.problems["severity"] == "error"][["kind", "detail"]].to_string()
     assert res.summary["rural"]["settlements_split"] == 0
     assert not any("河口村" in str(n) and "李家湾" in str(n) for n in g2["name"])
+
+
+def _township_plan(store, tmp_path) -> int:  # noqa: ANN001
+    """The county drawn rurally under a 7.5 km² limit, then a hand-drawn plan imported over it (so with
+    that limit): the west township in two halves north and south of y = 3400 m, the east township
+    (20 km²: 王家村, 张家坝, the east half of 河口村, 松林, 新屋, 岩脚) one grid, over the limit."""
+    draw_grids(store, PlanParams(mode="rural", max_area_m2=7_500_000, allow_sparse=True))
+    areas = planning_areas(store).to_crs(32648).set_index("code")
+    west, east = areas.geometry.iloc[0], areas.geometry.iloc[1]
+    x0, y0, x1, y1 = west.bounds
+    frame = gpd.GeoDataFrame({"code": [NORTH, REST, EAST], "parent_code": ["519990001", "519990001", "519990002"]},
+                             geometry=[west.intersection(shapely.box(x0, y0 + 3400, x1, y1)),
+                                       west.intersection(shapely.box(x0, y0, x1, y0 + 3400)), east], crs=32648)
+    path = tmp_path / "townships.geojson"
+    frame.to_crs(4326).to_file(path, driver="GeoJSON")
+    return import_grids(store, str(path))
+
+
+def test_rural_split_meets_the_area_limit(county, tmp_path) -> None:  # noqa: ANN001
+    """Splitting the 20 km² east township into 3 under the 7.5 km² limit gives three parts each under
+    it (a split by households alone leaves a part of over 10 km²), every village whole; into 2 (10 km²
+    a part at best) it is refused saying which limit and by how much; nothing is written."""
+    from gridpatrol.layers.grids import split_grid
+
+    store = county
+    pid = _township_plan(store, tmp_path)
+    assert json.loads(plan_row(store, pid)["params_json"])["max_area_m2"] == 7_500_000
+    n_plans = len(list_plans(store))
+    with pytest.raises(ConflictError) as refused:
+        split_grid(store, EAST, 2, plan_id=pid)
+    msg = str(refused.value)
+    assert msg.startswith(f"拆分被拒绝：网格 {EAST} 分成 2 份"), msg
+    assert "超过上限 7,500,000 m²（--max-area-m2，超出 " in msg and "over the area limit of 7,500,000 m²" in msg, msg
+    assert len(list_plans(store)) == n_plans
+    res = split_grid(store, EAST, 3, plan_id=pid)
+    grids = read_grids(store, res.plan_id).set_index("code")
+    parts = grids.loc[res.changed_codes]
+    assert len(parts) == 3 and (parts["area_m2"] <= 7_500_000).all(), parts[["name", "area_m2"]]
+    east_m2 = read_grids(store, pid).set_index("code").loc[EAST, "area_m2"]
+    assert parts["area_m2"].sum() == pytest.approx(east_m2, rel=1e-6)
+    checked, _ = check_grids(store, res.plan_id)
+    assert checked.summary["rural"]["settlements_split"] == 0
+    p = checked.problems
+    assert not (p["kind"].isin(["over_area_limit", "settlement_split"]) & p["grid_code"].isin(res.changed_codes)).any()
