@@ -25,9 +25,9 @@ from gridpatrol.layers.grids.core import (
     shape_metrics,
 )
 from gridpatrol.layers.models import GridPlan, utcnow
-from sqlalchemy import select
 from gridpatrol.layers.plan_params import PlanParams
 from gridpatrol.layers.store import Store
+from sqlalchemy import select
 
 
 def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, params: PlanParams,
