@@ -21,6 +21,7 @@ from gridpatrol.gis.grid_check import CheckResult
 from gridpatrol.gis.gridcodes import CodeFormat
 from gridpatrol.gis.slivers import absorb_detached, settle_blocks
 from gridpatrol.layers.grid_moves import move_refusals
+from gridpatrol.layers.grids import rural_edits
 from gridpatrol.layers.grids.core import (
     STATION_TOLERANCE_M,
     check_frames,
@@ -357,15 +358,15 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
                                     .groupby(back).sum().sort_index().to_numpy())
         best = None
         for frame in (unit_frame, by_land):
-            for k in range(SPLIT_TRIES):
+            for k in range(rural_edits.SPLIT_TRIES):
                 unit_labels = np.asarray(split_blocks(frame, unit_adj, parts, seed=ctx.params.seed + k))
-                misses = _rural_part_misses(ctx, rural, sub, unit_labels[back], code)
+                misses = rural_edits.split_misses(ctx, rural, sub, unit_labels[back], code)
                 if misses:  # units hand over to a touching part while that lowers the excess over the limits
-                    unit_labels, misses = _repair_rural_split(ctx, rural, sub, code, unit_labels, unit_adj, back, misses)
+                    unit_labels, misses = rural_edits.repair_split(ctx, rural, sub, code, unit_labels, unit_adj, back, misses)
                 cand = single_pieces(unit_labels[back])
                 if cand is None:
                     continue
-                misses = _rural_part_misses(ctx, rural, sub, cand, code)
+                misses = rural_edits.split_misses(ctx, rural, sub, cand, code)
                 worst = max((v / cap for _, _, v, cap in misses), default=0.0)
                 if best is None or worst < best[0]:
                     best = (worst, cand, misses)
@@ -374,7 +375,7 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
             if best is not None and not best[2]:
                 break
         if best is not None and best[2]:
-            raise ConflictError(_split_misses_message(code, parts, best[2]),
+            raise ConflictError(rural_edits.split_misses_message(code, parts, best[2]),
                                 hint="nothing was changed; split into fewer or more parts, or move blocks by hand "
                                      "(move-blocks)")
         labels = None if best is None else best[1]
@@ -391,90 +392,6 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     blocks.loc[sel, "grid_code"] = [code_of[lab] for lab in labels]
     return _commit_edit(store, ctx, blocks, [code, *new_codes], force=force, created_by=created_by,
                         note=f"split {code} into {', '.join([code, *new_codes])}")
-
-
-SPLIT_TRIES = 3  # seeds tried per weighting when a rural split's parts miss a limit
-
-
-def _rural_part_misses(ctx: _Ctx, rural, sub: gpd.GeoDataFrame, labels: np.ndarray,  # noqa: ANN001
-                       code: str) -> list[tuple[int, str, float, float]]:
-    """The parts (``labels`` over ``sub``'s rows) of a rural split over a limit: (part, "area" or
-    "travel", value, limit), as check_rural judges them: a part of one indivisible unit over a
-    limit is exempt. Travel from the grid's station for the part that keeps it, else from the
-    part's best hub."""
-    out = []
-    area_cap = float(ctx.params.max_area_m2) if ctx.params.max_area_m2 else None
-    travel_cap = float(ctx.params.max_travel_min) * 60.0 if ctx.params.max_travel_min and rural.travel else None
-    row = ctx.grids[ctx.grids["code"].astype(str) == str(code)].iloc[0]
-    node = rural.station_node(row.get("station_lon"), row.get("station_lat"))
-    station_part = -2
-    if node >= 0:
-        hit = assign_xy(np.array([float(row["station_lon"])]), np.array([float(row["station_lat"])]),
-                        sub.geometry.to_numpy())[0]
-        station_part = int(labels[hit]) if hit >= 0 else -2
-    area = sub["area_m2"].to_numpy(dtype=float)
-    for lab in sorted(set(labels.tolist())):
-        rows = np.flatnonzero(labels == lab)
-        units = set(rural.unit_of_block[rows].tolist())
-        a = float(area[rows].sum())
-        if area_cap is not None and a > area_cap * (1 + 1e-9) and len(units) > 1:
-            out.append((lab, "area", a, area_cap))
-        ss = sorted({s for r in rows for s in rural.settlements_of_block[r]})
-        if travel_cap is not None and ss:
-            with_s = {int(rural.unit_of_block[r]) for r in rows if rural.settlements_of_block[r]}
-            t = rural.worst_travel_s(ss, node if lab == station_part else -1)
-            if t > travel_cap * (1 + 1e-9) and len(with_s) > 1:
-                out.append((lab, "travel", t, travel_cap))
-    return out
-
-
-def _repair_rural_split(ctx: _Ctx, rural, sub: gpd.GeoDataFrame, code: str, unit_labels: np.ndarray,  # noqa: ANN001
-                        unit_adj: nx.Graph, back: np.ndarray, misses: list) -> tuple[np.ndarray, list]:  # noqa: ANN001
-    """Move units of a split from a part over a limit to a touching part, one at a time, the move
-    that lowers the summed excess over the limits most (no part emptied or cut in two), until no
-    part is over a limit or no move helps. Returns (unit labels, their misses)."""
-    def excess(m: list) -> float:
-        return sum(v / cap - 1.0 for _, _, v, cap in m)
-
-    labels = unit_labels.copy()
-    for _ in range(4 * len(labels)):
-        if not misses:
-            break
-        best = None
-        over = {p for p, _, _, _ in misses}
-        for u in range(len(labels)):
-            src = int(labels[u])
-            if src not in over or (labels == src).sum() < 2:
-                continue
-            rest = [x for x in np.flatnonzero(labels == src) if x != u]
-            if not nx.is_connected(unit_adj.subgraph(rest)):
-                continue
-            for dst in sorted({int(labels[v]) for v in unit_adj.neighbors(u)} - {src}):
-                trial = labels.copy()
-                trial[u] = dst
-                m = _rural_part_misses(ctx, rural, sub, trial[back], code)
-                if excess(m) < excess(misses) - 1e-9 and (best is None or excess(m) < excess(best[1])):
-                    best = (trial, m)
-        if best is None:
-            break
-        labels, misses = best
-    return labels, misses
-
-
-def _split_misses_message(code: str, parts: int, misses: list[tuple[int, str, float, float]]) -> str:
-    zh, en = [], []
-    for _, kind, v, cap in misses:
-        if kind == "area":
-            zh.append(f"一份面积 {v:,.0f} m²，超过上限 {cap:,.0f} m²（--max-area-m2，超出 {v - cap:,.0f} m²）")
-            en.append(f"a part of {v:,.0f} m² is over the area limit of {cap:,.0f} m² (--max-area-m2) by {v - cap:,.0f} m²")
-        else:
-            zh.append(f"一份到最远的居民点需 {v / 60:.1f} 分钟，超过路程上限 {cap / 60:g} 分钟"
-                      f"（--max-travel-min，超出 {(v - cap) / 60:.1f} 分钟）")
-            en.append(f"a part is {v / 60:.1f} min from its farthest settlement, over the travel limit of {cap / 60:g} "
-                      f"min (--max-travel-min) by {(v - cap) / 60:.1f} min")
-    return (f"拆分被拒绝：网格 {code} 分成 {parts} 份（完整的居民点不拆开）时，最好的分法仍有" + "；".join(zh)
-            + f" / split refused: of the splits of grid {code} into {parts} parts that keep villages whole, the best "
-            "still has " + "; ".join(en))
 
 
 def _neighbour_group(store: Store, plan_id: int | None, codes: Sequence[str], verb: str) -> tuple[_Ctx, list[str]]:
@@ -621,7 +538,7 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
         unit_frame, unit_adj, back = _contract(loads, adj, rural.unit_of_block, start)
         unit_start = np.zeros(len(unit_frame), dtype=np.int64)
         unit_start[back] = start
-        accept, prefer = _rural_limits(ctx, rural, sub, codes, back, unit_start, refused)
+        accept, prefer = rural_edits.rebalance_limits(ctx, rural, sub, codes, back, unit_start, refused)
         labels = np.asarray(rebalance(unit_frame, unit_adj, unit_start, list(range(len(codes))),
                                       target_households=target, min_households=low, max_households=high,
                                       accept=accept, prefer=prefer))[back]
@@ -670,77 +587,6 @@ def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
     """The settlement unit of each block of ``sub`` (one area's) when the plan is rural, else None."""
     rural = _rural_settlements(ctx, sub)
     return None if rural is None else rural.unit_of_block
-
-
-def _rural_limits(ctx: _Ctx, rural, sub: gpd.GeoDataFrame, codes: list[str], back: np.ndarray,  # noqa: ANN001
-                  start: np.ndarray, refused: dict) -> tuple:  # noqa: ANN001
-    """(accept, prefer) of gis.partition.rebalance over the units (rows ``back`` of ``sub`` grouped;
-    ``start``: each unit's grid index into ``codes``) of a rural plan. accept: no grid is pushed over
-    ``--max-area-m2`` or ``--max-travel-min`` (a grid over one already is not made worse), the travel
-    measured from the grid's station (or its best hub when it has none or the move takes the
-    station's block away), as check_rural measures it; each move left out is noted in ``refused``
-    {(grid, "area"|"travel"): (value, limit)}, the nearest miss of each kept. prefer: 0 for a move that does
-    not lengthen the worst travel of the two grids."""
-    n = len(start)
-    u_area = np.bincount(back, weights=sub["area_m2"].to_numpy(dtype=float), minlength=n)
-    u_sets: list[set[int]] = [set() for _ in range(n)]
-    for row, ss in enumerate(rural.settlements_of_block):
-        u_sets[back[row]].update(ss)
-    area_cap = float(ctx.params.max_area_m2) if ctx.params.max_area_m2 else None
-    travel_cap = float(ctx.params.max_travel_min) * 60.0 if ctx.params.max_travel_min and rural.travel else None
-    grids = ctx.grids.set_index(ctx.grids["code"].astype(str))
-    node = [rural.station_node(grids.loc[c].get("station_lon"), grids.loc[c].get("station_lat")) for c in codes]
-    station_unit = [-1] * len(codes)
-    for g, c in enumerate(codes):
-        lon, lat = grids.loc[c].get("station_lon"), grids.loc[c].get("station_lat")
-        if node[g] >= 0:
-            hit = assign_xy(np.array([float(lon)]), np.array([float(lat)]), sub.geometry.to_numpy())[0]
-            station_unit[g] = int(back[hit]) if hit >= 0 else -1
-    cache: dict[tuple, float] = {}
-
-    def travel(g: int, members: frozenset[int]) -> float:
-        if travel_cap is None:
-            return 0.0
-        kept = node[g] >= 0 and (station_unit[g] < 0 or station_unit[g] in members)
-        ss = frozenset().union(*(u_sets[u] for u in members)) if members else frozenset()
-        key = (g if kept else -1, ss)
-        if key not in cache:
-            cache[key] = rural.worst_travel_s(ss, node[g] if kept else -1)
-        return cache[key]
-
-    def check(b: int, s: int, d: int, labels: np.ndarray) -> tuple[bool, float]:
-        ms, md = frozenset(np.flatnonzero(labels == s).tolist()), frozenset(np.flatnonzero(labels == d).tolist())
-        worst_before = max(travel(s, ms), travel(d, md))
-        worst_after = worst_before
-        ok = True
-        if area_cap is not None:
-            a_old = float(u_area[list(md)].sum())
-            a_new = a_old + float(u_area[b])
-            if a_new > area_cap * (1 + 1e-9):
-                ok = False
-                _note(refused, (d, "area"), a_new, area_cap)
-        if travel_cap is not None and (u_sets[b] or b == station_unit[s]):
-            ts, td = travel(s, ms - {b}), travel(d, md | {b})
-            worst_after = max(ts, td)
-            for g, t, t0 in ((s, ts, travel(s, ms)), (d, td, travel(d, md))):
-                if t > travel_cap * (1 + 1e-9) and t > t0 + 1e-6:
-                    ok = False
-                    _note(refused, (g, "travel"), t, travel_cap)
-        return ok, worst_after - worst_before
-
-    def accept(b: int, s: int, d: int, labels: np.ndarray) -> bool:
-        return check(b, s, d, labels)[0]
-
-    def prefer(b: int, s: int, d: int, labels: np.ndarray) -> int:
-        return int(check(b, s, d, labels)[1] > 1e-6)
-
-    return accept, prefer
-
-
-def _note(refused: dict, key: tuple[int, str], value: float, cap: float) -> None:
-    """Keep the nearest miss of a limit: the smallest value over it."""
-    if key not in refused or value < refused[key][0]:
-        refused[key] = (value, cap)
 
 
 def _contract(frame: pd.DataFrame, adj: nx.Graph, units: np.ndarray, start: np.ndarray | None = None
