@@ -188,3 +188,31 @@ def test_rural_split_meets_the_area_limit(county, tmp_path) -> None:  # noqa: AN
     assert checked.summary["rural"]["settlements_split"] == 0
     p = checked.problems
     assert not (p["kind"].isin(["over_area_limit", "settlement_split"]) & p["grid_code"].isin(res.changed_codes)).any()
+
+
+def test_cli_import_grids_mode(county, tmp_path) -> None:  # noqa: ANN001
+    """gridpatrol import-grids FILE --mode rural over an urban plan says and stores the rural mode;
+    --mode village exits 2 with the Chinese message first, nothing written."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store = county
+    rural = draw_grids(store, PlanParams(mode="rural", max_area_m2=4_000_000, max_travel_min=10, allow_sparse=True))
+    path = tmp_path / "rural_cli.geojson"
+    read_grids(store, rural)[["code", "parent_code", "geometry"]].to_file(path, driver="GeoJSON")
+    draw_grids(store, PlanParams(allow_sparse=True))
+    exe = str(Path(sys.executable).with_name("gridpatrol"))
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([exe, "--db", store.url, "import-grids", str(path), *args], capture_output=True,
+                              text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
+
+    n_plans = len(list_plans(store))
+    bad = run("--mode", "village")
+    assert bad.returncode == 2 and "--mode 只能是 urban 或 rural" in bad.stderr + bad.stdout, bad.stderr
+    assert len(list_plans(store)) == n_plans
+    ok = run("--mode", "rural")
+    assert ok.returncode == 0 and "(mode rural)" in ok.stdout, ok.stderr
+    assert json.loads(plan_row(store)["params_json"])["max_travel_min"] == 10
