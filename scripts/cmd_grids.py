@@ -294,13 +294,17 @@ def import_grids_cmd(
     crs: Annotated[Optional[str], typer.Option(help="Coordinates of the file: wgs84, gcj02, bd09 or EPSG:n")] = None,
     code_field: Annotated[Optional[str], typer.Option(help="Field with the grid code (default: 'code')")] = None,
     parent_field: Annotated[Optional[str], typer.Option(help="Field with the parent area code")] = None,
+    mode: Annotated[Optional[str], typer.Option(
+        help="urban (household window) or rural (whole villages, area and travel limits of the newest rural plan); "
+             "default: the mode of the newest plan")] = None,
 ) -> None:
     """Import an existing grid layer as a new plan."""
     from gridpatrol.layers.grids import import_grids, plan_row
 
     store = open_cli_store(ctx, create=False)
-    pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field)
-    console.print(f"plan {pid}: imported grids from {path}")
+    pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field, mode=mode)
+    stored = json.loads(plan_row(store, pid)["params_json"] or "{}")
+    console.print(f"plan {pid}: imported grids from {path} (mode {stored.get('mode', 'urban')})")
     slivers = json.loads(plan_row(store, pid)["metrics_json"] or "{}").get("slivers_absorbed", [])
     if slivers:
         moves = ", ".join(f"{s['from']}→{s['to']} {s['area_m2']:g} m²" for s in slivers[:10])

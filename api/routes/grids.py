@@ -134,6 +134,9 @@ async def import_plan(
     body: Annotated[dict[str, Any], Body(description="GeoJSON FeatureCollection of grid polygons")],
     code_field: Annotated[str | None, Query(max_length=64)] = None,
     crs: Annotated[str, Query(pattern="^(wgs84|gcj02|bd09)$")] = "wgs84",
+    mode: Annotated[str | None, Query(pattern="^(urban|rural)$", description=(
+        "urban (household window) or rural (whole villages, area and travel limits of the newest rural plan); "
+        "default: the mode of the newest plan"))] = None,
 ) -> dict[str, Any]:
     require_permission(principal, "edit_grids", "import grids")
     gdf = parse_features(body, allowed={"Polygon", "MultiPolygon"})
@@ -141,10 +144,13 @@ async def import_plan(
         path = Path(tmp) / "grids.geojson"
         path.write_text(gdf.to_json(), encoding="utf-8")
         pid = await run_in_threadpool(lambda: gl.import_grids(
-            store, path, crs=None if crs == "wgs84" else crs, code_field=code_field, created_by=principal.name))
+            store, path, crs=None if crs == "wgs84" else crs, code_field=code_field, mode=mode,
+            created_by=principal.name))
     request.state.audit_detail = {"plan_id": pid, "features": len(gdf)}
-    m = json.loads(gl.plan_row(store, pid)["metrics_json"])
+    row = gl.plan_row(store, pid)
+    m = json.loads(row["metrics_json"])
     return {"plan_id": pid, "grids": len(gl.read_grids(store, pid)),
+            "mode": PlanParams.from_json(row["params_json"]).mode,
             "data_coverage": m.get("data_coverage", {}), "warnings": m.get("data_warnings", [])}
 
 

@@ -60,7 +60,7 @@ def split_grid(blocks_of_grid: gpd.GeoDataFrame, adjacency: nx.Graph, parts: int
 
 def rebalance(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, assignment: np.ndarray, grid_ids, *,
               target_households: float = 300, min_households: float = 300, max_households: float = 500,
-              locked_grids=()) -> np.ndarray:
+              locked_grids=(), accept=None, prefer=None) -> np.ndarray:  # noqa: ANN001
     """Move as few households as possible between the grids `grid_ids` to bring them into the window
     (target ±10 %, within the band): first into the band with as few households moved as
     possible, then into the window by moves that keep every grid in the band.
@@ -68,6 +68,11 @@ def rebalance(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, assignment: np.ndar
     Only blocks of those grids move, only between grids in the set that touch, and every grid
     stays contiguous and non-empty; stops when all are in the window or no move helps. Returns a
     new assignment (same labels as `assignment`).
+
+    ``accept(b, s, d, labels)`` (optional): False leaves the move of row ``b`` from grid ``s`` to
+    ``d`` out (a limit it would break); ``prefer(b, s, d, labels)`` (optional): 0 for a move to take
+    before the others of its kind (e.g. one that does not lengthen the worst travel), else 1.
+    ``labels``: the assignment as it is before the move (not to be changed).
     """
     band = check_band(target_households, min_households, max_households)
     assignment = np.asarray(assignment).copy()
@@ -91,12 +96,12 @@ def rebalance(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, assignment: np.ndar
 
     # first into the band with the fewest households moved, then into the window without leaving the band
     for excess, keep_band in ((band_only, False), (window_only, True)):
-        _moves_towards(state, search, grid_set, h, excess, keep_band, band, 10 * len(blocks) + 10)
+        _moves_towards(state, search, grid_set, h, excess, keep_band, band, 10 * len(blocks) + 10, accept, prefer)
     return state.labels
 
 
 def _moves_towards(state: Labelling, search: LocalSearch, grid_set: set[int], h: np.ndarray, excess, keep_band: bool,
-                   band: Band, rounds: int) -> None:  # noqa: ANN001
+                   band: Band, rounds: int, accept=None, prefer=None) -> None:  # noqa: ANN001
     """Greedy block moves among ``grid_set`` that lower the summed ``excess`` (households → float):
     for the grid with the largest excess, the move that ends it with the fewest households, else
     the one reducing it most. ``keep_band``: no move takes a grid out of the band."""
@@ -120,7 +125,13 @@ def _moves_towards(state: Labelling, search: LocalSearch, grid_set: set[int], h:
                 after = excess(grid_hh[s] - hb) + excess(grid_hh[d] + hb)
                 if after >= before - TOLERANCE:
                     continue
-                key = (0 if after <= TOLERANCE else 1, hb if after <= TOLERANCE else after, hb, b)
+                key = (0 if after <= TOLERANCE else 1, 0, hb if after <= TOLERANCE else after, hb, b)
+                if best is not None and key[0] > best[0][0]:
+                    continue
+                if accept is not None and not accept(b, s, d, state.labels):
+                    continue
+                if prefer is not None:
+                    key = (key[0], int(prefer(b, s, d, state.labels)), *key[2:])
                 if best is None or key < best[0]:
                     if state.stays_connected(b, s):
                         best = (key, b, s, d)

@@ -332,7 +332,7 @@ def locked_grids(store: Store) -> gpd.GeoDataFrame:
     return grids[grids["locked"].fillna(False).astype(bool)].reset_index(drop=True)
 
 
-def _codes_around_locked(parts: gpd.GeoDataFrame, locked_codes: dict[int, str], parent: str,
+def codes_around_locked(parts: gpd.GeoDataFrame, locked_codes: dict[int, str], parent: str,
                          fmt: CodeFormat, metric) -> list[str]:
     """Codes for ``parts``: locked labels keep their code; the others are numbered west→east,
     north→south into the sequence numbers the locked grids leave free."""
@@ -563,7 +563,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     if len(locked):
         locked_codes = {int(lab): str(locked["code"].iloc[int(lab)])
                         for lab in set(kw["locked"].tolist()) if lab >= 0}
-    parts["code"] = _codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
+    parts["code"] = codes_around_locked(parts, locked_codes, str(area["code"]), fmt, metric)
     code_of = dict(zip(parts["_part"], parts["code"]))
     blocks["grid_code"] = [code_of[p] for p in labels]
     grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params, meter)

@@ -21,6 +21,7 @@ from gridpatrol.gis.grid_check import CheckResult
 from gridpatrol.gis.gridcodes import CodeFormat
 from gridpatrol.gis.slivers import absorb_detached, settle_blocks
 from gridpatrol.layers.grid_moves import move_refusals
+from gridpatrol.layers.grids import rural_edits
 from gridpatrol.layers.grids.core import (
     STATION_TOLERANCE_M,
     check_frames,
@@ -333,22 +334,52 @@ def split_grid(store: Store, code: str, parts: int, *, plan_id: int | None = Non
     adj = _block_graph(ctx, sub)
     # parts of equal workload (the plan's: households, persons or the weighted sum)
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
-    units = _rural_units(ctx, sub)
-    if units is None:
-        labels = np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed))
-    else:  # a rural plan: whole settlements move, a village is never cut
-        unit_frame, unit_adj, back = _contract(loads, adj, units)
+    rural = _rural_settlements(ctx, sub, roads=True)
+    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
+
+    def single_pieces(labels: np.ndarray) -> np.ndarray | None:
+        # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
+        # shares the longest boundary with; anything larger refuses the split.
+        labels, _ = absorb_detached(sub_m, labels)
+        pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
+        return labels if len(pieces) == parts and max(pieces) == 1 else None
+
+    labels = None
+    if rural is None:
+        labels = single_pieces(np.asarray(split_blocks(loads, adj, parts, seed=ctx.params.seed)))
+    else:  # a rural plan: whole settlements move, a village is never cut; parts meet the limits when they can
+        unit_frame, unit_adj, back = _contract(loads, adj, rural.unit_of_block)
         if len(unit_frame) < parts:
             raise ConflictError(f"网格 {code} 只有 {len(unit_frame)} 个不可分的部分（完整的居民点和空地街区），不能分成 "
                                 f"{parts} 份 / grid {code} has {len(unit_frame)} indivisible parts (whole settlements "
                                 f"and land blocks) and cannot be split into {parts}", hint="split into fewer parts")
-        labels = np.asarray(split_blocks(unit_frame, unit_adj, parts, seed=ctx.params.seed))[back]
-    # Parts must be single pieces: a bit joined to its part only at a corner goes to the part it
-    # shares the longest boundary with; anything larger refuses the split.
-    sub_m = sub.to_crs(ctx.metric).geometry.to_numpy()
-    labels, _ = absorb_detached(sub_m, labels)
-    pieces = [len(shapely.get_parts(shapely.union_all(sub_m[labels == lab]))) for lab in sorted(set(labels.tolist()))]
-    if len(pieces) != parts or max(pieces) > 1:
+        # parts of equal households first, then parts of equal land (hectares), a few seeds each
+        by_land = unit_frame.assign(households=pd.Series(sub["area_m2"].to_numpy(dtype=float) / 1e4)
+                                    .groupby(back).sum().sort_index().to_numpy())
+        best = None
+        for frame in (unit_frame, by_land):
+            for k in range(rural_edits.SPLIT_TRIES):
+                unit_labels = np.asarray(split_blocks(frame, unit_adj, parts, seed=ctx.params.seed + k))
+                misses = rural_edits.split_misses(ctx, rural, sub, unit_labels[back], code)
+                if misses:  # units hand over to a touching part while that lowers the excess over the limits
+                    unit_labels, misses = rural_edits.repair_split(ctx, rural, sub, code, unit_labels, unit_adj, back, misses)
+                cand = single_pieces(unit_labels[back])
+                if cand is None:
+                    continue
+                misses = rural_edits.split_misses(ctx, rural, sub, cand, code)
+                worst = max((v / cap for _, _, v, cap in misses), default=0.0)
+                if best is None or worst < best[0]:
+                    best = (worst, cand, misses)
+                if not misses:
+                    break
+            if best is not None and not best[2]:
+                break
+        if best is not None and best[2]:
+            raise ConflictError(rural_edits.split_misses_message(code, parts, best[2]),
+                                hint="nothing was changed; split into fewer or more parts, or move blocks by hand "
+                                     "(move-blocks)")
+        labels = None if best is None else best[1]
+    if labels is None:
         raise ConflictError(f"grid {code} could not be split into {parts} contiguous parts; nothing was changed",
                             hint="split into fewer parts, or move blocks by hand (move-blocks)")
     blocks = pd.concat([blocks[~sel], sub], ignore_index=True)
@@ -498,29 +529,33 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     start = np.array([index_of[c] for c in sub["grid_code"]])
     target, low, high = ctx.params.workload_band()
     loads = sub if ctx.params.on_households else sub.assign(households=grid_workload(sub, ctx.params))
-    units = _rural_units(ctx, sub)
-    undone: dict[int, float] = {}
-    if units is None:
+    rural = _rural_settlements(ctx, sub, roads=True)
+    refused: dict[tuple[int, str], tuple[float, float]] = {}
+    if rural is None:
         labels = np.asarray(rebalance(loads, adj, start, list(range(len(codes))),
                                       target_households=target, min_households=low, max_households=high))
     else:  # a rural plan: whole settlements move (a unit already split keeps its parts in their grids)
-        unit_frame, unit_adj, back = _contract(loads, adj, units, start)
+        unit_frame, unit_adj, back = _contract(loads, adj, rural.unit_of_block, start)
         unit_start = np.zeros(len(unit_frame), dtype=np.int64)
         unit_start[back] = start
+        accept, prefer = rural_edits.rebalance_limits(ctx, rural, sub, codes, back, unit_start, refused)
         labels = np.asarray(rebalance(unit_frame, unit_adj, unit_start, list(range(len(codes))),
-                                      target_households=target, min_households=low, max_households=high))
-        if ctx.params.max_area_m2:  # no grid pushed over the area limit: those moves are left out
-            areas = pd.Series(sub["area_m2"].to_numpy(dtype=float)).groupby(back).sum().sort_index().to_numpy()
-            labels, undone = _keep_area_limit(labels, unit_start, areas, float(ctx.params.max_area_m2))
-        labels = labels[back]
-        if undone and not (labels != start).any():
-            g, by = next(iter(undone.items()))
-            cap = float(ctx.params.max_area_m2)
-            raise ConflictError(f"重新平衡被拒绝：平衡户数的移动会使网格 {codes[g]} 面积超过上限 {cap:,.0f} m²"
-                                f"（--max-area-m2，超出 {by:,.0f} m²） / rebalance refused: the moves that balance "
-                                f"households would push grid {codes[g]} over the area limit of {cap:,.0f} m² "
-                                f"(--max-area-m2) by {by:,.0f} m²", hint="nothing was changed; move blocks by hand "
-                                "(move-blocks) or redraw the area with other limits")
+                                      target_households=target, min_households=low, max_households=high,
+                                      accept=accept, prefer=prefer))[back]
+        if refused and not (labels != start).any():  # the nearest miss, in a share of its limit
+            (g, limit), (value, cap) = min(refused.items(), key=lambda kv: (kv[1][0] / kv[1][1], kv[0]))
+            if limit == "area":
+                zh = f"面积超过上限 {cap:,.0f} m²（--max-area-m2，超出 {value - cap:,.0f} m²）"
+                en = f"over the area limit of {cap:,.0f} m² (--max-area-m2) by {value - cap:,.0f} m²"
+            else:
+                zh = (f"到最远的居民点需 {value / 60:.1f} 分钟，超过路程上限 {cap / 60:g} 分钟"
+                      f"（--max-travel-min，超出 {(value - cap) / 60:.1f} 分钟）")
+                en = (f"{value / 60:.1f} min to its farthest settlement (from its station, else its best hub), over the travel limit of "
+                      f"{cap / 60:g} min (--max-travel-min) by {(value - cap) / 60:.1f} min")
+            raise ConflictError(f"重新平衡被拒绝：平衡户数的移动都会使网格超过上限，网格 {codes[g]} {zh} / rebalance refused: "
+                                f"every move that balances households would break a limit: grid {codes[g]} would be {en}",
+                                hint="nothing was changed; move blocks by hand (move-blocks) or redraw the area with "
+                                     "other limits")
     moved = int((labels != start).sum())
     if moved == 0:
         pid = int(ctx.row["id"])
@@ -530,40 +565,28 @@ def rebalance_grids(store: Store, codes: Sequence[str], *, plan_id: int | None =
     blocks.loc[mask, "grid_code"] = [codes[int(lab)] for lab in labels]
     return _commit_edit(store, ctx, blocks, codes, force=force, created_by=created_by,
                         note=f"rebalanced {', '.join(codes)} ({moved} blocks moved"
-                             + ("; moves over --max-area-m2 left out)" if undone else ")"))
+                             + ("; moves over the rural limits left out)" if refused else ")"))
 
 
-def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
-    """The settlement unit of each block of ``sub`` (one area's) when the plan is rural, else None."""
+def _rural_settlements(ctx: _Ctx, sub: gpd.GeoDataFrame, *, roads: bool = False):  # noqa: ANN202
+    """The settlements of ``sub``'s blocks (one area's; rural_draw.SettlementBlocks) when the plan is
+    rural, else None; with ``roads``, their travel over the plan's streets too (a travel limit only)."""
     if getattr(ctx.params, "mode", "urban") != "rural":
         return None
-    from gridpatrol.layers.grids.rural_draw import settlement_units_of_blocks
+    from gridpatrol.layers.grids.rural_draw import SettlementBlocks
 
     area = ctx.areas[ctx.areas["code"].astype(str) == str(sub["area_code"].iloc[0])]
     if len(area) == 0:
         raise NotFoundError(f"area {sub['area_code'].iloc[0]} of the plan is not among the planning areas",
                             hint="import the area boundaries again (import-areas)")
-    return settlement_units_of_blocks(ctx.store, sub, area.geometry.iloc[0], ctx.params, ctx.metric)
+    return SettlementBlocks.of(ctx.store, sub, area.geometry.iloc[0], ctx.params, ctx.metric,
+                               shapely.box(*ctx.grids.total_bounds) if roads else None)
 
 
-def _keep_area_limit(labels: np.ndarray, start: np.ndarray, area: np.ndarray, cap: float
-                     ) -> tuple[np.ndarray, dict[int, float]]:
-    """Undo the moves of units into a grid that they push over the area limit ``cap`` (m²; a grid
-    over it before the rebalance is left alone), the largest unit first, until no grid crosses it.
-    Returns (labels, {grid: by how much it would have been over}); units go back to their ``start``."""
-    labels = labels.copy()
-    before = pd.Series(area).groupby(start).sum()
-    undone: dict[int, float] = {}
-    while True:
-        after = pd.Series(area).groupby(labels).sum()
-        over = [int(g) for g in after.index if after[g] > cap * (1 + 1e-9) and before.get(g, 0.0) <= cap]
-        if not over:
-            return labels, undone
-        g = over[0]
-        moved_in = np.flatnonzero((labels == g) & (start != g))
-        undone.setdefault(g, float(after[g] - cap))
-        k = moved_in[np.argmax(area[moved_in])]
-        labels[k] = start[k]
+def _rural_units(ctx: _Ctx, sub: gpd.GeoDataFrame) -> np.ndarray | None:
+    """The settlement unit of each block of ``sub`` (one area's) when the plan is rural, else None."""
+    rural = _rural_settlements(ctx, sub)
+    return None if rural is None else rural.unit_of_block
 
 
 def _contract(frame: pd.DataFrame, adj: nx.Graph, units: np.ndarray, start: np.ndarray | None = None

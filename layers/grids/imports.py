@@ -24,9 +24,10 @@ from gridpatrol.layers.grids.core import (
     read_within,
     shape_metrics,
 )
-from gridpatrol.layers.models import utcnow
+from gridpatrol.layers.models import GridPlan, utcnow
 from gridpatrol.layers.plan_params import PlanParams
 from gridpatrol.layers.store import Store
+from sqlalchemy import select
 
 
 def _blocks_of_imported(store: Store, grids: gpd.GeoDataFrame, areas: gpd.GeoDataFrame, params: PlanParams,
@@ -90,8 +91,34 @@ def _inherited_params(store: Store) -> PlanParams:
     return newest if newest.mode == "rural" else PlanParams()
 
 
+IMPORT_MODES = ("urban", "rural")
+
+
+def import_params(store: Store, mode: str | None) -> PlanParams:
+    """The rules an imported plan is judged by: ``mode`` None follows the newest plan (rural with its
+    limits when it is rural, else urban); ``urban`` is the default household window; ``rural`` takes
+    the limits (area, travel, settlement gap) of the newest rural plan, or rural rules without limits
+    when the store has none."""
+    if mode is None:
+        return _inherited_params(store)
+    if mode not in IMPORT_MODES:
+        raise InputError(f"--mode 只能是 urban 或 rural，不能是 {mode!r} / --mode must be urban or rural, not {mode!r}",
+                         hint="urban（户数区间）或 rural（完整居民点、面积和路程上限） / urban (household window) "
+                              "or rural (whole villages, area and travel limits)")
+    if mode == "urban":
+        return PlanParams()
+    t = GridPlan.__table__
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.c.params_json).order_by(t.c.id.desc())).all()
+    for (pj,) in rows:
+        p = PlanParams.from_json(pj)
+        if p.mode == "rural":
+            return p
+    return PlanParams(mode="rural")
+
+
 def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code_field: str | None = None,
-                 parent_field: str | None = None, params: PlanParams | None = None,
+                 parent_field: str | None = None, params: PlanParams | None = None, mode: str | None = None,
                  created_by: str | None = None) -> int:
     """Import a grid layer made elsewhere (GeoJSON, GPKG, Shapefile) as a new plan.
 
@@ -103,13 +130,14 @@ def import_grids(store: Store, path: str | Path, *, crs: str | None = None, code
     go to the neighbour they share the longest boundary with, listed in the plan's metrics
     (``slivers_absorbed``). Nothing is written when the file is unusable.
 
-    Without ``params``, grids imported where the newest plan is rural (``--mode rural``) are a rural
-    plan with its limits (area, travel, settlement gap), judged and edited by the rural rules
-    (docs/rural.md); otherwise the default urban band.
+    Without ``params``, the rules come from ``mode`` (``import_params``): ``rural`` makes a rural
+    plan with the limits of the newest rural plan (area, travel, settlement gap), judged and edited
+    by the rural rules (docs/rural.md); ``urban`` the default household band; None follows the
+    newest plan (rural when it is rural, else urban).
     """
     from gridpatrol.gis.vector import checked_polygons, read_vector
 
-    params = (params or _inherited_params(store)).checked()
+    params = (params or import_params(store, mode)).checked()
     path = Path(path)
     gdf = read_vector(path, crs=crs)
     if code_field is None and "code" in gdf.columns:

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
-from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.grid_check import SEVERITY
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
 from gridpatrol.gis.partition.rural import Settlements, Travel, block_units, draw_rural, find_settlements, grid_name
@@ -85,23 +84,74 @@ def settlement_units_of_blocks(store, blocks: gpd.GeoDataFrame, area_geom, param
     """Unit of each row of ``blocks`` (EPSG:4326, blocks of one area ``area_geom``): blocks holding
     buildings of one settlement of the area share a unit (as the drawing groups them), so edits
     that move whole units never cut a village; blocks without buildings are units of their own."""
-    from gridpatrol.layers.grids.core import read_within
-
-    buildings = read_within(store, "buildings", area_geom)
-    fp, st, _ = area_settlements(buildings, area_geom, metric, params.settlement_gap_m)
-    bg = blocks.to_crs(metric).geometry.to_numpy()
-    if len(fp) == 0:
-        return np.arange(len(blocks))
-    rp = shapely.get_coordinates(shapely.point_on_surface(fp))
-    unit_of_block, _ = block_units(len(bg), assign_xy(rp[:, 0], rp[:, 1], bg), st.of_building)
-    return unit_of_block
+    return SettlementBlocks.of(store, blocks, area_geom, params, metric).unit_of_block
 
 
-def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray) -> Travel:  # noqa: ANN001
+class SettlementBlocks:
+    """The settlements of one area's blocks, for edits that steer by the rural limits: the unit of
+    each block (see settlement_units_of_blocks), the settlements each block holds, and their travel
+    over the streets of ``roads_geom`` (as check_rural measures it, without a search limit so that
+    "by how much" is known)."""
+
+    def __init__(self, unit_of_block: np.ndarray, settlements_of_block: list[list[int]], st: Settlements,
+                 travel: Travel | None, metric) -> None:  # noqa: ANN001
+        self.unit_of_block = unit_of_block
+        self.settlements_of_block = settlements_of_block
+        self.st = st
+        self.travel = travel
+        self.metric = metric
+
+    @classmethod
+    def of(cls, store, blocks: gpd.GeoDataFrame, area_geom, params: PlanParams, metric,  # noqa: ANN001
+           roads_geom=None) -> SettlementBlocks:  # noqa: ANN001
+        """``blocks``: EPSG:4326 blocks of the area ``area_geom``; travel only with ``roads_geom``
+        (the region whose streets count) and a travel limit in ``params``."""
+        from gridpatrol.layers.grids.core import read_within
+
+        buildings = read_within(store, "buildings", area_geom)
+        fp, st, _ = area_settlements(buildings, area_geom, metric, params.settlement_gap_m)
+        bg = blocks.to_crs(metric).geometry.to_numpy()
+        of_block: list[list[int]] = [[] for _ in range(len(bg))]
+        if len(fp) == 0:
+            return cls(np.arange(len(blocks)), of_block, st, None, metric)
+        rp = shapely.get_coordinates(shapely.point_on_surface(fp))
+        block_of_building = assign_xy(rp[:, 0], rp[:, 1], bg)
+        unit_of_block, _ = block_units(len(bg), block_of_building, st.of_building)
+        for b, s in sorted(set(zip(block_of_building.tolist(), st.of_building.tolist()))):
+            if b >= 0:
+                of_block[b].append(int(s))
+        travel = None
+        if roads_geom is not None and params.max_travel_min:
+            roads = read_within(store, "roads", roads_geom)
+            travel = _travel(roads, params, metric, st.hulls, limited=False)
+        return cls(unit_of_block, of_block, st, travel, metric)
+
+    def station_node(self, lon, lat) -> int:  # noqa: ANN001
+        """The street node nearest a stored station (EPSG:4326), as check_rural finds it; -1 for none."""
+        if self.travel is None or self.travel.net is None or not self.travel.net.n_nodes or lon is None \
+                or lat is None or pd.isna(lon) or pd.isna(lat):
+            return -1
+        p = gpd.GeoSeries([shapely.Point(float(lon), float(lat))], crs=4326).to_crs(self.metric).iloc[0]
+        xy = self.travel.net.node_xy
+        return int(np.argmin(np.hypot(xy[:, 0] - p.x, xy[:, 1] - p.y)))
+
+    def worst_travel_s(self, settlements, node: int = -1) -> float:  # noqa: ANN001
+        """Seconds to the farthest of ``settlements`` from street node ``node`` (a grid's station), or
+        from the best hub among them when there is none (as check_rural); 0 without settlements."""
+        ss = sorted(set(settlements))
+        if not ss or self.travel is None:
+            return 0.0
+        if node >= 0:
+            return float(self.travel.to_settlements(node, ss).max())
+        return float(self.travel.best_hub(ss, self.st.households)[1])
+
+
+def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray,  # noqa: ANN001
+            limited: bool = True) -> Travel:
     from gridpatrol.gis.streets import street_network
 
     net = street_network(roads, mode=params.travel_mode, crs=metric) if len(roads) else None
-    limit = params.max_travel_min * 60.0 if params.max_travel_min else None
+    limit = params.max_travel_min * 60.0 if params.max_travel_min and limited else None
     return Travel(net, params.travel_mode, hulls, limit)
 
 
@@ -111,12 +161,16 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     """As layers.grids.core.partition_area, for ``--mode rural``; also a summary of the area
     (settlements, grids over a limit and why)."""
     from gridpatrol.gis.blocks import block_adjacency
-    from gridpatrol.layers.grids.core import area_label, grids_from_blocks, read_within
+    from gridpatrol.layers.grids.core import codes_around_locked, grids_from_blocks, read_within
 
     code = str(area["code"])
-    if len(locked_all) and (locked_all["parent_code"].astype(str) == code).any():
-        raise InputError(f"area {area_label(area)} has locked grids, and rural mode does not keep locked grids yet",
-                         hint="unlock them (gridpatrol unlock-grid CODE…) or draw this area in urban mode")
+    locked = locked_all[locked_all["parent_code"].astype(str) == code].reset_index(drop=True) \
+        if len(locked_all) else locked_all
+    # A block belongs to a locked grid when its representative point lies in it (as in urban draws):
+    # those blocks keep their grid, code, name and station; the rest is drawn around them.
+    lock_of = assign_xy(*representative_xy(blocks.geometry), locked.geometry) if len(locked) \
+        else np.full(len(blocks), -1, dtype=np.int64)
+    free = lock_of < 0
     say(f"area {code}: settlements")
     buildings = read_within(store, "buildings", area.geometry)
     fp, st, _ = area_settlements(buildings, area.geometry, metric, params.settlement_gap_m,
@@ -128,44 +182,68 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
         block_of_building = assign_xy(rp[:, 0], rp[:, 1], bgeoms)
     else:
         block_of_building = np.zeros(0, dtype=np.int64)
+    # the drawing sees the free blocks only (buildings in locked grids lie in no block of it)
+    free_row = np.cumsum(free) - 1
+    block_of_free = np.where((block_of_building >= 0) & free[np.maximum(block_of_building, 0)],
+                             free_row[np.maximum(block_of_building, 0)], -1)
     say(f"area {code}: {len(st)} settlements; adjacency of {len(blocks)} blocks")
     adj = block_adjacency(blocks, roads, barriers, metric_crs=metric)
     row_of = {int(b): i for i, b in enumerate(blocks["block_id"].to_numpy())}
-    pairs = [(row_of[int(u)], row_of[int(v)]) for u, v in adj.edges()]
+    pairs = [(free_row[row_of[int(u)]], free_row[row_of[int(v)]]) for u, v in adj.edges()
+             if free[row_of[int(u)]] and free[row_of[int(v)]]]
     travel = _travel(roads, params, metric, st.hulls)
     say(f"area {code}: grouping settlements")
     target, low, high = params.workload_band()
     cxy = shapely.get_coordinates(shapely.point_on_surface(bgeoms))
     area_m2 = shapely.area(bgeoms)
     hh = pd.to_numeric(blocks["households"], errors="coerce").fillna(0.0).to_numpy(dtype=float)
-    labels, rgrids = draw_rural(area_m2, hh, cxy, pairs, block_of_building, st, travel,
-                                max_area_m2=params.max_area_m2,
-                                max_travel_s=params.max_travel_min * 60.0 if params.max_travel_min else None,
-                                max_households=high, min_households=low)
+    if free.any():
+        free_labels, rgrids = draw_rural(area_m2[free], hh[free], cxy[free], pairs, block_of_free, st, travel,
+                                         max_area_m2=params.max_area_m2,
+                                         max_travel_s=params.max_travel_min * 60.0 if params.max_travel_min else None,
+                                         max_households=high, min_households=low)
+    else:
+        free_labels, rgrids = np.zeros(0, dtype=np.int64), []
+    labels = np.where(free, 0, len(rgrids) + lock_of)
+    labels[free] = free_labels
     blocks = blocks.copy()
     blocks["area_code"] = code
     blocks["_part"] = labels
     parts = blocks.dissolve(by="_part", as_index=False)[["_part", "geometry"]]
     parts["parent_code"] = code
-    # no locked grids here (refused above): numbered west→east, north→south as urban grids are
-    parts["code"] = assign_codes(parts, fmt=CodeFormat(params.code_format), metric_crs=metric).to_numpy()
+    # locked grids keep their code; the others are numbered west→east, north→south as urban grids are
+    locked_codes = {len(rgrids) + int(k): str(locked["code"].iloc[int(k)]) for k in set(lock_of.tolist()) if k >= 0}
+    if locked_codes:
+        parts["code"] = codes_around_locked(parts, locked_codes, code, CodeFormat(params.code_format), metric)
+    else:
+        parts["code"] = assign_codes(parts, fmt=CodeFormat(params.code_format), metric_crs=metric).to_numpy()
     code_of = dict(zip(parts["_part"], parts["code"]))
     blocks["grid_code"] = [code_of[p] for p in labels]
-    grids = grids_from_blocks(blocks, metric)
+    grids = grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()})
     by_code = {code_of[i]: g for i, g in enumerate(rgrids)}
     to_wgs = gpd.GeoSeries([shapely.Point(travel.net.node_xy[travel.access[g.hub]]) if g.hub >= 0
                             and travel.access[g.hub] >= 0 else shapely.Point() for g in rgrids], crs=metric).to_crs(4326)
-    station = {code_of[i]: p for i, p in enumerate(to_wgs)}
-    grids["name"] = [grid_name(st, by_code[c].settlements) for c in grids["code"]]
-    grids["station_lon"] = [None if station[c].is_empty else float(station[c].x) for c in grids["code"]]
-    grids["station_lat"] = [None if station[c].is_empty else float(station[c].y) for c in grids["code"]]
-    grids["exempt"] = [by_code[c].exempt_reason is not None for c in grids["code"]]
+    station = {code_of[i]: ((None, None) if p.is_empty else (float(p.x), float(p.y))) for i, p in enumerate(to_wgs)}
+    name = {c: grid_name(st, g.settlements) for c, g in by_code.items()}
+    exempt = {c: g.exempt_reason is not None for c, g in by_code.items()}
+    kept = locked.set_index(locked["code"].astype(str))
+    for c in locked_codes.values():  # a locked grid as it was: its name, station and exemption
+        row = kept.loc[c]
+        name[c] = row.get("name")
+        station[c] = tuple(None if v is None or pd.isna(v) else float(v)
+                           for v in (row.get("station_lon"), row.get("station_lat")))
+        exempt[c] = bool(row.get("exempt")) if row.get("exempt") is not None and not pd.isna(row.get("exempt")) else False
+    grids["name"] = [name[c] for c in grids["code"]]
+    grids["station_lon"] = [station[c][0] for c in grids["code"]]
+    grids["station_lat"] = [station[c][1] for c in grids["code"]]
+    grids["exempt"] = [exempt[c] for c in grids["code"]]
     summary = {
         "settlements": len(st),
         "grids": len(grids),
-        "exempt": {c: by_code[c].exempt_reason for c in grids["code"] if by_code[c].exempt_reason},
-        "travel_min": {c: (None if not np.isfinite(by_code[c].travel_s) else round(by_code[c].travel_s / 60, 1))
-                       for c in grids["code"] if by_code[c].settlements},
+        "locked": sorted(locked_codes.values()),
+        "exempt": {c: g.exempt_reason for c, g in by_code.items() if g.exempt_reason},
+        "travel_min": {c: (None if not np.isfinite(g.travel_s) else round(g.travel_s / 60, 1))
+                       for c, g in by_code.items() if g.settlements},
         "land_only_grids": int(sum(not g.settlements for g in rgrids)),
     }
     return blocks.drop(columns=["_part"]), grids, adj, summary

@@ -108,3 +108,33 @@ def test_move_preview_of_a_rural_plan_says_what_the_rural_check_says(client, pla
     assert fine is not None and fine["ok"], "a field block moved into a grid with room"
     m = client.post(f"/grids/move-blocks?plan_id={pid}", headers=planner, json={"to": fine["to"], "items": fine["blocks"]})
     assert m.status_code in (200, 201), m.text
+
+
+def test_import_with_mode_rural(client, planner, loaded_store_url) -> None:  # noqa: ANN001
+    """POST /grids/import?mode=rural over an urban plan makes a rural plan with the newest rural plan's
+    limits (as import-grids --mode rural), judged by the rural check; an unknown mode is a 422 with
+    nothing written."""
+    import json
+
+    from gridpatrol.layers.grids import read_grids
+    from gridpatrol.layers.store import open_store
+
+    r = client.post("/grids/draw", headers=planner, json={"mode": "rural", "max_area_m2": 4_000_000,
+                                                          "max_travel_min": 10, "allow_sparse": True})
+    assert r.status_code == 201, r.text
+    s = open_store(loaded_store_url)
+    try:
+        body = json.loads(read_grids(s, r.json()["plan_id"])[["code", "parent_code", "geometry"]].to_json())
+    finally:
+        s.dispose()
+    assert client.post("/grids/draw", headers=planner, json={"allow_sparse": True}).status_code == 201  # urban now
+    n_plans = len(client.get("/grids/plans", headers=planner).json())
+    bad = client.post("/grids/import?mode=village", headers=planner, json=body)
+    assert bad.status_code == 422 and "mode" in bad.text, bad.text
+    assert len(client.get("/grids/plans", headers=planner).json()) == n_plans
+    r = client.post("/grids/import?code_field=code&mode=rural", headers=planner, json=body)
+    assert r.status_code == 201 and r.json()["mode"] == "rural", r.text
+    c = client.get(f"/grids/check?plan_id={r.json()['plan_id']}", headers=planner).json()
+    assert c["valid"] and c["summary"]["rural"]["max_travel_min"] == 10, c["summary"]
+    r = client.post("/grids/import?code_field=code", headers=planner, json=body)  # follows the newest: rural
+    assert r.status_code == 201 and r.json()["mode"] == "rural", r.text
