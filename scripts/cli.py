@@ -110,12 +110,18 @@ def export_cmd(
     crs: Annotated[str, typer.Option(help="KML/KMZ coordinates: wgs84 or gcj02 (Chinese web and phone maps)")] = "wgs84",
     plan: Annotated[Optional[int], typer.Option(help="Grid plan id for grids, blocks, buildings' grid_code, routes "
                                                      "(default: the newest plan; routes: all)")] = None,
+    tz: Annotated[Optional[str], typer.Option(help="Time zone of the times written, e.g. Asia/Urumqi (default: the "
+                                                   "county's, setting timezone / GRIDPATROL_TIMEZONE, else Asia/Shanghai)")
+                  ] = None,
 ) -> None:
-    """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
+    """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ.
+    Times are written in the county's zone with the offset (2026-12-07T12:34:56.123456+08:00)."""
+    from gridpatrol.api.config import configured_timezone
     from gridpatrol.layers.export import export_layer
 
+    zone = tz or configured_timezone()
     store = open_cli_store(ctx, create=False)
-    n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan)
+    n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan, tz=zone)
     console.print(f"wrote {n} {layer} to {path}")
 
 
