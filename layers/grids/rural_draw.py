@@ -10,8 +10,17 @@ import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
 from gridpatrol.gis.errors import InputError
 from gridpatrol.gis.grid_check import SEVERITY
+from gridpatrol.gis.grid_names import grid_name, unique_names
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
-from gridpatrol.gis.partition.rural import Settlements, Travel, block_units, draw_rural, find_settlements, grid_name
+from gridpatrol.gis.partition.rural import (
+    Settlements,
+    Travel,
+    block_units,
+    describe_settlements,
+    draw_rural,
+    find_settlements,
+    settlement_names,
+)
 from gridpatrol.layers.plan_params import PlanParams
 
 
@@ -97,6 +106,26 @@ def settlement_units_of_blocks(store, blocks: gpd.GeoDataFrame, area_geom, param
     return unit_of_block
 
 
+def street_names_frame(roads: gpd.GeoDataFrame, metric) -> gpd.GeoDataFrame:  # noqa: ANN001
+    """``roads`` (EPSG:4326) as (name, geometry) in ``metric``, the Chinese name first (``name_zh``, else ``name``)."""
+    if not len(roads) or "name" not in roads:
+        return gpd.GeoDataFrame({"name": []}, geometry=gpd.GeoSeries([], crs=metric))
+    name = roads["name_zh"].where(roads["name_zh"].notna() & (roads["name_zh"].astype(str).str.strip() != ""),
+                                  roads["name"]) if "name_zh" in roads else roads["name"]
+    return gpd.GeoDataFrame({"name": name.to_numpy()}, geometry=roads.geometry.to_crs(metric).to_numpy(), crs=metric)
+
+
+def rural_grid_names(grids: gpd.GeoDataFrame, settlements: list[list[int]], st: Settlements,
+                     roads: gpd.GeoDataFrame, metric) -> list[str | None]:  # noqa: ANN001
+    """Names of ``grids`` (EPSG:4326, one area's, with ``parent_code``) holding ``settlements`` each: their named
+    settlements, else the named streets nearest their centre, else the code; unique in the area."""
+    streets = street_names_frame(roads, metric)
+    geoms = grids.geometry.to_crs(metric).to_numpy()
+    names = [grid_name(settlement_names(st, ss), g, streets, total=len(ss)) or str(code)
+             for ss, g, code in zip(settlements, geoms, grids["code"])]
+    return unique_names(names, grids["parent_code"].astype(str).tolist())
+
+
 def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray) -> Travel:  # noqa: ANN001
     from gridpatrol.gis.streets import street_network
 
@@ -156,7 +185,7 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     to_wgs = gpd.GeoSeries([shapely.Point(travel.net.node_xy[travel.access[g.hub]]) if g.hub >= 0
                             and travel.access[g.hub] >= 0 else shapely.Point() for g in rgrids], crs=metric).to_crs(4326)
     station = {code_of[i]: p for i, p in enumerate(to_wgs)}
-    grids["name"] = [grid_name(st, by_code[c].settlements) for c in grids["code"]]
+    grids["name"] = rural_grid_names(grids, [by_code[c].settlements for c in grids["code"]], st, roads, metric)
     grids["station_lon"] = [None if station[c].is_empty else float(station[c].x) for c in grids["code"]]
     grids["station_lat"] = [None if station[c].is_empty else float(station[c].y) for c in grids["code"]]
     grids["exempt"] = [by_code[c].exempt_reason is not None for c in grids["code"]]
@@ -201,6 +230,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
     box = shapely.box(*grids.total_bounds)
     buildings = read_within(store, "buildings", box)
     roads = read_within(store, "roads", box)
+    streets = street_names_frame(roads, metric)
 
     def add(kind: str, code: str | None, detail: str, geom_metric, hh: float | None = None) -> None:  # noqa: ANN001
         pt = gpd.GeoSeries([geom_metric], crs=metric).to_crs(4326).iloc[0]
@@ -209,7 +239,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
 
     n_split = n_settlements = 0
     worst_travel: dict[str, float] = {}
-    grid_names: dict[str, str] = {}
+    grid_names: dict[str, str | None] = {}  # as drawn grids are named (not yet made unique in their area)
     bmet = blocks.to_crs(metric) if blocks is not None and len(blocks) else None
     for _, area in areas.iterrows():
         sel = gm["parent_code"].astype(str).to_numpy() == str(area["code"])
@@ -220,6 +250,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                                           read_places(store, area.geometry))
         n_settlements += len(st)
         if len(fp) == 0:
+            grid_names.update({codes[g]: grid_name([], ggeoms[g], streets) or codes[g] for g in idx})
             continue
         rp = shapely.get_coordinates(shapely.point_on_surface(fp))
         g_of = assign_xy(rp[:, 0], rp[:, 1], ggeoms[idx])
@@ -264,9 +295,8 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
             ss = settlements_of_grid.get(int(g), [])
             units = {int(unit_of_s[s]) for s in ss}
             a = float(shapely.area(ggeoms[g]))
-            names = grid_name(st, ss) or "无居民点"
-            if ss:
-                grid_names[codes[g]] = grid_name(st, ss)
+            names = describe_settlements(st, ss) if ss else "无居民点"
+            grid_names[codes[g]] = grid_name(settlement_names(st, ss), ggeoms[g], streets, total=len(ss)) or codes[g]
             if area_cap is not None and a > area_cap * (1 + 1e-9):
                 lone = len(units) == 1 and unit_area.get(next(iter(units)), 0.0) > area_cap
                 if lone:
