@@ -20,7 +20,15 @@ from gridpatrol.scripts import (
     cmd_tracks,
     cmd_trust,
 )
-from gridpatrol.scripts.cliutil import CliOptions, console, err_console, open_cli_store, print_table, progress_steps
+from gridpatrol.scripts.cliutil import (
+    CliOptions,
+    console,
+    county_zone,
+    err_console,
+    open_cli_store,
+    print_table,
+    progress_steps,
+)
 
 app = typer.Typer(
     name="gridpatrol",
@@ -116,10 +124,9 @@ def export_cmd(
 ) -> None:
     """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ.
     Times are written in the county's zone with the offset (2026-12-07T12:34:56.123456+08:00)."""
-    from gridpatrol.api.config import configured_timezone
     from gridpatrol.layers.export import export_layer
 
-    zone = tz or configured_timezone()
+    zone = county_zone(tz)
     store = open_cli_store(ctx, create=False)
     n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan, tz=zone)
     console.print(f"wrote {n} {layer} to {path}")

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from gridpatrol.scripts.cliutil import console, open_cli_store
+from gridpatrol.scripts.cliutil import console, county_zone, open_cli_store
 
 app = typer.Typer()
 
@@ -20,10 +20,9 @@ def export_qgis_cmd(
 ) -> None:
     """Write a QGIS project styled as the web maps (workload colours, grid codes and street
     names as labels, route arrows) and the GeoPackage it reads, so a planner opens one file."""
-    from gridpatrol.api.config import configured_timezone
     from gridpatrol.layers.qgis_project import export_qgis
 
-    zone = tz or configured_timezone()
+    zone = county_zone(tz)
     store = open_cli_store(ctx, create=False)
     try:
         qgs, gpkg, layers = export_qgis(store, folder, title=title, tz=zone)

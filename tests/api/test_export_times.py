@@ -128,8 +128,10 @@ def test_gdal_reads_the_exported_times_as_the_same_instant(client, tokens, incid
 
 
 def _cli(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The CLI on store ``url`` with ``env`` as the only zone settings (none inherited from the test's environment)."""
+    base = {k: v for k, v in os.environ.items() if k not in ("GRIDPATROL_TIMEZONE", "GRIDPATROL_CONFIG")}
     return subprocess.run([sys.executable, "-m", "gridpatrol.scripts.cli", "--db", url, *args], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **(env or {})})
+                          text=True, timeout=300, env={**base, **(env or {})})
 
 
 def test_cli_exports_in_the_configured_zone(app, loaded_store_url, incident, stored, shanghai, urumqi,
@@ -137,7 +139,7 @@ def test_cli_exports_in_the_configured_zone(app, loaded_store_url, incident, sto
     """``gridpatrol export``: Beijing time by default; a county configured with Asia/Urumqi (the config file's
     ``timezone``, or GRIDPATROL_TIMEZONE) gets +06:00; ``--tz`` names the zone; an unknown zone is refused, no file."""
     out = tmp_path / "default.geojson"
-    env = {k: "" for k in ("GRIDPATROL_TIMEZONE", "GRIDPATROL_CONFIG") if k in os.environ}
+    env: dict[str, str] = {}
     r = _cli(loaded_store_url, "export", "incidents", str(out), env=env)
     assert r.returncode == 0, r.stderr
     assert _times("geojson", out.read_bytes(), tmp_path, incident)[0]["occurred_at"] == shanghai
@@ -192,3 +194,19 @@ def test_qgis_project_copy_has_county_times(app, incident, urumqi, tmp_path) -> 
     with gdal_silent():
         got = pyogrio.read_dataframe(gpkg, layer="incidents")
     assert got.loc[got["id"] == incident, "occurred_at"].iloc[0] == urumqi
+
+
+def test_cli_patrol_report_in_the_configured_zone(loaded_store_url, tmp_path) -> None:  # noqa: ANN001
+    """``gridpatrol patrol-report`` (its XLSX/PDF 考核表 name the zone and show local times) reads the county's
+    zone as ``export`` does: Asia/Urumqi from the config file without --tz; an unknown --tz is refused."""
+    cfg = tmp_path / "county.toml"
+    cfg.write_text('timezone = "Asia/Urumqi"\n', encoding="utf-8")
+    env = {"GRIDPATROL_CONFIG": str(cfg)}
+    r = _cli(loaded_store_url, "patrol-report", "--worker", "wu", "--from", "2026-12-01", "--to", "2026-12-07",
+             "--json", env=env)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep["tz"] == "Asia/Urumqi" and rep["generated_at"].endswith("+06:00"), (rep["tz"], rep["generated_at"])
+    bad = _cli(loaded_store_url, "patrol-report", "--worker", "wu", "--from", "2026-12-01", "--to", "2026-12-07",
+               "--json", "--tz", "Asia/Nowhere", env=env)
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr and "Asia/Nowhere" in bad.stdout + bad.stderr
