@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.logins import LoginLimits
-from gridpatrol.layers.time_zones import ZoneName
+from gridpatrol.layers.time_zones import DEFAULT_ZONE, ZoneName
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     tile_attribution: str = ""
     tile_crs: Literal["wgs84", "gcj02"] = "wgs84"
     # The county's time zone: pages show times in it (stored times are UTC).
-    timezone: ZoneName = "Asia/Shanghai"
+    timezone: ZoneName = DEFAULT_ZONE
     # Working hours (local, HH:MM-HH:MM): patrol tracks with fixes outside are flagged, not counted.
     work_hours: str = "07:00-21:00"
     # Failed logins (see layers/logins.py): over max failures within the window, the account or
@@ -160,6 +160,18 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
     else:
         check_secret_key(settings.secret_key)
     return settings
+
+
+def configured_timezone(config_file: str | Path | None = None) -> str:
+    """The county's time zone as the service is configured (the TOML ``config_file`` or ``GRIDPATROL_CONFIG``, then
+    ``GRIDPATROL_TIMEZONE``; default Asia/Shanghai), for commands that need the zone and not the service's secrets."""
+    token = _FILE_VALUES.set(_config_file_values(config_file))
+    try:
+        return Settings().timezone
+    except ValidationError as exc:
+        raise _settings_error(exc) from None
+    finally:
+        _FILE_VALUES.reset(token)
 
 
 # Values from examples and templates that people paste unchanged; a key containing one is no key.

@@ -1,14 +1,13 @@
 """Export a layer of the store: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import geopandas as gpd
-import pyogrio
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers import export_formats
 from gridpatrol.layers.store import Store
+from gridpatrol.layers.time_zones import DEFAULT_ZONE, check_zone
 
 FORMATS = {".geojson": "GeoJSON", ".json": "GeoJSON", ".gpkg": "GPKG", ".zip": "Shapefile", ".csv": "CSV",
            ".kml": "KML", ".kmz": "KMZ"}
@@ -45,7 +44,8 @@ def with_grid_and_worker(store: Store, gdf: gpd.GeoDataFrame, *, workers: bool =
 
 
 def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFrame | None = None, *,
-                 encoding: str = "utf-8", crs: str = "wgs84", workers: bool = True, plan_id: int | None = None) -> int:
+                 encoding: str = "utf-8", crs: str = "wgs84", workers: bool = True, plan_id: int | None = None,
+                 tz: str = DEFAULT_ZONE) -> int:
     """Write ``layer`` (or the given frame of it) to ``path``; the format follows the extension.
 
     ``encoding`` (utf-8 or gbk) applies to Shapefiles; ``crs`` (wgs84 or gcj02) to KML/KMZ,
@@ -53,9 +53,12 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
     temporary file first and renames it, so a failed export leaves no half file. Returns the
     number of features written. Grids and blocks are those of plan ``plan_id`` (default: the
     newest), buildings carry that plan's ``grid_code``; routes are that plan's when it is given.
+    Times are written in the county's zone ``tz`` with the offset (``2026-12-07T12:34:56.123456+08:00``): as text
+    to the microsecond in every format (a GeoPackage DATETIME would have to be UTC).
     """
     path = Path(path)
     driver = export_format(path)
+    check_zone(tz, where="--tz")
     if crs not in CRS_CHOICES:
         raise InputError(f"unknown crs {crs!r}", hint="use wgs84 or gcj02")
     if crs != "wgs84" and driver not in ("KML", "KMZ"):
@@ -81,20 +84,16 @@ def export_layer(store: Store, layer: str, path: str | Path, gdf: gpd.GeoDataFra
         raise InputError(f"folder {path.parent} does not exist")
     try:
         if driver == "Shapefile":
-            export_formats.write_shapefile_zip(gdf, layer, tmp, encoding=encoding)
+            export_formats.write_shapefile_zip(gdf, layer, tmp, encoding=encoding, tz=tz)
         elif driver == "CSV":
-            export_formats.write_csv_wkt(gdf, tmp)
+            export_formats.write_csv_wkt(gdf, tmp, tz=tz)
         elif driver == "GeoJSON":
-            export_formats.write_geojson(gdf, tmp)
+            export_formats.write_geojson(gdf, tmp, tz=tz)
         elif driver in ("KML", "KMZ"):
             export_formats.write_kml(with_grid_and_worker(store, gdf, workers=workers), layer, tmp,
-                                     gcj02=crs == "gcj02", kmz=driver == "KMZ")
+                                     gcj02=crs == "gcj02", kmz=driver == "KMZ", tz=tz)
         else:
-            kwargs = {"layer": layer} if driver == "GPKG" else {}
-            with warnings.catch_warnings():
-                # The temporary ".part" name is not a .gpkg name; the renamed file is.
-                warnings.simplefilter("ignore", RuntimeWarning)
-                pyogrio.write_dataframe(gdf, tmp, driver=driver, **kwargs)
+            export_formats.write_geopackage(gdf, layer, tmp, tz=tz)
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)

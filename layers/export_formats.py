@@ -15,6 +15,7 @@ import pyogrio
 import shapely
 from gridpatrol.gis.crs import wgs84_to_gcj02
 from gridpatrol.gis.errors import InputError
+from gridpatrol.layers.time_zones import DEFAULT_ZONE
 
 # DBF field names hold at most 10 characters.
 DBF_NAME_LEN = 10
@@ -41,30 +42,53 @@ def dbf_field_names(columns: list[str]) -> dict[str, str]:
     return out
 
 
-def _plain_values(gdf: pd.DataFrame) -> pd.DataFrame:
-    """Date/times as ISO 8601 UTC text (DBF and CSV have no time zone; a Shapefile Date would lose the time)."""
+def _is_time(s: pd.Series) -> bool:
+    return pd.api.types.is_datetime64_any_dtype(s) or (s.dtype == object and s.map(
+        lambda v: hasattr(v, "isoformat")).any())
+
+
+def local_time_text(value: object, tz: str = DEFAULT_ZONE) -> str | None:
+    """One instant as ISO 8601 text in zone ``tz`` with its offset, to the microsecond
+    (``2026-12-07T12:34:56.123456+08:00``); None for a missing value. Naive counts as UTC."""
+    if value is None or value is pd.NaT or (isinstance(value, float) and value != value):
+        return None
+    t = pd.Timestamp(value)
+    t = t.tz_localize("UTC") if t.tzinfo is None else t
+    return t.tz_convert(tz).isoformat(timespec="microseconds")
+
+
+def times_as_text(gdf: pd.DataFrame, tz: str = DEFAULT_ZONE) -> pd.DataFrame:
+    """``gdf`` with every date/time column as ISO 8601 text in the county's zone ``tz`` with the offset, to the
+    microsecond (:func:`local_time_text`). DBF and CSV have no time type with a zone, a Shapefile Date would lose the
+    time, and a GeoPackage DATETIME is UTC by the standard (GDAL warns about any other offset)."""
     gdf = gdf.copy()
     geom = gdf.geometry.name if isinstance(gdf, gpd.GeoDataFrame) else None
     for col in gdf.columns:
-        if col == geom:
-            continue
-        s = gdf[col]
-        if pd.api.types.is_datetime64_any_dtype(s) or (s.dtype == object and s.map(
-                lambda v: hasattr(v, "isoformat")).any()):
-            t = pd.to_datetime(s, utc=True)
-            gdf[col] = t.dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").where(t.notna(), None)
+        if col != geom and _is_time(gdf[col]):
+            t = pd.to_datetime(gdf[col], utc=True)
+            gdf[col] = pd.Series([local_time_text(v, tz) for v in t], index=gdf.index, dtype=object)
     return gdf
 
 
-def write_shapefile_zip(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, encoding: str = "utf-8") -> None:
+def write_geopackage(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, tz: str = DEFAULT_ZONE) -> None:
+    """``gdf`` as the GeoPackage layer ``layer`` at ``path``, times as text in zone ``tz`` (:func:`times_as_text`)."""
+    with warnings.catch_warnings():
+        # The temporary ".part" name of an export is not a .gpkg name; the renamed file is.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pyogrio.write_dataframe(times_as_text(gdf, tz), path, layer=layer, driver="GPKG")
+
+
+def write_shapefile_zip(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, encoding: str = "utf-8",
+                        tz: str = DEFAULT_ZONE) -> None:
     """``gdf`` as a zipped Shapefile at ``path``: .shp/.shx/.dbf, .prj (WGS-84), .cpg naming the
-    encoding (UTF-8 or GBK) and ``field_names.csv`` (column, shapefile_field). A layer of mixed
+    encoding (UTF-8 or GBK) and ``field_names.csv`` (column, shapefile_field); times as text in zone ``tz``.
+    A layer of mixed
     geometry kinds (barriers) becomes one Shapefile per kind (``LAYER_point``, ``_line``, ``_polygon``)."""
     enc = ENCODINGS.get(encoding.lower())
     if enc is None:
         raise InputError(f"unknown encoding {encoding!r}", hint="use utf-8 or gbk")
     names = dbf_field_names([c for c in gdf.columns if c != gdf.geometry.name])
-    out = _plain_values(gdf).rename(columns=names)
+    out = times_as_text(gdf, tz).rename(columns=names)
     families = out.geometry.geom_type.map(_FAMILY).fillna("polygon")
     parts = {layer: out} if families.nunique() <= 1 else {
         f"{layer}_{fam}": out[families == fam] for fam in sorted(families.unique())}
@@ -90,11 +114,12 @@ def write_shapefile_zip(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, encodi
         tmpdir.rmdir()
 
 
-def write_geojson(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    """``gdf`` as GeoJSON that reads back exactly: times as ISO 8601 UTC text to the microsecond
+def write_geojson(gdf: gpd.GeoDataFrame, path: Path, *, tz: str = DEFAULT_ZONE) -> None:
+    """``gdf`` as GeoJSON that reads back exactly: times as ISO 8601 text in zone ``tz`` with the offset, to the
+    microsecond
     (GDAL's GeoJSON writer keeps milliseconds of a DateTime field) and coordinates with 17
     decimals (GDAL's default, 15 significant digits, turns 30.692561849999997 into 30.69256185)."""
-    pyogrio.write_dataframe(_plain_values(gdf), path, driver="GeoJSON", layer_options={"COORDINATE_PRECISION": 17})
+    pyogrio.write_dataframe(times_as_text(gdf, tz), path, driver="GeoJSON", layer_options={"COORDINATE_PRECISION": 17})
 
 
 # A text cell that Excel (or LibreOffice) would read as a formula when the CSV is opened: =, +, -, @, and a tab or
@@ -110,11 +135,12 @@ def excel_text(value: object) -> object:
     return value
 
 
-def write_csv_wkt(gdf: gpd.GeoDataFrame, path: Path) -> None:
+def write_csv_wkt(gdf: gpd.GeoDataFrame, path: Path, *, tz: str = DEFAULT_ZONE) -> None:
     """``gdf`` as CSV for Excel: UTF-8 with a byte-order mark, the geometry as WKT in the first
-    column ``WKT`` (WGS-84 longitude/latitude, full precision), times as ISO 8601 UTC text; text that Excel would
+    column ``WKT`` (WGS-84 longitude/latitude, full precision), times as ISO 8601 text in zone ``tz`` with the offset;
+    text that Excel would
     run as a formula gets a leading apostrophe (:func:`excel_text`)."""
-    plain = _plain_values(gdf.drop(columns=[gdf.geometry.name]))
+    plain = times_as_text(gdf.drop(columns=[gdf.geometry.name]), tz)
     for col in plain.columns:
         if plain[col].dtype == object or pd.api.types.is_string_dtype(plain[col]):
             plain[col] = plain[col].map(excel_text, na_action="ignore")
@@ -130,12 +156,13 @@ def _to_gcj02(geoms: gpd.GeoSeries) -> gpd.GeoSeries:
     return gpd.GeoSeries(shapely.transform(geoms.values, shift), index=geoms.index)
 
 
-def kml_document(gdf: gpd.GeoDataFrame, layer: str, *, gcj02: bool = False) -> str:
+def kml_document(gdf: gpd.GeoDataFrame, layer: str, *, gcj02: bool = False, tz: str = DEFAULT_ZONE) -> str:
     """``gdf`` as a KML document: one placemark per row named by its grid code (or name, or id),
     its description listing 网格 (grid code) and 网格员 (worker) where the frame has them, and
-    every column as ExtendedData. Coordinates in WGS-84, or GCJ-02 (Chinese web/phone maps)."""
+    every column as ExtendedData (times as text in zone ``tz`` with the offset). Coordinates in WGS-84, or GCJ-02
+    (Chinese web/phone maps)."""
     geoms = _to_gcj02(gdf.geometry) if gcj02 else gdf.geometry
-    plain = _plain_values(gdf.drop(columns=[gdf.geometry.name]))
+    plain = times_as_text(gdf.drop(columns=[gdf.geometry.name]), tz)
     rows = []
     for (idx, rec), geom in zip(plain.iterrows(), geoms.values):
         title = next((str(rec[c]) for c in ("code", "grid_code", "name") if c in rec and pd.notna(rec[c])), str(idx))
@@ -178,9 +205,10 @@ def _kml_geometry(geom) -> str:  # noqa: ANN001
     return "<MultiGeometry>" + "".join(_kml_geometry(g) for g in geom.geoms) + "</MultiGeometry>"
 
 
-def write_kml(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, gcj02: bool = False, kmz: bool = False) -> None:
+def write_kml(gdf: gpd.GeoDataFrame, layer: str, path: Path, *, gcj02: bool = False, kmz: bool = False,
+              tz: str = DEFAULT_ZONE) -> None:
     """``gdf`` as KML (``kmz``: zipped as ``doc.kml``) at ``path``; see :func:`kml_document`."""
-    doc = kml_document(gdf, layer, gcj02=gcj02).encode("utf-8")
+    doc = kml_document(gdf, layer, gcj02=gcj02, tz=tz).encode("utf-8")
     if kmz:
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("doc.kml", doc)

@@ -12,8 +12,10 @@ import numpy as np
 import pyogrio
 from gridpatrol.gis.errors import InputError, NotFoundError
 from gridpatrol.layers import mapdata
+from gridpatrol.layers.export_formats import times_as_text
 from gridpatrol.layers.grids import export_frame
 from gridpatrol.layers.store import Store
+from gridpatrol.layers.time_zones import DEFAULT_ZONE, check_zone
 
 GPKG_NAME = "gridpatrol.gpkg"
 PROJECT_NAME = "gridpatrol.qgs"
@@ -162,9 +164,10 @@ def _labeling(field_name: str) -> ET.Element:
     return lab
 
 
-def write_geopackage(store: Store, path: Path) -> dict[str, tuple[gpd.GeoDataFrame, str]]:
+def write_geopackage(store: Store, path: Path, *, tz: str = DEFAULT_ZONE) -> dict[str, tuple[gpd.GeoDataFrame, str]]:
     """Copy the project's layers to the GeoPackage ``path`` (grids and buildings: the newest plan's,
-    as ``export`` writes them; a layer of mixed kinds as ``<layer>_line``, ``<layer>_polygon``, …);
+    as ``export`` writes them; a layer of mixed kinds as ``<layer>_line``, ``<layer>_polygon``, …;
+    times as text in the county's zone ``tz`` with the offset, as ``export`` writes them);
     {GeoPackage layer: (frame, geometry kind)} of those with features."""
     path.unlink(missing_ok=True)
     out = {}
@@ -173,6 +176,7 @@ def write_geopackage(store: Store, path: Path) -> dict[str, tuple[gpd.GeoDataFra
         gdf = gdf[~gdf.geometry.isna()].reset_index(drop=True) if len(gdf) else gdf
         if not len(gdf):
             continue
+        gdf = times_as_text(gdf, tz)
         kind_of = gdf.geom_type.map(_GEOM)
         if kind_of.isna().any():
             raise InputError(f"layer {layer} has geometries QGIS layers cannot hold: "
@@ -237,15 +241,18 @@ def project_xml(layers: dict[str, tuple[gpd.GeoDataFrame, str]], styles: dict[st
     return ET.ElementTree(root)
 
 
-def export_qgis(store: Store, folder: str | Path, *, title: str = "gridpatrol") -> tuple[Path, Path, list[str]]:
-    """Write ``gridpatrol.gpkg`` and ``gridpatrol.qgs`` into ``folder``; (project, GeoPackage, layers)."""
+def export_qgis(store: Store, folder: str | Path, *, title: str = "gridpatrol",
+                tz: str = DEFAULT_ZONE) -> tuple[Path, Path, list[str]]:
+    """Write ``gridpatrol.gpkg`` and ``gridpatrol.qgs`` into ``folder``; (project, GeoPackage, layers).
+    Times are text in the county's zone ``tz`` with the offset."""
+    check_zone(tz, where="--tz")
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"folder {folder} does not exist", hint="create it first")
     gpkg, qgs = folder / GPKG_NAME, folder / PROJECT_NAME
     tmp = folder / (GPKG_NAME + ".part.gpkg")
     try:
-        layers = write_geopackage(store, tmp)
+        layers = write_geopackage(store, tmp, tz=tz)
         if not layers:
             raise InputError("the store has no features to export", hint="import streets and draw grids first")
         styles = {}

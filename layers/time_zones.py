@@ -4,7 +4,11 @@ from __future__ import annotations
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
+from gridpatrol.gis.errors import InputError
 from pydantic import AfterValidator
+
+# The zone of a county that sets none (settings ``timezone``); times are shown and exported in the county's zone.
+DEFAULT_ZONE = "Asia/Shanghai"
 
 
 def _iana_zone(value: str) -> str:
@@ -17,3 +21,11 @@ def _iana_zone(value: str) -> str:
 
 # A pydantic field type: a string that names an IANA time zone, else a validation error saying so.
 ZoneName = Annotated[str, AfterValidator(_iana_zone)]
+
+
+def check_zone(value: str, *, where: str | None = None) -> str:
+    """``value`` if it names an IANA time zone, else InputError saying so (for zones given outside the settings)."""
+    try:
+        return _iana_zone(value)
+    except ValueError as exc:
+        raise InputError(f"time zone {value!r} {exc}", where=where, hint="an IANA name such as Asia/Shanghai") from None

@@ -20,7 +20,15 @@ from gridpatrol.scripts import (
     cmd_tracks,
     cmd_trust,
 )
-from gridpatrol.scripts.cliutil import CliOptions, console, err_console, open_cli_store, print_table, progress_steps
+from gridpatrol.scripts.cliutil import (
+    CliOptions,
+    console,
+    county_zone,
+    err_console,
+    open_cli_store,
+    print_table,
+    progress_steps,
+)
 
 app = typer.Typer(
     name="gridpatrol",
@@ -110,12 +118,17 @@ def export_cmd(
     crs: Annotated[str, typer.Option(help="KML/KMZ coordinates: wgs84 or gcj02 (Chinese web and phone maps)")] = "wgs84",
     plan: Annotated[Optional[int], typer.Option(help="Grid plan id for grids, blocks, buildings' grid_code, routes "
                                                      "(default: the newest plan; routes: all)")] = None,
+    tz: Annotated[Optional[str], typer.Option(help="Time zone of the times written, e.g. Asia/Urumqi (default: the "
+                                                   "county's, setting timezone / GRIDPATROL_TIMEZONE, else Asia/Shanghai)")
+                  ] = None,
 ) -> None:
-    """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ."""
+    """Export a layer (every attribute) for GIS tools: GeoJSON, GeoPackage, zipped Shapefile, CSV with WKT, KML/KMZ.
+    Times are written in the county's zone with the offset (2026-12-07T12:34:56.123456+08:00)."""
     from gridpatrol.layers.export import export_layer
 
+    zone = county_zone(tz)
     store = open_cli_store(ctx, create=False)
-    n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan)
+    n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan, tz=zone)
     console.print(f"wrote {n} {layer} to {path}")
 
 

@@ -64,6 +64,15 @@ def cli_store(ctx: typer.Context, create: bool = True) -> Iterator[Store]:
         store.dispose()
 
 
+def county_zone(tz: str | None) -> str:
+    """The time zone a command writes times in: ``tz`` (--tz) when given and an IANA zone, else the county's as the
+    service is configured (setting ``timezone``: config file, GRIDPATROL_TIMEZONE; default Asia/Shanghai)."""
+    from gridpatrol.api.config import configured_timezone
+    from gridpatrol.layers.time_zones import check_zone
+
+    return check_zone(tz, where="--tz") if tz else configured_timezone()
+
+
 @contextmanager
 def progress_steps(title: str) -> Iterator[Callable[[str], None]]:
     """A spinner with the current step, on stderr, for long work."""

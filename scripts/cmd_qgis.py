@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
-from gridpatrol.scripts.cliutil import console, open_cli_store
+from gridpatrol.scripts.cliutil import console, county_zone, open_cli_store
 
 app = typer.Typer()
 
@@ -15,14 +15,17 @@ def export_qgis_cmd(
     ctx: typer.Context,
     folder: Annotated[Path, typer.Argument(help="Folder to write gridpatrol.qgs and gridpatrol.gpkg into")],
     title: Annotated[str, typer.Option(help="Project title shown in QGIS")] = "gridpatrol",
+    tz: Annotated[Optional[str], typer.Option(help="Time zone of the times written (default: the county's, setting "
+                                                   "timezone / GRIDPATROL_TIMEZONE, else Asia/Shanghai)")] = None,
 ) -> None:
     """Write a QGIS project styled as the web maps (workload colours, grid codes and street
     names as labels, route arrows) and the GeoPackage it reads, so a planner opens one file."""
     from gridpatrol.layers.qgis_project import export_qgis
 
+    zone = county_zone(tz)
     store = open_cli_store(ctx, create=False)
     try:
-        qgs, gpkg, layers = export_qgis(store, folder, title=title)
+        qgs, gpkg, layers = export_qgis(store, folder, title=title, tz=zone)
     finally:
         store.dispose()
     console.print(f"wrote {qgs} and {gpkg}: {', '.join(layers)}")

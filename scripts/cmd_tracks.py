@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import console, open_cli_store, print_table
+from gridpatrol.scripts.cliutil import console, county_zone, open_cli_store, print_table
 
 
 def parse_date(text: str, what: str) -> date:
@@ -48,7 +48,8 @@ def import_track_cmd(
     worker: Annotated[Optional[str], typer.Option(help="The grid worker who walked it (default: the GPX track name)")] = None,
     crs: Annotated[str, typer.Option(help="wgs84 (GPS) or gcj02 (Chinese web maps)")] = "wgs84",
     device: Annotated[Optional[str], typer.Option(help="The device that recorded it")] = None,
-    tz: Annotated[str, typer.Option(help="The county's time zone (for the times printed)")] = "Asia/Shanghai",
+    tz: Annotated[Optional[str], typer.Option(help="The county's time zone for the times printed (default: the "
+                                                   "setting timezone / GRIDPATROL_TIMEZONE, else Asia/Shanghai)")] = None,
     hours: HoursOption = WORK_HOURS_TEXT,
 ) -> None:
     """Store a recorded patrol track for a worker (the same file twice is stored once)."""
@@ -56,6 +57,7 @@ def import_track_cmd(
     from gridpatrol.layers.tracks import save_track
 
     work_hours = parse_work_hours(hours)
+    tz = county_zone(tz)
     if crs not in ("wgs84", "gcj02"):
         raise InputError(f"坐标系 {crs[:40]!r} 不支持，应为 wgs84（GPS）或 gcj02（国内网络地图）"
                          f"(--crs {crs[:40]!r}: use wgs84 or gcj02)", where="--crs")
@@ -89,7 +91,8 @@ def patrol_report_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON")] = False,
     xlsx: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as XLSX")] = None,
     pdf: Annotated[Optional[Path], typer.Option(help="Write the assessment table (考核表) as PDF")] = None,
-    tz: Annotated[str, typer.Option(help="The county's time zone")] = "Asia/Shanghai",
+    tz: Annotated[Optional[str], typer.Option(help="The county's time zone (default: the setting timezone / "
+                                                   "GRIDPATROL_TIMEZONE, else Asia/Shanghai)")] = None,
     cycle_start: Annotated[Optional[str], typer.Option(
         "--cycle-start", help="Day 1 of the patrol calendar, YYYY-MM-DD (default: the day the routes were planned)")] = None,
     hours: HoursOption = WORK_HOURS_TEXT,
@@ -105,6 +108,7 @@ def patrol_report_cmd(
     d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     start = parse_date(cycle_start, "--cycle-start") if cycle_start is not None else None
     work_hours = parse_work_hours(hours)
+    tz = county_zone(tz)
     store = open_cli_store(ctx, create=False)
     rep = patrol_report(store, worker, d0, d1, tz=tz, cycle_start=start, hours=work_hours)
     if xlsx:

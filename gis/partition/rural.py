@@ -20,6 +20,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 import shapely
+from gridpatrol.gis.grid_names import is_generic
 from gridpatrol.gis.routing.network import WALK_SPEED_MPS
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components, dijkstra
@@ -66,7 +67,8 @@ def find_settlements(footprints: np.ndarray, households: np.ndarray, gap_m: floa
     area holding most of the settlement's buildings (by their representative points; a place=*
     area before named landuse, then the smaller); then from ``places`` (metric points with a
     ``name``: OSM place=village/hamlet nodes) inside or within ``gap_m`` of the settlement, the
-    nearest first; otherwise "居民点 N" (numbered west→east is not promised, by first building)."""
+    nearest first; otherwise "居民点 N" (numbered west→east is not promised, by first building).
+    Generic names (住宅区, residential …: :func:`gis.grid_names.is_generic`) name nothing and are passed over."""
     lab = settlement_labels(footprints, gap_m)
     k = int(lab.max()) + 1 if len(lab) else 0
     hulls = np.array([shapely.union_all(footprints[lab == s]) for s in range(k)], dtype=object)
@@ -84,7 +86,7 @@ def find_settlements(footprints: np.ndarray, households: np.ndarray, gap_m: floa
         best: dict[int, tuple[float, str]] = {}
         for (p, s), d in zip(idx.T, dist):
             name = pname[p]
-            if isinstance(name, str) and name.strip() and (int(s) not in best or d < best[int(s)][0]):
+            if not is_generic(name) and (int(s) not in best or d < best[int(s)][0]):
                 best[int(s)] = (float(d), name.strip())
         for s, (_, name) in best.items():
             if not named[s]:
@@ -104,7 +106,7 @@ def _names_from_areas(footprints: np.ndarray, lab: np.ndarray, areas: gpd.GeoDat
     b, a = shapely.STRtree(geoms).query(pts, predicate="within")
     votes: dict[tuple[int, int], int] = {}
     for bi, ai in zip(b, a):
-        if isinstance(aname[ai], str) and aname[ai].strip():
+        if not is_generic(aname[ai]):
             key = (int(lab[bi]), int(ai))
             votes[key] = votes.get(key, 0) + 1
     best: dict[int, tuple] = {}
@@ -357,7 +359,7 @@ def draw_rural(blocks_area_m2: np.ndarray, blocks_households: np.ndarray, block_
         if gr.area_m2 > area_cap:
             gr.limits.append("area")
             if len(own) == 1 and u_area[own[0]] > area_cap:
-                reasons.append(f"{_names(st, gr.settlements)}的街区本身就有 {u_area[own[0]]:,.0f} m²，超过面积上限"
+                reasons.append(f"{describe_settlements(st, gr.settlements)}的街区本身就有 {u_area[own[0]]:,.0f} m²，超过面积上限"
                                f" {area_cap:,.0f} m²（不可分割的居民点）")
             elif not own and len(gr.units) == 1:
                 reasons.append(f"无居民点的单个街区 {gr.area_m2:,.0f} m²，超过面积上限 {area_cap:,.0f} m²")
@@ -366,7 +368,7 @@ def draw_rural(blocks_area_m2: np.ndarray, blocks_households: np.ndarray, block_
             if len(own) == 1:
                 t = f"需 {gr.travel_s / 60:.1f} 分钟" if np.isfinite(gr.travel_s) else "超过上限或无法经道路到达"
                 what = "单独一个居民点" if len(gr.settlements) == 1 else "是不可分开的一组居民点（同处一组街区）"
-                reasons.append(f"{_names(st, gr.settlements)}{what}，从驻点到达最远处{t}，"
+                reasons.append(f"{describe_settlements(st, gr.settlements)}{what}，从驻点到达最远处{t}，"
                                f"上限 {travel_cap / 60:g} 分钟")
         gr.exempt_reason = "；".join(reasons) or None
         out.append(gr)
@@ -452,11 +454,14 @@ def _grid_xy(gr: RuralGrid, u_xy: np.ndarray, u_area: np.ndarray) -> np.ndarray:
     return (u_xy[us] * w[:, None]).sum(axis=0) / w.sum()
 
 
-def _names(st: Settlements, settlements: list[int]) -> str:
-    names = [st.names[s] for s in sorted(settlements, key=lambda s: -st.households[s])]
+def settlement_names(st: Settlements, settlements: list[int]) -> list[str]:
+    """The names of ``settlements``, the most households first (a grid's name is made of the specific ones:
+    gis.grid_names.grid_name)."""
+    return [st.names[s] for s in sorted(settlements, key=lambda s: -st.households[s])]
+
+
+def describe_settlements(st: Settlements, settlements: list[int]) -> str:
+    """``settlements`` for a message: every one, numbered ones included (居民点3)."""
+    names = settlement_names(st, settlements)
     return "、".join(names[:5]) + (f"等 {len(names)} 个居民点" if len(names) > 5 else "")
 
-
-def grid_name(st: Settlements, settlements: list[int]) -> str | None:
-    """A grid's name: its settlements, the most households first (None for land alone)."""
-    return _names(st, settlements) if settlements else None

@@ -18,6 +18,7 @@ from gridpatrol.gis.errors import (
     NotFoundError,
 )
 from gridpatrol.gis.grid_check import CheckResult
+from gridpatrol.gis.grid_names import unique_names
 from gridpatrol.gis.gridcodes import CodeFormat
 from gridpatrol.gis.slivers import absorb_detached, settle_blocks
 from gridpatrol.layers.grid_moves import move_refusals
@@ -168,9 +169,12 @@ def _commit_edit(store: Store, ctx: _Ctx, blocks: gpd.GeoDataFrame, changed: lis
         p = after.problems
         grids["exempt"] = grids["code"].astype(str).isin(set(p.loc[p["kind"] == "rural_limit_exempt", "grid_code"]))
         # reshaped grids are named after the settlements they now hold, as drawn ones are
+        # (their settlements, else the nearest named streets; a name another grid of the area keeps gets a suffix)
         names = after.summary["rural"]["grid_names"]
         reshaped = grids["code"].astype(str).isin(set(changed))
         grids.loc[reshaped, "name"] = [names.get(c) for c in grids.loc[reshaped, "code"].astype(str)]
+        grids["name"] = unique_names(grids["name"].tolist(), grids["parent_code"].astype(str).tolist(),
+                                     fixed=(~reshaped).tolist())
     if new_errors:
         raise ConflictError("编辑被拒绝，会破坏方案的规则 / edit refused, it would break the plan: " + "; ".join(new_errors[:5])
                             + (f" (and {len(new_errors) - 5} more)" if len(new_errors) > 5 else ""),

@@ -9,8 +9,17 @@ import pandas as pd
 import shapely
 from gridpatrol.gis.assign import assign_xy, representative_xy
 from gridpatrol.gis.grid_check import SEVERITY
+from gridpatrol.gis.grid_names import grid_name, unique_names
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
-from gridpatrol.gis.partition.rural import Settlements, Travel, block_units, draw_rural, find_settlements, grid_name
+from gridpatrol.gis.partition.rural import (
+    Settlements,
+    Travel,
+    block_units,
+    describe_settlements,
+    draw_rural,
+    find_settlements,
+    settlement_names,
+)
 from gridpatrol.layers.plan_params import PlanParams
 
 
@@ -146,6 +155,26 @@ class SettlementBlocks:
         return float(self.travel.best_hub(ss, self.st.households)[1])
 
 
+def street_names_frame(roads: gpd.GeoDataFrame, metric) -> gpd.GeoDataFrame:  # noqa: ANN001
+    """``roads`` (EPSG:4326) as (name, geometry) in ``metric``, the Chinese name first (``name_zh``, else ``name``)."""
+    if not len(roads) or "name" not in roads:
+        return gpd.GeoDataFrame({"name": []}, geometry=gpd.GeoSeries([], crs=metric))
+    name = roads["name_zh"].where(roads["name_zh"].notna() & (roads["name_zh"].astype(str).str.strip() != ""),
+                                  roads["name"]) if "name_zh" in roads else roads["name"]
+    return gpd.GeoDataFrame({"name": name.to_numpy()}, geometry=roads.geometry.to_crs(metric).to_numpy(), crs=metric)
+
+
+def rural_grid_names(grids: gpd.GeoDataFrame, settlements: list[list[int]], st: Settlements,
+                     roads: gpd.GeoDataFrame, metric) -> list[str | None]:  # noqa: ANN001
+    """Names of ``grids`` (EPSG:4326, one area's, with ``parent_code``) holding ``settlements`` each: their named
+    settlements, else the named streets nearest their centre, else the code; unique in the area."""
+    streets = street_names_frame(roads, metric)
+    geoms = grids.geometry.to_crs(metric).to_numpy()
+    names = [grid_name(settlement_names(st, ss), g, streets, total=len(ss)) or str(code)
+             for ss, g, code in zip(settlements, geoms, grids["code"])]
+    return unique_names(names, grids["parent_code"].astype(str).tolist())
+
+
 def _travel(roads: gpd.GeoDataFrame, params: PlanParams, metric, hulls: np.ndarray,  # noqa: ANN001
             limited: bool = True) -> Travel:
     from gridpatrol.gis.streets import street_network
@@ -224,7 +253,10 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
     to_wgs = gpd.GeoSeries([shapely.Point(travel.net.node_xy[travel.access[g.hub]]) if g.hub >= 0
                             and travel.access[g.hub] >= 0 else shapely.Point() for g in rgrids], crs=metric).to_crs(4326)
     station = {code_of[i]: ((None, None) if p.is_empty else (float(p.x), float(p.y))) for i, p in enumerate(to_wgs)}
-    name = {c: grid_name(st, g.settlements) for c, g in by_code.items()}
+    is_locked = grids["code"].isin(set(locked_codes.values()))
+    drawn = grids[~is_locked]
+    name = dict(zip(drawn["code"], rural_grid_names(drawn, [by_code[c].settlements for c in drawn["code"]], st, roads,
+                                                       metric)))
     exempt = {c: g.exempt_reason is not None for c, g in by_code.items()}
     kept = locked.set_index(locked["code"].astype(str))
     for c in locked_codes.values():  # a locked grid as it was: its name, station and exemption
@@ -233,7 +265,8 @@ def partition_area_rural(store, area: pd.Series, metric, blocks: gpd.GeoDataFram
         station[c] = tuple(None if v is None or pd.isna(v) else float(v)
                            for v in (row.get("station_lon"), row.get("station_lat")))
         exempt[c] = bool(row.get("exempt")) if row.get("exempt") is not None and not pd.isna(row.get("exempt")) else False
-    grids["name"] = [name[c] for c in grids["code"]]
+    grids["name"] = unique_names([name[c] for c in grids["code"]], grids["parent_code"].astype(str).tolist(),
+                                 fixed=is_locked.tolist())  # a locked grid keeps its name; a drawn one gives way
     grids["station_lon"] = [station[c][0] for c in grids["code"]]
     grids["station_lat"] = [station[c][1] for c in grids["code"]]
     grids["exempt"] = [exempt[c] for c in grids["code"]]
@@ -279,6 +312,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
     box = shapely.box(*grids.total_bounds)
     buildings = read_within(store, "buildings", box)
     roads = read_within(store, "roads", box)
+    streets = street_names_frame(roads, metric)
 
     def add(kind: str, code: str | None, detail: str, geom_metric, hh: float | None = None) -> None:  # noqa: ANN001
         pt = gpd.GeoSeries([geom_metric], crs=metric).to_crs(4326).iloc[0]
@@ -287,7 +321,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
 
     n_split = n_settlements = 0
     worst_travel: dict[str, float] = {}
-    grid_names: dict[str, str] = {}
+    grid_names: dict[str, str | None] = {}  # as drawn grids are named (not yet made unique in their area)
     bmet = blocks.to_crs(metric) if blocks is not None and len(blocks) else None
     for _, area in areas.iterrows():
         sel = gm["parent_code"].astype(str).to_numpy() == str(area["code"])
@@ -298,6 +332,7 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
                                           read_places(store, area.geometry))
         n_settlements += len(st)
         if len(fp) == 0:
+            grid_names.update({codes[g]: grid_name([], ggeoms[g], streets) or codes[g] for g in idx})
             continue
         rp = shapely.get_coordinates(shapely.point_on_surface(fp))
         g_of = assign_xy(rp[:, 0], rp[:, 1], ggeoms[idx])
@@ -342,9 +377,8 @@ def check_rural(store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
             ss = settlements_of_grid.get(int(g), [])
             units = {int(unit_of_s[s]) for s in ss}
             a = float(shapely.area(ggeoms[g]))
-            names = grid_name(st, ss) or "无居民点"
-            if ss:
-                grid_names[codes[g]] = grid_name(st, ss)
+            names = describe_settlements(st, ss) if ss else "无居民点"
+            grid_names[codes[g]] = grid_name(settlement_names(st, ss), ggeoms[g], streets, total=len(ss)) or codes[g]
             if area_cap is not None and a > area_cap * (1 + 1e-9):
                 lone = len(units) == 1 and unit_area.get(next(iter(units)), 0.0) > area_cap
                 if lone:

@@ -93,3 +93,17 @@ def test_names_from_village_areas_before_the_nearest_node() -> None:
     assert st.names == ["王家村", "石桥村", "下坪"]
     # without areas the nodes alone name them (the first by the nearer node)
     assert find_settlements(fps, np.ones(6), 100, places).names == ["上坪", "居民点2", "下坪"]
+
+
+def test_generic_names_name_no_settlement() -> None:
+    """Residential land named just 住宅区 (as one area of chengdu.osm is) or a place node named "residential" does not
+    name the settlement in it: the next source does (a node with a name of its own), else it is numbered (#15)."""
+    fps = np.array([_house(0, 0), _house(30, 0), _house(1000, 0), _house(3000, 0)])
+    areas = gpd.GeoDataFrame({"name": ["住宅区", "Residential", "锦绣东方"],
+                              "place": ["landuse=residential"] * 3},
+                             geometry=[shapely.box(-50, -50, 120, 60), shapely.box(990, -10, 1050, 20),
+                                       shapely.box(2990, -10, 3050, 20)])
+    places = gpd.GeoDataFrame({"name": ["上坪", "residential"]},
+                              geometry=[shapely.Point(35, 50), shapely.Point(1005, 30)])
+    st = find_settlements(fps, np.ones(4), 100, places, areas)
+    assert st.names == ["上坪", "居民点2", "锦绣东方"]

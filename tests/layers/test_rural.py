@@ -79,12 +79,14 @@ def test_no_village_is_split_across_grids(county) -> None:  # noqa: ANN001
     for v in np.unique(village):
         held = set(grid_of[village == v].tolist())
         assert len(held) == 1, f"village {VILLAGES[v // 2][0]} (side {v % 2}) lies in grids {held}"
-    # each grid is named after its villages' place nodes (the one without a node is numbered)
+    # each grid is named after its villages' place nodes; the one without a node (numbered 居民点N) names no grid:
+    # a grid of it alone is named after the streets nearest it (…一带), or by its code where none is near
     for v in np.unique(village):
         name = VILLAGES[v // 2][0]
         g = grids.iloc[int(grid_of[village == v][0])]
-        assert (name in g["name"]) != (name == UNNAMED), (name, g["name"])
-    assert any(str(n).startswith("居民点") for n in grids["name"].dropna())
+        assert (name in str(g["name"])) != (name == UNNAMED), (name, g["name"])
+    assert not any(p.startswith("居民点") for n in grids["name"].dropna() for p in str(n).split("、"))
+    assert grids.groupby("parent_code")["name"].apply(lambda s: s.dropna().is_unique).all()
     res, _ = check_grids(store, pid)
     assert not (res.problems["kind"] == "settlement_split").any()
     # the border village is reported as cut by the area boundary, on both sides
