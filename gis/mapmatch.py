@@ -131,6 +131,21 @@ def planned_moves(net: StreetNetwork, lines: Iterable[BaseGeometry], *, within: 
     return m.astype(bool)
 
 
+def walking_speed(x: np.ndarray, y: np.ndarray, t: np.ndarray, *, window_s: float = 60.0) -> float | None:
+    """The track's speed while it moves (m/s): the length through its positions averaged over ``window_s`` (so
+    the noise adds few metres) over the time between the first and last window; None with under three windows."""
+    if len(t) < 3:
+        return None
+    b = np.floor((t - t[0]) / window_s).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    if len(starts) < 3:
+        return None
+    n = np.diff(np.r_[starts, len(t)])
+    mx, my, mt = (np.add.reduceat(a, starts) / n for a in (x, y, t))
+    span = float(mt[-1] - mt[0])
+    return float(np.hypot(np.diff(mx), np.diff(my)).sum()) / span if span > 0 else None
+
+
 def scatter_sigma(x: np.ndarray, y: np.ndarray) -> float | None:
     """The fixes' noise (σ per axis, metres) from their scatter alone, or None with fewer than 10 fixes.
 
@@ -385,7 +400,7 @@ class HmmMatcher:
             res.fix_edge[src[i]], res.fix_offset[src[i]] = e[choice[s]], o[choice[s]]
         self._walk_all(res, cands, choice, back, hows, idx, x, y, t, sig[idx])
         if self.twins and self.planned.any():
-            self._planned_twins_walked(res, cands, choice, back, t[idx])
+            self._planned_twins_walked(res, cands, choice, back, t[idx], walking_speed(x0, y0, t0))
         return res
 
     def twin_edges(self) -> dict[int, list[int]]:
@@ -462,15 +477,14 @@ class HmmMatcher:
                 moved |= {from_e, to_e}
                 changed = True
 
-    def _planned_twins_walked(self, res: MatchResult, cands: list, choice: np.ndarray, back: list, t: np.ndarray) -> None:
+    def _planned_twins_walked(self, res: MatchResult, cands: list, choice: np.ndarray, back: list, t: np.ndarray,
+                              speed: float | None) -> None:
         """A twin pair the plan walks both of, matched all on one: when the time spent along the pair, at the track's
-        own speed, is as many passes as the plan puts on both, the twin without a pass is credited too."""
-        twins = self.twin_edges()
-        walked = {e: sum(b - a for a, b in iv) for e, iv in res.intervals.items()}
-        moving = sum(float(t[s] - t[s - 1]) for s in range(1, len(t)) if back[s] is not None)
-        if moving <= 0:
+        own speed (m/s, ``walking_speed``), comes to the passes the plan puts on both (less half a pass), the twin
+        without a pass is credited too."""
+        if not speed:
             return
-        speed = sum(walked.values()) / moving  # metres of street per second, as matched
+        twins = self.twin_edges()
         edge = np.array([int(cands[s][0][choice[s]]) for s in range(len(choice))])
         covered = {e: sum(b - a for a, b in iv) for e, iv in res.merged().items()}
         for a_e, bs in twins.items():
