@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 import shapely
-from gridpatrol.gis.mapmatch import HmmMatcher, MatchResult
+from gridpatrol.gis.mapmatch import HmmMatcher, MatchResult, planned_moves, planned_passes
 from gridpatrol.gis.routing.area import required_mask
 from gridpatrol.gis.routing.calendar import cycle_day
 from gridpatrol.gis.streets import StreetNetwork
@@ -94,7 +94,9 @@ def assess(net: StreetNetwork, grids: list[GridInput], tracks: list[TrackInput],
            sigma_m: float = 15.0) -> dict[str, Any]:
     """Per grid: required street length, covered share, distance, time in grid, stops, shifts done/missed;
     per track: its numbers and flags. Flagged tracks are not counted. Lengths in metres, times in seconds."""
-    matcher = HmmMatcher(net, sigma_m=sigma_m)
+    plan = [line for g in grids for _, line in g.shifts.values()]
+    matcher = HmmMatcher(net, sigma_m=sigma_m, planned=planned_passes(net, plan) if plan else None,
+                         plan_moves=planned_moves(net, plan) if plan else None)
     counted = [tr for tr in tracks if not tr.flags]
     walked: dict[int, np.ndarray] = {}
     union = MatchResult(net.n_edges)

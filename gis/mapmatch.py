@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
 from gridpatrol.gis.routing.router import Router, path_nodes
 from gridpatrol.gis.streets import StreetNetwork
+from scipy import sparse
 from scipy.sparse.csgraph import dijkstra
+from shapely.geometry.base import BaseGeometry
 
 WALK_MAX_MPS = 2.5  # how far a walker can get between two fixes bounds the route searched
 NEG = -1e18
+PLAN_LOG_ODDS = 0.5  # prior log-odds of a step between two edges the plan walks one after the other
 TWIN_LOG_ODDS = 3.0  # prior log-odds that a repeated pass beside an unwalked twin street was on the twin
 SPUR_SIGMAS = 1.5  # an in-and-out of a side street shallower than this many σ of its fixes is noise
 KEEP_AFTER_S = 20.0  # a fix this long after the last one used is used even if close to it (one averaging window)
@@ -86,6 +90,62 @@ def duplicate_groups(net: StreetNetwork) -> np.ndarray:
     return np.unique(key, axis=0, return_inverse=True)[1].ravel()
 
 
+def planned_passes(net: StreetNetwork, lines: Iterable[BaseGeometry], *, tol_m: float = 0.5) -> np.ndarray:
+    """Per edge, how many times a planned route walks it (metric lines in the network's CRS): the most over
+    ``lines`` (alternative plans and shifts are not added up), the route's length along the edge over its length."""
+    out = np.zeros(net.n_edges)
+    glen = shapely.length(net.edge_geom)
+    for line in lines:
+        if line is None or line.is_empty or line.length <= 0:
+            continue
+        pts = shapely.line_interpolate_point(line, np.arange(0.5, line.length, 1.0))  # one point per metre
+        _, ei = net.tree().query(pts, predicate="dwithin", distance=tol_m)
+        n = np.bincount(ei, minlength=net.n_edges) / np.maximum(glen, 1.0)
+        out = np.maximum(out, np.round(n))
+    return out.astype(np.int64)
+
+
+def planned_moves(net: StreetNetwork, lines: Iterable[BaseGeometry], *, within: int = 2,
+                  tol_m: float = 0.5) -> sparse.csr_matrix:
+    """Which edges a planned route walks one after the other (metric lines in the network's CRS): a symmetric
+    boolean matrix, true for two edges at most ``within`` traversals apart on one of ``lines``, and for each
+    planned edge with itself (walking on, turning back)."""
+    rows, cols = [], []
+    for line in lines:
+        if line is None or line.is_empty or line.length <= 0:
+            continue
+        pts = shapely.line_interpolate_point(line, np.arange(0.5, line.length, 1.0))
+        pi, ei = net.tree().query(pts, predicate="dwithin", distance=tol_m)
+        one = np.bincount(pi, minlength=len(pts)) == 1  # points at a junction touch several edges: not used
+        seq = ei[one[pi]]
+        seq = seq[np.r_[True, seq[1:] != seq[:-1]]]
+        for k in range(within + 1):
+            rows.append(seq[:len(seq) - k])
+            cols.append(seq[k:])
+    if not rows:
+        return sparse.csr_matrix((net.n_edges, net.n_edges), dtype=bool)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    m = sparse.coo_matrix((np.ones(2 * len(r), dtype=bool), (np.r_[r, c], np.r_[c, r])),
+                          shape=(net.n_edges, net.n_edges)).tocsr()
+    m.sum_duplicates()
+    return m.astype(bool)
+
+
+def walking_speed(x: np.ndarray, y: np.ndarray, t: np.ndarray, *, window_s: float = 60.0) -> float | None:
+    """The track's speed while it moves (m/s): the length through its positions averaged over ``window_s`` (so
+    the noise adds few metres) over the time between the first and last window; None with under three windows."""
+    if len(t) < 3:
+        return None
+    b = np.floor((t - t[0]) / window_s).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, b[1:] != b[:-1]])
+    if len(starts) < 3:
+        return None
+    n = np.diff(np.r_[starts, len(t)])
+    mx, my, mt = (np.add.reduceat(a, starts) / n for a in (x, y, t))
+    span = float(mt[-1] - mt[0])
+    return float(np.hypot(np.diff(mx), np.diff(my)).sum()) / span if span > 0 else None
+
+
 def scatter_sigma(x: np.ndarray, y: np.ndarray) -> float | None:
     """The fixes' noise (σ per axis, metres) from their scatter alone, or None with fewer than 10 fixes.
 
@@ -135,13 +195,19 @@ class HmmMatcher:
     (a footway beside its road) got none has one pass moved to the twin unless the fixes argue
     against it by more than ``TWIN_LOG_ODDS``; ``spurs`` — an in-and-out of a side street shallower
     than ``SPUR_SIGMAS`` σ is the scatter of fixes at a corner and is not credited.
+    ``planned``: per edge how often the planned routes walk it (``planned_passes``), the prior for what the fixes
+    cannot settle: passes the plan itself puts on a street (out and back on a footway beside its road) are not
+    moved to its twin.
     """
 
     def __init__(self, net: StreetNetwork, *, sigma_m: float = 15.0, beta_m: float | None = None,
                  radius_m: float | None = None, max_candidates: int = 8, min_step_m: float | None = None,
                  window_s: float = 20.0, keep_after_s: float = KEEP_AFTER_S,
-                 estimate_sigma: bool = True, twins: bool = True, spurs: bool = True, debias: bool = True):
+                 estimate_sigma: bool = True, twins: bool = True, spurs: bool = True, debias: bool = True,
+                 planned: np.ndarray | None = None, plan_moves: sparse.spmatrix | None = None):
         self.net = net
+        self.planned = np.asarray(planned, dtype=np.int64) if planned is not None else np.zeros(net.n_edges, np.int64)
+        self.plan_moves = sparse.csr_matrix(plan_moves, dtype=bool) if plan_moves is not None else None
         self._beta_m, self._radius_m = beta_m, radius_m
         self._set_sigma(sigma_m)
         self.estimate_sigma = bool(estimate_sigma)
@@ -226,7 +292,10 @@ class HmmMatcher:
         step = gc
         if self.debias:
             step = float(np.sqrt(max(gc * gc - 2.0 * (sig[i0] ** 2 + sig[i1] ** 2), 0.0)))
-        return np.where(np.isfinite(route), -np.abs(route - step) / self.beta, NEG), how
+        logp = -np.abs(route - step) / self.beta
+        if self.plan_moves is not None:
+            logp = logp + PLAN_LOG_ODDS * self.plan_moves[ca[0]][:, cb[0]].toarray()
+        return np.where(np.isfinite(route), logp, NEG), how
 
     def _limit(self, gc: float, dt: float) -> float:
         return max(gc, WALK_MAX_MPS * dt) * 1.5 + 2 * self.radius + 50.0
@@ -323,13 +392,15 @@ class HmmMatcher:
         emis = [-0.5 * (c[2] / sig[i]) ** 2 for c, i in zip(cands, idx)]
         choice, back, hows, trans = self._viterbi(cands, emis, idx, x, y, t, sig)
         if self.twins:
-            self._repeat_passes_to_twins(cands, choice, back, trans, emis)
+            self._repeat_passes_to_twins(cands, choice, back, trans, emis, hows)
         res.pieces = 1 + sum(1 for b in back[1:] if b is None)
         res.fixes_used = len(idx)
         for s, i in enumerate(idx):
             e, o, _ = cands[s]
             res.fix_edge[src[i]], res.fix_offset[src[i]] = e[choice[s]], o[choice[s]]
         self._walk_all(res, cands, choice, back, hows, idx, x, y, t, sig[idx])
+        if self.twins and self.planned.any():
+            self._planned_twins_walked(res, cands, choice, back, t[idx], walking_speed(x0, y0, t0))
         return res
 
     def twin_edges(self) -> dict[int, list[int]]:
@@ -354,11 +425,16 @@ class HmmMatcher:
             cache[key] = out
         return cache[key]
 
-    def _repeat_passes_to_twins(self, cands: list, choice: np.ndarray, back: list, trans: list, emis: list) -> None:
-        """A street matched for two separate passes while its twin (a parallel way within the noise) got
-        no pass (a single fix on it is the scatter at a corner, not a pass): one pass was likely on the twin.
-        Move the pass whose fixes fit the twin best there, unless the fixes and the way in and out say
-        otherwise by more than ``TWIN_LOG_ODDS``. Each pair is settled once."""
+    def _repeat_passes_to_twins(self, cands: list, choice: np.ndarray, back: list, trans: list, emis: list,
+                                hows: list) -> None:
+        """Passes along a street and its twin (a parallel way within the noise) that the fixes cannot tell apart,
+        settled by the prior. Each pair is settled once; a move is made unless the fixes and the way in and out
+        argue against it by more than ``TWIN_LOG_ODDS``.
+
+        - A street matched for two separate passes while its twin got no pass (a single fix on it is the scatter
+          at a corner, not a pass): a patrol walks both, so the pass that fits the twin best is moved there —
+          unless the plan itself walks the street as often as it was matched (``planned``: out and back on it;
+          a run of fixes that enters and leaves the street by the same end is two passes)."""
         twins = self.twin_edges()
         if not twins:
             return
@@ -378,38 +454,83 @@ class HmmMatcher:
                 s = r + 1
             # A twin touched by a single fix (the scatter at a corner) has not had a pass along it.
             used = {e for e, rr in runs.items() if any(r1 > r0 for r0, r1 in rr)} | moved
+            best = None
             for a_e, rr in runs.items():
                 if len(rr) < 2 or a_e not in twins or a_e in moved:
                     continue
-                best = None
+                if self.planned[a_e] >= 2 and self.planned[a_e] >= sum(self._passes(a_e, r0, r1, choice, back, hows)
+                                                                       for r0, r1 in rr if r1 > r0):
+                    continue
                 for b_e in twins[a_e]:
                     if b_e in used:
                         continue
                     for s0, s1 in rr:
-                        jb = []
-                        for q in range(s0, s1 + 1):
-                            hit = np.flatnonzero(cands[q][0] == b_e)
-                            if not len(hit):
-                                break
-                            jb.append(int(hit[0]))
-                        if len(jb) != s1 - s0 + 1:
-                            continue
-                        delta = sum(emis[q][jb[q - s0]] - emis[q][choice[q]] for q in range(s0, s1 + 1))
-                        for q in range(s0 + 1, s1 + 1):
-                            delta += trans[q][jb[q - s0 - 1], jb[q - s0]] - trans[q][choice[q - 1], choice[q]]
-                        if s0 > 0 and back[s0] is not None:
-                            delta += trans[s0][choice[s0 - 1], jb[0]] - trans[s0][choice[s0 - 1], choice[s0]]
-                        if s1 + 1 < m and back[s1 + 1] is not None:
-                            delta += trans[s1 + 1][jb[-1], choice[s1 + 1]] - trans[s1 + 1][choice[s1], choice[s1 + 1]]
-                        if delta > -TWIN_LOG_ODDS and (best is None or delta > best[0]):
-                            best = (delta, b_e, s0, jb)
+                        got = self._pass_delta(cands, choice, back, trans, emis, s0, s1, b_e)
+                        if got is not None and (best is None or got[0] > best[0]):
+                            best = (got[0], a_e, b_e, s0, got[1])
                 if best is not None:
-                    _, b_e, s0, jb = best
-                    choice[s0:s0 + len(jb)] = jb
-                    edge[s0:s0 + len(jb)] = b_e
-                    moved |= {a_e, b_e}
-                    changed = True
                     break
+            if best is not None:
+                _, from_e, to_e, s0, jb = best
+                choice[s0:s0 + len(jb)] = jb
+                edge[s0:s0 + len(jb)] = to_e
+                moved |= {from_e, to_e}
+                changed = True
+
+    def _planned_twins_walked(self, res: MatchResult, cands: list, choice: np.ndarray, back: list, t: np.ndarray,
+                              speed: float | None) -> None:
+        """A twin pair the plan walks both of, matched all on one: when the time spent along the pair, at the track's
+        own speed (m/s, ``walking_speed``), comes to the passes the plan puts on both (less half a pass), the twin
+        without a pass is credited too."""
+        if not speed:
+            return
+        twins = self.twin_edges()
+        edge = np.array([int(cands[s][0][choice[s]]) for s in range(len(choice))])
+        covered = {e: sum(b - a for a, b in iv) for e, iv in res.merged().items()}
+        for a_e, bs in twins.items():
+            for b_e in bs:
+                if a_e > b_e or not (self.planned[a_e] and self.planned[b_e]):
+                    continue
+                la, lb = self.glen[a_e], self.glen[b_e]
+                ca, cb = covered.get(a_e, 0.0) / la, covered.get(b_e, 0.0) / lb
+                if (ca > 0.2) == (cb > 0.2):
+                    continue
+                on = np.isin(edge, (a_e, b_e))
+                spent = sum(float(t[s] - t[s - 1]) for s in range(1, len(t)) if back[s] is not None and on[s] and on[s - 1])
+                if spent * speed / (0.5 * (la + lb)) + 0.5 >= self.planned[a_e] + self.planned[b_e]:
+                    e, length = (b_e, lb) if ca > 0.2 else (a_e, la)
+                    res.add(e, 0.0, length)
+
+    def _passes(self, e: int, s0: int, s1: int, choice: np.ndarray, back: list, hows: list) -> int:
+        """Passes along edge ``e`` of the run of fixes ``s0``…``s1`` on it: 2 when the way in and the way out are at
+        the same end (out and back), else 1."""
+        if s0 == 0 or s1 + 1 >= len(choice) or back[s0] is None or back[s1 + 1] is None:
+            return 1
+        h_in, h_out = int(hows[s0][choice[s0 - 1], choice[s0]]), int(hows[s1 + 1][choice[s1], choice[s1 + 1]])
+        if not h_in or not h_out:
+            return 1
+        return 2 if (h_in - 1) % 2 == (h_out - 1) // 2 else 1
+
+    def _pass_delta(self, cands: list, choice: np.ndarray, back: list, trans: list, emis: list, s0: int, s1: int,
+                    to_e: int) -> tuple[float, list[int]] | None:
+        """Log-odds of the fixes ``s0``…``s1`` (and the way in and out) on edge ``to_e`` rather than where they are
+        matched, and their candidates there; None when a fix has no candidate on it or the odds are under
+        −``TWIN_LOG_ODDS``."""
+        m = len(choice)
+        jb = []
+        for q in range(s0, s1 + 1):
+            hit = np.flatnonzero(cands[q][0] == to_e)
+            if not len(hit):
+                return None
+            jb.append(int(hit[0]))
+        delta = sum(emis[q][jb[q - s0]] - emis[q][choice[q]] for q in range(s0, s1 + 1))
+        for q in range(s0 + 1, s1 + 1):
+            delta += trans[q][jb[q - s0 - 1], jb[q - s0]] - trans[q][choice[q - 1], choice[q]]
+        if s0 > 0 and back[s0] is not None:
+            delta += trans[s0][choice[s0 - 1], jb[0]] - trans[s0][choice[s0 - 1], choice[s0]]
+        if s1 + 1 < m and back[s1 + 1] is not None:
+            delta += trans[s1 + 1][jb[-1], choice[s1 + 1]] - trans[s1 + 1][choice[s1], choice[s1 + 1]]
+        return (float(delta), jb) if delta > -TWIN_LOG_ODDS else None
 
     def _walk_all(self, res: MatchResult, cands: list, choice: np.ndarray, back: list, hows: list,
                   idx: np.ndarray, x: np.ndarray, y: np.ndarray, t: np.ndarray, sig: np.ndarray) -> None:
