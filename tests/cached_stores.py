@@ -18,6 +18,17 @@ def chengdu_inputs() -> list[Path]:
     return [data_path("chengdu", "chengdu.osm")] + [data_path("chengdu", f"{c}.geojson") for c in CHENGDU_DISTRICTS]
 
 
+def chengdu_osm_inputs() -> list[Path]:
+    return [data_path("chengdu", "chengdu.osm")]
+
+
+def chengdu_osm_only(store) -> None:  # noqa: ANN001
+    """Chengdu's streets, buildings and cameras as `gridpatrol import-osm chengdu.osm` imports them; no areas."""
+    from gridpatrol.layers.importing import import_osm
+
+    import_osm(store, data_path("chengdu", "chengdu.osm"))
+
+
 def jinjiang_district_seed1(store) -> None:  # noqa: ANN001
     """Chengdu's streets, 锦江区 as a district, a plan drawn with the default band and seed 1."""
     from gridpatrol.layers import grids as plans

@@ -10,8 +10,10 @@ import geopandas as gpd
 import pytest
 import shapely
 
+from tests.cached_stores import jinjiang_inputs, jinjiang_with_users
 from tests.conftest import data_path
 from tests.e2e.test_cli_import import run, snapshot
+from tests.store_cache import fill_from_cache
 
 CODES = ["51010400001310000001", "51010400001310000002"]
 # Two points in 锦江区 (WGS-84) and two in Baltimore.
@@ -91,8 +93,9 @@ def _inputs(tmp: Path) -> list[tuple[list[str], list[str]]]:
 
 @pytest.fixture
 def county(store_url):  # noqa: ANN001, ANN201
-    run(store_url, "import-osm", str(data_path("chengdu", "chengdu.osm")))
-    run(store_url, "import-areas", str(data_path("chengdu", "510104.geojson")), "--crs", "gcj02")
+    """Chengdu's streets and 锦江区 as the district (what `gridpatrol import-osm chengdu.osm` and
+    `import-areas 510104.geojson --crs gcj02` make; and users, unused here): a copy of the cached store."""
+    fill_from_cache(store_url, "jobs-jinjiang", jinjiang_with_users, jinjiang_inputs())
     return store_url
 
 

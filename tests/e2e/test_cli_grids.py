@@ -12,7 +12,8 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from tests.conftest import data_path
+from tests.cached_stores import chengdu_five_districts, chengdu_inputs
+from tests.store_cache import fill_from_cache
 
 GRIDPATROL = str(Path(sys.executable).with_name("gridpatrol"))
 CONFLICT_EXIT = 4  # gis.errors.ConflictError.exit_code
@@ -34,9 +35,9 @@ def plans(db: str) -> list[int]:
 
 def test_grid_commands_end_to_end(store_url, tmp_path):
     db = store_url
-    run(db, "import-osm", str(data_path("chengdu", "chengdu.osm")))
-    districts = [str(data_path("chengdu", f"{c}.geojson")) for c in ("510104", "510105", "510106", "510107", "510108")]
-    run(db, "import-areas", *districts, "--crs", "gcj02")
+    # What `gridpatrol import-osm chengdu.osm` and `import-areas <the five districts> --crs gcj02`
+    # make (tests/e2e/test_cli_import.py runs those commands), copied from the cached store.
+    fill_from_cache(db, "chengdu-five-districts", chengdu_five_districts, chengdu_inputs())
 
     bad = run(db, "draw-grids", "--min-households", "600", "--max-households", "500", expect=INPUT_EXIT)
     assert "band" in bad.stderr and "Traceback" not in bad.stderr

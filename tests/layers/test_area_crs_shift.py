@@ -5,10 +5,12 @@ from __future__ import annotations
 import geopandas as gpd
 import pytest
 from gridpatrol.gis.crs import from_wgs84_geometry, to_wgs84_geometry, wgs84_to_gcj02
-from gridpatrol.layers.importing import import_areas, import_osm
+from gridpatrol.layers.importing import import_areas
 
+from tests.cached_stores import chengdu_osm_inputs, chengdu_osm_only
 from tests.conftest import data_path
 from tests.e2e.test_cli_grids import run
+from tests.store_cache import open_filled
 
 
 def _write(tmp_path, name: str, geom) -> str:
@@ -18,11 +20,12 @@ def _write(tmp_path, name: str, geom) -> str:
 
 
 @pytest.fixture
-def loaded(store, tmp_path):
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
+def loaded(store_url, tmp_path):
+    """Chengdu's streets imported (a copy of the cached store), a folder, and 锦江区's true WGS-84 outline."""
     raw = gpd.read_file(data_path("chengdu", "510104.geojson")).geometry.values[0]
     wgs = to_wgs84_geometry(raw, "gcj02")  # the district where it really is
-    return store, tmp_path, wgs
+    for store in open_filled(store_url, "chengdu-osm", chengdu_osm_only, chengdu_osm_inputs()):  # disposed after
+        yield store, tmp_path, wgs
 
 
 def test_a_gcj02_outline_imported_as_wgs84_is_named(loaded):

@@ -21,10 +21,11 @@ from gridpatrol.layers.cameras import (
     link_incidents,
     write_cameras,
 )
-from gridpatrol.layers.importing import import_osm
 from typer.testing import CliRunner
 
+from tests.cached_stores import chengdu_osm_inputs, chengdu_osm_only
 from tests.conftest import data_path
+from tests.store_cache import open_filled
 
 BALTIMORE_MAP = "code=ID,name=CameraName,owner_unit=Owner,lon=Longitude,lat=Latitude"
 GEOD = pyproj.Geod(ellps="WGS84")
@@ -122,9 +123,9 @@ def test_geojson_and_projected_gpkg_import(store, tmp_path):
 
 
 @pytest.fixture
-def chengdu_streets(store):
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    return store
+def chengdu_streets(store_url):  # noqa: ANN001, ANN201
+    """Chengdu's streets, buildings and OSM cameras imported: an open copy of the cached store."""
+    yield from open_filled(store_url, "chengdu-osm", chengdu_osm_only, chengdu_osm_inputs())
 
 
 def test_gcj02_file_imported_as_wgs84_is_detected(chengdu_streets, tmp_path):

@@ -10,22 +10,26 @@ import numpy as np
 import pytest
 from gridpatrol.gis.crs import local_metric_crs
 from gridpatrol.gis.streets import NOT_WALKABLE, allowed
-from gridpatrol.layers.importing import import_osm
 from gridpatrol.layers.routes import Target, plan_routes, print_route, read_routes
+from gridpatrol.layers.store import open_store
 from shapely.geometry import box
 from sqlalchemy import text
 
-from tests.conftest import data_path
+from tests.cached_stores import chengdu_osm_inputs, chengdu_osm_only
+from tests.store_cache import cached_module_store_url
 
 NO_WAY = box(104.071, 30.667, 104.087, 30.678)  # holds a street piece no walkable way joins
 GATED = box(104.110, 30.656, 104.115, 30.660)  # holds a compound behind a way tagged access=no
 CRS = local_metric_crs(104.08, 30.67)
 
 
-@pytest.fixture(scope="module")
-def chengdu(module_store):
-    import_osm(module_store, data_path("chengdu", "chengdu.osm"))
-    return module_store
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def chengdu(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """Chengdu's streets and buildings imported (a store of the module's own, copied from the cached one)."""
+    with cached_module_store_url(request, tmp_path_factory, "chengdu-osm", chengdu_osm_only, chengdu_osm_inputs()) as url:
+        s = open_store(url)
+        yield s
+        s.dispose()
 
 
 def _walk_graph(roads) -> nx.Graph:

@@ -10,18 +10,16 @@ from gridpatrol.layers import planner
 from gridpatrol.layers.grids import edits as plan_edits
 from gridpatrol.layers.plan_base import StaleVersionError, on_base
 
-from tests.conftest import data_path
+from tests.cached_stores import BAND_400, jinjiang_band400, jinjiang_inputs
 from tests.layers.test_grid_refusals import BAND, _snapshot
+from tests.store_cache import open_filled
 
 
 @pytest.fixture
-def drawn(store):  # noqa: ANN001, ANN201
-    from gridpatrol.layers.importing import import_areas, import_osm
-
-    import_osm(store, data_path("chengdu", "chengdu.osm"))
-    import_areas(store, data_path("chengdu", "510104.geojson"), crs="gcj02")
-    plans.draw_grids(store, BAND)
-    return store
+def drawn(store_url):  # noqa: ANN001, ANN201
+    """Chengdu's streets and 锦江区 drawn with BAND: an open copy of the cached store (tests/cached_stores.py)."""
+    assert BAND == plans.PlanParams(**BAND_400)
+    yield from open_filled(store_url, "jinjiang-band400", jinjiang_band400, jinjiang_inputs())
 
 
 def _moves(store):  # noqa: ANN001, ANN202

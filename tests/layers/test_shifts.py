@@ -21,8 +21,10 @@ from gridpatrol.layers.store import open_store
 from shapely.geometry import box
 from sqlalchemy import text
 
+from tests.cached_stores import chengdu_osm_inputs, chengdu_osm_only
 from tests.conftest import data_path
 from tests.migration_helpers import column_names, reopen_as_upgraded
+from tests.store_cache import cached_module_store_url
 
 LONG = box(104.071, 30.667, 104.087, 30.678)  # central Chengdu: about 28 km of walking, over 6 hours
 MAX_MIN = 100.0
@@ -30,13 +32,21 @@ WALK_MPS = 4.5 / 3.6
 CRS = local_metric_crs(104.08, 30.67)
 
 
+@pytest.fixture(scope="module", params=["gpkg", "postgis"])
+def chengdu(request, tmp_path_factory):  # noqa: ANN001, ANN201
+    """Chengdu's streets and buildings imported (a store of the module's own, copied from the cached one)."""
+    with cached_module_store_url(request, tmp_path_factory, "chengdu-osm", chengdu_osm_only, chengdu_osm_inputs()) as url:
+        s = open_store(url)
+        yield s
+        s.dispose()
+
+
 @pytest.fixture(scope="module")
-def planned(module_store):
+def planned(chengdu):
     """The store with the long grid planned whole (code WHOLE) and in shifts (code LONG)."""
-    import_osm(module_store, data_path("chengdu", "chengdu.osm"))
-    whole = plan_routes(module_store, [Target("WHOLE", LONG)], mode="walk")
-    shifts = plan_routes(module_store, [Target("LONG", LONG)], mode="walk", max_minutes=MAX_MIN)
-    return module_store, whole[0], shifts[0]
+    whole = plan_routes(chengdu, [Target("WHOLE", LONG)], mode="walk")
+    shifts = plan_routes(chengdu, [Target("LONG", LONG)], mode="walk", max_minutes=MAX_MIN)
+    return chengdu, whole[0], shifts[0]
 
 
 def test_every_shift_is_a_closed_route_within_the_limit(planned):
