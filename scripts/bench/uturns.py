@@ -56,7 +56,7 @@ from gridpatrol.scripts.bench.common import timed
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _load_at(rev: str, path: str, name: str):  # noqa: ANN202
+def load_at(rev: str, path: str, name: str):  # noqa: ANN202
     """The module ``path`` at git revision ``rev`` loaded as ``name`` (None when it is not there)."""
     got = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True)
     if got.returncode != 0:
@@ -78,11 +78,11 @@ def baseline_circuit(rev: str):  # noqa: ANN201
     circuit_exact.py of the same revision where it has one (its exact search, not this one's)."""
     key = "gridpatrol.gis.routing.circuit_exact"
     ours = sys.modules.get(key)
-    exact = _load_at(rev, "gis/routing/circuit_exact.py", "baseline_circuit_exact")
+    exact = load_at(rev, "gis/routing/circuit_exact.py", "baseline_circuit_exact")
     if exact is not None:
         sys.modules[key] = exact  # what the baseline's `from … import fewest_uturns` finds
     try:
-        mod = _load_at(rev, "gis/routing/circuit.py", "baseline_circuit")
+        mod = load_at(rev, "gis/routing/circuit.py", "baseline_circuit")
     finally:
         if ours is not None:
             sys.modules[key] = ours
