@@ -49,9 +49,10 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     ``work``: CP-SAT deterministic time limit (seconds) of each of the two searches.
     ``prune`` (default): first the connectivity bound (``connectivity_bound``); when ``hint`` makes
     no more U-turns than it, ``hint`` is proven the fewest without a search. Else the search
-    leaves out every transition that alone costs as many U-turns beyond its node's fewest as
-    ``hint`` makes beyond the node bound (no order with fewer makes it) and is told the bound.
-    False: the whole search, as an independent check (the bench's certificate).
+    leaves out every transition that alone costs more U-turns beyond its node's fewest than
+    ``hint`` makes beyond the node bound (no order with as few as ``hint`` makes it; ``hint``
+    stays in, as the search's starting point) and is told the bound. False: the whole search, as
+    an independent check (the bench's certificate).
 
     How: every way of walking an item is a node of a circuit constraint (walking, exactly one of
     the two ways is on the circuit, the other skipped); an arc joins two of them where one arrives
@@ -71,8 +72,8 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
         lower0 = connectivity_bound(node, costs)
         if hinted is not None and hinted <= lower0:
             return ExactOrder(list(hint), hinted, hinted, True)
-        if hinted is not None:  # an order with fewer U-turns than hint pays less than this at any node
-            keep = (costs.extra, hinted - 1 - costs.node_sum)
+        if hinted is not None:  # an order with no more U-turns than hint (hint too) pays at most this at a node
+            keep = (costs.extra, hinted - costs.node_sum)
     # Arcs k1 → k2: arrive by copy k1's end at a node, leave by copy k2's end there (other item).
     by_node: dict[int, list[int]] = {}
     for c in range(k):
@@ -83,8 +84,6 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
             if item[d] != item[c] and (keep is None or keep[0][int(arr[c]), int(dep[d])] <= keep[1]):
                 tails.append(c)
                 heads.append(d)
-    if not tails and hint is not None:  # no transition is left: no order makes fewer U-turns than hint
-        return ExactOrder(list(hint), hinted, hinted, True)
     tails_a, heads_a = np.asarray(tails), np.asarray(heads)
     dev = turn_dev(lb[arr[tails_a]], lb[dep[heads_a]])
     is_u = (dev >= UTURN_DEG).astype(int).tolist()
@@ -107,9 +106,7 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     uturns = sum(v for v, u in zip(x, is_u) if u) - free
     if prune:
         model.Add(uturns >= lower0)
-    if keep is not None:
-        model.Add(uturns <= hinted - 1)
-    elif hint is not None:
+    if hint is not None:
         arc_of = {(t, h): v for t, h, v in zip(tails, heads, x)}
         _hint(model, hint, items, arr, dep, is_in, arc_of, skip if is_in is None else None)
 
@@ -118,8 +115,6 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     solver.parameters.max_deterministic_time = work
     model.Minimize(uturns)
     status = solver.Solve(model)
-    if status == cp_model.INFEASIBLE and keep is not None:  # proven: no order makes fewer than hint
-        return ExactOrder(list(hint), hinted, hinted, True)
     lower = int(np.ceil(solver.BestObjectiveBound() - 1e-6)) if status != cp_model.MODEL_INVALID else 0
     lower = max(lower, lower0)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
