@@ -202,14 +202,18 @@ def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: flo
         out_b, in_b = net.bearings()
         items = whole.traversals
         req = set(plan.required_edges.tolist())
-        ordered = {}
+        ordered, took = {}, {}
         for side, fn in (("before", old_circuit), ("after", euler_circuit)):
             t, (circ, _b) = timed(lambda fn=fn: fn(net, items, plan.start_node, directed, out_b, in_b), repeat)
+            took[side] = t
             r = make_route(net, mode, plan.start_node, circ, req, whole.lower_bound_m)
             if passes(r, directed) != passes(whole, directed) or abs(r.length_m - whole.length_m) > 1e-6:
                 raise AssertionError(f"{code} ({mode}): the {side} order changes the passes")
             ordered[side] = r
             tot[side]["order_s"] += t
+        if max(took.values()) > 1.0:  # where the ordering time goes
+            print(f"  {code} {mode}: {len(items)} passes ordered in {took['before']:.2f} s before, "
+                  f"{took['after']:.2f} s after", flush=True)
         bounds = fewest(net, max(ordered.values(), key=lambda r: r.n_uturns), plan.start_node, directed, work)
         for side, r in ordered.items():
             add(tot[side], r, bounds)
