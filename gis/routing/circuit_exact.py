@@ -12,6 +12,7 @@ from scipy.cluster.hierarchy import DisjointSet
 from scipy.optimize import linear_sum_assignment
 
 EXACT_WORK = 2.0  # CP-SAT deterministic seconds per route by default (same answer on any load)
+TURNS_SHARE = 0.25  # of that, for the fewest turns once the fewest U-turns are found
 
 
 @dataclass
@@ -46,7 +47,8 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     along the end in degrees, driving: whether the walk arrives by it). One U-turn at the start is
     not made: the route begins and ends there. ``hint``: an order of the same passes to start from;
     when the search finds none with fewer U-turns, ``hint`` is the order returned.
-    ``work``: CP-SAT deterministic time limit (seconds) of each of the two searches.
+    ``work``: CP-SAT deterministic time limit (seconds) of the search for the fewest U-turns; the
+    search for the fewest turns with them gets ``TURNS_SHARE`` of it.
     ``prune`` (default): first the connectivity bound (``connectivity_bound``); when ``hint`` makes
     no more U-turns than it, ``hint`` is proven the fewest without a search. Else the search
     leaves out every transition that alone costs more U-turns beyond its node's fewest than
@@ -136,6 +138,7 @@ def fewest_uturns(items: list[Traversal], node: np.ndarray, lb: np.ndarray, is_i
     model.AddHint(free, solver.Value(free))
     model.Add(uturns <= best_u)
     model.Minimize(sum(v * w for v, w in zip(x, whole) if w))
+    solver.parameters.max_deterministic_time = work * TURNS_SHARE  # turns: no part of the proof
     status2 = solver.Solve(model)
     if status2 in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         chosen = [solver.Value(v) for v in x]
