@@ -15,7 +15,10 @@ The exact column is the certificate of ``circuit_exact.fewest_uturns``: for ever
 whose U-turns are above the node bound, a CP-SAT search over every order of its passes (one closed
 walk, the same streets in the same directions) of at most ``--exact-work`` deterministic seconds
 gives the fewest U-turns, or a lower bound on them when it stops before proving it; routes at the
-node bound are at their fewest already. Both orders of a route share it (the same passes).
+node bound are at their fewest already. Both orders of a route share it (the same passes). It is
+the whole search (``prune=False``: no connectivity bound, no transitions left out), so it checks
+the pruned search the planner runs rather than repeating it. The baseline's own exact search (its
+circuit_exact.py, where it has one) orders the "before" routes.
 
 Shifts (``--shift-minutes M``, default 60, and ``--drive-shift-minutes``, default 10; 0 skips them):
 every route longer than M minutes (walking 4.5 km/h, driving by road class) is cut into shifts by ``cut_into_shifts`` twice, the shifts as cut
@@ -53,17 +56,38 @@ from gridpatrol.scripts.bench.common import timed
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def baseline_circuit(rev: str):  # noqa: ANN201
-    """``euler_circuit`` of gis/routing/circuit.py at git revision ``rev``, loaded as a module."""
-    src = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:gis/routing/circuit.py"], check=True,
-                         capture_output=True, text=True).stdout
+def load_at(rev: str, path: str, name: str):  # noqa: ANN202
+    """The module ``path`` at git revision ``rev`` loaded as ``name`` (None when it is not there)."""
+    got = subprocess.run(["git", "-C", str(ROOT), "show", f"{rev}:{path}"], capture_output=True, text=True)
+    if got.returncode != 0:
+        return None
     with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(src)
-    spec = importlib.util.spec_from_file_location("baseline_circuit", f.name)
+        f.write(got.stdout)
+    spec = importlib.util.spec_from_file_location(name, f.name)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    os.unlink(f.name)
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        os.unlink(f.name)
+    return mod
+
+
+def baseline_circuit(rev: str):  # noqa: ANN201
+    """``euler_circuit`` of gis/routing/circuit.py at git revision ``rev``, loaded as a module, with
+    circuit_exact.py of the same revision where it has one (its exact search, not this one's)."""
+    key = "gridpatrol.gis.routing.circuit_exact"
+    ours = sys.modules.get(key)
+    exact = load_at(rev, "gis/routing/circuit_exact.py", "baseline_circuit_exact")
+    if exact is not None:
+        sys.modules[key] = exact  # what the baseline's `from … import fewest_uturns` finds
+    try:
+        mod = load_at(rev, "gis/routing/circuit.py", "baseline_circuit")
+    finally:
+        if ours is not None:
+            sys.modules[key] = ours
+    if mod is None:
+        raise SystemExit(f"no gis/routing/circuit.py at {rev}")
     return mod.euler_circuit
 
 
@@ -110,7 +134,7 @@ def fewest(net, r, start: int, directed: bool, work: float) -> tuple[int, int]: 
         return node_bound, node_bound
     out_b, in_b = net.bearings()
     exact = fewest_uturns(r.traversals, *pass_ends(net, r.traversals, directed, out_b, in_b), start,
-                          hint=r.traversals, work=work)
+                          hint=r.traversals, work=work, prune=False)  # the whole search: independent of the pruning
     return node_bound, max(node_bound, min(exact.lower_bound, r.n_uturns))
 
 
@@ -178,14 +202,18 @@ def measure(mode: str, roads, grids, old_circuit, repeat: int, time_limit_s: flo
         out_b, in_b = net.bearings()
         items = whole.traversals
         req = set(plan.required_edges.tolist())
-        ordered = {}
+        ordered, took = {}, {}
         for side, fn in (("before", old_circuit), ("after", euler_circuit)):
             t, (circ, _b) = timed(lambda fn=fn: fn(net, items, plan.start_node, directed, out_b, in_b), repeat)
+            took[side] = t
             r = make_route(net, mode, plan.start_node, circ, req, whole.lower_bound_m)
             if passes(r, directed) != passes(whole, directed) or abs(r.length_m - whole.length_m) > 1e-6:
                 raise AssertionError(f"{code} ({mode}): the {side} order changes the passes")
             ordered[side] = r
             tot[side]["order_s"] += t
+        if max(took.values()) > 1.0:  # where the ordering time goes
+            print(f"  {code} {mode}: {len(items)} passes ordered in {took['before']:.2f} s before, "
+                  f"{took['after']:.2f} s after", flush=True)
         bounds = fewest(net, max(ordered.values(), key=lambda r: r.n_uturns), plan.start_node, directed, work)
         for side, r in ordered.items():
             add(tot[side], r, bounds)

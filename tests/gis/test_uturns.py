@@ -422,3 +422,76 @@ def test_exact_search_takes_out_the_uturns_a_cut_leaves():
             fewer += exact.uturns < r.n_uturns
             shifts += 1
     assert shifts >= 20 and fewer >= 1 and brute >= 5, (shifts, fewer, brute)
+
+
+def _lattice_routes():  # noqa: ANN202
+    """(where, network, route, start) of every route of the generated one-way lattices, driving."""
+    from gridpatrol.gis.synth_streets import lumpy_streets
+
+    for share, seed in ((0.6, 3), (0.6, 4), (0.8, 2), (0.8, 10)):
+        roads, tiles = lumpy_streets(seed=seed, side=12, tiles=3, oneway_share=share)
+        city = street_network(roads, mode="drive")
+        for code, poly in tiles:
+            try:
+                plan = plan_coverage(city, poly, mode="drive", name=code, time_limit_s=2)
+            except InputError:
+                continue
+            yield f"one-way share {share} seed {seed} {code}", plan.network, plan.routes[0], plan.start_node
+
+
+def test_connectivity_bound_lies_between_the_node_bound_and_the_fewest(small_routes):
+    """circuit_exact.connectivity_bound (no search) is never above the fewest U-turns any order of a
+    route's passes makes (brute force here, else the whole exact search), never below the node
+    bound, and on the routes where joining the passes into one circuit forces U-turns beyond the
+    node bound, it proves some of them alone."""
+    from gridpatrol.gis.routing.circuit import pass_ends, turn_bounds
+    from gridpatrol.gis.routing.circuit_exact import connectivity_bound, pairing_costs
+
+    cases = [(where, plan.network, plan.routes[0], plan.start_node, mode == "drive", fewest)
+             for mode in ("walk", "drive") for where, plan, fewest in small_routes(mode)]
+    for where, net, route, start in _lattice_routes():
+        fewest = fewest_uturns_brute_force(net, route.traversals, start, True)
+        if fewest is None:
+            fewest = _exact_of_shuffled(net, route.traversals, start, True).uturns
+        cases.append((where, net, route, start, True, fewest))
+    gaps = closed = 0
+    for where, net, route, start, directed, fewest in cases:
+        out_b, in_b = net.bearings()
+        node, lb, is_in = pass_ends(net, route.traversals, directed, out_b, in_b)
+        costs = pairing_costs(node, lb, is_in, start)
+        assert costs.node_sum == turn_bounds(net, route.traversals, start, directed).uturns, where
+        bound = connectivity_bound(node, costs)
+        assert costs.node_sum <= bound <= fewest, f"{where}: node bound {costs.node_sum}, bound {bound}, fewest {fewest}"
+        gaps += fewest > costs.node_sum
+        closed += fewest == bound > costs.node_sum
+    assert len(cases) >= 100 and gaps >= 5 and closed >= 5, (len(cases), gaps, closed)
+
+
+def test_pruned_search_from_the_node_wise_order_proves_what_the_whole_search_does():
+    """On the one-way lattices, the exact search as the planner runs it (the node-by-node order as
+    hint, the connectivity bound, transitions that cannot help left out) returns one closed walk over
+    the same passes making the fewest U-turns that the whole search (``prune=False``) and the brute
+    force find, proven."""
+    from gridpatrol.gis.routing.circuit import euler_circuit, pass_ends, turn_bounds
+    from gridpatrol.gis.routing.circuit_exact import fewest_uturns
+    from gridpatrol.gis.routing.route import make_route
+
+    above = 0
+    for where, net, route, start in _lattice_routes():
+        out_b, in_b = net.bearings()
+        node_wise, _ = euler_circuit(net, route.traversals, start, True, out_b, in_b, exact_work=0)
+        current = make_route(net, "drive", start, node_wise, set(), 0.0)
+        if current.n_uturns <= turn_bounds(net, route.traversals, start, True).uturns:
+            continue
+        ends = pass_ends(net, node_wise, True, out_b, in_b)
+        pruned = fewest_uturns(node_wise, *ends, start, hint=node_wise)
+        whole = fewest_uturns(node_wise, *ends, start, hint=node_wise, prune=False)
+        made = make_route(net, "drive", start, pruned.circuit, set(), 0.0)
+        assert _closed_at(net, made.traversals, start), where
+        assert _pass_counts(made, True) == _pass_counts(current, True), where
+        assert pruned.optimal and whole.optimal, where
+        assert made.n_uturns == pruned.uturns == pruned.lower_bound == whole.uturns, (where, pruned, whole.uturns)
+        fewest = fewest_uturns_brute_force(net, route.traversals, start, True)
+        assert fewest is None or fewest == pruned.uturns, where
+        above += 1
+    assert above >= 3, above
