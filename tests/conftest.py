@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyogrio  # noqa: F401  (before mod_spatialite: see layers/store.py)
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,6 +26,15 @@ PG_SERVER = os.environ.get(
     f"postgresql+psycopg://{getpass.getuser()}@/?host=/var/run/postgresql&port={os.environ.get('PGPORT', '5432')}",
 )
 PG_DB = os.environ.get("GRIDPATROL_TEST_PG_DB", "gridpatrol_test")
+
+# Hypothesis keeps a cache and an example database in `.hypothesis/` under the working directory,
+# so a run wrote into the checkout (or wherever it was started) and replayed examples an earlier
+# run had saved there. Its cache goes to the system temp folder instead (read lazily, so setting it
+# here, before any test runs, is in time), and no example database: a run depends on its seed
+# only. `--hypothesis-profile` and HYPOTHESIS_STORAGE_DIRECTORY still override.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "gridpatrol-test-hypothesis"))
+hypothesis_settings.register_profile("gridpatrol", database=None)
+hypothesis_settings.load_profile("gridpatrol")
 
 
 def pg_url_for(database: str, schema: str | None = None) -> str:
