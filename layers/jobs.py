@@ -250,6 +250,11 @@ def _pin_draw(store: Store, p: DrawJobParams) -> tuple[Any, str]:
     if str(p.area) not in codes:
         raise InputError(f"draw-grids: parameter area = {p.area!r}: no such planning area",
                          hint="planning areas: " + ", ".join(codes[:50]))
+    # The rules are fixed now (area_params): a rural plan's area is redrawn rurally with its limits
+    # unless the request chose the mode (the stored job shows them; the worker sees every field set).
+    from gridpatrol.layers.grids import area_params
+
+    p = p.model_copy(update=area_params(store, p).model_dump())
     return p, f"area:{p.area}"
 
 

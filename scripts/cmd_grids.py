@@ -45,7 +45,11 @@ def draw_grids_cmd(
                          hint="without --jobs, draw-grids draws every area here, in one plan")
     store = open_cli_store(ctx, create=False)
     if jobs:
-        queue_jobs(store, "draw-grids", params.model_dump(), all_areas)
+        values = params.model_dump()
+        if all_areas:  # an area's job follows the newest plan's mode (a rural plan: its limits) unless --mode is given
+            values = {k: v for k, v in values.items()
+                      if getattr(ctx.get_parameter_source(k), "name", None) != "DEFAULT"}  # typer's own click
+        queue_jobs(store, "draw-grids", values, all_areas)
         return
     with progress_steps("draw grids") as step:
         pid = draw_grids(store, params, progress=step)

@@ -1,6 +1,7 @@
 """Grid plans: draw, check, diff, redraw edits, import, map (one module per job, the public names here)."""
 from gridpatrol.layers.grids.area_draw import (  # noqa: F401
     area_codes,
+    area_params,
     draw_area,
 )
 from gridpatrol.layers.grids.core import (  # noqa: F401

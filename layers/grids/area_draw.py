@@ -29,6 +29,20 @@ def area_codes(store: Store) -> list[str]:
     return [str(c) for c in planning_areas(store)["code"]]
 
 
+def area_params(store: Store, params: PlanParams | None) -> PlanParams:
+    """The rules an area redraw draws by: ``params`` when the request chose the mode, else the newest
+    plan's mode. A rural redraw (asked for, or of a rural plan) takes the limits of the newest rural
+    plan (area, travel, settlement gap, …: ``import_params``), overridden by what the request set."""
+    from gridpatrol.layers.grids.imports import import_params
+
+    given = params if params is not None else PlanParams()
+    asked = {k: getattr(given, k) for k in given.model_fields_set if k in PlanParams.model_fields}
+    mode = asked.get("mode") or import_params(store, None).mode
+    if mode != "rural":
+        return given
+    return PlanParams.parse({**import_params(store, "rural").model_dump(), **asked, "mode": "rural"})
+
+
 def _lock_plans(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"SELECT pg_advisory_xact_lock({_AREA_WRITE_LOCK})"))
@@ -58,11 +72,12 @@ def draw_area(store: Store, area_code: str, params: PlanParams | None = None, *,
     The new plan is the newest plan *at the time of writing* with this area's grids and blocks
     replaced (the others copied as they are; no plan yet: this area only), so drawings of
     different areas may run at once on different workers and the last plan holds them all.
-    Locked grids of the area are kept as draw_grids keeps them. The plan's metrics are those of
+    Locked grids of the area are kept as draw_grids keeps them. The rules are ``area_params``: a
+    rural plan's area is redrawn rurally with its limits unless the request chose the mode. The plan's metrics are those of
     this area (``metrics["areas"]`` names it). Nothing is written unless the area was drawn."""
     from gridpatrol.layers.grids.sanity import data_checks, refuse_sparse, summary_of
 
-    params = (params or PlanParams()).checked()
+    params = area_params(store, params).checked()
     say = progress or (lambda _m: None)
     areas = planning_areas(store)
     areas = areas[areas["code"].astype(str) == str(area_code)]
@@ -81,14 +96,22 @@ def draw_area(store: Store, area_code: str, params: PlanParams | None = None, *,
     # A weighted workload's household band is scaled by this area's blocks (the whole drawing scales
     # by all areas': give workload_per_household to draw every area on one scale).
     params = with_workload_scale(params, [one[2]])
-    meter = None
-    if params.max_route_min is not None:
-        from gridpatrol.layers.grids.route_cap import RouteMeter
+    rural = None
+    if params.mode == "rural":  # whole settlements under the area and travel limits, as draw_grids (docs/rural.md)
+        from gridpatrol.layers.grids.rural_draw import partition_area_rural
 
-        meter = RouteMeter.around(store, area.geometry)
-    blocks, grids, adj = partition_area(*one, params, locked_grids(store), say, meter)
+        blocks, grids, adj, rural = partition_area_rural(store, *one, params, locked_grids(store), say)
+    else:
+        meter = None
+        if params.max_route_min is not None:
+            from gridpatrol.layers.grids.route_cap import RouteMeter
+
+            meter = RouteMeter.around(store, area.geometry)
+        blocks, grids, adj = partition_area(*one, params, locked_grids(store), say, meter)
     metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
     metrics["areas"] = [str(area_code)]
+    if rural is not None:
+        metrics["rural"] = {str(area_code): rural}
     if "empty_grids_lower_bound" in grids.attrs:
         metrics["empty_grids_lower_bound"] = int(grids.attrs["empty_grids_lower_bound"])
     metrics["data_coverage"] = summary_of(checks)
