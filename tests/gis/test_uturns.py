@@ -53,9 +53,10 @@ def is_uturn(h_arrived_along: float, h_leave: float) -> bool:
     return abs((h_leave - h_arrived_along + 180.0) % 360.0 - 180.0) <= UTURN
 
 
-def fewest_uturns_brute_force(net, traversals, start: int, directed: bool) -> int | None:
-    """Fewest U-turns of any closed walk from ``start`` over the passes ``traversals`` (walking:
-    either way along each), trying every transition system; None when there are too many."""
+def node_pairings(net, traversals, directed: bool) -> tuple[list[int], list[list]]:
+    """The nodes where the passes ``traversals`` end, and at each every pairing of the ends there as
+    [(arrival end, departure end)] (walking: any two ends pair); an end is (item, heading leaving the
+    node along it, whether the pass as given arrives by it)."""
     ends: dict[int, list[tuple[int, float, bool]]] = defaultdict(list)  # node → (item, heading, walk arrives by it)
     for i, t in enumerate(traversals):
         xy = np.asarray(net.edge_geom[t.edge].coords)
@@ -71,18 +72,27 @@ def fewest_uturns_brute_force(net, traversals, start: int, directed: bool) -> in
             choices.append([list(zip(ins, p)) for p in itertools.permutations(outs)])
         else:
             choices.append(list(_pairings(es)))
-    if np.prod([float(len(c)) for c in choices]) > ENUMERATE_UP_TO:
-        return None
-    starts = [k for k, x in enumerate(ends) if x == start]
-    best = None
-    n = len(traversals)
+    return list(ends), choices
+
+
+def closed_walks(nodes: list[int], choices: list[list], n: int, start: int):  # noqa: ANN201
+    """(U-turns, transition system) of every closed walk from ``start`` over the n passes: every choice
+    of a pairing at each node that joins the passes into one circuit."""
+    starts = [k for k, x in enumerate(nodes) if x == start]
     for system in itertools.product(*choices):
         if len(components(n, [(i, j) for pairs in system for (i, _h, _a), (j, _g, _b) in pairs])) != 1:
             continue
         u = [sum(is_uturn(a[1], b[1]) for a, b in pairs) for pairs in system]
-        total = sum(u) - any(u[k] for k in starts)  # the walk begins and ends at the start
-        best = total if best is None else min(best, total)
-    return best
+        yield sum(u) - any(u[k] for k in starts), system  # the walk begins and ends at the start
+
+
+def fewest_uturns_brute_force(net, traversals, start: int, directed: bool) -> int | None:
+    """Fewest U-turns of any closed walk from ``start`` over the passes ``traversals`` (walking:
+    either way along each), trying every transition system; None when there are too many."""
+    nodes, choices = node_pairings(net, traversals, directed)
+    if np.prod([float(len(c)) for c in choices]) > ENUMERATE_UP_TO:
+        return None
+    return min((u for u, _system in closed_walks(nodes, choices, len(traversals), start)), default=None)
 
 
 @pytest.fixture(scope="module")
@@ -495,3 +505,151 @@ def test_pruned_search_from_the_node_wise_order_proves_what_the_whole_search_doe
         assert fewest is None or fewest == pruned.uturns, where
         above += 1
     assert above >= 3, above
+
+
+def _dearer(nodes: list[int], choices: list[list], start: int) -> dict:
+    """How many U-turns more than its node's fewest each transition forces, tried here: at every node
+    the fewest of any pairing (at the start one U-turn is not made), and for each transition (arrival
+    end, departure end; an end is (item, whether the pass as given arrives by it)) the fewest of the
+    pairings holding it, less that."""
+    out = {}
+    for x, pairings in zip(nodes, choices):
+        cost = [sum(is_uturn(a[1], b[1]) for a, b in p) for p in pairings]
+        cost = [max(c - 1, 0) if x == start else c for c in cost]
+        fewest: dict = {}
+        for p, c in zip(pairings, cost):
+            for a, b in p:
+                key = ((a[0], a[2]), (b[0], b[2]))
+                fewest[key] = min(fewest.get(key, c), c)
+        out.update({key: c - min(cost) for key, c in fewest.items()})
+    return out
+
+
+def _order_of(system, nodes: list[int], traversals, start: int, directed: bool) -> list:
+    """The passes in the order of the transition system ``system`` (one circuit), from ``start``,
+    beginning where it turns round there if it does (the route begins and ends instead)."""
+    from gridpatrol.gis.routing.network import Traversal
+
+    partner, closing = {}, None
+    for x, pairs in zip(nodes, system):
+        for a, b in pairs:
+            ka, kb = (a[0], a[2]), (b[0], b[2])
+            partner[ka] = kb
+            if not directed:
+                partner[kb] = ka
+            if x == start and (closing is None or is_uturn(a[1], b[1])):
+                closing = (ka, kb)
+    last, (i, flag) = closing
+    out = []
+    while True:
+        t = traversals[i]
+        out.append(Traversal(t.edge, flag != t.forward, t.required))  # leaving by the u end is going forwards
+        if (i, not flag) == last:
+            return out
+        i, flag = partner[(i, not flag)]
+
+
+def _flowers(mode: str, n: int = 400):  # noqa: ANN202
+    """(where, network, passes, start) of generated "flowers": 3 to 5 triangular loops (petals,
+    X → P → Q → X, one-way driving; walking either way round) leaving and entering one crossing X
+    along 2 or 3 street directions (so many ways on from a petal turn round), each petal's streets
+    passed once; most have a smaller flower of two petals at one corner (choices of their own, so
+    orders of one U-turn more than the fewest exist). The route starts at X or at a petal's corner.
+    Joining the petals into one walk takes transitions at X, and often only ones that turn round
+    where another pairing there would not."""
+    import geopandas as gpd
+    import shapely
+    from gridpatrol.gis.routing.network import Traversal
+
+    rng = np.random.default_rng(16)
+    for k in range(n):
+        petals = int(rng.integers(3, 6))
+        ways = rng.uniform(0, 360, int(rng.integers(2, 4)))  # the street directions at X
+        pts = {0: (402_000.0, 3_392_000.0)}
+        segs = []
+        for i in range(petals):
+            for corner in (1, 2):
+                h = np.radians(rng.choice(ways) + rng.normal(0, 8))
+                r = rng.uniform(60, 200)
+                pts[2 * i + corner] = (pts[0][0] + r * np.sin(h), pts[0][1] + r * np.cos(h))
+            segs += [(0, 2 * i + 1), (2 * i + 1, 2 * i + 2), (2 * i + 2, 0)]
+        if rng.random() < 0.7:  # a smaller flower of two petals at one corner, of its own choices
+            c = int(rng.integers(1, 2 * petals + 1))
+            p = pts[c]
+            back = np.degrees(np.arctan2(pts[0][0] - p[0], pts[0][1] - p[1]))  # along the street to X
+            for j in range(2):
+                for corner in (1, 2):
+                    h = np.radians(rng.choice([back, rng.uniform(0, 360)]) + rng.normal(0, 8))
+                    r = rng.uniform(30, 120)
+                    pts[len(pts)] = (p[0] + r * np.sin(h), p[1] + r * np.cos(h))
+                segs += [(c, len(pts) - 2), (len(pts) - 2, len(pts) - 1), (len(pts) - 1, c)]
+        u = np.array([a for a, _b in segs], dtype=np.int64) + 1
+        v = np.array([b for _a, b in segs], dtype=np.int64) + 1
+        geoms = shapely.linestrings([[pts[a], pts[b]] for a, b in segs])
+        m = len(segs)
+        names = np.array([f"花{j}路" for j in range(m)], dtype=object)
+        roads = gpd.GeoDataFrame({
+            "osm_id": np.arange(1, m + 1, dtype=np.int64), "seq": np.zeros(m, dtype=np.int64), "u": u, "v": v,
+            "name": names, "name_zh": names, "name_en": names, "highway": np.full(m, "residential", dtype=object),
+            "oneway": np.ones(m, dtype=bool), "length_m": shapely.length(geoms),
+        }, geometry=gpd.GeoSeries(geoms, crs="EPSG:32648")).to_crs(4326)
+        net = street_network(roads, mode=mode)
+        start = int(net.edge_u[0]) if rng.random() < 0.6 else int(net.edge_v[0])
+        yield f"{mode} flower {k} ({petals} petals)", net, [Traversal(e, True, True) for e in range(len(net.edge_u))], start
+
+
+@pytest.mark.parametrize("mode", ["drive", "walk"])
+def test_pruned_search_finds_orders_that_need_a_dearer_transition(mode):
+    """Where every order with the fewest U-turns makes some transition that is not the cheapest at its
+    node (it forces more U-turns there than the node's fewest pairing), the pruned exact search (the
+    default), starting from a worse order, still finds that fewest (brute force here) and proves it.
+
+    Generated flowers of one-way loops (``_flowers``), driving and walking; for each, every closed
+    walk over its passes is tried here, and the search is started from an order of every U-turn
+    count, the fewest included (it must prove it) and the one just above (it leaves the search the
+    least room: "tight", where the best orders need a transition as dear as the whole gap above the
+    node bound)."""
+    from gridpatrol.gis.routing.circuit import pass_ends
+    from gridpatrol.gis.routing.circuit_exact import fewest_uturns
+
+    directed = mode == "drive"
+    routes = needing = tight = deep = 0
+    for where, net, items, start in _flowers(mode):
+        nodes, choices = node_pairings(net, items, directed)
+        if np.prod([float(len(c)) for c in choices]) > 20_000:
+            continue
+        dearer = _dearer(nodes, choices, start)
+        node_sum = sum(min(max(c - 1, 0) if x == start else c
+                           for c in (sum(is_uturn(a[1], b[1]) for a, b in p) for p in pairings))
+                       for x, pairings in zip(nodes, choices))
+        walks = list(closed_walks(nodes, choices, len(items), start))
+        fewest = min(u for u, _s in walks)
+        # The least "dearest transition" of any order making the fewest: ≥ 1 when they all need one.
+        need = min(max(dearer[(a[0], a[2]), (b[0], b[2])] for pairs in s for a, b in pairs)
+                   for u, s in walks if u == fewest)
+        hints = {}
+        for u, s in walks:
+            hints.setdefault(u, s)
+        routes += 1
+        if need == 0 or len(hints) == 1:
+            continue
+        needing += 1
+        out_b, in_b = net.bearings()
+        ends = pass_ends(net, items, directed, out_b, in_b)
+        for u, s in sorted(hints.items()):  # from a best order too: the search proves it
+            hint = _order_of(s, nodes, items, start, directed)
+            assert _closed_at(net, hint, start) and len(turnarounds(net, hint)) == u, where
+            exact = fewest_uturns(items, *ends, start, hint=hint)
+            assert exact.optimal and exact.uturns == exact.lower_bound == fewest, (
+                f"{where}: from an order of {u} U-turns, {exact.uturns} (bound {exact.lower_bound}, "
+                f"proven {exact.optimal}) where {fewest} do (node bound {node_sum}; every such order makes a "
+                f"transition {need} dearer than its node's fewest)")
+            made = exact.circuit
+            assert _closed_at(net, made, start), where
+            assert len(turnarounds(net, made)) == fewest, where
+            tight += u == fewest + 1 and need == fewest - node_sum
+            deep += u == fewest + 1 and need == fewest - node_sum >= 2
+    # Enough routes whose best orders need a dearer transition, some with the search started just above
+    # (and some of those where that transition alone forces two U-turns more than its node's fewest).
+    least = (10, 5, 2) if directed else (2, 1, 0)
+    assert routes >= 300 and all(a >= b for a, b in zip((needing, tight, deep), least)), (routes, needing, tight, deep)
