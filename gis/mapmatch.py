@@ -195,6 +195,8 @@ class HmmMatcher:
     (a footway beside its road) got none has one pass moved to the twin unless the fixes argue
     against it by more than ``TWIN_LOG_ODDS``; ``spurs`` — an in-and-out of a side street shallower
     than ``SPUR_SIGMAS`` σ is the scatter of fixes at a corner and is not credited.
+    ``temporal``: a route between two fixes longer than a walker gets in the time between them is unlikely
+    (see ``_step_logp``).
     ``planned``: per edge how often the planned routes walk it (``planned_passes``), the prior for what the fixes
     cannot settle: passes the plan itself puts on a street (out and back on a footway beside its road) are not
     moved to its twin.
@@ -204,8 +206,9 @@ class HmmMatcher:
                  radius_m: float | None = None, max_candidates: int = 8, min_step_m: float | None = None,
                  window_s: float = 20.0, keep_after_s: float = KEEP_AFTER_S,
                  estimate_sigma: bool = True, twins: bool = True, spurs: bool = True, debias: bool = True,
-                 planned: np.ndarray | None = None, plan_moves: sparse.spmatrix | None = None):
+                 planned: np.ndarray | None = None, plan_moves: sparse.spmatrix | None = None, temporal: bool = True):
         self.net = net
+        self.temporal = bool(temporal)
         self.planned = np.asarray(planned, dtype=np.int64) if planned is not None else np.zeros(net.n_edges, np.int64)
         self.plan_moves = sparse.csr_matrix(plan_moves, dtype=bool) if plan_moves is not None else None
         self._beta_m, self._radius_m = beta_m, radius_m
@@ -285,6 +288,11 @@ class HmmMatcher:
         overstates the step walked: E[straight²] = step² + 2 (σ₀² + σ₁²) for noise σ per axis. Where fixes are
         sparse and noisy (a 37 m step at σ 30 m) the raw distance made detours into side streets look like
         the better fit, so the step is compared with its noise-corrected estimate √max(0, straight² − 2(σ₀² + σ₁²)).
+
+        ``temporal`` (the time between the fixes, as ST-Matching does): that comparison rewards a route that follows
+        the fixes, so one fix thrown 100 m off (3σ at σ 30 m) was explained as a walk 90 m down a side street and
+        back in 30 s. A route longer than ``WALK_MAX_MPS`` × the time costs 0.5 (excess / √(σ₀² + σ₁²))²: the
+        positions compared are the fixes' projections, each off along the street by about its σ.
         """
         gc = float(np.hypot(x[i1] - x[i0], y[i1] - y[i0]))
         dt = max(float(t[i1] - t[i0]), 1.0)
@@ -293,6 +301,11 @@ class HmmMatcher:
         if self.debias:
             step = float(np.sqrt(max(gc * gc - 2.0 * (sig[i0] ** 2 + sig[i1] ** 2), 0.0)))
         logp = -np.abs(route - step) / self.beta
+        if self.temporal:
+            # The route between the two positions cannot be much longer than a walker gets in the time; the
+            # positions are the fixes' projections, each off along the street by about its σ.
+            over = np.maximum(route - WALK_MAX_MPS * dt, 0.0)
+            logp = logp - 0.5 * over * over / (sig[i0] ** 2 + sig[i1] ** 2)
         if self.plan_moves is not None:
             logp = logp + PLAN_LOG_ODDS * self.plan_moves[ca[0]][:, cb[0]].toarray()
         return np.where(np.isfinite(route), logp, NEG), how
@@ -432,7 +445,8 @@ class HmmMatcher:
         argue against it by more than ``TWIN_LOG_ODDS``.
 
         - A street matched for two separate passes while its twin got no pass (a single fix on it is the scatter
-          at a corner, not a pass): a patrol walks both, so the pass that fits the twin best is moved there —
+          at a corner, not a pass, and is not moved either): a patrol walks both, so the pass that fits the twin
+          best is moved there —
           unless the plan itself walks the street as often as it was matched (``planned``: out and back on it;
           a run of fixes that enters and leaves the street by the same end is two passes)."""
         twins = self.twin_edges()
@@ -465,6 +479,8 @@ class HmmMatcher:
                     if b_e in used:
                         continue
                     for s0, s1 in rr:
+                        if s1 == s0:
+                            continue  # a single fix is no pass (the scatter at a corner): not moved either
                         got = self._pass_delta(cands, choice, back, trans, emis, s0, s1, b_e)
                         if got is not None and (best is None or got[0] > best[0]):
                             best = (got[0], a_e, b_e, s0, got[1])
