@@ -469,7 +469,11 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     )
     from gridpatrol.gis.partition.empty import fill_along_chains, fill_empty
     from gridpatrol.gis.partition.empty_bound import plan_empty_bound, recut_empty
-    from gridpatrol.layers.grids.route_cap import M_PER_MIN, ROUTE_PER_STREET, RouteMeter
+    from gridpatrol.layers.grids.route_cap import (
+        M_PER_MIN,
+        ROUTE_PER_STREET,
+        RouteMeter,
+    )
 
     fmt = CodeFormat(params.code_format)
     target, low, high = params.workload_band()

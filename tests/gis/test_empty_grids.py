@@ -9,7 +9,11 @@ import networkx as nx
 import numpy as np
 import pytest
 from gridpatrol.gis.partition import absorb_empty, merge_small, resplit_empty
-from gridpatrol.gis.partition.empty import fill_along_chains, fill_empty, household_reach
+from gridpatrol.gis.partition.empty import (
+    fill_along_chains,
+    fill_empty,
+    household_reach,
+)
 from gridpatrol.gis.partition.empty_bound import (
     bound_inputs,
     capacity_bound,
