@@ -20,6 +20,11 @@ FILL_SOLVES_PER_EMPTY = 2  # neighbourhoods solved, per empty grid at the start
 # objective weights: an empty grid outweighs any shortfall below the band, which outweighs moves
 EMPTY_WEIGHT = 10**9
 SHORT_WEIGHT = 10
+CHAIN_MAX_BLOCKS = 160  # blocks of the grids one chain crosses, solved at once
+CHAIN_TRIES = 3  # chains per empty grid and round: to the nearest homes of this many grids
+CHAIN_WORK = 2.0  # CP-SAT deterministic time per chain
+CHAIN_RETRIES = 3  # solves of one chain, each below the grids ``accept`` refused in the one before
+CHAIN_STEP = 0.02  # that far below
 
 
 def household_reach(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, households: np.ndarray,
@@ -77,14 +82,7 @@ def fill_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray
                                                                   max_street_m, max_area_m2)
     if len(labels) == 0:
         return labels
-    # a block alone over a cap is a grid of its own (exempt): never part of a re-cut
-    single_over = np.zeros(len(labels), dtype=bool)
-    for v, cap in caps:
-        single_over |= v > cap * (1 + TOLERANCE)
-    # a block farther from every home than a cap allows is in an empty grid in any plan: not worth a re-cut
-    hopeless = single_over.copy()
-    for r, (_, cap) in zip(household_reach(blocks, adjacency, hh, [v for v, _ in caps]), caps):
-        hopeless |= r > cap * (1 + TOLERANCE)
+    single_over, hopeless = _out_of_reach(blocks, adjacency, hh, caps)
     tried: set[frozenset] = set()
     budget = None
     while True:
@@ -104,12 +102,135 @@ def fill_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray
         budget -= 1
         tried.add(frozenset(area))
         new = _solve_fill(labels, area, nbrs, hh, load, caps, low, high, seed)
-        if new is None:
+        if new is not None and not _refused(labels, new, accept):
+            labels = new
+
+
+def fill_along_chains(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
+                      low: float, high: float, max_street_m: float | None = None, max_area_m2: float | None = None,
+                      locked: np.ndarray | None = None, accept: Callable[[np.ndarray], bool] | None = None,
+                      seed: int = 0, target: int = 0) -> np.ndarray:
+    """``labels`` with grids of 0 ``households`` given homes along chains of grids, while more than
+    ``target`` (e.g. the proven lower bound) are left: for an empty grid E, the cheapest chains of touching
+    blocks from E to a block with households (cost: each block's share of every cap), one per grid with
+    households they end in (the CHAIN_TRIES cheapest); the grids such a chain crosses are re-cut exactly
+    as in :func:`fill_empty` (same model, same objective), except that any block may go to any of those
+    grids: E may take a household block deep inside a grid that holds them, and the grids between give
+    way. Kept when it has fewer grids of 0 households and ``accept`` agrees with every changed grid; where
+    it refuses one, the chain is solved again (up to CHAIN_RETRIES times) with every grid below the refused
+    ones on the cap they use most (:func:`_below_refused`). Rounds over the empty grids repeat while one of
+    them gains homes."""
+    caps, labels, keep, hh, load, _, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
+                                                              max_street_m, max_area_m2)
+    if len(labels) == 0 or not caps:
+        return labels
+    single_over, hopeless = _out_of_reach(blocks, adjacency, hh, caps)
+    cost = sum(np.maximum(v, 0.0) / cap for v, cap in caps) + 1e-6  # a hop costs a little: shortest of equals
+    tried: set[tuple] = set()
+    while True:
+        h_grid = np.bincount(labels, weights=hh, minlength=int(labels.max()) + 1)
+        empty = [g for g in sorted(set(labels.tolist())) if h_grid[g] <= TOLERANCE]
+        if len(empty) <= target:
+            return labels
+        # locked grids, blocks alone over a cap and grids above the band's top (one block of many homes)
+        # stay as they are
+        over_high = np.flatnonzero(np.bincount(labels, weights=load) > high * (1 + TOLERANCE)).tolist()
+        passable = ~single_over & ~np.isin(labels, sorted(keep | set(over_high)))
+        progress = False
+        for g in empty:
+            if g in keep or hopeless[labels == g].any():
+                continue
+            for area in _chain_areas(g, labels, nbrs, hh, cost, passable):
+                rows = np.flatnonzero(np.isin(labels, area))
+                key = (tuple(rows.tolist()), labels[rows].tobytes())
+                if len(rows) > CHAIN_MAX_BLOCKS or key in tried:
+                    continue
+                tried.add(key)
+                area_caps = caps
+                for _ in range(CHAIN_RETRIES):
+                    new = _solve_fill(labels, area, nbrs, hh, load, area_caps, low, high, seed, far=frozenset(area),
+                                      work=CHAIN_WORK)
+                    refused = [] if new is None else _refused(labels, new, accept)
+                    if new is None or not refused:
+                        break
+                    area_caps = _below_refused(area_caps, refused)
+                if new is not None and not refused:
+                    labels, progress = new, True
+                    break
+        if not progress:
+            return labels
+
+
+def _chain_areas(g: int, labels: np.ndarray, nbrs: list[list[int]], hh: np.ndarray, cost: np.ndarray,
+                 passable: np.ndarray) -> list[list[int]]:
+    """The grids crossed by the cheapest chain of ``passable`` touching blocks (node costs ``cost``) from
+    grid g to a block with households, per grid with households such a chain ends in, cheapest first
+    (at most CHAIN_TRIES); each list starts with g and follows the chain."""
+    import heapq
+
+    dist = {b: 0.0 for b in np.flatnonzero(labels == g).tolist()}
+    prev: dict[int, int] = {}
+    heap = [(0.0, b) for b in sorted(dist)]
+    done: set[int] = set()
+    ends: dict[int, int] = {}  # grid with households → its nearest household block
+    while heap and len(ends) < CHAIN_TRIES:
+        d, u = heapq.heappop(heap)
+        if u in done:
             continue
-        changed = sorted({int(x) for x in new[new != labels].tolist()} | {int(x) for x in labels[new != labels].tolist()})
-        if accept is not None and not all(accept(np.flatnonzero(new == x)) for x in changed if (new == x).any()):
-            continue
-        labels = new
+        done.add(u)
+        if hh[u] > TOLERANCE:
+            ends.setdefault(int(labels[u]), u)
+            continue  # a chain ends at the first home it meets
+        for w in nbrs[u]:
+            nd = d + float(cost[w])
+            if passable[w] and w not in done and nd < dist.get(w, np.inf):
+                dist[w], prev[w] = nd, u
+                heapq.heappush(heap, (nd, w))
+    out = []
+    for end in ends.values():
+        area, b = [], end
+        while True:
+            if int(labels[b]) not in area:
+                area.append(int(labels[b]))
+            if b not in prev:
+                break
+            b = prev[b]
+        area.reverse()
+        out.append(area)
+    return out
+
+
+def _out_of_reach(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, hh: np.ndarray,
+                  caps: list[tuple[np.ndarray, float]]) -> tuple[np.ndarray, np.ndarray]:
+    """(blocks alone over a cap, blocks in a grid of 0 households in every plan): the first are grids of
+    their own (exempt), never part of a re-cut; the second are those and the blocks farther from every
+    home than a cap allows (:func:`household_reach`): not worth a re-cut."""
+    single_over = np.zeros(len(hh), dtype=bool)
+    for v, cap in caps:
+        single_over |= v > cap * (1 + TOLERANCE)
+    hopeless = single_over.copy()
+    for r, (_, cap) in zip(household_reach(blocks, adjacency, hh, [v for v, _ in caps]), caps):
+        hopeless |= r > cap * (1 + TOLERANCE)
+    return single_over, hopeless
+
+
+def _refused(labels: np.ndarray, new: np.ndarray, accept: Callable[[np.ndarray], bool] | None) -> list[np.ndarray]:
+    """The grids ``new`` changed (block indices) that ``accept`` (block indices of a grid → bool) refuses."""
+    if accept is None:
+        return []
+    changed = sorted({int(x) for x in new[new != labels].tolist()} | {int(x) for x in labels[new != labels].tolist()})
+    grids = [np.flatnonzero(new == x) for x in changed]
+    return [idx for idx in grids if len(idx) and not accept(idx)]
+
+
+def _below_refused(caps: list[tuple[np.ndarray, float]], refused: list[np.ndarray]) -> list[tuple[np.ndarray, float]]:
+    """``caps`` lowered just below each refused grid's total on the cap it uses most: ``accept`` (the exact
+    patrol) is no sum of block values, so the next re-cut keeps every grid below the grids it refused."""
+    out = list(caps)
+    for idx in refused:
+        i = max(range(len(out)), key=lambda k: float(out[k][0][idx].sum()) / out[k][1])
+        out[i] = (out[i][0], min(out[i][1], float(out[i][0][idx].sum()) * (1 - CHAIN_STEP)))
+    return out
 
 
 def _neighbourhood(g: int, labels: np.ndarray, nbrs: list[list[int]], keep: set[int],
@@ -140,9 +261,11 @@ def _neighbourhood(g: int, labels: np.ndarray, nbrs: list[list[int]], keep: set[
 
 
 def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: np.ndarray, load: np.ndarray,
-                caps: list[tuple[np.ndarray, float]], low: float, high: float, seed: int) -> np.ndarray | None:
+                caps: list[tuple[np.ndarray, float]], low: float, high: float, seed: int,
+                far: frozenset[int] = frozenset(), work: float = FILL_WORK) -> np.ndarray | None:
     """The CP-SAT re-cut of the grids ``area`` (see fill_empty): new labels, or None when it
-    finds no plan with fewer empty grids."""
+    finds no plan with fewer empty grids. A block may move to a grid within FILL_REACH hops of the
+    grid's blocks, or to any grid of ``far``; deterministic time ``work``."""
     from ortools.sat.python import cp_model
 
     blocks = np.flatnonzero(np.isin(labels, area)).tolist()
@@ -154,7 +277,7 @@ def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: 
     for lab in area:
         seen = {b for b in blocks if home[b] == lab}
         frontier = list(seen)
-        for _ in range(FILL_REACH):
+        for _ in range(len(blocks) if lab in far else FILL_REACH):
             nxt = []
             for x in frontier:
                 for y in nbrs[x]:
@@ -213,7 +336,7 @@ def _solve_fill(labels: np.ndarray, area: list[int], nbrs: list[list[int]], hh: 
     for b in blocks:
         for lab in sorted(cand[b]):
             model.add_hint(x[b, lab], lab == home[b])
-    solver, found = solve_repeatably(model, seed, FILL_WORK)
+    solver, found = solve_repeatably(model, seed, work)
     if not found:
         return None
     if sum(int(solver.value(e)) for e in empties) >= empty_before:

@@ -467,9 +467,13 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         partition_blocks,
         resplit_empty,
     )
-    from gridpatrol.gis.partition.empty import fill_empty
+    from gridpatrol.gis.partition.empty import fill_along_chains, fill_empty
     from gridpatrol.gis.partition.empty_bound import plan_empty_bound, recut_empty
-    from gridpatrol.layers.grids.route_cap import M_PER_MIN, ROUTE_PER_STREET, RouteMeter
+    from gridpatrol.layers.grids.route_cap import (
+        M_PER_MIN,
+        ROUTE_PER_STREET,
+        RouteMeter,
+    )
 
     fmt = CodeFormat(params.code_format)
     target, low, high = params.workload_band()
@@ -552,7 +556,14 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
             labels = recut_empty(loads, adj, labels, hh_block, high=high, locked=kw.get("locked"), accept=accept,
                                  seed=params.seed, max_street_m=fill_street, max_area_m2=params.max_area_m2,
                                  target=empty_bound)
-        # the re-cut may leave grids below the band that a whole merge now lifts within the caps
+        # above the bound still: an empty grid takes homes along the cheapest chains of blocks to them, the
+        # grids the chain crosses re-cut exactly, household blocks free to move (fill_along_chains)
+        h_grid = np.bincount(labels, weights=hh_block)
+        if sum(1 for g in set(labels.tolist()) if h_grid[g] <= 0) > empty_bound:
+            labels = fill_along_chains(loads, adj, labels, hh_block, low=low, high=high, locked=kw.get("locked"),
+                                       accept=accept, seed=params.seed, max_street_m=fill_street,
+                                       max_area_m2=params.max_area_m2, target=empty_bound)
+        # the re-cuts may leave grids below the band that a whole merge now lifts within the caps
         labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), accept=accept, **hard)
     blocks = blocks.copy()
     blocks["area_code"] = str(area["code"])

@@ -9,7 +9,11 @@ import networkx as nx
 import numpy as np
 import pytest
 from gridpatrol.gis.partition import absorb_empty, merge_small, resplit_empty
-from gridpatrol.gis.partition.empty import fill_empty, household_reach
+from gridpatrol.gis.partition.empty import (
+    fill_along_chains,
+    fill_empty,
+    household_reach,
+)
 from gridpatrol.gis.partition.empty_bound import (
     bound_inputs,
     capacity_bound,
@@ -95,6 +99,40 @@ def test_an_empty_grid_the_greedy_steps_leave_is_recut_exactly():
     assert _contiguous(out, blocks)
     # with a cap no grid of these blocks can meet together with households, nothing changes
     assert (fill_empty(blocks, graph, labels, hh, low=100, high=400, max_street_m=199, seed=1) == labels).all()
+
+
+def test_an_empty_grid_far_from_the_homes_takes_one_along_a_chain():
+    # a 12 × 2 ladder, 100 m of streets per block, homes only in the west column (blocks 0 and 12), cap
+    # 1,200 m: the west half (both homes) and the east half (none) are 1,200 m each. The east grid's blocks
+    # are 6 hops from a home, beyond fill_empty's reach, and the household blocks are fixed in recut_empty;
+    # along the chain east → west both grids may take any block: the two rows, one home each
+    hh = np.zeros(24)
+    hh[[0, 12]] = 100.0
+    blocks, graph = _lattice(12, 2, hh)
+    blocks = _with_streets(blocks, np.full(24, 100.0))
+    labels = np.tile(np.repeat([0, 1], 6), 2)
+    kw = {"high": 500, "max_street_m": 1200}
+    assert (fill_empty(blocks, graph, labels, hh, low=100, seed=1, **kw) == labels).all()
+    assert (recut_empty(blocks, graph, labels, hh, seed=1, **kw) == labels).all()
+    out = fill_along_chains(blocks, graph, labels, hh, low=100, seed=1, **kw)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out, weights=blocks["street_m"].to_numpy())[grids].max() <= 1200
+    assert _contiguous(out, blocks)
+    # not below the target (e.g. the proven bound): nothing to do
+    assert (fill_along_chains(blocks, graph, labels, hh, low=100, seed=1, target=1, **kw) == labels).all()
+    # a patrol cap (accept) that refuses grids of more than 11 blocks: no plan of two grids with homes has
+    # them, nothing changes
+    assert (fill_along_chains(blocks, graph, labels, hh, low=100, seed=1, accept=lambda idx: len(idx) <= 11,
+                              **kw) == labels).all()
+    # with a street cap of 1,400 m and a patrol cap refusing grids of more than 12 blocks, the first re-cut
+    # (14 + 10 blocks) and the second (13 + 11) are refused; each next one is solved below the refused grid's
+    # streets, and the third (12 + 12) is kept
+    out = fill_along_chains(blocks, graph, labels, hh, low=100, seed=1, accept=lambda idx: len(idx) <= 12,
+                            high=500, max_street_m=1400)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out)[grids].max() == 12 and _contiguous(out, blocks)
 
 
 def test_household_reach_is_the_least_chain_to_a_household_block():
