@@ -14,11 +14,12 @@ from gridpatrol.gis.partition.band import TOLERANCE
 from gridpatrol.gis.partition.caps import empty_step_inputs, merge_blocked, merge_small
 from gridpatrol.gis.partition.exact import solve_repeatably
 
-GROW_SCALE = 10000  # CP-SAT wants integers: shares of each cap in ten-thousandths (rounded up)
+GROW_SCALE = 10**6  # CP-SAT wants integers: shares of each cap in millionths (rounded; the result is checked)
 GROW_HOMES = 16  # household blocks a block without households may hang on: the nearest this many
 GROW_ROOTS = 8  # blocks without households that may root the grid of 0 households it is in: the nearest
 GROW_MAX_BLOCKS = 600  # blocks (outside locked grids) above which the model is not built
 GROW_WORK = 10.0  # CP-SAT deterministic time
+GROW_SHRINK = (1.0, 0.9, 0.8)  # street caps tried in turn while ``accept`` refuses a grown grid
 LIFT_MAX_BLOCKS = 14  # blocks of two grids cut anew in two by trying every cut
 
 
@@ -148,30 +149,45 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
                     low: float, high: float, max_street_m: float | None = None, max_area_m2: float | None = None,
                     locked: np.ndarray | None = None, accept: Callable[[np.ndarray], bool] | None = None,
                     seed: int = 0, work: float = GROW_WORK) -> np.ndarray:
+    """See _grow; where ``accept`` refuses the plan it is grown again with the street cap GROW_SHRINK
+    times as long (the patrol is no sum of block values)."""
+    for shrink in GROW_SHRINK if accept is not None and max_street_m is not None else (1.0,):
+        new = _grow(blocks, adjacency, labels, households, low=low, high=high,
+                    max_street_m=None if max_street_m is None else max_street_m * shrink, max_area_m2=max_area_m2,
+                    locked=locked, accept=accept, seed=seed, work=work)
+        if new is not None:
+            return new
+    return np.asarray(labels, dtype=np.int64).copy()
+
+
+def _grow(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
+          low: float, high: float, max_street_m: float | None, max_area_m2: float | None,
+          locked: np.ndarray | None, accept: Callable[[np.ndarray], bool] | None,
+          seed: int, work: float) -> np.ndarray | None:
     """``labels`` built anew outside the locked grids: each block with ``households`` roots a grid, each
     block without hangs on one of the GROW_HOMES nearest of them or on one of the GROW_ROOTS nearest blocks
     without households (a grid of 0 households), every grid within every cap and the workload ``high``
     (``households`` column of ``blocks``) and closed towards its root along shortest paths (so contiguous),
     fewest grids of 0 households (CP-SAT); then merge_small joins grids below ``low``. Kept only when it has
     fewer grids of 0 households and every grid that changed is contiguous, within the caps and ``accept``
-    (block indices → bool) agrees with it."""
+    (block indices → bool) agrees with it; else None."""
     caps, labels, keep, hh, load, edges, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
                                                                   max_street_m, max_area_m2)
     n = len(labels)
     if n == 0 or not caps:
-        return labels
+        return None
     in_keep = np.isin(labels, sorted(keep)) if keep else np.zeros(n, dtype=bool)
     h_grid = np.bincount(labels, weights=hh)
     empty_grids = {g for g in set(labels[~in_keep].tolist()) if h_grid[g] <= TOLERANCE}
     homes = ~in_keep & (hh > TOLERANCE)
     free = ~in_keep & (hh <= TOLERANCE)
     if not empty_grids or not homes.any() or int((~in_keep).sum()) > GROW_MAX_BLOCKS:
-        return labels
+        return None
     from ortools.sat.python import cp_model
 
     values = [v for v, _ in caps] + [load]
     limits = [c for _, c in caps] + [high]
-    share = np.ceil(np.array([v / c for v, c in zip(values, limits)]) * GROW_SCALE - 1e-6).astype(np.int64)
+    share = np.round(np.array([v / c for v, c in zip(values, limits)]) * GROW_SCALE).astype(np.int64)
     share = np.maximum(share, 0)
     portals = [b for b in np.flatnonzero(homes).tolist() if any(free[x] for x in nbrs[b])]
     roots_free = np.flatnonzero(free).tolist()
@@ -209,7 +225,7 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
     model.minimize(sum(empty_roots))
     solver, found = solve_repeatably(model, seed, work)
     if not found or solver.objective_value >= len(empty_grids):
-        return labels
+        return None
     new = labels.copy()
     base = int(labels.max()) + 1
     # the portals root grids of their own; the other household blocks stay together as in their grid
@@ -233,10 +249,10 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
     new = lift_below(new, edges, nbrs, caps, load, hh, low, high, in_keep)
     h_new = np.bincount(new, weights=hh)
     if sum(1 for g in set(new[~in_keep].tolist()) if h_new[g] <= TOLERANCE) >= len(empty_grids):
-        return labels
+        return None
     # no grid below the band that a merge within the caps could lift (check-grids: an error)
     if len(unforced_below(new, edges, caps, load, low, high)) > len(unforced_below(labels, edges, caps, load, low, high)):
-        return labels
+        return None
     old_sets = {frozenset(np.flatnonzero(labels == g).tolist()) for g in set(labels.tolist())}
     graph = nx.Graph()
     graph.add_nodes_from(range(n))
@@ -247,11 +263,11 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
             continue
         if len(idx) > 1:
             if not nx.is_connected(graph.subgraph(idx.tolist())):
-                return labels
+                return None
             # over a cap only as a block alone over it with blocks that add nothing to it
             if any(v[idx].sum() > c * (1 + TOLERANCE) and int((v[idx] > 0).sum()) > 1
                    for v, c in zip(values, limits)):
-                return labels
+                return None
         if accept is not None and not accept(idx):
-            return labels
+            return None
     return new
