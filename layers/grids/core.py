@@ -469,6 +469,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     )
     from gridpatrol.gis.partition.empty import fill_along_chains, fill_empty
     from gridpatrol.gis.partition.empty_bound import plan_empty_bound, recut_empty
+    from gridpatrol.gis.partition.grow import grow_from_homes
     from gridpatrol.layers.grids.route_cap import (
         M_PER_MIN,
         ROUTE_PER_STREET,
@@ -563,6 +564,13 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
             labels = fill_along_chains(loads, adj, labels, hh_block, low=low, high=high, locked=kw.get("locked"),
                                        accept=accept, seed=params.seed, max_street_m=fill_street,
                                        max_area_m2=params.max_area_m2, target=empty_bound)
+        # above the bound still: the plan built anew from the homes, each household block a root the blocks
+        # without households hang on (CP-SAT), kept only with fewer grids of 0 households (grow_from_homes)
+        h_grid = np.bincount(labels, weights=hh_block)
+        if sum(1 for g in set(labels.tolist()) if h_grid[g] <= 0) > empty_bound:
+            labels = grow_from_homes(loads, adj, labels, hh_block, low=low, high=high, locked=kw.get("locked"),
+                                     accept=accept, seed=params.seed, max_street_m=fill_street,
+                                     max_area_m2=params.max_area_m2)
         # the re-cuts may leave grids below the band that a whole merge now lifts within the caps
         labels = merge_small(loads, adj, labels, low=low, high=high, locked=kw.get("locked"), accept=accept, **hard)
     blocks = blocks.copy()

@@ -21,6 +21,7 @@ from gridpatrol.gis.partition.empty_bound import (
     plan_empty_bound,
     recut_empty,
 )
+from gridpatrol.gis.partition.grow import grow_from_homes
 
 from tests.gis.test_partition import _contiguous, _lattice
 
@@ -133,6 +134,30 @@ def test_an_empty_grid_far_from_the_homes_takes_one_along_a_chain():
     grids = np.unique(out)
     assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
     assert np.bincount(out)[grids].max() == 12 and _contiguous(out, blocks)
+
+
+def test_grids_grown_from_the_homes_leave_none_empty_on_the_ladder():
+    # the ladder above: each home (blocks 0 and 12) roots a grid, the blocks without households hang on
+    # them along their rows within the 1,200 m cap: two grids with homes
+    hh = np.zeros(24)
+    hh[[0, 12]] = 100.0
+    blocks, graph = _lattice(12, 2, hh)
+    blocks = _with_streets(blocks, np.full(24, 100.0))
+    labels = np.tile(np.repeat([0, 1], 6), 2)
+    kw = {"low": 100, "high": 500, "seed": 1}
+    out = grow_from_homes(blocks, graph, labels, hh, max_street_m=1200, **kw)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out, weights=blocks["street_m"].to_numpy())[grids].max() <= 1200
+    assert _contiguous(out, blocks)
+    # a patrol cap (accept) refusing grids of more than 11 blocks: no such plan, nothing changes
+    assert (grow_from_homes(blocks, graph, labels, hh, max_street_m=1200, accept=lambda idx: len(idx) <= 11,
+                            **kw) == labels).all()
+    # a 1,400 m cap and a patrol cap refusing more than 12 blocks: what is kept has no grid it refuses
+    out = grow_from_homes(blocks, graph, labels, hh, max_street_m=1400, accept=lambda idx: len(idx) <= 12, **kw)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out)[grids].max() <= 12 and _contiguous(out, blocks)
 
 
 def test_household_reach_is_the_least_chain_to_a_household_block():

@@ -1,0 +1,274 @@
+"""Grids of 0 households undone by building the plan anew from the homes: every household block roots its
+own grid, and the blocks without households are hung on the roots near them (CP-SAT) so that as few of
+them as possible are left to grids of their own; the household grids are then joined back where the caps
+allow (merge_small). See docs/partition.md, "Grids grown from the homes"."""
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+
+import geopandas as gpd
+import networkx as nx
+import numpy as np
+from gridpatrol.gis.partition.band import TOLERANCE
+from gridpatrol.gis.partition.caps import empty_step_inputs, merge_blocked, merge_small
+from gridpatrol.gis.partition.exact import solve_repeatably
+
+GROW_SCALE = 10**6  # CP-SAT wants integers: shares of each cap in millionths (rounded; the result is checked)
+GROW_HOMES = 16  # household blocks a block without households may hang on: the nearest this many
+GROW_ROOTS = 8  # blocks without households that may root the grid of 0 households it is in: the nearest
+GROW_MAX_BLOCKS = 600  # blocks (outside locked grids) above which the model is not built
+GROW_WORK = 10.0  # CP-SAT deterministic time
+GROW_SHRINK = (1.0,)  # street caps tried in turn while ``accept`` refuses a grown grid: (1.0, 0.9, 0.8) gained
+# nothing on 锦江区 with --max-route-min 60 (every try refused) and no test needed the retries; they cost ~30-60 s
+LIFT_MAX_BLOCKS = 14  # blocks of two grids cut anew in two by trying every cut
+
+
+def _paths(root: int, nbrs: list[list[int]], free: np.ndarray, share: np.ndarray) -> dict[int, int]:
+    """Shortest paths from ``root`` through the ``free`` blocks (node weight: the summed shares of the
+    caps, plus 1), kept only where the path's blocks with the root fit in every cap: block → distance."""
+    weight = share.sum(axis=0) + 1
+    dist, tot, done = {root: 0}, {root: share[:, root].copy()}, set()
+    queue = [(0, root)]
+    while queue:
+        d, u = heapq.heappop(queue)
+        if u in done:
+            continue
+        done.add(u)
+        for w in nbrs[u]:
+            if not free[w] or w in done:
+                continue
+            t = tot[u] + share[:, w]
+            if np.all(t <= GROW_SCALE) and (w not in dist or d + weight[w] < dist[w]):
+                dist[w], tot[w] = d + int(weight[w]), t
+                heapq.heappush(queue, (dist[w], w))
+    return dist
+
+
+def unforced_below(labels: np.ndarray, edges: np.ndarray, caps: list[tuple[np.ndarray, float]], load: np.ndarray,
+                   low: float, high: float) -> set[int]:
+    """Grids (labels) of more than one block below ``low`` (workload ``load`` per block) that touch a grid
+    and are not kept there by a cap (merge_blocked): the band problems check-grids reports as errors."""
+    n = int(labels.max()) + 1
+    w = np.bincount(labels, weights=load, minlength=n)
+    size = np.bincount(labels, minlength=n)
+    pairs = np.unique(np.sort(labels[edges], axis=1), axis=0) if len(edges) else np.zeros((0, 2), np.int64)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    grid_caps = [(np.bincount(labels, weights=v, minlength=n), c) for v, c in caps]
+    blocked, share = merge_blocked(pairs, w, grid_caps, high)
+    touching = np.zeros(n, dtype=bool)
+    touching[pairs.ravel()] = True
+    forced = blocked & ~np.isnan(share)
+    return {g for g in set(labels.tolist()) if w[g] < low - TOLERANCE and size[g] > 1 and touching[g] and not forced[g]}
+
+
+def lift_below(labels: np.ndarray, edges: np.ndarray, nbrs: list[list[int]], caps: list[tuple[np.ndarray, float]],
+               load: np.ndarray, hh: np.ndarray, low: float, high: float, frozen: np.ndarray) -> np.ndarray:
+    """``labels`` with blocks moved one at a time from a touching grid into a grid unforced_below names,
+    each move kept when it leaves fewer such grids or as many short of ``low`` by less in all, no more grids of 0 households, the giver contiguous
+    and the taker within every cap and ``high``; blocks ``frozen`` (locked grids) do not move."""
+    labels = labels.copy()
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(labels)))
+    graph.add_edges_from(edges.tolist())
+
+    def empties(lab: np.ndarray) -> int:
+        h = np.bincount(lab, weights=hh)
+        return sum(1 for g in set(lab.tolist()) if h[g] <= TOLERANCE)
+
+    def short(lab: np.ndarray, grids: set[int]) -> tuple[int, float]:
+        w = np.bincount(lab, weights=load)
+        return len(grids), round(float(sum(low - w[g] for g in grids)), 6)
+
+    bad = unforced_below(labels, edges, caps, load, low, high)
+    moved = True
+    while bad and moved:
+        moved = False
+        for g in sorted(bad):
+            inside = np.flatnonzero(labels == g)
+            rim = sorted({y for x in inside.tolist() for y in nbrs[x] if labels[y] != g and not frozen[y]})
+            for b in rim:
+                o = labels[b]
+                rest = np.flatnonzero(labels == o)
+                rest = rest[rest != b]
+                if not len(rest) or not nx.is_connected(graph.subgraph(rest.tolist())):
+                    continue
+                taker = np.append(inside, b)
+                if load[taker].sum() > high + TOLERANCE or any(v[taker].sum() > c * (1 + TOLERANCE) for v, c in caps):
+                    continue
+                trial = labels.copy()
+                trial[b] = g
+                now = unforced_below(trial, edges, caps, load, low, high)
+                if short(trial, now) < short(labels, bad) and empties(trial) <= empties(labels):
+                    labels, bad, moved = trial, now, True
+                    break
+            if moved:
+                break
+        for g in sorted(bad) if not moved else []:
+            # or the grid and a touching one (together few blocks) cut anew in two, both within the band
+            for o in sorted({int(labels[y]) for x in np.flatnonzero(labels == g).tolist() for y in nbrs[x]} - {g}):
+                union = np.flatnonzero((labels == g) | (labels == o))
+                if len(union) > LIFT_MAX_BLOCKS or frozen[union].any():
+                    continue
+                trial = _cut_pair(labels, union, g, o, graph, caps, load, hh, low, high)
+                if trial is None:
+                    continue
+                now = unforced_below(trial, edges, caps, load, low, high)
+                if short(trial, now) < short(labels, bad) and empties(trial) <= empties(labels):
+                    labels, bad, moved = trial, now, True
+                    break
+            if moved:
+                break
+    return labels
+
+
+def _cut_pair(labels: np.ndarray, union: np.ndarray, g: int, o: int, graph: nx.Graph,
+              caps: list[tuple[np.ndarray, float]], load: np.ndarray, hh: np.ndarray, low: float,
+              high: float) -> np.ndarray | None:
+    """``labels`` with the blocks ``union`` cut into two contiguous grids g and o, both with households,
+    within every cap and the band [low, high], the first such cut (all cuts tried), or None."""
+    m = len(union)
+    for mask in range(1, 2 ** (m - 1)):
+        side = np.array([(mask >> i) & 1 for i in range(m)], dtype=bool)
+        for part in (union[side], union[~side]):
+            w = load[part].sum()
+            if w < low - TOLERANCE or w > high + TOLERANCE or hh[part].sum() <= TOLERANCE:
+                break
+            if any(v[part].sum() > c * (1 + TOLERANCE) for v, c in caps):
+                break
+            if not nx.is_connected(graph.subgraph(part.tolist())):
+                break
+        else:
+            trial = labels.copy()
+            trial[union[side]] = g
+            trial[union[~side]] = o
+            return trial
+    return None
+
+
+def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
+                    low: float, high: float, max_street_m: float | None = None, max_area_m2: float | None = None,
+                    locked: np.ndarray | None = None, accept: Callable[[np.ndarray], bool] | None = None,
+                    seed: int = 0, work: float = GROW_WORK) -> np.ndarray:
+    """See _grow; where ``accept`` refuses the plan it is grown again with the street cap GROW_SHRINK
+    times as long (the patrol is no sum of block values)."""
+    for shrink in GROW_SHRINK if accept is not None and max_street_m is not None else (1.0,):
+        new = _grow(blocks, adjacency, labels, households, low=low, high=high,
+                    max_street_m=None if max_street_m is None else max_street_m * shrink, max_area_m2=max_area_m2,
+                    locked=locked, accept=accept, seed=seed, work=work)
+        if new is not None:
+            return new
+    return np.asarray(labels, dtype=np.int64).copy()
+
+
+def _grow(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
+          low: float, high: float, max_street_m: float | None, max_area_m2: float | None,
+          locked: np.ndarray | None, accept: Callable[[np.ndarray], bool] | None,
+          seed: int, work: float) -> np.ndarray | None:
+    """``labels`` built anew outside the locked grids: each block with ``households`` roots a grid, each
+    block without hangs on one of the GROW_HOMES nearest of them or on one of the GROW_ROOTS nearest blocks
+    without households (a grid of 0 households), every grid within every cap and the workload ``high``
+    (``households`` column of ``blocks``) and closed towards its root along shortest paths (so contiguous),
+    fewest grids of 0 households (CP-SAT); then merge_small joins grids below ``low``. Kept only when it has
+    fewer grids of 0 households and every grid that changed is contiguous, within the caps and ``accept``
+    (block indices → bool) agrees with it; else None."""
+    caps, labels, keep, hh, load, edges, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
+                                                                  max_street_m, max_area_m2)
+    n = len(labels)
+    if n == 0 or not caps:
+        return None
+    in_keep = np.isin(labels, sorted(keep)) if keep else np.zeros(n, dtype=bool)
+    h_grid = np.bincount(labels, weights=hh)
+    empty_grids = {g for g in set(labels[~in_keep].tolist()) if h_grid[g] <= TOLERANCE}
+    homes = ~in_keep & (hh > TOLERANCE)
+    free = ~in_keep & (hh <= TOLERANCE)
+    if not empty_grids or not homes.any() or int((~in_keep).sum()) > GROW_MAX_BLOCKS:
+        return None
+    from ortools.sat.python import cp_model
+
+    values = [v for v, _ in caps] + [load]
+    limits = [c for _, c in caps] + [high]
+    share = np.round(np.array([v / c for v, c in zip(values, limits)]) * GROW_SCALE).astype(np.int64)
+    share = np.maximum(share, 0)
+    portals = [b for b in np.flatnonzero(homes).tolist() if any(free[x] for x in nbrs[b])]
+    roots_free = np.flatnonzero(free).tolist()
+    dist = {r: _paths(r, nbrs, free, share) for r in portals + roots_free}
+    cand = {b: sorted((r for r in portals if b in dist[r]), key=lambda r: (dist[r][b], r))[:GROW_HOMES]
+            + sorted((r for r in roots_free if b in dist[r]), key=lambda r: (dist[r][b], r))[:GROW_ROOTS]
+            for b in roots_free}
+    model = cp_model.CpModel()
+    x = {(b, r): model.new_bool_var(f"x{b}_{r}") for b in roots_free for r in cand[b]}
+    for b in roots_free:
+        model.add_exactly_one(x[b, r] for r in cand[b])
+        for r in cand[b]:
+            if r == b or (homes[r] and r in nbrs[b]):
+                continue
+            # a neighbour nearer the root on the same root: the grid is contiguous
+            nearer = [x[p, r] for p in nbrs[b] if (p, r) in x and dist[r][p] < dist[r][b]]
+            if nearer:
+                model.add_bool_or(nearer).only_enforce_if(x[b, r])
+            else:
+                model.add(x[b, r] == 0)
+    on_root: dict[int, list[int]] = {}
+    for b, r in x:
+        on_root.setdefault(r, []).append(b)
+    empty_roots = []
+    for r, bs in on_root.items():
+        own = 0 if free[r] else 1
+        if free[r]:
+            for b in bs:
+                if b != r:
+                    model.add_implication(x[b, r], x[r, r])
+            empty_roots.append(x[r, r])
+        for c in range(len(values)):
+            room = max(GROW_SCALE - own * int(share[c, r]), 0) if own else max(GROW_SCALE, int(share[c, r]))
+            model.add(sum(int(share[c, b]) * x[b, r] for b in bs) <= room)
+    model.minimize(sum(empty_roots))
+    solver, found = solve_repeatably(model, seed, work)
+    if not found or solver.objective_value >= len(empty_grids):
+        return None
+    new = labels.copy()
+    base = int(labels.max()) + 1
+    # the portals root grids of their own; the other household blocks stay together as in their grid
+    # (each piece of it that still touches within the grid)
+    inner = homes.copy()
+    inner[portals] = False
+    pieces = nx.Graph()
+    pieces.add_nodes_from(np.flatnonzero(inner).tolist())
+    pieces.add_edges_from((i, j) for i, j in edges.tolist() if inner[i] and inner[j] and labels[i] == labels[j])
+    for part in nx.connected_components(pieces):
+        for b in part:
+            new[b] = base + n + min(part)
+    for b in portals:
+        new[b] = base + b
+    for (b, r), v in x.items():
+        if solver.value(v):
+            new[b] = base + r
+    _, new = np.unique(new, return_inverse=True)
+    new = np.asarray(merge_small(blocks, adjacency, new, low=low, high=high, max_street_m=max_street_m,
+                                 max_area_m2=max_area_m2, locked=locked, accept=accept), dtype=np.int64)
+    new = lift_below(new, edges, nbrs, caps, load, hh, low, high, in_keep)
+    h_new = np.bincount(new, weights=hh)
+    if sum(1 for g in set(new[~in_keep].tolist()) if h_new[g] <= TOLERANCE) >= len(empty_grids):
+        return None
+    # no grid below the band that a merge within the caps could lift (check-grids: an error)
+    if len(unforced_below(new, edges, caps, load, low, high)) > len(unforced_below(labels, edges, caps, load, low, high)):
+        return None
+    old_sets = {frozenset(np.flatnonzero(labels == g).tolist()) for g in set(labels.tolist())}
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(edges.tolist())
+    for g in sorted(set(new.tolist())):
+        idx = np.flatnonzero(new == g)
+        if frozenset(idx.tolist()) in old_sets:
+            continue
+        if len(idx) > 1:
+            if not nx.is_connected(graph.subgraph(idx.tolist())):
+                return None
+            # over a cap only as a block alone over it with blocks that add nothing to it
+            if any(v[idx].sum() > c * (1 + TOLERANCE) and int((v[idx] > 0).sum()) > 1
+                   for v, c in zip(values, limits)):
+                return None
+        if accept is not None and not accept(idx):
+            return None
+    return new
