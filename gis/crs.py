@@ -170,10 +170,17 @@ def normalize_crs_name(name: str | None) -> str | None:
     if key in aliases:
         return aliases[key]
     try:
-        pyproj.CRS.from_user_input(name)
+        parsed = pyproj.CRS.from_user_input(name)
     except pyproj.exceptions.CRSError:
         raise InputError(
             f"unknown coordinate system {name!r}", hint="use wgs84, gcj02, bd09 or EPSG:<code>"
+        ) from None
+    try:  # PROJ knows systems it cannot convert (e.g. EPSG:2218, a Greenland zone of a datum without a shift)
+        pyproj.Transformer.from_crs(parsed, 4326, always_xy=True)
+    except pyproj.exceptions.ProjError:
+        raise InputError(
+            f"coordinate system {name!r} ({parsed.name}) has no known conversion to WGS-84",
+            hint="use wgs84, gcj02, bd09 or the EPSG code of a system with a datum shift to WGS-84 (e.g. EPSG:4490)",
         ) from None
     return name
 

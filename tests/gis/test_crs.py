@@ -108,6 +108,11 @@ def test_unknown_crs_name_is_a_clear_error():
         crs.normalize_crs_name("mars-grid-7")
     assert crs.normalize_crs_name("GCJ-02") == "gcj02"
     assert crs.normalize_crs_name("EPSG:2248") == "EPSG:2248"
+    # PROJ knows these but cannot convert them to WGS-84: a clear error, not pyproj's "Input is not a
+    # transformation" from deep inside an import (found by tests/api/test_fuzz_parsers.py)
+    for code in ("EPSG:2218", "EPSG:22300", "EPSG:2299"):
+        with pytest.raises(InputError, match="no known conversion to WGS-84"):
+            crs.normalize_crs_name(code)
 
 
 # What `--crs` / `crs=` accept (docs/crs.md, "Names of the coordinate systems"): case, hyphens and
