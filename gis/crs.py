@@ -169,20 +169,26 @@ def normalize_crs_name(name: str | None) -> str | None:
                "gcj": "gcj02", "mars": "gcj02", "bd09": "bd09", "bd09ll": "bd09", "baidu": "bd09"}
     if key in aliases:
         return aliases[key]
+    problem = _conversion_problem(name)
+    if problem is not None:
+        raise InputError(problem[0], hint=problem[1])
+    return name
+
+
+@functools.lru_cache(maxsize=256)
+def _conversion_problem(name: str) -> tuple[str, str] | None:
+    """(message, hint) when PROJ does not know ``name`` or cannot convert it to WGS-84, else None; cached per
+    name: building the transformation takes ~40 ms, and one import names its system several times."""
     try:
         parsed = pyproj.CRS.from_user_input(name)
     except pyproj.exceptions.CRSError:
-        raise InputError(
-            f"unknown coordinate system {name!r}", hint="use wgs84, gcj02, bd09 or EPSG:<code>"
-        ) from None
+        return f"unknown coordinate system {name!r}", "use wgs84, gcj02, bd09 or EPSG:<code>"
     try:  # PROJ knows systems it cannot convert (e.g. EPSG:2218, a Greenland zone of a datum without a shift)
         pyproj.Transformer.from_crs(parsed, 4326, always_xy=True)
     except pyproj.exceptions.ProjError:
-        raise InputError(
-            f"coordinate system {name!r} ({parsed.name}) has no known conversion to WGS-84",
-            hint="use wgs84, gcj02, bd09 or the EPSG code of a system with a datum shift to WGS-84 (e.g. EPSG:4490)",
-        ) from None
-    return name
+        return (f"coordinate system {name!r} ({parsed.name}) has no known conversion to WGS-84",
+                "use wgs84, gcj02, bd09 or the EPSG code of a system with a datum shift to WGS-84 (e.g. EPSG:4490)")
+    return None
 
 
 def _transform_geoms(geoms, fn: Callable[[ArrayLike, ArrayLike], Pair]):  # noqa: ANN001
