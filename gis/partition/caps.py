@@ -209,6 +209,15 @@ def empty_step_inputs(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.
             locked_labels(locked), np.asarray(households, dtype=float), block_households(blocks), edges, nbrs)
 
 
+def empty_grids(labels: np.ndarray, hh: np.ndarray, among: np.ndarray | None = None) -> list[int]:
+    """The grids (labels, ascending) whose blocks hold 0 households ``hh``; ``among``: only the grids of
+    these blocks (a boolean mask)."""
+    if len(labels) == 0:
+        return []
+    h_grid = np.bincount(labels, weights=hh, minlength=int(labels.max()) + 1)
+    return [g for g in sorted(set((labels if among is None else labels[among]).tolist())) if h_grid[g] <= TOLERANCE]
+
+
 def absorb_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
                  high: float, max_street_m: float | None = None, max_area_m2: float | None = None,
                  locked: np.ndarray | None = None, accept: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:

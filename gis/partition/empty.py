@@ -1,6 +1,7 @@
 """No grid of 0 households where the caps allow one: exact re-cuts (CP-SAT) and the proof when they do not."""
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable
 
 import geopandas as gpd
@@ -8,7 +9,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 from gridpatrol.gis.partition.band import TOLERANCE
-from gridpatrol.gis.partition.caps import empty_step_inputs, row_edges
+from gridpatrol.gis.partition.caps import empty_grids, empty_step_inputs, row_edges
 from gridpatrol.gis.partition.exact import contiguity_flows, solve_repeatably
 
 FILL_SCALE = 100  # CP-SAT wants integers: cap values and workload in hundredths
@@ -128,8 +129,7 @@ def fill_along_chains(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.
     cost = sum(np.maximum(v, 0.0) / cap for v, cap in caps) + 1e-6  # a hop costs a little: shortest of equals
     tried: set[tuple] = set()
     while True:
-        h_grid = np.bincount(labels, weights=hh, minlength=int(labels.max()) + 1)
-        empty = [g for g in sorted(set(labels.tolist())) if h_grid[g] <= TOLERANCE]
+        empty = empty_grids(labels, hh)
         if len(empty) <= target:
             return labels
         # locked grids, blocks alone over a cap and grids above the band's top (one block of many homes)
@@ -166,8 +166,6 @@ def _chain_areas(g: int, labels: np.ndarray, nbrs: list[list[int]], hh: np.ndarr
     """The grids crossed by the cheapest chain of ``passable`` touching blocks (node costs ``cost``) from
     grid g to a block with households, per grid with households such a chain ends in, cheapest first
     (at most CHAIN_TRIES); each list starts with g and follows the chain."""
-    import heapq
-
     dist = {b: 0.0 for b in np.flatnonzero(labels == g).tolist()}
     prev: dict[int, int] = {}
     heap = [(0.0, b) for b in sorted(dist)]

@@ -11,7 +11,7 @@ import geopandas as gpd
 import networkx as nx
 import numpy as np
 from gridpatrol.gis.partition.band import TOLERANCE
-from gridpatrol.gis.partition.caps import empty_step_inputs, merge_blocked, merge_small
+from gridpatrol.gis.partition.caps import empty_grids, empty_step_inputs, merge_blocked, merge_small
 from gridpatrol.gis.partition.exact import solve_repeatably
 
 GROW_SCALE = 10**6  # CP-SAT wants integers: shares of each cap in millionths (rounded; the result is checked)
@@ -19,8 +19,6 @@ GROW_HOMES = 16  # household blocks a block without households may hang on: the 
 GROW_ROOTS = 8  # blocks without households that may root the grid of 0 households it is in: the nearest
 GROW_MAX_BLOCKS = 600  # blocks (outside locked grids) above which the model is not built
 GROW_WORK = 10.0  # CP-SAT deterministic time
-GROW_SHRINK = (1.0,)  # street caps tried in turn while ``accept`` refuses a grown grid: (1.0, 0.9, 0.8) gained
-# nothing on 锦江区 with --max-route-min 60 (every try refused) and no test needed the retries; they cost ~30-60 s
 LIFT_MAX_BLOCKS = 14  # blocks of two grids cut anew in two by trying every cut
 
 
@@ -68,58 +66,59 @@ def lift_below(labels: np.ndarray, edges: np.ndarray, nbrs: list[list[int]], cap
     each move kept when it leaves fewer such grids or as many short of ``low`` by less in all, no more grids of 0 households, the giver contiguous
     and the taker within every cap and ``high``; blocks ``frozen`` (locked grids) do not move."""
     labels = labels.copy()
-    graph = nx.Graph()
-    graph.add_nodes_from(range(len(labels)))
-    graph.add_edges_from(edges.tolist())
-
-    def empties(lab: np.ndarray) -> int:
-        h = np.bincount(lab, weights=hh)
-        return sum(1 for g in set(lab.tolist()) if h[g] <= TOLERANCE)
+    graph = _graph(len(labels), edges)
 
     def short(lab: np.ndarray, grids: set[int]) -> tuple[int, float]:
         w = np.bincount(lab, weights=load)
         return len(grids), round(float(sum(low - w[g] for g in grids)), 6)
 
     bad = unforced_below(labels, edges, caps, load, low, high)
-    moved = True
-    while bad and moved:
-        moved = False
-        for g in sorted(bad):
-            inside = np.flatnonzero(labels == g)
-            rim = sorted({y for x in inside.tolist() for y in nbrs[x] if labels[y] != g and not frozen[y]})
-            for b in rim:
-                o = labels[b]
-                rest = np.flatnonzero(labels == o)
-                rest = rest[rest != b]
-                if not len(rest) or not nx.is_connected(graph.subgraph(rest.tolist())):
-                    continue
-                taker = np.append(inside, b)
-                if load[taker].sum() > high + TOLERANCE or any(v[taker].sum() > c * (1 + TOLERANCE) for v, c in caps):
-                    continue
-                trial = labels.copy()
-                trial[b] = g
-                now = unforced_below(trial, edges, caps, load, low, high)
-                if short(trial, now) < short(labels, bad) and empties(trial) <= empties(labels):
-                    labels, bad, moved = trial, now, True
-                    break
-            if moved:
+    while bad:
+        for trial in _lift_trials(labels, sorted(bad), graph, nbrs, caps, load, hh, low, high, frozen):
+            now = unforced_below(trial, edges, caps, load, low, high)
+            if short(trial, now) < short(labels, bad) and len(empty_grids(trial, hh)) <= len(empty_grids(labels, hh)):
+                labels, bad = trial, now
                 break
-        for g in sorted(bad) if not moved else []:
-            # or the grid and a touching one (together few blocks) cut anew in two, both within the band
-            for o in sorted({int(labels[y]) for x in np.flatnonzero(labels == g).tolist() for y in nbrs[x]} - {g}):
-                union = np.flatnonzero((labels == g) | (labels == o))
-                if len(union) > LIFT_MAX_BLOCKS or frozen[union].any():
-                    continue
-                trial = _cut_pair(labels, union, g, o, graph, caps, load, hh, low, high)
-                if trial is None:
-                    continue
-                now = unforced_below(trial, edges, caps, load, low, high)
-                if short(trial, now) < short(labels, bad) and empties(trial) <= empties(labels):
-                    labels, bad, moved = trial, now, True
-                    break
-            if moved:
-                break
+        else:
+            break
     return labels
+
+
+def _lift_trials(labels: np.ndarray, bad: list[int], graph: nx.Graph, nbrs: list[list[int]],
+                 caps: list[tuple[np.ndarray, float]], load: np.ndarray, hh: np.ndarray, low: float, high: float,
+                 frozen: np.ndarray):
+    """The plans lift_below tries for the grids ``bad``, in turn: first every single block of a touching
+    grid moved into one of them (the giver stays contiguous, the taker within every cap and ``high``),
+    then each of them and a touching grid (together few blocks) cut anew in two, both within the band."""
+    for g in bad:
+        inside = np.flatnonzero(labels == g)
+        for b in sorted({y for x in inside.tolist() for y in nbrs[x] if labels[y] != g and not frozen[y]}):
+            rest = np.flatnonzero(labels == labels[b])
+            rest = rest[rest != b]
+            if not len(rest) or not nx.is_connected(graph.subgraph(rest.tolist())):
+                continue
+            taker = np.append(inside, b)
+            if load[taker].sum() > high + TOLERANCE or any(v[taker].sum() > c * (1 + TOLERANCE) for v, c in caps):
+                continue
+            trial = labels.copy()
+            trial[b] = g
+            yield trial
+    for g in bad:
+        for o in sorted({int(labels[y]) for x in np.flatnonzero(labels == g).tolist() for y in nbrs[x]} - {g}):
+            union = np.flatnonzero((labels == g) | (labels == o))
+            if len(union) > LIFT_MAX_BLOCKS or frozen[union].any():
+                continue
+            trial = _cut_pair(labels, union, g, o, graph, caps, load, hh, low, high)
+            if trial is not None:
+                yield trial
+
+
+def _graph(n: int, edges: np.ndarray) -> nx.Graph:
+    """The blocks 0…n−1 joined by ``edges`` (row-index pairs)."""
+    graph = nx.Graph()
+    graph.add_nodes_from(range(n))
+    graph.add_edges_from(edges.tolist())
+    return graph
 
 
 def _cut_pair(labels: np.ndarray, union: np.ndarray, g: int, o: int, graph: nx.Graph,
@@ -150,40 +149,24 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
                     low: float, high: float, max_street_m: float | None = None, max_area_m2: float | None = None,
                     locked: np.ndarray | None = None, accept: Callable[[np.ndarray], bool] | None = None,
                     seed: int = 0, work: float = GROW_WORK) -> np.ndarray:
-    """See _grow; where ``accept`` refuses the plan it is grown again with the street cap GROW_SHRINK
-    times as long (the patrol is no sum of block values)."""
-    for shrink in GROW_SHRINK if accept is not None and max_street_m is not None else (1.0,):
-        new = _grow(blocks, adjacency, labels, households, low=low, high=high,
-                    max_street_m=None if max_street_m is None else max_street_m * shrink, max_area_m2=max_area_m2,
-                    locked=locked, accept=accept, seed=seed, work=work)
-        if new is not None:
-            return new
-    return np.asarray(labels, dtype=np.int64).copy()
-
-
-def _grow(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, households: np.ndarray, *,
-          low: float, high: float, max_street_m: float | None, max_area_m2: float | None,
-          locked: np.ndarray | None, accept: Callable[[np.ndarray], bool] | None,
-          seed: int, work: float) -> np.ndarray | None:
     """``labels`` built anew outside the locked grids: each block with ``households`` roots a grid, each
     block without hangs on one of the GROW_HOMES nearest of them or on one of the GROW_ROOTS nearest blocks
     without households (a grid of 0 households), every grid within every cap and the workload ``high``
     (``households`` column of ``blocks``) and closed towards its root along shortest paths (so contiguous),
     fewest grids of 0 households (CP-SAT); then merge_small joins grids below ``low``. Kept only when it has
     fewer grids of 0 households and every grid that changed is contiguous, within the caps and ``accept``
-    (block indices → bool) agrees with it; else None."""
+    (block indices → bool) agrees with it; else ``labels`` as they were."""
     caps, labels, keep, hh, load, edges, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
                                                                   max_street_m, max_area_m2)
     n = len(labels)
     if n == 0 or not caps:
-        return None
+        return labels
     in_keep = np.isin(labels, sorted(keep)) if keep else np.zeros(n, dtype=bool)
-    h_grid = np.bincount(labels, weights=hh)
-    empty_grids = {g for g in set(labels[~in_keep].tolist()) if h_grid[g] <= TOLERANCE}
+    empty_before = len(empty_grids(labels, hh, ~in_keep))
     homes = ~in_keep & (hh > TOLERANCE)
     free = ~in_keep & (hh <= TOLERANCE)
-    if not empty_grids or not homes.any() or int((~in_keep).sum()) > GROW_MAX_BLOCKS:
-        return None
+    if not empty_before or not homes.any() or int((~in_keep).sum()) > GROW_MAX_BLOCKS:
+        return labels
     from ortools.sat.python import cp_model
 
     values = [v for v, _ in caps] + [load]
@@ -225,8 +208,8 @@ def _grow(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, hou
             model.add(sum(int(share[c, b]) * x[b, r] for b in bs) <= room)
     model.minimize(sum(empty_roots))
     solver, found = solve_repeatably(model, seed, work)
-    if not found or solver.objective_value >= len(empty_grids):
-        return None
+    if not found or solver.objective_value >= empty_before:
+        return labels
     new = labels.copy()
     base = int(labels.max()) + 1
     # the portals root grids of their own; the other household blocks stay together as in their grid
@@ -248,27 +231,24 @@ def _grow(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray, hou
     new = np.asarray(merge_small(blocks, adjacency, new, low=low, high=high, max_street_m=max_street_m,
                                  max_area_m2=max_area_m2, locked=locked, accept=accept), dtype=np.int64)
     new = lift_below(new, edges, nbrs, caps, load, hh, low, high, in_keep)
-    h_new = np.bincount(new, weights=hh)
-    if sum(1 for g in set(new[~in_keep].tolist()) if h_new[g] <= TOLERANCE) >= len(empty_grids):
-        return None
+    if len(empty_grids(new, hh, ~in_keep)) >= empty_before:
+        return labels
     # no grid below the band that a merge within the caps could lift (check-grids: an error)
     if len(unforced_below(new, edges, caps, load, low, high)) > len(unforced_below(labels, edges, caps, load, low, high)):
-        return None
+        return labels
     old_sets = {frozenset(np.flatnonzero(labels == g).tolist()) for g in set(labels.tolist())}
-    graph = nx.Graph()
-    graph.add_nodes_from(range(n))
-    graph.add_edges_from(edges.tolist())
+    graph = _graph(n, edges)
     for g in sorted(set(new.tolist())):
         idx = np.flatnonzero(new == g)
         if frozenset(idx.tolist()) in old_sets:
             continue
         if len(idx) > 1:
             if not nx.is_connected(graph.subgraph(idx.tolist())):
-                return None
+                return labels
             # over a cap only as a block alone over it with blocks that add nothing to it
             if any(v[idx].sum() > c * (1 + TOLERANCE) and int((v[idx] > 0).sum()) > 1
                    for v, c in zip(values, limits)):
-                return None
+                return labels
         if accept is not None and not accept(idx):
-            return None
+            return labels
     return new

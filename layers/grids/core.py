@@ -467,14 +467,11 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         partition_blocks,
         resplit_empty,
     )
+    from gridpatrol.gis.partition.caps import empty_grids
     from gridpatrol.gis.partition.empty import fill_along_chains, fill_empty
     from gridpatrol.gis.partition.empty_bound import plan_empty_bound, recut_empty
     from gridpatrol.gis.partition.grow import grow_from_homes
-    from gridpatrol.layers.grids.route_cap import (
-        M_PER_MIN,
-        ROUTE_PER_STREET,
-        RouteMeter,
-    )
+    from gridpatrol.layers.grids.route_cap import M_PER_MIN, ROUTE_PER_STREET, RouteMeter
 
     fmt = CodeFormat(params.code_format)
     target, low, high = params.workload_band()
@@ -552,22 +549,19 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
                               if c is not None], default=None)), ("area_m2", params.max_area_m2)) if cap is not None]
         hh_block = blocks["households"].to_numpy(dtype=float)
         empty_bound = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps, seed=params.seed)[0]
-        h_grid = np.bincount(labels, weights=hh_block)
-        if sum(1 for g in set(labels.tolist()) if h_grid[g] <= 0) > empty_bound:
+        if len(empty_grids(labels, hh_block)) > empty_bound:
             labels = recut_empty(loads, adj, labels, hh_block, high=high, locked=kw.get("locked"), accept=accept,
                                  seed=params.seed, max_street_m=fill_street, max_area_m2=params.max_area_m2,
                                  target=empty_bound)
         # above the bound still: an empty grid takes homes along the cheapest chains of blocks to them, the
         # grids the chain crosses re-cut exactly, household blocks free to move (fill_along_chains)
-        h_grid = np.bincount(labels, weights=hh_block)
-        if sum(1 for g in set(labels.tolist()) if h_grid[g] <= 0) > empty_bound:
+        if len(empty_grids(labels, hh_block)) > empty_bound:
             labels = fill_along_chains(loads, adj, labels, hh_block, low=low, high=high, locked=kw.get("locked"),
                                        accept=accept, seed=params.seed, max_street_m=fill_street,
                                        max_area_m2=params.max_area_m2, target=empty_bound)
         # above the bound still: the plan built anew from the homes, each household block a root the blocks
         # without households hang on (CP-SAT), kept only with fewer grids of 0 households (grow_from_homes)
-        h_grid = np.bincount(labels, weights=hh_block)
-        if sum(1 for g in set(labels.tolist()) if h_grid[g] <= 0) > empty_bound:
+        if len(empty_grids(labels, hh_block)) > empty_bound:
             labels = grow_from_homes(loads, adj, labels, hh_block, low=low, high=high, locked=kw.get("locked"),
                                      accept=accept, seed=params.seed, max_street_m=fill_street,
                                      max_area_m2=params.max_area_m2)
