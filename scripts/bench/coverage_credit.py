@@ -90,6 +90,11 @@ def one(case: tuple) -> tuple:
     return case + (truth, base, new)
 
 
+def error_summary(err: np.ndarray) -> tuple[float, float, int]:
+    """(mean |error|, the error farthest from 0 with its sign, walks more than 5 points off) of errors in points."""
+    return float(np.abs(err).mean()), float(err[np.argmax(np.abs(err))]), int((np.abs(err) > 5).sum())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", help="a GeoPackage with Chengdu's streets and the routes of T01 and T03 (made there if missing)")
@@ -111,15 +116,12 @@ def main() -> None:
         for e in EVERY:
             for k in WALKS:
                 sel = [r for r in rows if r[1] == s and r[2] == e and r[3] == k]
-                b = np.array([100 * (r[6] - r[5]) for r in sel])
-                n = np.array([100 * (r[7] - r[5]) for r in sel])
-                wb, wn = b[np.argmax(np.abs(b))], n[np.argmax(np.abs(n))]
-                print(f"{s:5d} {e:5d} {k:>8} | {np.abs(b).mean():12.2f} {wb:+6.1f} {(np.abs(b) > 5).sum():3d} | "
-                      f"{np.abs(n).mean():12.2f} {wn:+6.1f} {(np.abs(n) > 5).sum():3d}")
-    b = np.array([100 * (r[6] - r[5]) for r in rows])
-    n = np.array([100 * (r[7] - r[5]) for r in rows])
-    print(f"all: base mean|e| {np.abs(b).mean():.2f} worst {b[np.argmax(np.abs(b))]:+.1f} over 5: {(np.abs(b) > 5).sum()}; "
-          f"plan mean|e| {np.abs(n).mean():.2f} worst {n[np.argmax(np.abs(n))]:+.1f} over 5: {(np.abs(n) > 5).sum()}")
+                mb, wb, ob = error_summary(np.array([100 * (r[6] - r[5]) for r in sel]))
+                mn, wn, on = error_summary(np.array([100 * (r[7] - r[5]) for r in sel]))
+                print(f"{s:5d} {e:5d} {k:>8} | {mb:12.2f} {wb:+6.1f} {ob:3d} | {mn:12.2f} {wn:+6.1f} {on:3d}")
+    mb, wb, ob = error_summary(np.array([100 * (r[6] - r[5]) for r in rows]))
+    mn, wn, on = error_summary(np.array([100 * (r[7] - r[5]) for r in rows]))
+    print(f"all: base mean|e| {mb:.2f} worst {wb:+.1f} over 5: {ob}; plan mean|e| {mn:.2f} worst {wn:+.1f} over 5: {on}")
     if os.environ.get("CREDIT_ROWS"):
         import json
 

@@ -58,9 +58,9 @@ def main() -> None:
         print(f"{b:5d} {s:5d} {e:5d} {sh:5.1f} {truth:6.3f} {got:6.3f} {100 * (got - truth):+6.1f} {p:6.3f} {r:6.3f}")
     for b in args.bases + ["all"]:
         sel = [r for r in rows if b == "all" or r[0] == b]
-        err = np.array([100 * (r[5] - r[4]) for r in sel])
-        print(f"base {b}: {len(sel)} walks, mean |e| {np.abs(err).mean():.2f}, worst {err[np.argmax(np.abs(err))]:+.1f}, "
-              f"over 5: {(np.abs(err) > 5).sum()}, precision mean {np.mean([r[6] for r in sel]):.3f} "
+        mean, worst, over = cc.error_summary(np.array([100 * (r[5] - r[4]) for r in sel]))
+        print(f"base {b}: {len(sel)} walks, mean |e| {mean:.2f}, worst {worst:+.1f}, "
+              f"over 5: {over}, precision mean {np.mean([r[6] for r in sel]):.3f} "
               f"min {min(r[6] for r in sel):.3f}, recall mean {np.mean([r[7] for r in sel]):.3f}")
     if os.environ.get("CREDIT_ROWS"):
         Path(os.environ["CREDIT_ROWS"]).write_text(json.dumps(rows))

@@ -102,16 +102,21 @@ def test_an_empty_grid_the_greedy_steps_leave_is_recut_exactly():
     assert (fill_empty(blocks, graph, labels, hh, low=100, high=400, max_street_m=199, seed=1) == labels).all()
 
 
+def _ladder():  # noqa: ANN202
+    """A 12 × 2 ladder, 100 m of streets per block, homes (100 households) only in the west column (blocks 0
+    and 12), drawn as a west and an east grid of 6 × 2 blocks: (blocks, graph, labels, households)."""
+    hh = np.zeros(24)
+    hh[[0, 12]] = 100.0
+    blocks, graph = _lattice(12, 2, hh)
+    return _with_streets(blocks, np.full(24, 100.0)), graph, np.tile(np.repeat([0, 1], 6), 2), hh
+
+
 def test_an_empty_grid_far_from_the_homes_takes_one_along_a_chain():
     # a 12 × 2 ladder, 100 m of streets per block, homes only in the west column (blocks 0 and 12), cap
     # 1,200 m: the west half (both homes) and the east half (none) are 1,200 m each. The east grid's blocks
     # are 6 hops from a home, beyond fill_empty's reach, and the household blocks are fixed in recut_empty;
     # along the chain east → west both grids may take any block: the two rows, one home each
-    hh = np.zeros(24)
-    hh[[0, 12]] = 100.0
-    blocks, graph = _lattice(12, 2, hh)
-    blocks = _with_streets(blocks, np.full(24, 100.0))
-    labels = np.tile(np.repeat([0, 1], 6), 2)
+    blocks, graph, labels, hh = _ladder()
     kw = {"high": 500, "max_street_m": 1200}
     assert (fill_empty(blocks, graph, labels, hh, low=100, seed=1, **kw) == labels).all()
     assert (recut_empty(blocks, graph, labels, hh, seed=1, **kw) == labels).all()
@@ -139,11 +144,7 @@ def test_an_empty_grid_far_from_the_homes_takes_one_along_a_chain():
 def test_grids_grown_from_the_homes_leave_none_empty_on_the_ladder():
     # the ladder above: each home (blocks 0 and 12) roots a grid, the blocks without households hang on
     # them along their rows within the 1,200 m cap: two grids with homes
-    hh = np.zeros(24)
-    hh[[0, 12]] = 100.0
-    blocks, graph = _lattice(12, 2, hh)
-    blocks = _with_streets(blocks, np.full(24, 100.0))
-    labels = np.tile(np.repeat([0, 1], 6), 2)
+    blocks, graph, labels, hh = _ladder()
     kw = {"low": 100, "high": 500, "seed": 1}
     out = grow_from_homes(blocks, graph, labels, hh, max_street_m=1200, **kw)
     grids = np.unique(out)
