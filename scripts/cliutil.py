@@ -111,6 +111,13 @@ def model_options(model: type[BaseModel]) -> Callable[[Callable[..., None]], Cal
     return wrap
 
 
+def _cell(v) -> str:  # noqa: ANN001
+    """A table cell: floats to 12 significant digits, so sums of estimates read 94394.3, not 94394.29999999999."""
+    if v is None:
+        return ""
+    return format(v, ".12g") if isinstance(v, float) else str(v)
+
+
 def print_table(rows: list[dict], title: str | None = None) -> None:
     """Print rows (dicts with the same keys) as a rich table."""
     if not rows:
@@ -120,7 +127,7 @@ def print_table(rows: list[dict], title: str | None = None) -> None:
     for k in rows[0]:
         t.add_column(str(k))
     for r in rows:
-        t.add_row(*["" if v is None else str(v) for v in r.values()])
+        t.add_row(*[_cell(v) for v in r.values()])
     console.print(t)
 
 

@@ -152,3 +152,14 @@ def test_help_on_every_command():
     for cmd in commands:
         q = runner.invoke(app, [cmd, "--help"])
         assert q.exit_code == 0 and "Usage" in q.stdout, (cmd, q.exception, q.output[-500:])
+
+
+def test_import_summary_reads_like_a_count(tmp_path):
+    """The summary's households (a sum of per-building estimates) reads 94394.3, not 94394.29999999999,
+    and is the store's own total."""
+    db = f"gpkg:///{tmp_path / 's.gpkg'}"
+    out = run(db, "import-osm", str(data_path("chengdu", "chengdu.osm"))).stdout
+    cell = next(line.split("│")[2].strip() for line in out.splitlines() if "│ households " in line)
+    assert len(cell.replace(".", "")) <= 12, cell
+    stored = pyogrio.read_dataframe(tmp_path / "s.gpkg", layer="buildings", read_geometry=False)["households"].sum()
+    assert float(cell) == pytest.approx(stored, abs=0.05)
