@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable
-from itertools import islice
 
 import geopandas as gpd
 import networkx as nx
@@ -11,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from gridpatrol.gis.partition.band import TOLERANCE
 from gridpatrol.gis.partition.caps import empty_grids, empty_step_inputs, row_edges
-from gridpatrol.gis.partition.exact import contiguity_flows, first_kept, solve_repeatably
+from gridpatrol.gis.partition.exact import contiguity_flows, solve_repeatably
 
 FILL_SCALE = 100  # CP-SAT wants integers: cap values and workload in hundredths
 FILL_MAX_BLOCKS = 120  # blocks of one neighbourhood solved at once
@@ -91,26 +90,20 @@ def fill_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarray
         h_grid = np.bincount(labels, weights=hh, minlength=int(labels.max()) + 1)
         todo = [g for g in sorted(set(labels.tolist())) if h_grid[g] <= TOLERANCE and g not in keep
                 and not hopeless[labels == g].any()]
+        area = None
+        for g in todo:
+            a = _neighbourhood(g, labels, nbrs, keep, single_over)
+            if frozenset(a) not in tried:
+                area = a
+                break
         if budget is None:
             budget = FILL_SOLVES_PER_EMPTY * len(todo)
-        # the neighbourhoods not tried yet, in the order of their empty grids: each is solved in turn (several
-        # at once, first_kept) until one is kept; the labels change only then
-        areas: list[list[int]] = []
-
-        def untried(todo=todo, labels=labels):  # noqa: ANN202
-            for g in todo:
-                a = _neighbourhood(g, labels, nbrs, keep, single_over)
-                if frozenset(a) not in tried and frozenset(a) not in map(frozenset, areas):
-                    areas.append(a)
-                    yield a
-        solved, new = first_kept(islice(untried(), max(budget, 0)),
-                                 lambda a, labels=labels: _solve_fill(labels, a, nbrs, hh, load, caps, low, high, seed),
-                                 lambda new, labels=labels: new is not None and not _refused(labels, new, accept))
-        if not solved:
+        if area is None or budget <= 0:
             return labels
-        budget -= solved
-        tried.update(frozenset(a) for a in areas[:solved])
-        if new is not None:
+        budget -= 1
+        tried.add(frozenset(area))
+        new = _solve_fill(labels, area, nbrs, hh, load, caps, low, high, seed)
+        if new is not None and not _refused(labels, new, accept):
             labels = new
 
 

@@ -2,10 +2,6 @@
 from __future__ import annotations
 
 import math
-import os
-import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,8 +11,6 @@ from gridpatrol.gis.partition.labelling import Labelling
 EXACT_SCALE = 1000  # CP-SAT wants integers: households and cap values in thousandths
 FIT_MARGIN = 1e-6  # a neighbourhood's total must fit its windows by more than this to be tried
 FAR_FROM_BORDER = 10**6  # hop distance of a block no other grid can reach
-SOLVE_THREADS = max(1, min(4, len(os.sched_getaffinity(0))))  # solves run at once by first_kept
-_STOPPABLE = threading.local()  # in a solve of first_kept: ``solvers``, where solve_repeatably leaves its solver
 
 
 @dataclass(frozen=True)
@@ -188,46 +182,5 @@ def solve_repeatably(model, seed: int, work: float):  # noqa: ANN001, ANN201
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed % 2**31
     solver.parameters.max_deterministic_time = float(work)
-    getattr(_STOPPABLE, "solvers", []).append(solver)  # first_kept stops it when its answer is not needed
     status = solver.solve(model)
     return solver, status in (cp_model.OPTIMAL, cp_model.FEASIBLE)
-
-
-def first_kept(jobs: Iterable, solve: Callable, keep: Callable, threads: int | None = None) -> tuple[int, object]:
-    """``solve`` each of ``jobs`` in turn until ``keep(answer)`` agrees with one: (jobs solved up to and with
-    that one, or all of them; its answer, None when none was kept). The same as the plain loop, faster: up to
-    ``threads`` (default SOLVE_THREADS) solves run at once on threads, ahead of the one awaited (CP-SAT's solve releases the GIL, and
-    :func:`solve_repeatably` gives the same answer however many run), and ``keep`` is asked in order in this
-    thread. Solves started past the kept job are left to finish unread; ``jobs`` is read lazily."""
-    jobs = iter(jobs)
-    threads = max(1, SOLVE_THREADS if threads is None else threads)
-    pool = ThreadPoolExecutor(threads)
-
-    def start(job) -> tuple:  # noqa: ANN001
-        solvers: list = []
-        return pool.submit(_solve_stoppable, solve, job, solvers), solvers
-
-    ahead = [start(job) for _, job in zip(range(threads), jobs)]
-    n = 0
-    try:
-        while ahead:
-            answer = ahead.pop(0)[0].result()
-            n += 1
-            if keep(answer):
-                return n, answer
-            ahead += [start(job) for _, job in zip(range(1), jobs)]
-        return n, None
-    finally:
-        for _, solvers in ahead:  # solved ahead of the kept job: not needed
-            for solver in solvers:
-                solver.stop_search()
-        pool.shutdown(wait=False, cancel_futures=True)
-
-
-def _solve_stoppable(solve: Callable, job: object, solvers: list) -> object:
-    """``solve(job)`` with the CP-SAT solvers it starts (solve_repeatably) left in ``solvers``."""
-    _STOPPABLE.solvers = solvers
-    try:
-        return solve(job)
-    finally:
-        del _STOPPABLE.solvers

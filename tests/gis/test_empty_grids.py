@@ -282,28 +282,3 @@ def test_the_lower_bound_never_exceeds_the_true_least_number_of_empty_grids():
         assert b.relaxed is not None and b.lower <= b.relaxed <= truth
         tight += b.lower == truth and truth > 0
     assert tight >= 3  # the bound is not a trivial 0: on most instances with forced empty grids it is exact
-
-
-def test_empty_grids_recut_several_at_once_give_the_plan_of_one_at_a_time(monkeypatch):  # noqa: ANN001
-    # two copies of the lattice above, side by side with no street between them: each has one empty grid
-    # fill_empty re-cuts. Solved several neighbourhoods at once (first_kept, #15 speed), the plan is the
-    # one solved one at a time, and the neighbourhood solved ahead of a kept one is solved again after it
-    import gridpatrol.gis.partition.exact as exact
-
-    hh = np.array([LATTICE_HH[r * 5:(r + 1) * 5] * 2 for r in range(4)], float).ravel()
-    street = np.array([LATTICE_STREET[r * 5:(r + 1) * 5] * 2 for r in range(4)], float).ravel()
-    labels = np.array([LATTICE_LABELS[r * 5:(r + 1) * 5] + [x + 9 for x in LATTICE_LABELS[r * 5:(r + 1) * 5]]
-                       for r in range(4)]).ravel()
-    blocks, graph = _lattice(10, 4, hh)
-    blocks = _with_streets(blocks, street)
-    graph.remove_edges_from([(r * 10 + 5, r * 10 + 6) for r in range(4)])  # block ids from 1
-    assert len([g for g in np.unique(labels) if np.bincount(labels, weights=hh)[g] == 0]) == 2
-    kw = {"low": 100, "high": 400, "max_street_m": 500, "seed": 1}
-    plans = {}
-    for threads in (1, 4):
-        monkeypatch.setattr(exact, "SOLVE_THREADS", threads)
-        plans[threads] = fill_empty(blocks, graph, labels, hh, **kw)
-    assert (plans[1] == plans[4]).all()
-    out = plans[4]
-    assert (np.bincount(out, weights=hh)[np.unique(out)] > 0).all()
-    assert (out[np.arange(40) % 10 < 5] < 9).all() and (out[np.arange(40) % 10 >= 5] >= 9).all()
