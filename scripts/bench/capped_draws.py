@@ -100,13 +100,12 @@ def run(case: str, folder: Path, profile: Path | None, dump: Path | None) -> dic
     kind, caps = CASES[case]
     store = _store(kind, folder)
     spent, calls = defaultdict(float), defaultdict(int)
-    routes = [0]
     init = route_cap.RouteMeter.__init__
+    meters: list = []  # every RouteMeter of the draw, for its count of patrols planned
 
     def counting_init(self, roads):  # noqa: ANN001, ANN202
         init(self, roads)
         meters.append(self)
-    meters: list = []
     route_cap.RouteMeter.__init__ = counting_init
     undo = _timed_steps(spent, calls)
     prof = cProfile.Profile() if profile else None
@@ -122,7 +121,6 @@ def run(case: str, folder: Path, profile: Path | None, dump: Path | None) -> dic
         route_cap.RouteMeter.__init__ = init
         for owner, name, fn in undo:
             setattr(owner, name, fn)
-    routes[0] = sum(m.routes for m in meters)
     if prof:
         profile.mkdir(parents=True, exist_ok=True)
         prof.dump_stats(str(profile / f"{case}.prof"))
@@ -131,7 +129,7 @@ def run(case: str, folder: Path, profile: Path | None, dump: Path | None) -> dic
     plan = sorted(sorted(int(b) for b in g["block_id"]) for _, g in blocks.groupby("grid_code"))
     res, _ = gl.check_grids(store, pid)
     out = {"case": case, "wall_s": round(wall, 2), "steps_s": {k: round(v, 2) for k, v in spent.items()},
-           "calls": dict(calls), "routes_planned": routes[0], "grids": len(grids),
+           "calls": dict(calls), "routes_planned": sum(m.routes for m in meters), "grids": len(grids),
            "empty_grids": int((grids["households"] <= 0).sum()), "valid": bool(res.valid),
            "out_of_band": int((~res.grids["in_band"]).sum()), "problems": res.summary.get("problems_by_kind")}
     if dump:
