@@ -43,8 +43,9 @@ BOUND_WORK = 5.0  # CP-SAT deterministic time for the bound, per planning area
 RECUT_WORK = 10.0  # and for the re-cut
 BOUND_MAX_VARS = 4_000  # a larger model is not built (on 锦江区 it has ~28,000 and CP-SAT finds nothing in
 # minutes): the bound is then the capacity argument and the question below
-NONE_MAX_PAIRS = 20_000  # household-free block × portal pairs above which "can no grid be empty?" is not asked
-NONE_WORK = 30.0  # CP-SAT deterministic time for that question (锦江区: proven impossible in 15.4)
+NONE_MAX_PAIRS = 15_000  # household-free block × portal pairs above which "can no grid be empty?" is not asked
+# (锦江区 with --max-route-min 60 has 16,584 and stays unknown after 60 deterministic s: ~60 s of wall per ask)
+NONE_WORK = 20.0  # CP-SAT deterministic time for that question (锦江区, 13,297 pairs: proven impossible in 15.4)
 NONE_SEED = 1  # and its seed, whatever the plan's: the answer is one of the data, draw and check must agree
 # (锦江区's proof took 57.5, 15.4, 42.0 and 22.2 deterministic seconds with seeds 0, 1, 2, 3)
 EMPTY_WEIGHT = 10**6  # re-cut objective: an empty grid outweighs any number of blocks moved
