@@ -14,6 +14,13 @@ a grid of 0 households rooted on its lowest-numbered block; every grid is contig
   and hold at most the grid's streets and area. The grids of 0 households stay as they are. So the least
   number of grids of 0 households in the relaxation, and CP-SAT's proven bound on it, is a lower bound for
   every plan (block values are rounded down and caps up, so no plan is cut off by rounding).
+  The relaxation is exact, not only a bound (the band left aside: merges fix it later and never add a
+  grid of 0 households): the caps are sums of non-negative per-block values, so each anchor with its
+  blocks, within the caps, is a grid of a real plan (the other household blocks grids of their own). Its
+  least count is the least over all plans within the caps. Too large to minimise on big areas (锦江区:
+  ~28,000 placement variables), it is asked there the one question the capacity argument leaves open
+  when it gives 0: can no grid be empty (:func:`none_empty_possible`, contiguity by parent pointers and
+  depths, which CP-SAT decides far faster than the flows)?
 - the re-cut (:func:`recut_empty`): the household blocks stay in their grids (one anchor per grid, all its
   household blocks fixed), the household-free blocks are placed anew: a real plan, checked before use.
 """
@@ -35,7 +42,12 @@ BOUND_SCALE = 100  # CP-SAT wants integers: cap values in hundredths
 BOUND_WORK = 5.0  # CP-SAT deterministic time for the bound, per planning area
 RECUT_WORK = 10.0  # and for the re-cut
 BOUND_MAX_VARS = 4_000  # a larger model is not built (on 锦江区 it has ~28,000 and CP-SAT finds nothing in
-# minutes): the bound is then the capacity argument alone
+# minutes): the bound is then the capacity argument and the question below
+NONE_MAX_PAIRS = 15_000  # household-free block × portal pairs above which "can no grid be empty?" is not asked
+# (锦江区 with --max-route-min 60 has 16,584 and stays unknown after 60 deterministic s: ~60 s of wall per ask)
+NONE_WORK = 20.0  # CP-SAT deterministic time for that question (锦江区, 13,297 pairs: proven impossible in 15.4)
+NONE_SEED = 1  # and its seed, whatever the plan's: the answer is one of the data, draw and check must agree
+# (锦江区's proof took 57.5, 15.4, 42.0 and 22.2 deterministic seconds with seeds 0, 1, 2, 3)
 EMPTY_WEIGHT = 10**6  # re-cut objective: an empty grid outweighs any number of blocks moved
 
 
@@ -176,7 +188,8 @@ def empty_grids_lower_bound(hh: np.ndarray, caps: list[tuple[np.ndarray, float]]
     rows per row (the contiguity a plan is judged on). Blocks of 0 households alone over a cap count one
     each; then the larger of the capacity argument (:func:`capacity_bound`) and, when the model has at
     most BOUND_MAX_VARS placement variables, CP-SAT's proven bound on the relaxation of the module
-    docstring (deterministic time ``work``)."""
+    docstring (deterministic time ``work``); on a larger model with a capacity bound of 0, 1 when
+    :func:`none_empty_possible` proves that every plan has a grid of 0 households."""
     hh = np.asarray(hh, dtype=float)
     if len(hh) == 0:
         return EmptyBound(0, 0, "capacity")
@@ -188,6 +201,8 @@ def empty_grids_lower_bound(hh: np.ndarray, caps: list[tuple[np.ndarray, float]]
     portals = sorted({w for b in np.flatnonzero(free).tolist() for w in nbrs[b] if hh[w] > TOLERANCE})
     built = _build(len(hh), hh, caps, nbrs, free, [([h], h) for h in portals], exact=False)
     if built is None:
+        if cheap == 0 and none_empty_possible(hh, caps, nbrs) is False:
+            return EmptyBound(const + 1, None, "cp-sat")
         return EmptyBound(const + cheap, None, "capacity")
     model, _, empties, _, _ = built
     model.minimize(sum(empties.values()))
@@ -197,6 +212,63 @@ def empty_grids_lower_bound(hh: np.ndarray, caps: list[tuple[np.ndarray, float]]
     lower = max(cheap, math.ceil(solver.best_objective_bound - 1e-6))
     relaxed = int(round(solver.objective_value)) + const if found else None
     return EmptyBound(const + lower, relaxed, "cp-sat")
+
+
+def none_empty_possible(hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: list[list[int]], *,
+                        seed: int = NONE_SEED, work: float = NONE_WORK) -> bool | None:
+    """Whether a plan within the caps can have no grid of 0 households besides the blocks of 0 households
+    alone over a cap (:func:`bound_inputs`): True (CP-SAT found one), False (CP-SAT proved there is none) or
+    None (not known in deterministic time ``work``, or over NONE_MAX_PAIRS pairs: not asked).
+
+    The exact rooted model with no grid of 0 households (module docstring: every plan maps onto it, and
+    each of its solutions is a plan): each household-free block b hangs on one portal h whose ball holds it
+    (``x[b, h]``), each portal's blocks within every cap (block values rounded down, caps up: no plan is
+    cut off); contiguity by parent pointers: b picks one touching block as its parent (``z[b, p]``), its
+    own portal or a household-free block on the same portal of smaller depth, so following parents from
+    any block ends at its portal."""
+    from ortools.sat.python import cp_model
+
+    free, _ = bound_inputs(hh, caps)
+    rows = np.flatnonzero(free).tolist()
+    if not rows:
+        return True
+    home = np.asarray(hh, dtype=float) > TOLERANCE
+    portals = sorted({w for b in rows for w in nbrs[b] if home[w]})
+    cand: dict[int, list[int]] = {b: [] for b in rows}
+    for h in portals:
+        for b in _ball([h], free, [float(v[h]) for v, _ in caps], caps, nbrs):
+            cand[b].append(h)
+    if sum(len(c) for c in cand.values()) > NONE_MAX_PAIRS:
+        return None
+    if not all(cand.values()):
+        return False  # a block no portal reaches within the caps
+    model = cp_model.CpModel()
+    x = {(b, h): model.new_bool_var("") for b in rows for h in cand[b]}
+    depth = {b: model.new_int_var(1, len(rows), "") for b in rows}
+    for b in rows:
+        model.add_exactly_one(x[b, h] for h in cand[b])
+        parents = []
+        for p in nbrs[b]:
+            if (b, p) in x:  # a portal of b: b is one step from it
+                z = model.new_bool_var("")
+                model.add_implication(z, x[b, p])
+                parents.append(z)
+            elif free[p]:
+                z = model.new_bool_var("")
+                model.add(depth[p] < depth[b]).only_enforce_if(z)
+                for h in cand[b]:  # the parent hangs on b's portal
+                    model.add_bool_or([z.Not(), x[b, h].Not()] + ([x[p, h]] if (p, h) in x else []))
+                parents.append(z)
+        model.add_exactly_one(parents)
+    for h in portals:
+        mine = [b for b in rows if (b, h) in x]
+        for v, cap in caps:
+            room = math.ceil(cap * BOUND_SCALE * (1 + TOLERANCE)) - math.floor(float(v[h]) * BOUND_SCALE + 1e-9)
+            model.add(sum(math.floor(float(v[b]) * BOUND_SCALE + 1e-9) * x[b, h] for b in mine) <= max(room, 0))
+    solver, found = solve_repeatably(model, seed, work)
+    if found:
+        return True
+    return False if solver.response_proto.status == cp_model.INFEASIBLE else None
 
 
 def _free_regions(free: np.ndarray, nbrs: list[list[int]]) -> list[list[int]]:

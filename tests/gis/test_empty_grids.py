@@ -18,6 +18,7 @@ from gridpatrol.gis.partition.empty_bound import (
     bound_inputs,
     capacity_bound,
     empty_grids_lower_bound,
+    none_empty_possible,
     plan_empty_bound,
     recut_empty,
 )
@@ -282,3 +283,23 @@ def test_the_lower_bound_never_exceeds_the_true_least_number_of_empty_grids():
         assert b.relaxed is not None and b.lower <= b.relaxed <= truth
         tight += b.lower == truth and truth > 0
     assert tight >= 3  # the bound is not a trivial 0: on most instances with forced empty grids it is exact
+
+
+def test_no_empty_grid_is_possible_exactly_when_some_partition_has_none():
+    # the exact rooted model asked "can no grid be empty?" (none_empty_possible) against every partition of
+    # 3 × 3 lattices: True exactly when the least count is that of the blocks of 0 households alone over a cap
+    rng = np.random.default_rng(16)
+    nbrs = _rook(3, 3)
+    answers = []
+    for _ in range(24):
+        hh = np.where(rng.random(9) < 0.45, 50.0, 0.0)
+        street = rng.choice([80.0, 150.0, 260.0, 420.0], 9)
+        area = rng.choice([5_000.0, 12_000.0, 30_000.0], 9)
+        caps = [(street, float(rng.choice([300.0, 450.0, 700.0, 1000.0]))),
+                (area, float(rng.choice([40_000.0, 80_000.0])))]
+        truth = _least_empty_brute(hh, caps, nbrs)
+        _, singles = bound_inputs(hh, caps)
+        got = none_empty_possible(hh, caps, nbrs, seed=1)
+        assert got is not None and got == (truth == int(singles.sum())), (hh.tolist(), street.tolist(), caps, truth)
+        answers.append(got)
+    assert 5 <= sum(answers) <= len(answers) - 5  # both answers are tested
