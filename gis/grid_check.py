@@ -414,7 +414,9 @@ def check_plan(
         summary["empty_grids"] = int(empty.sum())
         summary["empty_grids_exempt"] = int((empty & exempt).sum())
         summary["empty_grids_proven"] = int(sum(1 for i in proofs if empty[i]))
-        bound = _empty_bound(blocks, codes, parents, metric_crs, max_street_m, max_area_m2, max_route_min)
+        with_empty = {str(p) for p, e in zip(parents.tolist(), empty.tolist()) if e}
+        bound = _empty_bound(blocks, codes, parents, metric_crs, max_street_m, max_area_m2, max_route_min,
+                             with_empty)
         if bound is not None:
             summary["empty_grids_lower_bound"] = bound
     return CheckResult(problems=problems, summary=summary)
@@ -430,9 +432,11 @@ def _proof_caps(blocks: gpd.GeoDataFrame, max_street_m: float | None, max_area_m
 
 
 def _empty_bound(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, parents: np.ndarray, metric_crs,
-                 max_street_m: float | None, max_area_m2: float | None, max_route_min: float | None) -> int | None:
+                 max_street_m: float | None, max_area_m2: float | None, max_route_min: float | None,
+                 with_empty: set[str]) -> int | None:
     """The proven least number of grids of 0 households any plan of these blocks within the caps has, summed
-    over the planning areas (``gis.partition.empty_bound.plan_empty_bound``); None without caps or blocks."""
+    over the planning areas (``gis.partition.empty_bound.plan_empty_bound``); None without caps or blocks.
+    Only the areas ``with_empty`` (a grid of 0 households in this plan) need a proof: the others' is 0."""
     from gridpatrol.gis.partition.empty_bound import plan_empty_bound
 
     if blocks is None or not len(blocks) or not {"grid_code", "households"} <= set(blocks.columns):
@@ -444,7 +448,7 @@ def _empty_bound(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, parents: np
     b = b.assign(households=pd.to_numeric(b["households"], errors="coerce").fillna(0.0))
     parent_of = dict(zip(codes.tolist(), parents.tolist()))
     area = np.array([str(parent_of.get(str(c), "")) for c in b["grid_code"].astype(str)], dtype=object)
-    return plan_empty_bound(b, area, caps)[0]
+    return plan_empty_bound(b, area, caps, none_empty=set(area.tolist()) - with_empty)[0]
 
 
 def _empty_proofs(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, metric_crs, max_street_m: float | None,

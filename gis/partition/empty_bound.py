@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -407,15 +407,17 @@ def recut_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarra
 
 
 def plan_empty_bound(blocks: gpd.GeoDataFrame, area_of_block: np.ndarray, caps: list[tuple[str, float]], *,
-                     seed: int = 0, work: float = BOUND_WORK) -> tuple[int, bool]:
+                     seed: int = 0, work: float = BOUND_WORK, none_empty: Collection = ()) -> tuple[int, bool]:
     """(the proven least number of grids of 0 households over the planning areas, whether every area's
     bound came from CP-SAT) for blocks (metric CRS, ``households`` and the caps' columns) with their
-    area per row; contiguity is a shared boundary (``empty.touching_blocks``), as check-grids judges it."""
+    area per row; contiguity is a shared boundary (``empty.touching_blocks``), as check-grids judges it.
+    Areas in ``none_empty`` have a plan without a grid of 0 households: their least number is 0, known
+    without a proof (which can take half a minute)."""
     from gridpatrol.gis.partition.empty import touching_blocks
 
     area_of_block = np.asarray(area_of_block)
     total, exact = 0, True
-    for a in sorted(set(area_of_block.tolist()), key=str):
+    for a in sorted(set(area_of_block.tolist()) - set(none_empty), key=str):
         sub = blocks[area_of_block == a].reset_index(drop=True)
         pairs = touching_blocks(sub.geometry.to_numpy())
         nbrs: list[list[int]] = [[] for _ in range(len(sub))]

@@ -548,7 +548,9 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
             ("street_m", min([c for c in (params.max_street_m, None if max_route is None else max_route * M_PER_MIN)
                               if c is not None], default=None)), ("area_m2", params.max_area_m2)) if cap is not None]
         hh_block = blocks["households"].to_numpy(dtype=float)
-        empty_bound = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps, seed=params.seed)[0]
+        # (0 without a proof when the plan has no grid of 0 households already)
+        empty_bound = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps, seed=params.seed,
+                                       none_empty=() if len(empty_grids(labels, hh_block)) else (0.0,))[0]
         if len(empty_grids(labels, hh_block)) > empty_bound:
             labels = recut_empty(loads, adj, labels, hh_block, high=high, locked=kw.get("locked"), accept=accept,
                                  seed=params.seed, max_street_m=fill_street, max_area_m2=params.max_area_m2,
