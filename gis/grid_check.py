@@ -100,6 +100,7 @@ def check_plan(
     route_minutes: np.ndarray | None = None,
     route_lower: np.ndarray | None = None,
     pair_route_share: Callable[[int, int], float] | None = None,
+    least_empty: bool = True,
 ) -> CheckResult:
     """Check a grid plan against the planning rules; pure shapely, no store.
 
@@ -143,7 +144,8 @@ def check_plan(
     proof: the caps win over "no grid of 0 households"; the summary's ``empty_grids_lower_bound`` is the least
     number of such grids any plan within the caps has, gis.partition.empty_bound.) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
-    the largest forced bound.
+    the largest forced bound. ``least_empty=False`` leaves ``empty_grids_lower_bound`` out: its proof can take
+    half a minute, and an edit or a map's problem layer does not need it.
     """
     for col in ("code", "parent_code"):
         if col not in grids.columns:
@@ -416,7 +418,7 @@ def check_plan(
         summary["empty_grids_proven"] = int(sum(1 for i in proofs if empty[i]))
         with_empty = {str(p) for p, e in zip(parents.tolist(), empty.tolist()) if e}
         bound = _empty_bound(blocks, codes, parents, metric_crs, max_street_m, max_area_m2, max_route_min,
-                             with_empty)
+                             with_empty) if least_empty else None
         if bound is not None:
             summary["empty_grids_lower_bound"] = bound
     return CheckResult(problems=problems, summary=summary)

@@ -119,7 +119,7 @@ def plan_frame(store: Store, plan_id: int | None = None) -> tuple[gpd.GeoDataFra
 def plan_problems(store: Store, plan_id: int | None = None) -> gpd.GeoDataFrame | None:
     """check-grids problems of a plan as WGS-84 features (kind, severity, message, grid code), None if unknown."""
     try:
-        check, _pid = gl.check_grids(store, plan_id)
+        check, _pid = gl.check_grids(store, plan_id, least_empty=False)  # the problems only: no proof to wait for
     except GridPatrolError:
         return None
     p = check.problems

@@ -641,8 +641,9 @@ def insert_rows(store: Store, conn: Connection, pid: int, grids: gpd.GeoDataFram
         store.insert_gdf(conn, "blocks", b)
 
 
-def check_grids(store: Store, plan_id: int | None = None) -> tuple[CheckResult, int]:
-    """Validate a plan (default: newest) against its planning areas, buildings and band.
+def check_grids(store: Store, plan_id: int | None = None, *, least_empty: bool = True) -> tuple[CheckResult, int]:
+    """Validate a plan (default: newest) against its planning areas, buildings and band (``least_empty``:
+    with the proven least number of grids of 0 households, which can take half a minute).
 
     Returns (CheckResult, plan id). Households per grid are the stored ones (from blocks,
     including landuse-based estimates); buildings are the mapped footprints.
@@ -652,7 +653,7 @@ def check_grids(store: Store, plan_id: int | None = None) -> tuple[CheckResult, 
     grids = read_grids(store, row["id"])
     blocks = read_blocks(store, row["id"])
     areas = planning_areas(store)
-    res = check_frames(store, grids, blocks, areas, params)
+    res = check_frames(store, grids, blocks, areas, params, least_empty=least_empty)
     res.grids = grid_measures(grids, params)
     add_data_checks(store, res, areas[areas["code"].astype(str).isin(set(grids["parent_code"].astype(str)))])
     return res, int(row["id"])
@@ -676,8 +677,10 @@ def add_data_checks(store: Store, res: CheckResult, areas: gpd.GeoDataFrame) -> 
 
 
 def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame | None,
-                 areas: gpd.GeoDataFrame, params: PlanParams, buildings: gpd.GeoDataFrame | None = None) -> CheckResult:
-    """Check grids (and their blocks) against the plan's rules: the CheckResult of gis.grid_check."""
+                 areas: gpd.GeoDataFrame, params: PlanParams, buildings: gpd.GeoDataFrame | None = None, *,
+                 least_empty: bool = True) -> CheckResult:
+    """Check grids (and their blocks) against the plan's rules: the CheckResult of gis.grid_check
+    (``least_empty``: with the proven least number of grids of 0 households, see gis.grid_check.check_plan)."""
     if len(grids) == 0:
         raise NotFoundError("the plan has no grids")
     if buildings is None:
@@ -704,7 +707,7 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
                      min_households=low, max_households=high,
                      code_format=params.code_format, metric_crs=metric, recount_households=False,
                      target_households=target, workload=load, workload_unit=params.workload_unit(),
-                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2, **route)
+                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2, least_empty=least_empty, **route)
     if not params.on_households:
         res.summary["balance"] = params.balance
         res.summary["weights"] = params.workload_weights()
