@@ -91,6 +91,16 @@ def _ball(sources: list[int], allowed: np.ndarray, base: list[float], caps: list
     return sorted(out or ())
 
 
+def _scaled(val: float, exact: bool) -> int:
+    """A block value in BOUND_SCALE units: rounded up for a real plan (``exact``), down for a relaxation."""
+    return math.ceil(val * BOUND_SCALE - 1e-9) if exact else math.floor(val * BOUND_SCALE + 1e-9)
+
+
+def _limit(cap: float, exact: bool) -> int:
+    """A cap in BOUND_SCALE units: rounded down for a real plan (``exact``), up for a relaxation."""
+    return math.floor(cap * BOUND_SCALE + 1e-9) if exact else math.ceil(cap * BOUND_SCALE * (1 + TOLERANCE))
+
+
 def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: list[list[int]],
            free: np.ndarray, anchors: list[tuple[list[int], int]], exact: bool, extra: dict | None = None,
            roots: list[int] | None = None):
@@ -102,12 +112,6 @@ def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: l
     of 0 households may be rooted on (any of their free blocks joins them); default every free block, each
     grid rooted on its lowest-numbered block."""
     from ortools.sat.python import cp_model
-
-    def scaled(val: float) -> int:
-        return math.ceil(val * BOUND_SCALE - 1e-9) if exact else math.floor(val * BOUND_SCALE + 1e-9)
-
-    def limit(cap: float) -> int:
-        return math.floor(cap * BOUND_SCALE + 1e-9) if exact else math.ceil(cap * BOUND_SCALE * (1 + TOLERANCE))
 
     free_rows = np.flatnonzero(free).tolist()
     a_cand = []
@@ -156,14 +160,14 @@ def _build(n: int, hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nbrs: l
         if len(mem) == 1:
             continue
         for v, cap in caps:
-            total = sum(scaled(float(v[b])) * x[b, lab] for b in mem)
-            fixed_total = sum(scaled(float(v[b])) for b in mem if isinstance(x[b, lab], int))
-            model.add(total <= max(limit(cap), fixed_total))
+            total = sum(_scaled(float(v[b]), exact) * x[b, lab] for b in mem)
+            fixed_total = sum(_scaled(float(v[b]), exact) for b in mem if isinstance(x[b, lab], int))
+            model.add(total <= max(_limit(cap, exact), fixed_total))
         if extra is not None and lab[0] == "a" and lab[1] in extra:
             w, lim = extra[lab[1]]
-            total = sum(scaled(float(w[b])) * x[b, lab] for b in mem)
-            fixed_total = sum(scaled(float(w[b])) for b in mem if isinstance(x[b, lab], int))
-            model.add(total <= max(limit(lim), fixed_total))
+            total = sum(_scaled(float(w[b]), exact) * x[b, lab] for b in mem)
+            fixed_total = sum(_scaled(float(w[b]), exact) for b in mem if isinstance(x[b, lab], int))
+            model.add(total <= max(_limit(lim, exact), fixed_total))
         f_in, f_out = contiguity_flows(model, x, lab, mem, nbrs)
         for b in mem:
             if b != root:
@@ -263,8 +267,8 @@ def none_empty_possible(hh: np.ndarray, caps: list[tuple[np.ndarray, float]], nb
     for h in portals:
         mine = [b for b in rows if (b, h) in x]
         for v, cap in caps:
-            room = math.ceil(cap * BOUND_SCALE * (1 + TOLERANCE)) - math.floor(float(v[h]) * BOUND_SCALE + 1e-9)
-            model.add(sum(math.floor(float(v[b]) * BOUND_SCALE + 1e-9) * x[b, h] for b in mine) <= max(room, 0))
+            room = _limit(cap, False) - _scaled(float(v[h]), False)
+            model.add(sum(_scaled(float(v[b]), False) * x[b, h] for b in mine) <= max(room, 0))
     solver, found = solve_repeatably(model, seed, work)
     if found:
         return True

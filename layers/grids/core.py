@@ -549,9 +549,10 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
                               if c is not None], default=None)), ("area_m2", params.max_area_m2)) if cap is not None]
         hh_block = blocks["households"].to_numpy(dtype=float)
         # (0 without a proof when the plan has no grid of 0 households already)
+        n_empty = len(empty_grids(labels, hh_block))
         empty_bound = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps, seed=params.seed,
-                                       none_empty=() if len(empty_grids(labels, hh_block)) else (0.0,))[0]
-        if len(empty_grids(labels, hh_block)) > empty_bound:
+                                       none_empty=() if n_empty else (0.0,))[0]
+        if n_empty > empty_bound:
             labels = recut_empty(loads, adj, labels, hh_block, high=high, locked=kw.get("locked"), accept=accept,
                                  seed=params.seed, max_street_m=fill_street, max_area_m2=params.max_area_m2,
                                  target=empty_bound)
