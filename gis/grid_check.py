@@ -1,7 +1,7 @@
 """Validate a grid plan with shapely: coverage, overlaps, nesting, contiguity, buildings, workload, codes."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -101,6 +101,8 @@ def check_plan(
     route_lower: np.ndarray | None = None,
     pair_route_share: Callable[[int, int], float] | None = None,
     least_empty: bool = True,
+    known_bounds: Mapping | None = None,
+    bound_seed: int = 0,
 ) -> CheckResult:
     """Check a grid plan against the planning rules; pure shapely, no store.
 
@@ -145,7 +147,9 @@ def check_plan(
     number of such grids any plan within the caps has, gis.partition.empty_bound.) The summary gives the worst deviation over all grids
     and over non-exempt ones, the count of ``deviation`` grids, the exempt count by reason and
     the largest forced bound. ``least_empty=False`` leaves ``empty_grids_lower_bound`` out: its proof can take
-    half a minute, and an edit or a map's problem layer does not need it.
+    half a minute, and an edit or a map's problem layer does not need it. ``known_bounds``: areas' bounds
+    proven before, by the digest of their inputs (``empty_bound.plan_empty_bound``): not solved again;
+    ``bound_seed``: CP-SAT's seed for that proof (the plan's, as draw-grids solved it).
     """
     for col in ("code", "parent_code"):
         if col not in grids.columns:
@@ -418,7 +422,7 @@ def check_plan(
         summary["empty_grids_proven"] = int(sum(1 for i in proofs if empty[i]))
         with_empty = {str(p) for p, e in zip(parents.tolist(), empty.tolist()) if e}
         bound = _empty_bound(blocks, codes, parents, metric_crs, max_street_m, max_area_m2, max_route_min,
-                             with_empty) if least_empty else None
+                             with_empty, known_bounds, bound_seed) if least_empty else None
         if bound is not None:
             summary["empty_grids_lower_bound"] = bound
     return CheckResult(problems=problems, summary=summary)
@@ -435,10 +439,11 @@ def _proof_caps(blocks: gpd.GeoDataFrame, max_street_m: float | None, max_area_m
 
 def _empty_bound(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, parents: np.ndarray, metric_crs,
                  max_street_m: float | None, max_area_m2: float | None, max_route_min: float | None,
-                 with_empty: set[str]) -> int | None:
+                 with_empty: set[str], known: Mapping | None = None, seed: int = 0) -> int | None:
     """The proven least number of grids of 0 households any plan of these blocks within the caps has, summed
     over the planning areas (``gis.partition.empty_bound.plan_empty_bound``); None without caps or blocks.
-    Only the areas ``with_empty`` (a grid of 0 households in this plan) need a proof: the others' is 0."""
+    Only the areas ``with_empty`` (a grid of 0 households in this plan) need a proof: the others' is 0; an
+    area whose bound is in ``known`` (by the digest of its inputs) is not solved again; ``seed``: CP-SAT's."""
     from gridpatrol.gis.partition.empty_bound import plan_empty_bound
 
     if blocks is None or not len(blocks) or not {"grid_code", "households"} <= set(blocks.columns):
@@ -450,7 +455,8 @@ def _empty_bound(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, parents: np
     b = b.assign(households=pd.to_numeric(b["households"], errors="coerce").fillna(0.0))
     parent_of = dict(zip(codes.tolist(), parents.tolist()))
     area = np.array([str(parent_of.get(str(c), "")) for c in b["grid_code"].astype(str)], dtype=object)
-    return plan_empty_bound(b, area, caps, none_empty=set(area.tolist()) - with_empty)[0]
+    return plan_empty_bound(b, area, caps, none_empty=set(area.tolist()) - with_empty, known=known,
+                            seed=seed)[0]
 
 
 def _empty_proofs(blocks: gpd.GeoDataFrame | None, codes: np.ndarray, metric_crs, max_street_m: float | None,

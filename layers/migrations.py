@@ -178,6 +178,14 @@ def _v15_point_xy(conn: Connection) -> None:
                           f"USING gist ({POINT_XY_COLUMN}) INCLUDE ({', '.join(include)})"))
 
 
+def _v16_empty_bounds(conn: Connection) -> None:
+    # New stores have the table from the models (version 1); older ones get it here (empty: the
+    # next draw-grids fills it, check-grids solves as before until then).
+    from gridpatrol.layers.models import EmptyBoundRow
+
+    _fresh_metadata().tables[EmptyBoundRow.__tablename__].create(conn, checkfirst=True)
+
+
 # (version, description, step). A later release appends steps; never edit a released one.
 STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (1, "initial schema: areas, roads, buildings, barriers, cameras, grids, routes, incidents, users", _v1_initial),
@@ -196,6 +204,8 @@ STEPS: list[tuple[int, str, Callable[[Connection], None]]] = [
     (14, "place areas: villages and hamlets mapped as polygons (place=*, named landuse=residential) for rural names",
      _v14_place_areas),
     (15, "PostGIS: cameras and incidents: position as a point with a covering GiST index (index-only bbox pages)", _v15_point_xy),
+    (16, "empty bounds: each planning area's proven least number of grids of 0 households, by the digest of its "
+     "inputs", _v16_empty_bounds),
 ]
 CURRENT_VERSION = STEPS[-1][0]
 

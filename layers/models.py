@@ -526,6 +526,21 @@ class TrackChunk(Base):
     received_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
+class EmptyBoundRow(Base):
+    """A planning area's proven least number of grids of 0 households (schema version 16), kept by the digest
+    of everything its proof read (gis.partition.empty_bound.area_bound_digest: the blocks' households, the
+    caps and their block columns, which blocks touch, seed, work, model version), not by plan: it holds for
+    every plan of those blocks. Written by draw-grids, read before solving again (layers.empty_bounds)."""
+
+    __tablename__ = "empty_bounds"
+    digest: Mapped[str] = mapped_column(Text, primary_key=True)  # hex SHA-256
+    area_code: Mapped[str] = mapped_column(Text)  # which area it was proven for (for people reading the table)
+    lower: Mapped[int] = mapped_column(Integer)
+    relaxed: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    method: Mapped[str] = mapped_column(Text)  # cp-sat | capacity
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
 # Layers a user can name on the command line (export, info) and their tables.
 LAYERS: dict[str, type[Base]] = {
     "areas": Area,

@@ -26,9 +26,10 @@ a grid of 0 households rooted on its lowest-numbered block; every grid is contig
 """
 from __future__ import annotations
 
+import hashlib
 import heapq
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -49,6 +50,8 @@ NONE_WORK = 20.0  # CP-SAT deterministic time for that question (锦江区, 13,2
 NONE_SEED = 1  # and its seed, whatever the plan's: the answer is one of the data, draw and check must agree
 # (锦江区's proof took 57.5, 15.4, 42.0 and 22.2 deterministic seconds with seeds 0, 1, 2, 3)
 EMPTY_WEIGHT = 10**6  # re-cut objective: an empty grid outweighs any number of blocks moved
+BOUND_MODEL_VERSION = 1  # the bound's models (_build, none_empty_possible, capacity_bound, their rounding):
+# bump it with any change that can change a bound. Bounds kept in a store are keyed on it (area_bound_digest)
 
 
 @dataclass(frozen=True)
@@ -410,26 +413,63 @@ def recut_empty(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.ndarra
     return out
 
 
+def area_bound_digest(hh: np.ndarray, caps: list[tuple[str, np.ndarray, float]], pairs: np.ndarray, *,
+                      seed: int, work: float) -> str:
+    """SHA-256 (hex) of everything :func:`empty_grids_lower_bound` reads for one planning area, in the order
+    it reads it: households per block row, each cap (column name, cap, values per row), the touching row
+    pairs (in their order: it orders the models' variables), the seed and work, BOUND_MODEL_VERSION, the
+    models' limits and the CP-SAT (ortools) version. Equal digests, equal bounds: the bound depends on the
+    blocks, their contiguity and the caps, not on how a plan groups the blocks into grids."""
+    from importlib.metadata import version
+
+    h = hashlib.sha256()
+
+    def put(*parts: object) -> None:
+        for p in parts:
+            if isinstance(p, np.ndarray):
+                h.update(f"{p.dtype.str}{p.shape}".encode() + np.ascontiguousarray(p).tobytes())
+            else:
+                h.update(repr(p).encode())
+            h.update(b"\0")
+
+    put("empty_bound", BOUND_MODEL_VERSION, version("ortools"), BOUND_SCALE, TOLERANCE, BOUND_MAX_VARS,
+        NONE_MAX_PAIRS, NONE_WORK, NONE_SEED, int(seed), float(work))
+    put(np.asarray(hh, dtype="<f8"), len(caps))
+    for col, v, cap in caps:
+        put(str(col), float(cap), np.asarray(v, dtype="<f8"))
+    put(np.asarray(pairs, dtype="<i8").reshape(-1, 2))
+    return h.hexdigest()
+
+
 def plan_empty_bound(blocks: gpd.GeoDataFrame, area_of_block: np.ndarray, caps: list[tuple[str, float]], *,
-                     seed: int = 0, work: float = BOUND_WORK, none_empty: Collection = ()) -> tuple[int, bool]:
+                     seed: int = 0, work: float = BOUND_WORK, none_empty: Collection = (),
+                     known: Mapping[str, EmptyBound] | None = None) -> tuple[int, bool, dict]:
     """(the proven least number of grids of 0 households over the planning areas, whether every area's
-    bound came from CP-SAT) for blocks (metric CRS, ``households`` and the caps' columns) with their
-    area per row; contiguity is a shared boundary (``empty.touching_blocks``), as check-grids judges it.
-    Areas in ``none_empty`` have a plan without a grid of 0 households: their least number is 0, known
-    without a proof (which can take half a minute)."""
+    bound came from CP-SAT, the areas' bounds solved here: digest → (area, EmptyBound)) for blocks (metric
+    CRS, ``households`` and the caps' columns) with their area per row; contiguity is a shared boundary
+    (``empty.touching_blocks``), as check-grids judges it. Areas in ``none_empty`` have a plan without a
+    grid of 0 households: their least number is 0, known without a proof (which can take half a minute).
+    ``known``: bounds already proven, by :func:`area_bound_digest` of their inputs (e.g. kept in the store
+    by draw-grids): an area whose digest is there is not solved again."""
     from gridpatrol.gis.partition.empty import touching_blocks
 
     area_of_block = np.asarray(area_of_block)
-    total, exact = 0, True
+    total, exact, solved = 0, True, {}
     for a in sorted(set(area_of_block.tolist()) - set(none_empty), key=str):
         sub = blocks[area_of_block == a].reset_index(drop=True)
         pairs = touching_blocks(sub.geometry.to_numpy())
-        nbrs: list[list[int]] = [[] for _ in range(len(sub))]
-        for i, j in pairs.tolist():
-            nbrs[i].append(j)
-            nbrs[j].append(i)
+        hh = sub["households"].to_numpy(dtype=float)
         vals = [(sub[col].to_numpy(dtype=float), float(cap)) for col, cap in caps]
-        b = empty_grids_lower_bound(sub["households"].to_numpy(dtype=float), vals, nbrs, seed=seed, work=work)
+        digest = area_bound_digest(hh, [(col, v, cap) for (col, _), (v, cap) in zip(caps, vals)], pairs,
+                                   seed=seed, work=work)
+        b = known.get(digest) if known is not None else None
+        if b is None:
+            nbrs: list[list[int]] = [[] for _ in range(len(sub))]
+            for i, j in pairs.tolist():
+                nbrs[i].append(j)
+                nbrs[j].append(i)
+            b = empty_grids_lower_bound(hh, vals, nbrs, seed=seed, work=work)
+            solved[digest] = (a, b)
         total += b.lower
         exact &= b.method == "cp-sat"
-    return total, exact
+    return total, exact, solved

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from gridpatrol.gis.errors import InputError, NotFoundError
+from gridpatrol.layers.empty_bounds import StoredBounds, save_bounds
 from gridpatrol.layers.grids.core import (
     Progress,
     area_blocks,
@@ -107,7 +108,7 @@ def draw_area(store: Store, area_code: str, params: PlanParams | None = None, *,
             from gridpatrol.layers.grids.route_cap import RouteMeter
 
             meter = RouteMeter.around(store, area.geometry)
-        blocks, grids, adj = partition_area(*one, params, locked_grids(store), say, meter)
+        blocks, grids, adj = partition_area(*one, params, locked_grids(store), say, meter, bounds=StoredBounds(store))
     metrics = plan_metrics(grids, params, adj, dict(zip(blocks["block_id"].astype(int), blocks["grid_code"])))
     metrics["areas"] = [str(area_code)]
     if rural is not None:
@@ -127,4 +128,5 @@ def draw_area(store: Store, area_code: str, params: PlanParams | None = None, *,
         blocks = blocks.copy()
         blocks["block_id"] = blocks["block_id"].astype(int) + offset
         insert_rows(store, conn, pid, grids, blocks)
+    save_bounds(store, grids.attrs.get("empty_bounds_solved", {}))  # after the plan, as draw_grids
     return pid

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import geopandas as gpd
@@ -23,6 +23,7 @@ from gridpatrol.gis.grid_check import PROBLEM_COLUMNS, SEVERITY, CheckResult, ch
 from gridpatrol.gis.gridcodes import CodeFormat, assign_codes
 from gridpatrol.gis.partition import merge_blocked
 from gridpatrol.gis.workload import block_population, measures_frame, workload
+from gridpatrol.layers.empty_bounds import StoredBounds, save_bounds
 from gridpatrol.layers.models import Block, Grid, GridPlan, utcnow
 from gridpatrol.layers.plan_base import check_current, record_write
 from gridpatrol.layers.plan_params import PlanParams
@@ -355,7 +356,8 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
     ``params.code_format`` numbered west→east, north→south within each area. Grids locked in
     the newest plan are kept (same blocks by representative point, same code, still locked);
     the rest is redrawn around them. Earlier plans are kept. Nothing is written unless every
-    area was drawn.
+    area was drawn. The areas' proven least numbers of grids of 0 households are read from the store
+    and those solved here kept there after the plan (layers.empty_bounds).
     """
     from gridpatrol.layers.grids.sanity import data_checks, refuse_sparse, summary_of
 
@@ -389,7 +391,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
                 from gridpatrol.layers.grids.route_cap import RouteMeter
 
                 meter = RouteMeter.around(store, one[0].geometry)
-            blocks, grids, adj = partition_area(*one, params, locked_all, say, meter)
+            blocks, grids, adj = partition_area(*one, params, locked_all, say, meter, bounds=StoredBounds(store))
         all_blocks.append(blocks)
         all_grids.append(grids)
         graphs.append(adj)
@@ -397,6 +399,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         raise InputError("no blocks could be built in any planning area",
                          hint="are streets imported inside the areas? check gridpatrol info")
     bounds = [g.attrs["empty_grids_lower_bound"] for g in all_grids if "empty_grids_lower_bound" in g.attrs]
+    solved = {d: v for g in all_grids for d, v in g.attrs.get("empty_bounds_solved", {}).items()}
     blocks = pd.concat(all_blocks, ignore_index=True)
     grids = pd.concat(all_grids, ignore_index=True)
     adj = nx.union_all(graphs) if len(graphs) > 1 else graphs[0]
@@ -413,6 +416,7 @@ def draw_grids(store: Store, params: PlanParams | None = None, *, progress: Prog
         pid = insert_plan(conn, method="draw", parent=None, params=params, metrics=metrics,
                            created_by=created_by, name=name, note=f"drawn for {len(areas)} areas")
         insert_rows(store, conn, pid, grids, blocks)
+    save_bounds(store, solved)  # after the plan: a failed draw writes nothing, a failed save loses nothing
     return pid
 
 
@@ -454,10 +458,13 @@ def area_blocks(store: Store, area: pd.Series, params: PlanParams, next_block: i
 
 def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd.GeoDataFrame,  # noqa: ANN001
                    barriers: gpd.GeoDataFrame, params: PlanParams, locked_all: gpd.GeoDataFrame,
-                   say: Progress, meter=None) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, nx.Graph]:  # noqa: ANN001
+                   say: Progress, meter=None, *, bounds: Mapping | None = None,  # noqa: ANN001
+                   ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame, nx.Graph]:
     """Blocks (with grid_code), grids and block adjacency of one area's blocks (see area_blocks), cut by
     ``params`` (its workload scale set); the grids of ``locked_all`` inside the area are kept.
-    ``meter`` (route_cap.RouteMeter on the streets around the area) is needed for ``max_route_min``."""
+    ``meter`` (route_cap.RouteMeter on the streets around the area) is needed for ``max_route_min``.
+    ``bounds``: proven least numbers of grids of 0 households by digest (layers.empty_bounds.StoredBounds):
+    not solved again; those solved are in ``grids.attrs["empty_bounds_solved"]`` (for save_bounds)."""
     from gridpatrol.gis.blocks import block_adjacency
     from gridpatrol.gis.partition import (
         absorb_empty,
@@ -497,7 +504,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         kw["locked"] = assign_xy(x, y, locked.geometry)
     # the partition balances the column "households": the plan's workload stands in for it
     loads = blocks if params.on_households else blocks.assign(households=grid_workload(blocks, params))
-    empty_bound = None
+    empty_bound, solved = None, {}
     labels = np.asarray(partition_blocks(
         loads, adj, target_households=target, min_households=low,
         max_households=high, seed=params.seed, **kw))
@@ -550,8 +557,8 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
         hh_block = blocks["households"].to_numpy(dtype=float)
         # (0 without a proof when the plan has no grid of 0 households already)
         n_empty = len(empty_grids(labels, hh_block))
-        empty_bound = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps, seed=params.seed,
-                                       none_empty=() if n_empty else (0.0,))[0]
+        empty_bound, _, solved = plan_empty_bound(blocks.to_crs(metric), np.zeros(len(blocks)), bound_caps,
+                                                  seed=params.seed, none_empty=() if n_empty else (0.0,), known=bounds)
         if n_empty > empty_bound:
             labels = recut_empty(loads, adj, labels, hh_block, high=high, locked=kw.get("locked"), accept=accept,
                                  seed=params.seed, max_street_m=fill_street, max_area_m2=params.max_area_m2,
@@ -585,6 +592,7 @@ def partition_area(area: pd.Series, metric, blocks: gpd.GeoDataFrame, roads: gpd
     grids = mark_exempt(grids_from_blocks(blocks, metric, {c: True for c in locked_codes.values()}), params, meter)
     if empty_bound is not None:
         grids.attrs["empty_grids_lower_bound"] = empty_bound
+        grids.attrs["empty_bounds_solved"] = {d: (str(area["code"]), b) for d, (_, b) in solved.items()}
     return blocks.drop(columns=["_part"]), grids, adj
 
 
@@ -681,7 +689,8 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
                  areas: gpd.GeoDataFrame, params: PlanParams, buildings: gpd.GeoDataFrame | None = None, *,
                  least_empty: bool = True) -> CheckResult:
     """Check grids (and their blocks) against the plan's rules: the CheckResult of gis.grid_check
-    (``least_empty``: with the proven least number of grids of 0 households, see gis.grid_check.check_plan)."""
+    (``least_empty``: with the proven least number of grids of 0 households, see gis.grid_check.check_plan;
+    an area's bound kept in the store by draw-grids is read, not solved again: layers.empty_bounds)."""
     if len(grids) == 0:
         raise NotFoundError("the plan has no grids")
     if buildings is None:
@@ -708,7 +717,8 @@ def check_frames(store: Store, grids: gpd.GeoDataFrame, blocks: gpd.GeoDataFrame
                      min_households=low, max_households=high,
                      code_format=params.code_format, metric_crs=metric, recount_households=False,
                      target_households=target, workload=load, workload_unit=params.workload_unit(),
-                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2, least_empty=least_empty, **route)
+                     max_street_m=params.max_street_m, max_area_m2=params.max_area_m2, least_empty=least_empty,
+                     known_bounds=StoredBounds(store) if least_empty else None, bound_seed=params.seed, **route)
     if not params.on_households:
         res.summary["balance"] = params.balance
         res.summary["weights"] = params.workload_weights()

@@ -22,9 +22,9 @@ from tests.store_cache import open_filled
 HIGH = 500.0  # the default band's upper end
 
 
-def _hollow_city(store, monkeypatch, seed: int) -> None:  # noqa: ANN001
-    """A generated city of ~300 blocks (lumpy households) whose buildings are kept only in three
-    discs of a quarter of its width: streets and parks around them hold no households."""
+def _hollow_city(store, monkeypatch, seed: int, blocks: int = 300, discs: int = 3) -> None:  # noqa: ANN001
+    """A generated city of ~``blocks`` blocks (lumpy households) whose buildings are kept only in
+    ``discs`` discs of a quarter of its width: streets and parks around them hold no households."""
     import gridpatrol.layers.synth_province as sp
     from gridpatrol.gis.synth_city import synth_city
 
@@ -34,14 +34,14 @@ def _hollow_city(store, monkeypatch, seed: int) -> None:  # noqa: ANN001
         rng = np.random.default_rng(a[1])
         pts = c.buildings.geometry.representative_point().to_numpy()
         keep = np.zeros(len(pts), dtype=bool)
-        for _ in range(3):
+        for _ in range(discs):
             centre = shapely.Point(rng.uniform(x0, x1), rng.uniform(y0, c.area.bounds[3]))
             keep |= shapely.distance(pts, centre) < 0.25 * (x1 - x0)
         c.buildings = c.buildings[keep].reset_index(drop=True)
         return c
 
     monkeypatch.setattr(sp, "synth_city", hollow)
-    sp.load_province(store, 1, 300, seed=seed, footprints="mixed", per_cell=9, tower_share=0.08)
+    sp.load_province(store, 1, blocks, seed=seed, footprints="mixed", per_cell=9, tower_share=0.08)
 
 
 def _block_graph(blocks) -> nx.Graph:  # noqa: ANN001
@@ -119,6 +119,50 @@ def test_generated_hollow_cities_leave_no_unexplained_empty_grid(store, monkeypa
           f"proven lower bound {facts['bound']}")
 
 
+def _count_solves(monkeypatch) -> list:  # noqa: ANN001
+    """Calls of the proof of an area's least number of grids of 0 households from now on (each one runs)."""
+    import gridpatrol.gis.partition.empty_bound as eb
+
+    asked: list = []
+    solve = eb.empty_grids_lower_bound
+    monkeypatch.setattr(eb, "empty_grids_lower_bound", lambda *a, **k: asked.append(1) or solve(*a, **k))
+    return asked
+
+
+def test_check_reads_the_bound_the_draw_proved_until_a_block_changes(store, monkeypatch):  # noqa: ANN001
+    """The proven least number of grids of 0 households is kept in the store by draw-grids (keyed by
+    the digest of the area's blocks, caps, contiguity, seed and work): check-grids, of the plan or of an
+    edit of it (the same blocks grouped otherwise), reads it instead of solving again, until one block's
+    households change."""
+    from gridpatrol.gis.errors import ConflictError
+    from sqlalchemy import text
+
+    _hollow_city(store, monkeypatch, 4, blocks=60, discs=1)
+    caps = {"max_street_m": 1500.0, "max_area_m2": 150_000.0}
+    pid = gl.draw_grids(store, gl.PlanParams(seed=1, **caps))
+    drawn = json.loads(gl.plan_row(store, pid)["metrics_json"])["empty_grids_lower_bound"]
+    assert drawn >= 1
+    asked = _count_solves(monkeypatch)
+    res, _ = gl.check_grids(store, pid)
+    assert res.summary["empty_grids_lower_bound"] == drawn and res.summary["empty_grids"] >= drawn
+    assert not asked
+    largest = str(gl.read_blocks(store, pid)["grid_code"].value_counts().idxmax())
+    try:
+        edited = gl.split_grid(store, largest, 2, force=True).plan_id
+    except ConflictError:
+        edited = None  # refused by its check: nothing to check then
+    if edited is not None:
+        assert gl.check_grids(store, edited)[0].summary["empty_grids_lower_bound"] == drawn
+        assert not asked
+    blocks = gl.read_blocks(store, pid)
+    home = int(blocks.loc[blocks["households"].idxmax(), "block_id"])
+    with store.begin() as c:
+        c.execute(text("UPDATE blocks SET households = households + 1 WHERE plan_id = :p AND block_id = :b"),
+                  {"p": pid, "b": home})
+    res, _ = gl.check_grids(store, pid)
+    assert len(asked) == 1 and res.summary["empty_grids_lower_bound"] >= 0
+
+
 @pytest.fixture
 def jj(store_url):  # noqa: ANN001, ANN201
     """Chengdu's streets and buildings, 锦江区 as the district, no plan."""
@@ -129,7 +173,9 @@ def jj(store_url):  # noqa: ANN001, ANN201
 def test_jinjiang_with_caps_leaves_no_unexplained_empty_grid(jj, monkeypatch):  # noqa: ANN001
     caps = {"max_street_m": 3000.0, "max_area_m2": 400_000.0}
     pid = gl.draw_grids(jj, gl.PlanParams(seed=1, **caps))
+    solves = _count_solves(monkeypatch)
     facts = _assert_no_unexplained_empty_grid(jj, pid, caps)
+    assert not solves  # check-grids read the bound draw-grids proved (~30 s here): the same number
     # the proof of the least number (half a minute here) is for draw-grids and check-grids only: an edit
     # (checked before and after) and the map's problem layer never wait for it
     import gridpatrol.gis.partition.empty_bound as eb
@@ -137,7 +183,7 @@ def test_jinjiang_with_caps_leaves_no_unexplained_empty_grid(jj, monkeypatch):  
     from gridpatrol.layers.mapdata import plan_problems
 
     asked = []
-    monkeypatch.setattr(eb, "plan_empty_bound", lambda *a, **k: asked.append(1) or (0, False))
+    monkeypatch.setattr(eb, "plan_empty_bound", lambda *a, **k: asked.append(1) or (0, False, {}))
     largest = str(gl.read_blocks(jj, pid)["grid_code"].value_counts().idxmax())
     try:
         gl.split_grid(jj, largest, 2, force=True)

@@ -50,6 +50,10 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
     stamps = 1.8e9 + np.arange(3) * 10.0
     save_track(store, Track(104.0 + np.arange(3) * 1e-4, np.full(3, 30.6), stamps, np.full(3, np.nan)),
                worker="wu", source="api", raw=b"x")
+    from gridpatrol.gis.partition.empty_bound import EmptyBound
+    from gridpatrol.layers.empty_bounds import save_bounds
+
+    save_bounds(store, {"d" * 64: ("510104", EmptyBound(1, None, "cp-sat"))})  # as draw-grids keeps a bound
     box = shapely.box(104.0, 30.6, 104.01, 30.61)
     with store.begin() as conn:
         plan = conn.execute(insert(GridPlan).values(name="p", created_at=WHEN).returning(GridPlan.id)).scalar_one()
@@ -73,6 +77,7 @@ def _write_every_kind(store) -> None:  # noqa: ANN001
         conn.execute(Base.metadata.tables["job_files"].update().values(created_at=WHEN))
         conn.execute(Base.metadata.tables["tracks"].update().values(start_at=WHEN, end_at=WHEN, created_at=WHEN))
         conn.execute(Base.metadata.tables["track_chunks"].update().values(received_at=WHEN))
+        conn.execute(Base.metadata.tables["empty_bounds"].update().values(created_at=WHEN))
         # A phone report's key and photo, as POST /m/reports writes them.
         conn.execute(insert(Base.metadata.tables["incident_reports"]).values(
             reporter="wu", client_key="k1", incident_id=inc, received_at=WHEN))
