@@ -173,14 +173,16 @@ def contiguity_flows(model, x: dict, lab: int, mem: list[int], nbrs) -> tuple[di
     return f_in, f_out
 
 
-def solve_repeatably(model, seed: int, work: float):  # noqa: ANN001, ANN201
+def solve_repeatably(model, seed: int, work: float, on_solution=None):  # noqa: ANN001, ANN201
     """Solve ``model`` with one worker, ``seed`` and a deterministic time limit ``work``, so the same
-    model gives the same answer on a loaded machine: (solver, whether a solution was found)."""
+    model gives the same answer on a loaded machine: (solver, whether a solution was found).
+    ``on_solution`` (a ``CpSolverSolutionCallback``) sees every improving solution; it must not stop the
+    search, so the answer stays the same."""
     from ortools.sat.python import cp_model
 
     solver = cp_model.CpSolver()
     solver.parameters.num_workers = 1
     solver.parameters.random_seed = seed % 2**31
     solver.parameters.max_deterministic_time = float(work)
-    status = solver.solve(model)
+    status = solver.solve(model, on_solution)
     return solver, status in (cp_model.OPTIMAL, cp_model.FEASIBLE)

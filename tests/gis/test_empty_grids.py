@@ -142,6 +142,28 @@ def test_an_empty_grid_far_from_the_homes_takes_one_along_a_chain():
     assert np.bincount(out)[grids].max() == 12 and _contiguous(out, blocks)
 
 
+def test_a_chain_keeps_the_last_recut_of_its_search_the_patrol_accepts(monkeypatch):  # noqa: ANN001
+    # the ladder with a street cap of 2,000 m: the search of the chain's re-cut first passes the west 4 blocks of
+    # the north row + the other 20 blocks, and ends at the 6 west blocks of the south row + a U of the other 18
+    # (fewer blocks moved). A patrol cap (accept) refusing grids that hold both far corners (blocks 0 and 23)
+    # refuses the U: the earlier re-cut, which it accepts, is kept from the same solve (no second solve)
+    from gridpatrol.gis.partition import empty
+
+    solves = []
+    real = empty.solve_repeatably
+    monkeypatch.setattr(empty, "solve_repeatably", lambda *a, **k: solves.append(1) or real(*a, **k))
+    blocks, graph, labels, hh = _ladder()
+
+    def accept(idx):  # noqa: ANN001, ANN202
+        return not {0, 23} <= set(np.asarray(idx).tolist())
+    out = fill_along_chains(blocks, graph, labels, hh, low=100, high=500, max_street_m=2000, seed=1, accept=accept)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert all(accept(np.flatnonzero(out == g)) for g in grids) and _contiguous(out, blocks)
+    assert sorted(np.bincount(out)[grids].tolist()) == [4, 20]
+    assert len(solves) == 1
+
+
 def test_grids_grown_from_the_homes_leave_none_empty_on_the_ladder():
     # the ladder above: each home (blocks 0 and 12) roots a grid, the blocks without households hang on
     # them along their rows within the 1,200 m cap: two grids with homes
