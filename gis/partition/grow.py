@@ -18,7 +18,10 @@ GROW_SCALE = 10**6  # CP-SAT wants integers: shares of each cap in millionths (r
 GROW_HOMES = 16  # household blocks a block without households may hang on: the nearest this many
 GROW_ROOTS = 8  # blocks without households that may root the grid of 0 households it is in: the nearest
 GROW_MAX_BLOCKS = 600  # blocks (outside locked grids) above which the model is not built
-GROW_WORK = 10.0  # CP-SAT deterministic time
+GROW_WORK = 10.0  # CP-SAT deterministic time (per solve)
+GROW_EASY = 0.8  # share of each cap above which a grown grid's use counts against it (with ``accept``)
+GROW_EASY_WORK = 0.5  # that search's deterministic time, per unit of GROW_WORK
+GROW_ROUNDS = 3  # solves: the first, then each hanging anew the blocks refused grids gave up
 LIFT_MAX_BLOCKS = 14  # blocks of two grids cut anew in two by trying every cut
 
 
@@ -43,17 +46,80 @@ def _paths(root: int, nbrs: list[list[int]], free: np.ndarray, share: np.ndarray
     return dist
 
 
+def _within(model, x: dict, on_root: dict[int, list[int]], share: np.ndarray, free: np.ndarray) -> None:  # noqa: ANN001
+    """Constraints of ``model``: the blocks on each root (``x[b, r]`` true) with the root weigh at most
+    GROW_SCALE in ``share`` (per block), or as much as a root without households alone."""
+    for r, bs in on_root.items():
+        own = 0 if free[r] else int(share[r])
+        room = max(GROW_SCALE, int(share[r])) if free[r] else max(GROW_SCALE - own, 0)
+        model.add(sum(int(share[b]) * x[b, r] for b in bs) <= room)
+
+
+def _roomier(model, x: dict, solver, empty_roots: list, on_root: dict[int, list[int]], share: np.ndarray,  # noqa: ANN001
+             free: np.ndarray, seed: int, work: float) -> dict:
+    """The values of ``x`` in a solution of ``model`` with as many grids of 0 households (``empty_roots``)
+    as ``solver``'s at most and the least use of each cap (rows of ``share``) above GROW_EASY of it, summed
+    over the roots (``solver``'s values when none is found in time): ``accept`` (the exact patrol) refuses
+    fewer grids with room below the caps. Solved on a copy: ``model`` is not changed."""
+    second = model.clone()
+    second.clear_objective()
+    found_empty = sum(solver.value(v) for v in empty_roots)
+    second.add(sum(second.get_bool_var_from_proto_index(v.index) for v in empty_roots) <= found_empty)
+    over = []
+    for r, bs in on_root.items():
+        for c in range(len(share)):
+            e = second.new_int_var(0, GROW_SCALE, f"e{r}_{c}")
+            own = 0 if free[r] else int(share[c, r])
+            second.add(e >= sum(int(share[c, b]) * second.get_bool_var_from_proto_index(x[b, r].index) for b in bs)
+                       + own - int(GROW_EASY * GROW_SCALE))
+            over.append(e)
+    second.minimize(sum(over))
+    for v in x.values():
+        second.add_hint(second.get_bool_var_from_proto_index(v.index), solver.boolean_value(v))
+    better, found = solve_repeatably(second, seed, work * GROW_EASY_WORK)
+    return {k: bool(better.boolean_value(second.get_bool_var_from_proto_index(v.index))) if found
+            else bool(solver.boolean_value(v)) for k, v in x.items()}
+
+
+def _peel(root: int, hung: list[int], dist: dict[int, int], homes: np.ndarray,
+          accept: Callable[[np.ndarray], bool], fixed: set[int]) -> list[int]:
+    """The blocks ``hung`` on ``root`` (and not ``fixed`` there) to take off, farthest from it first
+    (``dist``: so the rest stays closed towards it, contiguous), until ``accept`` agrees with the rest."""
+    stay = [b for b in hung if b in fixed or b == root]
+    order = sorted((b for b in hung if b not in stay), key=lambda b: (dist[b], b))
+    own = [root] if homes[root] else []
+    while order and not accept(np.asarray(sorted(own + stay + order), dtype=np.int64)):
+        order.pop()
+    return sorted(set(hung) - set(stay) - set(order))
+
+
+def _accepted(root: int, hung: list[int], homes: np.ndarray, old_sets: set[frozenset],
+              accept: Callable[[np.ndarray], bool] | None) -> bool:
+    """Whether ``accept`` agrees with the grid of the blocks ``hung`` on ``root`` (with the root when it is a
+    household block), or the grid is one of ``old_sets`` (unchanged: not asked)."""
+    idx = sorted(set(hung) | ({root} if homes[root] else set()))
+    return accept is None or frozenset(idx) in old_sets or accept(np.asarray(idx, dtype=np.int64))
+
+
 def unforced_below(labels: np.ndarray, edges: np.ndarray, caps: list[tuple[np.ndarray, float]], load: np.ndarray,
-                   low: float, high: float) -> set[int]:
+                   low: float, high: float, accept: Callable[[np.ndarray], bool] | None = None) -> set[int]:
     """Grids (labels) of more than one block below ``low`` (workload ``load`` per block) that touch a grid
-    and are not kept there by a cap (merge_blocked): the band problems check-grids reports as errors."""
+    and are not kept there by a cap (merge_blocked) or by ``accept`` refusing the merged grid (block
+    indices → bool, as check-grids judges the patrol of a merge): the band problems check-grids reports
+    as errors."""
     n = int(labels.max()) + 1
     w = np.bincount(labels, weights=load, minlength=n)
     size = np.bincount(labels, minlength=n)
     pairs = np.unique(np.sort(labels[edges], axis=1), axis=0) if len(edges) else np.zeros((0, 2), np.int64)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     grid_caps = [(np.bincount(labels, weights=v, minlength=n), c) for v, c in caps]
-    blocked, share = merge_blocked(pairs, w, grid_caps, high)
+    pair_share = None
+    if accept is not None:
+        def pair_share(i: int, j: int) -> float:  # over 1 where the merged grid is refused
+            if w[i] >= low - TOLERANCE and w[j] >= low - TOLERANCE:
+                return 0.0
+            return 0.0 if accept(np.flatnonzero((labels == i) | (labels == j))) else 2.0
+    blocked, share = merge_blocked(pairs, w, grid_caps, high, pair_share)
     touching = np.zeros(n, dtype=bool)
     touching[pairs.ravel()] = True
     forced = blocked & ~np.isnan(share)
@@ -61,10 +127,12 @@ def unforced_below(labels: np.ndarray, edges: np.ndarray, caps: list[tuple[np.nd
 
 
 def lift_below(labels: np.ndarray, edges: np.ndarray, nbrs: list[list[int]], caps: list[tuple[np.ndarray, float]],
-               load: np.ndarray, hh: np.ndarray, low: float, high: float, frozen: np.ndarray) -> np.ndarray:
+               load: np.ndarray, hh: np.ndarray, low: float, high: float, frozen: np.ndarray,
+               accept: Callable[[np.ndarray], bool] | None = None) -> np.ndarray:
     """``labels`` with blocks moved one at a time from a touching grid into a grid unforced_below names,
     each move kept when it leaves fewer such grids or as many short of ``low`` by less in all, no more grids of 0 households, the giver contiguous
-    and the taker within every cap and ``high``; blocks ``frozen`` (locked grids) do not move."""
+    and the taker within every cap and ``high`` and ``accept`` (block indices → bool) agreeing with both
+    changed grids; blocks ``frozen`` (locked grids) do not move."""
     labels = labels.copy()
     graph = _graph(len(labels), edges)
 
@@ -72,16 +140,26 @@ def lift_below(labels: np.ndarray, edges: np.ndarray, nbrs: list[list[int]], cap
         w = np.bincount(lab, weights=load)
         return len(grids), round(float(sum(low - w[g] for g in grids)), 6)
 
-    bad = unforced_below(labels, edges, caps, load, low, high)
+    bad = unforced_below(labels, edges, caps, load, low, high, accept)
     while bad:
         for trial in _lift_trials(labels, sorted(bad), graph, nbrs, caps, load, hh, low, high, frozen):
-            now = unforced_below(trial, edges, caps, load, low, high)
-            if short(trial, now) < short(labels, bad) and len(empty_grids(trial, hh)) <= len(empty_grids(labels, hh)):
+            now = unforced_below(trial, edges, caps, load, low, high, accept)
+            if short(trial, now) < short(labels, bad) and len(empty_grids(trial, hh)) <= len(empty_grids(labels, hh)) \
+                    and _changed_accepted(labels, trial, accept):
                 labels, bad = trial, now
                 break
         else:
             break
     return labels
+
+
+def _changed_accepted(labels: np.ndarray, trial: np.ndarray, accept: Callable[[np.ndarray], bool] | None) -> bool:
+    """Whether ``accept`` agrees with every grid of ``trial`` whose blocks differ from ``labels``."""
+    if accept is None:
+        return True
+    moved = trial != labels
+    changed = sorted(set(labels[moved].tolist()) | set(trial[moved].tolist()))
+    return all(accept(np.flatnonzero(trial == g)) for g in changed if (trial == g).any())
 
 
 def _lift_trials(labels: np.ndarray, bad: list[int], graph: nx.Graph, nbrs: list[list[int]],
@@ -153,9 +231,13 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
     block without hangs on one of the GROW_HOMES nearest of them or on one of the GROW_ROOTS nearest blocks
     without households (a grid of 0 households), every grid within every cap and the workload ``high``
     (``households`` column of ``blocks``) and closed towards its root along shortest paths (so contiguous),
-    fewest grids of 0 households (CP-SAT); then merge_small joins grids below ``low``. Kept only when it has
-    fewer grids of 0 households and every grid that changed is contiguous, within the caps and ``accept``
-    (block indices → bool) agrees with it; else ``labels`` as they were."""
+    fewest grids of 0 households (CP-SAT); then merge_small joins grids below ``low``. With ``accept`` (block
+    indices → bool, e.g. the exact patrol) the grown grids keep room below the caps where that costs no grid
+    of 0 households (_roomier), a grown grid it refuses gives up its blocks farthest from the root until it
+    agrees, and the model is solved again with the grids it agreed with fixed and those blocks hung anew
+    (GROW_ROUNDS solves in all; blocks still given up are grids of their own). Kept only when it has fewer
+    grids of 0 households and every grid that changed is contiguous, within the caps and ``accept`` agrees
+    with it; else ``labels`` as they were."""
     caps, labels, keep, hh, load, edges, nbrs = empty_step_inputs(blocks, adjacency, labels, households, locked,
                                                                   max_street_m, max_area_m2)
     n = len(labels)
@@ -197,21 +279,14 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
         on_root.setdefault(r, []).append(b)
     empty_roots = []
     for r, bs in on_root.items():
-        own = 0 if free[r] else 1
         if free[r]:
             for b in bs:
                 if b != r:
                     model.add_implication(x[b, r], x[r, r])
             empty_roots.append(x[r, r])
-        for c in range(len(values)):
-            room = max(GROW_SCALE - own * int(share[c, r]), 0) if own else max(GROW_SCALE, int(share[c, r]))
-            model.add(sum(int(share[c, b]) * x[b, r] for b in bs) <= room)
+    for c in range(len(values)):
+        _within(model, x, on_root, share[c], free)
     model.minimize(sum(empty_roots))
-    solver, found = solve_repeatably(model, seed, work)
-    if not found or solver.objective_value >= empty_before:
-        return labels
-    new = labels.copy()
-    base = int(labels.max()) + 1
     # the portals root grids of their own; the other household blocks stay together as in their grid
     # (each piece of it that still touches within the grid)
     inner = homes.copy()
@@ -219,25 +294,62 @@ def grow_from_homes(blocks: gpd.GeoDataFrame, adjacency: nx.Graph, labels: np.nd
     pieces = nx.Graph()
     pieces.add_nodes_from(np.flatnonzero(inner).tolist())
     pieces.add_edges_from((i, j) for i, j in edges.tolist() if inner[i] and inner[j] and labels[i] == labels[j])
+    old_sets = {frozenset(np.flatnonzero(labels == g).tolist()) for g in set(labels.tolist())}
+    base = int(labels.max()) + 1
+    graph = _graph(n, edges)
+    # ``accept`` (the exact patrol) is no sum of block values. A grown grid it refuses gives up its blocks
+    # farthest from its root until it agrees (_peel); the grids it agrees with stay as they are and the
+    # blocks given up are hung anew (never on the root they left), up to GROW_ROUNDS solves
+    plan, fixed = None, set()
+    for k in range(GROW_ROUNDS):
+        solver, found = solve_repeatably(model, seed, work)
+        if not found or sum(solver.value(v) for v in empty_roots) >= empty_before:
+            break
+        chosen = {key: bool(solver.boolean_value(v)) for key, v in x.items()}
+        if k == 0 and accept is not None:
+            chosen = _roomier(model, x, solver, empty_roots, on_root, share[:len(caps)], free, seed, work)
+        on: dict[int, list[int]] = {}
+        for (b, r), v in chosen.items():
+            if v:
+                on.setdefault(r, []).append(b)
+        refused = [(r, bs) for r, bs in sorted(on.items()) if not _accepted(r, bs, homes, old_sets, accept)]
+        plan = on, [(r, _peel(r, bs, dist[r], homes, accept, fixed)) for r, bs in refused]
+        if not refused or k == GROW_ROUNDS - 1:
+            break
+        out = {b for _, given in plan[1] for b in given}
+        for r, bs in on.items():
+            for b in bs:
+                if b not in fixed:
+                    model.add(x[b, r] == (0 if b in out else 1))
+                    if b not in out:
+                        fixed.add(b)
+    if plan is None:
+        return labels
+    on, peeled = plan
+    new = labels.copy()
     for part in nx.connected_components(pieces):
         for b in part:
             new[b] = base + n + min(part)
     for b in portals:
         new[b] = base + b
-    for (b, r), v in x.items():
-        if solver.value(v):
-            new[b] = base + r
+    for r, bs in on.items():
+        new[bs] = base + r
+    # what ``accept`` still refuses after the last solve keeps only what it agrees with; the blocks given up
+    # are grids of 0 households of their own (each piece of one grid's that touches: within the caps as that
+    # grid), joined below where the caps allow
+    for _, given in peeled:
+        for part in nx.connected_components(graph.subgraph(given)):
+            new[sorted(part)] = base + 2 * n + min(part)
     _, new = np.unique(new, return_inverse=True)
     new = np.asarray(merge_small(blocks, adjacency, new, low=low, high=high, max_street_m=max_street_m,
                                  max_area_m2=max_area_m2, locked=locked, accept=accept), dtype=np.int64)
-    new = lift_below(new, edges, nbrs, caps, load, hh, low, high, in_keep)
+    new = lift_below(new, edges, nbrs, caps, load, hh, low, high, in_keep, accept)
     if len(empty_grids(new, hh, ~in_keep)) >= empty_before:
         return labels
     # no grid below the band that a merge within the caps could lift (check-grids: an error)
-    if len(unforced_below(new, edges, caps, load, low, high)) > len(unforced_below(labels, edges, caps, load, low, high)):
+    if len(unforced_below(new, edges, caps, load, low, high, accept)) > \
+            len(unforced_below(labels, edges, caps, load, low, high, accept)):
         return labels
-    old_sets = {frozenset(np.flatnonzero(labels == g).tolist()) for g in set(labels.tolist())}
-    graph = _graph(n, edges)
     for g in sorted(set(new.tolist())):
         idx = np.flatnonzero(new == g)
         if frozenset(idx.tolist()) in old_sets:

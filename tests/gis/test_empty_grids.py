@@ -184,6 +184,31 @@ def test_grids_grown_from_the_homes_leave_none_empty_on_the_ladder():
     assert np.bincount(out)[grids].max() <= 12 and _contiguous(out, blocks)
 
 
+def test_grids_grown_from_the_homes_that_the_patrol_refuses_are_solved_again():
+    # the ladder with a 1,600 m cap: hung on its homes as 16 + 8 blocks (fewest grids of 0 households, both
+    # within the cap), but a patrol cap (accept) refuses grids of more than 12 blocks. The refused grid is not
+    # the end of it: the re-solve keeps room below the caps, and gives the two rows one home each (12 + 12),
+    # each grid agreed by the patrol
+    blocks, graph, labels, hh = _ladder()
+    asked = []
+
+    def accept(idx: np.ndarray) -> bool:
+        asked.append(len(idx))
+        return len(idx) <= 12
+
+    out = grow_from_homes(blocks, graph, labels, hh, max_street_m=1600, accept=accept, low=100, high=500, seed=1)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out)[grids].max() <= 12 and _contiguous(out, blocks)
+    assert all(accept(np.flatnonzero(out == g)) for g in grids)
+    # the same with a patrol refusing more than 13: the plan kept has no grid it refuses
+    out = grow_from_homes(blocks, graph, labels, hh, max_street_m=2400, accept=lambda idx: len(idx) <= 13, low=100,
+                          high=500, seed=1)
+    grids = np.unique(out)
+    assert len(grids) == 2 and (np.bincount(out, weights=hh)[grids] > 0).all()
+    assert np.bincount(out)[grids].max() <= 13 and _contiguous(out, blocks)
+
+
 def test_household_reach_is_the_least_chain_to_a_household_block():
     # an independent reading: Dijkstra of networkx from every household block, node weights on arrival
     rng = np.random.default_rng(11)
