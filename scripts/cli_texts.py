@@ -32,6 +32,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "n_what": ("{n} 条{what}：", "{n} {what}:"),
     "yes": ("是", "yes"),
     "no": ("否", "no"),
+    "True": ("是", "True"),
+    "False": ("否", "False"),
     "none": ("（无）", "(none)"),
     "bad_rows": ("有误、未导入的行", "bad rows not imported"),
     "no_coordinates": ("无坐标、未导入的行", "no coordinates not imported"),
@@ -72,7 +74,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "wrote_problems": ("已写入 {n} 个问题位置到 {path}", "wrote {n} problem locations to {path}"),
     "plan_invalid": ("方案 {pid} 未通过检查：{n} 个错误", "plan {pid} is NOT valid: {n} errors"),
     "plan_valid": ("方案 {pid} 通过检查", "plan {pid} is valid"),
-    "buildings_changed": ("{n} 栋建筑变更了网格", "{n} buildings changed grid"),
+    "buildings_changed_title": ("{n} 栋建筑变更了网格", "{n} buildings changed grid"),
     "plan_diff": ("方案 {a} → {b}", "plan {a} → {b}"),
     "plan_imported": ("方案 {pid}：已从 {path} 导入网格（模式 {mode}）", "plan {pid}: imported grids from {path} (mode {mode})"),
     "wrote": ("已写入 {path}", "wrote {path}"),
@@ -108,6 +110,40 @@ TEXTS: dict[str, tuple[str, str]] = {
     "grids": ("网格数", "grids"),
     "share_in_band": ("达标比例", "share_in_band"),
     "note": ("备注", "note"),
+    # the rows of a plan's metrics, check summary and diff (their keys, as --json and the API give them)
+    "valid": ("是否通过检查", "valid"),
+    "errors": ("错误数", "errors"),
+    "problems_by_kind": ("各类问题数", "problems_by_kind"),
+    "gap_m2": ("空隙面积（平方米）", "gap_m2"),
+    "overlap_m2": ("重叠面积（平方米）", "overlap_m2"),
+    "outside_parent_m2": ("超出上级区划面积（平方米）", "outside_parent_m2"),
+    "buildings_unassigned": ("未归属网格的建筑数", "buildings_unassigned"),
+    "buildings_cut": ("被切分的建筑数", "buildings_cut"),
+    "exempt_grids": ("豁免网格数", "exempt_grids"),
+    "share_in_band_non_exempt": ("非豁免网格达标比例", "share_in_band_non_exempt"),
+    "worst_deviation": ("最大偏差", "worst_deviation"),
+    "worst_deviation_non_exempt": ("非豁免网格最大偏差", "worst_deviation_non_exempt"),
+    "worst_deviation_all": ("全部网格最大偏差", "worst_deviation_all"),
+    "share_in_window_non_exempt": ("非豁免网格在目标区间内比例", "share_in_window_non_exempt"),
+    "deviation_exempt_grids": ("偏差豁免网格数", "deviation_exempt_grids"),
+    "deviation_grids": ("偏差网格数", "deviation_grids"),
+    "deviation_exempt_by_reason": ("按原因统计的偏差豁免", "deviation_exempt_by_reason"),
+    "forced_deviation_bound": ("不可避免偏差的下界", "forced_deviation_bound"),
+    "empty_grids": ("无住户网格数", "empty_grids"),
+    "empty_grids_exempt": ("豁免的无住户网格数", "empty_grids_exempt"),
+    "empty_grids_proven": ("有全局证明的无住户网格数", "empty_grids_proven"),
+    "empty_grids_lower_bound": ("无住户网格数的下界", "empty_grids_lower_bound"),
+    "target_households": ("目标户数", "target_households"),
+    "band": ("户数标准区间", "band"),
+    "mean_polsby_popper": ("平均紧凑度（Polsby-Popper）", "mean_polsby_popper"),
+    "internal_boundary_m": ("内部边界长度（米）", "internal_boundary_m"),
+    "boundary_on_street_share": ("边界沿街道比例", "boundary_on_street_share"),
+    "plan_a": ("方案 A", "plan_a"),
+    "plan_b": ("方案 B", "plan_b"),
+    "buildings_changed": ("变更网格的建筑数", "buildings_changed"),
+    "households_changed": ("变更网格的户数", "households_changed"),
+    "grids_only_in_a": ("仅在方案 A 中的网格", "grids_only_in_a"),
+    "grids_only_in_b": ("仅在方案 B 中的网格", "grids_only_in_b"),
     "id": ("编号", "id"),
     "osm_type": ("OSM 类型", "osm_type"),
     "osm_id": ("OSM 编号", "osm_id"),
@@ -261,7 +297,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "demo_roads": ("道路 / 建筑", "roads / buildings"),
     "demo_grids": ("网格（方案 {pid}）", "grids (plan {pid})"),
     "demo_check": ("{n}，检查：{check}", "{n}, check: {check}"),
-    "valid": ("通过", "valid"),
+    "verdict_valid": ("通过", "valid"),
     "n_problems": ("{n} 个问题", "{n} problems"),
     "demo_routes_row": ("{ok} / {n} 个网格", "{ok} of {n} grids"),
     "demo_no_route": ("{n} 个网格没有路线（{codes}）：{why}", "no route for {n} grid(s) ({codes}): {why}"),
@@ -303,6 +339,7 @@ def t(key: str, **values: object) -> str:
 
 
 def heading(key: object) -> str:
-    """A column heading (or a row label) in the current language; keys without a text are shown as they are."""
+    """A column heading (or a row label) in the current language; keys without a text, or whose text is a
+    sentence to fill in, are shown as they are."""
     pair = TEXTS.get(str(key))
-    return pair[current_lang() == "en"] if pair else str(key)
+    return pair[current_lang() == "en"] if pair and "{" not in pair[0] else str(key)

@@ -122,7 +122,7 @@ def demo_cmd(
 
     timed(t("demo_outputs"), outputs)
     routed = sum(1 for o in outcomes if o.ok)
-    verdict = t("valid") if check.valid else t("n_problems", n=check.summary.get("errors", "?"))
+    verdict = t("verdict_valid") if check.valid else t("n_problems", n=check.summary.get("errors", "?"))
     print_table([
         {"what": t("demo_roads"), "value": f"{res.counts['road_segments']} / "
                                           f"{res.counts['buildings'] + res.counts['landuse_estimates']}"},

@@ -181,7 +181,7 @@ def diff_grids_cmd(
     changes, summary = diff_plans(store, plan_a, plan_b)
     if len(changes):
         print_table(changes.head(limit).to_dict("records"),
-                    title=t("buildings_changed", n=len(changes)) + (t("first_n", n=limit) if len(changes) > limit else ""))
+                    title=t("buildings_changed_title", n=len(changes)) + (t("first_n", n=limit) if len(changes) > limit else ""))
     print_table([{"item": heading(k), "value": _fmt(v)} for k, v in summary.items()], title=t("plan_diff", a=plan_a, b=plan_b))
 
 
@@ -354,6 +354,8 @@ def plans_cmd(ctx: typer.Context) -> None:
 
 
 def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return t(str(v))
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
     if isinstance(v, dict):
