@@ -122,9 +122,11 @@ def model_options(model: type[BaseModel]) -> Callable[[Callable[..., None]], Cal
 
 
 def _cell(v) -> str:  # noqa: ANN001
-    """A table cell: floats to 12 significant digits, so sums of estimates read 94394.3, not 94394.29999999999."""
+    """A table cell: booleans in the CLI's language, floats to 12 significant digits, so sums of estimates read 94394.3, not 94394.29999999999."""
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return t(str(v))  # 是/否 in Chinese, True/False in English
     return format(v, ".12g") if isinstance(v, float) else str(v)
 
 
