@@ -1,7 +1,10 @@
 """The pages' language: Chinese by default, English on ``?lang=en`` (remembered in a cookie), and their texts."""
 from __future__ import annotations
 
-from fastapi import Request, Response
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the command line reads TEXTS without importing FastAPI
+    from fastapi import Request, Response
 
 LANG_COOKIE = "gp_lang"
 LANGS = ("zh", "en")

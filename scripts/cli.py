@@ -20,6 +20,7 @@ from gridpatrol.scripts import (
     cmd_tracks,
     cmd_trust,
 )
+from gridpatrol.scripts.cli_texts import LANG_ENV, check_lang, heading, set_lang, t
 from gridpatrol.scripts.cliutil import (
     CliOptions,
     console,
@@ -47,8 +48,15 @@ def _main(
         typer.Option("--db", help="Store URL: a .gpkg path (default ./gridpatrol.gpkg) or postgresql+psycopg://…",
                      envvar="GRIDPATROL_DB"),
     ] = None,
+    lang: Annotated[
+        str,
+        typer.Option("--lang", help="Language of what the commands print: zh (default) or en; a command's own "
+                                    "--lang wins. Machine-readable output (--json, files) is the same in both",
+                     envvar=LANG_ENV),
+    ] = "zh",
 ) -> None:
-    ctx.obj = CliOptions(db=db)
+    set_lang(check_lang(lang, where=f"--lang / {LANG_ENV}"))
+    ctx.obj = CliOptions(db=db, lang=lang)
 
 
 @app.command("import-osm")
@@ -73,15 +81,15 @@ def import_osm_cmd(
                       landuse_households_per_ha=landuse_households_per_ha)
     # Read and check the input before the store is opened, so a broken file never creates
     # or touches a store.
-    with progress_steps(f"import {path.name}") as step:
+    with progress_steps(t("progress_import", name=path.name)) as step:
         prepared = prepare_osm(path, boundary=boundary, boundary_crs=boundary_crs, options=opts, progress=step)
         store = open_cli_store(ctx)
         res = import_osm(store, prepared, progress=step)
-    print_table([{"layer": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
+    print_table([{"layer": k, "count": v} for k, v in res.counts.items()], title=t("imported", name=path.name))
     dropped = {k: v for k, v in res.dropped.items() if v}
     for k, ids in dropped.items():
         sample = ", ".join(str(i) for i in ids[:10]) + (" …" if len(ids) > 10 else "")
-        err_console.print(f"[yellow]dropped/cut: {len(ids)} {k.replace('_', ' ')} (OSM ids {sample})[/]")
+        err_console.print(f"[yellow]{t('dropped_cut', n=len(ids), what=k.replace('_', ' '), sample=sample)}[/]")
 
 
 @app.command("import-areas")
@@ -104,9 +112,9 @@ def import_areas_cmd(
     results = import_area_files(store, files, crs=crs, level=level, code_field=code_field, name_field=name_field,
                                 code=code, name=name, parent_code=parent_code)
     rows = [{"file": Path(r.source).name, "areas": r.counts["areas"]} for r in results]
-    print_table(rows, title=f"imported {level} areas")
+    print_table(rows, title=t("imported_areas", level=heading(level)))
     for w in (w for r in results for w in r.warnings):
-        err_console.print(f"[yellow]warning: {w}[/]")
+        err_console.print(f"[yellow]{t('warning:')}{w}[/]")
 
 
 @app.command("export")
@@ -129,7 +137,7 @@ def export_cmd(
     zone = county_zone(tz)
     store = open_cli_store(ctx, create=False)
     n = export_layer(store, layer, path, encoding=encoding, crs=crs, plan_id=plan, tz=zone)
-    console.print(f"wrote {n} {layer} to {path}")
+    console.print(t("wrote_n", n=n, layer=layer, path=path))
 
 
 @app.command("info")
@@ -149,7 +157,7 @@ def info_cmd(
         print(json.dumps({"store": store.display_url(), "schema_version": version,
                           "layers": df.to_dict("records")}, ensure_ascii=False))
         return
-    console.print(f"store: {store.display_url()}  (schema version {version})")
+    console.print(t("store_line", url=store.display_url(), version=version))
     print_table(df.to_dict("records"))
 
 
@@ -167,12 +175,21 @@ app.add_typer(cmd_jobs.app)
 app.add_typer(cmd_tracks.app)
 
 
+def _error_text(exc: GridPatrolError) -> str:
+    """The error's line: its own message (shared with the API, not translated) with the hint labelled in the
+    CLI's language; in English exactly ``str(exc)``."""
+    if t("hint") == "hint" or not exc.hint:
+        return str(exc)
+    text = f"{exc.where}: {exc.message}" if exc.where else exc.message
+    return f"{text}（{t('hint')}：{exc.hint}）"
+
+
 def main() -> None:
     """Entry point: run the app; GridPatrolError → one clear line on stderr and its exit code."""
     try:
         app()  # standalone mode: usage errors print themselves and exit 2
     except GridPatrolError as exc:
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]{t('error:')}[/]{_error_text(exc)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
 
 

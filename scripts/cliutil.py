@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+from gridpatrol.scripts.cli_texts import current_lang, heading, set_lang, t
 from pydantic import BaseModel
 from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -36,6 +37,7 @@ class CliOptions:
     """The options of the ``gridpatrol`` command itself, kept in the typer context (``ctx.obj``)."""
 
     db: str | None = None  # --db / GRIDPATROL_DB; None: the default ./gridpatrol.gpkg
+    lang: str = "zh"  # --lang / GRIDPATROL_LANG: the language of what the commands print (zh or en)
 
     def open_store(self, create: bool = True) -> Store:
         """Open the store chosen by --db (``create=False``: a missing GeoPackage is an error)."""
@@ -47,6 +49,14 @@ class CliOptions:
 def cli_options(ctx: typer.Context) -> CliOptions:
     """The ``gridpatrol`` options of the running command (defaults when a sub-app runs on its own)."""
     return ctx.find_object(CliOptions) or CliOptions()
+
+
+def command_lang(ctx: typer.Context, lang: str | None) -> str:
+    """The language of the running command: its own ``--lang`` when given, else ``gridpatrol --lang`` /
+    GRIDPATROL_LANG (default zh). Checked (InputError otherwise) and used for everything it prints."""
+    chosen = lang if lang is not None else cli_options(ctx).lang
+    set_lang(chosen)
+    return current_lang()
 
 
 def open_cli_store(ctx: typer.Context, create: bool = True) -> Store:
@@ -112,34 +122,38 @@ def model_options(model: type[BaseModel]) -> Callable[[Callable[..., None]], Cal
 
 
 def _cell(v) -> str:  # noqa: ANN001
-    """A table cell: floats to 12 significant digits, so sums of estimates read 94394.3, not 94394.29999999999."""
+    """A table cell: booleans in the CLI's language, floats to 12 significant digits, so sums of estimates read 94394.3, not 94394.29999999999."""
     if v is None:
         return ""
+    if isinstance(v, bool):
+        return t(str(v))  # 是/否 in Chinese, True/False in English
     return format(v, ".12g") if isinstance(v, float) else str(v)
 
 
-def print_table(rows: list[dict], title: str | None = None) -> None:
-    """Print rows (dicts with the same keys) as a rich table."""
+def print_table(rows: list[dict], title: str | None = None, translate: bool = True) -> None:
+    """Print rows (dicts with the same keys) as a rich table; the keys are the column headings, in the CLI's
+    language (cli_texts.heading) unless ``translate`` is False (headings already in the reader's language)."""
     if not rows:
-        console.print("(nothing)")
+        console.print(t("nothing"))
         return
-    t = Table(title=title)
+    table = Table(title=title)
     for k in rows[0]:
-        t.add_column(str(k))
+        table.add_column(heading(k) if translate else str(k))
     for r in rows:
-        t.add_row(*[_cell(v) for v in r.values()])
-    console.print(t)
+        table.add_row(*[_cell(v) for v in r.values()])
+    console.print(table)
 
 
 def print_import_problems(res, lists: dict[str, str], limit: int = 30) -> None:  # noqa: ANN001
-    """Print an import's warnings and its dropped-row lists (``lists``: key in ``res.dropped`` → what they are)."""
+    """Print an import's warnings and its dropped-row lists (``lists``: key in ``res.dropped`` → the cli_texts key
+    of what they are)."""
     for w in res.warnings:
-        err_console.print(f"[yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]{t('warning:')}[/]{w}", highlight=False, soft_wrap=True)
     for key, what in lists.items():
         lines = res.dropped.get(key) or []
         if lines:
-            err_console.print(f"[yellow]{len(lines)} {what}:[/]")
+            err_console.print(f"[yellow]{t('n_what', n=len(lines), what=t(what))}[/]")
             for line in lines[:limit]:
                 err_console.print(f"  {line}", highlight=False)
             if len(lines) > limit:
-                err_console.print(f"  … and {len(lines) - limit} more")
+                err_console.print(f"  {t('and_more', n=len(lines) - limit)}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Callable, Optional
 import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.models import MAX_ID
+from gridpatrol.scripts.cli_texts import t
 from gridpatrol.scripts.cliutil import (
     EncodingOption,
     SkipBadOption,
@@ -53,15 +54,15 @@ app = typer.Typer()
 
 
 def _warn(res) -> None:  # noqa: ANN001
-    print_import_problems(res, {"bad_rows": "bad rows not imported", "no_coordinates": "no coordinates not imported"})
+    print_import_problems(res, {"bad_rows": "bad_rows", "no_coordinates": "no_coordinates"})
 
 
 def _import_file(ctx: typer.Context, path: Path, run: Callable[[Store, Callable[[str], None]], Any]) -> None:
     """Import ``path`` with ``run(store, progress)`` under a spinner; print what it counted and the rows it left out."""
     store = open_cli_store(ctx)
-    with progress_steps(f"import {path.name}") as step:
+    with progress_steps(t("progress_import", name=path.name)) as step:
         res = run(store, step)
-    print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=f"imported {path.name}")
+    print_table([{"what": k, "count": v} for k, v in res.counts.items()], title=t("imported", name=path.name))
     _warn(res)
 
 
@@ -126,11 +127,10 @@ def add_incident_cmd(
     if as_json:
         print(json.dumps(out, ensure_ascii=False))
         return
-    console.print(f"incident {out['id']} reported (发现) in grid {out['grid_code'] or '(none)'}"
-                  f", worker {out['worker'] or '(none)'}")
+    console.print(t("incident_reported", id=out["id"], grid=out["grid_code"] or t("none"),
+                    worker=out["worker"] or t("none")))
     if out["duplicate_of"]:
-        err_console.print(f"[yellow]possible duplicate of incident {out['duplicate_of']}[/] "
-                          "(same category within 50 m and 24 h)")
+        err_console.print(f"[yellow]{t('duplicate', id=out['duplicate_of'])}[/] " + t("duplicate_why"))
 
 
 @app.command("advance-incident")
@@ -148,8 +148,8 @@ def advance_incident_cmd(
 
     store = open_cli_store(ctx, create=False)
     res = advance_incident(store, incident_id, to, actor=actor, note=note, expected_version=version)
-    console.print(f"incident {res['id']}: {res['from_state']} ({STATES[res['from_state']]}) → "
-                  f"{res['to_state']} ({STATES[res['to_state']]}), version {res['version']}")
+    console.print(t("incident_advanced", id=res["id"], a=res["from_state"], a_zh=STATES[res["from_state"]],
+                    b=res["to_state"], b_zh=STATES[res["to_state"]], v=res["version"]))
 
 
 @app.command("incident-events")
@@ -159,7 +159,7 @@ def incident_events_cmd(ctx: typer.Context, incident_id: Annotated[int, typer.Ar
 
     store = open_cli_store(ctx, create=False)
     df = incident_events(store, incident_id)
-    print_table(df.astype(str).to_dict("records"), title=f"incident {incident_id}")
+    print_table(df.astype(str).to_dict("records"), title=t("incident_title", id=incident_id))
 
 
 @app.command("overdue-incidents")
@@ -179,7 +179,7 @@ def overdue_cmd(
     if as_json:
         print(json.dumps(df.to_dict("records"), ensure_ascii=False))
         return
-    print_table(df.to_dict("records"), title=f"{len(df)} overdue incidents")
+    print_table(df.to_dict("records"), title=t("overdue_title", n=len(df)))
 
 
 @app.command("cameras-at")
@@ -205,7 +205,7 @@ def cameras_at_cmd(
     if as_json:
         print(json.dumps(rows, ensure_ascii=False))
         return
-    print_table(rows, title=f"{len(rows)} cameras")
+    print_table(rows, title=t("cameras_title", n=len(rows)))
 
 
 @app.command("lookup")
@@ -237,15 +237,15 @@ def link_incidents_cmd(
     from gridpatrol.layers.cameras import link_incidents
 
     store = open_cli_store(ctx, create=False)
-    with progress_steps("linking") as step:
-        step("reading cameras and incidents")
+    with progress_steps(t("progress_linking")) as step:
+        step(t("reading_cameras"))
         df = link_incidents(store, radius_m=radius, in_view_only=in_view)
     if out is not None:
         df.to_csv(out, index=False, quoting=csv.QUOTE_MINIMAL)
-        console.print(f"wrote {len(df)} pairs ({df['incident_id'].nunique()} incidents, "
-                      f"{int(df['in_view'].sum())} in view) to {out}")
+        console.print(t("wrote_pairs", n=len(df), inc=df["incident_id"].nunique(), view=int(df["in_view"].sum()),
+                        path=out))
         return
-    print_table(df.head(50).to_dict("records"), title=f"{len(df)} pairs (first 50; use --out for all)")
+    print_table(df.head(50).to_dict("records"), title=t("pairs_title", n=len(df)))
 
 
 @app.command("camera-coverage")
@@ -265,7 +265,7 @@ def camera_coverage_cmd(
     if as_json:
         print(json.dumps(df.to_dict("records"), ensure_ascii=False))
         return
-    print_table(df.to_dict("records"), title="camera coverage of streets per grid")
+    print_table(df.to_dict("records"), title=t("coverage_title"))
 
 
 @app.command("synth-demo-data")
@@ -280,6 +280,6 @@ def synth_demo_cmd(
     from gridpatrol.layers.incidents import synth_demo_data
 
     store = open_cli_store(ctx, create=False)
-    with progress_steps("synthetic demo data") as step:
+    with progress_steps(t("progress_synth")) as step:
         counts = synth_demo_data(store, seed=seed, county_code=county, n_incidents=incidents, year=year, progress=step)
-    print_table([{"what": k, "count": v} for k, v in counts.items()], title="synthetic demo data (marked synthetic)")
+    print_table([{"what": k, "count": v} for k, v in counts.items()], title=t("synth_title"))

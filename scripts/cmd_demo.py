@@ -52,6 +52,7 @@ def demo_cmd(
     from gridpatrol.layers.routes import grid_targets, plan_routes, print_route
     from gridpatrol.layers.store import open_store
     from gridpatrol.layers.users import create_user
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import (
         cli_options,
         console,
@@ -81,9 +82,9 @@ def demo_cmd(
         err_console.print(f"[green]✓[/] {label} ({timings[-1]['seconds']} s)")
         return result
 
-    prepared = timed("read chengdu.osm", lambda step: prepare_osm(osm, progress=step))
+    prepared = timed(t("demo_read"), lambda step: prepare_osm(osm, progress=step))
     store = open_store(url)
-    res = timed("import streets, buildings, barriers", lambda step: import_osm(store, prepared, progress=step))
+    res = timed(t("demo_import"), lambda step: import_osm(store, prepared, progress=step))
 
     def areas(step):  # noqa: ANN001, ANN202
         for f in boundaries:
@@ -91,8 +92,8 @@ def demo_cmd(
             import_areas(store, f, crs="gcj02", level="district", code=f.stem,
                          name=CHENGDU_DISTRICTS[f.stem], parent_code="510100")
 
-    timed("import district boundaries (GCJ-02 → WGS-84)", areas)
-    plan_id = timed("draw grids", lambda step: draw_grids(store, PlanParams(seed=seed), progress=step,
+    timed(t("demo_areas"), areas)
+    plan_id = timed(t("progress_draw"), lambda step: draw_grids(store, PlanParams(seed=seed), progress=step,
                                                            created_by="demo", name="demo plan"))
     # Synthetic grid workers, one per grid, named after the district (marked 合成 = synthetic).
     drawn = read_grids(store, plan_id)
@@ -101,10 +102,10 @@ def demo_cmd(
     }, created_by="demo").plan_id
     check, _ = check_grids(store, plan_id)
     targets = grid_targets(store, plan_id=plan_id)
-    outcomes = timed(f"plan walking routes for {len(targets)} grids",
+    outcomes = timed(t("demo_routes", n=len(targets)),
                      lambda step: plan_routes(store, targets, mode="walk", skip_failures=True,
                                               time_limit_s=route_time_limit_s, progress=step))
-    synth = timed("synthetic cameras and incidents (marked synthetic)",
+    synth = timed(t("demo_synth"),
                   lambda step: synth_demo_data(store, seed=seed, county_code="510104",
                                                n_incidents=incidents, progress=step))
     password = secrets.token_urlsafe(12)
@@ -119,28 +120,27 @@ def demo_cmd(
             code = ok[0].summary["grid"]
             print_route(store, code, out / f"route-{code}.pdf", gpx=out / f"route-{code}.gpx")
 
-    timed("write map and sample route sheet", outputs)
+    timed(t("demo_outputs"), outputs)
     routed = sum(1 for o in outcomes if o.ok)
+    verdict = t("verdict_valid") if check.valid else t("n_problems", n=check.summary.get("errors", "?"))
     print_table([
-        {"what": "roads / buildings", "value": f"{res.counts['road_segments']} / "
-                                               f"{res.counts['buildings'] + res.counts['landuse_estimates']}"},
-        {"what": "grids (plan %d)" % plan_id, "value": f"{len(targets)}, check: "
-                                                      f"{'valid' if check.valid else str(check.summary.get('errors', '?')) + ' problems'}"},
-        {"what": "routes", "value": f"{routed} of {len(targets)} grids"},
+        {"what": t("demo_roads"), "value": f"{res.counts['road_segments']} / "
+                                          f"{res.counts['buildings'] + res.counts['landuse_estimates']}"},
+        {"what": t("demo_grids", pid=plan_id), "value": t("demo_check", n=len(targets), check=verdict)},
+        {"what": t("routes"), "value": t("demo_routes_row", ok=routed, n=len(targets))},
         *({"what": k, "value": v} for k, v in synth.items()),
-    ], title="Chengdu demo")
-    print_table(timings, title="timings")
+    ], title=t("demo_title"))
+    print_table(timings, title=t("timings"))
     failed = [o for o in outcomes if not o.ok]
     if failed:
         reasons: dict[str, list[str]] = {}
         for o in failed:
             reasons.setdefault((o.error or "").split(": ", 1)[-1], []).append(o.code)
         for why, codes in reasons.items():
-            err_console.print(f"[yellow]no route for {len(codes)} grid(s) ({', '.join(codes[:6])}"
-                              f"{' …' if len(codes) > 6 else ''}): {why}[/]")
-    console.print(f"files in {out}/: grids.html (offline grid map), route-*.pdf (A4 sheet), route-*.gpx")
-    console.print("[bold]demo admin[/]: user [bold]demo-admin[/], one-time password "
-                  f"[bold]{password}[/] (change it with `gridpatrol set-password demo-admin`)")
+            codes_text = ", ".join(codes[:6]) + (" …" if len(codes) > 6 else "")
+            err_console.print(f"[yellow]{t('demo_no_route', n=len(codes), codes=codes_text, why=why)}[/]")
+    console.print(t("demo_files", out=out))
+    console.print(t("demo_admin", pw=password))
     store.dispose()
     if not serve:
         return
@@ -150,5 +150,5 @@ def demo_cmd(
     from gridpatrol.api.app import create_app
 
     os.environ.setdefault("GRIDPATROL_SECRET_KEY", secrets.token_urlsafe(32))
-    console.print(f"serving at [bold]http://{host}:{port}/[/]  (maps, API docs /docs, OGC API /ogc; Ctrl-C stops)")
+    console.print(t("demo_serving", host=host, port=port))
     uvicorn.run(create_app(url), host=host, port=port, log_level="warning")

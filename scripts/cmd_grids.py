@@ -8,7 +8,16 @@ from typing import Annotated, Optional
 import typer
 from gridpatrol.gis.errors import InputError
 from gridpatrol.layers.plan_params import PlanParams
-from gridpatrol.scripts.cliutil import console, err_console, model_options, open_cli_store, print_table, progress_steps
+from gridpatrol.scripts.cli_texts import heading, t
+from gridpatrol.scripts.cliutil import (
+    command_lang,
+    console,
+    err_console,
+    model_options,
+    open_cli_store,
+    print_table,
+    progress_steps,
+)
 from gridpatrol.scripts.cmd_jobs import queue_jobs
 
 app = typer.Typer()
@@ -16,13 +25,13 @@ app = typer.Typer()
 
 def _edit_report(res) -> None:  # noqa: ANN001
     if res.plan_id == res.parent_plan_id:  # nothing changed, no version written
-        console.print(f"plan {res.plan_id}: {res.message}")
+        console.print(t("plan_edit_same", pid=res.plan_id, msg=res.message))
         return
-    console.print(f"plan {res.plan_id} (from plan {res.parent_plan_id}): {res.message}")
+    console.print(t("plan_edit", pid=res.plan_id, parent=res.parent_plan_id, msg=res.message))
     if res.changed_codes:
-        console.print("changed grids: " + ", ".join(res.changed_codes))
+        console.print(t("changed_grids") + ", ".join(res.changed_codes))
     if res.removed_codes:
-        console.print("removed grids: " + ", ".join(res.removed_codes))
+        console.print(t("removed_grids") + ", ".join(res.removed_codes))
 
 
 @app.command("draw-grids")
@@ -34,12 +43,14 @@ def draw_grids_cmd(
                                                       "instead of drawing here")] = False,
     all_areas: Annotated[bool, typer.Option("--all-areas", help="With --jobs: one job per planning area "
                                                                 "(W workers draw W areas at once)")] = False,
-    lang: Annotated[str, typer.Option(help="zh (default) or en: the language of the note on grids without households")] = "zh",
+    lang: Annotated[Optional[str], typer.Option(help="zh or en: the language of this command's output, the note on "
+                                                     "grids without households included (default: gridpatrol --lang)")
+                    ] = None,
 ) -> None:
     """Draw a new grid plan for every finest loaded area (community, else district); locked grids are kept."""
     from gridpatrol.layers.grids import draw_grids, plan_grid_measures, plan_row
 
-    _check_lang(lang)
+    lang = command_lang(ctx, lang)
     if all_areas and not jobs:
         raise InputError("--all-areas queues one job per area: give --jobs too",
                          hint="without --jobs, draw-grids draws every area here, in one plan")
@@ -51,13 +62,13 @@ def draw_grids_cmd(
                       if getattr(ctx.get_parameter_source(k), "name", None) != "DEFAULT"}  # typer's own click
         queue_jobs(store, "draw-grids", values, all_areas)
         return
-    with progress_steps("draw grids") as step:
+    with progress_steps(t("progress_draw")) as step:
         pid = draw_grids(store, params, progress=step)
     m = json.loads(plan_row(store, pid)["metrics_json"])
-    console.print(f"plan {pid}: {m['grids']} grids, {m['households']:.0f} households")
-    _measure_table(plan_grid_measures(store, pid), f"plan {pid}: measures per grid")
-    print_table([{"metric": k, "value": _fmt(v)} for k, v in m.items()
-                 if k not in ("areas", "data_coverage", "data_warnings")], title=f"plan {pid}")
+    console.print(t("plan_summary", pid=pid, grids=m["grids"], households=m["households"]))
+    _measure_table(plan_grid_measures(store, pid), t("plan_measures", pid=pid))
+    print_table([{"metric": heading(k), "value": _fmt(v)} for k, v in m.items()
+                 if k not in ("areas", "data_coverage", "data_warnings")], title=t("plan_title", pid=pid))
     _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
     _empty_note(m.get("empty_grids", 0), None, None, lang, m.get("empty_grids_lower_bound"))
 
@@ -83,11 +94,6 @@ _EMPTY_NOTE = {
 }
 
 
-def _check_lang(lang: str) -> None:
-    if lang not in ("zh", "en"):
-        raise InputError(f"--lang must be zh or en, not {lang!r}", hint="zh (the default) or en")
-
-
 def _empty_note(n: int, exempt: int | None, proven: int | None, lang: str, bound: int | None = None) -> None:
     """Say how many grids hold no households and why (Chinese unless ``lang`` is en), and how many any plan
     within the caps must have (``bound``, when known)."""
@@ -107,7 +113,7 @@ def _measure_table(table, title: str) -> None:  # noqa: ANN001
     heads = {"code": "grid", "households": "households", "population": "population", "street_km": "street km",
              "area_km2": "area km²", "buildings": "buildings", "workload": "workload", "in_band": "in band",
              "exempt": "exempt"}
-    rows = [{heads.get(k, k): ("yes" if v is True else "" if v is False else _fmt(v) if v is not None else "—")
+    rows = [{heads.get(k, k): (t("yes") if v is True else "" if v is False else _fmt(v) if v is not None else "—")
              for k, v in r.items() if k != "parent_code"} for r in measure_records(table)]
     print_table(rows, title=title)
 
@@ -116,9 +122,9 @@ def _data_report(coverage: dict, warnings: list[dict]) -> None:
     if coverage:
         print_table([{"area": a, "data coverage": f"{100 * c['share']:.0f} %", "km²": f"{c['area_km2']:.2f}",
                       "households/km²": f"{c['households_per_km2']:.0f}"} for a, c in coverage.items()],
-                    title="data coverage (share of each area whose 250 m cells hold streets or buildings)")
+                    title=t("data_coverage_title"))
     for w in warnings:
-        err_console.print(f"[yellow]warning {w['kind']}: {w['detail']}[/]")
+        err_console.print(f"[yellow]{t('warning_kind', kind=w['kind'])}{w['detail']}[/]")
 
 
 @app.command("check-grids")
@@ -126,25 +132,27 @@ def check_grids_cmd(
     ctx: typer.Context,
     plan: Annotated[Optional[int], typer.Option(help="Plan id (default: the newest)")] = None,
     geojson: Annotated[Optional[Path], typer.Option(help="Write the problem locations to this GeoJSON")] = None,
-    lang: Annotated[str, typer.Option(help="zh (default) or en: the language of the note on grids without households")] = "zh",
+    lang: Annotated[Optional[str], typer.Option(help="zh or en: the language of this command's output, the note on "
+                                                     "grids without households included (default: gridpatrol --lang)")
+                    ] = None,
 ) -> None:
     """Validate a plan: coverage, overlaps, nesting, contiguity, buildings, workload, codes (exit 0 = valid)."""
     from gridpatrol.layers.grids import check_grids
 
-    _check_lang(lang)
+    lang = command_lang(ctx, lang)
     store = open_cli_store(ctx, create=False)
-    with progress_steps("check grids"):
+    with progress_steps(t("progress_check")):
         res, pid = check_grids(store, plan)
     p = res.problems
     if len(p):
         print_table([{"kind": r.kind, "severity": r.severity, "grid": r.grid_code or "",
                       "detail": r.detail} for r in p.itertuples()][:200],
-                    title=f"plan {pid}: {len(p)} problems" + (" (first 200)" if len(p) > 200 else ""))
+                    title=t("plan_problems", pid=pid, n=len(p)) + (t("first_n", n=200) if len(p) > 200 else ""))
     s = res.summary
     if res.grids is not None:
-        _measure_table(res.grids, f"plan {pid}: measures per grid")
-    print_table([{"check": k, "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
-                title=f"plan {pid} summary")
+        _measure_table(res.grids, t("plan_measures", pid=pid))
+    print_table([{"check": heading(k), "value": _fmt(v)} for k, v in s.items() if k != "data_coverage"],
+                title=t("plan_summary_title", pid=pid))
     _data_report(s.get("data_coverage", {}), [])
     _empty_note(s.get("empty_grids", 0), s.get("empty_grids_exempt", 0), s.get("empty_grids_proven", 0), lang,
                 s.get("empty_grids_lower_bound"))
@@ -152,11 +160,11 @@ def check_grids_cmd(
         from gridpatrol.layers.export import export_layer
 
         export_layer(store, "grid_problems", geojson, gdf=p)
-        console.print(f"wrote {len(p)} problem locations to {geojson}")
+        console.print(t("wrote_problems", n=len(p), path=geojson))
     if not res.valid:
-        err_console.print(f"[red]plan {pid} is NOT valid: {s['errors']} errors[/]")
+        err_console.print(f"[red]{t('plan_invalid', pid=pid, n=s['errors'])}[/]")
         raise typer.Exit(1)
-    console.print(f"[green]plan {pid} is valid[/]")
+    console.print(f"[green]{t('plan_valid', pid=pid)}[/]")
 
 
 @app.command("diff-grids")
@@ -173,8 +181,8 @@ def diff_grids_cmd(
     changes, summary = diff_plans(store, plan_a, plan_b)
     if len(changes):
         print_table(changes.head(limit).to_dict("records"),
-                    title=f"{len(changes)} buildings changed grid" + (f" (first {limit})" if len(changes) > limit else ""))
-    print_table([{"item": k, "value": _fmt(v)} for k, v in summary.items()], title=f"plan {plan_a} → {plan_b}")
+                    title=t("buildings_changed_title", n=len(changes)) + (t("first_n", n=limit) if len(changes) > limit else ""))
+    print_table([{"item": heading(k), "value": _fmt(v)} for k, v in summary.items()], title=t("plan_diff", a=plan_a, b=plan_b))
 
 
 @app.command("split-grid")
@@ -308,12 +316,11 @@ def import_grids_cmd(
     store = open_cli_store(ctx, create=False)
     pid = import_grids(store, path, crs=crs, code_field=code_field, parent_field=parent_field, mode=mode)
     stored = json.loads(plan_row(store, pid)["params_json"] or "{}")
-    console.print(f"plan {pid}: imported grids from {path} (mode {stored.get('mode', 'urban')})")
+    console.print(t("plan_imported", pid=pid, path=path, mode=stored.get("mode", "urban")))
     slivers = json.loads(plan_row(store, pid)["metrics_json"] or "{}").get("slivers_absorbed", [])
     if slivers:
         moves = ", ".join(f"{s['from']}→{s['to']} {s['area_m2']:g} m²" for s in slivers[:10])
-        console.print(f"{len(slivers)} 处碎片并入共边最长的相邻网格 / slivers absorbed into the neighbour "
-                      f"sharing the longest boundary: {moves}" + (" …" if len(slivers) > 10 else ""))
+        console.print(t("slivers", n=len(slivers), moves=moves) + (" …" if len(slivers) > 10 else ""))
 
 
 @app.command("map-grids")
@@ -334,7 +341,7 @@ def map_grids_cmd(
     from gridpatrol.api.static_assets import save_offline
 
     save_offline(m, out)
-    console.print(f"wrote {out}")
+    console.print(t("wrote", path=out))
 
 
 @app.command("plans")
@@ -343,10 +350,12 @@ def plans_cmd(ctx: typer.Context) -> None:
     from gridpatrol.layers.grids import list_plans
 
     df = list_plans(open_cli_store(ctx, create=False))
-    print_table(df.to_dict("records"), title="grid plans")
+    print_table(df.to_dict("records"), title=t("grid plans"))
 
 
 def _fmt(v: object) -> str:
+    if isinstance(v, bool):
+        return t(str(v))
     if isinstance(v, float):
         return f"{v:.4g}" if abs(v) < 1e6 else f"{v:,.0f}"
     if isinstance(v, dict):

@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 from zoneinfo import ZoneInfo
 
 import typer
+from gridpatrol.scripts.cli_texts import t
 from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
 
 
@@ -34,8 +35,8 @@ def queue_jobs(store, kind: str, values: dict, per_area: bool) -> list[int]:  # 
         ids = job_queue.submit_per_area(store, kind, values, created_by=who)
     else:
         ids = [job_queue.submit(store, kind, values, created_by=who)]
-    console.print(f"queued {len(ids)} {kind} job(s): " + ", ".join(map(str, ids)))
-    err_console.print("run workers (gridpatrol worker) and follow them: gridpatrol jobs --wait", highlight=False)
+    console.print(t("queued_jobs", n=len(ids), kind=kind) + ", ".join(map(str, ids)))
+    err_console.print(t("run_workers"), highlight=False)
     return ids
 
 
@@ -56,7 +57,7 @@ def worker_cmd(
     from gridpatrol.layers import job_queue
 
     store = open_cli_store(ctx, create=False)
-    err_console.print(f"worker on {store.display_url()} (concurrency {concurrency})")
+    err_console.print(t("worker_on", url=store.display_url(), n=concurrency))
     try:
         if until_empty:
             job_queue.run_until_empty(store, concurrency=concurrency, heartbeat_s=heartbeat_s, stalled_s=stalled_s)
@@ -94,11 +95,11 @@ def jobs_cmd(
     store = open_cli_store(ctx, create=False)
     try:
         if cancel is not None:
-            console.print(f"job {cancel}: {job_queue.cancel(store, cancel)}")
+            console.print(t("job_line", id=cancel, state=job_queue.cancel(store, cancel)))
             return
         if follow is not None:
             job = jl.get(store, follow)
-            with progress_steps(f"job {follow} {job['kind']}") as step:
+            with progress_steps(t("progress_job", id=follow, kind=job["kind"])) as step:
                 while job["state"] not in jl.ENDED:
                     step(f"{job['state']} {job['steps_done']}/{job['steps_total'] or '?'} {job['step'] or ''}")
                     time.sleep(poll_s)
@@ -109,23 +110,23 @@ def jobs_cmd(
             return
         if wait:
             watched = {j["id"] for j in jl.list_jobs(store, states=("queued", "running"), limit=100_000)}
-            with progress_steps("waiting for jobs") as step:
+            with progress_steps(t("progress_wait")) as step:
                 while True:
                     open_ = jl.list_jobs(store, states=("queued", "running"), limit=100_000)
                     if not open_:
                         break
                     watched |= {j["id"] for j in open_}  # jobs queued meanwhile count too
-                    step(f"{len(open_)} queued or running")
+                    step(t("open_jobs", n=len(open_)))
                     time.sleep(poll_s)
             ended = [jl.get(store, i) for i in sorted(watched)]
             bad = [j for j in ended if j["state"] == "failed"]
-            print_table([_row(j) for j in ended], title="jobs waited for")
+            print_table([_row(j) for j in ended], title=t("jobs waited for"))
             if bad:
-                err_console.print(f"[red]{len(bad)} job(s) failed:[/] " + ", ".join(str(j["id"]) for j in bad),
+                err_console.print(f"[red]{t('jobs_failed', n=len(bad))}[/] " + ", ".join(str(j["id"]) for j in bad),
                                   highlight=False)
                 raise typer.Exit(1)
             return
         print_table([_row(j) for j in jl.list_jobs(store, states=(state,) if state else None, limit=limit)],
-                    title="jobs")
+                    title=t("jobs"))
     finally:
         store.dispose()

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from gridpatrol.scripts.cli_texts import t
 from gridpatrol.scripts.cliutil import console, county_zone, open_cli_store
 
 app = typer.Typer()
@@ -28,4 +29,4 @@ def export_qgis_cmd(
         qgs, gpkg, layers = export_qgis(store, folder, title=title, tz=zone)
     finally:
         store.dispose()
-    console.print(f"wrote {qgs} and {gpkg}: {', '.join(layers)}")
+    console.print(t("wrote_qgis", qgs=qgs, gpkg=gpkg, layers=", ".join(layers)))

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
+from gridpatrol.scripts.cli_texts import t
 from gridpatrol.scripts.cliutil import (
     EncodingOption,
     SkipBadOption,
@@ -38,14 +39,14 @@ def import_households_cmd(
     if replace and add:
         raise InputError("--replace and --add exclude each other")
     store = open_cli_store(ctx)
-    with progress_steps(f"import {path.name}") as step:
+    with progress_steps(t("progress_import", name=path.name)) as step:
         res = import_households(store, path, crs=crs, sheet=sheet, mapping=map_,
                                 mode="replace" if replace else "add" if add else None, skip_bad=skip_bad,
                                 tolerance_m=tolerance_m, encoding=encoding, progress=step)
     counts = dict(res.counts)
     by_source = counts.pop("buildings_by_source", {})
-    print_table([{"what": k, "count": v} for k, v in counts.items()], title=f"imported {path.name}")
+    print_table([{"what": k, "count": v} for k, v in counts.items()], title=t("imported", name=path.name))
     print_table([{"household source": k, "buildings": v} for k, v in by_source.items()],
-                title="buildings by household source")
-    print_import_problems(res, {"bad_rows": "bad rows not imported", "unmatched": "rows in no building"})
-    console.print(f"{counts['rows']} register rows, {counts['households']:g} households")
+                title=t("buildings by household source"))
+    print_import_problems(res, {"bad_rows": "bad_rows", "unmatched": "unmatched"})
+    console.print(t("register_rows", rows=counts["rows"], households=counts["households"]))

@@ -6,7 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import console, err_console, open_cli_store, print_table, progress_steps
+from gridpatrol.scripts.cli_texts import heading, t
+from gridpatrol.scripts.cliutil import command_lang, console, err_console, open_cli_store, print_table, progress_steps
 
 CRS_HELP = "Coordinates typed or in files without a CRS: wgs84, gcj02 (高德/腾讯), bd09 (百度) or EPSG:n"
 
@@ -107,7 +108,7 @@ def plan_routes_cmd(
         targets = area_pieces(store, area, pieces)
     else:
         targets = grid_targets(store, None if all_grids else grid, plan)
-    with progress_steps(f"plan {mode} routes") as step:
+    with progress_steps(t("progress_routes", mode=heading(mode))) as step:
         outcomes = plan_routes(store, targets, mode=mode, workers=workers, start=start_ll,
                                time_limit_s=time_limit, skip_failures=all_grids or area is not None, progress=step,
                                max_minutes=max_minutes, speed_kmh=speed_kmh, cycle_days=cycle_days)
@@ -119,16 +120,15 @@ def plan_routes_cmd(
                          "uturns/km": "-", "note": o.error})
             continue
         s = o.summary
-        note = "; ".join(s["warnings"]) if s["warnings"] else ("optimal" if s["exact"] else "bounded")
+        note = "; ".join(s["warnings"]) if s["warnings"] else t("optimal" if s["exact"] else "bounded")
         if s.get("balance"):
-            note += f"; longest/mean {s['balance']:.3f}"
+            note += "; " + t("longest_mean", v=s["balance"])
         rows.append({"grid": o.code, "routes": s["routes"], "length_m": f"{s['length_m']:.0f}",
                      "required_m": f"{s['required_m']:.0f}", "lower_bound_m": f"{s['lower_bound_m']:.0f}",
                      "gap": f"{s['gap'] * 100:.2f}%", "turns/km": f"{s['turns_per_km']:.1f}", "uturns": s["uturns"],
                      "dead_end": s["uturns_dead_end"], "uturns_min": s["uturn_bound"],
                      "uturns/km": f"{s['uturns_per_km']:.2f}", "note": note})
-    print_table(rows, title=f"{mode} routes (uturns: 掉头; dead_end: of them at dead ends; uturns_min: the fewest "
-                            "any order of the same passes makes)")
+    print_table(rows, title=t("routes_title", mode=heading(mode)))
     shift_rows = [{"grid": o.code, "shifts": o.summary["shifts"]["shifts"],
                    "minutes": " / ".join(f"{t / 60:.0f}" for t in o.summary["shifts"]["shift_s"]),
                    "whole_min": f"{o.summary['shifts']['whole_s'] / 60:.0f}",
@@ -136,26 +136,26 @@ def plan_routes_cmd(
                    "farthest_round_trip_min": f"{o.summary['shifts']['farthest_round_trip_s'] / 60:.0f}"}
                   for o in outcomes if o.ok and o.summary.get("shifts")]
     if shift_rows:
-        print_table(shift_rows, title=f"shifts of at most {max_minutes:g} min (at_least: ceil(optimal time / limit))")
+        print_table(shift_rows, title=t("shifts_title", m=max_minutes))
     calendars = {o.summary["calendar"]["worker"]: o.summary["calendar"] for o in outcomes
                  if o.ok and o.summary.get("calendar")}
     cal_rows = [{"worker": w, "day": d + 1, "shifts (grid#shift)": ", ".join(c["days"][d]) or "—",
                  "minutes": f"{c['day_s'][d] / 60:.0f}",
                  "busiest_day_at_least_min": f"{c['lower_bound_s'] / 60:.0f}" if d == 0 else "",
-                 "proven_lightest": ("yes" if c["optimal"] else "no") if d == 0 else ""}
+                 "proven_lightest": t("yes" if c["optimal"] else "no") if d == 0 else ""}
                 for w, c in calendars.items() for d in range(c["cycle_days"])]
     if cal_rows:
-        print_table(cal_rows, title=f"patrol calendar (巡查排班) over {cycle_days} day(s)")
+        print_table(cal_rows, title=t("calendar_title", days=cycle_days))
     fixes = [(o.code, i) for o in outcomes if o.ok for i in o.summary.get("island_fixes", [])]
     if fixes:
-        err_console.print(f"[yellow]{len(fixes)} street island(s) cannot be reached and are left out; to fix:[/]")
+        err_console.print(f"[yellow]{t('islands', n=len(fixes))}[/]")
         for code_, i in fixes[:20]:
             err_console.print(f"  {code_} {i['at'][0]:.5f},{i['at'][1]:.5f} ({i['length_m']:.0f} m): "
                               f"{i.get('why', '')}；建议：{i.get('fix', '')}", markup=False, highlight=False)
     failed = [o for o in outcomes if not o.ok]
     if failed:
-        err_console.print(f"[yellow]{len(failed)} area(s) without a route (see note)[/]")
-    console.print(f"stored {sum(o.summary.get('routes', 0) for o in outcomes if o.ok)} route(s)")
+        err_console.print(f"[yellow]{t('no_route', n=len(failed))}[/]")
+    console.print(t("stored_routes", n=sum(o.summary.get("routes", 0) for o in outcomes if o.ok)))
 
 
 @app.command("plan-visit")
@@ -200,7 +200,7 @@ def plan_visit_cmd(
 
             warn = gcj_shift_warning(store, *frames[0].attrs["raw_lonlat"], crs)
             if warn:
-                err_console.print(f"[yellow]warning: {points.name}: {warn}[/]")
+                err_console.print(f"[yellow]{t('warning:')}{points.name}: {warn}[/]")
     if hot_spots is not None:
         from gridpatrol.layers.hotspots import grid_hot_spots
 
@@ -210,30 +210,30 @@ def plan_visit_cmd(
                    f"of each other in the last {days:g} days")
             if points is None:
                 raise InputError(msg, hint="lower --min-incidents, widen --radius-m or --days")
-            err_console.print(f"[yellow]{msg}[/]")
+            err_console.print(f"[yellow]{t('no_hot_spot', grid=hot_spots, n=min_incidents, r=radius_m, days=days)}[/]")
         else:
             print_table([{"#": k + 1, "hot spot": r["name"], "importance": f"{r['importance']:.2f}",
                           "categories": r["categories"]} for k, r in spots.iterrows()],
-                        title=f"hot spots of {hot_spots} (last {days:g} days)")
+                        title=t("hot_spots_title", grid=hot_spots, days=days))
             frames.append(spots[["name", "importance", "synthetic", "geometry"]])
         station = grid_targets(store, [hot_spots])[0].station
         if where is None and station is not None:
             where = station
     pts = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry", crs=4326)
     code = code or (f"{hot_spots}-hotspots" if hot_spots else "visit")
-    with progress_steps("plan visit route"):
+    with progress_steps(t("progress_visit")):
         plan, pts = plan_visit_route(store, pts, code=code, mode=mode, start=where,
                                      closed=not open_route, budget_min=budget_min, dwell_min=dwell_min,
                                      time_limit_s=time_limit)
     names = pts["name"].astype(str).tolist() if "name" in pts.columns else [f"#{i + 1}" for i in range(len(pts))]
-    print_table([{"#": k + 1, "point": names[i]} for k, i in enumerate(plan.order)], title=f"visit order ({code})")
-    console.print(f"length {plan.length_m:.0f} m, about {plan.duration_s / 60:.0f} min; lower bound "
-                  f"{plan.lower_bound_m:.0f} m (gap {plan.gap * 100:.2f}%, {plan.stats['bound']})")
+    print_table([{"#": k + 1, "point": names[i]} for k, i in enumerate(plan.order)], title=t("visit_title", code=code))
+    console.print(t("visit_length", m=plan.length_m, min=plan.duration_s / 60, lb=plan.lower_bound_m, gap=plan.gap * 100,
+                    bound=plan.stats["bound"]))
     if "selection" in plan.stats:
-        console.print(f"points chosen for the budget: {plan.stats['selection']}; importance "
-                      f"{plan.stats['importance_visited']:.2f} of {plan.stats['importance_total']:.2f}")
+        console.print(t("visit_budget", sel=plan.stats["selection"], got=plan.stats["importance_visited"],
+                        total=plan.stats["importance_total"]))
     if plan.dropped:
-        err_console.print("[yellow]not visited (budget): " + ", ".join(names[i] for i in plan.dropped) + "[/]")
+        err_console.print("[yellow]" + t("not_visited") + ", ".join(names[i] for i in plan.dropped) + "[/]")
 
 
 @app.command("print-route")
@@ -245,7 +245,8 @@ def print_route_cmd(
     gpx_crs: Annotated[str, typer.Option(help="GPX coordinates: wgs84, or gcj02 for Chinese phone map apps")] = "wgs84",
     geojson: Annotated[Optional[Path], typer.Option(help="Also write the route as GeoJSON")] = None,
     html: Annotated[Optional[Path], typer.Option(help="Also write an offline HTML map")] = None,
-    lang: Annotated[str, typer.Option(help="zh (default) or en")] = "zh",
+    lang: Annotated[Optional[str], typer.Option(help="zh or en: the route sheet's and this command's language "
+                                                     "(default: gridpatrol --lang)")] = None,
     mode: Annotated[Optional[str], typer.Option(help="walk or drive when both are stored")] = None,
     worker: Annotated[int, typer.Option(help="Which of several routes (1 = first)")] = 1,
     shift: Annotated[Optional[int], typer.Option(help="Only this shift (1 = first); default: every shift, one per page")] = None,
@@ -253,6 +254,7 @@ def print_route_cmd(
     """Print a stored route: A4 PDF route sheet, and GPX/GeoJSON/HTML on request."""
     from gridpatrol.layers.routes import print_route, route_folium_map
 
+    lang = command_lang(ctx, lang)
     if gpx_crs not in ("wgs84", "gcj02"):
         raise InputError(f"--gpx-crs must be wgs84 or gcj02, not {gpx_crs!r}")
     store = open_cli_store(ctx, create=False)
@@ -264,4 +266,4 @@ def print_route_cmd(
 
         save_offline(route_folium_map(store, code, mode=mode, worker_index=worker - 1), html)
         written.append(str(html))
-    console.print(f"{code}: {sr.length_m:.0f} m, {len(sr.steps)} steps → " + ", ".join(written))
+    console.print(t("route_printed", code=code, m=sr.length_m, n=len(sr.steps)) + ", ".join(written))

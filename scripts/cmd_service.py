@@ -23,15 +23,18 @@ def _read_password(password_file: Path | None, name: str, generate: bool) -> tup
         if not lines or not lines[0]:
             raise InputError(f"password file {password_file} is empty", hint="put the password on its first line")
         return lines[0], False
-    pw = typer.prompt(f"password for {name}", hide_input=True, confirmation_prompt=True)
+    from gridpatrol.scripts.cli_texts import t
+
+    pw = typer.prompt(t("password_prompt", name=name), hide_input=True, confirmation_prompt=True)
     return pw, False
 
 
 def _show_one_time(password: str) -> None:
     """Print a generated password, the one time it is shown."""
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import console
 
-    console.print(f"one-time password (shown only now): [bold]{password}[/]")
+    console.print(t("one_time", pw=password))
 
 
 def _actor() -> str:
@@ -62,6 +65,7 @@ def create_user_cmd(
 ) -> None:
     """Create a user of the service with one role (passwords are stored argon2-hashed)."""
     from gridpatrol.layers.users import ROLES, create_user
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import cli_store, console
 
     if role not in ROLES:
@@ -69,7 +73,7 @@ def create_user_cmd(
     password, generated = _read_password(password_file, name, generate_password)
     with cli_store(ctx) as store:
         user = create_user(store, name, role, password, max_secrecy_level=max_secrecy, actor=_actor())
-    console.print(f"created user [bold]{user.name}[/] with role {user.role} (secrecy level ≤ {user.max_secrecy_level})")
+    console.print(t("created_user", name=user.name, role=user.role, level=user.max_secrecy_level))
     if generated:
         _show_one_time(password)
 
@@ -82,12 +86,13 @@ def set_password_cmd(
 ) -> None:
     """Replace a user's password; the tokens issued before stop working (running servers: within 5 s)."""
     from gridpatrol.layers.users import set_password
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import cli_store, console
 
     password, _ = _read_password(password_file, name, False)
     with cli_store(ctx) as store:
         set_password(store, name, password, actor=_actor())
-    console.print(f"password of {name} changed")
+    console.print(t("password_changed", name=name))
 
 
 @app.command("user")
@@ -114,6 +119,7 @@ def user_cmd(
     Deactivating or demoting the last active admin is refused. Running servers apply the change within 5 s (their user cache).
     """
     from gridpatrol.layers.users import update_user
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import cli_store, print_table
 
     password, generated = (None, False)
@@ -122,7 +128,7 @@ def user_cmd(
     with cli_store(ctx, create=False) as store:
         row = update_user(store, name, role=role, max_secrecy_level=max_secrecy, active=enable, password=password,
                           revoke_tokens=revoke_tokens, actor=_actor())
-    print_table([row], title=f"user {name} changed")
+    print_table([row], title=t("user_changed", name=name))
     if generated:
         _show_one_time(password)
 
@@ -131,10 +137,11 @@ def user_cmd(
 def users_cmd(ctx: typer.Context) -> None:
     """List the users of the service."""
     from gridpatrol.layers.users import list_users
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import cli_store, print_table
 
     with cli_store(ctx) as store:
-        print_table(list_users(store), title="users")
+        print_table(list_users(store), title=t("users"))
 
 
 @app.command("serve")
@@ -160,6 +167,7 @@ def check_replica(settings, store) -> None:  # noqa: ANN001
     from gridpatrol.api.app import read_dsn
     from gridpatrol.gis.errors import StoreError
     from gridpatrol.layers.store import db_error_line, hide_password
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import err_console
 
     dsn = read_dsn(settings, store)
@@ -177,7 +185,7 @@ def check_replica(settings, store) -> None:  # noqa: ANN001
         raise StoreError("the replica (replica_db) does not hold this store's tables: another database or search path?",
                          where="replica_db", hint="use the replica of the store's database, with the same options=-csearch_path")
     if not standby:
-        err_console.print("[yellow]replica_db is not a standby (pg_is_in_recovery() is false): reads go there all the same[/]")
+        err_console.print(f"[yellow]{t('replica_not_standby')}[/]")
 
 
 def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers: int = 1,
@@ -193,6 +201,7 @@ def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers:
     from gridpatrol.api.logs import uvicorn_log_config
     from gridpatrol.api.static_assets import check_vendor
     from gridpatrol.layers.store import open_store, resolve_url
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import err_console
 
     if config is not None:
@@ -208,9 +217,9 @@ def serve(db: str | None, *, host: str = "127.0.0.1", port: int = 8000, workers:
     if not os.environ.get("GRIDPATROL_SECRET_KEY") and not settings.production:
         # All workers must sign and check tokens with the same key; tokens end with the server.
         os.environ["GRIDPATROL_SECRET_KEY"] = settings.secret_key
-        err_console.print("[yellow]no GRIDPATROL_SECRET_KEY set: using a random key; tokens end with this server[/]")
+        err_console.print(f"[yellow]{t('no_secret_key')}[/]")
     check_vendor()
-    err_console.print(f"serving {url.split('?')[0]} at http://{host}:{port}  (docs: /docs, OGC API: /ogc)")
+    err_console.print(t("serving", url=url.split("?")[0], host=host, port=port))
     uvicorn.run(
         "gridpatrol.api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
         log_config=uvicorn_log_config(settings.log_level), access_log=False, proxy_headers=False,

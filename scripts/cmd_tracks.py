@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 from gridpatrol.gis.errors import InputError
-from gridpatrol.scripts.cliutil import console, county_zone, open_cli_store, print_table
+from gridpatrol.scripts.cli_texts import current_lang, t
+from gridpatrol.scripts.cliutil import command_lang, console, county_zone, open_cli_store, print_table
 
 
 def parse_date(text: str, what: str) -> date:
@@ -68,18 +69,17 @@ def import_track_cmd(
     store = open_cli_store(ctx)
     out = save_track(store, track, worker=name, source="gpx" if file.suffix.lower() == ".gpx" else "api",
                      device=device, raw=raw, hours=work_hours)
-    verb = "stored" if out.created else "already stored as"
+    verb = t("track_stored" if out.created else "track_already")
     from zoneinfo import ZoneInfo
 
     z = ZoneInfo(tz)
-    console.print(f"{verb} track {out.track_id} of {name}: {out.n_points} fixes, "
-                  f"{track.start.astimezone(z):%Y-%m-%d %H:%M}–{track.end.astimezone(z):%H:%M} ({tz})")
+    console.print(t("track_line", verb=verb, id=out.track_id, name=name, n=out.n_points, tz=tz,
+                    span=f"{track.start.astimezone(z):%Y-%m-%d %H:%M}–{track.end.astimezone(z):%H:%M}"))
     from gridpatrol.gis.assessment_sheet import flag_text
     from rich.markup import escape
 
     for f in out.flags:
-        console.print(f"[yellow]可疑轨迹，不计入考核 (suspicious, not counted):[/] {escape(flag_text(f))} ({escape(flag_text(f, 'en'))})",
-                      markup=True, highlight=False)
+        console.print(f"[yellow]{t('suspicious')}[/] {escape(flag_text(f, current_lang()))}", markup=True, highlight=False)
 
 
 @app.command("patrol-report")
@@ -96,7 +96,8 @@ def patrol_report_cmd(
     cycle_start: Annotated[Optional[str], typer.Option(
         "--cycle-start", help="Day 1 of the patrol calendar, YYYY-MM-DD (default: the day the routes were planned)")] = None,
     hours: HoursOption = WORK_HOURS_TEXT,
-    lang: Annotated[str, typer.Option(help="Language of the printed report and the XLSX/PDF: zh (default) or en")] = "zh",
+    lang: Annotated[Optional[str], typer.Option(help="Language of the printed report and the XLSX/PDF: zh or en "
+                                                     "(default: gridpatrol --lang)")] = None,
 ) -> None:
     """Per grid and shift: streets covered by the worker's tracks, distance, time, stops, shifts done,
     missed and pending (per day on the patrol calendar)."""
@@ -104,7 +105,8 @@ def patrol_report_cmd(
     from gridpatrol.gis.tracks import parse_work_hours
     from gridpatrol.layers.patrols import patrol_report
 
-    check_lang(lang)
+    lang = check_lang(lang) if lang is not None else None  # the report's own message for an unknown language
+    lang = command_lang(ctx, lang)
     d0, d1 = parse_date(date_from, "--from"), parse_date(date_to, "--to")
     start = parse_date(cycle_start, "--cycle-start") if cycle_start is not None else None
     work_hours = parse_work_hours(hours)
@@ -125,7 +127,8 @@ def patrol_report_cmd(
         console.print(line, markup=False, highlight=False)
     for title, headers, rows in tables:
         if rows:
-            print_table([{escape(h): escape(str(v)) for h, v in zip(headers, r)} for r in rows], title=escape(title))
+            print_table([{escape(h): escape(str(v)) for h, v in zip(headers, r)} for r in rows], title=escape(title),
+                        translate=False)
     for f in (xlsx, pdf):
         if f:
             console.print(TEXTS["wrote"][lang == "en"].format(path=f), markup=False, highlight=False)

@@ -18,20 +18,21 @@ def audit_cmd(
 ) -> None:
     """List the audit log, or verify its hash chain (exit 0: intact; else the first bad entry id)."""
     from gridpatrol.layers import audit
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import console, open_cli_store, print_table
 
     store = open_cli_store(ctx, create=False)
     try:
         if verify:
             report = audit.verify(store)  # AuditChainBroken: exit 7 with the entry id
-            console.print(f"audit log intact: {report.entries} entries verified; newest hash {report.head_hash}")
+            console.print(t("audit_intact", n=report.entries, hash=report.head_hash))
             return
         rows = audit.read_audit(store, limit=limit)
     finally:
         store.dispose()
     print_table([{"id": r["id"], "at": r["at"], "actor": r["actor"], "actor_id": r["actor_id"],
                   "action": r["action"], "target": r["target"],
-                  "detail": json.dumps(r["detail"], ensure_ascii=False)[:120]} for r in rows], title="audit log")
+                  "detail": json.dumps(r["detail"], ensure_ascii=False)[:120]} for r in rows], title=t("audit log"))
 
 
 @app.command("backup")
@@ -39,6 +40,7 @@ def backup_cmd(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Ba
     """Write a consistent backup of the store, also while the server runs (GeoPackage: SQLite online
     backup; PostGIS: pg_dump custom format of the store's schema)."""
     from gridpatrol.layers.backup import backup
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import console, open_cli_store
 
     store = open_cli_store(ctx, create=False)
@@ -46,8 +48,8 @@ def backup_cmd(ctx: typer.Context, path: Annotated[Path, typer.Argument(help="Ba
         info = backup(store, path)
     finally:
         store.dispose()
-    console.print(f"backup of {store.display_url()} written to {info.path} "
-                  f"({info.size_bytes} bytes, schema version {info.schema_version})")
+    console.print(t("backup_written", url=store.display_url(), path=info.path, size=info.size_bytes,
+                    version=info.schema_version))
 
 
 @app.command("restore")
@@ -59,7 +61,8 @@ def restore_cmd(
     """Restore a backup into the store (refused onto a store with data unless --force, and for a
     backup of a newer schema); an older backup is upgraded to the current schema."""
     from gridpatrol.layers.backup import restore
+    from gridpatrol.scripts.cli_texts import t
     from gridpatrol.scripts.cliutil import cli_options, console
 
     info = restore(cli_options(ctx).db, path, force=force)
-    console.print(f"restored {info.path} (schema version {info.schema_version})")
+    console.print(t("restored", path=info.path, version=info.schema_version))

@@ -219,7 +219,7 @@ def test_cli_user_command_and_running_server(client, tokens, loaded_store_url, t
     assert _cli(loaded_store_url, "user", "cleo", "--password-file", str(pw)).returncode == 0
     me = client.get("/auth/me", headers=_login(client, "cleo", "cleo-cli-pass-9")).json()
     assert (me["role"], me["max_secrecy_level"]) == ("planner", 3)
-    listing = _cli(loaded_store_url, "users")
+    listing = _cli(loaded_store_url, "--lang", "en", "users")
     assert listing.returncode == 0 and "active" in listing.stdout and "cleo" in listing.stdout
     # The last admin is refused on the command line too, with the message and a non-zero exit.
     res = _cli(loaded_store_url, "user", "ada", "--disable")

@@ -20,9 +20,13 @@ CONFLICT_EXIT = 4  # gis.errors.ConflictError.exit_code
 INPUT_EXIT = 2
 
 
-def run(db: str, *args: str, expect: int | None = 0) -> subprocess.CompletedProcess:
-    p = subprocess.run([GRIDPATROL, "--db", db, *args], capture_output=True, text=True, timeout=600,
-                       env={**os.environ, "COLUMNS": "200"})
+def run(db: str, *args: str, expect: int | None = 0, lang: str | None = "en") -> subprocess.CompletedProcess:
+    """``gridpatrol --db DB ARGS…``; these tests read values from the output, in English (GRIDPATROL_LANG=en;
+    ``lang=None``: the default language, Chinese)."""
+    env = {k: v for k, v in os.environ.items() if k != "GRIDPATROL_LANG"} | {"COLUMNS": "200"}
+    if lang is not None:
+        env["GRIDPATROL_LANG"] = lang
+    p = subprocess.run([GRIDPATROL, "--db", db, *args], capture_output=True, text=True, timeout=600, env=env)
     if expect is not None and p.returncode != expect:
         raise AssertionError(f"gridpatrol {' '.join(args)} exited {p.returncode}, expected {expect}:\n"
                              f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}")

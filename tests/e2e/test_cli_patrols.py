@@ -87,7 +87,7 @@ def test_hours_and_the_calendar_decide_what_the_report_counts(db, day1_shift, tm
     f = tmp_path / "walk.gpx"
     f.write_text(gpx, encoding="utf-8")
     out = run(db, "import-track", str(f), "--worker", "wu", "--hours", "07:00-22:00").stdout
-    assert "stored track" in out and "suspicious" not in out
+    assert "已保存轨迹" in out and "可疑轨迹" not in out
     common = ["patrol-report", "--worker", "wu", "--from", "2026-11-02", "--to", "2026-11-03", "--cycle-start", "2026-11-02"]
     late = json.loads(run(db, *common, "--json", "--hours", "07:00-22:00").stdout)
     assert late["work_hours"] == "07:00-22:00" and late["cycle_start"] == "2026-11-02"

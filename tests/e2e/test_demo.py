@@ -24,7 +24,7 @@ def test_demo_builds_and_serves_chengdu(tmp_path):
     out = tmp_path / "demo"
     log = tmp_path / "demo.log"
     with open(log, "w") as fh:
-        proc = subprocess.Popen([GRIDPATROL, "demo", "--data", str(data), "--out", str(out), "--port", str(port),
+        proc = subprocess.Popen([GRIDPATROL, "--lang", "en", "demo", "--data", str(data), "--out", str(out), "--port", str(port),
                                  "--incidents", "500"], stdout=fh, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 900

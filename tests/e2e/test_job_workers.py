@@ -149,7 +149,7 @@ def test_jobs_wait_exits_1_when_a_job_failed(store) -> None:  # noqa: ANN001
     jid = job_queue.submit(store, "rebalance", {"codes": ["no-such-a", "no-such-b"]}, created_by="pia")
     w = worker(store)
     try:
-        waited = subprocess.run([GRIDPATROL, "--db", store.url, "jobs", "--wait", "--poll", "0.5"],
+        waited = subprocess.run([GRIDPATROL, "--db", store.url, "--lang", "en", "jobs", "--wait", "--poll", "0.5"],
                                 check=False, capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
     finally:
         stop_process(w)

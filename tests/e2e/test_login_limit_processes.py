@@ -61,5 +61,5 @@ def test_guesses_split_over_two_server_processes_lock_the_account(db):  # noqa: 
         locks = [e for e in audit if e["action"] == "login-lockout"]
         assert [(e["target"], e["detail"]["failures"]) for e in locks] == [("user:dan", 5)]
         assert sum(1 for e in audit if e["action"] == "login" and e["detail"]["status"] == 429) == 3
-    res = cli(db, "audit", "--verify")
+    res = cli(db, "--lang", "en", "audit", "--verify")
     assert "entries verified" in res.stdout

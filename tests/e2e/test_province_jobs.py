@@ -18,7 +18,7 @@ from sqlalchemy import text
 from tests.api.live_server import stop_process
 from tests.e2e.test_job_workers import GRIDPATROL
 
-ENV = {**os.environ, "COLUMNS": "200"}
+ENV = {**os.environ, "COLUMNS": "200", "GRIDPATROL_LANG": "en"}  # the job ids are read from "queued …: 1, 2"
 
 
 def gridpatrol(url: str, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:

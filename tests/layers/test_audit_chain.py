@@ -46,7 +46,7 @@ def test_entries_chain_and_verify(store, store_url):  # noqa: ANN001
     entries = users.read_audit(store, limit=10)
     assert entries[0]["hash"] == report.head_hash and entries[-1]["actor"] == "cli"
     assert {e["actor_id"] for e in entries if e["actor"] == "ada"} == {1}  # who, by user id
-    res = _gridpatrol(store_url, "audit", "--verify")
+    res = _gridpatrol(store_url, "--lang", "en", "audit", "--verify")
     assert res.returncode == 0, res.stderr
     assert "7 entries verified" in res.stdout
 

@@ -62,7 +62,7 @@ def test_round_trip_gives_back_every_table_value_by_value(source, tmp_path, requ
     before = snapshot(source)
     assert len(before["roads"]) > 500 and len(before["buildings"]) > 500 and len(before["users"]) == 2
     f = tmp_path / ("store.gpkg" if source.is_gpkg else "store.dump")
-    res = subprocess.run([*CLI, "--db", source.url, "backup", str(f)], cwd=ROOT, capture_output=True, text=True,
+    res = subprocess.run([*CLI, "--db", source.url, "--lang", "en", "backup", str(f)], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env=ENV)
     # rich may wrap a long line (a long temporary path): compare with the line breaks taken out
     assert res.returncode == 0 and f"schema version {migrations.CURRENT_VERSION}" in " ".join(res.stdout.split()), res.stderr

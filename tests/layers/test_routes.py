@@ -242,7 +242,7 @@ def test_uturns_are_reported_per_route_on_the_sheet_and_in_the_plan_table(nanjin
     poly = tmp_path / "area.geojson"
     gpd.GeoDataFrame({"code": ["NJ-1"]}, geometry=[AREA], crs=4326).to_file(poly, driver="GeoJSON")
     exe = str(Path(sys.executable).with_name("gridpatrol"))
-    p = subprocess.run([exe, "--db", store_url, "plan-routes", "--polygon", str(poly)], capture_output=True, text=True,
+    p = subprocess.run([exe, "--db", store_url, "--lang", "en", "plan-routes", "--polygon", str(poly)], capture_output=True, text=True,
                        timeout=300, env={**os.environ, "COLUMNS": "250"})
     assert p.returncode == 0, p.stderr
     st = json.loads(read_routes(nanjing, "NJ-1").iloc[0]["stats_json"])

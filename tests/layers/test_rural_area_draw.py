@@ -112,7 +112,7 @@ def test_cli_per_area_jobs_follow_the_rural_plan(county) -> None:  # noqa: ANN00
     exe = str(Path(sys.executable).with_name("gridpatrol"))
 
     def queued(*args: str) -> list[dict]:
-        out = subprocess.run([exe, "--db", store.url, "draw-grids", "--jobs", "--all-areas", *args],
+        out = subprocess.run([exe, "--db", store.url, "--lang", "en", "draw-grids", "--jobs", "--all-areas", *args],
                              capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "200"})
         assert out.returncode == 0, out.stderr
         ids = [int(i) for i in out.stdout.split(":", 1)[1].split(",")]

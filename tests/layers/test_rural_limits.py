@@ -214,5 +214,5 @@ def test_cli_import_grids_mode(county, tmp_path) -> None:  # noqa: ANN001
     assert bad.returncode == 2 and "--mode 只能是 urban 或 rural" in bad.stderr + bad.stdout, bad.stderr
     assert len(list_plans(store)) == n_plans
     ok = run("--mode", "rural")
-    assert ok.returncode == 0 and "(mode rural)" in ok.stdout, ok.stderr
+    assert ok.returncode == 0 and "（模式 rural）" in ok.stdout, ok.stderr
     assert json.loads(plan_row(store)["params_json"])["max_travel_min"] == 10
