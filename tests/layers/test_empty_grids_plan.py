@@ -219,6 +219,8 @@ def test_jinjiang_with_a_patrol_cap_leaves_few_empty_grids(jj):  # noqa: ANN001
     rows = res.problems.set_index("grid_code")
     for code in empty:
         assert rows.loc[code, "kind"] == "households_exempt" and "no households" in rows.loc[code, "detail"]
-    # 7 of 33 measured (docs/partition.md); 12 before
-    assert len(empty) <= 7
+    # 7 of 33 measured, twice (docs/partition.md); 12 before. One of headroom: the exact patrol's rural-postman
+    # step runs with a wall-clock limit (RouteMeter: 10 s a grid), so on a loaded machine a grid near 60 min may be
+    # refused where it was accepted; 12 (the step refused as a whole) still fails
+    assert len(empty) <= 8
     print(f"锦江区 with --max-route-min 60: {len(empty)} grids of 0 households of {len(grids)}")
