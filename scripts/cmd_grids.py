@@ -70,7 +70,9 @@ def draw_grids_cmd(
     print_table([{"metric": heading(k), "value": _fmt(v)} for k, v in m.items()
                  if k not in ("areas", "data_coverage", "data_warnings")], title=t("plan_title", pid=pid))
     _data_report(m.get("data_coverage", {}), m.get("data_warnings", []))
-    _empty_note(m.get("empty_grids", 0), None, None, lang, m.get("empty_grids_lower_bound"))
+    capped = any(getattr(params, f, None) is not None for f in ("max_street_m", "max_area_m2", "max_route_min",
+                                                                  "max_travel_min"))
+    _empty_note(m.get("empty_grids", 0), None, None, lang, m.get("empty_grids_lower_bound"), capped=capped)
 
 
 # the note on grids of 0 households: (Chinese, English)
@@ -79,11 +81,17 @@ _EMPTY_NOTE = {
               "这些网格由上限所迫；check-grids 逐个列出原因和证明。",
               "{n} grids hold no households: the hard caps (--max-street-m, --max-area-m2, --max-route-min) win over "
               "\"no grid of 0 households\", and these are forced by them; check-grids lists each with its reason and proof."),
-    "checked": ("{n} 个网格没有住户，其中 {e} 个因硬上限豁免（{p} 个有全局证明：离最近有住户的街区超过上限），"
-                "原因见问题列表；未豁免的为错误。",
-                "{n} grids hold no households, {e} of them exempt as forced by a hard cap ({p} with a global proof: "
-                "farther than the cap from every block with households); the reasons are in the problems, the others "
-                "are errors."),
+    # a draw without caps: the only grids of 0 households it can leave are pieces of an area without households
+    "drawn_uncapped": ("{n} 个网格没有住户：它们所在的区划片块（被区划边界或单街区网格隔开）本无住户，无法并入有住户的网格；"
+                       "check-grids 逐个列出原因。",
+                       "{n} grids hold no households: their pieces of the area (cut off by the area boundary or by "
+                       "single-block grids) hold none, and no grid with households can take them in; check-grids "
+                       "lists each with its reason."),
+    "checked": ("{n} 个网格没有住户，其中 {e} 个豁免（由硬上限所迫，或为区划中被隔开、本无住户的片块；{p} 个有全局证明："
+                "离最近有住户的街区超过上限），原因见问题列表；未豁免的为错误。",
+                "{n} grids hold no households, {e} of them exempt (forced by a hard cap, or a cut-off piece of the area "
+                "without households; {p} with a global proof: farther than the cap from every block with households); "
+                "the reasons are in the problems, the others are errors."),
     # the proven lower bound (gis.partition.empty_bound): equal to the count, or below it
     "bound_met": ("任何满足硬上限的方案都至少有 {b} 个无住户网格（已证明的下界），本方案正是 {n} 个：这些无住户网格作为整体不可避免。",
                   "every plan within the caps has at least {b} grids of 0 households (a proven lower bound), and this "
@@ -94,12 +102,15 @@ _EMPTY_NOTE = {
 }
 
 
-def _empty_note(n: int, exempt: int | None, proven: int | None, lang: str, bound: int | None = None) -> None:
+def _empty_note(n: int, exempt: int | None, proven: int | None, lang: str, bound: int | None = None,
+                capped: bool = True) -> None:
     """Say how many grids hold no households and why (Chinese unless ``lang`` is en), and how many any plan
-    within the caps must have (``bound``, when known)."""
+    within the caps must have (``bound``, when known). A draw (``exempt`` None) without caps (``capped``
+    False) blames no cap."""
     if not n:
         return
-    text = _EMPTY_NOTE["drawn" if exempt is None else "checked"][lang == "en"]
+    kind = "checked" if exempt is not None else "drawn" if capped else "drawn_uncapped"
+    text = _EMPTY_NOTE[kind][lang == "en"]
     err_console.print(f"[yellow]{text.format(n=n, e=exempt, p=proven)}[/]")
     if bound is not None:
         text = _EMPTY_NOTE["bound_met" if bound >= n else "bound_gap"][lang == "en"]
